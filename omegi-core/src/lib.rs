@@ -1,0 +1,39 @@
+//! Omegi's pure logic, with no I/O: what the layer, the store, the server and
+//! other tools share.
+//!
+//! - [`TraceId`] and [`SpanId`]: small `Copy` ids with hex `Display`/`FromStr`.
+//! - [`TraceParent`] and [`TraceState`]: the W3C Trace Context codec.
+//! - [`SpanRecord`], [`EventRecord`], [`ErrorRecord`]: the captured-data model,
+//!   sent by the layer as [`Record`]s.
+//! - [`fingerprint`]: the stable grouping key of an error.
+//!
+//! ```
+//! use omegi_core::{RemoteContext, SpanId, TraceParent};
+//!
+//! // An incoming request carries W3C trace context...
+//! let ctx = RemoteContext::from_headers(
+//!     Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+//!     ["vendor=abc"],
+//! )
+//! .expect("valid traceparent");
+//! // ...and the outgoing call forwards the same trace with our own span as parent.
+//! let out = TraceParent::new(ctx.parent.trace_id, SpanId(0x1234));
+//! assert_eq!(out.to_string(), "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000001234-01");
+//! assert_eq!(ctx.state.to_string(), "vendor=abc");
+//! ```
+//!
+//! This crate has no feature flags and depends only on serde, thiserror and uuid.
+#![warn(missing_docs)]
+
+pub mod context;
+pub mod fingerprint;
+pub mod ids;
+pub mod model;
+
+pub use context::{RemoteContext, TraceParent, TraceParentError, TraceState};
+pub use fingerprint::{fingerprint, Fingerprint};
+pub use ids::{IdError, SpanId, TraceId};
+pub use model::{
+    attribute, Attribute, CodeLocation, ErrorKind, ErrorRecord, EventRecord, Level, Record,
+    Resource, SpanFrame, SpanKind, SpanRecord, Status, Value,
+};
