@@ -1,0 +1,283 @@
+//! Configuration of the layer: service, resource, sink, limits.
+
+use std::time::Duration;
+
+use omegi_core::{Attribute, Resource};
+use tracing_core::Subscriber;
+use tracing_subscriber::registry::LookupSpan;
+
+use crate::export::{self, ExportConfig, OmegiGuard};
+use crate::layer::{Limits, OmegiLayer};
+use crate::sink::{NullSink, Sink};
+
+/// Starts configuring a layer for the service `service`.
+///
+/// The name set here wins over `OTEL_SERVICE_NAME`; use [`builder`] to take
+/// the name from the environment.
+pub fn layer(service: impl Into<String>) -> OmegiBuilder {
+    OmegiBuilder {
+        service: Some(service.into()),
+        ..OmegiBuilder::default()
+    }
+}
+
+/// Starts configuring a layer whose service name comes from
+/// `OTEL_SERVICE_NAME`, or `service.name` in `OTEL_RESOURCE_ATTRIBUTES`, or
+/// `unknown_service` as OpenTelemetry specifies.
+pub fn builder() -> OmegiBuilder {
+    OmegiBuilder::default()
+}
+
+/// Configures an [`OmegiLayer`]; finish with [`build`](OmegiBuilder::build).
+pub struct OmegiBuilder {
+    service: Option<String>,
+    attributes: Vec<Attribute>,
+    sink: Option<Box<dyn Sink>>,
+    capacity: usize,
+    batch_size: usize,
+    interval: Duration,
+    flush_timeout: Duration,
+    limits: Limits,
+    panic_hook: bool,
+}
+
+impl Default for OmegiBuilder {
+    fn default() -> Self {
+        OmegiBuilder {
+            service: None,
+            attributes: Vec::new(),
+            sink: None,
+            capacity: 16_384,
+            batch_size: 512,
+            interval: Duration::from_millis(500),
+            flush_timeout: Duration::from_secs(5),
+            limits: Limits {
+                max_events_per_span: 128,
+                breadcrumbs: 32,
+            },
+            panic_hook: false,
+        }
+    }
+}
+
+impl std::fmt::Debug for OmegiBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OmegiBuilder")
+            .field("service", &self.service)
+            .field("capacity", &self.capacity)
+            .field("batch_size", &self.batch_size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OmegiBuilder {
+    /// Where records go. Without a sink, records are counted and discarded.
+    pub fn with_sink(mut self, sink: impl Sink) -> Self {
+        self.sink = Some(Box::new(sink));
+        self
+    }
+
+    /// Adds a resource attribute (e.g. `deployment.environment`); wins over
+    /// the same key in `OTEL_RESOURCE_ATTRIBUTES`.
+    pub fn with_resource_attribute(
+        mut self,
+        key: impl Into<String>,
+        value: impl Into<omegi_core::Value>,
+    ) -> Self {
+        self.attributes.push(Attribute::new(key, value));
+        self
+    }
+
+    /// How many finished records may wait for the exporter (default 16,384).
+    /// When the queue is full, new records are dropped and counted.
+    pub fn queue_capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
+    /// Records per batch handed to the sink (default 512).
+    pub fn batch_size(mut self, size: usize) -> Self {
+        self.batch_size = size;
+        self
+    }
+
+    /// How often a partial batch is exported (default 500 ms).
+    pub fn export_interval(mut self, interval: Duration) -> Self {
+        self.interval = interval;
+        self
+    }
+
+    /// How long dropping the guard waits for the last export (default 5 s).
+    pub fn flush_timeout(mut self, timeout: Duration) -> Self {
+        self.flush_timeout = timeout;
+        self
+    }
+
+    /// Events kept per span (default 128); later ones are counted as dropped.
+    pub fn max_events_per_span(mut self, max: usize) -> Self {
+        self.limits.max_events_per_span = max;
+        self
+    }
+
+    /// Earlier events of the same trace attached to an error (default 32).
+    pub fn breadcrumbs(mut self, count: usize) -> Self {
+        self.limits.breadcrumbs = count;
+        self
+    }
+
+    /// Also records panics, with the span stack of the panicking thread, by
+    /// installing a panic hook that calls the previous one afterwards.
+    pub fn with_panic_hook(mut self) -> Self {
+        self.panic_hook = true;
+        self
+    }
+
+    /// The resource this builder describes, after reading the environment.
+    pub fn resource(&self) -> Resource {
+        resource_from(
+            self.service.clone(),
+            &self.attributes,
+            std::env::var("OTEL_SERVICE_NAME").ok(),
+            std::env::var("OTEL_RESOURCE_ATTRIBUTES").ok(),
+        )
+    }
+
+    /// Starts the exporter thread and returns the layer and its guard.
+    ///
+    /// Keep the guard alive: dropping it flushes and stops the exporter.
+    pub fn build<S>(self) -> (OmegiLayer<S>, OmegiGuard)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let resource = self.resource();
+        let sink = self.sink.unwrap_or_else(|| Box::new(NullSink));
+        let (queue, guard) = export::start(
+            sink,
+            resource,
+            ExportConfig {
+                capacity: self.capacity,
+                batch_size: self.batch_size,
+                interval: self.interval,
+                flush_timeout: self.flush_timeout,
+            },
+        );
+        if self.panic_hook {
+            crate::panic::install();
+        }
+        (OmegiLayer::new(queue, self.limits), guard)
+    }
+}
+
+/// Decodes `%XX` escapes, as `OTEL_RESOURCE_ATTRIBUTES` values use them.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Some(b) = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Builds the resource: the code's settings win over the environment.
+fn resource_from(
+    service: Option<String>,
+    code_attributes: &[Attribute],
+    env_service: Option<String>,
+    env_attributes: Option<String>,
+) -> Resource {
+    let mut attributes: Vec<Attribute> = Vec::new();
+    let mut env_service_attr = None;
+    for pair in env_attributes.as_deref().unwrap_or("").split(',') {
+        let Some((key, value)) = pair.split_once('=') else {
+            continue;
+        };
+        let (key, value) = (key.trim(), percent_decode(value.trim()));
+        if key.is_empty() {
+            continue;
+        }
+        if key == "service.name" {
+            env_service_attr = Some(value);
+        } else {
+            attributes.retain(|a| a.key != key);
+            attributes.push(Attribute::new(key, value));
+        }
+    }
+    for attr in code_attributes {
+        attributes.retain(|a| a.key != attr.key);
+        attributes.push(attr.clone());
+    }
+    for (key, value) in [
+        ("telemetry.sdk.name", "omegi"),
+        ("telemetry.sdk.language", "rust"),
+        ("telemetry.sdk.version", env!("CARGO_PKG_VERSION")),
+    ] {
+        attributes.retain(|a| a.key != key);
+        attributes.push(Attribute::new(key, value));
+    }
+    let service = service
+        .filter(|s| !s.is_empty())
+        .or(env_service.filter(|s| !s.is_empty()))
+        .or(env_service_attr.filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| "unknown_service".to_owned());
+    Resource {
+        service,
+        attributes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use omegi_core::{attribute, Value};
+
+    #[test]
+    fn code_wins_over_environment() {
+        let r = resource_from(
+            Some("payment".into()),
+            &[Attribute::new("team", "pay")],
+            Some("from-env".into()),
+            Some("team=env,region=eu%2Dwest".into()),
+        );
+        assert_eq!(r.service, "payment");
+        assert_eq!(attribute(&r.attributes, "team"), Some(&Value::from("pay")));
+        assert_eq!(
+            attribute(&r.attributes, "region"),
+            Some(&Value::from("eu-west"))
+        );
+    }
+
+    #[test]
+    fn environment_names_the_service_when_code_does_not() {
+        let r = resource_from(None, &[], Some("inventory".into()), None);
+        assert_eq!(r.service, "inventory");
+        let r = resource_from(None, &[], None, Some("service.name=user,x=1".into()));
+        assert_eq!(r.service, "user");
+        assert_eq!(attribute(&r.attributes, "service.name"), None);
+        let r = resource_from(None, &[], None, Some("garbage,,=".into()));
+        assert_eq!(r.service, "unknown_service");
+        assert_eq!(
+            attribute(&r.attributes, "telemetry.sdk.name"),
+            Some(&Value::from("omegi"))
+        );
+    }
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("a%20b"), "a b");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz"), "%zz");
+        assert_eq!(percent_decode("%4"), "%4");
+    }
+}

@@ -1,0 +1,293 @@
+//! Per-span state kept in the registry's extensions, and the field visitors
+//! that fill it.
+
+use std::collections::VecDeque;
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use omegi_core::{SpanId, SpanKind, Status, TraceId, TraceState, Value};
+use tracing_core::field::{Field, Visit};
+use tracing_core::Metadata;
+
+/// Nanoseconds since the Unix epoch.
+pub(crate) fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// A random non-zero trace id.
+pub(crate) fn new_trace_id() -> TraceId {
+    loop {
+        let id = fastrand::u128(..);
+        if id != 0 {
+            return TraceId(id);
+        }
+    }
+}
+
+/// A random non-zero span id.
+pub(crate) fn new_span_id() -> SpanId {
+    loop {
+        let id = fastrand::u64(..);
+        if id != 0 {
+            return SpanId(id);
+        }
+    }
+}
+
+/// An event as captured on the hot path; turned into an `EventRecord` on the
+/// exporter thread.
+#[derive(Debug)]
+pub(crate) struct RawEvent {
+    pub(crate) time_ns: u64,
+    pub(crate) meta: &'static Metadata<'static>,
+    pub(crate) message: String,
+    pub(crate) fields: Vec<(&'static str, Value)>,
+}
+
+/// State shared by all spans of one trace inside this process.
+#[derive(Debug, Default)]
+pub(crate) struct LocalTrace {
+    /// The most recent events of the trace, for error breadcrumbs.
+    pub(crate) breadcrumbs: Mutex<VecDeque<Arc<RawEvent>>>,
+    /// The `tracestate` received with the trace, forwarded on outgoing calls.
+    pub(crate) tracestate: TraceState,
+}
+
+impl LocalTrace {
+    pub(crate) fn push_breadcrumb(&self, event: Arc<RawEvent>, cap: usize) {
+        if cap == 0 {
+            return;
+        }
+        let mut ring = self
+            .breadcrumbs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if ring.len() == cap {
+            ring.pop_front();
+        }
+        ring.push_back(event);
+    }
+
+    pub(crate) fn breadcrumbs(&self) -> Vec<Arc<RawEvent>> {
+        self.breadcrumbs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .cloned()
+            .collect()
+    }
+}
+
+/// What the layer keeps for one open span.
+#[derive(Debug)]
+pub(crate) struct SpanData {
+    pub(crate) trace_id: TraceId,
+    pub(crate) span_id: SpanId,
+    pub(crate) parent: Option<SpanId>,
+    pub(crate) remote_parent: bool,
+    pub(crate) start_ns: u64,
+    pub(crate) attributes: Vec<(&'static str, Value)>,
+    pub(crate) events: Vec<Arc<RawEvent>>,
+    pub(crate) dropped_events: u32,
+    pub(crate) status: Status,
+    pub(crate) status_message: Option<String>,
+    pub(crate) kind: SpanKind,
+    /// `otel.name`: a name chosen at runtime (e.g. `GET /orders`).
+    pub(crate) name: Option<String>,
+    /// An error was reported in this span or below it in this process.
+    pub(crate) error_seen: bool,
+    pub(crate) local_trace: Arc<LocalTrace>,
+}
+
+impl SpanData {
+    /// Applies one field, honouring the `otel.*` conventions of
+    /// tracing-opentelemetry (`otel.name`, `otel.kind`, `otel.status_code`,
+    /// `otel.status_message`).
+    pub(crate) fn set_field(&mut self, name: &'static str, value: Value) {
+        if let Some(special) = name.strip_prefix("otel.") {
+            let text = value.to_string();
+            match special {
+                "name" => self.name = Some(text),
+                "kind" => {
+                    self.kind = match text.to_ascii_lowercase().as_str() {
+                        "server" => SpanKind::Server,
+                        "client" => SpanKind::Client,
+                        "producer" => SpanKind::Producer,
+                        "consumer" => SpanKind::Consumer,
+                        _ => SpanKind::Internal,
+                    }
+                }
+                "status_code" => {
+                    self.status = match text.to_ascii_lowercase().as_str() {
+                        "error" => Status::Error,
+                        "ok" => Status::Ok,
+                        _ => Status::Unset,
+                    }
+                }
+                "status_message" => self.status_message = Some(text),
+                _ => self.put_attribute(name, value),
+            }
+            return;
+        }
+        self.put_attribute(name, value);
+    }
+
+    fn put_attribute(&mut self, name: &'static str, value: Value) {
+        if let Some(slot) = self.attributes.iter_mut().find(|(k, _)| *k == name) {
+            slot.1 = value;
+        } else {
+            self.attributes.push((name, value));
+        }
+    }
+}
+
+/// Records span fields (`new_span` and `Span::record`) into a `SpanData`.
+pub(crate) struct SpanVisitor<'a>(pub(crate) &'a mut SpanData);
+
+impl Visit for SpanVisitor<'_> {
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.0.set_field(field.name(), Value::F64(value));
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.0.set_field(field.name(), Value::I64(value));
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.0.set_field(field.name(), Value::from(value));
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.0.set_field(field.name(), Value::Bool(value));
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.set_field(field.name(), Value::Str(value.to_owned()));
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn StdError + 'static)) {
+        self.0
+            .set_field(field.name(), Value::Str(value.to_string()));
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.0
+            .set_field(field.name(), Value::Str(format!("{value:?}")));
+    }
+}
+
+/// An error value found in an event's fields.
+#[derive(Debug, Default)]
+pub(crate) struct CapturedError {
+    pub(crate) message: String,
+    pub(crate) causes: Vec<String>,
+    pub(crate) type_name: Option<String>,
+}
+
+/// The name of an error's type, for the standard library errors that can be
+/// recognised by downcasting.
+fn known_type_name(error: &(dyn StdError + 'static)) -> Option<String> {
+    macro_rules! probe {
+        ($($ty:ty),*) => {
+            $(if error.is::<$ty>() { return Some(stringify!($ty).to_owned()); })*
+        };
+    }
+    probe!(
+        std::io::Error,
+        std::fmt::Error,
+        std::num::ParseIntError,
+        std::num::ParseFloatError,
+        std::str::Utf8Error,
+        std::string::FromUtf8Error,
+        std::time::SystemTimeError
+    );
+    None
+}
+
+impl CapturedError {
+    fn from_error(error: &(dyn StdError + 'static)) -> Self {
+        let mut causes = Vec::new();
+        let mut source = error.source();
+        // A cycle in a buggy source chain must not hang the application.
+        while let Some(cause) = source {
+            if causes.len() == 64 {
+                break;
+            }
+            causes.push(cause.to_string());
+            source = cause.source();
+        }
+        CapturedError {
+            message: error.to_string(),
+            causes,
+            type_name: known_type_name(error),
+        }
+    }
+}
+
+/// Records an event's fields.
+#[derive(Default)]
+pub(crate) struct EventVisitor {
+    pub(crate) message: String,
+    pub(crate) fields: Vec<(&'static str, Value)>,
+    /// The first `&dyn Error` field, with its source chain.
+    pub(crate) error: Option<CapturedError>,
+    /// The `omegi.fingerprint` override.
+    pub(crate) fingerprint: Option<String>,
+    /// `error.type` or `exception.type`, set by the code.
+    pub(crate) error_type: Option<String>,
+    /// Set by the panic hook.
+    pub(crate) panic: bool,
+}
+
+impl EventVisitor {
+    fn put(&mut self, name: &'static str, value: Value) {
+        match name {
+            "message" => self.message = value.to_string(),
+            "omegi.fingerprint" => self.fingerprint = Some(value.to_string()),
+            "omegi.panic" => self.panic = matches!(value, Value::Bool(true)),
+            "error.type" | "exception.type" => {
+                self.error_type = Some(value.to_string());
+                self.fields.push((name, value));
+            }
+            _ => self.fields.push((name, value)),
+        }
+    }
+
+    /// The text of a field, if present.
+    pub(crate) fn field_text(&self, name: &str) -> Option<String> {
+        self.fields
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
+    }
+}
+
+impl Visit for EventVisitor {
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.put(field.name(), Value::F64(value));
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.put(field.name(), Value::I64(value));
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.put(field.name(), Value::from(value));
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.put(field.name(), Value::Bool(value));
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.put(field.name(), Value::Str(value.to_owned()));
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn StdError + 'static)) {
+        let captured = CapturedError::from_error(value);
+        self.put(field.name(), Value::Str(captured.message.clone()));
+        if self.error.is_none() {
+            self.error = Some(captured);
+        }
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if field.name() == "message" {
+            self.message = format!("{value:?}");
+        } else {
+            self.put(field.name(), Value::Str(format!("{value:?}")));
+        }
+    }
+}

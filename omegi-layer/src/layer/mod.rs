@@ -1,0 +1,345 @@
+//! The `tracing_subscriber::Layer` that captures spans, events and errors.
+
+pub(crate) mod data;
+
+use std::any::TypeId;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use omegi_core::{CodeLocation, ErrorKind, ErrorRecord, SpanFrame, SpanKind, Status, Value};
+use tracing_core::span::{Attributes, Id, Record as SpanValues};
+use tracing_core::{Dispatch, Event, Subscriber};
+use tracing_subscriber::layer::Context;
+use tracing_subscriber::registry::{LookupSpan, SpanRef};
+use tracing_subscriber::Layer;
+
+use crate::export::{self, ExportStats, Item, Queue};
+use data::{
+    new_span_id, new_trace_id, now_ns, EventVisitor, LocalTrace, RawEvent, SpanData, SpanVisitor,
+};
+
+/// Limits on what the layer keeps per span and per trace.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) max_events_per_span: usize,
+    pub(crate) breadcrumbs: usize,
+}
+
+/// Lets code outside the layer (propagation) reach a span's [`SpanData`]
+/// through the `Dispatch`, whatever the subscriber's concrete type.
+pub(crate) struct WithContext {
+    #[allow(clippy::type_complexity)]
+    pub(crate) with: fn(&Dispatch, &Id, &mut dyn FnMut(&mut SpanData)),
+}
+
+/// Captures spans, events and errors and hands them to the exporter thread.
+///
+/// Built by [`layer`](crate::layer) or [`builder`](crate::builder); works with
+/// any subscriber that stores spans in a registry (`S: Subscriber + for<'a>
+/// LookupSpan<'a>`), beside fmt, `EnvFilter` and other layers.
+pub struct OmegiLayer<S> {
+    queue: Queue,
+    limits: Limits,
+    with_context: WithContext,
+    _subscriber: PhantomData<fn(S)>,
+}
+
+impl<S> OmegiLayer<S>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    pub(crate) fn new(queue: Queue, limits: Limits) -> Self {
+        OmegiLayer {
+            queue,
+            limits,
+            with_context: WithContext {
+                with: Self::with_span_data,
+            },
+            _subscriber: PhantomData,
+        }
+    }
+
+    fn with_span_data(dispatch: &Dispatch, id: &Id, f: &mut dyn FnMut(&mut SpanData)) {
+        let Some(subscriber) = dispatch.downcast_ref::<S>() else {
+            return;
+        };
+        let Some(span) = subscriber.span(id) else {
+            return;
+        };
+        let mut extensions = span.extensions_mut();
+        if let Some(data) = extensions.get_mut::<SpanData>() {
+            f(data);
+        }
+    }
+
+    /// The export counters: exported, dropped (queue full), failed (sink error).
+    pub fn stats(&self) -> ExportStats {
+        self.queue.counters.snapshot()
+    }
+
+    /// Builds an error record for the spans of `scope` (root first), and marks
+    /// every one of them as having seen an error.
+    fn error_record<'a>(
+        &self,
+        scope: impl Iterator<Item = SpanRef<'a, S>>,
+        time_ns: u64,
+    ) -> ErrorRecord {
+        let mut record = ErrorRecord {
+            trace_id: None,
+            span_id: None,
+            service: String::new(),
+            time_ns,
+            kind: ErrorKind::Event,
+            message: String::new(),
+            causes: Vec::new(),
+            error_type: None,
+            target: String::new(),
+            fields: Vec::new(),
+            span_stack: Vec::new(),
+            breadcrumbs: Vec::new(),
+            location: CodeLocation::default(),
+            thread: thread_name(),
+            fingerprint: None,
+        };
+        let mut local_trace: Option<Arc<LocalTrace>> = None;
+        for span in scope {
+            let mut extensions = span.extensions_mut();
+            let Some(data) = extensions.get_mut::<SpanData>() else {
+                continue;
+            };
+            data.error_seen = true;
+            record.trace_id = Some(data.trace_id);
+            record.span_id = Some(data.span_id);
+            let meta = span.metadata();
+            record.span_stack.push(SpanFrame {
+                span_id: data.span_id,
+                name: data.name.clone().unwrap_or_else(|| meta.name().to_owned()),
+                target: meta.target().to_owned(),
+                fields: export::attributes(&data.attributes),
+                location: export::location(meta),
+            });
+            local_trace = Some(data.local_trace.clone());
+        }
+        if let Some(local) = local_trace {
+            record.breadcrumbs = local
+                .breadcrumbs()
+                .iter()
+                .map(|e| export::event_record(e))
+                .collect();
+        }
+        record
+    }
+}
+
+fn thread_name() -> Option<String> {
+    let thread = std::thread::current();
+    Some(match thread.name() {
+        Some(name) => name.to_owned(),
+        None => format!("{:?}", thread.id()),
+    })
+}
+
+impl<S> Layer<S> for OmegiLayer<S>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else {
+            return;
+        };
+        let inherited = span.parent().and_then(|parent| {
+            parent
+                .extensions()
+                .get::<SpanData>()
+                .map(|p| (p.trace_id, p.span_id, p.local_trace.clone()))
+        });
+        let (trace_id, parent, local_trace) = match inherited {
+            Some((trace_id, parent_id, local)) => (trace_id, Some(parent_id), local),
+            None => (new_trace_id(), None, Arc::new(LocalTrace::default())),
+        };
+        let mut data = SpanData {
+            trace_id,
+            span_id: new_span_id(),
+            parent,
+            remote_parent: false,
+            start_ns: now_ns(),
+            attributes: Vec::with_capacity(attrs.fields().len()),
+            events: Vec::new(),
+            dropped_events: 0,
+            status: Status::Unset,
+            status_message: None,
+            kind: SpanKind::Internal,
+            name: None,
+            error_seen: false,
+            local_trace,
+        };
+        attrs.record(&mut SpanVisitor(&mut data));
+        span.extensions_mut().insert(data);
+    }
+
+    fn on_record(&self, id: &Id, values: &SpanValues<'_>, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else {
+            return;
+        };
+        let mut extensions = span.extensions_mut();
+        if let Some(data) = extensions.get_mut::<SpanData>() {
+            values.record(&mut SpanVisitor(data));
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let meta = event.metadata();
+        let span = ctx.event_span(event);
+        let mut visitor = EventVisitor::default();
+        event.record(&mut visitor);
+        let is_error =
+            *meta.level() == tracing_core::Level::ERROR || visitor.error.is_some() || visitor.panic;
+        if span.is_none() && !is_error {
+            // Nothing to attach the event to, and nothing to report.
+            return;
+        }
+        let time_ns = now_ns();
+
+        let error = is_error.then(|| {
+            let mut record = match ctx.event_scope(event) {
+                Some(scope) => self.error_record(scope.from_root(), time_ns),
+                None => self.error_record(std::iter::empty(), time_ns),
+            };
+            fill_error(&mut record, &visitor, meta);
+            record
+        });
+
+        if let Some(span) = span {
+            let raw = Arc::new(RawEvent {
+                time_ns,
+                meta,
+                message: std::mem::take(&mut visitor.message),
+                fields: std::mem::take(&mut visitor.fields),
+            });
+            let mut extensions = span.extensions_mut();
+            if let Some(data) = extensions.get_mut::<SpanData>() {
+                data.local_trace
+                    .push_breadcrumb(raw.clone(), self.limits.breadcrumbs);
+                if data.events.len() < self.limits.max_events_per_span {
+                    data.events.push(raw);
+                } else {
+                    data.dropped_events = data.dropped_events.saturating_add(1);
+                }
+                if let Some(error) = &error {
+                    data.status = Status::Error;
+                    if data.status_message.is_none() {
+                        data.status_message = Some(error.message.clone());
+                    }
+                }
+            }
+        }
+
+        if let Some(error) = error {
+            self.queue.push(Item::Error(Box::new(error)));
+        }
+    }
+
+    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(&id) else {
+            return;
+        };
+        let end_ns = now_ns();
+        let Some(data) = span.extensions_mut().remove::<SpanData>() else {
+            return;
+        };
+        if data.status == Status::Error {
+            // The parent learns that something below it failed, so that a
+            // failure is reported once, where it happened.
+            if let Some(parent) = span.parent() {
+                if let Some(p) = parent.extensions_mut().get_mut::<SpanData>() {
+                    p.error_seen = true;
+                }
+            }
+            if !data.error_seen && data.kind != SpanKind::Client {
+                // The span failed (e.g. a 5xx response) without any error
+                // being logged below it: report the failure itself.
+                let mut record = self.error_record(
+                    span.parent()
+                        .into_iter()
+                        .flat_map(|p| p.scope().from_root()),
+                    end_ns,
+                );
+                record.trace_id = Some(data.trace_id);
+                record.span_id = Some(data.span_id);
+                let meta = span.metadata();
+                let name = data.name.clone().unwrap_or_else(|| meta.name().to_owned());
+                record.span_stack.push(SpanFrame {
+                    span_id: data.span_id,
+                    name: name.clone(),
+                    target: meta.target().to_owned(),
+                    fields: export::attributes(&data.attributes),
+                    location: export::location(meta),
+                });
+                record.message = data
+                    .status_message
+                    .clone()
+                    .unwrap_or_else(|| format!("{name} failed"));
+                record.target = meta.target().to_owned();
+                record.location = export::location(meta);
+                self.queue.push(Item::Error(Box::new(record)));
+            }
+        }
+        self.queue.push(Item::Span {
+            meta: span.metadata(),
+            data,
+            end_ns,
+        });
+    }
+
+    unsafe fn downcast_raw(&self, id: TypeId) -> Option<*const ()> {
+        if id == TypeId::of::<Self>() {
+            Some(self as *const Self as *const ())
+        } else if id == TypeId::of::<WithContext>() {
+            Some(&self.with_context as *const WithContext as *const ())
+        } else {
+            None
+        }
+    }
+}
+
+/// Fills an error record from the event that reported it.
+fn fill_error(record: &mut ErrorRecord, visitor: &EventVisitor, meta: &tracing_core::Metadata<'_>) {
+    let error = visitor.error.as_ref();
+    if !visitor.message.is_empty() {
+        record.message = visitor.message.clone();
+        if let Some(error) = error {
+            record.causes.push(error.message.clone());
+            record.causes.extend(error.causes.iter().cloned());
+        }
+    } else if let Some(error) = error {
+        record.message = error.message.clone();
+        record.causes = error.causes.clone();
+    } else if let Some(text) = visitor.field_text("error") {
+        // `#[instrument(err)]` records the error as `error = %e`.
+        record.message = text;
+    } else {
+        record.message = meta.name().to_owned();
+    }
+    record.error_type = visitor
+        .error_type
+        .clone()
+        .or_else(|| error.and_then(|e| e.type_name.clone()));
+    record.target = meta.target().to_owned();
+    record.fields = export::attributes(&visitor.fields);
+    record.fingerprint = visitor.fingerprint.clone();
+    record.location = export::location(meta);
+    if visitor.panic {
+        record.kind = ErrorKind::Panic;
+        record.error_type.get_or_insert_with(|| "panic".to_owned());
+        if let Some(file) = visitor.field_text("panic.file") {
+            record.location = CodeLocation {
+                file: Some(file),
+                line: visitor.fields.iter().find_map(|(k, v)| match (k, v) {
+                    (&"panic.line", Value::I64(n)) => u32::try_from(*n).ok(),
+                    _ => None,
+                }),
+                module: None,
+            };
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! Where captured records go: the [`Sink`] trait and the sinks that ship with
+//! the layer.
+//!
+//! A sink runs on the exporter thread only, so it may block and do I/O; the
+//! application never waits for it.
+
+use std::error::Error as StdError;
+
+use omegi_core::{Record, Resource};
+
+mod memory;
+
+pub use memory::MemorySink;
+
+/// Why a sink could not export a batch.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SinkError(#[source] pub Box<dyn StdError + Send + Sync>);
+
+impl SinkError {
+    /// An error from any error value or message.
+    pub fn new(error: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
+        SinkError(error.into())
+    }
+}
+
+/// A destination for batches of captured records.
+///
+/// Implemented by [`MemorySink`], by the store sink (feature `store`) and by
+/// the OTLP sink (feature `otlp`); tool authors may write their own.
+pub trait Sink: Send + 'static {
+    /// Exports one batch of records from the process described by `resource`.
+    fn export(&mut self, batch: Vec<Record>, resource: &Resource) -> Result<(), SinkError>;
+
+    /// Makes everything exported so far durable or delivered. Called when the
+    /// guard flushes.
+    fn flush(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+}
+
+impl<T: Sink + ?Sized> Sink for Box<T> {
+    fn export(&mut self, batch: Vec<Record>, resource: &Resource) -> Result<(), SinkError> {
+        (**self).export(batch, resource)
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        (**self).flush()
+    }
+}
+
+/// Discards every batch; what a layer without a sink uses, and the floor in
+/// benchmarks.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NullSink;
+
+impl Sink for NullSink {
+    fn export(&mut self, _batch: Vec<Record>, _resource: &Resource) -> Result<(), SinkError> {
+        Ok(())
+    }
+}
