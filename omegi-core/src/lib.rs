@@ -6,6 +6,10 @@
 //! - [`SpanRecord`], [`EventRecord`], [`ErrorRecord`]: the captured-data model,
 //!   sent by the layer as [`Record`]s.
 //! - [`fingerprint`]: the stable grouping key of an error.
+//! - [`Trace`], [`Flow`], [`Hop`]: spans assembled into a tree and the path
+//!   of an error through the services ([`flow`]).
+//! - [`Note`] and [`NoteGraph`]: error notes in Obsidian-flavoured Markdown,
+//!   their links, embeds and graph queries ([`note`]).
 //!
 //! ```
 //! use omegi_core::{RemoteContext, SpanId, TraceParent};
@@ -22,18 +26,23 @@
 //! assert_eq!(ctx.state.to_string(), "vendor=abc");
 //! ```
 //!
-//! This crate has no feature flags and depends only on serde, thiserror and uuid.
+//! This crate has no feature flags and depends only on serde, thiserror and uuid,
+//! plus pulldown-cmark, serde_norway (YAML) and serde_json for [`note`].
 #![warn(missing_docs)]
 
 pub mod context;
 pub mod fingerprint;
+pub mod flow;
 pub mod ids;
 pub mod model;
+pub mod note;
 
 pub use context::{RemoteContext, TraceParent, TraceParentError, TraceState};
-pub use fingerprint::{fingerprint, Fingerprint};
+pub use fingerprint::{fingerprint, normalize_message, Fingerprint};
+pub use flow::{assemble, Flow, FlowError, Hop, Trace};
 pub use ids::{IdError, SpanId, TraceId};
 pub use model::{
     attribute, Attribute, CodeLocation, ErrorKind, ErrorRecord, EventRecord, Level, Record,
     Resource, SpanFrame, SpanKind, SpanRecord, Status, Value,
 };
+pub use note::{Note, NoteGraph, NoteId, Visibility};

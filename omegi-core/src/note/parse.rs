@@ -1,0 +1,399 @@
+//! Parsing a note's Markdown: wiki links, embeds, tags, headings and YAML
+//! front matter.
+//!
+//! The Markdown itself is parsed by pulldown-cmark. Only its text events are
+//! scanned for Obsidian syntax, so code spans, fenced and indented code blocks
+//! and HTML never yield links or tags. pulldown-cmark splits text at `[`, `!`
+//! and similar characters; text events that are adjacent in the source are
+//! merged and the source slice they cover is scanned, which keeps exact byte
+//! ranges for every link (rename rewrites through them).
+//!
+//! Front matter is the `---` block at the very start of the text, closed by a
+//! `---` or `...` line. Its YAML is parsed with `serde_norway`; `tags`
+//! (or `tag`) and `aliases` (or `alias`) may be a list or a single string.
+//! **Malformed front matter never fails the parse**: the block is skipped,
+//! the body is still parsed, and the reason is reported in
+//! [`ParsedNote::front_matter_error`].
+
+use std::ops::Range;
+
+use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
+use serde_norway::Value;
+
+/// Why a note's front matter was ignored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FrontMatterError {
+    /// The block is not valid YAML.
+    #[error("front matter is not valid YAML: {0}")]
+    Yaml(String),
+    /// The YAML is valid but not a mapping of keys to values.
+    #[error("front matter must be a mapping of keys to values")]
+    NotAMapping,
+    /// A known field has the wrong type.
+    #[error("front matter field `{0}` must be a string or a list of strings")]
+    InvalidField(&'static str),
+}
+
+/// A wiki link `[[Target#Heading|shown]]` or embed `![[Target]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    /// The linked note's name as written, trimmed; empty for `[[#Heading]]`
+    /// (a link into the same note).
+    pub target: String,
+    /// The part after `#`, trimmed, if any.
+    pub heading: Option<String>,
+    /// The part after `|`, if any, as written.
+    pub display: Option<String>,
+    /// Whether this is an embed (`![[...]]`).
+    pub embed: bool,
+    /// Bytes of the whole link in the parsed text, `!` of an embed included.
+    pub range: Range<usize>,
+    /// Bytes of the target name in the parsed text.
+    pub target_range: Range<usize>,
+}
+
+/// A Markdown heading.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Heading {
+    /// 1 for `#`, up to 6.
+    pub level: u8,
+    /// The heading's text, markup removed.
+    pub text: String,
+    /// Bytes of the heading in the parsed text.
+    pub range: Range<usize>,
+}
+
+/// What the front matter says.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FrontMatter {
+    /// Bytes of the whole block with its delimiters, if there is one.
+    pub range: Option<Range<usize>>,
+    /// `tags`, without a leading `#`; invalid tags are dropped.
+    pub tags: Vec<String>,
+    /// `aliases`.
+    pub aliases: Vec<String>,
+}
+
+/// The result of [`parse()`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ParsedNote {
+    /// Front matter (empty if absent or malformed).
+    pub front_matter: FrontMatter,
+    /// Why the front matter was ignored, if it was.
+    pub front_matter_error: Option<FrontMatterError>,
+    /// Links and embeds in source order.
+    pub links: Vec<Link>,
+    /// Inline tags without `#`, deduplicated case-insensitively, first
+    /// spelling kept, in source order.
+    pub tags: Vec<String>,
+    /// Headings in source order.
+    pub headings: Vec<Heading>,
+    /// The prose: text outside code with links blanked out, one line per
+    /// text run. Used to find unlinked mentions.
+    pub plain_text: String,
+}
+
+/// Splits off the front matter: returns the YAML text and the byte offset at
+/// which the body starts, or `None` when `text` has no front matter.
+///
+/// ```
+/// let (yaml, body) = omegi_core::note::split_front_matter("---\ntags: [a]\n---\nBody").unwrap();
+/// assert_eq!(yaml, "tags: [a]\n");
+/// assert_eq!(body, 18);
+/// ```
+pub fn split_front_matter(text: &str) -> Option<(&str, usize)> {
+    let first_end = text.find('\n')?;
+    if text[..first_end].trim_end() != "---" {
+        return None;
+    }
+    let yaml_start = first_end + 1;
+    let mut pos = yaml_start;
+    while pos <= text.len() {
+        let line_end = text[pos..].find('\n').map_or(text.len(), |i| pos + i);
+        let line = text[pos..line_end].trim_end();
+        if line == "---" || line == "..." {
+            let body_start = (line_end + 1).min(text.len());
+            return Some((&text[yaml_start..pos], body_start));
+        }
+        if line_end == text.len() {
+            break;
+        }
+        pos = line_end + 1;
+    }
+    None
+}
+
+/// Parses a note's Markdown. Never fails and never panics; see the module
+/// docs for how front matter errors are reported.
+pub fn parse(text: &str) -> ParsedNote {
+    let mut out = ParsedNote::default();
+    let mut body_start = 0;
+    if let Some((yaml, start)) = split_front_matter(text) {
+        body_start = start;
+        match parse_front_matter(yaml) {
+            Ok(mut fm) => {
+                fm.range = Some(0..start);
+                out.front_matter = fm;
+            }
+            Err(e) => out.front_matter_error = Some(e),
+        }
+    }
+    let body = &text[body_start..];
+    let mut scanner = Scanner {
+        text,
+        out: &mut out,
+        seen_tags: std::collections::HashSet::new(),
+    };
+
+    let mut code_depth = 0usize;
+    let mut heading: Option<(u8, usize, String)> = None;
+    let mut run: Option<Range<usize>> = None;
+    for (event, range) in Parser::new_ext(body, Options::empty()).into_offset_iter() {
+        let range = range.start + body_start..range.end + body_start;
+        match event {
+            Event::Text(t) => {
+                if let Some(h) = heading.as_mut() {
+                    h.2.push_str(&t);
+                }
+                if code_depth > 0 {
+                    continue;
+                }
+                match run.as_mut() {
+                    Some(r) if r.end == range.start => r.end = range.end,
+                    _ => {
+                        if let Some(r) = run.take() {
+                            scanner.scan(r);
+                        }
+                        run = Some(range);
+                    }
+                }
+                continue;
+            }
+            Event::Start(Tag::CodeBlock(_)) => code_depth += 1,
+            Event::End(TagEnd::CodeBlock) => code_depth = code_depth.saturating_sub(1),
+            Event::Start(Tag::Heading { level, .. }) => {
+                heading = Some((level as u8, range.start, String::new()));
+            }
+            Event::End(TagEnd::Heading(_)) => {
+                if let Some((level, start, text)) = heading.take() {
+                    scanner.out.headings.push(Heading {
+                        level,
+                        text: text.trim().to_string(),
+                        range: start..range.end,
+                    });
+                }
+            }
+            Event::Code(t) => {
+                if let Some(h) = heading.as_mut() {
+                    h.2.push_str(&t);
+                }
+            }
+            _ => {}
+        }
+        if let Some(r) = run.take() {
+            scanner.scan(r);
+        }
+    }
+    if let Some(r) = run.take() {
+        scanner.scan(r);
+    }
+    out
+}
+
+struct Scanner<'a, 'o> {
+    text: &'a str,
+    out: &'o mut ParsedNote,
+    seen_tags: std::collections::HashSet<String>,
+}
+
+impl Scanner<'_, '_> {
+    /// Scans one run of merged text (`range` in `self.text`).
+    fn scan(&mut self, range: Range<usize>) {
+        let Some(s) = self.text.get(range.clone()) else {
+            return;
+        };
+        let base = range.start;
+        let bytes = s.as_bytes();
+        let mut plain = String::with_capacity(s.len() + 1);
+        let mut copied = 0;
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'[' && bytes.get(i + 1) == Some(&b'[') {
+                if let Some(link) = wiki_link(self.text, base, s, i) {
+                    let link_start = link.range.start - base;
+                    plain.push_str(&s[copied..link_start.max(copied)]);
+                    plain.push(' ');
+                    i = link.range.end - base;
+                    copied = i;
+                    self.out.links.push(link);
+                    continue;
+                }
+            } else if bytes[i] == b'#' && self.tag_may_start(base + i) {
+                let name = tag_at(&s[i + 1..]);
+                if is_valid_tag(name) {
+                    if self.seen_tags.insert(name.to_lowercase()) {
+                        self.out.tags.push(name.to_string());
+                    }
+                    i += 1 + name.len();
+                    continue;
+                }
+            }
+            i += 1;
+        }
+        plain.push_str(&s[copied..]);
+        self.out.plain_text.push_str(&plain);
+        self.out.plain_text.push('\n');
+    }
+
+    /// A `#` starts a tag at the start of the text or after whitespace.
+    fn tag_may_start(&self, abs: usize) -> bool {
+        match self.text[..abs].chars().next_back() {
+            None => true,
+            Some(c) => c.is_whitespace(),
+        }
+    }
+}
+
+/// Parses `[[...]]` starting at `s[i..]`; `s` starts at `base` in `text`.
+fn wiki_link(text: &str, base: usize, s: &str, i: usize) -> Option<Link> {
+    let inner_start = i + 2;
+    let rest = &s[inner_start..];
+    let close = rest.find("]]")?;
+    let inner = &rest[..close];
+    if inner.contains(['[', ']', '\n', '\r']) {
+        return None;
+    }
+    let (left, display) = match inner.split_once('|') {
+        Some((l, d)) => (l, Some(d.to_string())),
+        None => (inner, None),
+    };
+    let (target_raw, heading) = match left.split_once('#') {
+        Some((t, h)) => (t, Some(h.trim().to_string())),
+        None => (left, None),
+    };
+    let target = target_raw.trim();
+    if target.is_empty() && heading.as_deref().unwrap_or_default().is_empty() {
+        return None;
+    }
+    let lead = target_raw.len() - target_raw.trim_start().len();
+    let target_start = base + inner_start + lead;
+    let abs = base + i;
+    let embed = abs > 0 && text.as_bytes()[abs - 1] == b'!';
+    Some(Link {
+        target: target.to_string(),
+        heading,
+        display,
+        embed,
+        range: if embed { abs - 1 } else { abs }..base + inner_start + close + 2,
+        target_range: target_start..target_start + target.len(),
+    })
+}
+
+/// The longest run of tag characters at the start of `s`, trailing `/` removed.
+fn tag_at(s: &str) -> &str {
+    let end = s
+        .char_indices()
+        .find(|&(_, c)| !is_tag_char(c))
+        .map_or(s.len(), |(i, _)| i);
+    s[..end].trim_end_matches('/')
+}
+
+fn is_tag_char(c: char) -> bool {
+    c.is_alphanumeric() || matches!(c, '_' | '-' | '/')
+}
+
+/// Obsidian's tag rules: letters (any script), digits, `_`, `-` and `/`
+/// (nesting), at least one character that is not a digit, not starting
+/// with `/`.
+pub(crate) fn is_valid_tag(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('/')
+        && name.chars().all(is_tag_char)
+        && name.chars().any(|c| !c.is_numeric())
+}
+
+/// Parses the YAML of a front matter block.
+fn parse_front_matter(yaml: &str) -> Result<FrontMatter, FrontMatterError> {
+    let mut fm = FrontMatter::default();
+    if yaml.trim().is_empty() {
+        return Ok(fm);
+    }
+    let value: Value =
+        serde_norway::from_str(yaml).map_err(|e| FrontMatterError::Yaml(e.to_string()))?;
+    let map = match value {
+        Value::Null => return Ok(fm),
+        Value::Mapping(map) => map,
+        _ => return Err(FrontMatterError::NotAMapping),
+    };
+    for key in ["tags", "tag"] {
+        if let Some(v) = map.get(key) {
+            for raw in strings(v, key)? {
+                for tag in raw.split(|c: char| c == ',' || c.is_whitespace()) {
+                    let tag = tag.trim_start_matches('#');
+                    if is_valid_tag(tag) && !fm.tags.iter().any(|t| t.eq_ignore_ascii_case(tag)) {
+                        fm.tags.push(tag.to_string());
+                    }
+                }
+            }
+        }
+    }
+    for key in ["aliases", "alias"] {
+        if let Some(v) = map.get(key) {
+            for alias in strings(v, key)? {
+                let alias = alias.trim();
+                if !alias.is_empty() && !fm.aliases.iter().any(|a| a == alias) {
+                    fm.aliases.push(alias.to_string());
+                }
+            }
+        }
+    }
+    Ok(fm)
+}
+
+/// A YAML value that must be a string or a list of scalars.
+fn strings(v: &Value, field: &'static str) -> Result<Vec<String>, FrontMatterError> {
+    match v {
+        Value::Null => Ok(Vec::new()),
+        Value::Sequence(items) => items
+            .iter()
+            .filter(|item| !item.is_null())
+            .map(|item| scalar(item).ok_or(FrontMatterError::InvalidField(field)))
+            .collect(),
+        other => scalar(other)
+            .map(|s| vec![s])
+            .ok_or(FrontMatterError::InvalidField(field)),
+    }
+}
+
+fn scalar(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tag_rules() {
+        assert!(is_valid_tag("rust"));
+        assert!(is_valid_tag("y2024"));
+        assert!(is_valid_tag("결제/오류"));
+        assert!(!is_valid_tag("2024"));
+        assert!(!is_valid_tag("/a"));
+        assert!(!is_valid_tag("a.b"));
+        assert_eq!(tag_at("a/b/. rest"), "a/b");
+    }
+
+    #[test]
+    fn front_matter_needs_closing_line() {
+        assert_eq!(split_front_matter("---\ntags: a\nno end"), None);
+        assert_eq!(split_front_matter("---\n---"), Some(("", 7)));
+        assert_eq!(split_front_matter("x\n---\n---\n"), None);
+    }
+}
