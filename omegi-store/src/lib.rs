@@ -1,1 +1,557 @@
-//! placeholder
+//! Omegi's embedded store: everything Omegi captures, kept in one data
+//! directory on [sled](https://docs.rs/sled/0.34).
+//!
+//! - [`Store`]: the handle. Cheap to clone, `Send + Sync`; every clone shares
+//!   the same database. Open one with [`Store::open`], [`Store::open_with`]
+//!   and a [`Config`], or [`Store::temporary`] in tests.
+//! - [`Store::ingest`] takes the [`Record`]s that a layer or the collector
+//!   received for a project: spans are kept by trace, errors are grouped by
+//!   fingerprint into [`Issue`]s. The [`IngestReport`] names the issues that
+//!   were created and those that regressed, so that alerts can fire.
+//! - Queries: [`Store::traces`] and [`Store::trace_spans`] for traces,
+//!   [`Store::issues`], [`Store::occurrences`] and [`Store::issue_histogram`]
+//!   for issues, [`Store::error_counts`], [`Store::service_error_counts`],
+//!   [`Store::new_issues`] and [`Store::summary`] for a dashboard.
+//! - Upkeep: [`Store::run_retention`] (also run by a background thread when
+//!   [`Config::retention`] is set), [`Store::export`] and [`Store::import`]
+//!   as JSON lines.
+//!
+//! ```
+//! use omegi_core::{ErrorRecord, ErrorKind, Record, Resource, TraceId, CodeLocation};
+//! use omegi_store::{IssueQuery, IssueStatus, Store};
+//!
+//! # fn main() -> omegi_store::Result<()> {
+//! let store = Store::temporary()?;
+//! let resource = Resource { service: "payment".into(), attributes: vec![] };
+//! let error = ErrorRecord {
+//!     trace_id: Some(TraceId(7)),
+//!     span_id: None,
+//!     service: String::new(), // filled in from the resource
+//!     time_ns: 1_700_000_000_000_000_000,
+//!     kind: ErrorKind::Event,
+//!     message: "card declined".into(),
+//!     causes: vec![],
+//!     error_type: Some("PaymentError".into()),
+//!     target: "payment::api".into(),
+//!     fields: vec![],
+//!     span_stack: vec![],
+//!     breadcrumbs: vec![],
+//!     location: CodeLocation::default(),
+//!     thread: None,
+//!     fingerprint: None,
+//! };
+//!
+//! let report = store.ingest("shop", &resource, &[Record::Error(error.clone())])?;
+//! assert_eq!(report.created.len(), 1);
+//! let issue = &report.created[0];
+//! assert_eq!(issue.title, "PaymentError: card declined");
+//!
+//! // Resolve it; the next occurrence regresses it.
+//! store.set_issue_status("shop", &issue.fingerprint, IssueStatus::Resolved)?;
+//! let report = store.ingest("shop", &resource, &[Record::Error(error)])?;
+//! assert_eq!(report.regressed[0].status, IssueStatus::Regressed);
+//! assert_eq!(report.regressed[0].count, 2);
+//!
+//! let open = store.issues("shop", &IssueQuery::open())?;
+//! assert_eq!(open.len(), 1);
+//! store.flush()?; // durable from here on
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Durability
+//!
+//! A write is visible to every clone of the [`Store`] as soon as the call
+//! returns, but it is *durable* (survives a crash or power loss) only once
+//! the storage engine has flushed it: after [`Store::flush`] or
+//! [`Store::flush_async`] returns, every write that returned before the call
+//! is durable. Without an explicit flush, the engine flushes by itself every
+//! [`Config::flush_every_ms`] milliseconds (500 by default), so a crash loses
+//! at most that much. After a crash the store reopens cleanly with a prefix
+//! of the writes made before it; indexes that point at missing data are
+//! skipped by queries.
+//!
+//! # On disk
+//!
+//! Values are encoded with postcard, keys as big-endian integers and
+//! length-prefixed strings so that range scans follow time order. The
+//! schema version is stored in the database: opening data written by a newer
+//! schema fails with [`Error::SchemaTooNew`]; a sled database that is not an
+//! Omegi store fails with [`Error::Foreign`]; undecodable values give
+//! [`Error::Corrupt`], never a panic.
+//!
+//! # Notes
+//!
+//! Error notes ([`omegi_core::Note`]) are stored with their links:
+//! [`Store::create_note`], [`Store::update_note`] (optimistic: it takes the
+//! revision the change is based on), [`Store::rename_note`] (rewrites the
+//! links to the note), [`Store::delete_note`]; [`Store::backlinks`],
+//! [`Store::note_links`], [`Store::note_graph`] and [`Store::render_note`]
+//! follow them. [`Store::search_notes`] is full-text search (BM25 with
+//! snippets; Korean, Chinese and Japanese text is indexed as character
+//! bigrams) and [`Store::suggest_notes`] finds the notes that help with an
+//! error. Everything is visibility-aware: public notes are everyone's, a
+//! private note is seen only by its author. [`Store::import_vault`] and
+//! [`Store::export_vault`] read and write a folder of Markdown files (an
+//! Obsidian vault).
+//!
+//! ```
+//! use omegi_store::{NewNote, NoteQuery, Store};
+//!
+//! # fn main() -> omegi_store::Result<()> {
+//! let store = Store::temporary()?;
+//! let timeout = store.create_note(NewNote::new("kim", "결제 서비스 타임아웃", "Retry with backoff.").public())?;
+//! let incident = store.create_note(NewNote::new("lee", "Checkout 502", "결제가 실패했습니다: [[결제 서비스 타임아웃]]").public())?;
+//! assert_eq!(store.backlinks(timeout.id, "park")?[0].id, incident.id);
+//!
+//! let hits = store.search_notes("park", &NoteQuery::new("결제"))?;
+//! assert_eq!(hits.len(), 2);
+//! assert_eq!(hits[0].note.id, timeout.id); // the title weighs more
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The full-text index lives in `search/` inside the data directory. It
+//! derives from the notes: when it is missing or behind them, opening the
+//! store rebuilds it ([`Store::rebuild_search_index`] does it on demand).
+//!
+//! This crate has no feature flags.
+#![warn(missing_docs)]
+
+mod accounts;
+mod codec;
+mod error;
+mod export;
+mod ingest;
+mod issues;
+mod keys;
+mod notes;
+mod retention;
+mod search;
+mod spans;
+mod stats;
+mod vault;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+pub use accounts::{Project, User};
+pub use error::{Error, Result};
+pub use export::{ExportStats, ImportStats};
+pub use ingest::IngestReport;
+pub use issues::{Issue, IssueQuery, IssueSort, IssueStatus, Occurrence};
+pub use notes::{NewNote, NoteFilter, NoteLinks, NoteUpdate, Renamed};
+pub use retention::{DiskUsage, RetentionReport};
+pub use search::{
+    NoteQuery, NoteTokenStream, NoteTokenizer, SearchHit, Snippet, SuggestFor, SuggestReason,
+    Suggestion,
+};
+pub use spans::{TraceQuery, TraceRoot, TraceSummary};
+pub use stats::{Bucket, BucketCount, ProjectSummary, ServiceCount, ServiceInfo, Summary};
+pub use vault::{Subfolders, VaultExport, VaultExportOptions, VaultImport, VaultImportOptions};
+
+/// The on-disk schema version this build writes and reads.
+pub const SCHEMA_VERSION: u32 = 1;
+
+const FORMAT: &[u8] = b"omegi-store";
+const META_FORMAT: &[u8] = b"format";
+const META_SCHEMA: &[u8] = b"schema_version";
+
+/// How to open a [`Store`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Config {
+    /// The data directory (created if missing).
+    pub path: Option<PathBuf>,
+    /// Delete the data when the store is dropped (tests).
+    pub temporary: bool,
+    /// Delete spans and occurrences older than this; `None` keeps everything.
+    pub retention: Option<Duration>,
+    /// How often the background retention pass runs.
+    pub retention_interval: Duration,
+    /// The engine's periodic flush, in ms; `None` flushes only on request.
+    pub flush_every_ms: Option<u64>,
+    /// The engine's page cache, in bytes.
+    pub cache_capacity: u64,
+    /// The engine's log segment size, in bytes (a power of two, 256 B to 16 MiB).
+    pub segment_size: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            path: None,
+            temporary: false,
+            retention: None,
+            retention_interval: Duration::from_secs(600),
+            flush_every_ms: Some(500),
+            cache_capacity: 256 * 1024 * 1024,
+            segment_size: 512 * 1024,
+        }
+    }
+}
+
+impl Config {
+    /// A store in `path`, with defaults: no retention, flush every 500 ms.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Config {
+            path: Some(path.into()),
+            ..Config::default()
+        }
+    }
+
+    /// A store deleted on drop.
+    pub fn temporary() -> Self {
+        Config {
+            temporary: true,
+            ..Config::default()
+        }
+    }
+
+    /// Keeps spans and occurrences for `age`, deleting older ones in a
+    /// background pass every [`Config::retention_interval`].
+    pub fn retention(mut self, age: Duration) -> Self {
+        self.retention = Some(age);
+        self
+    }
+
+    /// Sets how often the background retention pass runs.
+    pub fn retention_interval(mut self, every: Duration) -> Self {
+        self.retention_interval = every;
+        self
+    }
+
+    /// Sets the periodic flush (`None`: only [`Store::flush`] makes writes durable).
+    pub fn flush_every_ms(mut self, every: Option<u64>) -> Self {
+        self.flush_every_ms = every;
+        self
+    }
+
+    /// Sets the page cache size in bytes.
+    pub fn cache_capacity(mut self, bytes: u64) -> Self {
+        self.cache_capacity = bytes;
+        self
+    }
+
+    /// Sets the log segment size in bytes.
+    pub fn segment_size(mut self, bytes: usize) -> Self {
+        self.segment_size = bytes;
+        self
+    }
+}
+
+/// The trees of the database.
+pub(crate) struct Trees {
+    pub(crate) db: sled::Db,
+    /// trace(16) chunk(4) -> ChunkRow (the spans of one trace from one ingest)
+    pub(crate) spans: sled::Tree,
+    /// trace(16) -> TraceSummary
+    pub(crate) traces: sled::Tree,
+    /// start(8) trace(16) -> ()
+    pub(crate) traces_by_time: sled::Tree,
+    /// project start(8) trace(16) -> the trace's services (postcard)
+    pub(crate) traces_by_project: sled::Tree,
+    /// project fingerprint -> IssueRow
+    pub(crate) issues: sled::Tree,
+    /// project last_seen(8) fingerprint -> ()
+    pub(crate) issues_by_last_seen: sled::Tree,
+    /// project first_seen(8) fingerprint -> ()
+    pub(crate) issues_by_first_seen: sled::Tree,
+    /// project fingerprint time(8) seq(8) -> SError
+    pub(crate) occurrences: sled::Tree,
+    /// time(8) project fingerprint seq(8) -> ()
+    pub(crate) occurrences_by_time: sled::Tree,
+    /// project bucket(1) start(8) -> u64
+    pub(crate) counters: sled::Tree,
+    /// project service bucket(1) start(8) -> u64
+    pub(crate) service_counters: sled::Tree,
+    /// project -> Totals
+    pub(crate) totals: sled::Tree,
+    /// project service -> ServiceRow
+    pub(crate) services: sled::Tree,
+    /// project id -> Project
+    pub(crate) projects: sled::Tree,
+    /// login -> User
+    pub(crate) users: sled::Tree,
+    /// note id(16) -> NoteRow
+    pub(crate) notes: sled::Tree,
+    /// name key, kind(1: title 0, alias 1), created(8), note id(16) -> Owner
+    pub(crate) note_names: sled::Tree,
+    /// link target name key, source note id(16) -> Owner
+    pub(crate) note_links: sled::Tree,
+    /// author, note id(16) -> ()
+    pub(crate) notes_by_author: sled::Tree,
+    /// fingerprint, note id(16) -> ()
+    pub(crate) notes_by_issue: sled::Tree,
+    /// "generation" -> u64, bumped by every change of the notes
+    pub(crate) notes_meta: sled::Tree,
+}
+
+impl Trees {
+    fn open(db: sled::Db) -> Result<Self> {
+        Ok(Trees {
+            spans: db.open_tree("spans")?,
+            traces: db.open_tree("traces")?,
+            traces_by_time: db.open_tree("traces_by_time")?,
+            traces_by_project: db.open_tree("traces_by_project")?,
+            issues: db.open_tree("issues")?,
+            issues_by_last_seen: db.open_tree("issues_by_last_seen")?,
+            issues_by_first_seen: db.open_tree("issues_by_first_seen")?,
+            occurrences: db.open_tree("occurrences")?,
+            occurrences_by_time: db.open_tree("occurrences_by_time")?,
+            counters: db.open_tree("counters")?,
+            service_counters: db.open_tree("service_counters")?,
+            totals: db.open_tree("totals")?,
+            services: db.open_tree("services")?,
+            projects: db.open_tree("projects")?,
+            users: db.open_tree("users")?,
+            notes: db.open_tree("notes")?,
+            note_names: db.open_tree("note_names")?,
+            note_links: db.open_tree("note_links")?,
+            notes_by_author: db.open_tree("notes_by_author")?,
+            notes_by_issue: db.open_tree("notes_by_issue")?,
+            notes_meta: db.open_tree("notes_meta")?,
+            db,
+        })
+    }
+}
+
+/// State shared by every clone and by the retention thread.
+pub(crate) struct Core {
+    pub(crate) t: Trees,
+    /// Serializes read-modify-write updates (issues, summaries, counters).
+    write_lock: Mutex<()>,
+    pub(crate) config: Config,
+    pub(crate) path: Option<PathBuf>,
+    pub(crate) last_retention: Mutex<Option<std::result::Result<RetentionReport, String>>>,
+    /// The notes' write lock and full-text index.
+    pub(crate) notes: notes::NoteState,
+}
+
+impl Core {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, ()> {
+        // The lock guards no data of its own, so a panic while holding it
+        // leaves nothing half-updated in memory.
+        self.write_lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+struct Inner {
+    core: Arc<Core>,
+    // Dropped with the last clone: stops and joins the retention thread.
+    _worker: Option<retention::Worker>,
+}
+
+/// An open Omegi store. Clones share one database.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.inner.core.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the store in `path` with the default [`Config`].
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(Config::new(path.as_ref()))
+    }
+
+    /// Opens a store that is deleted when the last clone is dropped.
+    pub fn temporary() -> Result<Self> {
+        Self::open_with(Config::temporary())
+    }
+
+    /// Opens (or creates) a store as `config` says.
+    pub fn open_with(config: Config) -> Result<Self> {
+        let mut sled_config = sled::Config::new()
+            .temporary(config.temporary)
+            .flush_every_ms(config.flush_every_ms)
+            .cache_capacity(config.cache_capacity)
+            .segment_size(config.segment_size);
+        if let Some(path) = &config.path {
+            sled_config = sled_config.path(path);
+        }
+        let db = sled_config.open()?;
+        let shown_path = config
+            .path
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("<temporary>"));
+        check_schema(&db, &shown_path)?;
+        let trees = Trees::open(db)?;
+        let notes = notes::NoteState::open(config.path.as_deref())?;
+        let core = Arc::new(Core {
+            t: trees,
+            write_lock: Mutex::new(()),
+            path: config.path.clone(),
+            config,
+            last_retention: Mutex::new(None),
+            notes,
+        });
+        let worker = match core.config.retention {
+            Some(_) => Some(retention::Worker::start(Arc::clone(&core))?),
+            None => None,
+        };
+        let store = Store {
+            inner: Arc::new(Inner {
+                core,
+                _worker: worker,
+            }),
+        };
+        store.sync_search_index()?;
+        Ok(store)
+    }
+
+    pub(crate) fn core(&self) -> &Core {
+        &self.inner.core
+    }
+
+    /// Waits until every write that returned before this call is durable;
+    /// returns the number of bytes written.
+    pub fn flush(&self) -> Result<usize> {
+        Ok(self.core().t.db.flush()?)
+    }
+
+    /// [`Store::flush`] as a future, for async callers.
+    pub async fn flush_async(&self) -> Result<usize> {
+        Ok(self.core().t.db.flush_async().await?)
+    }
+
+    /// The data directory, unless the store is temporary without one.
+    pub fn path(&self) -> Option<&Path> {
+        self.core().path.as_deref()
+    }
+
+    /// The configuration the store was opened with.
+    pub fn config(&self) -> &Config {
+        &self.core().config
+    }
+
+    /// Whether the engine recovered existing data when it opened.
+    pub fn was_recovered(&self) -> bool {
+        self.core().t.db.was_recovered()
+    }
+}
+
+/// Writes the schema marker into a new database, or checks the one found.
+fn check_schema(db: &sled::Db, path: &Path) -> Result<()> {
+    let meta = db.open_tree("meta")?;
+    match meta.get(META_FORMAT)? {
+        Some(format) if format.as_ref() == FORMAT => {}
+        Some(_) => {
+            return Err(Error::Foreign {
+                path: path.to_owned(),
+            })
+        }
+        None => {
+            let default_tree = db.name();
+            let has_data = !db.is_empty()
+                || db.tree_names().iter().any(|name| {
+                    *name != default_tree
+                        && name.as_ref() != b"meta"
+                        && db.open_tree(name).map(|t| !t.is_empty()).unwrap_or(true)
+                });
+            if has_data || !meta.is_empty() {
+                return Err(Error::Foreign {
+                    path: path.to_owned(),
+                });
+            }
+            meta.insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
+            meta.insert(META_FORMAT, FORMAT)?;
+            db.flush()?;
+        }
+    }
+    let raw = meta
+        .get(META_SCHEMA)?
+        .ok_or_else(|| Error::corrupt("meta", "no schema version"))?;
+    let bytes: [u8; 4] = raw
+        .as_ref()
+        .try_into()
+        .map_err(|_| Error::corrupt("meta", "schema version is not 4 bytes"))?;
+    let found = u32::from_be_bytes(bytes);
+    if found > SCHEMA_VERSION {
+        return Err(Error::SchemaTooNew {
+            path: path.to_owned(),
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if found < 1 {
+        return Err(Error::corrupt("meta", format!("schema version {found}")));
+    }
+    Ok(())
+}
+
+/// Nanoseconds since the Unix epoch, now.
+pub(crate) fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync_clone<T: Send + Sync + Clone + 'static>() {}
+
+    #[test]
+    fn store_is_shareable() {
+        assert_send_sync_clone::<Store>();
+    }
+
+    #[test]
+    fn newer_schema_is_refused_with_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store
+                .core()
+                .t
+                .db
+                .open_tree("meta")
+                .unwrap()
+                .insert(META_SCHEMA, &(SCHEMA_VERSION + 1).to_be_bytes())
+                .unwrap();
+            store.flush().unwrap();
+        }
+        let err = Store::open(dir.path()).unwrap_err();
+        assert!(
+            matches!(err, Error::SchemaTooNew { found, supported, .. }
+                if found == SCHEMA_VERSION + 1 && supported == SCHEMA_VERSION),
+            "{err}"
+        );
+        assert!(err.to_string().contains("upgrade omegi-store"));
+    }
+
+    #[test]
+    fn foreign_database_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = sled::open(dir.path()).unwrap();
+            db.insert(b"hello", b"world").unwrap();
+            db.flush().unwrap();
+        }
+        assert!(matches!(
+            Store::open(dir.path()),
+            Err(Error::Foreign { .. })
+        ));
+    }
+
+    #[test]
+    fn reopening_keeps_the_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Store::open(dir.path()).unwrap());
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.path(), Some(dir.path()));
+    }
+}

@@ -1,0 +1,125 @@
+//! The store's one error type.
+
+use std::path::PathBuf;
+
+/// What can go wrong when opening, writing or reading a store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The storage engine failed (I/O, a corrupt log, an unsupported setting).
+    #[error("storage engine error: {0}")]
+    Storage(#[from] sled::Error),
+    /// Reading or writing a file or stream failed.
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    /// A stored value could not be decoded: the data is damaged or was
+    /// written by something other than this store.
+    #[error("corrupt value in tree `{tree}`: {reason}")]
+    Corrupt {
+        /// The tree holding the value.
+        tree: &'static str,
+        /// What was wrong with it.
+        reason: String,
+    },
+    /// The data was written by a newer version of the store.
+    #[error(
+        "the store at {path} has schema version {found}, newer than {supported}, \
+         the newest this version of omegi-store reads; upgrade omegi-store to open it"
+    )]
+    SchemaTooNew {
+        /// The data directory.
+        path: PathBuf,
+        /// The schema version found on disk.
+        found: u32,
+        /// The newest schema version this build reads.
+        supported: u32,
+    },
+    /// The directory holds a database that is not an Omegi store.
+    #[error("{path} holds a database that is not an Omegi store")]
+    Foreign {
+        /// The data directory.
+        path: PathBuf,
+    },
+    /// A project, service, user or fingerprint name cannot be stored.
+    #[error("invalid {what} {name:?}: {reason}")]
+    InvalidName {
+        /// What the name names ("project", "service", ...).
+        what: &'static str,
+        /// The rejected name (possibly shortened).
+        name: String,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
+    /// No issue has this fingerprint in this project.
+    #[error("no issue {fingerprint} in project {project:?}")]
+    IssueNotFound {
+        /// The project.
+        project: String,
+        /// The fingerprint asked for.
+        fingerprint: String,
+    },
+    /// A line of an import stream is not a valid export line.
+    #[error("import line {line}: {reason}")]
+    Import {
+        /// 1-based line number.
+        line: usize,
+        /// What was wrong.
+        reason: String,
+    },
+    /// Encoding a value for export failed.
+    #[error("encoding failed: {0}")]
+    Encode(String),
+    /// No note has this id, or the viewer may not see it.
+    #[error("no note {id}")]
+    NoteNotFound {
+        /// The id asked for.
+        id: omegi_core::NoteId,
+    },
+    /// Only a note's author may change or delete it.
+    #[error("note {id} belongs to {author:?}; {viewer:?} may not change it")]
+    NotNoteAuthor {
+        /// The note.
+        id: omegi_core::NoteId,
+        /// Its author.
+        author: String,
+        /// Who tried to change it.
+        viewer: String,
+    },
+    /// The note changed since the caller read it (optimistic concurrency):
+    /// read it again and reapply the change.
+    #[error("note {id} is at revision {actual}, not the expected {expected}")]
+    RevisionMismatch {
+        /// The note.
+        id: omegi_core::NoteId,
+        /// The revision the caller based its change on.
+        expected: u64,
+        /// The note's current revision.
+        actual: u64,
+    },
+    /// A note's title, alias or author cannot be stored.
+    #[error("invalid note: {0}")]
+    InvalidNote(String),
+    /// The full-text index failed.
+    #[error("search index error: {0}")]
+    Search(String),
+    /// Reading or writing a file of a Markdown vault failed.
+    #[error("{path}: {source}")]
+    File {
+        /// The file or directory.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// The store's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn corrupt(tree: &'static str, reason: impl Into<String>) -> Self {
+        Error::Corrupt {
+            tree,
+            reason: reason.into(),
+        }
+    }
+}

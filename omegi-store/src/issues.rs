@@ -1,0 +1,624 @@
+//! Issues: occurrences of one fingerprint grouped per project, with their
+//! status, and the occurrences themselves.
+
+use std::collections::BTreeMap;
+
+use omegi_core::{fingerprint, ErrorRecord, Fingerprint, SpanId, TraceId};
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{decode, encode, SError};
+use crate::error::{Error, Result};
+use crate::keys::{Key, KeyReader};
+use crate::spans::insert_sorted;
+use crate::stats::Bucket;
+use crate::{now_ns, Core, Store, Trees};
+
+/// Where an issue stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IssueStatus {
+    /// New or still happening, nobody resolved it.
+    Unresolved,
+    /// Marked fixed.
+    Resolved,
+    /// Marked not worth attention; new occurrences are counted but do not
+    /// change the status.
+    Ignored,
+    /// Was resolved, then occurred again.
+    Regressed,
+}
+
+impl IssueStatus {
+    /// Whether the issue wants attention (unresolved or regressed).
+    pub fn is_open(self) -> bool {
+        matches!(self, IssueStatus::Unresolved | IssueStatus::Regressed)
+    }
+
+    fn code(self) -> u8 {
+        match self {
+            IssueStatus::Unresolved => 0,
+            IssueStatus::Resolved => 1,
+            IssueStatus::Ignored => 2,
+            IssueStatus::Regressed => 3,
+        }
+    }
+
+    fn from_code(c: u8) -> Result<Self> {
+        Ok(match c {
+            0 => IssueStatus::Unresolved,
+            1 => IssueStatus::Resolved,
+            2 => IssueStatus::Ignored,
+            3 => IssueStatus::Regressed,
+            _ => return Err(Error::corrupt("issues", format!("unknown status {c}"))),
+        })
+    }
+}
+
+/// One error, grouped by fingerprint within a project.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Issue {
+    /// The project.
+    pub project: String,
+    /// The grouping key.
+    pub fingerprint: Fingerprint,
+    /// Error type and message: `PaymentError: card declined`.
+    pub title: String,
+    /// Status.
+    pub status: IssueStatus,
+    /// Occurrences ever ingested (retention does not lower it).
+    pub count: u64,
+    /// Time of the earliest occurrence, ns.
+    pub first_seen_ns: u64,
+    /// Time of the latest occurrence, ns.
+    pub last_seen_ns: u64,
+    /// Services it occurred in, sorted.
+    pub services: Vec<String>,
+    /// The trace of the latest occurrence that had one.
+    pub latest_trace: Option<TraceId>,
+    /// The latest occurrence's error.
+    pub latest_error: ErrorRecord,
+    /// When the status last changed by hand (or 0), ns.
+    pub status_changed_ns: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct IssueRow {
+    title: String,
+    status: u8,
+    count: u64,
+    first_seen_ns: u64,
+    last_seen_ns: u64,
+    services: Vec<String>,
+    latest_trace: Option<u128>,
+    latest_error: SError,
+    status_changed_ns: u64,
+}
+
+/// The leading fields of an [`IssueRow`], decoded without the rest.
+#[derive(Deserialize)]
+struct IssueHead<'a> {
+    #[allow(dead_code)]
+    title: &'a str,
+    status: u8,
+    count: u64,
+}
+
+impl IssueRow {
+    fn into_issue(self, project: &str, fp: &str) -> Result<Issue> {
+        Ok(Issue {
+            project: project.to_owned(),
+            fingerprint: Fingerprint(fp.to_owned()),
+            title: self.title,
+            status: IssueStatus::from_code(self.status)?,
+            count: self.count,
+            first_seen_ns: self.first_seen_ns,
+            last_seen_ns: self.last_seen_ns,
+            services: self.services,
+            latest_trace: self.latest_trace.map(TraceId),
+            latest_error: self.latest_error.into_record("issues")?,
+            status_changed_ns: self.status_changed_ns,
+        })
+    }
+
+    pub(crate) fn from_issue(issue: &Issue) -> Self {
+        IssueRow {
+            title: issue.title.clone(),
+            status: issue.status.code(),
+            count: issue.count,
+            first_seen_ns: issue.first_seen_ns,
+            last_seen_ns: issue.last_seen_ns,
+            services: issue.services.clone(),
+            latest_trace: issue.latest_trace.map(|t| t.0),
+            latest_error: SError::from_record(&issue.latest_error),
+            status_changed_ns: issue.status_changed_ns,
+        }
+    }
+}
+
+/// One occurrence of an issue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Occurrence {
+    /// When, ns.
+    pub time_ns: u64,
+    /// The trace it happened in.
+    pub trace_id: Option<TraceId>,
+    /// The innermost span.
+    pub span_id: Option<SpanId>,
+    /// The service.
+    pub service: String,
+    /// The error itself.
+    pub error: ErrorRecord,
+    /// Tells apart occurrences at the same time.
+    pub seq: u64,
+}
+
+impl Occurrence {
+    fn new(error: ErrorRecord, seq: u64) -> Self {
+        Occurrence {
+            time_ns: error.time_ns,
+            trace_id: error.trace_id,
+            span_id: error.span_id,
+            service: error.service.clone(),
+            error,
+            seq,
+        }
+    }
+}
+
+/// Order of an issue list.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IssueSort {
+    /// Most recently seen first (ties: greater fingerprint first).
+    #[default]
+    LastSeen,
+    /// Most occurrences first (ties: smaller fingerprint first).
+    Count,
+}
+
+/// Which issues of a project to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IssueQuery {
+    /// Keep issues with one of these statuses; empty keeps all.
+    pub statuses: Vec<IssueStatus>,
+    /// Order.
+    pub sort: IssueSort,
+    /// At most this many.
+    pub limit: Option<usize>,
+}
+
+impl IssueQuery {
+    /// All issues, most recently seen first.
+    pub fn all() -> Self {
+        IssueQuery::default()
+    }
+
+    /// Unresolved and regressed issues, most recently seen first.
+    pub fn open() -> Self {
+        IssueQuery::with_statuses(&[IssueStatus::Unresolved, IssueStatus::Regressed])
+    }
+
+    /// Issues with one of these statuses.
+    pub fn with_statuses(statuses: &[IssueStatus]) -> Self {
+        IssueQuery {
+            statuses: statuses.to_vec(),
+            ..IssueQuery::default()
+        }
+    }
+
+    /// Sets the order.
+    pub fn sort(mut self, sort: IssueSort) -> Self {
+        self.sort = sort;
+        self
+    }
+
+    /// Keeps at most `limit` issues.
+    pub fn limit(mut self, limit: usize) -> Self {
+        self.limit = Some(limit);
+        self
+    }
+
+    fn keeps(&self, status: IssueStatus) -> bool {
+        self.statuses.is_empty() || self.statuses.contains(&status)
+    }
+}
+
+/// `Type: message` (first line of the message, at most 200 characters).
+fn title(error: &ErrorRecord) -> String {
+    let line = error.message.lines().next().unwrap_or("");
+    let mut t = match &error.error_type {
+        Some(ty) if !ty.is_empty() => format!("{ty}: {line}"),
+        _ => line.to_owned(),
+    };
+    if t.chars().count() > 200 {
+        t = t.chars().take(199).collect::<String>() + "…";
+    }
+    t
+}
+
+pub(crate) fn issue_key(project: &str, fp: &str) -> Result<Key> {
+    Key::new().str("project", project)?.str("fingerprint", fp)
+}
+
+pub(crate) fn last_seen_key(project: &str, last: u64, fp: &str) -> Result<Vec<u8>> {
+    Ok(Key::new()
+        .str("project", project)?
+        .u64(last)
+        .str("fingerprint", fp)?
+        .into_vec())
+}
+
+pub(crate) fn first_seen_key(project: &str, first: u64, fp: &str) -> Result<Vec<u8>> {
+    Ok(Key::new()
+        .str("project", project)?
+        .u64(first)
+        .str("fingerprint", fp)?
+        .into_vec())
+}
+
+pub(crate) fn occurrence_keys(
+    project: &str,
+    fp: &str,
+    time: u64,
+    seq: u64,
+) -> Result<(Vec<u8>, Vec<u8>)> {
+    let main = issue_key(project, fp)?.u64(time).u64(seq).into_vec();
+    let by_time = Key::new()
+        .u64(time)
+        .str("project", project)?
+        .str("fingerprint", fp)?
+        .u64(seq)
+        .into_vec();
+    Ok((main, by_time))
+}
+
+fn read_row(t: &Trees, project: &str, fp: &str) -> Result<Option<IssueRow>> {
+    match t.issues.get(issue_key(project, fp)?)? {
+        Some(bytes) => Ok(Some(decode("issues", &bytes)?)),
+        None => Ok(None),
+    }
+}
+
+/// Writes a whole issue (import), with its indexes.
+pub(crate) fn put_issue(t: &Trees, issue: &Issue) -> Result<()> {
+    let fp = &issue.fingerprint.0;
+    let old = read_row(t, &issue.project, fp)?;
+    if let Some(old) = old {
+        t.issues_by_last_seen
+            .remove(last_seen_key(&issue.project, old.last_seen_ns, fp)?)?;
+        t.issues_by_first_seen
+            .remove(first_seen_key(&issue.project, old.first_seen_ns, fp)?)?;
+    }
+    t.issues.insert(
+        issue_key(&issue.project, fp)?,
+        encode(&IssueRow::from_issue(issue))?,
+    )?;
+    t.issues_by_last_seen
+        .insert(last_seen_key(&issue.project, issue.last_seen_ns, fp)?, &[])?;
+    t.issues_by_first_seen.insert(
+        first_seen_key(&issue.project, issue.first_seen_ns, fp)?,
+        &[],
+    )?;
+    Ok(())
+}
+
+/// Writes one occurrence (import or ingest).
+pub(crate) fn put_occurrence(t: &Trees, project: &str, fp: &str, occ: &Occurrence) -> Result<()> {
+    let (main, by_time) = occurrence_keys(project, fp, occ.time_ns, occ.seq)?;
+    t.occurrences
+        .insert(main, encode(&SError::from_record(&occ.error))?)?;
+    t.occurrences_by_time.insert(by_time, &[])?;
+    Ok(())
+}
+
+/// The issues that an ingest created or regressed.
+#[derive(Default)]
+pub(crate) struct ErrorOutcome {
+    pub(crate) created: Vec<String>,
+    pub(crate) regressed: Vec<String>,
+}
+
+/// Groups errors into issues and writes their occurrences. Call with the
+/// write lock held.
+pub(crate) fn write_errors(
+    core: &Core,
+    project: &str,
+    errors: &[&ErrorRecord],
+) -> Result<ErrorOutcome> {
+    let t = &core.t;
+    let mut outcome = ErrorOutcome::default();
+    // fingerprint -> (row before this ingest, row now)
+    let mut touched: BTreeMap<String, (Option<IssueRow>, IssueRow)> = BTreeMap::new();
+    let mut occurrences = sled::Batch::default();
+    let mut occurrences_by_time = sled::Batch::default();
+    for error in errors {
+        let fp = fingerprint(error).0;
+        if !touched.contains_key(&fp) {
+            let old = read_row(t, project, &fp)?;
+            let row = match &old {
+                Some(row) => row.clone(),
+                None => {
+                    outcome.created.push(fp.clone());
+                    IssueRow {
+                        title: title(error),
+                        status: IssueStatus::Unresolved.code(),
+                        count: 0,
+                        first_seen_ns: error.time_ns,
+                        last_seen_ns: error.time_ns,
+                        services: Vec::new(),
+                        latest_trace: error.trace_id.map(|t| t.0),
+                        latest_error: SError::from_record(error),
+                        status_changed_ns: 0,
+                    }
+                }
+            };
+            touched.insert(fp.clone(), (old, row));
+        }
+        let Some((_, row)) = touched.get_mut(&fp) else {
+            continue;
+        };
+        if IssueStatus::from_code(row.status)? == IssueStatus::Resolved {
+            row.status = IssueStatus::Regressed.code();
+            outcome.regressed.push(fp.clone());
+        }
+        row.count += 1;
+        row.first_seen_ns = row.first_seen_ns.min(error.time_ns);
+        if error.time_ns >= row.last_seen_ns {
+            row.last_seen_ns = error.time_ns;
+            row.title = title(error);
+            row.latest_error = SError::from_record(error);
+            if let Some(trace) = error.trace_id {
+                row.latest_trace = Some(trace.0);
+            }
+        }
+        insert_sorted(&mut row.services, &error.service);
+        let seq = t.db.generate_id()?;
+        let (main, by_time) = occurrence_keys(project, &fp, error.time_ns, seq)?;
+        occurrences.insert(main, encode(&SError::from_record(error))?);
+        occurrences_by_time.insert(by_time, &[]);
+    }
+    t.occurrences.apply_batch(occurrences)?;
+    t.occurrences_by_time.apply_batch(occurrences_by_time)?;
+    let mut rows = sled::Batch::default();
+    let mut by_last = sled::Batch::default();
+    let mut by_first = sled::Batch::default();
+    for (fp, (old, row)) in &touched {
+        match old {
+            Some(old) => {
+                if old.last_seen_ns != row.last_seen_ns {
+                    by_last.remove(last_seen_key(project, old.last_seen_ns, fp)?);
+                    by_last.insert(last_seen_key(project, row.last_seen_ns, fp)?, &[]);
+                }
+                if old.first_seen_ns != row.first_seen_ns {
+                    by_first.remove(first_seen_key(project, old.first_seen_ns, fp)?);
+                    by_first.insert(first_seen_key(project, row.first_seen_ns, fp)?, &[]);
+                }
+            }
+            None => {
+                by_last.insert(last_seen_key(project, row.last_seen_ns, fp)?, &[]);
+                by_first.insert(first_seen_key(project, row.first_seen_ns, fp)?, &[]);
+            }
+        }
+        rows.insert(issue_key(project, fp)?.into_vec(), encode(row)?);
+    }
+    t.issues.apply_batch(rows)?;
+    t.issues_by_last_seen.apply_batch(by_last)?;
+    t.issues_by_first_seen.apply_batch(by_first)?;
+    Ok(outcome)
+}
+
+/// Parses `project fingerprint` at the start of a key.
+fn read_issue_key<'a>(r: &mut KeyReader<'a>) -> Result<(&'a str, &'a str)> {
+    Ok((r.str()?, r.str()?))
+}
+
+impl Store {
+    /// One issue.
+    pub fn issue(&self, project: &str, fingerprint: &Fingerprint) -> Result<Option<Issue>> {
+        read_row(&self.core().t, project, &fingerprint.0)?
+            .map(|row| row.into_issue(project, &fingerprint.0))
+            .transpose()
+    }
+
+    /// Sets an issue's status: resolve it, ignore it, or reopen it.
+    pub fn set_issue_status(
+        &self,
+        project: &str,
+        fingerprint: &Fingerprint,
+        status: IssueStatus,
+    ) -> Result<Issue> {
+        let core = self.core();
+        let _guard = core.lock();
+        let fp = &fingerprint.0;
+        let mut row = read_row(&core.t, project, fp)?.ok_or_else(|| Error::IssueNotFound {
+            project: project.to_owned(),
+            fingerprint: fp.clone(),
+        })?;
+        row.status = status.code();
+        row.status_changed_ns = now_ns();
+        core.t
+            .issues
+            .insert(issue_key(project, fp)?, encode(&row)?)?;
+        row.into_issue(project, fp)
+    }
+
+    /// A project's issues, filtered and sorted as the query says.
+    pub fn issues(&self, project: &str, query: &IssueQuery) -> Result<Vec<Issue>> {
+        let t = &self.core().t;
+        let limit = query.limit.unwrap_or(usize::MAX);
+        let mut out = Vec::new();
+        if limit == 0 {
+            return Ok(out);
+        }
+        let prefix = Key::new().str("project", project)?.into_vec();
+        match query.sort {
+            IssueSort::LastSeen => {
+                for item in t.issues_by_last_seen.scan_prefix(&prefix).rev() {
+                    let (key, _) = item?;
+                    let mut r = KeyReader::new("issues_by_last_seen", &key[prefix.len()..]);
+                    let last = r.u64()?;
+                    let fp = r.str()?;
+                    r.end()?;
+                    let Some(row) = read_row(t, project, fp)? else {
+                        continue;
+                    };
+                    // Skip an index entry left stale by a crash.
+                    if row.last_seen_ns != last {
+                        continue;
+                    }
+                    let issue = row.into_issue(project, fp)?;
+                    if query.keeps(issue.status) {
+                        out.push(issue);
+                        if out.len() >= limit {
+                            break;
+                        }
+                    }
+                }
+            }
+            IssueSort::Count => {
+                // Rank on the leading fields alone; decode whole issues
+                // (with their latest error) only for the ones returned.
+                let mut ranked: Vec<(u64, String, sled::IVec)> = Vec::new();
+                for item in t.issues.scan_prefix(&prefix) {
+                    let (key, value) = item?;
+                    let mut r = KeyReader::new("issues", &key);
+                    let (_, fp) = read_issue_key(&mut r)?;
+                    r.end()?;
+                    let (head, _): (IssueHead<'_>, _) = postcard::take_from_bytes(&value)
+                        .map_err(|e| Error::corrupt("issues", e.to_string()))?;
+                    if query.keeps(IssueStatus::from_code(head.status)?) {
+                        ranked.push((head.count, fp.to_owned(), value));
+                    }
+                }
+                ranked.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+                ranked.truncate(limit);
+                for (_, fp, value) in ranked {
+                    let row: IssueRow = decode("issues", &value)?;
+                    out.push(row.into_issue(project, &fp)?);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every issue of every project, in key order (export, summaries).
+    pub(crate) fn all_issues(&self) -> impl Iterator<Item = Result<Issue>> + '_ {
+        self.core().t.issues.iter().map(|item| {
+            let (key, value) = item?;
+            let mut r = KeyReader::new("issues", &key);
+            let (project, fp) = read_issue_key(&mut r)?;
+            r.end()?;
+            let row: IssueRow = decode("issues", &value)?;
+            row.into_issue(project, fp)
+        })
+    }
+
+    /// An issue's retained occurrences with time in `[from_ns, to_ns)`,
+    /// oldest first, at most `limit`.
+    pub fn occurrences(
+        &self,
+        project: &str,
+        fingerprint: &Fingerprint,
+        from_ns: u64,
+        to_ns: u64,
+        limit: usize,
+    ) -> Result<Vec<Occurrence>> {
+        let t = &self.core().t;
+        let prefix = issue_key(project, &fingerprint.0)?.into_vec();
+        let mut out = Vec::new();
+        if from_ns >= to_ns {
+            return Ok(out);
+        }
+        let lo = [prefix.as_slice(), &from_ns.to_be_bytes()].concat();
+        let hi = [prefix.as_slice(), &to_ns.to_be_bytes()].concat();
+        for item in t.occurrences.range(lo..hi).take(limit) {
+            let (key, value) = item?;
+            let mut r = KeyReader::new("occurrences", &key[prefix.len()..]);
+            let _time = r.u64()?;
+            let seq = r.u64()?;
+            r.end()?;
+            let error: SError = decode("occurrences", &value)?;
+            out.push(Occurrence::new(error.into_record("occurrences")?, seq));
+        }
+        Ok(out)
+    }
+
+    /// Every retained occurrence, in key order (export).
+    pub(crate) fn all_occurrences(
+        &self,
+    ) -> impl Iterator<Item = Result<(String, Fingerprint, Occurrence)>> + '_ {
+        self.core().t.occurrences.iter().map(|item| {
+            let (key, value) = item?;
+            let mut r = KeyReader::new("occurrences", &key);
+            let (project, fp) = read_issue_key(&mut r)?;
+            let _time = r.u64()?;
+            let seq = r.u64()?;
+            r.end()?;
+            let error: SError = decode("occurrences", &value)?;
+            Ok((
+                project.to_owned(),
+                Fingerprint(fp.to_owned()),
+                Occurrence::new(error.into_record("occurrences")?, seq),
+            ))
+        })
+    }
+
+    /// An issue's retained occurrences counted per bucket over
+    /// `[from_ns, to_ns)`; buckets without occurrences are left out.
+    pub fn issue_histogram(
+        &self,
+        project: &str,
+        fingerprint: &Fingerprint,
+        bucket: Bucket,
+        from_ns: u64,
+        to_ns: u64,
+    ) -> Result<Vec<crate::BucketCount>> {
+        let t = &self.core().t;
+        let prefix = issue_key(project, &fingerprint.0)?.into_vec();
+        let mut out: Vec<crate::BucketCount> = Vec::new();
+        if from_ns >= to_ns {
+            return Ok(out);
+        }
+        let lo = [prefix.as_slice(), &from_ns.to_be_bytes()].concat();
+        let hi = [prefix.as_slice(), &to_ns.to_be_bytes()].concat();
+        for item in t.occurrences.range(lo..hi) {
+            let (key, _) = item?;
+            let mut r = KeyReader::new("occurrences", &key[prefix.len()..]);
+            let start = bucket.start_of(r.u64()?);
+            match out.last_mut() {
+                Some(last) if last.start_ns == start => last.count += 1,
+                _ => out.push(crate::BucketCount {
+                    start_ns: start,
+                    count: 1,
+                }),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Issues first seen in `[from_ns, to_ns)`, oldest first.
+    pub fn new_issues(&self, project: &str, from_ns: u64, to_ns: u64) -> Result<Vec<Issue>> {
+        let t = &self.core().t;
+        let prefix = Key::new().str("project", project)?.into_vec();
+        let mut out = Vec::new();
+        if from_ns >= to_ns {
+            return Ok(out);
+        }
+        let lo = [prefix.as_slice(), &from_ns.to_be_bytes()].concat();
+        let hi = [prefix.as_slice(), &to_ns.to_be_bytes()].concat();
+        for item in t.issues_by_first_seen.range(lo..hi) {
+            let (key, _) = item?;
+            let mut r = KeyReader::new("issues_by_first_seen", &key[prefix.len()..]);
+            let first = r.u64()?;
+            let fp = r.str()?;
+            r.end()?;
+            if let Some(row) = read_row(t, project, fp)? {
+                if row.first_seen_ns == first {
+                    out.push(row.into_issue(project, fp)?);
+                }
+            }
+        }
+        Ok(out)
+    }
+}

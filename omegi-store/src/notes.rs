@@ -1,0 +1,1101 @@
+//! Error notes: their storage, the link and backlink index, rename and
+//! delete, and the queries built on them (graph, embeds).
+//!
+//! A note is stored once, by id. Three indexes derive from it and are
+//! written in the same transaction:
+//!
+//! - names: every name a `[[...]]` link can use for the note (its title and
+//!   aliases, as lookup keys) → the note, ordered so that a prefix scan finds
+//!   the note a name resolves to exactly as [`Resolver`] does (titles before
+//!   aliases, then the oldest note);
+//! - links: every link target a note's body names → the linking note, so the
+//!   backlinks of a note are the link entries under its names;
+//! - by author and by issue, for listings and suggestions.
+//!
+//! Links are stored by target *name*, not by resolved id: a link to a note
+//! that does not exist yet resolves as soon as it is created, a deleted note's
+//! incoming links become unresolved without touching the notes that hold
+//! them, and what a link resolves to depends on who looks (a private note is
+//! invisible to everyone but its author).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::{Mutex, MutexGuard};
+
+use omegi_core::note::{render_embeds, EmbedOptions, NoteGraph, Resolver};
+use omegi_core::{Fingerprint, Note, NoteId, Visibility};
+use serde::{Deserialize, Serialize};
+use sled::Transactional;
+
+use crate::codec::{decode, encode};
+use crate::error::{Error, Result};
+use crate::keys::{check_name, Key, KeyReader};
+use crate::search::SearchIndex;
+use crate::{now_ns, Store, Trees};
+
+/// Longest name key (title or alias, lowercased) the indexes keep.
+const MAX_NAME_BYTES: usize = 4096;
+/// Notes written per transaction by bulk writes.
+const BULK_CHUNK: usize = 512;
+const META_GENERATION: &[u8] = b"generation";
+
+/// A note to create with [`Store::create_note`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NewNote {
+    /// The author (a user login); only they may change the note.
+    pub author: String,
+    /// Title: `[[Title]]` links resolve to it.
+    pub title: String,
+    /// Markdown body.
+    pub body: String,
+    /// Tags, without `#`.
+    pub tags: Vec<String>,
+    /// Other names links resolve by.
+    pub aliases: Vec<String>,
+    /// Who may see it.
+    pub visibility: Visibility,
+    /// Issues the note is about.
+    pub issues: Vec<Fingerprint>,
+}
+
+impl NewNote {
+    /// A private note without tags, aliases or issues.
+    pub fn new(
+        author: impl Into<String>,
+        title: impl Into<String>,
+        body: impl Into<String>,
+    ) -> Self {
+        NewNote {
+            author: author.into(),
+            title: title.into(),
+            body: body.into(),
+            ..NewNote::default()
+        }
+    }
+
+    /// Makes the note public.
+    pub fn public(mut self) -> Self {
+        self.visibility = Visibility::Public;
+        self
+    }
+
+    /// Sets the tags.
+    pub fn tags<S: Into<String>>(mut self, tags: impl IntoIterator<Item = S>) -> Self {
+        self.tags = tags.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the aliases.
+    pub fn aliases<S: Into<String>>(mut self, aliases: impl IntoIterator<Item = S>) -> Self {
+        self.aliases = aliases.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets the linked issues.
+    pub fn issues(mut self, issues: impl IntoIterator<Item = Fingerprint>) -> Self {
+        self.issues = issues.into_iter().collect();
+        self
+    }
+}
+
+/// A change to a note for [`Store::update_note`]; fields left `None` keep
+/// their value. The title changes only through [`Store::rename_note`], which
+/// also rewrites the links to the note.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NoteUpdate {
+    /// New body.
+    pub body: Option<String>,
+    /// New tags.
+    pub tags: Option<Vec<String>>,
+    /// New aliases.
+    pub aliases: Option<Vec<String>>,
+    /// New visibility.
+    pub visibility: Option<Visibility>,
+    /// New linked issues.
+    pub issues: Option<Vec<Fingerprint>>,
+}
+
+impl NoteUpdate {
+    /// Changes nothing (yet).
+    pub fn new() -> Self {
+        NoteUpdate::default()
+    }
+
+    /// Sets the body.
+    pub fn body(mut self, body: impl Into<String>) -> Self {
+        self.body = Some(body.into());
+        self
+    }
+
+    /// Sets the tags.
+    pub fn tags<S: Into<String>>(mut self, tags: impl IntoIterator<Item = S>) -> Self {
+        self.tags = Some(tags.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Sets the aliases.
+    pub fn aliases<S: Into<String>>(mut self, aliases: impl IntoIterator<Item = S>) -> Self {
+        self.aliases = Some(aliases.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Sets the visibility.
+    pub fn visibility(mut self, visibility: Visibility) -> Self {
+        self.visibility = Some(visibility);
+        self
+    }
+
+    /// Sets the linked issues.
+    pub fn issues(mut self, issues: impl IntoIterator<Item = Fingerprint>) -> Self {
+        self.issues = Some(issues.into_iter().collect());
+        self
+    }
+}
+
+/// Which notes [`Store::notes`] lists (always only those the viewer may see).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NoteFilter {
+    /// Only this author's notes.
+    pub author: Option<String>,
+    /// Only notes with this tag (case-insensitive; `a` also matches `a/b`).
+    pub tag: Option<String>,
+    /// Only notes linked to this issue.
+    pub issue: Option<Fingerprint>,
+    /// At most this many.
+    pub limit: Option<usize>,
+}
+
+impl NoteFilter {
+    /// Every visible note.
+    pub fn all() -> Self {
+        NoteFilter::default()
+    }
+
+    /// Only this author's notes.
+    pub fn author(mut self, author: impl Into<String>) -> Self {
+        self.author = Some(author.into());
+        self
+    }
+
+    /// Only notes with this tag.
+    pub fn tag(mut self, tag: impl Into<String>) -> Self {
+        self.tag = Some(tag.into());
+        self
+    }
+
+    /// Only notes linked to this issue.
+    pub fn issue(mut self, fingerprint: Fingerprint) -> Self {
+        self.issue = Some(fingerprint);
+        self
+    }
+
+    /// At most `limit` notes.
+    pub fn limit(mut self, limit: usize) -> Self {
+        self.limit = Some(limit);
+        self
+    }
+}
+
+/// Where a note's links lead, for one viewer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NoteLinks {
+    /// The notes it links to, in order of first appearance (links to itself
+    /// left out).
+    pub outgoing: Vec<Note>,
+    /// Link targets that name no note the viewer may see, as first written.
+    pub unresolved: Vec<String>,
+}
+
+/// What [`Store::rename_note`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Renamed {
+    /// The renamed note.
+    pub note: Note,
+    /// The other notes whose links were rewritten (each got a new revision).
+    pub relinked: Vec<NoteId>,
+}
+
+/// The stored form of a note (postcard; owned by this crate so that the
+/// on-disk layout changes only with the schema version).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct NoteRow {
+    author: String,
+    title: String,
+    body: String,
+    tags: Vec<String>,
+    aliases: Vec<String>,
+    public: bool,
+    issues: Vec<String>,
+    created_ns: u64,
+    updated_ns: u64,
+    revision: u64,
+}
+
+impl NoteRow {
+    fn from_note(n: &Note) -> Self {
+        NoteRow {
+            author: n.author.clone(),
+            title: n.title.clone(),
+            body: n.body.clone(),
+            tags: n.tags.clone(),
+            aliases: n.aliases.clone(),
+            public: n.visibility == Visibility::Public,
+            issues: n.issues.iter().map(|f| f.0.clone()).collect(),
+            created_ns: n.created_ns,
+            updated_ns: n.updated_ns,
+            revision: n.revision,
+        }
+    }
+
+    fn into_note(self, id: NoteId) -> Note {
+        Note {
+            id,
+            author: self.author,
+            title: self.title,
+            body: self.body,
+            tags: self.tags,
+            aliases: self.aliases,
+            visibility: if self.public {
+                Visibility::Public
+            } else {
+                Visibility::Private
+            },
+            issues: self.issues.into_iter().map(Fingerprint).collect(),
+            created_ns: self.created_ns,
+            updated_ns: self.updated_ns,
+            revision: self.revision,
+        }
+    }
+}
+
+/// Who owns an index entry's note: enough to decide visibility without
+/// reading the note.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Owner {
+    public: bool,
+    author: String,
+}
+
+impl Owner {
+    fn of(note: &Note) -> Self {
+        Owner {
+            public: note.visibility == Visibility::Public,
+            author: note.author.clone(),
+        }
+    }
+
+    fn visible_to(&self, viewer: &str) -> bool {
+        self.public || self.author == viewer
+    }
+}
+
+/// The lookup key of a link target or name: trimmed, lowercase, without a
+/// trailing `.md` (the rule [`Resolver`] applies).
+pub(crate) fn name_key(name: &str) -> String {
+    let name = name.trim();
+    let name = match name.len().checked_sub(3) {
+        Some(cut) if name.is_char_boundary(cut) && name[cut..].eq_ignore_ascii_case(".md") => {
+            &name[..cut]
+        }
+        _ => name,
+    };
+    name.trim().to_lowercase()
+}
+
+/// Whether `title` can be the target of a `[[...]]` link.
+fn check_title(title: &str) -> Result<()> {
+    if title.trim().is_empty() {
+        return Err(Error::InvalidNote("the title is empty".into()));
+    }
+    if title.contains(['[', ']', '|', '#', '^', '\n', '\r']) {
+        return Err(Error::InvalidNote(format!(
+            "title {:?} contains one of [ ] | # ^ or a line break",
+            title.chars().take(64).collect::<String>()
+        )));
+    }
+    if name_key(title).len() > MAX_NAME_BYTES {
+        return Err(Error::InvalidNote(format!(
+            "the title is longer than {MAX_NAME_BYTES} bytes"
+        )));
+    }
+    Ok(())
+}
+
+pub(crate) fn check_note(note: &Note) -> Result<()> {
+    check_title(&note.title)?;
+    check_name("user", &note.author)?;
+    for alias in &note.aliases {
+        if name_key(alias).len() > MAX_NAME_BYTES {
+            return Err(Error::InvalidNote(format!(
+                "an alias is longer than {MAX_NAME_BYTES} bytes"
+            )));
+        }
+    }
+    for fp in &note.issues {
+        check_name("fingerprint", &fp.0)?;
+    }
+    Ok(())
+}
+
+/// The names and link targets of a note, as index keys.
+struct Derived {
+    /// (kind: 0 title, 1 alias; name key).
+    names: Vec<(u8, String)>,
+    /// Distinct link target keys with the target as first written.
+    links: Vec<(String, String)>,
+}
+
+fn derive(note: &Note) -> Derived {
+    let parsed = note.parse();
+    let title = name_key(&note.title);
+    let mut seen = HashSet::new();
+    let mut names = Vec::new();
+    if !title.is_empty() && title.len() <= MAX_NAME_BYTES {
+        seen.insert(title.clone());
+        names.push((0, title));
+    }
+    for alias in note.aliases.iter().chain(&parsed.front_matter.aliases) {
+        let key = name_key(alias);
+        if !key.is_empty() && key.len() <= MAX_NAME_BYTES && seen.insert(key.clone()) {
+            names.push((1, key));
+        }
+    }
+    let mut seen = HashSet::new();
+    let mut links = Vec::new();
+    for link in &parsed.links {
+        if link.target.is_empty() {
+            continue;
+        }
+        let key = name_key(&link.target);
+        if !key.is_empty() && key.len() <= MAX_NAME_BYTES && seen.insert(key.clone()) {
+            links.push((key, link.target.clone()));
+        }
+    }
+    Derived { names, links }
+}
+
+pub(crate) fn id_key(id: NoteId) -> Key {
+    let v = id.0.as_u128();
+    Key::new().u64((v >> 64) as u64).u64(v as u64)
+}
+
+fn read_id(r: &mut KeyReader<'_>) -> Result<NoteId> {
+    let hi = u128::from(r.u64()?);
+    let lo = u128::from(r.u64()?);
+    Ok(NoteId(uuid::Uuid::from_u128((hi << 64) | lo)))
+}
+
+/// Reads the note id at the end of an index key.
+fn trailing_id(tree: &'static str, key: &[u8]) -> Result<NoteId> {
+    let tail = key
+        .len()
+        .checked_sub(16)
+        .ok_or_else(|| Error::corrupt(tree, "key too short"))?;
+    read_id(&mut KeyReader::new(tree, &key[tail..]))
+}
+
+fn name_prefix(key: &str) -> Result<Key> {
+    Key::new().str("note name", key)
+}
+
+/// The trees of the notes, in transaction order.
+const T_NOTES: usize = 0;
+const T_NAMES: usize = 1;
+const T_LINKS: usize = 2;
+const T_AUTHOR: usize = 3;
+const T_ISSUE: usize = 4;
+const T_META: usize = 5;
+
+type Entries = BTreeMap<Vec<u8>, Vec<u8>>;
+
+/// The index entries of one note, per tree.
+fn entries(note: &Note) -> Result<[Entries; 4]> {
+    let d = derive(note);
+    let owner = encode(&Owner::of(note))?;
+    let mut names = Entries::new();
+    for (kind, key) in &d.names {
+        let k = name_prefix(key)?.u8(*kind).u64(note.created_ns).into_vec();
+        let mut k = k;
+        k.extend_from_slice(id_key(note.id).as_ref());
+        names.insert(k, owner.clone());
+    }
+    let mut links = Entries::new();
+    for (key, _) in &d.links {
+        let mut k = name_prefix(key)?.into_vec();
+        k.extend_from_slice(id_key(note.id).as_ref());
+        links.insert(k, owner.clone());
+    }
+    let mut by_author = Entries::new();
+    let mut k = Key::new().str("user", &note.author)?.into_vec();
+    k.extend_from_slice(id_key(note.id).as_ref());
+    by_author.insert(k, Vec::new());
+    let mut by_issue = Entries::new();
+    for fp in &note.issues {
+        let mut k = Key::new().str("fingerprint", &fp.0)?.into_vec();
+        k.extend_from_slice(id_key(note.id).as_ref());
+        by_issue.insert(k, Vec::new());
+    }
+    Ok([names, links, by_author, by_issue])
+}
+
+/// One write to a tree: insert or (with `None`) remove.
+type Op = (usize, Vec<u8>, Option<Vec<u8>>);
+
+/// The writes that turn `old` into `new` (same id): only entries that
+/// differ are touched.
+fn plan(old: Option<&Note>, new: Option<&Note>, ops: &mut Vec<Op>) -> Result<()> {
+    let empty = || {
+        [
+            Entries::new(),
+            Entries::new(),
+            Entries::new(),
+            Entries::new(),
+        ]
+    };
+    let before = old.map(entries).transpose()?.unwrap_or_else(empty);
+    let after = new.map(entries).transpose()?.unwrap_or_else(empty);
+    for (i, (before, after)) in before.iter().zip(&after).enumerate() {
+        let tree = [T_NAMES, T_LINKS, T_AUTHOR, T_ISSUE][i];
+        for key in before.keys() {
+            if !after.contains_key(key) {
+                ops.push((tree, key.clone(), None));
+            }
+        }
+        for (key, value) in after {
+            if before.get(key) != Some(value) {
+                ops.push((tree, key.clone(), Some(value.clone())));
+            }
+        }
+    }
+    match (old, new) {
+        (_, Some(n)) => ops.push((
+            T_NOTES,
+            id_key(n.id).into_vec(),
+            Some(encode(&NoteRow::from_note(n))?),
+        )),
+        (Some(o), None) => ops.push((T_NOTES, id_key(o.id).into_vec(), None)),
+        (None, None) => {}
+    }
+    Ok(())
+}
+
+/// A change of one note: what it was and what it becomes (`None`: absent).
+pub(crate) struct Change {
+    pub(crate) old: Option<Note>,
+    pub(crate) new: Option<Note>,
+}
+
+/// The notes' share of the store: the write lock for note changes and the
+/// full-text index.
+pub(crate) struct NoteState {
+    lock: Mutex<()>,
+    pub(crate) search: SearchIndex,
+}
+
+impl NoteState {
+    pub(crate) fn open(data_dir: Option<&std::path::Path>) -> Result<Self> {
+        Ok(NoteState {
+            lock: Mutex::new(()),
+            search: SearchIndex::open(data_dir)?,
+        })
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, ()> {
+        // Guards no data of its own: a panic while holding it leaves nothing
+        // half-written in memory.
+        self.lock.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The generation of the notes: incremented by every committed change, and
+/// recorded by the search index at each of its commits.
+pub(crate) fn generation(t: &Trees) -> Result<u64> {
+    match t.notes_meta.get(META_GENERATION)? {
+        Some(v) => crate::keys::counter("notes_meta", &v),
+        None => Ok(0),
+    }
+}
+
+pub(crate) fn read_note(t: &Trees, id: NoteId) -> Result<Option<Note>> {
+    match t.notes.get(id_key(id))? {
+        Some(v) => Ok(Some(decode::<NoteRow>("notes", &v)?.into_note(id))),
+        None => Ok(None),
+    }
+}
+
+/// Every stored note, by id.
+pub(crate) fn all_notes(t: &Trees) -> impl Iterator<Item = Result<Note>> + '_ {
+    t.notes.iter().map(|item| {
+        let (k, v) = item?;
+        let mut r = KeyReader::new("notes", &k);
+        let id = read_id(&mut r)?;
+        r.end()?;
+        Ok(decode::<NoteRow>("notes", &v)?.into_note(id))
+    })
+}
+
+/// Applies `ops` and the next generation in one transaction; returns the
+/// generation.
+fn apply(t: &Trees, ops: &[Op]) -> Result<u64> {
+    let generation = generation(t)? + 1;
+    let trees = [
+        &t.notes,
+        &t.note_names,
+        &t.note_links,
+        &t.notes_by_author,
+        &t.notes_by_issue,
+        &t.notes_meta,
+    ];
+    trees[..]
+        .transaction(|tx| {
+            for (tree, key, value) in ops {
+                match value {
+                    Some(v) => {
+                        tx[*tree].insert(key.as_slice(), v.as_slice())?;
+                    }
+                    None => {
+                        tx[*tree].remove(key.as_slice())?;
+                    }
+                }
+            }
+            tx[T_META].insert(META_GENERATION, &generation.to_be_bytes())?;
+            Ok(())
+        })
+        .map_err(|e: sled::transaction::TransactionError<()>| match e {
+            sled::transaction::TransactionError::Storage(e) => Error::Storage(e),
+            sled::transaction::TransactionError::Abort(()) => {
+                Error::corrupt("notes", "transaction aborted")
+            }
+        })?;
+    Ok(generation)
+}
+
+impl Store {
+    fn notes_lock(&self) -> MutexGuard<'_, ()> {
+        self.core().notes.lock()
+    }
+
+    /// Writes changes (the caller holds the notes lock): the store in
+    /// transactions of at most [`BULK_CHUNK`] notes, then the search index
+    /// in one commit.
+    pub(crate) fn commit_changes(&self, changes: &[Change]) -> Result<()> {
+        let t = &self.core().t;
+        let mut generation = None;
+        for chunk in changes.chunks(BULK_CHUNK) {
+            let mut ops = Vec::new();
+            for c in chunk {
+                plan(c.old.as_ref(), c.new.as_ref(), &mut ops)?;
+            }
+            generation = Some(apply(t, &ops)?);
+        }
+        let Some(generation) = generation else {
+            return Ok(());
+        };
+        let removed: Vec<NoteId> = changes
+            .iter()
+            .filter_map(|c| c.old.as_ref().or(c.new.as_ref()).map(|n| n.id))
+            .collect();
+        let added: Vec<&Note> = changes.iter().filter_map(|c| c.new.as_ref()).collect();
+        self.index_notes(&removed, &added, generation)
+    }
+
+    /// The note if it exists and `viewer` may see it.
+    fn visible_note(&self, id: NoteId, viewer: &str) -> Result<Note> {
+        match read_note(&self.core().t, id)? {
+            Some(n) if n.visible_to(viewer) => Ok(n),
+            _ => Err(Error::NoteNotFound { id }),
+        }
+    }
+
+    /// The note if `viewer` may change it.
+    fn owned_note(&self, id: NoteId, viewer: &str) -> Result<Note> {
+        let note = self.visible_note(id, viewer)?;
+        if note.author != viewer {
+            return Err(Error::NotNoteAuthor {
+                id,
+                author: note.author,
+                viewer: viewer.to_owned(),
+            });
+        }
+        Ok(note)
+    }
+
+    /// Creates a note (revision 1, a fresh UUID v7 id).
+    pub fn create_note(&self, new: NewNote) -> Result<Note> {
+        let now = now_ns();
+        let mut note = Note::new(
+            NoteId::now_v7(),
+            new.author,
+            new.title.trim(),
+            new.body,
+            now,
+        );
+        note.tags = new.tags;
+        note.aliases = new.aliases;
+        note.visibility = new.visibility;
+        note.issues = dedup_issues(new.issues);
+        check_note(&note)?;
+        let _guard = self.notes_lock();
+        self.commit_changes(&[Change {
+            old: None,
+            new: Some(note.clone()),
+        }])?;
+        Ok(note)
+    }
+
+    /// A note, if it exists and `viewer` may see it (it is public or theirs).
+    pub fn note(&self, id: NoteId, viewer: &str) -> Result<Option<Note>> {
+        Ok(read_note(&self.core().t, id)?.filter(|n| n.visible_to(viewer)))
+    }
+
+    /// Changes a note. Fails with [`Error::RevisionMismatch`] unless the
+    /// note is at `expected_revision`, with [`Error::NotNoteAuthor`] unless
+    /// `viewer` wrote it. The revision goes up by one; links and backlinks
+    /// follow the new body.
+    pub fn update_note(
+        &self,
+        id: NoteId,
+        viewer: &str,
+        update: NoteUpdate,
+        expected_revision: u64,
+    ) -> Result<Note> {
+        let _guard = self.notes_lock();
+        let old = self.owned_note(id, viewer)?;
+        if old.revision != expected_revision {
+            return Err(Error::RevisionMismatch {
+                id,
+                expected: expected_revision,
+                actual: old.revision,
+            });
+        }
+        let mut note = old.clone();
+        if let Some(body) = update.body {
+            note.body = body;
+        }
+        if let Some(tags) = update.tags {
+            note.tags = tags;
+        }
+        if let Some(aliases) = update.aliases {
+            note.aliases = aliases;
+        }
+        if let Some(v) = update.visibility {
+            note.visibility = v;
+        }
+        if let Some(issues) = update.issues {
+            note.issues = dedup_issues(issues);
+        }
+        check_note(&note)?;
+        bump(&mut note, old.updated_ns);
+        self.commit_changes(&[Change {
+            old: Some(old),
+            new: Some(note.clone()),
+        }])?;
+        Ok(note)
+    }
+
+    /// Renames a note and rewrites every link that named it by its old title
+    /// (links through an alias stay). Each note whose body changed gets a
+    /// new revision. Only the author may rename.
+    pub fn rename_note(&self, id: NoteId, viewer: &str, new_title: &str) -> Result<Renamed> {
+        check_title(new_title)?;
+        let _guard = self.notes_lock();
+        let t = &self.core().t;
+        let old = self.owned_note(id, viewer)?;
+        if old.title == new_title.trim() {
+            return Ok(Renamed {
+                note: old,
+                relinked: Vec::new(),
+            });
+        }
+        // The notes that matter: those sharing a name with the renamed one
+        // (they decide what its names resolve to) and those linking to one
+        // of its names.
+        let mut ids = BTreeSet::from([id]);
+        for (_, key) in derive(&old).names {
+            let prefix = name_prefix(&key)?;
+            for tree in [&t.note_names, &t.note_links] {
+                for item in tree.scan_prefix(&prefix) {
+                    let (k, _) = item?;
+                    ids.insert(trailing_id("note index", &k)?);
+                }
+            }
+        }
+        let mut notes = Vec::with_capacity(ids.len());
+        for nid in ids {
+            if let Some(n) = read_note(t, nid)? {
+                notes.push(n);
+            }
+        }
+        let bodies = omegi_core::note::rename_note(&notes, id, new_title)
+            .map_err(|e| Error::InvalidNote(e.to_string()))?;
+        let bodies: HashMap<NoteId, String> = bodies.into_iter().collect();
+        let mut changes = Vec::new();
+        let mut relinked = Vec::new();
+        let mut renamed = None;
+        for n in notes {
+            let body = bodies.get(&n.id).filter(|b| **b != n.body);
+            if n.id != id && body.is_none() {
+                continue;
+            }
+            let mut changed = n.clone();
+            if let Some(body) = body {
+                changed.body = body.clone();
+            }
+            if n.id == id {
+                changed.title = new_title.trim().to_owned();
+            } else {
+                relinked.push(n.id);
+            }
+            bump(&mut changed, n.updated_ns);
+            if n.id == id {
+                renamed = Some(changed.clone());
+            }
+            changes.push(Change {
+                old: Some(n),
+                new: Some(changed),
+            });
+        }
+        self.commit_changes(&changes)?;
+        let note = renamed.ok_or(Error::NoteNotFound { id })?;
+        Ok(Renamed { note, relinked })
+    }
+
+    /// Deletes a note; returns it. Its outgoing links go with it; links to
+    /// it from other notes become unresolved. Only the author may delete.
+    pub fn delete_note(&self, id: NoteId, viewer: &str) -> Result<Note> {
+        let _guard = self.notes_lock();
+        let old = self.owned_note(id, viewer)?;
+        self.commit_changes(&[Change {
+            old: Some(old.clone()),
+            new: None,
+        }])?;
+        Ok(old)
+    }
+
+    /// Links a note to an issue (a new revision; nothing changes if it
+    /// already is). Only the author may.
+    pub fn link_note_to_issue(
+        &self,
+        id: NoteId,
+        viewer: &str,
+        fingerprint: &Fingerprint,
+    ) -> Result<Note> {
+        self.change_issues(id, viewer, |issues| {
+            if issues.contains(fingerprint) {
+                false
+            } else {
+                issues.push(fingerprint.clone());
+                true
+            }
+        })
+    }
+
+    /// Removes a note's link to an issue (a new revision if it had one).
+    pub fn unlink_note_from_issue(
+        &self,
+        id: NoteId,
+        viewer: &str,
+        fingerprint: &Fingerprint,
+    ) -> Result<Note> {
+        self.change_issues(id, viewer, |issues| {
+            let before = issues.len();
+            issues.retain(|f| f != fingerprint);
+            issues.len() != before
+        })
+    }
+
+    fn change_issues(
+        &self,
+        id: NoteId,
+        viewer: &str,
+        edit: impl FnOnce(&mut Vec<Fingerprint>) -> bool,
+    ) -> Result<Note> {
+        let _guard = self.notes_lock();
+        let old = self.owned_note(id, viewer)?;
+        let mut note = old.clone();
+        if !edit(&mut note.issues) {
+            return Ok(old);
+        }
+        check_note(&note)?;
+        bump(&mut note, old.updated_ns);
+        self.commit_changes(&[Change {
+            old: Some(old),
+            new: Some(note.clone()),
+        }])?;
+        Ok(note)
+    }
+
+    /// The notes `viewer` may see that pass `filter`, most recently updated
+    /// first.
+    pub fn notes(&self, viewer: &str, filter: &NoteFilter) -> Result<Vec<Note>> {
+        let t = &self.core().t;
+        let candidates: Box<dyn Iterator<Item = Result<Note>>> = if let Some(fp) = &filter.issue {
+            Box::new(self.notes_in_index(&t.notes_by_issue, "fingerprint", &fp.0)?)
+        } else if let Some(author) = &filter.author {
+            Box::new(self.notes_in_index(&t.notes_by_author, "user", author)?)
+        } else {
+            Box::new(all_notes(t))
+        };
+        let tag = filter.tag.as_deref().map(str::to_lowercase);
+        let mut out = Vec::new();
+        for note in candidates {
+            let note = note?;
+            if !note.visible_to(viewer) {
+                continue;
+            }
+            if filter.author.as_ref().is_some_and(|a| *a != note.author) {
+                continue;
+            }
+            if filter
+                .issue
+                .as_ref()
+                .is_some_and(|f| !note.issues.contains(f))
+            {
+                continue;
+            }
+            if let Some(tag) = &tag {
+                if !note.all_tags().iter().any(|t| tag_matches(t, tag)) {
+                    continue;
+                }
+            }
+            out.push(note);
+        }
+        out.sort_by(|a, b| b.updated_ns.cmp(&a.updated_ns).then(b.id.cmp(&a.id)));
+        if let Some(limit) = filter.limit {
+            out.truncate(limit);
+        }
+        Ok(out)
+    }
+
+    /// The notes listed under `name` in an index keyed by `name id`.
+    fn notes_in_index(
+        &self,
+        tree: &sled::Tree,
+        what: &'static str,
+        name: &str,
+    ) -> Result<impl Iterator<Item = Result<Note>> + '_> {
+        let prefix = Key::new().str(what, name)?;
+        let t = &self.core().t;
+        Ok(tree.scan_prefix(prefix).filter_map(move |item| {
+            let f = || -> Result<Option<Note>> {
+                let (k, _) = item?;
+                read_note(t, trailing_id("note index", &k)?)
+            };
+            f().transpose()
+        }))
+    }
+
+    /// The notes linked to an issue that `viewer` may see, most recently
+    /// updated first.
+    pub fn notes_for_issue(&self, fingerprint: &Fingerprint, viewer: &str) -> Result<Vec<Note>> {
+        self.notes(viewer, &NoteFilter::all().issue(fingerprint.clone()))
+    }
+
+    /// The note a link target names for `viewer`: by title first, then by
+    /// alias, the oldest note first; only notes `viewer` may see.
+    pub fn resolve_link(&self, target: &str, viewer: &str) -> Result<Option<NoteId>> {
+        let key = name_key(target);
+        if key.is_empty() || key.len() > MAX_NAME_BYTES {
+            return Ok(None);
+        }
+        self.resolve_key(&key, viewer)
+    }
+
+    fn resolve_key(&self, key: &str, viewer: &str) -> Result<Option<NoteId>> {
+        for item in self.core().t.note_names.scan_prefix(name_prefix(key)?) {
+            let (k, v) = item?;
+            if decode::<Owner>("note_names", &v)?.visible_to(viewer) {
+                return Ok(Some(trailing_id("note_names", &k)?));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The notes that link to `id`, as `viewer` sees them (only notes they
+    /// may see, and only links that resolve to `id` for them), sorted by
+    /// title.
+    pub fn backlinks(&self, id: NoteId, viewer: &str) -> Result<Vec<Note>> {
+        let t = &self.core().t;
+        let note = self.visible_note(id, viewer)?;
+        let mut sources = BTreeSet::new();
+        for (_, key) in derive(&note).names {
+            if self.resolve_key(&key, viewer)? != Some(id) {
+                continue;
+            }
+            for item in t.note_links.scan_prefix(name_prefix(&key)?) {
+                let (k, v) = item?;
+                let source = trailing_id("note_links", &k)?;
+                if source != id && decode::<Owner>("note_links", &v)?.visible_to(viewer) {
+                    sources.insert(source);
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(sources.len());
+        for source in sources {
+            if let Some(n) = read_note(t, source)?.filter(|n| n.visible_to(viewer)) {
+                out.push(n);
+            }
+        }
+        out.sort_by_cached_key(|n| (n.title.to_lowercase(), n.id));
+        Ok(out)
+    }
+
+    /// Where a note's links lead for `viewer`.
+    pub fn note_links(&self, id: NoteId, viewer: &str) -> Result<NoteLinks> {
+        let note = self.visible_note(id, viewer)?;
+        let mut out = NoteLinks::default();
+        let mut seen = HashSet::new();
+        for (key, written) in derive(&note).links {
+            match self.resolve_key(&key, viewer)? {
+                Some(target) if target == id => {}
+                Some(target) => {
+                    if seen.insert(target) {
+                        if let Some(n) = read_note(&self.core().t, target)? {
+                            out.outgoing.push(n);
+                        }
+                    }
+                }
+                None => out.unresolved.push(written),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The link graph of every note `viewer` may see.
+    pub fn note_graph(&self, viewer: &str) -> Result<NoteGraph> {
+        let mut notes = Vec::new();
+        for note in all_notes(&self.core().t) {
+            let note = note?;
+            if note.visible_to(viewer) {
+                notes.push(note);
+            }
+        }
+        Ok(NoteGraph::build(&notes, viewer))
+    }
+
+    /// A note's Markdown with its `![[...]]` embeds expanded, as `viewer`
+    /// sees it: embeds of notes they may not see stay as written.
+    pub fn render_note(&self, id: NoteId, viewer: &str) -> Result<String> {
+        let options = EmbedOptions::default();
+        let note = self.visible_note(id, viewer)?;
+        // Gather the notes reachable through embeds, level by level, each
+        // the one its target resolves to for this viewer.
+        let mut notes: BTreeMap<NoteId, Note> = BTreeMap::new();
+        let mut frontier = vec![note.clone()];
+        notes.insert(note.id, note.clone());
+        for _ in 0..=options.max_depth {
+            let mut next = Vec::new();
+            for n in &frontier {
+                for link in n.parse().links.iter().filter(|l| l.embed) {
+                    if link.target.is_empty() {
+                        continue;
+                    }
+                    let Some(target) = self.resolve_link(&link.target, viewer)? else {
+                        continue;
+                    };
+                    if notes.contains_key(&target) {
+                        continue;
+                    }
+                    if let Some(t) = read_note(&self.core().t, target)? {
+                        notes.insert(target, t.clone());
+                        next.push(t);
+                    }
+                }
+            }
+            if next.is_empty() {
+                break;
+            }
+            frontier = next;
+        }
+        let resolver = Resolver::for_viewer(notes.values(), viewer);
+        Ok(render_embeds(&note, &resolver, viewer, options))
+    }
+
+    /// Writes notes exactly as given (ids, authors, revisions and times
+    /// kept), replacing stored notes with the same id, with one commit of
+    /// the search index. For restores and bulk loads; returns how many were
+    /// written.
+    pub fn restore_notes(&self, notes: impl IntoIterator<Item = Note>) -> Result<usize> {
+        let mut by_id: BTreeMap<NoteId, Note> = BTreeMap::new();
+        for note in notes {
+            check_note(&note)?;
+            by_id.insert(note.id, note);
+        }
+        let _guard = self.notes_lock();
+        let t = &self.core().t;
+        let mut changes = Vec::with_capacity(by_id.len());
+        for (id, note) in by_id {
+            changes.push(Change {
+                old: read_note(t, id)?,
+                new: Some(note),
+            });
+        }
+        self.commit_changes(&changes)?;
+        Ok(changes.len())
+    }
+
+    /// How many notes the store holds.
+    pub fn note_count(&self) -> usize {
+        self.core().t.notes.len()
+    }
+}
+
+/// Whether tag `t` matches the lowercase filter `tag` (itself or a child).
+pub(crate) fn tag_matches(t: &str, tag: &str) -> bool {
+    let t = t.to_lowercase();
+    t == tag
+        || t.strip_prefix(tag)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+fn dedup_issues(issues: Vec<Fingerprint>) -> Vec<Fingerprint> {
+    let mut out: Vec<Fingerprint> = Vec::with_capacity(issues.len());
+    for fp in issues {
+        if !out.contains(&fp) {
+            out.push(fp);
+        }
+    }
+    out
+}
+
+/// A new revision, updated now (never earlier than before).
+fn bump(note: &mut Note, previous_ns: u64) {
+    note.revision += 1;
+    note.updated_ns = now_ns().max(previous_ns);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn name_keys_follow_the_resolver() {
+        assert_eq!(name_key("  Payment Timeout.MD "), "payment timeout");
+        assert_eq!(name_key("결제 서비스"), "결제 서비스");
+        assert_eq!(name_key(".md"), "");
+    }
+
+    #[test]
+    fn ids_round_trip_through_keys() {
+        let id = NoteId::now_v7();
+        let key = id_key(id).into_vec();
+        assert_eq!(trailing_id("t", &key).unwrap(), id);
+        assert!(trailing_id("t", &key[..5]).is_err());
+    }
+
+    #[test]
+    fn titles_that_break_links_are_refused() {
+        assert!(check_title("a [b]").is_err());
+        assert!(check_title("  ").is_err());
+        assert!(check_title("a|b").is_err());
+        check_title("결제 서비스 타임아웃").unwrap();
+    }
+
+    #[test]
+    fn nested_tags_match_their_parent() {
+        assert!(tag_matches("Payments/Stripe", "payments"));
+        assert!(tag_matches("payments", "payments"));
+        assert!(!tag_matches("paymentsx", "payments"));
+    }
+}

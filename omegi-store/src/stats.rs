@@ -1,0 +1,437 @@
+//! Dashboard statistics: error counters per project and per service in
+//! minute, hour and day buckets, running totals, and the services seen.
+
+use std::collections::BTreeMap;
+
+use omegi_core::{Attribute, ErrorRecord, Resource};
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{attrs_in, attrs_out, decode, encode, SAttribute};
+use crate::error::Result;
+use crate::issues::IssueStatus;
+use crate::keys::{counter, Key, KeyReader};
+use crate::{Core, Store, Trees};
+
+/// The width of a statistics bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Bucket {
+    /// One minute.
+    Minute,
+    /// One hour.
+    Hour,
+    /// One day (UTC).
+    Day,
+}
+
+impl Bucket {
+    /// Every bucket width, finest first.
+    pub const ALL: [Bucket; 3] = [Bucket::Minute, Bucket::Hour, Bucket::Day];
+
+    /// The width in ns.
+    pub fn width_ns(self) -> u64 {
+        const MINUTE: u64 = 60_000_000_000;
+        match self {
+            Bucket::Minute => MINUTE,
+            Bucket::Hour => 60 * MINUTE,
+            Bucket::Day => 24 * 60 * MINUTE,
+        }
+    }
+
+    /// The start of the bucket that holds `time_ns`.
+    pub fn start_of(self, time_ns: u64) -> u64 {
+        time_ns - time_ns % self.width_ns()
+    }
+
+    pub(crate) fn code(self) -> u8 {
+        match self {
+            Bucket::Minute => b'm',
+            Bucket::Hour => b'h',
+            Bucket::Day => b'd',
+        }
+    }
+
+    pub(crate) fn from_code(c: u8) -> Option<Self> {
+        match c {
+            b'm' => Some(Bucket::Minute),
+            b'h' => Some(Bucket::Hour),
+            b'd' => Some(Bucket::Day),
+            _ => None,
+        }
+    }
+}
+
+/// A count in one bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketCount {
+    /// The bucket's start, ns.
+    pub start_ns: u64,
+    /// How many.
+    pub count: u64,
+}
+
+/// Errors counted for one service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceCount {
+    /// The service.
+    pub service: String,
+    /// How many errors.
+    pub count: u64,
+}
+
+/// A service that sent data to a project.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceInfo {
+    /// The service name.
+    pub service: String,
+    /// The resource attributes it last sent.
+    pub attributes: Vec<Attribute>,
+    /// When it last sent data (wall clock of the ingest), ns.
+    pub last_seen_ns: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ServiceRow {
+    attributes: Vec<SAttribute>,
+    last_seen_ns: u64,
+}
+
+/// Running totals of a project: what was ingested, not what is retained.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Totals {
+    pub(crate) spans: u64,
+    pub(crate) traces: u64,
+    pub(crate) errors: u64,
+}
+
+/// One project on the dashboard.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectSummary {
+    /// The project.
+    pub project: String,
+    /// Spans ever ingested.
+    pub spans: u64,
+    /// Traces ever started.
+    pub traces: u64,
+    /// Errors ever ingested.
+    pub errors: u64,
+    /// Issues, any status.
+    pub issues: u64,
+    /// Issues unresolved.
+    pub unresolved: u64,
+    /// Issues regressed.
+    pub regressed: u64,
+    /// Issues resolved.
+    pub resolved: u64,
+    /// Issues ignored.
+    pub ignored: u64,
+    /// The latest error's time, ns.
+    pub last_error_ns: Option<u64>,
+}
+
+/// The all-projects dashboard.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Per project, by project id.
+    pub projects: Vec<ProjectSummary>,
+    /// Spans ever ingested, all projects.
+    pub spans: u64,
+    /// Errors ever ingested, all projects.
+    pub errors: u64,
+    /// Issues, all projects.
+    pub issues: u64,
+    /// Open (unresolved or regressed) issues, all projects.
+    pub open_issues: u64,
+}
+
+fn add_to(t: &sled::Tree, tree: &'static str, updates: BTreeMap<Vec<u8>, u64>) -> Result<()> {
+    let mut batch = sled::Batch::default();
+    for (key, add) in updates {
+        let old = match t.get(&key)? {
+            Some(v) => counter(tree, &v)?,
+            None => 0,
+        };
+        batch.insert(key, &old.saturating_add(add).to_be_bytes());
+    }
+    t.apply_batch(batch)?;
+    Ok(())
+}
+
+pub(crate) fn counter_key(project: &str, bucket: Bucket, start: u64) -> Result<Vec<u8>> {
+    Ok(Key::new()
+        .str("project", project)?
+        .u8(bucket.code())
+        .u64(start)
+        .into_vec())
+}
+
+pub(crate) fn service_counter_key(
+    project: &str,
+    service: &str,
+    bucket: Bucket,
+    start: u64,
+) -> Result<Vec<u8>> {
+    Ok(Key::new()
+        .str("project", project)?
+        .str("service", service)?
+        .u8(bucket.code())
+        .u64(start)
+        .into_vec())
+}
+
+pub(crate) fn read_totals(t: &Trees, project: &str) -> Result<Totals> {
+    match t.totals.get(Key::new().str("project", project)?)? {
+        Some(v) => decode("totals", &v),
+        None => Ok(Totals::default()),
+    }
+}
+
+pub(crate) fn write_totals(t: &Trees, project: &str, totals: &Totals) -> Result<()> {
+    t.totals
+        .insert(Key::new().str("project", project)?, encode(totals)?)?;
+    Ok(())
+}
+
+/// Updates counters, totals and the service list after an ingest. Call with
+/// the write lock held.
+pub(crate) fn record_ingest(
+    core: &Core,
+    project: &str,
+    resource: &Resource,
+    services: &[&str],
+    errors: &[&ErrorRecord],
+    add: Totals,
+    now: u64,
+) -> Result<()> {
+    let t = &core.t;
+    let mut per_project: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
+    let mut per_service: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
+    for error in errors {
+        for bucket in Bucket::ALL {
+            let start = bucket.start_of(error.time_ns);
+            *per_project
+                .entry(counter_key(project, bucket, start)?)
+                .or_default() += 1;
+            *per_service
+                .entry(service_counter_key(project, &error.service, bucket, start)?)
+                .or_default() += 1;
+        }
+    }
+    add_to(&t.counters, "counters", per_project)?;
+    add_to(&t.service_counters, "service_counters", per_service)?;
+    let mut totals = read_totals(t, project)?;
+    totals.spans += add.spans;
+    totals.traces += add.traces;
+    totals.errors += add.errors;
+    write_totals(t, project, &totals)?;
+    for service in services {
+        let key = Key::new()
+            .str("project", project)?
+            .str("service", service)?;
+        let old: Option<ServiceRow> = match t.services.get(&key)? {
+            Some(v) => Some(decode("services", &v)?),
+            None => None,
+        };
+        let attributes = if *service == resource.service {
+            attrs_in(&resource.attributes)
+        } else {
+            old.map(|o| o.attributes).unwrap_or_default()
+        };
+        let row = ServiceRow {
+            attributes,
+            last_seen_ns: now,
+        };
+        t.services.insert(key, encode(&row)?)?;
+    }
+    Ok(())
+}
+
+pub(crate) fn put_service(t: &Trees, project: &str, info: &ServiceInfo) -> Result<()> {
+    let key = Key::new()
+        .str("project", project)?
+        .str("service", &info.service)?;
+    let row = ServiceRow {
+        attributes: attrs_in(&info.attributes),
+        last_seen_ns: info.last_seen_ns,
+    };
+    t.services.insert(key, encode(&row)?)?;
+    Ok(())
+}
+
+fn sum_range(
+    tree: &sled::Tree,
+    prefix: &[u8],
+    from_ns: u64,
+    to_ns: u64,
+) -> Result<Vec<BucketCount>> {
+    let mut out = Vec::new();
+    if from_ns >= to_ns {
+        return Ok(out);
+    }
+    let lo = [prefix, &from_ns.to_be_bytes()].concat();
+    let hi = [prefix, &to_ns.to_be_bytes()].concat();
+    for item in tree.range(lo..hi) {
+        let (key, value) = item?;
+        let mut r = KeyReader::new("counters", &key[prefix.len()..]);
+        let start_ns = r.u64()?;
+        r.end()?;
+        out.push(BucketCount {
+            start_ns,
+            count: counter("counters", &value)?,
+        });
+    }
+    Ok(out)
+}
+
+impl Store {
+    /// Errors of a project per bucket whose start is in `[from_ns, to_ns)`,
+    /// oldest first; empty buckets are left out. Counters are kept when
+    /// retention deletes occurrences.
+    pub fn error_counts(
+        &self,
+        project: &str,
+        bucket: Bucket,
+        from_ns: u64,
+        to_ns: u64,
+    ) -> Result<Vec<BucketCount>> {
+        let prefix = Key::new()
+            .str("project", project)?
+            .u8(bucket.code())
+            .into_vec();
+        sum_range(&self.core().t.counters, &prefix, from_ns, to_ns)
+    }
+
+    /// Errors of a project per service, summed over the buckets whose start
+    /// is in `[from_ns, to_ns)`, most errors first.
+    pub fn service_error_counts(
+        &self,
+        project: &str,
+        bucket: Bucket,
+        from_ns: u64,
+        to_ns: u64,
+    ) -> Result<Vec<ServiceCount>> {
+        let t = &self.core().t;
+        let mut out = Vec::new();
+        for service in self.services(project)? {
+            let prefix = Key::new()
+                .str("project", project)?
+                .str("service", &service.service)?
+                .u8(bucket.code())
+                .into_vec();
+            let count: u64 = sum_range(&t.service_counters, &prefix, from_ns, to_ns)?
+                .iter()
+                .map(|b| b.count)
+                .sum();
+            if count > 0 {
+                out.push(ServiceCount {
+                    service: service.service,
+                    count,
+                });
+            }
+        }
+        out.sort_by(|a, b| {
+            b.count
+                .cmp(&a.count)
+                .then_with(|| a.service.cmp(&b.service))
+        });
+        Ok(out)
+    }
+
+    /// The services that sent data to a project, by name.
+    pub fn services(&self, project: &str) -> Result<Vec<ServiceInfo>> {
+        let prefix = Key::new().str("project", project)?.into_vec();
+        let mut out = Vec::new();
+        for item in self.core().t.services.scan_prefix(&prefix) {
+            let (key, value) = item?;
+            let mut r = KeyReader::new("services", &key[prefix.len()..]);
+            let service = r.str()?.to_owned();
+            r.end()?;
+            let row: ServiceRow = decode("services", &value)?;
+            out.push(ServiceInfo {
+                service,
+                attributes: attrs_out(row.attributes),
+                last_seen_ns: row.last_seen_ns,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Every (project, service) pair (export).
+    pub(crate) fn all_services(&self) -> Result<Vec<(String, ServiceInfo)>> {
+        let mut out = Vec::new();
+        for item in self.core().t.services.iter() {
+            let (key, value) = item?;
+            let mut r = KeyReader::new("services", &key);
+            let project = r.str()?.to_owned();
+            let service = r.str()?.to_owned();
+            r.end()?;
+            let row: ServiceRow = decode("services", &value)?;
+            out.push((
+                project,
+                ServiceInfo {
+                    service,
+                    attributes: attrs_out(row.attributes),
+                    last_seen_ns: row.last_seen_ns,
+                },
+            ));
+        }
+        Ok(out)
+    }
+
+    /// The all-projects dashboard: totals and issue counts per project.
+    pub fn summary(&self) -> Result<Summary> {
+        let t = &self.core().t;
+        let mut projects: BTreeMap<String, ProjectSummary> = BTreeMap::new();
+        for project in self.projects()? {
+            projects.insert(
+                project.id.clone(),
+                ProjectSummary {
+                    project: project.id,
+                    ..ProjectSummary::default()
+                },
+            );
+        }
+        for item in t.totals.iter() {
+            let (key, value) = item?;
+            let mut r = KeyReader::new("totals", &key);
+            let project = r.str()?.to_owned();
+            r.end()?;
+            let totals: Totals = decode("totals", &value)?;
+            let p = projects
+                .entry(project.clone())
+                .or_insert_with(|| ProjectSummary {
+                    project,
+                    ..ProjectSummary::default()
+                });
+            p.spans = totals.spans;
+            p.traces = totals.traces;
+            p.errors = totals.errors;
+        }
+        for issue in self.all_issues() {
+            let issue = issue?;
+            let p = projects
+                .entry(issue.project.clone())
+                .or_insert_with(|| ProjectSummary {
+                    project: issue.project.clone(),
+                    ..ProjectSummary::default()
+                });
+            p.issues += 1;
+            match issue.status {
+                IssueStatus::Unresolved => p.unresolved += 1,
+                IssueStatus::Regressed => p.regressed += 1,
+                IssueStatus::Resolved => p.resolved += 1,
+                IssueStatus::Ignored => p.ignored += 1,
+            }
+            p.last_error_ns = Some(p.last_error_ns.unwrap_or(0).max(issue.last_seen_ns));
+        }
+        let mut summary = Summary::default();
+        for p in projects.into_values() {
+            summary.spans += p.spans;
+            summary.errors += p.errors;
+            summary.issues += p.issues;
+            summary.open_issues += p.unresolved + p.regressed;
+            summary.projects.push(p);
+        }
+        Ok(summary)
+    }
+}

@@ -1,0 +1,507 @@
+//! Behaviour of the store through its public API.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use omegi_core::{fingerprint, Record, SpanId, TraceId};
+use omegi_store::{
+    Bucket, BucketCount, Config, Error, IssueQuery, IssueSort, IssueStatus, Project, Store,
+    TraceQuery, User,
+};
+
+#[test]
+fn spans_are_kept_by_trace_and_listed_by_time_project_and_service() {
+    let store = Store::temporary().unwrap();
+    let r = resource("gateway");
+    // Trace 1: gateway -> payment; trace 2: gateway only, later; trace 3 in another project.
+    let batch = spans(vec![
+        span(1, 11, None, "gateway", T0),
+        span(1, 12, Some(11), "payment", T0 + 10),
+        span(2, 21, None, "gateway", T0 + SEC),
+    ]);
+    let report = store.ingest("shop", &r, &batch).unwrap();
+    assert_eq!((report.spans, report.new_traces), (3, 2));
+    store
+        .ingest(
+            "blog",
+            &r,
+            &spans(vec![span(3, 31, None, "gateway", T0 + 2 * SEC)]),
+        )
+        .unwrap();
+
+    let trace = store.trace_spans(TraceId(1)).unwrap();
+    assert_eq!(
+        trace.iter().map(|s| s.span_id).collect::<Vec<_>>(),
+        [SpanId(11), SpanId(12)]
+    );
+    assert_eq!(trace[1], span(1, 12, Some(11), "payment", T0 + 10));
+    assert!(store.trace_spans(TraceId(99)).unwrap().is_empty());
+
+    let summary = store.trace(TraceId(1)).unwrap().unwrap();
+    assert_eq!(summary.services, ["gateway", "payment"]);
+    assert_eq!(summary.span_count, 2);
+    assert_eq!(summary.root.as_ref().unwrap().name, "op-11");
+
+    let ids = |q: &TraceQuery| -> Vec<u128> {
+        store
+            .traces(q)
+            .unwrap()
+            .into_iter()
+            .map(|t| t.trace_id.0)
+            .collect()
+    };
+    assert_eq!(ids(&TraceQuery::all()), [3, 2, 1]);
+    assert_eq!(ids(&TraceQuery::project("shop")), [2, 1]);
+    assert_eq!(ids(&TraceQuery::project("shop").service("payment")), [1]);
+    assert_eq!(ids(&TraceQuery::all().service("payment")), [1]);
+    assert_eq!(ids(&TraceQuery::all().limit(1)), [3]);
+    assert_eq!(ids(&TraceQuery::all().between(T0 + 1, T0 + 2 * SEC)), [2]);
+}
+
+#[test]
+fn a_late_root_moves_the_trace_in_time_without_duplicating_it() {
+    let store = Store::temporary().unwrap();
+    let r = resource("a");
+    store
+        .ingest("p", &r, &spans(vec![span(5, 2, Some(1), "a", T0 + 100)]))
+        .unwrap();
+    store
+        .ingest("p", &r, &spans(vec![span(5, 1, None, "b", T0)]))
+        .unwrap();
+    // Re-sending a span replaces it and does not count twice.
+    store
+        .ingest("p", &r, &spans(vec![span(5, 1, None, "b", T0)]))
+        .unwrap();
+    let listed = store.traces(&TraceQuery::project("p")).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].start_ns, T0);
+    assert_eq!(listed[0].span_count, 2);
+    assert_eq!(
+        store
+            .traces(&TraceQuery::project("p").service("b"))
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(store.summary().unwrap().projects[0].traces, 1);
+}
+
+#[test]
+fn errors_group_into_issues_that_resolve_regress_and_ignore() {
+    let store = Store::temporary().unwrap();
+    let r = resource("payment");
+    let e1 = error("payment", "card declined", T0, Some(1));
+    let e2 = error("payment", "card declined", T0 + SEC, Some(2));
+    let other = error("inventory", "out of stock", T0 + 2 * SEC, None);
+    let report = store
+        .ingest(
+            "shop",
+            &r,
+            &[
+                Record::Error(e1.clone()),
+                Record::Error(e2.clone()),
+                Record::Error(other.clone()),
+            ],
+        )
+        .unwrap();
+    assert_eq!(report.created.len(), 2);
+    assert!(report.regressed.is_empty());
+    let fp = fingerprint(&e1);
+    let issue = store.issue("shop", &fp).unwrap().unwrap();
+    assert_eq!(issue.count, 2);
+    assert_eq!(issue.title, "AppError: card declined");
+    assert_eq!((issue.first_seen_ns, issue.last_seen_ns), (T0, T0 + SEC));
+    assert_eq!(issue.latest_trace, Some(TraceId(2)));
+    assert_eq!(issue.latest_error, e2);
+    assert_eq!(issue.services, ["payment"]);
+    assert_eq!(issue.status, IssueStatus::Unresolved);
+
+    // Sorted by last seen: "out of stock" is newer; by count: "card declined" wins.
+    let by_last = store.issues("shop", &IssueQuery::all()).unwrap();
+    assert_eq!(by_last[0].fingerprint, fingerprint(&other));
+    let by_count = store
+        .issues("shop", &IssueQuery::all().sort(IssueSort::Count))
+        .unwrap();
+    assert_eq!(by_count[0].fingerprint, fp);
+
+    store
+        .set_issue_status("shop", &fp, IssueStatus::Resolved)
+        .unwrap();
+    store
+        .set_issue_status("shop", &fingerprint(&other), IssueStatus::Ignored)
+        .unwrap();
+    assert!(store
+        .issues("shop", &IssueQuery::open())
+        .unwrap()
+        .is_empty());
+
+    let again = error("payment", "card declined", T0 + 3 * SEC, Some(3));
+    let report = store
+        .ingest(
+            "shop",
+            &r,
+            &[Record::Error(again), Record::Error(other.clone())],
+        )
+        .unwrap();
+    assert!(report.created.is_empty());
+    assert_eq!(report.regressed.len(), 1, "only the resolved one regresses");
+    assert_eq!(report.regressed[0].status, IssueStatus::Regressed);
+    assert_eq!(report.regressed[0].count, 3);
+    let ignored = store.issue("shop", &fingerprint(&other)).unwrap().unwrap();
+    assert_eq!((ignored.status, ignored.count), (IssueStatus::Ignored, 2));
+
+    // A second occurrence while regressed is not reported again.
+    let report = store
+        .ingest("shop", &r, &[Record::Error(e1.clone())])
+        .unwrap();
+    assert!(report.regressed.is_empty());
+
+    let occurrences = store.occurrences("shop", &fp, 0, u64::MAX, 100).unwrap();
+    assert_eq!(
+        occurrences.iter().map(|o| o.time_ns).collect::<Vec<_>>(),
+        [T0, T0, T0 + SEC, T0 + 3 * SEC]
+    );
+    assert_eq!(occurrences[2].error, e2);
+    assert_eq!(occurrences[2].trace_id, Some(TraceId(2)));
+    let histogram = store
+        .issue_histogram("shop", &fp, Bucket::Minute, 0, u64::MAX)
+        .unwrap();
+    assert_eq!(histogram.iter().map(|b| b.count).sum::<u64>(), 4);
+
+    // Issues are per project.
+    assert!(store.issue("blog", &fp).unwrap().is_none());
+    assert!(matches!(
+        store.set_issue_status("blog", &fp, IssueStatus::Resolved),
+        Err(Error::IssueNotFound { .. })
+    ));
+}
+
+#[test]
+fn statistics_count_errors_per_bucket_service_and_project() {
+    let store = Store::temporary().unwrap();
+    let minute = Bucket::Minute.width_ns();
+    let base = Bucket::Day.start_of(T0);
+    let records = vec![
+        Record::Error(error("a", "x", base, None)),
+        Record::Error(error("a", "y", base + 1, None)),
+        Record::Error(error("b", "x", base + minute, None)),
+    ];
+    store.ingest("shop", &resource("a"), &records).unwrap();
+    store
+        .ingest(
+            "blog",
+            &resource("c"),
+            &[Record::Error(error("c", "z", base, None))],
+        )
+        .unwrap();
+
+    assert_eq!(
+        store
+            .error_counts("shop", Bucket::Minute, base, base + 10 * minute)
+            .unwrap(),
+        [
+            BucketCount {
+                start_ns: base,
+                count: 2
+            },
+            BucketCount {
+                start_ns: base + minute,
+                count: 1
+            }
+        ]
+    );
+    assert_eq!(
+        store
+            .error_counts("shop", Bucket::Day, 0, u64::MAX)
+            .unwrap(),
+        [BucketCount {
+            start_ns: base,
+            count: 3
+        }]
+    );
+    let per_service = store
+        .service_error_counts("shop", Bucket::Hour, 0, u64::MAX)
+        .unwrap();
+    assert_eq!(
+        per_service
+            .iter()
+            .map(|s| (s.service.as_str(), s.count))
+            .collect::<Vec<_>>(),
+        [("a", 2), ("b", 1)]
+    );
+    assert_eq!(store.new_issues("shop", base, base + 1).unwrap().len(), 1);
+    assert_eq!(store.new_issues("shop", base, u64::MAX).unwrap().len(), 3);
+
+    let summary = store.summary().unwrap();
+    assert_eq!(
+        summary
+            .projects
+            .iter()
+            .map(|p| (p.project.as_str(), p.errors, p.issues))
+            .collect::<Vec<_>>(),
+        [("blog", 1, 1), ("shop", 3, 3)]
+    );
+    assert_eq!((summary.errors, summary.open_issues), (4, 4));
+    let services = store.services("shop").unwrap();
+    assert_eq!(services.len(), 2);
+    assert_eq!(services[0].attributes, resource("a").attributes);
+}
+
+#[test]
+fn projects_and_users_are_records() {
+    let store = Store::temporary().unwrap();
+    let mut project = Project::new("shop");
+    project.token_hash = Some("sha256:abc".into());
+    store.put_project(&project).unwrap();
+    let mut user = User::new("ada");
+    user.projects = vec!["shop".into()];
+    store.put_user(&user).unwrap();
+    store.put_user(&User::new("bob")).unwrap();
+    assert_eq!(store.project("shop").unwrap(), Some(project));
+    assert_eq!(store.user("ada").unwrap(), Some(user));
+    assert_eq!(
+        store
+            .users()
+            .unwrap()
+            .iter()
+            .map(|u| u.login.as_str())
+            .collect::<Vec<_>>(),
+        ["ada", "bob"]
+    );
+    assert!(store.remove_user("bob").unwrap());
+    assert!(!store.remove_user("bob").unwrap());
+    assert!(matches!(
+        store.put_project(&Project::new("")),
+        Err(Error::InvalidName { .. })
+    ));
+    // Ingest creates the project it names.
+    store.ingest("blog", &resource("x"), &[]).unwrap();
+    assert!(store.project("blog").unwrap().is_some());
+}
+
+/// Overwrites the first value of each named tree with bytes that do not decode.
+fn corrupt(dir: &std::path::Path, trees: &[&str]) {
+    let db = sled::open(dir).unwrap();
+    for tree in trees {
+        let tree = db.open_tree(tree).unwrap();
+        let key = tree.first().unwrap().unwrap().0;
+        tree.insert(key, &[0xff, 0xfe, 0x01][..]).unwrap();
+    }
+    db.flush().unwrap();
+}
+
+#[test]
+fn garbage_in_a_tree_value_reads_as_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .ingest(
+                "shop",
+                &resource("a"),
+                &spans(vec![span(1, 1, None, "a", T0)]),
+            )
+            .unwrap();
+        store
+            .ingest(
+                "shop",
+                &resource("a"),
+                &[Record::Error(error("a", "x", T0, None))],
+            )
+            .unwrap();
+        store.flush().unwrap();
+    }
+    corrupt(dir.path(), &["spans", "issues"]);
+    {
+        let store = Store::open(dir.path()).unwrap();
+        assert!(matches!(
+            store.trace_spans(TraceId(1)),
+            Err(Error::Corrupt { tree: "spans", .. })
+        ));
+        assert!(matches!(
+            store.issues("shop", &IssueQuery::all()),
+            Err(Error::Corrupt { tree: "issues", .. })
+        ));
+        assert!(store.summary().is_err());
+        assert!(store.export(std::io::sink()).is_err());
+        // Ingesting onto a corrupt issue fails cleanly too.
+        assert!(store
+            .ingest(
+                "shop",
+                &resource("a"),
+                &[Record::Error(error("a", "x", T0, None))]
+            )
+            .is_err());
+    }
+    corrupt(dir.path(), &["traces"]);
+    let store = Store::open(dir.path()).unwrap();
+    assert!(matches!(
+        store.trace(TraceId(1)),
+        Err(Error::Corrupt { tree: "traces", .. })
+    ));
+    assert!(store.traces(&TraceQuery::all()).is_err());
+}
+
+fn export_string(store: &Store) -> String {
+    let mut out = Vec::new();
+    store.export(&mut out).unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn import_of_an_export_gives_the_same_store() {
+    let a = Store::temporary().unwrap();
+    let r = resource("gateway");
+    let mut records = spans(vec![
+        span(1, 1, None, "gateway", T0),
+        span(1, 2, Some(1), "payment", T0 + 5),
+        span(2, 3, None, "gateway", T0 + SEC),
+    ]);
+    records.push(Record::Error(error("payment", "declined", T0 + 6, Some(1))));
+    records.push(Record::Error(error("payment", "declined", T0 + 7, Some(1))));
+    records.push(Record::Error(error(
+        "gateway",
+        "timeout",
+        T0 + SEC,
+        Some(2),
+    )));
+    a.ingest("shop", &r, &records).unwrap();
+    a.ingest(
+        "blog",
+        &resource("web"),
+        &spans(vec![span(9, 9, None, "web", T0)]),
+    )
+    .unwrap();
+    let fp = fingerprint(&error("payment", "declined", 0, None));
+    a.set_issue_status("shop", &fp, IssueStatus::Resolved)
+        .unwrap();
+    let mut user = User::new("ada");
+    user.token_hash = Some("h".into());
+    a.put_user(&user).unwrap();
+
+    let exported = export_string(&a);
+    assert!(exported.starts_with("{\"type\":\"header\""));
+    let b = Store::temporary().unwrap();
+    let stats = b.import(exported.as_bytes()).unwrap();
+    assert_eq!((stats.spans, stats.issues, stats.occurrences), (4, 2, 3));
+    assert_eq!(export_string(&b), exported);
+    // Derived data is rebuilt too.
+    assert_eq!(
+        a.traces(&TraceQuery::all()).unwrap(),
+        b.traces(&TraceQuery::all()).unwrap()
+    );
+    assert_eq!(
+        a.issues("shop", &IssueQuery::all()).unwrap(),
+        b.issues("shop", &IssueQuery::all()).unwrap()
+    );
+    assert_eq!(a.summary().unwrap(), b.summary().unwrap());
+    assert_eq!(
+        b.trace_spans(TraceId(1)).unwrap(),
+        a.trace_spans(TraceId(1)).unwrap()
+    );
+
+    assert!(matches!(
+        Store::temporary()
+            .unwrap()
+            .import(&b"{\"type\":\"span\"}\n"[..]),
+        Err(Error::Import { line: 1, .. })
+    ));
+    assert!(matches!(
+        Store::temporary().unwrap().import(&b"not json"[..]),
+        Err(Error::Import { line: 1, .. })
+    ));
+}
+
+#[test]
+fn retention_deletes_old_spans_and_occurrences_but_keeps_issues() {
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        Store::open_with(Config::new(dir.path()).retention(Duration::from_secs(3600))).unwrap();
+    let r = resource("a");
+    let old = T0;
+    let new = T0 + 2 * 3600 * SEC;
+    store
+        .ingest(
+            "p",
+            &r,
+            &[
+                Record::Span(span(1, 1, None, "a", old)),
+                Record::Span(span(1, 2, Some(1), "a", old + 1)),
+                Record::Span(span(2, 3, None, "a", new)),
+                Record::Error(error("a", "boom", old, Some(1))),
+                Record::Error(error("a", "boom", new, Some(2))),
+            ],
+        )
+        .unwrap();
+    let report = store.run_retention(new + SEC).unwrap();
+    assert_eq!((report.traces, report.spans, report.occurrences), (1, 2, 1));
+    assert!(report.before.dir_bytes > 0);
+    assert!(store.trace_spans(TraceId(1)).unwrap().is_empty());
+    assert!(store.trace(TraceId(1)).unwrap().is_none());
+    assert_eq!(store.trace_spans(TraceId(2)).unwrap().len(), 1);
+    assert_eq!(store.traces(&TraceQuery::project("p")).unwrap().len(), 1);
+    let fp = fingerprint(&error("a", "boom", 0, None));
+    let issue = store.issue("p", &fp).unwrap().unwrap();
+    assert_eq!(issue.count, 2, "issues keep their count");
+    let left = store.occurrences("p", &fp, 0, u64::MAX, 10).unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].time_ns, new);
+    // A second pass finds nothing more.
+    let again = store.run_retention(new + SEC).unwrap();
+    assert_eq!((again.traces, again.occurrences), (0, 0));
+}
+
+#[test]
+fn background_retention_runs_and_stops_with_the_store() {
+    let config = Config::temporary()
+        .retention(Duration::from_secs(1))
+        .retention_interval(Duration::from_millis(20));
+    let store = Store::open_with(config).unwrap();
+    // Spans from the distant past are deleted by the thread.
+    store
+        .ingest(
+            "p",
+            &resource("a"),
+            &spans(vec![span(1, 1, None, "a", 1_000)]),
+        )
+        .unwrap();
+    let mut waited = 0;
+    while (store.trace(TraceId(1)).unwrap().is_some() || store.last_retention().is_none())
+        && waited < 500
+    {
+        std::thread::sleep(Duration::from_millis(10));
+        waited += 1;
+    }
+    assert!(store.trace(TraceId(1)).unwrap().is_none());
+    assert!(matches!(store.last_retention(), Some(Ok(_))));
+    // Dropping the last clone joins the thread (a hang here would fail the run).
+    let clone = store.clone();
+    drop(store);
+    drop(clone);
+}
+
+#[test]
+fn clones_share_one_database_across_threads() {
+    let store = Store::temporary().unwrap();
+    let handles: Vec<_> = (0..4u64)
+        .map(|n| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                for i in 0..50u64 {
+                    let e = error("a", "shared", T0 + n * 1000 + i, None);
+                    store
+                        .ingest("p", &resource("a"), &[Record::Error(e)])
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let issues = store.issues("p", &IssueQuery::all()).unwrap();
+    assert_eq!(issues.len(), 1);
+    assert_eq!(issues[0].count, 200);
+}
