@@ -1,12 +1,13 @@
 //! The bounded queue between the application and the exporter thread, the
 //! thread itself, and the guard that flushes it.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread::{JoinHandle, Thread};
+use std::time::Duration;
 
-use crossbeam_channel::{bounded, select, unbounded, Receiver, Sender, TrySendError};
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender, TryRecvError};
+use crossbeam_queue::ArrayQueue;
 use omegi_core::{CodeLocation, ErrorRecord, EventRecord, Level, Record, Resource, SpanRecord};
 use tracing_core::Metadata;
 
@@ -61,21 +62,48 @@ impl Counters {
     }
 }
 
+/// State shared by the application's end of the queue and the exporter.
+struct Shared {
+    queue: ArrayQueue<Item>,
+    counters: Arc<Counters>,
+    /// Queue length at which the application wakes the exporter early.
+    wake_at: usize,
+    /// Set while a wake-up is pending, so that only one thread sends it.
+    waking: AtomicBool,
+    /// Set when the exporter has stopped: later records are dropped at once.
+    closed: AtomicBool,
+    exporter: OnceLock<Thread>,
+}
+
+impl Shared {
+    fn wake(&self) {
+        if let Some(thread) = self.exporter.get() {
+            thread.unpark();
+        }
+    }
+}
+
 /// The application's end of the queue. Cloning is cheap.
+///
+/// Pushing is lock-free and never blocks: the exporter is not woken per
+/// record (a wake-up is a system call) but polls on an interval, and is woken
+/// early only when the queue is half full.
 #[derive(Clone)]
 pub(crate) struct Queue {
-    tx: Sender<Item>,
+    shared: Arc<Shared>,
     pub(crate) counters: Arc<Counters>,
 }
 
 impl Queue {
     /// Enqueues without ever blocking; a full or closed queue drops and counts.
     pub(crate) fn push(&self, item: Item) {
-        match self.tx.try_send(item) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
-            }
+        let shared = &*self.shared;
+        if shared.closed.load(Ordering::Relaxed) || shared.queue.push(item).is_err() {
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        if shared.queue.len() >= shared.wake_at && !shared.waking.swap(true, Ordering::AcqRel) {
+            shared.wake();
         }
     }
 }
@@ -94,15 +122,22 @@ pub(crate) fn start(
     resource: Resource,
     config: ExportConfig,
 ) -> (Queue, OmegiGuard) {
-    let (tx, rx) = bounded(config.capacity.max(1));
-    let (ctl_tx, ctl_rx) = unbounded();
+    let capacity = config.capacity.max(2);
     let counters = Arc::new(Counters::default());
+    let shared = Arc::new(Shared {
+        queue: ArrayQueue::new(capacity),
+        counters: counters.clone(),
+        wake_at: capacity / 2,
+        waking: AtomicBool::new(false),
+        closed: AtomicBool::new(false),
+        exporter: OnceLock::new(),
+    });
+    let (ctl_tx, ctl_rx) = unbounded();
     let mut exporter = Exporter {
         sink,
         resource,
-        rx,
+        shared: shared.clone(),
         ctl: ctl_rx,
-        counters: counters.clone(),
         batch: Vec::with_capacity(config.batch_size),
         batch_size: config.batch_size.max(1),
         interval: config.interval,
@@ -110,29 +145,31 @@ pub(crate) fn start(
     let handle = std::thread::Builder::new()
         .name("omegi-exporter".into())
         .spawn(move || exporter.run());
-    let (handle, counters) = match handle {
-        Ok(handle) => (Some(handle), counters),
+    let handle = match handle {
+        Ok(handle) => {
+            let _ = shared.exporter.set(handle.thread().clone());
+            Some(handle)
+        }
         Err(_) => {
-            // Without a thread nothing can be exported: every record is dropped
-            // (and counted) because the receiver is gone.
-            (None, counters)
+            // Without a thread nothing can be exported: drop and count.
+            shared.closed.store(true, Ordering::Relaxed);
+            None
         }
     };
     let guard = OmegiGuard {
         ctl: ctl_tx,
-        counters: counters.clone(),
+        shared: shared.clone(),
         handle,
         flush_timeout: config.flush_timeout,
     };
-    (Queue { tx, counters }, guard)
+    (Queue { shared, counters }, guard)
 }
 
 struct Exporter {
     sink: Box<dyn Sink>,
     resource: Resource,
-    rx: Receiver<Item>,
+    shared: Arc<Shared>,
     ctl: Receiver<Control>,
-    counters: Arc<Counters>,
     batch: Vec<Record>,
     batch_size: usize,
     interval: Duration,
@@ -140,65 +177,42 @@ struct Exporter {
 
 impl Exporter {
     fn run(&mut self) {
-        let mut deadline = Instant::now() + self.interval;
         loop {
-            let timeout = deadline.saturating_duration_since(Instant::now());
-            select! {
-                recv(self.rx) -> item => match item {
-                    Ok(item) => {
-                        self.add(item);
-                        if self.batch.len() >= self.batch_size {
-                            self.export();
-                        }
-                    }
-                    // Every layer (and with it every sender) is gone: export
-                    // what is left, then answer the guard until it goes too.
-                    Err(_) => {
-                        self.export();
-                        let _ = self.sink.flush();
-                        for msg in self.ctl.iter() {
-                            match msg {
-                                Control::Flush(ack) => {
-                                    let _ = ack.send(());
-                                }
-                                Control::Shutdown(ack) => {
-                                    let _ = ack.send(());
-                                    return;
-                                }
-                            }
-                        }
-                        return;
-                    }
-                },
-                recv(self.ctl) -> msg => match msg {
+            loop {
+                match self.ctl.try_recv() {
                     Ok(Control::Flush(ack)) => {
                         self.drain();
                         let _ = self.sink.flush();
                         let _ = ack.send(());
                     }
                     Ok(Control::Shutdown(ack)) => {
-                        self.drain();
-                        let _ = self.sink.flush();
+                        self.shutdown();
                         let _ = ack.send(());
                         return;
                     }
-                    Err(_) => {
-                        self.drain();
-                        let _ = self.sink.flush();
+                    Err(TryRecvError::Empty) => break,
+                    // The guard is gone.
+                    Err(TryRecvError::Disconnected) => {
+                        self.shutdown();
                         return;
                     }
-                },
-                default(timeout) => {
-                    self.export();
-                    deadline = Instant::now() + self.interval;
                 }
             }
+            self.shared.waking.store(false, Ordering::Release);
+            self.drain();
+            std::thread::park_timeout(self.interval);
         }
     }
 
-    /// Exports everything queued right now.
+    fn shutdown(&mut self) {
+        self.shared.closed.store(true, Ordering::Relaxed);
+        self.drain();
+        let _ = self.sink.flush();
+    }
+
+    /// Exports everything queued right now, in batches.
     fn drain(&mut self) {
-        while let Ok(item) = self.rx.try_recv() {
+        while let Some(item) = self.shared.queue.pop() {
             self.add(item);
             if self.batch.len() >= self.batch_size {
                 self.export();
@@ -210,7 +224,8 @@ impl Exporter {
     fn add(&mut self, item: Item) {
         let record = match item {
             Item::Span { meta, data, end_ns } => {
-                Record::Span(span_record(meta, data, end_ns, &self.resource.service))
+                let record = span_record(meta, &data, end_ns, &self.resource.service);
+                Record::Span(record)
             }
             Item::Error(mut error) => {
                 if error.service.is_empty() {
@@ -228,10 +243,11 @@ impl Exporter {
         }
         let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(self.batch_size));
         let n = batch.len() as u64;
-        self.counters.batches.fetch_add(1, Ordering::Relaxed);
+        let counters = &self.shared.counters;
+        counters.batches.fetch_add(1, Ordering::Relaxed);
         match self.sink.export(batch, &self.resource) {
-            Ok(()) => self.counters.exported.fetch_add(n, Ordering::Relaxed),
-            Err(_) => self.counters.failed.fetch_add(n, Ordering::Relaxed),
+            Ok(()) => counters.exported.fetch_add(n, Ordering::Relaxed),
+            Err(_) => counters.failed.fetch_add(n, Ordering::Relaxed),
         };
     }
 }
@@ -279,7 +295,7 @@ pub(crate) fn event_record(event: &RawEvent) -> EventRecord {
 
 fn span_record(
     meta: &'static Metadata<'static>,
-    data: SpanData,
+    data: &SpanData,
     end_ns: u64,
     service: &str,
 ) -> SpanRecord {
@@ -289,7 +305,7 @@ fn span_record(
         parent_span_id: data.parent,
         remote_parent: data.remote_parent,
         service: service.to_owned(),
-        name: data.name.unwrap_or_else(|| meta.name().to_owned()),
+        name: data.name.clone().unwrap_or_else(|| meta.name().to_owned()),
         target: meta.target().to_owned(),
         level: level(meta),
         kind: data.kind,
@@ -299,7 +315,7 @@ fn span_record(
         events: data.events.iter().map(|e| event_record(e)).collect(),
         dropped_events: data.dropped_events,
         status: data.status,
-        status_message: data.status_message,
+        status_message: data.status_message.clone(),
         location: location(meta),
     }
 }
@@ -312,7 +328,7 @@ fn span_record(
 #[must_use = "dropping the guard stops the exporter"]
 pub struct OmegiGuard {
     ctl: Sender<Control>,
-    counters: Arc<Counters>,
+    shared: Arc<Shared>,
     handle: Option<JoinHandle<()>>,
     flush_timeout: Duration,
 }
@@ -325,21 +341,22 @@ impl OmegiGuard {
         if self.ctl.send(Control::Flush(ack_tx)).is_err() {
             return false;
         }
+        self.shared.wake();
         ack_rx.recv_timeout(timeout).is_ok()
     }
 
     /// The export counters: exported, dropped (queue full), failed (sink error).
     pub fn stats(&self) -> ExportStats {
-        self.counters.snapshot()
+        self.shared.counters.snapshot()
     }
 }
 
 impl Drop for OmegiGuard {
     fn drop(&mut self) {
         let (ack_tx, ack_rx) = bounded(1);
-        if self.ctl.send(Control::Shutdown(ack_tx)).is_ok()
-            && ack_rx.recv_timeout(self.flush_timeout).is_ok()
-        {
+        let sent = self.ctl.send(Control::Shutdown(ack_tx)).is_ok();
+        self.shared.wake();
+        if sent && ack_rx.recv_timeout(self.flush_timeout).is_ok() {
             if let Some(handle) = self.handle.take() {
                 let _ = handle.join();
             }

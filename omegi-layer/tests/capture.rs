@@ -228,6 +228,8 @@ fn failed_span_without_logged_error_is_reported_once() {
     let (sink, _guard) = capture(omegi_layer::layer("svc"), || {
         let outer = info_span!("outer", otel.status_code = tracing::field::Empty);
         outer.in_scope(|| {
+            // A span between the two that does not fail itself.
+            let _middle = info_span!("middle").entered();
             let inner = info_span!(
                 "inner",
                 otel.kind = "server",

@@ -658,7 +658,8 @@ pub(crate) fn contains_word(haystack: &str, needle: &str) -> bool {
     haystack.match_indices(needle).any(|(at, _)| {
         let before = haystack[..at].chars().next_back();
         let after = haystack[at + needle.len()..].chars().next();
-        !before.is_some_and(is_word_char) && !after.is_some_and(is_word_char)
+        // `#payments` is a tag, not a mention of a note named "payments".
+        !before.is_some_and(|c| is_word_char(c) || c == '#') && !after.is_some_and(is_word_char)
     })
 }
 
@@ -674,5 +675,6 @@ mod tests {
         assert!(!contains_word("xpayment timeout", "payment timeout"));
         assert!(contains_word("결제 오류 발생", "결제 오류"));
         assert!(!contains_word("", ""));
+        assert!(!contains_word("tagged #payments here", "payments"));
     }
 }

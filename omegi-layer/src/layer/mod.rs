@@ -247,7 +247,7 @@ where
         let Some(data) = span.extensions_mut().remove::<SpanData>() else {
             return;
         };
-        if data.status == Status::Error {
+        if data.status == Status::Error || data.error_seen {
             // The parent learns that something below it failed, so that a
             // failure is reported once, where it happened.
             if let Some(parent) = span.parent() {
@@ -255,34 +255,34 @@ where
                     p.error_seen = true;
                 }
             }
-            if !data.error_seen && data.kind != SpanKind::Client {
-                // The span failed (e.g. a 5xx response) without any error
-                // being logged below it: report the failure itself.
-                let mut record = self.error_record(
-                    span.parent()
-                        .into_iter()
-                        .flat_map(|p| p.scope().from_root()),
-                    end_ns,
-                );
-                record.trace_id = Some(data.trace_id);
-                record.span_id = Some(data.span_id);
-                let meta = span.metadata();
-                let name = data.name.clone().unwrap_or_else(|| meta.name().to_owned());
-                record.span_stack.push(SpanFrame {
-                    span_id: data.span_id,
-                    name: name.clone(),
-                    target: meta.target().to_owned(),
-                    fields: export::attributes(&data.attributes),
-                    location: export::location(meta),
-                });
-                record.message = data
-                    .status_message
-                    .clone()
-                    .unwrap_or_else(|| format!("{name} failed"));
-                record.target = meta.target().to_owned();
-                record.location = export::location(meta);
-                self.queue.push(Item::Error(Box::new(record)));
-            }
+        }
+        if data.status == Status::Error && !data.error_seen && data.kind != SpanKind::Client {
+            // The span failed (e.g. a 5xx response) without any error
+            // being logged below it: report the failure itself.
+            let mut record = self.error_record(
+                span.parent()
+                    .into_iter()
+                    .flat_map(|p| p.scope().from_root()),
+                end_ns,
+            );
+            record.trace_id = Some(data.trace_id);
+            record.span_id = Some(data.span_id);
+            let meta = span.metadata();
+            let name = data.name.clone().unwrap_or_else(|| meta.name().to_owned());
+            record.span_stack.push(SpanFrame {
+                span_id: data.span_id,
+                name: name.clone(),
+                target: meta.target().to_owned(),
+                fields: export::attributes(&data.attributes),
+                location: export::location(meta),
+            });
+            record.message = data
+                .status_message
+                .clone()
+                .unwrap_or_else(|| format!("{name} failed"));
+            record.target = meta.target().to_owned();
+            record.location = export::location(meta);
+            self.queue.push(Item::Error(Box::new(record)));
         }
         self.queue.push(Item::Span {
             meta: span.metadata(),

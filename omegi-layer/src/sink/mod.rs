@@ -9,8 +9,16 @@ use std::error::Error as StdError;
 use omegi_core::{Record, Resource};
 
 mod memory;
+#[cfg(feature = "otlp")]
+mod otlp;
+#[cfg(feature = "store")]
+mod store;
 
 pub use memory::MemorySink;
+#[cfg(feature = "otlp")]
+pub use otlp::{OtlpSink, OtlpSinkBuilder};
+#[cfg(feature = "store")]
+pub use store::StoreSink;
 
 /// Why a sink could not export a batch.
 #[derive(Debug, thiserror::Error)]
