@@ -1,1 +1,25 @@
-fn main() {}
+//! The `omegi` binary: see `omegi --help`.
+
+use clap::Parser;
+use omegi_server::cli::{run, Cli};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("OMEGI_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+        .with(filter)
+        .init();
+    let mut stdout = std::io::stdout();
+    match run(cli, &mut stdout).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("omegi: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! Trace reconstruction and the critical path on traces of 10, 1,000 and
+//! 100,000 spans.
+//!
+//! The traces look like real requests: a gateway root, fan-out of 1 to 8
+//! children per span, a 30% chance that a child runs in another of eight
+//! services, each service's host clock off by a few milliseconds (so skew
+//! correction has work to do), three events per span, and the spans handed
+//! over in shuffled order. Generating and cloning the input stays outside the
+//! measured time.
+
+use std::collections::VecDeque;
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
+use omegi_core::flow::Trace;
+use omegi_core::{CodeLocation, EventRecord, Level, SpanId, SpanKind, SpanRecord, Status, TraceId};
+
+const SIZES: [usize; 3] = [10, 1_000, 100_000];
+
+const SERVICES: [&str; 8] = [
+    "gateway",
+    "user-service",
+    "inventory-service",
+    "payment-service",
+    "shipping-service",
+    "email-service",
+    "search-service",
+    "auth-service",
+];
+/// Each service's host clock error, in ns.
+const CLOCK_ERROR: [i64; 8] = [
+    0, 3_000_000, -2_000_000, 7_000_000, -5_000_000, 1_000_000, -1_000_000, 4_000_000,
+];
+
+/// xorshift64*: deterministic, dependency-free.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+fn record(id: u64, parent: Option<u64>, service: usize, start: u64, end: u64) -> SpanRecord {
+    let recorded = |t: u64| (t as i64 + CLOCK_ERROR[service]) as u64;
+    let (start, end) = (recorded(start), recorded(end));
+    let step = (end - start) / 4;
+    SpanRecord {
+        trace_id: TraceId(0xfeed),
+        span_id: SpanId(id),
+        parent_span_id: parent.map(SpanId),
+        remote_parent: false,
+        service: SERVICES[service].to_owned(),
+        name: format!("op {}", id % 50),
+        target: "bench".to_owned(),
+        level: Level::Info,
+        kind: SpanKind::Internal,
+        start_ns: start,
+        end_ns: end,
+        attributes: vec![],
+        events: (1..=3)
+            .map(|k| EventRecord {
+                time_ns: start + k * step,
+                level: Level::Info,
+                target: "bench".to_owned(),
+                message: "step".to_owned(),
+                fields: vec![],
+                location: CodeLocation::default(),
+            })
+            .collect(),
+        dropped_events: 0,
+        status: if id.is_multiple_of(97) {
+            Status::Error
+        } else {
+            Status::Unset
+        },
+        status_message: None,
+        location: CodeLocation::default(),
+    }
+}
+
+/// A trace of `n` spans in shuffled order.
+fn trace_of(n: usize) -> Vec<SpanRecord> {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ n as u64);
+    let t0 = 1_700_000_000_000_000_000u64;
+    // (id, service, true start, true end)
+    let mut spans = vec![record(1, None, 0, t0, t0 + 10_000_000_000)];
+    let mut queue = VecDeque::from([(1u64, 0usize, t0, t0 + 10_000_000_000)]);
+    let mut next_id = 2u64;
+    while spans.len() < n {
+        let Some((parent, service, start, end)) = queue.pop_front() else {
+            break;
+        };
+        let fan_out = 1 + rng.below(8);
+        let len = end - start;
+        for _ in 0..fan_out {
+            if spans.len() >= n {
+                break;
+            }
+            let child_service = if rng.below(10) < 3 {
+                rng.below(SERVICES.len() as u64) as usize
+            } else {
+                service
+            };
+            let s = start + rng.below(len / 2);
+            let e = s + 1 + rng.below((end - s) / 2);
+            spans.push(record(next_id, Some(parent), child_service, s, e));
+            queue.push_back((next_id, child_service, s, e));
+            next_id += 1;
+        }
+    }
+    for i in (1..spans.len()).rev() {
+        let j = rng.below(i as u64 + 1) as usize;
+        spans.swap(i, j);
+    }
+    spans
+}
+
+fn bench_flow(c: &mut Criterion) {
+    let mut assemble = c.benchmark_group("flow/assemble");
+    for n in SIZES {
+        let spans = trace_of(n);
+        assemble.throughput(Throughput::Elements(n as u64));
+        if n >= 100_000 {
+            assemble.sample_size(10);
+        }
+        assemble.bench_with_input(BenchmarkId::from_parameter(n), &spans, |b, spans| {
+            b.iter_batched(
+                || spans.clone(),
+                |spans| black_box(Trace::from_spans(spans)),
+                BatchSize::LargeInput,
+            );
+        });
+    }
+    assemble.finish();
+
+    let mut critical = c.benchmark_group("flow/critical_path");
+    for n in SIZES {
+        let trace = Trace::from_spans(trace_of(n)).expect("one trace id");
+        critical.throughput(Throughput::Elements(n as u64));
+        if n >= 100_000 {
+            critical.sample_size(10);
+        }
+        critical.bench_with_input(BenchmarkId::from_parameter(n), &trace, |b, trace| {
+            b.iter(|| black_box(trace.critical_path()));
+        });
+    }
+    critical.finish();
+}
+
+criterion_group!(benches, bench_flow);
+criterion_main!(benches);

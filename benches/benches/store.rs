@@ -1,0 +1,207 @@
+//! The embedded store: span-batch ingest with every index, error ingest,
+//! the issue list query and a trace fetch, on a store in a temporary
+//! directory with the default configuration (periodic flush every 500 ms).
+//!
+//! Spans look like a layer's output: 10 spans per trace across 3 services,
+//! 4 attributes and 2 events each. Building the input stays outside the
+//! measured time. The setup also prints disk bytes per span after
+//! 100,000 spans.
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use omegi_core::{
+    Attribute, CodeLocation, ErrorKind, ErrorRecord, EventRecord, Level, Record, Resource,
+    SpanFrame, SpanId, SpanKind, SpanRecord, Status, TraceId,
+};
+use omegi_store::{Config, IssueQuery, IssueSort, Store};
+
+const T0: u64 = 1_700_000_000_000_000_000;
+const SPANS_PER_TRACE: u64 = 10;
+const BATCH: u64 = 1_000;
+const SERVICES: [&str; 3] = ["gateway", "inventory-service", "payment-service"];
+
+fn span(trace: u64, i: u64) -> SpanRecord {
+    let start = T0 + trace * 1_000_000 + i * 1_000;
+    SpanRecord {
+        trace_id: TraceId(u128::from(trace) << 64 | 0xabcd),
+        span_id: SpanId(trace << 8 | (i + 1)),
+        parent_span_id: (i > 0).then_some(SpanId(trace << 8 | 1)),
+        remote_parent: false,
+        service: SERVICES[(i % 3) as usize].into(),
+        name: format!("GET /orders/{{id}} step {i}"),
+        target: "shop::api".into(),
+        level: Level::Info,
+        kind: SpanKind::Server,
+        start_ns: start,
+        end_ns: start + 800,
+        attributes: vec![
+            Attribute::new("http.method", "GET"),
+            Attribute::new("http.route", "/orders/{id}"),
+            Attribute::new("http.status_code", 200i64),
+            Attribute::new("order.id", (trace * 7) as i64),
+        ],
+        events: (0..2)
+            .map(|e| EventRecord {
+                time_ns: start + 100 * e,
+                level: Level::Debug,
+                target: "shop::db".into(),
+                message: "query done".into(),
+                fields: vec![Attribute::new("rows", e as i64)],
+                location: CodeLocation::default(),
+            })
+            .collect(),
+        dropped_events: 0,
+        status: Status::Unset,
+        status_message: None,
+        location: CodeLocation {
+            file: Some("src/api.rs".into()),
+            line: Some(42),
+            module: Some("shop::api".into()),
+        },
+    }
+}
+
+/// `BATCH` spans: traces `first..first + BATCH / SPANS_PER_TRACE`.
+fn span_batch(first_trace: u64) -> Vec<Record> {
+    (first_trace..first_trace + BATCH / SPANS_PER_TRACE)
+        .flat_map(|t| (0..SPANS_PER_TRACE).map(move |i| Record::Span(span(t, i))))
+        .collect()
+}
+
+fn error(n: u64, kinds: u64) -> ErrorRecord {
+    ErrorRecord {
+        trace_id: Some(TraceId(u128::from(n) + 1)),
+        span_id: Some(SpanId(1)),
+        service: "payment-service".into(),
+        time_ns: T0 + n * 1_000_000,
+        kind: ErrorKind::Event,
+        message: format!("card declined (reason {})", n % kinds),
+        causes: vec!["gateway said no".into()],
+        error_type: Some("PaymentError".into()),
+        target: "payment::api".into(),
+        fields: vec![Attribute::new("order.id", n as i64)],
+        span_stack: vec![SpanFrame {
+            span_id: SpanId(1),
+            name: "charge".into(),
+            target: "payment::api".into(),
+            fields: vec![],
+            location: CodeLocation::default(),
+        }],
+        breadcrumbs: vec![],
+        location: CodeLocation::default(),
+        thread: Some("tokio-runtime-worker".into()),
+        // Explicit, so that the grouping does not depend on message normalization.
+        fingerprint: Some(format!("declined-{}", n % kinds)),
+    }
+}
+
+fn resource() -> Resource {
+    Resource {
+        service: "gateway".into(),
+        attributes: vec![Attribute::new("host.name", "bench")],
+    }
+}
+
+fn open(dir: &tempfile::TempDir) -> Store {
+    Store::open_with(Config::new(dir.path())).expect("open store")
+}
+
+fn disk_bytes_per_span() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir);
+    let spans = 100_000u64;
+    let traces_per_batch = BATCH / SPANS_PER_TRACE;
+    for b in 0..spans / BATCH {
+        store
+            .ingest("shop", &resource(), &span_batch(b * traces_per_batch))
+            .expect("ingest");
+    }
+    store.flush().expect("flush");
+    let usage = store.disk_usage().expect("disk usage");
+    println!(
+        "store/disk: {spans} spans -> engine {} B ({:.0} B/span), directory {} B ({:.0} B/span)",
+        usage.engine_bytes,
+        usage.engine_bytes as f64 / spans as f64,
+        usage.dir_bytes,
+        usage.dir_bytes as f64 / spans as f64,
+    );
+}
+
+fn ingest(c: &mut Criterion) {
+    disk_bytes_per_span();
+    let mut group = c.benchmark_group("store/ingest");
+    group.throughput(Throughput::Elements(BATCH));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir);
+    let mut next_trace = 0u64;
+    group.bench_function("spans_batch_1000", |b| {
+        b.iter_batched(
+            || {
+                let batch = span_batch(next_trace);
+                next_trace += BATCH / SPANS_PER_TRACE;
+                batch
+            },
+            |batch| store.ingest("shop", &resource(), &batch).expect("ingest"),
+            BatchSize::SmallInput,
+        )
+    });
+    let errors_per_batch = 100u64;
+    group.throughput(Throughput::Elements(errors_per_batch));
+    let mut next_error = 0u64;
+    group.bench_function("errors_batch_100_of_20_issues", |b| {
+        b.iter_batched(
+            || {
+                let batch: Vec<Record> = (next_error..next_error + errors_per_batch)
+                    .map(|n| Record::Error(error(n, 20)))
+                    .collect();
+                next_error += errors_per_batch;
+                batch
+            },
+            |batch| store.ingest("shop", &resource(), &batch).expect("ingest"),
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+}
+
+fn queries(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(&dir);
+    // 1,000 issues with 5 occurrences each, 10,000 traces of 10 spans.
+    for round in 0..5u64 {
+        let batch: Vec<Record> = (0..1_000u64)
+            .map(|n| Record::Error(error(round * 1_000 + n, 1_000)))
+            .collect();
+        store.ingest("shop", &resource(), &batch).expect("ingest");
+    }
+    for b in 0..100u64 {
+        store
+            .ingest("shop", &resource(), &span_batch(b * 100))
+            .expect("ingest");
+    }
+    let mut group = c.benchmark_group("store/query");
+    group.bench_function("issues_open_by_last_seen_limit_50", |b| {
+        let query = IssueQuery::open().limit(50);
+        b.iter(|| black_box(store.issues("shop", &query).expect("query")))
+    });
+    group.bench_function("issues_all_by_count_of_1000_limit_50", |b| {
+        let query = IssueQuery::all().sort(IssueSort::Count).limit(50);
+        b.iter(|| black_box(store.issues("shop", &query).expect("query")))
+    });
+    let mut t = 0u64;
+    group.bench_function("trace_fetch_10_spans", |b| {
+        b.iter(|| {
+            t = (t + 7_919) % 10_000;
+            let spans = store
+                .trace_spans(TraceId(u128::from(t) << 64 | 0xabcd))
+                .expect("fetch");
+            assert_eq!(spans.len(), 10);
+            black_box(spans)
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, ingest, queries);
+criterion_main!(benches);

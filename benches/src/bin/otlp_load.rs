@@ -1,0 +1,239 @@
+//! Load generator for `omegi serve`'s OTLP/HTTP receiver.
+//!
+//! Starts the server in-process on 127.0.0.1 with a temporary data
+//! directory, sends OTLP protobuf `ExportTraceServiceRequest`s over several
+//! concurrent loopback connections, shuts the server down (which flushes
+//! the store), reopens the store to count what was stored, and reports
+//! spans per second stored.
+//!
+//! ```text
+//! cargo run --release -p benches --bin otlp_load -- \
+//!     [--requests 400] [--spans 500] [--connections 4]
+//! ```
+//!
+//! Each request holds `--spans` spans: traces of five spans over three
+//! services (one resource per service), one trace in fifty failing with an
+//! `exception` event. Trace ids are unique over the run. Every request and
+//! the whole run are bounded in time.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use omegi_server::server::{ServeConfig, Server, STORE_DIR};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1 as pt;
+use prost::Message;
+
+const SERVICES: [&str; 3] = ["user-service", "inventory-service", "payment-service"];
+const SPANS_PER_TRACE: usize = 5;
+
+struct Options {
+    requests: usize,
+    spans: usize,
+    connections: usize,
+}
+
+fn options() -> Result<Options, String> {
+    let mut o = Options {
+        requests: 400,
+        spans: 500,
+        connections: 4,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        let n: usize = value
+            .parse()
+            .map_err(|_| format!("{flag}: not a number: {value}"))?;
+        match flag.as_str() {
+            "--requests" => o.requests = n.max(1),
+            "--spans" => o.spans = n.max(SPANS_PER_TRACE),
+            "--connections" => o.connections = n.max(1),
+            "--bench" => {}
+            other => return Err(format!("unknown flag {other}")),
+        }
+    }
+    Ok(o)
+}
+
+fn kv(key: &str, value: any_value::Value) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue { value: Some(value) }),
+        key_strindex: 0,
+    }
+}
+
+fn text(key: &str, value: &str) -> KeyValue {
+    kv(key, any_value::Value::StringValue(value.into()))
+}
+
+/// One request body: `spans` spans in traces of five, unique trace ids
+/// starting at `first_trace`.
+fn request(first_trace: u128, spans: usize, t0: u64) -> Vec<u8> {
+    let mut per_service: Vec<Vec<pt::Span>> = vec![Vec::new(), Vec::new(), Vec::new()];
+    let traces = spans / SPANS_PER_TRACE;
+    for t in 0..traces {
+        let trace = first_trace + t as u128;
+        let fails = trace.is_multiple_of(50);
+        let start = t0 + t as u64 * 1_000;
+        // user(1) -> user(2) -> inventory(3) -> payment(4), inventory(5)
+        let shape: [(u64, Option<u64>, usize, &str); SPANS_PER_TRACE] = [
+            (1, None, 0, "POST /checkout"),
+            (2, Some(1), 0, "load cart"),
+            (3, Some(1), 1, "reserve"),
+            (4, Some(3), 2, "charge"),
+            (5, Some(3), 1, "update stock"),
+        ];
+        for (i, (id, parent, service, name)) in shape.into_iter().enumerate() {
+            let mut span = pt::Span {
+                trace_id: trace.to_be_bytes().to_vec(),
+                span_id: ((trace as u64) << 8 | id).to_be_bytes().to_vec(),
+                parent_span_id: parent
+                    .map(|p| ((trace as u64) << 8 | p).to_be_bytes().to_vec())
+                    .unwrap_or_default(),
+                name: name.into(),
+                kind: 2,
+                start_time_unix_nano: start + i as u64 * 100_000,
+                end_time_unix_nano: start + 5_000_000 - i as u64 * 100_000,
+                attributes: vec![
+                    text("http.request.method", "POST"),
+                    text("http.route", "/checkout"),
+                    kv("http.response.status_code", any_value::Value::IntValue(200)),
+                ],
+                ..Default::default()
+            };
+            if fails && id == 4 {
+                span.status = Some(pt::Status {
+                    code: 2,
+                    message: "card declined".into(),
+                });
+                span.events.push(pt::span::Event {
+                    time_unix_nano: start + 1_000_000,
+                    name: "exception".into(),
+                    attributes: vec![
+                        text("exception.type", "PaymentError"),
+                        text("exception.message", "card declined"),
+                    ],
+                    ..Default::default()
+                });
+            }
+            per_service[service].push(span);
+        }
+    }
+    let resource_spans = per_service
+        .into_iter()
+        .enumerate()
+        .map(|(i, spans)| pt::ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![text("service.name", SERVICES[i])],
+                ..Default::default()
+            }),
+            scope_spans: vec![pt::ScopeSpans {
+                scope: Some(InstrumentationScope {
+                    name: "load".into(),
+                    ..Default::default()
+                }),
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+        .collect();
+    ExportTraceServiceRequest { resource_spans }.encode_to_vec()
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() -> Result<(), String> {
+    let o = options()?;
+    let spans_per_request = o.spans / SPANS_PER_TRACE * SPANS_PER_TRACE;
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let listen = "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?;
+    let server = Server::start(ServeConfig::new(dir.path(), listen))
+        .await
+        .map_err(|e| e.to_string())?;
+    let token = server
+        .created_credentials()
+        .and_then(|c| c.project.clone())
+        .ok_or("no ingest token")?
+        .token;
+    let url = format!("{}/v1/traces", server.url());
+
+    let t0 = omegi_server::api::now_ns();
+    let bodies: VecDeque<Vec<u8>> = (0..o.requests)
+        .map(|r| request(1 + (r * spans_per_request) as u128, spans_per_request, t0))
+        .collect();
+    let bytes: usize = bodies.iter().map(Vec::len).sum();
+    let queue = Arc::new(Mutex::new(bodies));
+
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..o.connections {
+        let queue = Arc::clone(&queue);
+        let url = url.clone();
+        let token = token.clone();
+        workers.push(tokio::spawn(async move {
+            let client = reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .pool_max_idle_per_host(1)
+                .build()
+                .map_err(|e| e.to_string())?;
+            let mut sent = 0usize;
+            loop {
+                let next = queue.lock().map_err(|e| e.to_string())?.pop_front();
+                let Some(body) = next else { break };
+                let response = client
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .header("content-type", "application/x-protobuf")
+                    .body(body)
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if !response.status().is_success() {
+                    return Err(format!("server answered {}", response.status()));
+                }
+                sent += 1;
+            }
+            Ok::<usize, String>(sent)
+        }));
+    }
+    let mut sent = 0;
+    for w in workers {
+        sent += tokio::time::timeout(Duration::from_secs(600), w)
+            .await
+            .map_err(|_| "the run took more than 10 minutes")?
+            .map_err(|e| e.to_string())??;
+    }
+    let elapsed = started.elapsed();
+    let report = server.shutdown().await.map_err(|e| e.to_string())?;
+    let total = started.elapsed();
+
+    let store = omegi_store::Store::open(dir.path().join(STORE_DIR)).map_err(|e| e.to_string())?;
+    let stored = store.summary().map_err(|e| e.to_string())?.spans;
+    let expected = (sent * spans_per_request) as u64;
+    println!(
+        "otlp_load: {sent} requests x {spans_per_request} spans over {} connections, {:.1} MiB protobuf",
+        o.connections,
+        bytes as f64 / (1024.0 * 1024.0)
+    );
+    println!(
+        "  {stored} spans stored (expected {expected}) in {:.2}s: {:.0} spans/s ({:.0} requests/s)",
+        elapsed.as_secs_f64(),
+        stored as f64 / elapsed.as_secs_f64(),
+        sent as f64 / elapsed.as_secs_f64()
+    );
+    println!(
+        "  including the shutdown flush ({} bytes): {:.2}s, {:.0} spans/s",
+        report.flushed_bytes,
+        total.as_secs_f64(),
+        stored as f64 / total.as_secs_f64()
+    );
+    if stored != expected {
+        return Err(format!("stored {stored} spans, expected {expected}"));
+    }
+    Ok(())
+}

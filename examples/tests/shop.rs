@@ -1,0 +1,66 @@
+//! Runs the distributed demo in its short mode and checks what it prints:
+//! one trace across the three service processes, issues grouped with their
+//! counts, and the note surfacing when the error comes back.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+#[test]
+fn shop_demo_shows_a_cross_process_flow_and_surfaces_the_note() {
+    let started = Instant::now();
+    let output = Command::new(env!("CARGO_BIN_EXE_shop"))
+        .arg("--short")
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("run the shop demo");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "shop failed\n{stdout}\n{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(120));
+
+    // One trace id across the three services, each its own process.
+    let flow_line = stdout
+        .lines()
+        .find(|l| l.starts_with("trace ") && l.contains(" across "))
+        .unwrap_or_else(|| panic!("no flow line in\n{stdout}"));
+    assert!(
+        flow_line.ends_with("user-service → inventory-service → payment-service"),
+        "{flow_line}"
+    );
+    let trace_id = flow_line.split_whitespace().nth(1).unwrap();
+    assert_eq!(trace_id.len(), 32);
+    let waterfall_header = format!("trace {trace_id}  ");
+    let header = stdout
+        .lines()
+        .find(|l| l.starts_with(&waterfall_header))
+        .unwrap_or_else(|| panic!("no waterfall for {trace_id}\n{stdout}"));
+    assert!(header.contains("3 services"), "{header}");
+    assert!(stdout.contains("caused by: issuer answered: insufficient funds"), "{stdout}");
+
+    // Issues grouped by fingerprint with their counts (16 orders: declines
+    // at 7 and 14, warehouse timeouts at 5, 10 and 15, a panic at 13 and the
+    // failed call it causes upstream).
+    let count_of = |needle: &str| -> u64 {
+        stdout
+            .lines()
+            .find(|l| l.contains(needle) && l.trim_start().starts_with(char::is_numeric))
+            .unwrap_or_else(|| panic!("no issue {needle:?} in\n{stdout}"))
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(count_of("card payment failed"), 2);
+    assert_eq!(count_of("stock lookup failed"), 3);
+    assert_eq!(count_of("panicked: exchange rate for currency"), 1);
+    assert_eq!(count_of("payment-service call failed"), 1);
+    assert!(!stdout.contains("HTTP 502"), "failures are reported once, where they happen\n{stdout}");
+
+    // The recurrence surfaces the note written the first time.
+    assert!(stdout.contains("now has 3 occurrences (was 2)"), "{stdout}");
+    assert!(
+        stdout.contains("this error has been solved before → note \"Card declined: insufficient funds\""),
+        "{stdout}"
+    );
+}

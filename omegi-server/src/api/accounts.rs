@@ -1,0 +1,121 @@
+//! `/api/projects` and `/api/users`.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+
+use super::views::{CreatedAccount, ProjectView, UserView};
+use super::{blocking, ApiError, ApiUser, SharedState};
+use crate::auth::{self, AccountError};
+
+impl From<AccountError> for ApiError {
+    fn from(e: AccountError) -> Self {
+        match e {
+            AccountError::Exists { .. } => ApiError::Conflict(e.to_string()),
+            AccountError::InvalidName { .. } => ApiError::BadRequest(e.to_string()),
+            AccountError::Store(s) => ApiError::Store(s),
+        }
+    }
+}
+
+pub(super) async fn list_projects(
+    State(state): State<SharedState>,
+    _user: ApiUser,
+) -> Result<Json<Vec<ProjectView>>, ApiError> {
+    blocking(&state, |state| {
+        Ok(Json(
+            state
+                .store
+                .projects()?
+                .into_iter()
+                .map(|p| ProjectView {
+                    has_token: p.token_hash.is_some(),
+                    id: p.id,
+                    name: p.name,
+                    created_ns: p.created_ns,
+                })
+                .collect(),
+        ))
+    })
+    .await
+}
+
+/// Body of `POST /api/projects`.
+#[derive(Debug, Deserialize)]
+pub(super) struct NewProject {
+    id: String,
+    name: Option<String>,
+}
+
+pub(super) async fn create_project(
+    State(state): State<SharedState>,
+    _user: ApiUser,
+    Json(body): Json<NewProject>,
+) -> Result<(StatusCode, Json<CreatedAccount>), ApiError> {
+    blocking(&state, move |state| {
+        let (mut project, token) = auth::create_project(&state.store, &body.id)?;
+        if let Some(name) = body.name {
+            project.name = name;
+            state.store.put_project(&project)?;
+        }
+        Ok((
+            StatusCode::CREATED,
+            Json(CreatedAccount {
+                name: project.id,
+                token,
+            }),
+        ))
+    })
+    .await
+}
+
+pub(super) async fn list_users(
+    State(state): State<SharedState>,
+    _user: ApiUser,
+) -> Result<Json<Vec<UserView>>, ApiError> {
+    blocking(&state, |state| {
+        Ok(Json(
+            state
+                .store
+                .users()?
+                .into_iter()
+                .map(|u| UserView {
+                    login: u.login,
+                    name: u.name,
+                    created_ns: u.created_ns,
+                })
+                .collect(),
+        ))
+    })
+    .await
+}
+
+/// Body of `POST /api/users`.
+#[derive(Debug, Deserialize)]
+pub(super) struct NewUser {
+    login: String,
+    name: Option<String>,
+}
+
+pub(super) async fn create_user(
+    State(state): State<SharedState>,
+    _user: ApiUser,
+    Json(body): Json<NewUser>,
+) -> Result<(StatusCode, Json<CreatedAccount>), ApiError> {
+    blocking(&state, move |state| {
+        let (mut user, token) = auth::create_user(&state.store, &body.login)?;
+        if let Some(name) = body.name {
+            user.name = name;
+            state.store.put_user(&user)?;
+        }
+        Ok((
+            StatusCode::CREATED,
+            Json(CreatedAccount {
+                name: user.login,
+                token,
+            }),
+        ))
+    })
+    .await
+}

@@ -1,0 +1,197 @@
+//! `POST /v1/traces` and `POST /v1/logs`: the OTLP/HTTP receiver.
+//!
+//! Order of checks: token (401, or 403 for a user token), body size (413),
+//! content type and encoding (415), body (400). A request rejected by any
+//! of them stores nothing. Accepted records go into the project that owns
+//! the ingest token; new and regressed issues and spikes raise alerts.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use omegi_core::{fingerprint, ErrorRecord, Record};
+
+use super::{now_ns, principal, ApiError, AppState, SharedState};
+use crate::alerts::{Alert, AlertKind};
+use crate::auth::Principal;
+use crate::otlp::{self, DecodeError, Decoded, ResourceRecords};
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Signal {
+    Traces,
+    Logs,
+}
+
+pub(super) async fn traces(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    receive(state, headers, body, Signal::Traces).await
+}
+
+pub(super) async fn logs(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    receive(state, headers, body, Signal::Logs).await
+}
+
+fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn otlp_error(error: &DecodeError, content_type: &str) -> Response {
+    let (ct, body) = otlp::error_response(error, content_type);
+    let status = StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+    (
+        status,
+        [(header::CONTENT_TYPE, HeaderValue::from_static(ct))],
+        body,
+    )
+        .into_response()
+}
+
+async fn receive(
+    state: SharedState,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    signal: Signal,
+) -> Response {
+    let project = match principal(&state, &headers) {
+        Ok(Principal::Project(project)) => project,
+        Ok(Principal::User(_)) => {
+            return ApiError::Forbidden(
+                "a user token cannot send data: use the project's ingest token".into(),
+            )
+            .into_response()
+        }
+        Err(error) => return error.into_response(),
+    };
+    let content_type = header_str(&headers, header::CONTENT_TYPE)
+        .unwrap_or("")
+        .to_owned();
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            let error = DecodeError::BodyTooLarge {
+                limit: state.body_limit,
+            };
+            return otlp_error(&error, &content_type);
+        }
+        Err(rejection) => {
+            return ApiError::BadRequest(format!(
+                "could not read the body: {}",
+                rejection.body_text()
+            ))
+            .into_response()
+        }
+    };
+    let encoding = header_str(&headers, header::CONTENT_ENCODING).map(str::to_owned);
+    let task_state = Arc::clone(&state);
+    let outcome = tokio::task::spawn_blocking(move || {
+        let limits = task_state.limits;
+        let decoded = match signal {
+            Signal::Traces => {
+                otlp::decode_traces(&body, &content_type, encoding.as_deref(), &limits)
+            }
+            Signal::Logs => otlp::decode_logs(&body, &content_type, encoding.as_deref(), &limits),
+        };
+        let decoded = match decoded {
+            Ok(decoded) => decoded,
+            Err(error) => return otlp_error(&error, &content_type),
+        };
+        if let Err(error) = store_records(&task_state, &project, &decoded) {
+            return error.into_response();
+        }
+        let (ct, body) = match signal {
+            Signal::Traces => otlp::traces_response(&decoded, &content_type),
+            Signal::Logs => otlp::logs_response(&decoded, &content_type),
+        };
+        (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, HeaderValue::from_static(ct))],
+            body,
+        )
+            .into_response()
+    })
+    .await;
+    outcome
+        .unwrap_or_else(|e| ApiError::Internal(format!("ingest task failed: {e}")).into_response())
+}
+
+/// Ingests every resource's records and raises the alerts they cause.
+fn store_records(state: &AppState, project: &str, decoded: &Decoded) -> Result<(), ApiError> {
+    let now = now_ns();
+    for batch in &decoded.resources {
+        if batch.records.is_empty() {
+            continue;
+        }
+        let report = state
+            .store
+            .ingest(project, &batch.resource, &batch.records)?;
+        for issue in &report.created {
+            state
+                .alerts
+                .publish(Alert::new(AlertKind::NewIssue, issue, now));
+        }
+        for issue in &report.regressed {
+            state
+                .alerts
+                .publish(Alert::new(AlertKind::Regressed, issue, now));
+        }
+        if report.errors > 0 {
+            check_spikes(state, project, batch, now)?;
+        }
+    }
+    Ok(())
+}
+
+/// Counts the batch's errors per issue and raises spike alerts.
+fn check_spikes(
+    state: &AppState,
+    project: &str,
+    batch: &ResourceRecords,
+    now: u64,
+) -> Result<(), ApiError> {
+    let mut per_issue: BTreeMap<String, u64> = BTreeMap::new();
+    for record in &batch.records {
+        let Record::Error(error) = record else {
+            continue;
+        };
+        // The store fills an empty service from the resource before
+        // fingerprinting: do the same so the fingerprints match.
+        let error: Cow<'_, ErrorRecord> = if error.service.is_empty() {
+            let mut e = error.clone();
+            e.service.clone_from(&batch.resource.service);
+            Cow::Owned(e)
+        } else {
+            Cow::Borrowed(error)
+        };
+        *per_issue.entry(fingerprint(&error).0).or_default() += 1;
+    }
+    let spiking: Vec<(String, crate::alerts::SpikeInfo)> = {
+        let mut detector = state
+            .spikes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        per_issue
+            .into_iter()
+            .filter_map(|(fp, n)| detector.observe(project, &fp, now, n).map(|s| (fp, s)))
+            .collect()
+    };
+    for (fp, info) in spiking {
+        if let Some(issue) = state.store.issue(project, &omegi_core::Fingerprint(fp))? {
+            let mut alert = Alert::new(AlertKind::Spike, &issue, now);
+            alert.spike = Some(info);
+            state.alerts.publish(alert);
+        }
+    }
+    Ok(())
+}

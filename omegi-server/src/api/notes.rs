@@ -1,0 +1,646 @@
+//! Notes: CRUD, backlinks, rendering, the note graph, search and the notes
+//! suggested for an issue (documented in `API.md`).
+//!
+//! Every read goes through the store with the caller as viewer, so private
+//! notes stay private: a note the caller may not see answers 404, a note
+//! the caller may see but did not write answers 403 to changes, and a
+//! change based on an old revision answers 409.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use omegi_core::note::{to_dot, to_mermaid, LocalGraphOptions, Note, NoteId, Subgraph, Visibility};
+use omegi_core::Fingerprint;
+use omegi_store::{NewNote, NoteFilter, NoteQuery, NoteUpdate, SuggestFor, SuggestReason};
+use serde::{Deserialize, Serialize};
+
+use super::{blocking, ApiError, ApiUser, SharedState};
+
+/// The most notes a list or search answers with.
+const MAX_LIMIT: usize = 1000;
+
+/// The notes routes.
+pub fn routes() -> Router<SharedState> {
+    Router::new()
+        .route("/api/notes", get(list_notes).post(create_note))
+        .route(
+            "/api/notes/{id}",
+            get(note).put(update_note).delete(delete_note),
+        )
+        .route("/api/notes/{id}/backlinks", get(backlinks))
+        .route("/api/notes/{id}/rendered", get(rendered))
+        .route("/api/notes/{id}/graph", get(local_graph))
+        .route("/api/graph", get(graph))
+        .route("/api/search", get(search))
+        .route(
+            "/api/issues/{project}/{fingerprint}/suggestions",
+            get(suggestions),
+        )
+        .route(
+            "/api/issues/{project}/{fingerprint}/notes",
+            get(issue_notes),
+        )
+}
+
+/// An issue reference in a note body: a fingerprint, or
+/// `<project>:<fingerprint>` (notes link to fingerprints).
+fn fingerprint(text: &str) -> Result<Fingerprint, ApiError> {
+    let fp = text.rsplit_once(':').map_or(text, |(_, fp)| fp).trim();
+    if fp.is_empty() {
+        return Err(ApiError::BadRequest(format!(
+            "invalid issue {text:?}: expected a fingerprint"
+        )));
+    }
+    Ok(Fingerprint(fp.to_owned()))
+}
+
+fn fingerprints(list: Vec<String>) -> Result<Vec<Fingerprint>, ApiError> {
+    list.iter().map(|s| fingerprint(s)).collect()
+}
+
+/// A store error as the answer it deserves: missing or hidden notes are
+/// 404, someone else's note 403, a stale revision 409, an invalid note 400.
+fn store_error(e: omegi_store::Error) -> ApiError {
+    use omegi_store::Error as E;
+    match e {
+        E::NoteNotFound { .. } => ApiError::NotFound(e.to_string()),
+        E::NotNoteAuthor { .. } => ApiError::Forbidden(e.to_string()),
+        E::RevisionMismatch { .. } => ApiError::Conflict(e.to_string()),
+        E::InvalidNote(_) | E::InvalidName { .. } => ApiError::BadRequest(e.to_string()),
+        other => ApiError::Store(other),
+    }
+}
+
+fn note_id(text: &str) -> Result<NoteId, ApiError> {
+    text.parse()
+        .map_err(|e| ApiError::BadRequest(format!("invalid note id {text:?}: {e}")))
+}
+
+/// Query of `GET /api/notes`.
+#[derive(Debug, Default, Deserialize)]
+pub struct ListParams {
+    /// Only notes by this author.
+    pub author: Option<String>,
+    /// Only notes with this tag (or a tag nested below it).
+    pub tag: Option<String>,
+    /// Only notes linked to this issue (fingerprint or `project:fingerprint`).
+    pub issue: Option<String>,
+    /// Only the caller's own notes.
+    pub mine: Option<bool>,
+    /// At most this many (default and maximum 1000).
+    pub limit: Option<usize>,
+}
+
+async fn list_notes(
+    State(state): State<SharedState>,
+    ApiUser(viewer): ApiUser,
+    Query(params): Query<ListParams>,
+) -> Result<Json<Vec<Note>>, ApiError> {
+    let mut filter = NoteFilter::all().limit(params.limit.unwrap_or(MAX_LIMIT).min(MAX_LIMIT));
+    if params.mine == Some(true) {
+        if params.author.as_ref().is_some_and(|a| *a != viewer) {
+            return Err(ApiError::BadRequest(
+                "mine=true and author name different users".into(),
+            ));
+        }
+        filter = filter.author(viewer.clone());
+    } else if let Some(author) = params.author {
+        filter = filter.author(author);
+    }
+    if let Some(tag) = params.tag {
+        filter = filter.tag(tag.trim_start_matches('#'));
+    }
+    if let Some(issue) = params.issue {
+        filter = filter.issue(fingerprint(&issue)?);
+    }
+    blocking(&state, move |state| {
+        Ok(Json(state.store.notes(&viewer, &filter).map_err(store_error)?))
+    })
+    .await
+}
+
+/// Body of `POST /api/notes`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewNoteBody {
+    /// The title.
+    pub title: String,
+    /// The Markdown body.
+    #[serde(default)]
+    pub body: String,
+    /// Tags without `#`.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Other names `[[...]]` links resolve by.
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// `private` (default) or `public`.
+    #[serde(default)]
+    pub visibility: Visibility,
+    /// The issues the note is about: fingerprints or `project:fingerprint`.
+    #[serde(default)]
+    pub issues: Vec<String>,
+}
+
+async fn create_note(
+    State(state): State<SharedState>,
+    ApiUser(author): ApiUser,
+    Json(body): Json<NewNoteBody>,
+) -> Result<(StatusCode, Json<Note>), ApiError> {
+    if body.title.trim().is_empty() {
+        return Err(ApiError::BadRequest("a note needs a title".into()));
+    }
+    let issues = fingerprints(body.issues)?;
+    blocking(&state, move |state| {
+        let mut new = NewNote::new(author, body.title.trim(), body.body)
+            .tags(body.tags)
+            .aliases(body.aliases)
+            .issues(issues);
+        if body.visibility == Visibility::Public {
+            new = new.public();
+        }
+        Ok((StatusCode::CREATED, Json(state.store.create_note(new).map_err(store_error)?)))
+    })
+    .await
+}
+
+async fn note(
+    State(state): State<SharedState>,
+    ApiUser(viewer): ApiUser,
+    Path(id): Path<String>,
+) -> Result<Json<Note>, ApiError> {
+    let id = note_id(&id)?;
+    blocking(&state, move |state| {
+        state
+            .store
+            .note(id, &viewer)
+            .map_err(store_error)?
+            .map(Json)
+            .ok_or_else(|| ApiError::NotFound(format!("no note {id}")))
+    })
+    .await
+}
+
+/// Body of `PUT /api/notes/{id}`: the fields to change, and the revision
+/// the change is based on.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UpdateNoteBody {
+    /// The revision the caller read (409 when the note has moved on).
+    pub revision: u64,
+    /// A new title: renames the note and rewrites the links naming it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// A new body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// New tags.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
+    /// New aliases.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aliases: Option<Vec<String>>,
+    /// New visibility.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visibility: Option<Visibility>,
+    /// New linked issues (fingerprints or `project:fingerprint`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issues: Option<Vec<String>>,
+}
+
+async fn update_note(
+    State(state): State<SharedState>,
+    ApiUser(viewer): ApiUser,
+    Path(id): Path<String>,
+    Json(body): Json<UpdateNoteBody>,
+) -> Result<Json<Note>, ApiError> {
+    let id = note_id(&id)?;
+    let issues = body.issues.map(fingerprints).transpose()?;
+    if body.title.as_ref().is_some_and(|t| t.trim().is_empty()) {
+        return Err(ApiError::BadRequest("a note needs a title".into()));
+    }
+    let mut update = NoteUpdate::new();
+    if let Some(text) = body.body {
+        update = update.body(text);
+    }
+    if let Some(tags) = body.tags {
+        update = update.tags(tags);
+    }
+    if let Some(aliases) = body.aliases {
+        update = update.aliases(aliases);
+    }
+    if let Some(visibility) = body.visibility {
+        update = update.visibility(visibility);
+    }
+    if let Some(issues) = issues {
+        update = update.issues(issues);
+    }
+    let changes_fields = update != NoteUpdate::default();
+    blocking(&state, move |state| {
+        let store = &state.store;
+        let mut note = if changes_fields {
+            store.update_note(id, &viewer, update, body.revision).map_err(store_error)?
+        } else {
+            // Only a rename (or nothing): check the revision and the
+            // author the way an update would.
+            let current = store
+                .note(id, &viewer)
+                .map_err(store_error)?
+                .ok_or(omegi_store::Error::NoteNotFound { id })
+                .map_err(store_error)?;
+            if current.author != viewer {
+                return Err(store_error(omegi_store::Error::NotNoteAuthor {
+                    id,
+                    author: current.author,
+                    viewer,
+                }));
+            }
+            if current.revision != body.revision {
+                return Err(store_error(omegi_store::Error::RevisionMismatch {
+                    id,
+                    expected: body.revision,
+                    actual: current.revision,
+                }));
+            }
+            current
+        };
+        if let Some(title) = body.title {
+            if title.trim() != note.title {
+                note = store.rename_note(id, &viewer, &title).map_err(store_error)?.note;
+            }
+        }
+        Ok(Json(note))
+    })
+    .await
+}
+
+async fn delete_note(
+    State(state): State<SharedState>,
+    ApiUser(viewer): ApiUser,
+    Path(id): Path<String>,
+) -> Result<Json<Note>, ApiError> {
+    let id = note_id(&id)?;
+    blocking(&state, move |state| {
+        Ok(Json(state.store.delete_note(id, &viewer).map_err(store_error)?))
+    })
+    .await
+}
+
+async fn backlinks(
+    State(state): State<SharedState>,
+    ApiUser(viewer): ApiUser,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<Note>>, ApiError> {
+    let id = note_id(&id)?;
+    blocking(&state, move |state| {
+        Ok(Json(state.store.backlinks(id, &viewer).map_err(store_error)?))
+    })
+    .await
+}
+
+/// The answer of `GET /api/notes/{id}/rendered`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenderedNote {
+    /// The note's id.
+    pub id: NoteId,
+    /// Its title.
+    pub title: String,
+    /// Its Markdown with `![[...]]` embeds expanded for the caller.
+    pub markdown: String,
+}
+
+async fn rendered(
+    State(state): State<SharedState>,
+    ApiUser(viewer): ApiUser,
+    Path(id): Path<String>,
+) -> Result<Json<RenderedNote>, ApiError> {
+    let id = note_id(&id)?;
+    blocking(&state, move |state| {
+        let markdown = state.store.render_note(id, &viewer).map_err(store_error)?;
+        let title = state
+            .store
+            .note(id, &viewer)
+            .map_err(store_error)?
+            .map(|n| n.title)
+            .ok_or(ApiError::NotFound(format!("no note {id}")))?;
+        Ok(Json(RenderedNote {
+            id,
+            title,
+            markdown,
+        }))
+    })
+    .await
+}
+
+/// Query of `GET /api/search`.
+#[derive(Debug, Deserialize)]
+pub struct SearchParams {
+    /// The words to find.
+    pub q: String,
+    /// Only notes by this author.
+    pub author: Option<String>,
+    /// Only notes with this tag.
+    pub tag: Option<String>,
+    /// Only notes linked to this issue.
+    pub issue: Option<String>,
+    /// At most this many hits (default 50, at most 1000).
+    pub limit: Option<usize>,
+}
+
+/// One search hit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hit {
+    /// The note.
+    pub note: Note,
+    /// Its BM25 score, higher is better.
+    pub score: f32,
+    /// Where it matched.
+    pub snippet: SnippetView,
+}
+
+/// Where a note matched: text, byte ranges of the matched words in it, and
+/// the same as HTML with `<mark>`s.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnippetView {
+    /// The text.
+    pub text: String,
+    /// Byte ranges of the matched words, as `{"start", "end"}`.
+    pub highlights: Vec<std::ops::Range<usize>>,
+    /// The text as escaped HTML with the matches marked.
+    #[serde(default)]
+    pub html: String,
+}
+
+async fn search(
+    State(state): State<SharedState>,
+    ApiUser(viewer): ApiUser,
+    Query(params): Query<SearchParams>,
+) -> Result<Json<Vec<Hit>>, ApiError> {
+    let mut query = NoteQuery::new(params.q).limit(params.limit.unwrap_or(50).min(MAX_LIMIT));
+    if let Some(author) = params.author {
+        query = query.author(author);
+    }
+    if let Some(tag) = params.tag {
+        query = query.tag(tag.trim_start_matches('#'));
+    }
+    if let Some(issue) = params.issue {
+        query = query.issue(fingerprint(&issue)?);
+    }
+    blocking(&state, move |state| {
+        let hits = state.store.search_notes(&viewer, &query).map_err(store_error)?;
+        Ok(Json(
+            hits.into_iter()
+                .map(|h| Hit {
+                    note: h.note,
+                    score: h.score,
+                    snippet: SnippetView {
+                        text: h.snippet.text,
+                        highlights: h.snippet.highlights,
+                        html: h.snippet.html,
+                    },
+                })
+                .collect(),
+        ))
+    })
+    .await
+}
+
+/// How a graph is answered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GraphFormat {
+    /// A [`Subgraph`] as JSON.
+    #[default]
+    Json,
+    /// Graphviz DOT, as text.
+    Dot,
+    /// A Mermaid flowchart, as text.
+    Mermaid,
+}
+
+/// Query of the graph endpoints. Values are taken as text so that an empty
+/// parameter (`depth=`) means "the default".
+#[derive(Debug, Default, Deserialize)]
+pub struct GraphParams {
+    /// `GET /api/graph` only: the note at the centre (default: every note).
+    pub note: Option<String>,
+    /// Links away from the centre (default 2, at most 10).
+    pub depth: Option<String>,
+    /// `true`/`false`: show issue nodes (default true).
+    pub issues: Option<String>,
+    /// `true`/`false`: show tag nodes (default true); anything else is a
+    /// comma-separated list of tags that notes must have.
+    pub tags: Option<String>,
+    /// `json` (default), `dot` or `mermaid`.
+    pub format: Option<GraphFormat>,
+}
+
+fn flag(name: &str, value: Option<&str>, default: bool) -> Result<bool, ApiError> {
+    match value.map(str::trim) {
+        None | Some("") => Ok(default),
+        Some("true" | "1") => Ok(true),
+        Some("false" | "0") => Ok(false),
+        Some(other) => Err(ApiError::BadRequest(format!(
+            "invalid {name} {other:?}: expected true or false"
+        ))),
+    }
+}
+
+impl GraphParams {
+    fn options(&self) -> Result<LocalGraphOptions, ApiError> {
+        let depth = match self.depth.as_deref().map(str::trim) {
+            None | Some("") => 2,
+            Some(d) => d.parse::<u32>().map_err(|_| {
+                ApiError::BadRequest(format!("invalid depth {d:?}: expected a number"))
+            })?,
+        };
+        let (show_tags, tags) = match self.tags.as_deref().map(str::trim) {
+            Some(list) if !matches!(list, "" | "true" | "false" | "1" | "0") => (
+                true,
+                list.split(',')
+                    .map(|t| t.trim().trim_start_matches('#').to_owned())
+                    .filter(|t| !t.is_empty())
+                    .collect(),
+            ),
+            other => (flag("tags", other, true)?, Vec::new()),
+        };
+        Ok(LocalGraphOptions {
+            depth: depth.min(10),
+            tags,
+            show_issues: flag("issues", self.issues.as_deref(), true)?,
+            show_tags,
+            show_unresolved: true,
+            ..LocalGraphOptions::default()
+        })
+    }
+}
+
+fn graph_response(graph: Subgraph, format: GraphFormat) -> Response {
+    let text = |body: String| {
+        (
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            body,
+        )
+            .into_response()
+    };
+    match format {
+        GraphFormat::Json => Json(graph).into_response(),
+        GraphFormat::Dot => text(to_dot(&graph)),
+        GraphFormat::Mermaid => text(to_mermaid(&graph)),
+    }
+}
+
+async fn graph(
+    State(state): State<SharedState>,
+    ApiUser(viewer): ApiUser,
+    Query(params): Query<GraphParams>,
+) -> Result<Response, ApiError> {
+    let centre = match params.note.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(id) => Some(note_id(id)?),
+    };
+    graph_of(state, viewer, centre, params).await
+}
+
+async fn local_graph(
+    State(state): State<SharedState>,
+    ApiUser(viewer): ApiUser,
+    Path(id): Path<String>,
+    Query(params): Query<GraphParams>,
+) -> Result<Response, ApiError> {
+    let id = note_id(&id)?;
+    graph_of(state, viewer, Some(id), params).await
+}
+
+async fn graph_of(
+    state: SharedState,
+    viewer: String,
+    centre: Option<NoteId>,
+    params: GraphParams,
+) -> Result<Response, ApiError> {
+    let options = params.options()?;
+    let format = params.format.unwrap_or_default();
+    let graph = blocking(&state, move |state| {
+        let graph = state.store.note_graph(&viewer).map_err(store_error)?;
+        match centre {
+            None => Ok(graph.full(&options)),
+            Some(id) => graph
+                .local_graph(id, &options)
+                .ok_or_else(|| ApiError::NotFound(format!("no note {id}"))),
+        }
+    })
+    .await?;
+    Ok(graph_response(graph, format))
+}
+
+/// Query of the issue notes endpoints.
+#[derive(Debug, Default, Deserialize)]
+pub struct SuggestParams {
+    /// At most this many notes in all (default 20, at most 100).
+    pub limit: Option<usize>,
+}
+
+/// The answer of `GET /api/issues/{project}/{fingerprint}/suggestions`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct IssueSuggestions {
+    /// Notes linked to the issue, most recently updated first.
+    pub linked: Vec<Note>,
+    /// Notes whose text matches the issue's error, best first.
+    pub suggested: Vec<Note>,
+}
+
+async fn suggested_for(
+    state: SharedState,
+    viewer: String,
+    project: String,
+    fingerprint: String,
+    limit: Option<usize>,
+) -> Result<IssueSuggestions, ApiError> {
+    let limit = limit.unwrap_or(20).clamp(1, 100);
+    blocking(&state, move |state| {
+        let fp = Fingerprint(fingerprint);
+        let mut out = IssueSuggestions::default();
+        for s in state
+            .store
+            .suggest_notes(&project, SuggestFor::Issue(&fp), &viewer, limit)
+            .map_err(store_error)?
+        {
+            match s.reason {
+                SuggestReason::Linked => out.linked.push(s.note),
+                SuggestReason::Matches(_) => out.suggested.push(s.note),
+            }
+        }
+        Ok(out)
+    })
+    .await
+}
+
+async fn suggestions(
+    State(state): State<SharedState>,
+    ApiUser(viewer): ApiUser,
+    Path((project, fingerprint)): Path<(String, String)>,
+    Query(params): Query<SuggestParams>,
+) -> Result<Json<IssueSuggestions>, ApiError> {
+    Ok(Json(
+        suggested_for(state, viewer, project, fingerprint, params.limit).await?,
+    ))
+}
+
+/// The answer of `GET /api/issues/{project}/{fingerprint}/notes`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct IssueNotes {
+    /// The linked notes first, then the suggested ones.
+    pub notes: Vec<Note>,
+}
+
+async fn issue_notes(
+    State(state): State<SharedState>,
+    ApiUser(viewer): ApiUser,
+    Path((project, fingerprint)): Path<(String, String)>,
+    Query(params): Query<SuggestParams>,
+) -> Result<Json<IssueNotes>, ApiError> {
+    let s = suggested_for(state, viewer, project, fingerprint, params.limit).await?;
+    let mut notes = s.linked;
+    notes.extend(s.suggested);
+    Ok(Json(IssueNotes { notes }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issue_references() {
+        assert_eq!(fingerprint("abc").ok(), Some(Fingerprint("abc".into())));
+        assert_eq!(
+            fingerprint("shop:abc").ok(),
+            Some(Fingerprint("abc".into()))
+        );
+        assert!(fingerprint("shop:").is_err());
+        assert!(fingerprint("").is_err());
+    }
+
+    #[test]
+    fn graph_options() {
+        let params = GraphParams {
+            depth: Some("".into()),
+            tags: Some("db, #payments".into()),
+            issues: Some("false".into()),
+            ..GraphParams::default()
+        };
+        let options = params.options().expect("valid options");
+        assert_eq!(options.depth, 2);
+        assert_eq!(options.tags, vec!["db".to_owned(), "payments".to_owned()]);
+        assert!(!options.show_issues);
+        let bad = GraphParams {
+            depth: Some("deep".into()),
+            ..GraphParams::default()
+        };
+        assert!(bad.options().is_err());
+        let hidden = GraphParams {
+            tags: Some("false".into()),
+            ..GraphParams::default()
+        };
+        assert!(!hidden.options().expect("valid").show_tags);
+    }
+}

@@ -1,0 +1,133 @@
+//! A small client of the REST API.
+
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::CliError;
+
+/// Talks to one server with one token.
+#[derive(Debug, Clone)]
+pub struct ApiClient {
+    base: String,
+    token: Option<String>,
+    http: reqwest::Client,
+}
+
+impl ApiClient {
+    /// A client of the server at `base` (`http://127.0.0.1:7700`).
+    pub fn new(base: &str, token: Option<String>) -> Self {
+        ApiClient {
+            base: base.trim_end_matches('/').to_owned(),
+            token,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// `GET path?query` as JSON.
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<T, CliError> {
+        self.send(Method::GET, path, query, None::<&()>).await
+    }
+
+    /// `POST path` with a JSON body.
+    pub async fn post<T: DeserializeOwned, B: Serialize>(
+        &self,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T, CliError> {
+        self.send(Method::POST, path, &[], body).await
+    }
+
+    /// `PUT path` with a JSON body.
+    pub async fn put<T: DeserializeOwned, B: Serialize>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, CliError> {
+        self.send(Method::PUT, path, &[], Some(body)).await
+    }
+
+    /// `DELETE path`.
+    pub async fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T, CliError> {
+        self.send(Method::DELETE, path, &[], None::<&()>).await
+    }
+
+    /// `GET path?query` as text.
+    pub async fn get_text(&self, path: &str, query: &[(&str, String)]) -> Result<String, CliError> {
+        let (url, bytes) = self
+            .send_raw(Method::GET, path, query, None::<&()>)
+            .await?;
+        String::from_utf8(bytes).map_err(|e| CliError::Response {
+            url,
+            message: e.to_string(),
+        })
+    }
+
+    async fn send<T: DeserializeOwned, B: Serialize>(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&B>,
+    ) -> Result<T, CliError> {
+        let (url, bytes) = self.send_raw(method, path, query, body).await?;
+        serde_json::from_slice(&bytes).map_err(|e| CliError::Response {
+            url,
+            message: e.to_string(),
+        })
+    }
+
+    /// Sends a request; the URL and the body of a successful answer.
+    async fn send_raw<B: Serialize>(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&B>,
+    ) -> Result<(String, Vec<u8>), CliError> {
+        let token = self.token.as_deref().ok_or(CliError::NoToken)?;
+        let url = format!("{}{}", self.base, path);
+        let mut request = self
+            .http
+            .request(method, &url)
+            .bearer_auth(token)
+            .query(query);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.map_err(|source| CliError::Http {
+            url: url.clone(),
+            source,
+        })?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(|source| CliError::Http {
+            url: url.clone(),
+            source,
+        })?;
+        if !status.is_success() {
+            return Err(CliError::Api {
+                status: status.as_u16(),
+                message: error_message(status, &bytes),
+            });
+        }
+        Ok((url, bytes.to_vec()))
+    }
+}
+
+fn error_message(status: StatusCode, body: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
+        .unwrap_or_else(|| {
+            let text = String::from_utf8_lossy(body).trim().to_owned();
+            if text.is_empty() {
+                status.to_string()
+            } else {
+                text
+            }
+        })
+}

@@ -1,0 +1,511 @@
+//! The `omegi` command line.
+//!
+//! `omegi serve` runs the server; every other command talks to a running
+//! server's REST API (`--server`, `OMEGI_SERVER`, default
+//! `http://127.0.0.1:7700`) with a user token (`--token`, `OMEGI_TOKEN`, else
+//! the admin token in `<data>/credentials.json`). Output is for people by
+//! default and JSON with `--json`.
+//!
+//! `omegi project add` and `omegi user add` go through the API when the
+//! server answers, and otherwise open the data directory directly (which
+//! works only while no server holds it).
+//!
+//! [`Cli`] is the parsed command line and [`run`] executes it, writing to
+//! any [`Write`]: tests call it without spawning a process.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use omegi_core::flow::{Flow, Trace};
+use omegi_core::TraceId;
+use omegi_store::Store;
+use serde::Serialize;
+
+use crate::api::now_ns;
+use crate::api::views::{
+    split_issue_id, CreatedAccount, ErrorFlowView, IssueDetail, IssueView, ProjectView, StatsView,
+    TraceView,
+};
+use crate::auth::{self, read_credentials, AccountError, CredentialsError};
+use crate::server::{ServeConfig, ServeError, Server, DEFAULT_DATA_DIR, DEFAULT_LISTEN, STORE_DIR};
+
+mod client;
+pub mod render;
+
+pub use client::ApiClient;
+
+/// `omegi`: distributed error tracking for microservices.
+#[derive(Debug, Parser)]
+#[command(name = "omegi", version, about, propagate_version = true)]
+pub struct Cli {
+    /// The server's base URL.
+    #[arg(
+        long,
+        env = "OMEGI_SERVER",
+        default_value = "http://127.0.0.1:7700",
+        global = true
+    )]
+    pub server: String,
+    /// A user's API token (default: the admin token in <data>/credentials.json).
+    #[arg(long, env = "OMEGI_TOKEN", global = true, hide_env_values = true)]
+    pub token: Option<String>,
+    /// The data directory.
+    #[arg(long, env = "OMEGI_DATA", default_value = DEFAULT_DATA_DIR, global = true)]
+    pub data: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server: OTLP/HTTP receiver, REST API and alerts.
+    Serve(ServeArgs),
+    /// List issues.
+    Issues(IssuesArgs),
+    /// Show one issue and the flow of its latest occurrence.
+    Issue(IssueArgs),
+    /// Mark an issue resolved.
+    Resolve(IssueArgs),
+    /// Mark an issue ignored.
+    Ignore(IssueArgs),
+    /// Reopen an issue.
+    Unresolve(IssueArgs),
+    /// Show a trace: its waterfall and the flow of each failure.
+    Flow(FlowArgs),
+    /// Show dashboard statistics.
+    Stats(StatsArgs),
+    /// List projects.
+    Projects,
+    /// Manage projects.
+    #[command(subcommand)]
+    Project(ProjectCommand),
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+/// `omegi serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "OMEGI_LISTEN", default_value = DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+    /// POST every alert to this URL (repeatable; OMEGI_WEBHOOKS takes a
+    /// comma-separated list).
+    #[arg(long = "webhook", env = "OMEGI_WEBHOOKS", value_delimiter = ',')]
+    pub webhooks: Vec<String>,
+    /// The largest OTLP request body in bytes.
+    #[arg(long, default_value_t = 8 * 1024 * 1024)]
+    pub body_limit: usize,
+}
+
+/// `omegi issues`.
+#[derive(Debug, Args)]
+pub struct IssuesArgs {
+    /// Only this project.
+    #[arg(long)]
+    pub project: Option<String>,
+    /// open (default), all, or statuses separated by commas.
+    #[arg(long)]
+    pub status: Option<String>,
+    /// Only issues seen in this service.
+    #[arg(long)]
+    pub service: Option<String>,
+    /// Only issues seen in this last duration (15m, 1h, 7d).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// last_seen (default) or count.
+    #[arg(long)]
+    pub sort: Option<String>,
+    /// At most this many.
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+}
+
+/// An issue argument.
+#[derive(Debug, Args)]
+pub struct IssueArgs {
+    /// `<project>:<fingerprint>`, or a fingerprint with --project.
+    pub id: String,
+    /// The project of a bare fingerprint.
+    #[arg(long, default_value = auth::DEFAULT_PROJECT)]
+    pub project: String,
+}
+
+/// `omegi flow`.
+#[derive(Debug, Args)]
+pub struct FlowArgs {
+    /// The trace id (32 hex digits).
+    pub trace_id: String,
+    /// Width of the waterfall bars.
+    #[arg(long, default_value_t = 40)]
+    pub width: usize,
+}
+
+/// `omegi stats`.
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// Only this project.
+    #[arg(long)]
+    pub project: Option<String>,
+    /// The window (default 24h).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// minute, hour (default) or day.
+    #[arg(long)]
+    pub bucket: Option<String>,
+}
+
+/// `omegi project …`.
+#[derive(Debug, Subcommand)]
+pub enum ProjectCommand {
+    /// Create a project and print its ingest token.
+    Add {
+        /// The project id (letters, digits, '-', '_', '.').
+        name: String,
+    },
+}
+
+/// `omegi user …`.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user and print its API token.
+    Add {
+        /// The login (letters, digits, '-', '_', '.').
+        login: String,
+    },
+}
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CliError {
+    /// No token was given and the credentials file has none.
+    #[error("no API token: pass --token, set OMEGI_TOKEN, or run where the data directory's credentials.json is")]
+    NoToken,
+    /// The server could not be reached.
+    #[error("{url}: {source}")]
+    Http {
+        /// The URL.
+        url: String,
+        /// What failed.
+        source: reqwest::Error,
+    },
+    /// The server answered with an error.
+    #[error("server answered {status}: {message}")]
+    Api {
+        /// The HTTP status.
+        status: u16,
+        /// The server's message.
+        message: String,
+    },
+    /// The server's answer was not what the CLI expects.
+    #[error("unexpected answer from {url}: {message}")]
+    Response {
+        /// The URL.
+        url: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// An argument is invalid.
+    #[error("{0}")]
+    Usage(String),
+    /// The credentials file could not be read.
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
+    /// Creating a project or user in the data directory failed.
+    #[error(transparent)]
+    Account(#[from] AccountError),
+    /// The data directory's store could not be opened.
+    #[error("data directory {path}: {source}")]
+    Store {
+        /// The store's directory.
+        path: PathBuf,
+        /// What failed.
+        source: omegi_store::Error,
+    },
+    /// The server failed.
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+    /// Writing the output failed.
+    #[error("output: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+impl Cli {
+    /// The token to use: `--token`/`OMEGI_TOKEN`, else the credentials file's.
+    pub fn resolve_token(&self) -> Result<Option<String>, CliError> {
+        if let Some(t) = &self.token {
+            return Ok(Some(t.clone()));
+        }
+        Ok(read_credentials(&self.data)?
+            .and_then(|c| c.user)
+            .map(|u| u.token))
+    }
+
+    fn client(&self) -> Result<ApiClient, CliError> {
+        Ok(ApiClient::new(&self.server, self.resolve_token()?))
+    }
+}
+
+fn print_json<T: Serialize>(out: &mut dyn Write, value: &T) -> Result<(), CliError> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| CliError::Usage(e.to_string()))?;
+    writeln!(out, "{text}")?;
+    Ok(())
+}
+
+fn issue_path(args: &IssueArgs) -> String {
+    let (project, fp) = split_issue_id(&args.id, &args.project);
+    format!("/api/issues/{project}/{fp}")
+}
+
+/// Runs a parsed command line, writing its output to `out`.
+pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> Result<(), CliError> {
+    match &cli.command {
+        Command::Serve(args) => serve(&cli, args, out).await,
+        Command::Issues(args) => {
+            let mut query = vec![("limit", args.limit.to_string())];
+            let optional = [
+                ("project", &args.project),
+                ("status", &args.status),
+                ("service", &args.service),
+                ("since", &args.since),
+                ("sort", &args.sort),
+            ];
+            for (key, value) in optional {
+                if let Some(v) = value {
+                    query.push((key, v.clone()));
+                }
+            }
+            let list: Vec<IssueView> = cli.client()?.get("/api/issues", &query).await?;
+            if cli.json {
+                print_json(out, &list)
+            } else {
+                write!(out, "{}", render::issues(&list, now_ns()))?;
+                Ok(())
+            }
+        }
+        Command::Issue(args) => {
+            let client = cli.client()?;
+            let path = issue_path(args);
+            let detail: IssueDetail = client.get(&path, &[]).await?;
+            let flow: ErrorFlowView = client.get(&format!("{path}/flow"), &[]).await?;
+            if cli.json {
+                print_json(out, &serde_json::json!({ "issue": detail, "flow": flow }))
+            } else {
+                write!(out, "{}", render::issue(&detail, Some(&flow), now_ns()))?;
+                Ok(())
+            }
+        }
+        Command::Resolve(args) | Command::Ignore(args) | Command::Unresolve(args) => {
+            let action = match &cli.command {
+                Command::Resolve(_) => "resolve",
+                Command::Ignore(_) => "ignore",
+                _ => "unresolve",
+            };
+            let path = format!("{}/{action}", issue_path(args));
+            let issue: IssueView = cli.client()?.post(&path, None::<&()>).await?;
+            if cli.json {
+                print_json(out, &issue)
+            } else {
+                writeln!(out, "{}  {}", issue.id, render_status(&issue))?;
+                Ok(())
+            }
+        }
+        Command::Flow(args) => {
+            let id: TraceId = args.trace_id.parse().map_err(|e| {
+                CliError::Usage(format!("invalid trace id {:?}: {e}", args.trace_id))
+            })?;
+            let view: TraceView = cli
+                .client()?
+                .get(
+                    &format!("/api/traces/{id}"),
+                    &[("width", args.width.to_string())],
+                )
+                .await?;
+            if cli.json {
+                return print_json(out, &view);
+            }
+            write!(out, "{}", render_trace(&view, args.width))?;
+            Ok(())
+        }
+        Command::Stats(args) => {
+            let mut query = Vec::new();
+            for (key, value) in [
+                ("project", &args.project),
+                ("since", &args.since),
+                ("bucket", &args.bucket),
+            ] {
+                if let Some(v) = value {
+                    query.push((key, v.clone()));
+                }
+            }
+            let stats: StatsView = cli.client()?.get("/api/stats", &query).await?;
+            if cli.json {
+                print_json(out, &stats)
+            } else {
+                write!(out, "{}", render::stats(&stats))?;
+                Ok(())
+            }
+        }
+        Command::Projects => {
+            let list: Vec<ProjectView> = cli.client()?.get("/api/projects", &[]).await?;
+            if cli.json {
+                return print_json(out, &list);
+            }
+            for p in list {
+                writeln!(out, "{}", p.id)?;
+            }
+            Ok(())
+        }
+        Command::Project(ProjectCommand::Add { name }) => {
+            let created = add_account(&cli, AccountKind::Project, name).await?;
+            print_created(&cli, out, "project", "ingest", &created)
+        }
+        Command::User(UserCommand::Add { login }) => {
+            let created = add_account(&cli, AccountKind::User, login).await?;
+            print_created(&cli, out, "user", "API", &created)
+        }
+    }
+}
+
+fn render_status(issue: &IssueView) -> String {
+    serde_json::to_value(issue.issue.status)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// The waterfall and the flow summaries of a trace, rendered here with
+/// omegi-core from the spans the server sent.
+pub fn render_trace(view: &TraceView, width: usize) -> String {
+    let spans = view.spans.iter().map(|n| n.span.clone());
+    let Ok(trace) = Trace::from_spans(spans) else {
+        return format!("trace {}: no spans\n", view.trace_id);
+    };
+    let mut text = trace.waterfall(width.max(10));
+    let flows: Vec<Flow> = crate::api::views::failing_flows(&trace);
+    for flow in flows {
+        text.push_str("\nflow:\n");
+        text.push_str(&flow.summary());
+    }
+    text
+}
+
+fn print_created(
+    cli: &Cli,
+    out: &mut dyn Write,
+    what: &str,
+    token_kind: &str,
+    created: &CreatedAccount,
+) -> Result<(), CliError> {
+    if cli.json {
+        return print_json(out, created);
+    }
+    writeln!(out, "created {what} {}", created.name)?;
+    writeln!(out, "{token_kind} token: {}", created.token)?;
+    writeln!(out, "(shown once: only its hash is stored)")?;
+    Ok(())
+}
+
+#[derive(Clone, Copy)]
+enum AccountKind {
+    Project,
+    User,
+}
+
+/// Creates a project or user through the API, or directly in the data
+/// directory when the server cannot be reached.
+async fn add_account(cli: &Cli, kind: AccountKind, name: &str) -> Result<CreatedAccount, CliError> {
+    let (path, body) = match kind {
+        AccountKind::Project => ("/api/projects", serde_json::json!({ "id": name })),
+        AccountKind::User => ("/api/users", serde_json::json!({ "login": name })),
+    };
+    let token = cli.resolve_token()?;
+    if token.is_some() {
+        match ApiClient::new(&cli.server, token)
+            .post(path, Some(&body))
+            .await
+        {
+            Ok(created) => return Ok(created),
+            Err(CliError::Http { source, .. }) if source.is_connect() => {}
+            Err(other) => return Err(other),
+        }
+    }
+    let store_path = cli.data.join(STORE_DIR);
+    let name = name.to_owned();
+    tokio::task::spawn_blocking(move || {
+        if !store_path.exists() {
+            return Err(CliError::Usage(format!(
+                "no server at the given address and no store in {}: start `omegi serve` first",
+                store_path.display()
+            )));
+        }
+        let store = Store::open(&store_path).map_err(|source| CliError::Store {
+            path: store_path.clone(),
+            source,
+        })?;
+        let created = match kind {
+            AccountKind::Project => {
+                let (p, token) = auth::create_project(&store, &name)?;
+                CreatedAccount { name: p.id, token }
+            }
+            AccountKind::User => {
+                let (u, token) = auth::create_user(&store, &name)?;
+                CreatedAccount {
+                    name: u.login,
+                    token,
+                }
+            }
+        };
+        store.flush().map_err(|source| CliError::Store {
+            path: store_path.clone(),
+            source,
+        })?;
+        Ok(created)
+    })
+    .await
+    .map_err(|e| CliError::Usage(format!("task failed: {e}")))?
+}
+
+async fn serve(cli: &Cli, args: &ServeArgs, out: &mut (dyn Write + Send)) -> Result<(), CliError> {
+    let config = ServeConfig::new(&cli.data, args.listen)
+        .webhooks(args.webhooks.iter().filter(|u| !u.is_empty()).cloned())
+        .body_limit(args.body_limit);
+    let server = Server::start(config).await?;
+    writeln!(
+        out,
+        "omegi {} listening on {} (data: {})",
+        env!("CARGO_PKG_VERSION"),
+        server.url(),
+        cli.data.display()
+    )?;
+    if let Some(created) = server.created_credentials() {
+        writeln!(
+            out,
+            "first start: created credentials (saved in {}):",
+            auth::credentials_path(&cli.data).display()
+        )?;
+        if let Some(p) = &created.project {
+            writeln!(out, "  project {:<8} ingest token: {}", p.name, p.token)?;
+        }
+        if let Some(u) = &created.user {
+            writeln!(out, "  user    {:<8} API token:    {}", u.name, u.token)?;
+        }
+    }
+    out.flush()?;
+    let report = server.run_until_signal().await?;
+    writeln!(
+        out,
+        "stopped: requests drained: {}, webhooks drained: {}, store flushed",
+        report.requests_drained, report.webhooks_drained
+    )?;
+    Ok(())
+}

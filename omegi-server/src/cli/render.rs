@@ -1,0 +1,196 @@
+//! Human-readable output of the CLI.
+
+use std::fmt::Write as _;
+
+use omegi_core::flow::format_duration;
+
+use crate::api::views::{ErrorFlowView, IssueDetail, IssueView, StatsView};
+
+/// `3s ago`, `5m ago`, `2h ago`, `4d ago`.
+pub fn ago(time_ns: u64, now_ns: u64) -> String {
+    let secs = now_ns.saturating_sub(time_ns) / 1_000_000_000;
+    match secs {
+        0..=59 => format!("{secs}s ago"),
+        60..=3599 => format!("{}m ago", secs / 60),
+        3600..=86_399 => format!("{}h ago", secs / 3600),
+        _ => format!("{}d ago", secs / 86_400),
+    }
+}
+
+fn table(rows: &[Vec<String>]) -> String {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (c, cell) in row.iter().enumerate() {
+            if c + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                line.push_str(cell);
+                for _ in cell.chars().count()..widths[c] + 2 {
+                    line.push(' ');
+                }
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// The issue list as a table.
+pub fn issues(list: &[IssueView], now_ns: u64) -> String {
+    if list.is_empty() {
+        return "no issues\n".into();
+    }
+    let mut rows = vec![vec![
+        "ID".to_owned(),
+        "STATUS".into(),
+        "COUNT".into(),
+        "LAST SEEN".into(),
+        "SERVICES".into(),
+        "TITLE".into(),
+    ]];
+    for i in list {
+        rows.push(vec![
+            i.id.clone(),
+            status_word(&i.issue.status),
+            i.issue.count.to_string(),
+            ago(i.issue.last_seen_ns, now_ns),
+            i.issue.services.join(","),
+            i.issue.title.clone(),
+        ]);
+    }
+    table(&rows)
+}
+
+fn status_word(status: &omegi_store::IssueStatus) -> String {
+    serde_json::to_value(status)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// One issue, its latest occurrences and the flow of its latest error.
+pub fn issue(detail: &IssueDetail, flow: Option<&ErrorFlowView>, now_ns: u64) -> String {
+    let i = &detail.issue.issue;
+    let mut out = String::new();
+    let _ = writeln!(out, "{}  {}", detail.issue.id, i.title);
+    let _ = writeln!(out, "status:     {}", status_word(&i.status));
+    let _ = writeln!(out, "count:      {}", i.count);
+    let _ = writeln!(out, "first seen: {}", ago(i.first_seen_ns, now_ns));
+    let _ = writeln!(out, "last seen:  {}", ago(i.last_seen_ns, now_ns));
+    let _ = writeln!(out, "services:   {}", i.services.join(", "));
+    if let Some(trace) = i.latest_trace {
+        let _ = writeln!(out, "trace:      {trace}");
+    }
+    if let Some(flow) = flow {
+        match (&flow.flow, &flow.flow_error) {
+            (Some(f), _) => {
+                out.push_str("\nflow:\n");
+                out.push_str(&f.summary);
+            }
+            (None, Some(why)) => {
+                let _ = writeln!(out, "\nflow: {why}");
+            }
+            (None, None) => {}
+        }
+    }
+    if !detail.occurrences.is_empty() {
+        out.push_str("\nlatest occurrences:\n");
+        let mut rows = Vec::new();
+        for o in &detail.occurrences {
+            rows.push(vec![
+                format!("  {}", o.id),
+                ago(o.time_ns, now_ns),
+                o.service.clone(),
+                o.trace_id.map(|t| t.to_string()).unwrap_or_default(),
+            ]);
+        }
+        out.push_str(&table(&rows));
+    }
+    out
+}
+
+/// The dashboard.
+pub fn stats(stats: &StatsView) -> String {
+    let s = &stats.summary;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "all projects: {} spans, {} errors, {} issues ({} open)",
+        s.spans, s.errors, s.issues, s.open_issues
+    );
+    for p in &s.projects {
+        let _ = writeln!(
+            out,
+            "  {}: {} spans, {} traces, {} errors; issues: {} unresolved, {} regressed, {} resolved, {} ignored",
+            p.project, p.spans, p.traces, p.errors, p.unresolved, p.regressed, p.resolved, p.ignored
+        );
+    }
+    let window = format_duration(
+        stats
+            .to_ns
+            .min(crate::api::now_ns())
+            .saturating_sub(stats.from_ns),
+    );
+    for p in &stats.projects {
+        let total: u64 = p.error_counts.iter().map(|b| b.count).sum();
+        let _ = writeln!(
+            out,
+            "\n{} (last {window}): {total} errors, {} new issues",
+            p.project,
+            p.new_issues.len()
+        );
+        for s in &p.services {
+            let _ = writeln!(out, "  {:<24} {}", s.service, s.count);
+        }
+        for i in &p.new_issues {
+            let _ = writeln!(out, "  new: {}  {}", i.id, i.issue.title);
+        }
+    }
+    if !stats.dependencies.is_empty() {
+        out.push_str("\nservice dependencies:\n");
+        for e in &stats.dependencies {
+            let _ = writeln!(
+                out,
+                "  {} -> {}  {} calls, {} errors",
+                e.caller, e.callee, e.calls, e.errors
+            );
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_times() {
+        let s = 1_000_000_000;
+        assert_eq!(ago(0, 5 * s), "5s ago");
+        assert_eq!(ago(0, 125 * s), "2m ago");
+        assert_eq!(ago(0, 7200 * s), "2h ago");
+        assert_eq!(ago(0, 3 * 86_400 * s), "3d ago");
+        assert_eq!(ago(10 * s, 5 * s), "0s ago");
+    }
+
+    #[test]
+    fn tables_align_columns() {
+        let t = table(&[
+            vec!["A".into(), "BB".into(), "x".into()],
+            vec!["long".into(), "c".into(), "y".into()],
+        ]);
+        assert_eq!(t, "A     BB  x\nlong  c   y\n");
+    }
+}

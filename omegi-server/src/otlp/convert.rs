@@ -1,0 +1,427 @@
+//! Protobuf messages → Omegi's model: ids, values, attributes, spans, events,
+//! resources. Error derivation is in `errors.rs`.
+
+use base64::Engine as _;
+use omegi_core::{
+    Attribute, CodeLocation, EventRecord, Level, Record, Resource, SpanId, SpanKind, SpanRecord,
+    Status, TraceId, Value,
+};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{self as pc, any_value::Value as AV};
+use opentelemetry_proto::tonic::resource::v1 as pr;
+use opentelemetry_proto::tonic::trace::v1 as pt;
+
+use super::errors::{self, LogEntry, SpanEntry};
+use super::{DecodeError, Decoded, IdProblem, ResourceRecords};
+
+/// `service.name` when the resource has none, as the OpenTelemetry SDKs say.
+pub(crate) const UNKNOWN_SERVICE: &str = "unknown_service";
+
+/// The target attribute written by Omegi's sink.
+pub(crate) const TARGET: &str = "omegi.target";
+/// The span level attribute written by Omegi's sink.
+pub(crate) const SPAN_LEVEL: &str = "omegi.level";
+/// The event level attribute.
+pub(crate) const EVENT_LEVEL: &str = "level";
+
+/// OTLP span flags: whether the flags say anything about the parent, and
+/// whether the parent is remote.
+const FLAG_HAS_IS_REMOTE: u32 = 0x100;
+const FLAG_IS_REMOTE: u32 = 0x200;
+
+/// Converts a trace export request; all ids are checked before anything is
+/// returned.
+pub(crate) fn traces(request: ExportTraceServiceRequest) -> Result<Decoded, DecodeError> {
+    let mut decoded = Decoded::default();
+    let mut entries: Vec<SpanEntry> = Vec::new();
+    for (ri, resource_spans) in request.resource_spans.into_iter().enumerate() {
+        let (resource, sdk_is_omegi) = resource(resource_spans.resource);
+        decoded.resources.push(ResourceRecords {
+            resource: resource.clone(),
+            records: Vec::new(),
+        });
+        for scope_spans in resource_spans.scope_spans {
+            let scope = scope_spans.scope.map(|s| s.name).unwrap_or_default();
+            for (si, span) in scope_spans.spans.into_iter().enumerate() {
+                let context = || format!("span {:?} (#{si} of resource #{ri})", span.name);
+                let trace_id = trace_id(&span.trace_id, context)?;
+                let span_id = span_id(&span.span_id, context)?;
+                let parent_span_id = optional_span_id(&span.parent_span_id, || {
+                    format!("{} (parent_span_id)", context())
+                })?;
+                if span.start_time_unix_nano == 0 {
+                    let name = span.name.clone();
+                    decoded.reject(|| format!("span {name:?} ({span_id}) has no start time"));
+                    continue;
+                }
+                let (record, exceptions) =
+                    span_record(span, trace_id, span_id, parent_span_id, &resource, &scope);
+                entries.push(SpanEntry {
+                    resource: ri,
+                    record,
+                    exceptions,
+                    sdk_is_omegi,
+                });
+            }
+        }
+    }
+    let errors = errors::from_spans(&entries);
+    for entry in entries {
+        decoded.resources[entry.resource]
+            .records
+            .push(Record::Span(entry.record));
+    }
+    for (ri, error) in errors {
+        decoded.resources[ri].records.push(Record::Error(error));
+    }
+    Ok(decoded)
+}
+
+/// Converts a logs export request; all ids are checked before anything is
+/// returned.
+pub(crate) fn logs(request: ExportLogsServiceRequest) -> Result<Decoded, DecodeError> {
+    let mut decoded = Decoded::default();
+    let mut entries: Vec<LogEntry> = Vec::new();
+    for (ri, resource_logs) in request.resource_logs.into_iter().enumerate() {
+        let (resource, _) = resource(resource_logs.resource);
+        decoded.resources.push(ResourceRecords {
+            resource,
+            records: Vec::new(),
+        });
+        for scope_logs in resource_logs.scope_logs {
+            let scope = scope_logs.scope.map(|s| s.name).unwrap_or_default();
+            for (li, log) in scope_logs.log_records.into_iter().enumerate() {
+                let context = || format!("log record #{li} of resource #{ri}");
+                let trace_id = optional_trace_id(&log.trace_id, context)?;
+                let span_id = optional_span_id(&log.span_id, context)?;
+                let is_error = log.severity_number >= errors::ERROR_SEVERITY;
+                if !is_error {
+                    decoded.ignored += 1;
+                }
+                let time_ns = if log.time_unix_nano != 0 {
+                    log.time_unix_nano
+                } else {
+                    log.observed_time_unix_nano
+                };
+                if is_error && time_ns == 0 {
+                    decoded.reject(|| format!("{} has neither time nor observed time", context()));
+                    continue;
+                }
+                entries.push(LogEntry {
+                    resource: ri,
+                    trace_id,
+                    span_id,
+                    time_ns,
+                    scope: scope.clone(),
+                    is_error,
+                    log,
+                });
+            }
+        }
+    }
+    for (ri, error) in errors::from_logs(entries, &decoded.resources) {
+        decoded.resources[ri].records.push(Record::Error(error));
+    }
+    Ok(decoded)
+}
+
+/// The model's resource, and whether it was sent by Omegi's own layer.
+fn resource(resource: Option<pr::Resource>) -> (Resource, bool) {
+    let mut attributes = resource.map(|r| r.attributes).unwrap_or_default();
+    let service = take(&mut attributes, "service.name")
+        .map(|v| text(&v))
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| UNKNOWN_SERVICE.to_owned());
+    let sdk_is_omegi = attributes.iter().any(|kv| {
+        kv.key == "telemetry.sdk.name"
+            && matches!(kv.value.as_ref().and_then(|v| v.value.as_ref()), Some(AV::StringValue(s)) if s == "omegi")
+    });
+    (
+        Resource {
+            service,
+            attributes: attributes_of(attributes),
+        },
+        sdk_is_omegi,
+    )
+}
+
+fn span_record(
+    span: pt::Span,
+    trace_id: TraceId,
+    span_id: SpanId,
+    parent_span_id: Option<SpanId>,
+    resource: &Resource,
+    scope: &str,
+) -> (SpanRecord, Vec<(usize, pt::span::Event)>) {
+    let mut attributes = span.attributes;
+    let target = take(&mut attributes, TARGET)
+        .map(|v| text(&v))
+        .unwrap_or_else(|| scope.to_owned());
+    let level = take(&mut attributes, SPAN_LEVEL)
+        .and_then(|v| level(&text(&v)))
+        .unwrap_or(Level::Info);
+    let location = take_location(&mut attributes);
+    let mut exceptions = Vec::new();
+    let mut events = Vec::with_capacity(span.events.len());
+    for (i, event) in span.events.into_iter().enumerate() {
+        if event.name == errors::EXCEPTION_EVENT {
+            exceptions.push((i, event.clone()));
+        }
+        events.push(event_record(event, &target));
+    }
+    let (status, status_message) = match span.status {
+        Some(s) => (
+            match s.code {
+                1 => Status::Ok,
+                2 => Status::Error,
+                _ => Status::Unset,
+            },
+            Some(s.message).filter(|m| !m.is_empty()),
+        ),
+        None => (Status::Unset, None),
+    };
+    let record = SpanRecord {
+        trace_id,
+        span_id,
+        parent_span_id,
+        remote_parent: parent_span_id.is_some()
+            && span.flags & FLAG_HAS_IS_REMOTE != 0
+            && span.flags & FLAG_IS_REMOTE != 0,
+        service: resource.service.clone(),
+        name: span.name,
+        target,
+        level,
+        kind: match span.kind {
+            2 => SpanKind::Server,
+            3 => SpanKind::Client,
+            4 => SpanKind::Producer,
+            5 => SpanKind::Consumer,
+            _ => SpanKind::Internal,
+        },
+        start_ns: span.start_time_unix_nano,
+        end_ns: span.end_time_unix_nano,
+        attributes: attributes_of(attributes),
+        events,
+        dropped_events: span.dropped_events_count,
+        status,
+        status_message,
+        location,
+    };
+    (record, exceptions)
+}
+
+/// A span event as an event record; `exception` events default to ERROR.
+fn event_record(event: pt::span::Event, span_target: &str) -> EventRecord {
+    let mut attributes = event.attributes;
+    let default_level = if event.name == errors::EXCEPTION_EVENT {
+        Level::Error
+    } else {
+        Level::Info
+    };
+    let level = take(&mut attributes, EVENT_LEVEL)
+        .and_then(|v| level(&text(&v)))
+        .unwrap_or(default_level);
+    let target = take(&mut attributes, TARGET)
+        .map(|v| text(&v))
+        .unwrap_or_else(|| span_target.to_owned());
+    let location = take_location(&mut attributes);
+    EventRecord {
+        time_ns: event.time_unix_nano,
+        level,
+        target,
+        message: event.name,
+        fields: attributes_of(attributes),
+        location,
+    }
+}
+
+/// A level from its name, any case (`warning` too).
+pub(crate) fn level(name: &str) -> Option<Level> {
+    match name.to_ascii_lowercase().as_str() {
+        "trace" => Some(Level::Trace),
+        "debug" => Some(Level::Debug),
+        "info" => Some(Level::Info),
+        "warn" | "warning" => Some(Level::Warn),
+        "error" => Some(Level::Error),
+        _ => None,
+    }
+}
+
+/// Removes an attribute and returns its value (the first one with that key;
+/// later duplicates are removed too).
+pub(crate) fn take(attributes: &mut Vec<pc::KeyValue>, key: &str) -> Option<pc::AnyValue> {
+    let mut found = None;
+    attributes.retain_mut(|kv| {
+        if kv.key != key {
+            return true;
+        }
+        if found.is_none() {
+            found = Some(kv.value.take().unwrap_or_default());
+        }
+        false
+    });
+    found
+}
+
+/// Removes the `code.*` attributes and returns the location they describe.
+pub(crate) fn take_location(attributes: &mut Vec<pc::KeyValue>) -> CodeLocation {
+    let file_old = take(attributes, "code.filepath");
+    let file_new = take(attributes, "code.file.path");
+    let line_old = take(attributes, "code.lineno");
+    let line_new = take(attributes, "code.line.number");
+    let module = take(attributes, "code.namespace");
+    CodeLocation {
+        file: file_old.or(file_new).map(|v| text(&v)),
+        line: line_old.or(line_new).and_then(|v| match v.value {
+            Some(AV::IntValue(i)) => u32::try_from(i).ok(),
+            Some(AV::StringValue(s)) => s.trim().parse().ok(),
+            _ => None,
+        }),
+        module: module.map(|v| text(&v)),
+    }
+}
+
+/// Attributes in the model's form, in order.
+pub(crate) fn attributes_of(attributes: Vec<pc::KeyValue>) -> Vec<Attribute> {
+    attributes
+        .into_iter()
+        .map(|kv| Attribute {
+            key: kv.key,
+            value: value(kv.value.as_ref()),
+        })
+        .collect()
+}
+
+/// An OTLP value in the model: scalars keep their type, arrays, key-value
+/// lists and bytes become JSON text, an empty value the empty string.
+pub(crate) fn value(v: Option<&pc::AnyValue>) -> Value {
+    match v.and_then(|v| v.value.as_ref()) {
+        None => Value::Str(String::new()),
+        Some(AV::StringValue(s)) => Value::Str(s.clone()),
+        Some(AV::BoolValue(b)) => Value::Bool(*b),
+        Some(AV::IntValue(i)) => Value::I64(*i),
+        Some(AV::DoubleValue(d)) => Value::F64(*d),
+        Some(other) => Value::Str(json_of(Some(other)).to_string()),
+    }
+}
+
+/// An OTLP value as text: strings as they are, anything else as JSON text.
+pub(crate) fn text(v: &pc::AnyValue) -> String {
+    match &v.value {
+        Some(AV::StringValue(s)) => s.clone(),
+        None => String::new(),
+        other => json_of(other.as_ref()).to_string(),
+    }
+}
+
+/// An OTLP value as JSON: bytes as a base64 string, non-finite doubles as
+/// their OTLP/JSON names.
+fn json_of(v: Option<&AV>) -> serde_json::Value {
+    use serde_json::Value as J;
+    match v {
+        None => J::Null,
+        Some(AV::StringValue(s)) => J::String(s.clone()),
+        Some(AV::BoolValue(b)) => J::Bool(*b),
+        Some(AV::IntValue(i)) => J::from(*i),
+        Some(AV::DoubleValue(d)) => serde_json::Number::from_f64(*d).map_or_else(
+            || {
+                J::String(if d.is_nan() {
+                    "NaN".into()
+                } else if *d > 0.0 {
+                    "Infinity".into()
+                } else {
+                    "-Infinity".into()
+                })
+            },
+            J::Number,
+        ),
+        Some(AV::ArrayValue(a)) => {
+            J::Array(a.values.iter().map(|v| json_of(v.value.as_ref())).collect())
+        }
+        Some(AV::KvlistValue(kvs)) => J::Object(
+            kvs.values
+                .iter()
+                .map(|kv| {
+                    (
+                        kv.key.clone(),
+                        json_of(kv.value.as_ref().and_then(|v| v.value.as_ref())),
+                    )
+                })
+                .collect(),
+        ),
+        Some(AV::BytesValue(b)) => J::String(base64::engine::general_purpose::STANDARD.encode(b)),
+        Some(AV::StringValueStrindex(i)) => J::from(*i),
+    }
+}
+
+// ---------------------------------------------------------------- ids
+
+fn hex(bytes: &[u8]) -> String {
+    const MAX: usize = 32;
+    let mut s: String = bytes.iter().take(MAX).map(|b| format!("{b:02x}")).collect();
+    if bytes.len() > MAX {
+        s.push('…');
+    }
+    s
+}
+
+fn trace_id(bytes: &[u8], context: impl Fn() -> String) -> Result<TraceId, DecodeError> {
+    let invalid = |problem| DecodeError::InvalidTraceId {
+        id: hex(bytes),
+        context: context(),
+        problem,
+    };
+    let array: [u8; 16] = bytes.try_into().map_err(|_| {
+        invalid(IdProblem::Length {
+            got: bytes.len(),
+            expected: 16,
+        })
+    })?;
+    let id = TraceId::from_bytes(array);
+    if !id.is_valid() {
+        return Err(invalid(IdProblem::AllZero));
+    }
+    Ok(id)
+}
+
+fn span_id(bytes: &[u8], context: impl Fn() -> String) -> Result<SpanId, DecodeError> {
+    let invalid = |problem| DecodeError::InvalidSpanId {
+        id: hex(bytes),
+        context: context(),
+        problem,
+    };
+    let array: [u8; 8] = bytes.try_into().map_err(|_| {
+        invalid(IdProblem::Length {
+            got: bytes.len(),
+            expected: 8,
+        })
+    })?;
+    let id = SpanId::from_bytes(array);
+    if !id.is_valid() {
+        return Err(invalid(IdProblem::AllZero));
+    }
+    Ok(id)
+}
+
+/// Empty or all zero → `None`; 16 bytes → the id; anything else is invalid.
+fn optional_trace_id(
+    bytes: &[u8],
+    context: impl Fn() -> String,
+) -> Result<Option<TraceId>, DecodeError> {
+    if bytes.iter().all(|b| *b == 0) && (bytes.is_empty() || bytes.len() == 16) {
+        return Ok(None);
+    }
+    trace_id(bytes, context).map(Some)
+}
+
+/// Empty or all zero → `None`; 8 bytes → the id; anything else is invalid.
+fn optional_span_id(
+    bytes: &[u8],
+    context: impl Fn() -> String,
+) -> Result<Option<SpanId>, DecodeError> {
+    if bytes.iter().all(|b| *b == 0) && (bytes.is_empty() || bytes.len() == 8) {
+        return Ok(None);
+    }
+    span_id(bytes, context).map(Some)
+}

@@ -1,0 +1,648 @@
+//! The web UI in a real browser: headless Chromium (Debian's `chromium`)
+//! driven over the DevTools protocol against a server started in-process.
+//!
+//! The test seeds a three-service trace with an exception through
+//! `/v1/traces`, then signs in, reads the dashboard, filters the issues,
+//! opens the issue and its flow, writes a note from the error, finds it by
+//! search and sees it in the graph. A screenshot of every screen goes to
+//! `<target>/ui-screenshots/`.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use headless_chrome::protocol::cdp::Page;
+use headless_chrome::{Browser, LaunchOptions, Tab};
+use omegi_server::server::{ServeConfig, Server};
+use serde_json::{json, Value};
+
+type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+/// Where Debian installs Chromium, then other usual places.
+const CHROMIUM_PATHS: &[&str] = &[
+    "/usr/bin/chromium",
+    "/usr/bin/chromium-browser",
+    "/usr/lib/chromium/chromium",
+];
+
+/// The longest any one wait in the browser may take.
+const STEP_TIMEOUT: Duration = Duration::from_secs(15);
+
+fn chromium() -> PathBuf {
+    if let Some(path) = std::env::var_os("OMEGI_CHROMIUM") {
+        return PathBuf::from(path);
+    }
+    CHROMIUM_PATHS
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .unwrap_or_else(|| {
+            panic!(
+                "the UI tests need Chromium, and none was found at {CHROMIUM_PATHS:?}: \
+                 install it with `apt-get install -y chromium` (or point OMEGI_CHROMIUM at a \
+                 Chromium binary)"
+            )
+        })
+}
+
+fn screenshot_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    target.join("ui-screenshots")
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+fn attr(key: &str, value: &str) -> Value {
+    json!({"key": key, "value": {"stringValue": value}})
+}
+
+fn resource_spans(service: &str, spans: Vec<Value>) -> Value {
+    json!({
+        "resource": {"attributes": [attr("service.name", service)]},
+        "scopeSpans": [{"scope": {"name": format!("{service}::http")}, "spans": spans}]
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn span(
+    trace: &str,
+    id: &str,
+    parent: &str,
+    name: &str,
+    start: u64,
+    end: u64,
+    events: Vec<Value>,
+    error: Option<&str>,
+) -> Value {
+    let mut s = json!({
+        "traceId": trace, "spanId": id, "parentSpanId": parent, "name": name,
+        "kind": 2, "startTimeUnixNano": start.to_string(), "endTimeUnixNano": end.to_string(),
+        "events": events,
+    });
+    if let Some(message) = error {
+        s["status"] = json!({"code": 2, "message": message});
+    }
+    s
+}
+
+fn log(time: u64, message: &str, level: &str) -> Value {
+    json!({"timeUnixNano": time.to_string(), "name": message,
+           "attributes": [attr("level", level), attr("order.id", "A-1042")]})
+}
+
+/// A checkout through three services that fails in payment with a
+/// `PaymentError` exception.
+fn checkout_trace(trace: &str, t0: u64) -> Value {
+    let ms = 1_000_000;
+    json!({"resourceSpans": [
+        resource_spans("user-service", vec![span(
+            trace, "a000000000000001", "", "POST /checkout", t0, t0 + 48 * ms,
+            vec![log(t0 + ms, "checkout started", "INFO")], Some("upstream failed"),
+        )]),
+        resource_spans("inventory-service", vec![span(
+            trace, "b000000000000002", "a000000000000001", "reserve items", t0 + 4 * ms, t0 + 40 * ms,
+            vec![log(t0 + 6 * ms, "reserved 3 items", "INFO")], Some("payment failed"),
+        )]),
+        resource_spans("payment-service", vec![span(
+            trace, "c000000000000003", "b000000000000002", "charge card", t0 + 10 * ms, t0 + 31 * ms,
+            vec![
+                log(t0 + 12 * ms, "calling card gateway", "INFO"),
+                json!({"timeUnixNano": (t0 + 30 * ms).to_string(), "name": "exception", "attributes": [
+                    attr("exception.type", "PaymentError"),
+                    attr("exception.message", "card declined by issuer"),
+                    attr("exception.stacktrace", "payment::charge at src/charge.rs:88"),
+                ]}),
+            ],
+            Some("card declined by issuer"),
+        )]),
+    ]})
+}
+
+/// One failed span in one service: a second, unrelated issue.
+fn timeout_trace(trace: &str, t0: u64) -> Value {
+    json!({"resourceSpans": [resource_spans("inventory-service", vec![span(
+        trace, "d000000000000004", "", "GET /stock", t0, t0 + 5_000_000_000,
+        vec![json!({"timeUnixNano": (t0 + 4_900_000_000u64).to_string(), "name": "exception", "attributes": [
+            attr("exception.type", "TimeoutError"),
+            attr("exception.message", "warehouse database timed out after 5s"),
+        ]})],
+        Some("warehouse database timed out after 5s"),
+    )])]})
+}
+
+async fn post_json(url: &str, token: &str, body: &Value) -> Result<(u16, Value)> {
+    let response = reqwest::Client::new()
+        .post(url)
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await?;
+    let status = response.status().as_u16();
+    let text = response.text().await?;
+    Ok((
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    ))
+}
+
+/// Evaluates `expression` (which yields a JSON-able value) in the page.
+fn eval(tab: &Tab, expression: &str) -> Result<Value> {
+    let wrapped = format!("JSON.stringify((() => {{ return ({expression}); }})() ?? null)");
+    let result = tab.evaluate(&wrapped, false)?;
+    match result.value {
+        Some(Value::String(text)) => Ok(serde_json::from_str(&text)?),
+        other => Err(format!(
+            "{expression}: no value ({other:?}, {:?})",
+            result.description
+        )
+        .into()),
+    }
+}
+
+/// Waits until `expression` is truthy in the page.
+fn wait_for(tab: &Tab, what: &str, expression: &str) -> Result {
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    loop {
+        let value = match eval(tab, &format!("!!({expression})")) {
+            Ok(value) => value,
+            Err(e) => {
+                eprintln!("{e}");
+                Value::Bool(false)
+            }
+        };
+        if value == Value::Bool(true) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            let body = eval(tab, "document.body.innerText.slice(0, 2000)").unwrap_or_default();
+            return Err(format!(
+                "timed out waiting for {what} ({expression}) at {}\npage text: {body}",
+                tab.get_url()
+            )
+            .into());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn text_of(tab: &Tab, selector: &str) -> Result<String> {
+    let value = eval(
+        tab,
+        &format!(
+            "(document.querySelector({}) || {{innerText: ''}}).innerText",
+            serde_json::to_string(selector)?
+        ),
+    )?;
+    Ok(value.as_str().unwrap_or_default().to_owned())
+}
+
+/// Sets the size of the page's viewport.
+fn viewport(tab: &Tab, width: u32, height: u32, mobile: bool) -> Result {
+    tab.call_method(
+        headless_chrome::protocol::cdp::Emulation::SetDeviceMetricsOverride {
+            width,
+            height,
+            device_scale_factor: 1.0,
+            mobile,
+            scale: None,
+            screen_width: None,
+            screen_height: None,
+            position_x: None,
+            position_y: None,
+            dont_set_visible_size: None,
+            screen_orientation: None,
+            viewport: None,
+            display_feature: None,
+            device_posture: None,
+        },
+    )?;
+    Ok(())
+}
+
+/// Opens a screen by its hash route.
+fn go(tab: &Tab, hash: &str) -> Result {
+    eval(
+        tab,
+        &format!("location.hash = {}", serde_json::to_string(hash)?),
+    )?;
+    Ok(())
+}
+
+/// Saves a PNG of the whole page (up to 2400 px tall).
+fn screenshot(tab: &Tab, dir: &Path, name: &str) -> Result<PathBuf> {
+    // Let the last frame paint.
+    std::thread::sleep(Duration::from_millis(300));
+    let size = eval(
+        tab,
+        "[document.documentElement.scrollWidth, document.documentElement.scrollHeight]",
+    )?;
+    let width = size[0].as_f64().unwrap_or(1280.0).max(1.0);
+    let height = size[1].as_f64().unwrap_or(800.0).clamp(1.0, 2400.0);
+    let data = tab
+        .call_method(Page::CaptureScreenshot {
+            format: Some(Page::CaptureScreenshotFormatOption::Png),
+            quality: None,
+            clip: Some(Page::Viewport {
+                x: 0.0,
+                y: 0.0,
+                width,
+                height,
+                scale: 1.0,
+            }),
+            from_surface: Some(true),
+            capture_beyond_viewport: Some(true),
+            optimize_for_speed: None,
+        })?
+        .data;
+    use base64::Engine as _;
+    let png = base64::engine::general_purpose::STANDARD.decode(data)?;
+    assert!(png.starts_with(b"\x89PNG"), "{name}: not a PNG");
+    let path = dir.join(format!("{name}.png"));
+    std::fs::write(&path, png)?;
+    println!("screenshot: {}", path.display());
+    Ok(path)
+}
+
+#[test]
+fn every_screen_works_in_a_browser() -> Result {
+    let started = Instant::now();
+    let chromium = chromium();
+    let shots = screenshot_dir();
+    std::fs::create_dir_all(&shots)?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let data = tempfile::tempdir()?;
+    let server = runtime.block_on(Server::start(ServeConfig::new(
+        data.path(),
+        "127.0.0.1:0".parse()?,
+    )))?;
+    let base = server.url();
+    let credentials = server
+        .created_credentials()
+        .ok_or("a first start creates credentials")?;
+    let user = credentials.user.clone().ok_or("an admin user")?;
+    let project = credentials.project.clone().ok_or("a default project")?;
+
+    // Seed: the failing checkout, and a second issue.
+    let t0 = now_ns() - 20 * 60 * 1_000_000_000;
+    runtime.block_on(async {
+        for body in [
+            checkout_trace("5b8efff798038103d269b633813fc60c", t0),
+            checkout_trace("5b8efff798038103d269b633813fc60d", t0 + 60_000_000_000),
+            timeout_trace("6c8efff798038103d269b633813fc60c", t0 + 120_000_000_000),
+        ] {
+            let (status, answer) =
+                post_json(&format!("{base}/v1/traces"), &project.token, &body).await?;
+            assert_eq!(status, 200, "ingest: {answer}");
+        }
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+    })?;
+
+    // Two notes written through the API; the one written in the browser
+    // links to the second.
+    runtime.block_on(async {
+        let seed = [
+            ("Payment runbook", "How to handle [[Card declines]] and gateway outages.\n\nSee the #payments dashboard.", vec!["payments", "runbook"]),
+            ("Card declines", "Declines come from the issuer; retrying does not help.\n\n![[Payment runbook]]", vec!["payments"]),
+        ];
+        for (title, body, tags) in seed {
+            let (status, answer) = post_json(
+                &format!("{base}/api/notes"),
+                &user.token,
+                &json!({"title": title, "body": body, "tags": tags, "visibility": "public"}),
+            )
+            .await?;
+            assert!(status == 200 || status == 201, "create note: {status} {answer}");
+        }
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+    })?;
+
+    let profile = tempfile::tempdir()?;
+    let args: Vec<&OsStr> = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--hide-scrollbars",
+    ]
+    .iter()
+    .map(OsStr::new)
+    .collect();
+    let browser = Browser::new(
+        LaunchOptions::default_builder()
+            .path(Some(chromium))
+            .headless(true)
+            .sandbox(false)
+            .window_size(Some((1280, 800)))
+            .user_data_dir(Some(profile.path().to_path_buf()))
+            .args(args)
+            .idle_browser_timeout(Duration::from_secs(60))
+            .build()?,
+    )?;
+    let tab = browser.new_tab()?;
+    tab.set_default_timeout(STEP_TIMEOUT);
+    viewport(&tab, 1280, 800, false)?;
+
+    // Sign in.
+    tab.navigate_to(&format!("{base}/"))?
+        .wait_until_navigated()?;
+    wait_for(
+        &tab,
+        "the sign-in page",
+        "location.hash === '#/signin' && document.querySelector('#token')",
+    )?;
+    tab.wait_for_element("#token")?.click()?;
+    tab.type_str(&user.token)?.press_key("Enter")?;
+
+    // Dashboard.
+    wait_for(
+        &tab,
+        "the dashboard",
+        "document.querySelector('.project .chart rect.bar:not(.empty)')",
+    )?;
+    let dashboard = text_of(&tab, "main")?;
+    assert!(
+        dashboard.contains("PaymentError: card declined by issuer"),
+        "{dashboard}"
+    );
+    assert!(dashboard.contains("TimeoutError"), "{dashboard}");
+    // Services where errors happened are marked; the caller whose span only
+    // failed because a callee did is not.
+    for (service, failing) in [
+        ("user-service", false),
+        ("inventory-service", true),
+        ("payment-service", true),
+    ] {
+        let marked = eval(
+            &tab,
+            &format!("document.querySelector('.deps .svc[data-service=\"{service}\"]').classList.contains('failing')"),
+        )?;
+        assert_eq!(
+            marked,
+            Value::Bool(failing),
+            "{service} marked failing: {failing}"
+        );
+    }
+    let edges = eval(&tab, "document.querySelectorAll('.deps line.edge').length")?;
+    assert_eq!(edges, json!(2), "user → inventory → payment");
+    assert_eq!(text_of(&tab, "#whoami")?, user.name);
+    screenshot(&tab, &shots, "dashboard")?;
+
+    // Issues, filtered by service and sorted by count; a live alert while
+    // away from the dashboard shows a badge.
+    go(&tab, "#/issues?service=payment-service&sort=count")?;
+    wait_for(
+        &tab,
+        "the filtered issues",
+        "document.querySelectorAll('table.issues tbody tr').length === 1",
+    )?;
+    assert!(text_of(&tab, "table.issues")?.contains("PaymentError"));
+    go(&tab, "#/issues?status=all")?;
+    wait_for(
+        &tab,
+        "every issue",
+        "document.querySelectorAll('table.issues tbody tr').length === 2",
+    )?;
+    // The stream is open once the page has loaded; give it a moment.
+    std::thread::sleep(Duration::from_millis(500));
+    runtime.block_on(async {
+        let (status, answer) = post_json(
+            &format!("{base}/v1/traces"),
+            &project.token,
+            &timeout_trace("7c8efff798038103d269b633813fc60c", now_ns())
+                .to_string()
+                .replace("TimeoutError", "StockError")
+                .parse::<Value>()?,
+        )
+        .await?;
+        assert_eq!(status, 200, "{answer}");
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+    })?;
+    wait_for(&tab, "the alert badge", "!document.querySelector('#alert-badge').hidden && document.querySelector('#alert-badge').innerText === '1'")?;
+    wait_for(
+        &tab,
+        "the alert toast",
+        "document.querySelector('#toasts').innerText.includes('StockError')",
+    )?;
+    // Ignore the new issue from the list.
+    go(&tab, "#/issues?status=all&sort=count")?;
+    wait_for(
+        &tab,
+        "three issues",
+        "document.querySelectorAll('table.issues tbody tr').length === 3",
+    )?;
+    eval(&tab, "[...document.querySelectorAll('table.issues tbody tr')].find(r => r.innerText.includes('StockError')).querySelectorAll('button')[1].click()")?;
+    wait_for(&tab, "the ignored issue", "[...document.querySelectorAll('table.issues tbody tr')].some(r => r.innerText.includes('StockError') && r.innerText.includes('ignored'))")?;
+    screenshot(&tab, &shots, "issues")?;
+
+    // The issue and its flow.
+    eval(&tab, "[...document.querySelectorAll('table.issues a')].find(a => a.innerText.includes('PaymentError')).click()")?;
+    wait_for(
+        &tab,
+        "the waterfall",
+        "document.querySelectorAll('.waterfall .hop').length === 3",
+    )?;
+    let hops = eval(
+        &tab,
+        "[...document.querySelectorAll('.waterfall .hop .hop-service')].map(e => e.innerText)",
+    )?;
+    assert_eq!(
+        hops,
+        json!(["user-service", "inventory-service", "payment-service"])
+    );
+    let waterfall = text_of(&tab, ".waterfall")?;
+    assert!(waterfall.contains("charge card"), "{waterfall}");
+    assert!(
+        waterfall.contains("calling card gateway"),
+        "hop logs: {waterfall}"
+    );
+    assert!(text_of(&tab, "pre.rawlog")?.contains("reserved 3 items"));
+    assert!(text_of(&tab, "pre.summary")?.contains("card declined by issuer"));
+    assert!(text_of(&tab, "ul.occurrences")?.contains("payment-service"));
+    screenshot(&tab, &shots, "issue")?;
+
+    // Write a note from the error: the editor comes pre-filled.
+    eval(&tab, "document.querySelector('#write-note').click()")?;
+    wait_for(&tab, "the note editor", "document.querySelector('#note-body') && document.querySelector('#note-body').value.includes('## Flow')")?;
+    let title = eval(&tab, "document.querySelector('#note-title').value")?;
+    assert_eq!(title, json!("PaymentError: card declined by issuer"));
+    let body = eval(&tab, "document.querySelector('#note-body').value")?;
+    let body = body.as_str().unwrap_or_default();
+    assert!(
+        body.contains("payment-service"),
+        "flow summary in the note: {body}"
+    );
+    assert!(body.contains("#/issue/"), "link to the issue: {body}");
+    // Type a `[[` link: the completion offers note titles.
+    tab.wait_for_element("#note-body")?.click()?;
+    eval(&tab, "(() => { const b = document.querySelector('#note-body'); b.selectionStart = b.selectionEnd = b.value.length; return true; })()")?;
+    tab.type_str("Root cause: the issuer refused the card. Quokka ")?;
+    tab.type_str("[[Card")?;
+    wait_for(&tab, "the [[ completion", "!document.querySelector('.complete').hidden && document.querySelector('.complete').innerText.includes('Card declines')")?;
+    tab.press_key("Enter")?;
+    wait_for(
+        &tab,
+        "the completed link",
+        "document.querySelector('#note-body').value.includes('[[Card declines]]')",
+    )?;
+    wait_for(
+        &tab,
+        "the live preview",
+        "document.querySelector('#note-preview').innerText.includes('Quokka')",
+    )?;
+    screenshot(&tab, &shots, "editor")?;
+
+    tab.wait_for_element("#save-note")?.click()?;
+    wait_for(
+        &tab,
+        "the saved note",
+        "location.hash.startsWith('#/note/') && document.querySelector('.note-body')",
+    )?;
+    assert!(text_of(&tab, ".note-body")?.contains("Quokka"));
+    assert!(text_of(&tab, ".note-body a.wikilink")?.contains("Card declines"));
+
+    // The linked note lists it among its backlinks; its embed renders.
+    eval(
+        &tab,
+        "document.querySelector('.note-body a.wikilink').click()",
+    )?;
+    wait_for(&tab, "the linked note", "document.querySelector('h1') && document.querySelector('h1').innerText === 'Card declines' && document.querySelectorAll('.backlinks li').length === 2")?;
+    let backlinks = text_of(&tab, ".backlinks")?;
+    assert!(
+        backlinks.contains("Payment runbook") && backlinks.contains("PaymentError"),
+        "{backlinks}"
+    );
+    assert!(text_of(&tab, ".note-body .embed")?.contains("gateway outages"));
+    screenshot(&tab, &shots, "note")?;
+    go(&tab, "#/notes")?;
+    wait_for(
+        &tab,
+        "the notes list",
+        "document.querySelectorAll('.note-list li').length === 3",
+    )?;
+    screenshot(&tab, &shots, "notes")?;
+
+    // Search finds it, with the term highlighted.
+    go(&tab, "#/search?q=quokka")?;
+    wait_for(
+        &tab,
+        "the search result",
+        "document.querySelectorAll('ol.results li').length >= 1",
+    )?;
+    let result = text_of(&tab, "ol.results li")?;
+    assert!(
+        result.contains("PaymentError: card declined by issuer"),
+        "{result}"
+    );
+    let marked = eval(
+        &tab,
+        "[...document.querySelectorAll('ol.results mark')].map(m => m.innerText.toLowerCase())",
+    )?;
+    assert!(
+        marked
+            .as_array()
+            .is_some_and(|m| m.contains(&json!("quokka"))),
+        "{marked}"
+    );
+    screenshot(&tab, &shots, "search")?;
+
+    // The graph shows the new note, linked to its issue.
+    go(&tab, "#/graph")?;
+    wait_for(
+        &tab,
+        "the graph",
+        "window.omegiGraph && document.querySelector('#graph-canvas')",
+    )?;
+    let labels = eval(
+        &tab,
+        "window.omegiGraph.nodes().map(n => n.kind + ':' + n.label)",
+    )?;
+    let labels: Vec<String> = serde_json::from_value(labels)?;
+    assert!(
+        labels.contains(&"note:PaymentError: card declined by issuer".to_owned()),
+        "{labels:?}"
+    );
+    assert!(
+        labels.contains(&"note:Card declines".to_owned()),
+        "{labels:?}"
+    );
+    assert!(labels.iter().any(|l| l.starts_with("issue:")), "{labels:?}");
+    std::thread::sleep(Duration::from_millis(700));
+    screenshot(&tab, &shots, "graph")?;
+    // Switching issue nodes off removes them.
+    tab.wait_for_element("#graph-issues")?.click()?;
+    wait_for(&tab, "the graph without issues", "location.hash.includes('issues=0') && window.omegiGraph && window.omegiGraph.nodes().every(n => n.kind !== 'issue')")?;
+
+    // A narrow screen still shows the issue.
+    viewport(&tab, 390, 844, true)?;
+    go(&tab, "#/issues?status=all")?;
+    wait_for(
+        &tab,
+        "the issues on a narrow screen",
+        "document.querySelectorAll('table.issues tbody tr').length === 3",
+    )?;
+    screenshot(&tab, &shots, "issues-narrow")?;
+
+    runtime.block_on(server.shutdown())?;
+    println!("ui test took {:?}", started.elapsed());
+    Ok(())
+}
+
+#[test]
+fn the_page_and_its_assets_are_served_from_the_binary() -> Result {
+    let runtime = tokio::runtime::Runtime::new()?;
+    let data = tempfile::tempdir()?;
+    runtime.block_on(async {
+        let server = Server::start(ServeConfig::new(data.path(), "127.0.0.1:0".parse()?)).await?;
+        let base = server.url();
+        let client = reqwest::Client::new();
+        let page = client.get(format!("{base}/")).send().await?;
+        assert_eq!(page.status(), 200);
+        let headers = page.headers().clone();
+        assert_eq!(headers["content-type"], "text/html; charset=utf-8");
+        let csp = headers["content-security-policy"].to_str()?;
+        assert!(csp.contains("script-src 'self'"), "{csp}");
+        let html = page.text().await?;
+        for asset in [
+            "/assets/app.js",
+            "/assets/markdown.js",
+            "/assets/graph.js",
+            "/assets/app.css",
+        ] {
+            assert!(html.contains(asset), "{asset} is linked from the page");
+            let response = client.get(format!("{base}{asset}")).send().await?;
+            assert_eq!(response.status(), 200, "{asset}");
+            let kind = response.headers()["content-type"].to_str()?.to_owned();
+            assert!(
+                kind.starts_with(if asset.ends_with(".css") {
+                    "text/css"
+                } else {
+                    "text/javascript"
+                }),
+                "{asset}: {kind}"
+            );
+            assert!(!response.text().await?.is_empty());
+        }
+        let missing = client.get(format!("{base}/assets/nope.js")).send().await?;
+        assert_eq!(missing.status(), 404);
+        // The API keeps its own answers.
+        let api = client.get(format!("{base}/api/nope")).send().await?;
+        assert_eq!(api.status(), 404);
+        assert!(api.text().await?.contains("\"error\""));
+        // The page itself holds no data: no token needed for it, but one for the API.
+        let me = client.get(format!("{base}/api/me")).send().await?;
+        assert_eq!(me.status(), 401);
+        server.shutdown().await?;
+        Ok(())
+    })
+}
