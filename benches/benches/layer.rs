@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use omegi_core::{Record, Resource};
+use omegi_layer::sink::{OtlpSink, StoreSink};
 use omegi_layer::{NullSink, Sink, SinkError};
 use opentelemetry::trace::TracerProvider as _;
 use tracing::Dispatch;
@@ -92,7 +93,16 @@ fn arms(receiver: SocketAddr) -> Vec<Arm> {
     }];
     arms.push(omegi_arm("omegi-null", NullSink));
     arms.push(omegi_arm("omegi-slow-sink", SlowSink));
-    let _ = receiver;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = omegi_store::Store::open(dir.path()).expect("store");
+    let mut store_arm = omegi_arm("omegi-store", StoreSink::new(store, "bench"));
+    store_arm._keep.push(Box::new(dir));
+    arms.push(store_arm);
+    let otlp = OtlpSink::builder()
+        .endpoint(format!("http://{receiver}"))
+        .build()
+        .expect("otlp sink");
+    arms.push(omegi_arm("omegi-otlp", otlp));
 
     let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
     let tracer = provider.tracer("bench");

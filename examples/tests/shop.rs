@@ -35,7 +35,10 @@ fn shop_demo_shows_a_cross_process_flow_and_surfaces_the_note() {
         .find(|l| l.starts_with(&waterfall_header))
         .unwrap_or_else(|| panic!("no waterfall for {trace_id}\n{stdout}"));
     assert!(header.contains("3 services"), "{header}");
-    assert!(stdout.contains("caused by: issuer answered: insufficient funds"), "{stdout}");
+    assert!(
+        stdout.contains("caused by: issuer answered: insufficient funds"),
+        "{stdout}"
+    );
 
     // Issues grouped by fingerprint with their counts (16 orders: declines
     // at 7 and 14, warehouse timeouts at 5, 10 and 15, a panic at 13 and the
@@ -55,12 +58,17 @@ fn shop_demo_shows_a_cross_process_flow_and_surfaces_the_note() {
     assert_eq!(count_of("stock lookup failed"), 3);
     assert_eq!(count_of("panicked: exchange rate for currency"), 1);
     assert_eq!(count_of("payment-service call failed"), 1);
-    assert!(!stdout.contains("HTTP 502"), "failures are reported once, where they happen\n{stdout}");
+    assert!(
+        !stdout.contains("HTTP 502"),
+        "failures are reported once, where they happen\n{stdout}"
+    );
 
     // The recurrence surfaces the note written the first time.
     assert!(stdout.contains("now has 3 occurrences (was 2)"), "{stdout}");
     assert!(
-        stdout.contains("this error has been solved before → note \"Card declined: insufficient funds\""),
+        stdout.contains(
+            "this error has been solved before → note \"Card declined: insufficient funds\""
+        ),
         "{stdout}"
     );
 }

@@ -21,7 +21,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
-use omegi_core::note::{render_embeds, EmbedOptions, NoteGraph, Resolver};
+use omegi_core::note::{name_key, render_embeds, EmbedOptions, NoteGraph, Resolver};
 use omegi_core::{Fingerprint, Note, NoteId, Visibility};
 use serde::{Deserialize, Serialize};
 use sled::Transactional;
@@ -288,19 +288,6 @@ impl Owner {
     fn visible_to(&self, viewer: &str) -> bool {
         self.public || self.author == viewer
     }
-}
-
-/// The lookup key of a link target or name: trimmed, lowercase, without a
-/// trailing `.md` (the rule [`Resolver`] applies).
-pub(crate) fn name_key(name: &str) -> String {
-    let name = name.trim();
-    let name = match name.len().checked_sub(3) {
-        Some(cut) if name.is_char_boundary(cut) && name[cut..].eq_ignore_ascii_case(".md") => {
-            &name[..cut]
-        }
-        _ => name,
-    };
-    name.trim().to_lowercase()
 }
 
 /// Whether `title` can be the target of a `[[...]]` link.

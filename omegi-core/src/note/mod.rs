@@ -53,7 +53,7 @@ pub use graph::{
 pub use parse::{
     parse, split_front_matter, FrontMatter, FrontMatterError, Heading, Link, ParsedNote,
 };
-pub use resolve::{rename_links, rename_note, RenameError, Resolution, Resolver, Via};
+pub use resolve::{name_key, rename_links, rename_note, RenameError, Resolution, Resolver, Via};
 
 /// The id of a note: a UUID v7, so ids sort by creation time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -49,8 +49,9 @@ pub struct Resolver<'a> {
     names: HashMap<String, (u32, Via)>,
 }
 
-/// The lookup key of a name: trimmed, lowercase, without a trailing `.md`.
-pub(crate) fn name_key(name: &str) -> String {
+/// The lookup key of a note name or link target: trimmed, lowercase, without
+/// a trailing `.md`. Two names match when their keys are equal.
+pub fn name_key(name: &str) -> String {
     let name = name.trim();
     let name = match name.len().checked_sub(3) {
         Some(cut) if name.is_char_boundary(cut) && name[cut..].eq_ignore_ascii_case(".md") => {

@@ -116,7 +116,9 @@ async fn list_notes(
         filter = filter.issue(fingerprint(&issue)?);
     }
     blocking(&state, move |state| {
-        Ok(Json(state.store.notes(&viewer, &filter).map_err(store_error)?))
+        Ok(Json(
+            state.store.notes(&viewer, &filter).map_err(store_error)?,
+        ))
     })
     .await
 }
@@ -160,7 +162,10 @@ async fn create_note(
         if body.visibility == Visibility::Public {
             new = new.public();
         }
-        Ok((StatusCode::CREATED, Json(state.store.create_note(new).map_err(store_error)?)))
+        Ok((
+            StatusCode::CREATED,
+            Json(state.store.create_note(new).map_err(store_error)?),
+        ))
     })
     .await
 }
@@ -239,7 +244,9 @@ async fn update_note(
     blocking(&state, move |state| {
         let store = &state.store;
         let mut note = if changes_fields {
-            store.update_note(id, &viewer, update, body.revision).map_err(store_error)?
+            store
+                .update_note(id, &viewer, update, body.revision)
+                .map_err(store_error)?
         } else {
             // Only a rename (or nothing): check the revision and the
             // author the way an update would.
@@ -266,7 +273,10 @@ async fn update_note(
         };
         if let Some(title) = body.title {
             if title.trim() != note.title {
-                note = store.rename_note(id, &viewer, &title).map_err(store_error)?.note;
+                note = store
+                    .rename_note(id, &viewer, &title)
+                    .map_err(store_error)?
+                    .note;
             }
         }
         Ok(Json(note))
@@ -281,7 +291,9 @@ async fn delete_note(
 ) -> Result<Json<Note>, ApiError> {
     let id = note_id(&id)?;
     blocking(&state, move |state| {
-        Ok(Json(state.store.delete_note(id, &viewer).map_err(store_error)?))
+        Ok(Json(
+            state.store.delete_note(id, &viewer).map_err(store_error)?,
+        ))
     })
     .await
 }
@@ -293,7 +305,9 @@ async fn backlinks(
 ) -> Result<Json<Vec<Note>>, ApiError> {
     let id = note_id(&id)?;
     blocking(&state, move |state| {
-        Ok(Json(state.store.backlinks(id, &viewer).map_err(store_error)?))
+        Ok(Json(
+            state.store.backlinks(id, &viewer).map_err(store_error)?,
+        ))
     })
     .await
 }
@@ -387,7 +401,10 @@ async fn search(
         query = query.issue(fingerprint(&issue)?);
     }
     blocking(&state, move |state| {
-        let hits = state.store.search_notes(&viewer, &query).map_err(store_error)?;
+        let hits = state
+            .store
+            .search_notes(&viewer, &query)
+            .map_err(store_error)?;
         Ok(Json(
             hits.into_iter()
                 .map(|h| Hit {
@@ -477,11 +494,7 @@ impl GraphParams {
 
 fn graph_response(graph: Subgraph, format: GraphFormat) -> Response {
     let text = |body: String| {
-        (
-            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            body,
-        )
-            .into_response()
+        ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
     };
     match format {
         GraphFormat::Json => Json(graph).into_response(),

@@ -58,9 +58,7 @@ impl ApiClient {
 
     /// `GET path?query` as text.
     pub async fn get_text(&self, path: &str, query: &[(&str, String)]) -> Result<String, CliError> {
-        let (url, bytes) = self
-            .send_raw(Method::GET, path, query, None::<&()>)
-            .await?;
+        let (url, bytes) = self.send_raw(Method::GET, path, query, None::<&()>).await?;
         String::from_utf8(bytes).map_err(|e| CliError::Response {
             url,
             message: e.to_string(),

@@ -1,6 +1,7 @@
 //! The `omegi` command line.
 //!
-//! `omegi serve` runs the server; every other command talks to a running
+//! `omegi serve` runs the server; every other command (issues, flows,
+//! notes: `omegi note`, `omegi notes`, `omegi search`, `omegi graph`) talks to a running
 //! server's REST API (`--server`, `OMEGI_SERVER`, default
 //! `http://127.0.0.1:7700`) with a user token (`--token`, `OMEGI_TOKEN`, else
 //! the admin token in `<data>/credentials.json`). Output is for people by
@@ -32,9 +33,11 @@ use crate::auth::{self, read_credentials, AccountError, CredentialsError};
 use crate::server::{ServeConfig, ServeError, Server, DEFAULT_DATA_DIR, DEFAULT_LISTEN, STORE_DIR};
 
 mod client;
+pub mod notes;
 pub mod render;
 
 pub use client::ApiClient;
+pub use notes::{GraphArgs, NewNoteArgs, NoteCommand, NotesCommand, SearchArgs};
 
 /// `omegi`: distributed error tracking for microservices.
 #[derive(Debug, Parser)]
@@ -89,6 +92,16 @@ pub enum Command {
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Write, show, edit or delete a note.
+    #[command(subcommand)]
+    Note(NoteCommand),
+    /// List, import or export notes.
+    #[command(subcommand)]
+    Notes(NotesCommand),
+    /// Search notes.
+    Search(SearchArgs),
+    /// Show the note graph (around one note, or all of it).
+    Graph(GraphArgs),
 }
 
 /// `omegi serve`.
@@ -373,6 +386,10 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> Result<(), CliError>
             let created = add_account(&cli, AccountKind::User, login).await?;
             print_created(&cli, out, "user", "API", &created)
         }
+        Command::Note(command) => notes::note(&cli, command, out).await,
+        Command::Notes(command) => notes::notes(&cli, command, out).await,
+        Command::Search(args) => notes::search(&cli, args, out).await,
+        Command::Graph(args) => notes::graph(&cli, args, out).await,
     }
 }
 

@@ -1,0 +1,652 @@
+//! The notes commands: `omegi note …`, `omegi notes …`, `omegi search` and
+//! `omegi graph`, all through the REST API.
+
+use std::fmt::Write as _;
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand, ValueEnum};
+use omegi_core::note::{
+    note_from_markdown_file, note_to_markdown_file, Note, NoteDefaults, Subgraph, Visibility,
+};
+
+use super::{print_json, ApiClient, Cli, CliError};
+use crate::api::notes::{Hit, NewNoteBody, RenderedNote, UpdateNoteBody};
+use crate::api::now_ns;
+
+/// `omegi note …`.
+#[derive(Debug, Subcommand)]
+pub enum NoteCommand {
+    /// Write a note (body from --file, else stdin when it is not a
+    /// terminal, else $EDITOR).
+    New(NewNoteArgs),
+    /// Edit a note's Markdown body in $EDITOR.
+    Edit {
+        /// The note id.
+        id: String,
+    },
+    /// Show a note with its embeds expanded.
+    Show {
+        /// The note id.
+        id: String,
+    },
+    /// Delete a note.
+    Rm {
+        /// The note id.
+        id: String,
+    },
+}
+
+/// `omegi note new`.
+#[derive(Debug, Args)]
+pub struct NewNoteArgs {
+    /// The title.
+    #[arg(long)]
+    pub title: String,
+    /// An issue the note is about: `<project>:<fingerprint>` (repeatable).
+    #[arg(long = "issue")]
+    pub issues: Vec<String>,
+    /// A tag, without `#` (repeatable).
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+    /// Let every user see the note (default: only you).
+    #[arg(long)]
+    pub public: bool,
+    /// Read the body from this file (`-`: stdin).
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+}
+
+/// `omegi notes …`.
+#[derive(Debug, Subcommand)]
+pub enum NotesCommand {
+    /// List the notes you may see.
+    List(ListNotesArgs),
+    /// Import the Markdown files of a directory (an Obsidian vault) as
+    /// notes: a file whose front matter `id` names one of your notes
+    /// updates it, one naming someone else's note is skipped, every other
+    /// file becomes a new note.
+    Import {
+        /// The directory.
+        dir: PathBuf,
+        /// Make the new notes public.
+        #[arg(long)]
+        public: bool,
+    },
+    /// Write the notes you may see as Markdown files into a directory.
+    Export {
+        /// The directory (created if needed).
+        dir: PathBuf,
+        /// Only your own notes.
+        #[arg(long)]
+        mine: bool,
+    },
+}
+
+/// `omegi notes list`.
+#[derive(Debug, Args)]
+pub struct ListNotesArgs {
+    /// Only notes by this author.
+    #[arg(long)]
+    pub author: Option<String>,
+    /// Only notes with this tag.
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// Only notes linked to this issue (`<project>:<fingerprint>`).
+    #[arg(long)]
+    pub issue: Option<String>,
+    /// Only your own notes.
+    #[arg(long)]
+    pub mine: bool,
+}
+
+/// `omegi search`.
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// The words to find.
+    pub query: String,
+    /// Only notes by this author.
+    #[arg(long)]
+    pub author: Option<String>,
+    /// Only notes with this tag.
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// Only notes linked to this issue.
+    #[arg(long)]
+    pub issue: Option<String>,
+    /// At most this many hits.
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+}
+
+/// The output format of `omegi graph`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum GraphFormat {
+    /// The graph as JSON.
+    #[default]
+    Json,
+    /// Graphviz DOT.
+    Dot,
+    /// A Mermaid flowchart.
+    Mermaid,
+}
+
+impl GraphFormat {
+    fn as_str(self) -> &'static str {
+        match self {
+            GraphFormat::Json => "json",
+            GraphFormat::Dot => "dot",
+            GraphFormat::Mermaid => "mermaid",
+        }
+    }
+}
+
+/// `omegi graph`.
+#[derive(Debug, Args)]
+pub struct GraphArgs {
+    /// The note at the centre (default: every note).
+    pub note: Option<String>,
+    /// Links away from the centre.
+    #[arg(long, default_value_t = 2)]
+    pub depth: u32,
+    /// json, dot or mermaid.
+    #[arg(long, value_enum, default_value_t = GraphFormat::Json)]
+    pub format: GraphFormat,
+}
+
+fn note_path(id: &str) -> Result<String, CliError> {
+    if id.is_empty() || !id.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+        return Err(CliError::Usage(format!("invalid note id {id:?}")));
+    }
+    Ok(format!("/api/notes/{id}"))
+}
+
+/// Runs `omegi note …`.
+pub(super) async fn note(
+    cli: &Cli,
+    command: &NoteCommand,
+    out: &mut (dyn Write + Send),
+) -> Result<(), CliError> {
+    let client = cli.client()?;
+    match command {
+        NoteCommand::New(args) => {
+            let body = match &args.file {
+                Some(path) if path.as_os_str() == "-" => read_stdin()?,
+                Some(path) => std::fs::read_to_string(path)
+                    .map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))?,
+                None if !std::io::stdin().is_terminal() => read_stdin()?,
+                None => edit_text("")?,
+            };
+            let new = NewNoteBody {
+                title: args.title.clone(),
+                body,
+                tags: args.tags.clone(),
+                aliases: Vec::new(),
+                visibility: if args.public {
+                    Visibility::Public
+                } else {
+                    Visibility::Private
+                },
+                issues: args.issues.clone(),
+            };
+            let note: Note = client.post("/api/notes", Some(&new)).await?;
+            if cli.json {
+                return print_json(out, &note);
+            }
+            writeln!(out, "created note {}  {}", note.id, note.title)?;
+            Ok(())
+        }
+        NoteCommand::Edit { id } => {
+            let path = note_path(id)?;
+            let note: Note = client.get(&path, &[]).await?;
+            let body = edit_text(&note.body)?;
+            if body == note.body {
+                if cli.json {
+                    return print_json(out, &note);
+                }
+                writeln!(out, "no change to note {}", note.id)?;
+                return Ok(());
+            }
+            let update = UpdateNoteBody {
+                revision: note.revision,
+                body: Some(body),
+                ..UpdateNoteBody::default()
+            };
+            let saved: Note = client.put(&path, &update).await?;
+            if cli.json {
+                return print_json(out, &saved);
+            }
+            writeln!(
+                out,
+                "saved note {}  {} (revision {})",
+                saved.id, saved.title, saved.revision
+            )?;
+            Ok(())
+        }
+        NoteCommand::Show { id } => {
+            let path = note_path(id)?;
+            let note: Note = client.get(&path, &[]).await?;
+            if cli.json {
+                return print_json(out, &note);
+            }
+            let rendered: RenderedNote = client.get(&format!("{path}/rendered"), &[]).await?;
+            write!(out, "{}", render_note(&note, &rendered.markdown))?;
+            Ok(())
+        }
+        NoteCommand::Rm { id } => {
+            let note: Note = client.delete(&note_path(id)?).await?;
+            if cli.json {
+                return print_json(out, &note);
+            }
+            writeln!(out, "deleted note {}  {}", note.id, note.title)?;
+            Ok(())
+        }
+    }
+}
+
+/// A note for people: a header with its metadata, then `markdown`.
+pub fn render_note(note: &Note, markdown: &str) -> String {
+    let mut text = String::new();
+    let _ = writeln!(text, "{}", note.title);
+    let _ = writeln!(
+        text,
+        "id {}  by {}  {}  revision {}",
+        note.id,
+        note.author,
+        visibility(note.visibility),
+        note.revision
+    );
+    if !note.tags.is_empty() {
+        let tags: Vec<String> = note.tags.iter().map(|t| format!("#{t}")).collect();
+        let _ = writeln!(text, "tags: {}", tags.join(" "));
+    }
+    if !note.aliases.is_empty() {
+        let _ = writeln!(text, "aliases: {}", note.aliases.join(", "));
+    }
+    if !note.issues.is_empty() {
+        let issues: Vec<&str> = note.issues.iter().map(|f| f.0.as_str()).collect();
+        let _ = writeln!(text, "issues: {}", issues.join(", "));
+    }
+    text.push('\n');
+    text.push_str(markdown);
+    if !markdown.ends_with('\n') {
+        text.push('\n');
+    }
+    text
+}
+
+fn visibility(v: Visibility) -> &'static str {
+    match v {
+        Visibility::Public => "public",
+        _ => "private",
+    }
+}
+
+/// Search hits for people: score, title, id, then the snippet.
+pub fn render_hits(hits: &[Hit]) -> String {
+    if hits.is_empty() {
+        return "no notes found\n".into();
+    }
+    let mut text = String::new();
+    for hit in hits {
+        let _ = writeln!(
+            text,
+            "{:>6.2}  {}  ({}, by {})",
+            hit.score, hit.note.title, hit.note.id, hit.note.author
+        );
+        let snippet = hit.snippet.text.replace('\n', " ");
+        if !snippet.trim().is_empty() {
+            let _ = writeln!(text, "        {}", snippet.trim());
+        }
+    }
+    text
+}
+
+/// A note list for people.
+pub fn render_notes(notes: &[Note]) -> String {
+    if notes.is_empty() {
+        return "no notes\n".into();
+    }
+    let mut text = String::new();
+    for n in notes {
+        let _ = writeln!(
+            text,
+            "{}  {:<8} {:<10} {}",
+            n.id,
+            visibility(n.visibility),
+            n.author,
+            n.title
+        );
+    }
+    text
+}
+
+/// Runs `omegi notes …`.
+pub(super) async fn notes(
+    cli: &Cli,
+    command: &NotesCommand,
+    out: &mut (dyn Write + Send),
+) -> Result<(), CliError> {
+    let client = cli.client()?;
+    match command {
+        NotesCommand::List(args) => {
+            let list = list(&client, args).await?;
+            if cli.json {
+                return print_json(out, &list);
+            }
+            write!(out, "{}", render_notes(&list))?;
+            Ok(())
+        }
+        NotesCommand::Import { dir, public } => {
+            let report = import(&client, dir, *public).await?;
+            if cli.json {
+                return print_json(out, &report);
+            }
+            writeln!(
+                out,
+                "imported {}: {} created, {} updated, {} unchanged, {} skipped",
+                dir.display(),
+                report.created.len(),
+                report.updated.len(),
+                report.unchanged.len(),
+                report.skipped.len()
+            )?;
+            for (path, why) in &report.skipped {
+                writeln!(out, "  skipped {path}: {why}")?;
+            }
+            Ok(())
+        }
+        NotesCommand::Export { dir, mine } => {
+            let args = ListNotesArgs {
+                author: None,
+                tag: None,
+                issue: None,
+                mine: *mine,
+            };
+            let notes = list(&client, &args).await?;
+            let files = export(dir, &notes)?;
+            if cli.json {
+                return print_json(out, &files);
+            }
+            writeln!(out, "exported {} notes to {}", files.len(), dir.display())?;
+            Ok(())
+        }
+    }
+}
+
+async fn list(client: &ApiClient, args: &ListNotesArgs) -> Result<Vec<Note>, CliError> {
+    let mut query = vec![("limit", "1000".to_owned())];
+    for (key, value) in [
+        ("author", &args.author),
+        ("tag", &args.tag),
+        ("issue", &args.issue),
+    ] {
+        if let Some(v) = value {
+            query.push((key, v.clone()));
+        }
+    }
+    if args.mine {
+        query.push(("mine", "true".into()));
+    }
+    client.get("/api/notes", &query).await
+}
+
+/// What `omegi notes import` did, by file path.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct ImportReport {
+    /// Files that became new notes.
+    pub created: Vec<String>,
+    /// Files that changed one of the caller's notes.
+    pub updated: Vec<String>,
+    /// Files equal to the note they name.
+    pub unchanged: Vec<String>,
+    /// Files not imported, and why.
+    pub skipped: Vec<(String, String)>,
+}
+
+/// The `.md` files under `dir`, sorted, skipping hidden entries (`.obsidian`).
+fn markdown_files(dir: &Path) -> Result<Vec<PathBuf>, CliError> {
+    let mut out = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        let entries =
+            std::fs::read_dir(&d).map_err(|e| CliError::Usage(format!("{}: {e}", d.display())))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| CliError::Usage(format!("{}: {e}", d.display())))?;
+            let path = entry.path();
+            if entry.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            if path.is_dir() {
+                pending.push(path);
+            } else if path
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("md"))
+            {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+async fn import(client: &ApiClient, dir: &Path, public: bool) -> Result<ImportReport, CliError> {
+    let mut report = ImportReport::default();
+    let defaults = NoteDefaults {
+        author: String::new(),
+        visibility: if public {
+            Visibility::Public
+        } else {
+            Visibility::Private
+        },
+        now_ns: now_ns(),
+    };
+    for path in markdown_files(dir)? {
+        let shown = path
+            .strip_prefix(dir)
+            .unwrap_or(&path)
+            .display()
+            .to_string();
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let parsed = std::fs::read_to_string(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|text| {
+                note_from_markdown_file(&stem, &text, &defaults).map_err(|e| e.to_string())
+            });
+        let note = match parsed {
+            Ok(note) => note,
+            Err(why) => {
+                report.skipped.push((shown, why));
+                continue;
+            }
+        };
+        let issues: Vec<String> = note.issues.iter().map(|f| f.0.clone()).collect();
+        let existing: Option<Note> = match client.get(&format!("/api/notes/{}", note.id), &[]).await
+        {
+            Ok(n) => Some(n),
+            Err(CliError::Api { status: 404, .. }) => None,
+            Err(e) => return Err(e),
+        };
+        let result = match existing {
+            Some(old)
+                if old.title == note.title
+                    && old.body == note.body
+                    && old.tags == note.tags
+                    && old.aliases == note.aliases
+                    && old.visibility == note.visibility
+                    && old.issues == note.issues =>
+            {
+                report.unchanged.push(shown);
+                continue;
+            }
+            Some(old) => {
+                let update = UpdateNoteBody {
+                    revision: old.revision,
+                    title: Some(note.title),
+                    body: Some(note.body),
+                    tags: Some(note.tags),
+                    aliases: Some(note.aliases),
+                    visibility: Some(note.visibility),
+                    issues: Some(issues),
+                };
+                client
+                    .put::<Note, _>(&format!("/api/notes/{}", old.id), &update)
+                    .await
+                    .map(|_| &mut report.updated)
+            }
+            None => {
+                let new = NewNoteBody {
+                    title: note.title,
+                    body: note.body,
+                    tags: note.tags,
+                    aliases: note.aliases,
+                    visibility: note.visibility,
+                    issues,
+                };
+                client
+                    .post::<Note, _>("/api/notes", Some(&new))
+                    .await
+                    .map(|_| &mut report.created)
+            }
+        };
+        match result {
+            Ok(list) => list.push(shown),
+            Err(CliError::Api { message, .. }) => report.skipped.push((shown, message)),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(report)
+}
+
+/// A file name for a title: characters that file systems refuse become `-`.
+pub fn file_name(title: &str) -> String {
+    let name: String = title
+        .trim()
+        .chars()
+        .map(|c| {
+            if c.is_control() || matches!(c, '/' | '\\' | ':' | '*' | '?' | '"' | '<' | '>' | '|') {
+                '-'
+            } else {
+                c
+            }
+        })
+        .collect();
+    let name = name.trim_start_matches('.').trim();
+    if name.is_empty() {
+        "untitled".into()
+    } else {
+        name.to_owned()
+    }
+}
+
+/// Writes each note as `<title>.md` (`<title> (<id>).md` when two titles
+/// share a file name); the paths written.
+pub fn export(dir: &Path, notes: &[Note]) -> Result<Vec<PathBuf>, CliError> {
+    std::fs::create_dir_all(dir).map_err(|e| CliError::Usage(format!("{}: {e}", dir.display())))?;
+    let mut used = std::collections::HashSet::new();
+    let mut written = Vec::with_capacity(notes.len());
+    let mut sorted: Vec<&Note> = notes.iter().collect();
+    sorted.sort_by_key(|n| n.id);
+    for note in sorted {
+        let base = file_name(&note.title);
+        let mut name = format!("{base}.md");
+        if !used.insert(name.to_lowercase()) {
+            name = format!("{base} ({}).md", note.id);
+            used.insert(name.to_lowercase());
+        }
+        let path = dir.join(name);
+        std::fs::write(&path, note_to_markdown_file(note))
+            .map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+/// Runs `omegi search`.
+pub(super) async fn search(
+    cli: &Cli,
+    args: &SearchArgs,
+    out: &mut (dyn Write + Send),
+) -> Result<(), CliError> {
+    let mut query = vec![("q", args.query.clone()), ("limit", args.limit.to_string())];
+    for (key, value) in [
+        ("author", &args.author),
+        ("tag", &args.tag),
+        ("issue", &args.issue),
+    ] {
+        if let Some(v) = value {
+            query.push((key, v.clone()));
+        }
+    }
+    let hits: Vec<Hit> = cli.client()?.get("/api/search", &query).await?;
+    if cli.json {
+        return print_json(out, &hits);
+    }
+    write!(out, "{}", render_hits(&hits))?;
+    Ok(())
+}
+
+/// Runs `omegi graph`.
+pub(super) async fn graph(
+    cli: &Cli,
+    args: &GraphArgs,
+    out: &mut (dyn Write + Send),
+) -> Result<(), CliError> {
+    let mut query = vec![("depth", args.depth.to_string())];
+    if let Some(note) = &args.note {
+        note_path(note)?;
+        query.push(("note", note.clone()));
+    }
+    let client = cli.client()?;
+    // `--json` asks for JSON whatever the format.
+    let format = if cli.json {
+        GraphFormat::Json
+    } else {
+        args.format
+    };
+    query.push(("format", format.as_str().into()));
+    if format == GraphFormat::Json {
+        let graph: Subgraph = client.get("/api/graph", &query).await?;
+        return print_json(out, &graph);
+    }
+    let text = client.get_text("/api/graph", &query).await?;
+    write!(out, "{text}")?;
+    if !text.ends_with('\n') {
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+fn read_stdin() -> Result<String, CliError> {
+    let mut text = String::new();
+    std::io::stdin().read_to_string(&mut text)?;
+    Ok(text)
+}
+
+/// Opens `$VISUAL`/`$EDITOR` (default `vi`) on `text`; the edited text.
+fn edit_text(text: &str) -> Result<String, CliError> {
+    let editor = std::env::var("VISUAL")
+        .or_else(|_| std::env::var("EDITOR"))
+        .unwrap_or_else(|_| "vi".into());
+    let path =
+        std::env::temp_dir().join(format!("omegi-note-{}-{}.md", std::process::id(), now_ns()));
+    std::fs::write(&path, text)?;
+    // Through the shell, so that EDITOR may carry arguments (`code -w`).
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("{editor} \"$1\""))
+        .arg("sh")
+        .arg(&path)
+        .status();
+    let result = match status {
+        Ok(s) if s.success() => std::fs::read_to_string(&path).map_err(CliError::from),
+        Ok(s) => Err(CliError::Usage(format!("{editor} exited with {s}"))),
+        Err(e) => Err(CliError::Usage(format!("cannot run {editor}: {e}"))),
+    };
+    let _ = std::fs::remove_file(&path);
+    result
+}

@@ -1,0 +1,631 @@
+//! The notes API and the notes commands of the CLI, over real HTTP on
+//! loopback against an in-process server.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Parser;
+use omegi_core::note::{Note, Subgraph};
+use omegi_server::api::notes::{Hit, IssueNotes, IssueSuggestions};
+use omegi_server::cli::{self, Cli};
+use omegi_server::server::{ServeConfig, Server};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1 as pt;
+use prost::Message;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+/// Every test is bounded in time.
+const LIMIT: Duration = Duration::from_secs(60);
+
+struct TestServer {
+    server: Server,
+    dir: tempfile::TempDir,
+    ingest: String,
+    /// The admin user's token.
+    admin: String,
+    http: reqwest::Client,
+}
+
+impl TestServer {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let listen: SocketAddr = "127.0.0.1:0".parse().expect("an address");
+        let server = Server::start(ServeConfig::new(dir.path(), listen))
+            .await
+            .expect("the server starts");
+        let created = server
+            .created_credentials()
+            .cloned()
+            .expect("first start creates credentials");
+        TestServer {
+            ingest: created.project.expect("a default project").token,
+            admin: created.user.expect("an admin user").token,
+            server,
+            dir,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Sends a request with `token`; the status and the body as JSON (or
+    /// as a JSON string when it is not JSON).
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let (status, text) = self.call_text(method, path, token, body).await;
+        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, value)
+    }
+
+    async fn call_text(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (u16, String) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.server.url()))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("the API answers");
+        let status = response.status().as_u16();
+        (status, response.text().await.expect("a body"))
+    }
+
+    async fn ok<T: serde::de::DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> T {
+        let (status, value) = self.call(method.clone(), path, token, body).await;
+        assert!(
+            (200..300).contains(&status),
+            "{method} {path}: {status} {value}"
+        );
+        serde_json::from_value(value).expect("JSON of the expected shape")
+    }
+
+    async fn add_user(&self, login: &str) -> String {
+        let created: Value = self
+            .ok(
+                Method::POST,
+                "/api/users",
+                &self.admin,
+                Some(json!({ "login": login })),
+            )
+            .await;
+        created["token"]
+            .as_str()
+            .expect("a token for the new user")
+            .to_owned()
+    }
+
+    async fn run_cli(&self, args: &[&str]) -> String {
+        let mut argv = vec![
+            "omegi".to_owned(),
+            "--server".into(),
+            self.server.url(),
+            "--data".into(),
+            self.dir.path().display().to_string(),
+        ];
+        argv.extend(args.iter().map(|s| s.to_string()));
+        let cli = Cli::try_parse_from(argv).expect("valid arguments");
+        let mut out = Vec::new();
+        cli::run(cli, &mut out).await.expect("the command succeeds");
+        String::from_utf8(out).expect("UTF-8 output")
+    }
+}
+
+fn kv(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.into())),
+        }),
+        key_strindex: 0,
+    }
+}
+
+/// One failing span of payment-service with a `CardDeclined` exception.
+fn card_declined(t0: u64) -> Vec<u8> {
+    let span = pt::Span {
+        trace_id: 0x4bf92f3577b34da6a3ce929d0e0e4736u128
+            .to_be_bytes()
+            .to_vec(),
+        span_id: 0x00f067aa0ba902b7u64.to_be_bytes().to_vec(),
+        name: "POST /charge".into(),
+        kind: pt::span::SpanKind::Server as i32,
+        start_time_unix_nano: t0,
+        end_time_unix_nano: t0 + 5_000_000,
+        events: vec![pt::span::Event {
+            time_unix_nano: t0 + 1_000_000,
+            name: "exception".into(),
+            attributes: vec![
+                kv("exception.type", "CardDeclined"),
+                kv("exception.message", "card declined: insufficient funds"),
+            ],
+            ..Default::default()
+        }],
+        status: Some(pt::Status {
+            code: pt::status::StatusCode::Error as i32,
+            message: "card declined".into(),
+        }),
+        ..Default::default()
+    };
+    ExportTraceServiceRequest {
+        resource_spans: vec![pt::ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![kv("service.name", "payment-service")],
+                ..Default::default()
+            }),
+            scope_spans: vec![pt::ScopeSpans {
+                spans: vec![span],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notes_crud_permissions_search_graph_and_suggestions() {
+    tokio::time::timeout(LIMIT, async {
+        let s = TestServer::start().await;
+        let admin = s.admin.clone();
+        let lee = s.add_user("lee").await;
+
+        // Create.
+        let (status, created) = s
+            .call(
+                Method::POST,
+                "/api/notes",
+                &admin,
+                Some(json!({
+                    "title": "결제 서비스 타임아웃",
+                    "body": "Retry with backoff. #payments",
+                    "visibility": "public",
+                })),
+            )
+            .await;
+        assert_eq!(status, 201, "{created}");
+        let note: Note = serde_json::from_value(created).expect("a note");
+        assert_eq!(note.revision, 1);
+        let path = format!("/api/notes/{}", note.id);
+
+        // Get.
+        let got: Note = s.ok(Method::GET, &path, &admin, None).await;
+        assert_eq!(got, note);
+        let (status, _) = s.call(Method::GET, "/api/notes/nope", &admin, None).await;
+        assert_eq!(status, 400);
+
+        // Update; a stale revision is refused.
+        let updated: Note = s
+            .ok(
+                Method::PUT,
+                &path,
+                &admin,
+                Some(json!({ "revision": 1, "body": "Retry with backoff, then alert.", "tags": ["payments"] })),
+            )
+            .await;
+        assert_eq!(updated.revision, 2);
+        assert_eq!(updated.body, "Retry with backoff, then alert.");
+        let (status, body) = s
+            .call(
+                Method::PUT,
+                &path,
+                &admin,
+                Some(json!({ "revision": 1, "body": "lost update" })),
+            )
+            .await;
+        assert_eq!(status, 409, "{body}");
+        assert!(body["error"].as_str().is_some_and(|e| e.contains("revision")));
+
+        // A rename keeps the revision check and rewrites links.
+        let linking: Note = s
+            .ok(
+                Method::POST,
+                "/api/notes",
+                &admin,
+                Some(json!({ "title": "Checkout 502", "body": "See [[결제 서비스 타임아웃]].", "visibility": "public" })),
+            )
+            .await;
+        let renamed: Note = s
+            .ok(
+                Method::PUT,
+                &path,
+                &admin,
+                Some(json!({ "revision": 2, "title": "결제 타임아웃" })),
+            )
+            .await;
+        assert_eq!(renamed.title, "결제 타임아웃");
+        assert_eq!(renamed.revision, 3);
+        let relinked: Note = s
+            .ok(Method::GET, &format!("/api/notes/{}", linking.id), &admin, None)
+            .await;
+        assert_eq!(relinked.body, "See [[결제 타임아웃]].");
+        let backlinks: Vec<Note> = s
+            .ok(Method::GET, &format!("{path}/backlinks"), &admin, None)
+            .await;
+        assert_eq!(
+            backlinks.iter().map(|n| n.id).collect::<Vec<_>>(),
+            vec![linking.id]
+        );
+
+        // Another user: a private note is invisible, a public one read-only.
+        let private: Note = s
+            .ok(
+                Method::POST,
+                "/api/notes",
+                &admin,
+                Some(json!({ "title": "Admin secrets", "body": "rotate keys" })),
+            )
+            .await;
+        let private_path = format!("/api/notes/{}", private.id);
+        let (status, _) = s.call(Method::GET, &private_path, &lee, None).await;
+        assert_eq!(status, 404);
+        let (status, _) = s
+            .call(
+                Method::PUT,
+                &private_path,
+                &lee,
+                Some(json!({ "revision": 1, "body": "mine now" })),
+            )
+            .await;
+        assert_eq!(status, 404);
+        let (status, body) = s
+            .call(
+                Method::PUT,
+                &path,
+                &lee,
+                Some(json!({ "revision": 3, "body": "mine now" })),
+            )
+            .await;
+        assert_eq!(status, 403, "{body}");
+        let (status, _) = s.call(Method::DELETE, &path, &lee, None).await;
+        assert_eq!(status, 403);
+        let lee_sees: Vec<Note> = s.ok(Method::GET, "/api/notes", &lee, None).await;
+        assert!(lee_sees.iter().all(|n| n.id != private.id));
+        assert_eq!(lee_sees.len(), 2);
+
+        // Filters.
+        let mine: Vec<Note> = s.ok(Method::GET, "/api/notes?mine=true", &lee, None).await;
+        assert!(mine.is_empty());
+        let tagged: Vec<Note> = s
+            .ok(Method::GET, "/api/notes?tag=payments", &admin, None)
+            .await;
+        assert_eq!(tagged.iter().map(|n| n.id).collect::<Vec<_>>(), vec![note.id]);
+
+        // Search finds the Korean title, with highlights into the snippet.
+        let hits: Vec<Hit> = s
+            .ok(
+                Method::GET,
+                "/api/search?q=%EA%B2%B0%EC%A0%9C&limit=10",
+                &lee,
+                None,
+            )
+            .await;
+        assert!(hits.iter().any(|h| h.note.id == note.id), "{hits:?}");
+        assert!(hits.iter().all(|h| h.note.id != private.id));
+        let hits: Vec<Hit> = s
+            .ok(Method::GET, "/api/search?q=rotate", &lee, None)
+            .await;
+        assert!(hits.is_empty(), "a private note leaked: {hits:?}");
+        let raw: Value = s
+            .ok(Method::GET, "/api/search?q=backoff", &admin, None)
+            .await;
+        assert!(raw[0]["snippet"]["highlights"][0]["start"].is_u64(), "{raw}");
+
+        // Rendered.
+        let rendered: Value = s
+            .ok(Method::GET, &format!("{path}/rendered"), &admin, None)
+            .await;
+        assert_eq!(rendered["markdown"], "Retry with backoff, then alert.");
+
+        // Graph as JSON, DOT and Mermaid.
+        let graph: Subgraph = s
+            .ok(
+                Method::GET,
+                &format!("/api/graph?note={}&depth=1", note.id),
+                &admin,
+                None,
+            )
+            .await;
+        assert!(graph.note_ids().contains(&linking.id));
+        let (status, dot) = s
+            .call_text(Method::GET, "/api/graph?format=dot", &admin, None)
+            .await;
+        assert_eq!(status, 200);
+        assert!(dot.starts_with("digraph"), "{dot}");
+        assert!(dot.contains("결제 타임아웃"), "{dot}");
+        let (status, mermaid) = s
+            .call_text(
+                Method::GET,
+                &format!("/api/notes/{}/graph?format=mermaid&tags=false", note.id),
+                &admin,
+                None,
+            )
+            .await;
+        assert_eq!(status, 200);
+        assert!(mermaid.starts_with("flowchart") || mermaid.starts_with("graph"), "{mermaid}");
+        let (status, _) = s
+            .call(Method::GET, "/api/graph?format=png", &admin, None)
+            .await;
+        assert_eq!(status, 400);
+
+        // Suggestions for an issue: the linked note first, then matches.
+        let (status, _) = s
+            .http
+            .post(format!("{}/v1/traces", s.server.url()))
+            .bearer_auth(&s.ingest)
+            .header("content-type", "application/x-protobuf")
+            .body(card_declined(omegi_server::api::now_ns()))
+            .send()
+            .await
+            .map(|r| (r.status().as_u16(), ()))
+            .expect("OTLP is accepted");
+        assert_eq!(status, 200);
+        let issues: Vec<Value> = s.ok(Method::GET, "/api/issues?status=all", &admin, None).await;
+        let issue_id = issues[0]["id"].as_str().expect("an issue id").to_owned();
+        let (project, fp) = issue_id.split_once(':').expect("project:fingerprint");
+        let matching: Note = s
+            .ok(
+                Method::POST,
+                "/api/notes",
+                &lee,
+                Some(json!({ "title": "CardDeclined explained", "body": "card declined: insufficient funds happens when the issuer refuses", "visibility": "public" })),
+            )
+            .await;
+        let linked: Note = s
+            .ok(
+                Method::POST,
+                "/api/notes",
+                &admin,
+                Some(json!({ "title": "Card declined runbook", "body": "Offer another card.", "visibility": "public", "issues": [issue_id] })),
+            )
+            .await;
+        assert_eq!(linked.issues[0].0, fp);
+        let suggestions: IssueSuggestions = s
+            .ok(
+                Method::GET,
+                &format!("/api/issues/{project}/{fp}/suggestions"),
+                &lee,
+                None,
+            )
+            .await;
+        assert_eq!(
+            suggestions.linked.iter().map(|n| n.id).collect::<Vec<_>>(),
+            vec![linked.id]
+        );
+        assert!(suggestions.suggested.iter().any(|n| n.id == matching.id));
+        let notes: IssueNotes = s
+            .ok(Method::GET, &format!("/api/issues/{project}/{fp}/notes"), &lee, None)
+            .await;
+        assert_eq!(notes.notes.first().map(|n| n.id), Some(linked.id));
+        assert!(notes.notes.iter().any(|n| n.id == matching.id));
+        let by_issue: Vec<Note> = s
+            .ok(Method::GET, &format!("/api/notes?issue={issue_id}"), &admin, None)
+            .await;
+        assert_eq!(by_issue.iter().map(|n| n.id).collect::<Vec<_>>(), vec![linked.id]);
+
+        // Delete.
+        let deleted: Note = s.ok(Method::DELETE, &path, &admin, None).await;
+        assert_eq!(deleted.id, note.id);
+        let (status, _) = s.call(Method::GET, &path, &admin, None).await;
+        assert_eq!(status, 404);
+        let (status, _) = s.call(Method::DELETE, &path, &admin, None).await;
+        assert_eq!(status, 404);
+
+        s.server.shutdown().await.expect("a clean shutdown");
+    })
+    .await
+    .expect("within the time limit");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_writes_shows_searches_graphs_and_exports_notes() {
+    tokio::time::timeout(LIMIT, async {
+        let s = TestServer::start().await;
+        let body = s.dir.path().join("body.md");
+        std::fs::write(&body, "Restart the pool. See [[Pool sizing]].\n").expect("write body");
+        let body = body.display().to_string();
+
+        let out = s
+            .run_cli(&[
+                "--json",
+                "note",
+                "new",
+                "--title",
+                "DB 연결 풀 고갈",
+                "--public",
+                "--issue",
+                "shop:abc123",
+                "--file",
+                &body,
+            ])
+            .await;
+        let note: Note = serde_json::from_str(&out).expect("the note as JSON");
+        assert_eq!(note.title, "DB 연결 풀 고갈");
+        assert_eq!(note.issues[0].0, "abc123");
+        let id = note.id.to_string();
+
+        let sizing = s.dir.path().join("sizing.md");
+        std::fs::write(&sizing, "Twice the cores.").expect("write body");
+        let out = s
+            .run_cli(&[
+                "note",
+                "new",
+                "--title",
+                "Pool sizing",
+                "--file",
+                &sizing.display().to_string(),
+            ])
+            .await;
+        assert!(out.starts_with("created note "), "{out}");
+
+        let shown = s.run_cli(&["note", "show", &id]).await;
+        assert!(shown.starts_with("DB 연결 풀 고갈\n"), "{shown}");
+        assert!(shown.contains("public"), "{shown}");
+        assert!(shown.contains("Restart the pool."), "{shown}");
+
+        let found = s.run_cli(&["search", "연결"]).await;
+        assert!(found.contains("DB 연결 풀 고갈"), "{found}");
+        assert!(found.contains(&id), "{found}");
+        let none = s.run_cli(&["search", "zebra"]).await;
+        assert_eq!(none, "no notes found\n");
+
+        let dot = s
+            .run_cli(&["graph", &id, "--depth", "1", "--format", "dot"])
+            .await;
+        assert!(dot.starts_with("digraph"), "{dot}");
+        assert!(dot.contains("Pool sizing"), "{dot}");
+        let mermaid = s.run_cli(&["graph", "--format", "mermaid"]).await;
+        assert!(mermaid.contains("Pool sizing"), "{mermaid}");
+        let json = s.run_cli(&["graph", &id, "--format", "json"]).await;
+        let graph: Subgraph = serde_json::from_str(&json).expect("a graph");
+        assert!(graph.note_ids().contains(&note.id));
+
+        let vault = s.dir.path().join("vault");
+        let out = s
+            .run_cli(&["notes", "export", &vault.display().to_string()])
+            .await;
+        assert_eq!(out, format!("exported 2 notes to {}\n", vault.display()));
+        let file =
+            std::fs::read_to_string(vault.join("DB 연결 풀 고갈.md")).expect("the exported file");
+        assert!(file.starts_with("---\n"), "{file}");
+        assert!(file.contains(&format!("id: {id}")), "{file}");
+        assert!(
+            file.ends_with("Restart the pool. See [[Pool sizing]].\n"),
+            "{file}"
+        );
+
+        // Importing the export again changes nothing; a new file is created.
+        std::fs::write(vault.join("New runbook.md"), "Page the on-call.").expect("write");
+        let out = s
+            .run_cli(&["--json", "notes", "import", &vault.display().to_string()])
+            .await;
+        let report: Value = serde_json::from_str(&out).expect("an import report");
+        assert_eq!(
+            report["unchanged"].as_array().map(Vec::len),
+            Some(2),
+            "{report}"
+        );
+        assert_eq!(report["created"], json!(["New runbook.md"]), "{report}");
+
+        let out = s.run_cli(&["note", "rm", &id]).await;
+        assert!(out.starts_with(&format!("deleted note {id}")), "{out}");
+        let listed = s.run_cli(&["notes", "list"]).await;
+        assert!(!listed.contains(&id), "{listed}");
+        assert!(listed.contains("New runbook"), "{listed}");
+
+        s.server.shutdown().await.expect("a clean shutdown");
+    })
+    .await
+    .expect("within the time limit");
+}
+
+/// Runs the built `omegi` binary against the server with `stdin` and extra
+/// environment; its standard output.
+async fn run_binary(s: &TestServer, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> String {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let mut command = Command::new(env!("CARGO_BIN_EXE_omegi"));
+    command
+        .arg("--server")
+        .arg(s.server.url())
+        .arg("--token")
+        .arg(&s.admin)
+        .args(args)
+        .env_remove("VISUAL")
+        .env_remove("EDITOR")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let stdin = stdin.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut child = command.spawn().expect("omegi starts");
+        child
+            .stdin
+            .take()
+            .expect("a stdin pipe")
+            .write_all(stdin.as_bytes())
+            .expect("stdin is written");
+        let output = child.wait_with_output().expect("omegi ends");
+        assert!(
+            output.status.success(),
+            "omegi {:?} failed: {}",
+            command.get_args().collect::<Vec<_>>(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).expect("UTF-8 output")
+    })
+    .await
+    .expect("the command task")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_reads_a_body_from_stdin_and_edits_it_in_the_editor() {
+    tokio::time::timeout(LIMIT, async {
+        let s = TestServer::start().await;
+        let out = run_binary(
+            &s,
+            &["--json", "note", "new", "--title", "Pool exhausted"],
+            "Raise the pool size.\n",
+            &[],
+        )
+        .await;
+        let note: Note = serde_json::from_str(&out).expect("the note as JSON");
+        assert_eq!(note.body, "Raise the pool size.\n");
+        assert_eq!(note.visibility, omegi_core::Visibility::Private);
+        let id = note.id.to_string();
+
+        // The editor is any command taking the file as its last argument.
+        let out = run_binary(
+            &s,
+            &["note", "edit", &id],
+            "",
+            &[("EDITOR", "sed -i -e s/Raise/Halve/")],
+        )
+        .await;
+        assert_eq!(
+            out,
+            format!("saved note {id}  Pool exhausted (revision 2)\n")
+        );
+        let saved: Note = s
+            .ok(Method::GET, &format!("/api/notes/{id}"), &s.admin, None)
+            .await;
+        assert_eq!(saved.body, "Halve the pool size.\n");
+
+        // An editor that changes nothing saves nothing.
+        let out = run_binary(&s, &["note", "edit", &id], "", &[("EDITOR", "true")]).await;
+        assert_eq!(out, format!("no change to note {id}\n"));
+        let (status, _) = s
+            .call(
+                Method::PUT,
+                &format!("/api/notes/{id}"),
+                &s.admin,
+                Some(json!({ "revision": 2, "visibility": "public" })),
+            )
+            .await;
+        assert_eq!(status, 200);
+
+        s.server.shutdown().await.expect("a clean shutdown");
+    })
+    .await
+    .expect("within the time limit");
+}
