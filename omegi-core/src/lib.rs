@@ -5,7 +5,7 @@
 //! - [`TraceParent`] and [`TraceState`]: the W3C Trace Context codec.
 //! - [`SpanRecord`], [`EventRecord`], [`ErrorRecord`]: the captured-data model,
 //!   sent by the layer as [`Record`]s.
-//! - [`fingerprint`]: the stable grouping key of an error.
+//! - [`fingerprint()`]: the stable grouping key of an error.
 //! - [`Trace`], [`Flow`], [`Hop`]: spans assembled into a tree and the path
 //!   of an error through the services ([`flow`]).
 //! - [`Note`] and [`NoteGraph`]: error notes in Obsidian-flavoured Markdown,

@@ -4,7 +4,7 @@
 //! - [`Store`]: the handle. Cheap to clone, `Send + Sync`; every clone shares
 //!   the same database. Open one with [`Store::open`], [`Store::open_with`]
 //!   and a [`Config`], or [`Store::temporary`] in tests.
-//! - [`Store::ingest`] takes the [`Record`]s that a layer or the collector
+//! - [`Store::ingest`] takes the [`Record`](omegi_core::Record)s that a layer or the collector
 //!   received for a project: spans are kept by trace, errors are grouped by
 //!   fingerprint into [`Issue`]s. The [`IngestReport`] names the issues that
 //!   were created and those that regressed, so that alerts can fire.

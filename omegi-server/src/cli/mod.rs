@@ -51,7 +51,7 @@ pub struct Cli {
         global = true
     )]
     pub server: String,
-    /// A user's API token (default: the admin token in <data>/credentials.json).
+    /// A user's API token (default: the admin token in DATA/credentials.json).
     #[arg(long, env = "OMEGI_TOKEN", global = true, hide_env_values = true)]
     pub token: Option<String>,
     /// The data directory.
