@@ -418,15 +418,21 @@ async fn demo(options: Options) -> anyhow::Result<()> {
 
     println!("{}", rule(72));
     if options.serve {
-        println!("web UI      {base}/   (sign in with the admin token below)");
+        println!("web UI      {base}/   (sign in with the admin token)");
+        println!("admin token {api_token}");
+        println!("CLI         export OMEGI_SERVER={base} OMEGI_TOKEN={api_token}");
+        println!("            cargo run -p omegi-server --bin omegi -- issues");
+        println!("            cargo run -p omegi-server --bin omegi -- flow {trace_id}");
+        println!("            cargo run -p omegi-server --bin omegi -- search declined");
     } else {
-        println!("web UI      run with --serve, then open http://127.0.0.1:7700/");
+        println!(
+            "next        run again with `-- --serve` to keep the collector running, then open"
+        );
+        println!("            the web UI at http://127.0.0.1:7700/ or query it with the CLI:");
+        println!("            cargo run -p omegi-server --bin omegi -- issues");
+        println!("            cargo run -p omegi-server --bin omegi -- flow <trace-id>");
+        println!("            cargo run -p omegi-server --bin omegi -- search declined");
     }
-    println!("admin token {api_token}");
-    println!("CLI         export OMEGI_SERVER={base} OMEGI_TOKEN={api_token}");
-    println!("            cargo run -p omegi-server --bin omegi -- issues");
-    println!("            cargo run -p omegi-server --bin omegi -- flow {trace_id}");
-    println!("            cargo run -p omegi-server --bin omegi -- search declined");
     if options.serve {
         println!("serving until Ctrl-C…");
         tokio::signal::ctrl_c().await?;
