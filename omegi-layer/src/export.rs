@@ -73,6 +73,10 @@ struct Shared {
     /// Set when the exporter has stopped: later records are dropped at once.
     closed: AtomicBool,
     exporter: OnceLock<Thread>,
+    /// Span data the exporter has converted, handed back so that the thread
+    /// that allocated it frees it: allocators cache freed memory per thread,
+    /// and memory freed elsewhere leaves the application's cache empty.
+    returned: ArrayQueue<SpanData>,
 }
 
 impl Shared {
@@ -98,6 +102,12 @@ impl Queue {
     /// Enqueues without ever blocking; a full or closed queue drops and counts.
     pub(crate) fn push(&self, item: Item) {
         let shared = &*self.shared;
+        for _ in 0..2 {
+            match shared.returned.pop() {
+                Some(data) => drop(data),
+                None => break,
+            }
+        }
         if shared.closed.load(Ordering::Relaxed) || shared.queue.push(item).is_err() {
             self.counters.dropped.fetch_add(1, Ordering::Relaxed);
             return;
@@ -131,6 +141,7 @@ pub(crate) fn start(
         waking: AtomicBool::new(false),
         closed: AtomicBool::new(false),
         exporter: OnceLock::new(),
+        returned: ArrayQueue::new(capacity.min(4096)),
     });
     let (ctl_tx, ctl_rx) = unbounded();
     let mut exporter = Exporter {
