@@ -1,7 +1,6 @@
 //! `omegi serve` end to end over real HTTP on loopback: OTLP in, issues,
 //! flows and alerts out through the REST API and the CLI.
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,13 +9,11 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
-use clap::Parser;
 use omegi_server::alerts::RetryPolicy;
 use omegi_server::api::views::{ErrorFlowView, IssueDetail, IssueView, StatsView, TraceView};
-use omegi_server::cli::{self, Cli};
-use omegi_server::server::{ServeConfig, Server, STORE_DIR};
+use omegi_server::server::STORE_DIR;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
+use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
 use opentelemetry_proto::tonic::resource::v1::Resource as PResource;
 use opentelemetry_proto::tonic::trace::v1 as pt;
 use prost::Message;
@@ -27,37 +24,11 @@ const LIMIT: Duration = Duration::from_secs(60);
 
 const SERVICES: [&str; 3] = ["user-service", "inventory-service", "payment-service"];
 
-struct TestServer {
-    server: Server,
-    dir: tempfile::TempDir,
-    ingest: String,
-    user: String,
-    http: reqwest::Client,
-}
+mod common;
+
+use common::{kv, TestServer};
 
 impl TestServer {
-    async fn start() -> Self {
-        Self::start_with(|c| c).await
-    }
-
-    async fn start_with(configure: impl FnOnce(ServeConfig) -> ServeConfig) -> Self {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let listen: SocketAddr = "127.0.0.1:0".parse().expect("an address");
-        let config = configure(ServeConfig::new(dir.path(), listen));
-        let server = Server::start(config).await.expect("the server starts");
-        let created = server
-            .created_credentials()
-            .cloned()
-            .expect("first start creates credentials");
-        TestServer {
-            ingest: created.project.expect("a default project").token,
-            user: created.user.expect("an admin user").token,
-            server,
-            dir,
-            http: reqwest::Client::new(),
-        }
-    }
-
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.server.url())
     }
@@ -93,35 +64,10 @@ impl TestServer {
         assert_eq!(response.status(), 200, "GET {path}");
         response.json().await.expect("JSON of the expected shape")
     }
-
-    async fn run_cli(&self, args: &[&str]) -> String {
-        let mut argv = vec![
-            "omegi".to_owned(),
-            "--server".into(),
-            self.server.url(),
-            "--data".into(),
-            self.dir.path().display().to_string(),
-        ];
-        argv.extend(args.iter().map(|s| s.to_string()));
-        let cli = Cli::try_parse_from(argv).expect("valid arguments");
-        let mut out = Vec::new();
-        cli::run(cli, &mut out).await.expect("the command succeeds");
-        String::from_utf8(out).expect("UTF-8 output")
-    }
 }
 
 fn now_ns() -> u64 {
     omegi_server::api::now_ns()
-}
-
-fn kv(key: &str, value: &str) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(value.into())),
-        }),
-        key_strindex: 0,
-    }
 }
 
 /// user-service → inventory-service → payment-service, the payment span

@@ -1,16 +1,11 @@
 //! The notes API and the notes commands of the CLI, over real HTTP on
 //! loopback against an in-process server.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use clap::Parser;
 use omegi_core::note::{Note, Subgraph};
 use omegi_server::api::notes::{Hit, IssueNotes, IssueSuggestions};
-use omegi_server::cli::{self, Cli};
-use omegi_server::server::{ServeConfig, Server};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1 as pt;
 use prost::Message;
@@ -20,35 +15,11 @@ use serde_json::{json, Value};
 /// Every test is bounded in time.
 const LIMIT: Duration = Duration::from_secs(60);
 
-struct TestServer {
-    server: Server,
-    dir: tempfile::TempDir,
-    ingest: String,
-    /// The admin user's token.
-    admin: String,
-    http: reqwest::Client,
-}
+mod common;
+
+use common::{kv, TestServer};
 
 impl TestServer {
-    async fn start() -> Self {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let listen: SocketAddr = "127.0.0.1:0".parse().expect("an address");
-        let server = Server::start(ServeConfig::new(dir.path(), listen))
-            .await
-            .expect("the server starts");
-        let created = server
-            .created_credentials()
-            .cloned()
-            .expect("first start creates credentials");
-        TestServer {
-            ingest: created.project.expect("a default project").token,
-            admin: created.user.expect("an admin user").token,
-            server,
-            dir,
-            http: reqwest::Client::new(),
-        }
-    }
-
     /// Sends a request with `token`; the status and the body as JSON (or
     /// as a JSON string when it is not JSON).
     async fn call(
@@ -102,7 +73,7 @@ impl TestServer {
             .ok(
                 Method::POST,
                 "/api/users",
-                &self.admin,
+                &self.user,
                 Some(json!({ "login": login })),
             )
             .await;
@@ -110,31 +81,6 @@ impl TestServer {
             .as_str()
             .expect("a token for the new user")
             .to_owned()
-    }
-
-    async fn run_cli(&self, args: &[&str]) -> String {
-        let mut argv = vec![
-            "omegi".to_owned(),
-            "--server".into(),
-            self.server.url(),
-            "--data".into(),
-            self.dir.path().display().to_string(),
-        ];
-        argv.extend(args.iter().map(|s| s.to_string()));
-        let cli = Cli::try_parse_from(argv).expect("valid arguments");
-        let mut out = Vec::new();
-        cli::run(cli, &mut out).await.expect("the command succeeds");
-        String::from_utf8(out).expect("UTF-8 output")
-    }
-}
-
-fn kv(key: &str, value: &str) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(value.into())),
-        }),
-        key_strindex: 0,
     }
 }
 
@@ -184,7 +130,7 @@ fn card_declined(t0: u64) -> Vec<u8> {
 async fn notes_crud_permissions_search_graph_and_suggestions() {
     tokio::time::timeout(LIMIT, async {
         let s = TestServer::start().await;
-        let admin = s.admin.clone();
+        let admin = s.user.clone();
         let lee = s.add_user("lee").await;
 
         // Create.
@@ -546,7 +492,7 @@ async fn run_binary(s: &TestServer, args: &[&str], stdin: &str, env: &[(&str, &s
         .arg("--server")
         .arg(s.server.url())
         .arg("--token")
-        .arg(&s.admin)
+        .arg(&s.user)
         .args(args)
         .env_remove("VISUAL")
         .env_remove("EDITOR")
@@ -607,7 +553,7 @@ async fn the_binary_reads_a_body_from_stdin_and_edits_it_in_the_editor() {
             format!("saved note {id}  Pool exhausted (revision 2)\n")
         );
         let saved: Note = s
-            .ok(Method::GET, &format!("/api/notes/{id}"), &s.admin, None)
+            .ok(Method::GET, &format!("/api/notes/{id}"), &s.user, None)
             .await;
         assert_eq!(saved.body, "Halve the pool size.\n");
 
@@ -618,7 +564,7 @@ async fn the_binary_reads_a_body_from_stdin_and_edits_it_in_the_editor() {
             .call(
                 Method::PUT,
                 &format!("/api/notes/{id}"),
-                &s.admin,
+                &s.user,
                 Some(json!({ "revision": 2, "visibility": "public" })),
             )
             .await;
