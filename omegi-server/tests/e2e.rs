@@ -614,3 +614,87 @@ async fn graceful_shutdown_flushes_the_store() {
     .await
     .expect("the test finishes in time");
 }
+
+/// Runs `omegi --data <data> <args>` with no server.
+async fn offline_cli(data: &std::path::Path, args: &[&str]) -> Result<String, String> {
+    use clap::Parser;
+    let mut argv = vec![
+        "omegi".to_owned(),
+        "--data".into(),
+        data.display().to_string(),
+    ];
+    argv.extend(args.iter().map(|s| s.to_string()));
+    let cli = omegi_server::cli::Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    omegi_server::cli::run(cli, &mut out)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(String::from_utf8(out).expect("UTF-8 output"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_and_import_move_a_data_directory() {
+    tokio::time::timeout(LIMIT, async {
+        let s = TestServer::start().await;
+        let t0 = now_ns();
+        for i in 0..3u128 {
+            let (status, _) = s
+                .post_otlp(
+                    "/v1/traces",
+                    PROTOBUF,
+                    Some(&s.ingest),
+                    checkout_protobuf(0x2000 + i, t0 + i as u64),
+                )
+                .await;
+            assert_eq!(status, 200);
+        }
+        // While the server holds the directory, export refuses.
+        let file = s.dir.path().join("backup.jsonl");
+        let file_arg = file.display().to_string();
+        let locked = offline_cli(s.dir.path(), &["export", &file_arg]).await;
+        assert!(locked.is_err(), "{locked:?}");
+        s.server.shutdown().await.expect("a clean shutdown");
+
+        let said = offline_cli(s.dir.path(), &["export", &file_arg])
+            .await
+            .expect("export succeeds");
+        assert!(said.contains("9 spans, 1 issues, 3 occurrences"), "{said}");
+
+        let fresh = tempfile::tempdir().unwrap();
+        let said = offline_cli(fresh.path(), &["import", &file_arg])
+            .await
+            .expect("import succeeds");
+        assert!(said.contains("9 spans, 1 issues, 3 occurrences"), "{said}");
+        // The new directory holds the same data: its export is the same text.
+        let again = fresh.path().join("again.jsonl");
+        offline_cli(fresh.path(), &["export", &again.display().to_string()])
+            .await
+            .expect("export of the copy succeeds");
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            std::fs::read_to_string(&again).unwrap()
+        );
+        let store = omegi_store::Store::open(fresh.path().join(STORE_DIR)).unwrap();
+        assert_eq!(
+            store
+                .trace_spans(omegi_core::TraceId(0x2002))
+                .unwrap()
+                .len(),
+            3
+        );
+        drop(store);
+
+        // Importing over an existing store, or a file that is not an
+        // export, is refused and leaves nothing behind.
+        let over = offline_cli(fresh.path(), &["import", &file_arg]).await;
+        assert!(over.unwrap_err().contains("already holds a store"));
+        let empty = tempfile::tempdir().unwrap();
+        let junk = empty.path().join("junk.jsonl");
+        std::fs::write(&junk, "not json\n").unwrap();
+        let bad = offline_cli(empty.path(), &["import", &junk.display().to_string()]).await;
+        assert!(bad.unwrap_err().contains("line 1"));
+        assert!(!empty.path().join(STORE_DIR).exists());
+    })
+    .await
+    .expect("the test finishes in time");
+}

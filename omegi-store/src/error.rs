@@ -34,6 +34,22 @@ pub enum Error {
         /// The newest schema version this build reads.
         supported: u32,
     },
+    /// The data was written by an older version of the store, whose layout
+    /// this one does not read.
+    #[error(
+        "the store at {path} has schema version {found}, older than {supported}, \
+         the one this version of omegi-store reads; export it with the version \
+         that wrote it (`omegi export` or `Store::export`) and import the file \
+         into a new data directory"
+    )]
+    SchemaTooOld {
+        /// The data directory.
+        path: PathBuf,
+        /// The schema version found on disk.
+        found: u32,
+        /// The schema version this build reads.
+        supported: u32,
+    },
     /// The directory holds a database that is not an Omegi store.
     #[error("{path} holds a database that is not an Omegi store")]
     Foreign {

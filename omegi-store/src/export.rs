@@ -23,9 +23,14 @@ use crate::stats::{
     counter_key, put_service, read_totals, service_counter_key, write_totals, Bucket, ServiceInfo,
     Totals,
 };
-use crate::{Store, SCHEMA_VERSION};
+use crate::Store;
 
 const FORMAT: &str = "omegi-store";
+
+/// The version of the export format (the header's `schema`), which is
+/// independent of the on-disk [`SCHEMA_VERSION`](crate::SCHEMA_VERSION):
+/// an export is how data moves between on-disk schemas.
+pub const EXPORT_VERSION: u32 = 1;
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -144,7 +149,7 @@ impl Store {
             &mut out,
             &Line::Header {
                 format: FORMAT.into(),
-                schema: SCHEMA_VERSION,
+                schema: EXPORT_VERSION,
             },
             lines,
         )?;
@@ -161,7 +166,7 @@ impl Store {
             let (key, _) = item?;
             let trace = KeyReader::new("traces", &key).trace()?;
             for (_, (project, span)) in merged_spans(t, trace)? {
-                let span = span.into_record("spans")?;
+                let span = span.into_record("span_segments")?;
                 write_line(&mut out, &Line::Span { project, span }, lines)?;
                 stats.spans += 1;
             }
@@ -251,11 +256,11 @@ impl Store {
             if stats.lines == 1 {
                 match &parsed {
                     Line::Header { format, schema } if format == FORMAT => {
-                        if *schema > SCHEMA_VERSION {
+                        if *schema > EXPORT_VERSION {
                             return Err(Error::Import {
                                 line: number,
                                 reason: format!(
-                                    "schema {schema} is newer than {SCHEMA_VERSION}, \
+                                    "schema {schema} is newer than {EXPORT_VERSION}, \
                                      the newest this version reads"
                                 ),
                             });

@@ -41,23 +41,75 @@ impl Store {
         resource: &Resource,
         records: &[Record],
     ) -> Result<IngestReport> {
+        self.ingest_resources(project, [(resource, records)])
+    }
+
+    /// Stores the records of several processes at once, as one
+    /// [`Store::ingest`] call per resource would, but writing each trace
+    /// once: an OTLP request carries one group per resource, and the spans
+    /// of one trace are usually spread over them.
+    ///
+    /// ```
+    /// use omegi_core::{CodeLocation, ErrorKind, ErrorRecord, Record, Resource};
+    /// # fn main() -> omegi_store::Result<()> {
+    /// let store = omegi_store::Store::temporary()?;
+    /// let failure = |message: &str| Record::Error(ErrorRecord {
+    ///     trace_id: None,
+    ///     span_id: None,
+    ///     service: String::new(), // filled in from the resource
+    ///     time_ns: 1_700_000_000_000_000_000,
+    ///     kind: ErrorKind::Event,
+    ///     message: message.into(),
+    ///     causes: vec![],
+    ///     error_type: None,
+    ///     target: "api".into(),
+    ///     fields: vec![],
+    ///     span_stack: vec![],
+    ///     breadcrumbs: vec![],
+    ///     location: CodeLocation::default(),
+    ///     thread: None,
+    ///     fingerprint: None,
+    /// });
+    /// let gateway = Resource { service: "gateway".into(), attributes: vec![] };
+    /// let payment = Resource { service: "payment".into(), attributes: vec![] };
+    /// let (from_gateway, from_payment) = ([failure("upstream failed")], [failure("declined")]);
+    /// let report = store.ingest_resources(
+    ///     "shop",
+    ///     [(&gateway, &from_gateway[..]), (&payment, &from_payment[..])],
+    /// )?;
+    /// assert_eq!(report.errors, 2);
+    /// let mut services: Vec<_> = report.created.iter().map(|i| i.services.clone()).collect();
+    /// services.sort();
+    /// assert_eq!(services, [["gateway"], ["payment"]]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn ingest_resources<'a>(
+        &self,
+        project: &str,
+        batches: impl IntoIterator<Item = (&'a Resource, &'a [Record])>,
+    ) -> Result<IngestReport> {
         check_name("project", project)?;
+        let mut resources: Vec<&Resource> = Vec::new();
         let mut spans: Vec<Cow<'_, SpanRecord>> = Vec::new();
         let mut errors: Vec<Cow<'_, ErrorRecord>> = Vec::new();
-        for record in records {
-            match record {
-                Record::Span(s) if s.service.is_empty() => {
-                    let mut s = s.clone();
-                    s.service.clone_from(&resource.service);
-                    spans.push(Cow::Owned(s));
+        for (resource, records) in batches {
+            resources.push(resource);
+            for record in records {
+                match record {
+                    Record::Span(s) if s.service.is_empty() => {
+                        let mut s = s.clone();
+                        s.service.clone_from(&resource.service);
+                        spans.push(Cow::Owned(s));
+                    }
+                    Record::Span(s) => spans.push(Cow::Borrowed(s)),
+                    Record::Error(e) if e.service.is_empty() => {
+                        let mut e = e.clone();
+                        e.service.clone_from(&resource.service);
+                        errors.push(Cow::Owned(e));
+                    }
+                    Record::Error(e) => errors.push(Cow::Borrowed(e)),
                 }
-                Record::Span(s) => spans.push(Cow::Borrowed(s)),
-                Record::Error(e) if e.service.is_empty() => {
-                    let mut e = e.clone();
-                    e.service.clone_from(&resource.service);
-                    errors.push(Cow::Owned(e));
-                }
-                Record::Error(e) => errors.push(Cow::Borrowed(e)),
             }
         }
         let spans: Vec<&SpanRecord> = spans.iter().map(|s| s.as_ref()).collect();
@@ -66,10 +118,13 @@ impl Store {
             .iter()
             .map(|s| s.service.as_str())
             .chain(errors.iter().map(|e| e.service.as_str()))
+            .chain(
+                resources
+                    .iter()
+                    .map(|r| r.service.as_str())
+                    .filter(|s| !s.is_empty()),
+            )
             .collect();
-        if !resource.service.is_empty() {
-            services.push(&resource.service);
-        }
         services.sort_unstable();
         services.dedup();
 
@@ -87,7 +142,7 @@ impl Store {
             record_ingest(
                 core,
                 project,
-                resource,
+                &resources,
                 &services,
                 &errors,
                 Totals {

@@ -76,7 +76,9 @@
 //! Values are encoded with postcard, keys as big-endian integers and
 //! length-prefixed strings so that range scans follow time order. The
 //! schema version is stored in the database: opening data written by a newer
-//! schema fails with [`Error::SchemaTooNew`]; a sled database that is not an
+//! schema fails with [`Error::SchemaTooNew`], by an older one with
+//! [`Error::SchemaTooOld`] (move such data with [`Store::export`] and
+//! [`Store::import`], whose format is versioned on its own); a sled database that is not an
 //! Omegi store fails with [`Error::Foreign`]; undecodable values give
 //! [`Error::Corrupt`], never a panic.
 //!
@@ -138,7 +140,7 @@ use std::time::Duration;
 
 pub use accounts::{Project, User};
 pub use error::{Error, Result};
-pub use export::{ExportStats, ImportStats};
+pub use export::{ExportStats, ImportStats, EXPORT_VERSION};
 pub use ingest::IngestReport;
 pub use issues::{Issue, IssueQuery, IssueSort, IssueStatus, Occurrence};
 pub use notes::{NewNote, NoteFilter, NoteLinks, NoteUpdate, Renamed};
@@ -152,7 +154,10 @@ pub use stats::{Bucket, BucketCount, ProjectSummary, ServiceCount, ServiceInfo, 
 pub use vault::{Subfolders, VaultExport, VaultExportOptions, VaultImport, VaultImportOptions};
 
 /// The on-disk schema version this build writes and reads.
-pub const SCHEMA_VERSION: u32 = 1;
+///
+/// Version 2 keeps spans in segments (one per ingest) instead of one value
+/// per trace per ingest.
+pub const SCHEMA_VERSION: u32 = 2;
 
 const FORMAT: &[u8] = b"omegi-store";
 const META_FORMAT: &[u8] = b"format";
@@ -244,8 +249,8 @@ impl Config {
 /// The trees of the database.
 pub(crate) struct Trees {
     pub(crate) db: sled::Db,
-    /// trace(16) chunk(4) -> ChunkRow (the spans of one trace from one ingest)
-    pub(crate) spans: sled::Tree,
+    /// latest span time(8) seq(8) -> chunks (ChunkRow) end to end
+    pub(crate) segments: sled::Tree,
     /// trace(16) -> TraceSummary
     pub(crate) traces: sled::Tree,
     /// start(8) trace(16) -> ()
@@ -291,7 +296,7 @@ pub(crate) struct Trees {
 impl Trees {
     fn open(db: sled::Db) -> Result<Self> {
         Ok(Trees {
-            spans: db.open_tree("spans")?,
+            segments: db.open_tree("span_segments")?,
             traces: db.open_tree("traces")?,
             traces_by_time: db.open_tree("traces_by_time")?,
             traces_by_project: db.open_tree("traces_by_project")?,
@@ -487,6 +492,13 @@ fn check_schema(db: &sled::Db, path: &Path) -> Result<()> {
     if found < 1 {
         return Err(Error::corrupt("meta", format!("schema version {found}")));
     }
+    if found < SCHEMA_VERSION {
+        return Err(Error::SchemaTooOld {
+            path: path.to_owned(),
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
     Ok(())
 }
 
@@ -531,6 +543,30 @@ mod tests {
             "{err}"
         );
         assert!(err.to_string().contains("upgrade omegi-store"));
+    }
+
+    #[test]
+    fn older_schema_is_refused_with_the_way_to_move_the_data() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store
+                .core()
+                .t
+                .db
+                .open_tree("meta")
+                .unwrap()
+                .insert(META_SCHEMA, &(SCHEMA_VERSION - 1).to_be_bytes())
+                .unwrap();
+            store.flush().unwrap();
+        }
+        let err = Store::open(dir.path()).unwrap_err();
+        assert!(
+            matches!(err, Error::SchemaTooOld { found, supported, .. }
+                if found == SCHEMA_VERSION - 1 && supported == SCHEMA_VERSION),
+            "{err}"
+        );
+        assert!(err.to_string().contains("omegi export"), "{err}");
     }
 
     #[test]

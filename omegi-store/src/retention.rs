@@ -2,7 +2,7 @@
 //! deleted; issues, counters, projects and users are kept.
 //!
 //! A trace is deleted as a whole, with all its spans, once its start is
-//! older than the cutoff. Deletion runs in chunks so that ingest is never
+//! older than the cutoff; span segments go once their latest span is. Deletion runs in chunks so that ingest is never
 //! blocked for long.
 //!
 //! # Disk use
@@ -140,7 +140,6 @@ fn purge(core: &Core, cutoff: u64) -> Result<RetentionReport> {
             break;
         }
         let mut index = IndexBatches::default();
-        let mut spans = sled::Batch::default();
         let mut summaries = sled::Batch::default();
         let mut by_time = sled::Batch::default();
         for key in keys {
@@ -153,9 +152,6 @@ fn purge(core: &Core, cutoff: u64) -> Result<RetentionReport> {
                 Some(summary) if summary.start_ns == start => {
                     index.remove(index_keys(&summary)?);
                     summaries.remove(&trace.to_bytes());
-                    for item in t.spans.scan_prefix(trace.to_bytes()) {
-                        spans.remove(item?.0);
-                    }
                     report.spans += summary.span_count;
                     report.traces += 1;
                 }
@@ -163,10 +159,24 @@ fn purge(core: &Core, cutoff: u64) -> Result<RetentionReport> {
                 _ => {}
             }
         }
-        t.spans.apply_batch(spans)?;
         t.traces.apply_batch(summaries)?;
         index.apply(t)?;
         t.traces_by_time.apply_batch(by_time)?;
+    }
+    // Span segments whose latest span is older than the cutoff: every trace
+    // with a span in them started before it, and was deleted above.
+    loop {
+        let _guard = core.lock();
+        let mut batch = sled::Batch::default();
+        let mut n = 0;
+        for item in t.segments.range(..hi.as_slice()).take(CHUNK) {
+            batch.remove(item?.0);
+            n += 1;
+        }
+        if n == 0 {
+            break;
+        }
+        t.segments.apply_batch(batch)?;
     }
     // Occurrences, chunk by chunk.
     loop {

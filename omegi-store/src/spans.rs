@@ -1,5 +1,20 @@
-//! Spans and traces: spans keyed by trace id, one summary per trace, and the
+//! Spans and traces: spans in segments, one summary per trace, and the
 //! trace indexes by time, by project and by service.
+//!
+//! # Layout
+//!
+//! An ingest writes its spans as one *segment* (more when it is large): the
+//! spans of each trace are encoded as one chunk, and the chunks are laid end
+//! to end in one value of the `span_segments` tree. The trace's summary row
+//! lists where its chunks are. sled's cost per write is high and its cost per
+//! byte is low, so a batch of 1,000 spans costs one large write plus a few
+//! small ones per trace, rather than one write per trace for the spans.
+//!
+//! A segment's key starts with the latest span time in it, so that retention
+//! deletes whole segments by a range scan: a segment whose latest time is
+//! before the cutoff holds only spans of traces that started before it. A
+//! chunk of a trace deleted earlier stays until its segment ages out, but no
+//! summary points at it any more.
 
 use std::collections::BTreeMap;
 
@@ -7,13 +22,12 @@ use omegi_core::{SpanId, SpanRecord, Status, TraceId};
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{borrowed, decode, encode, SSpan};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::keys::{Key, KeyReader};
 
 use crate::{Core, Store, Trees};
 
-/// Spans of one trace written by one ingest: the unit of storage, so that
-/// a batch costs one write per trace rather than one per span.
+/// Spans of one trace written by one ingest, as a chunk of a segment.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct ChunkRow {
     pub(crate) project: String,
@@ -35,8 +49,34 @@ pub(crate) struct SummaryRow {
     root_start_ns: u64,
     /// Sorted ids of the spans stored, to recognise a span sent again.
     span_ids: Vec<u64>,
-    /// The number of the next chunk.
-    next_chunk: u32,
+    /// Where the trace's chunks are, oldest first.
+    chunks: Vec<ChunkRef>,
+}
+
+/// Where one chunk is: a segment and a byte range in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ChunkRef {
+    /// The segment's key: its latest span time and a sequence number.
+    segment_time: u64,
+    segment_seq: u64,
+    offset: u32,
+    len: u32,
+}
+
+impl ChunkRef {
+    fn segment_key(&self) -> [u8; 16] {
+        segment_key(self.segment_time, self.segment_seq)
+    }
+}
+
+/// Segments larger than this are closed and a new one started.
+const SEGMENT_BYTES: usize = 1 << 20;
+
+fn segment_key(time: u64, seq: u64) -> [u8; 16] {
+    let mut key = [0; 16];
+    key[..8].copy_from_slice(&time.to_be_bytes());
+    key[8..].copy_from_slice(&seq.to_be_bytes());
+    key
 }
 
 /// The root span of a trace.
@@ -93,7 +133,7 @@ impl SummaryRow {
             },
             root_start_ns: 0,
             span_ids: Vec::new(),
-            next_chunk: 0,
+            chunks: Vec::new(),
         }
     }
 
@@ -255,12 +295,6 @@ impl IndexBatches {
     }
 }
 
-fn chunk_key(trace: TraceId, chunk: u32) -> Vec<u8> {
-    let mut key = trace.to_bytes().to_vec();
-    key.extend_from_slice(&chunk.to_be_bytes());
-    key
-}
-
 pub(crate) fn read_summary_row(t: &Trees, trace: TraceId) -> Result<Option<SummaryRow>> {
     match t.traces.get(trace.to_bytes())? {
         Some(bytes) => Ok(Some(decode("traces", &bytes)?)),
@@ -275,22 +309,43 @@ pub(crate) fn read_summary(t: &Trees, trace: TraceId) -> Result<Option<TraceSumm
 /// The spans of a trace with their projects, by span id; where a span was
 /// sent more than once, the latest copy.
 pub(crate) fn merged_spans(t: &Trees, trace: TraceId) -> Result<BTreeMap<u64, (String, SSpan)>> {
-    // The summary says how many chunks there are: point reads are much
-    // cheaper than a prefix scan.
     match read_summary_row(t, trace)? {
-        Some(row) => chunks_spans(t, trace, row.next_chunk),
+        Some(row) => chunks_spans(t, &row.chunks),
         None => Ok(BTreeMap::new()),
     }
 }
 
-/// The spans in chunks `0..chunks` of a trace, merged by span id.
-fn chunks_spans(t: &Trees, trace: TraceId, chunks: u32) -> Result<BTreeMap<u64, (String, SSpan)>> {
+/// The spans in `chunks`, merged by span id (later chunks win).
+fn chunks_spans(t: &Trees, chunks: &[ChunkRef]) -> Result<BTreeMap<u64, (String, SSpan)>> {
     let mut spans = BTreeMap::new();
-    for chunk_no in 0..chunks {
-        let Some(value) = t.spans.get(chunk_key(trace, chunk_no))? else {
+    // Chunks of one trace often share a segment: keep the last one read.
+    let mut segment: Option<([u8; 16], sled::IVec)> = None;
+    for chunk in chunks {
+        let key = chunk.segment_key();
+        if segment.as_ref().is_none_or(|(k, _)| *k != key) {
+            // A segment can be gone only when retention deleted it, and
+            // then every span in it was superseded by a later copy.
+            segment = t.segments.get(key)?.map(|value| (key, value));
+        }
+        let Some((_, value)) = &segment else {
             continue;
         };
-        let chunk: ChunkRow = decode("spans", &value)?;
+        let start = chunk.offset as usize;
+        let bytes = start
+            .checked_add(chunk.len as usize)
+            .and_then(|end| value.get(start..end))
+            .ok_or_else(|| {
+                Error::corrupt(
+                    "span_segments",
+                    format!(
+                        "chunk {}..+{} is outside its segment of {} bytes",
+                        chunk.offset,
+                        chunk.len,
+                        value.len()
+                    ),
+                )
+            })?;
+        let chunk: ChunkRow = decode("span_segments", bytes)?;
         for span in chunk.spans {
             spans.insert(span.span_id(), (chunk.project.clone(), span));
         }
@@ -299,48 +354,114 @@ fn chunks_spans(t: &Trees, trace: TraceId, chunks: u32) -> Result<BTreeMap<u64, 
 }
 
 /// Rebuilds a trace's summary from its stored spans.
-fn recompute(t: &Trees, trace: TraceId, next_chunk: u32) -> Result<SummaryRow> {
+fn recompute(t: &Trees, trace: TraceId, chunks: Vec<ChunkRef>) -> Result<SummaryRow> {
     let mut row = SummaryRow::empty(trace);
-    row.next_chunk = next_chunk;
-    for (_, (project, span)) in chunks_spans(t, trace, next_chunk)? {
-        row.add(&project, &span.into_record("spans")?);
+    for (_, (project, span)) in chunks_spans(t, &chunks)? {
+        row.add(&project, &span.into_record("span_segments")?);
     }
+    row.chunks = chunks;
     Ok(row)
+}
+
+/// A segment being filled.
+struct SegmentBuf {
+    bytes: Vec<u8>,
+    latest_ns: u64,
+}
+
+/// Encodes the spans of `by_trace` into segments and writes them; returns
+/// each trace's chunk, in the order of `by_trace`.
+fn write_segments(
+    t: &Trees,
+    project: &str,
+    by_trace: &BTreeMap<TraceId, Vec<&SpanRecord>>,
+) -> Result<Vec<ChunkRef>> {
+    let mut segments: Vec<SegmentBuf> = Vec::new();
+    // (segment index, offset, len) per trace.
+    let mut places: Vec<(usize, u32, u32)> = Vec::with_capacity(by_trace.len());
+    let mut current = SegmentBuf {
+        bytes: Vec::with_capacity(64 * 1024),
+        latest_ns: 0,
+    };
+    for group in by_trace.values() {
+        if current.bytes.len() >= SEGMENT_BYTES {
+            segments.push(std::mem::replace(
+                &mut current,
+                SegmentBuf {
+                    bytes: Vec::with_capacity(64 * 1024),
+                    latest_ns: 0,
+                },
+            ));
+        }
+        let offset = current.bytes.len();
+        let chunk = ChunkRowRef {
+            project,
+            spans: group.iter().map(|s| borrowed::SSpan::new(s)).collect(),
+        };
+        current.bytes = postcard::to_extend(&chunk, std::mem::take(&mut current.bytes))
+            .map_err(|e| Error::Encode(e.to_string()))?;
+        for span in group {
+            current.latest_ns = current.latest_ns.max(span.start_ns).max(span.end_ns);
+        }
+        let too_big =
+            |n: usize| Error::Encode(format!("a segment of {n} bytes is larger than 4 GiB"));
+        let len = current.bytes.len() - offset;
+        places.push((
+            segments.len(),
+            u32::try_from(offset).map_err(|_| too_big(offset))?,
+            u32::try_from(len).map_err(|_| too_big(len))?,
+        ));
+    }
+    segments.push(current);
+    let mut keys = Vec::with_capacity(segments.len());
+    for segment in segments {
+        let seq = t.db.generate_id()?;
+        t.segments
+            .insert(segment_key(segment.latest_ns, seq), segment.bytes)?;
+        keys.push((segment.latest_ns, seq));
+    }
+    Ok(places
+        .into_iter()
+        .map(|(segment, offset, len)| ChunkRef {
+            segment_time: keys[segment].0,
+            segment_seq: keys[segment].1,
+            offset,
+            len,
+        })
+        .collect())
 }
 
 /// Writes spans and maintains summaries and indexes; returns the number of
 /// traces that were new. Call with the write lock held.
+///
+/// The segments are written before the summaries that point into them, so
+/// that after a crash no summary points at a missing chunk.
 pub(crate) fn write_spans(core: &Core, project: &str, spans: &[&SpanRecord]) -> Result<u64> {
     let t = &core.t;
+    if spans.is_empty() {
+        return Ok(0);
+    }
     let mut by_trace: BTreeMap<TraceId, Vec<&SpanRecord>> = BTreeMap::new();
     for span in spans {
         by_trace.entry(span.trace_id).or_default().push(span);
     }
+    let chunks = write_segments(t, project, &by_trace)?;
     let mut new_traces = 0;
     let mut index = IndexBatches::default();
-    for (trace, group) in by_trace {
+    for ((trace, group), chunk) in by_trace.into_iter().zip(chunks) {
         let old = read_summary_row(t, trace)?;
         let mut row = old.clone().unwrap_or_else(|| SummaryRow::empty(trace));
-        let chunk = encode(&ChunkRowRef {
-            project,
-            spans: group.iter().map(|s| borrowed::SSpan::new(s)).collect(),
-        })?;
-        let chunk_no = row.next_chunk;
-        row.next_chunk = row.next_chunk.saturating_add(1);
+        row.chunks.push(chunk);
         let mut ids: Vec<u64> = group.iter().map(|s| s.span_id.0).collect();
         ids.sort_unstable();
         ids.dedup();
         let resent =
             ids.len() < group.len() || ids.iter().any(|id| row.span_ids.binary_search(id).is_ok());
         if resent {
-            // Rare: a span sent again. Rebuild from what is stored, with
-            // this chunk written first.
-            t.spans
-                .insert(chunk_key(trace, chunk_no), chunk.as_slice())?;
-            row = recompute(t, trace, row.next_chunk)?;
+            // Rare: a span sent again. Rebuild from what is stored, this
+            // chunk included.
+            row = recompute(t, trace, row.chunks)?;
         } else {
-            t.spans
-                .insert(chunk_key(trace, chunk_no), chunk.as_slice())?;
             for span in &group {
                 row.add(project, span);
             }
@@ -371,7 +492,7 @@ impl Store {
     pub fn span(&self, trace: TraceId, span: SpanId) -> Result<Option<SpanRecord>> {
         merged_spans(&self.core().t, trace)?
             .remove(&span.0)
-            .map(|(_, s)| s.into_record("spans"))
+            .map(|(_, s)| s.into_record("span_segments"))
             .transpose()
     }
 
@@ -380,7 +501,7 @@ impl Store {
     pub fn trace_spans(&self, trace: TraceId) -> Result<Vec<SpanRecord>> {
         let mut spans = merged_spans(&self.core().t, trace)?
             .into_values()
-            .map(|(_, s)| s.into_record("spans"))
+            .map(|(_, s)| s.into_record("span_segments"))
             .collect::<Result<Vec<_>>>()?;
         spans.sort_by_key(|s| (s.start_ns, s.span_id));
         Ok(spans)

@@ -197,7 +197,7 @@ pub(crate) fn write_totals(t: &Trees, project: &str, totals: &Totals) -> Result<
 pub(crate) fn record_ingest(
     core: &Core,
     project: &str,
-    resource: &Resource,
+    resources: &[&Resource],
     services: &[&str],
     errors: &[&ErrorRecord],
     add: Totals,
@@ -232,10 +232,11 @@ pub(crate) fn record_ingest(
             Some(v) => Some(decode("services", &v)?),
             None => None,
         };
-        let attributes = if *service == resource.service {
-            attrs_in(&resource.attributes)
-        } else {
-            old.map(|o| o.attributes).unwrap_or_default()
+        // The attributes of the process that names the service, if one
+        // does; else the ones known.
+        let attributes = match resources.iter().find(|r| r.service == *service) {
+            Some(resource) => attrs_in(&resource.attributes),
+            None => old.map(|o| o.attributes).unwrap_or_default(),
         };
         let row = ServiceRow {
             attributes,

@@ -5,11 +5,59 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use omegi_core::{fingerprint, Record, SpanId, TraceId};
+use omegi_core::{fingerprint, Attribute, Record, Resource, SpanId, TraceId};
 use omegi_store::{
     Bucket, BucketCount, Config, Error, IssueQuery, IssueSort, IssueStatus, Project, Store,
     TraceQuery, User,
 };
+
+#[test]
+fn one_call_stores_the_records_of_several_processes() {
+    let store = Store::temporary().unwrap();
+    let gateway = Resource {
+        service: "gateway".into(),
+        attributes: vec![Attribute::new("host.name", "edge-1")],
+    };
+    let payment = Resource {
+        service: "payment".into(),
+        attributes: vec![Attribute::new("host.name", "pay-7")],
+    };
+    // One trace over both processes; the spans leave the service empty.
+    let root = span(1, 11, None, "", T0);
+    let child = span(1, 12, Some(11), "", T0 + 10);
+    let failure = error("", "declined", T0 + 20, Some(1));
+    let from_gateway = [Record::Span(root)];
+    let from_payment = [Record::Span(child), Record::Error(failure)];
+    let report = store
+        .ingest_resources(
+            "shop",
+            [(&gateway, &from_gateway[..]), (&payment, &from_payment[..])],
+        )
+        .unwrap();
+    assert_eq!((report.spans, report.errors, report.new_traces), (2, 1, 1));
+    assert_eq!(report.created[0].services, ["payment"]);
+    let trace = store.trace(TraceId(1)).unwrap().unwrap();
+    assert_eq!(trace.services, ["gateway", "payment"]);
+    assert_eq!(trace.span_count, 2);
+    let services: Vec<_> = store
+        .trace_spans(TraceId(1))
+        .unwrap()
+        .into_iter()
+        .map(|s| s.service)
+        .collect();
+    assert_eq!(services, ["gateway", "payment"]);
+    // Each service keeps the attributes of its own process.
+    let known = store.services("shop").unwrap();
+    let host = |name: &str| {
+        known
+            .iter()
+            .find(|s| s.service == name)
+            .map(|s| s.attributes.clone())
+            .unwrap()
+    };
+    assert_eq!(host("gateway"), gateway.attributes);
+    assert_eq!(host("payment"), payment.attributes);
+}
 
 #[test]
 fn spans_are_kept_by_trace_and_listed_by_time_project_and_service() {
@@ -313,12 +361,15 @@ fn garbage_in_a_tree_value_reads_as_an_error_not_a_panic() {
             .unwrap();
         store.flush().unwrap();
     }
-    corrupt(dir.path(), &["spans", "issues"]);
+    corrupt(dir.path(), &["span_segments", "issues"]);
     {
         let store = Store::open(dir.path()).unwrap();
         assert!(matches!(
             store.trace_spans(TraceId(1)),
-            Err(Error::Corrupt { tree: "spans", .. })
+            Err(Error::Corrupt {
+                tree: "span_segments",
+                ..
+            })
         ));
         assert!(matches!(
             store.issues("shop", &IssueQuery::all()),
@@ -429,14 +480,24 @@ fn retention_deletes_old_spans_and_occurrences_but_keeps_issues() {
             &[
                 Record::Span(span(1, 1, None, "a", old)),
                 Record::Span(span(1, 2, Some(1), "a", old + 1)),
-                Record::Span(span(2, 3, None, "a", new)),
                 Record::Error(error("a", "boom", old, Some(1))),
+            ],
+        )
+        .unwrap();
+    store
+        .ingest(
+            "p",
+            &r,
+            &[
+                Record::Span(span(2, 3, None, "a", new)),
                 Record::Error(error("a", "boom", new, Some(2))),
+                // A late span of the old trace: its segment is new.
+                Record::Span(span(1, 4, Some(1), "a", old + 2)),
             ],
         )
         .unwrap();
     let report = store.run_retention(new + SEC).unwrap();
-    assert_eq!((report.traces, report.spans, report.occurrences), (1, 2, 1));
+    assert_eq!((report.traces, report.spans, report.occurrences), (1, 3, 1));
     assert!(report.before.dir_bytes > 0);
     assert!(store.trace_spans(TraceId(1)).unwrap().is_empty());
     assert!(store.trace(TraceId(1)).unwrap().is_none());
@@ -451,6 +512,11 @@ fn retention_deletes_old_spans_and_occurrences_but_keeps_issues() {
     // A second pass finds nothing more.
     let again = store.run_retention(new + SEC).unwrap();
     assert_eq!((again.traces, again.occurrences), (0, 0));
+    drop(store);
+    // The segment that held only old spans is gone; the one with the new
+    // trace stays.
+    let db = sled::open(dir.path()).unwrap();
+    assert_eq!(db.open_tree("span_segments").unwrap().len(), 1);
 }
 
 #[test]

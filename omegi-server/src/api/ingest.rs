@@ -126,42 +126,47 @@ async fn receive(
         .unwrap_or_else(|e| ApiError::Internal(format!("ingest task failed: {e}")).into_response())
 }
 
-/// Ingests every resource's records and raises the alerts they cause.
+/// Ingests every resource's records in one store call (each trace is
+/// written once however many processes sent its spans) and raises the
+/// alerts they cause.
 fn store_records(state: &AppState, project: &str, decoded: &Decoded) -> Result<(), ApiError> {
     let now = now_ns();
-    for batch in &decoded.resources {
-        if batch.records.is_empty() {
-            continue;
-        }
-        let report = state
-            .store
-            .ingest(project, &batch.resource, &batch.records)?;
-        for issue in &report.created {
-            state
-                .alerts
-                .publish(Alert::new(AlertKind::NewIssue, issue, now));
-        }
-        for issue in &report.regressed {
-            state
-                .alerts
-                .publish(Alert::new(AlertKind::Regressed, issue, now));
-        }
-        if report.errors > 0 {
-            check_spikes(state, project, batch, now)?;
-        }
+    let report = state.store.ingest_resources(
+        project,
+        decoded
+            .resources
+            .iter()
+            .filter(|batch| !batch.records.is_empty())
+            .map(|batch| (&batch.resource, batch.records.as_slice())),
+    )?;
+    for issue in &report.created {
+        state
+            .alerts
+            .publish(Alert::new(AlertKind::NewIssue, issue, now));
+    }
+    for issue in &report.regressed {
+        state
+            .alerts
+            .publish(Alert::new(AlertKind::Regressed, issue, now));
+    }
+    if report.errors > 0 {
+        check_spikes(state, project, &decoded.resources, now)?;
     }
     Ok(())
 }
 
-/// Counts the batch's errors per issue and raises spike alerts.
+/// Counts the request's errors per issue and raises spike alerts.
 fn check_spikes(
     state: &AppState,
     project: &str,
-    batch: &ResourceRecords,
+    batches: &[ResourceRecords],
     now: u64,
 ) -> Result<(), ApiError> {
     let mut per_issue: BTreeMap<String, u64> = BTreeMap::new();
-    for record in &batch.records {
+    for (batch, record) in batches
+        .iter()
+        .flat_map(|b| b.records.iter().map(move |r| (b, r)))
+    {
         let Record::Error(error) = record else {
             continue;
         };

@@ -9,7 +9,8 @@
 //!
 //! `omegi project add` and `omegi user add` go through the API when the
 //! server answers, and otherwise open the data directory directly (which
-//! works only while no server holds it).
+//! works only while no server holds it). `omegi export` and `omegi import`
+//! always work on the data directory directly.
 //!
 //! [`Cli`] is the parsed command line and [`run`] executes it, writing to
 //! any [`Write`]: tests call it without spawning a process.
@@ -33,10 +34,12 @@ use crate::auth::{self, read_credentials, AccountError, CredentialsError};
 use crate::server::{ServeConfig, ServeError, Server, DEFAULT_DATA_DIR, DEFAULT_LISTEN, STORE_DIR};
 
 mod client;
+pub mod data;
 pub mod notes;
 pub mod render;
 
 pub use client::ApiClient;
+pub use data::DataFileArgs;
 pub use notes::{GraphArgs, NewNoteArgs, NoteCommand, NotesCommand, SearchArgs};
 
 /// `omegi`: distributed error tracking for microservices.
@@ -102,6 +105,12 @@ pub enum Command {
     Search(SearchArgs),
     /// Show the note graph (around one note, or all of it).
     Graph(GraphArgs),
+    /// Write the whole store of the data directory to a JSON-lines file
+    /// (the server must be stopped).
+    Export(DataFileArgs),
+    /// Read an export into a new data directory (the server must be
+    /// stopped).
+    Import(DataFileArgs),
 }
 
 /// `omegi serve`.
@@ -390,6 +399,8 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> Result<(), CliError>
         Command::Notes(command) => notes::notes(&cli, command, out).await,
         Command::Search(args) => notes::search(&cli, args, out).await,
         Command::Graph(args) => notes::graph(&cli, args, out).await,
+        Command::Export(args) => data::export(&cli, args, out).await,
+        Command::Import(args) => data::import(&cli, args, out).await,
     }
 }
 

@@ -1,0 +1,158 @@
+//! `omegi export` and `omegi import`: the whole store as JSON lines, for
+//! backups and for moving data to a new data directory (also across
+//! on-disk schema versions). Both open the data directory directly, so the
+//! server must not be running on it.
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use omegi_store::Store;
+use serde::Serialize;
+
+use super::{print_json, Cli, CliError};
+use crate::auth::credentials_path;
+use crate::server::STORE_DIR;
+
+/// `omegi export FILE` and `omegi import FILE`.
+#[derive(Debug, Args)]
+pub struct DataFileArgs {
+    /// The JSON-lines file.
+    pub file: PathBuf,
+}
+
+#[derive(Serialize)]
+struct Moved {
+    file: PathBuf,
+    lines: u64,
+    spans: u64,
+    issues: u64,
+    occurrences: u64,
+    notes: u64,
+}
+
+fn store_error(path: &Path) -> impl FnOnce(omegi_store::Error) -> CliError + '_ {
+    move |source| CliError::Store {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn file_error(action: &str, file: &Path, e: std::io::Error) -> CliError {
+    CliError::Usage(format!("cannot {action} {}: {e}", file.display()))
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, CliError> + Send + 'static,
+) -> Result<T, CliError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| CliError::Usage(format!("task failed: {e}")))?
+}
+
+/// `omegi export FILE`: writes the store of the data directory to `FILE`.
+pub async fn export(cli: &Cli, args: &DataFileArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let store_path = cli.data.join(STORE_DIR);
+    let file = args.file.clone();
+    let moved = blocking(move || {
+        if !store_path.exists() {
+            return Err(CliError::Usage(format!(
+                "no store in {}: nothing to export",
+                store_path.display()
+            )));
+        }
+        let store = Store::open(&store_path).map_err(store_error(&store_path))?;
+        let target = File::create(&file).map_err(|e| file_error("create", &file, e))?;
+        let mut writer = BufWriter::new(target);
+        let stats = store
+            .export(&mut writer)
+            .map_err(store_error(&store_path))?;
+        writer
+            .into_inner()
+            .map_err(|e| file_error("write", &file, e.into_error()))?
+            .sync_all()
+            .map_err(|e| file_error("write", &file, e))?;
+        Ok(Moved {
+            file,
+            lines: stats.lines,
+            spans: stats.spans,
+            issues: stats.issues,
+            occurrences: stats.occurrences,
+            notes: stats.notes,
+        })
+    })
+    .await?;
+    if cli.json {
+        return print_json(out, &moved);
+    }
+    writeln!(
+        out,
+        "exported {} lines to {}: {} spans, {} issues, {} occurrences, {} notes",
+        moved.lines,
+        moved.file.display(),
+        moved.spans,
+        moved.issues,
+        moved.occurrences,
+        moved.notes
+    )?;
+    Ok(())
+}
+
+/// `omegi import FILE`: reads an export into a new data directory.
+pub async fn import(cli: &Cli, args: &DataFileArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let store_path = cli.data.join(STORE_DIR);
+    let file = args.file.clone();
+    let moved = blocking(move || {
+        if store_path.exists() {
+            return Err(CliError::Usage(format!(
+                "{} already holds a store: import into a new data directory (--data)",
+                store_path.display()
+            )));
+        }
+        let source = File::open(&file).map_err(|e| file_error("open", &file, e))?;
+        let store = Store::open(&store_path).map_err(store_error(&store_path))?;
+        let imported = store
+            .import(BufReader::new(source))
+            .and_then(|stats| store.flush().map(|_| stats));
+        let stats = match imported {
+            Ok(stats) => stats,
+            Err(e) => {
+                // Leave no half-imported store behind to be mistaken for a
+                // whole one.
+                drop(store);
+                let _ = std::fs::remove_dir_all(&store_path);
+                return Err(store_error(&store_path)(e));
+            }
+        };
+        Ok(Moved {
+            file,
+            lines: stats.lines,
+            spans: stats.spans,
+            issues: stats.issues,
+            occurrences: stats.occurrences,
+            notes: stats.notes,
+        })
+    })
+    .await?;
+    if cli.json {
+        return print_json(out, &moved);
+    }
+    writeln!(
+        out,
+        "imported {} lines from {}: {} spans, {} issues, {} occurrences, {} notes",
+        moved.lines,
+        moved.file.display(),
+        moved.spans,
+        moved.issues,
+        moved.occurrences,
+        moved.notes
+    )?;
+    writeln!(
+        out,
+        "tokens are kept; copy credentials.json from the old data directory to {} \
+         for the CLI to find them",
+        credentials_path(&cli.data).display()
+    )?;
+    Ok(())
+}
