@@ -78,9 +78,17 @@
 //! schema version is stored in the database: opening data written by a newer
 //! schema fails with [`Error::SchemaTooNew`], by an older one with
 //! [`Error::SchemaTooOld`] (move such data with [`Store::export`] and
-//! [`Store::import`], whose format is versioned on its own); a sled database that is not an
-//! Omegi store fails with [`Error::Foreign`]; undecodable values give
-//! [`Error::Corrupt`], never a panic.
+//! [`Store::import`], whose format is versioned on its own); a sled database
+//! that is not an Omegi store fails with [`Error::Foreign`]; undecodable
+//! values give [`Error::Corrupt`], never a panic.
+//!
+//! The spans of one ingest are written as one segment: each trace's spans
+//! are one chunk, the chunks lie end to end in one value, and the trace's
+//! summary lists where its chunks are. A batch thus costs one large write
+//! plus a few small ones per trace (summary and two index entries), which
+//! suits sled: its cost per write is high and its cost per byte low.
+//! [`Store::ingest_resources`] takes the records of several processes in one
+//! call, so that a trace spread over them is written once.
 //!
 //! # Notes
 //!
