@@ -15,6 +15,11 @@ use crate::layer::data::{RawEvent, SpanData};
 use crate::sink::Sink;
 
 /// A finished span or an error, on its way to the exporter thread.
+///
+/// Spans travel by value: boxing them would cost an allocation per span on
+/// the application thread, which is what the queue exists to avoid. Errors
+/// are rare and boxed.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Item {
     Span {
         meta: &'static Metadata<'static>,
@@ -141,7 +146,9 @@ pub(crate) fn start(
         waking: AtomicBool::new(false),
         closed: AtomicBool::new(false),
         exporter: OnceLock::new(),
-        returned: ArrayQueue::new(capacity.min(4096)),
+        // The exporter wakes when the main queue is half full and returns
+        // a burst of that size.
+        returned: ArrayQueue::new((capacity / 2).max(1)),
     });
     let (ctl_tx, ctl_rx) = unbounded();
     let mut exporter = Exporter {
@@ -236,6 +243,9 @@ impl Exporter {
         let record = match item {
             Item::Span { meta, data, end_ns } => {
                 let record = span_record(meta, &data, end_ns, &self.resource.service);
+                // Hand the data back for the application to free (see
+                // `Shared::returned`); when that queue is full, free it here.
+                let _ = self.shared.returned.push(data);
                 Record::Span(record)
             }
             Item::Error(mut error) => {
@@ -382,5 +392,75 @@ impl std::fmt::Debug for OmegiGuard {
         f.debug_struct("OmegiGuard")
             .field("stats", &self.stats())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use omegi_core::{Resource, SpanId, SpanKind, Status, TraceId};
+
+    use super::*;
+    use crate::layer::data::{Fields, LocalTrace, SpanData};
+    use crate::sink::NullSink;
+
+    fn span_data(id: u64) -> SpanData {
+        SpanData {
+            trace_id: TraceId(1),
+            span_id: SpanId(id),
+            parent: None,
+            remote_parent: false,
+            start_ns: 1,
+            attributes: Fields::new(),
+            events: smallvec::SmallVec::new(),
+            dropped_events: 0,
+            status: Status::Unset,
+            status_message: None,
+            kind: SpanKind::Internal,
+            name: Some("work".into()),
+            error_seen: false,
+            local_trace: Arc::new(LocalTrace::default()),
+        }
+    }
+
+    fn meta() -> &'static Metadata<'static> {
+        tracing::info_span!("work")
+            .metadata()
+            .expect("span metadata")
+    }
+
+    #[test]
+    fn exported_span_data_goes_back_to_the_application_to_free() {
+        let (queue, guard) = start(
+            Box::new(NullSink),
+            Resource::default(),
+            ExportConfig {
+                capacity: 64,
+                batch_size: 8,
+                interval: Duration::from_secs(60),
+                flush_timeout: Duration::from_secs(5),
+            },
+        );
+        let meta = meta();
+        for id in 1..=10 {
+            queue.push(Item::Span {
+                meta,
+                data: span_data(id),
+                end_ns: 2,
+            });
+        }
+        assert!(guard.flush(Duration::from_secs(5)));
+        assert_eq!(guard.stats().exported, 10);
+        // The exporter converted the spans and handed their data back.
+        assert_eq!(queue.shared.returned.len(), 10);
+        // Each push frees up to two of them on the pushing thread.
+        queue.push(Item::Span {
+            meta,
+            data: span_data(11),
+            end_ns: 2,
+        });
+        assert_eq!(queue.shared.returned.len(), 8);
     }
 }

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use omegi_core::{SpanId, SpanKind, Status, TraceId, TraceState, Value};
+use smallvec::SmallVec;
 use tracing_core::field::{Field, Visit};
 use tracing_core::Metadata;
 
@@ -38,6 +39,10 @@ pub(crate) fn new_span_id() -> SpanId {
     }
 }
 
+/// Fields kept inline: most spans and events have a handful, and an
+/// allocation per list would cost more than the copying.
+pub(crate) type Fields = SmallVec<[(&'static str, Value); 2]>;
+
 /// An event as captured on the hot path; turned into an `EventRecord` on the
 /// exporter thread.
 #[derive(Debug)]
@@ -45,7 +50,7 @@ pub(crate) struct RawEvent {
     pub(crate) time_ns: u64,
     pub(crate) meta: &'static Metadata<'static>,
     pub(crate) message: String,
-    pub(crate) fields: Vec<(&'static str, Value)>,
+    pub(crate) fields: Fields,
 }
 
 /// State shared by all spans of one trace inside this process.
@@ -90,8 +95,9 @@ pub(crate) struct SpanData {
     pub(crate) parent: Option<SpanId>,
     pub(crate) remote_parent: bool,
     pub(crate) start_ns: u64,
-    pub(crate) attributes: Vec<(&'static str, Value)>,
-    pub(crate) events: Vec<Arc<RawEvent>>,
+    pub(crate) attributes: Fields,
+    /// Kept inline up to two.
+    pub(crate) events: SmallVec<[Arc<RawEvent>; 2]>,
     pub(crate) dropped_events: u32,
     pub(crate) status: Status,
     pub(crate) status_message: Option<String>,
@@ -226,7 +232,7 @@ impl CapturedError {
 #[derive(Default)]
 pub(crate) struct EventVisitor {
     pub(crate) message: String,
-    pub(crate) fields: Vec<(&'static str, Value)>,
+    pub(crate) fields: Fields,
     /// The first `&dyn Error` field, with its source chain.
     pub(crate) error: Option<CapturedError>,
     /// The `omegi.fingerprint` override.
