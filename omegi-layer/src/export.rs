@@ -11,7 +11,7 @@ use crossbeam_queue::ArrayQueue;
 use omegi_core::{CodeLocation, ErrorRecord, EventRecord, Level, Record, Resource, SpanRecord};
 use tracing_core::Metadata;
 
-use crate::layer::data::{RawEvent, SpanData};
+use crate::layer::data::{FieldValue, RawEvent, SpanData};
 use crate::sink::Sink;
 
 /// A finished span or an error, on its way to the exporter thread.
@@ -291,14 +291,12 @@ pub(crate) fn location(meta: &Metadata<'_>) -> CodeLocation {
     }
 }
 
-pub(crate) fn attributes(
-    fields: &[(&'static str, omegi_core::Value)],
-) -> Vec<omegi_core::Attribute> {
+pub(crate) fn attributes(fields: &[(&'static str, FieldValue)]) -> Vec<omegi_core::Attribute> {
     fields
         .iter()
         .map(|(k, v)| omegi_core::Attribute {
             key: (*k).to_owned(),
-            value: v.clone(),
+            value: v.to_value(),
         })
         .collect()
 }
@@ -308,7 +306,7 @@ pub(crate) fn event_record(event: &RawEvent) -> EventRecord {
         time_ns: event.time_ns,
         level: level(event.meta),
         target: event.meta.target().to_owned(),
-        message: event.message.clone(),
+        message: event.message.to_string(),
         fields: attributes(&event.fields),
         location: location(event.meta),
     }

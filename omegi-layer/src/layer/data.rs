@@ -3,10 +3,11 @@
 
 use std::collections::VecDeque;
 use std::error::Error as StdError;
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use compact_str::CompactString;
 use omegi_core::{SpanId, SpanKind, Status, TraceId, TraceState, Value};
 use smallvec::SmallVec;
 use tracing_core::field::{Field, Visit};
@@ -39,9 +40,63 @@ pub(crate) fn new_span_id() -> SpanId {
     }
 }
 
+/// A field value as captured on the hot path: text of up to 24 bytes is
+/// kept inline, without an allocation. Becomes a [`Value`] on the exporter
+/// thread.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum FieldValue {
+    Bool(bool),
+    I64(i64),
+    U64(u64),
+    F64(f64),
+    Str(CompactString),
+}
+
+impl FieldValue {
+    /// The model's value.
+    pub(crate) fn to_value(&self) -> Value {
+        match self {
+            FieldValue::Bool(v) => Value::Bool(*v),
+            FieldValue::I64(v) => Value::I64(*v),
+            FieldValue::U64(v) => Value::U64(*v),
+            FieldValue::F64(v) => Value::F64(*v),
+            FieldValue::Str(v) => Value::Str(v.as_str().to_owned()),
+        }
+    }
+
+    fn from_u64(v: u64) -> Self {
+        i64::try_from(v).map_or(FieldValue::U64(v), FieldValue::I64)
+    }
+
+    fn debug(value: &dyn fmt::Debug) -> Self {
+        FieldValue::Str(debug_text(value))
+    }
+}
+
+impl fmt::Display for FieldValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FieldValue::Bool(v) => write!(f, "{v}"),
+            FieldValue::I64(v) => write!(f, "{v}"),
+            FieldValue::U64(v) => write!(f, "{v}"),
+            FieldValue::F64(v) => write!(f, "{v}"),
+            FieldValue::Str(v) => f.write_str(v),
+        }
+    }
+}
+
+/// `{value:?}`, inline when short.
+fn debug_text(value: &dyn fmt::Debug) -> CompactString {
+    let mut text = CompactString::default();
+    // Writing into a string only fails if the value's Debug fails; keep
+    // what was written.
+    let _ = write!(text, "{value:?}");
+    text
+}
+
 /// Fields kept inline: most spans and events have a handful, and an
 /// allocation per list would cost more than the copying.
-pub(crate) type Fields = SmallVec<[(&'static str, Value); 2]>;
+pub(crate) type Fields = SmallVec<[(&'static str, FieldValue); 2]>;
 
 /// An event as captured on the hot path; turned into an `EventRecord` on the
 /// exporter thread.
@@ -49,7 +104,7 @@ pub(crate) type Fields = SmallVec<[(&'static str, Value); 2]>;
 pub(crate) struct RawEvent {
     pub(crate) time_ns: u64,
     pub(crate) meta: &'static Metadata<'static>,
-    pub(crate) message: String,
+    pub(crate) message: CompactString,
     pub(crate) fields: Fields,
 }
 
@@ -113,7 +168,7 @@ impl SpanData {
     /// Applies one field, honouring the `otel.*` conventions of
     /// tracing-opentelemetry (`otel.name`, `otel.kind`, `otel.status_code`,
     /// `otel.status_message`).
-    pub(crate) fn set_field(&mut self, name: &'static str, value: Value) {
+    pub(crate) fn set_field(&mut self, name: &'static str, value: FieldValue) {
         if let Some(special) = name.strip_prefix("otel.") {
             let text = value.to_string();
             match special {
@@ -142,7 +197,7 @@ impl SpanData {
         self.put_attribute(name, value);
     }
 
-    fn put_attribute(&mut self, name: &'static str, value: Value) {
+    fn put_attribute(&mut self, name: &'static str, value: FieldValue) {
         if let Some(slot) = self.attributes.iter_mut().find(|(k, _)| *k == name) {
             slot.1 = value;
         } else {
@@ -156,27 +211,29 @@ pub(crate) struct SpanVisitor<'a>(pub(crate) &'a mut SpanData);
 
 impl Visit for SpanVisitor<'_> {
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.0.set_field(field.name(), Value::F64(value));
+        self.0.set_field(field.name(), FieldValue::F64(value));
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.0.set_field(field.name(), Value::I64(value));
+        self.0.set_field(field.name(), FieldValue::I64(value));
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.0.set_field(field.name(), Value::from(value));
+        self.0.set_field(field.name(), FieldValue::from_u64(value));
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.0.set_field(field.name(), Value::Bool(value));
+        self.0.set_field(field.name(), FieldValue::Bool(value));
     }
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.set_field(field.name(), Value::Str(value.to_owned()));
+        self.0
+            .set_field(field.name(), FieldValue::Str(CompactString::new(value)));
     }
     fn record_error(&mut self, field: &Field, value: &(dyn StdError + 'static)) {
-        self.0
-            .set_field(field.name(), Value::Str(value.to_string()));
+        self.0.set_field(
+            field.name(),
+            FieldValue::Str(CompactString::from(value.to_string())),
+        );
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.0
-            .set_field(field.name(), Value::Str(format!("{value:?}")));
+        self.0.set_field(field.name(), FieldValue::debug(value));
     }
 }
 
@@ -231,7 +288,7 @@ impl CapturedError {
 /// Records an event's fields.
 #[derive(Default)]
 pub(crate) struct EventVisitor {
-    pub(crate) message: String,
+    pub(crate) message: CompactString,
     pub(crate) fields: Fields,
     /// The first `&dyn Error` field, with its source chain.
     pub(crate) error: Option<CapturedError>,
@@ -244,11 +301,16 @@ pub(crate) struct EventVisitor {
 }
 
 impl EventVisitor {
-    fn put(&mut self, name: &'static str, value: Value) {
+    fn put(&mut self, name: &'static str, value: FieldValue) {
         match name {
-            "message" => self.message = value.to_string(),
+            "message" => {
+                self.message = match value {
+                    FieldValue::Str(text) => text,
+                    other => CompactString::from(other.to_string()),
+                }
+            }
             "omegi.fingerprint" => self.fingerprint = Some(value.to_string()),
-            "omegi.panic" => self.panic = matches!(value, Value::Bool(true)),
+            "omegi.panic" => self.panic = matches!(value, FieldValue::Bool(true)),
             "error.type" | "exception.type" => {
                 self.error_type = Some(value.to_string());
                 self.fields.push((name, value));
@@ -268,32 +330,35 @@ impl EventVisitor {
 
 impl Visit for EventVisitor {
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.put(field.name(), Value::F64(value));
+        self.put(field.name(), FieldValue::F64(value));
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.put(field.name(), Value::I64(value));
+        self.put(field.name(), FieldValue::I64(value));
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.put(field.name(), Value::from(value));
+        self.put(field.name(), FieldValue::from_u64(value));
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.put(field.name(), Value::Bool(value));
+        self.put(field.name(), FieldValue::Bool(value));
     }
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.put(field.name(), Value::Str(value.to_owned()));
+        self.put(field.name(), FieldValue::Str(CompactString::new(value)));
     }
     fn record_error(&mut self, field: &Field, value: &(dyn StdError + 'static)) {
         let captured = CapturedError::from_error(value);
-        self.put(field.name(), Value::Str(captured.message.clone()));
+        self.put(
+            field.name(),
+            FieldValue::Str(CompactString::new(&captured.message)),
+        );
         if self.error.is_none() {
             self.error = Some(captured);
         }
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         if field.name() == "message" {
-            self.message = format!("{value:?}");
+            self.message = debug_text(value);
         } else {
-            self.put(field.name(), Value::Str(format!("{value:?}")));
+            self.put(field.name(), FieldValue::debug(value));
         }
     }
 }

@@ -6,7 +6,7 @@ use std::any::TypeId;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use omegi_core::{CodeLocation, ErrorKind, ErrorRecord, SpanFrame, SpanKind, Status, Value};
+use omegi_core::{CodeLocation, ErrorKind, ErrorRecord, SpanFrame, SpanKind, Status};
 use tracing_core::span::{Attributes, Id, Record as SpanValues};
 use tracing_core::{Dispatch, Event, Subscriber};
 use tracing_subscriber::layer::Context;
@@ -15,7 +15,8 @@ use tracing_subscriber::Layer;
 
 use crate::export::{self, ExportStats, Item, Queue};
 use data::{
-    new_span_id, new_trace_id, now_ns, EventVisitor, LocalTrace, RawEvent, SpanData, SpanVisitor,
+    new_span_id, new_trace_id, now_ns, EventVisitor, FieldValue, LocalTrace, RawEvent, SpanData,
+    SpanVisitor,
 };
 
 /// Limits on what the layer keeps per span and per trace.
@@ -306,7 +307,7 @@ where
 fn fill_error(record: &mut ErrorRecord, visitor: &EventVisitor, meta: &tracing_core::Metadata<'_>) {
     let error = visitor.error.as_ref();
     if !visitor.message.is_empty() {
-        record.message = visitor.message.clone();
+        record.message = visitor.message.to_string();
         if let Some(error) = error {
             record.causes.push(error.message.clone());
             record.causes.extend(error.causes.iter().cloned());
@@ -335,7 +336,7 @@ fn fill_error(record: &mut ErrorRecord, visitor: &EventVisitor, meta: &tracing_c
             record.location = CodeLocation {
                 file: Some(file),
                 line: visitor.fields.iter().find_map(|(k, v)| match (k, v) {
-                    (&"panic.line", Value::I64(n)) => u32::try_from(*n).ok(),
+                    (&"panic.line", FieldValue::I64(n)) => u32::try_from(*n).ok(),
                     _ => None,
                 }),
                 module: None,
