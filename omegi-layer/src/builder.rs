@@ -90,8 +90,8 @@ impl OmegiBuilder {
 
     /// How many finished records may wait for the exporter (default 16,384).
     /// When the queue is full, new records are dropped and counted. The
-    /// queue is allocated up front, about 400 bytes per slot (6 MB for the
-    /// default) with the queue that hands span data back for freeing.
+    /// queue's slots are allocated up front (about 40 bytes each, with the
+    /// queue that hands span data back for freeing).
     pub fn queue_capacity(mut self, capacity: usize) -> Self {
         self.capacity = capacity;
         self

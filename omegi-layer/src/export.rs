@@ -16,14 +16,12 @@ use crate::sink::Sink;
 
 /// A finished span or an error, on its way to the exporter thread.
 ///
-/// Spans travel by value: boxing them would cost an allocation per span on
-/// the application thread, which is what the queue exists to avoid. Errors
-/// are rare and boxed.
-#[allow(clippy::large_enum_variant)]
+/// A span's data stays in the box it was captured into, from the registry's
+/// extensions through the queue and back, so that only a pointer moves.
 pub(crate) enum Item {
     Span {
         meta: &'static Metadata<'static>,
-        data: SpanData,
+        data: Box<SpanData>,
         end_ns: u64,
     },
     Error(Box<ErrorRecord>),
@@ -81,7 +79,7 @@ struct Shared {
     /// Span data the exporter has converted, handed back so that the thread
     /// that allocated it frees it: allocators cache freed memory per thread,
     /// and memory freed elsewhere leaves the application's cache empty.
-    returned: ArrayQueue<SpanData>,
+    returned: ArrayQueue<Box<SpanData>>,
 }
 
 impl Shared {
@@ -445,7 +443,7 @@ mod tests {
         for id in 1..=10 {
             queue.push(Item::Span {
                 meta,
-                data: span_data(id),
+                data: Box::new(span_data(id)),
                 end_ns: 2,
             });
         }
@@ -456,7 +454,7 @@ mod tests {
         // Each push frees up to two of them on the pushing thread.
         queue.push(Item::Span {
             meta,
-            data: span_data(11),
+            data: Box::new(span_data(11)),
             end_ns: 2,
         });
         assert_eq!(queue.shared.returned.len(), 8);

@@ -68,7 +68,7 @@ where
             return;
         };
         let mut extensions = span.extensions_mut();
-        if let Some(data) = extensions.get_mut::<SpanData>() {
+        if let Some(data) = extensions.get_mut::<Box<SpanData>>() {
             f(data);
         }
     }
@@ -105,7 +105,7 @@ where
         let mut local_trace: Option<Arc<LocalTrace>> = None;
         for span in scope {
             let mut extensions = span.extensions_mut();
-            let Some(data) = extensions.get_mut::<SpanData>() else {
+            let Some(data) = extensions.get_mut::<Box<SpanData>>() else {
                 continue;
             };
             data.error_seen = true;
@@ -151,7 +151,7 @@ where
         let inherited = span.parent().and_then(|parent| {
             parent
                 .extensions()
-                .get::<SpanData>()
+                .get::<Box<SpanData>>()
                 .map(|p| (p.trace_id, p.span_id, p.local_trace.clone()))
         });
         let (trace_id, parent, local_trace) = match inherited {
@@ -175,7 +175,7 @@ where
             local_trace,
         };
         attrs.record(&mut SpanVisitor(&mut data));
-        span.extensions_mut().insert(data);
+        span.extensions_mut().insert(Box::new(data));
     }
 
     fn on_record(&self, id: &Id, values: &SpanValues<'_>, ctx: Context<'_, S>) {
@@ -183,7 +183,7 @@ where
             return;
         };
         let mut extensions = span.extensions_mut();
-        if let Some(data) = extensions.get_mut::<SpanData>() {
+        if let Some(data) = extensions.get_mut::<Box<SpanData>>() {
             values.record(&mut SpanVisitor(data));
         }
     }
@@ -218,7 +218,7 @@ where
                 fields: std::mem::take(&mut visitor.fields),
             });
             let mut extensions = span.extensions_mut();
-            if let Some(data) = extensions.get_mut::<SpanData>() {
+            if let Some(data) = extensions.get_mut::<Box<SpanData>>() {
                 data.local_trace
                     .push_breadcrumb(raw.clone(), self.limits.breadcrumbs);
                 if data.events.len() < self.limits.max_events_per_span {
@@ -245,14 +245,14 @@ where
             return;
         };
         let end_ns = now_ns();
-        let Some(data) = span.extensions_mut().remove::<SpanData>() else {
+        let Some(data) = span.extensions_mut().remove::<Box<SpanData>>() else {
             return;
         };
         if data.status == Status::Error || data.error_seen {
             // The parent learns that something below it failed, so that a
             // failure is reported once, where it happened.
             if let Some(parent) = span.parent() {
-                if let Some(p) = parent.extensions_mut().get_mut::<SpanData>() {
+                if let Some(p) = parent.extensions_mut().get_mut::<Box<SpanData>>() {
                     p.error_seen = true;
                 }
             }
