@@ -529,21 +529,24 @@ mod tests {
         assert_send_sync_clone::<Store>();
     }
 
+    /// A store in `dir` whose marker says `version`.
+    fn store_with_schema(dir: &Path, version: u32) {
+        let store = Store::open(dir).unwrap();
+        store
+            .core()
+            .t
+            .db
+            .open_tree("meta")
+            .unwrap()
+            .insert(META_SCHEMA, &version.to_be_bytes())
+            .unwrap();
+        store.flush().unwrap();
+    }
+
     #[test]
     fn newer_schema_is_refused_with_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
-        {
-            let store = Store::open(dir.path()).unwrap();
-            store
-                .core()
-                .t
-                .db
-                .open_tree("meta")
-                .unwrap()
-                .insert(META_SCHEMA, &(SCHEMA_VERSION + 1).to_be_bytes())
-                .unwrap();
-            store.flush().unwrap();
-        }
+        store_with_schema(dir.path(), SCHEMA_VERSION + 1);
         let err = Store::open(dir.path()).unwrap_err();
         assert!(
             matches!(err, Error::SchemaTooNew { found, supported, .. }
@@ -556,18 +559,7 @@ mod tests {
     #[test]
     fn older_schema_is_refused_with_the_way_to_move_the_data() {
         let dir = tempfile::tempdir().unwrap();
-        {
-            let store = Store::open(dir.path()).unwrap();
-            store
-                .core()
-                .t
-                .db
-                .open_tree("meta")
-                .unwrap()
-                .insert(META_SCHEMA, &(SCHEMA_VERSION - 1).to_be_bytes())
-                .unwrap();
-            store.flush().unwrap();
-        }
+        store_with_schema(dir.path(), SCHEMA_VERSION - 1);
         let err = Store::open(dir.path()).unwrap_err();
         assert!(
             matches!(err, Error::SchemaTooOld { found, supported, .. }

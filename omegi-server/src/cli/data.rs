@@ -83,20 +83,7 @@ pub async fn export(cli: &Cli, args: &DataFileArgs, out: &mut dyn Write) -> Resu
         })
     })
     .await?;
-    if cli.json {
-        return print_json(out, &moved);
-    }
-    writeln!(
-        out,
-        "exported {} lines to {}: {} spans, {} issues, {} occurrences, {} notes",
-        moved.lines,
-        moved.file.display(),
-        moved.spans,
-        moved.issues,
-        moved.occurrences,
-        moved.notes
-    )?;
-    Ok(())
+    report(cli, out, "exported", "to", &moved)
 }
 
 /// `omegi import FILE`: reads an export into a new data directory.
@@ -135,24 +122,38 @@ pub async fn import(cli: &Cli, args: &DataFileArgs, out: &mut dyn Write) -> Resu
         })
     })
     .await?;
+    report(cli, out, "imported", "from", &moved)?;
+    if !cli.json {
+        writeln!(
+            out,
+            "tokens are kept; copy credentials.json from the old data directory to {} \
+             for the CLI to find them",
+            credentials_path(&cli.data).display()
+        )?;
+    }
+    Ok(())
+}
+
+/// Prints what moved, for people or as JSON.
+fn report(
+    cli: &Cli,
+    out: &mut dyn Write,
+    done: &str,
+    preposition: &str,
+    moved: &Moved,
+) -> Result<(), CliError> {
     if cli.json {
-        return print_json(out, &moved);
+        return print_json(out, moved);
     }
     writeln!(
         out,
-        "imported {} lines from {}: {} spans, {} issues, {} occurrences, {} notes",
+        "{done} {} lines {preposition} {}: {} spans, {} issues, {} occurrences, {} notes",
         moved.lines,
         moved.file.display(),
         moved.spans,
         moved.issues,
         moved.occurrences,
         moved.notes
-    )?;
-    writeln!(
-        out,
-        "tokens are kept; copy credentials.json from the old data directory to {} \
-         for the CLI to find them",
-        credentials_path(&cli.data).display()
     )?;
     Ok(())
 }
