@@ -98,11 +98,13 @@ impl NewNote {
 }
 
 /// A change to a note for [`Store::update_note`]; fields left `None` keep
-/// their value. The title changes only through [`Store::rename_note`], which
-/// also rewrites the links to the note.
+/// their value. A new title renames the note as [`Store::rename_note`] does,
+/// rewriting the links to it, in the same revision as the other changes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct NoteUpdate {
+    /// New title.
+    pub title: Option<String>,
     /// New body.
     pub body: Option<String>,
     /// New tags.
@@ -119,6 +121,12 @@ impl NoteUpdate {
     /// Changes nothing (yet).
     pub fn new() -> Self {
         NoteUpdate::default()
+    }
+
+    /// Sets the title (a rename: links to the note follow).
+    pub fn title(mut self, title: impl Into<String>) -> Self {
+        self.title = Some(title.into());
+        self
     }
 
     /// Sets the body.
@@ -639,7 +647,9 @@ impl Store {
     /// Changes a note. Fails with [`Error::RevisionMismatch`] unless the
     /// note is at `expected_revision`, with [`Error::NotNoteAuthor`] unless
     /// `viewer` wrote it. The revision goes up by one; links and backlinks
-    /// follow the new body.
+    /// follow the new body. A new title also rewrites the links to the note
+    /// (each note whose body changed gets a new revision), all under the
+    /// same check.
     pub fn update_note(
         &self,
         id: NoteId,
@@ -647,6 +657,9 @@ impl Store {
         update: NoteUpdate,
         expected_revision: u64,
     ) -> Result<Note> {
+        if let Some(title) = &update.title {
+            check_title(title)?;
+        }
         let _guard = self.notes_lock();
         let old = self.owned_note(id, viewer)?;
         if old.revision != expected_revision {
@@ -673,6 +686,9 @@ impl Store {
             note.issues = dedup_issues(issues);
         }
         check_note(&note)?;
+        if let Some(title) = update.title.filter(|t| t.trim() != old.title) {
+            return Ok(self.rename_locked(old, note, &title)?.note);
+        }
         bump(&mut note, old.updated_ns);
         self.commit_changes(&[Change {
             old: Some(old),
@@ -683,11 +699,11 @@ impl Store {
 
     /// Renames a note and rewrites every link that named it by its old title
     /// (links through an alias stay). Each note whose body changed gets a
-    /// new revision. Only the author may rename.
+    /// new revision. Only the author may rename. To rename only the
+    /// revision one has seen, use [`Store::update_note`] with a title.
     pub fn rename_note(&self, id: NoteId, viewer: &str, new_title: &str) -> Result<Renamed> {
         check_title(new_title)?;
         let _guard = self.notes_lock();
-        let t = &self.core().t;
         let old = self.owned_note(id, viewer)?;
         if old.title == new_title.trim() {
             return Ok(Renamed {
@@ -695,11 +711,20 @@ impl Store {
                 relinked: Vec::new(),
             });
         }
+        self.rename_locked(old.clone(), old, new_title)
+    }
+
+    /// Renames `stored` (as it is in the store) to `new_title`, with the
+    /// other changes already made in `edited`; rewrites the links that name
+    /// it. Call with the notes lock held.
+    fn rename_locked(&self, stored: Note, edited: Note, new_title: &str) -> Result<Renamed> {
+        let t = &self.core().t;
+        let id = stored.id;
         // The notes that matter: those sharing a name with the renamed one
         // (they decide what its names resolve to) and those linking to one
         // of its names.
         let mut ids = BTreeSet::from([id]);
-        for (_, key) in derive(&old).names {
+        for (_, key) in derive(&stored).names {
             let prefix = name_prefix(&key)?;
             for tree in [&t.note_names, &t.note_links] {
                 for item in tree.scan_prefix(&prefix) {
@@ -709,8 +734,11 @@ impl Store {
             }
         }
         let mut notes = Vec::with_capacity(ids.len());
+        let mut edited = Some(edited);
         for nid in ids {
-            if let Some(n) = read_note(t, nid)? {
+            if nid == id {
+                notes.extend(edited.take());
+            } else if let Some(n) = read_note(t, nid)? {
                 notes.push(n);
             }
         }
@@ -720,6 +748,7 @@ impl Store {
         let mut changes = Vec::new();
         let mut relinked = Vec::new();
         let mut renamed = None;
+        let mut stored = Some(stored);
         for n in notes {
             let body = bodies.get(&n.id).filter(|b| **b != n.body);
             if n.id != id && body.is_none() {
@@ -731,15 +760,19 @@ impl Store {
             }
             if n.id == id {
                 changed.title = new_title.trim().to_owned();
+                check_note(&changed)?;
             } else {
                 relinked.push(n.id);
             }
             bump(&mut changed, n.updated_ns);
-            if n.id == id {
+            let old = if n.id == id {
                 renamed = Some(changed.clone());
-            }
+                stored.take().unwrap_or(n)
+            } else {
+                n
+            };
             changes.push(Change {
-                old: Some(n),
+                old: Some(old),
                 new: Some(changed),
             });
         }

@@ -262,6 +262,58 @@ fn updates_are_optimistic_and_only_for_the_author() {
 }
 
 #[test]
+fn an_update_with_a_new_title_renames_in_one_checked_revision() {
+    let store = Store::temporary().unwrap();
+    let target = public(&store, "kim", "DB timeout", "v1, see [[DB timeout#Fix]]");
+    let linker = public(&store, "kim", "Checkout", "Caused by [[DB timeout]].");
+    // A writer who read an older revision cannot rename.
+    store
+        .update_note(target.id, "kim", NoteUpdate::new().body("v2"), 1)
+        .unwrap();
+    let stale = store.update_note(
+        target.id,
+        "kim",
+        NoteUpdate::new().title("PG timeout").body("v3"),
+        1,
+    );
+    assert!(
+        matches!(stale, Err(Error::RevisionMismatch { actual: 2, .. })),
+        "{stale:?}"
+    );
+    assert_eq!(
+        store.note(target.id, "kim").unwrap().unwrap().title,
+        "DB timeout"
+    );
+    // Title and body change together: one new revision, links follow.
+    let renamed = store
+        .update_note(
+            target.id,
+            "kim",
+            NoteUpdate::new()
+                .title("PG timeout")
+                .body("v3, see [[DB timeout#Fix]]"),
+            2,
+        )
+        .unwrap();
+    assert_eq!(renamed.revision, 3);
+    assert_eq!(renamed.title, "PG timeout");
+    assert_eq!(renamed.body, "v3, see [[PG timeout#Fix]]");
+    let linker = store.note(linker.id, "kim").unwrap().unwrap();
+    assert_eq!(linker.body, "Caused by [[PG timeout]].");
+    assert_eq!(linker.revision, 2);
+    assert_eq!(
+        ids(&store.backlinks(target.id, "kim").unwrap()),
+        [linker.id]
+    );
+    // A bad title is refused before anything changes.
+    assert!(matches!(
+        store.update_note(target.id, "kim", NoteUpdate::new().title("a|b"), 3),
+        Err(Error::InvalidNote(_))
+    ));
+    assert_consistent(&store, &["kim"]);
+}
+
+#[test]
 fn a_private_note_is_invisible_to_others_on_every_path() {
     let store = Store::temporary().unwrap();
     let fp = Fingerprint("00000000000000ab".into());

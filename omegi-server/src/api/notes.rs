@@ -240,46 +240,42 @@ async fn update_note(
     if let Some(issues) = issues {
         update = update.issues(issues);
     }
-    let changes_fields = update != NoteUpdate::default();
+    if let Some(title) = body.title {
+        update = update.title(title);
+    }
+    let changes = update != NoteUpdate::default();
     blocking(&state, move |state| {
         let store = &state.store;
-        let mut note = if changes_fields {
-            store
-                .update_note(id, &viewer, update, body.revision)
-                .map_err(store_error)?
-        } else {
-            // Only a rename (or nothing): check the revision and the
-            // author the way an update would.
-            let current = store
-                .note(id, &viewer)
-                .map_err(store_error)?
-                .ok_or(omegi_store::Error::NoteNotFound { id })
-                .map_err(store_error)?;
-            if current.author != viewer {
-                return Err(store_error(omegi_store::Error::NotNoteAuthor {
-                    id,
-                    author: current.author,
-                    viewer,
-                }));
-            }
-            if current.revision != body.revision {
-                return Err(store_error(omegi_store::Error::RevisionMismatch {
-                    id,
-                    expected: body.revision,
-                    actual: current.revision,
-                }));
-            }
-            current
-        };
-        if let Some(title) = body.title {
-            if title.trim() != note.title {
-                note = store
-                    .rename_note(id, &viewer, &title)
-                    .map_err(store_error)?
-                    .note;
-            }
+        if changes {
+            // One revision check for the fields and the rename together.
+            return Ok(Json(
+                store
+                    .update_note(id, &viewer, update, body.revision)
+                    .map_err(store_error)?,
+            ));
         }
-        Ok(Json(note))
+        // Nothing to change: check the revision and the author the way an
+        // update would, and answer with the note as it is.
+        let current = store
+            .note(id, &viewer)
+            .map_err(store_error)?
+            .ok_or(omegi_store::Error::NoteNotFound { id })
+            .map_err(store_error)?;
+        if current.author != viewer {
+            return Err(store_error(omegi_store::Error::NotNoteAuthor {
+                id,
+                author: current.author,
+                viewer,
+            }));
+        }
+        if current.revision != body.revision {
+            return Err(store_error(omegi_store::Error::RevisionMismatch {
+                id,
+                expected: body.revision,
+                actual: current.revision,
+            }));
+        }
+        Ok(Json(current))
     })
     .await
 }
