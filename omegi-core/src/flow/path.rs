@@ -1,6 +1,8 @@
 //! The flow of an error: the path from the root to the failing span, one hop
 //! per service boundary crossed.
 
+use serde::{Deserialize, Serialize};
+
 use crate::ids::{SpanId, TraceId};
 use crate::model::{ErrorRecord, EventRecord, Level, Status};
 
@@ -9,7 +11,7 @@ use super::FlowError;
 
 /// One stretch of the path that stays in one service: consecutive spans of the
 /// same service on the path from the root to the failing span.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Hop {
     /// The service.
     pub service: String,

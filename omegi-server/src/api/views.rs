@@ -1,7 +1,7 @@
 //! The JSON shapes of the REST API, shared by the server and the CLI.
 
 use omegi_core::flow::{Flow, Hop, ServiceEdge, Trace};
-use omegi_core::{ErrorRecord, EventRecord, SpanId, SpanRecord, Status, TraceId};
+use omegi_core::{ErrorRecord, SpanId, SpanRecord, Status, TraceId};
 use omegi_store::{BucketCount, Issue, Occurrence, ServiceCount, Summary, TraceSummary};
 use serde::{Deserialize, Serialize};
 
@@ -80,42 +80,6 @@ pub struct IssueDetail {
     pub histogram: Vec<BucketCount>,
 }
 
-/// One hop of a flow.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HopView {
-    /// The service.
-    pub service: String,
-    /// The first span of the hop.
-    pub span_name: String,
-    /// The last span of the hop on the path.
-    pub last_span_name: String,
-    /// The hop's spans on the path.
-    pub span_ids: Vec<SpanId>,
-    /// Start after the root's start, ns.
-    pub offset_ns: u64,
-    /// Duration of the hop's first span, ns.
-    pub duration_ns: u64,
-    /// The most severe status on the hop.
-    pub status: Status,
-    /// Events of the hop up to the failure.
-    pub events: Vec<EventRecord>,
-}
-
-impl From<&Hop> for HopView {
-    fn from(h: &Hop) -> Self {
-        HopView {
-            service: h.service.clone(),
-            span_name: h.span_name.clone(),
-            last_span_name: h.last_span_name.clone(),
-            span_ids: h.span_ids.clone(),
-            offset_ns: h.offset_ns,
-            duration_ns: h.duration_ns,
-            status: h.status,
-            events: h.events.clone(),
-        }
-    }
-}
-
 /// The path of an error through the services.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FlowView {
@@ -124,7 +88,7 @@ pub struct FlowView {
     /// The failing span.
     pub failing_span: SpanId,
     /// Root first.
-    pub hops: Vec<HopView>,
+    pub hops: Vec<Hop>,
     /// When the error happened, ns.
     pub error_time_ns: u64,
     /// The message.
@@ -142,7 +106,7 @@ impl From<&Flow> for FlowView {
         FlowView {
             trace_id: f.trace_id,
             failing_span: f.failing_span,
-            hops: f.hops.iter().map(HopView::from).collect(),
+            hops: f.hops.clone(),
             error_time_ns: f.error_time_ns,
             message: f.message.clone(),
             error_type: f.error_type.clone(),

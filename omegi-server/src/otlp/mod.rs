@@ -395,41 +395,54 @@ pub fn decode_logs(
 /// The body of the `200 OK` answer to `/v1/traces`, in the request's format
 /// (protobuf when the content type is not understood), with its content type.
 pub fn traces_response(decoded: &Decoded, content_type: &str) -> (&'static str, Vec<u8>) {
-    let format = Format::from_content_type(content_type).unwrap_or(Format::Protobuf);
-    let partial = (decoded.rejected > 0).then(|| ExportTracePartialSuccess {
-        rejected_spans: clamp_i64(decoded.rejected),
-        error_message: decoded.rejection_message.clone().unwrap_or_default(),
-    });
-    let body = match format {
-        Format::Protobuf => ExportTraceServiceResponse {
-            partial_success: partial,
+    success_response(decoded, content_type, "rejectedSpans", |partial| {
+        ExportTraceServiceResponse {
+            partial_success: partial.map(|(rejected_spans, error_message)| {
+                ExportTracePartialSuccess {
+                    rejected_spans,
+                    error_message,
+                }
+            }),
         }
-        .encode_to_vec(),
-        Format::Json => json::partial_success_json(
-            "rejectedSpans",
-            partial.map(|p| (p.rejected_spans, p.error_message)),
-        ),
-    };
-    (format.content_type(), body)
+        .encode_to_vec()
+    })
 }
 
 /// The body of the `200 OK` answer to `/v1/logs`, in the request's format
 /// (protobuf when the content type is not understood), with its content type.
 pub fn logs_response(decoded: &Decoded, content_type: &str) -> (&'static str, Vec<u8>) {
+    success_response(decoded, content_type, "rejectedLogRecords", |partial| {
+        ExportLogsServiceResponse {
+            partial_success: partial.map(|(rejected_log_records, error_message)| {
+                ExportLogsPartialSuccess {
+                    rejected_log_records,
+                    error_message,
+                }
+            }),
+        }
+        .encode_to_vec()
+    })
+}
+
+/// A success answer: the partial success (rejected count and message) when
+/// something was rejected, as JSON under `rejected_key` or as the protobuf
+/// message `protobuf` builds.
+fn success_response(
+    decoded: &Decoded,
+    content_type: &str,
+    rejected_key: &str,
+    protobuf: impl FnOnce(Option<(i64, String)>) -> Vec<u8>,
+) -> (&'static str, Vec<u8>) {
     let format = Format::from_content_type(content_type).unwrap_or(Format::Protobuf);
-    let partial = (decoded.rejected > 0).then(|| ExportLogsPartialSuccess {
-        rejected_log_records: clamp_i64(decoded.rejected),
-        error_message: decoded.rejection_message.clone().unwrap_or_default(),
+    let partial = (decoded.rejected > 0).then(|| {
+        (
+            clamp_i64(decoded.rejected),
+            decoded.rejection_message.clone().unwrap_or_default(),
+        )
     });
     let body = match format {
-        Format::Protobuf => ExportLogsServiceResponse {
-            partial_success: partial,
-        }
-        .encode_to_vec(),
-        Format::Json => json::partial_success_json(
-            "rejectedLogRecords",
-            partial.map(|p| (p.rejected_log_records, p.error_message)),
-        ),
+        Format::Protobuf => protobuf(partial),
+        Format::Json => json::partial_success_json(rejected_key, partial),
     };
     (format.content_type(), body)
 }
