@@ -257,7 +257,7 @@ impl Config {
 /// The trees of the database.
 pub(crate) struct Trees {
     pub(crate) db: sled::Db,
-    /// latest span time(8) seq(8) -> chunks (ChunkRow) end to end
+    /// latest span start(8) seq(8) -> chunks (ChunkRow) end to end
     pub(crate) segments: sled::Tree,
     /// trace(16) -> TraceSummary
     pub(crate) traces: sled::Tree,

@@ -2,8 +2,8 @@
 //! deleted; issues, counters, projects and users are kept.
 //!
 //! A trace is deleted as a whole, with all its spans, once its start is
-//! older than the cutoff; span segments go once their latest span is. Deletion runs in chunks so that ingest is never
-//! blocked for long.
+//! older than the cutoff; a span segment goes once its latest span start
+//! is. Deletion runs in chunks so that ingest is never blocked for long.
 //!
 //! # Disk use
 //!
@@ -163,7 +163,7 @@ fn purge(core: &Core, cutoff: u64) -> Result<RetentionReport> {
         index.apply(t)?;
         t.traces_by_time.apply_batch(by_time)?;
     }
-    // Span segments whose latest span is older than the cutoff: every trace
+    // Span segments whose latest span started before the cutoff: every trace
     // with a span in them started before it, and was deleted above.
     loop {
         let _guard = core.lock();

@@ -10,11 +10,12 @@
 //! byte is low, so a batch of 1,000 spans costs one large write plus a few
 //! small ones per trace, rather than one write per trace for the spans.
 //!
-//! A segment's key starts with the latest span time in it, so that retention
-//! deletes whole segments by a range scan: a segment whose latest time is
-//! before the cutoff holds only spans of traces that started before it. A
-//! chunk of a trace deleted earlier stays until its segment ages out, but no
-//! summary points at it any more.
+//! A segment's key starts with the latest span start in it, so that
+//! retention deletes whole segments by a range scan: a segment whose latest
+//! start is before the cutoff holds only spans of traces that started before
+//! it. A chunk of a trace deleted earlier stays until its segment ages out,
+//! but no summary points at it any more; a span dated in the future keeps
+//! its segment until then, as it keeps its trace.
 
 use std::collections::BTreeMap;
 
@@ -56,7 +57,7 @@ pub(crate) struct SummaryRow {
 /// Where one chunk is: a segment and a byte range in it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct ChunkRef {
-    /// The segment's key: its latest span time and a sequence number.
+    /// The segment's key: its latest span start and a sequence number.
     segment_time: u64,
     segment_seq: u64,
     offset: u32,
@@ -401,7 +402,7 @@ fn write_segments(
         current.bytes = postcard::to_extend(&chunk, std::mem::take(&mut current.bytes))
             .map_err(|e| Error::Encode(e.to_string()))?;
         for span in group {
-            current.latest_ns = current.latest_ns.max(span.start_ns).max(span.end_ns);
+            current.latest_ns = current.latest_ns.max(span.start_ns);
         }
         let too_big =
             |n: usize| Error::Encode(format!("a segment of {n} bytes is larger than 4 GiB"));
