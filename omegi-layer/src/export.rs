@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::{JoinHandle, Thread};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender, TryRecvError};
 use crossbeam_queue::ArrayQueue;
@@ -157,6 +157,7 @@ pub(crate) fn start(
         batch: Vec::with_capacity(config.batch_size),
         batch_size: config.batch_size.max(1),
         interval: config.interval,
+        last_span: Instant::now(),
     };
     let handle = std::thread::Builder::new()
         .name("omegi-exporter".into())
@@ -189,6 +190,8 @@ struct Exporter {
     batch: Vec<Record>,
     batch_size: usize,
     interval: Duration,
+    /// When the exporter last received a span.
+    last_span: Instant,
 }
 
 impl Exporter {
@@ -216,6 +219,7 @@ impl Exporter {
             }
             self.shared.waking.store(false, Ordering::Release);
             self.drain();
+            self.free_when_idle();
             std::thread::park_timeout(self.interval);
         }
     }
@@ -227,6 +231,18 @@ impl Exporter {
     }
 
     /// Exports everything queued right now, in batches.
+    /// Frees span data still waiting to be handed back once the
+    /// application has sent no span for a whole interval: an idle
+    /// application would not free it, and there is no one to contend with.
+    fn free_when_idle(&mut self) {
+        if self.last_span.elapsed() < self.interval {
+            return;
+        }
+        while let Some(data) = self.shared.returned.pop() {
+            drop(data);
+        }
+    }
+
     fn drain(&mut self) {
         while let Some(item) = self.shared.queue.pop() {
             self.add(item);
@@ -240,6 +256,7 @@ impl Exporter {
     fn add(&mut self, item: Item) {
         let record = match item {
             Item::Span { meta, data, end_ns } => {
+                self.last_span = Instant::now();
                 let record = span_record(meta, &data, end_ns, &self.resource.service);
                 // Hand the data back for the application to free (see
                 // `Shared::returned`); when that queue is full, free it here.
@@ -458,5 +475,36 @@ mod tests {
             end_ns: 2,
         });
         assert_eq!(queue.shared.returned.len(), 8);
+        drop(guard);
+    }
+
+    #[test]
+    fn an_idle_application_does_not_keep_span_data_alive() {
+        let (queue, guard) = start(
+            Box::new(NullSink),
+            Resource::default(),
+            ExportConfig {
+                capacity: 64,
+                batch_size: 8,
+                interval: Duration::from_millis(20),
+                flush_timeout: Duration::from_secs(5),
+            },
+        );
+        let meta = meta();
+        for id in 1..=10 {
+            queue.push(Item::Span {
+                meta,
+                data: Box::new(span_data(id)),
+                end_ns: 2,
+            });
+        }
+        assert!(guard.flush(Duration::from_secs(5)));
+        // Nothing more is sent: within a few intervals the exporter frees
+        // the data itself.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !queue.shared.returned.is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(queue.shared.returned.is_empty());
     }
 }
