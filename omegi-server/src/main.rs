@@ -5,6 +5,12 @@ use omegi_server::cli::{run, Cli};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
+/// The server allocates and frees many small records per request; glibc's
+/// allocator spent as long freeing a batch of decoded spans as the store
+/// spent writing it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();

@@ -340,6 +340,9 @@ pub(crate) struct Core {
     pub(crate) last_retention: Mutex<Option<std::result::Result<RetentionReport, String>>>,
     /// The notes' write lock and full-text index.
     pub(crate) notes: notes::NoteState,
+    /// The buffer span segments are encoded into, kept between ingests
+    /// (used under the write lock).
+    pub(crate) segment_buf: Mutex<Vec<u8>>,
 }
 
 impl Core {
@@ -408,6 +411,7 @@ impl Store {
             config,
             last_retention: Mutex::new(None),
             notes,
+            segment_buf: Mutex::new(Vec::new()),
         });
         let worker = match core.config.retention {
             Some(_) => Some(retention::Worker::start(Arc::clone(&core))?),

@@ -59,13 +59,25 @@ pub struct RetentionReport {
     pub after: DiskUsage,
 }
 
+/// The apparent size of the files below `path`. sled deletes blob files
+/// in the background: one that vanishes while it is being counted counts
+/// as nothing.
 fn dir_size(path: &Path) -> std::io::Result<u64> {
+    let gone = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
     let mut total = 0;
-    for entry in std::fs::read_dir(path)? {
-        let entry = entry?;
-        let meta = entry.metadata()?;
+    let entries = match std::fs::read_dir(path) {
+        Ok(entries) => entries,
+        Err(e) if gone(&e) => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let (path, meta) = match entry.and_then(|e| Ok((e.path(), e.metadata()?))) {
+            Ok(found) => found,
+            Err(e) if gone(&e) => continue,
+            Err(e) => return Err(e),
+        };
         total += if meta.is_dir() {
-            dir_size(&entry.path())?
+            dir_size(&path)?
         } else {
             meta.len()
         };

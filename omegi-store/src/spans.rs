@@ -364,62 +364,62 @@ fn recompute(t: &Trees, trace: TraceId, chunks: Vec<ChunkRef>) -> Result<Summary
     Ok(row)
 }
 
-/// A segment being filled.
-struct SegmentBuf {
-    bytes: Vec<u8>,
-    latest_ns: u64,
-}
-
 /// Encodes the spans of `by_trace` into segments and writes them; returns
-/// each trace's chunk, in the order of `by_trace`.
+/// each trace's chunk, in the order of `by_trace`. Call with the write lock
+/// held.
 fn write_segments(
-    t: &Trees,
+    core: &Core,
     project: &str,
     by_trace: &BTreeMap<TraceId, Vec<&SpanRecord>>,
 ) -> Result<Vec<ChunkRef>> {
-    let mut segments: Vec<SegmentBuf> = Vec::new();
-    // (segment index, offset, len) per trace.
+    let t = &core.t;
+    // One buffer for every ingest: allocating and freeing a large buffer
+    // per batch makes the allocator consolidate its free lists each time.
+    let mut buf = core
+        .segment_buf
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    buf.clear();
+    // Where each segment starts in `buf`, and its latest span start.
+    let mut segments: Vec<(usize, u64)> = vec![(0, 0)];
+    // (segment, offset in it, length) per trace.
     let mut places: Vec<(usize, u32, u32)> = Vec::with_capacity(by_trace.len());
-    let mut current = SegmentBuf {
-        bytes: Vec::with_capacity(64 * 1024),
-        latest_ns: 0,
-    };
+    let too_big = |n: usize| Error::Encode(format!("a segment of {n} bytes is larger than 4 GiB"));
     for group in by_trace.values() {
-        if current.bytes.len() >= SEGMENT_BYTES {
-            segments.push(std::mem::replace(
-                &mut current,
-                SegmentBuf {
-                    bytes: Vec::with_capacity(64 * 1024),
-                    latest_ns: 0,
-                },
-            ));
+        let mut start = segments[segments.len() - 1].0;
+        if buf.len() - start >= SEGMENT_BYTES {
+            start = buf.len();
+            segments.push((start, 0));
         }
-        let offset = current.bytes.len();
+        let offset = buf.len() - start;
         let chunk = ChunkRowRef {
             project,
             spans: group.iter().map(|s| borrowed::SSpan::new(s)).collect(),
         };
-        current.bytes = postcard::to_extend(&chunk, std::mem::take(&mut current.bytes))
+        *buf = postcard::to_extend(&chunk, std::mem::take(&mut *buf))
             .map_err(|e| Error::Encode(e.to_string()))?;
+        let latest = &mut segments.last_mut().expect("one segment at least").1;
         for span in group {
-            current.latest_ns = current.latest_ns.max(span.start_ns);
+            *latest = (*latest).max(span.start_ns);
         }
-        let too_big =
-            |n: usize| Error::Encode(format!("a segment of {n} bytes is larger than 4 GiB"));
-        let len = current.bytes.len() - offset;
+        let len = buf.len() - start - offset;
         places.push((
-            segments.len(),
+            segments.len() - 1,
             u32::try_from(offset).map_err(|_| too_big(offset))?,
             u32::try_from(len).map_err(|_| too_big(len))?,
         ));
     }
-    segments.push(current);
     let mut keys = Vec::with_capacity(segments.len());
-    for segment in segments {
+    for (i, &(start, latest)) in segments.iter().enumerate() {
+        let end = segments.get(i + 1).map_or(buf.len(), |next| next.0);
         let seq = t.db.generate_id()?;
         t.segments
-            .insert(segment_key(segment.latest_ns, seq), segment.bytes)?;
-        keys.push((segment.latest_ns, seq));
+            .insert(segment_key(latest, seq), &buf[start..end])?;
+        keys.push((latest, seq));
+    }
+    if buf.capacity() > 4 * SEGMENT_BYTES {
+        // A huge batch (an import): do not keep its memory.
+        *buf = Vec::new();
     }
     Ok(places
         .into_iter()
@@ -446,7 +446,7 @@ pub(crate) fn write_spans(core: &Core, project: &str, spans: &[&SpanRecord]) -> 
     for span in spans {
         by_trace.entry(span.trace_id).or_default().push(span);
     }
-    let chunks = write_segments(t, project, &by_trace)?;
+    let chunks = write_segments(core, project, &by_trace)?;
     let mut new_traces = 0;
     let mut index = IndexBatches::default();
     for ((trace, group), chunk) in by_trace.into_iter().zip(chunks) {

@@ -6,6 +6,9 @@
 //! the store), reopens the store to count what was stored, and reports
 //! spans per second stored.
 //!
+//! Runs on mimalloc, the `omegi` binary's allocator, unless built with
+//! `--features system-alloc`.
+//!
 //! ```text
 //! cargo run --release -p benches --bin otlp_load -- \
 //!     [--requests 400] [--spans 500] [--connections 4]
@@ -26,6 +29,12 @@ use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, Instrumentatio
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1 as pt;
 use prost::Message;
+
+/// The allocator of the `omegi` binary, which runs the store and the
+/// collector; `--features system-alloc` measures with the system's instead.
+#[cfg(not(feature = "system-alloc"))]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const SERVICES: [&str; 3] = ["user-service", "inventory-service", "payment-service"];
 const SPANS_PER_TRACE: usize = 5;
