@@ -438,67 +438,49 @@ mod tests {
         }
     }
 
-    fn meta() -> &'static Metadata<'static> {
-        tracing::info_span!("work")
-            .metadata()
-            .expect("span metadata")
+    fn span(id: u64) -> Item {
+        Item::Span {
+            meta: tracing::info_span!("work")
+                .metadata()
+                .expect("span metadata"),
+            data: Box::new(span_data(id)),
+            end_ns: 2,
+        }
+    }
+
+    /// An exporter with a null sink that has exported spans `1..=10`.
+    fn exported_ten(interval: Duration) -> (Queue, OmegiGuard) {
+        let (queue, guard) = start(
+            Box::new(NullSink),
+            Resource::default(),
+            ExportConfig {
+                capacity: 64,
+                batch_size: 8,
+                interval,
+                flush_timeout: Duration::from_secs(5),
+            },
+        );
+        for id in 1..=10 {
+            queue.push(span(id));
+        }
+        assert!(guard.flush(Duration::from_secs(5)));
+        assert_eq!(guard.stats().exported, 10);
+        (queue, guard)
     }
 
     #[test]
     fn exported_span_data_goes_back_to_the_application_to_free() {
-        let (queue, guard) = start(
-            Box::new(NullSink),
-            Resource::default(),
-            ExportConfig {
-                capacity: 64,
-                batch_size: 8,
-                interval: Duration::from_secs(60),
-                flush_timeout: Duration::from_secs(5),
-            },
-        );
-        let meta = meta();
-        for id in 1..=10 {
-            queue.push(Item::Span {
-                meta,
-                data: Box::new(span_data(id)),
-                end_ns: 2,
-            });
-        }
-        assert!(guard.flush(Duration::from_secs(5)));
-        assert_eq!(guard.stats().exported, 10);
+        let (queue, _guard) = exported_ten(Duration::from_secs(60));
         // The exporter converted the spans and handed their data back.
         assert_eq!(queue.shared.returned.len(), 10);
         // Each push frees up to two of them on the pushing thread.
-        queue.push(Item::Span {
-            meta,
-            data: Box::new(span_data(11)),
-            end_ns: 2,
-        });
+        queue.push(span(11));
         assert_eq!(queue.shared.returned.len(), 8);
-        drop(guard);
     }
 
     #[test]
     fn an_idle_application_does_not_keep_span_data_alive() {
-        let (queue, guard) = start(
-            Box::new(NullSink),
-            Resource::default(),
-            ExportConfig {
-                capacity: 64,
-                batch_size: 8,
-                interval: Duration::from_millis(20),
-                flush_timeout: Duration::from_secs(5),
-            },
-        );
-        let meta = meta();
-        for id in 1..=10 {
-            queue.push(Item::Span {
-                meta,
-                data: Box::new(span_data(id)),
-                end_ns: 2,
-            });
-        }
-        assert!(guard.flush(Duration::from_secs(5)));
+        let (queue, _guard) = exported_ten(Duration::from_millis(20));
         // Nothing more is sent: within a few intervals the exporter frees
         // the data itself.
         let deadline = Instant::now() + Duration::from_secs(10);

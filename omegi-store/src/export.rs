@@ -79,35 +79,19 @@ enum Line {
     },
 }
 
-/// What an export wrote.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// What an export wrote or an import read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
-pub struct ExportStats {
-    /// Lines written, header included.
+pub struct TransferStats {
+    /// Lines, header included.
     pub lines: u64,
-    /// Spans written.
+    /// Spans.
     pub spans: u64,
-    /// Issues written.
+    /// Issues.
     pub issues: u64,
-    /// Occurrences written.
+    /// Occurrences.
     pub occurrences: u64,
-    /// Notes written.
-    pub notes: u64,
-}
-
-/// What an import read.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ImportStats {
-    /// Lines read, header included.
-    pub lines: u64,
-    /// Spans read.
-    pub spans: u64,
-    /// Issues read.
-    pub issues: u64,
-    /// Occurrences read.
-    pub occurrences: u64,
-    /// Notes read.
+    /// Notes.
     pub notes: u64,
 }
 
@@ -141,9 +125,9 @@ fn read_counter_key(
 impl Store {
     /// Writes the whole store as JSON lines. Writes made during the export
     /// may or may not be included.
-    pub fn export(&self, mut out: impl Write) -> Result<ExportStats> {
+    pub fn export(&self, mut out: impl Write) -> Result<TransferStats> {
         let t = &self.core().t;
-        let mut stats = ExportStats::default();
+        let mut stats = TransferStats::default();
         let lines = &mut stats.lines;
         write_line(
             &mut out,
@@ -228,11 +212,11 @@ impl Store {
     /// Reads an export into this store, meant to be empty: records with the
     /// same keys are replaced, counters are overwritten. Trace summaries and
     /// indexes are rebuilt. Call [`Store::flush`] afterwards for durability.
-    pub fn import(&self, input: impl BufRead) -> Result<ImportStats> {
+    pub fn import(&self, input: impl BufRead) -> Result<TransferStats> {
         let core = self.core();
         let t = &core.t;
         let _guard = core.lock();
-        let mut stats = ImportStats::default();
+        let mut stats = TransferStats::default();
         let mut pending: Option<(String, Vec<SpanRecord>)> = None;
         let mut notes: Vec<Note> = Vec::new();
         let flush_pending = |pending: &mut Option<(String, Vec<SpanRecord>)>| -> Result<()> {

@@ -148,7 +148,7 @@ use std::time::Duration;
 
 pub use accounts::{Project, User};
 pub use error::{Error, Result};
-pub use export::{ExportStats, ImportStats, EXPORT_VERSION};
+pub use export::{TransferStats, EXPORT_VERSION};
 pub use ingest::IngestReport;
 pub use issues::{Issue, IssueQuery, IssueSort, IssueStatus, Occurrence};
 pub use notes::{NewNote, NoteFilter, NoteLinks, NoteUpdate, Renamed};

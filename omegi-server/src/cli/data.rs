@@ -8,7 +8,7 @@ use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use omegi_store::Store;
+use omegi_store::{Store, TransferStats};
 use serde::Serialize;
 
 use super::{print_json, Cli, CliError};
@@ -25,11 +25,8 @@ pub struct DataFileArgs {
 #[derive(Serialize)]
 struct Moved {
     file: PathBuf,
-    lines: u64,
-    spans: u64,
-    issues: u64,
-    occurrences: u64,
-    notes: u64,
+    #[serde(flatten)]
+    stats: TransferStats,
 }
 
 fn store_error(path: &Path) -> impl FnOnce(omegi_store::Error) -> CliError + '_ {
@@ -73,14 +70,7 @@ pub async fn export(cli: &Cli, args: &DataFileArgs, out: &mut dyn Write) -> Resu
             .map_err(|e| file_error("write", &file, e.into_error()))?
             .sync_all()
             .map_err(|e| file_error("write", &file, e))?;
-        Ok(Moved {
-            file,
-            lines: stats.lines,
-            spans: stats.spans,
-            issues: stats.issues,
-            occurrences: stats.occurrences,
-            notes: stats.notes,
-        })
+        Ok(Moved { file, stats })
     })
     .await?;
     report(cli, out, "exported", "to", &moved)
@@ -112,14 +102,7 @@ pub async fn import(cli: &Cli, args: &DataFileArgs, out: &mut dyn Write) -> Resu
                 return Err(store_error(&store_path)(e));
             }
         };
-        Ok(Moved {
-            file,
-            lines: stats.lines,
-            spans: stats.spans,
-            issues: stats.issues,
-            occurrences: stats.occurrences,
-            notes: stats.notes,
-        })
+        Ok(Moved { file, stats })
     })
     .await?;
     report(cli, out, "imported", "from", &moved)?;
@@ -148,12 +131,12 @@ fn report(
     writeln!(
         out,
         "{done} {} lines {preposition} {}: {} spans, {} issues, {} occurrences, {} notes",
-        moved.lines,
+        moved.stats.lines,
         moved.file.display(),
-        moved.spans,
-        moved.issues,
-        moved.occurrences,
-        moved.notes
+        moved.stats.spans,
+        moved.stats.issues,
+        moved.stats.occurrences,
+        moved.stats.notes
     )?;
     Ok(())
 }
