@@ -11,6 +11,7 @@
 use std::collections::VecDeque;
 use std::hint::black_box;
 
+use benches::Rng;
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use omegi_core::flow::Trace;
 use omegi_core::{CodeLocation, EventRecord, Level, SpanId, SpanKind, SpanRecord, Status, TraceId};
@@ -31,21 +32,6 @@ const SERVICES: [&str; 8] = [
 const CLOCK_ERROR: [i64; 8] = [
     0, 3_000_000, -2_000_000, 7_000_000, -5_000_000, 1_000_000, -1_000_000, 4_000_000,
 ];
-
-/// xorshift64*: deterministic, dependency-free.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
 
 fn record(id: u64, parent: Option<u64>, service: usize, start: u64, end: u64) -> SpanRecord {
     let recorded = |t: u64| (t as i64 + CLOCK_ERROR[service]) as u64;

@@ -9,30 +9,13 @@
 use std::hint::black_box;
 use std::time::Instant;
 
+use benches::Rng;
 use criterion::{criterion_group, criterion_main, Criterion};
 use omegi_core::note::{parse, LocalGraphOptions, Note, NoteGraph, NoteId, Visibility};
 
 const NOTES: usize = 100_000;
 const LINKS: usize = 500_000;
 const POPULAR: usize = 1_000;
-
-/// xorshift64*: deterministic, dependency-free.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 fn note_id(i: usize) -> NoteId {
     format!("{:032x}", i as u128 + 1)
@@ -46,10 +29,10 @@ fn vault() -> Vec<Note> {
     for _ in 0..LINKS {
         let u = rng.unit();
         let source = ((NOTES as f64) * u * u) as usize % NOTES;
-        let target = if rng.below(5) == 0 {
-            rng.below(POPULAR) * (NOTES / POPULAR)
+        let target = if rng.index(5) == 0 {
+            rng.index(POPULAR) * (NOTES / POPULAR)
         } else {
-            rng.below(NOTES)
+            rng.index(NOTES)
         };
         links[source].push(target);
     }
@@ -109,7 +92,7 @@ fn benches(c: &mut Criterion) {
     );
 
     let mut rng = Rng(42);
-    let centres: Vec<NoteId> = (0..256).map(|_| note_id(rng.below(NOTES))).collect();
+    let centres: Vec<NoteId> = (0..256).map(|_| note_id(rng.index(NOTES))).collect();
     let options = LocalGraphOptions {
         depth: 2,
         ..Default::default()
