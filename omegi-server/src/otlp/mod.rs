@@ -141,10 +141,10 @@ use std::io::Read;
 
 use omegi_core::{Record, Resource};
 use opentelemetry_proto::tonic::collector::logs::v1::{
-    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+    ExportLogsPartialSuccess, ExportLogsServiceResponse,
 };
 use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+    ExportTracePartialSuccess, ExportTraceServiceResponse,
 };
 use prost::Message;
 
@@ -363,13 +363,7 @@ pub fn decode_traces(
     content_encoding: Option<&str>,
     limits: &Limits,
 ) -> Result<Decoded, DecodeError> {
-    let format = Format::from_content_type(content_type)?;
-    let body = decompress(body, content_encoding, limits)?;
-    let request = match format {
-        Format::Protobuf => ExportTraceServiceRequest::decode(body.as_slice())
-            .map_err(|e| DecodeError::Protobuf(e.to_string()))?,
-        Format::Json => json::traces(&body)?,
-    };
+    let request = decode_request(body, content_type, content_encoding, limits, json::traces)?;
     convert::traces(request)
 }
 
@@ -382,14 +376,27 @@ pub fn decode_logs(
     content_encoding: Option<&str>,
     limits: &Limits,
 ) -> Result<Decoded, DecodeError> {
+    let request = decode_request(body, content_type, content_encoding, limits, json::logs)?;
+    convert::logs(request)
+}
+
+/// Decompresses a request body and decodes it as protobuf or, by its
+/// content type, as OTLP JSON with `json`.
+fn decode_request<R: Message + Default>(
+    body: &[u8],
+    content_type: &str,
+    content_encoding: Option<&str>,
+    limits: &Limits,
+    json: fn(&[u8]) -> Result<R, DecodeError>,
+) -> Result<R, DecodeError> {
     let format = Format::from_content_type(content_type)?;
     let body = decompress(body, content_encoding, limits)?;
-    let request = match format {
-        Format::Protobuf => ExportLogsServiceRequest::decode(body.as_slice())
-            .map_err(|e| DecodeError::Protobuf(e.to_string()))?,
-        Format::Json => json::logs(&body)?,
-    };
-    convert::logs(request)
+    match format {
+        Format::Protobuf => {
+            R::decode(body.as_slice()).map_err(|e| DecodeError::Protobuf(e.to_string()))
+        }
+        Format::Json => json(&body),
+    }
 }
 
 /// The body of the `200 OK` answer to `/v1/traces`, in the request's format

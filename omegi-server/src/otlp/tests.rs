@@ -6,6 +6,9 @@ use opentelemetry_proto::tonic::logs::v1 as pl;
 use opentelemetry_proto::tonic::resource::v1::Resource as PResource;
 use opentelemetry_proto::tonic::trace::v1 as pt;
 
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+
 use super::*;
 
 const PB: &str = "application/x-protobuf";
