@@ -185,7 +185,7 @@ const PROTOBUF: &str = "application/x-protobuf";
 const JSON: &str = "application/json";
 
 fn hop_services(flow: &omegi_server::api::views::FlowView) -> Vec<&str> {
-    flow.hops.iter().map(|h| h.service.as_str()).collect()
+    flow.flow.hops.iter().map(|h| h.service.as_str()).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -231,7 +231,7 @@ async fn a_three_service_trace_becomes_one_issue_with_its_flow() {
         let flow: ErrorFlowView = s.api(&format!("{path}/flow")).await;
         let f = flow.flow.as_ref().expect("a flow");
         assert_eq!(hop_services(f), SERVICES);
-        assert_eq!(f.trace_id.0, trace_b, "the latest occurrence");
+        assert_eq!(f.flow.trace_id.0, trace_b, "the latest occurrence");
         assert!(
             f.summary.contains("error: card declined (PaymentError)"),
             "{}",
@@ -246,7 +246,7 @@ async fn a_three_service_trace_becomes_one_issue_with_its_flow() {
         let flow: ErrorFlowView = s
             .api(&format!("{path}/flow?occurrence={}", oldest.id))
             .await;
-        assert_eq!(flow.flow.expect("a flow").trace_id.0, trace_a);
+        assert_eq!(flow.flow.expect("a flow").flow.trace_id.0, trace_a);
 
         // The trace: tree, flow, dependencies.
         let trace: TraceView = s.api(&format!("/api/traces/{trace_a:032x}")).await;

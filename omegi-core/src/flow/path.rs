@@ -36,7 +36,7 @@ pub struct Hop {
 
 /// How an error travelled through the services of a trace: see
 /// [`Flow::for_error`].
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Flow {
     /// The trace.
     pub trace_id: TraceId,

@@ -1,6 +1,6 @@
 //! The JSON shapes of the REST API, shared by the server and the CLI.
 
-use omegi_core::flow::{Flow, Hop, ServiceEdge, Trace};
+use omegi_core::flow::{Flow, ServiceEdge, Trace};
 use omegi_core::{ErrorRecord, SpanId, SpanRecord, Status, TraceId};
 use omegi_store::{BucketCount, Issue, Occurrence, ServiceCount, Summary, TraceSummary};
 use serde::{Deserialize, Serialize};
@@ -80,23 +80,13 @@ pub struct IssueDetail {
     pub histogram: Vec<BucketCount>,
 }
 
-/// The path of an error through the services.
+/// The path of an error through the services: the [`Flow`]'s fields and
+/// its summary.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FlowView {
-    /// The trace.
-    pub trace_id: TraceId,
-    /// The failing span.
-    pub failing_span: SpanId,
-    /// Root first.
-    pub hops: Vec<Hop>,
-    /// When the error happened, ns.
-    pub error_time_ns: u64,
-    /// The message.
-    pub message: String,
-    /// The type, where known.
-    pub error_type: Option<String>,
-    /// Causes, outermost first.
-    pub causes: Vec<String>,
+    /// The flow.
+    #[serde(flatten)]
+    pub flow: Flow,
     /// [`Flow::summary`]: one line per hop, then the error.
     pub summary: String,
 }
@@ -104,13 +94,7 @@ pub struct FlowView {
 impl From<&Flow> for FlowView {
     fn from(f: &Flow) -> Self {
         FlowView {
-            trace_id: f.trace_id,
-            failing_span: f.failing_span,
-            hops: f.hops.clone(),
-            error_time_ns: f.error_time_ns,
-            message: f.message.clone(),
-            error_type: f.error_type.clone(),
-            causes: f.causes.clone(),
+            flow: f.clone(),
             summary: f.summary(),
         }
     }
