@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use omegi_core::note::{note_from_markdown_file, note_to_markdown_file, NoteDefaults};
+use omegi_core::note::{file_stem, note_from_markdown_file, note_to_markdown_file, NoteDefaults};
 use omegi_core::{Note, NoteId, Visibility};
 
 use crate::error::{Error, Result};
@@ -85,47 +85,6 @@ impl VaultExportOptions {
 pub struct VaultExport {
     /// Each note and its file, relative to the folder.
     pub files: Vec<(NoteId, PathBuf)>,
-}
-
-/// Longest file stem written, in bytes.
-const MAX_STEM: usize = 120;
-
-/// A file name stem for a title: characters that file systems refuse
-/// become `-`, leading and trailing dots and spaces go, names Windows
-/// reserves get a `_`.
-pub(crate) fn file_stem(title: &str) -> String {
-    let mut s: String = title
-        .chars()
-        .map(|c| {
-            if c.is_control() || matches!(c, '/' | '\\' | ':' | '*' | '?' | '"' | '<' | '>' | '|') {
-                '-'
-            } else {
-                c
-            }
-        })
-        .collect();
-    if s.len() > MAX_STEM {
-        let mut cut = MAX_STEM;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        s.truncate(cut);
-    }
-    let s = s.trim_matches(|c: char| c == '.' || c.is_whitespace());
-    if s.is_empty() {
-        return "untitled".into();
-    }
-    let upper = s.to_ascii_uppercase();
-    let base = upper.split('.').next().unwrap_or("");
-    let reserved = matches!(base, "CON" | "PRN" | "AUX" | "NUL")
-        || ((base.starts_with("COM") || base.starts_with("LPT"))
-            && base.len() == 4
-            && base.as_bytes()[3].is_ascii_digit());
-    if reserved {
-        format!("{s}_")
-    } else {
-        s.to_owned()
-    }
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
@@ -313,24 +272,5 @@ impl Store {
         };
         out.files.sort_by(|a, b| a.1.cmp(&b.1));
         Ok(out)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn file_stems_are_safe_names() {
-        assert_eq!(
-            file_stem("Payment: timeout / retry?"),
-            "Payment- timeout - retry-"
-        );
-        assert_eq!(file_stem("  ..  "), "untitled");
-        assert_eq!(file_stem("con"), "con_");
-        assert_eq!(file_stem("COM1.txt"), "COM1.txt_");
-        assert_eq!(file_stem("결제 서비스"), "결제 서비스");
-        let long = "가".repeat(100);
-        assert!(file_stem(&long).len() <= MAX_STEM);
     }
 }

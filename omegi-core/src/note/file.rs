@@ -202,3 +202,64 @@ fn finish(note: Note) -> Result<Note, NoteFileError> {
         Ok(note)
     }
 }
+
+/// Longest file stem [`file_stem`] gives, in bytes.
+pub const MAX_STEM: usize = 120;
+
+/// A file name stem for a title (or an author, for a folder): characters
+/// that file systems refuse become `-`, leading and trailing dots and
+/// spaces go, names Windows reserves get a `_`, and the stem is cut to
+/// [`MAX_STEM`] bytes.
+pub fn file_stem(title: &str) -> String {
+    let mut s: String = title
+        .chars()
+        .map(|c| {
+            if c.is_control() || matches!(c, '/' | '\\' | ':' | '*' | '?' | '"' | '<' | '>' | '|') {
+                '-'
+            } else {
+                c
+            }
+        })
+        .collect();
+    if s.len() > MAX_STEM {
+        let mut cut = MAX_STEM;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+    }
+    let s = s.trim_matches(|c: char| c == '.' || c.is_whitespace());
+    if s.is_empty() {
+        return "untitled".into();
+    }
+    let upper = s.to_ascii_uppercase();
+    let base = upper.split('.').next().unwrap_or("");
+    let reserved = matches!(base, "CON" | "PRN" | "AUX" | "NUL")
+        || ((base.starts_with("COM") || base.starts_with("LPT"))
+            && base.len() == 4
+            && base.as_bytes()[3].is_ascii_digit());
+    if reserved {
+        format!("{s}_")
+    } else {
+        s.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_stems_are_safe_names() {
+        assert_eq!(
+            file_stem("Payment: timeout / retry?"),
+            "Payment- timeout - retry-"
+        );
+        assert_eq!(file_stem("  ..  "), "untitled");
+        assert_eq!(file_stem("con"), "con_");
+        assert_eq!(file_stem("COM1.txt"), "COM1.txt_");
+        assert_eq!(file_stem("결제 서비스"), "결제 서비스");
+        let long = "가".repeat(100);
+        assert!(file_stem(&long).len() <= MAX_STEM);
+    }
+}

@@ -46,7 +46,10 @@ mod resolve;
 
 pub use embed::{render_embeds, section, EmbedOptions, EMBED_CYCLE_MARKER, EMBED_DEPTH_MARKER};
 pub use export::{to_dot, to_json, to_mermaid};
-pub use file::{note_from_markdown_file, note_to_markdown_file, NoteDefaults, NoteFileError};
+pub use file::{
+    file_stem, note_from_markdown_file, note_to_markdown_file, NoteDefaults, NoteFileError,
+    MAX_STEM,
+};
 pub use graph::{
     Direction, Edge, EdgeKind, LocalGraphOptions, Node, NodeKind, NoteGraph, Subgraph,
 };

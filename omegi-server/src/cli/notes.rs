@@ -522,27 +522,6 @@ async fn import(client: &ApiClient, dir: &Path, public: bool) -> Result<ImportRe
     Ok(report)
 }
 
-/// A file name for a title: characters that file systems refuse become `-`.
-pub fn file_name(title: &str) -> String {
-    let name: String = title
-        .trim()
-        .chars()
-        .map(|c| {
-            if c.is_control() || matches!(c, '/' | '\\' | ':' | '*' | '?' | '"' | '<' | '>' | '|') {
-                '-'
-            } else {
-                c
-            }
-        })
-        .collect();
-    let name = name.trim_start_matches('.').trim();
-    if name.is_empty() {
-        "untitled".into()
-    } else {
-        name.to_owned()
-    }
-}
-
 /// Writes each note as `<title>.md` (`<title> (<id>).md` when two titles
 /// share a file name); the paths written.
 pub fn export(dir: &Path, notes: &[Note]) -> Result<Vec<PathBuf>, CliError> {
@@ -552,7 +531,7 @@ pub fn export(dir: &Path, notes: &[Note]) -> Result<Vec<PathBuf>, CliError> {
     let mut sorted: Vec<&Note> = notes.iter().collect();
     sorted.sort_by_key(|n| n.id);
     for note in sorted {
-        let base = file_name(&note.title);
+        let base = omegi_core::note::file_stem(&note.title);
         let mut name = format!("{base}.md");
         if !used.insert(name.to_lowercase()) {
             name = format!("{base} ({}).md", note.id);
