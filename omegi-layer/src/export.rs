@@ -157,7 +157,7 @@ pub(crate) fn start(
         batch: Vec::with_capacity(config.batch_size),
         batch_size: config.batch_size.max(1),
         interval: config.interval,
-        last_span: Instant::now(),
+        last_item: Instant::now(),
     };
     let handle = std::thread::Builder::new()
         .name("omegi-exporter".into())
@@ -190,8 +190,8 @@ struct Exporter {
     batch: Vec<Record>,
     batch_size: usize,
     interval: Duration,
-    /// When the exporter last received a span.
-    last_span: Instant,
+    /// When the exporter last found records in the queue.
+    last_item: Instant,
 }
 
 impl Exporter {
@@ -230,12 +230,11 @@ impl Exporter {
         let _ = self.sink.flush();
     }
 
-    /// Exports everything queued right now, in batches.
     /// Frees span data still waiting to be handed back once the
-    /// application has sent no span for a whole interval: an idle
+    /// application has sent nothing for a whole interval: an idle
     /// application would not free it, and there is no one to contend with.
     fn free_when_idle(&mut self) {
-        if self.last_span.elapsed() < self.interval {
+        if self.last_item.elapsed() < self.interval {
             return;
         }
         while let Some(data) = self.shared.returned.pop() {
@@ -243,7 +242,11 @@ impl Exporter {
         }
     }
 
+    /// Exports everything queued right now, in batches.
     fn drain(&mut self) {
+        if !self.shared.queue.is_empty() {
+            self.last_item = Instant::now();
+        }
         while let Some(item) = self.shared.queue.pop() {
             self.add(item);
             if self.batch.len() >= self.batch_size {
@@ -256,7 +259,6 @@ impl Exporter {
     fn add(&mut self, item: Item) {
         let record = match item {
             Item::Span { meta, data, end_ns } => {
-                self.last_span = Instant::now();
                 let record = span_record(meta, &data, end_ns, &self.resource.service);
                 // Hand the data back for the application to free (see
                 // `Shared::returned`); when that queue is full, free it here.
