@@ -646,8 +646,9 @@ impl Store {
 
     /// Changes a note. Fails with [`Error::RevisionMismatch`] unless the
     /// note is at `expected_revision`, with [`Error::NotNoteAuthor`] unless
-    /// `viewer` wrote it. The revision goes up by one; links and backlinks
-    /// follow the new body. A new title also rewrites the links to the note
+    /// `viewer` wrote it. The revision goes up by one (an update that changes
+    /// nothing returns the note as it is); links and backlinks follow the
+    /// new body. A new title also rewrites the links to the note
     /// (each note whose body changed gets a new revision), all under the
     /// same check.
     pub fn update_note(
@@ -688,6 +689,10 @@ impl Store {
         check_note(&note)?;
         if let Some(title) = update.title.filter(|t| t.trim() != old.title) {
             return Ok(self.rename_locked(old, note, &title)?.note);
+        }
+        if note == old {
+            // Nothing changes: no new revision.
+            return Ok(old);
         }
         bump(&mut note, old.updated_ns);
         self.commit_changes(&[Change {

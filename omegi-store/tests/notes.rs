@@ -237,6 +237,15 @@ fn updates_are_optimistic_and_only_for_the_author() {
     );
     assert!(err.to_string().contains("revision 2"));
     assert_eq!(store.note(note.id, "kim").unwrap().unwrap().body, "v2");
+    // An update that changes nothing makes no new revision, but is checked.
+    let same = store
+        .update_note(note.id, "kim", NoteUpdate::new().body("v2"), 2)
+        .unwrap();
+    assert_eq!(same, v2);
+    assert!(matches!(
+        store.update_note(note.id, "kim", NoteUpdate::new(), 1),
+        Err(Error::RevisionMismatch { .. })
+    ));
     // Someone else may read but not write or delete.
     assert!(matches!(
         store.update_note(note.id, "lee", NoteUpdate::new().body("x"), 2),

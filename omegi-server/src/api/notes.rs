@@ -243,39 +243,15 @@ async fn update_note(
     if let Some(title) = body.title {
         update = update.title(title);
     }
-    let changes = update != NoteUpdate::default();
     blocking(&state, move |state| {
-        let store = &state.store;
-        if changes {
-            // One revision check for the fields and the rename together.
-            return Ok(Json(
-                store
-                    .update_note(id, &viewer, update, body.revision)
-                    .map_err(store_error)?,
-            ));
-        }
-        // Nothing to change: check the revision and the author the way an
-        // update would, and answer with the note as it is.
-        let current = store
-            .note(id, &viewer)
-            .map_err(store_error)?
-            .ok_or(omegi_store::Error::NoteNotFound { id })
-            .map_err(store_error)?;
-        if current.author != viewer {
-            return Err(store_error(omegi_store::Error::NotNoteAuthor {
-                id,
-                author: current.author,
-                viewer,
-            }));
-        }
-        if current.revision != body.revision {
-            return Err(store_error(omegi_store::Error::RevisionMismatch {
-                id,
-                expected: body.revision,
-                actual: current.revision,
-            }));
-        }
-        Ok(Json(current))
+        // One revision check for the fields and the rename together; an
+        // update that changes nothing answers with the note as it is.
+        Ok(Json(
+            state
+                .store
+                .update_note(id, &viewer, update, body.revision)
+                .map_err(store_error)?,
+        ))
     })
     .await
 }
