@@ -11,7 +11,7 @@ use clap::Args;
 use omegi_store::{Store, TransferStats};
 use serde::Serialize;
 
-use super::{print_json, Cli, CliError};
+use super::{blocking, print_json, store_error, Cli, CliError};
 use crate::auth::credentials_path;
 use crate::server::STORE_DIR;
 
@@ -29,23 +29,8 @@ struct Moved {
     stats: TransferStats,
 }
 
-fn store_error(path: &Path) -> impl FnOnce(omegi_store::Error) -> CliError + '_ {
-    move |source| CliError::Store {
-        path: path.to_owned(),
-        source,
-    }
-}
-
 fn file_error(action: &str, file: &Path, e: std::io::Error) -> CliError {
     CliError::Usage(format!("cannot {action} {}: {e}", file.display()))
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, CliError> + Send + 'static,
-) -> Result<T, CliError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| CliError::Usage(format!("task failed: {e}")))?
 }
 
 /// `omegi export FILE`: writes the store of the data directory to `FILE`.

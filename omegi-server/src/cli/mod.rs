@@ -469,17 +469,14 @@ async fn add_account(cli: &Cli, kind: AccountKind, name: &str) -> Result<Created
     }
     let store_path = cli.data.join(STORE_DIR);
     let name = name.to_owned();
-    tokio::task::spawn_blocking(move || {
+    blocking(move || {
         if !store_path.exists() {
             return Err(CliError::Usage(format!(
                 "no server at the given address and no store in {}: start `omegi serve` first",
                 store_path.display()
             )));
         }
-        let store = Store::open(&store_path).map_err(|source| CliError::Store {
-            path: store_path.clone(),
-            source,
-        })?;
+        let store = Store::open(&store_path).map_err(store_error(&store_path))?;
         let created = match kind {
             AccountKind::Project => {
                 let (p, token) = auth::create_project(&store, &name)?;
@@ -493,14 +490,27 @@ async fn add_account(cli: &Cli, kind: AccountKind, name: &str) -> Result<Created
                 }
             }
         };
-        store.flush().map_err(|source| CliError::Store {
-            path: store_path.clone(),
-            source,
-        })?;
+        store.flush().map_err(store_error(&store_path))?;
         Ok(created)
     })
     .await
-    .map_err(|e| CliError::Usage(format!("task failed: {e}")))?
+}
+
+/// Runs blocking work (the store) off the async runtime.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, CliError> + Send + 'static,
+) -> Result<T, CliError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| CliError::Usage(format!("task failed: {e}")))?
+}
+
+/// Maps a store error to the CLI's, naming the store's directory.
+fn store_error(path: &std::path::Path) -> impl FnOnce(omegi_store::Error) -> CliError + '_ {
+    move |source| CliError::Store {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 async fn serve(cli: &Cli, args: &ServeArgs, out: &mut (dyn Write + Send)) -> Result<(), CliError> {
