@@ -197,6 +197,9 @@ struct Exporter {
 impl Exporter {
     fn run(&mut self) {
         loop {
+            // Wait first: at start the queue is empty, and a flush or a
+            // half-full queue unparks at once.
+            std::thread::park_timeout(self.interval);
             loop {
                 match self.ctl.try_recv() {
                     Ok(Control::Flush(ack)) => {
@@ -220,7 +223,6 @@ impl Exporter {
             self.shared.waking.store(false, Ordering::Release);
             self.drain();
             self.free_when_idle();
-            std::thread::park_timeout(self.interval);
         }
     }
 
