@@ -91,7 +91,7 @@ impl OmegiBuilder {
     /// How many finished records may wait for the exporter (default 16,384).
     /// When the queue is full, new records are dropped and counted. The
     /// queue's slots are allocated up front (about 40 bytes each, with the
-    /// queue that hands span data back for freeing).
+    /// queue that hands span data back for reuse).
     pub fn queue_capacity(mut self, capacity: usize) -> Self {
         self.capacity = capacity;
         self

@@ -76,9 +76,10 @@ struct Shared {
     /// Set when the exporter has stopped: later records are dropped at once.
     closed: AtomicBool,
     exporter: OnceLock<Thread>,
-    /// Span data the exporter has converted, handed back so that the thread
-    /// that allocated it frees it: allocators cache freed memory per thread,
-    /// and memory freed elsewhere leaves the application's cache empty.
+    /// Span data the exporter has converted, handed back for the application
+    /// to reuse for its next spans: no allocation per span, and nothing
+    /// allocated on one thread is freed on another (allocators cache freed
+    /// memory per thread).
     returned: ArrayQueue<Box<SpanData>>,
 }
 
@@ -105,12 +106,6 @@ impl Queue {
     /// Enqueues without ever blocking; a full or closed queue drops and counts.
     pub(crate) fn push(&self, item: Item) {
         let shared = &*self.shared;
-        for _ in 0..2 {
-            match shared.returned.pop() {
-                Some(data) => drop(data),
-                None => break,
-            }
-        }
         if shared.closed.load(Ordering::Relaxed) || shared.queue.push(item).is_err() {
             self.counters.dropped.fetch_add(1, Ordering::Relaxed);
             return;
@@ -118,6 +113,14 @@ impl Queue {
         if shared.queue.len() >= shared.wake_at && !shared.waking.swap(true, Ordering::AcqRel) {
             shared.wake();
         }
+    }
+}
+
+impl Queue {
+    /// A box of span data that the exporter has finished with, to be
+    /// overwritten for a new span.
+    pub(crate) fn recycled(&self) -> Option<Box<SpanData>> {
+        self.shared.returned.pop()
     }
 }
 
@@ -232,9 +235,9 @@ impl Exporter {
         let _ = self.sink.flush();
     }
 
-    /// Frees span data still waiting to be handed back once the
-    /// application has sent nothing for a whole interval: an idle
-    /// application would not free it, and there is no one to contend with.
+    /// Frees span data still waiting to be reused once the application has
+    /// sent nothing for a whole interval: an idle application would keep it
+    /// (and what it holds) alive, and there is no one to contend with.
     fn free_when_idle(&mut self) {
         if self.last_item.elapsed() < self.interval {
             return;
@@ -262,7 +265,7 @@ impl Exporter {
         let record = match item {
             Item::Span { meta, data, end_ns } => {
                 let record = span_record(meta, &data, end_ns, &self.resource.service);
-                // Hand the data back for the application to free (see
+                // Hand the data back for the application to reuse (see
                 // `Shared::returned`); when that queue is full, free it here.
                 let _ = self.shared.returned.push(data);
                 Record::Span(record)
@@ -473,13 +476,16 @@ mod tests {
     }
 
     #[test]
-    fn exported_span_data_goes_back_to_the_application_to_free() {
+    fn exported_span_data_goes_back_to_the_application_for_reuse() {
         let (queue, _guard) = exported_ten(Duration::from_secs(60));
         // The exporter converted the spans and handed their data back.
         assert_eq!(queue.shared.returned.len(), 10);
-        // Each push frees up to two of them on the pushing thread.
-        queue.push(span(11));
-        assert_eq!(queue.shared.returned.len(), 8);
+        let mut ids: Vec<u64> = std::iter::from_fn(|| queue.recycled())
+            .map(|data| data.span_id.0)
+            .collect();
+        ids.sort_unstable();
+        assert_eq!(ids, (1..=10).collect::<Vec<_>>());
+        assert!(queue.recycled().is_none());
     }
 
     #[test]

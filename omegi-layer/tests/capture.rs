@@ -312,3 +312,47 @@ fn otel_name_and_kind_fields_are_honoured() {
     assert_eq!(spans[0].kind, SpanKind::Client);
     assert!(spans[0].attribute("otel.name").is_none());
 }
+
+#[test]
+fn a_span_shares_nothing_with_the_span_before_it() {
+    // The exporter hands finished span data back for reuse: a new span must
+    // start empty, whatever the previous one held.
+    let sink = MemorySink::new();
+    let (layer, guard) = omegi_layer::layer("svc").with_sink(sink.clone()).build();
+    let subscriber = tracing_subscriber::registry().with(layer);
+    tracing::subscriber::with_default(subscriber, || {
+        for round in 0..3 {
+            info_span!(
+                "first",
+                otel.name = "GET /first",
+                otel.kind = "server",
+                otel.status_code = "error",
+                otel.status_message = "went wrong",
+                round
+            )
+            .in_scope(|| info!("inside first"));
+            assert!(guard.flush(Duration::from_secs(5)));
+            info_span!("second").in_scope(|| {});
+            assert!(guard.flush(Duration::from_secs(5)));
+        }
+    });
+    let spans = sink.spans();
+    assert_eq!(spans.len(), 6);
+    let firsts: Vec<_> = spans.iter().filter(|s| s.name == "GET /first").collect();
+    let seconds: Vec<_> = spans.iter().filter(|s| s.name == "second").collect();
+    assert_eq!((firsts.len(), seconds.len()), (3, 3));
+    for first in &firsts {
+        assert_eq!(first.status, Status::Error);
+        assert_eq!(first.kind, SpanKind::Server);
+        assert_eq!(first.events.len(), 1);
+    }
+    for second in seconds {
+        assert_eq!(second.status, Status::Unset, "{second:?}");
+        assert_eq!(second.status_message, None);
+        assert_eq!(second.kind, SpanKind::Internal);
+        assert!(second.attributes.is_empty(), "{second:?}");
+        assert!(second.events.is_empty(), "{second:?}");
+        assert!(second.parent_span_id.is_none());
+        assert!(firsts.iter().all(|f| f.trace_id != second.trace_id));
+    }
+}

@@ -165,6 +165,40 @@ pub(crate) struct SpanData {
 }
 
 impl SpanData {
+    /// The data of a span that starts now, written over `recycled` (data the
+    /// exporter has finished with) when there is one, so that a span costs
+    /// no allocation.
+    pub(crate) fn start(
+        recycled: Option<Box<SpanData>>,
+        trace_id: TraceId,
+        parent: Option<SpanId>,
+        local_trace: Arc<LocalTrace>,
+    ) -> Box<SpanData> {
+        let data = SpanData {
+            trace_id,
+            span_id: new_span_id(),
+            parent,
+            remote_parent: false,
+            start_ns: now_ns(),
+            attributes: Fields::new(),
+            events: SmallVec::new(),
+            dropped_events: 0,
+            status: Status::Unset,
+            status_message: None,
+            kind: SpanKind::Internal,
+            name: None,
+            error_seen: false,
+            local_trace,
+        };
+        match recycled {
+            Some(mut boxed) => {
+                *boxed = data;
+                boxed
+            }
+            None => Box::new(data),
+        }
+    }
+
     /// Applies one field, honouring the `otel.*` conventions of
     /// tracing-opentelemetry (`otel.name`, `otel.kind`, `otel.status_code`,
     /// `otel.status_message`).

@@ -15,8 +15,7 @@ use tracing_subscriber::Layer;
 
 use crate::export::{self, ExportStats, Item, Queue};
 use data::{
-    new_span_id, new_trace_id, now_ns, EventVisitor, FieldValue, LocalTrace, RawEvent, SpanData,
-    SpanVisitor,
+    new_trace_id, now_ns, EventVisitor, FieldValue, LocalTrace, RawEvent, SpanData, SpanVisitor,
 };
 
 /// Limits on what the layer keeps per span and per trace.
@@ -158,24 +157,9 @@ where
             Some((trace_id, parent_id, local)) => (trace_id, Some(parent_id), local),
             None => (new_trace_id(), None, Arc::new(LocalTrace::default())),
         };
-        let mut data = SpanData {
-            trace_id,
-            span_id: new_span_id(),
-            parent,
-            remote_parent: false,
-            start_ns: now_ns(),
-            attributes: data::Fields::new(),
-            events: smallvec::SmallVec::new(),
-            dropped_events: 0,
-            status: Status::Unset,
-            status_message: None,
-            kind: SpanKind::Internal,
-            name: None,
-            error_seen: false,
-            local_trace,
-        };
+        let mut data = SpanData::start(self.queue.recycled(), trace_id, parent, local_trace);
         attrs.record(&mut SpanVisitor(&mut data));
-        span.extensions_mut().insert(Box::new(data));
+        span.extensions_mut().insert(data);
     }
 
     fn on_record(&self, id: &Id, values: &SpanValues<'_>, ctx: Context<'_, S>) {
