@@ -56,7 +56,7 @@ fn shop_demo_shows_a_cross_process_flow_and_surfaces_the_note() {
     };
     assert_eq!(count_of("card payment failed"), 2);
     assert_eq!(count_of("stock lookup failed"), 3);
-    assert_eq!(count_of("panicked: exchange rate for currency"), 1);
+    assert_eq!(count_of("panic: exchange rate for currency"), 1);
     assert_eq!(count_of("payment-service call failed"), 1);
     assert!(
         !stdout.contains("HTTP 502"),

@@ -1,5 +1,6 @@
 //! The opt-in panic hook: a panic becomes an error record with the span
-//! stack of the panicking thread.
+//! stack of the panicking thread. The record's message is the panic's own
+//! (`panic.message`), its type `panic`; the log line says `panicked: …`.
 
 use std::sync::Once;
 
@@ -22,11 +23,13 @@ pub(crate) fn install() {
                     omegi.panic = true,
                     panic.file = location.file(),
                     panic.line = location.line(),
+                    panic.message = message.as_str(),
                     exception.stacktrace = backtrace.as_str(),
                     "panicked: {message}"
                 ),
                 None => tracing::error!(
                     omegi.panic = true,
+                    panic.message = message.as_str(),
                     exception.stacktrace = backtrace.as_str(),
                     "panicked: {message}"
                 ),

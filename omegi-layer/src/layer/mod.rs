@@ -316,6 +316,9 @@ fn fill_error(record: &mut ErrorRecord, visitor: &EventVisitor, meta: &tracing_c
     if visitor.panic {
         record.kind = ErrorKind::Panic;
         record.error_type.get_or_insert_with(|| "panic".to_owned());
+        if let Some(message) = visitor.field_text("panic.message") {
+            record.message = message;
+        }
         if let Some(file) = visitor.field_text("panic.file") {
             record.location = CodeLocation {
                 file: Some(file),
