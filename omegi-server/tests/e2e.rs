@@ -298,6 +298,42 @@ async fn a_three_service_trace_becomes_one_issue_with_its_flow() {
             out.contains("count:      2") && out.contains("1. user-service"),
             "{out}"
         );
+        assert!(
+            out.contains(&format!(
+                "notes: none yet; write one with `omegi note new --issue {}",
+                issue.id
+            )),
+            "{out}"
+        );
+        // A note written for the issue shows up with it from then on.
+        let body = s.dir.path().join("declined.md");
+        std::fs::write(&body, "Retry with another card.\n").expect("write body");
+        let out = s
+            .run_cli(&[
+                "note",
+                "new",
+                "--title",
+                "Declined cards",
+                "--issue",
+                &issue.id,
+                "--file",
+                &body.display().to_string(),
+            ])
+            .await;
+        assert!(out.starts_with("created note "), "{out}");
+        let out = s.run_cli(&["issue", &issue.id]).await;
+        let notes = out
+            .split_once("notes about this issue")
+            .map(|(_, rest)| rest)
+            .unwrap_or_else(|| panic!("no notes section in\n{out}"));
+        assert!(notes.contains("Declined cards"), "{out}");
+        assert!(notes.contains("by admin"), "{out}");
+        let json = s.run_cli(&["--json", "issue", &issue.id]).await;
+        let json: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+        assert_eq!(
+            json["notes"]["linked"][0]["title"], "Declined cards",
+            "{json}"
+        );
 
         // Through the built binary, reading the token from the data directory.
         let exe = env!("CARGO_BIN_EXE_omegi");

@@ -25,6 +25,7 @@ use omegi_core::TraceId;
 use omegi_store::Store;
 use serde::Serialize;
 
+use crate::api::notes::IssueSuggestions;
 use crate::api::now_ns;
 use crate::api::views::{
     split_issue_id, CreatedAccount, ErrorFlowView, IssueDetail, IssueView, ProjectView, StatsView,
@@ -283,6 +284,9 @@ fn print_json<T: Serialize>(out: &mut dyn Write, value: &T) -> Result<(), CliErr
     Ok(())
 }
 
+/// How many linked and suggested notes `omegi issue` shows.
+const ISSUE_NOTES: usize = 5;
+
 fn issue_path(args: &IssueArgs) -> String {
     let (project, fp) = split_issue_id(&args.id, &args.project);
     format!("/api/issues/{project}/{fp}")
@@ -319,10 +323,20 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> Result<(), CliError>
             let path = issue_path(args);
             let detail: IssueDetail = client.get(&path, &[]).await?;
             let flow: ErrorFlowView = client.get(&format!("{path}/flow"), &[]).await?;
+            let notes: IssueSuggestions = client
+                .get(
+                    &format!("{path}/suggestions"),
+                    &[("limit", ISSUE_NOTES.to_string())],
+                )
+                .await?;
             if cli.json {
-                print_json(out, &serde_json::json!({ "issue": detail, "flow": flow }))
+                print_json(
+                    out,
+                    &serde_json::json!({ "issue": detail, "flow": flow, "notes": notes }),
+                )
             } else {
-                write!(out, "{}", render::issue(&detail, Some(&flow), now_ns()))?;
+                let text = render::issue(&detail, Some(&flow), Some(&notes), now_ns());
+                write!(out, "{text}")?;
                 Ok(())
             }
         }

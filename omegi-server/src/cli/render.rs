@@ -2,18 +2,23 @@
 
 use std::fmt::Write as _;
 
-use omegi_core::flow::format_duration;
-
+use crate::api::notes::IssueSuggestions;
 use crate::api::views::{ErrorFlowView, IssueDetail, IssueView, StatsView};
 
-/// `3s ago`, `5m ago`, `2h ago`, `4d ago`.
+/// `3s ago`, `5m ago`, `30h ago`, `4d ago`.
 pub fn ago(time_ns: u64, now_ns: u64) -> String {
-    let secs = now_ns.saturating_sub(time_ns) / 1_000_000_000;
+    format!("{} ago", whole_units(now_ns.saturating_sub(time_ns)))
+}
+
+/// A span of time in its largest whole unit, hours up to two days: `3s`,
+/// `5m`, `24h`, `4d`.
+fn whole_units(ns: u64) -> String {
+    let secs = ns / 1_000_000_000;
     match secs {
-        0..=59 => format!("{secs}s ago"),
-        60..=3599 => format!("{}m ago", secs / 60),
-        3600..=86_399 => format!("{}h ago", secs / 3600),
-        _ => format!("{}d ago", secs / 86_400),
+        0..=59 => format!("{secs}s"),
+        60..=3599 => format!("{}m", secs / 60),
+        3600..=172_799 => format!("{}h", secs / 3600),
+        _ => format!("{}d", secs / 86_400),
     }
 }
 
@@ -80,8 +85,14 @@ fn status_word(status: &omegi_store::IssueStatus) -> String {
         .unwrap_or_default()
 }
 
-/// One issue, its latest occurrences and the flow of its latest error.
-pub fn issue(detail: &IssueDetail, flow: Option<&ErrorFlowView>, now_ns: u64) -> String {
+/// One issue, the flow of its latest error, the notes written about it (and
+/// those that look related), and its latest occurrences.
+pub fn issue(
+    detail: &IssueDetail,
+    flow: Option<&ErrorFlowView>,
+    notes: Option<&IssueSuggestions>,
+    now_ns: u64,
+) -> String {
     let i = &detail.issue.issue;
     let mut out = String::new();
     let _ = writeln!(out, "{}  {}", detail.issue.id, i.title);
@@ -105,6 +116,9 @@ pub fn issue(detail: &IssueDetail, flow: Option<&ErrorFlowView>, now_ns: u64) ->
             (None, None) => {}
         }
     }
+    if let Some(notes) = notes {
+        issue_notes(&mut out, &detail.issue.id, notes, now_ns);
+    }
     if !detail.occurrences.is_empty() {
         out.push_str("\nlatest occurrences:\n");
         let mut rows = Vec::new();
@@ -119,6 +133,38 @@ pub fn issue(detail: &IssueDetail, flow: Option<&ErrorFlowView>, now_ns: u64) ->
         out.push_str(&table(&rows));
     }
     out
+}
+
+/// The notes section of an issue: what was written about it, then what looks
+/// related, or how to write the first note.
+fn issue_notes(out: &mut String, issue_id: &str, notes: &IssueSuggestions, now_ns: u64) {
+    let rows = |notes: &[omegi_core::note::Note]| -> String {
+        let rows: Vec<Vec<String>> = notes
+            .iter()
+            .map(|n| {
+                vec![
+                    format!("  {}", n.title),
+                    n.id.to_string(),
+                    format!("by {}", n.author),
+                    format!("updated {}", ago(n.updated_ns, now_ns)),
+                ]
+            })
+            .collect();
+        table(&rows)
+    };
+    if notes.linked.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nnotes: none yet; write one with `omegi note new --issue {issue_id} --title ...`"
+        );
+    } else {
+        out.push_str("\nnotes about this issue (`omegi note show <id>`):\n");
+        out.push_str(&rows(&notes.linked));
+    }
+    if !notes.suggested.is_empty() {
+        out.push_str("\nnotes that may be related:\n");
+        out.push_str(&rows(&notes.suggested));
+    }
 }
 
 /// The dashboard.
@@ -137,7 +183,7 @@ pub fn stats(stats: &StatsView) -> String {
             p.project, p.spans, p.traces, p.errors, p.unresolved, p.regressed, p.resolved, p.ignored
         );
     }
-    let window = format_duration(
+    let window = whole_units(
         stats
             .to_ns
             .min(crate::api::now_ns())
@@ -181,7 +227,10 @@ mod tests {
         assert_eq!(ago(0, 5 * s), "5s ago");
         assert_eq!(ago(0, 125 * s), "2m ago");
         assert_eq!(ago(0, 7200 * s), "2h ago");
+        assert_eq!(ago(0, 30 * 3600 * s), "30h ago");
         assert_eq!(ago(0, 3 * 86_400 * s), "3d ago");
+        assert_eq!(whole_units(86_400 * s), "24h");
+        assert_eq!(whole_units(7 * 86_400 * s), "7d");
         assert_eq!(ago(10 * s, 5 * s), "0s ago");
     }
 
