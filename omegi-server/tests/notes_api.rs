@@ -423,6 +423,16 @@ async fn the_cli_writes_shows_searches_graphs_and_exports_notes() {
 
         let shown = s.run_cli(&["note", "show", &id]).await;
         assert!(shown.starts_with("DB 연결 풀 고갈\n"), "{shown}");
+        // A note is also named the way a [[link]] names it.
+        assert_eq!(s.run_cli(&["note", "show", "db 연결 풀 고갈"]).await, shown);
+        let err = s
+            .try_cli(&["note", "show", "No such note"])
+            .await
+            .expect_err("no such note");
+        assert!(
+            err.contains("404") && err.contains("no note named"),
+            "{err}"
+        );
         assert!(shown.contains("public"), "{shown}");
         assert!(shown.contains("Restart the pool."), "{shown}");
 
@@ -437,6 +447,17 @@ async fn the_cli_writes_shows_searches_graphs_and_exports_notes() {
             .await;
         assert!(dot.starts_with("digraph"), "{dot}");
         assert!(dot.contains("Pool sizing"), "{dot}");
+        let by_title = s
+            .run_cli(&[
+                "graph",
+                "DB 연결 풀 고갈",
+                "--depth",
+                "1",
+                "--format",
+                "dot",
+            ])
+            .await;
+        assert_eq!(by_title, dot);
         let mermaid = s.run_cli(&["graph", "--format", "mermaid"]).await;
         assert!(mermaid.contains("Pool sizing"), "{mermaid}");
         let json = s.run_cli(&["graph", &id, "--format", "json"]).await;

@@ -25,6 +25,7 @@ const MAX_LIMIT: usize = 1000;
 pub fn routes() -> Router<SharedState> {
     Router::new()
         .route("/api/notes", get(list_notes).post(create_note))
+        .route("/api/notes/resolve", get(resolve))
         .route(
             "/api/notes/{id}",
             get(note).put(update_note).delete(delete_note),
@@ -183,6 +184,35 @@ async fn note(
             .map_err(store_error)?
             .map(Json)
             .ok_or_else(|| ApiError::NotFound(format!("no note {id}")))
+    })
+    .await
+}
+
+/// Query of `GET /api/notes/resolve`.
+#[derive(Debug, Deserialize)]
+pub(super) struct ResolveParams {
+    /// A title or alias, as a `[[link]]` would name the note.
+    name: String,
+}
+
+/// The note a `[[link]]` with this name leads to, for the caller.
+async fn resolve(
+    State(state): State<SharedState>,
+    ApiUser(viewer): ApiUser,
+    Query(params): Query<ResolveParams>,
+) -> Result<Json<Note>, ApiError> {
+    blocking(&state, move |state| {
+        let store = &state.store;
+        let not_found = || ApiError::NotFound(format!("no note named {:?}", params.name));
+        let id = store
+            .resolve_link(&params.name, &viewer)
+            .map_err(store_error)?
+            .ok_or_else(not_found)?;
+        store
+            .note(id, &viewer)
+            .map_err(store_error)?
+            .map(Json)
+            .ok_or_else(not_found)
     })
     .await
 }

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand, ValueEnum};
 use omegi_core::note::{
-    note_from_markdown_file, note_to_markdown_file, Note, NoteDefaults, Subgraph, Visibility,
+    note_from_markdown_file, note_to_markdown_file, Note, NoteDefaults, NoteId, Subgraph,
+    Visibility,
 };
 
 use super::{print_json, ApiClient, Cli, CliError};
@@ -22,17 +23,17 @@ pub enum NoteCommand {
     New(NewNoteArgs),
     /// Edit a note's Markdown body in $EDITOR.
     Edit {
-        /// The note id.
+        /// The note: its id, or its title or an alias as a `[[link]]` names it.
         id: String,
     },
     /// Show a note with its embeds expanded.
     Show {
-        /// The note id.
+        /// The note: its id, or its title or an alias as a `[[link]]` names it.
         id: String,
     },
     /// Delete a note.
     Rm {
-        /// The note id.
+        /// The note: its id, or its title or an alias as a `[[link]]` names it.
         id: String,
     },
 }
@@ -144,7 +145,7 @@ impl GraphFormat {
 /// `omegi graph`.
 #[derive(Debug, Args)]
 pub struct GraphArgs {
-    /// The note at the centre (default: every note).
+    /// The note at the centre, by id, title or alias (default: every note).
     pub note: Option<String>,
     /// Links away from the centre.
     #[arg(long, default_value_t = 2)]
@@ -154,11 +155,23 @@ pub struct GraphArgs {
     pub format: GraphFormat,
 }
 
-fn note_path(id: &str) -> Result<String, CliError> {
-    if id.is_empty() || !id.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
-        return Err(CliError::Usage(format!("invalid note id {id:?}")));
+/// The id of the note that `reference` names: the reference itself when it
+/// is a note id, else the note a `[[reference]]` link leads to.
+async fn note_id(client: &ApiClient, reference: &str) -> Result<NoteId, CliError> {
+    if let Ok(id) = reference.parse::<NoteId>() {
+        return Ok(id);
     }
-    Ok(format!("/api/notes/{id}"))
+    if reference.trim().is_empty() {
+        return Err(CliError::Usage("empty note reference".into()));
+    }
+    let note: Note = client
+        .get("/api/notes/resolve", &[("name", reference.to_owned())])
+        .await?;
+    Ok(note.id)
+}
+
+async fn note_path(client: &ApiClient, reference: &str) -> Result<String, CliError> {
+    Ok(format!("/api/notes/{}", note_id(client, reference).await?))
 }
 
 /// Runs `omegi note …`.
@@ -197,7 +210,7 @@ pub(super) async fn note(
             Ok(())
         }
         NoteCommand::Edit { id } => {
-            let path = note_path(id)?;
+            let path = note_path(&client, id).await?;
             let note: Note = client.get(&path, &[]).await?;
             let body = edit_text(&note.body)?;
             if body == note.body {
@@ -224,7 +237,7 @@ pub(super) async fn note(
             Ok(())
         }
         NoteCommand::Show { id } => {
-            let path = note_path(id)?;
+            let path = note_path(&client, id).await?;
             let note: Note = client.get(&path, &[]).await?;
             if cli.json {
                 return print_json(out, &note);
@@ -234,7 +247,7 @@ pub(super) async fn note(
             Ok(())
         }
         NoteCommand::Rm { id } => {
-            let note: Note = client.delete(&note_path(id)?).await?;
+            let note: Note = client.delete(&note_path(&client, id).await?).await?;
             if cli.json {
                 return print_json(out, &note);
             }
@@ -575,12 +588,11 @@ pub(super) async fn graph(
     args: &GraphArgs,
     out: &mut (dyn Write + Send),
 ) -> Result<(), CliError> {
+    let client = cli.client()?;
     let mut query = vec![("depth", args.depth.to_string())];
     if let Some(note) = &args.note {
-        note_path(note)?;
-        query.push(("note", note.clone()));
+        query.push(("note", note_id(&client, note).await?.to_string()));
     }
-    let client = cli.client()?;
     // `--json` asks for JSON whatever the format.
     let format = if cli.json {
         GraphFormat::Json

@@ -47,6 +47,12 @@ impl TestServer {
 
     /// Runs `omegi <args>` against this server and returns what it printed.
     pub async fn run_cli(&self, args: &[&str]) -> String {
+        self.try_cli(args).await.expect("the command succeeds")
+    }
+
+    /// Runs the CLI in-process against this server; the error as its message.
+    #[allow(dead_code)] // not every test binary needs it
+    pub async fn try_cli(&self, args: &[&str]) -> Result<String, String> {
         let mut argv = vec![
             "omegi".to_owned(),
             "--server".into(),
@@ -57,8 +63,8 @@ impl TestServer {
         argv.extend(args.iter().map(|s| s.to_string()));
         let cli = Cli::try_parse_from(argv).expect("valid arguments");
         let mut out = Vec::new();
-        cli::run(cli, &mut out).await.expect("the command succeeds");
-        String::from_utf8(out).expect("UTF-8 output")
+        cli::run(cli, &mut out).await.map_err(|e| e.to_string())?;
+        Ok(String::from_utf8(out).expect("UTF-8 output"))
     }
 }
 

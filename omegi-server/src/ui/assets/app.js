@@ -468,7 +468,7 @@
       },
     },
       h("h1", "Sign in to Omegi"),
-      h("p.muted", "Paste your user API token. `omegi serve` prints the admin's token on first start; `omegi user create` makes more."),
+      h("p.muted", "Paste your user API token. ", h("code", "omegi serve"), " prints the admin's token on first start; ", h("code", "omegi user add LOGIN"), " makes more."),
       message ? h("p.notice", message) : null,
       h("label", { for: "token" }, "API token"),
       input,
