@@ -596,3 +596,68 @@ async fn the_binary_reads_a_body_from_stdin_and_edits_it_in_the_editor() {
     .await
     .expect("within the time limit");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_the_api_cannot_read_get_json_errors() {
+    tokio::time::timeout(LIMIT, async {
+        let s = TestServer::start().await;
+        let token = s.user.clone();
+        let error_of = |value: &Value| -> String {
+            value["error"]
+                .as_str()
+                .unwrap_or_else(|| panic!("not a JSON error: {value}"))
+                .to_owned()
+        };
+
+        // Query strings.
+        let (status, body) = s
+            .call(Method::GET, "/api/issues?limit=-1", &token, None)
+            .await;
+        assert_eq!(status, 400);
+        assert!(error_of(&body).contains("limit"), "{body}");
+        let (status, body) = s
+            .call(Method::GET, "/api/notes/resolve", &token, None)
+            .await;
+        assert_eq!(status, 400);
+        assert!(error_of(&body).contains("name"), "{body}");
+        // A path that is not UTF-8.
+        let (status, body) = s.call(Method::GET, "/api/notes/%FF", &token, None).await;
+        assert_eq!(status, 400);
+        error_of(&body);
+        // JSON of the wrong shape, JSON that is not JSON, and no JSON at all.
+        let (status, body) = s
+            .call(
+                Method::POST,
+                "/api/notes",
+                &token,
+                Some(json!({ "title": 5 })),
+            )
+            .await;
+        assert_eq!(status, 422);
+        assert!(error_of(&body).contains("title"), "{body}");
+        for (content_type, payload, expected) in [
+            ("application/json", "{\"title\":", 400),
+            ("text/plain", "title", 415),
+        ] {
+            let response = s
+                .http
+                .post(format!("{}/api/notes", s.server.url()))
+                .bearer_auth(&token)
+                .header("content-type", content_type)
+                .body(payload)
+                .send()
+                .await
+                .expect("the API answers");
+            assert_eq!(response.status().as_u16(), expected, "{content_type}");
+            let body: Value = response.json().await.expect("a JSON body");
+            error_of(&body);
+        }
+        // Nothing of it was stored.
+        let notes: Vec<Note> = s.ok(Method::GET, "/api/notes", &token, None).await;
+        assert!(notes.is_empty(), "{notes:?}");
+
+        s.server.shutdown().await.expect("a clean shutdown");
+    })
+    .await
+    .expect("within the time limit");
+}

@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 
+use super::extract::JsonBody;
 use super::views::{CreatedAccount, ProjectView, UserView};
 use super::{blocking, ApiError, ApiUser, SharedState};
 use crate::auth::{self, AccountError};
@@ -51,7 +52,7 @@ pub(super) struct NewProject {
 pub(super) async fn create_project(
     State(state): State<SharedState>,
     _user: ApiUser,
-    Json(body): Json<NewProject>,
+    JsonBody(body): JsonBody<NewProject>,
 ) -> Result<(StatusCode, Json<CreatedAccount>), ApiError> {
     blocking(&state, move |state| {
         let (mut project, token) = auth::create_project(&state.store, &body.id)?;
@@ -101,7 +102,7 @@ pub(super) struct NewUser {
 pub(super) async fn create_user(
     State(state): State<SharedState>,
     _user: ApiUser,
-    Json(body): Json<NewUser>,
+    JsonBody(body): JsonBody<NewUser>,
 ) -> Result<(StatusCode, Json<CreatedAccount>), ApiError> {
     blocking(&state, move |state| {
         let (mut user, token) = auth::create_user(&state.store, &body.login)?;

@@ -1,7 +1,9 @@
 //! `/api/issues`: lists with filters, detail, status changes, occurrences
 //! and the flow of an occurrence.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
+
+use super::extract::{Path, Query};
 use axum::Json;
 use omegi_core::flow::{Flow, Trace};
 use omegi_core::{ErrorRecord, Fingerprint};

@@ -22,6 +22,7 @@ use crate::otlp::Limits;
 
 mod accounts;
 mod alerts;
+mod extract;
 mod ingest;
 mod issues;
 pub mod notes;
@@ -130,6 +131,10 @@ pub enum ApiError {
     /// 409: the thing exists already, or changed since it was read.
     #[error("{0}")]
     Conflict(String),
+    /// A query string, path or body that could not be read: the status
+    /// says why (400, 413, 415, 422).
+    #[error("{1}")]
+    Rejected(StatusCode, String),
     /// 500: the store failed.
     #[error("store error: {0}")]
     Store(#[from] omegi_store::Error),
@@ -147,6 +152,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Rejected(status, _) => *status,
             ApiError::Store(omegi_store::Error::InvalidName { .. }) => StatusCode::BAD_REQUEST,
             ApiError::Store(omegi_store::Error::IssueNotFound { .. }) => StatusCode::NOT_FOUND,
             ApiError::Store(omegi_store::Error::NoteNotFound { .. }) => StatusCode::NOT_FOUND,

@@ -6,7 +6,9 @@
 //! the caller may see but did not write answers 403 to changes, and a
 //! change based on an old revision answers 409.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
+
+use super::extract::{JsonBody, Path, Query};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -149,7 +151,7 @@ pub struct NewNoteBody {
 async fn create_note(
     State(state): State<SharedState>,
     ApiUser(author): ApiUser,
-    Json(body): Json<NewNoteBody>,
+    JsonBody(body): JsonBody<NewNoteBody>,
 ) -> Result<(StatusCode, Json<Note>), ApiError> {
     if body.title.trim().is_empty() {
         return Err(ApiError::BadRequest("a note needs a title".into()));
@@ -247,7 +249,7 @@ async fn update_note(
     State(state): State<SharedState>,
     ApiUser(viewer): ApiUser,
     Path(id): Path<String>,
-    Json(body): Json<UpdateNoteBody>,
+    JsonBody(body): JsonBody<UpdateNoteBody>,
 ) -> Result<Json<Note>, ApiError> {
     let id = note_id(&id)?;
     let issues = body.issues.map(fingerprints).transpose()?;

@@ -1,6 +1,8 @@
 //! `GET /api/stats`: the dashboard.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
+
+use super::extract::Query;
 use axum::Json;
 use omegi_core::flow::{assemble, service_dependencies};
 use omegi_store::{Bucket, TraceQuery};

@@ -1,7 +1,9 @@
 //! `/api/traces`: recent traces and one trace with its tree, flows,
 //! waterfall and raw log.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
+
+use super::extract::{Path, Query};
 use axum::Json;
 use omegi_core::flow::Trace;
 use omegi_core::TraceId;
@@ -57,11 +59,9 @@ pub(super) async fn detail(
     Path(trace_id): Path<String>,
     Query(params): Query<DetailParams>,
 ) -> Result<Json<TraceView>, ApiError> {
-    let id: TraceId = trace_id.parse().map_err(|e| {
-        ApiError::BadRequest(format!(
-            "invalid trace id {trace_id:?}: {e} (expected 32 hex digits)"
-        ))
-    })?;
+    let id: TraceId = trace_id
+        .parse()
+        .map_err(|e| ApiError::BadRequest(format!("invalid trace id {trace_id:?}: {e}")))?;
     let width = params.width.unwrap_or(40).clamp(10, 400);
     blocking(&state, move |state| {
         let spans = state.store.trace_spans(id)?;
