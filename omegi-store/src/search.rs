@@ -553,6 +553,59 @@ fn escape_into(text: &str, out: &mut String) {
 /// Error text as search words: type and normalized message, with the
 /// placeholders of normalization (`<num>`, `<uuid>`, ...) and query syntax
 /// removed.
+/// How many words a suggested note must share with the error.
+const SUGGEST_MIN_WORDS: usize = 2;
+
+/// Words that tell nothing about an error: English function words, and the
+/// words that most error messages carry.
+fn is_generic(word: &str) -> bool {
+    const GENERIC: &[&str] = &[
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "but",
+        "by",
+        "can",
+        "cannot",
+        "could",
+        "did",
+        "do",
+        "error",
+        "exception",
+        "fail",
+        "failed",
+        "failure",
+        "for",
+        "from",
+        "has",
+        "have",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "no",
+        "not",
+        "of",
+        "on",
+        "or",
+        "the",
+        "this",
+        "to",
+        "unable",
+        "was",
+        "were",
+        "while",
+        "will",
+        "with",
+    ];
+    GENERIC.iter().any(|g| g.eq_ignore_ascii_case(word))
+}
+
 fn error_words(error: &ErrorRecord) -> String {
     let mut text = String::new();
     if let Some(t) = &error.error_type {
@@ -777,8 +830,9 @@ impl Store {
     }
 
     /// Notes that may help with an error, for `viewer`: first the notes
-    /// linked to its issue (most recently updated first), then notes whose
-    /// text matches its error type and normalized message, best first; at
+    /// linked to its issue (most recently updated first), then notes that
+    /// share at least two telling words with its error type and normalized
+    /// message (not function words, nor `error` or `failed`), best first; at
     /// most `limit` in all.
     pub fn suggest_notes<'a>(
         &self,
@@ -803,17 +857,26 @@ impl Store {
         let Some(record) = record else {
             return Ok(out);
         };
-        let words = error_words(&record);
-        if out.len() >= limit || words.trim().is_empty() {
+        if out.len() >= limit {
             return Ok(out);
         }
-        let query = self
-            .core()
-            .notes
-            .search
-            .any_word
-            .parse_query_lenient(&words)
-            .0;
+        // A note is suggested when it shares at least two telling words with
+        // the error's type and message (or the one word there is): a single
+        // shared word, like `customer`, suggests too much.
+        let parser = &self.core().notes.search.any_word;
+        let mut distinct = HashSet::new();
+        let clauses: Vec<(Occur, Box<dyn Query>)> = error_words(&record)
+            .split_whitespace()
+            .filter(|w| !is_generic(w) && distinct.insert(w.to_lowercase()))
+            .map(|w| (Occur::Should, parser.parse_query_lenient(w).0))
+            .collect();
+        if clauses.is_empty() {
+            return Ok(out);
+        }
+        let required = clauses.len().min(SUGGEST_MIN_WORDS);
+        let query: Box<dyn Query> = Box::new(BooleanQuery::with_minimum_required_clauses(
+            clauses, required,
+        ));
         let seen: HashSet<NoteId> = out.iter().map(|s| s.note.id).collect();
         let hits = self.run_query(viewer, query, None, &[], None, limit + seen.len(), 0)?;
         for hit in hits {

@@ -523,6 +523,13 @@ fn suggestions_put_linked_notes_first_then_matches() {
         "PaymentError card declined: ask for another card.",
     );
     let _other = public(&store, "lee", "Redis down", "connection refused");
+    // One telling word in common (`order`; `for` tells nothing): not enough.
+    let _one_word = public(
+        &store,
+        "lee",
+        "Order export",
+        "export for the order history",
+    );
     let mine = store
         .create_note(NewNote::new(
             "park",
