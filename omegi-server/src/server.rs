@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use omegi_store::Store;
+use omegi_store::{Config as StoreConfig, Store};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -46,12 +46,17 @@ pub struct ServeConfig {
     pub max_decompressed_bytes: usize,
     /// How long shutdown waits for requests in flight and webhook queues.
     pub shutdown_timeout: Duration,
+    /// Spans and occurrences older than this are deleted in the background
+    /// (issues and notes are kept); `None` keeps everything.
+    pub retention: Option<Duration>,
+    /// How often the retention pass runs.
+    pub retention_interval: Duration,
 }
 
 impl ServeConfig {
     /// Defaults with this data directory and listen address: 8 MiB bodies
     /// (32 MiB decompressed), default retries and spike settings, 30 s to
-    /// shut down.
+    /// shut down, no retention (a pass every 10 minutes once it is set).
     pub fn new(data_dir: impl Into<PathBuf>, listen: SocketAddr) -> Self {
         ServeConfig {
             data_dir: data_dir.into(),
@@ -62,7 +67,22 @@ impl ServeConfig {
             body_limit: 8 * 1024 * 1024,
             max_decompressed_bytes: Limits::default().max_decompressed_bytes,
             shutdown_timeout: Duration::from_secs(30),
+            retention: None,
+            retention_interval: Duration::from_secs(600),
         }
+    }
+
+    /// Deletes spans and occurrences older than `age` in the background
+    /// (`None`: keep everything).
+    pub fn retention(mut self, age: Option<Duration>) -> Self {
+        self.retention = age;
+        self
+    }
+
+    /// Sets how often the retention pass runs.
+    pub fn retention_interval(mut self, every: Duration) -> Self {
+        self.retention_interval = every;
+        self
     }
 
     /// Adds webhook URLs.
@@ -154,10 +174,14 @@ impl Server {
             path: config.data_dir.clone(),
             source,
         })?;
-        let store_path = config.data_dir.join(STORE_DIR);
+        let mut store_config = StoreConfig::new(config.data_dir.join(STORE_DIR))
+            .retention_interval(config.retention_interval);
+        if let Some(age) = config.retention {
+            store_config = store_config.retention(age);
+        }
         let data_dir = config.data_dir.clone();
         let (store, created) = tokio::task::spawn_blocking(move || {
-            let store = Store::open(&store_path)?;
+            let store = Store::open_with(store_config)?;
             let created = bootstrap(&store, &data_dir)?;
             Ok::<_, ServeError>((store, created))
         })

@@ -734,3 +734,60 @@ async fn export_and_import_move_a_data_directory() {
     .await
     .expect("the test finishes in time");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_deletes_old_traces_and_keeps_issues() {
+    tokio::time::timeout(LIMIT, async {
+        let s = TestServer::start_with(|c| {
+            c.retention(Some(Duration::from_secs(3600)))
+                .retention_interval(Duration::from_millis(100))
+        })
+        .await;
+        let ingest = Some(s.ingest.as_str());
+        let now = now_ns();
+        let (old, fresh) = (0xa1u128, 0xb2u128);
+        for (trace, t0) in [(old, now - 2 * 3_600_000_000_000), (fresh, now)] {
+            let (status, _) = s
+                .post_otlp(
+                    "/v1/traces",
+                    "application/json",
+                    ingest,
+                    checkout_json(trace, t0),
+                )
+                .await;
+            assert_eq!(status, 200);
+        }
+        let listed = |traces: &[Value]| -> Vec<String> {
+            traces
+                .iter()
+                .map(|t| t["trace_id"].as_str().expect("a trace id").to_owned())
+                .collect()
+        };
+        // The background pass removes the trace from two hours ago.
+        loop {
+            let traces: Vec<Value> = s.api("/api/traces?limit=10").await;
+            let ids = listed(&traces);
+            assert!(ids.contains(&format!("{fresh:032x}")), "{ids:?}");
+            if !ids.contains(&format!("{old:032x}")) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let response = s
+            .http
+            .get(s.url(&format!("/api/traces/{old:032x}")))
+            .bearer_auth(&s.user)
+            .send()
+            .await
+            .expect("the API answers");
+        assert_eq!(response.status(), 404);
+        // The issue stays, with both occurrences counted.
+        let issues: Vec<IssueView> = s.api("/api/issues?status=all").await;
+        assert_eq!(issues.len(), 1, "{issues:?}");
+        assert_eq!(issues[0].issue.count, 2);
+
+        s.server.shutdown().await.expect("a clean shutdown");
+    })
+    .await
+    .expect("within the time limit");
+}

@@ -127,6 +127,26 @@ pub struct ServeArgs {
     /// The largest OTLP request body in bytes.
     #[arg(long, default_value_t = 8 * 1024 * 1024)]
     pub body_limit: usize,
+    /// Delete spans and occurrences older than this (12h, 30d, 8w); issues
+    /// and notes are kept. `off` keeps everything.
+    #[arg(long, env = "OMEGI_RETENTION", default_value = "30d", value_parser = parse_retention)]
+    pub retention: Retention,
+}
+
+/// How long `omegi serve` keeps spans and occurrences.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention(pub Option<std::time::Duration>);
+
+fn parse_retention(text: &str) -> Result<Retention, String> {
+    if matches!(text.trim(), "off" | "none" | "forever") {
+        return Ok(Retention(None));
+    }
+    match crate::api::parse_duration_ns(text) {
+        Some(ns) if ns > 0 => Ok(Retention(Some(std::time::Duration::from_nanos(ns)))),
+        _ => Err(format!(
+            "expected an age like 12h, 30d or 8w, or off; got {text:?}"
+        )),
+    }
 }
 
 /// `omegi issues`.
@@ -530,7 +550,8 @@ fn store_error(path: &std::path::Path) -> impl FnOnce(omegi_store::Error) -> Cli
 async fn serve(cli: &Cli, args: &ServeArgs, out: &mut (dyn Write + Send)) -> Result<(), CliError> {
     let config = ServeConfig::new(&cli.data, args.listen)
         .webhooks(args.webhooks.iter().filter(|u| !u.is_empty()).cloned())
-        .body_limit(args.body_limit);
+        .body_limit(args.body_limit)
+        .retention(args.retention.0);
     let server = Server::start(config).await?;
     writeln!(
         out,
@@ -539,6 +560,14 @@ async fn serve(cli: &Cli, args: &ServeArgs, out: &mut (dyn Write + Send)) -> Res
         server.url(),
         cli.data.display()
     )?;
+    match args.retention.0 {
+        Some(age) => writeln!(
+            out,
+            "retention: spans and occurrences older than {} are deleted (issues and notes are kept)",
+            render::whole_units(u64::try_from(age.as_nanos()).unwrap_or(u64::MAX))
+        )?,
+        None => writeln!(out, "retention: off (everything is kept)")?,
+    }
     if let Some(created) = server.created_credentials() {
         writeln!(
             out,
@@ -560,4 +589,40 @@ async fn serve(cli: &Cli, args: &ServeArgs, out: &mut (dyn Write + Send)) -> Res
         report.requests_drained, report.webhooks_drained
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serve_args(args: &[&str]) -> Result<ServeArgs, clap::Error> {
+        let argv = ["omegi", "serve"].iter().chain(args).copied();
+        match Cli::try_parse_from(argv)?.command {
+            Command::Serve(args) => Ok(args),
+            other => panic!("not serve: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn retention_is_an_age_or_off() {
+        let day = std::time::Duration::from_secs(86_400);
+        // The default unless OMEGI_RETENTION says otherwise.
+        if std::env::var_os("OMEGI_RETENTION").is_none() {
+            assert_eq!(
+                serve_args(&[]).unwrap().retention,
+                Retention(Some(30 * day))
+            );
+        }
+        let age = |text: &str| serve_args(&["--retention", text]).map(|a| a.retention);
+        assert_eq!(age("7d").unwrap(), Retention(Some(7 * day)));
+        assert_eq!(age("12h").unwrap(), Retention(Some(day / 2)));
+        assert_eq!(age("off").unwrap(), Retention(None));
+        for bad in ["0d", "soon", "1y", ""] {
+            let err = age(bad).expect_err(bad).to_string();
+            assert!(
+                err.contains("expected an age like 12h, 30d or 8w, or off"),
+                "{err}"
+            );
+        }
+    }
 }

@@ -12,7 +12,7 @@ pub fn ago(time_ns: u64, now_ns: u64) -> String {
 
 /// A span of time in its largest whole unit, hours up to two days: `3s`,
 /// `5m`, `24h`, `4d`.
-fn whole_units(ns: u64) -> String {
+pub fn whole_units(ns: u64) -> String {
     let secs = ns / 1_000_000_000;
     match secs {
         0..=59 => format!("{secs}s"),
