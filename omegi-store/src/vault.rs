@@ -94,8 +94,10 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     }
 }
 
-/// The `.md` files under `dir`, hidden entries skipped, sorted by path.
-fn markdown_files(dir: &Path) -> Result<Vec<PathBuf>> {
+/// The `.md` files under `dir` and its subfolders, sorted by path, skipping
+/// hidden entries (`.obsidian`, `.git`) and not following symbolic links:
+/// the files [`Store::import_vault`] reads.
+pub fn markdown_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_owned()];
     while let Some(d) = stack.pop() {

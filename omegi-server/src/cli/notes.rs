@@ -417,33 +417,6 @@ pub struct ImportReport {
     pub skipped: Vec<(String, String)>,
 }
 
-/// The `.md` files under `dir`, sorted, skipping hidden entries (`.obsidian`).
-fn markdown_files(dir: &Path) -> Result<Vec<PathBuf>, CliError> {
-    let mut out = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(d) = pending.pop() {
-        let entries =
-            std::fs::read_dir(&d).map_err(|e| CliError::Usage(format!("{}: {e}", d.display())))?;
-        for entry in entries {
-            let entry = entry.map_err(|e| CliError::Usage(format!("{}: {e}", d.display())))?;
-            let path = entry.path();
-            if entry.file_name().to_string_lossy().starts_with('.') {
-                continue;
-            }
-            if path.is_dir() {
-                pending.push(path);
-            } else if path
-                .extension()
-                .is_some_and(|e| e.eq_ignore_ascii_case("md"))
-            {
-                out.push(path);
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
-}
-
 async fn import(client: &ApiClient, dir: &Path, public: bool) -> Result<ImportReport, CliError> {
     let mut report = ImportReport::default();
     let defaults = NoteDefaults {
@@ -455,7 +428,8 @@ async fn import(client: &ApiClient, dir: &Path, public: bool) -> Result<ImportRe
         },
         now_ns: now_ns(),
     };
-    for path in markdown_files(dir)? {
+    let files = omegi_store::markdown_files(dir).map_err(|e| CliError::Usage(e.to_string()))?;
+    for path in files {
         let shown = path
             .strip_prefix(dir)
             .unwrap_or(&path)
