@@ -581,12 +581,27 @@ async fn the_binary_reads_a_body_from_stdin_and_edits_it_in_the_editor() {
         // An editor that changes nothing saves nothing.
         let out = run_binary(&s, &["note", "edit", &id], "", &[("EDITOR", "true")]).await;
         assert_eq!(out, format!("no change to note {id}\n"));
+
+        // The file handed to the editor is the user's alone: this editor
+        // writes the file's mode into it.
+        let out = run_binary(
+            &s,
+            &["note", "edit", &id],
+            "",
+            &[("EDITOR", r#"f() { stat -c %a "$1" > "$1"; }; f"#)],
+        )
+        .await;
+        assert!(out.starts_with("saved note"), "{out}");
+        let saved: Note = s
+            .ok(Method::GET, &format!("/api/notes/{id}"), &s.user, None)
+            .await;
+        assert_eq!(saved.body, "600\n");
         let (status, _) = s
             .call(
                 Method::PUT,
                 &format!("/api/notes/{id}"),
                 &s.user,
-                Some(json!({ "revision": 2, "visibility": "public" })),
+                Some(json!({ "revision": 3, "visibility": "public" })),
             )
             .await;
         assert_eq!(status, 200);

@@ -597,21 +597,24 @@ fn edit_text(text: &str) -> Result<String, CliError> {
     let editor = std::env::var("VISUAL")
         .or_else(|_| std::env::var("EDITOR"))
         .unwrap_or_else(|_| "vi".into());
-    let path =
-        std::env::temp_dir().join(format!("omegi-note-{}-{}.md", std::process::id(), now_ns()));
-    std::fs::write(&path, text)?;
+    // Readable by the user alone (the note may be private), removed when
+    // dropped.
+    let file = tempfile::Builder::new()
+        .prefix("omegi-note-")
+        .suffix(".md")
+        .tempfile()?;
+    std::fs::write(file.path(), text)?;
     // Through the shell, so that EDITOR may carry arguments (`code -w`).
     let status = std::process::Command::new("sh")
         .arg("-c")
         .arg(format!("{editor} \"$1\""))
         .arg("sh")
-        .arg(&path)
+        .arg(file.path())
         .status();
-    let result = match status {
-        Ok(s) if s.success() => std::fs::read_to_string(&path).map_err(CliError::from),
+    match status {
+        // Read by path: editors often replace the file rather than write into it.
+        Ok(s) if s.success() => std::fs::read_to_string(file.path()).map_err(CliError::from),
         Ok(s) => Err(CliError::Usage(format!("{editor} exited with {s}"))),
         Err(e) => Err(CliError::Usage(format!("cannot run {editor}: {e}"))),
-    };
-    let _ = std::fs::remove_file(&path);
-    result
+    }
 }
