@@ -413,8 +413,11 @@ fn every_screen_works_in_a_browser() -> Result {
         "every issue",
         "document.querySelectorAll('table.issues tbody tr').length === 2",
     )?;
-    // The stream is open once the page has loaded; give it a moment.
-    std::thread::sleep(Duration::from_millis(500));
+    wait_for(
+        &tab,
+        "the alert stream",
+        "document.body.dataset.alerts === 'open'",
+    )?;
     runtime.block_on(async {
         let (status, answer) = post_json(
             &format!("{base}/v1/traces"),

@@ -236,6 +236,11 @@
     if (!state.token || state.events || typeof EventSource === "undefined") return;
     const es = new EventSource("/api/alerts/stream" + qs({ token: state.token }));
     state.events = es;
+    // `open` once the server has subscribed this page to alerts; the
+    // browser reconnects by itself after an error.
+    document.body.dataset.alerts = "connecting";
+    es.addEventListener("open", function () { document.body.dataset.alerts = "open"; });
+    es.addEventListener("error", function () { document.body.dataset.alerts = "connecting"; });
     function onAlert(ev) {
       let alert;
       try {
