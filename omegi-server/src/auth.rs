@@ -256,9 +256,14 @@ pub fn create_project(store: &Store, id: &str) -> Result<(Project, String), Acco
     Ok((project, token))
 }
 
-/// Creates a user with a fresh API token; returns the user and the token.
-/// Fails with [`AccountError::Exists`] if the login is taken.
-pub fn create_user(store: &Store, login: &str) -> Result<(User, String), AccountError> {
+/// Creates a user with a fresh API token, an admin if `admin`; returns the
+/// user and the token. Fails with [`AccountError::Exists`] if the login is
+/// taken.
+pub fn create_user(
+    store: &Store,
+    login: &str,
+    admin: bool,
+) -> Result<(User, String), AccountError> {
     check_account_name("user", login)?;
     if store.user(login)?.is_some() {
         return Err(AccountError::Exists {
@@ -270,6 +275,9 @@ pub fn create_user(store: &Store, login: &str) -> Result<(User, String), Account
     let mut user = User::new(login);
     user.token_hash = Some(hash_token(&token));
     store.put_user(&user)?;
+    if admin {
+        store.set_admin(login, true)?;
+    }
     Ok((user, token))
 }
 
@@ -315,10 +323,12 @@ fn check_account_name(what: &'static str, name: &str) -> Result<(), AccountError
     }
 }
 
-/// First start: creates the project `default` when there is no project and
-/// the user `admin` when there is no user, and saves the new tokens in
-/// `<data>/credentials.json` (keeping what the file already had). Returns
-/// the credentials created now, `None` when nothing was created.
+/// Every start: creates the project `default` when there is no project and
+/// the user `admin` (an admin) when there is no user, and saves the new
+/// tokens in `<data>/credentials.json` (keeping what the file already had).
+/// A store without any admin (data from before there were admins, when
+/// every user could create accounts) makes every user an admin. Returns the
+/// credentials created now, `None` when nothing was created.
 pub fn bootstrap(store: &Store, data_dir: &Path) -> Result<Option<Credentials>, CredentialsError> {
     let mut created = Credentials::default();
     if store.projects()?.is_empty() {
@@ -329,11 +339,17 @@ pub fn bootstrap(store: &Store, data_dir: &Path) -> Result<Option<Credentials>, 
         });
     }
     if store.users()?.is_empty() {
-        let (user, token) = create_user(store, ADMIN_USER)?;
+        let (user, token) = create_user(store, ADMIN_USER, true)?;
         created.user = Some(NamedToken {
             name: user.login,
             token,
         });
+    }
+    if store.admins()?.is_empty() {
+        for user in store.users()? {
+            store.set_admin(&user.login, true)?;
+        }
+        store.flush()?;
     }
     if created.project.is_none() && created.user.is_none() {
         return Ok(None);
@@ -422,8 +438,28 @@ mod tests {
             Err(AccountError::Exists { .. })
         ));
         assert!(matches!(
-            create_user(&store, "bad name"),
+            create_user(&store, "bad name", false),
             Err(AccountError::InvalidName { .. })
         ));
+        // The first user is the admin; later ones are admins only if asked.
+        assert_eq!(store.admins().unwrap(), [ADMIN_USER]);
+        create_user(&store, "kim", false).unwrap();
+        create_user(&store, "lee", true).unwrap();
+        assert_eq!(store.admins().unwrap(), [ADMIN_USER, "lee"]);
+        assert!(bootstrap(&store, dir.path()).unwrap().is_none());
+        assert!(!store.is_admin("kim").unwrap());
+    }
+
+    #[test]
+    fn a_store_from_before_admins_makes_every_user_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::temporary().unwrap();
+        create_project(&store, DEFAULT_PROJECT).unwrap();
+        for login in ["admin", "kim"] {
+            store.put_user(&User::new(login)).unwrap();
+        }
+        assert!(store.admins().unwrap().is_empty());
+        assert!(bootstrap(&store, dir.path()).unwrap().is_none());
+        assert_eq!(store.admins().unwrap(), ["admin", "kim"]);
     }
 }

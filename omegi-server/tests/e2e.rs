@@ -791,3 +791,78 @@ async fn retention_deletes_old_traces_and_keeps_issues() {
     .await
     .expect("within the time limit");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_admins_create_projects_and_users() {
+    tokio::time::timeout(LIMIT, async {
+        let s = TestServer::start().await;
+        let post = |token: String, path: &'static str, body: Value| {
+            let request = s
+                .http
+                .post(s.url(path))
+                .bearer_auth(token)
+                .json(&body)
+                .send();
+            async move {
+                let response = request.await.expect("the API answers");
+                let status = response.status().as_u16();
+                (status, response.json::<Value>().await.expect("JSON"))
+            }
+        };
+        // The first user, `admin`, creates a user who is not an admin...
+        let (status, kim) = post(s.user.clone(), "/api/users", json!({ "login": "kim" })).await;
+        assert_eq!(status, 201, "{kim}");
+        let kim = kim["token"].as_str().expect("a token").to_owned();
+        // ...who may use the API but not create accounts.
+        let issues: Vec<IssueView> = {
+            let response = s
+                .http
+                .get(s.url("/api/issues"))
+                .bearer_auth(&kim)
+                .send()
+                .await
+                .expect("the API answers");
+            assert_eq!(response.status(), 200);
+            response.json().await.expect("JSON")
+        };
+        assert!(issues.is_empty());
+        for (path, body) in [
+            ("/api/users", json!({ "login": "eve" })),
+            ("/api/projects", json!({ "id": "eve" })),
+        ] {
+            let (status, answer) = post(kim.clone(), path, body).await;
+            assert_eq!(status, 403, "{path}: {answer}");
+            assert!(
+                answer["error"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("only an admin"),
+                "{answer}"
+            );
+        }
+        // An admin may make another admin, who may create a project.
+        let (status, lee) = post(
+            s.user.clone(),
+            "/api/users",
+            json!({ "login": "lee", "admin": true }),
+        )
+        .await;
+        assert_eq!(status, 201, "{lee}");
+        let lee = lee["token"].as_str().expect("a token").to_owned();
+        let (status, shop) = post(lee, "/api/projects", json!({ "id": "shop" })).await;
+        assert_eq!(status, 201, "{shop}");
+        let users: Vec<Value> = s.api("/api/users").await;
+        let admins: Vec<&str> = users
+            .iter()
+            .filter(|u| u["admin"] == true)
+            .map(|u| u["login"].as_str().unwrap())
+            .collect();
+        assert_eq!(admins, ["admin", "lee"]);
+        let projects: Vec<Value> = s.api("/api/projects").await;
+        assert_eq!(projects.len(), 2);
+
+        s.server.shutdown().await.expect("a clean shutdown");
+    })
+    .await
+    .expect("within the time limit");
+}

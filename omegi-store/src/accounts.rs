@@ -1,10 +1,11 @@
 //! Projects and users: plain records. Authentication is built on top of
-//! them; each carries a slot for the hash of its API token.
+//! them; each carries a slot for the hash of its API token. Some users are
+//! admins: the server lets only them create projects and users.
 
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{decode, encode};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::keys::{check_name, Key};
 use crate::Store;
 
@@ -139,8 +140,47 @@ impl Store {
         Ok(out)
     }
 
-    /// Removes a user; returns whether it existed.
+    /// Removes a user (and their admin role); returns whether it existed.
     pub fn remove_user(&self, login: &str) -> Result<bool> {
-        Ok(self.core().t.users.remove(key("user", login)?)?.is_some())
+        let t = &self.core().t;
+        let key = key("user", login)?;
+        t.admins.remove(&key)?;
+        Ok(t.users.remove(key)?.is_some())
+    }
+
+    /// Makes `login` an admin, or no longer one. The user must exist.
+    pub fn set_admin(&self, login: &str, admin: bool) -> Result<()> {
+        let t = &self.core().t;
+        let key = key("user", login)?;
+        if admin {
+            if !t.users.contains_key(&key)? {
+                return Err(Error::UserNotFound {
+                    login: login.to_owned(),
+                });
+            }
+            t.admins.insert(key, &[])?;
+        } else {
+            t.admins.remove(key)?;
+        }
+        Ok(())
+    }
+
+    /// Whether `login` is an admin.
+    pub fn is_admin(&self, login: &str) -> Result<bool> {
+        Ok(self.core().t.admins.contains_key(key("user", login)?)?)
+    }
+
+    /// The admins' logins, sorted.
+    pub fn admins(&self) -> Result<Vec<String>> {
+        let t = &self.core().t;
+        let mut out = Vec::new();
+        for item in t.admins.iter() {
+            let (key, _) = item?;
+            if let Some(v) = t.users.get(key)? {
+                out.push(decode::<User>("users", &v)?.login);
+            }
+        }
+        out.sort();
+        Ok(out)
     }
 }

@@ -66,6 +66,12 @@ pub enum Error {
         /// Why it was rejected.
         reason: &'static str,
     },
+    /// No user has this login.
+    #[error("no user {login:?}")]
+    UserNotFound {
+        /// The login asked for.
+        login: String,
+    },
     /// No issue has this fingerprint in this project.
     #[error("no issue {fingerprint} in project {project:?}")]
     IssueNotFound {

@@ -29,8 +29,10 @@ const FORMAT: &str = "omegi-store";
 
 /// The version of the export format (the header's `schema`), which is
 /// independent of the on-disk [`SCHEMA_VERSION`](crate::SCHEMA_VERSION):
-/// an export is how data moves between on-disk schemas.
-pub const EXPORT_VERSION: u32 = 1;
+/// an export is how data moves between on-disk schemas. Version 2 added the
+/// admins (`{"type":"admin","login":…}` after the users); version 1 is
+/// still read.
+pub const EXPORT_VERSION: u32 = 2;
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -44,6 +46,9 @@ enum Line {
     },
     User {
         user: User,
+    },
+    Admin {
+        login: String,
     },
     Service {
         project: String,
@@ -142,6 +147,9 @@ impl Store {
         }
         for user in self.users()? {
             write_line(&mut out, &Line::User { user }, lines)?;
+        }
+        for login in self.admins()? {
+            write_line(&mut out, &Line::Admin { login }, lines)?;
         }
         for (project, service) in self.all_services()? {
             write_line(&mut out, &Line::Service { project, service }, lines)?;
@@ -271,6 +279,7 @@ impl Store {
                 }
                 Line::Project { project } => self.put_project(&project)?,
                 Line::User { user } => self.put_user(&user)?,
+                Line::Admin { login } => self.set_admin(&login, true)?,
                 Line::Service { project, service } => put_service(t, &project, &service)?,
                 Line::Span { project, span } => {
                     // Spans of one trace come together: write them as one chunk.

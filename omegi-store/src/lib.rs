@@ -289,6 +289,8 @@ pub(crate) struct Trees {
     pub(crate) projects: sled::Tree,
     /// login -> User
     pub(crate) users: sled::Tree,
+    /// login -> () for the users who administer the accounts
+    pub(crate) admins: sled::Tree,
     /// note id(16) -> NoteRow
     pub(crate) notes: sled::Tree,
     /// name key, kind(1: title 0, alias 1), created(8), note id(16) -> Owner
@@ -321,6 +323,7 @@ impl Trees {
             services: db.open_tree("services")?,
             projects: db.open_tree("projects")?,
             users: db.open_tree("users")?,
+            admins: db.open_tree("admins")?,
             notes: db.open_tree("notes")?,
             note_names: db.open_tree("note_names")?,
             note_links: db.open_tree("note_links")?,

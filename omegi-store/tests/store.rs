@@ -318,8 +318,23 @@ fn projects_and_users_are_records() {
             .collect::<Vec<_>>(),
         ["ada", "bob"]
     );
+    // Admins: only existing users, and a removed user is no admin.
+    assert!(!store.is_admin("ada").unwrap());
+    store.set_admin("ada", true).unwrap();
+    store.set_admin("bob", true).unwrap();
+    assert!(store.is_admin("ada").unwrap());
+    assert_eq!(store.admins().unwrap(), ["ada", "bob"]);
+    store.set_admin("ada", false).unwrap();
+    assert_eq!(store.admins().unwrap(), ["bob"]);
+    assert!(matches!(
+        store.set_admin("nobody", true),
+        Err(Error::UserNotFound { .. })
+    ));
     assert!(store.remove_user("bob").unwrap());
     assert!(!store.remove_user("bob").unwrap());
+    assert!(store.admins().unwrap().is_empty());
+    store.put_user(&User::new("bob")).unwrap();
+    assert!(!store.is_admin("bob").unwrap());
     assert!(matches!(
         store.put_project(&Project::new("")),
         Err(Error::InvalidName { .. })
@@ -431,6 +446,8 @@ fn import_of_an_export_gives_the_same_store() {
     let mut user = User::new("ada");
     user.token_hash = Some("h".into());
     a.put_user(&user).unwrap();
+    a.put_user(&User::new("bob")).unwrap();
+    a.set_admin("ada", true).unwrap();
 
     let exported = export_string(&a);
     assert!(exported.starts_with("{\"type\":\"header\""));
@@ -438,6 +455,7 @@ fn import_of_an_export_gives_the_same_store() {
     let stats = b.import(exported.as_bytes()).unwrap();
     assert_eq!((stats.spans, stats.issues, stats.occurrences), (4, 2, 3));
     assert_eq!(export_string(&b), exported);
+    assert_eq!(b.admins().unwrap(), ["ada"]);
     // Derived data is rebuilt too.
     assert_eq!(
         a.traces(&TraceQuery::all()).unwrap(),

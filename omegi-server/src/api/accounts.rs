@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::extract::JsonBody;
 use super::views::{CreatedAccount, ProjectView, UserView};
-use super::{blocking, ApiError, ApiUser, SharedState};
+use super::{blocking, ApiError, ApiUser, AppState, SharedState};
 use crate::auth::{self, AccountError};
 
 impl From<AccountError> for ApiError {
@@ -49,12 +49,24 @@ pub(super) struct NewProject {
     name: Option<String>,
 }
 
+/// Only admins create projects and users.
+fn require_admin(state: &AppState, login: &str, what: &str) -> Result<(), ApiError> {
+    if state.store.is_admin(login)? {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(format!(
+            "only an admin may create {what}; {login:?} is not one"
+        )))
+    }
+}
+
 pub(super) async fn create_project(
     State(state): State<SharedState>,
-    _user: ApiUser,
+    ApiUser(login): ApiUser,
     JsonBody(body): JsonBody<NewProject>,
 ) -> Result<(StatusCode, Json<CreatedAccount>), ApiError> {
     blocking(&state, move |state| {
+        require_admin(state, &login, "projects")?;
         let (mut project, token) = auth::create_project(&state.store, &body.id)?;
         if let Some(name) = body.name {
             project.name = name;
@@ -76,12 +88,14 @@ pub(super) async fn list_users(
     _user: ApiUser,
 ) -> Result<Json<Vec<UserView>>, ApiError> {
     blocking(&state, |state| {
+        let admins: std::collections::HashSet<String> = state.store.admins()?.into_iter().collect();
         Ok(Json(
             state
                 .store
                 .users()?
                 .into_iter()
                 .map(|u| UserView {
+                    admin: admins.contains(&u.login),
                     login: u.login,
                     name: u.name,
                     created_ns: u.created_ns,
@@ -97,15 +111,19 @@ pub(super) async fn list_users(
 pub(super) struct NewUser {
     login: String,
     name: Option<String>,
+    /// Whether the new user may create projects and users.
+    #[serde(default)]
+    admin: bool,
 }
 
 pub(super) async fn create_user(
     State(state): State<SharedState>,
-    _user: ApiUser,
+    ApiUser(login): ApiUser,
     JsonBody(body): JsonBody<NewUser>,
 ) -> Result<(StatusCode, Json<CreatedAccount>), ApiError> {
     blocking(&state, move |state| {
-        let (mut user, token) = auth::create_user(&state.store, &body.login)?;
+        require_admin(state, &login, "users")?;
+        let (mut user, token) = auth::create_user(&state.store, &body.login, body.admin)?;
         if let Some(name) = body.name {
             user.name = name;
             state.store.put_user(&user)?;

@@ -315,6 +315,8 @@ pub struct UserView {
     pub name: String,
     /// Created, ns.
     pub created_ns: u64,
+    /// Whether the user may create projects and users.
+    pub admin: bool,
 }
 
 #[cfg(test)]

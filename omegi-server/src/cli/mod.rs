@@ -209,7 +209,7 @@ pub struct StatsArgs {
 /// `omegi project …`.
 #[derive(Debug, Subcommand)]
 pub enum ProjectCommand {
-    /// Create a project and print its ingest token.
+    /// Create a project and print its ingest token (only an admin may).
     Add {
         /// The project id (letters, digits, '-', '_', '.').
         name: String,
@@ -219,10 +219,13 @@ pub enum ProjectCommand {
 /// `omegi user …`.
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
-    /// Create a user and print its API token.
+    /// Create a user and print its API token (only an admin may).
     Add {
         /// The login (letters, digits, '-', '_', '.').
         login: String,
+        /// Make the user an admin: one who may create projects and users.
+        #[arg(long)]
+        admin: bool,
     },
 }
 
@@ -425,8 +428,9 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> Result<(), CliError>
             let created = add_account(&cli, AccountKind::Project, name).await?;
             print_created(&cli, out, "project", "ingest", &created)
         }
-        Command::User(UserCommand::Add { login }) => {
-            let created = add_account(&cli, AccountKind::User, login).await?;
+        Command::User(UserCommand::Add { login, admin }) => {
+            let kind = AccountKind::User { admin: *admin };
+            let created = add_account(&cli, kind, login).await?;
             print_created(&cli, out, "user", "API", &created)
         }
         Command::Note(command) => notes::note(&cli, command, out).await,
@@ -480,7 +484,7 @@ fn print_created(
 #[derive(Clone, Copy)]
 enum AccountKind {
     Project,
-    User,
+    User { admin: bool },
 }
 
 /// Creates a project or user through the API, or directly in the data
@@ -488,7 +492,10 @@ enum AccountKind {
 async fn add_account(cli: &Cli, kind: AccountKind, name: &str) -> Result<CreatedAccount, CliError> {
     let (path, body) = match kind {
         AccountKind::Project => ("/api/projects", serde_json::json!({ "id": name })),
-        AccountKind::User => ("/api/users", serde_json::json!({ "login": name })),
+        AccountKind::User { admin } => (
+            "/api/users",
+            serde_json::json!({ "login": name, "admin": admin }),
+        ),
     };
     let token = cli.resolve_token()?;
     if token.is_some() {
@@ -516,8 +523,8 @@ async fn add_account(cli: &Cli, kind: AccountKind, name: &str) -> Result<Created
                 let (p, token) = auth::create_project(&store, &name)?;
                 CreatedAccount { name: p.id, token }
             }
-            AccountKind::User => {
-                let (u, token) = auth::create_user(&store, &name)?;
+            AccountKind::User { admin } => {
+                let (u, token) = auth::create_user(&store, &name, admin)?;
                 CreatedAccount {
                     name: u.login,
                     token,
