@@ -51,12 +51,21 @@ pub struct ServeConfig {
     pub retention: Option<Duration>,
     /// How often the retention pass runs.
     pub retention_interval: Duration,
+    /// OTLP requests read, decoded and stored at once: this bounds the
+    /// memory that request bodies take.
+    pub ingest_concurrency: usize,
+    /// How long an OTLP request waits for its turn before it is answered
+    /// `503 Service Unavailable` with `Retry-After`, which OTLP exporters
+    /// retry.
+    pub ingest_wait: Duration,
 }
 
 impl ServeConfig {
     /// Defaults with this data directory and listen address: 8 MiB bodies
     /// (32 MiB decompressed), default retries and spike settings, 30 s to
-    /// shut down, no retention (a pass every 10 minutes once it is set).
+    /// shut down, no retention (a pass every 10 minutes once it is set),
+    /// twice as many OTLP requests at once as there are cores (at least 4),
+    /// each waiting up to 2 s for its turn.
     pub fn new(data_dir: impl Into<PathBuf>, listen: SocketAddr) -> Self {
         ServeConfig {
             data_dir: data_dir.into(),
@@ -69,7 +78,19 @@ impl ServeConfig {
             shutdown_timeout: Duration::from_secs(30),
             retention: None,
             retention_interval: Duration::from_secs(600),
+            ingest_concurrency: std::thread::available_parallelism()
+                .map_or(4, |n| n.get() * 2)
+                .max(4),
+            ingest_wait: Duration::from_secs(2),
         }
+    }
+
+    /// Sets how many OTLP requests are read, decoded and stored at once,
+    /// and how long others wait for their turn before `503`.
+    pub fn ingest_limit(mut self, concurrency: usize, wait: Duration) -> Self {
+        self.ingest_concurrency = concurrency;
+        self.ingest_wait = wait;
+        self
     }
 
     /// Deletes spans and occurrences older than `age` in the background
@@ -205,6 +226,8 @@ impl Server {
                 max_decompressed_bytes: config.max_decompressed_bytes,
             },
             body_limit: config.body_limit,
+            ingest_slots: tokio::sync::Semaphore::new(config.ingest_concurrency.max(1)),
+            ingest_wait: config.ingest_wait,
             shutdown: shutdown_rx.clone(),
             store,
         });

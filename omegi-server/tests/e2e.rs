@@ -866,3 +866,75 @@ async fn only_admins_create_projects_and_users() {
     .await
     .expect("within the time limit");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_server_answers_503_with_retry_after() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    tokio::time::timeout(LIMIT, async {
+        let s = TestServer::start_with(|c| c.ingest_limit(1, Duration::from_millis(100))).await;
+        let body = checkout_json(0x5a, now_ns());
+        // A client that sends its headers and half its body, then stalls:
+        // it holds the only slot.
+        let mut slow = tokio::net::TcpStream::connect(s.server.local_addr())
+            .await
+            .expect("connect");
+        let head = format!(
+            "POST /v1/traces HTTP/1.1\r\nHost: omegi\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            s.ingest,
+            body.len()
+        );
+        let (first, rest) = body.split_at(body.len() / 2);
+        slow.write_all(head.as_bytes()).await.unwrap();
+        slow.write_all(first).await.unwrap();
+        // Wait until the slow request has taken the slot: a probe is then
+        // turned away after the wait.
+        let mut stored = 0;
+        let response = loop {
+            let response = s
+                .http
+                .post(s.url("/v1/traces"))
+                .header("content-type", JSON)
+                .bearer_auth(&s.ingest)
+                .body(checkout_json(0x5b00 + stored, now_ns()))
+                .send()
+                .await
+                .expect("answered");
+            if response.status() == 503 {
+                break response;
+            }
+            assert_eq!(response.status(), 200);
+            stored += 1;
+        };
+        assert_eq!(response.headers()["retry-after"], "1");
+        let answer: Value = response.json().await.expect("a JSON status");
+        assert_eq!(answer["code"], 14, "{answer}");
+        // The slow client finishes and is answered.
+        slow.write_all(rest).await.unwrap();
+        let mut reply = String::new();
+        slow.read_to_string(&mut reply).await.unwrap();
+        assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+        // The slot is free again, and the turned-away request was not stored.
+        let (status, _) = s
+            .post_otlp(
+                "/v1/traces",
+                JSON,
+                Some(&s.ingest),
+                checkout_json(0x5c, now_ns()),
+            )
+            .await;
+        assert_eq!(status, 200);
+        let traces: Vec<Value> = s.api("/api/traces?limit=1000").await;
+        assert_eq!(traces.len() as u128, stored + 2);
+        assert!(traces
+            .iter()
+            .any(|t| t["trace_id"] == format!("{:032x}", 0x5a)));
+        assert!(traces
+            .iter()
+            .any(|t| t["trace_id"] == format!("{:032x}", 0x5c)));
+
+        s.server.shutdown().await.expect("a clean shutdown");
+    })
+    .await
+    .expect("within the time limit");
+}

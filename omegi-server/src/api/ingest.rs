@@ -1,8 +1,9 @@
 //! `POST /v1/traces` and `POST /v1/logs`: the OTLP/HTTP receiver.
 //!
-//! Order of checks: token (401, or 403 for a user token), body size (413),
-//! content type and encoding (415), body (400). A request rejected by any
-//! of them stores nothing. Accepted records go into the project that owns
+//! Order of checks: token (401, or 403 for a user token), a free slot (503
+//! with `Retry-After` when the server is busy for too long), body size
+//! (413), content type and encoding (415), body (400). A request rejected
+//! by any of them stores nothing. Accepted records go into the project that owns
 //! the ingest token; new and regressed issues and spikes raise alerts.
 
 use std::borrow::Cow;
@@ -10,8 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::State;
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use omegi_core::{fingerprint, ErrorRecord, Record};
@@ -27,20 +27,29 @@ enum Signal {
     Logs,
 }
 
-pub(super) async fn traces(
-    State(state): State<SharedState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    receive(state, headers, body, Signal::Traces).await
+pub(super) async fn traces(State(state): State<SharedState>, request: Request) -> Response {
+    receive(state, request, Signal::Traces).await
 }
 
-pub(super) async fn logs(
-    State(state): State<SharedState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    receive(state, headers, body, Signal::Logs).await
+pub(super) async fn logs(State(state): State<SharedState>, request: Request) -> Response {
+    receive(state, request, Signal::Logs).await
+}
+
+/// `503 Service Unavailable` with `Retry-After`: OTLP exporters retry it.
+fn busy(content_type: &str) -> Response {
+    let (ct, body) = otlp::unavailable_response(
+        "the server is busy with other requests: retry later",
+        content_type,
+    );
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(ct)),
+            (header::RETRY_AFTER, HeaderValue::from_static("1")),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
@@ -58,12 +67,8 @@ fn otlp_error(error: &DecodeError, content_type: &str) -> Response {
         .into_response()
 }
 
-async fn receive(
-    state: SharedState,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-    signal: Signal,
-) -> Response {
+async fn receive(state: SharedState, request: Request, signal: Signal) -> Response {
+    let headers = request.headers().clone();
     let project = match principal(&state, &headers) {
         Ok(Principal::Project(project)) => project,
         Ok(Principal::User(_)) => {
@@ -77,7 +82,13 @@ async fn receive(
     let content_type = header_str(&headers, header::CONTENT_TYPE)
         .unwrap_or("")
         .to_owned();
-    let body = match body {
+    // Bodies are read only with a slot, so that a burst of requests cannot
+    // hold more than `ingest_slots` bodies in memory.
+    let Ok(Ok(_slot)) = tokio::time::timeout(state.ingest_wait, state.ingest_slots.acquire()).await
+    else {
+        return busy(&content_type);
+    };
+    let body = match Bytes::from_request(request, &()).await {
         Ok(body) => body,
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             let error = DecodeError::BodyTooLarge {

@@ -47,6 +47,11 @@ pub struct AppState {
     /// The largest request body accepted on `/v1/*`, in bytes (before
     /// decompression).
     pub body_limit: usize,
+    /// OTLP requests read, decoded and stored at once; the others wait.
+    pub ingest_slots: tokio::sync::Semaphore,
+    /// How long an OTLP request waits for a slot before `503` with
+    /// `Retry-After`.
+    pub ingest_wait: std::time::Duration,
     /// Turns `true` when the server shuts down (ends SSE streams).
     pub shutdown: watch::Receiver<bool>,
 }

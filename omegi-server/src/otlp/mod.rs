@@ -458,11 +458,18 @@ fn success_response(
 /// (INVALID_ARGUMENT) and the error's message, in the request's format
 /// (protobuf when the content type is not understood), with its content type.
 pub fn error_response(error: &DecodeError, content_type: &str) -> (&'static str, Vec<u8>) {
+    status_response(3, error.to_string(), content_type)
+}
+
+/// The body of a `503` answer: a `google.rpc.Status` with code 14
+/// (UNAVAILABLE), in the request's format, with its content type.
+pub fn unavailable_response(message: &str, content_type: &str) -> (&'static str, Vec<u8>) {
+    status_response(14, message.to_owned(), content_type)
+}
+
+fn status_response(code: i32, message: String, content_type: &str) -> (&'static str, Vec<u8>) {
     let format = Format::from_content_type(content_type).unwrap_or(Format::Protobuf);
-    let status = RpcStatus {
-        code: 3,
-        message: error.to_string(),
-    };
+    let status = RpcStatus { code, message };
     let body = match format {
         Format::Protobuf => status.encode_to_vec(),
         Format::Json => serde_json::json!({ "code": status.code, "message": status.message })
