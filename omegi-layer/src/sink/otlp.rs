@@ -62,6 +62,11 @@ const DEFAULT_ENDPOINT: &str = "http://localhost:4318";
 /// Unsigned attribute values above `i64::MAX` are sent as strings, and a
 /// status message is sent for status Error only (OTLP keeps no other).
 ///
+/// A request that fails for a reason worth retrying (no connection, `429`,
+/// `502`, `503`, `504`) is retried up to 3 times with exponential backoff
+/// (100 ms up to 1.6 s, or as `Retry-After` says) within the timeout; after
+/// that its records count as failed in [`OmegiGuard::stats`](crate::OmegiGuard::stats).
+///
 /// ```no_run
 /// use omegi_layer::sink::OtlpSink;
 /// use std::time::Duration;
