@@ -41,12 +41,18 @@ fn busy(content_type: &str) -> Response {
         "the server is busy with other requests: retry later",
         content_type,
     );
+    let mut response = answer(StatusCode::SERVICE_UNAVAILABLE, ct, body);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
+/// An OTLP answer: a status and a body of the given content type.
+fn answer(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response {
     (
-        StatusCode::SERVICE_UNAVAILABLE,
-        [
-            (header::CONTENT_TYPE, HeaderValue::from_static(ct)),
-            (header::RETRY_AFTER, HeaderValue::from_static("1")),
-        ],
+        status,
+        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
         body,
     )
         .into_response()
@@ -59,12 +65,7 @@ fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
 fn otlp_error(error: &DecodeError, content_type: &str) -> Response {
     let (ct, body) = otlp::error_response(error, content_type);
     let status = StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
-    (
-        status,
-        [(header::CONTENT_TYPE, HeaderValue::from_static(ct))],
-        body,
-    )
-        .into_response()
+    answer(status, ct, body)
 }
 
 async fn receive(state: SharedState, request: Request, signal: Signal) -> Response {
@@ -125,12 +126,7 @@ async fn receive(state: SharedState, request: Request, signal: Signal) -> Respon
             Signal::Traces => otlp::traces_response(&decoded, &content_type),
             Signal::Logs => otlp::logs_response(&decoded, &content_type),
         };
-        (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, HeaderValue::from_static(ct))],
-            body,
-        )
-            .into_response()
+        answer(StatusCode::OK, ct, body)
     })
     .await;
     outcome
