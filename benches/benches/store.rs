@@ -39,7 +39,7 @@ fn span(trace: u64, i: u64) -> SpanRecord {
         parent_span_id: (i > 0).then_some(SpanId(trace << 8 | 1)),
         remote_parent: false,
         service: SERVICES[(i % 3) as usize].into(),
-        name: format!("GET /orders/{{id}} step {i}"),
+        name: format!("GET /orders/{{id}} step {i}").into(),
         target: "shop::api".into(),
         level: Level::Info,
         kind: SpanKind::Server,

@@ -43,6 +43,6 @@ pub use flow::{assemble, Flow, FlowError, Hop, Trace};
 pub use ids::{IdError, SpanId, TraceId};
 pub use model::{
     attribute, Attribute, CodeLocation, ErrorKind, ErrorRecord, EventRecord, Level, Record,
-    Resource, SpanFrame, SpanKind, SpanRecord, Status, Value,
+    Resource, SpanFrame, SpanKind, SpanRecord, Status, Text, Value,
 };
 pub use note::{Note, NoteGraph, NoteId, Visibility};

@@ -130,15 +130,21 @@ pub fn attribute<'a>(attributes: &'a [Attribute], key: &str) -> Option<&'a Value
     attributes.iter().find(|a| a.key == key).map(|a| &a.value)
 }
 
+/// Text that is most often known when the program is compiled (a target, a
+/// span's name, a source file): borrowed then, so that capturing it costs no
+/// allocation; owned when it comes from elsewhere (decoding, a name chosen
+/// at run time). Serialized as a plain string.
+pub type Text = std::borrow::Cow<'static, str>;
+
 /// Where in the source code something was recorded.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct CodeLocation {
     /// Source file.
-    pub file: Option<String>,
+    pub file: Option<Text>,
     /// Line in the file.
     pub line: Option<u32>,
     /// Rust module path.
-    pub module: Option<String>,
+    pub module: Option<Text>,
 }
 
 impl fmt::Display for CodeLocation {
@@ -189,7 +195,7 @@ pub struct EventRecord {
     /// Severity.
     pub level: Level,
     /// The `tracing` target (usually the module path).
-    pub target: String,
+    pub target: Text,
     /// The `message` field, or empty.
     pub message: String,
     /// The other fields.
@@ -213,9 +219,9 @@ pub struct SpanRecord {
     /// The service that recorded the span.
     pub service: String,
     /// The span's name.
-    pub name: String,
+    pub name: Text,
     /// The `tracing` target.
-    pub target: String,
+    pub target: Text,
     /// The span's level.
     pub level: Level,
     /// The span's role.

@@ -47,7 +47,7 @@ fn span(
         parent_span_id: parent.map(SpanId),
         remote_parent: false,
         service: service.into(),
-        name: name.into(),
+        name: name.to_owned().into(),
         target: "app".into(),
         level: Level::Info,
         kind,

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender, TryRecvError};
 use crossbeam_queue::ArrayQueue;
-use omegi_core::{CodeLocation, ErrorRecord, EventRecord, Level, Record, Resource, SpanRecord};
+use omegi_core::{
+    CodeLocation, ErrorRecord, EventRecord, Level, Record, Resource, SpanRecord, Text,
+};
 use tracing_core::Metadata;
 
 use crate::layer::data::{FieldValue, RawEvent, SpanData};
@@ -305,11 +307,11 @@ pub(crate) fn level(meta: &Metadata<'_>) -> Level {
     }
 }
 
-pub(crate) fn location(meta: &Metadata<'_>) -> CodeLocation {
+pub(crate) fn location(meta: &Metadata<'static>) -> CodeLocation {
     CodeLocation {
-        file: meta.file().map(str::to_owned),
+        file: meta.file().map(Text::Borrowed),
         line: meta.line(),
-        module: meta.module_path().map(str::to_owned),
+        module: meta.module_path().map(Text::Borrowed),
     }
 }
 
@@ -327,7 +329,7 @@ pub(crate) fn event_record(event: &RawEvent) -> EventRecord {
     EventRecord {
         time_ns: event.time_ns,
         level: level(event.meta),
-        target: event.meta.target().to_owned(),
+        target: Text::Borrowed(event.meta.target()),
         message: event.message.to_string(),
         fields: attributes(&event.fields),
         location: location(event.meta),
@@ -346,8 +348,11 @@ fn span_record(
         parent_span_id: data.parent,
         remote_parent: data.remote_parent,
         service: service.to_owned(),
-        name: data.name.clone().unwrap_or_else(|| meta.name().to_owned()),
-        target: meta.target().to_owned(),
+        name: data
+            .name
+            .clone()
+            .map_or(Text::Borrowed(meta.name()), Text::Owned),
+        target: Text::Borrowed(meta.target()),
         level: level(meta),
         kind: data.kind,
         start_ns: data.start_ns,

@@ -233,17 +233,17 @@ pub(crate) fn attrs_out(attrs: Vec<SAttribute>) -> Vec<Attribute> {
 
 fn loc_in(l: &CodeLocation) -> SLocation {
     SLocation {
-        file: l.file.clone(),
+        file: l.file.as_deref().map(str::to_owned),
         line: l.line,
-        module: l.module.clone(),
+        module: l.module.as_deref().map(str::to_owned),
     }
 }
 
 fn loc_out(l: SLocation) -> CodeLocation {
     CodeLocation {
-        file: l.file,
+        file: l.file.map(Into::into),
         line: l.line,
-        module: l.module,
+        module: l.module.map(Into::into),
     }
 }
 
@@ -251,7 +251,7 @@ fn event_in(e: &EventRecord) -> SEvent {
     SEvent {
         time_ns: e.time_ns,
         level: level_code(e.level),
-        target: e.target.clone(),
+        target: e.target.to_string(),
         message: e.message.clone(),
         fields: attrs_in(&e.fields),
         location: loc_in(&e.location),
@@ -262,7 +262,7 @@ fn event_out(tree: &'static str, e: SEvent) -> Result<EventRecord> {
     Ok(EventRecord {
         time_ns: e.time_ns,
         level: level_from(tree, e.level)?,
-        target: e.target,
+        target: e.target.into(),
         message: e.message,
         fields: attrs_out(e.fields),
         location: loc_out(e.location),
@@ -282,8 +282,8 @@ impl SSpan {
             parent_span_id: s.parent_span_id.map(|p| p.0),
             remote_parent: s.remote_parent,
             service: s.service.clone(),
-            name: s.name.clone(),
-            target: s.target.clone(),
+            name: s.name.to_string(),
+            target: s.target.to_string(),
             level: level_code(s.level),
             kind: kind_code(s.kind),
             start_ns: s.start_ns,
@@ -304,8 +304,8 @@ impl SSpan {
             parent_span_id: self.parent_span_id.map(SpanId),
             remote_parent: self.remote_parent,
             service: self.service,
-            name: self.name,
-            target: self.target,
+            name: self.name.into(),
+            target: self.target.into(),
             level: level_from(tree, self.level)?,
             kind: kind_from(tree, self.kind)?,
             start_ns: self.start_ns,

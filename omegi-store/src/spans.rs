@@ -163,7 +163,7 @@ impl SummaryRow {
                 s.root = Some(TraceRoot {
                     span_id: span.span_id,
                     service: span.service.clone(),
-                    name: span.name.clone(),
+                    name: span.name.to_string(),
                 });
                 self.root_start_ns = span.start_ns;
             }

@@ -16,7 +16,7 @@
 //! use omegi_core::flow::{Flow, Trace};
 //! use omegi_core::{CodeLocation, Level, SpanId, SpanKind, SpanRecord, Status, TraceId};
 //!
-//! let span = |id: u64, parent: Option<u64>, service: &str, name: &str, start: u64, end: u64| {
+//! let span = |id: u64, parent: Option<u64>, service: &str, name: &'static str, start: u64, end: u64| {
 //!     SpanRecord {
 //!         trace_id: TraceId(7),
 //!         span_id: SpanId(id),
@@ -24,7 +24,7 @@
 //!         remote_parent: false,
 //!         service: service.into(),
 //!         name: name.into(),
-//!         target: String::new(),
+//!         target: "".into(),
 //!         level: Level::Info,
 //!         kind: SpanKind::Internal,
 //!         start_ns: start,

@@ -145,8 +145,8 @@ fn build(
         if !same_service {
             hops.push(Hop {
                 service: span.service.clone(),
-                span_name: span.name.clone(),
-                last_span_name: span.name.clone(),
+                span_name: span.name.to_string(),
+                last_span_name: span.name.to_string(),
                 span_ids: Vec::new(),
                 offset_ns: span.start_ns.saturating_sub(origin),
                 duration_ns: span.duration_ns(),
@@ -155,7 +155,7 @@ fn build(
             });
         }
         if let Some(hop) = hops.last_mut() {
-            hop.last_span_name.clone_from(&span.name);
+            (*span.name).clone_into(&mut hop.last_span_name);
             hop.span_ids.push(span.span_id);
             hop.status = worse(hop.status, span.status);
             hop.events.extend(

@@ -160,7 +160,7 @@ impl Trace {
                         ),
                         event.level.as_str().to_owned(),
                         span.service.clone(),
-                        span.name.clone(),
+                        span.name.to_string(),
                         text,
                     ],
                 ));

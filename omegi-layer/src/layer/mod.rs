@@ -288,7 +288,11 @@ where
 }
 
 /// Fills an error record from the event that reported it.
-fn fill_error(record: &mut ErrorRecord, visitor: &EventVisitor, meta: &tracing_core::Metadata<'_>) {
+fn fill_error(
+    record: &mut ErrorRecord,
+    visitor: &EventVisitor,
+    meta: &'static tracing_core::Metadata<'static>,
+) {
     let error = visitor.error.as_ref();
     if !visitor.message.is_empty() {
         record.message = visitor.message.to_string();
@@ -321,7 +325,7 @@ fn fill_error(record: &mut ErrorRecord, visitor: &EventVisitor, meta: &tracing_c
         }
         if let Some(file) = visitor.field_text("panic.file") {
             record.location = CodeLocation {
-                file: Some(file),
+                file: Some(file.into()),
                 line: visitor.fields.iter().find_map(|(k, v)| match (k, v) {
                     (&"panic.line", FieldValue::I64(n)) => u32::try_from(*n).ok(),
                     _ => None,

@@ -430,7 +430,7 @@ fn span_data(span: SpanRecord, scope: &InstrumentationScope) -> SpanData {
             SpanKind::Producer => otrace::SpanKind::Producer,
             SpanKind::Consumer => otrace::SpanKind::Consumer,
         },
-        name: span.name.into(),
+        name: span.name,
         start_time: system_time(span.start_ns),
         end_time: system_time(span.end_ns),
         attributes,

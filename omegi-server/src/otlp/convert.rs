@@ -189,8 +189,8 @@ fn span_record(
             && span.flags & FLAG_HAS_IS_REMOTE != 0
             && span.flags & FLAG_IS_REMOTE != 0,
         service: resource.service.clone(),
-        name: span.name,
-        target,
+        name: span.name.into(),
+        target: target.into(),
         level,
         kind: match span.kind {
             2 => SpanKind::Server,
@@ -229,7 +229,7 @@ fn event_record(event: pt::span::Event, span_target: &str) -> EventRecord {
     EventRecord {
         time_ns: event.time_unix_nano,
         level,
-        target,
+        target: target.into(),
         message: event.name,
         fields: attributes_of(attributes),
         location,
@@ -272,13 +272,13 @@ pub(crate) fn take_location(attributes: &mut Vec<pc::KeyValue>) -> CodeLocation 
     let line_new = take(attributes, "code.line.number");
     let module = take(attributes, "code.namespace");
     CodeLocation {
-        file: file_old.or(file_new).map(|v| text(&v)),
+        file: file_old.or(file_new).map(|v| text(&v).into()),
         line: line_old.or(line_new).and_then(|v| match v.value {
             Some(AV::IntValue(i)) => u32::try_from(i).ok(),
             Some(AV::StringValue(s)) => s.trim().parse().ok(),
             _ => None,
         }),
-        module: module.map(|v| text(&v)),
+        module: module.map(|v| text(&v).into()),
     }
 }
 

@@ -121,7 +121,7 @@ pub(crate) fn from_spans(entries: &[SpanEntry]) -> Vec<(usize, ErrorRecord)> {
                 span_id: Some(span.span_id),
                 service: span.service.clone(),
                 time_ns: event.time_unix_nano,
-                target: span.target.clone(),
+                target: span.target.to_string(),
                 location: span.location.clone(),
                 span_stack: span_stack(i),
                 breadcrumbs,
@@ -153,7 +153,7 @@ pub(crate) fn from_spans(entries: &[SpanEntry]) -> Vec<(usize, ErrorRecord)> {
                     .unwrap_or_else(|| format!("span {} failed", span.name)),
                 causes: Vec::new(),
                 error_type: None,
-                target: span.target.clone(),
+                target: span.target.to_string(),
                 fields: Vec::new(),
                 span_stack: span_stack(i),
                 breadcrumbs,
@@ -170,8 +170,8 @@ pub(crate) fn from_spans(entries: &[SpanEntry]) -> Vec<(usize, ErrorRecord)> {
 fn frame(span: &SpanRecord) -> SpanFrame {
     SpanFrame {
         span_id: span.span_id,
-        name: span.name.clone(),
-        target: span.target.clone(),
+        name: span.name.to_string(),
+        target: span.target.to_string(),
         fields: span.attributes.clone(),
         location: span.location.clone(),
     }
@@ -278,7 +278,7 @@ fn log_event(log: pl::LogRecord, time_ns: u64, scope: &str) -> EventRecord {
     EventRecord {
         time_ns,
         level,
-        target,
+        target: target.into(),
         message: log.body.as_ref().map(text).unwrap_or_default(),
         fields: attributes_of(attributes),
         location,

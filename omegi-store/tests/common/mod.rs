@@ -23,7 +23,7 @@ pub fn span(trace: u128, id: u64, parent: Option<u64>, service: &str, start: u64
         parent_span_id: parent.map(SpanId),
         remote_parent: false,
         service: service.into(),
-        name: format!("op-{id}"),
+        name: format!("op-{id}").into(),
         target: "svc::api".into(),
         level: Level::Info,
         kind: SpanKind::Server,
