@@ -635,6 +635,20 @@ async fn requests_the_api_cannot_read_get_json_errors() {
             .await;
         assert_eq!(status, 400);
         assert!(error_of(&body).contains("name"), "{body}");
+        // A project filter that names no project is not an empty answer.
+        for path in [
+            "/api/issues?project=nope",
+            "/api/traces?project=nope",
+            "/api/stats?project=nope",
+        ] {
+            let (status, body) = s.call(Method::GET, path, &token, None).await;
+            assert_eq!(status, 404, "{path}");
+            assert!(error_of(&body).contains("no project \"nope\""), "{body}");
+        }
+        let (status, _) = s
+            .call(Method::GET, "/api/issues?project=default", &token, None)
+            .await;
+        assert_eq!(status, 200);
         // A path that is not UTF-8.
         let (status, body) = s.call(Method::GET, "/api/notes/%FF", &token, None).await;
         assert_eq!(status, 400);

@@ -11,7 +11,7 @@ use omegi_store::{Bucket, Issue, IssueQuery, IssueSort, IssueStatus};
 use serde::Deserialize;
 
 use super::views::{issue_id, ErrorFlowView, FlowView, IssueDetail, IssueView, OccurrenceView};
-use super::{blocking, window, ApiError, ApiUser, AppState, SharedState};
+use super::{blocking, check_project, window, ApiError, ApiUser, AppState, SharedState};
 
 /// Query of `GET /api/issues`.
 #[derive(Debug, Default, Deserialize)]
@@ -74,7 +74,10 @@ pub(super) async fn list(
     };
     blocking(&state, move |state| {
         let projects = match &params.project {
-            Some(p) => vec![p.clone()],
+            Some(p) => {
+                check_project(&state.store, p)?;
+                vec![p.clone()]
+            }
             None => state.store.projects()?.into_iter().map(|p| p.id).collect(),
         };
         let filtered = params.service.is_some() || timed;

@@ -271,6 +271,22 @@ pub fn parse_duration_ns(text: &str) -> Option<u64> {
     n.checked_mul(unit_ns)
 }
 
+/// `404` for a project filter that names no project (no record and no
+/// data), so that a typo is not answered with an empty list.
+pub(crate) fn check_project(store: &Store, project: &str) -> Result<(), ApiError> {
+    if store.project(project)?.is_some()
+        || store
+            .summary()?
+            .projects
+            .iter()
+            .any(|p| p.project == project)
+    {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound(format!("no project {project:?}")))
+    }
+}
+
 /// A time window from `from`/`to` (ns since the epoch) or `since` (a
 /// duration before now); `default_since_ns` when neither is given.
 pub(crate) fn window(

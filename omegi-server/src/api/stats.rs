@@ -9,7 +9,7 @@ use omegi_store::{Bucket, TraceQuery};
 use serde::Deserialize;
 
 use super::views::{EdgeView, IssueView, ProjectStats, StatsView};
-use super::{blocking, window, ApiError, ApiUser, SharedState};
+use super::{blocking, check_project, window, ApiError, ApiUser, SharedState};
 
 /// Traces read at most to compute the dependency edges.
 const DEPENDENCY_TRACES: usize = 200;
@@ -51,7 +51,10 @@ pub(super) async fn dashboard(
         let store = &state.store;
         let summary = store.summary()?;
         let projects: Vec<String> = match &params.project {
-            Some(p) => vec![p.clone()],
+            Some(p) => {
+                check_project(store, p)?;
+                vec![p.clone()]
+            }
             None => summary.projects.iter().map(|p| p.project.clone()).collect(),
         };
         // Counters are per bucket: start at the bucket holding `from`.

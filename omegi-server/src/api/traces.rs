@@ -11,7 +11,7 @@ use omegi_store::{TraceQuery, TraceSummary};
 use serde::Deserialize;
 
 use super::views::TraceView;
-use super::{blocking, window, ApiError, ApiUser, SharedState};
+use super::{blocking, check_project, window, ApiError, ApiUser, SharedState};
 
 /// Query of `GET /api/traces`.
 #[derive(Debug, Deserialize)]
@@ -33,7 +33,10 @@ pub(super) async fn list(
     let limit = params.limit.unwrap_or(50).min(1000);
     blocking(&state, move |state| {
         let mut query = match params.project {
-            Some(p) => TraceQuery::project(p),
+            Some(p) => {
+                check_project(&state.store, &p)?;
+                TraceQuery::project(p)
+            }
             None => TraceQuery::all(),
         };
         if let Some(s) = params.service {
