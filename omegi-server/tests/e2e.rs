@@ -858,6 +858,8 @@ async fn only_admins_create_projects_and_users() {
             .map(|u| u["login"].as_str().unwrap())
             .collect();
         assert_eq!(admins, ["admin", "lee"]);
+        let out = s.run_cli(&["users"]).await;
+        assert_eq!(out, "admin  admin\nkim\nlee  admin\n");
         let projects: Vec<Value> = s.api("/api/projects").await;
         assert_eq!(projects.len(), 2);
 

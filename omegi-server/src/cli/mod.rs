@@ -29,7 +29,7 @@ use crate::api::notes::IssueSuggestions;
 use crate::api::now_ns;
 use crate::api::views::{
     split_issue_id, CreatedAccount, ErrorFlowView, IssueDetail, IssueView, ProjectView, StatsView,
-    TraceView,
+    TraceView, UserView,
 };
 use crate::auth::{self, read_credentials, AccountError, CredentialsError};
 use crate::server::{ServeConfig, ServeError, Server, DEFAULT_DATA_DIR, DEFAULT_LISTEN, STORE_DIR};
@@ -90,6 +90,8 @@ pub enum Command {
     Stats(StatsArgs),
     /// List projects.
     Projects,
+    /// List users (admins marked).
+    Users,
     /// Manage projects.
     #[command(subcommand)]
     Project(ProjectCommand),
@@ -421,6 +423,17 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> Result<(), CliError>
             }
             for p in list {
                 writeln!(out, "{}", p.id)?;
+            }
+            Ok(())
+        }
+        Command::Users => {
+            let list: Vec<UserView> = cli.client()?.get("/api/users", &[]).await?;
+            if cli.json {
+                return print_json(out, &list);
+            }
+            for u in list {
+                let role = if u.admin { "  admin" } else { "" };
+                writeln!(out, "{}{role}", u.login)?;
             }
             Ok(())
         }
