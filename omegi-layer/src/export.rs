@@ -116,9 +116,7 @@ impl Queue {
             shared.wake();
         }
     }
-}
 
-impl Queue {
     /// A box of span data that the exporter has finished with, to be
     /// overwritten for a new span.
     pub(crate) fn recycled(&self) -> Option<Box<SpanData>> {

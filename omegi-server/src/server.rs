@@ -77,7 +77,7 @@ impl ServeConfig {
             max_decompressed_bytes: Limits::default().max_decompressed_bytes,
             shutdown_timeout: Duration::from_secs(30),
             retention: None,
-            retention_interval: Duration::from_secs(600),
+            retention_interval: StoreConfig::default().retention_interval,
             ingest_concurrency: std::thread::available_parallelism()
                 .map_or(4, |n| n.get() * 2)
                 .max(4),

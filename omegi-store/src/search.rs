@@ -550,9 +550,6 @@ fn escape_into(text: &str, out: &mut String) {
     }
 }
 
-/// Error text as search words: type and normalized message, with the
-/// placeholders of normalization (`<num>`, `<uuid>`, ...) and query syntax
-/// removed.
 /// How many words a suggested note must share with the error.
 const SUGGEST_MIN_WORDS: usize = 2;
 
@@ -606,6 +603,9 @@ fn is_generic(word: &str) -> bool {
     GENERIC.iter().any(|g| g.eq_ignore_ascii_case(word))
 }
 
+/// Error text as search words: type and normalized message, with the
+/// placeholders of normalization (`<num>`, `<uuid>`, ...) and query syntax
+/// removed.
 fn error_words(error: &ErrorRecord) -> String {
     let mut text = String::new();
     if let Some(t) = &error.error_type {

@@ -10,14 +10,13 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::State;
-
-use super::extract::Query;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::stream::{self, Stream};
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 
+use super::extract::Query;
 use super::{principal, token_principal, ApiError, SharedState};
 use crate::alerts::Alert;
 use crate::auth::Principal;

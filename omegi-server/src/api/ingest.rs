@@ -69,8 +69,8 @@ fn otlp_error(error: &DecodeError, content_type: &str) -> Response {
 }
 
 async fn receive(state: SharedState, request: Request, signal: Signal) -> Response {
-    let headers = request.headers().clone();
-    let project = match principal(&state, &headers) {
+    let headers = request.headers();
+    let project = match principal(&state, headers) {
         Ok(Principal::Project(project)) => project,
         Ok(Principal::User(_)) => {
             return ApiError::Forbidden(
@@ -80,9 +80,10 @@ async fn receive(state: SharedState, request: Request, signal: Signal) -> Respon
         }
         Err(error) => return error.into_response(),
     };
-    let content_type = header_str(&headers, header::CONTENT_TYPE)
+    let content_type = header_str(headers, header::CONTENT_TYPE)
         .unwrap_or("")
         .to_owned();
+    let encoding = header_str(headers, header::CONTENT_ENCODING).map(str::to_owned);
     // Bodies are read only with a slot, so that a burst of requests cannot
     // hold more than `ingest_slots` bodies in memory.
     let Ok(Ok(_slot)) = tokio::time::timeout(state.ingest_wait, state.ingest_slots.acquire()).await
@@ -105,7 +106,6 @@ async fn receive(state: SharedState, request: Request, signal: Signal) -> Respon
             .into_response()
         }
     };
-    let encoding = header_str(&headers, header::CONTENT_ENCODING).map(str::to_owned);
     let task_state = Arc::clone(&state);
     let outcome = tokio::task::spawn_blocking(move || {
         let limits = task_state.limits;

@@ -2,14 +2,13 @@
 //! and the flow of an occurrence.
 
 use axum::extract::State;
-
-use super::extract::{Path, Query};
 use axum::Json;
 use omegi_core::flow::{Flow, Trace};
 use omegi_core::{ErrorRecord, Fingerprint};
 use omegi_store::{Bucket, Issue, IssueQuery, IssueSort, IssueStatus};
 use serde::Deserialize;
 
+use super::extract::{Path, Query};
 use super::views::{issue_id, ErrorFlowView, FlowView, IssueDetail, IssueView, OccurrenceView};
 use super::{blocking, check_project, window, ApiError, ApiUser, AppState, SharedState};
 

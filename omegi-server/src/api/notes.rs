@@ -7,8 +7,6 @@
 //! change based on an old revision answers 409.
 
 use axum::extract::State;
-
-use super::extract::{JsonBody, Path, Query};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -18,6 +16,7 @@ use omegi_core::Fingerprint;
 use omegi_store::{NewNote, NoteFilter, NoteQuery, NoteUpdate, SuggestFor, SuggestReason};
 use serde::{Deserialize, Serialize};
 
+use super::extract::{JsonBody, Path, Query};
 use super::{blocking, ApiError, ApiUser, SharedState};
 
 /// The most notes a list or search answers with.

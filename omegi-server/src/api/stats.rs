@@ -1,13 +1,12 @@
 //! `GET /api/stats`: the dashboard.
 
 use axum::extract::State;
-
-use super::extract::Query;
 use axum::Json;
 use omegi_core::flow::{assemble, service_dependencies};
 use omegi_store::{Bucket, TraceQuery};
 use serde::Deserialize;
 
+use super::extract::Query;
 use super::views::{EdgeView, IssueView, ProjectStats, StatsView};
 use super::{blocking, check_project, window, ApiError, ApiUser, SharedState};
 

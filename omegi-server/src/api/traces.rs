@@ -2,14 +2,13 @@
 //! waterfall and raw log.
 
 use axum::extract::State;
-
-use super::extract::{Path, Query};
 use axum::Json;
 use omegi_core::flow::Trace;
 use omegi_core::TraceId;
 use omegi_store::{TraceQuery, TraceSummary};
 use serde::Deserialize;
 
+use super::extract::{Path, Query};
 use super::views::TraceView;
 use super::{blocking, check_project, window, ApiError, ApiUser, SharedState};
 
