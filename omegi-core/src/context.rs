@@ -3,11 +3,15 @@
 //! [`TraceParent::parse`] follows the specification's processing rules: version
 //! `ff`, all-zero ids, wrong lengths, uppercase and non-hex characters are
 //! invalid, and a higher version is parsed by the forward-compatibility rule.
-//! [`TraceState::parse`] never fails: it keeps the valid list members (at most
-//! 32), drops the rest, and forwards what it kept.
+//! [`TraceState::parse`] follows the list rules: a `tracestate` with any
+//! invalid list member, or with more than 32 members, is discarded whole
+//! (parsing yields an empty state), several header lines are one list joined
+//! with `,`, and of two members with the same key the first is kept.
 //!
-//! A caller that receives an invalid header starts a new trace; the error only
-//! says why, for logging.
+//! A caller that receives an invalid `traceparent` starts a new trace; the
+//! error only says why, for logging. A caller that joins a trace forwards the
+//! flags it understands ([`TraceParent::propagated_flags`]: `sampled` and the
+//! Level 2 `random` bit) and sets every other bit to zero.
 //!
 //! ```
 //! use omegi_core::{TraceParent, TraceState};
@@ -16,8 +20,10 @@
 //! assert_eq!(tp.to_string(), "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
 //! assert!(TraceParent::parse("ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").is_err());
 //!
-//! let ts = TraceState::parse("congo=t61rcWkgMzE, Bad Key=1,rojo=00f067aa0ba902b7");
+//! let ts = TraceState::parse("congo=t61rcWkgMzE, rojo=00f067aa0ba902b7");
 //! assert_eq!(ts.to_string(), "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7");
+//! // One invalid member discards the whole list.
+//! assert!(TraceState::parse("congo=t61rcWkgMzE,Bad Key=1").is_empty());
 //! ```
 
 use std::fmt;
@@ -89,6 +95,9 @@ fn hex_u128(bytes: &[u8]) -> Option<u128> {
 impl TraceParent {
     /// The sampled flag bit.
     pub const SAMPLED: u8 = 0x01;
+    /// The `random` flag bit of Trace Context Level 2: the trace id's right
+    /// 7 bytes are random.
+    pub const RANDOM: u8 = 0x02;
 
     /// A version-00 `traceparent` for a span of a trace, sampled.
     pub fn new(trace_id: TraceId, parent_id: SpanId) -> Self {
@@ -103,6 +112,19 @@ impl TraceParent {
     /// Whether the caller recorded its span (the `sampled` flag).
     pub fn sampled(&self) -> bool {
         self.flags & Self::SAMPLED != 0
+    }
+
+    /// The flags a participant that joins this trace sends on: the caller's
+    /// `sampled` decision and the `random` bit as received, every bit the
+    /// specification does not define set to zero.
+    pub fn propagated_flags(&self) -> u8 {
+        self.flags & (Self::SAMPLED | Self::RANDOM)
+    }
+
+    /// This context with other flags.
+    pub fn with_flags(mut self, flags: u8) -> Self {
+        self.flags = flags;
+        self
     }
 
     /// Parses a `traceparent` value by the Level 1 processing rules.
@@ -172,42 +194,29 @@ pub const TRACESTATE_MAX_MEMBERS: usize = 32;
 
 /// The `tracestate` header: vendor-specific key/value pairs, forwarded as received.
 ///
-/// Parsing never fails. Invalid members, duplicate keys (after the first) and
-/// members beyond the 32nd are dropped; the rest keep their order.
+/// Parsing never fails, but it is all or nothing: a list with an invalid
+/// member or more than [`TRACESTATE_MAX_MEMBERS`] members is discarded whole,
+/// as the W3C Trace Context test suite expects. Empty members (`a=1,,b=2`)
+/// and whitespace around members are allowed; of duplicate keys the first is
+/// kept.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct TraceState {
     members: Vec<(String, String)>,
 }
 
-fn key_char(c: u8) -> bool {
-    matches!(c, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'*' | b'/')
-}
-
-/// Key grammar: `simple-key` or `tenant-id@system-id`.
+/// Key grammar: `[0-9a-z][_0-9a-z\-*/@]{0,255}`. It covers the simple keys
+/// and the multi-tenant `tenant@system` form of the specification, and keys
+/// such as `foo@` or `foo@@bar` that the test suite forwards too.
 fn valid_key(key: &str) -> bool {
     let k = key.as_bytes();
-    match key.find('@') {
-        None => {
-            !k.is_empty()
-                && k.len() <= 256
-                && k[0].is_ascii_lowercase()
-                && k.iter().all(|&c| key_char(c))
-        }
-        Some(at) => {
-            let (tenant, system) = (&k[..at], &k[at + 1..]);
-            !tenant.is_empty()
-                && tenant.len() <= 241
-                && (tenant[0].is_ascii_lowercase() || tenant[0].is_ascii_digit())
-                && tenant.iter().all(|&c| key_char(c))
-                && !system.is_empty()
-                && system.len() <= 14
-                && system[0].is_ascii_lowercase()
-                && system.iter().all(|&c| key_char(c))
-        }
-    }
+    !k.is_empty()
+        && k.len() <= 256
+        && (k[0].is_ascii_lowercase() || k[0].is_ascii_digit())
+        && k.iter()
+            .all(|&c| matches!(c, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'*' | b'/' | b'@'))
 }
 
-/// Value grammar: up to 256 printable ASCII characters except `,` and `=`,
+/// Value grammar: 1 to 256 printable ASCII characters except `,` and `=`,
 /// not ending in a space.
 fn valid_value(value: &str) -> bool {
     let v = value.as_bytes();
@@ -219,32 +228,33 @@ fn valid_value(value: &str) -> bool {
 }
 
 impl TraceState {
-    /// Parses a `tracestate` value, keeping what is valid.
+    /// Parses a `tracestate` value; an invalid list yields an empty state.
     pub fn parse(value: &str) -> Self {
+        Self::parse_all([value])
+    }
+
+    /// Parses several `tracestate` header lines as one list joined by
+    /// commas; an invalid list yields an empty state.
+    pub fn parse_all<'a>(values: impl IntoIterator<Item = &'a str>) -> Self {
         let mut state = TraceState::default();
-        for member in value.split(',') {
+        let mut count = 0usize;
+        for member in values.into_iter().flat_map(|v| v.split(',')) {
             let member = member.trim_matches([' ', '\t']);
             if member.is_empty() {
                 continue;
             }
+            count += 1;
             let Some((key, val)) = member.split_once('=') else {
-                continue;
+                return TraceState::default();
             };
-            if !valid_key(key) || !valid_value(val) || state.get(key).is_some() {
-                continue;
+            if count > TRACESTATE_MAX_MEMBERS || !valid_key(key) || !valid_value(val) {
+                return TraceState::default();
             }
-            if state.members.len() == TRACESTATE_MAX_MEMBERS {
-                break;
+            if state.get(key).is_none() {
+                state.members.push((key.to_owned(), val.to_owned()));
             }
-            state.members.push((key.to_owned(), val.to_owned()));
         }
         state
-    }
-
-    /// Parses several `tracestate` header lines, as if joined by commas.
-    pub fn parse_all<'a>(values: impl IntoIterator<Item = &'a str>) -> Self {
-        let joined: Vec<&str> = values.into_iter().collect();
-        Self::parse(&joined.join(","))
     }
 
     /// The value for a key, if present.
@@ -256,7 +266,9 @@ impl TraceState {
     }
 
     /// Sets a key, moving it to the front as the specification asks of a
-    /// vendor that updates its own entry. Invalid keys or values are refused.
+    /// vendor that updates its own entry; the last member goes when the list
+    /// would exceed [`TRACESTATE_MAX_MEMBERS`]. Invalid keys or values are
+    /// refused.
     pub fn insert(&mut self, key: &str, value: &str) -> bool {
         if !valid_key(key) || !valid_value(value) {
             return false;
@@ -476,61 +488,122 @@ mod tests {
         assert_eq!(tp.to_string(), VALID);
     }
 
+    /// The `tracestate` cases of the W3C Trace Context test suite, one
+    /// entry per request: the header lines sent, and the list forwarded
+    /// (`""`: discarded).
     #[test]
-    fn tracestate_cases() {
-        let cases: &[(&str, &str)] = &[
-            ("", ""),
-            ("congo=t61rcWkgMzE", "congo=t61rcWkgMzE"),
-            (
-                "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE",
-                "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE",
-            ),
-            // optional whitespace and empty members
-            (" rojo=1 ,\t, congo=2 ,", "rojo=1,congo=2"),
-            // multi-tenant keys
-            (
-                "fw529a3039@dt=x,1tenant@sys=y",
-                "fw529a3039@dt=x,1tenant@sys=y",
-            ),
-            // invalid keys dropped: uppercase, leading digit without tenant, empty, bad chars
-            ("Rojo=1,1abc=2,=3,ro jo=4,ok=5", "ok=5"),
-            // invalid tenant / system parts
-            ("a@=1,@b=2,a@B=3,a@1b=4,a@abcdefghijklmno=5,ok=6", "ok=6"),
-            // invalid values: empty, contains '=', a tab, non-printable, non-ASCII
-            ("a=,b=x=y,c=a\tb,d=\u{7f},e=\u{e9},ok=v al", "ok=v al"),
-            // whitespace around a member is optional whitespace, not part of the value
-            ("c=trail ", "c=trail"),
-            // members without '='
-            ("novalue,ok=1", "ok=1"),
-            // duplicate keys: the first wins
-            ("a=1,b=2,a=3", "a=1,b=2"),
-        ];
-        for (input, expected) in cases {
-            assert_eq!(TraceState::parse(input).to_string(), *expected, "{input:?}");
+    fn tracestate_cases_of_the_w3c_test_suite() {
+        let all_key_chars = "abcdefghijklmnopqrstuvwxyz0123456789_-*/";
+        let all_value_chars: String = (0x20u8..=0x7e)
+            .filter(|c| *c != b',' && *c != b'=')
+            .map(char::from)
+            .collect();
+        let vendor_key = format!("{all_key_chars}@a-z0-9_-*/");
+        let z256 = "z".repeat(256);
+        let z257 = "z".repeat(257);
+        let tenant_max = format!("{}@{}", "t".repeat(241), "v".repeat(14));
+        let tenant_long = format!("{}@v", "t".repeat(242));
+        let system_long = format!("t@{}", "v".repeat(15));
+        let members = |n: usize| {
+            (1..=n)
+                .map(|i| format!("bar{i:02}={i:02}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let (m32, m33) = (members(32), members(33));
+        macro_rules! lines {
+            ($($line:expr),* $(,)?) => { vec![$(($line).to_string()),*] };
         }
-    }
-
-    #[test]
-    fn tracestate_keeps_at_most_32_members() {
-        let input: Vec<String> = (0..40).map(|i| format!("k{i}=v{i}")).collect();
-        let state = TraceState::parse(&input.join(","));
-        assert_eq!(state.len(), 32);
-        assert_eq!(state.get("k31"), Some("v31"));
-        assert_eq!(state.get("k32"), None);
-    }
-
-    #[test]
-    fn tracestate_length_limits() {
-        let long_key = format!("a{}", "b".repeat(255));
-        let too_long_key = format!("a{}", "b".repeat(256));
-        let long_value = "v".repeat(256);
-        let too_long_value = "v".repeat(257);
-        let input = format!("{long_key}=1,{too_long_key}=2,x={long_value},y={too_long_value}");
-        let state = TraceState::parse(&input);
-        assert_eq!(state.get(&long_key), Some("1"));
-        assert_eq!(state.get(&too_long_key), None);
-        assert_eq!(state.get("x"), Some(long_value.as_str()));
-        assert_eq!(state.get("y"), None);
+        let cases: Vec<(Vec<String>, String)> = vec![
+            (lines![], "".into()),
+            (lines!["foo=1,bar=2"], "foo=1,bar=2".into()),
+            // empty header lines are ignored, on either side
+            (lines![""], "".into()),
+            (lines!["foo=1", ""], "foo=1".into()),
+            (lines!["", "foo=1"], "foo=1".into()),
+            // several lines are one list, in order
+            (
+                lines!["foo=1,bar=2", "rojo=1,congo=2", "baz=3"],
+                "foo=1,bar=2,rojo=1,congo=2,baz=3".into(),
+            ),
+            // duplicate keys: one of them is kept
+            (lines!["foo=1,foo=1"], "foo=1".into()),
+            (lines!["foo=1,foo=2"], "foo=1".into()),
+            (lines!["foo=1", "foo=2"], "foo=1".into()),
+            // every allowed character
+            (
+                lines![&format!("{all_key_chars}={all_value_chars}")],
+                format!("{all_key_chars}={all_value_chars}"),
+            ),
+            (
+                lines![&format!("{vendor_key}={all_value_chars}")],
+                format!("{vendor_key}={all_value_chars}"),
+            ),
+            // optional whitespace around members
+            (
+                lines!["foo=1 \t , \t bar=2, \t baz=3"],
+                "foo=1,bar=2,baz=3".into(),
+            ),
+            (
+                lines!["foo=1\t \t,\t \tbar=2,\t \tbaz=3"],
+                "foo=1,bar=2,baz=3".into(),
+            ),
+            (lines![" foo=1"], "foo=1".into()),
+            (lines!["\tfoo=1"], "foo=1".into()),
+            (lines!["foo=1 "], "foo=1".into()),
+            (lines!["foo=1\t"], "foo=1".into()),
+            (lines!["\t foo=1 \t"], "foo=1".into()),
+            // an illegal key discards the list
+            (lines!["foo =1"], "".into()),
+            (lines!["FOO=1"], "".into()),
+            (lines!["foo.bar=1"], "".into()),
+            (lines!["foo=1,Bar=2"], "".into()),
+            // at signs: anywhere but first
+            (lines!["foo@=1,bar=2"], "foo@=1,bar=2".into()),
+            (lines!["@foo=1,bar=2"], "".into()),
+            (lines!["foo@@bar=1,bar=2"], "foo@@bar=1,bar=2".into()),
+            (lines!["foo@bar@baz=1,bar=2"], "foo@bar@baz=1,bar=2".into()),
+            // 32 members pass, 33 discard the list
+            (lines![&m32], m32.clone()),
+            (lines![&m33], "".into()),
+            // key length: 256 in all
+            (
+                lines!["foo=1", &format!("{z256}=1")],
+                format!("foo=1,{z256}=1"),
+            ),
+            (lines!["foo=1", &format!("{z257}=1")], "".into()),
+            (
+                lines!["foo=1", &format!("{tenant_max}=1")],
+                format!("foo=1,{tenant_max}=1"),
+            ),
+            (
+                lines!["foo=1", &format!("{tenant_long}=1")],
+                format!("foo=1,{tenant_long}=1"),
+            ),
+            (
+                lines!["foo=1", &format!("{system_long}=1")],
+                format!("foo=1,{system_long}=1"),
+            ),
+            // illegal values discard the list
+            (lines!["foo=bar=baz"], "".into()),
+            (lines!["foo=,bar=3"], "".into()),
+            (lines!["foo=1,novalue"], "".into()),
+            (lines!["a=\u{7f}"], "".into()),
+            (lines!["a=\u{e9}"], "".into()),
+            (lines!["a=b\tc"], "".into()),
+            (
+                lines![&format!("x={}", "v".repeat(256))],
+                format!("x={}", "v".repeat(256)),
+            ),
+            (lines![&format!("x={}", "v".repeat(257))], "".into()),
+        ];
+        for (lines, expected) in &cases {
+            assert_eq!(
+                TraceState::parse_all(lines.iter().map(String::as_str)).to_string(),
+                *expected,
+                "{lines:?}"
+            );
+        }
     }
 
     #[test]
@@ -542,9 +615,20 @@ mod tests {
     }
 
     #[test]
-    fn tracestate_multiple_header_lines() {
-        let state = TraceState::parse_all(["a=1", "b=2,c=3"]);
-        assert_eq!(state.to_string(), "a=1,b=2,c=3");
+    fn only_defined_flags_are_propagated() {
+        let flags = |f: &str| {
+            TraceParent::parse(&format!(
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-{f}"
+            ))
+            .unwrap()
+            .propagated_flags()
+        };
+        assert_eq!(flags("00"), 0, "not sampled stays not sampled");
+        assert_eq!(flags("01"), 1);
+        assert_eq!(flags("02"), 2, "the random bit is kept");
+        assert_eq!(flags("03"), 3);
+        assert_eq!(flags("09"), 1, "unknown bits are zeroed");
+        assert_eq!(flags("fc"), 0);
     }
 
     #[test]
@@ -582,12 +666,31 @@ mod tests {
             }
 
             #[test]
+            fn one_invalid_member_discards_the_list(
+                members in proptest::collection::vec(("[a-z][a-z0-9_*/@-]{0,10}", "[!-+\\--<>-~]{1,12}"), 0..20),
+                bad in prop_oneof!["[A-Z][a-z]{0,5}=1", "[a-z]{1,5}=", "[a-z]{1,5}", "@[a-z]{1,5}=1", "[a-z]{1,5}=a=b"],
+                at in 0usize..21,
+            ) {
+                let mut text: Vec<String> = members.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                text.insert(at.min(text.len()), bad);
+                prop_assert!(TraceState::parse(&text.join(",")).is_empty());
+            }
+
+            #[test]
             fn tracestate_round_trips(
                 members in proptest::collection::vec(("[a-z][a-z0-9_*/-]{0,10}", "[!-+\\--<>-~]{1,12}"), 0..40)
             ) {
                 let text: Vec<String> = members.iter().map(|(k, v)| format!("{k}={v}")).collect();
                 let state = TraceState::parse(&text.join(","));
                 prop_assert!(state.len() <= TRACESTATE_MAX_MEMBERS);
+                if members.len() > TRACESTATE_MAX_MEMBERS {
+                    prop_assert!(state.is_empty());
+                } else {
+                    let mut keys: Vec<&str> = members.iter().map(|(k, _)| k.as_str()).collect();
+                    keys.dedup();
+                    prop_assert!(state.len() <= keys.len());
+                    prop_assert_eq!(state.members().next().map(|(k, _)| k), members.first().map(|(k, _)| k.as_str()));
+                }
                 let again = TraceState::parse(&state.to_string());
                 prop_assert_eq!(&again, &state);
                 prop_assert_eq!(again.to_string(), state.to_string());

@@ -20,8 +20,10 @@
 //!     ["vendor=abc"],
 //! )
 //! .expect("valid traceparent");
-//! // ...and the outgoing call forwards the same trace with our own span as parent.
-//! let out = TraceParent::new(ctx.parent.trace_id, SpanId(0x1234));
+//! // ...and the outgoing call forwards the same trace with our own span as
+//! // parent, and the caller's sampling decision.
+//! let out = TraceParent::new(ctx.parent.trace_id, SpanId(0x1234))
+//!     .with_flags(ctx.parent.propagated_flags());
 //! assert_eq!(out.to_string(), "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000001234-01");
 //! assert_eq!(ctx.state.to_string(), "vendor=abc");
 //! ```

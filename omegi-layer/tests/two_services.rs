@@ -197,12 +197,12 @@ fn tracestate_is_forwarded_and_invalid_context_starts_a_new_trace() {
         .enable_all()
         .build()
         .unwrap();
-    let call = |traceparent: &'static str| {
+    let call = |traceparent: &'static str, tracestate: &'static str| {
         runtime.block_on(async move {
             reqwest::Client::new()
                 .get(format!("http://{addr}/echo"))
                 .header("traceparent", traceparent)
-                .header("tracestate", "congo=t61rcWkgMzE,Bad=1")
+                .header("tracestate", tracestate)
                 .send()
                 .await
                 .unwrap()
@@ -211,7 +211,10 @@ fn tracestate_is_forwarded_and_invalid_context_starts_a_new_trace() {
                 .unwrap()
         })
     };
-    let joined = call("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+    let joined = call(
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        "congo=t61rcWkgMzE, rojo=00f067aa0ba902b7",
+    );
     let (parent, state) = joined.split_once('|').unwrap();
     assert!(
         parent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
@@ -221,25 +224,49 @@ fn tracestate_is_forwarded_and_invalid_context_starts_a_new_trace() {
         !parent.contains("00f067aa0ba902b7"),
         "our span is the new parent"
     );
-    assert_eq!(state, "congo=t61rcWkgMzE");
+    assert!(parent.ends_with("-01"), "{parent}");
+    assert_eq!(state, "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7");
 
-    let fresh = call("00-00000000000000000000000000000000-00f067aa0ba902b7-01");
+    // The caller's "not sampled" decision is forwarded; a tracestate with an
+    // invalid member is discarded whole.
+    let unsampled = call(
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00",
+        "congo=t61rcWkgMzE,Bad=1",
+    );
+    let (parent, state) = unsampled.split_once('|').unwrap();
+    assert!(
+        parent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+        "{parent}"
+    );
+    assert!(parent.ends_with("-00"), "{parent}");
+    assert_eq!(state, "");
+
+    let fresh = call(
+        "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+        "congo=t61rcWkgMzE",
+    );
     let (parent, state) = fresh.split_once('|').unwrap();
     assert!(
         !parent.contains("00000000000000000000000000000000"),
         "{parent}"
     );
     assert_eq!(parent.len(), 55);
+    assert!(
+        parent.ends_with("-01"),
+        "a trace started here is sampled: {parent}"
+    );
     assert_eq!(
         state, "",
         "tracestate is dropped with an invalid traceparent"
     );
     stop_tx.send(()).unwrap();
     let spans = service.join().unwrap().spans();
-    assert_eq!(spans.len(), 2);
-    assert_eq!(
-        spans[0].parent_span_id.map(|p| p.to_string()).as_deref(),
-        Some("00f067aa0ba902b7")
-    );
-    assert_eq!(spans[1].parent_span_id, None);
+    assert_eq!(spans.len(), 3);
+    for joined in &spans[..2] {
+        assert_eq!(
+            joined.parent_span_id.map(|p| p.to_string()).as_deref(),
+            Some("00f067aa0ba902b7")
+        );
+    }
+    assert_eq!(spans[2].parent_span_id, None);
 }

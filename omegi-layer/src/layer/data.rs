@@ -115,6 +115,10 @@ pub(crate) struct LocalTrace {
     pub(crate) breadcrumbs: Mutex<VecDeque<Arc<RawEvent>>>,
     /// The `tracestate` received with the trace, forwarded on outgoing calls.
     pub(crate) tracestate: TraceState,
+    /// The trace flags received with the trace, forwarded on outgoing calls
+    /// (only the bits the specification defines); `None` when the trace
+    /// started in this process, which records it (sampled).
+    pub(crate) upstream_flags: Option<u8>,
 }
 
 impl LocalTrace {

@@ -53,9 +53,15 @@ fn with_span_data<R>(span: &Span, f: impl FnOnce(&mut SpanData) -> R) -> Option<
 /// The trace context of `span`, as it would be sent to a callee; `None` if
 /// the span is disabled or no Omegi layer records it.
 pub fn span_context(span: &Span) -> Option<RemoteContext> {
-    with_span_data(span, |data| RemoteContext {
-        parent: TraceParent::new(data.trace_id, data.span_id),
-        state: data.local_trace.tracestate.clone(),
+    with_span_data(span, |data| {
+        let parent = TraceParent::new(data.trace_id, data.span_id);
+        RemoteContext {
+            parent: match data.local_trace.upstream_flags {
+                Some(flags) => parent.with_flags(flags),
+                None => parent,
+            },
+            state: data.local_trace.tracestate.clone(),
+        }
     })
 }
 
@@ -68,6 +74,11 @@ pub fn current_context() -> Option<RemoteContext> {
 /// id, the remote span becomes its parent, and the `tracestate` is kept for
 /// forwarding. Call it right after creating the span, before entering it or
 /// creating children. Returns `false` if no Omegi layer records the span.
+///
+/// Calls made inside the span forward the caller's `sampled` and `random`
+/// flags (other flag bits are set to zero, as the W3C specification asks):
+/// the span is recorded either way, but a service downstream that samples
+/// by the flag follows the caller's decision.
 pub fn set_remote_parent(span: &Span, context: &RemoteContext) -> bool {
     with_span_data(span, |data| {
         data.trace_id = context.parent.trace_id;
@@ -75,6 +86,7 @@ pub fn set_remote_parent(span: &Span, context: &RemoteContext) -> bool {
         data.remote_parent = true;
         data.local_trace = Arc::new(LocalTrace {
             tracestate: context.state.clone(),
+            upstream_flags: Some(context.parent.propagated_flags()),
             ..LocalTrace::default()
         });
     })
