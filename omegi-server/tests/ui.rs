@@ -39,8 +39,7 @@ fn chromium() -> PathBuf {
         .unwrap_or_else(|| {
             panic!(
                 "the UI tests need Chromium, and none was found at {CHROMIUM_PATHS:?}: \
-                 install it with `apt-get install -y chromium` (or point OMEGI_CHROMIUM at a \
-                 Chromium binary)"
+                 `cargo xtask test` installs it (or point OMEGI_CHROMIUM at a Chromium binary)"
             )
         })
 }
