@@ -191,6 +191,11 @@ pub struct Config {
     pub cache_capacity: u64,
     /// The engine's log segment size, in bytes (a power of two, 256 B to 16 MiB).
     pub segment_size: usize,
+    /// What one note may hold; checked when a note is created, updated or
+    /// imported.
+    pub note_limits: omegi_core::note::NoteLimits,
+    /// How far a note's embeds are expanded ([`Store::render_note`]).
+    pub embeds: omegi_core::note::EmbedOptions,
 }
 
 impl Default for Config {
@@ -203,6 +208,8 @@ impl Default for Config {
             flush_every_ms: Some(500),
             cache_capacity: 256 * 1024 * 1024,
             segment_size: 512 * 1024,
+            note_limits: omegi_core::note::NoteLimits::default(),
+            embeds: omegi_core::note::EmbedOptions::default(),
         }
     }
 }
@@ -252,6 +259,18 @@ impl Config {
     /// Sets the log segment size in bytes.
     pub fn segment_size(mut self, bytes: usize) -> Self {
         self.segment_size = bytes;
+        self
+    }
+
+    /// Sets what one note may hold.
+    pub fn note_limits(mut self, limits: omegi_core::note::NoteLimits) -> Self {
+        self.note_limits = limits;
+        self
+    }
+
+    /// Sets how far a note's embeds are expanded.
+    pub fn embeds(mut self, options: omegi_core::note::EmbedOptions) -> Self {
+        self.embeds = options;
         self
     }
 }
