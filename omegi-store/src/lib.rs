@@ -150,7 +150,10 @@ pub use accounts::{Project, User};
 pub use error::{Error, Result};
 pub use export::{TransferStats, EXPORT_VERSION};
 pub use ingest::IngestReport;
-pub use issues::{Issue, IssueQuery, IssueSort, IssueStatus, Occurrence};
+pub use issues::{
+    title_line, Issue, IssueQuery, IssueSort, IssueStatus, Occurrence, OccurrenceSummary,
+    TITLE_CHARS,
+};
 pub use notes::{NewNote, NoteFilter, NoteLinks, NoteUpdate, Renamed};
 pub use retention::{DiskUsage, RetentionReport};
 pub use search::{
