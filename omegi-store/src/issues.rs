@@ -611,16 +611,17 @@ impl Store {
         Ok(out)
     }
 
-    /// An issue's latest retained occurrences with time before `before_ns`
-    /// (all when `None`), newest first, at most `limit`. Reads from the
-    /// newest end and stops at `limit`, decoding only the leading fields
-    /// of each: the cost follows `limit`, not how many occurrences the
-    /// issue has.
+    /// An issue's latest retained occurrences, newest first, at most
+    /// `limit`: all of them, or those before the occurrence `before`
+    /// (`(time_ns, seq)`, the last one of the previous page). Reads from
+    /// the newest end and stops at `limit`, decoding only the leading
+    /// fields of each: the cost follows `limit`, not how many occurrences
+    /// the issue has.
     pub fn latest_occurrences(
         &self,
         project: &str,
         fingerprint: &Fingerprint,
-        before_ns: Option<u64>,
+        before: Option<(u64, u64)>,
         limit: usize,
     ) -> Result<Vec<OccurrenceSummary>> {
         let t = &self.core().t;
@@ -629,10 +630,11 @@ impl Store {
         if limit == 0 {
             return Ok(out);
         }
-        let range = match before_ns {
-            Some(before) => t
-                .occurrences
-                .range(prefix.clone()..[prefix.as_slice(), &before.to_be_bytes()].concat()),
+        let range = match before {
+            Some((time_ns, seq)) => {
+                let (end, _) = occurrence_keys(project, &fingerprint.0, time_ns, seq)?;
+                t.occurrences.range(prefix.clone()..end)
+            }
             None => t.occurrences.scan_prefix(&prefix),
         };
         for item in range.rev().take(limit) {

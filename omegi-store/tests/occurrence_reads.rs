@@ -10,6 +10,13 @@ use omegi_store::{Store, TITLE_CHARS};
 fn latest_occurrences_come_newest_first_and_stop_at_the_limit() {
     let store = Store::temporary().unwrap();
     let r = resource("api");
+    // Two at the same time: paging by occurrence keeps both.
+    let twin = {
+        let mut e = error("api", "order failed", T0 + 150 * SEC, Some(1_000));
+        e.fingerprint = Some("orders".into());
+        Record::Error(e)
+    };
+    store.ingest("p", &r, &[twin]).unwrap();
     let records: Vec<Record> = (0..300u64)
         .map(|i| {
             let mut e = error("api", "order failed", T0 + i * SEC, Some(u128::from(i) + 1));
@@ -23,6 +30,17 @@ fn latest_occurrences_come_newest_first_and_stop_at_the_limit() {
     };
     let fp = fingerprint(first);
 
+    let all = store.latest_occurrences("p", &fp, None, 1_000).unwrap();
+    assert_eq!(all.len(), 301);
+    let mut paged = Vec::new();
+    let mut before = None;
+    loop {
+        let page = store.latest_occurrences("p", &fp, before, 7).unwrap();
+        let Some(last) = page.last() else { break };
+        before = Some((last.time_ns, last.seq));
+        paged.extend(page);
+    }
+    assert_eq!(paged, all, "pages of 7 add up to the whole list");
     let latest = store.latest_occurrences("p", &fp, None, 20).unwrap();
     let times: Vec<u64> = latest.iter().map(|o| o.time_ns).collect();
     let want: Vec<u64> = (280..300u64).rev().map(|i| T0 + i * SEC).collect();
@@ -32,14 +50,14 @@ fn latest_occurrences_come_newest_first_and_stop_at_the_limit() {
     assert_eq!(latest[0].service, "api");
 
     // Paging on: the 20 before the oldest one shown.
-    let before = latest.last().unwrap().time_ns;
+    let last = latest.last().unwrap();
     let page = store
-        .latest_occurrences("p", &fp, Some(before), 20)
+        .latest_occurrences("p", &fp, Some((last.time_ns, last.seq)), 20)
         .unwrap();
     assert_eq!(page[0].time_ns, T0 + 279 * SEC);
     assert_eq!(page.len(), 20);
     assert!(store
-        .latest_occurrences("p", &fp, Some(T0), 20)
+        .latest_occurrences("p", &fp, Some((T0, 0)), 20)
         .unwrap()
         .is_empty());
     assert!(store
