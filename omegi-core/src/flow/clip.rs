@@ -1,22 +1,5 @@
-//! How much of a trace one answer shows.
-//!
-//! A stored trace can be anything a client sent: thousands of spans, a
-//! span name of megabytes, an attribute of ten. What is *read back* for a
-//! person is cut to [`ViewLimits`] instead, so that the size of a waterfall,
-//! a raw log, a flow summary or a record copied into an answer depends on
-//! the limits and never on the input. Whatever is cut is marked where it is
-//! cut: a cut text ends with [`CLIP_MARKER`], a rendering that leaves lines
-//! out ends with a line saying how many, and every function here reports
-//! whether it cut anything.
-//!
-//! ```
-//! use omegi_core::flow::{clip, ViewLimits, CLIP_MARKER};
-//!
-//! assert_eq!(clip("checkout", 20), "checkout");
-//! assert_eq!(clip("a very long span name", 8), format!("a very {CLIP_MARKER}"));
-//! let limits = ViewLimits::default().lines(100).text_chars(200);
-//! assert_eq!(limits.lines, 100);
-//! ```
+//! How much of a trace one answer shows: [`ViewLimits`], and copies of
+//! records made within them.
 
 use std::borrow::Cow;
 
@@ -32,8 +15,26 @@ pub const CLIP_MARKER: &str = "…";
 /// The widest waterfall bar drawn, in columns, whatever width is asked for.
 pub const MAX_BAR_WIDTH: usize = 1000;
 
-/// Bounds of what one answer shows of a trace (see the [module
-/// docs](self)). Build with [`ViewLimits::default`] and the setters.
+/// Bounds of what one answer shows of a trace.
+///
+/// A stored trace can be anything a client sent: thousands of spans, a
+/// span name of megabytes, an attribute of ten. What is *read back* for a
+/// person is cut to these limits instead, so that the size of a waterfall,
+/// a raw log, a flow summary or a record copied into an answer depends on
+/// the limits and never on the input. Whatever is cut is marked where it is
+/// cut: a cut text ends with [`CLIP_MARKER`], a rendering that leaves lines
+/// out ends with a line saying how many, and every function taking limits
+/// reports whether it cut anything. Build with [`ViewLimits::default`] and
+/// the setters.
+///
+/// ```
+/// use omegi_core::flow::{clip, ViewLimits, CLIP_MARKER};
+///
+/// assert_eq!(clip("checkout", 20), "checkout");
+/// assert_eq!(clip("a very long span name", 8), format!("a very {CLIP_MARKER}"));
+/// let limits = ViewLimits::default().lines(100).text_chars(200);
+/// assert_eq!(limits.lines, 100);
+/// ```
 ///
 /// A record copied for display ([`ViewLimits::clip_span`],
 /// [`ViewLimits::clip_error`], [`ViewLimits::clip_flow`]) keeps at most

@@ -1,15 +1,5 @@
 //! Rendering a note with its embeds (`![[Note]]`, `![[Note#Heading]]`)
-//! expanded inline, within a budget.
-//!
-//! Cycles stop at the first repeat and nesting at [`EmbedOptions::max_depth`],
-//! but that alone does not bound the output: a short note whose sections
-//! embed each other many times per level grows as the fan-out to the power
-//! of the depth. So one rendering also expands at most
-//! [`EmbedOptions::max_embeds`] embeds and adds at most
-//! [`EmbedOptions::max_bytes`] bytes of embedded text; past that, embeds
-//! stay links followed by [`EMBED_LIMIT_MARKER`]. The output is at most
-//! about the note itself plus `max_bytes`, whatever the notes hold, and
-//! each embedded note or section is parsed once per rendering.
+//! expanded inline, within a budget ([`EmbedOptions`]).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -33,7 +23,20 @@ pub const EMBED_DEPTH_MARKER: &str = "*(embed depth limit)*";
 /// embed left as a plain link, or where embedded text was cut.
 pub const EMBED_LIMIT_MARKER: &str = "*(embed limit reached)*";
 
-/// Options of [`render_embeds`] and [`expand_embeds`].
+/// Options of [`render_embeds`] and [`expand_embeds`]: how deep, how many
+/// and how many bytes of embeds one rendering expands.
+///
+/// Cycles stop at the first repeat and nesting at
+/// [`max_depth`](Self::max_depth), but that alone does not bound the
+/// output: a short note whose sections embed each other many times per
+/// level grows as the fan-out to the power of the depth. So one rendering
+/// also expands at most [`max_embeds`](Self::max_embeds) embeds and adds
+/// at most [`max_bytes`](Self::max_bytes) bytes of embedded text; past
+/// that, embeds stay links followed by [`EMBED_LIMIT_MARKER`]. Everything
+/// written for an embed (embedded text, and the links and markers inside
+/// it) counts against `max_bytes`, so the output is at most the note
+/// itself, a marker per embed it holds, and `max_bytes`, whatever the
+/// notes hold; each embedded note or section is parsed once per rendering.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct EmbedOptions {
@@ -125,7 +128,7 @@ fn section_range(markdown: &str, heading: &str) -> Option<Range<usize>> {
 ///   becomes a plain link followed by [`EMBED_CYCLE_MARKER`]; one nested
 ///   deeper than `options.max_depth` a plain link followed by
 ///   [`EMBED_DEPTH_MARKER`]; one past the budget a plain link followed by
-///   [`EMBED_LIMIT_MARKER`] (see the [module docs](self)).
+///   [`EMBED_LIMIT_MARKER`] (see [`EmbedOptions`]).
 /// - `![[#Heading]]` embeds a section of the same note.
 ///
 /// Embeds are replaced in place: an embed alone on its line (the usual way
