@@ -269,7 +269,9 @@ fn rename_rewrites_title_links_only() {
     );
     let other = public(3, "Other", "[[Unrelated]]");
     let notes = vec![target, linker, other];
-    let changes = rename_note(&notes, id(1), "New title").unwrap();
+    let plan = rename_note(&notes, id(1), "New title").unwrap();
+    assert_eq!(plan.former_title_alias.as_deref(), Some("Old title"));
+    let changes = plan.bodies;
     assert_eq!(
         changes,
         [
@@ -302,9 +304,9 @@ fn rename_leaves_links_that_resolve_elsewhere() {
     let newer = public(2, "Dup", "");
     let linker = public(3, "L", "[[Dup]]");
     let notes = [older, newer, linker];
-    assert_eq!(rename_note(&notes, id(2), "Fresh").unwrap(), []);
+    assert_eq!(rename_note(&notes, id(2), "Fresh").unwrap().bodies, []);
     assert_eq!(
-        rename_note(&notes, id(1), "Fresh").unwrap(),
+        rename_note(&notes, id(1), "Fresh").unwrap().bodies,
         [(id(3), "[[Fresh]]".into())]
     );
 }
@@ -673,7 +675,14 @@ fn embeds_are_depth_limited() {
         public(3, "L3", "three"),
     ];
     let resolver = Resolver::for_viewer(&notes, "kim");
-    let at = |max_depth| render_embeds(&notes[0], &resolver, "kim", EmbedOptions { max_depth });
+    let at = |max_depth| {
+        render_embeds(
+            &notes[0],
+            &resolver,
+            "kim",
+            EmbedOptions::default().max_depth(max_depth),
+        )
+    };
     assert_eq!(at(0), format!("one [[L2]] {EMBED_DEPTH_MARKER}"));
     assert_eq!(at(1), format!("one two [[L3]] {EMBED_DEPTH_MARKER}"));
     assert_eq!(at(2), "one two three");

@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::alerts::{AlertHub, RetryPolicy, SpikeConfig, SpikeDetector};
+use crate::api::limits::{NoteLimitFlags, ReadLimits};
 use crate::api::{router, AppState};
 use crate::auth::{bootstrap, Authenticator, Credentials, CredentialsError};
 use crate::otlp::Limits;
@@ -58,6 +59,10 @@ pub struct ServeConfig {
     /// `503 Service Unavailable` with `Retry-After`, which OTLP exporters
     /// retry.
     pub ingest_wait: Duration,
+    /// How much one read answer of the REST API shows.
+    pub read_limits: ReadLimits,
+    /// What one note may hold and how far its embeds are expanded.
+    pub note_limits: NoteLimitFlags,
 }
 
 impl ServeConfig {
@@ -82,7 +87,21 @@ impl ServeConfig {
                 .map_or(4, |n| n.get() * 2)
                 .max(4),
             ingest_wait: Duration::from_secs(2),
+            read_limits: ReadLimits::default(),
+            note_limits: NoteLimitFlags::default(),
         }
+    }
+
+    /// Sets how much one read answer of the REST API shows.
+    pub fn read_limits(mut self, limits: ReadLimits) -> Self {
+        self.read_limits = limits;
+        self
+    }
+
+    /// Sets what one note may hold and how far its embeds are expanded.
+    pub fn note_limits(mut self, limits: NoteLimitFlags) -> Self {
+        self.note_limits = limits;
+        self
     }
 
     /// Sets how many OTLP requests are read, decoded and stored at once,
@@ -196,7 +215,9 @@ impl Server {
             source,
         })?;
         let mut store_config = StoreConfig::new(config.data_dir.join(STORE_DIR))
-            .retention_interval(config.retention_interval);
+            .retention_interval(config.retention_interval)
+            .note_limits(config.note_limits.notes())
+            .embeds(config.note_limits.embeds());
         if let Some(age) = config.retention {
             store_config = store_config.retention(age);
         }
@@ -229,6 +250,7 @@ impl Server {
             ingest_slots: tokio::sync::Semaphore::new(config.ingest_concurrency.max(1)),
             ingest_wait: config.ingest_wait,
             shutdown: shutdown_rx.clone(),
+            read_limits: config.read_limits,
             store,
         });
         let task = tokio::spawn(serve(listener, state, shutdown_rx, config.shutdown_timeout));

@@ -121,6 +121,10 @@ pub enum Error {
     /// A note's title, alias or author cannot be stored.
     #[error("invalid note: {0}")]
     InvalidNote(String),
+    /// A note is over one of the store's [note
+    /// limits](crate::Config::note_limits).
+    #[error("{0}")]
+    NoteOverLimit(#[from] omegi_core::note::NoteLimitError),
     /// The full-text index failed.
     #[error("search index error: {0}")]
     Search(String),

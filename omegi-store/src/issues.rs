@@ -165,6 +165,38 @@ impl Occurrence {
     }
 }
 
+/// One occurrence as a list shows it, read without its span stack,
+/// breadcrumbs and fields: see [`Store::latest_occurrences`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OccurrenceSummary {
+    /// When, ns.
+    pub time_ns: u64,
+    /// Tells apart occurrences at the same time.
+    pub seq: u64,
+    /// The trace it happened in.
+    pub trace_id: Option<TraceId>,
+    /// The innermost span.
+    pub span_id: Option<SpanId>,
+    /// The service, cut like [`Issue::title`].
+    pub service: String,
+    /// The first line of the error's message, cut like [`Issue::title`].
+    pub message: String,
+}
+
+/// The leading fields of a stored occurrence (an `SError`), borrowed from
+/// the value: a list reads these and nothing after them.
+#[derive(Deserialize)]
+struct OccurrenceHead<'a> {
+    trace_id: Option<u128>,
+    span_id: Option<u64>,
+    service: &'a str,
+    #[allow(dead_code)]
+    time_ns: u64,
+    #[allow(dead_code)]
+    kind: u8,
+    message: &'a str,
+}
+
 /// Order of an issue list.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -224,17 +256,52 @@ impl IssueQuery {
     }
 }
 
-/// `Type: message` (first line of the message, at most 200 characters).
+/// The most characters of an issue's title, and of the texts of an
+/// [`OccurrenceSummary`].
+pub const TITLE_CHARS: usize = 200;
+
+/// `Type: message` (first line of the message, at most [`TITLE_CHARS`]
+/// characters).
 fn title(error: &ErrorRecord) -> String {
-    let line = error.message.lines().next().unwrap_or("");
-    let mut t = match &error.error_type {
-        Some(ty) if !ty.is_empty() => format!("{ty}: {line}"),
-        _ => line.to_owned(),
-    };
-    if t.chars().count() > 200 {
-        t = t.chars().take(199).collect::<String>() + "…";
+    let line = title_line(&error.message);
+    match &error.error_type {
+        Some(ty) if !ty.is_empty() => short(&format!("{}: {line}", short(ty))),
+        _ => line,
     }
-    t
+}
+
+/// `text` cut to [`TITLE_CHARS`] characters, the last one `…` when cut;
+/// costs `O(TITLE_CHARS)` whatever the length of `text`.
+fn short(text: &str) -> String {
+    match text.char_indices().nth(TITLE_CHARS) {
+        None => text.to_owned(),
+        Some(_) => {
+            let end = text
+                .char_indices()
+                .nth(TITLE_CHARS - 1)
+                .map_or(text.len(), |(i, _)| i);
+            format!("{}…", &text[..end])
+        }
+    }
+}
+
+/// The first line of `text`, cut to [`TITLE_CHARS`] characters with a
+/// last `…` when it was cut: how lists show a message. Costs
+/// `O(TITLE_CHARS)` whatever the length of `text`.
+///
+/// ```
+/// let line = omegi_store::title_line(&format!("{}\nmore", "x".repeat(500)));
+/// assert_eq!(line.chars().count(), omegi_store::TITLE_CHARS);
+/// assert!(line.ends_with('…'));
+/// assert_eq!(omegi_store::title_line("card declined\nat line 3"), "card declined");
+/// ```
+pub fn title_line(text: &str) -> String {
+    // Look for the line break only within the characters kept.
+    let window = text
+        .char_indices()
+        .nth(TITLE_CHARS + 1)
+        .map_or(text, |(i, _)| &text[..i]);
+    short(window.lines().next().unwrap_or(""))
 }
 
 pub(crate) fn issue_key(project: &str, fp: &str) -> Result<Key> {
@@ -544,6 +611,73 @@ impl Store {
         Ok(out)
     }
 
+    /// An issue's latest retained occurrences, newest first, at most
+    /// `limit`: all of them, or those before the occurrence `before`
+    /// (`(time_ns, seq)`, the last one of the previous page). Reads from
+    /// the newest end and stops at `limit`, decoding only the leading
+    /// fields of each: the cost follows `limit`, not how many occurrences
+    /// the issue has.
+    pub fn latest_occurrences(
+        &self,
+        project: &str,
+        fingerprint: &Fingerprint,
+        before: Option<(u64, u64)>,
+        limit: usize,
+    ) -> Result<Vec<OccurrenceSummary>> {
+        let t = &self.core().t;
+        let prefix = issue_key(project, &fingerprint.0)?.into_vec();
+        let mut out = Vec::new();
+        if limit == 0 {
+            return Ok(out);
+        }
+        let range = match before {
+            Some((time_ns, seq)) => {
+                let (end, _) = occurrence_keys(project, &fingerprint.0, time_ns, seq)?;
+                t.occurrences.range(prefix.clone()..end)
+            }
+            None => t.occurrences.scan_prefix(&prefix),
+        };
+        for item in range.rev().take(limit) {
+            let (key, value) = item?;
+            let mut r = KeyReader::new("occurrences", &key[prefix.len()..]);
+            let time_ns = r.u64()?;
+            let seq = r.u64()?;
+            r.end()?;
+            let (head, _): (OccurrenceHead<'_>, _) = postcard::take_from_bytes(&value)
+                .map_err(|e| Error::corrupt("occurrences", e.to_string()))?;
+            out.push(OccurrenceSummary {
+                time_ns,
+                seq,
+                trace_id: head.trace_id.map(TraceId),
+                span_id: head.span_id.map(SpanId),
+                service: short(head.service),
+                message: title_line(head.message),
+            });
+        }
+        Ok(out)
+    }
+
+    /// One retained occurrence of an issue, by its time and `seq`.
+    pub fn occurrence(
+        &self,
+        project: &str,
+        fingerprint: &Fingerprint,
+        time_ns: u64,
+        seq: u64,
+    ) -> Result<Option<Occurrence>> {
+        let (key, _) = occurrence_keys(project, &fingerprint.0, time_ns, seq)?;
+        match self.core().t.occurrences.get(key)? {
+            Some(value) => {
+                let error: SError = decode("occurrences", &value)?;
+                Ok(Some(Occurrence::new(
+                    error.into_record("occurrences")?,
+                    seq,
+                )))
+            }
+            None => Ok(None),
+        }
+    }
+
     /// Every retained occurrence, in key order (export).
     pub(crate) fn all_occurrences(
         &self,
@@ -595,6 +729,45 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// The latest `limit` issues first seen in `[from_ns, to_ns)`, oldest
+    /// first, and how many were first seen in the window in all. Reads
+    /// from the newest end and decodes only the issues returned.
+    pub fn latest_new_issues(
+        &self,
+        project: &str,
+        from_ns: u64,
+        to_ns: u64,
+        limit: usize,
+    ) -> Result<(Vec<Issue>, u64)> {
+        let t = &self.core().t;
+        let prefix = Key::new().str("project", project)?.into_vec();
+        let mut out = Vec::new();
+        if from_ns >= to_ns {
+            return Ok((out, 0));
+        }
+        let lo = [prefix.as_slice(), &from_ns.to_be_bytes()].concat();
+        let hi = [prefix.as_slice(), &to_ns.to_be_bytes()].concat();
+        let mut total = 0u64;
+        for item in t.issues_by_first_seen.range(lo..hi).rev() {
+            let (key, _) = item?;
+            total += 1;
+            if out.len() >= limit {
+                continue;
+            }
+            let mut r = KeyReader::new("issues_by_first_seen", &key[prefix.len()..]);
+            let first = r.u64()?;
+            let fp = r.str()?;
+            r.end()?;
+            if let Some(row) = read_row(t, project, fp)? {
+                if row.first_seen_ns == first {
+                    out.push(row.into_issue(project, fp)?);
+                }
+            }
+        }
+        out.reverse();
+        Ok((out, total))
     }
 
     /// Issues first seen in `[from_ns, to_ns)`, oldest first.

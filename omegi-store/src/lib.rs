@@ -9,9 +9,11 @@
 //!   fingerprint into [`Issue`]s. The [`IngestReport`] names the issues that
 //!   were created and those that regressed, so that alerts can fire.
 //! - Queries: [`Store::traces`] and [`Store::trace_spans`] for traces,
-//!   [`Store::issues`], [`Store::occurrences`] and [`Store::issue_histogram`]
-//!   for issues, [`Store::error_counts`], [`Store::service_error_counts`],
-//!   [`Store::new_issues`] and [`Store::summary`] for a dashboard.
+//!   [`Store::issues`], [`Store::occurrences`], [`Store::latest_occurrences`]
+//!   (newest first, reading no more than it returns) and
+//!   [`Store::issue_histogram`] for issues, [`Store::error_counts`],
+//!   [`Store::service_error_counts`], [`Store::new_issues`],
+//!   [`Store::latest_new_issues`] and [`Store::summary`] for a dashboard.
 //! - Upkeep: [`Store::run_retention`] (also run by a background thread when
 //!   [`Config::retention`] is set), [`Store::export`] and [`Store::import`]
 //!   as JSON lines.
@@ -95,13 +97,16 @@
 //! Error notes ([`omegi_core::Note`]) are stored with their links:
 //! [`Store::create_note`], [`Store::update_note`] (optimistic: it takes the
 //! revision the change is based on), [`Store::rename_note`] (rewrites the
-//! links to the note), [`Store::delete_note`]; [`Store::backlinks`],
-//! [`Store::note_links`], [`Store::note_graph`] and [`Store::render_note`]
-//! follow them. [`Store::search_notes`] is full-text search (BM25 with
+//! links to the note that its author may see), [`Store::delete_note`];
+//! [`Store::backlinks`], [`Store::note_links`], [`Store::note_graph`] and
+//! [`Store::render_note`] (embeds expanded within [`Config::embeds`])
+//! follow them. A note over [`Config::note_limits`] is refused before it is
+//! written. [`Store::search_notes`] is full-text search (BM25 with
 //! snippets; Korean, Chinese and Japanese text is indexed as character
 //! bigrams) and [`Store::suggest_notes`] finds the notes that help with an
 //! error. Everything is visibility-aware: public notes are everyone's, a
-//! private note is seen only by its author. [`Store::import_vault`] and
+//! private note is seen only by its author, and search statistics count
+//! only the notes the viewer may see. [`Store::import_vault`] and
 //! [`Store::export_vault`] read and write a folder of Markdown files (an
 //! Obsidian vault).
 //!
@@ -150,7 +155,10 @@ pub use accounts::{Project, User};
 pub use error::{Error, Result};
 pub use export::{TransferStats, EXPORT_VERSION};
 pub use ingest::IngestReport;
-pub use issues::{Issue, IssueQuery, IssueSort, IssueStatus, Occurrence};
+pub use issues::{
+    title_line, Issue, IssueQuery, IssueSort, IssueStatus, Occurrence, OccurrenceSummary,
+    TITLE_CHARS,
+};
 pub use notes::{NewNote, NoteFilter, NoteLinks, NoteUpdate, Renamed};
 pub use retention::{DiskUsage, RetentionReport};
 pub use search::{
@@ -191,6 +199,11 @@ pub struct Config {
     pub cache_capacity: u64,
     /// The engine's log segment size, in bytes (a power of two, 256 B to 16 MiB).
     pub segment_size: usize,
+    /// What one note may hold; checked when a note is created, updated or
+    /// imported.
+    pub note_limits: omegi_core::note::NoteLimits,
+    /// How far a note's embeds are expanded ([`Store::render_note`]).
+    pub embeds: omegi_core::note::EmbedOptions,
 }
 
 impl Default for Config {
@@ -203,6 +216,8 @@ impl Default for Config {
             flush_every_ms: Some(500),
             cache_capacity: 256 * 1024 * 1024,
             segment_size: 512 * 1024,
+            note_limits: omegi_core::note::NoteLimits::default(),
+            embeds: omegi_core::note::EmbedOptions::default(),
         }
     }
 }
@@ -252,6 +267,18 @@ impl Config {
     /// Sets the log segment size in bytes.
     pub fn segment_size(mut self, bytes: usize) -> Self {
         self.segment_size = bytes;
+        self
+    }
+
+    /// Sets what one note may hold.
+    pub fn note_limits(mut self, limits: omegi_core::note::NoteLimits) -> Self {
+        self.note_limits = limits;
+        self
+    }
+
+    /// Sets how far a note's embeds are expanded.
+    pub fn embeds(mut self, options: omegi_core::note::EmbedOptions) -> Self {
+        self.embeds = options;
         self
     }
 }

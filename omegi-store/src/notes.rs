@@ -21,7 +21,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
-use omegi_core::note::{name_key, render_embeds, EmbedOptions, NoteGraph, Resolver};
+use omegi_core::note::{expand_embeds, name_key, Expanded, NoteGraph};
 use omegi_core::{Fingerprint, Note, NoteId, Visibility};
 use serde::{Deserialize, Serialize};
 use sled::Transactional;
@@ -571,6 +571,19 @@ impl Store {
         self.core().notes.lock()
     }
 
+    /// What one note may hold in this store.
+    pub fn note_limits(&self) -> omegi_core::note::NoteLimits {
+        self.core().config.note_limits
+    }
+
+    /// Checks a note someone writes (create, update, import) against the
+    /// note limits, its size first so that an oversized body is refused
+    /// before it is parsed, then its names.
+    pub(crate) fn check_new_note(&self, note: &Note) -> Result<()> {
+        self.note_limits().check(note)?;
+        check_note(note)
+    }
+
     /// Writes changes (the caller holds the notes lock): the store in
     /// transactions of at most [`BULK_CHUNK`] notes, then the search index
     /// in one commit.
@@ -630,7 +643,7 @@ impl Store {
         note.aliases = new.aliases;
         note.visibility = new.visibility;
         note.issues = dedup_issues(new.issues);
-        check_note(&note)?;
+        self.check_new_note(&note)?;
         let _guard = self.notes_lock();
         self.commit_changes(&[Change {
             old: None,
@@ -686,7 +699,7 @@ impl Store {
         if let Some(issues) = update.issues {
             note.issues = dedup_issues(issues);
         }
-        check_note(&note)?;
+        self.check_new_note(&note)?;
         if let Some(title) = update.title.filter(|t| t.trim() != old.title) {
             return Ok(self.rename_locked(old, note, &title)?.note);
         }
@@ -702,10 +715,15 @@ impl Store {
         Ok(note)
     }
 
-    /// Renames a note and rewrites every link that named it by its old title
-    /// (links through an alias stay). Each note whose body changed gets a
-    /// new revision. Only the author may rename. To rename only the
-    /// revision one has seen, use [`Store::update_note`] with a title.
+    /// Renames a note and rewrites the links that named it by its old title,
+    /// as far as the author may see: in their own notes and in public ones,
+    /// and only links that resolved to this note for the author of the
+    /// note holding them (see [`omegi_core::note::rename_note`]; links
+    /// through an alias stay). A public note keeps its former title as an
+    /// alias, so that links in private notes of others, which a rename never
+    /// changes, keep leading to it. Each note whose body changed gets a new
+    /// revision. Only the author may rename. To rename only the revision
+    /// one has seen, use [`Store::update_note`] with a title.
     pub fn rename_note(&self, id: NoteId, viewer: &str, new_title: &str) -> Result<Renamed> {
         check_title(new_title)?;
         let _guard = self.notes_lock();
@@ -726,64 +744,80 @@ impl Store {
         let t = &self.core().t;
         let id = stored.id;
         // The notes that matter: those sharing a name with the renamed one
-        // (they decide what its names resolve to) and those linking to one
-        // of its names.
+        // (they decide what its names resolve to), those linking to one of
+        // its names, and those that already have the new name.
         let mut ids = BTreeSet::from([id]);
-        for (_, key) in derive(&stored).names {
-            let prefix = name_prefix(&key)?;
-            for tree in [&t.note_names, &t.note_links] {
-                for item in tree.scan_prefix(&prefix) {
-                    let (k, _) = item?;
-                    ids.insert(trailing_id("note index", &k)?);
-                }
+        let mut scan = |tree: &sled::Tree, key: &str| -> Result<()> {
+            for item in tree.scan_prefix(name_prefix(key)?) {
+                let (k, _) = item?;
+                ids.insert(trailing_id("note index", &k)?);
             }
+            Ok(())
+        };
+        for (_, key) in derive(&stored).names {
+            scan(&t.note_names, &key)?;
+            scan(&t.note_links, &key)?;
+        }
+        let new_key = name_key(new_title);
+        if new_key.len() <= MAX_NAME_BYTES {
+            scan(&t.note_names, &new_key)?;
         }
         let mut notes = Vec::with_capacity(ids.len());
-        let mut edited = Some(edited);
         for nid in ids {
             if nid == id {
-                notes.extend(edited.take());
+                notes.push(stored.clone());
             } else if let Some(n) = read_note(t, nid)? {
                 notes.push(n);
             }
         }
-        let bodies = omegi_core::note::rename_note(&notes, id, new_title)
+        let plan = omegi_core::note::rename_edited_note(&notes, &edited, new_title)
             .map_err(|e| Error::InvalidNote(e.to_string()))?;
-        let bodies: HashMap<NoteId, String> = bodies.into_iter().collect();
-        let mut changes = Vec::new();
+        let mut bodies: HashMap<NoteId, String> = plan.bodies.into_iter().collect();
+
+        let mut renamed = edited;
+        if let Some(body) = bodies.remove(&id) {
+            renamed.body = body;
+        }
+        renamed.title = new_title.trim().to_owned();
+        if let Some(former) = plan.former_title_alias {
+            // Kept while the note has room for another alias.
+            let mut with_alias = renamed.clone();
+            if !with_alias
+                .all_aliases()
+                .iter()
+                .any(|a| name_key(a) == name_key(&former))
+            {
+                with_alias.aliases.push(former);
+            }
+            if self.note_limits().check(&with_alias).is_ok() {
+                renamed = with_alias;
+            }
+        }
+        self.check_new_note(&renamed)?;
+        bump(&mut renamed, stored.updated_ns);
+        let mut changes = vec![Change {
+            old: Some(stored),
+            new: Some(renamed.clone()),
+        }];
         let mut relinked = Vec::new();
-        let mut renamed = None;
-        let mut stored = Some(stored);
         for n in notes {
-            let body = bodies.get(&n.id).filter(|b| **b != n.body);
-            if n.id != id && body.is_none() {
+            let Some(body) = bodies.remove(&n.id).filter(|b| *b != n.body) else {
                 continue;
-            }
-            let mut changed = n.clone();
-            if let Some(body) = body {
-                changed.body = body.clone();
-            }
-            if n.id == id {
-                changed.title = new_title.trim().to_owned();
-                check_note(&changed)?;
-            } else {
-                relinked.push(n.id);
-            }
-            bump(&mut changed, n.updated_ns);
-            let old = if n.id == id {
-                renamed = Some(changed.clone());
-                stored.take().unwrap_or(n)
-            } else {
-                n
             };
+            let mut changed = n.clone();
+            changed.body = body;
+            bump(&mut changed, n.updated_ns);
+            relinked.push(n.id);
             changes.push(Change {
-                old: Some(old),
+                old: Some(n),
                 new: Some(changed),
             });
         }
         self.commit_changes(&changes)?;
-        let note = renamed.ok_or(Error::NoteNotFound { id })?;
-        Ok(Renamed { note, relinked })
+        Ok(Renamed {
+            note: renamed,
+            relinked,
+        })
     }
 
     /// Deletes a note; returns it. Its outgoing links go with it; links to
@@ -1000,41 +1034,29 @@ impl Store {
     }
 
     /// A note's Markdown with its `![[...]]` embeds expanded, as `viewer`
-    /// sees it: embeds of notes they may not see stay as written.
+    /// sees it: embeds of notes they may not see stay as written. The
+    /// expansion stays within the store's [embed
+    /// options](crate::Config::embeds): embedded notes are read only as the
+    /// rendering reaches them, and past the budget an embed stays a link
+    /// followed by [`EMBED_LIMIT_MARKER`](omegi_core::note::EMBED_LIMIT_MARKER).
     pub fn render_note(&self, id: NoteId, viewer: &str) -> Result<String> {
-        let options = EmbedOptions::default();
+        Ok(self.expand_note(id, viewer)?.markdown)
+    }
+
+    /// [`Store::render_note`], and whether the expansion reached its
+    /// budget.
+    pub fn expand_note(&self, id: NoteId, viewer: &str) -> Result<Expanded> {
         let note = self.visible_note(id, viewer)?;
-        // Gather the notes reachable through embeds, level by level, each
-        // the one its target resolves to for this viewer.
-        let mut notes: BTreeMap<NoteId, Note> = BTreeMap::new();
-        let mut frontier = vec![note.clone()];
-        notes.insert(note.id, note.clone());
-        for _ in 0..=options.max_depth {
-            let mut next = Vec::new();
-            for n in &frontier {
-                for link in n.parse().links.iter().filter(|l| l.embed) {
-                    if link.target.is_empty() {
-                        continue;
-                    }
-                    let Some(target) = self.resolve_link(&link.target, viewer)? else {
-                        continue;
-                    };
-                    if notes.contains_key(&target) {
-                        continue;
-                    }
-                    if let Some(t) = read_note(&self.core().t, target)? {
-                        notes.insert(target, t.clone());
-                        next.push(t);
-                    }
-                }
-            }
-            if next.is_empty() {
-                break;
-            }
-            frontier = next;
-        }
-        let resolver = Resolver::for_viewer(notes.values(), viewer);
-        Ok(render_embeds(&note, &resolver, viewer, options))
+        let t = &self.core().t;
+        expand_embeds(
+            &note,
+            viewer,
+            self.core().config.embeds,
+            |target| match self.resolve_link(target, viewer)? {
+                Some(target) => read_note(t, target),
+                None => Ok(None),
+            },
+        )
     }
 
     /// Writes notes exactly as given (ids, authors, revisions and times
@@ -1044,7 +1066,7 @@ impl Store {
     pub fn restore_notes(&self, notes: impl IntoIterator<Item = Note>) -> Result<usize> {
         let mut by_id: BTreeMap<NoteId, Note> = BTreeMap::new();
         for note in notes {
-            check_note(&note)?;
+            self.check_new_note(&note)?;
             by_id.insert(note.id, note);
         }
         let _guard = self.notes_lock();

@@ -12,6 +12,13 @@
 //! messages of the issues a note is linked to (looked up when the note is
 //! indexed), with the title weighted most. All words of a query must match.
 //!
+//! A search sees only the notes its viewer may see, and so do its
+//! statistics: BM25's document count, field lengths and document
+//! frequencies, and the word weights that pick a snippet, are counted over
+//! the viewer's visible notes ([`VisibleStatistics`]), never over the whole
+//! index. Another user's private notes cannot change a viewer's scores,
+//! order, counts or snippets, and so cannot be probed through them.
+//!
 //! Text is split by [`NoteTokenizer`]: words of letters and digits are kept
 //! whole and lowercased, while runs of CJK characters (Hangul, Han, kana)
 //! become overlapping character bigrams (a lone character a unigram). So
@@ -26,14 +33,18 @@ use std::sync::{Mutex, MutexGuard};
 use omegi_core::{fingerprint, normalize_message, ErrorRecord, Fingerprint, Note, NoteId};
 use tantivy::collector::TopDocs;
 use tantivy::query::{
-    AllQuery, BooleanQuery, ConstScoreQuery, Occur, Query, QueryParser, TermQuery,
+    AllQuery, Bm25StatisticsProvider, BooleanQuery, ConstScoreQuery, EnableScoring, Occur, Query,
+    QueryParser, TermQuery,
 };
 use tantivy::schema::{
     Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, STORED, STRING,
 };
 use tantivy::snippet::SnippetGenerator;
 use tantivy::tokenizer::{RemoveLongFilter, TextAnalyzer, Token, TokenStream, Tokenizer};
-use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+use tantivy::{
+    BitSet, DocId, DocSet, Index, IndexReader, IndexWriter, ReloadPolicy, Searcher,
+    TantivyDocument, Term, TERMINATED,
+};
 
 use crate::error::{Error, Result};
 use crate::keys::KeyReader;
@@ -756,11 +767,12 @@ impl Store {
         let filter = |q: Box<dyn Query>| -> (Occur, Box<dyn Query>) {
             (Occur::Must, Box::new(ConstScoreQuery::new(q, 0.0)))
         };
-        let mut clauses = vec![(Occur::Must, text_query.box_clone())];
-        clauses.push(filter(Box::new(BooleanQuery::new(vec![
+        let visible: Box<dyn Query> = Box::new(BooleanQuery::new(vec![
             (Occur::Should, term(f.public, "1")),
             (Occur::Should, term(f.author, viewer)),
-        ]))));
+        ]));
+        let mut clauses = vec![(Occur::Must, text_query.box_clone())];
+        clauses.push(filter(visible.box_clone()));
         if let Some(author) = author {
             clauses.push(filter(term(f.author, author)));
         }
@@ -772,22 +784,22 @@ impl Store {
         }
         let query = BooleanQuery::new(clauses);
         let searcher = index.reader.searcher();
+        let statistics = VisibleStatistics::new(&searcher, &*visible).map_err(search_err)?;
         let top = searcher
-            .search(
+            .search_with_statistics_provider(
                 &query,
                 &TopDocs::with_limit(limit.max(1))
                     .and_offset(offset)
                     .order_by_score(),
+                &statistics,
             )
             .map_err(search_err)?;
-        let body_snippets = SnippetGenerator::create(&searcher, &*text_query, f.body)
-            .map_err(search_err)
-            .map(|mut g| {
-                g.set_max_num_chars(SNIPPET_CHARS);
-                g
-            })?;
-        let title_snippets =
-            SnippetGenerator::create(&searcher, &*text_query, f.title).map_err(search_err)?;
+        let body_snippets = statistics
+            .snippets(&*text_query, f.body, SNIPPET_CHARS)
+            .map_err(search_err)?;
+        let title_snippets = statistics
+            .snippets(&*text_query, f.title, SNIPPET_CHARS)
+            .map_err(search_err)?;
         let lowered_tags: Vec<String> = tags.iter().map(|t| t.trim().to_lowercase()).collect();
         let mut out = Vec::with_capacity(top.len());
         for (score, address) in top {
@@ -891,6 +903,104 @@ impl Store {
             }
         }
         Ok(out)
+    }
+}
+
+/// BM25 statistics over the documents one viewer may see (public notes and
+/// their own), alive in the index: what the index holds beyond them never
+/// changes a score. Built per search, in one pass over the visible
+/// documents; each document frequency walks the term's postings once.
+struct VisibleStatistics<'s> {
+    searcher: &'s Searcher,
+    /// Per segment: the visible documents, ascending, and the same as a set.
+    visible: Vec<(Vec<DocId>, BitSet)>,
+}
+
+impl<'s> VisibleStatistics<'s> {
+    fn new(searcher: &'s Searcher, visibility: &dyn Query) -> tantivy::Result<Self> {
+        let weight = visibility.weight(EnableScoring::disabled_from_searcher(searcher))?;
+        let mut visible = Vec::with_capacity(searcher.segment_readers().len());
+        for reader in searcher.segment_readers() {
+            let mut docs = Vec::new();
+            let mut set = BitSet::with_max_value(reader.max_doc());
+            let alive = reader.alive_bitset();
+            let mut scorer = weight.scorer(reader, 1.0)?;
+            let mut doc = scorer.doc();
+            while doc != TERMINATED {
+                if alive.is_none_or(|a| a.is_alive(doc)) {
+                    docs.push(doc);
+                    set.insert(doc);
+                }
+                doc = scorer.advance();
+            }
+            visible.push((docs, set));
+        }
+        Ok(VisibleStatistics { searcher, visible })
+    }
+
+    /// A snippet generator whose word weights (rarer words count more)
+    /// come from the visible documents.
+    fn snippets(
+        &self,
+        query: &dyn Query,
+        field: Field,
+        max_chars: usize,
+    ) -> tantivy::Result<SnippetGenerator> {
+        let mut terms: Vec<Term> = Vec::new();
+        query.query_terms(&mut |term, _| {
+            if term.field() == field && !terms.contains(term) {
+                terms.push(term.clone());
+            }
+        });
+        let mut weights = std::collections::BTreeMap::new();
+        for term in &terms {
+            let value = term.value();
+            let Some(text) = value.as_str() else {
+                continue;
+            };
+            let doc_freq = self.doc_freq(term)?;
+            if doc_freq > 0 {
+                weights.insert(text.to_owned(), 1.0 / (1.0 + doc_freq as f32));
+            }
+        }
+        let tokenizer = self.searcher.index().tokenizer_for_field(field)?;
+        Ok(SnippetGenerator::new(weights, tokenizer, field, max_chars))
+    }
+}
+
+impl Bm25StatisticsProvider for VisibleStatistics<'_> {
+    fn total_num_tokens(&self, field: Field) -> tantivy::Result<u64> {
+        let mut total = 0u64;
+        for (reader, (docs, _)) in self.searcher.segment_readers().iter().zip(&self.visible) {
+            let norms = reader.get_fieldnorms_reader(field)?;
+            total += docs
+                .iter()
+                .map(|&doc| u64::from(norms.fieldnorm(doc)))
+                .sum::<u64>();
+        }
+        Ok(total)
+    }
+
+    fn total_num_docs(&self) -> tantivy::Result<u64> {
+        Ok(self.visible.iter().map(|(docs, _)| docs.len() as u64).sum())
+    }
+
+    fn doc_freq(&self, term: &Term) -> tantivy::Result<u64> {
+        let mut count = 0u64;
+        for (reader, (_, set)) in self.searcher.segment_readers().iter().zip(&self.visible) {
+            let index = reader.inverted_index(term.field())?;
+            let Some(mut postings) = index.read_postings(term, IndexRecordOption::Basic)? else {
+                continue;
+            };
+            let mut doc = postings.doc();
+            while doc != TERMINATED {
+                if set.contains(doc) {
+                    count += 1;
+                }
+                doc = postings.advance();
+            }
+        }
+        Ok(count)
     }
 }
 

@@ -177,7 +177,7 @@ impl Store {
         let t = &self.core().t;
         let mut changes = Vec::new();
         for (relative, mut note) in notes {
-            if let Err(e) = crate::notes::check_note(&note) {
+            if let Err(e) = self.check_new_note(&note) {
                 report.skipped.push((relative, e.to_string()));
                 continue;
             }

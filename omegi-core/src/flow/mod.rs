@@ -8,6 +8,11 @@
 //!   [`Flow::summary`] renders it in a few lines.
 //! - [`Trace::raw_log`], [`Trace::waterfall`]: the whole trace as text.
 //! - [`Trace::critical_path`] and [`service_dependencies`].
+//! - [`ViewLimits`]: how much of a trace one answer shows; every rendering
+//!   has a `_within` form that stays inside them and says whether it cut
+//!   ([`Rendered`]), and [`ViewLimits::clip_span`],
+//!   [`ViewLimits::clip_error`] and [`ViewLimits::clip_flow`] copy records
+//!   for display within them.
 //!
 //! Everything here is a pure function of its input: no I/O, no clock, no
 //! randomness, and the same output for the same spans in any order.
@@ -52,16 +57,18 @@
 //! );
 //! ```
 
+mod clip;
 mod critical;
 mod deps;
 mod path;
 mod render;
 mod trace;
 
+pub use clip::{clip, Clipped, ViewLimits, CLIP_MARKER, MAX_BAR_WIDTH};
 pub use critical::CriticalSection;
 pub use deps::{service_dependencies, ServiceEdge};
 pub use path::{Flow, Hop};
-pub use render::format_duration;
+pub use render::{format_duration, Rendered, OMITTED_MARKER};
 pub use trace::{assemble, NodeId, SpanNode, Trace};
 
 use crate::ids::{SpanId, TraceId};

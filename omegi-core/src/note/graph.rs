@@ -248,23 +248,35 @@ impl NoteGraph {
                 }
             }
             graph.issues.push(issues);
+            // Each link costs one lookup: distinct targets are kept with
+            // sets, so a note with many links (resolved or not, to the same
+            // or to distinct names) is linear, not quadratic.
             let mut out: Vec<u32> = Vec::new();
+            let mut out_seen: IndexMap<()> = IndexMap::default();
             let mut unresolved: Vec<String> = Vec::new();
+            let mut ids: Vec<u32> = Vec::new();
+            let mut unresolved_seen: IndexMap<()> = IndexMap::default();
             for link in &p.links {
                 if link.target.is_empty() {
                     continue;
                 }
                 match resolver.resolve_index(&link.target) {
                     Some((j, _)) if j as usize != i => {
-                        if !out.contains(&j) {
+                        if out_seen.insert(j, ()).is_none() {
                             out.push(j);
                         }
                     }
                     Some(_) => {}
                     None => {
-                        let key = name_key(&link.target);
-                        if !unresolved.iter().any(|u| name_key(u) == key) {
+                        let k = intern(
+                            &mut unresolved_index,
+                            &mut graph.unresolved_names,
+                            name_key(&link.target),
+                            &link.target,
+                        );
+                        if unresolved_seen.insert(k, ()).is_none() {
                             unresolved.push(link.target.clone());
+                            ids.push(k);
                         }
                     }
                 }
@@ -273,17 +285,6 @@ impl NoteGraph {
                 graph.inc[j as usize].push(i as u32);
             }
             graph.out.push(out);
-            let ids = unresolved
-                .iter()
-                .map(|u| {
-                    intern(
-                        &mut unresolved_index,
-                        &mut graph.unresolved_names,
-                        name_key(u),
-                        u,
-                    )
-                })
-                .collect();
             graph.unresolved_ids.push(ids);
             graph.unresolved.push(unresolved);
             let mut names = vec![name_key(&note.title)];

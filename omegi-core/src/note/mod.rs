@@ -6,10 +6,14 @@
 //!   front matter, read from the pulldown-cmark event stream so that code
 //!   spans and code blocks never yield links.
 //! - [`Resolver`]: link targets → notes (title or alias, case-insensitive);
-//!   [`rename_note`] rewrites the links to a renamed note.
+//!   [`rename_note`] rewrites the links to a renamed note, as far as its
+//!   author may see and as each link's own author resolves it.
 //! - [`NoteGraph`]: backlinks, unlinked mentions, local graphs, paths,
 //!   components, orphans; exported as JSON, Graphviz DOT or Mermaid.
-//! - [`render_embeds`]: a note's Markdown with its `![[...]]` embeds expanded.
+//! - [`render_embeds`] and [`expand_embeds`]: a note's Markdown with its
+//!   `![[...]]` embeds expanded, within a budget ([`EmbedOptions`]).
+//! - [`NoteLimits`]: what one note may hold (size, title, links, tags,
+//!   aliases), checked before a note is stored.
 //!
 //! Everything here is visibility-aware: a viewer sees public notes and their
 //! own private notes, and nothing else leaks through links, embeds or mentions.
@@ -41,10 +45,14 @@ mod embed;
 mod export;
 mod file;
 mod graph;
+mod limits;
 mod parse;
 mod resolve;
 
-pub use embed::{render_embeds, section, EmbedOptions, EMBED_CYCLE_MARKER, EMBED_DEPTH_MARKER};
+pub use embed::{
+    expand_embeds, render_embeds, section, EmbedOptions, Expanded, EMBED_CYCLE_MARKER,
+    EMBED_DEPTH_MARKER, EMBED_LIMIT_MARKER,
+};
 pub use export::{to_dot, to_json, to_mermaid};
 pub use file::{
     file_stem, note_from_markdown_file, note_to_markdown_file, NoteDefaults, NoteFileError,
@@ -53,10 +61,14 @@ pub use file::{
 pub use graph::{
     Direction, Edge, EdgeKind, LocalGraphOptions, Node, NodeKind, NoteGraph, Subgraph,
 };
+pub use limits::{NoteLimitError, NoteLimits};
 pub use parse::{
     parse, split_front_matter, FrontMatter, FrontMatterError, Heading, Link, ParsedNote,
 };
-pub use resolve::{name_key, rename_links, rename_note, RenameError, Resolution, Resolver, Via};
+pub use resolve::{
+    name_key, rename_edited_note, rename_links, rename_note, RenameError, RenamePlan, Resolution,
+    Resolver, Via,
+};
 
 /// The id of a note: a UUID v7, so ids sort by creation time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -127,6 +127,13 @@ pub fn split_front_matter(text: &str) -> Option<(&str, usize)> {
 /// Parses a note's Markdown. Never fails and never panics; see the module
 /// docs for how front matter errors are reported.
 pub fn parse(text: &str) -> ParsedNote {
+    parse_counting(text).0
+}
+
+/// [`parse()`], and how many steps the scan for links and tags took (bytes
+/// looked at, plus one per position): linear in the text, whatever it
+/// holds. Tests measure it; nothing else needs it.
+pub(crate) fn parse_counting(text: &str) -> (ParsedNote, usize) {
     let mut out = ParsedNote::default();
     let mut body_start = 0;
     if let Some((yaml, start)) = split_front_matter(text) {
@@ -144,6 +151,7 @@ pub fn parse(text: &str) -> ParsedNote {
         text,
         out: &mut out,
         seen_tags: std::collections::HashSet::new(),
+        steps: 0,
     };
 
     let mut code_depth = 0usize;
@@ -198,13 +206,16 @@ pub fn parse(text: &str) -> ParsedNote {
     if let Some(r) = run.take() {
         scanner.scan(r);
     }
-    out
+    let steps = scanner.steps;
+    (out, steps)
 }
 
 struct Scanner<'a, 'o> {
     text: &'a str,
     out: &'o mut ParsedNote,
     seen_tags: std::collections::HashSet<String>,
+    /// Work done, for [`parse_counting`].
+    steps: usize,
 }
 
 impl Scanner<'_, '_> {
@@ -219,8 +230,11 @@ impl Scanner<'_, '_> {
         let mut copied = 0;
         let mut i = 0;
         while i < bytes.len() {
+            self.steps += 1;
             if bytes[i] == b'[' && bytes.get(i + 1) == Some(&b'[') {
-                if let Some(link) = wiki_link(self.text, base, s, i) {
+                let (link, scanned) = wiki_link(self.text, base, s, i);
+                self.steps += scanned;
+                if let Some(link) = link {
                     let link_start = link.range.start - base;
                     plain.push_str(&s[copied..link_start.max(copied)]);
                     plain.push(' ');
@@ -231,6 +245,7 @@ impl Scanner<'_, '_> {
                 }
             } else if bytes[i] == b'#' && self.tag_may_start(base + i) {
                 let name = tag_at(&s[i + 1..]);
+                self.steps += name.len();
                 if is_valid_tag(name) {
                     if self.seen_tags.insert(name.to_lowercase()) {
                         self.out.tags.push(name.to_string());
@@ -256,14 +271,22 @@ impl Scanner<'_, '_> {
 }
 
 /// Parses `[[...]]` starting at `s[i..]`; `s` starts at `base` in `text`.
-fn wiki_link(text: &str, base: usize, s: &str, i: usize) -> Option<Link> {
+/// Also returns how many bytes it looked at: up to the first `[`, `]` or
+/// line break after the opening brackets (a link's text has none of them),
+/// and the link's text again to split it. No byte is looked at by two calls
+/// but for a constant few, so scanning a text is linear in its length even
+/// for `[[[[…` or `![[![[…`.
+fn wiki_link(text: &str, base: usize, s: &str, i: usize) -> (Option<Link>, usize) {
     let inner_start = i + 2;
     let rest = &s[inner_start..];
-    let close = rest.find("]]")?;
-    let inner = &rest[..close];
-    if inner.contains(['[', ']', '\n', '\r']) {
-        return None;
+    let Some(close) = rest.find(['[', ']', '\n', '\r']) else {
+        return (None, rest.len());
+    };
+    if !rest[close..].starts_with("]]") {
+        return (None, close);
     }
+    let scanned = close * 2;
+    let inner = &rest[..close];
     let (left, display) = match inner.split_once('|') {
         Some((l, d)) => (l, Some(d.to_string())),
         None => (inner, None),
@@ -274,20 +297,21 @@ fn wiki_link(text: &str, base: usize, s: &str, i: usize) -> Option<Link> {
     };
     let target = target_raw.trim();
     if target.is_empty() && heading.as_deref().unwrap_or_default().is_empty() {
-        return None;
+        return (None, scanned);
     }
     let lead = target_raw.len() - target_raw.trim_start().len();
     let target_start = base + inner_start + lead;
     let abs = base + i;
     let embed = abs > 0 && text.as_bytes()[abs - 1] == b'!';
-    Some(Link {
+    let link = Link {
         target: target.to_string(),
         heading,
         display,
         embed,
         range: if embed { abs - 1 } else { abs }..base + inner_start + close + 2,
         target_range: target_start..target_start + target.len(),
-    })
+    };
+    (Some(link), scanned)
 }
 
 /// The longest run of tag characters at the start of `s`, trailing `/` removed.
@@ -388,6 +412,45 @@ mod tests {
         assert!(!is_valid_tag("/a"));
         assert!(!is_valid_tag("a.b"));
         assert_eq!(tag_at("a/b/. rest"), "a/b");
+    }
+
+    /// Steps of the link and tag scan for `unit` repeated `n` times.
+    fn steps(unit: &str, n: usize) -> usize {
+        parse_counting(&unit.repeat(n)).1
+    }
+
+    #[test]
+    fn the_scan_is_linear_on_adversarial_text() {
+        let units = [
+            "[",
+            "[[",
+            "![[",
+            "[[a",
+            "[[a|",
+            "[[a#",
+            "[[a||||#|#",
+            "[[x]]",
+            "![[x#h|y]]",
+            "#a",
+            "#1 ",
+            " #a/b/c",
+            "[[a\n",
+            "a]]",
+        ];
+        for unit in units {
+            let (small, large) = (steps(unit, 2_000), steps(unit, 4_000));
+            // Doubling the input at most doubles the work (and a bit).
+            assert!(
+                large <= small * 2 + 16,
+                "{unit:?}: {small} steps for 2,000 copies, {large} for 4,000"
+            );
+            assert!(large <= unit.len() * 4_000 * 4, "{unit:?}: {large}");
+        }
+        // One long link body after many openers.
+        let text = format!("{}{}]]", "[[".repeat(1_000), "a|#".repeat(1_000));
+        let double = format!("{}{}]]", "[[".repeat(2_000), "a|#".repeat(2_000));
+        let (a, b) = (parse_counting(&text).1, parse_counting(&double).1);
+        assert!(b <= a * 2 + 16, "{a} then {b}");
     }
 
     #[test]

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use super::{parse, Note, NoteId};
+use super::{merge_names, parse, Note, NoteId, Visibility};
 
 /// How a link target matched its note.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -185,37 +185,137 @@ pub(crate) fn valid_title(title: &str) -> bool {
     !title.trim().is_empty() && !title.contains(['[', ']', '|', '#', '^', '\n', '\r'])
 }
 
-/// Plans the rename of note `id` to `new_title`: returns the new bodies of
-/// every note (including the renamed one) whose links named it by its
-/// title. Links that reach it through an alias stay as they are, and links
-/// whose name resolves to another note are left alone. The caller stores the
-/// bodies and the new title.
+/// What renaming a note changes: see [`rename_note`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RenamePlan {
+    /// The new bodies of the notes whose links are rewritten (the renamed
+    /// note's own included), in the order of the notes given.
+    pub bodies: Vec<(NoteId, String)>,
+    /// The former title, for the renamed note to keep as an alias: set
+    /// when the note is public, so that links to it in notes its author
+    /// cannot see, and so does not rewrite, keep leading to it.
+    pub former_title_alias: Option<String>,
+}
+
+/// Plans the rename of note `id` to `new_title`, scoped to what its
+/// author may see and to what each link means for the author of the note
+/// holding it:
 ///
-/// Resolution runs over all `notes` regardless of visibility, so that no
-/// link anywhere is left dangling.
-pub fn rename_note(
+/// - only notes the renamed note's author may see are rewritten (their own
+///   and public ones); a rename never changes anyone's private note;
+/// - in each of them, a link is rewritten only when it resolves to the
+///   renamed note *for that note's author* (by title; links through an
+///   alias stay as they are), and only when the new name leads that author
+///   to the renamed note too, so that no link anywhere starts pointing at
+///   another note;
+/// - a public note keeps its former title as an alias
+///   ([`RenamePlan::former_title_alias`]) for the links the rename may not
+///   rewrite.
+///
+/// `notes` must hold the renamed note, every note that may link to it and
+/// every note that has the new name (their titles and aliases decide what
+/// links resolve to). The caller stores the bodies, the new title and the
+/// alias.
+pub fn rename_note(notes: &[Note], id: NoteId, new_title: &str) -> Result<RenamePlan, RenameError> {
+    let renamed = notes
+        .iter()
+        .find(|n| n.id == id)
+        .ok_or(RenameError::UnknownNote(id))?;
+    rename_edited_note(notes, renamed, new_title)
+}
+
+/// [`rename_note`] for a note that changes more than its title at once:
+/// `edited` is the note with its other changes made (body, aliases,
+/// visibility), `notes` holds it as it was. Links mean what they resolved
+/// to before the change; the new name must lead to the note as it is after.
+pub fn rename_edited_note(
     notes: &[Note],
-    id: NoteId,
+    edited: &Note,
     new_title: &str,
-) -> Result<Vec<(NoteId, String)>, RenameError> {
+) -> Result<RenamePlan, RenameError> {
     if !valid_title(new_title) {
         return Err(RenameError::InvalidTitle(new_title.to_string()));
     }
-    let resolver = Resolver::new(notes);
-    if resolver.get(id).is_none() {
-        return Err(RenameError::UnknownNote(id));
-    }
+    let id = edited.id;
     let new_title = new_title.trim();
-    let mut changes = Vec::new();
-    for note in notes {
-        let parsed = parse::parse(&note.body);
+    let pos = notes
+        .iter()
+        .position(|n| n.id == id)
+        .ok_or(RenameError::UnknownNote(id))?;
+    let former_title_alias = (edited.visibility == Visibility::Public
+        && name_key(&notes[pos].title) != name_key(new_title))
+    .then(|| notes[pos].title.clone());
+    let aliases_of = |n: &Note, p: &parse::ParsedNote| {
+        merge_names(n.aliases.iter().chain(&p.front_matter.aliases))
+    };
+    let parsed: Vec<parse::ParsedNote> = notes.iter().map(Note::parse).collect();
+    let aliases: Vec<Vec<String>> = notes
+        .iter()
+        .zip(&parsed)
+        .map(|(n, p)| aliases_of(n, p))
+        .collect();
+    // The renamed note as it will be, for the resolvers after the rename.
+    let mut after = edited.clone();
+    after.title = new_title.to_owned();
+    let edited_parsed = edited.parse();
+    let mut after_aliases = aliases.clone();
+    after_aliases[pos] = aliases_of(edited, &edited_parsed);
+    after_aliases[pos].extend(former_title_alias.clone());
+    let before_notes: Vec<&Note> = notes.iter().collect();
+    let mut after_notes = before_notes.clone();
+    after_notes[pos] = &after;
+
+    // Links mean what they resolve to for the author of their note: one
+    // pair of resolvers (before, after) per author.
+    let resolvers_for = |author: &str| {
+        let visible = |all: &[&Note]| -> Vec<usize> {
+            (0..all.len())
+                .filter(|&i| all[i].visible_to(author))
+                .collect()
+        };
+        (
+            resolver_of(&before_notes, &aliases, &visible(&before_notes)),
+            resolver_of(&after_notes, &after_aliases, &visible(&after_notes)),
+        )
+    };
+    let mut resolvers: HashMap<&str, (Resolver<'_>, Resolver<'_>)> = HashMap::new();
+    let mut bodies = Vec::new();
+    for (i, note) in notes.iter().enumerate() {
+        // The renamed note is rewritten as edited.
+        let (note, parsed) = if i == pos {
+            (edited, &edited_parsed)
+        } else {
+            (note, &parsed[i])
+        };
+        if !note.visible_to(&edited.author) {
+            continue;
+        }
+        let (before, after) = resolvers
+            .entry(note.author.as_str())
+            .or_insert_with(|| resolvers_for(&note.author));
+        let follows = after.resolve(new_title).is_some_and(|r| r.note.id == id);
         let ranges = parsed.links.iter().filter_map(|link| {
-            let r = resolver.resolve(&link.target)?;
-            (r.note.id == id && r.via == Via::Title).then(|| link.target_range.clone())
+            let r = before.resolve(&link.target)?;
+            (follows && r.note.id == id && r.via == Via::Title).then(|| link.target_range.clone())
         });
         if let Some(body) = rewrite(&note.body, ranges, new_title) {
-            changes.push((note.id, body));
+            bodies.push((note.id, body));
         }
     }
-    Ok(changes)
+    Ok(RenamePlan {
+        bodies,
+        former_title_alias,
+    })
+}
+
+/// A resolver over the notes at positions `visible` of `notes`, whose
+/// aliases are `aliases` (same positions).
+fn resolver_of<'a>(notes: &[&'a Note], aliases: &[Vec<String>], visible: &[usize]) -> Resolver<'a> {
+    Resolver::with_aliases(
+        visible.iter().map(|&i| notes[i]).collect(),
+        &visible
+            .iter()
+            .map(|&i| aliases[i].clone())
+            .collect::<Vec<_>>(),
+    )
 }

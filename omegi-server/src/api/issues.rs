@@ -12,6 +12,9 @@ use super::extract::{Path, Query};
 use super::views::{issue_id, ErrorFlowView, FlowView, IssueDetail, IssueView, OccurrenceView};
 use super::{blocking, check_project, window, ApiError, ApiUser, AppState, SharedState};
 
+/// Occurrences shown on an issue's page.
+const DETAIL_OCCURRENCES: usize = 20;
+
 /// Query of `GET /api/issues`.
 #[derive(Debug, Default, Deserialize)]
 pub(super) struct ListParams {
@@ -113,7 +116,13 @@ pub(super) async fn list(
             }),
         }
         issues.truncate(limit);
-        Ok(Json(issues.into_iter().map(IssueView::from).collect()))
+        let limits = &state.read_limits;
+        Ok(Json(
+            issues
+                .into_iter()
+                .map(|i| IssueView::brief(i, limits))
+                .collect(),
+        ))
     })
     .await
 }
@@ -132,15 +141,17 @@ pub(super) async fn detail(
 ) -> Result<Json<IssueDetail>, ApiError> {
     blocking(&state, move |state| {
         let issue = find_issue(state, &project, &fp)?;
-        let occurrences = latest_occurrences(state, &issue, 20)?;
+        let occurrences = latest_occurrences(state, &issue, None, DETAIL_OCCURRENCES)?;
         let to = super::now_ns().max(issue.last_seen_ns + 1);
         let from = to.saturating_sub(24 * Bucket::Hour.width_ns());
         let histogram =
             state
                 .store
                 .issue_histogram(&project, &issue.fingerprint, Bucket::Hour, from, to)?;
+        let (issue, truncated) = IssueView::detail(issue, &state.read_limits);
         Ok(Json(IssueDetail {
-            issue: issue.into(),
+            issue,
+            truncated,
             occurrences,
             histogram,
         }))
@@ -148,39 +159,35 @@ pub(super) async fn detail(
     .await
 }
 
-/// The latest `limit` occurrences, newest first.
+/// The latest `limit` occurrences (before the occurrence `before`, if
+/// given), newest first: read from the newest end, so the cost follows
+/// `limit`, not how often the issue occurred.
 fn latest_occurrences(
     state: &AppState,
     issue: &Issue,
+    before: Option<(u64, u64)>,
     limit: usize,
 ) -> Result<Vec<OccurrenceView>, ApiError> {
-    // Occurrences are read oldest first: look back over growing windows
-    // until enough are found.
-    let end = issue.last_seen_ns.saturating_add(1);
-    let mut width = Bucket::Hour.width_ns();
-    loop {
-        let from = end.saturating_sub(width);
-        let all =
-            state
-                .store
-                .occurrences(&issue.project, &issue.fingerprint, from, end, usize::MAX)?;
-        if all.len() >= limit || from == 0 || from <= issue.first_seen_ns {
-            return Ok(all
-                .iter()
-                .rev()
-                .take(limit)
-                .map(OccurrenceView::from)
-                .collect());
-        }
-        width = width.saturating_mul(8);
-    }
+    Ok(state
+        .store
+        .latest_occurrences(&issue.project, &issue.fingerprint, before, limit)?
+        .into_iter()
+        .map(OccurrenceView::from)
+        .collect())
 }
 
 /// Query of the occurrences endpoint.
 #[derive(Debug, Deserialize)]
 pub(super) struct OccurrenceParams {
+    /// At most this many (default 50, at most 1000).
     limit: Option<usize>,
+    /// Only occurrences before this one (`<time_ns>-<seq>`): the last one
+    /// of the previous page.
+    before: Option<String>,
 }
+
+/// The most occurrences one answer lists.
+const MAX_OCCURRENCES: usize = 1000;
 
 pub(super) async fn occurrences(
     State(state): State<SharedState>,
@@ -188,10 +195,11 @@ pub(super) async fn occurrences(
     Path((project, fp)): Path<(String, String)>,
     Query(params): Query<OccurrenceParams>,
 ) -> Result<Json<Vec<OccurrenceView>>, ApiError> {
-    let limit = params.limit.unwrap_or(50).min(10_000);
+    let limit = params.limit.unwrap_or(50).min(MAX_OCCURRENCES);
+    let before = params.before.as_deref().map(occurrence_id).transpose()?;
     blocking(&state, move |state| {
         let issue = find_issue(state, &project, &fp)?;
-        Ok(Json(latest_occurrences(state, &issue, limit)?))
+        Ok(Json(latest_occurrences(state, &issue, before, limit)?))
     })
     .await
 }
@@ -229,26 +237,25 @@ pub(super) async fn flow(
     .await
 }
 
-fn find_occurrence(state: &AppState, issue: &Issue, id: &str) -> Result<ErrorRecord, ApiError> {
+/// An occurrence id, `<time_ns>-<seq>`, as its parts.
+fn occurrence_id(id: &str) -> Result<(u64, u64), ApiError> {
     let bad = || {
         ApiError::BadRequest(format!(
             "invalid occurrence {id:?}: expected <time_ns>-<seq> from the occurrence list"
         ))
     };
     let (time, seq) = id.split_once('-').ok_or_else(bad)?;
-    let time: u64 = time.parse().map_err(|_| bad())?;
-    let seq: u64 = seq.parse().map_err(|_| bad())?;
+    Ok((
+        time.parse().map_err(|_| bad())?,
+        seq.parse().map_err(|_| bad())?,
+    ))
+}
+
+fn find_occurrence(state: &AppState, issue: &Issue, id: &str) -> Result<ErrorRecord, ApiError> {
+    let (time, seq) = occurrence_id(id)?;
     state
         .store
-        .occurrences(
-            &issue.project,
-            &issue.fingerprint,
-            time,
-            time.saturating_add(1),
-            usize::MAX,
-        )?
-        .into_iter()
-        .find(|o| o.seq == seq)
+        .occurrence(&issue.project, &issue.fingerprint, time, seq)?
         .map(|o| o.error)
         .ok_or_else(|| {
             ApiError::NotFound(format!(
@@ -265,6 +272,8 @@ fn error_flow(
     error: ErrorRecord,
     width: usize,
 ) -> Result<ErrorFlowView, ApiError> {
+    let limits = state.read_limits.view();
+    let clipped = limits.clip_error(&error);
     let mut view = ErrorFlowView {
         issue_id,
         occurrence,
@@ -272,9 +281,10 @@ fn error_flow(
         flow_error: None,
         raw_log: None,
         waterfall: None,
-        error,
+        error: clipped.value,
+        truncated: clipped.truncated,
     };
-    let Some(trace_id) = view.error.trace_id else {
+    let Some(trace_id) = error.trace_id else {
         view.flow_error = Some("the error was not captured in a trace".into());
         return Ok(view);
     };
@@ -286,12 +296,19 @@ fn error_flow(
             return Ok(view);
         }
     };
-    match Flow::for_error(&trace, &view.error) {
-        Ok(flow) => view.flow = Some(FlowView::from(&flow)),
+    match Flow::for_error(&trace, &error) {
+        Ok(flow) => {
+            let (flow, cut) = FlowView::within(&flow, &limits);
+            view.flow = Some(flow);
+            view.truncated |= cut;
+        }
         Err(e) => view.flow_error = Some(e.to_string()),
     }
-    view.raw_log = Some(trace.raw_log());
-    view.waterfall = Some(trace.waterfall(width));
+    let raw_log = trace.raw_log_within(&limits);
+    let waterfall = trace.waterfall_within(width, &limits);
+    view.truncated |= raw_log.truncated || waterfall.truncated;
+    view.raw_log = Some(raw_log.text);
+    view.waterfall = Some(waterfall.text);
     Ok(view)
 }
 
@@ -312,7 +329,7 @@ async fn set_status(
         let issue = state
             .store
             .set_issue_status(&project, &fingerprint, status)?;
-        Ok(Json(issue.into()))
+        Ok(Json(IssueView::brief(issue, &state.read_limits)))
     })
     .await
 }

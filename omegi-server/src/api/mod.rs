@@ -25,6 +25,7 @@ mod alerts;
 mod extract;
 mod ingest;
 mod issues;
+pub mod limits;
 pub mod notes;
 mod stats;
 mod traces;
@@ -54,6 +55,8 @@ pub struct AppState {
     pub ingest_wait: std::time::Duration,
     /// Turns `true` when the server shuts down (ends SSE streams).
     pub shutdown: watch::Receiver<bool>,
+    /// How much one read answer shows.
+    pub read_limits: limits::ReadLimits,
 }
 
 /// The shared state handed to the router.
@@ -103,7 +106,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/api/traces/{trace_id}", get(traces::detail))
         .route("/api/stats", get(stats::dashboard))
         .route("/api/alerts/stream", get(alerts::stream))
-        .merge(notes::routes())
+        .merge(notes::routes(state.store.note_limits()))
         .merge(ui_support::routes())
         .fallback(api_not_found);
     otlp.merge(api).with_state(state).merge(crate::ui::router())

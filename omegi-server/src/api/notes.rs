@@ -6,12 +6,14 @@
 //! the caller may see but did not write answers 403 to changes, and a
 //! change based on an old revision answers 409.
 
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use omegi_core::note::{to_dot, to_mermaid, LocalGraphOptions, Note, NoteId, Subgraph, Visibility};
+use omegi_core::note::{
+    to_dot, to_mermaid, LocalGraphOptions, Note, NoteId, NoteLimits, Subgraph, Visibility,
+};
 use omegi_core::Fingerprint;
 use omegi_store::{NewNote, NoteFilter, NoteQuery, NoteUpdate, SuggestFor, SuggestReason};
 use serde::{Deserialize, Serialize};
@@ -22,8 +24,13 @@ use super::{blocking, ApiError, ApiUser, SharedState};
 /// The most notes a list or search answers with.
 const MAX_LIMIT: usize = 1000;
 
-/// The notes routes.
-pub fn routes() -> Router<SharedState> {
+/// The notes routes; note bodies are read up to what `limits` let a note
+/// hold (twice its bytes, for JSON escapes, and 64 KiB for the rest).
+pub fn routes(limits: NoteLimits) -> Router<SharedState> {
+    let body_limit = limits
+        .body_bytes
+        .saturating_mul(2)
+        .saturating_add(64 * 1024);
     Router::new()
         .route("/api/notes", get(list_notes).post(create_note))
         .route("/api/notes/resolve", get(resolve))
@@ -44,6 +51,7 @@ pub fn routes() -> Router<SharedState> {
             "/api/issues/{project}/{fingerprint}/notes",
             get(issue_notes),
         )
+        .layer(DefaultBodyLimit::max(body_limit))
 }
 
 /// An issue reference in a note body: a fingerprint, or
@@ -63,10 +71,15 @@ fn fingerprints(list: Vec<String>) -> Result<Vec<Fingerprint>, ApiError> {
 }
 
 /// A store error as the answer it deserves: missing or hidden notes are
-/// 404, someone else's note 403, a stale revision 409, an invalid note 400.
+/// 404, someone else's note 403, a stale revision 409, an invalid note 400,
+/// a note over the size limit 413 (over another limit 400).
 fn store_error(e: omegi_store::Error) -> ApiError {
     use omegi_store::Error as E;
     match e {
+        E::NoteOverLimit(limit) if limit.is_too_large() => {
+            ApiError::Rejected(StatusCode::PAYLOAD_TOO_LARGE, limit.to_string())
+        }
+        E::NoteOverLimit(limit) => ApiError::BadRequest(limit.to_string()),
         E::NoteNotFound { .. } => ApiError::NotFound(e.to_string()),
         E::NotNoteAuthor { .. } => ApiError::Forbidden(e.to_string()),
         E::RevisionMismatch { .. } => ApiError::Conflict(e.to_string()),
@@ -324,6 +337,10 @@ pub struct RenderedNote {
     pub title: String,
     /// Its Markdown with `![[...]]` embeds expanded for the caller.
     pub markdown: String,
+    /// Whether the expansion ran out of its budget (the Markdown then
+    /// says `*(embed limit reached)*` where it stopped).
+    #[serde(default)]
+    pub limit_reached: bool,
 }
 
 async fn rendered(
@@ -333,7 +350,7 @@ async fn rendered(
 ) -> Result<Json<RenderedNote>, ApiError> {
     let id = note_id(&id)?;
     blocking(&state, move |state| {
-        let markdown = state.store.render_note(id, &viewer).map_err(store_error)?;
+        let expanded = state.store.expand_note(id, &viewer).map_err(store_error)?;
         let title = state
             .store
             .note(id, &viewer)
@@ -343,7 +360,8 @@ async fn rendered(
         Ok(Json(RenderedNote {
             id,
             title,
-            markdown,
+            markdown: expanded.markdown,
+            limit_reached: expanded.limit_reached,
         }))
     })
     .await

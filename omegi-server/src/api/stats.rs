@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::Json;
 use omegi_core::flow::{assemble, service_dependencies};
-use omegi_store::{Bucket, TraceQuery};
+use omegi_store::{title_line, Bucket, TraceQuery};
 use serde::Deserialize;
 
 use super::extract::Query;
@@ -12,6 +12,14 @@ use super::{blocking, check_project, window, ApiError, ApiUser, SharedState};
 
 /// Traces read at most to compute the dependency edges.
 const DEPENDENCY_TRACES: usize = 200;
+
+/// Spans read at most to compute the dependency edges: the traces are read
+/// newest first until this many spans are in.
+const DEPENDENCY_SPANS: usize = 20_000;
+
+/// New issues listed per project (the latest); `new_issue_count` has them
+/// all.
+const NEW_ISSUES: usize = 100;
 
 /// Query of `GET /api/stats`.
 #[derive(Debug, Deserialize)]
@@ -58,17 +66,25 @@ pub(super) async fn dashboard(
         };
         // Counters are per bucket: start at the bucket holding `from`.
         let bucket_from = bucket.start_of(from);
+        let limits = &state.read_limits;
         let mut per_project = Vec::new();
         for project in &projects {
+            let (new_issues, new_issue_count) =
+                store.latest_new_issues(project, from, to, NEW_ISSUES)?;
+            let mut services = store.service_error_counts(project, bucket, bucket_from, to)?;
+            services.truncate(limits.lines);
+            for s in &mut services {
+                s.service = title_line(&s.service);
+            }
             per_project.push(ProjectStats {
                 project: project.clone(),
                 error_counts: store.error_counts(project, bucket, bucket_from, to)?,
-                services: store.service_error_counts(project, bucket, bucket_from, to)?,
-                new_issues: store
-                    .new_issues(project, from, to)?
+                services,
+                new_issues: new_issues
                     .into_iter()
-                    .map(IssueView::from)
+                    .map(|i| IssueView::brief(i, limits))
                     .collect(),
+                new_issue_count,
             });
         }
         let mut query = match &params.project {
@@ -78,12 +94,16 @@ pub(super) async fn dashboard(
         query = query.between(from, to).limit(DEPENDENCY_TRACES);
         let mut spans = Vec::new();
         for trace in store.traces(&query)? {
+            if spans.len() >= DEPENDENCY_SPANS {
+                break;
+            }
             spans.extend(store.trace_spans(trace.trace_id)?);
         }
         let traces = assemble(spans);
         let dependencies = service_dependencies(&traces)
             .into_iter()
-            .map(EdgeView::from)
+            .take(limits.lines)
+            .map(EdgeView::brief)
             .collect();
         Ok(Json(StatsView {
             bucket,

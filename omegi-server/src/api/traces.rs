@@ -9,7 +9,7 @@ use omegi_store::{TraceQuery, TraceSummary};
 use serde::Deserialize;
 
 use super::extract::{Path, Query};
-use super::views::TraceView;
+use super::views::{brief_trace, TraceView};
 use super::{blocking, check_project, window, ApiError, ApiUser, SharedState};
 
 /// Query of `GET /api/traces`.
@@ -41,8 +41,12 @@ pub(super) async fn list(
         if let Some(s) = params.service {
             query = query.service(s);
         }
+        let traces = state.store.traces(&query.between(from, to).limit(limit))?;
         Ok(Json(
-            state.store.traces(&query.between(from, to).limit(limit))?,
+            traces
+                .into_iter()
+                .map(|t| brief_trace(t, &state.read_limits))
+                .collect(),
         ))
     })
     .await
@@ -73,7 +77,12 @@ pub(super) async fn detail(
         let summary = state.store.trace(id)?;
         let trace =
             Trace::from_spans(spans).map_err(|e| ApiError::Internal(format!("trace {id}: {e}")))?;
-        Ok(Json(TraceView::new(&trace, summary, width)))
+        Ok(Json(TraceView::new(
+            &trace,
+            summary,
+            width,
+            &state.read_limits,
+        )))
     })
     .await
 }

@@ -1,9 +1,14 @@
 //! The JSON shapes of the REST API, shared by the server and the CLI.
 
-use omegi_core::flow::{Flow, ServiceEdge, Trace};
-use omegi_core::{ErrorRecord, SpanId, SpanRecord, Status, TraceId};
-use omegi_store::{BucketCount, Issue, Occurrence, ServiceCount, Summary, TraceSummary};
+use omegi_core::flow::{clip, Flow, ServiceEdge, Trace, ViewLimits};
+use omegi_core::{CodeLocation, ErrorRecord, SpanId, SpanRecord, Status, TraceId};
+use omegi_store::{
+    title_line, BucketCount, Issue, OccurrenceSummary, ServiceCount, Summary, TraceRoot,
+    TraceSummary, TITLE_CHARS,
+};
 use serde::{Deserialize, Serialize};
+
+use super::limits::ReadLimits;
 
 /// The id of an issue in the API: `<project>:<fingerprint>`.
 pub fn issue_id(project: &str, fingerprint: &str) -> String {
@@ -21,6 +26,10 @@ pub fn split_issue_id<'a>(id: &'a str, default_project: &'a str) -> (&'a str, &'
 }
 
 /// An issue with its id.
+///
+/// Built with [`IssueView::brief`] for lists (and status changes), with
+/// [`IssueView::detail`] for the issue's own page: a stored error can be
+/// megabytes, an answer never is.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IssueView {
     /// `<project>:<fingerprint>`.
@@ -30,13 +39,84 @@ pub struct IssueView {
     pub issue: Issue,
 }
 
-impl From<Issue> for IssueView {
-    fn from(issue: Issue) -> Self {
+impl IssueView {
+    /// An issue as lists show it: at most `limits.items` services, each
+    /// cut to [`TITLE_CHARS`], and the latest error in brief: the first
+    /// line of its message and its type, service, target, location and
+    /// thread cut to [`TITLE_CHARS`], without fields, causes, span stack
+    /// and breadcrumbs (the issue's page has them).
+    pub fn brief(mut issue: Issue, limits: &ReadLimits) -> Self {
+        issue.title = title_line(&issue.title);
+        issue.services = brief_names(&issue.services, limits.items);
+        issue.latest_error = brief_error(&issue.latest_error);
         IssueView {
             id: issue_id(&issue.project, &issue.fingerprint.0),
             issue,
         }
     }
+
+    /// An issue as its page shows it: the latest error copied within
+    /// `limits` ([`ViewLimits::clip_error`]); the flag says whether
+    /// anything was cut.
+    pub fn detail(issue: Issue, limits: &ReadLimits) -> (Self, bool) {
+        let error = limits.view().clip_error(&issue.latest_error);
+        let mut view = IssueView::brief(issue, limits);
+        view.issue.latest_error = error.value;
+        (view, error.truncated)
+    }
+}
+
+/// At most `items` names, each cut to [`TITLE_CHARS`].
+fn brief_names(names: &[String], items: usize) -> Vec<String> {
+    names.iter().take(items).map(|n| title_line(n)).collect()
+}
+
+fn brief_location(location: &CodeLocation) -> CodeLocation {
+    CodeLocation {
+        file: location
+            .file
+            .as_deref()
+            .map(|f| clip(f, TITLE_CHARS).into_owned().into()),
+        line: location.line,
+        module: location
+            .module
+            .as_deref()
+            .map(|m| clip(m, TITLE_CHARS).into_owned().into()),
+    }
+}
+
+/// An error as a list shows it (see [`IssueView::brief`]).
+fn brief_error(e: &ErrorRecord) -> ErrorRecord {
+    ErrorRecord {
+        trace_id: e.trace_id,
+        span_id: e.span_id,
+        service: title_line(&e.service),
+        time_ns: e.time_ns,
+        kind: e.kind,
+        message: title_line(&e.message),
+        causes: Vec::new(),
+        error_type: e.error_type.as_deref().map(title_line),
+        target: title_line(&e.target),
+        fields: Vec::new(),
+        span_stack: Vec::new(),
+        breadcrumbs: Vec::new(),
+        location: brief_location(&e.location),
+        thread: e.thread.as_deref().map(title_line),
+        fingerprint: e.fingerprint.as_deref().map(title_line),
+    }
+}
+
+/// A trace as lists show it: the root's name and service, the services
+/// and projects (at most `items` of each) cut to [`TITLE_CHARS`].
+pub fn brief_trace(mut summary: TraceSummary, limits: &ReadLimits) -> TraceSummary {
+    summary.root = summary.root.map(|r| TraceRoot {
+        span_id: r.span_id,
+        service: title_line(&r.service),
+        name: title_line(&r.name),
+    });
+    summary.services = brief_names(&summary.services, limits.items);
+    summary.projects = brief_names(&summary.projects, limits.items);
+    summary
 }
 
 /// One occurrence in a list (the error itself is in the flow view).
@@ -52,19 +132,19 @@ pub struct OccurrenceView {
     pub span_id: Option<SpanId>,
     /// The service.
     pub service: String,
-    /// The message.
+    /// The first line of the message, cut to [`TITLE_CHARS`].
     pub message: String,
 }
 
-impl From<&Occurrence> for OccurrenceView {
-    fn from(o: &Occurrence) -> Self {
+impl From<OccurrenceSummary> for OccurrenceView {
+    fn from(o: OccurrenceSummary) -> Self {
         OccurrenceView {
             id: format!("{}-{}", o.time_ns, o.seq),
             time_ns: o.time_ns,
             trace_id: o.trace_id,
             span_id: o.span_id,
-            service: o.service.clone(),
-            message: o.error.message.clone(),
+            service: o.service,
+            message: o.message,
         }
     }
 }
@@ -72,8 +152,11 @@ impl From<&Occurrence> for OccurrenceView {
 /// `GET /api/issues/{project}/{fingerprint}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IssueDetail {
-    /// The issue.
+    /// The issue, its latest error within the read limits.
     pub issue: IssueView,
+    /// Whether the latest error was cut to the read limits.
+    #[serde(default)]
+    pub truncated: bool,
     /// Its latest retained occurrences, newest first.
     pub occurrences: Vec<OccurrenceView>,
     /// Occurrences per hour over the last 24 hours.
@@ -91,12 +174,20 @@ pub struct FlowView {
     pub summary: String,
 }
 
-impl From<&Flow> for FlowView {
-    fn from(f: &Flow) -> Self {
-        FlowView {
-            flow: f.clone(),
-            summary: f.summary(),
-        }
+impl FlowView {
+    /// The view of `flow` within `limits`: the flow copied with
+    /// [`ViewLimits::clip_flow`] and its summary rendered with
+    /// [`Flow::summary_within`]; the flag says whether anything was cut.
+    pub fn within(flow: &Flow, limits: &ViewLimits) -> (Self, bool) {
+        let clipped = limits.clip_flow(flow);
+        let summary = flow.summary_within(limits);
+        (
+            FlowView {
+                flow: clipped.value,
+                summary: summary.text,
+            },
+            clipped.truncated || summary.truncated,
+        )
     }
 }
 
@@ -107,16 +198,20 @@ pub struct ErrorFlowView {
     pub issue_id: String,
     /// The occurrence shown, `None` for the issue's latest error.
     pub occurrence: Option<String>,
-    /// The error.
+    /// The error, within the read limits.
     pub error: ErrorRecord,
     /// Its flow, when its trace's spans are stored.
     pub flow: Option<FlowView>,
     /// Why there is no flow.
     pub flow_error: Option<String>,
-    /// The trace's raw log ([`Trace::raw_log`]).
+    /// The trace's raw log ([`Trace::raw_log_within`]).
     pub raw_log: Option<String>,
-    /// The trace's waterfall ([`Trace::waterfall`]).
+    /// The trace's waterfall ([`Trace::waterfall_within`]).
     pub waterfall: Option<String>,
+    /// Whether anything above was cut to the read limits (the texts say
+    /// where: `…` ends a cut text, `… N more … not shown` a cut rendering).
+    #[serde(default)]
+    pub truncated: bool,
 }
 
 /// A span in a trace tree.
@@ -149,11 +244,12 @@ pub struct EdgeView {
     pub errors: u64,
 }
 
-impl From<ServiceEdge> for EdgeView {
-    fn from(e: ServiceEdge) -> Self {
+impl EdgeView {
+    /// An edge with its service names cut to [`TITLE_CHARS`].
+    pub fn brief(e: ServiceEdge) -> Self {
         EdgeView {
-            caller: e.caller,
-            callee: e.callee,
+            caller: title_line(&e.caller),
+            callee: title_line(&e.callee),
             calls: e.calls,
             errors: e.errors,
         }
@@ -165,50 +261,115 @@ impl From<ServiceEdge> for EdgeView {
 pub struct TraceView {
     /// The trace id.
     pub trace_id: TraceId,
-    /// The stored summary.
+    /// The stored summary, as lists show it ([`brief_trace`]).
     pub summary: Option<TraceSummary>,
-    /// The tree in depth-first order.
+    /// The tree in depth-first order: at most the read limit's lines,
+    /// and as many as fit its bytes; each span copied within the limits.
     pub spans: Vec<SpanNodeView>,
-    /// The flow of every failing span without a failing child.
+    /// The flow of every failing span without a failing child, as many as
+    /// fit the read limit's bytes.
     pub flows: Vec<FlowView>,
-    /// [`Trace::waterfall`].
+    /// [`Trace::waterfall_within`].
     pub waterfall: String,
-    /// [`Trace::raw_log`].
+    /// [`Trace::raw_log_within`].
     pub raw_log: String,
     /// Service dependencies within the trace.
     pub dependencies: Vec<EdgeView>,
+    /// Whether anything above was cut to the read limits.
+    #[serde(default)]
+    pub truncated: bool,
+}
+
+/// Counts the bytes of JSON a value serializes to, without keeping them.
+struct JsonSize(usize);
+
+impl std::io::Write for JsonSize {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The size of `value` as JSON.
+fn json_size(value: &impl Serialize) -> usize {
+    let mut size = JsonSize(0);
+    // Writing to a counter cannot fail; a value that cannot serialize
+    // counts as nothing and fails the answer later, where it is reported.
+    let _ = serde_json::to_writer(&mut size, value);
+    size.0
 }
 
 impl TraceView {
-    /// The view of an assembled trace; `width` is the waterfall's bar width.
-    pub fn new(trace: &Trace, summary: Option<TraceSummary>, width: usize) -> Self {
-        let spans = trace
-            .preorder()
-            .iter()
-            .map(|&id| {
-                let node = &trace[id];
-                SpanNodeView {
-                    span: node.span.clone(),
-                    depth: node.depth,
-                    parent: node.parent.map(|p| trace[p].span_id()),
-                    children: node.children.iter().map(|&c| trace[c].span_id()).collect(),
-                    skew_ns: node.skew_ns,
-                    orphan: node.orphan,
-                }
-            })
-            .collect();
+    /// The view of an assembled trace within `limits`; `width` is the
+    /// waterfall's bar width.
+    pub fn new(
+        trace: &Trace,
+        summary: Option<TraceSummary>,
+        width: usize,
+        limits: &ReadLimits,
+    ) -> Self {
+        let view = limits.view();
+        let mut truncated = false;
+        let mut spans = Vec::new();
+        let mut bytes = 0;
+        for &id in trace.preorder().iter().take(view.lines) {
+            let node = &trace[id];
+            let span = view.clip_span(&node.span);
+            truncated |= span.truncated;
+            let children = node.children.len().min(view.lines);
+            truncated |= children < node.children.len();
+            let item = SpanNodeView {
+                span: span.value,
+                depth: node.depth,
+                parent: node.parent.map(|p| trace[p].span_id()),
+                children: node.children[..children]
+                    .iter()
+                    .map(|&c| trace[c].span_id())
+                    .collect(),
+                skew_ns: node.skew_ns,
+                orphan: node.orphan,
+            };
+            bytes += json_size(&item);
+            if bytes > view.bytes {
+                truncated = true;
+                break;
+            }
+            spans.push(item);
+        }
+        truncated |= spans.len() < trace.len();
+        let mut flows = Vec::new();
+        let mut bytes = 0;
+        for flow in failing_flows_iter(trace) {
+            let (flow, cut) = FlowView::within(&flow, &view);
+            truncated |= cut;
+            bytes += json_size(&flow);
+            if bytes > view.bytes {
+                truncated = true;
+                break;
+            }
+            flows.push(flow);
+        }
+        let waterfall = trace.waterfall_within(width, &view);
+        let raw_log = trace.raw_log_within(&view);
+        let edges = trace.service_dependencies();
+        truncated |= waterfall.truncated || raw_log.truncated || edges.len() > view.lines;
         TraceView {
             trace_id: trace.trace_id(),
-            summary,
+            summary: summary.map(|s| brief_trace(s, limits)),
             spans,
-            flows: failing_flows(trace).iter().map(FlowView::from).collect(),
-            waterfall: trace.waterfall(width),
-            raw_log: trace.raw_log(),
-            dependencies: trace
-                .service_dependencies()
+            flows,
+            waterfall: waterfall.text,
+            raw_log: raw_log.text,
+            dependencies: edges
                 .into_iter()
-                .map(EdgeView::from)
+                .take(view.lines)
+                .map(EdgeView::brief)
                 .collect(),
+            truncated,
         }
     }
 }
@@ -216,6 +377,11 @@ impl TraceView {
 /// The flows of the failing spans of a trace that have no failing child
 /// (where the failures started).
 pub fn failing_flows(trace: &Trace) -> Vec<Flow> {
+    failing_flows_iter(trace).collect()
+}
+
+/// [`failing_flows`], one at a time.
+fn failing_flows_iter(trace: &Trace) -> impl Iterator<Item = Flow> + '_ {
     trace
         .preorder()
         .iter()
@@ -251,7 +417,6 @@ pub fn failing_flows(trace: &Trace) -> Vec<Flow> {
             }
             Some(flow)
         })
-        .collect()
 }
 
 /// Dashboard numbers of one project.
@@ -261,10 +426,15 @@ pub struct ProjectStats {
     pub project: String,
     /// Errors per bucket in the window, oldest first.
     pub error_counts: Vec<BucketCount>,
-    /// Errors per service in the window, most first.
+    /// Errors per service in the window, most first (at most the read
+    /// limit's lines).
     pub services: Vec<ServiceCount>,
-    /// Issues first seen in the window, oldest first.
+    /// The latest issues first seen in the window (at most 100), oldest
+    /// first.
     pub new_issues: Vec<IssueView>,
+    /// How many issues were first seen in the window in all.
+    #[serde(default)]
+    pub new_issue_count: u64,
 }
 
 /// `GET /api/stats`.

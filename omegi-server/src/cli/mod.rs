@@ -133,6 +133,12 @@ pub struct ServeArgs {
     /// and notes are kept. `off` keeps everything.
     #[arg(long, env = "OMEGI_RETENTION", default_value = "30d", value_parser = parse_retention)]
     pub retention: Retention,
+    /// How much one read answer shows.
+    #[command(flatten)]
+    pub read_limits: crate::api::limits::ReadLimits,
+    /// What one note may hold.
+    #[command(flatten)]
+    pub note_limits: crate::api::limits::NoteLimitFlags,
 }
 
 /// How long `omegi serve` keeps spans and occurrences.
@@ -571,7 +577,9 @@ async fn serve(cli: &Cli, args: &ServeArgs, out: &mut (dyn Write + Send)) -> Res
     let config = ServeConfig::new(&cli.data, args.listen)
         .webhooks(args.webhooks.iter().filter(|u| !u.is_empty()).cloned())
         .body_limit(args.body_limit)
-        .retention(args.retention.0);
+        .retention(args.retention.0)
+        .read_limits(args.read_limits)
+        .note_limits(args.note_limits);
     let server = Server::start(config).await?;
     writeln!(
         out,

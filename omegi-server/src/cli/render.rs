@@ -195,7 +195,7 @@ pub fn stats(stats: &StatsView) -> String {
             out,
             "\n{} (last {window}): {total} errors, {} new issues",
             p.project,
-            p.new_issues.len()
+            p.new_issue_count.max(p.new_issues.len() as u64)
         );
         for s in &p.services {
             let _ = writeln!(out, "  {:<24} {}", s.service, s.count);
