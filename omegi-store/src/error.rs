@@ -124,6 +124,24 @@ pub enum Error {
     /// The full-text index failed.
     #[error("search index error: {0}")]
     Search(String),
+    /// A note export would overwrite files it did not write, or that were
+    /// changed since it wrote them.
+    #[error(
+        "the export would overwrite {} file(s) it did not write or that changed since: {}; \
+         pass --force (VaultExportOptions::force) to overwrite them",
+        files.len(),
+        files.iter().take(5).map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ")
+    )]
+    ExportWouldOverwrite {
+        /// The files, relative to the export folder.
+        files: Vec<PathBuf>,
+    },
+    /// A symbolic link lies on the way to a file a note export would write.
+    #[error("{path} is a symbolic link: a note export does not follow links")]
+    SymlinkInExport {
+        /// The link.
+        path: PathBuf,
+    },
     /// Reading or writing a file of a Markdown vault failed.
     #[error("{path}: {source}")]
     File {

@@ -160,7 +160,8 @@ pub use search::{
 pub use spans::{TraceQuery, TraceRoot, TraceSummary};
 pub use stats::{Bucket, BucketCount, ProjectSummary, ServiceCount, ServiceInfo, Summary};
 pub use vault::{
-    markdown_files, Subfolders, VaultExport, VaultExportOptions, VaultImport, VaultImportOptions,
+    markdown_files, write_vault, Subfolders, VaultExport, VaultExportOptions, VaultImport,
+    VaultImportOptions,
 };
 
 /// The on-disk schema version this build writes and reads.
