@@ -58,6 +58,11 @@ pub struct ServeConfig {
     /// `503 Service Unavailable` with `Retry-After`, which OTLP exporters
     /// retry.
     pub ingest_wait: Duration,
+    /// Tokens one project or user may hold at once.
+    pub max_tokens: usize,
+    /// How often an open alert stream checks that its token is still valid:
+    /// a revoked token's stream ends within this time.
+    pub stream_recheck: Duration,
 }
 
 impl ServeConfig {
@@ -65,7 +70,8 @@ impl ServeConfig {
     /// (32 MiB decompressed), default retries and spike settings, 30 s to
     /// shut down, no retention (a pass every 10 minutes once it is set),
     /// twice as many OTLP requests at once as there are cores (at least 4),
-    /// each waiting up to 2 s for its turn.
+    /// each waiting up to 2 s for its turn, 100 tokens per project or user,
+    /// alert streams checking their token every 5 s.
     pub fn new(data_dir: impl Into<PathBuf>, listen: SocketAddr) -> Self {
         ServeConfig {
             data_dir: data_dir.into(),
@@ -82,7 +88,22 @@ impl ServeConfig {
                 .map_or(4, |n| n.get() * 2)
                 .max(4),
             ingest_wait: Duration::from_secs(2),
+            max_tokens: crate::auth::DEFAULT_MAX_TOKENS,
+            stream_recheck: Duration::from_secs(5),
         }
+    }
+
+    /// Sets how many tokens one project or user may hold at once.
+    pub fn max_tokens(mut self, max: usize) -> Self {
+        self.max_tokens = max;
+        self
+    }
+
+    /// Sets how often an open alert stream checks that its token is still
+    /// valid.
+    pub fn stream_recheck(mut self, every: Duration) -> Self {
+        self.stream_recheck = every;
+        self
     }
 
     /// Sets how many OTLP requests are read, decoded and stored at once,
@@ -181,6 +202,7 @@ pub struct ShutdownReport {
 #[derive(Debug)]
 pub struct Server {
     addr: SocketAddr,
+    store: Store,
     created: Option<Credentials>,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<Result<ShutdownReport, ServeError>>,
@@ -229,11 +251,15 @@ impl Server {
             ingest_slots: tokio::sync::Semaphore::new(config.ingest_concurrency.max(1)),
             ingest_wait: config.ingest_wait,
             shutdown: shutdown_rx.clone(),
+            max_tokens: config.max_tokens.max(1),
+            stream_recheck: config.stream_recheck.max(Duration::from_millis(10)),
             store,
         });
+        let store = state.store.clone();
         let task = tokio::spawn(serve(listener, state, shutdown_rx, config.shutdown_timeout));
         Ok(Server {
             addr,
+            store,
             created,
             shutdown: shutdown_tx,
             task,
@@ -248,6 +274,11 @@ impl Server {
     /// The base URL, `http://<addr>`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The store the server serves (a clone of its handle).
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     /// The credentials created by this start (first start only).

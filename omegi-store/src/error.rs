@@ -72,6 +72,21 @@ pub enum Error {
         /// The login asked for.
         login: String,
     },
+    /// No project has this id.
+    #[error("no project {id:?}")]
+    ProjectNotFound {
+        /// The id asked for.
+        id: String,
+    },
+    /// No token has this id.
+    #[error("no token {id:?}")]
+    TokenNotFound {
+        /// The id asked for.
+        id: String,
+    },
+    /// A token with this hash is stored already.
+    #[error("a token with this hash exists already")]
+    TokenExists,
     /// No issue has this fingerprint in this project.
     #[error("no issue {fingerprint} in project {project:?}")]
     IssueNotFound {

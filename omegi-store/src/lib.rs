@@ -12,9 +12,14 @@
 //!   [`Store::issues`], [`Store::occurrences`] and [`Store::issue_histogram`]
 //!   for issues, [`Store::error_counts`], [`Store::service_error_counts`],
 //!   [`Store::new_issues`] and [`Store::summary`] for a dashboard.
+//! - Accounts: [`Project`]s, [`User`]s who are members of projects
+//!   ([`Store::add_member`]; admins belong to every project), and
+//!   [`Token`]s with ids, found by their hash in one read
+//!   ([`Store::token_by_hash`]) and revoked at once ([`Store::revoke_token`]).
 //! - Upkeep: [`Store::run_retention`] (also run by a background thread when
-//!   [`Config::retention`] is set), [`Store::export`] and [`Store::import`]
-//!   as JSON lines.
+//!   [`Config::retention`] is set), [`Store::export`] and
+//!   [`Store::import_with`] as JSON lines (accounts only when
+//!   [`ImportOptions::accounts`] says so).
 //!
 //! ```
 //! use omegi_core::{ErrorRecord, ErrorKind, Record, Resource, TraceId, CodeLocation};
@@ -146,9 +151,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-pub use accounts::{Project, User};
+pub use accounts::{AccountsMigration, Project, Token, TokenOwner, User, MAX_TOKEN_LABEL_CHARS};
 pub use error::{Error, Result};
-pub use export::{TransferStats, EXPORT_VERSION};
+pub use export::{ImportOptions, TransferStats, EXPORT_VERSION};
 pub use ingest::IngestReport;
 pub use issues::{Issue, IssueQuery, IssueSort, IssueStatus, Occurrence};
 pub use notes::{NewNote, NoteFilter, NoteLinks, NoteUpdate, Renamed};
@@ -292,6 +297,13 @@ pub(crate) struct Trees {
     pub(crate) users: sled::Tree,
     /// login -> () for the users who administer the accounts
     pub(crate) admins: sled::Tree,
+    /// token hash -> Token
+    pub(crate) tokens: sled::Tree,
+    /// token id -> token hash
+    pub(crate) token_ids: sled::Tree,
+    /// "version" -> u32 of the accounts layout; "migration" -> what the
+    /// last migration did (JSON), until taken
+    pub(crate) accounts_meta: sled::Tree,
     /// note id(16) -> NoteRow
     pub(crate) notes: sled::Tree,
     /// name key, kind(1: title 0, alias 1), created(8), note id(16) -> Owner
@@ -325,6 +337,9 @@ impl Trees {
             projects: db.open_tree("projects")?,
             users: db.open_tree("users")?,
             admins: db.open_tree("admins")?,
+            tokens: db.open_tree("tokens")?,
+            token_ids: db.open_tree("token_ids")?,
+            accounts_meta: db.open_tree("accounts_meta")?,
             notes: db.open_tree("notes")?,
             note_names: db.open_tree("note_names")?,
             note_links: db.open_tree("note_links")?,
@@ -349,6 +364,8 @@ pub(crate) struct Core {
     /// The buffer span segments are encoded into, kept between ingests
     /// (used under the write lock).
     pub(crate) segment_buf: Mutex<Vec<u8>>,
+    /// Account records read (see [`Store::account_reads`]).
+    pub(crate) account_reads: std::sync::atomic::AtomicU64,
 }
 
 impl Core {
@@ -409,6 +426,7 @@ impl Store {
             .unwrap_or_else(|| PathBuf::from("<temporary>"));
         check_schema(&db, &shown_path)?;
         let trees = Trees::open(db)?;
+        accounts::migrate(&trees)?;
         let notes = notes::NoteState::open(config.path.as_deref())?;
         let core = Arc::new(Core {
             t: trees,
@@ -418,6 +436,7 @@ impl Store {
             last_retention: Mutex::new(None),
             notes,
             segment_buf: Mutex::new(Vec::new()),
+            account_reads: std::sync::atomic::AtomicU64::new(0),
         });
         let worker = match core.config.retention {
             Some(_) => Some(retention::Worker::start(Arc::clone(&core))?),
