@@ -213,7 +213,7 @@ impl Server {
     /// admin user on first start, binds the address and starts serving on
     /// the current Tokio runtime.
     pub async fn start(config: ServeConfig) -> Result<Server, ServeError> {
-        std::fs::create_dir_all(&config.data_dir).map_err(|source| ServeError::DataDir {
+        create_data_dir(&config.data_dir).map_err(|source| ServeError::DataDir {
             path: config.data_dir.clone(),
             source,
         })?;
@@ -301,6 +301,35 @@ impl Server {
         tracing::info!("shutting down");
         self.shutdown().await
     }
+}
+
+/// Creates the data directory readable by its owner only (0700 on Unix).
+/// An existing one is left as it is, with a warning when others may read
+/// it: it may be a directory the operator chose for more than Omegi.
+fn create_data_dir(path: &std::path::Path) -> std::io::Result<()> {
+    if path.exists() {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(path)?.permissions().mode();
+            if mode & 0o077 != 0 {
+                tracing::warn!(
+                    path = %path.display(),
+                    mode = format!("{:o}", mode & 0o777),
+                    "the data directory is open to other users; `chmod 700` it"
+                );
+            }
+        }
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(path)
 }
 
 async fn serve(

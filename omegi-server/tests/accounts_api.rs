@@ -819,6 +819,16 @@ async fn offline_cli(data: &std::path::Path, args: &[&str]) -> Result<String, St
     Ok(String::from_utf8(out).expect("UTF-8 output"))
 }
 
+#[cfg(unix)]
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::symlink_metadata(path)
+        .expect("the file exists")
+        .permissions()
+        .mode()
+        & 0o777
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_import_says_what_accounts_it_brings_and_takes_them_only_when_asked() {
     tokio::time::timeout(LIMIT, async {
@@ -836,6 +846,8 @@ async fn an_import_says_what_accounts_it_brings_and_takes_them_only_when_asked()
         offline_cli(s.dir.path(), &["export", &file_arg])
             .await
             .expect("export");
+        #[cfg(unix)]
+        assert_eq!(mode(&file), 0o600, "the export holds token hashes");
 
         // Without --accounts: data in, accounts counted and skipped.
         let data_only = tempfile::tempdir().unwrap();
@@ -890,6 +902,83 @@ async fn an_import_says_what_accounts_it_brings_and_takes_them_only_when_asked()
             .unwrap();
         assert_eq!(issues.as_array().map(Vec::len), Some(1), "{issues}");
         server.shutdown().await.expect("a clean shutdown");
+    })
+    .await
+    .expect("within the time limit");
+}
+
+/// `omegi notes export DIR [--force]` as the admin.
+async fn notes_export(s: &TestServer, dir: &str, force: bool) -> Result<String, String> {
+    let mut args = vec!["--token", s.user.as_str(), "notes", "export", dir];
+    if force {
+        args.push("--force");
+    }
+    s.try_cli(&args).await
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_omegi_writes_is_private_and_note_export_follows_no_link() {
+    tokio::time::timeout(LIMIT, async {
+        let parent = tempfile::tempdir().unwrap();
+        let data = parent.path().join("omegi-data");
+        let s = TestServer::start_with(|mut c| {
+            c.data_dir = data.clone();
+            c
+        })
+        .await;
+        assert_eq!(mode(&data), 0o700);
+        assert_eq!(mode(&data.join("credentials.json")), 0o600);
+        assert_eq!(mode(&data.join("store")), 0o700);
+        assert_eq!(mode(&data.join("store/db")), 0o600);
+        assert_eq!(mode(&data.join("store/conf")), 0o600);
+
+        let (status, _) = s
+            .post(
+                "/api/notes",
+                &s.user,
+                json!({ "title": "Runbook", "body": "Restart it." }),
+            )
+            .await;
+        assert_eq!(status, 201);
+        let vault = parent.path().join("vault");
+        let vault_arg = vault.display().to_string();
+        let export = |force: bool| notes_export(&s, &vault_arg, force);
+        // A link planted where the note's file goes is not followed.
+        std::fs::create_dir(&vault).unwrap();
+        let victim = parent.path().join("victim.txt");
+        std::fs::write(&victim, "keep me").unwrap();
+        std::os::unix::fs::symlink(&victim, vault.join("Runbook.md")).unwrap();
+        let refused = export(false).await.unwrap_err();
+        assert!(refused.contains("--force"), "{refused}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me");
+        export(true).await.expect("forced, the link is replaced");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me");
+        assert_eq!(mode(&vault.join("Runbook.md")), 0o600);
+        // A file someone wrote there is not overwritten without --force.
+        std::fs::write(vault.join("Runbook.md"), "mine").unwrap();
+        assert!(export(false).await.is_err());
+        assert_eq!(
+            std::fs::read_to_string(vault.join("Runbook.md")).unwrap(),
+            "mine"
+        );
+        // What the export wrote itself is rewritten.
+        export(true).await.unwrap();
+        export(false).await.expect("its own, unchanged files");
+        let fresh = parent.path().join("fresh/vault");
+        s.try_cli(&[
+            "--token",
+            &s.user,
+            "notes",
+            "export",
+            &fresh.display().to_string(),
+        ])
+        .await
+        .unwrap();
+        assert_eq!(mode(&fresh), 0o700);
+        assert_eq!(mode(&fresh.join("Runbook.md")), 0o600);
+
+        s.server.shutdown().await.expect("a clean shutdown");
     })
     .await
     .expect("within the time limit");

@@ -126,6 +126,10 @@
 //! # }
 //! ```
 //!
+//! The data directory is created readable by its owner only (0700), and
+//! opening a store makes the files the engine and the index keep there
+//! 0600.
+//!
 //! The full-text index lives in `search/` inside the data directory. It
 //! derives from the notes: when it is missing or behind them, opening the
 //! store rebuilds it ([`Store::rebuild_search_index`] does it on demand).
@@ -417,6 +421,7 @@ impl Store {
             .cache_capacity(config.cache_capacity)
             .segment_size(config.segment_size);
         if let Some(path) = &config.path {
+            private_dir(path)?;
             sled_config = sled_config.path(path);
         }
         let db = sled_config.open()?;
@@ -428,6 +433,9 @@ impl Store {
         let trees = Trees::open(db)?;
         accounts::migrate(&trees)?;
         let notes = notes::NoteState::open(config.path.as_deref())?;
+        if let Some(path) = &config.path {
+            make_private(path)?;
+        }
         let core = Arc::new(Core {
             t: trees,
             write_lock: Mutex::new(()),
@@ -481,6 +489,83 @@ impl Store {
     pub fn was_recovered(&self) -> bool {
         self.core().t.db.was_recovered()
     }
+}
+
+/// Creates the data directory readable by its owner only (0700 on Unix)
+/// when it is missing.
+fn private_dir(path: &Path) -> Result<()> {
+    if path.exists() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(path).map_err(|source| Error::File {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Makes an opened store's directory and the files the engine and the
+/// search index keep in it private to their owner: directories 0700, files
+/// 0600 (also in data directories made by earlier versions). Only the
+/// entries the store itself creates are touched; symbolic links are not
+/// followed.
+fn make_private(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fn set(path: &Path, dir: bool) -> Result<()> {
+            let mode = if dir { 0o700 } else { 0o600 };
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(
+                |source| Error::File {
+                    path: path.to_owned(),
+                    source,
+                },
+            )
+        }
+        fn walk(path: &Path) -> Result<()> {
+            let io = |source| Error::File {
+                path: path.to_owned(),
+                source,
+            };
+            let kind = std::fs::symlink_metadata(path).map_err(io)?.file_type();
+            if kind.is_dir() {
+                set(path, true)?;
+                for entry in std::fs::read_dir(path).map_err(io)? {
+                    walk(&entry.map_err(io)?.path())?;
+                }
+            } else if kind.is_file() {
+                set(path, false)?;
+            }
+            Ok(())
+        }
+        set(path, true)?;
+        let entries = std::fs::read_dir(path).map_err(|source| Error::File {
+            path: path.to_owned(),
+            source,
+        })?;
+        for entry in entries {
+            let entry = entry.map_err(|source| Error::File {
+                path: path.to_owned(),
+                source,
+            })?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let ours = matches!(name.as_ref(), "conf" | "db" | "blobs" | "search")
+                || name.starts_with("snap.");
+            if ours {
+                walk(&entry.path())?;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 /// Writes the schema marker into a new database, or checks the one found.

@@ -407,3 +407,47 @@ fn opening_accounts_from_before_memberships_migrates_them_once() {
     assert_eq!(store.tokens(None).unwrap(), tokens);
     assert_eq!(store.take_accounts_migration().unwrap(), None);
 }
+
+#[cfg(unix)]
+#[test]
+fn the_data_directory_is_private_to_its_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode =
+        |p: &std::path::Path| std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o777;
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("new/store");
+    let store = Store::open(&dir).unwrap();
+    store
+        .create_note(omegi_store::NewNote::new("kim", "Runbook", "text"))
+        .unwrap();
+    store.flush().unwrap();
+    drop(store);
+    // Reopening makes whatever the engine and the index added private too.
+    drop(Store::open(&dir).unwrap());
+    assert_eq!(mode(&dir), 0o700);
+    let mut seen = 0;
+    let mut stack = vec![dir.clone()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            seen += 1;
+            if path.is_dir() {
+                assert_eq!(mode(&path), 0o700, "{}", path.display());
+                stack.push(path);
+            } else {
+                assert_eq!(mode(&path), 0o600, "{}", path.display());
+            }
+        }
+    }
+    assert!(seen >= 3, "conf, db and the search index at least");
+
+    // A store directory made by an earlier version, readable by everyone,
+    // is made private when opened.
+    let old = parent.path().join("old");
+    drop(Store::open(&old).unwrap());
+    std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(old.join("db"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    drop(Store::open(&old).unwrap());
+    assert_eq!(mode(&old), 0o700);
+    assert_eq!(mode(&old.join("db")), 0o600);
+}

@@ -3,7 +3,8 @@
 //! on-disk schema versions). Both open the data directory directly, so the
 //! server must not be running on it.
 //!
-//! An import says what accounts
+//! The export file holds the accounts with their token hashes: it is
+//! written readable by its owner only (0600). An import says what accounts
 //! the file brings and takes them only with `--accounts`: a file alone must
 //! not create admins or let its tokens in.
 
@@ -37,6 +38,25 @@ pub struct ImportArgs {
     pub accounts: bool,
 }
 
+/// Creates (or truncates) `file` readable and writable by its owner only
+/// (0600 on Unix), also when it existed with a wider mode.
+fn create_private(file: &Path) -> std::io::Result<File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let handle = options.open(file)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        handle.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(handle)
+}
+
 #[derive(Serialize)]
 struct Moved {
     file: PathBuf,
@@ -60,7 +80,7 @@ pub async fn export(cli: &Cli, args: &DataFileArgs, out: &mut dyn Write) -> Resu
             )));
         }
         let store = Store::open(&store_path).map_err(store_error(&store_path))?;
-        let target = File::create(&file).map_err(|e| file_error("create", &file, e))?;
+        let target = create_private(&file).map_err(|e| file_error("create", &file, e))?;
         let mut writer = BufWriter::new(target);
         let stats = store
             .export(&mut writer)
