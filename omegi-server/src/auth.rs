@@ -2,20 +2,24 @@
 //!
 //! Projects have *ingest tokens* (sent by services to `/v1/traces` and
 //! `/v1/logs`), users have *API tokens* (for `/api/`). Both travel as
-//! `Authorization: Bearer <token>`. Only the SHA-256 of a token is stored
-//! (`sha256:<hex>` in [`Project::token_hash`] and [`User::token_hash`]); the
-//! token itself is shown once, when it is created.
+//! `Authorization: Bearer <token>`. A project or user may have several
+//! tokens (one per service, one per laptop), each with an id and a label.
+//! Only the SHA-256 of a token is stored ([`omegi_store::Token::hash`],
+//! `sha256:<hex>`); the token itself is shown once, when it is created.
+//!
+//! [`Authenticator::authenticate`] finds a token by its hash in the store:
+//! one point read per request, whether the token exists or not, and no
+//! cache, so that a revoked token ([`omegi_store::Store::revoke_token`]) is
+//! refused at once by every server sharing the store.
 //!
 //! On first start [`bootstrap`] creates the project `default` and the user
 //! `admin` and saves their tokens in `<data>/credentials.json` (mode 0600),
 //! where the CLI on the same machine finds them.
 
-use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
 
-use omegi_store::{Project, Store, User};
+use omegi_store::{Project, Store, Token, TokenOwner, User};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -28,6 +32,15 @@ pub const DEFAULT_PROJECT: &str = "default";
 /// The user created on first start.
 pub const ADMIN_USER: &str = "admin";
 
+/// The label of the token a new project or user gets.
+pub const FIRST_TOKEN_LABEL: &str = "default";
+
+/// Tokens one project or user may hold at once, unless configured.
+pub const DEFAULT_MAX_TOKENS: usize = 100;
+
+/// How often a token's last use is recorded at most: once a minute.
+pub const LAST_USED_RESOLUTION_NS: u64 = 60_000_000_000;
+
 /// What a token is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenKind {
@@ -35,6 +48,16 @@ pub enum TokenKind {
     Ingest,
     /// A user's API token (`omegi_u_…`).
     User,
+}
+
+impl TokenKind {
+    /// The kind of token `owner` holds.
+    pub fn of(owner: &TokenOwner) -> Self {
+        match owner {
+            TokenOwner::Project(_) => TokenKind::Ingest,
+            TokenOwner::User(_) => TokenKind::User,
+        }
+    }
 }
 
 /// A new random token: a prefix saying what it is for and 256 random bits
@@ -51,11 +74,12 @@ pub fn new_token(kind: TokenKind) -> String {
 
 /// The stored form of a token: `sha256:<hex>`.
 pub fn hash_token(token: &str) -> String {
+    use std::fmt::Write as _;
     let digest = Sha256::digest(token.as_bytes());
     let mut out = String::with_capacity(7 + 64);
     out.push_str("sha256:");
     for byte in digest {
-        out.push_str(&format!("{byte:02x}"));
+        let _ = write!(out, "{byte:02x}");
     }
     out
 }
@@ -76,65 +100,42 @@ pub enum Principal {
     User(String),
 }
 
-/// Checks tokens against the hashes in the store, with a cache of the
-/// hashes seen so far (refreshed from the store on a miss).
-#[derive(Debug)]
+impl From<TokenOwner> for Principal {
+    fn from(owner: TokenOwner) -> Self {
+        match owner {
+            TokenOwner::Project(id) => Principal::Project(id),
+            TokenOwner::User(login) => Principal::User(login),
+        }
+    }
+}
+
+/// Checks tokens against the store: one point read by the token's hash
+/// per check, no cache.
+#[derive(Debug, Clone)]
 pub struct Authenticator {
     store: Store,
-    cache: RwLock<HashMap<String, Principal>>,
 }
 
 impl Authenticator {
-    /// An authenticator over the projects and users of `store`.
+    /// An authenticator over the tokens of `store`.
     pub fn new(store: Store) -> Self {
-        Authenticator {
-            store,
-            cache: RwLock::new(HashMap::new()),
-        }
+        Authenticator { store }
     }
 
-    /// Who `token` belongs to, or `None` for an unknown token.
+    /// Who `token` belongs to, or `None` for a token nobody has (never
+    /// had, or revoked). Records the token's use, at most once a minute.
     pub fn authenticate(&self, token: &str) -> Result<Option<Principal>, omegi_store::Error> {
-        let hash = hash_token(token);
-        if let Some(p) = self.read_cache().get(&hash) {
-            return Ok(Some(p.clone()));
+        let Some(found) = self.store.token_by_hash(&hash_token(token))? else {
+            return Ok(None);
+        };
+        if let Err(error) =
+            self.store
+                .touch_token(&found, crate::api::now_ns(), LAST_USED_RESOLUTION_NS)
+        {
+            // Recording the last use is a courtesy; the request goes on.
+            tracing::warn!(%error, token = %found.id, "could not record a token's last use");
         }
-        let fresh = self.load()?;
-        let found = fresh.get(&hash).cloned();
-        *self
-            .cache
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = fresh;
-        Ok(found)
-    }
-
-    /// Forgets the cached hashes (after a token changed).
-    pub fn invalidate(&self) {
-        self.cache
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clear();
-    }
-
-    fn read_cache(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Principal>> {
-        self.cache
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn load(&self) -> Result<HashMap<String, Principal>, omegi_store::Error> {
-        let mut map = HashMap::new();
-        for project in self.store.projects()? {
-            if let Some(hash) = project.token_hash {
-                map.insert(hash, Principal::Project(project.id));
-            }
-        }
-        for user in self.store.users()? {
-            if let Some(hash) = user.token_hash {
-                map.insert(hash, Principal::User(user.login));
-            }
-        }
-        Ok(map)
+        Ok(Some(found.owner.into()))
     }
 }
 
@@ -239,8 +240,9 @@ pub fn write_credentials(
     Ok(())
 }
 
-/// Creates a project with a fresh ingest token; returns the project and
-/// the token. Fails with [`AccountError::Exists`] if the id is taken.
+/// Creates a project with a fresh ingest token (labelled
+/// [`FIRST_TOKEN_LABEL`]); returns the project and the token. Fails with
+/// [`AccountError::Exists`] if the id is taken.
 pub fn create_project(store: &Store, id: &str) -> Result<(Project, String), AccountError> {
     check_account_name("project", id)?;
     if store.project(id)?.is_some() {
@@ -249,20 +251,26 @@ pub fn create_project(store: &Store, id: &str) -> Result<(Project, String), Acco
             name: id.to_owned(),
         });
     }
-    let token = new_token(TokenKind::Ingest);
-    let mut project = Project::new(id);
-    project.token_hash = Some(hash_token(&token));
+    let project = Project::new(id);
     store.put_project(&project)?;
+    let (_, token) = issue_token(
+        store,
+        TokenOwner::Project(project.id.clone()),
+        FIRST_TOKEN_LABEL,
+        DEFAULT_MAX_TOKENS,
+    )?;
     Ok((project, token))
 }
 
-/// Creates a user with a fresh API token, an admin if `admin`; returns the
-/// user and the token. Fails with [`AccountError::Exists`] if the login is
-/// taken.
+/// Creates a user with a fresh API token (labelled [`FIRST_TOKEN_LABEL`]),
+/// an admin if `admin`, a member of `projects`; returns the user and the
+/// token. Fails with [`AccountError::Exists`] if the login is taken and
+/// with [`AccountError::NotFound`] for a project that does not exist.
 pub fn create_user(
     store: &Store,
     login: &str,
     admin: bool,
+    projects: &[String],
 ) -> Result<(User, String), AccountError> {
     check_account_name("user", login)?;
     if store.user(login)?.is_some() {
@@ -271,17 +279,83 @@ pub fn create_user(
             name: login.to_owned(),
         });
     }
-    let token = new_token(TokenKind::User);
+    for id in projects {
+        if store.project(id)?.is_none() {
+            return Err(AccountError::NotFound {
+                what: "project",
+                name: id.clone(),
+            });
+        }
+    }
     let mut user = User::new(login);
-    user.token_hash = Some(hash_token(&token));
+    user.projects = projects.to_vec();
     store.put_user(&user)?;
     if admin {
         store.set_admin(login, true)?;
     }
+    let (_, token) = issue_token(
+        store,
+        TokenOwner::User(user.login.clone()),
+        FIRST_TOKEN_LABEL,
+        DEFAULT_MAX_TOKENS,
+    )?;
+    let user = store.user(login)?.unwrap_or(user);
     Ok((user, token))
 }
 
-/// Why a project or user could not be created.
+/// Issues a new token for `owner` with this label; returns the stored
+/// token and the token itself (shown once). Fails with
+/// [`AccountError::TooManyTokens`] when the owner holds `max_tokens`
+/// already.
+pub fn issue_token(
+    store: &Store,
+    owner: TokenOwner,
+    label: &str,
+    max_tokens: usize,
+) -> Result<(Token, String), AccountError> {
+    check_token_count(store, &owner, max_tokens)?;
+    let secret = new_token(TokenKind::of(&owner));
+    let token = store.add_token(owner, &hash_token(&secret), label)?;
+    Ok((token, secret))
+}
+
+/// Replaces the token `id` by a new one with the same owner and label,
+/// revoking the old one in the same step unless `keep_old`; returns the
+/// new token, the token itself (shown once) and the revoked one.
+pub fn rotate_token(
+    store: &Store,
+    id: &str,
+    keep_old: bool,
+    max_tokens: usize,
+) -> Result<(Token, String, Option<Token>), AccountError> {
+    let old = store.token(id)?.ok_or_else(|| AccountError::NotFound {
+        what: "token",
+        name: id.to_owned(),
+    })?;
+    if keep_old {
+        check_token_count(store, &old.owner, max_tokens)?;
+    }
+    let secret = new_token(TokenKind::of(&old.owner));
+    let (token, revoked) = store.rotate_token(id, &hash_token(&secret), !keep_old)?;
+    Ok((token, secret, revoked))
+}
+
+fn check_token_count(
+    store: &Store,
+    owner: &TokenOwner,
+    max_tokens: usize,
+) -> Result<(), AccountError> {
+    let held = store.tokens(Some(owner))?.len();
+    if held >= max_tokens {
+        return Err(AccountError::TooManyTokens {
+            owner: owner.to_string(),
+            max: max_tokens,
+        });
+    }
+    Ok(())
+}
+
+/// Why an account or token could not be created or changed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AccountError {
@@ -300,6 +374,22 @@ pub enum AccountError {
         what: &'static str,
         /// The name.
         name: String,
+    },
+    /// A project, user or token named in the request does not exist.
+    #[error("no {what} {name:?}")]
+    NotFound {
+        /// "project", "user" or "token".
+        what: &'static str,
+        /// The name or id.
+        name: String,
+    },
+    /// The owner holds as many tokens as allowed.
+    #[error("{owner} holds {max} tokens, the most allowed: revoke one first")]
+    TooManyTokens {
+        /// The project or user.
+        owner: String,
+        /// The limit.
+        max: usize,
     },
     /// The store failed.
     #[error(transparent)]
@@ -327,7 +417,9 @@ fn check_account_name(what: &'static str, name: &str) -> Result<(), AccountError
 /// the user `admin` (an admin) when there is no user, and saves the new
 /// tokens in `<data>/credentials.json` (keeping what the file already had).
 /// A store without any admin (data from before there were admins, when
-/// every user could create accounts) makes every user an admin. Returns the
+/// every user could create accounts) makes every user an admin. What
+/// opening the store migrated from before memberships
+/// ([`Store::take_accounts_migration`]) is logged, once. Returns the
 /// credentials created now, `None` when nothing was created.
 pub fn bootstrap(store: &Store, data_dir: &Path) -> Result<Option<Credentials>, CredentialsError> {
     let mut created = Credentials::default();
@@ -339,7 +431,7 @@ pub fn bootstrap(store: &Store, data_dir: &Path) -> Result<Option<Credentials>, 
         });
     }
     if store.users()?.is_empty() {
-        let (user, token) = create_user(store, ADMIN_USER, true)?;
+        let (user, token) = create_user(store, ADMIN_USER, true, &[])?;
         created.user = Some(NamedToken {
             name: user.login,
             token,
@@ -349,6 +441,10 @@ pub fn bootstrap(store: &Store, data_dir: &Path) -> Result<Option<Credentials>, 
         for user in store.users()? {
             store.set_admin(&user.login, true)?;
         }
+        store.flush()?;
+    }
+    if let Some(migration) = store.take_accounts_migration()? {
+        tracing::warn!("{migration}");
         store.flush()?;
     }
     if created.project.is_none() && created.user.is_none() {
@@ -413,8 +509,16 @@ mod tests {
             assert_eq!(mode & 0o777, 0o600);
         }
         // Only hashes are stored.
-        let stored = store.project(DEFAULT_PROJECT).unwrap().unwrap();
-        assert_eq!(stored.token_hash, Some(hash_token(&project.token)));
+        let stored = store.tokens(None).unwrap();
+        assert_eq!(stored.len(), 2);
+        assert!(stored.iter().all(|t| t.label == FIRST_TOKEN_LABEL));
+        assert_eq!(
+            store
+                .token_by_hash(&hash_token(&project.token))
+                .unwrap()
+                .map(|t| t.owner),
+            Some(TokenOwner::Project(DEFAULT_PROJECT.into()))
+        );
         assert!(bootstrap(&store, dir.path()).unwrap().is_none());
 
         let auth = Authenticator::new(store.clone());
@@ -427,7 +531,7 @@ mod tests {
             Some(Principal::User(ADMIN_USER.into()))
         );
         assert_eq!(auth.authenticate("nope").unwrap(), None);
-        // A project created later is found on a cache miss.
+        // A project created later is found at once.
         let (_, token) = create_project(&store, "shop").unwrap();
         assert_eq!(
             auth.authenticate(&token).unwrap(),
@@ -438,16 +542,58 @@ mod tests {
             Err(AccountError::Exists { .. })
         ));
         assert!(matches!(
-            create_user(&store, "bad name", false),
+            create_user(&store, "bad name", false, &[]),
             Err(AccountError::InvalidName { .. })
         ));
         // The first user is the admin; later ones are admins only if asked.
         assert_eq!(store.admins().unwrap(), [ADMIN_USER]);
-        create_user(&store, "kim", false).unwrap();
-        create_user(&store, "lee", true).unwrap();
+        create_user(&store, "kim", false, &["shop".into()]).unwrap();
+        create_user(&store, "lee", true, &[]).unwrap();
+        assert_eq!(store.user("kim").unwrap().unwrap().projects, ["shop"]);
+        assert!(matches!(
+            create_user(&store, "ann", false, &["nope".into()]),
+            Err(AccountError::NotFound { .. })
+        ));
+        assert!(store.user("ann").unwrap().is_none());
         assert_eq!(store.admins().unwrap(), [ADMIN_USER, "lee"]);
         assert!(bootstrap(&store, dir.path()).unwrap().is_none());
         assert!(!store.is_admin("kim").unwrap());
+    }
+
+    #[test]
+    fn tokens_are_issued_rotated_and_bounded() {
+        let store = Store::temporary().unwrap();
+        let (_, first) = create_project(&store, "shop").unwrap();
+        let auth = Authenticator::new(store.clone());
+        let shop = || Some(Principal::Project("shop".into()));
+        let (gateway, secret) =
+            issue_token(&store, TokenOwner::Project("shop".into()), "gateway", 3).unwrap();
+        assert!(secret.starts_with("omegi_i_"));
+        assert_eq!(auth.authenticate(&secret).unwrap(), shop());
+        assert_eq!(auth.authenticate(&first).unwrap(), shop());
+        // The third token fills the budget; rotating while keeping the old
+        // one would exceed it, replacing it does not.
+        issue_token(&store, TokenOwner::Project("shop".into()), "payment", 3).unwrap();
+        assert!(matches!(
+            issue_token(&store, TokenOwner::Project("shop".into()), "more", 3),
+            Err(AccountError::TooManyTokens { max: 3, .. })
+        ));
+        assert!(matches!(
+            rotate_token(&store, &gateway.id, true, 3),
+            Err(AccountError::TooManyTokens { .. })
+        ));
+        let (new, new_secret, revoked) = rotate_token(&store, &gateway.id, false, 3).unwrap();
+        assert_eq!(revoked.map(|t| t.id), Some(gateway.id.clone()));
+        assert_eq!(new.label, "gateway");
+        assert_eq!(auth.authenticate(&secret).unwrap(), None);
+        assert_eq!(auth.authenticate(&new_secret).unwrap(), shop());
+        assert!(matches!(
+            rotate_token(&store, &gateway.id, false, 3),
+            Err(AccountError::NotFound { what: "token", .. })
+        ));
+        // Using a token records when, coarsely.
+        let used = store.token(&new.id).unwrap().unwrap();
+        assert!(used.last_used_ns.is_some());
     }
 
     #[test]

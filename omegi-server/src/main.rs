@@ -13,6 +13,15 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    // Everything the binary creates (the store's files as the engine adds
+    // them, exports, note exports, credentials) is private to its user:
+    // files 0600, directories 0700.
+    #[cfg(unix)]
+    // SAFETY: umask only sets the process's file mode mask; it cannot fail
+    // and touches no memory.
+    unsafe {
+        libc::umask(0o077);
+    }
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("OMEGI_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

@@ -63,6 +63,11 @@ pub struct ServeConfig {
     pub read_limits: ReadLimits,
     /// What one note may hold and how far its embeds are expanded.
     pub note_limits: NoteLimitFlags,
+    /// Tokens one project or user may hold at once.
+    pub max_tokens: usize,
+    /// How often an open alert stream checks that its token is still valid:
+    /// a revoked token's stream ends within this time.
+    pub stream_recheck: Duration,
 }
 
 impl ServeConfig {
@@ -70,7 +75,8 @@ impl ServeConfig {
     /// (32 MiB decompressed), default retries and spike settings, 30 s to
     /// shut down, no retention (a pass every 10 minutes once it is set),
     /// twice as many OTLP requests at once as there are cores (at least 4),
-    /// each waiting up to 2 s for its turn.
+    /// each waiting up to 2 s for its turn, 100 tokens per project or user,
+    /// alert streams checking their token every 5 s.
     pub fn new(data_dir: impl Into<PathBuf>, listen: SocketAddr) -> Self {
         ServeConfig {
             data_dir: data_dir.into(),
@@ -89,6 +95,8 @@ impl ServeConfig {
             ingest_wait: Duration::from_secs(2),
             read_limits: ReadLimits::default(),
             note_limits: NoteLimitFlags::default(),
+            max_tokens: crate::auth::DEFAULT_MAX_TOKENS,
+            stream_recheck: Duration::from_secs(5),
         }
     }
 
@@ -101,6 +109,19 @@ impl ServeConfig {
     /// Sets what one note may hold and how far its embeds are expanded.
     pub fn note_limits(mut self, limits: NoteLimitFlags) -> Self {
         self.note_limits = limits;
+        self
+    }
+
+    /// Sets how many tokens one project or user may hold at once.
+    pub fn max_tokens(mut self, max: usize) -> Self {
+        self.max_tokens = max;
+        self
+    }
+
+    /// Sets how often an open alert stream checks that its token is still
+    /// valid.
+    pub fn stream_recheck(mut self, every: Duration) -> Self {
+        self.stream_recheck = every;
         self
     }
 
@@ -200,6 +221,7 @@ pub struct ShutdownReport {
 #[derive(Debug)]
 pub struct Server {
     addr: SocketAddr,
+    store: Store,
     created: Option<Credentials>,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<Result<ShutdownReport, ServeError>>,
@@ -210,7 +232,7 @@ impl Server {
     /// admin user on first start, binds the address and starts serving on
     /// the current Tokio runtime.
     pub async fn start(config: ServeConfig) -> Result<Server, ServeError> {
-        std::fs::create_dir_all(&config.data_dir).map_err(|source| ServeError::DataDir {
+        create_data_dir(&config.data_dir).map_err(|source| ServeError::DataDir {
             path: config.data_dir.clone(),
             source,
         })?;
@@ -251,11 +273,15 @@ impl Server {
             ingest_wait: config.ingest_wait,
             shutdown: shutdown_rx.clone(),
             read_limits: config.read_limits,
+            max_tokens: config.max_tokens.max(1),
+            stream_recheck: config.stream_recheck.max(Duration::from_millis(10)),
             store,
         });
+        let store = state.store.clone();
         let task = tokio::spawn(serve(listener, state, shutdown_rx, config.shutdown_timeout));
         Ok(Server {
             addr,
+            store,
             created,
             shutdown: shutdown_tx,
             task,
@@ -270,6 +296,11 @@ impl Server {
     /// The base URL, `http://<addr>`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The store the server serves (a clone of its handle).
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     /// The credentials created by this start (first start only).
@@ -292,6 +323,35 @@ impl Server {
         tracing::info!("shutting down");
         self.shutdown().await
     }
+}
+
+/// Creates the data directory readable by its owner only (0700 on Unix).
+/// An existing one is left as it is, with a warning when others may read
+/// it: it may be a directory the operator chose for more than Omegi.
+fn create_data_dir(path: &std::path::Path) -> std::io::Result<()> {
+    if path.exists() {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(path)?.permissions().mode();
+            if mode & 0o077 != 0 {
+                tracing::warn!(
+                    path = %path.display(),
+                    mode = format!("{:o}", mode & 0o777),
+                    "the data directory is open to other users; `chmod 700` it"
+                );
+            }
+        }
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(path)
 }
 
 async fn serve(

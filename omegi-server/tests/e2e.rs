@@ -697,10 +697,14 @@ async fn export_and_import_move_a_data_directory() {
         assert!(said.contains("9 spans, 1 issues, 3 occurrences"), "{said}");
 
         let fresh = tempfile::tempdir().unwrap();
-        let said = offline_cli(fresh.path(), &["import", &file_arg])
+        let said = offline_cli(fresh.path(), &["import", &file_arg, "--accounts"])
             .await
             .expect("import succeeds");
         assert!(said.contains("9 spans, 1 issues, 3 occurrences"), "{said}");
+        assert!(
+            said.contains("accounts imported: 1 projects, 1 users"),
+            "{said}"
+        );
         // The new directory holds the same data: its export is the same text.
         let again = fresh.path().join("again.jsonl");
         offline_cli(fresh.path(), &["export", &again.display().to_string()])

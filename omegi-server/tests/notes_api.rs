@@ -68,13 +68,14 @@ impl TestServer {
         serde_json::from_value(value).expect("JSON of the expected shape")
     }
 
+    /// A user who is a member of the default project.
     async fn add_user(&self, login: &str) -> String {
         let created: Value = self
             .ok(
                 Method::POST,
                 "/api/users",
                 &self.user,
-                Some(json!({ "login": login })),
+                Some(json!({ "login": login, "projects": ["default"] })),
             )
             .await;
         created["token"]

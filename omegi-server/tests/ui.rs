@@ -277,10 +277,10 @@ fn every_screen_works_in_a_browser() -> Result {
     std::fs::create_dir_all(&shots)?;
     let runtime = tokio::runtime::Runtime::new()?;
     let data = tempfile::tempdir()?;
-    let server = runtime.block_on(Server::start(ServeConfig::new(
-        data.path(),
-        "127.0.0.1:0".parse()?,
-    )))?;
+    let server = runtime.block_on(Server::start(
+        ServeConfig::new(data.path(), "127.0.0.1:0".parse()?)
+            .stream_recheck(Duration::from_millis(200)),
+    ))?;
     let base = server.url();
     let credentials = server
         .created_credentials()
@@ -594,6 +594,38 @@ fn every_screen_works_in_a_browser() -> Result {
         "document.querySelectorAll('table.issues tbody tr').length === 3",
     )?;
     screenshot(&tab, &shots, "issues-narrow")?;
+
+    // Revoking the token the page uses ends its alert stream, and the page
+    // signs out.
+    wait_for(
+        &tab,
+        "the alert stream",
+        "document.body.dataset.alerts === 'open'",
+    )?;
+    runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let tokens: Value = client
+            .get(format!("{base}/api/tokens"))
+            .bearer_auth(&user.token)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let id = tokens[0]["id"].as_str().ok_or("a token id")?.to_owned();
+        let status = client
+            .delete(format!("{base}/api/tokens/{id}"))
+            .bearer_auth(&user.token)
+            .send()
+            .await?
+            .status();
+        assert_eq!(status, 200);
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+    })?;
+    wait_for(
+        &tab,
+        "the sign-in page after the token was revoked",
+        "location.hash.startsWith('#/signin') && document.body.innerText.includes('Your token was revoked')",
+    )?;
 
     runtime.block_on(server.shutdown())?;
     println!("ui test took {:?}", started.elapsed());

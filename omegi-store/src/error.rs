@@ -72,6 +72,21 @@ pub enum Error {
         /// The login asked for.
         login: String,
     },
+    /// No project has this id.
+    #[error("no project {id:?}")]
+    ProjectNotFound {
+        /// The id asked for.
+        id: String,
+    },
+    /// No token has this id.
+    #[error("no token {id:?}")]
+    TokenNotFound {
+        /// The id asked for.
+        id: String,
+    },
+    /// A token with this hash is stored already.
+    #[error("a token with this hash exists already")]
+    TokenExists,
     /// No issue has this fingerprint in this project.
     #[error("no issue {fingerprint} in project {project:?}")]
     IssueNotFound {
@@ -128,6 +143,24 @@ pub enum Error {
     /// The full-text index failed.
     #[error("search index error: {0}")]
     Search(String),
+    /// A note export would overwrite files it did not write, or that were
+    /// changed since it wrote them.
+    #[error(
+        "the export would overwrite {} file(s) it did not write or that changed since: {}; \
+         pass --force (VaultExportOptions::force) to overwrite them",
+        files.len(),
+        files.iter().take(5).map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ")
+    )]
+    ExportWouldOverwrite {
+        /// The files, relative to the export folder.
+        files: Vec<PathBuf>,
+    },
+    /// A symbolic link lies on the way to a file a note export would write.
+    #[error("{path} is a symbolic link: a note export does not follow links")]
+    SymlinkInExport {
+        /// The link.
+        path: PathBuf,
+    },
     /// Reading or writing a file of a Markdown vault failed.
     #[error("{path}: {source}")]
     File {

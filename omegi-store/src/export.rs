@@ -2,19 +2,26 @@
 //! migration.
 //!
 //! The first line is a header (`{"type":"header","format":"omegi-store",
-//! "schema":1}`); every other line is one record tagged by `type`: `project`,
-//! `user`, `service`, `span`, `issue`, `occurrence`, `counter`, `totals` or
-//! `note`. Derived data (trace summaries, indexes, the notes' links and
-//! full-text index) is rebuilt on import.
+//! "schema":3}`); every other line is one record tagged by `type`: the
+//! accounts (`project`, `user` with its memberships, `admin`, `token` with
+//! its hash), then the data (`service`, `span`, `issue`, `occurrence`,
+//! `counter`, `totals`, `note`). Derived data (trace summaries, indexes, the
+//! notes' links and full-text index) is rebuilt on import.
 //! Importing an export into an empty store gives a store whose export is the
 //! same text.
+//!
+//! An export carries the accounts, but an import takes them only when asked
+//! ([`ImportOptions::accounts`]): a file must not be able to create admins
+//! or tokens behind the back of whoever imports it. [`TransferStats`] says
+//! what the file brought either way.
 
 use std::io::{BufRead, Write};
 
 use omegi_core::{Fingerprint, Note, SpanRecord};
 use serde::{Deserialize, Serialize};
 
-use crate::accounts::{Project, User};
+use crate::accounts::{legacy_token, Project, Token, TokenOwner, User};
+use crate::codec::encode;
 use crate::error::{Error, Result};
 use crate::issues::{put_issue, put_occurrence, Issue, Occurrence};
 use crate::keys::{counter, KeyReader};
@@ -30,9 +37,33 @@ const FORMAT: &str = "omegi-store";
 /// The version of the export format (the header's `schema`), which is
 /// independent of the on-disk [`SCHEMA_VERSION`](crate::SCHEMA_VERSION):
 /// an export is how data moves between on-disk schemas. Version 2 added the
-/// admins (`{"type":"admin","login":…}` after the users); version 1 is
-/// still read.
-pub const EXPORT_VERSION: u32 = 2;
+/// admins (`{"type":"admin","login":…}` after the users); version 3 moved
+/// each project's and user's `token_hash` into `token` lines (several per
+/// project or user, each with an id and a label) and made `projects` of a
+/// user the memberships that are enforced. Versions 1 and 2 are still read:
+/// their token hashes become tokens, and, as they predate memberships,
+/// every user who is not an admin becomes a member of every project.
+pub const EXPORT_VERSION: u32 = 3;
+
+/// A project line: the project, and in exports of version 2 and older its
+/// token's hash.
+#[derive(Debug, Serialize, Deserialize)]
+struct ProjectLine {
+    #[serde(flatten)]
+    project: Project,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    token_hash: Option<String>,
+}
+
+/// A user line: the user, and in exports of version 2 and older its
+/// token's hash.
+#[derive(Debug, Serialize, Deserialize)]
+struct UserLine {
+    #[serde(flatten)]
+    user: User,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    token_hash: Option<String>,
+}
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -42,13 +73,16 @@ enum Line {
         schema: u32,
     },
     Project {
-        project: Project,
+        project: ProjectLine,
     },
     User {
-        user: User,
+        user: UserLine,
     },
     Admin {
         login: String,
+    },
+    Token {
+        token: Token,
     },
     Service {
         project: String,
@@ -90,6 +124,20 @@ enum Line {
 pub struct TransferStats {
     /// Lines, header included.
     pub lines: u64,
+    /// Projects in the file.
+    pub projects: u64,
+    /// Users in the file.
+    pub users: u64,
+    /// Admins in the file.
+    pub admins: u64,
+    /// Tokens in the file (ingest and API tokens, as hashes).
+    pub tokens: u64,
+    /// Whether the accounts (projects, users, admins, tokens) were
+    /// imported; an export always writes them.
+    pub accounts: bool,
+    /// Users of a file from before memberships who were made members of
+    /// every project (only when accounts were imported).
+    pub legacy_members: u64,
     /// Spans.
     pub spans: u64,
     /// Issues.
@@ -98,6 +146,33 @@ pub struct TransferStats {
     pub occurrences: u64,
     /// Notes.
     pub notes: u64,
+}
+
+/// How to import an export.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ImportOptions {
+    /// Import the accounts too: projects, users, admins and tokens. Off by
+    /// default: the accounts are counted in [`TransferStats`] and skipped.
+    pub accounts: bool,
+}
+
+impl ImportOptions {
+    /// Data only: accounts are counted and skipped.
+    pub fn data_only() -> Self {
+        ImportOptions::default()
+    }
+
+    /// Everything the file holds, accounts included: a restore.
+    pub fn everything() -> Self {
+        ImportOptions { accounts: true }
+    }
+
+    /// Sets whether accounts are imported.
+    pub fn accounts(mut self, accounts: bool) -> Self {
+        self.accounts = accounts;
+        self
+    }
 }
 
 fn write_line(out: &mut impl Write, line: &Line, lines: &mut u64) -> Result<()> {
@@ -143,14 +218,30 @@ impl Store {
             lines,
         )?;
         for project in self.projects()? {
+            let project = ProjectLine {
+                project,
+                token_hash: None,
+            };
             write_line(&mut out, &Line::Project { project }, lines)?;
+            stats.projects += 1;
         }
         for user in self.users()? {
+            let user = UserLine {
+                user,
+                token_hash: None,
+            };
             write_line(&mut out, &Line::User { user }, lines)?;
+            stats.users += 1;
         }
         for login in self.admins()? {
             write_line(&mut out, &Line::Admin { login }, lines)?;
+            stats.admins += 1;
         }
+        for token in self.tokens(None)? {
+            write_line(&mut out, &Line::Token { token }, lines)?;
+            stats.tokens += 1;
+        }
+        stats.accounts = true;
         for (project, service) in self.all_services()? {
             write_line(&mut out, &Line::Service { project, service }, lines)?;
         }
@@ -217,16 +308,30 @@ impl Store {
         Ok(stats)
     }
 
+    /// Reads a whole export into this store, accounts included (a restore):
+    /// [`Store::import_with`] and [`ImportOptions::everything`].
+    pub fn import(&self, input: impl BufRead) -> Result<TransferStats> {
+        self.import_with(input, ImportOptions::everything())
+    }
+
     /// Reads an export into this store, meant to be empty: records with the
     /// same keys are replaced, counters are overwritten. Trace summaries and
-    /// indexes are rebuilt. Call [`Store::flush`] afterwards for durability.
-    pub fn import(&self, input: impl BufRead) -> Result<TransferStats> {
+    /// indexes are rebuilt. Accounts are imported only if `options` say so;
+    /// they are counted either way. Call [`Store::flush`] afterwards for
+    /// durability.
+    pub fn import_with(
+        &self,
+        input: impl BufRead,
+        options: ImportOptions,
+    ) -> Result<TransferStats> {
         let core = self.core();
         let t = &core.t;
         let _guard = core.lock();
         let mut stats = TransferStats::default();
         let mut pending: Option<(String, Vec<SpanRecord>)> = None;
         let mut notes: Vec<Note> = Vec::new();
+        let mut version = EXPORT_VERSION;
+        stats.accounts = options.accounts;
         let flush_pending = |pending: &mut Option<(String, Vec<SpanRecord>)>| -> Result<()> {
             if let Some((project, spans)) = pending.take() {
                 let refs: Vec<&SpanRecord> = spans.iter().collect();
@@ -248,6 +353,7 @@ impl Store {
             if stats.lines == 1 {
                 match &parsed {
                     Line::Header { format, schema } if format == FORMAT => {
+                        version = *schema;
                         if *schema > EXPORT_VERSION {
                             return Err(Error::Import {
                                 line: number,
@@ -277,9 +383,53 @@ impl Store {
                         reason: "a second header".into(),
                     })
                 }
-                Line::Project { project } => self.put_project(&project)?,
-                Line::User { user } => self.put_user(&user)?,
-                Line::Admin { login } => self.set_admin(&login, true)?,
+                Line::Project { project } => {
+                    stats.projects += 1;
+                    if options.accounts {
+                        self.put_project(&project.project)?;
+                        if let Some(hash) = project.token_hash {
+                            let owner = TokenOwner::Project(project.project.id.clone());
+                            self.import_token(
+                                legacy_token(owner, hash, project.project.created_ns),
+                                number,
+                            )?;
+                            stats.tokens += 1;
+                        }
+                    } else if project.token_hash.is_some() {
+                        stats.tokens += 1;
+                    }
+                }
+                Line::User { user } => {
+                    stats.users += 1;
+                    if options.accounts {
+                        self.put_user(&user.user)?;
+                        if let Some(hash) = user.token_hash {
+                            let owner = TokenOwner::User(user.user.login.clone());
+                            self.import_token(
+                                legacy_token(owner, hash, user.user.created_ns),
+                                number,
+                            )?;
+                            stats.tokens += 1;
+                        }
+                    } else if user.token_hash.is_some() {
+                        stats.tokens += 1;
+                    }
+                }
+                Line::Admin { login } => {
+                    stats.admins += 1;
+                    if options.accounts {
+                        self.set_admin(&login, true).map_err(|e| Error::Import {
+                            line: number,
+                            reason: e.to_string(),
+                        })?;
+                    }
+                }
+                Line::Token { token } => {
+                    stats.tokens += 1;
+                    if options.accounts {
+                        self.import_token(token, number)?;
+                    }
+                }
                 Line::Service { project, service } => put_service(t, &project, &service)?,
                 Line::Span { project, span } => {
                     // Spans of one trace come together: write them as one chunk.
@@ -353,6 +503,42 @@ impl Store {
                 reason: "empty input: no header".into(),
             });
         }
+        if options.accounts && version < 3 {
+            // The file predates memberships: every user could read every
+            // project then.
+            stats.legacy_members = self.grant_legacy_memberships()?.members.len() as u64;
+        }
         Ok(stats)
+    }
+
+    /// Stores an imported token as it is; its owner must have been imported
+    /// before it.
+    fn import_token(&self, token: Token, line: usize) -> Result<()> {
+        let t = &self.core().t;
+        let exists = match &token.owner {
+            TokenOwner::Project(id) => self.project(id)?.is_some(),
+            TokenOwner::User(login) => self.user(login)?.is_some(),
+        };
+        if !exists {
+            return Err(Error::Import {
+                line,
+                reason: format!(
+                    "token {} of {}, which the file does not hold",
+                    token.id, token.owner
+                ),
+            });
+        }
+        if t.token_ids.contains_key(token.id.as_bytes())?
+            || t.tokens.contains_key(token.hash.as_bytes())?
+        {
+            return Err(Error::Import {
+                line,
+                reason: format!("token {} twice (by id or by hash)", token.id),
+            });
+        }
+        t.tokens.insert(token.hash.as_bytes(), encode(&token)?)?;
+        t.token_ids
+            .insert(token.id.as_bytes(), token.hash.as_bytes())?;
+        Ok(())
     }
 }

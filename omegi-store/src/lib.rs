@@ -14,9 +14,14 @@
 //!   [`Store::issue_histogram`] for issues, [`Store::error_counts`],
 //!   [`Store::service_error_counts`], [`Store::new_issues`],
 //!   [`Store::latest_new_issues`] and [`Store::summary`] for a dashboard.
+//! - Accounts: [`Project`]s, [`User`]s who are members of projects
+//!   ([`Store::add_member`]; admins belong to every project), and
+//!   [`Token`]s with ids, found by their hash in one read
+//!   ([`Store::token_by_hash`]) and revoked at once ([`Store::revoke_token`]).
 //! - Upkeep: [`Store::run_retention`] (also run by a background thread when
-//!   [`Config::retention`] is set), [`Store::export`] and [`Store::import`]
-//!   as JSON lines.
+//!   [`Config::retention`] is set), [`Store::export`] and
+//!   [`Store::import_with`] as JSON lines (accounts only when
+//!   [`ImportOptions::accounts`] says so).
 //!
 //! ```
 //! use omegi_core::{ErrorRecord, ErrorKind, Record, Resource, TraceId, CodeLocation};
@@ -126,6 +131,10 @@
 //! # }
 //! ```
 //!
+//! The data directory is created readable by its owner only (0700), and
+//! opening a store makes the files the engine and the index keep there
+//! 0600.
+//!
 //! The full-text index lives in `search/` inside the data directory. It
 //! derives from the notes: when it is missing or behind them, opening the
 //! store rebuilds it ([`Store::rebuild_search_index`] does it on demand).
@@ -151,9 +160,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-pub use accounts::{Project, User};
+pub use accounts::{AccountsMigration, Project, Token, TokenOwner, User, MAX_TOKEN_LABEL_CHARS};
 pub use error::{Error, Result};
-pub use export::{TransferStats, EXPORT_VERSION};
+pub use export::{ImportOptions, TransferStats, EXPORT_VERSION};
 pub use ingest::IngestReport;
 pub use issues::{
     title_line, Issue, IssueQuery, IssueSort, IssueStatus, Occurrence, OccurrenceSummary,
@@ -168,7 +177,8 @@ pub use search::{
 pub use spans::{TraceQuery, TraceRoot, TraceSummary};
 pub use stats::{Bucket, BucketCount, ProjectSummary, ServiceCount, ServiceInfo, Summary};
 pub use vault::{
-    markdown_files, Subfolders, VaultExport, VaultExportOptions, VaultImport, VaultImportOptions,
+    markdown_files, write_vault, Subfolders, VaultExport, VaultExportOptions, VaultImport,
+    VaultImportOptions,
 };
 
 /// The on-disk schema version this build writes and reads.
@@ -318,6 +328,13 @@ pub(crate) struct Trees {
     pub(crate) users: sled::Tree,
     /// login -> () for the users who administer the accounts
     pub(crate) admins: sled::Tree,
+    /// token hash -> Token
+    pub(crate) tokens: sled::Tree,
+    /// token id -> token hash
+    pub(crate) token_ids: sled::Tree,
+    /// "version" -> u32 of the accounts layout; "migration" -> what the
+    /// last migration did (JSON), until taken
+    pub(crate) accounts_meta: sled::Tree,
     /// note id(16) -> NoteRow
     pub(crate) notes: sled::Tree,
     /// name key, kind(1: title 0, alias 1), created(8), note id(16) -> Owner
@@ -351,6 +368,9 @@ impl Trees {
             projects: db.open_tree("projects")?,
             users: db.open_tree("users")?,
             admins: db.open_tree("admins")?,
+            tokens: db.open_tree("tokens")?,
+            token_ids: db.open_tree("token_ids")?,
+            accounts_meta: db.open_tree("accounts_meta")?,
             notes: db.open_tree("notes")?,
             note_names: db.open_tree("note_names")?,
             note_links: db.open_tree("note_links")?,
@@ -375,6 +395,8 @@ pub(crate) struct Core {
     /// The buffer span segments are encoded into, kept between ingests
     /// (used under the write lock).
     pub(crate) segment_buf: Mutex<Vec<u8>>,
+    /// Account records read (see [`Store::account_reads`]).
+    pub(crate) account_reads: std::sync::atomic::AtomicU64,
 }
 
 impl Core {
@@ -426,6 +448,7 @@ impl Store {
             .cache_capacity(config.cache_capacity)
             .segment_size(config.segment_size);
         if let Some(path) = &config.path {
+            private_dir(path)?;
             sled_config = sled_config.path(path);
         }
         let db = sled_config.open()?;
@@ -435,7 +458,11 @@ impl Store {
             .unwrap_or_else(|| PathBuf::from("<temporary>"));
         check_schema(&db, &shown_path)?;
         let trees = Trees::open(db)?;
+        accounts::migrate(&trees)?;
         let notes = notes::NoteState::open(config.path.as_deref())?;
+        if let Some(path) = &config.path {
+            make_private(path)?;
+        }
         let core = Arc::new(Core {
             t: trees,
             write_lock: Mutex::new(()),
@@ -444,6 +471,7 @@ impl Store {
             last_retention: Mutex::new(None),
             notes,
             segment_buf: Mutex::new(Vec::new()),
+            account_reads: std::sync::atomic::AtomicU64::new(0),
         });
         let worker = match core.config.retention {
             Some(_) => Some(retention::Worker::start(Arc::clone(&core))?),
@@ -488,6 +516,83 @@ impl Store {
     pub fn was_recovered(&self) -> bool {
         self.core().t.db.was_recovered()
     }
+}
+
+/// Creates the data directory readable by its owner only (0700 on Unix)
+/// when it is missing.
+fn private_dir(path: &Path) -> Result<()> {
+    if path.exists() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(path).map_err(|source| Error::File {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Makes an opened store's directory and the files the engine and the
+/// search index keep in it private to their owner: directories 0700, files
+/// 0600 (also in data directories made by earlier versions). Only the
+/// entries the store itself creates are touched; symbolic links are not
+/// followed.
+fn make_private(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fn set(path: &Path, dir: bool) -> Result<()> {
+            let mode = if dir { 0o700 } else { 0o600 };
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(
+                |source| Error::File {
+                    path: path.to_owned(),
+                    source,
+                },
+            )
+        }
+        fn walk(path: &Path) -> Result<()> {
+            let io = |source| Error::File {
+                path: path.to_owned(),
+                source,
+            };
+            let kind = std::fs::symlink_metadata(path).map_err(io)?.file_type();
+            if kind.is_dir() {
+                set(path, true)?;
+                for entry in std::fs::read_dir(path).map_err(io)? {
+                    walk(&entry.map_err(io)?.path())?;
+                }
+            } else if kind.is_file() {
+                set(path, false)?;
+            }
+            Ok(())
+        }
+        set(path, true)?;
+        let entries = std::fs::read_dir(path).map_err(|source| Error::File {
+            path: path.to_owned(),
+            source,
+        })?;
+        for entry in entries {
+            let entry = entry.map_err(|source| Error::File {
+                path: path.to_owned(),
+                source,
+            })?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let ours = matches!(name.as_ref(), "conf" | "db" | "blobs" | "search")
+                || name.starts_with("snap.");
+            if ours {
+                walk(&entry.path())?;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 /// Writes the schema marker into a new database, or checks the one found.

@@ -10,12 +10,23 @@
 //! Export writes one file per note, named after its sanitized title (made
 //! unique, ignoring case), with Omegi's front matter, so that importing the
 //! folder again gives back the same titles, bodies, tags, aliases and links.
+//!
+//! Export is careful with the folder it writes into ([`write_vault`]): it
+//! never follows a symbolic link inside it (a link planted there cannot
+//! redirect a write elsewhere), and it does not overwrite a file it did not
+//! write — one that was there before, or that someone changed since — unless
+//! forced ([`VaultExportOptions::force`]). What it wrote is remembered in a
+//! manifest, `.omegi-export.json`, with each file's SHA-256. Folders it
+//! creates are private to their owner (0700 on Unix), and so are its files
+//! (0600).
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use omegi_core::note::{file_stem, note_from_markdown_file, note_to_markdown_file, NoteDefaults};
 use omegi_core::{Note, NoteId, Visibility};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::notes::{read_note, Change, NoteFilter};
@@ -70,12 +81,22 @@ pub enum Subfolders {
 pub struct VaultExportOptions {
     /// Folder layout.
     pub subfolders: Subfolders,
+    /// Overwrite files the export did not write (or that changed since it
+    /// wrote them), and replace symbolic links in their place by files.
+    /// Symbolic links are never followed, forced or not.
+    pub force: bool,
 }
 
 impl VaultExportOptions {
     /// Sets the folder layout.
     pub fn subfolders(mut self, subfolders: Subfolders) -> Self {
         self.subfolders = subfolders;
+        self
+    }
+
+    /// Sets whether files the export did not write may be overwritten.
+    pub fn force(mut self, force: bool) -> Self {
+        self.force = force;
         self
     }
 }
@@ -85,6 +106,243 @@ impl VaultExportOptions {
 pub struct VaultExport {
     /// Each note and its file, relative to the folder.
     pub files: Vec<(NoteId, PathBuf)>,
+    /// The files among them that held this text already and were left
+    /// alone.
+    pub unchanged: Vec<PathBuf>,
+}
+
+/// The manifest of an exported folder: what the export wrote there.
+const MANIFEST: &str = ".omegi-export.json";
+
+/// The manifest's content: each file the export wrote, relative to the
+/// folder, with the SHA-256 of what it wrote, in hex.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Manifest {
+    files: BTreeMap<String, String>,
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(64);
+    for b in Sha256::digest(bytes) {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+/// The relative path as the manifest names it: `/`-separated.
+fn manifest_name(relative: &Path) -> String {
+    relative
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Reads the manifest of `dir`, if it is a regular file (a symbolic link
+/// is not followed). An unreadable manifest is an empty one: every existing
+/// file then counts as not written by the export.
+fn read_manifest(dir: &Path) -> Manifest {
+    let path = dir.join(MANIFEST);
+    match std::fs::symlink_metadata(&path) {
+        Ok(meta) if meta.file_type().is_file() => std::fs::read(&path)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default(),
+        _ => Manifest::default(),
+    }
+}
+
+/// Creates a folder private to its owner (0700 on Unix).
+fn create_private_dir(path: &Path) -> Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    match builder.create(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(io_err(path)(e)),
+    }
+}
+
+/// Writes `bytes` to `path` without following a symbolic link there: into
+/// a new private file (0600) next to it, renamed over it.
+fn replace_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write as _;
+    let parent = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = parent.join(format!(".{name}.{}.tmp", uuid::Uuid::new_v4().simple()));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let written = options.open(&tmp).and_then(|mut file| {
+        file.write_all(bytes)?;
+        file.sync_all()
+    });
+    if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, path)) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io_err(path)(e));
+    }
+    Ok(())
+}
+
+/// Writes `notes` to `dir` (created if missing), one Markdown file per
+/// note, named after its title (the oldest note of a title gets the plain
+/// name, the others ` (2)`, ` (3)`, …), in subfolders as `options` say.
+///
+/// Nothing is written when any file is in the way: a symbolic link on the
+/// way to a file ([`Error::SymlinkInExport`]), or, unless
+/// [`VaultExportOptions::force`], a file the export did not write or that
+/// changed since ([`Error::ExportWouldOverwrite`], listing them). A file
+/// that holds the same text already is left as it is.
+pub fn write_vault(
+    dir: &Path,
+    notes: &[Note],
+    options: &VaultExportOptions,
+) -> Result<VaultExport> {
+    let mut notes: Vec<&Note> = notes.iter().collect();
+    // Oldest first, so that the oldest note of a title keeps the plain
+    // file name, whatever the listing order.
+    notes.sort_by_key(|n| (n.created_ns, n.id));
+    let mut taken: HashSet<String> = HashSet::new();
+    let mut planned: Vec<(PathBuf, NoteId, Vec<u8>)> = Vec::with_capacity(notes.len());
+    for note in notes {
+        let folder: PathBuf = match options.subfolders {
+            Subfolders::None => PathBuf::new(),
+            Subfolders::FirstTag => note
+                .all_tags()
+                .first()
+                .map(|t| t.split('/').map(file_stem).collect())
+                .unwrap_or_default(),
+            Subfolders::Author => PathBuf::from(file_stem(&note.author)),
+        };
+        let stem = file_stem(&note.title);
+        let mut n = 1;
+        let relative = loop {
+            let name = if n == 1 {
+                format!("{stem}.md")
+            } else {
+                format!("{stem} ({n}).md")
+            };
+            let candidate = folder.join(name);
+            if taken.insert(candidate.to_string_lossy().to_lowercase()) {
+                break candidate;
+            }
+            n += 1;
+        };
+        planned.push((relative, note.id, note_to_markdown_file(note).into_bytes()));
+    }
+
+    if !dir.exists() {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            builder.mode(0o700);
+        }
+        builder.create(dir).map_err(io_err(dir))?;
+    }
+    let mut manifest = read_manifest(dir);
+
+    // First look at everything in the way, then write.
+    let mut conflicts = Vec::new();
+    let mut unchanged = Vec::new();
+    let mut to_write = Vec::new();
+    for (relative, _, bytes) in &planned {
+        // Every folder on the way must be a real folder (or missing).
+        let mut on_the_way = dir.to_owned();
+        let components: Vec<_> = relative.components().collect();
+        for c in &components[..components.len().saturating_sub(1)] {
+            on_the_way.push(c);
+            match std::fs::symlink_metadata(&on_the_way) {
+                Ok(meta) if meta.file_type().is_symlink() => {
+                    return Err(Error::SymlinkInExport { path: on_the_way });
+                }
+                Ok(meta) if !meta.is_dir() => {
+                    return Err(Error::File {
+                        path: on_the_way,
+                        source: std::io::Error::other("a file where a folder should be"),
+                    })
+                }
+                _ => {}
+            }
+        }
+        let path = dir.join(relative);
+        match std::fs::symlink_metadata(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => to_write.push(relative),
+            Err(e) => return Err(io_err(&path)(e)),
+            Ok(meta) if meta.file_type().is_symlink() => {
+                if options.force {
+                    to_write.push(relative);
+                } else {
+                    conflicts.push(relative.clone());
+                }
+            }
+            Ok(meta) if meta.is_file() => {
+                let current = std::fs::read(&path).map_err(io_err(&path))?;
+                if current == *bytes {
+                    unchanged.push(relative.clone());
+                    continue;
+                }
+                let ours = manifest
+                    .files
+                    .get(&manifest_name(relative))
+                    .is_some_and(|hash| *hash == sha256_hex(&current));
+                if ours || options.force {
+                    to_write.push(relative);
+                } else {
+                    conflicts.push(relative.clone());
+                }
+            }
+            Ok(_) => {
+                return Err(Error::File {
+                    path,
+                    source: std::io::Error::other("a folder where a note file should be"),
+                })
+            }
+        }
+    }
+    if !conflicts.is_empty() {
+        return Err(Error::ExportWouldOverwrite { files: conflicts });
+    }
+
+    let writes: HashSet<&PathBuf> = to_write.into_iter().collect();
+    for (relative, _, bytes) in &planned {
+        let name = manifest_name(relative);
+        if !writes.contains(relative) {
+            // Unchanged: it is ours from now on.
+            manifest.files.insert(name, sha256_hex(bytes));
+            continue;
+        }
+        let mut folder = dir.to_owned();
+        let components: Vec<_> = relative.components().collect();
+        for c in &components[..components.len().saturating_sub(1)] {
+            folder.push(c);
+            create_private_dir(&folder)?;
+        }
+        replace_file(&dir.join(relative), bytes)?;
+        manifest.files.insert(name, sha256_hex(bytes));
+    }
+    let text = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Encode(e.to_string()))?;
+    replace_file(&dir.join(MANIFEST), &text)?;
+
+    let mut out = VaultExport {
+        files: planned.into_iter().map(|(p, id, _)| (id, p)).collect(),
+        unchanged,
+    };
+    out.files.sort_by(|a, b| a.1.cmp(&b.1));
+    Ok(out)
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
@@ -221,9 +479,8 @@ impl Store {
         Ok(report)
     }
 
-    /// Writes the notes `viewer` may see that pass `filter` to `dir` (created
-    /// if missing), one Markdown file per note; existing files of the same
-    /// names are replaced, others are left alone.
+    /// Writes the notes `viewer` may see that pass `filter` to `dir`, one
+    /// Markdown file per note: [`write_vault`].
     pub fn export_vault(
         &self,
         dir: impl AsRef<Path>,
@@ -231,48 +488,7 @@ impl Store {
         filter: &NoteFilter,
         options: &VaultExportOptions,
     ) -> Result<VaultExport> {
-        let dir = dir.as_ref();
-        let mut notes = self.notes(viewer, filter)?;
-        // Oldest first, so that the oldest note of a title keeps the plain
-        // file name, whatever the listing order.
-        notes.sort_by_key(|n| (n.created_ns, n.id));
-        let mut taken: HashSet<String> = HashSet::new();
-        let mut files = BTreeMap::new();
-        for note in &notes {
-            let folder: PathBuf = match options.subfolders {
-                Subfolders::None => PathBuf::new(),
-                Subfolders::FirstTag => note
-                    .all_tags()
-                    .first()
-                    .map(|t| t.split('/').map(file_stem).collect())
-                    .unwrap_or_default(),
-                Subfolders::Author => PathBuf::from(file_stem(&note.author)),
-            };
-            let stem = file_stem(&note.title);
-            let mut n = 1;
-            let relative = loop {
-                let name = if n == 1 {
-                    format!("{stem}.md")
-                } else {
-                    format!("{stem} ({n}).md")
-                };
-                let candidate = folder.join(name);
-                if taken.insert(candidate.to_string_lossy().to_lowercase()) {
-                    break candidate;
-                }
-                n += 1;
-            };
-            let path = dir.join(&relative);
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent).map_err(io_err(parent))?;
-            }
-            std::fs::write(&path, note_to_markdown_file(note)).map_err(io_err(&path))?;
-            files.insert(relative, note.id);
-        }
-        let mut out = VaultExport {
-            files: files.into_iter().map(|(p, id)| (id, p)).collect(),
-        };
-        out.files.sort_by(|a, b| a.1.cmp(&b.1));
-        Ok(out)
+        let notes = self.notes(viewer, filter)?;
+        write_vault(dir.as_ref(), &notes, options)
     }
 }

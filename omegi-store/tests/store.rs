@@ -8,7 +8,7 @@ use common::*;
 use omegi_core::{fingerprint, Attribute, Record, Resource, SpanId, TraceId};
 use omegi_store::{
     Bucket, BucketCount, Config, Error, IssueQuery, IssueSort, IssueStatus, Project, Store,
-    TraceQuery, User,
+    TokenOwner, TraceQuery, User,
 };
 
 #[test]
@@ -300,8 +300,7 @@ fn statistics_count_errors_per_bucket_service_and_project() {
 #[test]
 fn projects_and_users_are_records() {
     let store = Store::temporary().unwrap();
-    let mut project = Project::new("shop");
-    project.token_hash = Some("sha256:abc".into());
+    let project = Project::new("shop");
     store.put_project(&project).unwrap();
     let mut user = User::new("ada");
     user.projects = vec!["shop".into()];
@@ -444,10 +443,14 @@ fn import_of_an_export_gives_the_same_store() {
     a.set_issue_status("shop", &fp, IssueStatus::Resolved)
         .unwrap();
     let mut user = User::new("ada");
-    user.token_hash = Some("h".into());
+    user.projects = vec!["shop".into()];
     a.put_user(&user).unwrap();
     a.put_user(&User::new("bob")).unwrap();
     a.set_admin("ada", true).unwrap();
+    a.add_token(TokenOwner::User("ada".into()), "h", "laptop")
+        .unwrap();
+    a.add_token(TokenOwner::Project("shop".into()), "i", "gateway")
+        .unwrap();
 
     let exported = export_string(&a);
     assert!(exported.starts_with("{\"type\":\"header\""));
@@ -456,6 +459,11 @@ fn import_of_an_export_gives_the_same_store() {
     assert_eq!((stats.spans, stats.issues, stats.occurrences), (4, 2, 3));
     assert_eq!(export_string(&b), exported);
     assert_eq!(b.admins().unwrap(), ["ada"]);
+    assert_eq!(b.tokens(None).unwrap(), a.tokens(None).unwrap());
+    assert_eq!(
+        (stats.projects, stats.users, stats.admins, stats.tokens),
+        (2, 2, 1, 2)
+    );
     // Derived data is rebuilt too.
     assert_eq!(
         a.traces(&TraceQuery::all()).unwrap(),

@@ -10,7 +10,9 @@ use serde::Deserialize;
 
 use super::extract::{Path, Query};
 use super::views::{issue_id, ErrorFlowView, FlowView, IssueDetail, IssueView, OccurrenceView};
-use super::{blocking, check_project, window, ApiError, ApiUser, AppState, SharedState};
+use super::{
+    blocking, check_project, readable_projects, window, ApiError, ApiUser, AppState, SharedState,
+};
 
 /// Occurrences shown on an issue's page.
 const DETAIL_OCCURRENCES: usize = 20;
@@ -62,7 +64,7 @@ fn parse_sort(text: Option<&str>) -> Result<IssueSort, ApiError> {
 
 pub(super) async fn list(
     State(state): State<SharedState>,
-    _user: ApiUser,
+    user: ApiUser,
     Query(params): Query<ListParams>,
 ) -> Result<Json<Vec<IssueView>>, ApiError> {
     let statuses = parse_statuses(params.status.as_deref())?;
@@ -75,12 +77,13 @@ pub(super) async fn list(
         (0, u64::MAX)
     };
     blocking(&state, move |state| {
+        let readable = readable_projects(state, &user)?;
         let projects = match &params.project {
             Some(p) => {
-                check_project(&state.store, p)?;
+                check_project(&state.store, &readable, p)?;
                 vec![p.clone()]
             }
-            None => state.store.projects()?.into_iter().map(|p| p.id).collect(),
+            None => readable.ids(&state.store)?,
         };
         let filtered = params.service.is_some() || timed;
         let mut query = IssueQuery::with_statuses(&statuses).sort(sort);
@@ -127,7 +130,15 @@ pub(super) async fn list(
     .await
 }
 
-fn find_issue(state: &AppState, project: &str, fp: &str) -> Result<Issue, ApiError> {
+/// The issue, if `user` may read its project (404 otherwise, as for an
+/// issue that does not exist).
+fn find_issue(
+    state: &AppState,
+    user: &ApiUser,
+    project: &str,
+    fp: &str,
+) -> Result<Issue, ApiError> {
+    readable_projects(state, user)?.require(project)?;
     state
         .store
         .issue(project, &Fingerprint(fp.to_owned()))?
@@ -136,11 +147,11 @@ fn find_issue(state: &AppState, project: &str, fp: &str) -> Result<Issue, ApiErr
 
 pub(super) async fn detail(
     State(state): State<SharedState>,
-    _user: ApiUser,
+    user: ApiUser,
     Path((project, fp)): Path<(String, String)>,
 ) -> Result<Json<IssueDetail>, ApiError> {
     blocking(&state, move |state| {
-        let issue = find_issue(state, &project, &fp)?;
+        let issue = find_issue(state, &user, &project, &fp)?;
         let occurrences = latest_occurrences(state, &issue, None, DETAIL_OCCURRENCES)?;
         let to = super::now_ns().max(issue.last_seen_ns + 1);
         let from = to.saturating_sub(24 * Bucket::Hour.width_ns());
@@ -191,14 +202,14 @@ const MAX_OCCURRENCES: usize = 1000;
 
 pub(super) async fn occurrences(
     State(state): State<SharedState>,
-    _user: ApiUser,
+    user: ApiUser,
     Path((project, fp)): Path<(String, String)>,
     Query(params): Query<OccurrenceParams>,
 ) -> Result<Json<Vec<OccurrenceView>>, ApiError> {
     let limit = params.limit.unwrap_or(50).min(MAX_OCCURRENCES);
     let before = params.before.as_deref().map(occurrence_id).transpose()?;
     blocking(&state, move |state| {
-        let issue = find_issue(state, &project, &fp)?;
+        let issue = find_issue(state, &user, &project, &fp)?;
         Ok(Json(latest_occurrences(state, &issue, before, limit)?))
     })
     .await
@@ -215,13 +226,13 @@ pub(super) struct FlowParams {
 
 pub(super) async fn flow(
     State(state): State<SharedState>,
-    _user: ApiUser,
+    user: ApiUser,
     Path((project, fp)): Path<(String, String)>,
     Query(params): Query<FlowParams>,
 ) -> Result<Json<ErrorFlowView>, ApiError> {
     let width = params.width.unwrap_or(40).clamp(10, 400);
     blocking(&state, move |state| {
-        let issue = find_issue(state, &project, &fp)?;
+        let issue = find_issue(state, &user, &project, &fp)?;
         let error = match &params.occurrence {
             None => issue.latest_error.clone(),
             Some(id) => find_occurrence(state, &issue, id)?,
@@ -314,11 +325,13 @@ fn error_flow(
 
 async fn set_status(
     state: SharedState,
+    user: ApiUser,
     project: String,
     fp: String,
     status: IssueStatus,
 ) -> Result<Json<IssueView>, ApiError> {
     blocking(&state, move |state| {
+        readable_projects(state, &user)?.require(&project)?;
         let fingerprint = Fingerprint(fp.clone());
         if state.store.issue(&project, &fingerprint)?.is_none() {
             return Err(ApiError::NotFound(format!(
@@ -336,26 +349,26 @@ async fn set_status(
 
 pub(super) async fn resolve(
     State(state): State<SharedState>,
-    _user: ApiUser,
+    user: ApiUser,
     Path((project, fp)): Path<(String, String)>,
 ) -> Result<Json<IssueView>, ApiError> {
-    set_status(state, project, fp, IssueStatus::Resolved).await
+    set_status(state, user, project, fp, IssueStatus::Resolved).await
 }
 
 pub(super) async fn ignore(
     State(state): State<SharedState>,
-    _user: ApiUser,
+    user: ApiUser,
     Path((project, fp)): Path<(String, String)>,
 ) -> Result<Json<IssueView>, ApiError> {
-    set_status(state, project, fp, IssueStatus::Ignored).await
+    set_status(state, user, project, fp, IssueStatus::Ignored).await
 }
 
 pub(super) async fn unresolve(
     State(state): State<SharedState>,
-    _user: ApiUser,
+    user: ApiUser,
     Path((project, fp)): Path<(String, String)>,
 ) -> Result<Json<IssueView>, ApiError> {
-    set_status(state, project, fp, IssueStatus::Unresolved).await
+    set_status(state, user, project, fp, IssueStatus::Unresolved).await
 }
 
 #[cfg(test)]

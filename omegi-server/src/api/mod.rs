@@ -11,7 +11,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use omegi_store::Store;
 use tokio::sync::watch;
@@ -57,6 +57,11 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// How much one read answer shows.
     pub read_limits: limits::ReadLimits,
+    /// Tokens one project or user may hold at once.
+    pub max_tokens: usize,
+    /// How often an open alert stream checks that its token is still valid
+    /// (a revoked token's stream ends within this time).
+    pub stream_recheck: std::time::Duration,
 }
 
 /// The shared state handed to the router.
@@ -77,9 +82,23 @@ pub fn router(state: SharedState) -> Router {
             get(accounts::list_projects).post(accounts::create_project),
         )
         .route(
+            "/api/projects/{project}/members",
+            get(accounts::list_members),
+        )
+        .route(
+            "/api/projects/{project}/members/{login}",
+            post(accounts::add_member).delete(accounts::remove_member),
+        )
+        .route(
             "/api/users",
             get(accounts::list_users).post(accounts::create_user),
         )
+        .route(
+            "/api/tokens",
+            get(accounts::list_tokens).post(accounts::create_token),
+        )
+        .route("/api/tokens/{id}", delete(accounts::revoke_token))
+        .route("/api/tokens/{id}/rotate", post(accounts::rotate_token))
         .route("/api/issues", get(issues::list))
         .route("/api/issues/{project}/{fingerprint}", get(issues::detail))
         .route(
@@ -163,6 +182,12 @@ impl ApiError {
             ApiError::Rejected(status, _) => *status,
             ApiError::Store(omegi_store::Error::InvalidName { .. }) => StatusCode::BAD_REQUEST,
             ApiError::Store(omegi_store::Error::IssueNotFound { .. }) => StatusCode::NOT_FOUND,
+            ApiError::Store(
+                omegi_store::Error::ProjectNotFound { .. }
+                | omegi_store::Error::UserNotFound { .. }
+                | omegi_store::Error::TokenNotFound { .. },
+            ) => StatusCode::NOT_FOUND,
+            ApiError::Store(omegi_store::Error::TokenExists) => StatusCode::CONFLICT,
             ApiError::Store(omegi_store::Error::NoteNotFound { .. }) => StatusCode::NOT_FOUND,
             ApiError::Store(omegi_store::Error::NotNoteAuthor { .. }) => StatusCode::FORBIDDEN,
             ApiError::Store(omegi_store::Error::RevisionMismatch { .. }) => StatusCode::CONFLICT,
@@ -274,9 +299,80 @@ pub fn parse_duration_ns(text: &str) -> Option<u64> {
     n.checked_mul(unit_ns)
 }
 
-/// `404` for a project filter that names no project (no record and no
-/// data), so that a typo is not answered with an empty list.
-pub(crate) fn check_project(store: &Store, project: &str) -> Result<(), ApiError> {
+/// The projects a user may read and change: an admin every project, any
+/// other user the projects they are a member of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ReadableProjects {
+    admin: bool,
+    members_of: Vec<String>,
+}
+
+impl ReadableProjects {
+    /// Whether the user is an admin (and so may read every project).
+    pub(crate) fn is_admin(&self) -> bool {
+        self.admin
+    }
+
+    /// Whether the user may read and change `project`.
+    pub(crate) fn contains(&self, project: &str) -> bool {
+        self.admin || self.members_of.iter().any(|p| p == project)
+    }
+
+    /// The ids of the projects the user may read, sorted: every project
+    /// record for an admin.
+    pub(crate) fn ids(&self, store: &Store) -> Result<Vec<String>, ApiError> {
+        if self.admin {
+            Ok(store.projects()?.into_iter().map(|p| p.id).collect())
+        } else {
+            Ok(self.members_of.clone())
+        }
+    }
+
+    /// `404`, as for a project that does not exist, unless the user may
+    /// read `project`: a project one does not belong to is not revealed.
+    pub(crate) fn require(&self, project: &str) -> Result<(), ApiError> {
+        if self.contains(project) {
+            Ok(())
+        } else {
+            Err(ApiError::NotFound(format!("no project {project:?}")))
+        }
+    }
+}
+
+/// The projects `user` may read and change (two point reads: the admin
+/// mark and the user's record). Every route that reads or changes project
+/// data asks this first.
+pub(crate) fn readable_projects(
+    state: &AppState,
+    user: &ApiUser,
+) -> Result<ReadableProjects, ApiError> {
+    let login = &user.0;
+    if state.store.is_admin(login)? {
+        return Ok(ReadableProjects {
+            admin: true,
+            members_of: Vec::new(),
+        });
+    }
+    let members_of = state
+        .store
+        .user(login)?
+        .map(|u| u.projects)
+        .unwrap_or_default();
+    Ok(ReadableProjects {
+        admin: false,
+        members_of,
+    })
+}
+
+/// `404` for a project filter that names a project the caller may not read
+/// or no project at all (no record and no data), so that a typo is not
+/// answered with an empty list.
+pub(crate) fn check_project(
+    store: &Store,
+    readable: &ReadableProjects,
+    project: &str,
+) -> Result<(), ApiError> {
+    readable.require(project)?;
     if store.project(project)?.is_some()
         || store
             .summary()?

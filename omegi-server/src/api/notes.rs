@@ -592,6 +592,8 @@ async fn suggested_for(
 ) -> Result<IssueSuggestions, ApiError> {
     let limit = limit.unwrap_or(20).clamp(1, 100);
     blocking(&state, move |state| {
+        // The issue's project must be the caller's.
+        super::readable_projects(state, &ApiUser(viewer.clone()))?.require(&project)?;
         let fp = Fingerprint(fingerprint);
         let mut out = IssueSuggestions::default();
         for s in state

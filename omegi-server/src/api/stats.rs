@@ -3,12 +3,12 @@
 use axum::extract::State;
 use axum::Json;
 use omegi_core::flow::{assemble, service_dependencies};
-use omegi_store::{title_line, Bucket, TraceQuery};
+use omegi_store::{title_line, Bucket, Summary, TraceQuery};
 use serde::Deserialize;
 
 use super::extract::Query;
 use super::views::{EdgeView, IssueView, ProjectStats, StatsView};
-use super::{blocking, check_project, window, ApiError, ApiUser, SharedState};
+use super::{blocking, check_project, readable_projects, window, ApiError, ApiUser, SharedState};
 
 /// Traces read at most to compute the dependency edges.
 const DEPENDENCY_TRACES: usize = 200;
@@ -35,7 +35,7 @@ pub(super) struct Params {
 
 pub(super) async fn dashboard(
     State(state): State<SharedState>,
-    _user: ApiUser,
+    user: ApiUser,
     Query(params): Query<Params>,
 ) -> Result<Json<StatsView>, ApiError> {
     let bucket = match params.bucket.as_deref().unwrap_or("hour") {
@@ -56,10 +56,11 @@ pub(super) async fn dashboard(
     )?;
     blocking(&state, move |state| {
         let store = &state.store;
-        let summary = store.summary()?;
+        let readable = readable_projects(state, &user)?;
+        let summary = readable_summary(store.summary()?, |p| readable.contains(p));
         let projects: Vec<String> = match &params.project {
             Some(p) => {
-                check_project(store, p)?;
+                check_project(store, &readable, p)?;
                 vec![p.clone()]
             }
             None => summary.projects.iter().map(|p| p.project.clone()).collect(),
@@ -87,13 +88,16 @@ pub(super) async fn dashboard(
                 new_issue_count,
             });
         }
-        let mut query = match &params.project {
+        let query = match &params.project {
             Some(p) => TraceQuery::project(p.clone()),
             None => TraceQuery::all(),
-        };
-        query = query.between(from, to).limit(DEPENDENCY_TRACES);
+        }
+        .between(from, to)
+        .limit(DEPENDENCY_TRACES);
         let mut spans = Vec::new();
-        for trace in store.traces(&query)? {
+        for trace in
+            super::traces::readable_traces(state, &readable, params.project.clone(), query)?
+        {
             if spans.len() >= DEPENDENCY_SPANS {
                 break;
             }
@@ -115,4 +119,21 @@ pub(super) async fn dashboard(
         }))
     })
     .await
+}
+
+/// The summary of the projects `readable` admits, its totals counted over
+/// them only.
+fn readable_summary(summary: Summary, readable: impl Fn(&str) -> bool) -> Summary {
+    let mut out = Summary::default();
+    for p in summary.projects {
+        if !readable(&p.project) {
+            continue;
+        }
+        out.spans += p.spans;
+        out.errors += p.errors;
+        out.issues += p.issues;
+        out.open_issues += p.unresolved + p.regressed;
+        out.projects.push(p);
+    }
+    out
 }

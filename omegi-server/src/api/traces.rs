@@ -10,7 +10,10 @@ use serde::Deserialize;
 
 use super::extract::{Path, Query};
 use super::views::{brief_trace, TraceView};
-use super::{blocking, check_project, window, ApiError, ApiUser, SharedState};
+use super::{
+    blocking, check_project, readable_projects, window, ApiError, ApiUser, AppState,
+    ReadableProjects, SharedState,
+};
 
 /// Query of `GET /api/traces`.
 #[derive(Debug, Deserialize)]
@@ -25,31 +28,62 @@ pub(super) struct ListParams {
 
 pub(super) async fn list(
     State(state): State<SharedState>,
-    _user: ApiUser,
+    user: ApiUser,
     Query(params): Query<ListParams>,
 ) -> Result<Json<Vec<TraceSummary>>, ApiError> {
     let (from, to) = window(params.from, params.to, params.since.as_deref(), None)?;
     let limit = params.limit.unwrap_or(50).min(1000);
     blocking(&state, move |state| {
-        let mut query = match params.project {
+        let readable = readable_projects(state, &user)?;
+        let query = match &params.project {
             Some(p) => {
-                check_project(&state.store, &p)?;
-                TraceQuery::project(p)
+                check_project(&state.store, &readable, p)?;
+                TraceQuery::project(p.clone())
             }
             None => TraceQuery::all(),
         };
-        if let Some(s) = params.service {
-            query = query.service(s);
-        }
-        let traces = state.store.traces(&query.between(from, to).limit(limit))?;
+        let query = match params.service {
+            Some(s) => query.service(s),
+            None => query,
+        };
+        let query = query.between(from, to).limit(limit);
         Ok(Json(
-            traces
+            readable_traces(state, &readable, params.project, query)?
                 .into_iter()
                 .map(|t| brief_trace(t, &state.read_limits))
                 .collect(),
         ))
     })
     .await
+}
+
+/// The traces of `query` that the user may read: for a user who is not an
+/// admin and named no project, the latest of each of their projects,
+/// merged newest first.
+pub(super) fn readable_traces(
+    state: &AppState,
+    readable: &ReadableProjects,
+    project: Option<String>,
+    query: TraceQuery,
+) -> Result<Vec<TraceSummary>, ApiError> {
+    if project.is_some() || readable.is_admin() {
+        return Ok(state.store.traces(&query)?);
+    }
+    let limit = query.limit.unwrap_or(usize::MAX);
+    let mut out: Vec<TraceSummary> = Vec::new();
+    for p in readable.ids(&state.store)? {
+        let mut one = query.clone();
+        one.project = Some(p);
+        out.extend(state.store.traces(&one)?);
+    }
+    out.sort_by(|a, b| {
+        b.start_ns
+            .cmp(&a.start_ns)
+            .then_with(|| b.trace_id.cmp(&a.trace_id))
+    });
+    out.dedup_by_key(|t| t.trace_id);
+    out.truncate(limit);
+    Ok(out)
 }
 
 /// Query of `GET /api/traces/{trace_id}`.
@@ -61,7 +95,7 @@ pub(super) struct DetailParams {
 
 pub(super) async fn detail(
     State(state): State<SharedState>,
-    _user: ApiUser,
+    user: ApiUser,
     Path(trace_id): Path<String>,
     Query(params): Query<DetailParams>,
 ) -> Result<Json<TraceView>, ApiError> {
@@ -70,11 +104,20 @@ pub(super) async fn detail(
         .map_err(|e| ApiError::BadRequest(format!("invalid trace id {trace_id:?}: {e}")))?;
     let width = params.width.unwrap_or(40).clamp(10, 400);
     blocking(&state, move |state| {
+        let readable = readable_projects(state, &user)?;
+        let not_found = || ApiError::NotFound(format!("no trace {id}"));
+        // A trace of projects the user does not belong to is not revealed.
+        let summary = state.store.trace(id)?;
+        if !summary
+            .as_ref()
+            .is_some_and(|s| s.projects.iter().any(|p| readable.contains(p)))
+        {
+            return Err(not_found());
+        }
         let spans = state.store.trace_spans(id)?;
         if spans.is_empty() {
-            return Err(ApiError::NotFound(format!("no trace {id}")));
+            return Err(not_found());
         }
-        let summary = state.store.trace(id)?;
         let trace =
             Trace::from_spans(spans).map_err(|e| ApiError::Internal(format!("trace {id}: {e}")))?;
         Ok(Json(TraceView::new(

@@ -474,6 +474,9 @@ pub struct ProjectView {
     pub created_ns: u64,
     /// Whether it has an ingest token.
     pub has_token: bool,
+    /// How many ingest tokens it has.
+    #[serde(default)]
+    pub tokens: usize,
 }
 
 /// A user as listed (no token hash).
@@ -487,6 +490,81 @@ pub struct UserView {
     pub created_ns: u64,
     /// Whether the user may create projects and users.
     pub admin: bool,
+    /// The projects the user is a member of (for a caller who is not an
+    /// admin, only those the caller belongs to as well).
+    #[serde(default)]
+    pub projects: Vec<String>,
+}
+
+/// A member of a project, as `GET /api/projects/{id}/members` lists them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberView {
+    /// Login.
+    pub login: String,
+    /// An admin: a member of every project, named or not.
+    pub admin: bool,
+    /// Whether the membership is by name (`false` for an admin who belongs
+    /// only as an admin).
+    pub named: bool,
+}
+
+/// A token as listed: never the token itself nor its hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenView {
+    /// The token's id: name it to revoke or rotate the token.
+    pub id: String,
+    /// `ingest` (a project's) or `user` (a user's API token).
+    pub kind: String,
+    /// The project id or user login it belongs to.
+    pub owner: String,
+    /// What it is for.
+    pub label: String,
+    /// Created, ns.
+    pub created_ns: u64,
+    /// Last used, ns (recorded at most once a minute), if ever.
+    pub last_used_ns: Option<u64>,
+}
+
+impl From<omegi_store::Token> for TokenView {
+    fn from(t: omegi_store::Token) -> Self {
+        let (kind, owner) = match t.owner {
+            omegi_store::TokenOwner::Project(id) => ("ingest", id),
+            omegi_store::TokenOwner::User(login) => ("user", login),
+        };
+        TokenView {
+            id: t.id,
+            kind: kind.to_owned(),
+            owner,
+            label: t.label,
+            created_ns: t.created_ns,
+            last_used_ns: t.last_used_ns,
+        }
+    }
+}
+
+/// A token just issued: its listing and the token itself, shown this once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuedToken {
+    /// The token as listed.
+    #[serde(flatten)]
+    pub view: TokenView,
+    /// The token: send it as `Authorization: Bearer <token>`. Only its hash
+    /// is stored.
+    pub token: String,
+    /// The token this one replaced and revoked, when rotated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked: Option<TokenView>,
+}
+
+/// The answer of `GET /api/me`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeView {
+    /// The user's login.
+    pub login: String,
+    /// Whether the user is an admin (a member of every project).
+    pub admin: bool,
+    /// The projects the user may read: every project for an admin.
+    pub projects: Vec<String>,
 }
 
 #[cfg(test)]

@@ -2,24 +2,59 @@
 //! backups and for moving data to a new data directory (also across
 //! on-disk schema versions). Both open the data directory directly, so the
 //! server must not be running on it.
+//!
+//! The export file holds the accounts with their token hashes: it is
+//! written readable by its owner only (0600). An import says what accounts
+//! the file brings and takes them only with `--accounts`: a file alone must
+//! not create admins or let its tokens in.
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use omegi_store::{Store, TransferStats};
+use omegi_store::{ImportOptions, Store, TransferStats};
 use serde::Serialize;
 
 use super::{blocking, print_json, store_error, Cli, CliError};
 use crate::auth::credentials_path;
 use crate::server::STORE_DIR;
 
-/// `omegi export FILE` and `omegi import FILE`.
+/// `omegi export FILE`.
 #[derive(Debug, Args)]
 pub struct DataFileArgs {
     /// The JSON-lines file.
     pub file: PathBuf,
+}
+
+/// `omegi import FILE [--accounts]`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The JSON-lines file.
+    pub file: PathBuf,
+    /// Import the accounts too: projects, users with their memberships,
+    /// admins and tokens. Without it they are counted and skipped.
+    #[arg(long)]
+    pub accounts: bool,
+}
+
+/// Creates (or truncates) `file` readable and writable by its owner only
+/// (0600 on Unix), also when it existed with a wider mode.
+fn create_private(file: &Path) -> std::io::Result<File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let handle = options.open(file)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        handle.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(handle)
 }
 
 #[derive(Serialize)]
@@ -45,7 +80,7 @@ pub async fn export(cli: &Cli, args: &DataFileArgs, out: &mut dyn Write) -> Resu
             )));
         }
         let store = Store::open(&store_path).map_err(store_error(&store_path))?;
-        let target = File::create(&file).map_err(|e| file_error("create", &file, e))?;
+        let target = create_private(&file).map_err(|e| file_error("create", &file, e))?;
         let mut writer = BufWriter::new(target);
         let stats = store
             .export(&mut writer)
@@ -61,10 +96,12 @@ pub async fn export(cli: &Cli, args: &DataFileArgs, out: &mut dyn Write) -> Resu
     report(cli, out, "exported", "to", &moved)
 }
 
-/// `omegi import FILE`: reads an export into a new data directory.
-pub async fn import(cli: &Cli, args: &DataFileArgs, out: &mut dyn Write) -> Result<(), CliError> {
+/// `omegi import FILE`: reads an export into a new data directory, its
+/// accounts only with `--accounts`.
+pub async fn import(cli: &Cli, args: &ImportArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let store_path = cli.data.join(STORE_DIR);
     let file = args.file.clone();
+    let options = ImportOptions::data_only().accounts(args.accounts);
     let moved = blocking(move || {
         if store_path.exists() {
             return Err(CliError::Usage(format!(
@@ -75,7 +112,7 @@ pub async fn import(cli: &Cli, args: &DataFileArgs, out: &mut dyn Write) -> Resu
         let source = File::open(&file).map_err(|e| file_error("open", &file, e))?;
         let store = Store::open(&store_path).map_err(store_error(&store_path))?;
         let imported = store
-            .import(BufReader::new(source))
+            .import_with(BufReader::new(source), options)
             .and_then(|stats| store.flush().map(|_| stats));
         let stats = match imported {
             Ok(stats) => stats,
@@ -91,12 +128,39 @@ pub async fn import(cli: &Cli, args: &DataFileArgs, out: &mut dyn Write) -> Resu
     })
     .await?;
     report(cli, out, "imported", "from", &moved)?;
-    if !cli.json {
+    if cli.json {
+        return Ok(());
+    }
+    let s = &moved.stats;
+    let brought = format!(
+        "{} projects, {} users, {} admins, {} tokens",
+        s.projects, s.users, s.admins, s.tokens
+    );
+    if s.accounts {
+        writeln!(out, "accounts imported: {brought}")?;
+        if s.legacy_members > 0 {
+            writeln!(
+                out,
+                "the file is from before memberships: {} users who are not admins became \
+                 members of every project, as they could read every project before",
+                s.legacy_members
+            )?;
+        }
         writeln!(
             out,
             "tokens are kept; copy credentials.json from the old data directory to {} \
              for the CLI to find them",
             credentials_path(&cli.data).display()
+        )?;
+    } else {
+        writeln!(out, "the file brings accounts: {brought}")?;
+        writeln!(
+            out,
+            "accounts skipped: pass --accounts to import them (its admins would be admins \
+             here and its tokens valid); the first `omegi serve` creates the project \
+             {:?} and the admin {:?}, and admins create the others (`omegi project add`)",
+            crate::auth::DEFAULT_PROJECT,
+            crate::auth::ADMIN_USER
         )?;
     }
     Ok(())

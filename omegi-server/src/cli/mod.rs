@@ -7,10 +7,11 @@
 //! the admin token in `<data>/credentials.json`). Output is for people by
 //! default and JSON with `--json`.
 //!
-//! `omegi project add` and `omegi user add` go through the API when the
-//! server answers, and otherwise open the data directory directly (which
-//! works only while no server holds it). `omegi export` and `omegi import`
-//! always work on the data directory directly.
+//! `omegi project add`, `omegi user add` and `omegi token add --user|--project`
+//! go through the API when the server answers, and otherwise open the data
+//! directory directly (which works only while no server holds it).
+//! `omegi export` and `omegi import` always work on the data directory
+//! directly.
 //!
 //! [`Cli`] is the parsed command line and [`run`] executes it, writing to
 //! any [`Write`]: tests call it without spawning a process.
@@ -34,13 +35,15 @@ use crate::api::views::{
 use crate::auth::{self, read_credentials, AccountError, CredentialsError};
 use crate::server::{ServeConfig, ServeError, Server, DEFAULT_DATA_DIR, DEFAULT_LISTEN, STORE_DIR};
 
+mod accounts;
 mod client;
 pub mod data;
 pub mod notes;
 pub mod render;
 
+pub use accounts::TokenCommand;
 pub use client::ApiClient;
-pub use data::DataFileArgs;
+pub use data::{DataFileArgs, ImportArgs};
 pub use notes::{GraphArgs, NewNoteArgs, NoteCommand, NotesCommand, SearchArgs};
 
 /// `omegi`: distributed error tracking for microservices.
@@ -98,6 +101,9 @@ pub enum Command {
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
+    /// List, issue, revoke and rotate tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Write, show, edit or delete a note.
     #[command(subcommand)]
     Note(NoteCommand),
@@ -112,8 +118,8 @@ pub enum Command {
     /// (the server must be stopped).
     Export(DataFileArgs),
     /// Read an export into a new data directory (the server must be
-    /// stopped).
-    Import(DataFileArgs),
+    /// stopped); its accounts only with --accounts.
+    Import(ImportArgs),
 }
 
 /// `omegi serve`.
@@ -139,6 +145,32 @@ pub struct ServeArgs {
     /// What one note may hold.
     #[command(flatten)]
     pub note_limits: crate::api::limits::NoteLimitFlags,
+    /// Tokens one project or user may hold at once.
+    #[arg(long, env = "OMEGI_MAX_TOKENS", default_value_t = auth::DEFAULT_MAX_TOKENS,
+          value_parser = parse_max_tokens)]
+    pub max_tokens: usize,
+    /// How often an open alert stream checks that its token is still valid
+    /// (1s, 30s, 2m): a revoked token's stream ends within this time.
+    #[arg(long, env = "OMEGI_STREAM_RECHECK", default_value = "5s", value_parser = parse_recheck)]
+    pub stream_recheck: std::time::Duration,
+}
+
+fn parse_max_tokens(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!(
+            "expected a number of tokens, at least 1; got {text:?}"
+        )),
+    }
+}
+
+fn parse_recheck(text: &str) -> Result<std::time::Duration, String> {
+    match crate::api::parse_duration_ns(text) {
+        Some(ns) if ns >= 10_000_000 => Ok(std::time::Duration::from_nanos(ns)),
+        _ => Err(format!(
+            "expected a duration of at least 10ms like 500ms, 5s or 1m; got {text:?}"
+        )),
+    }
 }
 
 /// How long `omegi serve` keeps spans and occurrences.
@@ -222,6 +254,25 @@ pub enum ProjectCommand {
         /// The project id (letters, digits, '-', '_', '.').
         name: String,
     },
+    /// Make a user a member of a project (only an admin may).
+    AddMember {
+        /// The project id.
+        project: String,
+        /// The user's login.
+        login: String,
+    },
+    /// End a user's membership of a project (only an admin may).
+    RemoveMember {
+        /// The project id.
+        project: String,
+        /// The user's login.
+        login: String,
+    },
+    /// List a project's members (admins belong to every project).
+    Members {
+        /// The project id.
+        project: String,
+    },
 }
 
 /// `omegi user …`.
@@ -231,9 +282,13 @@ pub enum UserCommand {
     Add {
         /// The login (letters, digits, '-', '_', '.').
         login: String,
-        /// Make the user an admin: one who may create projects and users.
+        /// Make the user an admin: one who may create projects and users
+        /// and who belongs to every project.
         #[arg(long)]
         admin: bool,
+        /// Make the user a member of this project (repeatable).
+        #[arg(long = "project")]
+        projects: Vec<String>,
     },
 }
 
@@ -447,11 +502,39 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> Result<(), CliError>
             let created = add_account(&cli, AccountKind::Project, name).await?;
             print_created(&cli, out, "project", "ingest", &created)
         }
-        Command::User(UserCommand::Add { login, admin }) => {
-            let kind = AccountKind::User { admin: *admin };
+        Command::Project(ProjectCommand::AddMember { project, login }) => {
+            let command = accounts::MembershipCommand::Add {
+                project: project.clone(),
+                login: login.clone(),
+            };
+            accounts::membership(&cli, &command, out).await
+        }
+        Command::Project(ProjectCommand::RemoveMember { project, login }) => {
+            let command = accounts::MembershipCommand::Remove {
+                project: project.clone(),
+                login: login.clone(),
+            };
+            accounts::membership(&cli, &command, out).await
+        }
+        Command::Project(ProjectCommand::Members { project }) => {
+            let command = accounts::MembershipCommand::List {
+                project: project.clone(),
+            };
+            accounts::membership(&cli, &command, out).await
+        }
+        Command::User(UserCommand::Add {
+            login,
+            admin,
+            projects,
+        }) => {
+            let kind = AccountKind::User {
+                admin: *admin,
+                projects: projects.clone(),
+            };
             let created = add_account(&cli, kind, login).await?;
             print_created(&cli, out, "user", "API", &created)
         }
+        Command::Token(command) => accounts::token(&cli, command, out).await,
         Command::Note(command) => notes::note(&cli, command, out).await,
         Command::Notes(command) => notes::notes(&cli, command, out).await,
         Command::Search(args) => notes::search(&cli, args, out).await,
@@ -500,20 +583,20 @@ fn print_created(
     Ok(())
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 enum AccountKind {
     Project,
-    User { admin: bool },
+    User { admin: bool, projects: Vec<String> },
 }
 
 /// Creates a project or user through the API, or directly in the data
 /// directory when the server cannot be reached.
 async fn add_account(cli: &Cli, kind: AccountKind, name: &str) -> Result<CreatedAccount, CliError> {
-    let (path, body) = match kind {
+    let (path, body) = match &kind {
         AccountKind::Project => ("/api/projects", serde_json::json!({ "id": name })),
-        AccountKind::User { admin } => (
+        AccountKind::User { admin, projects } => (
             "/api/users",
-            serde_json::json!({ "login": name, "admin": admin }),
+            serde_json::json!({ "login": name, "admin": admin, "projects": projects }),
         ),
     };
     let token = cli.resolve_token()?;
@@ -542,8 +625,8 @@ async fn add_account(cli: &Cli, kind: AccountKind, name: &str) -> Result<Created
                 let (p, token) = auth::create_project(&store, &name)?;
                 CreatedAccount { name: p.id, token }
             }
-            AccountKind::User { admin } => {
-                let (u, token) = auth::create_user(&store, &name, admin)?;
+            AccountKind::User { admin, projects } => {
+                let (u, token) = auth::create_user(&store, &name, admin, &projects)?;
                 CreatedAccount {
                     name: u.login,
                     token,
@@ -579,7 +662,9 @@ async fn serve(cli: &Cli, args: &ServeArgs, out: &mut (dyn Write + Send)) -> Res
         .body_limit(args.body_limit)
         .retention(args.retention.0)
         .read_limits(args.read_limits)
-        .note_limits(args.note_limits);
+        .note_limits(args.note_limits)
+        .max_tokens(args.max_tokens)
+        .stream_recheck(args.stream_recheck);
     let server = Server::start(config).await?;
     writeln!(
         out,
@@ -629,6 +714,16 @@ mod tests {
             Command::Serve(args) => Ok(args),
             other => panic!("not serve: {other:?}"),
         }
+    }
+
+    #[test]
+    fn token_budget_and_stream_recheck_are_flags() {
+        let args = serve_args(&["--max-tokens", "7", "--stream-recheck", "500ms"]).unwrap();
+        assert_eq!(args.max_tokens, 7);
+        assert_eq!(args.stream_recheck, std::time::Duration::from_millis(500));
+        assert!(serve_args(&["--max-tokens", "0"]).is_err());
+        assert!(serve_args(&["--stream-recheck", "1ms"]).is_err());
+        assert!(serve_args(&["--stream-recheck", "soon"]).is_err());
     }
 
     #[test]

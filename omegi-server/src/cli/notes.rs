@@ -6,10 +6,7 @@ use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand, ValueEnum};
-use omegi_core::note::{
-    note_from_markdown_file, note_to_markdown_file, Note, NoteDefaults, NoteId, Subgraph,
-    Visibility,
-};
+use omegi_core::note::{note_from_markdown_file, Note, NoteDefaults, NoteId, Subgraph, Visibility};
 
 use super::{print_json, ApiClient, Cli, CliError};
 use crate::api::notes::{Hit, NewNoteBody, RenderedNote, UpdateNoteBody};
@@ -74,13 +71,18 @@ pub enum NotesCommand {
         #[arg(long)]
         public: bool,
     },
-    /// Write the notes you may see as Markdown files into a directory.
+    /// Write the notes you may see as Markdown files into a directory. It
+    /// never follows a symbolic link inside the directory, and overwrites
+    /// only files it wrote itself and nobody changed since, unless --force.
     Export {
         /// The directory (created if needed).
         dir: PathBuf,
         /// Only your own notes.
         #[arg(long)]
         mine: bool,
+        /// Overwrite files the export did not write, or that changed since.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -369,7 +371,7 @@ pub(super) async fn notes(
             }
             Ok(())
         }
-        NotesCommand::Export { dir, mine } => {
+        NotesCommand::Export { dir, mine, force } => {
             let args = ListNotesArgs {
                 author: None,
                 tag: None,
@@ -377,7 +379,7 @@ pub(super) async fn notes(
                 mine: *mine,
             };
             let notes = list(&client, &args).await?;
-            let files = export(dir, &notes)?;
+            let files = export(dir, &notes, *force)?;
             if cli.json {
                 return print_json(out, &files);
             }
@@ -509,27 +511,19 @@ async fn import(client: &ApiClient, dir: &Path, public: bool) -> Result<ImportRe
     Ok(report)
 }
 
-/// Writes each note as `<title>.md` (`<title> (<id>).md` when two titles
-/// share a file name); the paths written.
-pub fn export(dir: &Path, notes: &[Note]) -> Result<Vec<PathBuf>, CliError> {
-    std::fs::create_dir_all(dir).map_err(|e| CliError::Usage(format!("{}: {e}", dir.display())))?;
-    let mut used = std::collections::HashSet::new();
-    let mut written = Vec::with_capacity(notes.len());
-    let mut sorted: Vec<&Note> = notes.iter().collect();
-    sorted.sort_by_key(|n| n.id);
-    for note in sorted {
-        let base = omegi_core::note::file_stem(&note.title);
-        let mut name = format!("{base}.md");
-        if !used.insert(name.to_lowercase()) {
-            name = format!("{base} ({}).md", note.id);
-            used.insert(name.to_lowercase());
-        }
-        let path = dir.join(name);
-        std::fs::write(&path, note_to_markdown_file(note))
-            .map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))?;
-        written.push(path);
-    }
-    Ok(written)
+/// Writes each note as `<title>.md` into `dir` with
+/// [`omegi_store::write_vault`] (no symbolic link followed, no file
+/// overwritten that the export did not write unless `force`); the paths
+/// written.
+pub fn export(dir: &Path, notes: &[Note], force: bool) -> Result<Vec<PathBuf>, CliError> {
+    let options = omegi_store::VaultExportOptions::default().force(force);
+    let written = omegi_store::write_vault(dir, notes, &options)
+        .map_err(|e| CliError::Usage(format!("{}: {e}", dir.display())))?;
+    Ok(written
+        .files
+        .into_iter()
+        .map(|(_, relative)| dir.join(relative))
+        .collect())
 }
 
 /// Runs `omegi search`.

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use crate::api::notes::IssueSuggestions;
-use crate::api::views::{ErrorFlowView, IssueDetail, IssueView, StatsView};
+use crate::api::views::{ErrorFlowView, IssueDetail, IssueView, MemberView, StatsView, TokenView};
 
 /// `3s ago`, `5m ago`, `30h ago`, `4d ago`.
 pub fn ago(time_ns: u64, now_ns: u64) -> String {
@@ -213,6 +213,53 @@ pub fn stats(stats: &StatsView) -> String {
                 e.caller, e.callee, e.calls, e.errors
             );
         }
+    }
+    out
+}
+
+/// Tokens as a table (never the tokens themselves).
+pub fn tokens(list: &[TokenView], now_ns: u64) -> String {
+    if list.is_empty() {
+        return "no tokens\n".into();
+    }
+    let mut rows = vec![vec![
+        "ID".to_owned(),
+        "KIND".into(),
+        "OWNER".into(),
+        "LABEL".into(),
+        "CREATED".into(),
+        "LAST USED".into(),
+    ]];
+    for t in list {
+        rows.push(vec![
+            t.id.clone(),
+            t.kind.clone(),
+            t.owner.clone(),
+            if t.label.is_empty() {
+                "-".into()
+            } else {
+                t.label.clone()
+            },
+            ago(t.created_ns, now_ns),
+            t.last_used_ns
+                .map_or_else(|| "never".into(), |used| ago(used, now_ns)),
+        ]);
+    }
+    table(&rows)
+}
+
+/// A project's members, one a line, admins marked.
+pub fn members(project: &str, list: &[MemberView]) -> String {
+    let mut out = String::new();
+    for m in list {
+        let _ = match (m.admin, m.named) {
+            (true, true) => writeln!(out, "{}  admin", m.login),
+            (true, false) => writeln!(out, "{}  admin (member of every project)", m.login),
+            _ => writeln!(out, "{}", m.login),
+        };
+    }
+    if out.is_empty() {
+        let _ = writeln!(out, "{project} has no members");
     }
     out
 }

@@ -9,6 +9,8 @@
   const state = {
     token: localStorage.getItem(TOKEN_KEY),
     me: null,
+    // The projects the signed-in user belongs to (null: not known yet).
+    projects: null,
     unseen: 0,
     events: null,
     graph: null,
@@ -203,6 +205,7 @@
   function signOut(message) {
     state.token = null;
     state.me = null;
+    state.projects = null;
     localStorage.removeItem(TOKEN_KEY);
     if (state.events) state.events.close();
     state.events = null;
@@ -215,6 +218,7 @@
     try {
       const me = await api("/api/me");
       state.me = me.login;
+      state.projects = Array.isArray(me.projects) ? me.projects : null;
     } catch (e) {
       if (e.status === 401) throw e;
       state.me = "";
@@ -260,6 +264,10 @@
     es.addEventListener("new_issue", onAlert);
     es.addEventListener("regressed", onAlert);
     es.addEventListener("spike", onAlert);
+    // The server ends the stream when the token is revoked.
+    es.addEventListener("unauthorized", function () {
+      signOut("Your token was revoked: sign in with a valid one.");
+    });
   }
 
   // ---------------------------------------------------------------- router
@@ -469,6 +477,7 @@
         }
         localStorage.setItem(TOKEN_KEY, token);
         state.me = null;
+        state.projects = null;
         location.hash = "#/";
       },
     },
@@ -517,7 +526,10 @@
         h("p.muted", "Calls seen in the window's latest traces; services with errors are red."),
         dependencyGraph(stats.dependencies, failing)
       ),
-      perProject.length ? perProject.map(function (p) { return projectPanel(p, stats, widthNs); }) : h("section.panel", h("p.muted", "No project has sent data yet."))
+      perProject.length ? perProject.map(function (p) { return projectPanel(p, stats, widthNs); }) : h("section.panel", h("p.muted",
+        state.projects && state.projects.length === 0
+          ? "You are not a member of any project yet: an admin adds you with omegi project add-member PROJECT " + (state.me || "LOGIN") + "."
+          : "No project has sent data yet."))
     );
   };
 
