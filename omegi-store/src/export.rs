@@ -18,12 +18,16 @@ use crate::accounts::{Project, User};
 use crate::error::{Error, Result};
 use crate::issues::{put_issue, put_occurrence, Issue, Occurrence};
 use crate::keys::{counter, KeyReader};
-use crate::spans::{merged_spans, write_spans};
+use crate::spans::{merged_spans, stage_spans};
 use crate::stats::{
-    counter_key, put_service, read_totals, service_counter_key, write_totals, Bucket, ServiceInfo,
+    counter_key, put_service, put_totals, read_totals, service_counter_key, Bucket, ServiceInfo,
     Totals,
 };
+use crate::writes::{TreeId, Writes};
 use crate::Store;
+
+/// Writes an import stages before it commits them.
+const IMPORT_WRITES: usize = 4096;
 
 const FORMAT: &str = "omegi-store";
 
@@ -156,9 +160,13 @@ impl Store {
         }
         for item in t.traces.iter() {
             let (key, _) = item?;
-            let trace = KeyReader::new("traces", &key).trace()?;
-            for (_, (project, span)) in merged_spans(t, trace)? {
+            let mut r = KeyReader::new("traces", &key);
+            let project = r.str()?.to_owned();
+            let trace = r.trace()?;
+            r.end()?;
+            for span in merged_spans(t, &project, trace)?.into_values() {
                 let span = span.into_record("span_segments")?;
+                let project = project.clone();
                 write_line(&mut out, &Line::Span { project, span }, lines)?;
                 stats.spans += 1;
             }
@@ -222,18 +230,21 @@ impl Store {
     /// indexes are rebuilt. Call [`Store::flush`] afterwards for durability.
     pub fn import(&self, input: impl BufRead) -> Result<TransferStats> {
         let core = self.core();
-        let t = &core.t;
         let _guard = core.lock();
         let mut stats = TransferStats::default();
+        // The lines are staged and committed a few thousand writes at a
+        // time: an import is as large as a store, not as a request.
+        let mut w = Writes::new(core);
         let mut pending: Option<(String, Vec<SpanRecord>)> = None;
         let mut notes: Vec<Note> = Vec::new();
-        let flush_pending = |pending: &mut Option<(String, Vec<SpanRecord>)>| -> Result<()> {
-            if let Some((project, spans)) = pending.take() {
-                let refs: Vec<&SpanRecord> = spans.iter().collect();
-                write_spans(core, &project, &refs)?;
-            }
-            Ok(())
-        };
+        let stage_pending =
+            |w: &mut Writes<'_>, pending: &mut Option<(String, Vec<SpanRecord>)>| -> Result<()> {
+                if let Some((project, spans)) = pending.take() {
+                    let refs: Vec<&SpanRecord> = spans.iter().collect();
+                    stage_spans(w, &project, &refs)?;
+                }
+                Ok(())
+            };
         for (index, line) in input.lines().enumerate() {
             let number = index + 1;
             let line = line?;
@@ -268,7 +279,10 @@ impl Store {
                 continue;
             }
             if !matches!(parsed, Line::Span { .. }) {
-                flush_pending(&mut pending)?;
+                stage_pending(&mut w, &mut pending)?;
+            }
+            if w.len() >= IMPORT_WRITES {
+                std::mem::replace(&mut w, Writes::new(core)).commit()?;
             }
             match parsed {
                 Line::Header { .. } => {
@@ -280,13 +294,16 @@ impl Store {
                 Line::Project { project } => self.put_project(&project)?,
                 Line::User { user } => self.put_user(&user)?,
                 Line::Admin { login } => self.set_admin(&login, true)?,
-                Line::Service { project, service } => put_service(t, &project, &service)?,
+                Line::Service { project, service } => put_service(&mut w, &project, &service)?,
                 Line::Span { project, span } => {
-                    // Spans of one trace come together: write them as one chunk.
+                    // Spans of one trace come together: write them as one
+                    // chunk. Exports of schema 2 and older kept a trace of
+                    // several projects as one: each span names its project,
+                    // so here it becomes one trace per project.
                     if pending.as_ref().is_some_and(|(p, spans)| {
                         *p != project || spans.first().map(|s| s.trace_id) != Some(span.trace_id)
                     }) {
-                        flush_pending(&mut pending)?;
+                        stage_pending(&mut w, &mut pending)?;
                     }
                     pending
                         .get_or_insert_with(|| (project, Vec::new()))
@@ -295,7 +312,7 @@ impl Store {
                     stats.spans += 1;
                 }
                 Line::Issue { issue } => {
-                    put_issue(t, &issue)?;
+                    put_issue(&mut w, &issue)?;
                     stats.issues += 1;
                 }
                 Line::Occurrence {
@@ -303,7 +320,7 @@ impl Store {
                     fingerprint,
                     occurrence,
                 } => {
-                    put_occurrence(t, &project, &fingerprint.0, &occurrence)?;
+                    put_occurrence(&mut w, &project, &fingerprint.0, &occurrence)?;
                     stats.occurrences += 1;
                 }
                 Line::Counter {
@@ -315,20 +332,20 @@ impl Store {
                 } => {
                     let (tree, key) = match service {
                         Some(s) => (
-                            &t.service_counters,
+                            TreeId::ServiceCounters,
                             service_counter_key(&project, &s, bucket, start_ns)?,
                         ),
-                        None => (&t.counters, counter_key(&project, bucket, start_ns)?),
+                        None => (TreeId::Counters, counter_key(&project, bucket, start_ns)?),
                     };
-                    tree.insert(key, &count.to_be_bytes())?;
+                    w.insert(tree, key, &count.to_be_bytes()[..]);
                 }
                 Line::Totals {
                     project,
                     spans,
                     traces,
                     errors,
-                } => write_totals(
-                    t,
+                } => put_totals(
+                    &mut w,
                     &project,
                     &Totals {
                         spans,
@@ -342,7 +359,8 @@ impl Store {
                 }
             }
         }
-        flush_pending(&mut pending)?;
+        stage_pending(&mut w, &mut pending)?;
+        w.commit()?;
         if !notes.is_empty() {
             // One batch: one commit of the full-text index.
             self.restore_notes(notes)?;

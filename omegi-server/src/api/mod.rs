@@ -287,6 +287,31 @@ pub(crate) fn check_project(store: &Store, project: &str) -> Result<(), ApiError
     }
 }
 
+/// The projects whose data `user` may read, by id: every rule about who
+/// reads what is here, and every route that reads project data asks it.
+/// For now every user reads every project.
+pub(crate) fn readable_projects(
+    state: &AppState,
+    _user: &ApiUser,
+) -> Result<Vec<String>, ApiError> {
+    Ok(state.store.projects()?.into_iter().map(|p| p.id).collect())
+}
+
+/// `project` if `user` may read it, else `404` (as for a project that does
+/// not exist: a caller learns nothing about projects it may not read).
+pub(crate) fn readable_project(
+    state: &AppState,
+    user: &ApiUser,
+    project: &str,
+) -> Result<String, ApiError> {
+    check_project(&state.store, project)?;
+    if readable_projects(state, user)?.iter().any(|p| p == project) {
+        Ok(project.to_owned())
+    } else {
+        Err(ApiError::NotFound(format!("no project {project:?}")))
+    }
+}
+
 /// A time window from `from`/`to` (ns since the epoch) or `since` (a
 /// duration before now); `default_since_ns` when neither is given.
 pub(crate) fn window(

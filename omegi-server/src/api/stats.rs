@@ -2,7 +2,7 @@
 
 use axum::extract::State;
 use axum::Json;
-use omegi_core::flow::{assemble, service_dependencies};
+use omegi_core::flow::{service_dependencies, Trace};
 use omegi_store::{Bucket, TraceQuery};
 use serde::Deserialize;
 
@@ -71,16 +71,17 @@ pub(super) async fn dashboard(
                     .collect(),
             });
         }
-        let mut query = match &params.project {
-            Some(p) => TraceQuery::project(p.clone()),
-            None => TraceQuery::all(),
-        };
-        query = query.between(from, to).limit(DEPENDENCY_TRACES);
-        let mut spans = Vec::new();
+        let query = TraceQuery::projects(projects.iter().cloned())
+            .between(from, to)
+            .limit(DEPENDENCY_TRACES);
+        // Trace by trace: the same trace id in two projects is two traces.
+        let mut traces = Vec::new();
         for trace in store.traces(&query)? {
-            spans.extend(store.trace_spans(trace.trace_id)?);
+            let spans = store.trace_spans(&trace.project, trace.trace_id)?;
+            if let Ok(trace) = Trace::from_spans(spans) {
+                traces.push(trace);
+            }
         }
-        let traces = assemble(spans);
         let dependencies = service_dependencies(&traces)
             .into_iter()
             .map(EdgeView::from)

@@ -1,5 +1,9 @@
 //! `/api/traces`: recent traces and one trace with its tree, flows,
 //! waterfall and raw log.
+//!
+//! A trace belongs to a project: the same trace id sent to two projects is
+//! two traces. Both routes read only projects the caller may read
+//! ([`super::readable_projects`]).
 
 use axum::extract::State;
 use axum::Json;
@@ -10,7 +14,9 @@ use serde::Deserialize;
 
 use super::extract::{Path, Query};
 use super::views::TraceView;
-use super::{blocking, check_project, window, ApiError, ApiUser, SharedState};
+use super::{
+    blocking, readable_project, readable_projects, window, ApiError, ApiUser, SharedState,
+};
 
 /// Query of `GET /api/traces`.
 #[derive(Debug, Deserialize)]
@@ -25,19 +31,17 @@ pub(super) struct ListParams {
 
 pub(super) async fn list(
     State(state): State<SharedState>,
-    _user: ApiUser,
+    user: ApiUser,
     Query(params): Query<ListParams>,
 ) -> Result<Json<Vec<TraceSummary>>, ApiError> {
     let (from, to) = window(params.from, params.to, params.since.as_deref(), None)?;
     let limit = params.limit.unwrap_or(50).min(1000);
     blocking(&state, move |state| {
-        let mut query = match params.project {
-            Some(p) => {
-                check_project(&state.store, &p)?;
-                TraceQuery::project(p)
-            }
-            None => TraceQuery::all(),
+        let projects = match &params.project {
+            Some(p) => vec![readable_project(state, &user, p)?],
+            None => readable_projects(state, &user)?,
         };
+        let mut query = TraceQuery::projects(projects);
         if let Some(s) = params.service {
             query = query.service(s);
         }
@@ -51,13 +55,16 @@ pub(super) async fn list(
 /// Query of `GET /api/traces/{trace_id}`.
 #[derive(Debug, Deserialize)]
 pub(super) struct DetailParams {
+    /// The trace's project; without it, the one readable project that has
+    /// a trace with this id.
+    project: Option<String>,
     /// Width of the waterfall bar (default 40).
     width: Option<usize>,
 }
 
 pub(super) async fn detail(
     State(state): State<SharedState>,
-    _user: ApiUser,
+    user: ApiUser,
     Path(trace_id): Path<String>,
     Query(params): Query<DetailParams>,
 ) -> Result<Json<TraceView>, ApiError> {
@@ -66,14 +73,34 @@ pub(super) async fn detail(
         .map_err(|e| ApiError::BadRequest(format!("invalid trace id {trace_id:?}: {e}")))?;
     let width = params.width.unwrap_or(40).clamp(10, 400);
     blocking(&state, move |state| {
-        let spans = state.store.trace_spans(id)?;
+        let candidates = match &params.project {
+            Some(p) => vec![readable_project(state, &user, p)?],
+            None => readable_projects(state, &user)?,
+        };
+        let mut found = Vec::new();
+        for project in candidates {
+            if let Some(summary) = state.store.trace(&project, id)? {
+                found.push(summary);
+            }
+        }
+        let summary = match found.len() {
+            0 => return Err(ApiError::NotFound(format!("no trace {id}"))),
+            1 => found.remove(0),
+            _ => {
+                let projects: Vec<&str> = found.iter().map(|s| s.project.as_str()).collect();
+                return Err(ApiError::Conflict(format!(
+                    "trace {id} is in projects {}: name one with ?project=",
+                    projects.join(", ")
+                )));
+            }
+        };
+        let spans = state.store.trace_spans(&summary.project, id)?;
         if spans.is_empty() {
             return Err(ApiError::NotFound(format!("no trace {id}")));
         }
-        let summary = state.store.trace(id)?;
         let trace =
             Trace::from_spans(spans).map_err(|e| ApiError::Internal(format!("trace {id}: {e}")))?;
-        Ok(Json(TraceView::new(&trace, summary, width)))
+        Ok(Json(TraceView::new(&trace, Some(summary), width)))
     })
     .await
 }
