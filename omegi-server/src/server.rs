@@ -26,6 +26,19 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:7700";
 /// The store lives in this folder of the data directory.
 pub const STORE_DIR: &str = "store";
 
+/// When `omegi serve` answers an OTLP request `200`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum SyncPolicy {
+    /// After the request's writes are on disk: `200` means durable.
+    /// Concurrent requests share flushes ([`omegi_store::Store::sync`]).
+    #[default]
+    Always,
+    /// As soon as the writes are stored; the store flushes every 500 ms
+    /// on its own, so a crash (of the machine or the process) loses up to
+    /// the last half second of acknowledged requests.
+    Interval,
+}
+
 /// How to run the server.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -58,6 +71,9 @@ pub struct ServeConfig {
     /// `503 Service Unavailable` with `Retry-After`, which OTLP exporters
     /// retry.
     pub ingest_wait: Duration,
+    /// When an OTLP request is answered `200`: once durable (default), or
+    /// once stored.
+    pub sync: SyncPolicy,
 }
 
 impl ServeConfig {
@@ -65,7 +81,7 @@ impl ServeConfig {
     /// (32 MiB decompressed), default retries and spike settings, 30 s to
     /// shut down, no retention (a pass every 10 minutes once it is set),
     /// twice as many OTLP requests at once as there are cores (at least 4),
-    /// each waiting up to 2 s for its turn.
+    /// each waiting up to 2 s for its turn, `200` once durable.
     pub fn new(data_dir: impl Into<PathBuf>, listen: SocketAddr) -> Self {
         ServeConfig {
             data_dir: data_dir.into(),
@@ -82,7 +98,14 @@ impl ServeConfig {
                 .map_or(4, |n| n.get() * 2)
                 .max(4),
             ingest_wait: Duration::from_secs(2),
+            sync: SyncPolicy::Always,
         }
+    }
+
+    /// Sets when an OTLP request is answered `200`.
+    pub fn sync(mut self, policy: SyncPolicy) -> Self {
+        self.sync = policy;
+        self
     }
 
     /// Sets how many OTLP requests are read, decoded and stored at once,
@@ -228,6 +251,7 @@ impl Server {
             body_limit: config.body_limit,
             ingest_slots: tokio::sync::Semaphore::new(config.ingest_concurrency.max(1)),
             ingest_wait: config.ingest_wait,
+            sync: config.sync,
             shutdown: shutdown_rx.clone(),
             store,
         });

@@ -52,6 +52,8 @@ pub struct AppState {
     /// How long an OTLP request waits for a slot before `503` with
     /// `Retry-After`.
     pub ingest_wait: std::time::Duration,
+    /// Whether an OTLP request is answered once its writes are durable.
+    pub sync: crate::server::SyncPolicy,
     /// Turns `true` when the server shuts down (ends SSE streams).
     pub shutdown: watch::Receiver<bool>,
 }
