@@ -180,11 +180,8 @@ async fn load_and_kill(
             .expect("every sender stops once the server is gone")
             .expect("no sender panicked");
     }
-    Arc::try_unwrap(sent)
-        .ok()
-        .expect("the senders are done")
-        .into_inner()
-        .unwrap()
+    let mut sent = sent.lock().unwrap();
+    std::mem::take(&mut *sent)
 }
 
 /// Checks a restarted server against what was sent: returns how many

@@ -184,7 +184,7 @@ fn purge(core: &Core, cutoff: u64) -> Result<RetentionReport> {
             for item in t.segments.range(prefix..hi.as_slice()).take(CHUNK) {
                 w.remove(TreeId::Segments, item?.0);
             }
-            if w.len() == 0 {
+            if w.is_empty() {
                 return Ok(());
             }
             w.commit()?;

@@ -119,10 +119,15 @@ impl<'a> Writes<'a> {
         self.staged.values().map(BTreeMap::len).sum()
     }
 
+    /// Whether nothing is staged.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.staged.values().all(BTreeMap::is_empty)
+    }
+
     /// Applies every staged write in one transaction: all of them, or (on
     /// an error) none.
     pub(crate) fn commit(self) -> Result<()> {
-        if self.staged.is_empty() {
+        if self.is_empty() {
             return Ok(());
         }
         let trees: Vec<&sled::Tree> = self.staged.keys().map(|id| id.tree(&self.core.t)).collect();

@@ -22,6 +22,10 @@ const STATUSES: [IssueStatus; 4] = [
     IssueStatus::Regressed,
 ];
 
+/// An error as an operation describes it: service, message, time offset
+/// and trace. The same description is the same error.
+type ErrorDescription = (usize, usize, u64, Option<u128>);
+
 #[derive(Debug, Clone)]
 enum Op {
     Spans {
@@ -30,7 +34,7 @@ enum Op {
     },
     Errors {
         project: usize,
-        errors: Vec<(usize, usize, u64, Option<u128>)>,
+        errors: Vec<ErrorDescription>,
     },
     SetStatus {
         project: usize,
@@ -97,7 +101,7 @@ struct Model {
     occurrences: BTreeMap<(String, String), Vec<ErrorRecord>>,
     /// The errors stored, as the operation described them, per project:
     /// the same description is the same error.
-    errors_seen: BTreeSet<(String, (usize, usize, u64, Option<u128>))>,
+    errors_seen: BTreeSet<(String, ErrorDescription)>,
     /// Projects that ingested anything, even nothing.
     projects: BTreeSet<String>,
     /// The latest `Spans` or `Errors` operation.
