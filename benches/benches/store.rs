@@ -204,7 +204,7 @@ fn queries(c: &mut Criterion) {
         b.iter(|| {
             t = (t + 7_919) % 10_000;
             let spans = store
-                .trace_spans(TraceId(u128::from(t) << 64 | 0xabcd))
+                .trace_spans("shop", TraceId(u128::from(t) << 64 | 0xabcd))
                 .expect("fetch");
             assert_eq!(spans.len(), 10);
             black_box(spans)

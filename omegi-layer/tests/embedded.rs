@@ -49,7 +49,7 @@ fn failing_function_lands_in_the_store() {
 
     // Its latest trace holds both spans of the failing request.
     let trace = issue.latest_trace.expect("a trace");
-    let spans = store.trace_spans(trace).unwrap();
+    let spans = store.trace_spans("shop", trace).unwrap();
     let mut names: Vec<&str> = spans.iter().map(|s| &*s.name).collect();
     names.sort();
     assert_eq!(names, ["handle", "load_order"]);

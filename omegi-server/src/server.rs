@@ -27,6 +27,19 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:7700";
 /// The store lives in this folder of the data directory.
 pub const STORE_DIR: &str = "store";
 
+/// When `omegi serve` answers an OTLP request `200`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum SyncPolicy {
+    /// After the request's writes are on disk: `200` means durable.
+    /// Concurrent requests share flushes ([`omegi_store::Store::sync`]).
+    #[default]
+    Always,
+    /// As soon as the writes are stored; the store flushes every 500 ms
+    /// on its own, so a crash (of the machine or the process) loses up to
+    /// the last half second of acknowledged requests.
+    Interval,
+}
+
 /// How to run the server.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -68,6 +81,9 @@ pub struct ServeConfig {
     /// How often an open alert stream checks that its token is still valid:
     /// a revoked token's stream ends within this time.
     pub stream_recheck: Duration,
+    /// When an OTLP request is answered `200`: once durable (default), or
+    /// once stored.
+    pub sync: SyncPolicy,
 }
 
 impl ServeConfig {
@@ -75,8 +91,8 @@ impl ServeConfig {
     /// (32 MiB decompressed), default retries and spike settings, 30 s to
     /// shut down, no retention (a pass every 10 minutes once it is set),
     /// twice as many OTLP requests at once as there are cores (at least 4),
-    /// each waiting up to 2 s for its turn, 100 tokens per project or user,
-    /// alert streams checking their token every 5 s.
+    /// each waiting up to 2 s for its turn, `200` once durable, 100 tokens
+    /// per project or user, alert streams checking their token every 5 s.
     pub fn new(data_dir: impl Into<PathBuf>, listen: SocketAddr) -> Self {
         ServeConfig {
             data_dir: data_dir.into(),
@@ -97,6 +113,7 @@ impl ServeConfig {
             note_limits: NoteLimitFlags::default(),
             max_tokens: crate::auth::DEFAULT_MAX_TOKENS,
             stream_recheck: Duration::from_secs(5),
+            sync: SyncPolicy::Always,
         }
     }
 
@@ -122,6 +139,12 @@ impl ServeConfig {
     /// valid.
     pub fn stream_recheck(mut self, every: Duration) -> Self {
         self.stream_recheck = every;
+        self
+    }
+
+    /// Sets when an OTLP request is answered `200`.
+    pub fn sync(mut self, policy: SyncPolicy) -> Self {
+        self.sync = policy;
         self
     }
 
@@ -271,6 +294,7 @@ impl Server {
             body_limit: config.body_limit,
             ingest_slots: tokio::sync::Semaphore::new(config.ingest_concurrency.max(1)),
             ingest_wait: config.ingest_wait,
+            sync: config.sync,
             shutdown: shutdown_rx.clone(),
             read_limits: config.read_limits,
             max_tokens: config.max_tokens.max(1),

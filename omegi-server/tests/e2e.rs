@@ -641,7 +641,7 @@ async fn graceful_shutdown_flushes_the_store() {
         assert_eq!(summary.issues, 1);
         assert_eq!(
             store
-                .trace_spans(omegi_core::TraceId(0x1007))
+                .trace_spans("default", omegi_core::TraceId(0x1007))
                 .unwrap()
                 .len(),
             3
@@ -717,7 +717,7 @@ async fn export_and_import_move_a_data_directory() {
         let store = omegi_store::Store::open(fresh.path().join(STORE_DIR)).unwrap();
         assert_eq!(
             store
-                .trace_spans(omegi_core::TraceId(0x2002))
+                .trace_spans("default", omegi_core::TraceId(0x2002))
                 .unwrap()
                 .len(),
             3

@@ -325,6 +325,36 @@ impl SSpan {
 }
 
 impl SError {
+    /// The id of this error's occurrence: the first 8 bytes of the SHA-256
+    /// of what tells one error apart from another (service, trace and span
+    /// ids, time, kind, message, causes, type, target, fields, location,
+    /// thread and fingerprint key), so that the same error sent again has
+    /// the same id. The span stack and the breadcrumbs are left out: they
+    /// describe the error's context, which depends on what else arrived in
+    /// the same request.
+    pub(crate) fn occurrence_id(&self) -> Result<u64> {
+        use sha2::{Digest, Sha256};
+        let identity = (
+            &self.service,
+            self.trace_id,
+            self.span_id,
+            self.time_ns,
+            self.kind,
+            &self.message,
+            &self.causes,
+            &self.error_type,
+            &self.target,
+            &self.fields,
+            &self.location,
+            &self.thread,
+            &self.fingerprint,
+        );
+        let hash = Sha256::digest(encode(&identity)?);
+        let mut id = [0u8; 8];
+        id.copy_from_slice(&hash[..8]);
+        Ok(u64::from_be_bytes(id))
+    }
+
     pub(crate) fn from_record(e: &ErrorRecord) -> Self {
         SError {
             trace_id: e.trace_id.map(|t| t.0),
@@ -568,6 +598,52 @@ mod tests {
         assert_eq!(encode(&borrowed::SSpan::new(&span)).unwrap(), owned);
         let back: SSpan = decode("spans", &owned).unwrap();
         assert_eq!(back.into_record("spans").unwrap(), span);
+    }
+
+    #[test]
+    fn occurrence_ids_follow_the_content_but_not_the_context() {
+        let error = ErrorRecord {
+            trace_id: Some(TraceId(7)),
+            span_id: Some(SpanId(3)),
+            service: "payment".into(),
+            time_ns: 1_700_000_000_000_000_000,
+            kind: ErrorKind::Remote,
+            message: "card declined".into(),
+            causes: vec![],
+            error_type: Some("PaymentError".into()),
+            target: "payment::api".into(),
+            fields: vec![Attribute::new("order", 42i64)],
+            span_stack: vec![],
+            breadcrumbs: vec![],
+            location: CodeLocation::default(),
+            thread: None,
+            fingerprint: None,
+        };
+        let id = |e: &ErrorRecord| SError::from_record(e).occurrence_id().unwrap();
+        assert_eq!(id(&error), id(&error.clone()));
+        // The context (breadcrumbs) may differ between two sendings.
+        let mut with_context = error.clone();
+        with_context.breadcrumbs.push(EventRecord {
+            time_ns: 1,
+            level: Level::Info,
+            target: "t".into(),
+            message: "earlier".into(),
+            fields: vec![],
+            location: CodeLocation::default(),
+        });
+        assert_eq!(id(&with_context), id(&error));
+        // Another time, span or field is another occurrence.
+        let mut later = error.clone();
+        later.time_ns += 1;
+        let mut other_span = error.clone();
+        other_span.span_id = Some(SpanId(4));
+        let mut other_order = error.clone();
+        other_order.fields = vec![Attribute::new("order", 43i64)];
+        for other in [later, other_span, other_order] {
+            assert_ne!(id(&other), id(&error));
+        }
+        // Stable across builds: ids are part of the on-disk keys.
+        assert_eq!(id(&error), 0x2626_24ef_3e0a_a9d4);
     }
 
     #[test]

@@ -25,12 +25,16 @@ use crate::codec::encode;
 use crate::error::{Error, Result};
 use crate::issues::{put_issue, put_occurrence, Issue, Occurrence};
 use crate::keys::{counter, KeyReader};
-use crate::spans::{merged_spans, write_spans};
+use crate::spans::{merged_spans, stage_spans};
 use crate::stats::{
-    counter_key, put_service, read_totals, service_counter_key, write_totals, Bucket, ServiceInfo,
+    counter_key, put_service, put_totals, read_totals, service_counter_key, Bucket, ServiceInfo,
     Totals,
 };
+use crate::writes::{TreeId, Writes};
 use crate::Store;
+
+/// Writes an import stages before it commits them.
+const IMPORT_WRITES: usize = 4096;
 
 const FORMAT: &str = "omegi-store";
 
@@ -247,9 +251,13 @@ impl Store {
         }
         for item in t.traces.iter() {
             let (key, _) = item?;
-            let trace = KeyReader::new("traces", &key).trace()?;
-            for (_, (project, span)) in merged_spans(t, trace)? {
+            let mut r = KeyReader::new("traces", &key);
+            let project = r.str()?.to_owned();
+            let trace = r.trace()?;
+            r.end()?;
+            for span in merged_spans(t, &project, trace)?.into_values() {
                 let span = span.into_record("span_segments")?;
+                let project = project.clone();
                 write_line(&mut out, &Line::Span { project, span }, lines)?;
                 stats.spans += 1;
             }
@@ -325,20 +333,23 @@ impl Store {
         options: ImportOptions,
     ) -> Result<TransferStats> {
         let core = self.core();
-        let t = &core.t;
         let _guard = core.lock();
         let mut stats = TransferStats::default();
+        // The lines are staged and committed a few thousand writes at a
+        // time: an import is as large as a store, not as a request.
+        let mut w = Writes::new(core);
         let mut pending: Option<(String, Vec<SpanRecord>)> = None;
         let mut notes: Vec<Note> = Vec::new();
         let mut version = EXPORT_VERSION;
         stats.accounts = options.accounts;
-        let flush_pending = |pending: &mut Option<(String, Vec<SpanRecord>)>| -> Result<()> {
-            if let Some((project, spans)) = pending.take() {
-                let refs: Vec<&SpanRecord> = spans.iter().collect();
-                write_spans(core, &project, &refs)?;
-            }
-            Ok(())
-        };
+        let stage_pending =
+            |w: &mut Writes<'_>, pending: &mut Option<(String, Vec<SpanRecord>)>| -> Result<()> {
+                if let Some((project, spans)) = pending.take() {
+                    let refs: Vec<&SpanRecord> = spans.iter().collect();
+                    stage_spans(w, &project, &refs)?;
+                }
+                Ok(())
+            };
         for (index, line) in input.lines().enumerate() {
             let number = index + 1;
             let line = line?;
@@ -374,7 +385,10 @@ impl Store {
                 continue;
             }
             if !matches!(parsed, Line::Span { .. }) {
-                flush_pending(&mut pending)?;
+                stage_pending(&mut w, &mut pending)?;
+            }
+            if w.len() >= IMPORT_WRITES {
+                std::mem::replace(&mut w, Writes::new(core)).commit()?;
             }
             match parsed {
                 Line::Header { .. } => {
@@ -430,13 +444,16 @@ impl Store {
                         self.import_token(token, number)?;
                     }
                 }
-                Line::Service { project, service } => put_service(t, &project, &service)?,
+                Line::Service { project, service } => put_service(&mut w, &project, &service)?,
                 Line::Span { project, span } => {
-                    // Spans of one trace come together: write them as one chunk.
+                    // Spans of one trace come together: write them as one
+                    // chunk. Exports of schema 2 and older kept a trace of
+                    // several projects as one: each span names its project,
+                    // so here it becomes one trace per project.
                     if pending.as_ref().is_some_and(|(p, spans)| {
                         *p != project || spans.first().map(|s| s.trace_id) != Some(span.trace_id)
                     }) {
-                        flush_pending(&mut pending)?;
+                        stage_pending(&mut w, &mut pending)?;
                     }
                     pending
                         .get_or_insert_with(|| (project, Vec::new()))
@@ -445,7 +462,7 @@ impl Store {
                     stats.spans += 1;
                 }
                 Line::Issue { issue } => {
-                    put_issue(t, &issue)?;
+                    put_issue(&mut w, &issue)?;
                     stats.issues += 1;
                 }
                 Line::Occurrence {
@@ -453,7 +470,7 @@ impl Store {
                     fingerprint,
                     occurrence,
                 } => {
-                    put_occurrence(t, &project, &fingerprint.0, &occurrence)?;
+                    put_occurrence(&mut w, &project, &fingerprint.0, &occurrence)?;
                     stats.occurrences += 1;
                 }
                 Line::Counter {
@@ -465,20 +482,20 @@ impl Store {
                 } => {
                     let (tree, key) = match service {
                         Some(s) => (
-                            &t.service_counters,
+                            TreeId::ServiceCounters,
                             service_counter_key(&project, &s, bucket, start_ns)?,
                         ),
-                        None => (&t.counters, counter_key(&project, bucket, start_ns)?),
+                        None => (TreeId::Counters, counter_key(&project, bucket, start_ns)?),
                     };
-                    tree.insert(key, &count.to_be_bytes())?;
+                    w.insert(tree, key, &count.to_be_bytes()[..]);
                 }
                 Line::Totals {
                     project,
                     spans,
                     traces,
                     errors,
-                } => write_totals(
-                    t,
+                } => put_totals(
+                    &mut w,
                     &project,
                     &Totals {
                         spans,
@@ -492,7 +509,8 @@ impl Store {
                 }
             }
         }
-        flush_pending(&mut pending)?;
+        stage_pending(&mut w, &mut pending)?;
+        w.commit()?;
         if !notes.is_empty() {
             // One batch: one commit of the full-text index.
             self.restore_notes(notes)?;

@@ -1,23 +1,31 @@
-//! The ingest entry point: one call per batch of records from one process.
+//! The ingest entry point: one call per batch of records, one transaction
+//! per call.
 
 use std::borrow::Cow;
+use std::collections::BTreeSet;
 
 use omegi_core::{ErrorRecord, Fingerprint, Record, Resource, SpanRecord};
 
 use crate::error::Result;
-use crate::issues::{write_errors, Issue};
+use crate::issues::{stage_errors, Issue};
 use crate::keys::{check_name, Key};
-use crate::spans::write_spans;
-use crate::stats::{record_ingest, Totals};
+use crate::spans::stage_spans;
+use crate::stats::{stage_stats, Totals};
+use crate::writes::{Lookup, TreeId, Writes};
 use crate::{codec::encode, now_ns, Project, Store};
 
 /// What one ingest did: alerts fire on `created` and `regressed`.
+///
+/// Everything here counts what the ingest stored for the first time: spans
+/// and errors that were stored already (a client sending the same data
+/// again) are not counted twice.
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
 pub struct IngestReport {
-    /// Spans written.
+    /// Spans stored for the first time (a span is known by its trace and
+    /// span id).
     pub spans: usize,
-    /// Errors written.
+    /// Errors stored for the first time, as new occurrences.
     pub errors: usize,
     /// Traces seen for the first time.
     pub new_traces: u64,
@@ -25,6 +33,9 @@ pub struct IngestReport {
     pub created: Vec<Issue>,
     /// Resolved issues that occurred again, as they are after it.
     pub regressed: Vec<Issue>,
+    /// New occurrences per issue (by fingerprint, sorted): what spike
+    /// detection counts.
+    pub occurrences: Vec<(Fingerprint, u64)>,
 }
 
 impl Store {
@@ -33,8 +44,14 @@ impl Store {
     /// the dashboard. Records whose service is empty take the resource's.
     ///
     /// The project is created with default settings if it does not exist.
-    /// The writes are visible when this returns and durable after the next
-    /// [`Store::flush`] (see the crate docs).
+    ///
+    /// One call is one transaction: its writes become visible together when
+    /// it returns, and an error (a name that cannot be stored, a failing
+    /// disk) leaves nothing of it. Sending the same records again changes
+    /// nothing: a span already stored in its trace, or an error whose
+    /// occurrence is (same trace, span, time and content), is not stored or
+    /// counted twice. The writes are durable after the next [`Store::sync`]
+    /// or [`Store::flush`] (see the crate docs).
     pub fn ingest(
         &self,
         project: &str,
@@ -91,85 +108,316 @@ impl Store {
     ) -> Result<IngestReport> {
         check_name("project", project)?;
         let mut resources: Vec<&Resource> = Vec::new();
-        let mut spans: Vec<Cow<'_, SpanRecord>> = Vec::new();
-        let mut errors: Vec<Cow<'_, ErrorRecord>> = Vec::new();
+        // Each record with the index of its resource.
+        let mut spans: Vec<(usize, Cow<'_, SpanRecord>)> = Vec::new();
+        let mut errors: Vec<(usize, Cow<'_, ErrorRecord>)> = Vec::new();
         for (resource, records) in batches {
+            let from = resources.len();
             resources.push(resource);
             for record in records {
                 match record {
                     Record::Span(s) if s.service.is_empty() => {
                         let mut s = s.clone();
                         s.service.clone_from(&resource.service);
-                        spans.push(Cow::Owned(s));
+                        spans.push((from, Cow::Owned(s)));
                     }
-                    Record::Span(s) => spans.push(Cow::Borrowed(s)),
+                    Record::Span(s) => spans.push((from, Cow::Borrowed(s))),
                     Record::Error(e) if e.service.is_empty() => {
                         let mut e = e.clone();
                         e.service.clone_from(&resource.service);
-                        errors.push(Cow::Owned(e));
+                        errors.push((from, Cow::Owned(e)));
                     }
-                    Record::Error(e) => errors.push(Cow::Borrowed(e)),
+                    Record::Error(e) => errors.push((from, Cow::Borrowed(e))),
                 }
             }
         }
-        let spans: Vec<&SpanRecord> = spans.iter().map(|s| s.as_ref()).collect();
-        let errors: Vec<&ErrorRecord> = errors.iter().map(|e| e.as_ref()).collect();
-        let mut services: Vec<&str> = spans
-            .iter()
-            .map(|s| s.service.as_str())
-            .chain(errors.iter().map(|e| e.service.as_str()))
-            .chain(
-                resources
+        let span_refs: Vec<&SpanRecord> = spans.iter().map(|(_, s)| s.as_ref()).collect();
+        let error_refs: Vec<&ErrorRecord> = errors.iter().map(|(_, e)| e.as_ref()).collect();
+
+        let core = self.core();
+        let (span_outcome, error_outcome) = {
+            let _guard = core.lock();
+            // Everything is staged first: a name or value that cannot be
+            // stored refuses the whole ingest before anything is written.
+            let mut w = Writes::new(core);
+            let project_key = Key::new().str("project", project)?.into_vec();
+            if w.lookup(TreeId::Projects, &project_key)?.is_none() {
+                w.insert(
+                    TreeId::Projects,
+                    project_key,
+                    encode(&Project::new(project))?,
+                );
+            }
+            let span_outcome = stage_spans(&mut w, project, &span_refs)?;
+            let error_outcome = stage_errors(&mut w, project, &error_refs)?;
+            // Services (and the processes naming them) that sent something
+            // new: their last-seen time moves, nothing else's does.
+            let mut services: BTreeSet<&str> = BTreeSet::new();
+            let mut senders: BTreeSet<usize> = BTreeSet::new();
+            for ((from, span), _) in spans
+                .iter()
+                .zip(&span_outcome.written)
+                .filter(|(_, written)| **written)
+            {
+                services.insert(&span.service);
+                senders.insert(*from);
+            }
+            let mut new_errors: Vec<&ErrorRecord> = Vec::new();
+            for ((from, error), _) in errors
+                .iter()
+                .zip(&error_outcome.new)
+                .filter(|(_, new)| **new)
+            {
+                services.insert(&error.service);
+                senders.insert(*from);
+                new_errors.push(error);
+            }
+            let senders: Vec<&Resource> = senders.into_iter().map(|i| resources[i]).collect();
+            services.extend(
+                senders
                     .iter()
                     .map(|r| r.service.as_str())
                     .filter(|s| !s.is_empty()),
-            )
-            .collect();
-        services.sort_unstable();
-        services.dedup();
-
-        let core = self.core();
-        let (new_traces, outcome) = {
-            let _guard = core.lock();
-            let t = &core.t;
-            let project_key = Key::new().str("project", project)?;
-            if !t.projects.contains_key(&project_key)? {
-                t.projects
-                    .insert(project_key, encode(&Project::new(project))?)?;
-            }
-            let new_traces = write_spans(core, project, &spans)?;
-            let outcome = write_errors(core, project, &errors)?;
-            record_ingest(
-                core,
+            );
+            let services: Vec<&str> = services.into_iter().collect();
+            stage_stats(
+                &mut w,
                 project,
-                &resources,
+                &senders,
                 &services,
-                &errors,
+                &new_errors,
                 Totals {
-                    spans: spans.len() as u64,
-                    traces: new_traces,
-                    errors: errors.len() as u64,
+                    spans: span_outcome.new_spans,
+                    traces: span_outcome.new_traces,
+                    errors: new_errors.len() as u64,
                 },
                 now_ns(),
             )?;
-            (new_traces, outcome)
+            w.commit()?;
+            (span_outcome, error_outcome)
         };
         let mut report = IngestReport {
-            spans: spans.len(),
-            errors: errors.len(),
-            new_traces,
+            spans: usize::try_from(span_outcome.new_spans).unwrap_or(usize::MAX),
+            errors: error_outcome.new.iter().filter(|new| **new).count(),
+            new_traces: span_outcome.new_traces,
+            occurrences: error_outcome
+                .per_issue
+                .into_iter()
+                .map(|(fp, n)| (Fingerprint(fp), n))
+                .collect(),
             ..IngestReport::default()
         };
-        for fp in outcome.created {
+        for fp in error_outcome.created {
             if let Some(issue) = self.issue(project, &Fingerprint(fp))? {
                 report.created.push(issue);
             }
         }
-        for fp in outcome.regressed {
+        for fp in error_outcome.regressed {
             if let Some(issue) = self.issue(project, &Fingerprint(fp))? {
                 report.regressed.push(issue);
             }
         }
         Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use omegi_core::{
+        Attribute, CodeLocation, ErrorKind, Level, SpanFrame, SpanId, SpanKind, Status, TraceId,
+    };
+
+    use super::*;
+    use crate::{Bucket, IssueQuery, IssueStatus, TraceQuery};
+
+    const T0: u64 = 1_700_000_000_000_000_000;
+
+    fn span(trace: u128, id: u64, parent: Option<u64>, service: &str, start: u64) -> Record {
+        Record::Span(SpanRecord {
+            trace_id: TraceId(trace),
+            span_id: SpanId(id),
+            parent_span_id: parent.map(SpanId),
+            remote_parent: false,
+            service: service.into(),
+            name: format!("op-{id}").into(),
+            target: "svc::api".into(),
+            level: Level::Info,
+            kind: SpanKind::Server,
+            start_ns: start,
+            end_ns: start + 1_000,
+            attributes: vec![Attribute::new("http.route", "/orders/{id}")],
+            events: vec![],
+            dropped_events: 0,
+            status: Status::Unset,
+            status_message: None,
+            location: CodeLocation::default(),
+        })
+    }
+
+    fn error(service: &str, message: &str, time: u64, trace: Option<u128>) -> Record {
+        Record::Error(ErrorRecord {
+            trace_id: trace.map(TraceId),
+            span_id: trace.map(|_| SpanId(1)),
+            service: service.into(),
+            time_ns: time,
+            kind: ErrorKind::Event,
+            message: message.into(),
+            causes: vec![],
+            error_type: Some("AppError".into()),
+            target: "svc::api".into(),
+            fields: vec![],
+            span_stack: vec![SpanFrame {
+                span_id: SpanId(1),
+                name: "handle".into(),
+                target: "svc::api".into(),
+                fields: vec![],
+                location: CodeLocation::default(),
+            }],
+            breadcrumbs: vec![],
+            location: CodeLocation::default(),
+            thread: None,
+            fingerprint: None,
+        })
+    }
+
+    fn resource(service: &str) -> Resource {
+        Resource {
+            service: service.into(),
+            attributes: vec![Attribute::new("host.name", service)],
+        }
+    }
+
+    /// What the store held before the ingest under test: a trace, two
+    /// issues (one resolved), statistics.
+    fn earlier(store: &Store) {
+        store
+            .ingest(
+                "shop",
+                &resource("gateway"),
+                &[
+                    span(1, 1, None, "gateway", T0),
+                    error("gateway", "timeout", T0 + 5, Some(1)),
+                    error("gateway", "declined", T0 + 6, Some(1)),
+                ],
+            )
+            .unwrap();
+        let declined = omegi_core::fingerprint(match &error("gateway", "declined", 0, None) {
+            Record::Error(e) => e,
+            Record::Span(_) => unreachable!(),
+        });
+        store
+            .set_issue_status("shop", &declined, IssueStatus::Resolved)
+            .unwrap();
+    }
+
+    /// The ingest under test: it extends the stored trace (a late root
+    /// moves its start), starts another, adds occurrences to both issues
+    /// (regressing the resolved one), creates a third, and brings a new
+    /// service.
+    fn ingest(store: &Store, project: &str) -> Result<IngestReport> {
+        let gateway = resource("gateway");
+        let payment = resource("payment");
+        let from_gateway = [
+            span(1, 2, Some(1), "gateway", T0 - 100),
+            span(2, 1, None, "gateway", T0 + 50),
+            error("gateway", "timeout", T0 + 60, Some(2)),
+        ];
+        let from_payment = [
+            span(1, 3, Some(2), "payment", T0 + 10),
+            error("payment", "ledger offline", T0 + 11, Some(1)),
+            error("gateway", "declined", T0 + 12, Some(1)),
+            error("payment", "ledger offline", T0 + 70, None),
+        ];
+        store.ingest_resources(
+            project,
+            [(&gateway, &from_gateway[..]), (&payment, &from_payment[..])],
+        )
+    }
+
+    /// Everything readable, as text; without `times`, leaving out the wall-
+    /// clock times (services' last seen, projects' creation, status changes).
+    fn readable(store: &Store, times: bool) -> String {
+        let mut out = String::new();
+        let mut projects = store.projects().unwrap();
+        if !times {
+            projects.iter_mut().for_each(|p| p.created_ns = 0);
+        }
+        out += &format!("{projects:?}\n{:?}\n", store.summary().unwrap());
+        for project in ["shop", "blog"] {
+            for trace in store.traces(&TraceQuery::project(project)).unwrap() {
+                let spans = store.trace_spans(project, trace.trace_id).unwrap();
+                out += &format!("{trace:?}\n{spans:?}\n");
+            }
+            for t in 1..=2 {
+                out += &format!("{:?}\n", store.trace(project, TraceId(t)).unwrap());
+            }
+            for mut issue in store.issues(project, &IssueQuery::all()).unwrap() {
+                if !times {
+                    issue.status_changed_ns = 0;
+                }
+                let occurrences = store
+                    .occurrences(project, &issue.fingerprint, 0, u64::MAX, usize::MAX)
+                    .unwrap();
+                out += &format!("{issue:?}\n{occurrences:?}\n");
+            }
+            for bucket in Bucket::ALL {
+                out += &format!(
+                    "{:?}\n{:?}\n",
+                    store.error_counts(project, bucket, 0, u64::MAX).unwrap(),
+                    store
+                        .service_error_counts(project, bucket, 0, u64::MAX)
+                        .unwrap()
+                );
+            }
+            let mut services = store.services(project).unwrap();
+            if !times {
+                services.iter_mut().for_each(|s| s.last_seen_ns = 0);
+            }
+            let mut new_issues = store.new_issues(project, 0, u64::MAX).unwrap();
+            if !times {
+                new_issues.iter_mut().for_each(|i| i.status_changed_ns = 0);
+            }
+            out += &format!("{services:?}\n{new_issues:?}\n");
+        }
+        out
+    }
+
+    #[test]
+    fn an_ingest_failing_at_any_write_leaves_nothing_readable() {
+        for project in ["shop", "blog"] {
+            let reference = Store::temporary().unwrap();
+            earlier(&reference);
+            ingest(&reference, project).unwrap();
+            let expected = readable(&reference, false);
+
+            let mut failed = 0;
+            for n in 1.. {
+                assert!(n < 1_000, "the ingest never stopped failing");
+                let store = Store::temporary().unwrap();
+                earlier(&store);
+                let before = readable(&store, true);
+                store.core().failpoint.fail_write(n);
+                match ingest(&store, project) {
+                    Err(e) => {
+                        assert!(e.to_string().contains("injected failure"), "{e}");
+                        failed += 1;
+                    }
+                    // More writes than the ingest has: it went through.
+                    Ok(_) => break,
+                }
+                assert_eq!(
+                    readable(&store, true),
+                    before,
+                    "write {n} of {project} failed and left something"
+                );
+                // The store still works, and the retry stores everything.
+                store.core().failpoint.fail_write(0);
+                ingest(&store, project).unwrap();
+                assert_eq!(readable(&store, false), expected, "after write {n}");
+            }
+            // Segments, summaries, indexes, issues and their indexes,
+            // occurrences, counters, totals, services (and the project).
+            assert!(failed >= 20, "{project}: only {failed} writes");
+        }
     }
 }

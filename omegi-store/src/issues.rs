@@ -6,12 +6,15 @@ use std::collections::BTreeMap;
 use omegi_core::{fingerprint, ErrorRecord, Fingerprint, SpanId, TraceId};
 use serde::{Deserialize, Serialize};
 
+use sled::IVec;
+
 use crate::codec::{decode, encode, SError};
 use crate::error::{Error, Result};
 use crate::keys::{Key, KeyReader};
 use crate::spans::insert_sorted;
 use crate::stats::Bucket;
-use crate::{now_ns, Core, Store, Trees};
+use crate::writes::{Lookup, TreeId, Writes};
+use crate::{now_ns, Store};
 
 /// Where an issue stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -148,7 +151,9 @@ pub struct Occurrence {
     pub service: String,
     /// The error itself.
     pub error: ErrorRecord,
-    /// Tells apart occurrences at the same time.
+    /// Tells apart occurrences of the issue at the same time. It derives
+    /// from the error's content (trace and span ids, time, message, type,
+    /// fields, ...), so that the same error sent twice is one occurrence.
     pub seq: u64,
 }
 
@@ -328,81 +333,115 @@ pub(crate) fn occurrence_keys(
     project: &str,
     fp: &str,
     time: u64,
-    seq: u64,
+    id: u64,
 ) -> Result<(Vec<u8>, Vec<u8>)> {
-    let main = issue_key(project, fp)?.u64(time).u64(seq).into_vec();
+    let main = issue_key(project, fp)?.u64(time).u64(id).into_vec();
     let by_time = Key::new()
-        .u64(time)
         .str("project", project)?
+        .u64(time)
         .str("fingerprint", fp)?
-        .u64(seq)
+        .u64(id)
         .into_vec();
     Ok((main, by_time))
 }
 
-fn read_row(t: &Trees, project: &str, fp: &str) -> Result<Option<IssueRow>> {
-    match t.issues.get(issue_key(project, fp)?)? {
+fn read_row(r: &impl Lookup, project: &str, fp: &str) -> Result<Option<IssueRow>> {
+    match r.lookup(TreeId::Issues, issue_key(project, fp)?.as_ref())? {
         Some(bytes) => Ok(Some(decode("issues", &bytes)?)),
         None => Ok(None),
     }
 }
 
-/// Writes a whole issue (import), with its indexes.
-pub(crate) fn put_issue(t: &Trees, issue: &Issue) -> Result<()> {
+/// Stages a whole issue (import), with its indexes.
+pub(crate) fn put_issue(w: &mut Writes<'_>, issue: &Issue) -> Result<()> {
     let fp = &issue.fingerprint.0;
-    let old = read_row(t, &issue.project, fp)?;
+    let old = read_row(w, &issue.project, fp)?;
     if let Some(old) = old {
-        t.issues_by_last_seen
-            .remove(last_seen_key(&issue.project, old.last_seen_ns, fp)?)?;
-        t.issues_by_first_seen
-            .remove(first_seen_key(&issue.project, old.first_seen_ns, fp)?)?;
+        w.remove(
+            TreeId::IssuesByLastSeen,
+            last_seen_key(&issue.project, old.last_seen_ns, fp)?,
+        );
+        w.remove(
+            TreeId::IssuesByFirstSeen,
+            first_seen_key(&issue.project, old.first_seen_ns, fp)?,
+        );
     }
-    t.issues.insert(
-        issue_key(&issue.project, fp)?,
+    w.insert(
+        TreeId::Issues,
+        issue_key(&issue.project, fp)?.into_vec(),
         encode(&IssueRow::from_issue(issue))?,
-    )?;
-    t.issues_by_last_seen
-        .insert(last_seen_key(&issue.project, issue.last_seen_ns, fp)?, &[])?;
-    t.issues_by_first_seen.insert(
+    );
+    w.insert(
+        TreeId::IssuesByLastSeen,
+        last_seen_key(&issue.project, issue.last_seen_ns, fp)?,
+        IVec::default(),
+    );
+    w.insert(
+        TreeId::IssuesByFirstSeen,
         first_seen_key(&issue.project, issue.first_seen_ns, fp)?,
-        &[],
-    )?;
+        IVec::default(),
+    );
     Ok(())
 }
 
-/// Writes one occurrence (import or ingest).
-pub(crate) fn put_occurrence(t: &Trees, project: &str, fp: &str, occ: &Occurrence) -> Result<()> {
+/// Stages one occurrence (import) under the id it was exported with.
+pub(crate) fn put_occurrence(
+    w: &mut Writes<'_>,
+    project: &str,
+    fp: &str,
+    occ: &Occurrence,
+) -> Result<()> {
     let (main, by_time) = occurrence_keys(project, fp, occ.time_ns, occ.seq)?;
-    t.occurrences
-        .insert(main, encode(&SError::from_record(&occ.error))?)?;
-    t.occurrences_by_time.insert(by_time, &[])?;
+    w.insert(
+        TreeId::Occurrences,
+        main,
+        encode(&SError::from_record(&occ.error))?,
+    );
+    w.insert(TreeId::OccurrencesByTime, by_time, IVec::default());
     Ok(())
 }
 
-/// The issues that an ingest created or regressed.
-#[derive(Default)]
+/// What staging the errors of one ingest found.
+#[derive(Debug, Default)]
 pub(crate) struct ErrorOutcome {
+    /// Issues created, by fingerprint.
     pub(crate) created: Vec<String>,
+    /// Resolved issues that occurred again, by fingerprint.
     pub(crate) regressed: Vec<String>,
+    /// New occurrences per issue, by fingerprint.
+    pub(crate) per_issue: BTreeMap<String, u64>,
+    /// Per input error: whether it is a new occurrence (not one stored
+    /// before, nor a copy of an earlier error of the same ingest).
+    pub(crate) new: Vec<bool>,
 }
 
-/// Groups errors into issues and writes their occurrences. Call with the
-/// write lock held.
-pub(crate) fn write_errors(
-    core: &Core,
+/// Groups errors into issues and stages their occurrences. An error whose
+/// occurrence is stored already (the same content sent again) changes
+/// nothing: no count, no last seen, no regression. Call with the write lock
+/// held.
+pub(crate) fn stage_errors(
+    w: &mut Writes<'_>,
     project: &str,
     errors: &[&ErrorRecord],
 ) -> Result<ErrorOutcome> {
-    let t = &core.t;
-    let mut outcome = ErrorOutcome::default();
+    let mut outcome = ErrorOutcome {
+        new: vec![false; errors.len()],
+        ..ErrorOutcome::default()
+    };
     // fingerprint -> (row before this ingest, row now)
     let mut touched: BTreeMap<String, (Option<IssueRow>, IssueRow)> = BTreeMap::new();
-    let mut occurrences = sled::Batch::default();
-    let mut occurrences_by_time = sled::Batch::default();
-    for error in errors {
+    for (index, error) in errors.iter().enumerate() {
         let fp = fingerprint(error).0;
+        let stored = SError::from_record(error);
+        let (main, by_time) =
+            occurrence_keys(project, &fp, error.time_ns, stored.occurrence_id()?)?;
+        if w.lookup(TreeId::Occurrences, &main)?.is_some() {
+            continue;
+        }
+        outcome.new[index] = true;
+        *outcome.per_issue.entry(fp.clone()).or_default() += 1;
         if !touched.contains_key(&fp) {
-            let old = read_row(t, project, &fp)?;
+            let old = read_row(w, project, &fp)?;
             let row = match &old {
                 Some(row) => row.clone(),
                 None => {
@@ -415,7 +454,7 @@ pub(crate) fn write_errors(
                         last_seen_ns: error.time_ns,
                         services: Vec::new(),
                         latest_trace: error.trace_id.map(|t| t.0),
-                        latest_error: SError::from_record(error),
+                        latest_error: stored.clone(),
                         status_changed_ns: 0,
                     }
                 }
@@ -434,44 +473,60 @@ pub(crate) fn write_errors(
         if error.time_ns >= row.last_seen_ns {
             row.last_seen_ns = error.time_ns;
             row.title = title(error);
-            row.latest_error = SError::from_record(error);
+            row.latest_error = stored.clone();
             if let Some(trace) = error.trace_id {
                 row.latest_trace = Some(trace.0);
             }
         }
         insert_sorted(&mut row.services, &error.service);
-        let seq = t.db.generate_id()?;
-        let (main, by_time) = occurrence_keys(project, &fp, error.time_ns, seq)?;
-        occurrences.insert(main, encode(&SError::from_record(error))?);
-        occurrences_by_time.insert(by_time, &[]);
+        w.insert(TreeId::Occurrences, main, encode(&stored)?);
+        w.insert(TreeId::OccurrencesByTime, by_time, IVec::default());
     }
-    t.occurrences.apply_batch(occurrences)?;
-    t.occurrences_by_time.apply_batch(occurrences_by_time)?;
-    let mut rows = sled::Batch::default();
-    let mut by_last = sled::Batch::default();
-    let mut by_first = sled::Batch::default();
     for (fp, (old, row)) in &touched {
         match old {
             Some(old) => {
                 if old.last_seen_ns != row.last_seen_ns {
-                    by_last.remove(last_seen_key(project, old.last_seen_ns, fp)?);
-                    by_last.insert(last_seen_key(project, row.last_seen_ns, fp)?, &[]);
+                    w.remove(
+                        TreeId::IssuesByLastSeen,
+                        last_seen_key(project, old.last_seen_ns, fp)?,
+                    );
+                    w.insert(
+                        TreeId::IssuesByLastSeen,
+                        last_seen_key(project, row.last_seen_ns, fp)?,
+                        IVec::default(),
+                    );
                 }
                 if old.first_seen_ns != row.first_seen_ns {
-                    by_first.remove(first_seen_key(project, old.first_seen_ns, fp)?);
-                    by_first.insert(first_seen_key(project, row.first_seen_ns, fp)?, &[]);
+                    w.remove(
+                        TreeId::IssuesByFirstSeen,
+                        first_seen_key(project, old.first_seen_ns, fp)?,
+                    );
+                    w.insert(
+                        TreeId::IssuesByFirstSeen,
+                        first_seen_key(project, row.first_seen_ns, fp)?,
+                        IVec::default(),
+                    );
                 }
             }
             None => {
-                by_last.insert(last_seen_key(project, row.last_seen_ns, fp)?, &[]);
-                by_first.insert(first_seen_key(project, row.first_seen_ns, fp)?, &[]);
+                w.insert(
+                    TreeId::IssuesByLastSeen,
+                    last_seen_key(project, row.last_seen_ns, fp)?,
+                    IVec::default(),
+                );
+                w.insert(
+                    TreeId::IssuesByFirstSeen,
+                    first_seen_key(project, row.first_seen_ns, fp)?,
+                    IVec::default(),
+                );
             }
         }
-        rows.insert(issue_key(project, fp)?.into_vec(), encode(row)?);
+        w.insert(
+            TreeId::Issues,
+            issue_key(project, fp)?.into_vec(),
+            encode(row)?,
+        );
     }
-    t.issues.apply_batch(rows)?;
-    t.issues_by_last_seen.apply_batch(by_last)?;
-    t.issues_by_first_seen.apply_batch(by_first)?;
     Ok(outcome)
 }
 

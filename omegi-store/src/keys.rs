@@ -109,6 +109,20 @@ impl<'a> KeyReader<'a> {
     }
 }
 
+/// The smallest key greater than every key that starts with `prefix`, or
+/// `None` when there is none (the prefix is all `0xff`): the end of a range
+/// scan over the prefix, and where a scan that skips past it resumes.
+pub(crate) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
 /// Checks a name that the caller chose (project id, user login).
 pub(crate) fn check_name(what: &'static str, name: &str) -> Result<()> {
     let reason = if name.is_empty() {
@@ -148,6 +162,22 @@ mod tests {
         assert_eq!(r.str().unwrap(), "proj");
         assert_eq!(r.u64().unwrap(), 256);
         r.end().unwrap();
+    }
+
+    #[test]
+    fn prefix_end_follows_every_key_of_the_prefix() {
+        let shop = Key::new().str("p", "shop").unwrap().into_vec();
+        let end = prefix_end(&shop).unwrap();
+        let inside = Key::new()
+            .str("p", "shop")
+            .unwrap()
+            .u64(u64::MAX)
+            .into_vec();
+        assert!(inside < end);
+        let next = Key::new().str("p", "shoq").unwrap().into_vec();
+        assert!(end <= next);
+        assert_eq!(prefix_end(&[1, 0xff]), Some(vec![2]));
+        assert_eq!(prefix_end(&[0xff, 0xff]), None);
     }
 
     #[test]

@@ -8,7 +8,10 @@
 //!   received for a project: spans are kept by trace, errors are grouped by
 //!   fingerprint into [`Issue`]s. The [`IngestReport`] names the issues that
 //!   were created and those that regressed, so that alerts can fire.
-//! - Queries: [`Store::traces`] and [`Store::trace_spans`] for traces,
+//!   [`Store::sync`] makes what was ingested durable, sharing flushes
+//!   between concurrent callers.
+//! - Queries: [`Store::traces`] (over a set of projects), [`Store::trace`]
+//!   and [`Store::trace_spans`] (of one project) for traces,
 //!   [`Store::issues`], [`Store::occurrences`], [`Store::latest_occurrences`]
 //!   (newest first, reading no more than it returns) and
 //!   [`Store::issue_histogram`] for issues, [`Store::error_counts`],
@@ -53,30 +56,77 @@
 //! let issue = &report.created[0];
 //! assert_eq!(issue.title, "PaymentError: card declined");
 //!
-//! // Resolve it; the next occurrence regresses it.
+//! // Resolve it. The same error sent again (a client's retry) changes
+//! // nothing; the next occurrence regresses it.
 //! store.set_issue_status("shop", &issue.fingerprint, IssueStatus::Resolved)?;
-//! let report = store.ingest("shop", &resource, &[Record::Error(error)])?;
+//! let retry = store.ingest("shop", &resource, &[Record::Error(error.clone())])?;
+//! assert!(retry.regressed.is_empty());
+//! let later = ErrorRecord { time_ns: error.time_ns + 1_000_000, ..error };
+//! let report = store.ingest("shop", &resource, &[Record::Error(later)])?;
 //! assert_eq!(report.regressed[0].status, IssueStatus::Regressed);
 //! assert_eq!(report.regressed[0].count, 2);
 //!
 //! let open = store.issues("shop", &IssueQuery::open())?;
 //! assert_eq!(open.len(), 1);
-//! store.flush()?; // durable from here on
+//! store.sync()?; // durable from here on
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! # Projects are isolated
+//!
+//! Every key of trace, issue and statistics data starts with the project.
+//! The same trace id sent to two projects is two traces: each project reads
+//! its own spans and summary ([`Store::trace`] and [`Store::trace_spans`]
+//! take the project, [`TraceQuery`] names the projects to list), and
+//! nothing one project sends changes what another reads, lists, counts or
+//! keeps (retention runs project by project).
+//!
+//! # One ingest, one transaction
+//!
+//! An ingest first reads what it needs and stages every write in memory
+//! (segments, trace summaries and index entries, issues, occurrences,
+//! counters, totals, services, the project record); whatever can refuse it
+//! (a name longer than a key holds, a value that does not encode) refuses it
+//! there, before anything is written. Then all of its writes go into the
+//! database in one sled transaction over all the trees concerned. This
+//! relies on two guarantees of sled 0.34's transactions
+//! ([`sled::Transactional`]): other threads see none or all of a
+//! transaction's writes, since a transaction holds sled's concurrency lock
+//! exclusively while it applies them and every single read or write takes
+//! it shared; and after a crash sled recovers none or all of them, since the
+//! transaction's writes are logged as one batch behind a marker that
+//! records where the batch ends, and recovery stops before a batch whose
+//! end never reached the disk. An ingest that fails, before or during its commit,
+//! leaves nothing readable. (A failure inside sled's own commit, an I/O
+//! error, leaves sled refusing further writes; reopening recovers without
+//! the transaction.) Retention deletes in chunks, each chunk one
+//! transaction too.
+//!
+//! # Sending the same data again
+//!
+//! A client that retries a request after a timeout sends the same spans and
+//! errors twice; they are stored and counted once. A span is known by its
+//! project, trace and span id: an identical copy changes nothing, a changed
+//! copy replaces the stored one without counting as a new span. An
+//! occurrence's key is its project, fingerprint, time and an id derived
+//! from the error's content (trace and span ids, message, type, fields…),
+//! not a counter: an error whose occurrence is stored already changes no
+//! count, no last-seen time, no statistic and reopens no resolved issue.
+//! Span, trace and error totals count only what was new.
 //!
 //! # Durability
 //!
 //! A write is visible to every clone of the [`Store`] as soon as the call
 //! returns, but it is *durable* (survives a crash or power loss) only once
-//! the storage engine has flushed it: after [`Store::flush`] or
-//! [`Store::flush_async`] returns, every write that returned before the call
-//! is durable. Without an explicit flush, the engine flushes by itself every
+//! the storage engine has flushed it: after [`Store::sync`], [`Store::flush`]
+//! or [`Store::flush_async`] returns, every write that returned before the
+//! call is durable. [`Store::sync`] is the one to call after each request
+//! when many run at once: concurrent callers share flushes (group commit).
+//! Without an explicit flush, the engine flushes by itself every
 //! [`Config::flush_every_ms`] milliseconds (500 by default), so a crash loses
-//! at most that much. After a crash the store reopens cleanly with a prefix
-//! of the writes made before it; indexes that point at missing data are
-//! skipped by queries.
+//! at most that much. After a crash the store reopens cleanly with the
+//! ingests made before it, each whole or not at all.
 //!
 //! # On disk
 //!
@@ -144,6 +194,7 @@
 
 mod accounts;
 mod codec;
+mod durability;
 mod error;
 mod export;
 mod ingest;
@@ -155,6 +206,7 @@ mod search;
 mod spans;
 mod stats;
 mod vault;
+mod writes;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -184,8 +236,11 @@ pub use vault::{
 /// The on-disk schema version this build writes and reads.
 ///
 /// Version 2 keeps spans in segments (one per ingest) instead of one value
-/// per trace per ingest.
-pub const SCHEMA_VERSION: u32 = 2;
+/// per trace per ingest. Version 3 keys traces, segments, their indexes and
+/// the occurrences' time index by project first (a trace id sent to two
+/// projects is two traces), and derives occurrence ids from the error's
+/// content.
+pub const SCHEMA_VERSION: u32 = 3;
 
 const FORMAT: &[u8] = b"omegi-store";
 const META_FORMAT: &[u8] = b"format";
@@ -293,26 +348,27 @@ impl Config {
     }
 }
 
-/// The trees of the database.
+/// The trees of the database. Every key of trace, issue and statistics
+/// data starts with the project, so that one project's data never shares a
+/// key with another's.
 pub(crate) struct Trees {
     pub(crate) db: sled::Db,
-    /// latest span start(8) seq(8) -> chunks (ChunkRow) end to end
+    /// project, latest span start(8), seq(8) -> chunks (ChunkRow) end to end
     pub(crate) segments: sled::Tree,
-    /// trace(16) -> TraceSummary
+    /// project, trace(16) -> SummaryRow
     pub(crate) traces: sled::Tree,
-    /// start(8) trace(16) -> ()
-    pub(crate) traces_by_time: sled::Tree,
-    /// project start(8) trace(16) -> the trace's services (postcard)
-    pub(crate) traces_by_project: sled::Tree,
+    /// project, start(8), trace(16) -> the trace's services (postcard)
+    pub(crate) trace_index: sled::Tree,
     /// project fingerprint -> IssueRow
     pub(crate) issues: sled::Tree,
     /// project last_seen(8) fingerprint -> ()
     pub(crate) issues_by_last_seen: sled::Tree,
     /// project first_seen(8) fingerprint -> ()
     pub(crate) issues_by_first_seen: sled::Tree,
-    /// project fingerprint time(8) seq(8) -> SError
+    /// project fingerprint time(8) id(8) -> SError; the id derives from the
+    /// error's content
     pub(crate) occurrences: sled::Tree,
-    /// time(8) project fingerprint seq(8) -> ()
+    /// project time(8) fingerprint id(8) -> ()
     pub(crate) occurrences_by_time: sled::Tree,
     /// project bucket(1) start(8) -> u64
     pub(crate) counters: sled::Tree,
@@ -354,8 +410,7 @@ impl Trees {
         Ok(Trees {
             segments: db.open_tree("span_segments")?,
             traces: db.open_tree("traces")?,
-            traces_by_time: db.open_tree("traces_by_time")?,
-            traces_by_project: db.open_tree("traces_by_project")?,
+            trace_index: db.open_tree("traces_by_start")?,
             issues: db.open_tree("issues")?,
             issues_by_last_seen: db.open_tree("issues_by_last_seen")?,
             issues_by_first_seen: db.open_tree("issues_by_first_seen")?,
@@ -397,6 +452,10 @@ pub(crate) struct Core {
     pub(crate) segment_buf: Mutex<Vec<u8>>,
     /// Account records read (see [`Store::account_reads`]).
     pub(crate) account_reads: std::sync::atomic::AtomicU64,
+    /// Flushes shared by the callers of [`Store::sync`].
+    group_commit: durability::GroupCommit,
+    /// Fault injection for the crate's tests.
+    pub(crate) failpoint: writes::Failpoint,
 }
 
 impl Core {
@@ -472,6 +531,8 @@ impl Store {
             notes,
             segment_buf: Mutex::new(Vec::new()),
             account_reads: std::sync::atomic::AtomicU64::new(0),
+            group_commit: durability::GroupCommit::default(),
+            failpoint: writes::Failpoint::default(),
         });
         let worker = match core.config.retention {
             Some(_) => Some(retention::Worker::start(Arc::clone(&core))?),
@@ -492,7 +553,8 @@ impl Store {
     }
 
     /// Waits until every write that returned before this call is durable;
-    /// returns the number of bytes written.
+    /// returns the number of bytes written. Each call flushes on its own:
+    /// concurrent callers share flushes with [`Store::sync`].
     pub fn flush(&self) -> Result<usize> {
         Ok(self.core().t.db.flush()?)
     }
@@ -500,6 +562,23 @@ impl Store {
     /// [`Store::flush`] as a future, for async callers.
     pub async fn flush_async(&self) -> Result<usize> {
         Ok(self.core().t.db.flush_async().await?)
+    }
+
+    /// Waits until every write that returned before this call is durable,
+    /// like [`Store::flush`], but shares the flush with concurrent callers
+    /// (group commit): one caller flushes at a time, and every caller that
+    /// arrives meanwhile waits for the next flush, which serves them all.
+    /// A server that answers each request only once its writes are durable
+    /// calls this after each request's [`Store::ingest`]: with many requests
+    /// at once, they cost a few flushes, not one each.
+    ///
+    /// It blocks: async callers run it on a blocking thread, as they run
+    /// the ingest itself.
+    pub fn sync(&self) -> Result<()> {
+        let db = &self.core().t.db;
+        self.core()
+            .group_commit
+            .sync(|| db.flush().map(|_| ()).map_err(Error::from))
     }
 
     /// The data directory, unless the store is temporary without one.

@@ -3,7 +3,10 @@
 //!
 //! A trace is deleted as a whole, with all its spans, once its start is
 //! older than the cutoff; a span segment goes once its latest span start
-//! is. Deletion runs in chunks so that ingest is never blocked for long.
+//! is. Each project is purged on its own (every key starts with the
+//! project), so that one project's data never decides what happens to
+//! another's. Deletion runs in chunks, each one transaction, so that ingest
+//! is never blocked for long and a crash never leaves half a chunk.
 //!
 //! # Disk use
 //!
@@ -24,8 +27,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::issues::occurrence_keys;
-use crate::keys::{Key, KeyReader};
-use crate::spans::{index_keys, read_summary, IndexBatches};
+use crate::keys::{prefix_end, Key, KeyReader};
+use crate::spans::{read_summary, trace_key};
+use crate::writes::{TreeId, Writes};
 use crate::{now_ns, Core, Store};
 
 /// Deletes per chunk, each under the write lock.
@@ -140,86 +144,113 @@ fn purge(core: &Core, cutoff: u64) -> Result<RetentionReport> {
         before: disk_usage(core)?,
         ..RetentionReport::default()
     };
-    let hi = Key::new().u64(cutoff).into_vec();
-    // Traces, chunk by chunk.
-    loop {
-        let _guard = core.lock();
-        let mut keys = Vec::with_capacity(CHUNK);
-        for item in t.traces_by_time.range(..hi.as_slice()).take(CHUNK) {
-            keys.push(item?.0);
-        }
-        if keys.is_empty() {
-            break;
-        }
-        let mut index = IndexBatches::default();
-        let mut summaries = sled::Batch::default();
-        let mut by_time = sled::Batch::default();
-        for key in keys {
-            let mut r = KeyReader::new("traces_by_time", &key);
-            let start = r.u64()?;
-            let trace = r.trace()?;
-            r.end()?;
-            by_time.remove(key.clone());
-            match read_summary(t, trace)? {
-                Some(summary) if summary.start_ns == start => {
-                    index.remove(index_keys(&summary)?);
-                    summaries.remove(&trace.to_bytes());
-                    report.spans += summary.span_count;
-                    report.traces += 1;
+    // Project by project (every key starts with its project), chunk by
+    // chunk, each chunk one transaction under the write lock.
+    for_each_project(&t.trace_index, "traces_by_start", |project, prefix| {
+        let hi = [prefix, &cutoff.to_be_bytes()].concat();
+        loop {
+            let _guard = core.lock();
+            let mut w = Writes::new(core);
+            let mut n = 0;
+            for item in t.trace_index.range(prefix..hi.as_slice()).take(CHUNK) {
+                let (key, _) = item?;
+                n += 1;
+                let mut r = KeyReader::new("traces_by_start", &key[prefix.len()..]);
+                let start = r.u64()?;
+                let trace = r.trace()?;
+                r.end()?;
+                w.remove(TreeId::TraceIndex, key);
+                if let Some(summary) = read_summary(t, project, trace)? {
+                    if summary.start_ns == start {
+                        w.remove(TreeId::Traces, trace_key(project, trace)?);
+                        report.spans += summary.span_count;
+                        report.traces += 1;
+                    }
                 }
-                // A stale entry (crash between index writes): just drop it.
-                _ => {}
             }
+            if n == 0 {
+                return Ok(());
+            }
+            w.commit()?;
         }
-        t.traces.apply_batch(summaries)?;
-        index.apply(t)?;
-        t.traces_by_time.apply_batch(by_time)?;
-    }
-    // Span segments whose latest span started before the cutoff: every trace
-    // with a span in them started before it, and was deleted above.
-    loop {
-        let _guard = core.lock();
-        let mut batch = sled::Batch::default();
-        let mut n = 0;
-        for item in t.segments.range(..hi.as_slice()).take(CHUNK) {
-            batch.remove(item?.0);
-            n += 1;
+    })?;
+    // Span segments whose latest span started before the cutoff: every
+    // trace with a span in them started before it, and was deleted above.
+    for_each_project(&t.segments, "span_segments", |_, prefix| {
+        let hi = [prefix, &cutoff.to_be_bytes()].concat();
+        loop {
+            let _guard = core.lock();
+            let mut w = Writes::new(core);
+            for item in t.segments.range(prefix..hi.as_slice()).take(CHUNK) {
+                w.remove(TreeId::Segments, item?.0);
+            }
+            if w.is_empty() {
+                return Ok(());
+            }
+            w.commit()?;
         }
-        if n == 0 {
-            break;
-        }
-        t.segments.apply_batch(batch)?;
-    }
-    // Occurrences, chunk by chunk.
-    loop {
-        let _guard = core.lock();
-        let mut keys = Vec::with_capacity(CHUNK);
-        for item in t.occurrences_by_time.range(..hi.as_slice()).take(CHUNK) {
-            keys.push(item?.0);
-        }
-        if keys.is_empty() {
-            break;
-        }
-        let mut main = sled::Batch::default();
-        let mut by_time = sled::Batch::default();
-        for key in keys {
-            let mut r = KeyReader::new("occurrences_by_time", &key);
-            let time = r.u64()?;
-            let project = r.str()?;
-            let fp = r.str()?;
-            let seq = r.u64()?;
-            r.end()?;
-            let (occurrence, _) = occurrence_keys(project, fp, time, seq)?;
-            main.remove(occurrence);
-            by_time.remove(key.clone());
-            report.occurrences += 1;
-        }
-        t.occurrences.apply_batch(main)?;
-        t.occurrences_by_time.apply_batch(by_time)?;
-    }
+    })?;
+    // Occurrences.
+    for_each_project(
+        &t.occurrences_by_time,
+        "occurrences_by_time",
+        |project, prefix| {
+            let hi = [prefix, &cutoff.to_be_bytes()].concat();
+            loop {
+                let _guard = core.lock();
+                let mut w = Writes::new(core);
+                let mut n = 0;
+                for item in t
+                    .occurrences_by_time
+                    .range(prefix..hi.as_slice())
+                    .take(CHUNK)
+                {
+                    let (key, _) = item?;
+                    n += 1;
+                    let mut r = KeyReader::new("occurrences_by_time", &key[prefix.len()..]);
+                    let time = r.u64()?;
+                    let fp = r.str()?;
+                    let id = r.u64()?;
+                    r.end()?;
+                    let (occurrence, _) = occurrence_keys(project, fp, time, id)?;
+                    w.remove(TreeId::Occurrences, occurrence);
+                    w.remove(TreeId::OccurrencesByTime, key);
+                    report.occurrences += 1;
+                }
+                if n == 0 {
+                    return Ok(());
+                }
+                w.commit()?;
+            }
+        },
+    )?;
     t.db.flush()?;
     report.after = disk_usage(core)?;
     Ok(report)
+}
+
+/// Calls `f` with each project that has keys in `tree` (whose keys start
+/// with the project) and the project's key prefix, in key order. `f` may
+/// delete keys of its project.
+fn for_each_project(
+    tree: &sled::Tree,
+    name: &'static str,
+    mut f: impl FnMut(&str, &[u8]) -> Result<()>,
+) -> Result<()> {
+    let mut from: Vec<u8> = Vec::new();
+    loop {
+        let Some(item) = tree.range(from.as_slice()..).next() else {
+            return Ok(());
+        };
+        let (key, _) = item?;
+        let project = KeyReader::new(name, &key).str()?.to_owned();
+        let prefix = Key::new().str("project", &project)?.into_vec();
+        f(&project, &prefix)?;
+        match prefix_end(&prefix) {
+            Some(end) => from = end,
+            None => return Ok(()),
+        }
+    }
 }
 
 /// The background retention thread; stops and is joined on drop.

@@ -1,7 +1,10 @@
 //! Spans and traces: spans in segments, one summary per trace, and the
-//! trace indexes by time, by project and by service.
+//! trace index by project and start time (its values name the services).
 //!
 //! # Layout
+//!
+//! Every key starts with the project: a trace id sent to two projects is
+//! two traces, with their own spans, summaries and index entries.
 //!
 //! An ingest writes its spans as one *segment* (more when it is large): the
 //! spans of each trace are encoded as one chunk, and the chunks are laid end
@@ -10,42 +13,49 @@
 //! byte is low, so a batch of 1,000 spans costs one large write plus a few
 //! small ones per trace, rather than one write per trace for the spans.
 //!
-//! A segment's key starts with the latest span start in it, so that
+//! A segment's key is its project and the latest span start in it, so that
 //! retention deletes whole segments by a range scan: a segment whose latest
 //! start is before the cutoff holds only spans of traces that started before
 //! it. A chunk of a trace deleted earlier stays until its segment ages out,
 //! but no summary points at it any more; a span dated in the future keeps
 //! its segment until then, as it keeps its trace.
+//!
+//! # Spans sent again
+//!
+//! A span is known by its trace and span id. A copy of a stored span that
+//! is the same, byte for byte, is not written again and changes nothing
+//! (an OTLP client retrying a request); a different copy replaces the
+//! stored one (the latest copy wins) without counting as a new span.
 
+use std::cmp::Reverse;
 use std::collections::BTreeMap;
 
 use omegi_core::{SpanId, SpanRecord, Status, TraceId};
 use serde::{Deserialize, Serialize};
+use sled::IVec;
 
 use crate::codec::{borrowed, decode, encode, SSpan};
 use crate::error::{Error, Result};
 use crate::keys::{Key, KeyReader};
-
-use crate::{Core, Store, Trees};
+use crate::writes::{Lookup, TreeId, Writes};
+use crate::Store;
 
 /// Spans of one trace written by one ingest, as a chunk of a segment.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct ChunkRow {
-    pub(crate) project: String,
     pub(crate) spans: Vec<SSpan>,
 }
 
 /// Serializes as [`ChunkRow`].
 #[derive(Serialize)]
 struct ChunkRowRef<'a> {
-    project: &'a str,
     spans: Vec<borrowed::SSpan<'a>>,
 }
 
 /// A stored summary with what incremental updates need.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct SummaryRow {
-    summary: TraceSummary,
+    pub(crate) summary: TraceSummary,
     /// Start of the root, to pick the earliest root when several arrive.
     root_start_ns: u64,
     /// Sorted ids of the spans stored, to recognise a span sent again.
@@ -54,30 +64,41 @@ pub(crate) struct SummaryRow {
     chunks: Vec<ChunkRef>,
 }
 
-/// Where one chunk is: a segment and a byte range in it.
+/// Where one chunk is: a segment of the trace's project and a byte range
+/// in it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct ChunkRef {
-    /// The segment's key: its latest span start and a sequence number.
+    /// The segment's key after the project: its latest span start and a
+    /// sequence number.
     segment_time: u64,
     segment_seq: u64,
     offset: u32,
     len: u32,
 }
 
-impl ChunkRef {
-    fn segment_key(&self) -> [u8; 16] {
-        segment_key(self.segment_time, self.segment_seq)
-    }
-}
-
 /// Segments larger than this are closed and a new one started.
 const SEGMENT_BYTES: usize = 1 << 20;
 
-fn segment_key(time: u64, seq: u64) -> [u8; 16] {
-    let mut key = [0; 16];
-    key[..8].copy_from_slice(&time.to_be_bytes());
-    key[8..].copy_from_slice(&seq.to_be_bytes());
-    key
+fn segment_key(project: &str, time: u64, seq: u64) -> Result<Vec<u8>> {
+    Ok(Key::new()
+        .str("project", project)?
+        .u64(time)
+        .u64(seq)
+        .into_vec())
+}
+
+/// The key of a trace's summary.
+pub(crate) fn trace_key(project: &str, trace: TraceId) -> Result<Vec<u8>> {
+    Ok(Key::new().str("project", project)?.trace(trace).into_vec())
+}
+
+/// The key of a trace's entry in the trace index.
+pub(crate) fn index_key(project: &str, start_ns: u64, trace: TraceId) -> Result<Vec<u8>> {
+    Ok(Key::new()
+        .str("project", project)?
+        .u64(start_ns)
+        .trace(trace)
+        .into_vec())
 }
 
 /// The root span of a trace.
@@ -96,14 +117,15 @@ pub struct TraceRoot {
 pub struct TraceSummary {
     /// The trace.
     pub trace_id: TraceId,
+    /// The project whose spans these are: the same trace id in another
+    /// project is another trace.
+    pub project: String,
     /// Earliest span start, ns since the Unix epoch.
     pub start_ns: u64,
     /// Latest span end, ns since the Unix epoch.
     pub end_ns: u64,
     /// The earliest span without a parent, once it has arrived.
     pub root: Option<TraceRoot>,
-    /// Projects that sent spans of this trace, sorted.
-    pub projects: Vec<String>,
     /// Services that recorded spans of this trace, sorted.
     pub services: Vec<String>,
     /// Number of distinct spans.
@@ -120,14 +142,14 @@ impl TraceSummary {
 }
 
 impl SummaryRow {
-    fn empty(trace_id: TraceId) -> Self {
+    fn empty(project: &str, trace_id: TraceId) -> Self {
         SummaryRow {
             summary: TraceSummary {
                 trace_id,
+                project: project.to_owned(),
                 start_ns: 0,
                 end_ns: 0,
                 root: None,
-                projects: Vec::new(),
                 services: Vec::new(),
                 span_count: 0,
                 error_spans: 0,
@@ -138,8 +160,13 @@ impl SummaryRow {
         }
     }
 
+    /// Whether a span with this id is stored.
+    fn has(&self, span: SpanId) -> bool {
+        self.span_ids.binary_search(&span.0).is_ok()
+    }
+
     /// Adds a span not seen before.
-    fn add(&mut self, project: &str, span: &SpanRecord) {
+    fn add(&mut self, span: &SpanRecord) {
         let s = &mut self.summary;
         if s.span_count == 0 {
             s.start_ns = span.start_ns;
@@ -152,7 +179,6 @@ impl SummaryRow {
         if span.status == Status::Error {
             s.error_spans += 1;
         }
-        insert_sorted(&mut s.projects, project);
         insert_sorted(&mut s.services, &span.service);
         if span.parent_span_id.is_none() {
             let better = match &s.root {
@@ -180,12 +206,13 @@ pub(crate) fn insert_sorted(list: &mut Vec<String>, item: &str) {
     }
 }
 
-/// Which traces to list, newest first.
+/// Which traces to list, newest first. Traces are listed only from the
+/// projects named: a query that names none lists nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TraceQuery {
-    /// Only traces with spans from this project.
-    pub project: Option<String>,
+    /// Only traces of these projects.
+    pub projects: Vec<String>,
     /// Only traces with spans from this service.
     pub service: Option<String>,
     /// Traces that started at or after this time (ns).
@@ -197,15 +224,15 @@ pub struct TraceQuery {
 }
 
 impl TraceQuery {
-    /// All traces, newest first.
-    pub fn all() -> Self {
-        TraceQuery::default()
-    }
-
     /// Traces of one project.
     pub fn project(project: impl Into<String>) -> Self {
+        TraceQuery::projects([project])
+    }
+
+    /// Traces of any of these projects.
+    pub fn projects(projects: impl IntoIterator<Item = impl Into<String>>) -> Self {
         TraceQuery {
-            project: Some(project.into()),
+            projects: projects.into_iter().map(Into::into).collect(),
             ..TraceQuery::default()
         }
     }
@@ -230,103 +257,53 @@ impl TraceQuery {
     }
 }
 
-/// The index entries of one trace summary.
-pub(crate) struct IndexKeys {
-    pub(crate) by_time: Vec<u8>,
-    /// Keys and values: the value lists the trace's services, so that a
-    /// query by service filters the project index without reading summaries.
-    pub(crate) by_project: Vec<(Vec<u8>, Vec<u8>)>,
-}
-
-pub(crate) fn index_keys(s: &TraceSummary) -> Result<IndexKeys> {
-    let by_time = Key::new().u64(s.start_ns).trace(s.trace_id).into_vec();
-    let services = encode(&s.services)?;
-    let mut by_project = Vec::with_capacity(s.projects.len());
-    for project in &s.projects {
-        by_project.push((
-            Key::new()
-                .str("project", project)?
-                .u64(s.start_ns)
-                .trace(s.trace_id)
-                .into_vec(),
-            services.clone(),
-        ));
-    }
-    Ok(IndexKeys {
-        by_time,
-        by_project,
-    })
-}
-
-/// Index updates collected during one write, applied in order (single
-/// writes are cheaper than sled batches, and the write lock already keeps
-/// writers apart).
-#[derive(Default)]
-pub(crate) struct IndexBatches {
-    by_time: Vec<(Vec<u8>, Option<Vec<u8>>)>,
-    by_project: Vec<(Vec<u8>, Option<Vec<u8>>)>,
-}
-
-impl IndexBatches {
-    pub(crate) fn remove(&mut self, keys: IndexKeys) {
-        self.by_time.push((keys.by_time, None));
-        self.by_project
-            .extend(keys.by_project.into_iter().map(|(k, _)| (k, None)));
-    }
-
-    pub(crate) fn insert(&mut self, keys: IndexKeys) {
-        self.by_time.push((keys.by_time, Some(Vec::new())));
-        self.by_project
-            .extend(keys.by_project.into_iter().map(|(k, v)| (k, Some(v))));
-    }
-
-    pub(crate) fn apply(self, t: &Trees) -> Result<()> {
-        for (tree, ops) in [
-            (&t.traces_by_time, self.by_time),
-            (&t.traces_by_project, self.by_project),
-        ] {
-            for (key, value) in ops {
-                match value {
-                    Some(value) => tree.insert(key, value)?,
-                    None => tree.remove(key)?,
-                };
-            }
-        }
-        Ok(())
-    }
-}
-
-pub(crate) fn read_summary_row(t: &Trees, trace: TraceId) -> Result<Option<SummaryRow>> {
-    match t.traces.get(trace.to_bytes())? {
+pub(crate) fn read_summary_row(
+    r: &impl Lookup,
+    project: &str,
+    trace: TraceId,
+) -> Result<Option<SummaryRow>> {
+    match r.lookup(TreeId::Traces, &trace_key(project, trace)?)? {
         Some(bytes) => Ok(Some(decode("traces", &bytes)?)),
         None => Ok(None),
     }
 }
 
-pub(crate) fn read_summary(t: &Trees, trace: TraceId) -> Result<Option<TraceSummary>> {
-    Ok(read_summary_row(t, trace)?.map(|row| row.summary))
+pub(crate) fn read_summary(
+    r: &impl Lookup,
+    project: &str,
+    trace: TraceId,
+) -> Result<Option<TraceSummary>> {
+    Ok(read_summary_row(r, project, trace)?.map(|row| row.summary))
 }
 
-/// The spans of a trace with their projects, by span id; where a span was
-/// sent more than once, the latest copy.
-pub(crate) fn merged_spans(t: &Trees, trace: TraceId) -> Result<BTreeMap<u64, (String, SSpan)>> {
-    match read_summary_row(t, trace)? {
-        Some(row) => chunks_spans(t, &row.chunks),
+/// The spans of a trace by span id; where a span was sent more than once,
+/// the latest copy.
+pub(crate) fn merged_spans(
+    r: &impl Lookup,
+    project: &str,
+    trace: TraceId,
+) -> Result<BTreeMap<u64, SSpan>> {
+    match read_summary_row(r, project, trace)? {
+        Some(row) => chunks_spans(r, project, &row.chunks),
         None => Ok(BTreeMap::new()),
     }
 }
 
 /// The spans in `chunks`, merged by span id (later chunks win).
-fn chunks_spans(t: &Trees, chunks: &[ChunkRef]) -> Result<BTreeMap<u64, (String, SSpan)>> {
+fn chunks_spans(
+    r: &impl Lookup,
+    project: &str,
+    chunks: &[ChunkRef],
+) -> Result<BTreeMap<u64, SSpan>> {
     let mut spans = BTreeMap::new();
     // Chunks of one trace often share a segment: keep the last one read.
-    let mut segment: Option<([u8; 16], sled::IVec)> = None;
+    let mut segment: Option<(Vec<u8>, IVec)> = None;
     for chunk in chunks {
-        let key = chunk.segment_key();
+        let key = segment_key(project, chunk.segment_time, chunk.segment_seq)?;
         if segment.as_ref().is_none_or(|(k, _)| *k != key) {
             // A segment can be gone only when retention deleted it, and
             // then every span in it was superseded by a later copy.
-            segment = t.segments.get(key)?.map(|value| (key, value));
+            segment = r.lookup(TreeId::Segments, &key)?.map(|value| (key, value));
         }
         let Some((_, value)) = &segment else {
             continue;
@@ -348,31 +325,28 @@ fn chunks_spans(t: &Trees, chunks: &[ChunkRef]) -> Result<BTreeMap<u64, (String,
             })?;
         let chunk: ChunkRow = decode("span_segments", bytes)?;
         for span in chunk.spans {
-            spans.insert(span.span_id(), (chunk.project.clone(), span));
+            spans.insert(span.span_id(), span);
         }
     }
     Ok(spans)
 }
 
-/// Rebuilds a trace's summary from its stored spans.
-fn recompute(t: &Trees, trace: TraceId, chunks: Vec<ChunkRef>) -> Result<SummaryRow> {
-    let mut row = SummaryRow::empty(trace);
-    for (_, (project, span)) in chunks_spans(t, &chunks)? {
-        row.add(&project, &span.into_record("span_segments")?);
-    }
-    row.chunks = chunks;
-    Ok(row)
+/// Whether a stored copy of a span is the same as `span`, field for field.
+fn same_span(stored: &SSpan, span: &SpanRecord) -> Result<bool> {
+    let sent = postcard::to_allocvec(&borrowed::SSpan::new(span))
+        .map_err(|e| Error::Encode(e.to_string()))?;
+    Ok(encode(stored)? == sent)
 }
 
-/// Encodes the spans of `by_trace` into segments and writes them; returns
-/// each trace's chunk, in the order of `by_trace`. Call with the write lock
+/// Encodes the groups of spans (one per trace) into segments and stages
+/// them; returns each group's chunk, in order. Call with the write lock
 /// held.
-fn write_segments(
-    core: &Core,
+fn stage_segments(
+    w: &mut Writes<'_>,
     project: &str,
-    by_trace: &BTreeMap<TraceId, Vec<&SpanRecord>>,
+    groups: &[Vec<&SpanRecord>],
 ) -> Result<Vec<ChunkRef>> {
-    let t = &core.t;
+    let core = w.core();
     // One buffer for every ingest: allocating and freeing a large buffer
     // per batch makes the allocator consolidate its free lists each time.
     let mut buf = core
@@ -382,10 +356,10 @@ fn write_segments(
     buf.clear();
     // Where each segment starts in `buf`, and its latest span start.
     let mut segments: Vec<(usize, u64)> = vec![(0, 0)];
-    // (segment, offset in it, length) per trace.
-    let mut places: Vec<(usize, u32, u32)> = Vec::with_capacity(by_trace.len());
+    // (segment, offset in it, length) per group.
+    let mut places: Vec<(usize, u32, u32)> = Vec::with_capacity(groups.len());
     let too_big = |n: usize| Error::Encode(format!("a segment of {n} bytes is larger than 4 GiB"));
-    for group in by_trace.values() {
+    for group in groups {
         let mut start = segments[segments.len() - 1].0;
         if buf.len() - start >= SEGMENT_BYTES {
             start = buf.len();
@@ -393,7 +367,6 @@ fn write_segments(
         }
         let offset = buf.len() - start;
         let chunk = ChunkRowRef {
-            project,
             spans: group.iter().map(|s| borrowed::SSpan::new(s)).collect(),
         };
         *buf = postcard::to_extend(&chunk, std::mem::take(&mut *buf))
@@ -412,9 +385,14 @@ fn write_segments(
     let mut keys = Vec::with_capacity(segments.len());
     for (i, &(start, latest)) in segments.iter().enumerate() {
         let end = segments.get(i + 1).map_or(buf.len(), |next| next.0);
-        let seq = t.db.generate_id()?;
-        t.segments
-            .insert(segment_key(latest, seq), &buf[start..end])?;
+        // Ids are never reused; one taken by a change that then fails is
+        // simply skipped.
+        let seq = core.t.db.generate_id()?;
+        w.insert(
+            TreeId::Segments,
+            segment_key(project, latest, seq)?,
+            IVec::from(&buf[start..end]),
+        );
         keys.push((latest, seq));
     }
     if buf.capacity() > 4 * SEGMENT_BYTES {
@@ -432,89 +410,209 @@ fn write_segments(
         .collect())
 }
 
-/// Writes spans and maintains summaries and indexes; returns the number of
-/// traces that were new. Call with the write lock held.
-///
-/// The segments are written before the summaries that point into them, so
-/// that after a crash no summary points at a missing chunk.
-pub(crate) fn write_spans(core: &Core, project: &str, spans: &[&SpanRecord]) -> Result<u64> {
-    let t = &core.t;
+/// What staging the spans of one ingest found.
+#[derive(Debug, Default)]
+pub(crate) struct SpanOutcome {
+    /// Spans not stored before (by trace and span id).
+    pub(crate) new_spans: u64,
+    /// Traces not stored before.
+    pub(crate) new_traces: u64,
+    /// Per input span: whether it is written (new, or a changed copy).
+    pub(crate) written: Vec<bool>,
+}
+
+/// A trace that an ingest writes to.
+struct TraceChange<'s> {
+    trace: TraceId,
+    old: Option<SummaryRow>,
+    /// The stored spans, read when some of the trace's spans were sent
+    /// again.
+    stored: Option<BTreeMap<u64, SSpan>>,
+    /// The spans to write: new ones and changed copies.
+    spans: Vec<&'s SpanRecord>,
+}
+
+/// Stages the spans of one ingest with their summaries and index entries.
+/// Call with the write lock held.
+pub(crate) fn stage_spans(
+    w: &mut Writes<'_>,
+    project: &str,
+    spans: &[&SpanRecord],
+) -> Result<SpanOutcome> {
+    let mut outcome = SpanOutcome {
+        written: vec![false; spans.len()],
+        ..SpanOutcome::default()
+    };
     if spans.is_empty() {
-        return Ok(0);
+        return Ok(outcome);
     }
-    let mut by_trace: BTreeMap<TraceId, Vec<&SpanRecord>> = BTreeMap::new();
-    for span in spans {
-        by_trace.entry(span.trace_id).or_default().push(span);
+    // The last copy of each span of each trace, in request order.
+    let mut by_trace: BTreeMap<TraceId, BTreeMap<u64, usize>> = BTreeMap::new();
+    for (i, span) in spans.iter().enumerate() {
+        by_trace
+            .entry(span.trace_id)
+            .or_default()
+            .insert(span.span_id.0, i);
     }
-    let chunks = write_segments(core, project, &by_trace)?;
-    let mut new_traces = 0;
-    let mut index = IndexBatches::default();
-    for ((trace, group), chunk) in by_trace.into_iter().zip(chunks) {
-        let old = read_summary_row(t, trace)?;
-        let mut row = old.clone().unwrap_or_else(|| SummaryRow::empty(trace));
-        row.chunks.push(chunk);
-        let mut ids: Vec<u64> = group.iter().map(|s| s.span_id.0).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        let resent =
-            ids.len() < group.len() || ids.iter().any(|id| row.span_ids.binary_search(id).is_ok());
-        if resent {
-            // Rare: a span sent again. Rebuild from what is stored, this
-            // chunk included.
-            row = recompute(t, trace, row.chunks)?;
-        } else {
-            for span in &group {
-                row.add(project, span);
+    let mut changes: Vec<TraceChange<'_>> = Vec::with_capacity(by_trace.len());
+    for (trace, latest) in by_trace {
+        let old = read_summary_row(w, project, trace)?;
+        let mut chosen: Vec<usize> = latest.into_values().collect();
+        chosen.sort_unstable();
+        let mut stored = None;
+        if let Some(row) = old.as_ref() {
+            if chosen.iter().any(|&i| row.has(spans[i].span_id)) {
+                // Rare: spans sent again. Keep only the copies that differ
+                // from what is stored.
+                let have = chunks_spans(w, project, &row.chunks)?;
+                let mut differ = Vec::with_capacity(chosen.len());
+                for i in chosen {
+                    match have.get(&spans[i].span_id.0) {
+                        Some(copy) if same_span(copy, spans[i])? => {}
+                        _ => differ.push(i),
+                    }
+                }
+                chosen = differ;
+                stored = Some(have);
             }
         }
-        let new_keys = index_keys(&row.summary)?;
-        match &old {
+        if chosen.is_empty() {
+            continue;
+        }
+        for &i in &chosen {
+            outcome.written[i] = true;
+            if !old.as_ref().is_some_and(|row| row.has(spans[i].span_id)) {
+                outcome.new_spans += 1;
+            }
+        }
+        changes.push(TraceChange {
+            trace,
+            old,
+            stored,
+            spans: chosen.into_iter().map(|i| spans[i]).collect(),
+        });
+    }
+    if changes.is_empty() {
+        return Ok(outcome);
+    }
+    let groups: Vec<Vec<&SpanRecord>> = changes.iter().map(|c| c.spans.clone()).collect();
+    let chunks = stage_segments(w, project, &groups)?;
+    for (change, chunk) in changes.into_iter().zip(chunks) {
+        let trace = change.trace;
+        let mut row = match change.stored {
             None => {
-                new_traces += 1;
-                index.insert(new_keys);
+                let mut row = change
+                    .old
+                    .clone()
+                    .unwrap_or_else(|| SummaryRow::empty(project, trace));
+                for span in &change.spans {
+                    row.add(span);
+                }
+                row
+            }
+            Some(stored) => {
+                // Rebuild from the stored spans with the new copies.
+                let mut merged: BTreeMap<u64, SpanRecord> = BTreeMap::new();
+                for (id, span) in stored {
+                    merged.insert(id, span.into_record("span_segments")?);
+                }
+                for span in &change.spans {
+                    merged.insert(span.span_id.0, (*span).clone());
+                }
+                let mut row = SummaryRow::empty(project, trace);
+                for span in merged.values() {
+                    row.add(span);
+                }
+                row.chunks = change
+                    .old
+                    .as_ref()
+                    .map(|o| o.chunks.clone())
+                    .unwrap_or_default();
+                row
+            }
+        };
+        row.chunks.push(chunk);
+        let new = &row.summary;
+        match &change.old {
+            None => {
+                outcome.new_traces += 1;
+                w.insert(
+                    TreeId::TraceIndex,
+                    index_key(project, new.start_ns, trace)?,
+                    encode(&new.services)?,
+                );
             }
             Some(old) => {
-                let (o, n) = (&old.summary, &row.summary);
-                if o.start_ns != n.start_ns || o.projects != n.projects || o.services != n.services
-                {
-                    index.remove(index_keys(o)?);
-                    index.insert(new_keys);
+                let old = &old.summary;
+                if old.start_ns != new.start_ns || old.services != new.services {
+                    w.remove(TreeId::TraceIndex, index_key(project, old.start_ns, trace)?);
+                    w.insert(
+                        TreeId::TraceIndex,
+                        index_key(project, new.start_ns, trace)?,
+                        encode(&new.services)?,
+                    );
                 }
             }
         }
-        t.traces.insert(trace.to_bytes(), encode(&row)?)?;
+        w.insert(TreeId::Traces, trace_key(project, trace)?, encode(&row)?);
     }
-    index.apply(t)?;
-    Ok(new_traces)
+    Ok(outcome)
+}
+
+/// The next entry of one project's part of the trace index, newest first.
+struct IndexHead<'p> {
+    project: &'p str,
+    prefix_len: usize,
+    entries: std::iter::Rev<sled::Iter>,
+    next: Option<(u64, TraceId, IVec)>,
+}
+
+impl IndexHead<'_> {
+    fn advance(&mut self) -> Result<()> {
+        self.next = match self.entries.next() {
+            None => None,
+            Some(item) => {
+                let (key, value) = item?;
+                let mut r = KeyReader::new("traces_by_start", &key[self.prefix_len..]);
+                let start = r.u64()?;
+                let trace = r.trace()?;
+                r.end()?;
+                Some((start, trace, value))
+            }
+        };
+        Ok(())
+    }
 }
 
 impl Store {
-    /// One span (the latest copy if it was sent more than once).
-    pub fn span(&self, trace: TraceId, span: SpanId) -> Result<Option<SpanRecord>> {
-        merged_spans(&self.core().t, trace)?
+    /// One span of a project's trace (the latest copy if it was sent more
+    /// than once).
+    pub fn span(&self, project: &str, trace: TraceId, span: SpanId) -> Result<Option<SpanRecord>> {
+        merged_spans(&self.core().t, project, trace)?
             .remove(&span.0)
-            .map(|(_, s)| s.into_record("span_segments"))
+            .map(|s| s.into_record("span_segments"))
             .transpose()
     }
 
-    /// The spans of a trace, ordered by start time then span id: the input
-    /// of flow reconstruction. Empty when the trace is unknown.
-    pub fn trace_spans(&self, trace: TraceId) -> Result<Vec<SpanRecord>> {
-        let mut spans = merged_spans(&self.core().t, trace)?
+    /// The spans of a project's trace, ordered by start time then span id:
+    /// the input of flow reconstruction. Empty when the project has no such
+    /// trace.
+    pub fn trace_spans(&self, project: &str, trace: TraceId) -> Result<Vec<SpanRecord>> {
+        let mut spans = merged_spans(&self.core().t, project, trace)?
             .into_values()
-            .map(|(_, s)| s.into_record("span_segments"))
+            .map(|s| s.into_record("span_segments"))
             .collect::<Result<Vec<_>>>()?;
         spans.sort_by_key(|s| (s.start_ns, s.span_id));
         Ok(spans)
     }
 
-    /// The summary of one trace.
-    pub fn trace(&self, trace: TraceId) -> Result<Option<TraceSummary>> {
-        read_summary(&self.core().t, trace)
+    /// The summary of a project's trace.
+    pub fn trace(&self, project: &str, trace: TraceId) -> Result<Option<TraceSummary>> {
+        read_summary(&self.core().t, project, trace)
     }
 
-    /// Traces started in the query's window, newest first (ties: higher
-    /// trace id first).
+    /// Traces of the query's projects started in its window, newest first
+    /// (ties: higher trace id first, then the project first by name).
     pub fn traces(&self, query: &TraceQuery) -> Result<Vec<TraceSummary>> {
         let t = &self.core().t;
         let limit = query.limit.unwrap_or(usize::MAX);
@@ -523,42 +621,51 @@ impl Store {
         if limit == 0 || query.from_ns >= to {
             return Ok(out);
         }
-        let (tree, tree_name, prefix) = match &query.project {
-            Some(p) => (
-                &t.traces_by_project,
-                "traces_by_project",
-                Key::new().str("project", p)?.into_vec(),
-            ),
-            None => (&t.traces_by_time, "traces_by_time", Vec::new()),
-        };
-        let mut lo = prefix.clone();
-        lo.extend_from_slice(&query.from_ns.to_be_bytes());
-        let mut hi = prefix.clone();
-        hi.extend_from_slice(&to.to_be_bytes());
-        for item in tree.range(lo..hi).rev() {
-            let (key, value) = item?;
-            let mut r = KeyReader::new(tree_name, &key[prefix.len()..]);
-            let start = r.u64()?;
-            let trace = r.trace()?;
-            r.end()?;
-            if let (Some(_), Some(service)) = (&query.project, &query.service) {
-                let services: Vec<String> = decode(tree_name, &value)?;
+        let mut projects: Vec<&str> = query.projects.iter().map(String::as_str).collect();
+        projects.sort_unstable();
+        projects.dedup();
+        let mut heads = Vec::with_capacity(projects.len());
+        for project in projects {
+            let prefix = Key::new().str("project", project)?.into_vec();
+            let lo = [prefix.as_slice(), &query.from_ns.to_be_bytes()].concat();
+            let hi = [prefix.as_slice(), &to.to_be_bytes()].concat();
+            let mut head = IndexHead {
+                project,
+                prefix_len: prefix.len(),
+                entries: t.trace_index.range(lo..hi).rev(),
+                next: None,
+            };
+            head.advance()?;
+            heads.push(head);
+        }
+        loop {
+            let newest = heads
+                .iter_mut()
+                .filter_map(|h| {
+                    let key = h.next.as_ref().map(|(start, trace, _)| (*start, *trace))?;
+                    Some((key, Reverse(h.project), h))
+                })
+                .max_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)))
+                .map(|(_, _, head)| head);
+            let Some(head) = newest else {
+                break;
+            };
+            let Some((start, trace, services)) = head.next.take() else {
+                break;
+            };
+            let project = head.project;
+            head.advance()?;
+            if let Some(service) = &query.service {
+                let services: Vec<String> = decode("traces_by_start", &services)?;
                 if services.binary_search(service).is_err() {
                     continue;
                 }
             }
-            // After a crash an index entry may outlive its trace or point at
-            // an older start: skip those.
-            let Some(summary) = read_summary(t, trace)? else {
+            let Some(summary) = read_summary(t, project, trace)? else {
                 continue;
             };
             if summary.start_ns != start {
                 continue;
-            }
-            if let Some(service) = &query.service {
-                if summary.services.binary_search(service).is_err() {
-                    continue;
-                }
             }
             out.push(summary);
             if out.len() >= limit {

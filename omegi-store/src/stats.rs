@@ -10,7 +10,8 @@ use crate::codec::{attrs_in, attrs_out, decode, encode, SAttribute};
 use crate::error::Result;
 use crate::issues::IssueStatus;
 use crate::keys::{counter, Key, KeyReader};
-use crate::{Core, Store, Trees};
+use crate::writes::{Lookup, TreeId, Writes};
+use crate::Store;
 
 /// The width of a statistics bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -144,16 +145,20 @@ pub struct Summary {
     pub open_issues: u64,
 }
 
-fn add_to(t: &sled::Tree, tree: &'static str, updates: BTreeMap<Vec<u8>, u64>) -> Result<()> {
-    let mut batch = sled::Batch::default();
+/// Stages counters raised by `updates`.
+fn add_to(
+    w: &mut Writes<'_>,
+    tree: TreeId,
+    name: &'static str,
+    updates: BTreeMap<Vec<u8>, u64>,
+) -> Result<()> {
     for (key, add) in updates {
-        let old = match t.get(&key)? {
-            Some(v) => counter(tree, &v)?,
+        let old = match w.lookup(tree, &key)? {
+            Some(v) => counter(name, &v)?,
             None => 0,
         };
-        batch.insert(key, &old.saturating_add(add).to_be_bytes());
+        w.insert(tree, key, &old.saturating_add(add).to_be_bytes()[..]);
     }
-    t.apply_batch(batch)?;
     Ok(())
 }
 
@@ -179,34 +184,39 @@ pub(crate) fn service_counter_key(
         .into_vec())
 }
 
-pub(crate) fn read_totals(t: &Trees, project: &str) -> Result<Totals> {
-    match t.totals.get(Key::new().str("project", project)?)? {
+pub(crate) fn read_totals(r: &impl Lookup, project: &str) -> Result<Totals> {
+    match r.lookup(TreeId::Totals, Key::new().str("project", project)?.as_ref())? {
         Some(v) => decode("totals", &v),
         None => Ok(Totals::default()),
     }
 }
 
-pub(crate) fn write_totals(t: &Trees, project: &str, totals: &Totals) -> Result<()> {
-    t.totals
-        .insert(Key::new().str("project", project)?, encode(totals)?)?;
+/// Stages a project's totals (import).
+pub(crate) fn put_totals(w: &mut Writes<'_>, project: &str, totals: &Totals) -> Result<()> {
+    w.insert(
+        TreeId::Totals,
+        Key::new().str("project", project)?.into_vec(),
+        encode(totals)?,
+    );
     Ok(())
 }
 
-/// Updates counters, totals and the service list after an ingest. Call with
+/// Stages what an ingest adds to the statistics: the new errors in the
+/// counters, `add` in the totals, and `services` (those that sent something
+/// new) with the attributes of the `resources` that name them. Call with
 /// the write lock held.
-pub(crate) fn record_ingest(
-    core: &Core,
+pub(crate) fn stage_stats(
+    w: &mut Writes<'_>,
     project: &str,
     resources: &[&Resource],
     services: &[&str],
-    errors: &[&ErrorRecord],
+    new_errors: &[&ErrorRecord],
     add: Totals,
     now: u64,
 ) -> Result<()> {
-    let t = &core.t;
     let mut per_project: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
     let mut per_service: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
-    for error in errors {
+    for error in new_errors {
         for bucket in Bucket::ALL {
             let start = bucket.start_of(error.time_ns);
             *per_project
@@ -217,18 +227,21 @@ pub(crate) fn record_ingest(
                 .or_default() += 1;
         }
     }
-    add_to(&t.counters, "counters", per_project)?;
-    add_to(&t.service_counters, "service_counters", per_service)?;
-    let mut totals = read_totals(t, project)?;
-    totals.spans += add.spans;
-    totals.traces += add.traces;
-    totals.errors += add.errors;
-    write_totals(t, project, &totals)?;
+    add_to(w, TreeId::Counters, "counters", per_project)?;
+    add_to(w, TreeId::ServiceCounters, "service_counters", per_service)?;
+    if add != Totals::default() {
+        let mut totals = read_totals(w, project)?;
+        totals.spans += add.spans;
+        totals.traces += add.traces;
+        totals.errors += add.errors;
+        put_totals(w, project, &totals)?;
+    }
     for service in services {
         let key = Key::new()
             .str("project", project)?
-            .str("service", service)?;
-        let old: Option<ServiceRow> = match t.services.get(&key)? {
+            .str("service", service)?
+            .into_vec();
+        let old: Option<ServiceRow> = match w.lookup(TreeId::Services, &key)? {
             Some(v) => Some(decode("services", &v)?),
             None => None,
         };
@@ -242,20 +255,22 @@ pub(crate) fn record_ingest(
             attributes,
             last_seen_ns: now,
         };
-        t.services.insert(key, encode(&row)?)?;
+        w.insert(TreeId::Services, key, encode(&row)?);
     }
     Ok(())
 }
 
-pub(crate) fn put_service(t: &Trees, project: &str, info: &ServiceInfo) -> Result<()> {
+/// Stages a service of a project (import).
+pub(crate) fn put_service(w: &mut Writes<'_>, project: &str, info: &ServiceInfo) -> Result<()> {
     let key = Key::new()
         .str("project", project)?
-        .str("service", &info.service)?;
+        .str("service", &info.service)?
+        .into_vec();
     let row = ServiceRow {
         attributes: attrs_in(&info.attributes),
         last_seen_ns: info.last_seen_ns,
     };
-    t.services.insert(key, encode(&row)?)?;
+    w.insert(TreeId::Services, key, encode(&row)?);
     Ok(())
 }
 

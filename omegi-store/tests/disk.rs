@@ -66,7 +66,7 @@ fn space_freed_by_retention_is_reused() {
         peak = peak.max(now.dir_bytes);
         assert!(
             store
-                .trace_spans(TraceId(u128::from(round * TRACES + 1)))
+                .trace_spans("shop", TraceId(u128::from(round * TRACES + 1)))
                 .unwrap()
                 .len()
                 == SPANS_PER_TRACE as usize

@@ -1,5 +1,7 @@
 //! A model test: the store and an in-memory model of spans and issues
-//! receive the same random operations and must agree after each one.
+//! receive the same random operations and must agree after each one. The
+//! two projects share trace ids (each is its own trace), and a request is
+//! sometimes sent again (a client's retry), which must change nothing.
 
 mod common;
 
@@ -20,6 +22,10 @@ const STATUSES: [IssueStatus; 4] = [
     IssueStatus::Regressed,
 ];
 
+/// An error as an operation describes it: service, message, time offset
+/// and trace. The same description is the same error.
+type ErrorDescription = (usize, usize, u64, Option<u128>);
+
 #[derive(Debug, Clone)]
 enum Op {
     Spans {
@@ -28,7 +34,7 @@ enum Op {
     },
     Errors {
         project: usize,
-        errors: Vec<(usize, usize, u64, Option<u128>)>,
+        errors: Vec<ErrorDescription>,
     },
     SetStatus {
         project: usize,
@@ -36,6 +42,8 @@ enum Op {
         message: usize,
         status: usize,
     },
+    /// The latest `Spans` or `Errors` operation, sent again.
+    Retry,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -70,6 +78,7 @@ fn op() -> impl Strategy<Value = Op> {
                 status
             }
         ),
+        Just(Op::Retry),
     ]
 }
 
@@ -86,9 +95,17 @@ struct ModelIssue {
 
 #[derive(Default)]
 struct Model {
-    spans: BTreeMap<(u128, u64), (String, SpanRecord)>,
+    /// (project, trace, span) -> the latest copy.
+    spans: BTreeMap<(String, u128, u64), SpanRecord>,
     issues: BTreeMap<(String, String), ModelIssue>,
     occurrences: BTreeMap<(String, String), Vec<ErrorRecord>>,
+    /// The errors stored, as the operation described them, per project:
+    /// the same description is the same error.
+    errors_seen: BTreeSet<(String, ErrorDescription)>,
+    /// Projects that ingested anything, even nothing.
+    projects: BTreeSet<String>,
+    /// The latest `Spans` or `Errors` operation.
+    last_batch: Option<Op>,
 }
 
 fn make_error(service: usize, message: usize, offset: u64, trace: Option<u128>) -> ErrorRecord {
@@ -97,29 +114,43 @@ fn make_error(service: usize, message: usize, offset: u64, trace: Option<u128>) 
 
 impl Model {
     fn apply(&mut self, op: &Op, store: &Store) {
+        if matches!(op, Op::Spans { .. } | Op::Errors { .. }) {
+            self.last_batch = Some(op.clone());
+        }
         match op {
+            Op::Retry => {
+                if let Some(last) = self.last_batch.clone() {
+                    self.apply(&last, store);
+                }
+            }
             Op::Spans { project, spans } => {
                 let records: Vec<SpanRecord> = spans
                     .iter()
                     .map(|&(t, s, p, svc, off)| span(t, s, p, SERVICES[svc], T0 + off * 10))
                     .collect();
                 let project = PROJECTS[*project];
+                self.projects.insert(project.to_owned());
                 for s in &records {
                     self.spans
-                        .insert((s.trace_id.0, s.span_id.0), (project.to_owned(), s.clone()));
+                        .insert((project.to_owned(), s.trace_id.0, s.span_id.0), s.clone());
                 }
                 let batch: Vec<Record> = records.into_iter().map(Record::Span).collect();
                 store.ingest(project, &resource("gateway"), &batch).unwrap();
             }
             Op::Errors { project, errors } => {
                 let project = PROJECTS[*project];
+                self.projects.insert(project.to_owned());
                 let records: Vec<ErrorRecord> = errors
                     .iter()
                     .map(|&(svc, msg, off, trace)| make_error(svc, msg, off, trace))
                     .collect();
                 let mut created = BTreeSet::new();
                 let mut regressed = BTreeSet::new();
-                for e in &records {
+                for (described, e) in errors.iter().zip(&records) {
+                    // The same error sent again is one occurrence.
+                    if !self.errors_seen.insert((project.to_owned(), *described)) {
+                        continue;
+                    }
                     let key = (project.to_owned(), fingerprint(e).0);
                     let issue = self.issues.entry(key.clone()).or_insert_with(|| {
                         created.insert(key.1.clone());
@@ -186,44 +217,81 @@ impl Model {
     }
 
     fn check(&self, store: &Store) {
-        // Spans per trace, in (start, span id) order.
-        let mut traces: BTreeMap<u128, Vec<&(String, SpanRecord)>> = BTreeMap::new();
-        for ((t, _), row) in &self.spans {
-            traces.entry(*t).or_default().push(row);
+        // Spans per (project, trace), in (start, span id) order.
+        let mut traces: BTreeMap<(&str, u128), Vec<&SpanRecord>> = BTreeMap::new();
+        for ((p, t, _), s) in &self.spans {
+            traces.entry((p.as_str(), *t)).or_default().push(s);
         }
-        for t in 1..6u128 {
-            let mut want: Vec<SpanRecord> = traces
-                .get(&t)
-                .map(|rows| rows.iter().map(|(_, s)| s.clone()).collect())
-                .unwrap_or_default();
-            want.sort_by_key(|s| (s.start_ns, s.span_id));
-            assert_eq!(store.trace_spans(TraceId(t)).unwrap(), want);
-        }
-        // Trace lists by project and service: newest start first, then trace id.
         for project in PROJECTS {
+            for t in 1..6u128 {
+                let mut want: Vec<SpanRecord> = traces
+                    .get(&(project, t))
+                    .map(|rows| rows.iter().map(|s| (*s).clone()).collect())
+                    .unwrap_or_default();
+                want.sort_by_key(|s| (s.start_ns, s.span_id));
+                assert_eq!(store.trace_spans(project, TraceId(t)).unwrap(), want);
+                let summary = store.trace(project, TraceId(t)).unwrap();
+                assert_eq!(
+                    summary.map(|s| (s.span_count, s.start_ns)),
+                    (!want.is_empty()).then(|| (
+                        want.len() as u64,
+                        want.iter().map(|s| s.start_ns).min().unwrap_or(0)
+                    ))
+                );
+            }
+        }
+        // Trace lists by projects and service: newest start first, then
+        // trace id, then project.
+        for projects in [vec!["shop"], vec!["blog"], vec!["shop", "blog"]] {
             for service in [None, Some("gateway"), Some("payment"), Some("stock")] {
-                let mut want: Vec<(u64, u128)> = traces
+                let mut want: Vec<(u64, u128, std::cmp::Reverse<&str>)> = traces
                     .iter()
-                    .filter(|(_, rows)| rows.iter().any(|(p, _)| p == project))
+                    .filter(|((p, _), _)| projects.contains(p))
                     .filter(|(_, rows)| {
-                        service.is_none_or(|svc| rows.iter().any(|(_, s)| s.service == svc))
+                        service.is_none_or(|svc| rows.iter().any(|s| s.service == svc))
                     })
-                    .map(|(t, rows)| (rows.iter().map(|(_, s)| s.start_ns).min().unwrap_or(0), *t))
+                    .map(|((p, t), rows)| {
+                        let start = rows.iter().map(|s| s.start_ns).min().unwrap_or(0);
+                        (start, *t, std::cmp::Reverse(*p))
+                    })
                     .collect();
                 want.sort_by(|a, b| b.cmp(a));
-                let mut query = TraceQuery::project(project);
+                let mut query = TraceQuery::projects(projects.iter().copied());
                 if let Some(svc) = service {
                     query = query.service(svc);
                 }
-                let got: Vec<(u64, u128)> = store
-                    .traces(&query)
-                    .unwrap()
+                let listed = store.traces(&query).unwrap();
+                let got: Vec<(u64, u128, std::cmp::Reverse<&str>)> = listed
                     .iter()
-                    .map(|t| (t.start_ns, t.trace_id.0))
+                    .map(|t| {
+                        (
+                            t.start_ns,
+                            t.trace_id.0,
+                            std::cmp::Reverse(t.project.as_str()),
+                        )
+                    })
                     .collect();
-                assert_eq!(got, want, "traces of {project} / {service:?}");
+                assert_eq!(got, want, "traces of {projects:?} / {service:?}");
             }
         }
+        // Totals count what is stored once, however often it was sent.
+        let summary = store.summary().unwrap();
+        let got: Vec<(&str, u64, u64, u64)> = summary
+            .projects
+            .iter()
+            .map(|p| (p.project.as_str(), p.spans, p.traces, p.errors))
+            .collect();
+        let want: Vec<(&str, u64, u64, u64)> = self
+            .projects
+            .iter()
+            .map(|p| {
+                let spans = self.spans.keys().filter(|(q, _, _)| q == p).count();
+                let traces = traces.keys().filter(|(q, _)| q == p).count();
+                let errors = self.errors_seen.iter().filter(|(q, _)| q == p).count();
+                (p.as_str(), spans as u64, traces as u64, errors as u64)
+            })
+            .collect();
+        assert_eq!(got, want);
         // Issues, each field, and the sorted and filtered lists.
         for project in PROJECTS {
             let mine: Vec<(&String, &ModelIssue)> = self
@@ -247,14 +315,20 @@ impl Model {
                 );
                 assert_eq!(got.latest_trace, want.latest_trace);
                 assert_eq!(got.latest_error, want.latest_error);
+                // Oldest first; occurrences at the same time in the order of
+                // their ids, which derive from their content.
+                let key =
+                    |e: &ErrorRecord| (e.time_ns, e.trace_id, e.service.clone(), e.message.clone());
                 let mut occ = self.occurrences[&(project.to_owned(), fp.0.clone())].clone();
-                occ.sort_by_key(|e| e.time_ns);
-                let got_occ: Vec<ErrorRecord> = store
+                occ.sort_by_key(key);
+                let mut got_occ: Vec<ErrorRecord> = store
                     .occurrences(project, &fp, 0, u64::MAX, usize::MAX)
                     .unwrap()
                     .into_iter()
                     .map(|o| o.error)
                     .collect();
+                assert!(got_occ.windows(2).all(|w| w[0].time_ns <= w[1].time_ns));
+                got_occ.sort_by_key(key);
                 assert_eq!(got_occ, occ);
             }
             for statuses in [

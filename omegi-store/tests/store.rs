@@ -36,11 +36,11 @@ fn one_call_stores_the_records_of_several_processes() {
         .unwrap();
     assert_eq!((report.spans, report.errors, report.new_traces), (2, 1, 1));
     assert_eq!(report.created[0].services, ["payment"]);
-    let trace = store.trace(TraceId(1)).unwrap().unwrap();
+    let trace = store.trace("shop", TraceId(1)).unwrap().unwrap();
     assert_eq!(trace.services, ["gateway", "payment"]);
     assert_eq!(trace.span_count, 2);
     let services: Vec<_> = store
-        .trace_spans(TraceId(1))
+        .trace_spans("shop", TraceId(1))
         .unwrap()
         .into_iter()
         .map(|s| s.service)
@@ -79,15 +79,22 @@ fn spans_are_kept_by_trace_and_listed_by_time_project_and_service() {
         )
         .unwrap();
 
-    let trace = store.trace_spans(TraceId(1)).unwrap();
+    let trace = store.trace_spans("shop", TraceId(1)).unwrap();
     assert_eq!(
         trace.iter().map(|s| s.span_id).collect::<Vec<_>>(),
         [SpanId(11), SpanId(12)]
     );
     assert_eq!(trace[1], span(1, 12, Some(11), "payment", T0 + 10));
-    assert!(store.trace_spans(TraceId(99)).unwrap().is_empty());
+    assert!(store.trace_spans("shop", TraceId(99)).unwrap().is_empty());
+    assert!(store.trace_spans("blog", TraceId(1)).unwrap().is_empty());
+    assert_eq!(
+        store.span("shop", TraceId(1), SpanId(12)).unwrap(),
+        Some(span(1, 12, Some(11), "payment", T0 + 10))
+    );
+    assert_eq!(store.span("blog", TraceId(1), SpanId(12)).unwrap(), None);
 
-    let summary = store.trace(TraceId(1)).unwrap().unwrap();
+    let summary = store.trace("shop", TraceId(1)).unwrap().unwrap();
+    assert_eq!(summary.project, "shop");
     assert_eq!(summary.services, ["gateway", "payment"]);
     assert_eq!(summary.span_count, 2);
     assert_eq!(summary.root.as_ref().unwrap().name, "op-11");
@@ -100,12 +107,17 @@ fn spans_are_kept_by_trace_and_listed_by_time_project_and_service() {
             .map(|t| t.trace_id.0)
             .collect()
     };
-    assert_eq!(ids(&TraceQuery::all()), [3, 2, 1]);
+    let both = || TraceQuery::projects(["shop", "blog"]);
+    assert_eq!(ids(&both()), [3, 2, 1]);
     assert_eq!(ids(&TraceQuery::project("shop")), [2, 1]);
+    assert_eq!(ids(&TraceQuery::project("blog")), [3]);
     assert_eq!(ids(&TraceQuery::project("shop").service("payment")), [1]);
-    assert_eq!(ids(&TraceQuery::all().service("payment")), [1]);
-    assert_eq!(ids(&TraceQuery::all().limit(1)), [3]);
-    assert_eq!(ids(&TraceQuery::all().between(T0 + 1, T0 + 2 * SEC)), [2]);
+    assert_eq!(ids(&both().service("payment")), [1]);
+    assert_eq!(ids(&both().limit(1)), [3]);
+    assert_eq!(ids(&both().between(T0 + 1, T0 + 2 * SEC)), [2]);
+    // A query names the projects it lists: none, nothing.
+    assert!(ids(&TraceQuery::default()).is_empty());
+    assert!(ids(&TraceQuery::project("nobody")).is_empty());
 }
 
 #[test]
@@ -190,7 +202,10 @@ fn errors_group_into_issues_that_resolve_regress_and_ignore() {
         .ingest(
             "shop",
             &r,
-            &[Record::Error(again), Record::Error(other.clone())],
+            &[
+                Record::Error(again),
+                Record::Error(error("inventory", "out of stock", T0 + 4 * SEC, None)),
+            ],
         )
         .unwrap();
     assert!(report.created.is_empty());
@@ -202,9 +217,19 @@ fn errors_group_into_issues_that_resolve_regress_and_ignore() {
 
     // A second occurrence while regressed is not reported again.
     let report = store
-        .ingest("shop", &r, &[Record::Error(e1.clone())])
+        .ingest(
+            "shop",
+            &r,
+            &[Record::Error(error(
+                "payment",
+                "card declined",
+                T0,
+                Some(4),
+            ))],
+        )
         .unwrap();
     assert!(report.regressed.is_empty());
+    assert_eq!(report.errors, 1);
 
     let occurrences = store.occurrences("shop", &fp, 0, u64::MAX, 100).unwrap();
     assert_eq!(
@@ -379,7 +404,7 @@ fn garbage_in_a_tree_value_reads_as_an_error_not_a_panic() {
     {
         let store = Store::open(dir.path()).unwrap();
         assert!(matches!(
-            store.trace_spans(TraceId(1)),
+            store.trace_spans("shop", TraceId(1)),
             Err(Error::Corrupt {
                 tree: "span_segments",
                 ..
@@ -396,17 +421,17 @@ fn garbage_in_a_tree_value_reads_as_an_error_not_a_panic() {
             .ingest(
                 "shop",
                 &resource("a"),
-                &[Record::Error(error("a", "x", T0, None))]
+                &[Record::Error(error("a", "x", T0 + 1, None))]
             )
             .is_err());
     }
     corrupt(dir.path(), &["traces"]);
     let store = Store::open(dir.path()).unwrap();
     assert!(matches!(
-        store.trace(TraceId(1)),
+        store.trace("shop", TraceId(1)),
         Err(Error::Corrupt { tree: "traces", .. })
     ));
-    assert!(store.traces(&TraceQuery::all()).is_err());
+    assert!(store.traces(&TraceQuery::project("shop")).is_err());
 }
 
 fn export_string(store: &Store) -> String {
@@ -465,18 +490,16 @@ fn import_of_an_export_gives_the_same_store() {
         (2, 2, 1, 2)
     );
     // Derived data is rebuilt too.
-    assert_eq!(
-        a.traces(&TraceQuery::all()).unwrap(),
-        b.traces(&TraceQuery::all()).unwrap()
-    );
+    let both = TraceQuery::projects(["shop", "blog"]);
+    assert_eq!(a.traces(&both).unwrap(), b.traces(&both).unwrap());
     assert_eq!(
         a.issues("shop", &IssueQuery::all()).unwrap(),
         b.issues("shop", &IssueQuery::all()).unwrap()
     );
     assert_eq!(a.summary().unwrap(), b.summary().unwrap());
     assert_eq!(
-        b.trace_spans(TraceId(1)).unwrap(),
-        a.trace_spans(TraceId(1)).unwrap()
+        b.trace_spans("shop", TraceId(1)).unwrap(),
+        a.trace_spans("shop", TraceId(1)).unwrap()
     );
 
     assert!(matches!(
@@ -525,9 +548,9 @@ fn retention_deletes_old_spans_and_occurrences_but_keeps_issues() {
     let report = store.run_retention(new + SEC).unwrap();
     assert_eq!((report.traces, report.spans, report.occurrences), (1, 3, 1));
     assert!(report.before.dir_bytes > 0);
-    assert!(store.trace_spans(TraceId(1)).unwrap().is_empty());
-    assert!(store.trace(TraceId(1)).unwrap().is_none());
-    assert_eq!(store.trace_spans(TraceId(2)).unwrap().len(), 1);
+    assert!(store.trace_spans("p", TraceId(1)).unwrap().is_empty());
+    assert!(store.trace("p", TraceId(1)).unwrap().is_none());
+    assert_eq!(store.trace_spans("p", TraceId(2)).unwrap().len(), 1);
     assert_eq!(store.traces(&TraceQuery::project("p")).unwrap().len(), 1);
     let fp = fingerprint(&error("a", "boom", 0, None));
     let issue = store.issue("p", &fp).unwrap().unwrap();
@@ -560,13 +583,13 @@ fn background_retention_runs_and_stops_with_the_store() {
         )
         .unwrap();
     let mut waited = 0;
-    while (store.trace(TraceId(1)).unwrap().is_some() || store.last_retention().is_none())
+    while (store.trace("p", TraceId(1)).unwrap().is_some() || store.last_retention().is_none())
         && waited < 500
     {
         std::thread::sleep(Duration::from_millis(10));
         waited += 1;
     }
-    assert!(store.trace(TraceId(1)).unwrap().is_none());
+    assert!(store.trace("p", TraceId(1)).unwrap().is_none());
     assert!(matches!(store.last_retention(), Some(Ok(_))));
     // Dropping the last clone joins the thread (a hang here would fail the run).
     let clone = store.clone();

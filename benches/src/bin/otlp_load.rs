@@ -11,8 +11,12 @@
 //!
 //! ```text
 //! cargo run --release -p benches --bin otlp_load -- \
-//!     [--requests 400] [--spans 500] [--connections 4]
+//!     [--requests 400] [--spans 500] [--connections 4] [--sync always|interval]
 //! ```
+//!
+//! `--sync` is the server's policy (`omegi serve --sync`): with `always`
+//! (the default) each request is answered once its spans are on disk, with
+//! `interval` once they are stored.
 //!
 //! Each request holds `--spans` spans: traces of five spans over three
 //! services (one resource per service), one trace in fifty failing with an
@@ -23,7 +27,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use omegi_server::server::{ServeConfig, Server, STORE_DIR};
+use omegi_server::server::{ServeConfig, Server, SyncPolicy, STORE_DIR};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource;
@@ -43,6 +47,7 @@ struct Options {
     requests: usize,
     spans: usize,
     connections: usize,
+    sync: SyncPolicy,
 }
 
 fn options() -> Result<Options, String> {
@@ -50,10 +55,22 @@ fn options() -> Result<Options, String> {
         requests: 400,
         spans: 500,
         connections: 4,
+        sync: SyncPolicy::Always,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
+        if flag == "--bench" {
+            continue;
+        }
         let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        if flag == "--sync" {
+            o.sync = match value.as_str() {
+                "always" => SyncPolicy::Always,
+                "interval" => SyncPolicy::Interval,
+                other => return Err(format!("--sync: always or interval, not {other}")),
+            };
+            continue;
+        }
         let n: usize = value
             .parse()
             .map_err(|_| format!("{flag}: not a number: {value}"))?;
@@ -61,7 +78,6 @@ fn options() -> Result<Options, String> {
             "--requests" => o.requests = n.max(1),
             "--spans" => o.spans = n.max(SPANS_PER_TRACE),
             "--connections" => o.connections = n.max(1),
-            "--bench" => {}
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -161,7 +177,7 @@ async fn main() -> Result<(), String> {
     let spans_per_request = o.spans / SPANS_PER_TRACE * SPANS_PER_TRACE;
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let listen = "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?;
-    let server = Server::start(ServeConfig::new(dir.path(), listen))
+    let server = Server::start(ServeConfig::new(dir.path(), listen).sync(o.sync))
         .await
         .map_err(|e| e.to_string())?;
     let token = server
@@ -225,9 +241,13 @@ async fn main() -> Result<(), String> {
     let stored = store.summary().map_err(|e| e.to_string())?.spans;
     let expected = (sent * spans_per_request) as u64;
     println!(
-        "otlp_load: {sent} requests x {spans_per_request} spans over {} connections, {:.1} MiB protobuf",
+        "otlp_load: {sent} requests x {spans_per_request} spans over {} connections, {:.1} MiB protobuf, --sync {}",
         o.connections,
-        bytes as f64 / (1024.0 * 1024.0)
+        bytes as f64 / (1024.0 * 1024.0),
+        match o.sync {
+            SyncPolicy::Always => "always",
+            SyncPolicy::Interval => "interval",
+        }
     );
     println!(
         "  {stored} spans stored (expected {expected}) in {:.2}s: {:.0} spans/s ({:.0} requests/s)",

@@ -58,7 +58,7 @@ fn main() -> anyhow::Result<()> {
             issue.count, issue.title, issue.fingerprint
         );
         let trace_id = issue.latest_trace.context("issue without a trace")?;
-        let trace = Trace::from_spans(store.trace_spans(trace_id)?)?;
+        let trace = Trace::from_spans(store.trace_spans("default", trace_id)?)?;
         let flow = Flow::for_error(&trace, &issue.latest_error)?;
         println!("{}", trace.waterfall(40));
         println!("{}", flow.summary());

@@ -2,24 +2,28 @@
 //!
 //! Order of checks: token (401, or 403 for a user token), a free slot (503
 //! with `Retry-After` when the server is busy for too long), body size
-//! (413), content type and encoding (415), body (400). A request rejected
-//! by any of them stores nothing. Accepted records go into the project that owns
-//! the ingest token; new and regressed issues and spikes raise alerts.
+//! (413), content type and encoding (415), body (400), what the store
+//! takes (400 for a name it cannot store; 503 with `Retry-After` when it
+//! fails). A request rejected by any of them stores nothing: its records
+//! go into the store in one transaction. Accepted records go into the
+//! project that owns the ingest token; with `--sync always` (the default)
+//! the answer is `200` only once they are on disk, and a retry of the same
+//! request stores and counts nothing twice. New and regressed issues and
+//! spikes raise alerts, once the records are durable.
 
-use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use omegi_core::{fingerprint, ErrorRecord, Record};
+use omegi_store::IngestReport;
 
 use super::{now_ns, principal, ApiError, AppState, SharedState};
 use crate::alerts::{Alert, AlertKind};
 use crate::auth::Principal;
-use crate::otlp::{self, DecodeError, Decoded, ResourceRecords};
+use crate::otlp::{self, DecodeError, Decoded};
+use crate::server::SyncPolicy;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Signal {
@@ -120,7 +124,7 @@ async fn receive(state: SharedState, request: Request, signal: Signal) -> Respon
             Err(error) => return otlp_error(&error, &content_type),
         };
         if let Err(error) = store_records(&task_state, &project, &decoded) {
-            return error.into_response();
+            return store_error(&error, &content_type);
         }
         let (ct, body) = match signal {
             Signal::Traces => otlp::traces_response(&decoded, &content_type),
@@ -133,10 +137,37 @@ async fn receive(state: SharedState, request: Request, signal: Signal) -> Respon
         .unwrap_or_else(|e| ApiError::Internal(format!("ingest task failed: {e}")).into_response())
 }
 
-/// Ingests every resource's records in one store call (each trace is
-/// written once however many processes sent its spans) and raises the
-/// alerts they cause.
-fn store_records(state: &AppState, project: &str, decoded: &Decoded) -> Result<(), ApiError> {
+/// The answer to a request the store refused or failed to store (it
+/// stored nothing of it): `400` when the data cannot be stored (a name
+/// longer than the store takes), else `503` with `Retry-After`, which
+/// exporters retry (a retry of data already stored changes nothing).
+fn store_error(error: &omegi_store::Error, content_type: &str) -> Response {
+    if let omegi_store::Error::InvalidName { .. } = error {
+        let (ct, body) = otlp::invalid_argument_response(&error.to_string(), content_type);
+        return answer(StatusCode::BAD_REQUEST, ct, body);
+    }
+    tracing::error!(%error, "could not store an OTLP request");
+    let (ct, body) = otlp::unavailable_response(
+        &format!("the request could not be stored: {error}; retry later"),
+        content_type,
+    );
+    let mut response = answer(StatusCode::SERVICE_UNAVAILABLE, ct, body);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
+/// Ingests every resource's records in one store call (one transaction;
+/// each trace is written once however many processes sent its spans),
+/// waits until they are durable when the sync policy says so, then raises
+/// the alerts they cause: an alert never announces data a crash could
+/// still take back.
+fn store_records(
+    state: &AppState,
+    project: &str,
+    decoded: &Decoded,
+) -> Result<(), omegi_store::Error> {
     let now = now_ns();
     let report = state.store.ingest_resources(
         project,
@@ -146,6 +177,9 @@ fn store_records(state: &AppState, project: &str, decoded: &Decoded) -> Result<(
             .filter(|batch| !batch.records.is_empty())
             .map(|batch| (&batch.resource, batch.records.as_slice())),
     )?;
+    if state.sync == SyncPolicy::Always {
+        state.store.sync()?;
+    }
     for issue in &report.created {
         state
             .alerts
@@ -156,46 +190,36 @@ fn store_records(state: &AppState, project: &str, decoded: &Decoded) -> Result<(
             .alerts
             .publish(Alert::new(AlertKind::Regressed, issue, now));
     }
-    if report.errors > 0 {
-        check_spikes(state, project, &decoded.resources, now)?;
+    if !report.occurrences.is_empty() {
+        // The request is stored: a failure here costs alerts, not data.
+        if let Err(error) = check_spikes(state, project, &report, now) {
+            tracing::warn!(%error, "spike detection failed");
+        }
     }
     Ok(())
 }
 
-/// Counts the request's errors per issue and raises spike alerts.
+/// Raises spike alerts from the request's new occurrences per issue (an
+/// error sent again is not counted again).
 fn check_spikes(
     state: &AppState,
     project: &str,
-    batches: &[ResourceRecords],
+    report: &IngestReport,
     now: u64,
-) -> Result<(), ApiError> {
-    let mut per_issue: BTreeMap<String, u64> = BTreeMap::new();
-    for (batch, record) in batches
-        .iter()
-        .flat_map(|b| b.records.iter().map(move |r| (b, r)))
-    {
-        let Record::Error(error) = record else {
-            continue;
-        };
-        // The store fills an empty service from the resource before
-        // fingerprinting: do the same so the fingerprints match.
-        let error: Cow<'_, ErrorRecord> = if error.service.is_empty() {
-            let mut e = error.clone();
-            e.service.clone_from(&batch.resource.service);
-            Cow::Owned(e)
-        } else {
-            Cow::Borrowed(error)
-        };
-        *per_issue.entry(fingerprint(&error).0).or_default() += 1;
-    }
+) -> Result<(), omegi_store::Error> {
     let spiking: Vec<(String, crate::alerts::SpikeInfo)> = {
         let mut detector = state
             .spikes
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        per_issue
-            .into_iter()
-            .filter_map(|(fp, n)| detector.observe(project, &fp, now, n).map(|s| (fp, s)))
+        report
+            .occurrences
+            .iter()
+            .filter_map(|(fp, n)| {
+                detector
+                    .observe(project, &fp.0, now, *n)
+                    .map(|s| (fp.0.clone(), s))
+            })
             .collect()
     };
     for (fp, info) in spiking {

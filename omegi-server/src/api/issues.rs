@@ -239,6 +239,7 @@ pub(super) async fn flow(
         };
         Ok(Json(error_flow(
             state,
+            &project,
             issue_id(&project, &fp),
             params.occurrence,
             error,
@@ -276,8 +277,11 @@ fn find_occurrence(state: &AppState, issue: &Issue, id: &str) -> Result<ErrorRec
         })
 }
 
+/// The flow of an error of `project`: its trace is the project's trace
+/// with the error's trace id.
 fn error_flow(
     state: &AppState,
+    project: &str,
     issue_id: String,
     occurrence: Option<String>,
     error: ErrorRecord,
@@ -299,7 +303,7 @@ fn error_flow(
         view.flow_error = Some("the error was not captured in a trace".into());
         return Ok(view);
     };
-    let spans = state.store.trace_spans(trace_id)?;
+    let spans = state.store.trace_spans(project, trace_id)?;
     let trace = match Trace::from_spans(spans) {
         Ok(trace) => trace,
         Err(e) => {

@@ -53,6 +53,8 @@ pub struct AppState {
     /// How long an OTLP request waits for a slot before `503` with
     /// `Retry-After`.
     pub ingest_wait: std::time::Duration,
+    /// Whether an OTLP request is answered once its writes are durable.
+    pub sync: crate::server::SyncPolicy,
     /// Turns `true` when the server shuts down (ends SSE streams).
     pub shutdown: watch::Receiver<bool>,
     /// How much one read answer shows.
@@ -384,6 +386,19 @@ pub(crate) fn check_project(
     } else {
         Err(ApiError::NotFound(format!("no project {project:?}")))
     }
+}
+
+/// `project` if `user` may read it and it exists, else `404` (as for a
+/// project that does not exist: a caller learns nothing about projects it
+/// may not read).
+pub(crate) fn readable_project(
+    state: &AppState,
+    user: &ApiUser,
+    project: &str,
+) -> Result<String, ApiError> {
+    let readable = readable_projects(state, user)?;
+    check_project(&state.store, &readable, project)?;
+    Ok(project.to_owned())
 }
 
 /// A time window from `from`/`to` (ns since the epoch) or `since` (a

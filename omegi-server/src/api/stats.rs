@@ -2,7 +2,7 @@
 
 use axum::extract::State;
 use axum::Json;
-use omegi_core::flow::{assemble, service_dependencies};
+use omegi_core::flow::{service_dependencies, Trace};
 use omegi_store::{title_line, Bucket, Summary, TraceQuery};
 use serde::Deserialize;
 
@@ -88,22 +88,22 @@ pub(super) async fn dashboard(
                 new_issue_count,
             });
         }
-        let query = match &params.project {
-            Some(p) => TraceQuery::project(p.clone()),
-            None => TraceQuery::all(),
-        }
-        .between(from, to)
-        .limit(DEPENDENCY_TRACES);
-        let mut spans = Vec::new();
-        for trace in
-            super::traces::readable_traces(state, &readable, params.project.clone(), query)?
-        {
-            if spans.len() >= DEPENDENCY_SPANS {
+        let query = TraceQuery::projects(projects.iter().cloned())
+            .between(from, to)
+            .limit(DEPENDENCY_TRACES);
+        // Trace by trace: the same trace id in two projects is two traces.
+        let mut traces = Vec::new();
+        let mut span_count = 0;
+        for trace in store.traces(&query)? {
+            if span_count >= DEPENDENCY_SPANS {
                 break;
             }
-            spans.extend(store.trace_spans(trace.trace_id)?);
+            let spans = store.trace_spans(&trace.project, trace.trace_id)?;
+            span_count += spans.len();
+            if let Ok(trace) = Trace::from_spans(spans) {
+                traces.push(trace);
+            }
         }
-        let traces = assemble(spans);
         let dependencies = service_dependencies(&traces)
             .into_iter()
             .take(limits.lines)

@@ -1,5 +1,9 @@
 //! `/api/traces`: recent traces and one trace with its tree, flows,
 //! waterfall and raw log.
+//!
+//! A trace belongs to a project: the same trace id sent to two projects is
+//! two traces. Both routes read only projects the caller may read
+//! ([`super::readable_projects`]).
 
 use axum::extract::State;
 use axum::Json;
@@ -11,8 +15,7 @@ use serde::Deserialize;
 use super::extract::{Path, Query};
 use super::views::{brief_trace, TraceView};
 use super::{
-    blocking, check_project, readable_projects, window, ApiError, ApiUser, AppState,
-    ReadableProjects, SharedState,
+    blocking, readable_project, readable_projects, window, ApiError, ApiUser, SharedState,
 };
 
 /// Query of `GET /api/traces`.
@@ -34,21 +37,18 @@ pub(super) async fn list(
     let (from, to) = window(params.from, params.to, params.since.as_deref(), None)?;
     let limit = params.limit.unwrap_or(50).min(1000);
     blocking(&state, move |state| {
-        let readable = readable_projects(state, &user)?;
-        let query = match &params.project {
-            Some(p) => {
-                check_project(&state.store, &readable, p)?;
-                TraceQuery::project(p.clone())
-            }
-            None => TraceQuery::all(),
+        let projects = match &params.project {
+            Some(p) => vec![readable_project(state, &user, p)?],
+            None => readable_projects(state, &user)?.ids(&state.store)?,
         };
-        let query = match params.service {
-            Some(s) => query.service(s),
-            None => query,
-        };
-        let query = query.between(from, to).limit(limit);
+        let mut query = TraceQuery::projects(projects);
+        if let Some(s) = params.service {
+            query = query.service(s);
+        }
         Ok(Json(
-            readable_traces(state, &readable, params.project, query)?
+            state
+                .store
+                .traces(&query.between(from, to).limit(limit))?
                 .into_iter()
                 .map(|t| brief_trace(t, &state.read_limits))
                 .collect(),
@@ -57,38 +57,12 @@ pub(super) async fn list(
     .await
 }
 
-/// The traces of `query` that the user may read: for a user who is not an
-/// admin and named no project, the latest of each of their projects,
-/// merged newest first.
-pub(super) fn readable_traces(
-    state: &AppState,
-    readable: &ReadableProjects,
-    project: Option<String>,
-    query: TraceQuery,
-) -> Result<Vec<TraceSummary>, ApiError> {
-    if project.is_some() || readable.is_admin() {
-        return Ok(state.store.traces(&query)?);
-    }
-    let limit = query.limit.unwrap_or(usize::MAX);
-    let mut out: Vec<TraceSummary> = Vec::new();
-    for p in readable.ids(&state.store)? {
-        let mut one = query.clone();
-        one.project = Some(p);
-        out.extend(state.store.traces(&one)?);
-    }
-    out.sort_by(|a, b| {
-        b.start_ns
-            .cmp(&a.start_ns)
-            .then_with(|| b.trace_id.cmp(&a.trace_id))
-    });
-    out.dedup_by_key(|t| t.trace_id);
-    out.truncate(limit);
-    Ok(out)
-}
-
 /// Query of `GET /api/traces/{trace_id}`.
 #[derive(Debug, Deserialize)]
 pub(super) struct DetailParams {
+    /// The trace's project; without it, the one readable project that has
+    /// a trace with this id.
+    project: Option<String>,
     /// Width of the waterfall bar (default 40).
     width: Option<usize>,
 }
@@ -104,25 +78,36 @@ pub(super) async fn detail(
         .map_err(|e| ApiError::BadRequest(format!("invalid trace id {trace_id:?}: {e}")))?;
     let width = params.width.unwrap_or(40).clamp(10, 400);
     blocking(&state, move |state| {
-        let readable = readable_projects(state, &user)?;
-        let not_found = || ApiError::NotFound(format!("no trace {id}"));
-        // A trace of projects the user does not belong to is not revealed.
-        let summary = state.store.trace(id)?;
-        if !summary
-            .as_ref()
-            .is_some_and(|s| s.projects.iter().any(|p| readable.contains(p)))
-        {
-            return Err(not_found());
+        let candidates = match &params.project {
+            Some(p) => vec![readable_project(state, &user, p)?],
+            None => readable_projects(state, &user)?.ids(&state.store)?,
+        };
+        let mut found = Vec::new();
+        for project in candidates {
+            if let Some(summary) = state.store.trace(&project, id)? {
+                found.push(summary);
+            }
         }
-        let spans = state.store.trace_spans(id)?;
+        let summary = match found.len() {
+            0 => return Err(ApiError::NotFound(format!("no trace {id}"))),
+            1 => found.remove(0),
+            _ => {
+                let projects: Vec<&str> = found.iter().map(|s| s.project.as_str()).collect();
+                return Err(ApiError::Conflict(format!(
+                    "trace {id} is in projects {}: name one with ?project=",
+                    projects.join(", ")
+                )));
+            }
+        };
+        let spans = state.store.trace_spans(&summary.project, id)?;
         if spans.is_empty() {
-            return Err(not_found());
+            return Err(ApiError::NotFound(format!("no trace {id}")));
         }
         let trace =
             Trace::from_spans(spans).map_err(|e| ApiError::Internal(format!("trace {id}: {e}")))?;
         Ok(Json(TraceView::new(
             &trace,
-            summary,
+            Some(summary),
             width,
             &state.read_limits,
         )))

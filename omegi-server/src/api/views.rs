@@ -115,7 +115,6 @@ pub fn brief_trace(mut summary: TraceSummary, limits: &ReadLimits) -> TraceSumma
         name: title_line(&r.name),
     });
     summary.services = brief_names(&summary.services, limits.items);
-    summary.projects = brief_names(&summary.projects, limits.items);
     summary
 }
 

@@ -33,7 +33,9 @@ use crate::api::views::{
     TraceView, UserView,
 };
 use crate::auth::{self, read_credentials, AccountError, CredentialsError};
-use crate::server::{ServeConfig, ServeError, Server, DEFAULT_DATA_DIR, DEFAULT_LISTEN, STORE_DIR};
+use crate::server::{
+    ServeConfig, ServeError, Server, SyncPolicy, DEFAULT_DATA_DIR, DEFAULT_LISTEN, STORE_DIR,
+};
 
 mod accounts;
 mod client;
@@ -153,6 +155,11 @@ pub struct ServeArgs {
     /// (1s, 30s, 2m): a revoked token's stream ends within this time.
     #[arg(long, env = "OMEGI_STREAM_RECHECK", default_value = "5s", value_parser = parse_recheck)]
     pub stream_recheck: std::time::Duration,
+    /// When an OTLP request is answered 200: `always` once its data is on
+    /// disk (concurrent requests share flushes), `interval` once stored
+    /// (the store flushes every 500 ms: a crash can lose that much).
+    #[arg(long, env = "OMEGI_SYNC", value_enum, default_value_t = SyncPolicy::Always)]
+    pub sync: SyncPolicy,
 }
 
 fn parse_max_tokens(text: &str) -> Result<usize, String> {
@@ -227,6 +234,10 @@ pub struct IssueArgs {
 pub struct FlowArgs {
     /// The trace id (32 hex digits).
     pub trace_id: String,
+    /// The trace's project; needed only when several projects you may read
+    /// have a trace with this id.
+    #[arg(long)]
+    pub project: Option<String>,
     /// Width of the waterfall bars.
     #[arg(long, default_value_t = 40)]
     pub width: usize,
@@ -445,12 +456,13 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> Result<(), CliError>
             let id: TraceId = args.trace_id.parse().map_err(|e| {
                 CliError::Usage(format!("invalid trace id {:?}: {e}", args.trace_id))
             })?;
+            let mut query = vec![("width", args.width.to_string())];
+            if let Some(project) = &args.project {
+                query.push(("project", project.clone()));
+            }
             let view: TraceView = cli
                 .client()?
-                .get(
-                    &format!("/api/traces/{id}"),
-                    &[("width", args.width.to_string())],
-                )
+                .get(&format!("/api/traces/{id}"), &query)
                 .await?;
             if cli.json {
                 return print_json(out, &view);
@@ -664,7 +676,8 @@ async fn serve(cli: &Cli, args: &ServeArgs, out: &mut (dyn Write + Send)) -> Res
         .read_limits(args.read_limits)
         .note_limits(args.note_limits)
         .max_tokens(args.max_tokens)
-        .stream_recheck(args.stream_recheck);
+        .stream_recheck(args.stream_recheck)
+        .sync(args.sync);
     let server = Server::start(config).await?;
     writeln!(
         out,
@@ -680,6 +693,13 @@ async fn serve(cli: &Cli, args: &ServeArgs, out: &mut (dyn Write + Send)) -> Res
             render::whole_units(u64::try_from(age.as_nanos()).unwrap_or(u64::MAX))
         )?,
         None => writeln!(out, "retention: off (everything is kept)")?,
+    }
+    match args.sync {
+        SyncPolicy::Always => writeln!(out, "sync: always (200 once on disk)")?,
+        SyncPolicy::Interval => writeln!(
+            out,
+            "sync: interval (200 once stored; on disk within 500 ms)"
+        )?,
     }
     if let Some(created) = server.created_credentials() {
         writeln!(
@@ -724,6 +744,19 @@ mod tests {
         assert!(serve_args(&["--max-tokens", "0"]).is_err());
         assert!(serve_args(&["--stream-recheck", "1ms"]).is_err());
         assert!(serve_args(&["--stream-recheck", "soon"]).is_err());
+    }
+
+    #[test]
+    fn sync_is_always_or_interval() {
+        // The default unless OMEGI_SYNC says otherwise.
+        if std::env::var_os("OMEGI_SYNC").is_none() {
+            assert_eq!(serve_args(&[]).unwrap().sync, SyncPolicy::Always);
+        }
+        let sync = |text: &str| serve_args(&["--sync", text]).map(|a| a.sync);
+        assert_eq!(sync("always").unwrap(), SyncPolicy::Always);
+        assert_eq!(sync("interval").unwrap(), SyncPolicy::Interval);
+        let err = sync("sometimes").unwrap_err().to_string();
+        assert!(err.contains("always") && err.contains("interval"), "{err}");
     }
 
     #[test]

@@ -461,6 +461,13 @@ pub fn error_response(error: &DecodeError, content_type: &str) -> (&'static str,
     status_response(3, error.to_string(), content_type)
 }
 
+/// The body of a `400` answer for data that decoded but cannot be stored:
+/// a `google.rpc.Status` with code 3 (INVALID_ARGUMENT), in the request's
+/// format, with its content type.
+pub fn invalid_argument_response(message: &str, content_type: &str) -> (&'static str, Vec<u8>) {
+    status_response(3, message.to_owned(), content_type)
+}
+
 /// The body of a `503` answer: a `google.rpc.Status` with code 14
 /// (UNAVAILABLE), in the request's format, with its content type.
 pub fn unavailable_response(message: &str, content_type: &str) -> (&'static str, Vec<u8>) {

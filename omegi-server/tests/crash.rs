@@ -1,0 +1,272 @@
+//! A crash test over HTTP: a child `omegi serve --sync always` (the built
+//! binary) takes OTLP requests from a few concurrent senders and is killed
+//! with SIGKILL at a random moment; restarted on the same data directory, it
+//! must serve every span of every request it answered 200, every request
+//! whole or not at all, and no issue may count more occurrences than were
+//! sent. Twice, so that the second kill hits a store that was recovered.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use omegi_server::auth::read_credentials;
+use serde_json::{json, Value};
+
+/// The whole test is bounded in time.
+const LIMIT: Duration = Duration::from_secs(240);
+const SENDERS: u64 = 3;
+const SPANS_PER_REQUEST: u64 = 20;
+
+/// A running `omegi serve`, killed when dropped.
+struct Serve {
+    child: Child,
+    url: String,
+}
+
+impl Serve {
+    fn start(data: &Path) -> Serve {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_omegi"))
+            .arg("--data")
+            .arg(data)
+            .args(["serve", "--listen", "127.0.0.1:0", "--sync", "always"])
+            .env_remove("OMEGI_SYNC")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("omegi serve starts");
+        // Its first line names the address; the rest is drained by the
+        // thread until the child is gone.
+        let stdout = child.stdout.take().expect("stdout");
+        let (lines, first) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                let _ = lines.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let url = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = first
+                .recv_timeout(left)
+                .expect("omegi serve says where it listens within a minute");
+            if let Some((_, rest)) = line.split_once("listening on ") {
+                break rest.split_whitespace().next().expect("a URL").to_owned();
+            }
+        };
+        Serve { child, url }
+    }
+
+    fn kill(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("the child is reaped");
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Request `n`: trace `n` with SPANS_PER_REQUEST spans over two services,
+/// the last one failing with an `exception` event (one issue for all).
+fn request(n: u64, t0: u64) -> Vec<u8> {
+    let spans: Vec<Value> = (1..=SPANS_PER_REQUEST)
+        .map(|id| {
+            let start = t0 + id * 1_000;
+            let mut span = json!({
+                "traceId": format!("{n:032x}"),
+                "spanId": format!("{id:016x}"),
+                "parentSpanId": if id == 1 { String::new() } else { format!("{:016x}", 1) },
+                "name": format!("step {id}"),
+                "kind": 2,
+                "startTimeUnixNano": start.to_string(),
+                "endTimeUnixNano": (start + 500).to_string(),
+            });
+            if id == SPANS_PER_REQUEST {
+                span["status"] = json!({ "code": 2, "message": "card declined" });
+                span["events"] = json!([{
+                    "timeUnixNano": (start + 100).to_string(),
+                    "name": "exception",
+                    "attributes": [
+                        { "key": "exception.type", "value": { "stringValue": "PaymentError" } },
+                        { "key": "exception.message", "value": { "stringValue": "card declined" } },
+                    ],
+                }]);
+            }
+            span
+        })
+        .collect();
+    json!({ "resourceSpans": [{
+        "resource": { "attributes": [
+            { "key": "service.name", "value": { "stringValue": "payment" } },
+        ] },
+        "scopeSpans": [{ "spans": spans }],
+    }] })
+    .to_string()
+    .into_bytes()
+}
+
+/// What the senders did: requests sent, and those answered 200.
+#[derive(Default)]
+struct Sent {
+    sent: BTreeSet<u64>,
+    acknowledged: BTreeSet<u64>,
+}
+
+/// Sends requests `first..` from SENDERS concurrent senders until the
+/// server stops answering; kills it once `kill_after` requests were
+/// acknowledged and `delay` more passed.
+async fn load_and_kill(
+    serve: Serve,
+    token: &str,
+    first: u64,
+    kill_after: usize,
+    delay: Duration,
+) -> Sent {
+    let sent = Arc::new(Mutex::new(Sent::default()));
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let url = format!("{}/v1/traces", serve.url);
+    let mut senders = Vec::new();
+    for sender in 0..SENDERS {
+        let (client, url, token, sent) =
+            (client.clone(), url.clone(), token.to_owned(), sent.clone());
+        senders.push(tokio::spawn(async move {
+            let t0 = omegi_server::api::now_ns() - 60_000_000_000;
+            let mut n = first + sender;
+            loop {
+                sent.lock().unwrap().sent.insert(n);
+                let answer = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .bearer_auth(&token)
+                    .body(request(n, t0 + n * 1_000_000))
+                    .send()
+                    .await;
+                match answer {
+                    Ok(response) if response.status() == 200 => {
+                        sent.lock().unwrap().acknowledged.insert(n);
+                    }
+                    Ok(response) => panic!("request {n} answered {}", response.status()),
+                    // The server is gone.
+                    Err(_) => return,
+                }
+                n += SENDERS;
+            }
+        }));
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while sent.lock().unwrap().acknowledged.len() < kill_after {
+        assert!(
+            Instant::now() < deadline,
+            "the server acknowledged too little"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    tokio::time::sleep(delay).await;
+    serve.kill();
+    for sender in senders {
+        tokio::time::timeout(Duration::from_secs(30), sender)
+            .await
+            .expect("every sender stops once the server is gone")
+            .expect("no sender panicked");
+    }
+    let mut sent = sent.lock().unwrap();
+    std::mem::take(&mut *sent)
+}
+
+/// Checks a restarted server against what was sent: returns how many
+/// requests it stored.
+async fn check(serve: &Serve, user: &str, sent: &Sent) -> u64 {
+    let client = reqwest::Client::new();
+    let get = |path: String| {
+        let request = client
+            .get(format!("{}{path}", serve.url))
+            .bearer_auth(user)
+            .send();
+        async move {
+            let response = request.await.expect("the API answers");
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.expect("JSON"))
+        }
+    };
+    let mut stored = 0;
+    for &n in &sent.sent {
+        let (status, trace) = get(format!("/api/traces/{n:032x}?project=default")).await;
+        let spans = match status {
+            200 => trace["spans"].as_array().map_or(0, Vec::len) as u64,
+            404 => 0,
+            other => panic!("trace {n}: {other} {trace}"),
+        };
+        if sent.acknowledged.contains(&n) {
+            assert_eq!(
+                spans, SPANS_PER_REQUEST,
+                "request {n} was answered 200 and lost"
+            );
+        }
+        assert!(
+            spans == 0 || spans == SPANS_PER_REQUEST,
+            "request {n} is partly stored: {spans} spans"
+        );
+        stored += u64::from(spans == SPANS_PER_REQUEST);
+    }
+    let (status, issues) = get("/api/issues?project=default&status=all".into()).await;
+    assert_eq!(status, 200);
+    let count = issues[0]["count"].as_u64().expect("an issue count");
+    assert!(
+        count <= sent.sent.len() as u64,
+        "{count} occurrences of {} requests",
+        sent.sent.len()
+    );
+    assert_eq!(count, stored, "one occurrence per stored request");
+    let (_, stats) = get("/api/stats?project=default".into()).await;
+    assert_eq!(stats["summary"]["spans"], stored * SPANS_PER_REQUEST);
+    stored
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_requests_survive_sigkill() {
+    tokio::time::timeout(LIMIT, async {
+        let seed = fastrand::u64(..);
+        eprintln!("server crash test seed {seed}");
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let dir = tempfile::tempdir().unwrap();
+        let serve = Serve::start(dir.path());
+        let credentials = read_credentials(dir.path())
+            .expect("readable credentials")
+            .expect("created on first start");
+        let ingest = credentials.project.expect("a project").token;
+        let user = credentials.user.expect("a user").token;
+
+        let mut all = Sent::default();
+        let mut next = 1;
+        let mut serve = Some(serve);
+        for round in 0..2 {
+            let kill_after = rng.usize(5..40);
+            let delay = Duration::from_micros(rng.u64(0..20_000));
+            let sent = load_and_kill(serve.take().unwrap(), &ingest, next, kill_after, delay).await;
+            next = sent.sent.iter().max().copied().unwrap_or(next) + 1;
+            all.sent.extend(&sent.sent);
+            all.acknowledged.extend(&sent.acknowledged);
+            let restarted = Serve::start(dir.path());
+            let stored = check(&restarted, &user, &all).await;
+            eprintln!(
+                "round {round}: {} sent, {} acknowledged, {stored} stored",
+                all.sent.len(),
+                all.acknowledged.len()
+            );
+            serve = Some(restarted);
+        }
+    })
+    .await
+    .expect("the test finishes in time");
+}
