@@ -42,6 +42,7 @@
 mod builder;
 mod export;
 mod layer;
+mod limits;
 mod panic;
 pub mod propagation;
 pub mod sink;
