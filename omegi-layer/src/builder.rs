@@ -35,6 +35,7 @@ pub struct OmegiBuilder {
     attributes: Vec<Attribute>,
     sink: Option<Box<dyn Sink>>,
     capacity: usize,
+    queue_bytes: usize,
     batch_size: usize,
     interval: Duration,
     flush_timeout: Duration,
@@ -49,6 +50,7 @@ impl Default for OmegiBuilder {
             attributes: Vec::new(),
             sink: None,
             capacity: 16_384,
+            queue_bytes: 8 * 1024 * 1024,
             batch_size: 512,
             interval: Duration::from_millis(500),
             flush_timeout: Duration::from_secs(5),
@@ -63,6 +65,7 @@ impl std::fmt::Debug for OmegiBuilder {
         f.debug_struct("OmegiBuilder")
             .field("service", &self.service)
             .field("capacity", &self.capacity)
+            .field("queue_bytes", &self.queue_bytes)
             .field("batch_size", &self.batch_size)
             .field("limits", &self.limits)
             .finish_non_exhaustive()
@@ -93,6 +96,22 @@ impl OmegiBuilder {
     /// queue that hands span data back for reuse).
     pub fn queue_capacity(mut self, capacity: usize) -> Self {
         self.capacity = capacity;
+        self
+    }
+
+    /// How much memory the records held for export may take, in estimated
+    /// bytes (default 8 MiB): records waiting in the queue, the batch in the
+    /// sink's hands until it returns, and span data waiting to be reused.
+    /// A span counts twice (its data and the record made of it). A record
+    /// that does not fit is dropped and counted, never waited for, so a sink
+    /// that hangs costs the application at most this much.
+    ///
+    /// The estimate is kept cheaply as each record is queued and errs on the
+    /// high side: a span with two short fields and one event counts about
+    /// 1.1 KiB, so the default holds about 7,000 such spans, and the
+    /// exporter is woken early when half of it is used.
+    pub fn queue_bytes(mut self, bytes: usize) -> Self {
+        self.queue_bytes = bytes;
         self
     }
 
@@ -207,6 +226,7 @@ impl OmegiBuilder {
             resource,
             ExportConfig {
                 capacity: self.capacity,
+                max_bytes: self.queue_bytes,
                 batch_size: self.batch_size,
                 interval: self.interval,
                 flush_timeout: self.flush_timeout,

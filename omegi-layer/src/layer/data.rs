@@ -248,6 +248,9 @@ pub(crate) struct SpanData {
     /// An error was reported in this span or below it in this process.
     pub(crate) error_seen: bool,
     pub(crate) local_trace: Arc<LocalTrace>,
+    /// What this data counts against the export queue's byte budget while
+    /// it waits to be reused, once the span has closed; 0 while it is open.
+    pub(crate) charged_bytes: usize,
 }
 
 impl SpanData {
@@ -275,6 +278,7 @@ impl SpanData {
             name: None,
             error_seen: false,
             local_trace,
+            charged_bytes: 0,
         };
         match recycled {
             Some(mut boxed) => {
@@ -283,6 +287,22 @@ impl SpanData {
             }
             None => Box::new(data),
         }
+    }
+
+    /// Estimated bytes of this data, and of the span record the exporter
+    /// makes of it (see [`fields_bytes`]); cheap enough for the hot path.
+    #[inline]
+    pub(crate) fn estimated_bytes(&self) -> usize {
+        let text = |s: &Option<String>| s.as_ref().map_or(0, String::capacity);
+        size_of::<SpanData>()
+            + fields_bytes(&self.attributes)
+            + self
+                .events
+                .iter()
+                .map(|e| size_of::<Arc<RawEvent>>() + e.bytes)
+                .sum::<usize>()
+            + text(&self.name)
+            + text(&self.status_message)
     }
 
     /// Applies one field, honouring the `otel.*` conventions of

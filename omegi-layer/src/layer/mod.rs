@@ -74,7 +74,8 @@ where
         }
     }
 
-    /// The export counters: exported, dropped (queue full), failed (sink error).
+    /// The export counters: exported, dropped (queue full, in records or
+    /// bytes), failed (sink error), and the bytes held for export.
     pub fn stats(&self) -> ExportStats {
         self.queue.counters.snapshot()
     }
@@ -321,7 +322,7 @@ where
         }
 
         if let Some(error) = error {
-            self.queue.push(Item::Error(Box::new(error)));
+            self.queue.push(Item::error(error));
         }
     }
 
@@ -360,7 +361,7 @@ where
             };
             record.target = meta.target().to_owned();
             record.location = export::location(meta);
-            self.queue.push(Item::Error(Box::new(record)));
+            self.queue.push(Item::error(record));
         }
         self.queue.push(Item::Span {
             meta: span.metadata(),
