@@ -7,7 +7,8 @@ use tracing_core::Subscriber;
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::export::{self, ExportConfig, OmegiGuard};
-use crate::layer::{Limits, OmegiLayer};
+use crate::layer::OmegiLayer;
+use crate::limits::{Limits, MIN_TEXT_BYTES};
 use crate::sink::{NullSink, Sink};
 
 /// Starts configuring a layer for the service `service`.
@@ -34,6 +35,7 @@ pub struct OmegiBuilder {
     attributes: Vec<Attribute>,
     sink: Option<Box<dyn Sink>>,
     capacity: usize,
+    queue_bytes: usize,
     batch_size: usize,
     interval: Duration,
     flush_timeout: Duration,
@@ -48,13 +50,11 @@ impl Default for OmegiBuilder {
             attributes: Vec::new(),
             sink: None,
             capacity: 16_384,
+            queue_bytes: 8 * 1024 * 1024,
             batch_size: 512,
             interval: Duration::from_millis(500),
             flush_timeout: Duration::from_secs(5),
-            limits: Limits {
-                max_events_per_span: 128,
-                breadcrumbs: 32,
-            },
+            limits: Limits::default(),
             panic_hook: false,
         }
     }
@@ -65,7 +65,9 @@ impl std::fmt::Debug for OmegiBuilder {
         f.debug_struct("OmegiBuilder")
             .field("service", &self.service)
             .field("capacity", &self.capacity)
+            .field("queue_bytes", &self.queue_bytes)
             .field("batch_size", &self.batch_size)
+            .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
 }
@@ -97,6 +99,22 @@ impl OmegiBuilder {
         self
     }
 
+    /// How much memory the records held for export may take, in estimated
+    /// bytes (default 8 MiB): records waiting in the queue, the batch in the
+    /// sink's hands until it returns, and span data waiting to be reused.
+    /// A span counts twice (its data and the record made of it). A record
+    /// that does not fit is dropped and counted, never waited for, so a sink
+    /// that hangs costs the application at most this much.
+    ///
+    /// The estimate is kept cheaply as each record is queued and errs on the
+    /// high side: a span with two short fields and one event counts about
+    /// 1.1 KiB, so the default holds about 7,000 such spans, and the
+    /// exporter is woken early when half of it is used.
+    pub fn queue_bytes(mut self, bytes: usize) -> Self {
+        self.queue_bytes = bytes;
+        self
+    }
+
     /// Records per batch handed to the sink (default 512).
     pub fn batch_size(mut self, size: usize) -> Self {
         self.batch_size = size;
@@ -115,15 +133,65 @@ impl OmegiBuilder {
         self
     }
 
-    /// Events kept per span (default 128); later ones are counted as dropped.
+    /// Longest field value, message, error message or cause kept, in bytes
+    /// (default 4 KiB, at least 64). Longer text is cut on a char boundary
+    /// and ends with `…[truncated]`, within this length; formatting a
+    /// longer value stops there.
+    pub fn max_value_bytes(mut self, bytes: usize) -> Self {
+        self.limits.text.value_bytes = bytes.max(MIN_TEXT_BYTES);
+        self
+    }
+
+    /// Longest `exception.stacktrace` field kept, in bytes (default 32 KiB;
+    /// never less than [`max_value_bytes`](Self::max_value_bytes)): the
+    /// panic hook's backtrace, which is longer than most values.
+    pub fn max_stacktrace_bytes(mut self, bytes: usize) -> Self {
+        self.limits.text.stacktrace_bytes = bytes;
+        self
+    }
+
+    /// Causes (`Error::source`) kept per error (default 32); the rest of
+    /// the chain is left out.
+    pub fn max_error_causes(mut self, count: usize) -> Self {
+        self.limits.text.error_causes = count;
+        self
+    }
+
+    /// Events kept per span (default 128); later ones are counted in the
+    /// span's `dropped_events` (OTLP `dropped_events_count`).
     pub fn max_events_per_span(mut self, max: usize) -> Self {
         self.limits.max_events_per_span = max;
         self
     }
 
-    /// Earlier events of the same trace attached to an error (default 32).
+    /// Earlier events of the same trace attached to an error (default 32),
+    /// the most recent ones, within [`breadcrumb_bytes`](Self::breadcrumb_bytes).
     pub fn breadcrumbs(mut self, count: usize) -> Self {
         self.limits.breadcrumbs = count;
+        self
+    }
+
+    /// Estimated bytes of the breadcrumbs kept per trace and attached to an
+    /// error (default 64 KiB): older events make room for newer ones, and an
+    /// event larger than this is not kept as a breadcrumb.
+    pub fn breadcrumb_bytes(mut self, bytes: usize) -> Self {
+        self.limits.breadcrumb_bytes = bytes;
+        self
+    }
+
+    /// Frames of an error's span stack (default 32, at least 2): the root
+    /// and the nearest spans. The number of spans left out between them is
+    /// the error's field `omegi.dropped_span_frames`.
+    pub fn max_span_frames(mut self, count: usize) -> Self {
+        self.limits.max_span_frames = count.max(2);
+        self
+    }
+
+    /// Estimated bytes of span fields in an error's span stack (default
+    /// 64 KiB), nearest frames first; fields past it are left out and
+    /// counted in the error's field `omegi.dropped_span_fields`.
+    pub fn span_stack_bytes(mut self, bytes: usize) -> Self {
+        self.limits.span_stack_bytes = bytes;
         self
     }
 
@@ -158,6 +226,7 @@ impl OmegiBuilder {
             resource,
             ExportConfig {
                 capacity: self.capacity,
+                max_bytes: self.queue_bytes,
                 batch_size: self.batch_size,
                 interval: self.interval,
                 flush_timeout: self.flush_timeout,

@@ -1,7 +1,8 @@
 //! The bounded queue between the application and the exporter thread, the
 //! thread itself, and the guard that flushes it.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::mem::size_of;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
@@ -26,7 +27,83 @@ pub(crate) enum Item {
         data: Box<SpanData>,
         end_ns: u64,
     },
-    Error(Box<ErrorRecord>),
+    Error {
+        record: Box<ErrorRecord>,
+        /// Estimated bytes of the record.
+        bytes: usize,
+    },
+}
+
+impl Item {
+    /// An error record on its way to the exporter.
+    pub(crate) fn error(record: ErrorRecord) -> Self {
+        Item::Error {
+            bytes: error_bytes(&record),
+            record: Box::new(record),
+        }
+    }
+
+    /// What the item counts against the queue's byte budget until it is
+    /// exported and freed. A span counts twice: its captured data, which
+    /// stays alive until the application reuses it, and the record the
+    /// exporter makes of it, alive until the sink returns. An error record
+    /// is moved into the batch as it is.
+    #[inline]
+    fn charge(&mut self) -> usize {
+        match self {
+            Item::Span { data, .. } => {
+                data.charged_bytes = data.estimated_bytes();
+                2 * data.charged_bytes
+            }
+            Item::Error { bytes, .. } => *bytes,
+        }
+    }
+}
+
+/// Estimated bytes of an error record and what it holds.
+fn error_bytes(error: &ErrorRecord) -> usize {
+    let attributes = |fields: &[omegi_core::Attribute]| -> usize {
+        fields
+            .iter()
+            .map(|a| {
+                size_of::<omegi_core::Attribute>()
+                    + a.key.capacity()
+                    + match &a.value {
+                        omegi_core::Value::Str(text) => text.capacity(),
+                        _ => 0,
+                    }
+            })
+            .sum()
+    };
+    let text = |s: &Option<String>| s.as_ref().map_or(0, String::capacity);
+    size_of::<ErrorRecord>()
+        + error.service.capacity()
+        + error.message.capacity()
+        + error
+            .causes
+            .iter()
+            .map(|c| size_of::<String>() + c.capacity())
+            .sum::<usize>()
+        + text(&error.error_type)
+        + error.target.capacity()
+        + attributes(&error.fields)
+        + error
+            .span_stack
+            .iter()
+            .map(|f| {
+                size_of::<omegi_core::SpanFrame>()
+                    + f.name.capacity()
+                    + f.target.capacity()
+                    + attributes(&f.fields)
+            })
+            .sum::<usize>()
+        + error
+            .breadcrumbs
+            .iter()
+            .map(|e| size_of::<EventRecord>() + e.message.capacity() + attributes(&e.fields))
+            .sum::<usize>()
+        + text(&error.thread)
+        + text(&error.fingerprint)
 }
 
 enum Control {
@@ -41,6 +118,8 @@ pub(crate) struct Counters {
     pub(crate) dropped: AtomicU64,
     pub(crate) failed: AtomicU64,
     pub(crate) batches: AtomicU64,
+    /// Estimated bytes held for export (see [`Item::charge`]).
+    pub(crate) held_bytes: AtomicUsize,
 }
 
 /// A snapshot of the export counters.
@@ -48,12 +127,17 @@ pub(crate) struct Counters {
 pub struct ExportStats {
     /// Records handed to the sink successfully.
     pub exported: u64,
-    /// Records dropped because the queue was full or the exporter had stopped.
+    /// Records dropped because the queue held as many records or bytes as
+    /// it may (`queue_capacity`, `queue_bytes`), or the exporter had stopped.
     pub dropped: u64,
     /// Records lost because the sink returned an error.
     pub failed: u64,
     /// Batches handed to the sink.
     pub batches: u64,
+    /// Estimated bytes the export pipeline holds right now: records waiting
+    /// in the queue or in the sink's hands, and captured span data waiting
+    /// to be reused. Never more than `queue_bytes`.
+    pub held_bytes: u64,
 }
 
 impl Counters {
@@ -63,6 +147,30 @@ impl Counters {
             dropped: self.dropped.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
             batches: self.batches.load(Ordering::Relaxed),
+            held_bytes: self.held_bytes.load(Ordering::Relaxed) as u64,
+        }
+    }
+
+    /// Takes `bytes` from the budget of `max` bytes and returns what is
+    /// held now; `None`, taking nothing, when they do not fit.
+    #[inline]
+    fn reserve(&self, bytes: usize, max: usize) -> Option<usize> {
+        let held = self
+            .held_bytes
+            .fetch_add(bytes, Ordering::Relaxed)
+            .saturating_add(bytes);
+        if held <= max {
+            return Some(held);
+        }
+        self.release(bytes);
+        None
+    }
+
+    /// Gives `bytes` back to the budget.
+    #[inline]
+    fn release(&self, bytes: usize) {
+        if bytes > 0 {
+            self.held_bytes.fetch_sub(bytes, Ordering::Relaxed);
         }
     }
 }
@@ -71,8 +179,12 @@ impl Counters {
 struct Shared {
     queue: ArrayQueue<Item>,
     counters: Arc<Counters>,
+    /// The byte budget of everything held for export.
+    max_bytes: usize,
     /// Queue length at which the application wakes the exporter early.
     wake_at: usize,
+    /// Bytes held at which the application wakes the exporter early.
+    wake_at_bytes: usize,
     /// Set while a wake-up is pending, so that only one thread sends it.
     waking: AtomicBool,
     /// Set when the exporter has stopped: later records are dropped at once.
@@ -97,7 +209,7 @@ impl Shared {
 ///
 /// Pushing is lock-free and never blocks: the exporter is not woken per
 /// record (a wake-up is a system call) but polls on an interval, and is woken
-/// early only when the queue is half full.
+/// early only when the queue is half full, in records or in bytes.
 #[derive(Clone)]
 pub(crate) struct Queue {
     shared: Arc<Shared>,
@@ -105,28 +217,45 @@ pub(crate) struct Queue {
 }
 
 impl Queue {
-    /// Enqueues without ever blocking; a full or closed queue drops and counts.
-    pub(crate) fn push(&self, item: Item) {
+    /// Enqueues without ever blocking; a full or closed queue, or one that
+    /// holds as many bytes as it may, drops and counts.
+    pub(crate) fn push(&self, mut item: Item) {
         let shared = &*self.shared;
-        if shared.closed.load(Ordering::Relaxed) || shared.queue.push(item).is_err() {
+        if shared.closed.load(Ordering::Relaxed) {
             self.counters.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        if shared.queue.len() >= shared.wake_at && !shared.waking.swap(true, Ordering::AcqRel) {
+        let bytes = item.charge();
+        let Some(held) = self.counters.reserve(bytes, shared.max_bytes) else {
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        if shared.queue.push(item).is_err() {
+            self.counters.release(bytes);
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        if (shared.queue.len() >= shared.wake_at || held >= shared.wake_at_bytes)
+            && !shared.waking.swap(true, Ordering::AcqRel)
+        {
             shared.wake();
         }
     }
 
     /// A box of span data that the exporter has finished with, to be
-    /// overwritten for a new span.
+    /// overwritten for a new span; what it held leaves the byte budget.
+    #[inline]
     pub(crate) fn recycled(&self) -> Option<Box<SpanData>> {
-        self.shared.returned.pop()
+        let data = self.shared.returned.pop()?;
+        self.counters.release(data.charged_bytes);
+        Some(data)
     }
 }
 
 /// Settings of the exporter thread.
 pub(crate) struct ExportConfig {
     pub(crate) capacity: usize,
+    pub(crate) max_bytes: usize,
     pub(crate) batch_size: usize,
     pub(crate) interval: Duration,
     pub(crate) flush_timeout: Duration,
@@ -143,6 +272,8 @@ pub(crate) fn start(
     let shared = Arc::new(Shared {
         queue: ArrayQueue::new(capacity),
         counters: counters.clone(),
+        max_bytes: config.max_bytes,
+        wake_at_bytes: config.max_bytes / 2,
         wake_at: capacity / 2,
         waking: AtomicBool::new(false),
         closed: AtomicBool::new(false),
@@ -158,6 +289,7 @@ pub(crate) fn start(
         shared: shared.clone(),
         ctl: ctl_rx,
         batch: Vec::with_capacity(config.batch_size),
+        batch_bytes: 0,
         batch_size: config.batch_size.max(1),
         interval: config.interval,
         last_item: Instant::now(),
@@ -191,6 +323,8 @@ struct Exporter {
     shared: Arc<Shared>,
     ctl: Receiver<Control>,
     batch: Vec<Record>,
+    /// What the records of `batch` count against the byte budget.
+    batch_bytes: usize,
     batch_size: usize,
     interval: Duration,
     /// When the exporter last found records in the queue.
@@ -243,6 +377,7 @@ impl Exporter {
             return;
         }
         while let Some(data) = self.shared.returned.pop() {
+            self.shared.counters.release(data.charged_bytes);
             drop(data);
         }
     }
@@ -265,16 +400,21 @@ impl Exporter {
         let record = match item {
             Item::Span { meta, data, end_ns } => {
                 let record = span_record(meta, &data, end_ns, &self.resource.service);
+                // The record's share of the span's charge (see `Item::charge`).
+                self.batch_bytes += data.charged_bytes;
                 // Hand the data back for the application to reuse (see
                 // `Shared::returned`); when that queue is full, free it here.
-                let _ = self.shared.returned.push(data);
+                if let Err(data) = self.shared.returned.push(data) {
+                    self.shared.counters.release(data.charged_bytes);
+                }
                 Record::Span(record)
             }
-            Item::Error(mut error) => {
-                if error.service.is_empty() {
-                    error.service.clone_from(&self.resource.service);
+            Item::Error { mut record, bytes } => {
+                if record.service.is_empty() {
+                    record.service.clone_from(&self.resource.service);
                 }
-                Record::Error(*error)
+                self.batch_bytes += bytes;
+                Record::Error(*record)
             }
         };
         self.batch.push(record);
@@ -292,6 +432,9 @@ impl Exporter {
             Ok(()) => counters.exported.fetch_add(n, Ordering::Relaxed),
             Err(_) => counters.failed.fetch_add(n, Ordering::Relaxed),
         };
+        // The sink has returned: the batch's records are freed (a sink
+        // that keeps them, like `MemorySink`, keeps them on its own account).
+        counters.release(std::mem::take(&mut self.batch_bytes));
     }
 }
 
@@ -389,7 +532,8 @@ impl OmegiGuard {
         ack_rx.recv_timeout(timeout).is_ok()
     }
 
-    /// The export counters: exported, dropped (queue full), failed (sink error).
+    /// The export counters: exported, dropped (queue full, in records or
+    /// bytes), failed (sink error), and the bytes held for export.
     pub fn stats(&self) -> ExportStats {
         self.shared.counters.snapshot()
     }
@@ -445,6 +589,7 @@ mod tests {
             name: Some("work".into()),
             error_seen: false,
             local_trace: Arc::new(LocalTrace::default()),
+            charged_bytes: 0,
         }
     }
 
@@ -465,6 +610,7 @@ mod tests {
             Resource::default(),
             ExportConfig {
                 capacity: 64,
+                max_bytes: 1 << 20,
                 batch_size: 8,
                 interval,
                 flush_timeout: Duration::from_secs(5),
@@ -489,6 +635,81 @@ mod tests {
         ids.sort_unstable();
         assert_eq!(ids, (1..=10).collect::<Vec<_>>());
         assert!(queue.recycled().is_none());
+    }
+
+    #[test]
+    fn held_bytes_follow_a_span_until_it_is_exported_and_its_data_reused() {
+        let (queue, guard) = start(
+            Box::new(NullSink),
+            Resource::default(),
+            ExportConfig {
+                capacity: 64,
+                max_bytes: 1 << 20,
+                batch_size: 8,
+                interval: Duration::from_secs(60),
+                flush_timeout: Duration::from_secs(5),
+            },
+        );
+        let estimate = span_data(1).estimated_bytes();
+        assert!(estimate >= std::mem::size_of::<SpanData>());
+        queue.push(span(1));
+        // Queued: its data, and room for the record made of it.
+        assert_eq!(guard.stats().held_bytes, 2 * estimate as u64);
+        assert!(guard.flush(Duration::from_secs(5)));
+        // Exported: the data waits to be reused.
+        assert_eq!(guard.stats().held_bytes, estimate as u64);
+        let data = queue.recycled().expect("returned data");
+        assert_eq!(guard.stats().held_bytes, 0);
+        drop(data);
+        queue.push(Item::error(ErrorRecord {
+            trace_id: None,
+            span_id: None,
+            service: String::new(),
+            time_ns: 1,
+            kind: omegi_core::ErrorKind::Event,
+            message: "x".repeat(1000),
+            causes: vec!["y".repeat(500)],
+            error_type: None,
+            target: String::new(),
+            fields: Vec::new(),
+            span_stack: Vec::new(),
+            breadcrumbs: Vec::new(),
+            location: CodeLocation::default(),
+            thread: None,
+            fingerprint: None,
+        }));
+        let held = guard.stats().held_bytes;
+        assert!(
+            held >= 1500 + std::mem::size_of::<ErrorRecord>() as u64,
+            "{held}"
+        );
+        assert!(guard.flush(Duration::from_secs(5)));
+        assert_eq!(guard.stats().held_bytes, 0);
+    }
+
+    #[test]
+    fn what_does_not_fit_in_the_byte_budget_is_dropped_and_counted() {
+        let estimate = span_data(1).estimated_bytes();
+        let (queue, guard) = start(
+            Box::new(NullSink),
+            Resource::default(),
+            ExportConfig {
+                capacity: 64,
+                // Room for two spans, not three.
+                max_bytes: 5 * estimate,
+                batch_size: 8,
+                interval: Duration::from_secs(60),
+                flush_timeout: Duration::from_secs(5),
+            },
+        );
+        for id in 1..=5 {
+            queue.push(span(id));
+        }
+        let stats = guard.stats();
+        assert_eq!(stats.dropped, 3, "{stats:?}");
+        assert_eq!(stats.held_bytes, 4 * estimate as u64);
+        assert!(guard.flush(Duration::from_secs(5)));
+        assert_eq!(guard.stats().exported, 2);
     }
 
     #[test]

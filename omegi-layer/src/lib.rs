@@ -35,6 +35,33 @@
 //! When the queue is full, records are dropped and counted: the application
 //! never waits for the exporter.
 //!
+//! # Limits
+//!
+//! What the application hands the layer is bounded before it is kept, so
+//! that a huge value, a deep recursion or a sink that hangs costs the
+//! application a known amount of memory. Each limit is a method of
+//! [`OmegiBuilder`]:
+//!
+//! | what | method | default | when exceeded |
+//! |---|---|---|---|
+//! | a field value, message, error message or cause | [`max_value_bytes`](OmegiBuilder::max_value_bytes) | 4 KiB | cut on a char boundary, ending with `…[truncated]` within the limit; formatting a `%`/`?` value stops there |
+//! | an `exception.stacktrace` field (the panic hook's backtrace) | [`max_stacktrace_bytes`](OmegiBuilder::max_stacktrace_bytes) | 32 KiB | cut the same way |
+//! | causes (`Error::source`) per error | [`max_error_causes`](OmegiBuilder::max_error_causes) | 32 | the rest of the chain is left out |
+//! | events per span | [`max_events_per_span`](OmegiBuilder::max_events_per_span) | 128 | later events are counted in the span's `dropped_events` (OTLP `dropped_events_count`) |
+//! | breadcrumbs per trace and error, by count | [`breadcrumbs`](OmegiBuilder::breadcrumbs) | 32 | the oldest are forgotten |
+//! | breadcrumbs per trace and error, by estimated bytes | [`breadcrumb_bytes`](OmegiBuilder::breadcrumb_bytes) | 64 KiB | the oldest are forgotten; an event larger than this is not a breadcrumb |
+//! | frames of an error's span stack | [`max_span_frames`](OmegiBuilder::max_span_frames) | 32 | the root and the nearest spans are kept; the number left out is the error's field `omegi.dropped_span_frames` |
+//! | span fields in an error's span stack, by estimated bytes | [`span_stack_bytes`](OmegiBuilder::span_stack_bytes) | 64 KiB | nearest frames first; fields past it are left out and counted in the error's field `omegi.dropped_span_fields` |
+//! | records waiting for export | [`queue_capacity`](OmegiBuilder::queue_capacity) | 16,384 | dropped, counted in [`ExportStats::dropped`] |
+//! | memory of the records held for export, by estimated bytes | [`queue_bytes`](OmegiBuilder::queue_bytes) | 8 MiB | dropped, counted in [`ExportStats::dropped`]; [`ExportStats::held_bytes`] shows what is held |
+//!
+//! A span has at most the fields its callsite declares (`tracing` allows
+//! 32), so fields per span need no limit of their own. Estimates err on the
+//! high side: they count each text at its allocated size and a queued span
+//! twice (its data and the record the exporter makes of it). A sink that
+//! never returns thus holds at most `queue_bytes`, beside the queue's slots,
+//! allocated up front (about 40 bytes per record of `queue_capacity`).
+//!
 //! Feature flags: `reqwest` (default) for [`propagation::RequestBuilderExt`],
 //! `tower` (default) for [`propagation::ServerTraceLayer`].
 #![warn(missing_docs)]
@@ -42,6 +69,7 @@
 mod builder;
 mod export;
 mod layer;
+mod limits;
 mod panic;
 pub mod propagation;
 pub mod sink;

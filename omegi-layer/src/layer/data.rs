@@ -3,7 +3,8 @@
 
 use std::collections::VecDeque;
 use std::error::Error as StdError;
-use std::fmt::{self, Write as _};
+use std::fmt;
+use std::mem::size_of;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -12,6 +13,8 @@ use omegi_core::{SpanId, SpanKind, Status, TraceId, TraceState, Value};
 use smallvec::SmallVec;
 use tracing_core::field::{Field, Visit};
 use tracing_core::Metadata;
+
+use crate::limits::TextLimits;
 
 /// Nanoseconds since the Unix epoch.
 pub(crate) fn now_ns() -> u64 {
@@ -68,10 +71,31 @@ impl FieldValue {
         i64::try_from(v).map_or(FieldValue::U64(v), FieldValue::I64)
     }
 
-    fn debug(value: &dyn fmt::Debug) -> Self {
-        FieldValue::Str(debug_text(value))
+    /// Bytes of text this value holds or becomes (see [`text_bytes`]).
+    #[inline]
+    fn text_bytes(&self) -> usize {
+        match self {
+            FieldValue::Str(text) => text_bytes(text),
+            _ => 0,
+        }
     }
 }
+
+/// Bytes of text that `text` holds or becomes: its heap buffer here, or the
+/// string it is copied into for export, whichever is larger. Text kept
+/// inline counts as the longest inline text, which is cheaper to tell than
+/// its length.
+#[inline]
+fn text_bytes(text: &CompactString) -> usize {
+    if text.is_heap_allocated() {
+        text.capacity()
+    } else {
+        INLINE_TEXT_BYTES
+    }
+}
+
+/// The longest text `CompactString` keeps without an allocation.
+const INLINE_TEXT_BYTES: usize = size_of::<CompactString>();
 
 impl fmt::Display for FieldValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -85,18 +109,42 @@ impl fmt::Display for FieldValue {
     }
 }
 
-/// `{value:?}`, inline when short.
-fn debug_text(value: &dyn fmt::Debug) -> CompactString {
-    let mut text = CompactString::default();
-    // Writing into a string only fails if the value's Debug fails; keep
-    // what was written.
-    let _ = write!(text, "{value:?}");
-    text
-}
-
 /// Fields kept inline: most spans and events have a handful, and an
 /// allocation per list would cost more than the copying.
 pub(crate) type Fields = SmallVec<[(&'static str, FieldValue); 2]>;
+
+/// The larger of two sizes, in a constant.
+const fn larger(a: usize, b: usize) -> usize {
+    if a > b {
+        a
+    } else {
+        b
+    }
+}
+
+/// Estimated bytes of one field: its entry here or as an exported
+/// attribute, whichever is larger, plus its key and text.
+const FIELD_BYTES: usize = larger(
+    size_of::<(&'static str, FieldValue)>(),
+    size_of::<omegi_core::Attribute>(),
+);
+
+/// Estimated bytes of a list of fields, here or once exported: an estimate
+/// that is cheap to compute on the hot path, and at least what either form
+/// holds on the heap.
+#[inline]
+pub(crate) fn fields_bytes(fields: &[(&'static str, FieldValue)]) -> usize {
+    fields
+        .iter()
+        .map(|(key, value)| FIELD_BYTES + key.len() + value.text_bytes())
+        .sum()
+}
+
+/// Estimated bytes of one event, as captured (behind its `Arc`) or exported.
+const EVENT_BYTES: usize = larger(
+    size_of::<RawEvent>() + 2 * size_of::<usize>(),
+    size_of::<omegi_core::EventRecord>(),
+);
 
 /// An event as captured on the hot path; turned into an `EventRecord` on the
 /// exporter thread.
@@ -106,13 +154,42 @@ pub(crate) struct RawEvent {
     pub(crate) meta: &'static Metadata<'static>,
     pub(crate) message: CompactString,
     pub(crate) fields: Fields,
+    /// Estimated bytes, here or exported (see [`fields_bytes`]).
+    pub(crate) bytes: usize,
+}
+
+impl RawEvent {
+    /// A captured event, shared by its span and the trace's breadcrumbs.
+    #[inline]
+    pub(crate) fn shared(
+        time_ns: u64,
+        meta: &'static Metadata<'static>,
+        message: CompactString,
+        fields: Fields,
+    ) -> Arc<Self> {
+        let bytes = EVENT_BYTES + text_bytes(&message) + fields_bytes(&fields);
+        Arc::new(RawEvent {
+            time_ns,
+            meta,
+            message,
+            fields,
+            bytes,
+        })
+    }
+}
+
+/// The most recent events of a trace, within a count and a byte budget.
+#[derive(Debug, Default)]
+pub(crate) struct Breadcrumbs {
+    events: VecDeque<Arc<RawEvent>>,
+    bytes: usize,
 }
 
 /// State shared by all spans of one trace inside this process.
 #[derive(Debug, Default)]
 pub(crate) struct LocalTrace {
     /// The most recent events of the trace, for error breadcrumbs.
-    pub(crate) breadcrumbs: Mutex<VecDeque<Arc<RawEvent>>>,
+    pub(crate) breadcrumbs: Mutex<Breadcrumbs>,
     /// The `tracestate` received with the trace, forwarded on outgoing calls.
     pub(crate) tracestate: TraceState,
     /// The trace flags received with the trace, forwarded on outgoing calls
@@ -122,24 +199,33 @@ pub(crate) struct LocalTrace {
 }
 
 impl LocalTrace {
-    pub(crate) fn push_breadcrumb(&self, event: Arc<RawEvent>, cap: usize) {
-        if cap == 0 {
+    /// Keeps `event` as the newest breadcrumb, forgetting the oldest ones
+    /// until at most `count` events of at most `bytes` bytes are kept. An
+    /// event larger than `bytes` on its own is not kept.
+    pub(crate) fn push_breadcrumb(&self, event: Arc<RawEvent>, count: usize, bytes: usize) {
+        if count == 0 || event.bytes > bytes {
             return;
         }
         let mut ring = self
             .breadcrumbs
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if ring.len() == cap {
-            ring.pop_front();
+        while ring.events.len() >= count || ring.bytes + event.bytes > bytes {
+            let Some(oldest) = ring.events.pop_front() else {
+                break;
+            };
+            ring.bytes -= oldest.bytes;
         }
-        ring.push_back(event);
+        ring.bytes += event.bytes;
+        ring.events.push_back(event);
     }
 
+    /// The breadcrumbs, oldest first.
     pub(crate) fn breadcrumbs(&self) -> Vec<Arc<RawEvent>> {
         self.breadcrumbs
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+            .events
             .iter()
             .cloned()
             .collect()
@@ -166,6 +252,9 @@ pub(crate) struct SpanData {
     /// An error was reported in this span or below it in this process.
     pub(crate) error_seen: bool,
     pub(crate) local_trace: Arc<LocalTrace>,
+    /// What this data counts against the export queue's byte budget while
+    /// it waits to be reused, once the span has closed; 0 while it is open.
+    pub(crate) charged_bytes: usize,
 }
 
 impl SpanData {
@@ -193,6 +282,7 @@ impl SpanData {
             name: None,
             error_seen: false,
             local_trace,
+            charged_bytes: 0,
         };
         match recycled {
             Some(mut boxed) => {
@@ -201,6 +291,22 @@ impl SpanData {
             }
             None => Box::new(data),
         }
+    }
+
+    /// Estimated bytes of this data, and of the span record the exporter
+    /// makes of it (see [`fields_bytes`]); cheap enough for the hot path.
+    #[inline]
+    pub(crate) fn estimated_bytes(&self) -> usize {
+        let text = |s: &Option<String>| s.as_ref().map_or(0, String::capacity);
+        size_of::<SpanData>()
+            + fields_bytes(&self.attributes)
+            + self
+                .events
+                .iter()
+                .map(|e| size_of::<Arc<RawEvent>>() + e.bytes)
+                .sum::<usize>()
+            + text(&self.name)
+            + text(&self.status_message)
     }
 
     /// Applies one field, honouring the `otel.*` conventions of
@@ -244,34 +350,38 @@ impl SpanData {
     }
 }
 
-/// Records span fields (`new_span` and `Span::record`) into a `SpanData`.
-pub(crate) struct SpanVisitor<'a>(pub(crate) &'a mut SpanData);
+/// Records span fields (`new_span` and `Span::record`) into a `SpanData`,
+/// cutting text to its limit.
+pub(crate) struct SpanVisitor<'a> {
+    pub(crate) data: &'a mut SpanData,
+    pub(crate) limits: &'a TextLimits,
+}
 
 impl Visit for SpanVisitor<'_> {
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.0.set_field(field.name(), FieldValue::F64(value));
+        self.data.set_field(field.name(), FieldValue::F64(value));
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.0.set_field(field.name(), FieldValue::I64(value));
+        self.data.set_field(field.name(), FieldValue::I64(value));
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.0.set_field(field.name(), FieldValue::from_u64(value));
+        self.data
+            .set_field(field.name(), FieldValue::from_u64(value));
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.0.set_field(field.name(), FieldValue::Bool(value));
+        self.data.set_field(field.name(), FieldValue::Bool(value));
     }
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.0
-            .set_field(field.name(), FieldValue::Str(CompactString::new(value)));
+        let text = self.limits.field_text(field.name(), value);
+        self.data.set_field(field.name(), FieldValue::Str(text));
     }
     fn record_error(&mut self, field: &Field, value: &(dyn StdError + 'static)) {
-        self.0.set_field(
-            field.name(),
-            FieldValue::Str(CompactString::from(value.to_string())),
-        );
+        let text = self.limits.display(&value);
+        self.data.set_field(field.name(), FieldValue::Str(text));
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.0.set_field(field.name(), FieldValue::debug(value));
+        let text = self.limits.field_debug(field.name(), value);
+        self.data.set_field(field.name(), FieldValue::Str(text));
     }
 }
 
@@ -304,28 +414,30 @@ fn known_type_name(error: &(dyn StdError + 'static)) -> Option<String> {
 }
 
 impl CapturedError {
-    fn from_error(error: &(dyn StdError + 'static)) -> Self {
+    /// The error's message and `source` chain, each cut to its limit, and at
+    /// most `limits.error_causes` causes (a cycle in a buggy source chain
+    /// must not hang the application either).
+    fn from_error(error: &(dyn StdError + 'static), limits: &TextLimits) -> Self {
         let mut causes = Vec::new();
         let mut source = error.source();
-        // A cycle in a buggy source chain must not hang the application.
         while let Some(cause) = source {
-            if causes.len() == 64 {
+            if causes.len() >= limits.error_causes {
                 break;
             }
-            causes.push(cause.to_string());
+            causes.push(limits.display(&cause).into_string());
             source = cause.source();
         }
         CapturedError {
-            message: error.to_string(),
+            message: limits.display(&error).into_string(),
             causes,
             type_name: known_type_name(error),
         }
     }
 }
 
-/// Records an event's fields.
-#[derive(Default)]
-pub(crate) struct EventVisitor {
+/// Records an event's fields, cutting text to its limit.
+pub(crate) struct EventVisitor<'a> {
+    pub(crate) limits: &'a TextLimits,
     pub(crate) message: CompactString,
     pub(crate) fields: Fields,
     /// The first `&dyn Error` field, with its source chain.
@@ -338,7 +450,20 @@ pub(crate) struct EventVisitor {
     pub(crate) panic: bool,
 }
 
-impl EventVisitor {
+impl<'a> EventVisitor<'a> {
+    #[inline]
+    pub(crate) fn new(limits: &'a TextLimits) -> Self {
+        EventVisitor {
+            limits,
+            message: CompactString::default(),
+            fields: Fields::new(),
+            error: None,
+            fingerprint: None,
+            error_type: None,
+            panic: false,
+        }
+    }
+
     fn put(&mut self, name: &'static str, value: FieldValue) {
         match name {
             "message" => {
@@ -366,7 +491,7 @@ impl EventVisitor {
     }
 }
 
-impl Visit for EventVisitor {
+impl Visit for EventVisitor<'_> {
     fn record_f64(&mut self, field: &Field, value: f64) {
         self.put(field.name(), FieldValue::F64(value));
     }
@@ -380,10 +505,11 @@ impl Visit for EventVisitor {
         self.put(field.name(), FieldValue::Bool(value));
     }
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.put(field.name(), FieldValue::Str(CompactString::new(value)));
+        let text = self.limits.field_text(field.name(), value);
+        self.put(field.name(), FieldValue::Str(text));
     }
     fn record_error(&mut self, field: &Field, value: &(dyn StdError + 'static)) {
-        let captured = CapturedError::from_error(value);
+        let captured = CapturedError::from_error(value, self.limits);
         self.put(
             field.name(),
             FieldValue::Str(CompactString::new(&captured.message)),
@@ -393,10 +519,11 @@ impl Visit for EventVisitor {
         }
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        let text = self.limits.field_debug(field.name(), value);
         if field.name() == "message" {
-            self.message = debug_text(value);
+            self.message = text;
         } else {
-            self.put(field.name(), FieldValue::debug(value));
+            self.put(field.name(), FieldValue::Str(text));
         }
     }
 }

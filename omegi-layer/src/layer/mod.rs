@@ -6,24 +6,26 @@ use std::any::TypeId;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use omegi_core::{CodeLocation, ErrorKind, ErrorRecord, SpanFrame, SpanKind, Status};
+use omegi_core::{Attribute, CodeLocation, ErrorKind, ErrorRecord, SpanFrame, SpanKind, Status};
 use tracing_core::span::{Attributes, Id, Record as SpanValues};
-use tracing_core::{Dispatch, Event, Subscriber};
+use tracing_core::{Dispatch, Event, Metadata, Subscriber};
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 use tracing_subscriber::Layer;
 
 use crate::export::{self, ExportStats, Item, Queue};
+use crate::limits::Limits;
 use data::{
-    new_trace_id, now_ns, EventVisitor, FieldValue, LocalTrace, RawEvent, SpanData, SpanVisitor,
+    fields_bytes, new_trace_id, now_ns, EventVisitor, FieldValue, LocalTrace, RawEvent, SpanData,
+    SpanVisitor,
 };
 
-/// Limits on what the layer keeps per span and per trace.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Limits {
-    pub(crate) max_events_per_span: usize,
-    pub(crate) breadcrumbs: usize,
-}
+/// The field of an error record that counts the span frames left out of its
+/// span stack (see [`Limits::max_span_frames`]).
+pub(crate) const DROPPED_SPAN_FRAMES: &str = "omegi.dropped_span_frames";
+/// The field of an error record that counts the span fields left out of its
+/// span stack (see [`Limits::span_stack_bytes`]).
+pub(crate) const DROPPED_SPAN_FIELDS: &str = "omegi.dropped_span_fields";
 
 /// Lets code outside the layer (propagation) reach a span's [`SpanData`]
 /// through the `Dispatch`, whatever the subscriber's concrete type.
@@ -72,15 +74,24 @@ where
         }
     }
 
-    /// The export counters: exported, dropped (queue full), failed (sink error).
+    /// The export counters: exported, dropped (queue full, in records or
+    /// bytes), failed (sink error), and the bytes held for export.
     pub fn stats(&self) -> ExportStats {
         self.queue.counters.snapshot()
     }
 
-    /// Builds an error record for the spans of `scope` (root first), and marks
-    /// every one of them as having seen an error.
+    /// Builds an error record whose span stack is `own` (the frame of a
+    /// span that is closing, whose data has left the registry) below the
+    /// spans of `scope` (innermost first), and marks every span of `scope`
+    /// as having seen an error.
+    ///
+    /// The stack keeps the root and the nearest frames, at most
+    /// `max_span_frames`, and span fields up to `span_stack_bytes`, nearest
+    /// frames first; what is left out is counted in the record's fields
+    /// [`DROPPED_SPAN_FRAMES`] and [`DROPPED_SPAN_FIELDS`].
     fn error_record<'a>(
         &self,
+        own: Option<(&SpanData, &'static Metadata<'static>)>,
         scope: impl Iterator<Item = SpanRef<'a, S>>,
         time_ns: u64,
     ) -> ErrorRecord {
@@ -101,25 +112,43 @@ where
             thread: thread_name(),
             fingerprint: None,
         };
+        let mut stack = StackBuilder::new(&self.limits);
         let mut local_trace: Option<Arc<LocalTrace>> = None;
+        if let Some((data, meta)) = own {
+            record.trace_id = Some(data.trace_id);
+            record.span_id = Some(data.span_id);
+            stack.push(data, meta);
+            local_trace = Some(data.local_trace.clone());
+        }
+        // The outermost span seen beyond the nearest frames: the root, once
+        // the walk is over.
+        let mut outermost: Option<SpanRef<'a, S>> = None;
         for span in scope {
             let mut extensions = span.extensions_mut();
             let Some(data) = extensions.get_mut::<Box<SpanData>>() else {
                 continue;
             };
             data.error_seen = true;
-            record.trace_id = Some(data.trace_id);
-            record.span_id = Some(data.span_id);
-            let meta = span.metadata();
-            record.span_stack.push(SpanFrame {
-                span_id: data.span_id,
-                name: data.name.clone().unwrap_or_else(|| meta.name().to_owned()),
-                target: meta.target().to_owned(),
-                fields: export::attributes(&data.attributes),
-                location: export::location(meta),
-            });
-            local_trace = Some(data.local_trace.clone());
+            if record.span_id.is_none() {
+                record.trace_id = Some(data.trace_id);
+                record.span_id = Some(data.span_id);
+                local_trace = Some(data.local_trace.clone());
+            }
+            if stack.has_room() {
+                stack.push(data, span.metadata());
+            } else {
+                drop(extensions);
+                if outermost.replace(span).is_some() {
+                    stack.dropped_frames += 1;
+                }
+            }
         }
+        if let Some(root) = outermost {
+            if let Some(data) = root.extensions().get::<Box<SpanData>>() {
+                stack.push(data, root.metadata());
+            }
+        }
+        stack.finish(&mut record);
         if let Some(local) = local_trace {
             record.breadcrumbs = local
                 .breadcrumbs()
@@ -128,6 +157,72 @@ where
                 .collect();
         }
         record
+    }
+}
+
+/// Collects an error's span stack, innermost frame first, within the limits.
+struct StackBuilder {
+    /// Innermost first; reversed at the end.
+    frames: Vec<SpanFrame>,
+    /// Frames taken from the innermost outward; the root takes the last one.
+    nearest: usize,
+    /// Bytes of span fields still allowed.
+    field_budget: usize,
+    dropped_frames: u64,
+    dropped_fields: u64,
+}
+
+impl StackBuilder {
+    fn new(limits: &Limits) -> Self {
+        StackBuilder {
+            frames: Vec::new(),
+            nearest: limits.max_span_frames.saturating_sub(1),
+            field_budget: limits.span_stack_bytes,
+            dropped_frames: 0,
+            dropped_fields: 0,
+        }
+    }
+
+    /// Whether one more of the nearest frames fits.
+    fn has_room(&self) -> bool {
+        self.frames.len() < self.nearest
+    }
+
+    fn push(&mut self, data: &SpanData, meta: &'static Metadata<'static>) {
+        let mut fields = Vec::new();
+        for field in &data.attributes {
+            let bytes = fields_bytes(std::slice::from_ref(field));
+            if bytes <= self.field_budget {
+                self.field_budget -= bytes;
+                fields.push(Attribute {
+                    key: field.0.to_owned(),
+                    value: field.1.to_value(),
+                });
+            } else {
+                self.dropped_fields += 1;
+            }
+        }
+        self.frames.push(SpanFrame {
+            span_id: data.span_id,
+            name: data.name.clone().unwrap_or_else(|| meta.name().to_owned()),
+            target: meta.target().to_owned(),
+            fields,
+            location: export::location(meta),
+        });
+    }
+
+    /// Puts the stack in the record, root first, with what was left out.
+    fn finish(mut self, record: &mut ErrorRecord) {
+        self.frames.reverse();
+        record.span_stack = self.frames;
+        for (key, count) in [
+            (DROPPED_SPAN_FRAMES, self.dropped_frames),
+            (DROPPED_SPAN_FIELDS, self.dropped_fields),
+        ] {
+            if count > 0 {
+                record.fields.push(Attribute::new(key, count));
+            }
+        }
     }
 }
 
@@ -158,7 +253,10 @@ where
             None => (new_trace_id(), None, Arc::new(LocalTrace::default())),
         };
         let mut data = SpanData::start(self.queue.recycled(), trace_id, parent, local_trace);
-        attrs.record(&mut SpanVisitor(&mut data));
+        attrs.record(&mut SpanVisitor {
+            data: &mut data,
+            limits: &self.limits.text,
+        });
         span.extensions_mut().insert(data);
     }
 
@@ -168,14 +266,17 @@ where
         };
         let mut extensions = span.extensions_mut();
         if let Some(data) = extensions.get_mut::<Box<SpanData>>() {
-            values.record(&mut SpanVisitor(data));
+            values.record(&mut SpanVisitor {
+                data,
+                limits: &self.limits.text,
+            });
         }
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let meta = event.metadata();
         let span = ctx.event_span(event);
-        let mut visitor = EventVisitor::default();
+        let mut visitor = EventVisitor::new(&self.limits.text);
         event.record(&mut visitor);
         let is_error =
             *meta.level() == tracing_core::Level::ERROR || visitor.error.is_some() || visitor.panic;
@@ -186,25 +287,26 @@ where
         let time_ns = now_ns();
 
         let error = is_error.then(|| {
-            let mut record = match ctx.event_scope(event) {
-                Some(scope) => self.error_record(scope.from_root(), time_ns),
-                None => self.error_record(std::iter::empty(), time_ns),
-            };
-            fill_error(&mut record, &visitor, meta);
+            let mut record =
+                self.error_record(None, ctx.event_scope(event).into_iter().flatten(), time_ns);
+            fill_error(&mut record, &visitor, meta, &self.limits);
             record
         });
 
         if let Some(span) = span {
-            let raw = Arc::new(RawEvent {
+            let raw = RawEvent::shared(
                 time_ns,
                 meta,
-                message: std::mem::take(&mut visitor.message),
-                fields: std::mem::take(&mut visitor.fields),
-            });
+                std::mem::take(&mut visitor.message),
+                std::mem::take(&mut visitor.fields),
+            );
             let mut extensions = span.extensions_mut();
             if let Some(data) = extensions.get_mut::<Box<SpanData>>() {
-                data.local_trace
-                    .push_breadcrumb(raw.clone(), self.limits.breadcrumbs);
+                data.local_trace.push_breadcrumb(
+                    raw.clone(),
+                    self.limits.breadcrumbs,
+                    self.limits.breadcrumb_bytes,
+                );
                 if data.events.len() < self.limits.max_events_per_span {
                     data.events.push(raw);
                 } else {
@@ -220,7 +322,7 @@ where
         }
 
         if let Some(error) = error {
-            self.queue.push(Item::Error(Box::new(error)));
+            self.queue.push(Item::error(error));
         }
     }
 
@@ -244,30 +346,22 @@ where
         if data.status == Status::Error && !data.error_seen && data.kind != SpanKind::Client {
             // The span failed (e.g. a 5xx response) without any error
             // being logged below it: report the failure itself.
+            let meta = span.metadata();
             let mut record = self.error_record(
-                span.parent()
-                    .into_iter()
-                    .flat_map(|p| p.scope().from_root()),
+                Some((&data, meta)),
+                span.parent().into_iter().flat_map(|p| p.scope()),
                 end_ns,
             );
-            record.trace_id = Some(data.trace_id);
-            record.span_id = Some(data.span_id);
-            let meta = span.metadata();
-            let name = data.name.clone().unwrap_or_else(|| meta.name().to_owned());
-            record.span_stack.push(SpanFrame {
-                span_id: data.span_id,
-                name: name.clone(),
-                target: meta.target().to_owned(),
-                fields: export::attributes(&data.attributes),
-                location: export::location(meta),
-            });
-            record.message = data
-                .status_message
-                .clone()
-                .unwrap_or_else(|| format!("{name} failed"));
+            record.message = match &data.status_message {
+                Some(message) => message.clone(),
+                None => {
+                    let name = data.name.as_deref().unwrap_or(meta.name());
+                    format!("{name} failed")
+                }
+            };
             record.target = meta.target().to_owned();
             record.location = export::location(meta);
-            self.queue.push(Item::Error(Box::new(record)));
+            self.queue.push(Item::error(record));
         }
         self.queue.push(Item::Span {
             meta: span.metadata(),
@@ -292,6 +386,7 @@ fn fill_error(
     record: &mut ErrorRecord,
     visitor: &EventVisitor,
     meta: &'static tracing_core::Metadata<'static>,
+    limits: &Limits,
 ) {
     let error = visitor.error.as_ref();
     if !visitor.message.is_empty() {
@@ -299,6 +394,7 @@ fn fill_error(
         if let Some(error) = error {
             record.causes.push(error.message.clone());
             record.causes.extend(error.causes.iter().cloned());
+            record.causes.truncate(limits.text.error_causes);
         }
     } else if let Some(error) = error {
         record.message = error.message.clone();
@@ -314,7 +410,9 @@ fn fill_error(
         .clone()
         .or_else(|| error.and_then(|e| e.type_name.clone()));
     record.target = meta.target().to_owned();
-    record.fields = export::attributes(&visitor.fields);
+    // The event's fields come before what the span stack counted.
+    let stack_counts = std::mem::replace(&mut record.fields, export::attributes(&visitor.fields));
+    record.fields.extend(stack_counts);
     record.fingerprint = visitor.fingerprint.clone();
     record.location = export::location(meta);
     if visitor.panic {
