@@ -42,8 +42,10 @@ pub struct ServeConfig {
     pub spike: SpikeConfig,
     /// The largest OTLP request body, in bytes, compressed or not.
     pub body_limit: usize,
-    /// The largest OTLP request body after decompression, in bytes.
-    pub max_decompressed_bytes: usize,
+    /// What one OTLP request may hold and cost: decompressed size, decode
+    /// budget, record limits, error caps and the time window. A
+    /// [`Limits::max_age`] of `None` takes the retention.
+    pub limits: Limits,
     /// How long shutdown waits for requests in flight and webhook queues.
     pub shutdown_timeout: Duration,
     /// Spans and occurrences older than this are deleted in the background
@@ -74,7 +76,7 @@ impl ServeConfig {
             retry: RetryPolicy::default(),
             spike: SpikeConfig::default(),
             body_limit: 8 * 1024 * 1024,
-            max_decompressed_bytes: Limits::default().max_decompressed_bytes,
+            limits: Limits::default(),
             shutdown_timeout: Duration::from_secs(30),
             retention: None,
             retention_interval: StoreConfig::default().retention_interval,
@@ -93,8 +95,16 @@ impl ServeConfig {
         self
     }
 
+    /// Sets what one OTLP request may hold and cost.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
     /// Deletes spans and occurrences older than `age` in the background
-    /// (`None`: keep everything).
+    /// (`None`: keep everything); unless [`Limits::max_age`] says
+    /// otherwise, spans and errors older than `age` are rejected when they
+    /// arrive.
     pub fn retention(mut self, age: Option<Duration>) -> Self {
         self.retention = age;
         self
@@ -223,7 +233,8 @@ impl Server {
             alerts: AlertHub::new(&config.webhooks, config.retry),
             spikes: Mutex::new(SpikeDetector::new(config.spike)),
             limits: Limits {
-                max_decompressed_bytes: config.max_decompressed_bytes,
+                max_age: config.limits.max_age.or(config.retention),
+                ..config.limits
             },
             body_limit: config.body_limit,
             ingest_slots: tokio::sync::Semaphore::new(config.ingest_concurrency.max(1)),

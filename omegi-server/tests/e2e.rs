@@ -738,9 +738,13 @@ async fn export_and_import_move_a_data_directory() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_deletes_old_traces_and_keeps_issues() {
     tokio::time::timeout(LIMIT, async {
+        // Spans up to 3 hours old are accepted, and deleted after one hour.
+        let mut limits = omegi_server::otlp::Limits::default();
+        limits.max_age = Some(Duration::from_secs(3 * 3600));
         let s = TestServer::start_with(|c| {
             c.retention(Some(Duration::from_secs(3600)))
                 .retention_interval(Duration::from_millis(100))
+                .limits(limits)
         })
         .await;
         let ingest = Some(s.ingest.as_str());
