@@ -31,6 +31,8 @@ mod traces;
 mod ui_support;
 pub mod views;
 
+pub use ingest::{BodyRate, ProjectSlots};
+
 /// Everything a request handler needs.
 #[derive(Debug)]
 pub struct AppState {
@@ -52,6 +54,11 @@ pub struct AppState {
     /// How long an OTLP request waits for a slot before `503` with
     /// `Retry-After`.
     pub ingest_wait: std::time::Duration,
+    /// The slots of each project: a request takes one of its project's,
+    /// then one of `ingest_slots`.
+    pub project_slots: ProjectSlots,
+    /// How fast an OTLP request body must arrive.
+    pub body_rate: BodyRate,
     /// Turns `true` when the server shuts down (ends SSE streams).
     pub shutdown: watch::Receiver<bool>,
 }

@@ -36,6 +36,7 @@ use crate::server::{ServeConfig, ServeError, Server, DEFAULT_DATA_DIR, DEFAULT_L
 
 mod client;
 pub mod data;
+pub mod limits;
 pub mod notes;
 pub mod render;
 
@@ -71,6 +72,8 @@ pub struct Cli {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
+// `serve` carries every limit; a command is parsed once per process.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Run the server: OTLP/HTTP receiver, REST API and alerts.
     Serve(ServeArgs),
@@ -126,13 +129,14 @@ pub struct ServeArgs {
     /// comma-separated list).
     #[arg(long = "webhook", env = "OMEGI_WEBHOOKS", value_delimiter = ',')]
     pub webhooks: Vec<String>,
-    /// The largest OTLP request body in bytes.
-    #[arg(long, default_value_t = 8 * 1024 * 1024)]
-    pub body_limit: usize,
     /// Delete spans and occurrences older than this (12h, 30d, 8w); issues
-    /// and notes are kept. `off` keeps everything.
+    /// and notes are kept, and older spans and errors are rejected when
+    /// they arrive. `off` keeps everything.
     #[arg(long, env = "OMEGI_RETENTION", default_value = "30d", value_parser = parse_retention)]
     pub retention: Retention,
+    /// What one OTLP request may hold and cost.
+    #[command(flatten)]
+    pub limits: limits::LimitArgs,
 }
 
 /// How long `omegi serve` keeps spans and occurrences.
@@ -570,8 +574,8 @@ fn store_error(path: &std::path::Path) -> impl FnOnce(omegi_store::Error) -> Cli
 async fn serve(cli: &Cli, args: &ServeArgs, out: &mut (dyn Write + Send)) -> Result<(), CliError> {
     let config = ServeConfig::new(&cli.data, args.listen)
         .webhooks(args.webhooks.iter().filter(|u| !u.is_empty()).cloned())
-        .body_limit(args.body_limit)
         .retention(args.retention.0);
+    let config = args.limits.apply(config);
     let server = Server::start(config).await?;
     writeln!(
         out,
