@@ -365,19 +365,46 @@ impl RecordLimits {
     pub fn breadcrumbs<'a>(
         &self,
         newest_first: impl IntoIterator<Item = &'a EventRecord>,
-    ) -> Vec<EventRecord> {
+    ) -> Vec<&'a EventRecord> {
         let max = self.max_breadcrumbs;
-        let mut kept: Vec<&EventRecord> = Vec::with_capacity(max.min(64));
+        // Each kept event with the hash of what it says: candidates are
+        // compared by hash first.
+        let mut kept: Vec<(&EventRecord, u64)> = Vec::with_capacity(max.min(64));
         for candidate in newest_first.into_iter().take(max.saturating_mul(4)) {
             if kept.len() == max {
                 break;
             }
-            if !kept.iter().any(|k| same_event(k, candidate)) {
-                kept.push(candidate);
+            let hash = event_hash(candidate);
+            if !kept
+                .iter()
+                .any(|(k, h)| *h == hash && same_event(k, candidate))
+            {
+                kept.push((candidate, hash));
             }
         }
-        kept.into_iter().rev().cloned().collect()
+        kept.into_iter().rev().map(|(e, _)| e).collect()
     }
+}
+
+/// A hash of what an event says (not when).
+fn event_hash(event: &EventRecord) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    event.level.hash(&mut h);
+    event.message.hash(&mut h);
+    event.target.hash(&mut h);
+    event.location.hash(&mut h);
+    for field in &event.fields {
+        field.key.hash(&mut h);
+        match &field.value {
+            Value::Bool(v) => v.hash(&mut h),
+            Value::I64(v) => v.hash(&mut h),
+            Value::U64(v) => v.hash(&mut h),
+            Value::F64(v) => v.to_bits().hash(&mut h),
+            Value::Str(v) => v.hash(&mut h),
+        }
+    }
+    h.finish()
 }
 
 /// Two events that say the same thing, at whatever time.

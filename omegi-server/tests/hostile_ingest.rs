@@ -806,19 +806,26 @@ fn a_chain_of_nested_failures_costs_linear_time_and_space() {
         "{stored_1k} → {stored_2k}"
     );
 
-    // With the default cap, the copies stop at 8 MiB (as counted): the last
-    // errors keep their span stack and count their breadcrumbs instead.
-    let (stored, _, decoded) = run(2_000, &Limits::default());
-    assert!(stored < stored_2k, "{stored} of {stored_2k}");
+    // With the default cap, the copies stop at 8 MiB (as estimated): the
+    // last errors keep the root and the innermost frame and count the rest.
+    let (stored, usage, decoded) = run(4_000, &Limits::default());
+    assert!(usage.peak < 48 * MIB, "{usage:?}");
+    assert!(stored < 32 * MIB as usize, "{stored}");
     let last = errors_of(&decoded)
         .into_iter()
-        .find(|e| e.message == "step 2000 failed")
+        .find(|e| e.message == "step 4000 failed")
         .unwrap();
-    assert_eq!(last.span_stack.len(), 33);
+    let frames: Vec<&str> = last.span_stack.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(frames, ["step 1", "step 4000"]);
     assert!(last.breadcrumbs.is_empty());
+    let count = |key: &str| omegi_core::attribute(&last.fields, key).cloned();
     assert_eq!(
-        omegi_core::attribute(&last.fields, omegi_core::limits::DROPPED_BREADCRUMBS),
-        Some(&omegi_core::Value::I64(50))
+        count(omegi_core::limits::DROPPED_FRAMES),
+        Some(omegi_core::Value::I64(4_000 - 2))
+    );
+    assert_eq!(
+        count(omegi_core::limits::DROPPED_BREADCRUMBS),
+        Some(omegi_core::Value::I64(50))
     );
 }
 

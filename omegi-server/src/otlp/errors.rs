@@ -53,10 +53,8 @@ struct Origin {
     time_ns: u64,
     target: String,
     location: CodeLocation,
-    span_stack: Vec<SpanFrame>,
-    /// Frames left out of the middle of `span_stack`.
-    dropped_frames: u64,
-    breadcrumbs: Vec<EventRecord>,
+    /// The span stack and breadcrumbs, unless the attributes carry them.
+    context: Context,
     /// The message when the attributes have no `exception.message`.
     message: Option<String>,
     /// The message when there is nothing better.
@@ -93,7 +91,8 @@ impl Derived {
 
 /// What the errors of one request may copy from the spans and events
 /// around them (span stacks and breadcrumbs), in bytes: once it is spent,
-/// errors get their span stack without fields and no breadcrumbs.
+/// errors keep the root and innermost frames of their span stack, without
+/// fields, and no breadcrumbs.
 struct ContextBudget {
     left: usize,
 }
@@ -111,50 +110,95 @@ impl ContextBudget {
     }
 }
 
+/// About what attributes take in memory: the attribute and its texts.
 fn attributes_bytes(attributes: &[Attribute]) -> usize {
     attributes
         .iter()
         .map(|a| {
-            16 + a.key.len()
+            64 + a.key.len()
                 + match &a.value {
                     Value::Str(s) => s.len(),
-                    _ => 8,
+                    _ => 0,
                 }
         })
         .sum()
 }
 
-fn frame_bytes(frame: &SpanFrame) -> usize {
-    64 + frame.name.len() + frame.target.len() + attributes_bytes(&frame.fields)
+/// About what the frame of a span takes in memory.
+fn span_frame_bytes(span: &SpanRecord) -> usize {
+    192 + span.name.len() + span.target.len() + attributes_bytes(&span.attributes)
 }
 
+/// About what an event takes in memory.
 fn event_bytes(event: &EventRecord) -> usize {
-    64 + event.message.len() + event.target.len() + attributes_bytes(&event.fields)
+    192 + event.message.len() + event.target.len() + attributes_bytes(&event.fields)
 }
 
-/// Fits an error's span stack and breadcrumbs into what is left of the
-/// budget: when they do not fit, the frames lose their fields and the
-/// breadcrumbs are dropped (and counted).
-fn fit_context(
+/// The span stack and breadcrumbs an error copies from the spans and events
+/// around it.
+struct Context {
+    span_stack: Vec<SpanFrame>,
+    /// Frames left out of the span stack.
+    dropped_frames: u64,
+    breadcrumbs: Vec<EventRecord>,
+    /// Breadcrumbs left out for the budget.
+    dropped_breadcrumbs: u64,
+}
+
+/// Copies the frames of `chain` (span entries, root first, and the number
+/// of frames already left out of it) and the breadcrumbs `crumbs` if they
+/// fit into what is left of the budget; otherwise only the root and
+/// innermost frame, without fields, and no breadcrumbs. Nothing is copied
+/// before the budget says yes.
+fn copy_context(
     budget: &mut ContextBudget,
-    span_stack: &mut [SpanFrame],
-    breadcrumbs: &mut Vec<EventRecord>,
-    fields: &mut Vec<Attribute>,
-) {
-    let bytes = span_stack.iter().map(frame_bytes).sum::<usize>()
-        + breadcrumbs.iter().map(event_bytes).sum::<usize>();
+    entries: &[SpanEntry],
+    (chain, dropped_frames): (Vec<usize>, u64),
+    crumbs: Vec<&EventRecord>,
+) -> Context {
+    let bytes = chain
+        .iter()
+        .map(|&a| span_frame_bytes(&entries[a].record))
+        .sum::<usize>()
+        + crumbs.iter().map(|e| event_bytes(e)).sum::<usize>();
     if budget.take(bytes) {
+        return Context {
+            span_stack: chain
+                .iter()
+                .map(|&a| frame(&entries[a].record, true))
+                .collect(),
+            dropped_frames,
+            breadcrumbs: crumbs.into_iter().cloned().collect(),
+            dropped_breadcrumbs: 0,
+        };
+    }
+    let kept: Vec<usize> = match chain.as_slice() {
+        [root, .., innermost] if chain.len() > 2 => vec![*root, *innermost],
+        _ => chain.clone(),
+    };
+    Context {
+        span_stack: kept
+            .iter()
+            .map(|&a| frame(&entries[a].record, false))
+            .collect(),
+        dropped_frames: dropped_frames + (chain.len() - kept.len()) as u64,
+        breadcrumbs: Vec::new(),
+        dropped_breadcrumbs: crumbs.len() as u64,
+    }
+}
+
+/// Adds `n` to the counter attribute `key`, creating it when needed.
+fn add_count(fields: &mut Vec<Attribute>, key: &str, n: u64) {
+    if n == 0 {
         return;
     }
-    for frame in span_stack.iter_mut() {
-        frame.fields = Vec::new();
-    }
-    if !breadcrumbs.is_empty() {
-        fields.push(Attribute::new(
-            DROPPED_BREADCRUMBS,
-            breadcrumbs.len() as u64,
-        ));
-        breadcrumbs.clear();
+    let n = i64::try_from(n).unwrap_or(i64::MAX);
+    match fields.iter_mut().find(|a| a.key == key) {
+        Some(Attribute {
+            value: Value::I64(count),
+            ..
+        }) => *count = count.saturating_add(n),
+        _ => fields.push(Attribute::new(key, n)),
     }
 }
 
@@ -300,14 +344,14 @@ impl TraceEvents {
 
     /// The breadcrumbs of an error at `until_ns` in `trace`, leaving out
     /// event `skip` (span entry, event index).
-    fn breadcrumbs(
+    fn breadcrumbs<'a>(
         &self,
-        entries: &[SpanEntry],
+        entries: &'a [SpanEntry],
         trace: TraceId,
         until_ns: u64,
         skip: (usize, usize),
-        limits: &Limits,
-    ) -> Vec<EventRecord> {
+        limits: &'a Limits,
+    ) -> Vec<&'a EventRecord> {
         let Some(list) = self.by_trace.get(&trace) else {
             return Vec::new();
         };
@@ -333,16 +377,7 @@ pub(crate) fn from_spans(entries: &[SpanEntry], limits: &Limits) -> Derived {
     let mut budget = ContextBudget {
         left: limits.max_error_context_bytes,
     };
-    let span_stack = |i: usize| -> (Vec<SpanFrame>, u64) {
-        let (chain, dropped) = forest.stack(i, limits.records.max_span_stack);
-        (
-            chain
-                .into_iter()
-                .map(|a| frame(&entries[a].record))
-                .collect(),
-            dropped,
-        )
-    };
+    let nearest = limits.records.max_span_stack;
 
     let mut derived = Derived::default();
     for (i, e) in entries.iter().enumerate() {
@@ -351,14 +386,14 @@ pub(crate) fn from_spans(entries: &[SpanEntry], limits: &Limits) -> Derived {
             if !derived.has_room(limits) {
                 continue;
             }
-            let breadcrumbs = events.breadcrumbs(
+            let crumbs = events.breadcrumbs(
                 entries,
                 span.trace_id,
                 event.time_unix_nano,
                 (i, *event_index),
                 limits,
             );
-            let (stack, dropped_frames) = span_stack(i);
+            let context = copy_context(&mut budget, entries, forest.stack(i, nearest), crumbs);
             let origin = Origin {
                 trace_id: Some(span.trace_id),
                 span_id: Some(span.span_id),
@@ -366,19 +401,11 @@ pub(crate) fn from_spans(entries: &[SpanEntry], limits: &Limits) -> Derived {
                 time_ns: event.time_unix_nano,
                 target: span.target.to_string(),
                 location: span.location.clone(),
-                span_stack: stack,
-                dropped_frames,
-                breadcrumbs,
+                context,
                 message: None,
                 fallback: EXCEPTION_EVENT.to_owned(),
             };
-            let mut error = error_record(event.attributes.clone(), origin);
-            fit_context(
-                &mut budget,
-                &mut error.span_stack,
-                &mut error.breadcrumbs,
-                &mut error.fields,
-            );
+            let error = error_record(event.attributes.clone(), origin);
             derived.errors.push((e.resource, error));
         }
         let reports_status = span.status == Status::Error
@@ -386,9 +413,9 @@ pub(crate) fn from_spans(entries: &[SpanEntry], limits: &Limits) -> Derived {
             && !e.sdk_is_omegi
             && !has_failed_descendant[i];
         if reports_status && derived.has_room(limits) {
-            let breadcrumbs =
+            let crumbs =
                 events.breadcrumbs(entries, span.trace_id, span.end_ns, (usize::MAX, 0), limits);
-            let (stack, dropped_frames) = span_stack(i);
+            let context = copy_context(&mut budget, entries, forest.stack(i, nearest), crumbs);
             let mut error = ErrorRecord {
                 trace_id: Some(span.trace_id),
                 span_id: Some(span.span_id),
@@ -403,18 +430,17 @@ pub(crate) fn from_spans(entries: &[SpanEntry], limits: &Limits) -> Derived {
                 error_type: None,
                 target: span.target.to_string(),
                 fields: Vec::new(),
-                span_stack: stack,
-                breadcrumbs,
+                span_stack: context.span_stack,
+                breadcrumbs: context.breadcrumbs,
                 location: span.location.clone(),
                 thread: None,
                 fingerprint: None,
             };
-            add_dropped_frames(&mut error.fields, dropped_frames);
-            fit_context(
-                &mut budget,
-                &mut error.span_stack,
-                &mut error.breadcrumbs,
+            add_count(&mut error.fields, DROPPED_FRAMES, context.dropped_frames);
+            add_count(
                 &mut error.fields,
+                DROPPED_BREADCRUMBS,
+                context.dropped_breadcrumbs,
             );
             derived.errors.push((e.resource, error));
         }
@@ -422,18 +448,17 @@ pub(crate) fn from_spans(entries: &[SpanEntry], limits: &Limits) -> Derived {
     derived
 }
 
-fn add_dropped_frames(fields: &mut Vec<Attribute>, dropped: u64) {
-    if dropped > 0 {
-        fields.push(Attribute::new(DROPPED_FRAMES, dropped));
-    }
-}
-
-fn frame(span: &SpanRecord) -> SpanFrame {
+/// A span as a frame of a span stack, with its fields or not.
+fn frame(span: &SpanRecord, with_fields: bool) -> SpanFrame {
     SpanFrame {
         span_id: span.span_id,
         name: span.name.to_string(),
         target: span.target.to_string(),
-        fields: span.attributes.clone(),
+        fields: if with_fields {
+            span.attributes.clone()
+        } else {
+            Vec::new()
+        },
         location: span.location.clone(),
     }
 }
@@ -471,7 +496,7 @@ pub(crate) fn from_logs(
         if !derived.has_room(limits) {
             continue;
         }
-        let breadcrumbs = entry
+        let refs = entry
             .trace_id
             .and_then(|t| crumbs.get(&t))
             .map(|list| {
@@ -479,6 +504,7 @@ pub(crate) fn from_logs(
                 limits.records.breadcrumbs(list[..upto].iter().rev())
             })
             .unwrap_or_default();
+        let context = copy_context(&mut budget, &[], (Vec::new(), 0), refs);
         let log = entry.log;
         let body = log.body.as_ref().map(text).filter(|b| !b.is_empty());
         let fallback = if log.event_name.is_empty() {
@@ -493,19 +519,11 @@ pub(crate) fn from_logs(
             time_ns: entry.time_ns,
             target: entry.scope,
             location: CodeLocation::default(),
-            span_stack: Vec::new(),
-            dropped_frames: 0,
-            breadcrumbs,
+            context,
             message: body,
             fallback,
         };
-        let mut error = error_record(log.attributes, origin);
-        fit_context(
-            &mut budget,
-            &mut error.span_stack,
-            &mut error.breadcrumbs,
-            &mut error.fields,
-        );
+        let error = error_record(log.attributes, origin);
         derived.errors.push((entry.resource, error));
     }
     derived
@@ -569,9 +587,18 @@ fn error_record(mut attributes: Vec<pc::KeyValue>, origin: Origin) -> ErrorRecor
         .or_else(|| error_type.clone())
         .unwrap_or(origin.fallback);
     let mut fields = attributes_of(attributes);
+    let context = origin.context;
     let span_stack = span_stack.unwrap_or_else(|| {
-        add_dropped_frames(&mut fields, origin.dropped_frames);
-        origin.span_stack
+        add_count(&mut fields, DROPPED_FRAMES, context.dropped_frames);
+        context.span_stack
+    });
+    let breadcrumbs = breadcrumbs.unwrap_or_else(|| {
+        add_count(
+            &mut fields,
+            DROPPED_BREADCRUMBS,
+            context.dropped_breadcrumbs,
+        );
+        context.breadcrumbs
     });
     ErrorRecord {
         trace_id: origin.trace_id,
@@ -585,7 +612,7 @@ fn error_record(mut attributes: Vec<pc::KeyValue>, origin: Origin) -> ErrorRecor
         target: target.unwrap_or(origin.target),
         fields,
         span_stack,
-        breadcrumbs: breadcrumbs.unwrap_or(origin.breadcrumbs),
+        breadcrumbs,
         location: if location == CodeLocation::default() {
             origin.location
         } else {

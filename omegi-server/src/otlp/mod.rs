@@ -153,8 +153,10 @@
 //! ERROR log records are rejected; further errors of spans are counted in
 //! [`Decoded::dropped_errors`], the spans are kept), and the span stacks
 //! and breadcrumbs the errors copy take at most
-//! [`Limits::max_error_context_bytes`]: after that, frames keep no fields
-//! and breadcrumbs are left out (counted in `omegi.dropped_breadcrumbs`).
+//! [`Limits::max_error_context_bytes`] (as estimated in memory): after that,
+//! a span stack keeps its root and innermost frame without fields, and
+//! breadcrumbs are left out (counted in `omegi.dropped_frames` and
+//! `omegi.dropped_breadcrumbs`).
 //!
 //! On errors of both sources, `thread.name` (else `thread.id`) → thread,
 //! `code.*` → location, `omegi.target` (else the scope name) → target, and the
@@ -231,10 +233,10 @@ pub struct Limits {
     /// Errors derived from one request; further ones are not derived, and
     /// further ERROR log records are rejected (default 10,000).
     pub max_errors_per_request: usize,
-    /// Bytes of span stacks and breadcrumbs that the errors of one request
-    /// may copy from the spans and events around them; once spent, errors
-    /// keep their span stack without fields and no breadcrumbs (default
-    /// 8 MiB).
+    /// Bytes (as estimated in memory) of span stacks and breadcrumbs that
+    /// the errors of one request may copy from the spans and events around
+    /// them; once spent, errors keep the root and innermost frame of their
+    /// span stack, without fields, and no breadcrumbs (default 8 MiB).
     pub max_error_context_bytes: usize,
     /// Spans and ERROR log records older than this when they arrive are
     /// rejected (default none: `omegi serve` uses its retention).
