@@ -5,7 +5,10 @@
 //! (503 with `Retry-After` when they stay busy for too long), the body as it
 //! arrives (413 over the size limit, 408 when it arrives too slowly), content
 //! type and encoding (415), the decode budget (413 or 400), the body itself
-//! (400). A request refused by any of them stores nothing. Every answer
+//! (400). A request refused by any of them stores nothing; one refused
+//! before its body is read has its body read and forgotten (up to four
+//! times the limit, at the minimum rate) so that the client sees the answer
+//! rather than a reset connection. Every answer
 //! other than 200 has a `google.rpc.Status` body in the request's format,
 //! as the OTLP specification says. Accepted records go into the project that
 //! owns the ingest token; new and regressed issues and spikes raise alerts.
@@ -236,6 +239,33 @@ async fn read_body(
     }
 }
 
+/// Reads and forgets at most `max` bytes of a body that is refused before it
+/// is read, as fast as `rate` asks; stops at the end, past `max` or when the
+/// body falls behind.
+async fn drain(body: Body, max: u64, rate: BodyRate) {
+    let start = Instant::now();
+    let mut stream = body.into_data_stream();
+    let mut seen = 0usize;
+    loop {
+        let next = match rate.deadline(start, seen) {
+            Some(deadline) => match tokio::time::timeout_at(deadline, stream.next()).await {
+                Ok(next) => next,
+                Err(_) => return,
+            },
+            None => stream.next().await,
+        };
+        match next {
+            Some(Ok(chunk)) => {
+                seen += chunk.len();
+                if seen as u64 > max {
+                    return;
+                }
+            }
+            _ => return,
+        }
+    }
+}
+
 async fn receive(state: SharedState, request: Request, signal: Signal) -> Response {
     let (parts, body) = request.into_parts();
     let headers = &parts.headers;
@@ -243,29 +273,37 @@ async fn receive(state: SharedState, request: Request, signal: Signal) -> Respon
         .unwrap_or("")
         .to_owned();
     let encoding = header_str(headers, header::CONTENT_ENCODING).map(str::to_owned);
+    let declared = header_str(headers, header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
+    let limit = state.body_limit as u64;
+    // A refusal before the body is read still reads (and forgets) a body of
+    // up to four times the limit, so that the client gets the answer rather
+    // than a connection reset while it is still sending.
+    let rate = state.body_rate;
+    let refuse = |response: Response, body: Body| async move {
+        let max = declared.unwrap_or(limit).min(4 * limit);
+        drain(body, max, rate).await;
+        response
+    };
     let project = match principal(&state, headers) {
         Ok(Principal::Project(project)) => project,
         Ok(Principal::User(_)) => {
-            return otlp_api_error(
-                ApiError::Forbidden(
-                    "a user token cannot send data: use the project's ingest token".into(),
-                ),
-                &content_type,
-            )
+            let error = ApiError::Forbidden(
+                "a user token cannot send data: use the project's ingest token".into(),
+            );
+            return refuse(otlp_api_error(error, &content_type), body).await;
         }
-        Err(error) => return otlp_api_error(error, &content_type),
+        Err(error) => return refuse(otlp_api_error(error, &content_type), body).await,
     };
     let too_large = DecodeError::RequestTooLarge {
         limit: state.body_limit,
     };
-    let declared = header_str(headers, header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > state.body_limit as u64) {
-        return otlp_error(&too_large, &content_type);
+    if declared.is_some_and(|len| len > limit) {
+        return refuse(otlp_error(&too_large, &content_type), body).await;
     }
     // Bodies are read only with a turn, so that a burst of requests cannot
     // hold more than `ingest_slots` bodies in memory.
     let Some(turn) = take_turn(&state, &project).await else {
-        return busy(&content_type);
+        return refuse(busy(&content_type), body).await;
     };
     let expected = declared.and_then(|len| usize::try_from(len).ok());
     let body = match read_body(body, state.body_limit, state.body_rate, expected).await {
