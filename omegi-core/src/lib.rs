@@ -10,6 +10,8 @@
 //!   of an error through the services ([`flow`]).
 //! - [`Note`] and [`NoteGraph`]: error notes in Obsidian-flavoured Markdown,
 //!   their links, embeds and graph queries ([`note`]).
+//! - [`RecordLimits`] and [`TimeWindow`]: how large a record taken from
+//!   outside input may be, and which times it may carry ([`limits`]).
 //!
 //! ```
 //! use omegi_core::{RemoteContext, SpanId, TraceParent};
@@ -36,6 +38,7 @@ pub mod context;
 pub mod fingerprint;
 pub mod flow;
 pub mod ids;
+pub mod limits;
 pub mod model;
 pub mod note;
 
@@ -43,6 +46,7 @@ pub use context::{RemoteContext, TraceParent, TraceParentError, TraceState};
 pub use fingerprint::{fingerprint, normalize_message, Fingerprint};
 pub use flow::{assemble, Flow, FlowError, Hop, Trace};
 pub use ids::{IdError, SpanId, TraceId};
+pub use limits::{RecordLimits, TimeWindow};
 pub use model::{
     attribute, Attribute, CodeLocation, ErrorKind, ErrorRecord, EventRecord, Level, Record,
     Resource, SpanFrame, SpanKind, SpanRecord, Status, Text, Value,

@@ -6,8 +6,10 @@
 //!   request (protobuf or JSON, gzip or not) into Omegi's
 //!   [`SpanRecord`](omegi_core::SpanRecord)s and
 //!   [`ErrorRecord`](omegi_core::ErrorRecord)s, grouped by
-//!   [`Resource`](omegi_core::Resource); [`otlp::traces_response`] and
-//!   [`otlp::error_response`] build the answers.
+//!   [`Resource`](omegi_core::Resource), within the [`otlp::Limits`] (a
+//!   decode budget checked on the wire first, record sizes, a time window);
+//!   [`otlp::traces_response`] and [`otlp::error_response`] build the
+//!   answers.
 //!
 //! ```
 //! use omegi_core::Record;
@@ -32,7 +34,8 @@
 //! ```
 //!
 //! - [`server`]: [`Server::start`](server::Server::start) runs `omegi serve`
-//!   in-process (store, first credentials, graceful shutdown).
+//!   in-process (store, first credentials, connection timeouts, graceful
+//!   shutdown).
 //! - [`api`]: [`api::router`], the OTLP receiver and the REST API (see
 //!   `API.md`), with [`auth`] (tokens) and [`alerts`] (SSE, webhooks,
 //!   spikes).

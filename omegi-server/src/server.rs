@@ -1,7 +1,6 @@
 //! Running `omegi serve`: open the store, create the first credentials,
 //! listen, and shut down gracefully.
 
-use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -12,9 +11,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+
 use crate::alerts::{AlertHub, RetryPolicy, SpikeConfig, SpikeDetector};
 use crate::api::limits::{NoteLimitFlags, ReadLimits};
-use crate::api::{router, AppState};
+use crate::api::{router, AppState, BodyRate, ProjectSlots};
 use crate::auth::{bootstrap, Authenticator, Credentials, CredentialsError};
 use crate::otlp::Limits;
 
@@ -56,8 +58,10 @@ pub struct ServeConfig {
     pub spike: SpikeConfig,
     /// The largest OTLP request body, in bytes, compressed or not.
     pub body_limit: usize,
-    /// The largest OTLP request body after decompression, in bytes.
-    pub max_decompressed_bytes: usize,
+    /// What one OTLP request may hold and cost: decompressed size, decode
+    /// budget, record limits, error caps and the time window. A
+    /// [`Limits::max_age`] of `None` takes the retention.
+    pub limits: Limits,
     /// How long shutdown waits for requests in flight and webhook queues.
     pub shutdown_timeout: Duration,
     /// Spans and occurrences older than this are deleted in the background
@@ -84,16 +88,29 @@ pub struct ServeConfig {
     /// When an OTLP request is answered `200`: once durable (default), or
     /// once stored.
     pub sync: SyncPolicy,
+    /// OTLP requests of one project read, decoded and stored at once, so
+    /// that one project's slow or large uploads leave room for the others.
+    pub ingest_slots_per_project: usize,
+    /// How long a client may take to send a request's headers; also how
+    /// long an idle keep-alive connection stays open.
+    pub header_read_timeout: Duration,
+    /// How fast an OTLP request body must arrive.
+    pub body_rate: BodyRate,
 }
 
 impl ServeConfig {
-    /// Defaults with this data directory and listen address: 8 MiB bodies
-    /// (32 MiB decompressed), default retries and spike settings, 30 s to
+    /// Defaults with this data directory and listen address: 8 MiB bodies,
+    /// the default [`Limits`], default retries and spike settings, 30 s to
     /// shut down, no retention (a pass every 10 minutes once it is set),
     /// twice as many OTLP requests at once as there are cores (at least 4),
-    /// each waiting up to 2 s for its turn, `200` once durable, 100 tokens
-    /// per project or user, alert streams checking their token every 5 s.
+    /// one less for one project (at least 1), each waiting up to 2 s for its
+    /// turn; 30 s to send the headers, and bodies at 16 KiB/s or faster
+    /// after 5 s; `200` once durable, 100 tokens per project or user, alert
+    /// streams checking their token every 5 s.
     pub fn new(data_dir: impl Into<PathBuf>, listen: SocketAddr) -> Self {
+        let ingest_concurrency = std::thread::available_parallelism()
+            .map_or(4, |n| n.get() * 2)
+            .max(4);
         ServeConfig {
             data_dir: data_dir.into(),
             listen,
@@ -101,19 +118,20 @@ impl ServeConfig {
             retry: RetryPolicy::default(),
             spike: SpikeConfig::default(),
             body_limit: 8 * 1024 * 1024,
-            max_decompressed_bytes: Limits::default().max_decompressed_bytes,
+            limits: Limits::default(),
             shutdown_timeout: Duration::from_secs(30),
             retention: None,
             retention_interval: StoreConfig::default().retention_interval,
-            ingest_concurrency: std::thread::available_parallelism()
-                .map_or(4, |n| n.get() * 2)
-                .max(4),
+            ingest_concurrency,
             ingest_wait: Duration::from_secs(2),
             read_limits: ReadLimits::default(),
             note_limits: NoteLimitFlags::default(),
             max_tokens: crate::auth::DEFAULT_MAX_TOKENS,
             stream_recheck: Duration::from_secs(5),
             sync: SyncPolicy::Always,
+            ingest_slots_per_project: ingest_concurrency.saturating_sub(1).max(1),
+            header_read_timeout: Duration::from_secs(30),
+            body_rate: BodyRate::default(),
         }
     }
 
@@ -149,15 +167,40 @@ impl ServeConfig {
     }
 
     /// Sets how many OTLP requests are read, decoded and stored at once,
-    /// and how long others wait for their turn before `503`.
+    /// and how long others wait for their turn before `503`; one project
+    /// gets one slot less (at least one).
     pub fn ingest_limit(mut self, concurrency: usize, wait: Duration) -> Self {
         self.ingest_concurrency = concurrency;
         self.ingest_wait = wait;
+        self.ingest_slots_per_project = concurrency.saturating_sub(1).max(1);
+        self
+    }
+
+    /// Sets how many OTLP requests of one project are read, decoded and
+    /// stored at once.
+    pub fn ingest_slots_per_project(mut self, slots: usize) -> Self {
+        self.ingest_slots_per_project = slots;
+        self
+    }
+
+    /// Sets what one OTLP request may hold and cost.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Sets how long a client may take to send a request's headers, and how
+    /// fast a request body must arrive.
+    pub fn connection_timeouts(mut self, header_read: Duration, body_rate: BodyRate) -> Self {
+        self.header_read_timeout = header_read;
+        self.body_rate = body_rate;
         self
     }
 
     /// Deletes spans and occurrences older than `age` in the background
-    /// (`None`: keep everything).
+    /// (`None`: keep everything); unless [`Limits::max_age`] says
+    /// otherwise, spans and errors older than `age` are rejected when they
+    /// arrive.
     pub fn retention(mut self, age: Option<Duration>) -> Self {
         self.retention = age;
         self
@@ -289,12 +332,15 @@ impl Server {
             alerts: AlertHub::new(&config.webhooks, config.retry),
             spikes: Mutex::new(SpikeDetector::new(config.spike)),
             limits: Limits {
-                max_decompressed_bytes: config.max_decompressed_bytes,
+                max_age: config.limits.max_age.or(config.retention),
+                ..config.limits
             },
             body_limit: config.body_limit,
             ingest_slots: tokio::sync::Semaphore::new(config.ingest_concurrency.max(1)),
             ingest_wait: config.ingest_wait,
             sync: config.sync,
+            project_slots: ProjectSlots::new(config.ingest_slots_per_project),
+            body_rate: config.body_rate,
             shutdown: shutdown_rx.clone(),
             read_limits: config.read_limits,
             max_tokens: config.max_tokens.max(1),
@@ -302,7 +348,13 @@ impl Server {
             store,
         });
         let store = state.store.clone();
-        let task = tokio::spawn(serve(listener, state, shutdown_rx, config.shutdown_timeout));
+        let task = tokio::spawn(serve(
+            listener,
+            state,
+            shutdown_rx,
+            config.shutdown_timeout,
+            config.header_read_timeout,
+        ));
         Ok(Server {
             addr,
             store,
@@ -378,40 +430,66 @@ fn create_data_dir(path: &std::path::Path) -> std::io::Result<()> {
     builder.create(path)
 }
 
+/// Accepts connections and serves HTTP/1.1 on each until shutdown starts;
+/// then lets requests in flight finish for `timeout`. A client that does
+/// not send a request's headers within `header_read_timeout` (or leaves a
+/// keep-alive connection idle that long) is disconnected.
 async fn serve(
     listener: TcpListener,
     state: Arc<AppState>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
     timeout: Duration,
+    header_read_timeout: Duration,
 ) -> Result<ShutdownReport, ServeError> {
     let app = router(Arc::clone(&state));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout);
+    let mut connections = tokio::task::JoinSet::new();
     let mut stop = shutdown.clone();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        let _ = stop.wait_for(|stopped| *stopped).await;
-    });
-    let server = server.into_future();
-    tokio::pin!(server);
-    // Serve until shutdown starts; then give requests in flight `timeout`.
-    let served = tokio::select! {
-        r = &mut server => Some(r),
-        _ = shutdown.wait_for(|stopped| *stopped) => None,
-    };
-    let requests_drained = match served {
-        Some(result) => {
-            result?;
-            true
-        }
-        None => match tokio::time::timeout(timeout, &mut server).await {
-            Ok(result) => {
-                result?;
-                true
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            _ = stop.wait_for(|stopped| *stopped) => break,
+        };
+        let stream = match accepted {
+            Ok((stream, _peer)) => stream,
+            Err(error) if is_connection_error(&error) => continue,
+            Err(error) => {
+                // Out of file descriptors and the like: wait instead of spinning.
+                tracing::error!(%error, "accepting a connection failed");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
             }
-            Err(_) => {
-                tracing::warn!("requests still in flight after {timeout:?}: closing");
-                false
+        };
+        let service = TowerToHyperService::new(app.clone());
+        let http = http.clone();
+        let mut stop = shutdown.clone();
+        connections.spawn(async move {
+            let connection = http.serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            let stopping = tokio::select! {
+                _ = connection.as_mut() => false,
+                _ = stop.wait_for(|stopped| *stopped) => true,
+            };
+            if stopping {
+                connection.as_mut().graceful_shutdown();
+                let _ = connection.await;
             }
-        },
-    };
+        });
+    }
+    drop(listener);
+    // Give requests in flight `timeout`.
+    let drained = tokio::time::timeout(timeout, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    let requests_drained = drained.is_ok();
+    if !requests_drained {
+        tracing::warn!("requests still in flight after {timeout:?}: closing");
+        connections.abort_all();
+    }
     let webhooks_drained = state.alerts.close(timeout).await;
     let flushed_bytes = state.store.flush_async().await?;
     Ok(ShutdownReport {
@@ -419,6 +497,16 @@ async fn serve(
         webhooks_drained,
         flushed_bytes,
     })
+}
+
+/// Errors of one connection that `accept` reports; the next one is fine.
+fn is_connection_error(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::ConnectionRefused
+            | std::io::ErrorKind::ConnectionAborted
+            | std::io::ErrorKind::ConnectionReset
+    )
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

@@ -421,12 +421,17 @@ async fn bad_requests_get_the_right_status_and_store_nothing() {
         let (status, body) = s.post_otlp("/v1/traces", JSON, ingest, big).await;
         assert_eq!(status, 413);
         assert!(message(&body).contains("too large"), "{}", message(&body));
-        // Missing and wrong tokens: 401 with a JSON error.
+        // Missing and wrong tokens: 401 with an OTLP Status.
         let (status, body) = s
             .post_otlp("/v1/traces", JSON, None, good_json.clone())
             .await;
         assert_eq!(status, 401);
-        assert!(serde_json::from_slice::<Value>(&body).unwrap()["error"].is_string());
+        assert_eq!(serde_json::from_slice::<Value>(&body).unwrap()["code"], 16);
+        assert!(
+            message(&body).contains("Authorization"),
+            "{}",
+            message(&body)
+        );
         let (status, _) = s
             .post_otlp("/v1/traces", JSON, Some("omegi_i_wrong"), good_json.clone())
             .await;
@@ -742,9 +747,13 @@ async fn export_and_import_move_a_data_directory() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_deletes_old_traces_and_keeps_issues() {
     tokio::time::timeout(LIMIT, async {
+        // Spans up to 3 hours old are accepted, and deleted after one hour.
+        let mut limits = omegi_server::otlp::Limits::default();
+        limits.max_age = Some(Duration::from_secs(3 * 3600));
         let s = TestServer::start_with(|c| {
             c.retention(Some(Duration::from_secs(3600)))
                 .retention_interval(Duration::from_millis(100))
+                .limits(limits)
         })
         .await;
         let ingest = Some(s.ingest.as_str());

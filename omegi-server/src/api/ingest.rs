@@ -1,23 +1,35 @@
 //! `POST /v1/traces` and `POST /v1/logs`: the OTLP/HTTP receiver.
 //!
-//! Order of checks: token (401, or 403 for a user token), a free slot (503
-//! with `Retry-After` when the server is busy for too long), body size
-//! (413), content type and encoding (415), body (400), what the store
-//! takes (400 for a name it cannot store; 503 with `Retry-After` when it
-//! fails). A request rejected by any of them stores nothing: its records
-//! go into the store in one transaction. Accepted records go into the
-//! project that owns the ingest token; with `--sync always` (the default)
-//! the answer is `200` only once they are on disk, and a retry of the same
-//! request stores and counts nothing twice. New and regressed issues and
-//! spikes raise alerts, once the records are durable.
+//! Order of checks: token (401, or 403 for a user token), a declared body
+//! size over the limit (413), a free slot of the project and of the server
+//! (503 with `Retry-After` when they stay busy for too long), the body as it
+//! arrives (413 over the size limit, 408 when it arrives too slowly), content
+//! type and encoding (415), the decode budget (413 or 400), the body itself
+//! (400), what the store takes (400 for a name it cannot store; 503 with
+//! `Retry-After` when it fails). A request refused by any of them stores
+//! nothing (its records go into the store in one transaction); one refused
+//! before its body is read has its body read and forgotten (up to four
+//! times the limit, at the minimum rate) so that the client sees the answer
+//! rather than a reset connection. Every answer
+//! other than 200 has a `google.rpc.Status` body in the request's format,
+//! as the OTLP specification says. Accepted records go into the project that
+//! owns the ingest token; with `--sync always` (the default) the answer is
+//! `200` only once they are on disk, and a retry of the same request stores
+//! and counts nothing twice. New and regressed issues and spikes raise
+//! alerts, once the records are durable.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::{FromRequest, Request, State};
+use axum::body::Body;
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
 use omegi_store::IngestReport;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, SemaphorePermit};
+use tokio::time::Instant;
 
 use super::{now_ns, principal, ApiError, AppState, SharedState};
 use crate::alerts::{Alert, AlertKind};
@@ -29,6 +41,96 @@ use crate::server::SyncPolicy;
 enum Signal {
     Traces,
     Logs,
+}
+
+/// How fast a request body must arrive: after `grace`, at least
+/// `min_bytes_per_second` on average since the request started (0: no
+/// limit). A body that falls behind is answered `408 Request Timeout`, and
+/// its slot is free again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyRate {
+    /// Time allowed before the rate counts.
+    pub grace: Duration,
+    /// The slowest acceptable average rate after the grace period.
+    pub min_bytes_per_second: u64,
+}
+
+impl Default for BodyRate {
+    /// 5 s, then 16 KiB/s.
+    fn default() -> Self {
+        BodyRate {
+            grace: Duration::from_secs(5),
+            min_bytes_per_second: 16 * 1024,
+        }
+    }
+}
+
+impl BodyRate {
+    /// When a body of which `received` bytes arrived since `start` must
+    /// have its next bytes; `None` without a rate.
+    fn deadline(&self, start: Instant, received: usize) -> Option<Instant> {
+        if self.min_bytes_per_second == 0 {
+            return None;
+        }
+        let allowed = self.grace
+            + Duration::from_secs_f64(received as f64 / self.min_bytes_per_second as f64);
+        Some(start + allowed)
+    }
+}
+
+/// The ingest slots of each project, so that one project's slow or large
+/// uploads cannot take every slot of the server.
+#[derive(Debug)]
+pub struct ProjectSlots {
+    per_project: usize,
+    projects: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+impl ProjectSlots {
+    /// `per_project` requests of one project at once (at least 1).
+    pub fn new(per_project: usize) -> Self {
+        ProjectSlots {
+            per_project: per_project.max(1),
+            projects: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn of(&self, project: &str) -> Arc<Semaphore> {
+        let mut projects = self
+            .projects
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        Arc::clone(
+            projects
+                .entry(project.to_owned())
+                .or_insert_with(|| Arc::new(Semaphore::new(self.per_project))),
+        )
+    }
+}
+
+/// A request's turn: one slot of its project and one of the server.
+struct Turn<'a> {
+    _project: OwnedSemaphorePermit,
+    _server: SemaphorePermit<'a>,
+}
+
+/// Waits for a slot of the project, then of the server, in all at most
+/// `ingest_wait`; `None` when the wait is over.
+async fn take_turn<'a>(state: &'a AppState, project: &str) -> Option<Turn<'a>> {
+    let deadline = Instant::now() + state.ingest_wait;
+    let project_slots = state.project_slots.of(project);
+    let project = tokio::time::timeout_at(deadline, project_slots.acquire_owned())
+        .await
+        .ok()?
+        .ok()?;
+    let server = tokio::time::timeout_at(deadline, state.ingest_slots.acquire())
+        .await
+        .ok()?
+        .ok()?;
+    Some(Turn {
+        _project: project,
+        _server: server,
+    })
 }
 
 pub(super) async fn traces(State(state): State<SharedState>, request: Request) -> Response {
@@ -72,42 +174,164 @@ fn otlp_error(error: &DecodeError, content_type: &str) -> Response {
     answer(status, ct, body)
 }
 
-async fn receive(state: SharedState, request: Request, signal: Signal) -> Response {
-    let headers = request.headers();
-    let project = match principal(&state, headers) {
-        Ok(Principal::Project(project)) => project,
-        Ok(Principal::User(_)) => {
-            return ApiError::Forbidden(
-                "a user token cannot send data: use the project's ingest token".into(),
-            )
-            .into_response()
-        }
-        Err(error) => return error.into_response(),
+/// An API error (a token refused, a store that failed) as an OTLP answer:
+/// the same status, with a `google.rpc.Status` body.
+fn otlp_api_error(error: ApiError, content_type: &str) -> Response {
+    let status = error.status();
+    if status.is_server_error() {
+        tracing::error!(%error, "ingest failed");
+    }
+    let code = match status {
+        StatusCode::BAD_REQUEST | StatusCode::UNSUPPORTED_MEDIA_TYPE => 3,
+        StatusCode::UNAUTHORIZED => 16,
+        StatusCode::FORBIDDEN => 7,
+        StatusCode::NOT_FOUND => 5,
+        StatusCode::CONFLICT => 6,
+        StatusCode::PAYLOAD_TOO_LARGE => 8,
+        StatusCode::SERVICE_UNAVAILABLE => 14,
+        _ => 13,
     };
+    let (ct, body) = otlp::status_response(code, error.to_string(), content_type);
+    let mut response = answer(status, ct, body);
+    if status == StatusCode::UNAUTHORIZED {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    response
+}
+
+/// Why a body could not be read.
+enum BodyError {
+    /// More than the limit arrived.
+    TooLarge,
+    /// The body fell behind the minimum rate.
+    TooSlow { received: usize, elapsed: Duration },
+    /// The connection failed.
+    Read(String),
+}
+
+/// Reads a body of at most `limit` bytes at the rate `rate` asks for.
+async fn read_body(
+    body: Body,
+    limit: usize,
+    rate: BodyRate,
+    expected: Option<usize>,
+) -> Result<Vec<u8>, BodyError> {
+    let start = Instant::now();
+    let mut stream = body.into_data_stream();
+    let mut bytes = Vec::with_capacity(expected.unwrap_or(0).min(limit));
+    loop {
+        let next = match rate.deadline(start, bytes.len()) {
+            Some(deadline) => tokio::time::timeout_at(deadline, stream.next())
+                .await
+                .map_err(|_| BodyError::TooSlow {
+                    received: bytes.len(),
+                    elapsed: start.elapsed(),
+                })?,
+            None => stream.next().await,
+        };
+        match next {
+            None => return Ok(bytes),
+            Some(Ok(chunk)) => {
+                if bytes.len() + chunk.len() > limit {
+                    return Err(BodyError::TooLarge);
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            Some(Err(error)) => return Err(BodyError::Read(error.to_string())),
+        }
+    }
+}
+
+/// Reads and forgets at most `max` bytes of a body that is refused before it
+/// is read, as fast as `rate` asks; stops at the end, past `max` or when the
+/// body falls behind.
+async fn drain(body: Body, max: u64, rate: BodyRate) {
+    let start = Instant::now();
+    let mut stream = body.into_data_stream();
+    let mut seen = 0usize;
+    loop {
+        let next = match rate.deadline(start, seen) {
+            Some(deadline) => match tokio::time::timeout_at(deadline, stream.next()).await {
+                Ok(next) => next,
+                Err(_) => return,
+            },
+            None => stream.next().await,
+        };
+        match next {
+            Some(Ok(chunk)) => {
+                seen += chunk.len();
+                if seen as u64 > max {
+                    return;
+                }
+            }
+            _ => return,
+        }
+    }
+}
+
+async fn receive(state: SharedState, request: Request, signal: Signal) -> Response {
+    let (parts, body) = request.into_parts();
+    let headers = &parts.headers;
     let content_type = header_str(headers, header::CONTENT_TYPE)
         .unwrap_or("")
         .to_owned();
     let encoding = header_str(headers, header::CONTENT_ENCODING).map(str::to_owned);
-    // Bodies are read only with a slot, so that a burst of requests cannot
-    // hold more than `ingest_slots` bodies in memory.
-    let Ok(Ok(_slot)) = tokio::time::timeout(state.ingest_wait, state.ingest_slots.acquire()).await
-    else {
-        return busy(&content_type);
+    let declared = header_str(headers, header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
+    let limit = state.body_limit as u64;
+    // A refusal before the body is read still reads (and forgets) a body of
+    // up to four times the limit, so that the client gets the answer rather
+    // than a connection reset while it is still sending.
+    let rate = state.body_rate;
+    let refuse = |response: Response, body: Body| async move {
+        let max = declared.unwrap_or(limit).min(4 * limit);
+        drain(body, max, rate).await;
+        response
     };
-    let body = match Bytes::from_request(request, &()).await {
-        Ok(body) => body,
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            let error = DecodeError::BodyTooLarge {
-                limit: state.body_limit,
-            };
-            return otlp_error(&error, &content_type);
+    let project = match principal(&state, headers) {
+        Ok(Principal::Project(project)) => project,
+        Ok(Principal::User(_)) => {
+            let error = ApiError::Forbidden(
+                "a user token cannot send data: use the project's ingest token".into(),
+            );
+            return refuse(otlp_api_error(error, &content_type), body).await;
         }
-        Err(rejection) => {
-            return ApiError::BadRequest(format!(
-                "could not read the body: {}",
-                rejection.body_text()
-            ))
-            .into_response()
+        Err(error) => return refuse(otlp_api_error(error, &content_type), body).await,
+    };
+    let too_large = DecodeError::RequestTooLarge {
+        limit: state.body_limit,
+    };
+    if declared.is_some_and(|len| len > limit) {
+        return refuse(otlp_error(&too_large, &content_type), body).await;
+    }
+    // Bodies are read only with a turn, so that a burst of requests cannot
+    // hold more than `ingest_slots` bodies in memory.
+    let Some(turn) = take_turn(&state, &project).await else {
+        return refuse(busy(&content_type), body).await;
+    };
+    let expected = declared.and_then(|len| usize::try_from(len).ok());
+    let body = match read_body(body, state.body_limit, state.body_rate, expected).await {
+        Ok(body) => body,
+        Err(BodyError::TooLarge) => return otlp_error(&too_large, &content_type),
+        Err(BodyError::TooSlow { received, elapsed }) => {
+            let rate = state.body_rate;
+            let (ct, body) = otlp::status_response(
+                4,
+                format!(
+                    "the body arrived too slowly: {received} bytes in {:.1} s, the minimum is \
+                     {} bytes/s after {} s (min_body_rate, body_grace)",
+                    elapsed.as_secs_f64(),
+                    rate.min_bytes_per_second,
+                    rate.grace.as_secs_f64()
+                ),
+                &content_type,
+            );
+            return answer(StatusCode::REQUEST_TIMEOUT, ct, body);
+        }
+        Err(BodyError::Read(error)) => {
+            let message = format!("could not read the body: {error}");
+            return otlp_api_error(ApiError::BadRequest(message), &content_type);
         }
     };
     let task_state = Arc::clone(&state);
@@ -119,6 +343,7 @@ async fn receive(state: SharedState, request: Request, signal: Signal) -> Respon
             }
             Signal::Logs => otlp::decode_logs(&body, &content_type, encoding.as_deref(), &limits),
         };
+        drop(body);
         let decoded = match decoded {
             Ok(decoded) => decoded,
             Err(error) => return otlp_error(&error, &content_type),
@@ -133,8 +358,13 @@ async fn receive(state: SharedState, request: Request, signal: Signal) -> Respon
         answer(StatusCode::OK, ct, body)
     })
     .await;
-    outcome
-        .unwrap_or_else(|e| ApiError::Internal(format!("ingest task failed: {e}")).into_response())
+    drop(turn);
+    outcome.unwrap_or_else(|e| {
+        otlp_api_error(
+            ApiError::Internal(format!("ingest task failed: {e}")),
+            "application/x-protobuf",
+        )
+    })
 }
 
 /// The answer to a request the store refused or failed to store (it

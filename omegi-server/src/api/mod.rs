@@ -32,6 +32,8 @@ mod traces;
 mod ui_support;
 pub mod views;
 
+pub use ingest::{BodyRate, ProjectSlots};
+
 /// Everything a request handler needs.
 #[derive(Debug)]
 pub struct AppState {
@@ -55,6 +57,11 @@ pub struct AppState {
     pub ingest_wait: std::time::Duration,
     /// Whether an OTLP request is answered once its writes are durable.
     pub sync: crate::server::SyncPolicy,
+    /// The slots of each project: a request takes one of its project's,
+    /// then one of `ingest_slots`.
+    pub project_slots: ProjectSlots,
+    /// How fast an OTLP request body must arrive.
+    pub body_rate: BodyRate,
     /// Turns `true` when the server shuts down (ends SSE streams).
     pub shutdown: watch::Receiver<bool>,
     /// How much one read answer shows.

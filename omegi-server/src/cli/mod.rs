@@ -40,6 +40,7 @@ use crate::server::{
 mod accounts;
 mod client;
 pub mod data;
+pub mod limits;
 pub mod notes;
 pub mod render;
 
@@ -76,6 +77,8 @@ pub struct Cli {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
+// `serve` carries every limit; a command is parsed once per process.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Run the server: OTLP/HTTP receiver, REST API and alerts.
     Serve(ServeArgs),
@@ -134,11 +137,9 @@ pub struct ServeArgs {
     /// comma-separated list).
     #[arg(long = "webhook", env = "OMEGI_WEBHOOKS", value_delimiter = ',')]
     pub webhooks: Vec<String>,
-    /// The largest OTLP request body in bytes.
-    #[arg(long, default_value_t = 8 * 1024 * 1024)]
-    pub body_limit: usize,
     /// Delete spans and occurrences older than this (12h, 30d, 8w); issues
-    /// and notes are kept. `off` keeps everything.
+    /// and notes are kept, and older spans and errors are rejected when
+    /// they arrive. `off` keeps everything.
     #[arg(long, env = "OMEGI_RETENTION", default_value = "30d", value_parser = parse_retention)]
     pub retention: Retention,
     /// How much one read answer shows.
@@ -160,6 +161,9 @@ pub struct ServeArgs {
     /// (the store flushes every 500 ms: a crash can lose that much).
     #[arg(long, env = "OMEGI_SYNC", value_enum, default_value_t = SyncPolicy::Always)]
     pub sync: SyncPolicy,
+    /// What one OTLP request may hold and cost.
+    #[command(flatten)]
+    pub limits: limits::LimitArgs,
 }
 
 fn parse_max_tokens(text: &str) -> Result<usize, String> {
@@ -671,13 +675,13 @@ fn store_error(path: &std::path::Path) -> impl FnOnce(omegi_store::Error) -> Cli
 async fn serve(cli: &Cli, args: &ServeArgs, out: &mut (dyn Write + Send)) -> Result<(), CliError> {
     let config = ServeConfig::new(&cli.data, args.listen)
         .webhooks(args.webhooks.iter().filter(|u| !u.is_empty()).cloned())
-        .body_limit(args.body_limit)
         .retention(args.retention.0)
         .read_limits(args.read_limits)
         .note_limits(args.note_limits)
         .max_tokens(args.max_tokens)
         .stream_recheck(args.stream_recheck)
         .sync(args.sync);
+    let config = args.limits.apply(config);
     let server = Server::start(config).await?;
     writeln!(
         out,

@@ -2,6 +2,7 @@
 //! resources. Error derivation is in `errors.rs`.
 
 use base64::Engine as _;
+use omegi_core::limits::TimeWindow;
 use omegi_core::{
     Attribute, CodeLocation, EventRecord, Level, Record, Resource, SpanId, SpanKind, SpanRecord,
     Status, TraceId, Value,
@@ -13,7 +14,7 @@ use opentelemetry_proto::tonic::resource::v1 as pr;
 use opentelemetry_proto::tonic::trace::v1 as pt;
 
 use super::errors::{self, LogEntry, SpanEntry};
-use super::{DecodeError, Decoded, IdProblem, ResourceRecords};
+use super::{DecodeError, Decoded, IdProblem, Limits, ResourceRecords};
 
 /// `service.name` when the resource has none, as the OpenTelemetry SDKs say.
 pub(crate) const UNKNOWN_SERVICE: &str = "unknown_service";
@@ -30,13 +31,21 @@ pub(crate) const EVENT_LEVEL: &str = "level";
 const FLAG_HAS_IS_REMOTE: u32 = 0x100;
 const FLAG_IS_REMOTE: u32 = 0x200;
 
-/// Converts a trace export request; all ids are checked before anything is
-/// returned.
-pub(crate) fn traces(request: ExportTraceServiceRequest) -> Result<Decoded, DecodeError> {
+/// Converts a trace export request: all ids are checked before anything is
+/// returned; spans outside the time window are left out and counted; the
+/// record limits are applied to everything kept.
+pub(crate) fn traces(
+    request: ExportTraceServiceRequest,
+    limits: &Limits,
+    window: &TimeWindow,
+) -> Result<Decoded, DecodeError> {
     let mut decoded = Decoded::default();
     let mut entries: Vec<SpanEntry> = Vec::new();
     for (ri, resource_spans) in request.resource_spans.into_iter().enumerate() {
-        let (resource, sdk_is_omegi) = resource(resource_spans.resource);
+        let (mut resource, sdk_is_omegi) = resource(resource_spans.resource);
+        decoded
+            .truncation
+            .add(limits.records.limit_resource(&mut resource));
         decoded.resources.push(ResourceRecords {
             resource: resource.clone(),
             records: Vec::new(),
@@ -44,19 +53,51 @@ pub(crate) fn traces(request: ExportTraceServiceRequest) -> Result<Decoded, Deco
         for scope_spans in resource_spans.scope_spans {
             let scope = scope_spans.scope.map(|s| s.name).unwrap_or_default();
             for (si, span) in scope_spans.spans.into_iter().enumerate() {
-                let context = || format!("span {:?} (#{si} of resource #{ri})", span.name);
+                let context = || format!("span {:?} (#{si} of resource #{ri})", short(&span.name));
                 let trace_id = trace_id(&span.trace_id, context)?;
                 let span_id = span_id(&span.span_id, context)?;
                 let parent_span_id = optional_span_id(&span.parent_span_id, || {
                     format!("{} (parent_span_id)", context())
                 })?;
                 if span.start_time_unix_nano == 0 {
-                    let name = span.name.clone();
+                    let name = short(&span.name);
                     decoded.reject(|| format!("span {name:?} ({span_id}) has no start time"));
                     continue;
                 }
-                let (record, exceptions) =
-                    span_record(span, trace_id, span_id, parent_span_id, &resource, &scope);
+                let events = span.events.len();
+                let max_events = limits.records.max_events;
+                decoded.truncation.events_dropped += events.saturating_sub(max_events) as u64;
+                let (mut record, mut exceptions, dropped_exceptions) = span_record(
+                    span,
+                    trace_id,
+                    span_id,
+                    parent_span_id,
+                    &resource,
+                    &scope,
+                    limits,
+                );
+                if let Err(out) = window.repair_span(&mut record) {
+                    let name = short(&record.name);
+                    decoded.reject(|| format!("span {name:?} ({span_id}): start {out}"));
+                    continue;
+                }
+                for (_, event) in &mut exceptions {
+                    if !window.contains(event.time_unix_nano) {
+                        event.time_unix_nano = record.start_ns;
+                    }
+                }
+                if dropped_exceptions > 0 {
+                    decoded.drop_errors(dropped_exceptions, || {
+                        format!(
+                            "span {:?} ({span_id}) has more than {} exception events (max_errors_per_span)",
+                            short(&record.name),
+                            limits.max_errors_per_span
+                        )
+                    });
+                }
+                decoded
+                    .truncation
+                    .add(limits.records.limit_span(&mut record));
                 entries.push(SpanEntry {
                     resource: ri,
                     record,
@@ -66,25 +107,33 @@ pub(crate) fn traces(request: ExportTraceServiceRequest) -> Result<Decoded, Deco
             }
         }
     }
-    let errors = errors::from_spans(&entries);
+    let derived = errors::from_spans(&entries, limits);
     for entry in entries {
         decoded.resources[entry.resource]
             .records
             .push(Record::Span(entry.record));
     }
-    for (ri, error) in errors {
-        decoded.resources[ri].records.push(Record::Error(error));
-    }
+    keep_errors(&mut decoded, derived, limits, window);
     Ok(decoded)
 }
 
-/// Converts a logs export request; all ids are checked before anything is
-/// returned.
-pub(crate) fn logs(request: ExportLogsServiceRequest) -> Result<Decoded, DecodeError> {
+/// Converts a logs export request: all ids are checked before anything is
+/// returned; ERROR records outside the time window or over the cap of
+/// errors per request are left out and counted; the record limits are
+/// applied to the errors.
+pub(crate) fn logs(
+    request: ExportLogsServiceRequest,
+    limits: &Limits,
+    window: &TimeWindow,
+) -> Result<Decoded, DecodeError> {
     let mut decoded = Decoded::default();
     let mut entries: Vec<LogEntry> = Vec::new();
+    let mut error_records = 0usize;
     for (ri, resource_logs) in request.resource_logs.into_iter().enumerate() {
-        let (resource, _) = resource(resource_logs.resource);
+        let (mut resource, _) = resource(resource_logs.resource);
+        decoded
+            .truncation
+            .add(limits.records.limit_resource(&mut resource));
         decoded.resources.push(ResourceRecords {
             resource,
             records: Vec::new(),
@@ -104,9 +153,26 @@ pub(crate) fn logs(request: ExportLogsServiceRequest) -> Result<Decoded, DecodeE
                 } else {
                     log.observed_time_unix_nano
                 };
-                if is_error && time_ns == 0 {
-                    decoded.reject(|| format!("{} has neither time nor observed time", context()));
-                    continue;
+                if is_error {
+                    if time_ns == 0 {
+                        decoded
+                            .reject(|| format!("{} has neither time nor observed time", context()));
+                        continue;
+                    }
+                    if let Err(out) = window.check(time_ns) {
+                        decoded.reject(|| format!("{}: time {out}", context()));
+                        continue;
+                    }
+                    if error_records == limits.max_errors_per_request {
+                        decoded.reject(|| {
+                            format!(
+                                "more than {} ERROR log records in one request (max_errors_per_request)",
+                                limits.max_errors_per_request
+                            )
+                        });
+                        continue;
+                    }
+                    error_records += 1;
                 }
                 entries.push(LogEntry {
                     resource: ri,
@@ -120,10 +186,42 @@ pub(crate) fn logs(request: ExportLogsServiceRequest) -> Result<Decoded, DecodeE
             }
         }
     }
-    for (ri, error) in errors::from_logs(entries, &decoded.resources) {
+    let derived = errors::from_logs(entries, &decoded.resources, limits);
+    keep_errors(&mut decoded, derived, limits, window);
+    Ok(decoded)
+}
+
+/// Applies the record limits and the time window to derived errors and
+/// adds them to their resources.
+fn keep_errors(
+    decoded: &mut Decoded,
+    derived: errors::Derived,
+    limits: &Limits,
+    window: &TimeWindow,
+) {
+    if derived.dropped > 0 {
+        let message = derived.dropped_message;
+        decoded.drop_errors(derived.dropped, || message.unwrap_or_default());
+    }
+    for (ri, mut error) in derived.errors {
+        decoded
+            .truncation
+            .add(limits.records.limit_error(&mut error));
+        if let Err(out) = window.repair_error(&mut error) {
+            decoded.drop_errors(1, || format!("an error's time {out}"));
+            continue;
+        }
         decoded.resources[ri].records.push(Record::Error(error));
     }
-    Ok(decoded)
+}
+
+/// A name for a message: at most 64 characters.
+pub(crate) fn short(name: &str) -> String {
+    let mut s: String = name.chars().take(64).collect();
+    if s.len() < name.len() {
+        s.push('…');
+    }
+    s
 }
 
 /// The model's resource, and whether it was sent by Omegi's own layer.
@@ -146,6 +244,10 @@ fn resource(resource: Option<pr::Resource>) -> (Resource, bool) {
     )
 }
 
+/// A span in the model, with its first `exception` events (with their
+/// index in the span's events) up to the cap of errors per span, and the
+/// number of exception events over that cap. Only the first
+/// `max_events` events are converted; the others are counted as dropped.
 fn span_record(
     span: pt::Span,
     trace_id: TraceId,
@@ -153,7 +255,8 @@ fn span_record(
     parent_span_id: Option<SpanId>,
     resource: &Resource,
     scope: &str,
-) -> (SpanRecord, Vec<(usize, pt::span::Event)>) {
+    limits: &Limits,
+) -> (SpanRecord, Vec<(usize, pt::span::Event)>, u64) {
     let mut attributes = span.attributes;
     let target = take(&mut attributes, TARGET)
         .map(|v| text(&v))
@@ -162,13 +265,36 @@ fn span_record(
         .and_then(|v| level(&text(&v)))
         .unwrap_or(Level::Info);
     let location = take_location(&mut attributes);
+    if span.dropped_attributes_count > 0 {
+        attributes.push(pc::KeyValue {
+            key: omegi_core::limits::DROPPED_ATTRIBUTES.to_owned(),
+            value: Some(pc::AnyValue {
+                value: Some(AV::IntValue(i64::from(span.dropped_attributes_count))),
+            }),
+            key_strindex: 0,
+        });
+    }
     let mut exceptions = Vec::new();
-    let mut events = Vec::with_capacity(span.events.len());
+    let mut dropped_exceptions = 0u64;
+    let max_events = limits.records.max_events;
+    let kept_events = span.events.len().min(max_events);
+    let dropped_events = span.events.len() - kept_events;
+    let mut events = Vec::with_capacity(kept_events);
     for (i, event) in span.events.into_iter().enumerate() {
+        let keep = i < max_events;
         if event.name == errors::EXCEPTION_EVENT {
-            exceptions.push((i, event.clone()));
+            if exceptions.len() == limits.max_errors_per_span {
+                dropped_exceptions += 1;
+            } else if keep {
+                exceptions.push((i, event.clone()));
+            } else {
+                exceptions.push((i, event));
+                continue;
+            }
         }
-        events.push(event_record(event, &target));
+        if keep {
+            events.push(event_record(event, &target));
+        }
     }
     let (status, status_message) = match span.status {
         Some(s) => (
@@ -203,12 +329,14 @@ fn span_record(
         end_ns: span.end_time_unix_nano,
         attributes: attributes_of(attributes),
         events,
-        dropped_events: span.dropped_events_count,
+        dropped_events: span
+            .dropped_events_count
+            .saturating_add(u32::try_from(dropped_events).unwrap_or(u32::MAX)),
         status,
         status_message,
         location,
     };
-    (record, exceptions)
+    (record, exceptions, dropped_exceptions)
 }
 
 /// A span event as an event record; `exception` events default to ERROR.
@@ -366,7 +494,7 @@ fn hex(bytes: &[u8]) -> String {
     s
 }
 
-fn trace_id(bytes: &[u8], context: impl Fn() -> String) -> Result<TraceId, DecodeError> {
+pub(crate) fn trace_id(bytes: &[u8], context: impl Fn() -> String) -> Result<TraceId, DecodeError> {
     let invalid = |problem| DecodeError::InvalidTraceId {
         id: hex(bytes),
         context: context(),
@@ -385,7 +513,7 @@ fn trace_id(bytes: &[u8], context: impl Fn() -> String) -> Result<TraceId, Decod
     Ok(id)
 }
 
-fn span_id(bytes: &[u8], context: impl Fn() -> String) -> Result<SpanId, DecodeError> {
+pub(crate) fn span_id(bytes: &[u8], context: impl Fn() -> String) -> Result<SpanId, DecodeError> {
     let invalid = |problem| DecodeError::InvalidSpanId {
         id: hex(bytes),
         context: context(),
@@ -405,7 +533,7 @@ fn span_id(bytes: &[u8], context: impl Fn() -> String) -> Result<SpanId, DecodeE
 }
 
 /// Empty or all zero → `None`; 16 bytes → the id; anything else is invalid.
-fn optional_trace_id(
+pub(crate) fn optional_trace_id(
     bytes: &[u8],
     context: impl Fn() -> String,
 ) -> Result<Option<TraceId>, DecodeError> {
@@ -416,7 +544,7 @@ fn optional_trace_id(
 }
 
 /// Empty or all zero → `None`; 8 bytes → the id; anything else is invalid.
-fn optional_span_id(
+pub(crate) fn optional_span_id(
     bytes: &[u8],
     context: impl Fn() -> String,
 ) -> Result<Option<SpanId>, DecodeError> {

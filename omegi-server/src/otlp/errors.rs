@@ -2,22 +2,19 @@
 //! spans become [`ErrorRecord`]s (the rules are in the module docs of
 //! `otlp`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
+use omegi_core::limits::{RecordLimits, DROPPED_BREADCRUMBS, DROPPED_FRAMES};
 use omegi_core::{
-    CodeLocation, ErrorKind, ErrorRecord, EventRecord, Level, SpanFrame, SpanId, SpanRecord,
-    Status, TraceId,
+    Attribute, CodeLocation, ErrorKind, ErrorRecord, EventRecord, Level, SpanFrame, SpanId,
+    SpanRecord, Status, TraceId, Value,
 };
 use opentelemetry_proto::tonic::common::v1::{self as pc, any_value::Value as AV};
 use opentelemetry_proto::tonic::logs::v1 as pl;
 use opentelemetry_proto::tonic::trace::v1 as pt;
 
 use super::convert::{attributes_of, take, take_location, text, TARGET};
-use super::ResourceRecords;
-
-/// At most this many breadcrumbs are attached to an error derived from a
-/// request (the latest ones).
-pub const MAX_BREADCRUMBS: usize = 50;
+use super::{Limits, ResourceRecords};
 
 /// `SEVERITY_NUMBER_ERROR`: log records at or above it are errors.
 pub(crate) const ERROR_SEVERITY: i32 = 17;
@@ -56,66 +53,347 @@ struct Origin {
     time_ns: u64,
     target: String,
     location: CodeLocation,
-    span_stack: Vec<SpanFrame>,
-    breadcrumbs: Vec<EventRecord>,
+    /// The span stack and breadcrumbs, unless the attributes carry them.
+    context: Context,
     /// The message when the attributes have no `exception.message`.
     message: Option<String>,
     /// The message when there is nothing better.
     fallback: String,
 }
 
-/// The errors of the spans of one request, each with its resource index.
-pub(crate) fn from_spans(entries: &[SpanEntry]) -> Vec<(usize, ErrorRecord)> {
-    let mut index: HashMap<(TraceId, SpanId), usize> = HashMap::new();
-    let mut by_trace: HashMap<TraceId, Vec<usize>> = HashMap::new();
-    for (i, e) in entries.iter().enumerate() {
-        index
-            .entry((e.record.trace_id, e.record.span_id))
-            .or_insert(i);
-        by_trace.entry(e.record.trace_id).or_default().push(i);
+/// The errors derived from one request, each with its resource index, and
+/// how many were not derived because of the caps.
+#[derive(Debug, Default)]
+pub(crate) struct Derived {
+    pub(crate) errors: Vec<(usize, ErrorRecord)>,
+    /// Errors not derived: over `max_errors_per_request`.
+    pub(crate) dropped: u64,
+    /// Why, for the partial success.
+    pub(crate) dropped_message: Option<String>,
+}
+
+impl Derived {
+    /// Whether another error may be added; counts it as dropped if not.
+    fn has_room(&mut self, limits: &Limits) -> bool {
+        if self.errors.len() < limits.max_errors_per_request {
+            return true;
+        }
+        self.dropped += 1;
+        self.dropped_message.get_or_insert_with(|| {
+            format!(
+                "more than {} errors in one request (max_errors_per_request)",
+                limits.max_errors_per_request
+            )
+        });
+        false
     }
-    let ancestors = |i: usize| -> Vec<usize> {
-        // From `i` up to the root, stopping at a missing parent or a cycle.
+}
+
+/// What the errors of one request may copy from the spans and events
+/// around them (span stacks and breadcrumbs), in bytes: once it is spent,
+/// errors keep the root and innermost frames of their span stack, without
+/// fields, and no breadcrumbs.
+struct ContextBudget {
+    left: usize,
+}
+
+impl ContextBudget {
+    /// Takes `bytes` from the budget if they fit.
+    fn take(&mut self, bytes: usize) -> bool {
+        if bytes <= self.left {
+            self.left -= bytes;
+            true
+        } else {
+            self.left = 0;
+            false
+        }
+    }
+}
+
+/// About what attributes take in memory: the attribute and its texts.
+fn attributes_bytes(attributes: &[Attribute]) -> usize {
+    attributes
+        .iter()
+        .map(|a| {
+            64 + a.key.len()
+                + match &a.value {
+                    Value::Str(s) => s.len(),
+                    _ => 0,
+                }
+        })
+        .sum()
+}
+
+/// About what the frame of a span takes in memory.
+fn span_frame_bytes(span: &SpanRecord) -> usize {
+    192 + span.name.len() + span.target.len() + attributes_bytes(&span.attributes)
+}
+
+/// About what an event takes in memory.
+fn event_bytes(event: &EventRecord) -> usize {
+    192 + event.message.len() + event.target.len() + attributes_bytes(&event.fields)
+}
+
+/// The span stack and breadcrumbs an error copies from the spans and events
+/// around it.
+struct Context {
+    span_stack: Vec<SpanFrame>,
+    /// Frames left out of the span stack.
+    dropped_frames: u64,
+    breadcrumbs: Vec<EventRecord>,
+    /// Breadcrumbs left out for the budget.
+    dropped_breadcrumbs: u64,
+}
+
+/// Copies the frames of `chain` (span entries, root first, and the number
+/// of frames already left out of it) and the breadcrumbs `crumbs` if they
+/// fit into what is left of the budget; otherwise only the root and
+/// innermost frame, without fields, and no breadcrumbs. Nothing is copied
+/// before the budget says yes.
+fn copy_context(
+    budget: &mut ContextBudget,
+    entries: &[SpanEntry],
+    (chain, dropped_frames): (Vec<usize>, u64),
+    crumbs: Vec<&EventRecord>,
+) -> Context {
+    let bytes = chain
+        .iter()
+        .map(|&a| span_frame_bytes(&entries[a].record))
+        .sum::<usize>()
+        + crumbs.iter().map(|e| event_bytes(e)).sum::<usize>();
+    if budget.take(bytes) {
+        return Context {
+            span_stack: chain
+                .iter()
+                .map(|&a| frame(&entries[a].record, true))
+                .collect(),
+            dropped_frames,
+            breadcrumbs: crumbs.into_iter().cloned().collect(),
+            dropped_breadcrumbs: 0,
+        };
+    }
+    let kept: Vec<usize> = match chain.as_slice() {
+        [root, .., innermost] if chain.len() > 2 => vec![*root, *innermost],
+        _ => chain.clone(),
+    };
+    Context {
+        span_stack: kept
+            .iter()
+            .map(|&a| frame(&entries[a].record, false))
+            .collect(),
+        dropped_frames: dropped_frames + (chain.len() - kept.len()) as u64,
+        breadcrumbs: Vec::new(),
+        dropped_breadcrumbs: crumbs.len() as u64,
+    }
+}
+
+/// Adds `n` to the counter attribute `key`, creating it when needed.
+fn add_count(fields: &mut Vec<Attribute>, key: &str, n: u64) {
+    if n == 0 {
+        return;
+    }
+    let n = i64::try_from(n).unwrap_or(i64::MAX);
+    match fields.iter_mut().find(|a| a.key == key) {
+        Some(Attribute {
+            value: Value::I64(count),
+            ..
+        }) => *count = count.saturating_add(n),
+        _ => fields.push(Attribute::new(key, n)),
+    }
+}
+
+/// The spans of a request as a forest: each span's parent in the request,
+/// its root and its depth, computed once (linear in the spans, cycles
+/// broken).
+struct Forest {
+    parent: Vec<Option<usize>>,
+    root: Vec<usize>,
+    depth: Vec<usize>,
+}
+
+impl Forest {
+    fn new(entries: &[SpanEntry]) -> Forest {
+        let mut index: HashMap<(TraceId, SpanId), usize> = HashMap::with_capacity(entries.len());
+        for (i, e) in entries.iter().enumerate() {
+            index
+                .entry((e.record.trace_id, e.record.span_id))
+                .or_insert(i);
+        }
+        let parent: Vec<Option<usize>> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                e.record
+                    .parent_span_id
+                    .and_then(|p| index.get(&(e.record.trace_id, p)).copied())
+                    .filter(|&p| p != i)
+            })
+            .collect();
+        let n = entries.len();
+        let (mut root, mut depth) = (vec![usize::MAX; n], vec![0; n]);
+        // 0: not seen, 1: on the current path, 2: done.
+        let mut state = vec![0u8; n];
+        let mut path = Vec::new();
+        for start in 0..n {
+            if state[start] == 2 {
+                continue;
+            }
+            path.clear();
+            let mut j = start;
+            // The root and depth of the node above the path.
+            let (r, d) = loop {
+                match state[j] {
+                    2 => break (root[j], depth[j] + 1),
+                    // A cycle: the node met twice becomes the root.
+                    1 => break (j, 0),
+                    _ => {}
+                }
+                state[j] = 1;
+                path.push(j);
+                match parent[j] {
+                    Some(p) => j = p,
+                    None => break (j, 0),
+                }
+            };
+            // Walk the path from its top down.
+            for (d, &k) in (d..).zip(path.iter().rev()) {
+                root[k] = r;
+                depth[k] = d;
+                state[k] = 2;
+            }
+        }
+        Forest {
+            parent,
+            root,
+            depth,
+        }
+    }
+
+    /// The span stack of span `i`: its root, then the nearest `nearest`
+    /// spans ending with `i`; and how many frames were left out between.
+    fn stack(&self, i: usize, nearest: usize) -> (Vec<usize>, u64) {
         let mut chain = vec![i];
-        let mut seen = HashSet::from([i]);
-        let mut current = &entries[i].record;
-        while let Some(parent) = current.parent_span_id {
-            match index.get(&(current.trace_id, parent)) {
-                Some(&p) if seen.insert(p) => {
+        let mut j = i;
+        while chain.len() < nearest.max(1) {
+            match self.parent[j] {
+                Some(p) if !chain.contains(&p) => {
                     chain.push(p);
-                    current = &entries[p].record;
+                    j = p;
                 }
                 _ => break,
             }
         }
-        chain
-    };
-    let span_stack = |i: usize| -> Vec<SpanFrame> {
-        ancestors(i)
-            .into_iter()
-            .rev()
-            .map(|a| frame(&entries[a].record))
-            .collect()
-    };
-
-    // Failed spans with a failed descendant stay silent.
-    let mut has_failed_descendant = HashSet::new();
-    for (i, e) in entries.iter().enumerate() {
-        if e.record.status == Status::Error {
-            has_failed_descendant.extend(ancestors(i).into_iter().skip(1));
+        let root = self.root[i];
+        if !chain.contains(&root) {
+            chain.push(root);
         }
+        chain.reverse();
+        let dropped = (self.depth[i] + 1).saturating_sub(chain.len()) as u64;
+        (chain, dropped)
     }
 
-    let mut errors = Vec::new();
+    /// Marks every span with a failed descendant, walking up from each
+    /// failed span until a span already marked.
+    fn failed_ancestors(&self, entries: &[SpanEntry]) -> Vec<bool> {
+        let mut marked = vec![false; entries.len()];
+        for (i, e) in entries.iter().enumerate() {
+            if e.record.status != Status::Error {
+                continue;
+            }
+            let mut j = self.parent[i];
+            while let Some(p) = j {
+                if marked[p] {
+                    break;
+                }
+                marked[p] = true;
+                j = self.parent[p];
+            }
+        }
+        marked
+    }
+}
+
+/// The events of the spans of each trace in a request, sorted by time
+/// once: breadcrumbs are a slice of it.
+struct TraceEvents {
+    /// (time, span entry, event index), by time.
+    by_trace: HashMap<TraceId, Vec<(u64, usize, usize)>>,
+}
+
+impl TraceEvents {
+    fn new(entries: &[SpanEntry]) -> TraceEvents {
+        let mut by_trace: HashMap<TraceId, Vec<(u64, usize, usize)>> = HashMap::new();
+        for (i, e) in entries.iter().enumerate() {
+            if e.record.events.is_empty() {
+                continue;
+            }
+            let list = by_trace.entry(e.record.trace_id).or_default();
+            list.extend(
+                e.record
+                    .events
+                    .iter()
+                    .enumerate()
+                    .map(|(j, ev)| (ev.time_ns, i, j)),
+            );
+        }
+        for list in by_trace.values_mut() {
+            list.sort_by_key(|&(time, _, _)| time);
+        }
+        TraceEvents { by_trace }
+    }
+
+    /// The breadcrumbs of an error at `until_ns` in `trace`, leaving out
+    /// event `skip` (span entry, event index).
+    fn breadcrumbs<'a>(
+        &self,
+        entries: &'a [SpanEntry],
+        trace: TraceId,
+        until_ns: u64,
+        skip: (usize, usize),
+        limits: &'a Limits,
+    ) -> Vec<&'a EventRecord> {
+        let Some(list) = self.by_trace.get(&trace) else {
+            return Vec::new();
+        };
+        let upto = list.partition_point(|&(time, _, _)| time <= until_ns);
+        limits.records.breadcrumbs(
+            list[..upto]
+                .iter()
+                .rev()
+                .filter(|&&(_, i, j)| (i, j) != skip)
+                .map(|&(_, i, j)| &entries[i].record.events[j]),
+        )
+    }
+}
+
+/// The errors of the spans of one request (see the module docs of `otlp`),
+/// linear in the spans and events: one pass to build the span forest and
+/// the sorted events of each trace, then a bounded amount of work per
+/// error.
+pub(crate) fn from_spans(entries: &[SpanEntry], limits: &Limits) -> Derived {
+    let forest = Forest::new(entries);
+    let events = TraceEvents::new(entries);
+    let has_failed_descendant = forest.failed_ancestors(entries);
+    let mut budget = ContextBudget {
+        left: limits.max_error_context_bytes,
+    };
+    let nearest = limits.records.max_span_stack;
+
+    let mut derived = Derived::default();
     for (i, e) in entries.iter().enumerate() {
         let span = &e.record;
         for (event_index, event) in &e.exceptions {
-            let breadcrumbs = span_breadcrumbs(
+            if !derived.has_room(limits) {
+                continue;
+            }
+            let crumbs = events.breadcrumbs(
                 entries,
-                &by_trace[&span.trace_id],
+                span.trace_id,
                 event.time_unix_nano,
                 (i, *event_index),
+                limits,
             );
+            let context = copy_context(&mut budget, entries, forest.stack(i, nearest), crumbs);
             let origin = Origin {
                 trace_id: Some(span.trace_id),
                 span_id: Some(span.span_id),
@@ -123,25 +401,22 @@ pub(crate) fn from_spans(entries: &[SpanEntry]) -> Vec<(usize, ErrorRecord)> {
                 time_ns: event.time_unix_nano,
                 target: span.target.to_string(),
                 location: span.location.clone(),
-                span_stack: span_stack(i),
-                breadcrumbs,
+                context,
                 message: None,
                 fallback: EXCEPTION_EVENT.to_owned(),
             };
-            errors.push((e.resource, error_record(event.attributes.clone(), origin)));
+            let error = error_record(event.attributes.clone(), origin);
+            derived.errors.push((e.resource, error));
         }
         let reports_status = span.status == Status::Error
             && e.exceptions.is_empty()
             && !e.sdk_is_omegi
-            && !has_failed_descendant.contains(&i);
-        if reports_status {
-            let breadcrumbs = span_breadcrumbs(
-                entries,
-                &by_trace[&span.trace_id],
-                span.end_ns,
-                (usize::MAX, 0),
-            );
-            let error = ErrorRecord {
+            && !has_failed_descendant[i];
+        if reports_status && derived.has_room(limits) {
+            let crumbs =
+                events.breadcrumbs(entries, span.trace_id, span.end_ns, (usize::MAX, 0), limits);
+            let context = copy_context(&mut budget, entries, forest.stack(i, nearest), crumbs);
+            let mut error = ErrorRecord {
                 trace_id: Some(span.trace_id),
                 span_id: Some(span.span_id),
                 service: span.service.clone(),
@@ -155,52 +430,37 @@ pub(crate) fn from_spans(entries: &[SpanEntry]) -> Vec<(usize, ErrorRecord)> {
                 error_type: None,
                 target: span.target.to_string(),
                 fields: Vec::new(),
-                span_stack: span_stack(i),
-                breadcrumbs,
+                span_stack: context.span_stack,
+                breadcrumbs: context.breadcrumbs,
                 location: span.location.clone(),
                 thread: None,
                 fingerprint: None,
             };
-            errors.push((e.resource, error));
+            add_count(&mut error.fields, DROPPED_FRAMES, context.dropped_frames);
+            add_count(
+                &mut error.fields,
+                DROPPED_BREADCRUMBS,
+                context.dropped_breadcrumbs,
+            );
+            derived.errors.push((e.resource, error));
         }
     }
-    errors
+    derived
 }
 
-fn frame(span: &SpanRecord) -> SpanFrame {
+/// A span as a frame of a span stack, with its fields or not.
+fn frame(span: &SpanRecord, with_fields: bool) -> SpanFrame {
     SpanFrame {
         span_id: span.span_id,
         name: span.name.to_string(),
         target: span.target.to_string(),
-        fields: span.attributes.clone(),
+        fields: if with_fields {
+            span.attributes.clone()
+        } else {
+            Vec::new()
+        },
         location: span.location.clone(),
     }
-}
-
-/// The events of a trace's spans up to `until_ns`, except `skip` (span
-/// entry, event index), oldest first, the last [`MAX_BREADCRUMBS`].
-fn span_breadcrumbs(
-    entries: &[SpanEntry],
-    trace: &[usize],
-    until_ns: u64,
-    skip: (usize, usize),
-) -> Vec<EventRecord> {
-    let mut events: Vec<&EventRecord> = trace
-        .iter()
-        .flat_map(|&i| {
-            entries[i]
-                .record
-                .events
-                .iter()
-                .enumerate()
-                .filter(move |(j, _)| (i, *j) != skip)
-                .map(|(_, ev)| ev)
-        })
-        .filter(|ev| ev.time_ns <= until_ns)
-        .collect();
-    events.sort_by_key(|ev| ev.time_ns);
-    let start = events.len().saturating_sub(MAX_BREADCRUMBS);
-    events[start..].iter().map(|ev| (*ev).clone()).collect()
 }
 
 /// The errors of the ERROR log records of one request, each with its
@@ -208,7 +468,8 @@ fn span_breadcrumbs(
 pub(crate) fn from_logs(
     entries: Vec<LogEntry>,
     resources: &[ResourceRecords],
-) -> Vec<(usize, ErrorRecord)> {
+    limits: &Limits,
+) -> Derived {
     // Non-error records are breadcrumbs of the errors of their trace.
     let mut crumbs: HashMap<TraceId, Vec<EventRecord>> = HashMap::new();
     let mut error_entries = Vec::new();
@@ -220,49 +481,56 @@ pub(crate) fn from_logs(
                 entry.log,
                 entry.time_ns,
                 &entry.scope,
+                &limits.records,
             ));
         }
     }
     for list in crumbs.values_mut() {
         list.sort_by_key(|ev| ev.time_ns);
     }
-    error_entries
-        .into_iter()
-        .map(|entry| {
-            let breadcrumbs = entry
-                .trace_id
-                .and_then(|t| crumbs.get(&t))
-                .map(|list| {
-                    let upto = list.partition_point(|ev| ev.time_ns <= entry.time_ns);
-                    list[upto.saturating_sub(MAX_BREADCRUMBS)..upto].to_vec()
-                })
-                .unwrap_or_default();
-            let log = entry.log;
-            let body = log.body.as_ref().map(text).filter(|b| !b.is_empty());
-            let fallback = if log.event_name.is_empty() {
-                "error".to_owned()
-            } else {
-                log.event_name.clone()
-            };
-            let origin = Origin {
-                trace_id: entry.trace_id,
-                span_id: entry.span_id,
-                service: resources[entry.resource].resource.service.clone(),
-                time_ns: entry.time_ns,
-                target: entry.scope,
-                location: CodeLocation::default(),
-                span_stack: Vec::new(),
-                breadcrumbs,
-                message: body,
-                fallback,
-            };
-            (entry.resource, error_record(log.attributes, origin))
-        })
-        .collect()
+    let mut budget = ContextBudget {
+        left: limits.max_error_context_bytes,
+    };
+    let mut derived = Derived::default();
+    for entry in error_entries {
+        if !derived.has_room(limits) {
+            continue;
+        }
+        let refs = entry
+            .trace_id
+            .and_then(|t| crumbs.get(&t))
+            .map(|list| {
+                let upto = list.partition_point(|ev| ev.time_ns <= entry.time_ns);
+                limits.records.breadcrumbs(list[..upto].iter().rev())
+            })
+            .unwrap_or_default();
+        let context = copy_context(&mut budget, &[], (Vec::new(), 0), refs);
+        let log = entry.log;
+        let body = log.body.as_ref().map(text).filter(|b| !b.is_empty());
+        let fallback = if log.event_name.is_empty() {
+            "error".to_owned()
+        } else {
+            log.event_name.clone()
+        };
+        let origin = Origin {
+            trace_id: entry.trace_id,
+            span_id: entry.span_id,
+            service: resources[entry.resource].resource.service.clone(),
+            time_ns: entry.time_ns,
+            target: entry.scope,
+            location: CodeLocation::default(),
+            context,
+            message: body,
+            fallback,
+        };
+        let error = error_record(log.attributes, origin);
+        derived.errors.push((entry.resource, error));
+    }
+    derived
 }
 
 /// A non-error log record as a breadcrumb.
-fn log_event(log: pl::LogRecord, time_ns: u64, scope: &str) -> EventRecord {
+fn log_event(log: pl::LogRecord, time_ns: u64, scope: &str, limits: &RecordLimits) -> EventRecord {
     let mut attributes = log.attributes;
     let target = take(&mut attributes, TARGET)
         .map(|v| text(&v))
@@ -275,14 +543,16 @@ fn log_event(log: pl::LogRecord, time_ns: u64, scope: &str) -> EventRecord {
         n if n >= ERROR_SEVERITY => Level::Error,
         _ => Level::Info,
     };
-    EventRecord {
+    let mut event = EventRecord {
         time_ns,
         level,
         target: target.into(),
         message: log.body.as_ref().map(text).unwrap_or_default(),
         fields: attributes_of(attributes),
         location,
-    }
+    };
+    limits.limit_event(&mut event);
+    event
 }
 
 /// Builds an error from the attributes of an `exception` event or an ERROR
@@ -316,6 +586,20 @@ fn error_record(mut attributes: Vec<pc::KeyValue>, origin: Origin) -> ErrorRecor
         .or(origin.message)
         .or_else(|| error_type.clone())
         .unwrap_or(origin.fallback);
+    let mut fields = attributes_of(attributes);
+    let context = origin.context;
+    let span_stack = span_stack.unwrap_or_else(|| {
+        add_count(&mut fields, DROPPED_FRAMES, context.dropped_frames);
+        context.span_stack
+    });
+    let breadcrumbs = breadcrumbs.unwrap_or_else(|| {
+        add_count(
+            &mut fields,
+            DROPPED_BREADCRUMBS,
+            context.dropped_breadcrumbs,
+        );
+        context.breadcrumbs
+    });
     ErrorRecord {
         trace_id: origin.trace_id,
         span_id: origin.span_id,
@@ -326,9 +610,9 @@ fn error_record(mut attributes: Vec<pc::KeyValue>, origin: Origin) -> ErrorRecor
         causes: causes.unwrap_or_default(),
         error_type,
         target: target.unwrap_or(origin.target),
-        fields: attributes_of(attributes),
-        span_stack: span_stack.unwrap_or(origin.span_stack),
-        breadcrumbs: breadcrumbs.unwrap_or(origin.breadcrumbs),
+        fields,
+        span_stack,
+        breadcrumbs,
         location: if location == CodeLocation::default() {
             origin.location
         } else {

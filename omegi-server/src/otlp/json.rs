@@ -5,6 +5,7 @@
 //! too), 64-bit integers as numbers or strings, `null` as the default value,
 //! unknown keys ignored.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::marker::PhantomData;
 use std::str::FromStr;
@@ -19,19 +20,29 @@ use opentelemetry_proto::tonic::trace::v1 as pt;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
+use super::budget::{Cap, Counter, DecodeBudget};
+use super::convert::{optional_span_id, optional_trace_id, span_id, trace_id};
 use super::DecodeError;
 
-/// Parses an OTLP/JSON `ExportTraceServiceRequest`.
-pub(crate) fn traces(body: &[u8]) -> Result<ExportTraceServiceRequest, DecodeError> {
-    let req: TraceRequest = parse(body)?;
+/// Parses an OTLP/JSON `ExportTraceServiceRequest`, counting what it holds
+/// against the budget while parsing.
+pub(crate) fn traces(
+    body: &[u8],
+    budget: &DecodeBudget,
+) -> Result<ExportTraceServiceRequest, DecodeError> {
+    let req: TraceRequest = parse(body, budget)?;
     Ok(ExportTraceServiceRequest {
         resource_spans: req.resource_spans.into_iter().map(Into::into).collect(),
     })
 }
 
-/// Parses an OTLP/JSON `ExportLogsServiceRequest`.
-pub(crate) fn logs(body: &[u8]) -> Result<ExportLogsServiceRequest, DecodeError> {
-    let req: LogsRequest = parse(body)?;
+/// Parses an OTLP/JSON `ExportLogsServiceRequest`, counting what it holds
+/// against the budget while parsing.
+pub(crate) fn logs(
+    body: &[u8],
+    budget: &DecodeBudget,
+) -> Result<ExportLogsServiceRequest, DecodeError> {
+    let req: LogsRequest = parse(body, budget)?;
     Ok(ExportLogsServiceRequest {
         resource_logs: req.resource_logs.into_iter().map(Into::into).collect(),
     })
@@ -48,8 +59,68 @@ pub(crate) fn partial_success_json(count_key: &str, partial: Option<(i64, String
     value.to_string().into_bytes()
 }
 
-fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, DecodeError> {
-    serde_json::from_slice(body).map_err(|e| {
+// ---------------------------------------------------------------- budget
+
+/// What the deserializers of one parse share: serde has no place for
+/// context, so it lives in a thread-local for the duration of [`parse`]
+/// (which runs on one thread, start to end).
+struct ParseState {
+    counter: Counter,
+    /// How deep the value being parsed is nested.
+    depth: usize,
+    /// The index of the resource group being parsed (for messages).
+    resource: usize,
+    /// Why the parse was stopped, when the budget or an id stopped it.
+    failure: Option<DecodeError>,
+}
+
+thread_local! {
+    static STATE: RefCell<Option<ParseState>> = const { RefCell::new(None) };
+}
+
+/// Removes the parse state when the parse ends, however it ends.
+struct Installed;
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        STATE.with(|s| s.borrow_mut().take());
+    }
+}
+
+/// Runs `f` on the parse state; its error stops the parse: it is kept as
+/// the parse's result and its message handed to serde.
+fn charge<E: de::Error>(
+    f: impl FnOnce(&mut ParseState) -> Result<(), DecodeError>,
+) -> Result<(), E> {
+    STATE.with(|s| {
+        let mut state = s.borrow_mut();
+        let Some(state) = state.as_mut() else {
+            return Ok(());
+        };
+        f(state).map_err(|error| {
+            let message = error.to_string();
+            state.failure.get_or_insert(error);
+            E::custom(message)
+        })
+    })
+}
+
+fn parse<'a, T: Deserialize<'a>>(body: &'a [u8], budget: &DecodeBudget) -> Result<T, DecodeError> {
+    STATE.with(|s| {
+        *s.borrow_mut() = Some(ParseState {
+            counter: Counter::new(budget),
+            depth: 0,
+            resource: 0,
+            failure: None,
+        })
+    });
+    let _installed = Installed;
+    let parsed = serde_json::from_slice(body);
+    let failure = STATE.with(|s| s.borrow_mut().as_mut().and_then(|s| s.failure.take()));
+    if let Some(failure) = failure {
+        return Err(failure);
+    }
+    parsed.map_err(|e| {
         let full = e.to_string();
         // serde_json appends " at line L column C"; we report those separately.
         let message = match full.rfind(" at line ") {
@@ -64,16 +135,104 @@ fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, DecodeError> {
     })
 }
 
-// ---------------------------------------------------------------- helpers
+/// A list element that the budget counts.
+trait Counted: Sized {
+    /// The cap it counts against.
+    const CAP: Cap;
+    /// Whether the list is one item's attributes (or elements), which
+    /// `max_attributes_per_item` bounds.
+    const PER_ITEM: bool = false;
+    /// Called before element `index` is parsed.
+    fn enter(_index: usize, _state: &mut ParseState) {}
+    /// Checks element `index` once it is parsed.
+    fn check(&self, _index: usize, _state: &ParseState) -> Result<(), DecodeError> {
+        Ok(())
+    }
+}
 
-/// `null` or missing → the default value.
-fn nullable<'de, D, T>(d: D) -> Result<T, D::Error>
+/// A list whose elements are counted as they are parsed; `null` is empty.
+fn counted<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
 where
     D: Deserializer<'de>,
-    T: Deserialize<'de> + Default,
+    T: Deserialize<'de> + Counted,
 {
-    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+    struct ListVisitor<T>(PhantomData<T>);
+
+    impl<'de, T: Deserialize<'de> + Counted> Visitor<'de> for ListVisitor<T> {
+        type Value = Vec<T>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an array")
+        }
+
+        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+            let mut list = Vec::new();
+            loop {
+                let index = list.len();
+                charge::<A::Error>(|s| {
+                    T::enter(index, s);
+                    Ok(())
+                })?;
+                let Some(element) = seq.next_element::<T>()? else {
+                    return Ok(list);
+                };
+                charge::<A::Error>(|s| {
+                    s.counter.add(T::CAP, 1)?;
+                    if T::PER_ITEM {
+                        s.counter.item_attributes(index + 1)?;
+                    }
+                    element.check(index, s)
+                })?;
+                list.push(element);
+            }
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Vec<T>, E> {
+            Ok(Vec::new())
+        }
+
+        fn visit_none<E: de::Error>(self) -> Result<Vec<T>, E> {
+            Ok(Vec::new())
+        }
+    }
+
+    d.deserialize_any(ListVisitor(PhantomData))
 }
+
+/// A nested array or key-value-list value: one level deeper.
+fn nested<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    charge::<D::Error>(|s| {
+        s.depth += 1;
+        s.counter.depth(s.depth)
+    })?;
+    let value = Option::<T>::deserialize(d);
+    charge::<D::Error>(|s| {
+        s.depth -= 1;
+        Ok(())
+    })?;
+    value
+}
+
+/// A string, counted; `null` is empty.
+fn text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let s = Option::<String>::deserialize(d)?.unwrap_or_default();
+    charge::<D::Error>(|st| st.counter.add(Cap::StringBytes, s.len()))?;
+    Ok(s)
+}
+
+/// An optional string, counted.
+fn opt_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let s = Option::<String>::deserialize(d)?;
+    let len = s.as_ref().map_or(0, String::len);
+    charge::<D::Error>(|st| st.counter.add(Cap::StringBytes, len))?;
+    Ok(s)
+}
+
+// ---------------------------------------------------------------- helpers
 
 /// An integer given as a JSON number or a decimal string.
 fn int<'de, D, T>(d: D) -> Result<T, D::Error>
@@ -222,7 +381,15 @@ fn severity<'de, D: Deserializer<'de>>(d: D) -> Result<i32, D::Error> {
 /// A trace or span id: hex, either case; empty or `null` → no bytes.
 fn hex_id<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
     let s = Option::<String>::deserialize(d)?.unwrap_or_default();
-    decode_hex(&s).ok_or_else(|| de::Error::custom(format!("id {s:?} is not a hex string")))
+    let id = decode_hex(&s).ok_or_else(|| {
+        let mut shown: String = s.chars().take(64).collect();
+        if shown.len() < s.len() {
+            shown.push('…');
+        }
+        de::Error::custom(format!("id {shown:?} is not a hex string"))
+    })?;
+    charge::<D::Error>(|st| st.counter.add(Cap::StringBytes, id.len()))?;
+    Ok(id)
 }
 
 fn decode_hex(s: &str) -> Option<Vec<u8>> {
@@ -267,11 +434,12 @@ fn opt_base64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Err
         return Ok(None);
     };
     let trimmed = s.trim_end_matches('=');
-    STANDARD_NO_PAD
+    let bytes = STANDARD_NO_PAD
         .decode(trimmed)
         .or_else(|_| URL_SAFE_NO_PAD.decode(trimmed))
-        .map(Some)
-        .map_err(|e| de::Error::custom(format!("invalid base64 in bytesValue: {e}")))
+        .map_err(|e| de::Error::custom(format!("invalid base64 in bytesValue: {e}")))?;
+    charge::<D::Error>(|st| st.counter.add(Cap::StringBytes, bytes.len()))?;
+    Ok(Some(bytes))
 }
 
 // ---------------------------------------------------------------- messages
@@ -279,21 +447,21 @@ fn opt_base64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Err
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase", default)]
 struct TraceRequest {
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "counted")]
     resource_spans: Vec<ResourceSpans>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase", default)]
 struct LogsRequest {
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "counted")]
     resource_logs: Vec<ResourceLogs>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase", default)]
 struct Resource {
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "counted")]
     attributes: Vec<KeyValue>,
     #[serde(deserialize_with = "int")]
     dropped_attributes_count: u32,
@@ -302,11 +470,11 @@ struct Resource {
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase", default)]
 struct Scope {
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "text")]
     name: String,
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "text")]
     version: String,
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "counted")]
     attributes: Vec<KeyValue>,
     #[serde(deserialize_with = "int")]
     dropped_attributes_count: u32,
@@ -316,9 +484,9 @@ struct Scope {
 #[serde(rename_all = "camelCase", default)]
 struct ResourceSpans {
     resource: Option<Resource>,
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "counted")]
     scope_spans: Vec<ScopeSpans>,
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "text")]
     schema_url: String,
 }
 
@@ -326,9 +494,9 @@ struct ResourceSpans {
 #[serde(rename_all = "camelCase", default)]
 struct ScopeSpans {
     scope: Option<Scope>,
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "counted")]
     spans: Vec<Span>,
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "text")]
     schema_url: String,
 }
 
@@ -339,13 +507,13 @@ struct Span {
     trace_id: Vec<u8>,
     #[serde(deserialize_with = "hex_id")]
     span_id: Vec<u8>,
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "text")]
     trace_state: String,
     #[serde(deserialize_with = "hex_id")]
     parent_span_id: Vec<u8>,
     #[serde(deserialize_with = "int")]
     flags: u32,
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "text")]
     name: String,
     #[serde(deserialize_with = "span_kind")]
     kind: i32,
@@ -353,15 +521,15 @@ struct Span {
     start_time_unix_nano: u64,
     #[serde(deserialize_with = "int")]
     end_time_unix_nano: u64,
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "counted")]
     attributes: Vec<KeyValue>,
     #[serde(deserialize_with = "int")]
     dropped_attributes_count: u32,
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "counted")]
     events: Vec<Event>,
     #[serde(deserialize_with = "int")]
     dropped_events_count: u32,
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "counted")]
     links: Vec<Link>,
     #[serde(deserialize_with = "int")]
     dropped_links_count: u32,
@@ -373,9 +541,9 @@ struct Span {
 struct Event {
     #[serde(deserialize_with = "int")]
     time_unix_nano: u64,
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "text")]
     name: String,
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "counted")]
     attributes: Vec<KeyValue>,
     #[serde(deserialize_with = "int")]
     dropped_attributes_count: u32,
@@ -388,9 +556,9 @@ struct Link {
     trace_id: Vec<u8>,
     #[serde(deserialize_with = "hex_id")]
     span_id: Vec<u8>,
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "text")]
     trace_state: String,
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "counted")]
     attributes: Vec<KeyValue>,
     #[serde(deserialize_with = "int")]
     dropped_attributes_count: u32,
@@ -401,7 +569,7 @@ struct Link {
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase", default)]
 struct Status {
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "text")]
     message: String,
     #[serde(deserialize_with = "status_code")]
     code: i32,
@@ -411,9 +579,9 @@ struct Status {
 #[serde(rename_all = "camelCase", default)]
 struct ResourceLogs {
     resource: Option<Resource>,
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "counted")]
     scope_logs: Vec<ScopeLogs>,
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "text")]
     schema_url: String,
 }
 
@@ -421,9 +589,9 @@ struct ResourceLogs {
 #[serde(rename_all = "camelCase", default)]
 struct ScopeLogs {
     scope: Option<Scope>,
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "counted")]
     log_records: Vec<LogRecord>,
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "text")]
     schema_url: String,
 }
 
@@ -436,10 +604,10 @@ struct LogRecord {
     observed_time_unix_nano: u64,
     #[serde(deserialize_with = "severity")]
     severity_number: i32,
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "text")]
     severity_text: String,
     body: Option<AnyValue>,
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "counted")]
     attributes: Vec<KeyValue>,
     #[serde(deserialize_with = "int")]
     dropped_attributes_count: u32,
@@ -449,14 +617,14 @@ struct LogRecord {
     trace_id: Vec<u8>,
     #[serde(deserialize_with = "hex_id")]
     span_id: Vec<u8>,
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "text")]
     event_name: String,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase", default)]
 struct KeyValue {
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "text")]
     key: String,
     value: Option<AnyValue>,
 }
@@ -464,13 +632,16 @@ struct KeyValue {
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase", default)]
 struct AnyValue {
+    #[serde(deserialize_with = "opt_text")]
     string_value: Option<String>,
     bool_value: Option<bool>,
     #[serde(deserialize_with = "opt_int")]
     int_value: Option<i64>,
     #[serde(deserialize_with = "opt_double")]
     double_value: Option<f64>,
+    #[serde(deserialize_with = "nested")]
     array_value: Option<ArrayValue>,
+    #[serde(deserialize_with = "nested")]
     kvlist_value: Option<KeyValueList>,
     #[serde(deserialize_with = "opt_base64")]
     bytes_value: Option<Vec<u8>>,
@@ -479,15 +650,89 @@ struct AnyValue {
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase", default)]
 struct ArrayValue {
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "counted")]
     values: Vec<AnyValue>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase", default)]
 struct KeyValueList {
-    #[serde(deserialize_with = "nullable")]
+    #[serde(deserialize_with = "counted")]
     values: Vec<KeyValue>,
+}
+
+// ---------------------------------------------------------------- counting
+
+impl Counted for ResourceSpans {
+    const CAP: Cap = Cap::Resources;
+    fn enter(index: usize, state: &mut ParseState) {
+        state.resource = index;
+    }
+}
+
+impl Counted for ResourceLogs {
+    const CAP: Cap = Cap::Resources;
+    fn enter(index: usize, state: &mut ParseState) {
+        state.resource = index;
+    }
+}
+
+impl Counted for ScopeSpans {
+    const CAP: Cap = Cap::Scopes;
+}
+
+impl Counted for ScopeLogs {
+    const CAP: Cap = Cap::Scopes;
+}
+
+impl Counted for Span {
+    const CAP: Cap = Cap::Spans;
+    /// The ids, as soon as the span is read.
+    fn check(&self, index: usize, state: &ParseState) -> Result<(), DecodeError> {
+        let ri = state.resource;
+        let mut name: String = self.name.chars().take(64).collect();
+        if name.len() < self.name.len() {
+            name.push('…');
+        }
+        let context = || format!("span {name:?} (#{index} of resource #{ri})");
+        trace_id(&self.trace_id, context)?;
+        span_id(&self.span_id, context)?;
+        optional_span_id(&self.parent_span_id, || {
+            format!("{} (parent_span_id)", context())
+        })?;
+        Ok(())
+    }
+}
+
+impl Counted for LogRecord {
+    const CAP: Cap = Cap::LogRecords;
+    /// The ids, as soon as the record is read.
+    fn check(&self, index: usize, state: &ParseState) -> Result<(), DecodeError> {
+        let ri = state.resource;
+        let context = || format!("log record #{index} of resource #{ri}");
+        optional_trace_id(&self.trace_id, context)?;
+        optional_span_id(&self.span_id, context)?;
+        Ok(())
+    }
+}
+
+impl Counted for Event {
+    const CAP: Cap = Cap::Events;
+}
+
+impl Counted for Link {
+    const CAP: Cap = Cap::Links;
+}
+
+impl Counted for KeyValue {
+    const CAP: Cap = Cap::Attributes;
+    const PER_ITEM: bool = true;
+}
+
+/// An element of an array value.
+impl Counted for AnyValue {
+    const CAP: Cap = Cap::Attributes;
+    const PER_ITEM: bool = true;
 }
 
 // ---------------------------------------------------------------- into proto

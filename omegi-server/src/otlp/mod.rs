@@ -31,7 +31,8 @@
 //!         }
 //!         Err(err) => {
 //!             // Nothing is stored. 415 for a wrong content type or encoding,
-//!             // 413 for a body too large, 400 for everything else.
+//!             // 413 for a body (or its strings) too large, 400 for
+//!             // everything else (too many objects, invalid data).
 //!             let (ct, body) = otlp::error_response(&err, content_type);
 //!             (err.http_status(), ct, body)
 //!         }
@@ -49,6 +50,14 @@
 //! - `Content-Encoding`: none, `identity` or `gzip`. The body is never
 //!   decompressed past [`Limits::max_decompressed_bytes`], so a gzip bomb
 //!   costs at most that much memory ([`DecodeError::BodyTooLarge`]).
+//! - The decompressed body holds no more objects than [`DecodeBudget`]
+//!   allows: resource and scope groups, spans, events, links, log records,
+//!   attributes (in total and per item), string bytes and nesting depth of
+//!   values. Protobuf is checked by [`scan_traces`]/[`scan_logs`] on the
+//!   wire before it is decoded, JSON while it is parsed; over a cap the
+//!   request is refused with [`DecodeError::OverBudget`] naming the cap, so
+//!   the memory one request takes stays within a small multiple of its
+//!   size.
 //! - JSON follows the OTLP/JSON rules: lowerCamelCase keys, trace and span ids
 //!   as hex strings (either case), enums as integers (their proto names are
 //!   accepted too), 64-bit integers as numbers or decimal strings, doubles as
@@ -66,9 +75,32 @@
 //! means "not in a span", any other length is invalid. One invalid id rejects
 //! the whole request with [`DecodeError::InvalidTraceId`] or
 //! [`DecodeError::InvalidSpanId`], so the server answers 400 and stores
-//! nothing. A span without a start time is not an error of the request: it is
-//! left out and counted in [`Decoded::rejected`] (OTLP's partial success);
-//! likewise an ERROR log record with neither a time nor an observed time.
+//! nothing. Ids are checked as they are read, before the rest of the body
+//! is decoded. A span without a start time is not an error of the request:
+//! it is left out and counted in [`Decoded::rejected`] (OTLP's partial
+//! success); likewise an ERROR log record with neither a time nor an
+//! observed time.
+//!
+//! # Time window
+//!
+//! Times are checked against a window around the time the request is
+//! received ([`Limits::window`]: from [`Limits::max_age`] before, if set, to
+//! [`Limits::max_ahead`] after). A span whose start, or an ERROR log record
+//! whose time, is outside it is left out and counted in
+//! [`Decoded::rejected`]. In a span that is kept, an end before the start or
+//! past the window becomes the start, and events outside the window take the
+//! span's start; an error's breadcrumbs outside it take the error's time. The rule is
+//! [`omegi_core::limits::TimeWindow`].
+//!
+//! # Sizes
+//!
+//! Everything kept passes through [`Limits::records`]
+//! ([`omegi_core::limits::RecordLimits`]): names and values are cut with a
+//! visible `…[truncated N bytes]` marker, attributes and events beyond the
+//! caps are dropped and counted (`omegi.dropped_attributes`,
+//! `dropped_events`). Only the first [`RecordLimits::max_events`] events of
+//! a span are converted at all. What was cut is summed up in
+//! [`Decoded::truncation`] and said in the partial success.
 //!
 //! # Spans
 //!
@@ -94,9 +126,13 @@
 //!    other attributes (including `exception.stacktrace`) → fields; trace and
 //!    span ids from the span; the span stack is the chain of the span's
 //!    ancestors found in the same request, root first, ending with the span
-//!    itself; breadcrumbs are the other events of the same trace in the
-//!    request that happened no later than the exception, oldest first (the last
-//!    [`MAX_BREADCRUMBS`]).
+//!    itself (the root and the nearest [`RecordLimits::max_span_stack`], the
+//!    frames left out counted in `omegi.dropped_frames`); breadcrumbs are the
+//!    other events of the same trace in the request that happened no later
+//!    than the exception, oldest first: the latest
+//!    [`RecordLimits::max_breadcrumbs`] distinct ones (an event repeating a
+//!    later one is left out). At most [`Limits::max_errors_per_span`] errors
+//!    come from one span's exception events.
 //! 2. Every log record with `severity_number >= 17` (ERROR and FATAL): message
 //!    from `exception.message`, else the body (non-string bodies as JSON
 //!    text); trace and span ids from the record (`None` when absent); breadcrumbs
@@ -109,6 +145,18 @@
 //!    failed span reports, so one failure is not counted at every level) and
 //!    except when the resource's `telemetry.sdk.name` is `omegi` (Omegi's own
 //!    layer already sends each of its errors as an ERROR log record).
+//!
+//! Derivation is linear in the spans and events of the request: the spans
+//! are linked into a forest and each trace's events sorted once, then each
+//! error takes a bounded amount of work. At most
+//! [`Limits::max_errors_per_request`] errors come from one request (further
+//! ERROR log records are rejected; further errors of spans are counted in
+//! [`Decoded::dropped_errors`], the spans are kept), and the span stacks
+//! and breadcrumbs the errors copy take at most
+//! [`Limits::max_error_context_bytes`] (as estimated in memory): after that,
+//! a span stack keeps its root and innermost frame without fields, and
+//! breadcrumbs are left out (counted in `omegi.dropped_frames` and
+//! `omegi.dropped_breadcrumbs`).
 //!
 //! On errors of both sources, `thread.name` (else `thread.id`) → thread,
 //! `code.*` → location, `omegi.target` (else the scope name) → target, and the
@@ -135,10 +183,16 @@
 //! [`Attribute`]: omegi_core::Attribute
 //! [`CodeLocation`]: omegi_core::CodeLocation
 //! [`ErrorKind::Remote`]: omegi_core::ErrorKind::Remote
+//! [`RecordLimits::max_events`]: omegi_core::limits::RecordLimits::max_events
+//! [`RecordLimits::max_span_stack`]: omegi_core::limits::RecordLimits::max_span_stack
+//! [`RecordLimits::max_breadcrumbs`]: omegi_core::limits::RecordLimits::max_breadcrumbs
 
+use std::borrow::Cow;
 use std::fmt;
 use std::io::Read;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use omegi_core::limits::{RecordLimits, TimeWindow, Truncation};
 use omegi_core::{Record, Resource};
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceResponse,
@@ -148,6 +202,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use prost::Message;
 
+mod budget;
 mod convert;
 mod errors;
 mod json;
@@ -155,21 +210,62 @@ mod json;
 #[cfg(test)]
 mod tests;
 
-pub use errors::MAX_BREADCRUMBS;
+pub use budget::{scan_logs, scan_traces, Cap, DecodeBudget, Tally, VALUE_DEPTH_CEILING};
 
-/// Bounds on what one request may cost.
+/// Bounds on what one request may cost and hold. [`Default`] gives the
+/// values in the field docs; `omegi serve` sets each from a flag (see the
+/// limits table of `API.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Limits {
-    /// The largest body accepted, counted after decompression.
+    /// The largest body accepted, counted after decompression (default
+    /// 32 MiB).
     pub max_decompressed_bytes: usize,
+    /// How many objects of each kind a request may hold, checked before it
+    /// is decoded.
+    pub budget: DecodeBudget,
+    /// How large each kept span, event, error and resource may be.
+    pub records: RecordLimits,
+    /// Errors derived from the `exception` events of one span; further
+    /// exception events are kept as events (within
+    /// [`RecordLimits::max_events`]) but raise no error (default 32).
+    pub max_errors_per_span: usize,
+    /// Errors derived from one request; further ones are not derived, and
+    /// further ERROR log records are rejected (default 10,000).
+    pub max_errors_per_request: usize,
+    /// Bytes (as estimated in memory) of span stacks and breadcrumbs that
+    /// the errors of one request may copy from the spans and events around
+    /// them; once spent, errors keep the root and innermost frame of their
+    /// span stack, without fields, and no breadcrumbs (default 8 MiB).
+    pub max_error_context_bytes: usize,
+    /// Spans and ERROR log records older than this when they arrive are
+    /// rejected (default none: `omegi serve` uses its retention).
+    pub max_age: Option<Duration>,
+    /// Spans and ERROR log records more than this ahead of the server's
+    /// clock are rejected; a kept span that ends later ends at its start
+    /// (default 1 hour).
+    pub max_ahead: Duration,
 }
 
 impl Default for Limits {
-    /// 32 MiB after decompression.
     fn default() -> Self {
         Limits {
             max_decompressed_bytes: 32 * 1024 * 1024,
+            budget: DecodeBudget::default(),
+            records: RecordLimits::default(),
+            max_errors_per_span: 32,
+            max_errors_per_request: 10_000,
+            max_error_context_bytes: 8 * 1024 * 1024,
+            max_age: None,
+            max_ahead: Duration::from_secs(3600),
         }
+    }
+}
+
+impl Limits {
+    /// The window of acceptable times for a request received at `now_ns`.
+    pub fn window(&self, now_ns: u64) -> TimeWindow {
+        TimeWindow::around(now_ns, self.max_age, self.max_ahead)
     }
 }
 
@@ -196,6 +292,14 @@ pub struct Decoded {
     /// Log records below ERROR severity: accepted and not kept (always 0 for
     /// traces).
     pub ignored: u64,
+    /// Errors not derived because of [`Limits::max_errors_per_span`],
+    /// [`Limits::max_errors_per_request`] or the time window; the spans
+    /// they come from are kept.
+    pub dropped_errors: u64,
+    /// Why (the first reason), for the partial success.
+    pub dropped_errors_message: Option<String>,
+    /// What the record limits cut and dropped from what is kept.
+    pub truncation: Truncation,
 }
 
 impl Decoded {
@@ -225,6 +329,37 @@ impl Decoded {
         if self.rejection_message.is_none() {
             self.rejection_message = Some(why());
         }
+    }
+
+    fn drop_errors(&mut self, n: u64, why: impl FnOnce() -> String) {
+        self.dropped_errors += n;
+        if self.dropped_errors_message.is_none() {
+            self.dropped_errors_message = Some(why());
+        }
+    }
+
+    /// The message of the partial success: what was rejected, which errors
+    /// were not derived and what was truncated; `None` when nothing was.
+    pub fn partial_success_message(&self) -> Option<String> {
+        let mut parts = Vec::new();
+        if self.rejected > 0 {
+            parts.push(self.rejection_message.clone().unwrap_or_default());
+        }
+        if self.dropped_errors > 0 {
+            parts.push(format!(
+                "{} errors not derived: {}",
+                self.dropped_errors,
+                self.dropped_errors_message.as_deref().unwrap_or("")
+            ));
+        }
+        let t = &self.truncation;
+        if !t.is_empty() {
+            parts.push(format!(
+                "truncated by the record limits: {} texts cut, {} attributes and {} events dropped",
+                t.texts_cut, t.attributes_dropped, t.events_dropped
+            ));
+        }
+        (!parts.is_empty()).then(|| parts.join("; "))
     }
 }
 
@@ -268,9 +403,26 @@ pub enum DecodeError {
     #[error("invalid gzip body: {0}")]
     InvalidGzip(String),
     /// The (decompressed) body is larger than [`Limits::max_decompressed_bytes`].
-    #[error("body too large: more than {limit} bytes after decompression")]
+    #[error(
+        "body too large: more than {limit} bytes after decompression (max_decompressed_bytes)"
+    )]
     BodyTooLarge {
         /// The limit that was exceeded.
+        limit: usize,
+    },
+    /// The body as sent is larger than the receiver accepts (before
+    /// decompression).
+    #[error("request body too large: more than {limit} bytes (body_limit)")]
+    RequestTooLarge {
+        /// The limit that was exceeded.
+        limit: usize,
+    },
+    /// The request holds more objects than the [`DecodeBudget`] allows.
+    #[error("request over budget: {} ({})", Described(*cap, *limit), cap.name())]
+    OverBudget {
+        /// The cap that was exceeded.
+        cap: Cap,
+        /// Its value.
         limit: usize,
     },
     /// The body is not a valid protobuf export request.
@@ -308,15 +460,41 @@ pub enum DecodeError {
     },
 }
 
+/// A cap and its value, for a message.
+struct Described(Cap, usize);
+
+impl fmt::Display for Described {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.describe(self.1, f)
+    }
+}
+
 impl DecodeError {
     /// The HTTP status an OTLP/HTTP server answers with: 415 for an
-    /// unsupported content type or encoding, 413 for a body too large, 400
-    /// otherwise (none of these is worth retrying).
+    /// unsupported content type or encoding, 413 for too many bytes (a body
+    /// or its strings too large), 400 otherwise (too many objects, invalid
+    /// data; none of these is worth retrying).
     pub fn http_status(&self) -> u16 {
         match self {
             DecodeError::UnsupportedContentType(_) | DecodeError::UnsupportedEncoding(_) => 415,
-            DecodeError::BodyTooLarge { .. } => 413,
+            DecodeError::BodyTooLarge { .. }
+            | DecodeError::RequestTooLarge { .. }
+            | DecodeError::OverBudget {
+                cap: Cap::StringBytes,
+                ..
+            } => 413,
             _ => 400,
+        }
+    }
+
+    /// The `google.rpc.Code` of the answer's `Status`: `RESOURCE_EXHAUSTED`
+    /// (8) for a request over a limit, `INVALID_ARGUMENT` (3) otherwise.
+    pub fn rpc_code(&self) -> i32 {
+        match self {
+            DecodeError::BodyTooLarge { .. }
+            | DecodeError::RequestTooLarge { .. }
+            | DecodeError::OverBudget { .. } => 8,
+            _ => 3,
         }
     }
 }
@@ -356,46 +534,71 @@ impl Format {
 }
 
 /// Decodes the body of an OTLP/HTTP `POST /v1/traces` request into span
-/// records and the errors derived from them (see the module docs).
+/// records and the errors derived from them (see the module docs), with
+/// the time window around now.
 pub fn decode_traces(
     body: &[u8],
     content_type: &str,
     content_encoding: Option<&str>,
     limits: &Limits,
 ) -> Result<Decoded, DecodeError> {
-    let request = decode_request(body, content_type, content_encoding, limits, json::traces)?;
-    convert::traces(request)
+    let request = decode_request(
+        body,
+        content_type,
+        content_encoding,
+        limits,
+        scan_traces,
+        json::traces,
+    )?;
+    convert::traces(request, limits, &limits.window(now_ns()))
 }
 
 /// Decodes the body of an OTLP/HTTP `POST /v1/logs` request into the errors
-/// of its ERROR and FATAL log records (see the module docs); other records
-/// are counted in [`Decoded::ignored`].
+/// of its ERROR and FATAL log records (see the module docs), with the time
+/// window around now; other records are counted in [`Decoded::ignored`].
 pub fn decode_logs(
     body: &[u8],
     content_type: &str,
     content_encoding: Option<&str>,
     limits: &Limits,
 ) -> Result<Decoded, DecodeError> {
-    let request = decode_request(body, content_type, content_encoding, limits, json::logs)?;
-    convert::logs(request)
+    let request = decode_request(
+        body,
+        content_type,
+        content_encoding,
+        limits,
+        scan_logs,
+        json::logs,
+    )?;
+    convert::logs(request, limits, &limits.window(now_ns()))
 }
 
-/// Decompresses a request body and decodes it as protobuf or, by its
-/// content type, as OTLP JSON with `json`.
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// Decompresses a request body, then decodes it as protobuf (after the
+/// budget scan `scan`) or, by its content type, as OTLP JSON with `json`
+/// (which counts against the budget while it parses).
 fn decode_request<R: Message + Default>(
     body: &[u8],
     content_type: &str,
     content_encoding: Option<&str>,
     limits: &Limits,
-    json: fn(&[u8]) -> Result<R, DecodeError>,
+    scan: fn(&[u8], &DecodeBudget) -> Result<Tally, DecodeError>,
+    json: fn(&[u8], &DecodeBudget) -> Result<R, DecodeError>,
 ) -> Result<R, DecodeError> {
     let format = Format::from_content_type(content_type)?;
     let body = decompress(body, content_encoding, limits)?;
     match format {
         Format::Protobuf => {
-            R::decode(body.as_slice()).map_err(|e| DecodeError::Protobuf(e.to_string()))
+            scan(&body, &limits.budget)?;
+            R::decode(&*body).map_err(|e| DecodeError::Protobuf(e.to_string()))
         }
-        Format::Json => json(&body),
+        Format::Json => json(&body, &limits.budget),
     }
 }
 
@@ -441,12 +644,10 @@ fn success_response(
     protobuf: impl FnOnce(Option<(i64, String)>) -> Vec<u8>,
 ) -> (&'static str, Vec<u8>) {
     let format = Format::from_content_type(content_type).unwrap_or(Format::Protobuf);
-    let partial = (decoded.rejected > 0).then(|| {
-        (
-            clamp_i64(decoded.rejected),
-            decoded.rejection_message.clone().unwrap_or_default(),
-        )
-    });
+    // A rejected count of 0 with a message is a warning (the OTLP spec).
+    let partial = decoded
+        .partial_success_message()
+        .map(|message| (clamp_i64(decoded.rejected), message));
     let body = match format {
         Format::Protobuf => protobuf(partial),
         Format::Json => json::partial_success_json(rejected_key, partial),
@@ -454,11 +655,11 @@ fn success_response(
     (format.content_type(), body)
 }
 
-/// The body of an error answer: a `google.rpc.Status` with code 3
-/// (INVALID_ARGUMENT) and the error's message, in the request's format
+/// The body of an error answer: a `google.rpc.Status` with the error's
+/// code ([`DecodeError::rpc_code`]) and message, in the request's format
 /// (protobuf when the content type is not understood), with its content type.
 pub fn error_response(error: &DecodeError, content_type: &str) -> (&'static str, Vec<u8>) {
-    status_response(3, error.to_string(), content_type)
+    status_response(error.rpc_code(), error.to_string(), content_type)
 }
 
 /// The body of a `400` answer for data that decoded but cannot be stored:
@@ -474,8 +675,13 @@ pub fn unavailable_response(message: &str, content_type: &str) -> (&'static str,
     status_response(14, message.to_owned(), content_type)
 }
 
-fn status_response(code: i32, message: String, content_type: &str) -> (&'static str, Vec<u8>) {
+/// A `google.rpc.Status` with any code and message, in the request's
+/// format (protobuf when the content type is not understood), with its
+/// content type; messages are cut to 1 KiB.
+pub fn status_response(code: i32, message: String, content_type: &str) -> (&'static str, Vec<u8>) {
     let format = Format::from_content_type(content_type).unwrap_or(Format::Protobuf);
+    let mut message = message;
+    omegi_core::limits::truncate_text(&mut message, MAX_STATUS_MESSAGE);
     let status = RpcStatus { code, message };
     let body = match format {
         Format::Protobuf => status.encode_to_vec(),
@@ -485,6 +691,9 @@ fn status_response(code: i32, message: String, content_type: &str) -> (&'static 
     };
     (format.content_type(), body)
 }
+
+/// The longest message of an error answer.
+const MAX_STATUS_MESSAGE: usize = 1024;
 
 /// `google.rpc.Status`, the body of OTLP/HTTP error responses (details left out).
 #[derive(Clone, PartialEq, prost::Message)]
@@ -499,12 +708,13 @@ fn clamp_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-/// Undoes the content encoding, never producing more than the limit.
-fn decompress(
-    body: &[u8],
+/// Undoes the content encoding, never producing more than the limit; an
+/// unencoded body is not copied.
+fn decompress<'a>(
+    body: &'a [u8],
     content_encoding: Option<&str>,
     limits: &Limits,
-) -> Result<Vec<u8>, DecodeError> {
+) -> Result<Cow<'a, [u8]>, DecodeError> {
     let too_large = DecodeError::BodyTooLarge {
         limit: limits.max_decompressed_bytes,
     };
@@ -514,7 +724,7 @@ fn decompress(
             if body.len() > limits.max_decompressed_bytes {
                 return Err(too_large);
             }
-            Ok(body.to_vec())
+            Ok(Cow::Borrowed(body))
         }
         Some("gzip") | Some("x-gzip") => {
             let limit = limits.max_decompressed_bytes;
@@ -527,7 +737,7 @@ fn decompress(
             if out.len() > limit {
                 return Err(too_large);
             }
-            Ok(out)
+            Ok(Cow::Owned(out))
         }
         Some(_) => Err(DecodeError::UnsupportedEncoding(
             content_encoding.unwrap_or_default().to_owned(),

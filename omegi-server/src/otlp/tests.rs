@@ -631,6 +631,7 @@ fn invalid_gzip_is_refused() {
 fn decompressed_size_is_bounded() {
     let small = Limits {
         max_decompressed_bytes: 64 * 1024,
+        ..Limits::default()
     };
     // A 4 MiB body of zeros compresses to a few KiB: a small gzip bomb.
     let bomb = gzip(&vec![0u8; 4 * 1024 * 1024]);
@@ -769,4 +770,172 @@ fn error_response_is_a_status_in_the_request_format() {
     assert_eq!(ct, PB);
     let status = RpcStatus::decode(body.as_slice()).unwrap();
     assert_eq!(status.message, err.to_string());
+}
+
+// ---------------------------------------------------------------- budget
+
+fn budget_limits() -> Limits {
+    Limits {
+        budget: DecodeBudget {
+            max_spans: 2,
+            max_events: 2,
+            max_attributes: 6,
+            max_attributes_per_item: 3,
+            max_value_depth: 2,
+            ..DecodeBudget::default()
+        },
+        ..Limits::default()
+    }
+}
+
+#[test]
+fn protobuf_and_json_count_the_same_against_the_budget() {
+    let t0 = super::now_ns();
+    let nested = |depth: usize| {
+        let mut v = s("leaf");
+        for _ in 0..depth {
+            v = any_value::Value::ArrayValue(opentelemetry_proto::tonic::common::v1::ArrayValue {
+                values: vec![AnyValue { value: Some(v) }],
+            });
+        }
+        kv("deep", v)
+    };
+    let with = |spans: Vec<pt::Span>| traces_request(vec![(resource("svc", vec![]), spans)]);
+    let cases: Vec<(Vec<u8>, Option<Cap>)> = vec![
+        (
+            with(vec![pspan("a", 1, None, t0), pspan("b", 2, None, t0)]),
+            None,
+        ),
+        (
+            with((1..=3).map(|i| pspan("a", i, None, t0)).collect()),
+            Some(Cap::Spans),
+        ),
+        (
+            with(vec![pt::Span {
+                attributes: (0..4).map(|i| kv(&format!("k{i}"), s("v"))).collect(),
+                ..pspan("a", 1, None, t0)
+            }]),
+            Some(Cap::AttributesPerItem),
+        ),
+        (
+            with(vec![pt::Span {
+                attributes: vec![nested(2)],
+                ..pspan("a", 1, None, t0)
+            }]),
+            None,
+        ),
+        (
+            with(vec![pt::Span {
+                attributes: vec![nested(3)],
+                ..pspan("a", 1, None, t0)
+            }]),
+            Some(Cap::ValueDepth),
+        ),
+        (
+            with(vec![pt::Span {
+                events: (0..3)
+                    .map(|_| pt::span::Event {
+                        time_unix_nano: t0,
+                        name: "e".into(),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..pspan("a", 1, None, t0)
+            }]),
+            Some(Cap::Events),
+        ),
+    ];
+    for (body, cap) in cases {
+        let request = ExportTraceServiceRequest::decode(body.as_slice()).unwrap();
+        let json = serde_json::to_vec(&to_json(&request)).unwrap();
+        for (content_type, body) in [(PB, &body), (JSON, &json)] {
+            let result = decode_traces(body, content_type, None, &budget_limits());
+            match cap {
+                None => assert!(result.is_ok(), "{content_type}: {result:?}"),
+                Some(cap) => assert!(
+                    matches!(result, Err(DecodeError::OverBudget { cap: c, .. }) if c == cap),
+                    "{content_type}: expected {cap:?}, got {result:?}"
+                ),
+            }
+        }
+    }
+}
+
+/// A trace request as OTLP/JSON.
+fn to_json(request: &ExportTraceServiceRequest) -> serde_json::Value {
+    fn value(v: &AnyValue) -> serde_json::Value {
+        match &v.value {
+            Some(any_value::Value::StringValue(s)) => serde_json::json!({ "stringValue": s }),
+            Some(any_value::Value::ArrayValue(a)) => serde_json::json!({
+                "arrayValue": { "values": a.values.iter().map(value).collect::<Vec<_>>() }
+            }),
+            _ => serde_json::json!({}),
+        }
+    }
+    let kvs = |attributes: &[KeyValue]| -> Vec<serde_json::Value> {
+        attributes
+            .iter()
+            .map(|a| serde_json::json!({"key": a.key, "value": a.value.as_ref().map(value)}))
+            .collect()
+    };
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    serde_json::json!({ "resourceSpans": request.resource_spans.iter().map(|rs| serde_json::json!({
+        "resource": { "attributes": kvs(&rs.resource.clone().unwrap_or_default().attributes) },
+        "scopeSpans": rs.scope_spans.iter().map(|ss| serde_json::json!({
+            "spans": ss.spans.iter().map(|sp| serde_json::json!({
+                "traceId": hex(&sp.trace_id),
+                "spanId": hex(&sp.span_id),
+                "parentSpanId": hex(&sp.parent_span_id),
+                "name": sp.name,
+                "startTimeUnixNano": sp.start_time_unix_nano.to_string(),
+                "endTimeUnixNano": sp.end_time_unix_nano.to_string(),
+                "attributes": kvs(&sp.attributes),
+                "events": sp.events.iter().map(|e| serde_json::json!({
+                    "timeUnixNano": e.time_unix_nano.to_string(),
+                    "name": e.name,
+                    "attributes": kvs(&e.attributes),
+                })).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>()
+        })).collect::<Vec<_>>()
+    })).collect::<Vec<_>>() })
+}
+
+#[test]
+fn the_wire_scan_skips_unknown_fields_and_refuses_broken_ones() {
+    let t0 = super::now_ns();
+    let valid = traces_request(vec![(
+        resource("svc", vec![]),
+        vec![pspan("a", 1, None, t0)],
+    )]);
+    // Unknown fields of every wire type, a group among them, before the
+    // known ones: ignored, as protobuf says.
+    let mut with_unknown = vec![
+        0x78, 0x05, // field 15, varint
+        0x7d, 1, 2, 3, 4, // field 15, fixed32
+        0x79, 1, 2, 3, 4, 5, 6, 7, 8, // field 15, fixed64
+        0x7a, 0x02, 0xaa, 0xbb, // field 15, bytes
+        0x7b, 0x08, 0x01, 0x7c, // field 15, a group holding field 1
+    ];
+    with_unknown.extend_from_slice(&valid);
+    let tally = scan_traces(&with_unknown, &DecodeBudget::default()).unwrap();
+    assert_eq!((tally.resources, tally.scopes, tally.spans), (1, 1, 1));
+    assert_eq!(tally.attributes, 1);
+    let decoded = decode_traces(&with_unknown, PB, None, &limits()).unwrap();
+    assert_eq!(spans_of(&decoded).len(), 1);
+    // Broken wire data is a protobuf error, never a panic.
+    for broken in [
+        &valid[..valid.len() - 1],           // a length past the end
+        &[0x0a, 0xff, 0xff, 0xff, 0x0f][..], // a huge length
+        &[0x0a][..],                         // a tag without its length
+        &[0x7b, 0x08][..],                   // a group never closed
+        &[0x7c][..],                         // an end without a start
+        &[0x0f][..],                         // wire type 7
+        &[0x80; 11][..],                     // a varint of 11 bytes
+    ] {
+        let err = scan_traces(broken, &DecodeBudget::default()).unwrap_err();
+        assert!(
+            matches!(err, DecodeError::Protobuf(_)),
+            "{broken:?}: {err:?}"
+        );
+    }
 }
