@@ -710,7 +710,7 @@ fn a_span_with_64000_exception_events_keeps_128_events_and_32_errors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_exception_storm_is_stored_cut_and_memory_stays_bounded() {
     tokio::time::timeout(LIMIT, async {
-        let s = tokio::task::spawn_blocking(|| ChildServer::start(&[]))
+        let s = tokio::task::spawn_blocking(|| ChildServer::start(&["--read-items", "256"]))
             .await
             .unwrap();
         let body = exception_span(64_000);
@@ -864,7 +864,15 @@ fn the_errors_of_a_request_copy_a_bounded_context() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn huge_names_and_values_are_cut_with_a_marker() {
     tokio::time::timeout(LIMIT, async {
-        let s = TestServer::start().await;
+        // The trace view shows texts whole up to 16 KiB, so that what ingest
+        // kept (4 KiB values with their marker) is what is read back.
+        let s = TestServer::start_with(|c| {
+            c.read_limits(omegi_server::api::limits::ReadLimits {
+                text_chars: 16 * 1024,
+                ..Default::default()
+            })
+        })
+        .await;
         let t0 = now_ns();
         let mut request = traces(
             &"s".repeat(70_000),
