@@ -819,6 +819,22 @@ async fn offline_cli(data: &std::path::Path, args: &[&str]) -> Result<String, St
     Ok(String::from_utf8(out).expect("UTF-8 output"))
 }
 
+/// Opens a store that a command has just closed. The engine's background
+/// threads may hold its lock file for a moment after the last handle is
+/// dropped, so a lock held by someone is retried for a bounded time.
+fn reopen(path: &std::path::Path) -> omegi_store::Store {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match omegi_store::Store::open(path) {
+            Ok(store) => return store,
+            Err(e) if e.to_string().contains("lock") && std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(e) => panic!("cannot open {}: {e}", path.display()),
+        }
+    }
+}
+
 #[cfg(unix)]
 fn mode(path: &std::path::Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
@@ -860,7 +876,7 @@ async fn an_import_says_what_accounts_it_brings_and_takes_them_only_when_asked()
         );
         assert!(said.contains("accounts skipped: pass --accounts"), "{said}");
         {
-            let store = omegi_store::Store::open(data_only.path().join("store")).unwrap();
+            let store = reopen(&data_only.path().join("store"));
             assert!(store.users().unwrap().is_empty());
             assert!(store.tokens(None).unwrap().is_empty());
             assert_eq!(

@@ -298,11 +298,8 @@ async fn huge_values_never_reach_list_answers() {
         assert!(size < 512 * 1024, "the trace answered {size} bytes");
         assert!(view.truncated);
         let name = &view.spans[0].span.name;
-        assert!(
-            name.ends_with('…') && name.len() < 8 * 1024,
-            "{}",
-            name.len()
-        );
+        // Cut at ingest already (names keep 256 bytes and a marker).
+        assert!(name.contains('…') && name.len() < 8 * 1024, "{}", name.len());
         // Whatever the ingest kept, the issue's page says whether it cut.
         let error = &detail.issue.issue.latest_error;
         let stored_big = error
