@@ -69,6 +69,8 @@ pub struct ServeConfig {
     pub retention: Option<Duration>,
     /// How often the retention pass runs.
     pub retention_interval: Duration,
+    /// The store's page cache, in bytes.
+    pub store_cache: u64,
     /// OTLP requests read, decoded and stored at once: this bounds the
     /// memory that request bodies take.
     pub ingest_concurrency: usize,
@@ -122,6 +124,7 @@ impl ServeConfig {
             shutdown_timeout: Duration::from_secs(30),
             retention: None,
             retention_interval: StoreConfig::default().retention_interval,
+            store_cache: StoreConfig::default().cache_capacity,
             ingest_concurrency,
             ingest_wait: Duration::from_secs(2),
             read_limits: ReadLimits::default(),
@@ -203,6 +206,12 @@ impl ServeConfig {
     /// arrive.
     pub fn retention(mut self, age: Option<Duration>) -> Self {
         self.retention = age;
+        self
+    }
+
+    /// Sets the size of the store's page cache, in bytes.
+    pub fn store_cache(mut self, bytes: u64) -> Self {
+        self.store_cache = bytes;
         self
     }
 
@@ -304,6 +313,7 @@ impl Server {
         })?;
         let mut store_config = StoreConfig::new(config.data_dir.join(STORE_DIR))
             .retention_interval(config.retention_interval)
+            .cache_capacity(config.store_cache)
             .note_limits(config.note_limits.notes())
             .embeds(config.note_limits.embeds());
         if let Some(age) = config.retention {

@@ -766,9 +766,11 @@ fn chain(depth: u64) -> Vec<u8> {
 
 #[test]
 fn a_chain_of_nested_failures_costs_linear_time_and_space() {
-    // Without the cap on copied context, to see the derivation itself.
+    // Without the caps on copied context and errors per request, to see
+    // the derivation itself.
     let mut limits = Limits::default();
     limits.max_error_context_bytes = usize::MAX;
+    limits.max_errors_per_request = 10_000;
     let run = |depth: u64, limits: &Limits| {
         let body = chain(depth);
         let (decoded, usage) =
@@ -808,7 +810,9 @@ fn a_chain_of_nested_failures_costs_linear_time_and_space() {
 
     // With the default cap, the copies stop at 8 MiB (as estimated): the
     // last errors keep the root and the innermost frame and count the rest.
-    let (stored, usage, decoded) = run(4_000, &Limits::default());
+    let mut limits = Limits::default();
+    limits.max_errors_per_request = 10_000;
+    let (stored, usage, decoded) = run(4_000, &limits);
     assert!(usage.peak < 48 * MIB, "{usage:?}");
     assert!(stored < 32 * MIB as usize, "{stored}");
     let last = errors_of(&decoded)
@@ -846,6 +850,7 @@ fn the_errors_of_a_request_copy_a_bounded_context() {
     let body = traces("svc", spans).encode_to_vec();
     let mut limits = Limits::default();
     limits.max_error_context_bytes = 4 * MIB as usize;
+    limits.max_errors_per_request = 10_000;
     let (decoded, usage) = measure(|| otlp::decode_traces(&body, PROTOBUF, None, &limits).unwrap());
     let errors = errors_of(&decoded);
     assert_eq!(errors.len(), 2_000);
@@ -1072,6 +1077,69 @@ async fn times_outside_the_window_are_rejected_and_ends_repaired() {
             .find(|i| i.issue.title.contains("log boom"))
             .unwrap();
         assert_eq!(log_issue.issue.count, 1);
+        s.server.shutdown().await.unwrap();
+    })
+    .await
+    .expect("within the time limit");
+}
+
+// ---------------------------------------------------------------- row 7: a flood of one error
+
+#[tokio::test]
+async fn an_error_flood_keeps_the_first_errors_of_a_request_and_counts_the_rest() {
+    tokio::time::timeout(LIMIT, async {
+        let s = TestServer::start().await;
+        let now = now_ns();
+        let logs = ExportLogsServiceRequest {
+            resource_logs: vec![pl::ResourceLogs {
+                resource: resource("payment"),
+                scope_logs: vec![pl::ScopeLogs {
+                    log_records: (0..1_500u64)
+                        .map(|i| pl::LogRecord {
+                            time_unix_nano: now - 1_500 + i,
+                            severity_number: 17,
+                            body: Some(AnyValue {
+                                value: Some(any_value::Value::StringValue(
+                                    "payment provider timed out".into(),
+                                )),
+                            }),
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+        .encode_to_vec();
+        // Sent twice, as a client retrying after a timeout would.
+        for _ in 0..2 {
+            let response = s
+                .http
+                .post(s.server.url() + "/v1/logs")
+                .bearer_auth(&s.ingest)
+                .header("content-type", PROTOBUF)
+                .body(logs.clone())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+            let answer =
+                opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse::decode(
+                    response.bytes().await.unwrap().as_ref(),
+                )
+                .unwrap();
+            let partial = answer.partial_success.unwrap();
+            assert_eq!(partial.rejected_log_records, 500);
+            assert!(
+                partial.error_message.contains("max_errors_per_request"),
+                "{}",
+                partial.error_message
+            );
+            let issues: Vec<IssueView> = s_api(&s, "/api/issues?status=all").await;
+            assert_eq!(issues.len(), 1);
+            assert_eq!(issues[0].issue.count, 1_000);
+        }
         s.server.shutdown().await.unwrap();
     })
     .await

@@ -345,6 +345,59 @@ pub(crate) fn occurrence_keys(
     Ok((main, by_time))
 }
 
+/// Changes in the per-bucket occurrence counts of issues, gathered while a
+/// change is staged: (fingerprint, bucket, bucket start) -> added (or, when
+/// negative, removed) occurrences.
+#[derive(Debug, Default)]
+pub(crate) struct IssueCounts(BTreeMap<(String, Bucket, u64), i64>);
+
+impl IssueCounts {
+    /// Counts one occurrence of `fp` at `time_ns` as added (`delta` 1) or
+    /// removed (-1) in every bucket size.
+    pub(crate) fn add(&mut self, fp: &str, time_ns: u64, delta: i64) {
+        for bucket in Bucket::ALL {
+            *self
+                .0
+                .entry((fp.to_owned(), bucket, bucket.start_of(time_ns)))
+                .or_default() += delta;
+        }
+    }
+
+    /// Stages the changed counters of `project`'s issues; a counter that
+    /// reaches zero is removed.
+    pub(crate) fn stage(self, w: &mut Writes<'_>, project: &str) -> Result<()> {
+        for ((fp, bucket, start), delta) in self.0 {
+            if delta == 0 {
+                continue;
+            }
+            let key = issue_counter_key(project, &fp, bucket, start)?;
+            let old = match w.lookup(TreeId::IssueCounters, &key)? {
+                Some(v) => crate::keys::counter("issue_counters", &v)?,
+                None => 0,
+            };
+            let new = old.saturating_add_signed(delta);
+            if new == 0 {
+                w.remove(TreeId::IssueCounters, key);
+            } else {
+                w.insert(TreeId::IssueCounters, key, &new.to_be_bytes()[..]);
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn issue_counter_key(
+    project: &str,
+    fp: &str,
+    bucket: Bucket,
+    start: u64,
+) -> Result<Vec<u8>> {
+    Ok(issue_key(project, fp)?
+        .u8(bucket.code())
+        .u64(start)
+        .into_vec())
+}
+
 fn read_row(r: &impl Lookup, project: &str, fp: &str) -> Result<Option<IssueRow>> {
     match r.lookup(TreeId::Issues, issue_key(project, fp)?.as_ref())? {
         Some(bytes) => Ok(Some(decode("issues", &bytes)?)),
@@ -392,6 +445,11 @@ pub(crate) fn put_occurrence(
     occ: &Occurrence,
 ) -> Result<()> {
     let (main, by_time) = occurrence_keys(project, fp, occ.time_ns, occ.seq)?;
+    if w.lookup(TreeId::Occurrences, &main)?.is_none() {
+        let mut counts = IssueCounts::default();
+        counts.add(fp, occ.time_ns, 1);
+        counts.stage(w, project)?;
+    }
     w.insert(
         TreeId::Occurrences,
         main,
@@ -430,6 +488,7 @@ pub(crate) fn stage_errors(
     };
     // fingerprint -> (row before this ingest, row now)
     let mut touched: BTreeMap<String, (Option<IssueRow>, IssueRow)> = BTreeMap::new();
+    let mut counts = IssueCounts::default();
     for (index, error) in errors.iter().enumerate() {
         let fp = fingerprint(error).0;
         let stored = SError::from_record(error);
@@ -440,6 +499,7 @@ pub(crate) fn stage_errors(
         }
         outcome.new[index] = true;
         *outcome.per_issue.entry(fp.clone()).or_default() += 1;
+        counts.add(&fp, error.time_ns, 1);
         if !touched.contains_key(&fp) {
             let old = read_row(w, project, &fp)?;
             let row = match &old {
@@ -527,6 +587,7 @@ pub(crate) fn stage_errors(
             encode(row)?,
         );
     }
+    counts.stage(w, project)?;
     Ok(outcome)
 }
 
@@ -754,7 +815,11 @@ impl Store {
     }
 
     /// An issue's retained occurrences counted per bucket over
-    /// `[from_ns, to_ns)`; buckets without occurrences are left out.
+    /// `[from_ns, to_ns)`, oldest first; buckets without occurrences are
+    /// left out. Reads one counter per bucket (kept with the occurrences:
+    /// raised when one is stored, lowered when retention deletes one), so
+    /// the cost follows the buckets asked for, not how often the issue
+    /// occurred.
     pub fn issue_histogram(
         &self,
         project: &str,
@@ -764,24 +829,23 @@ impl Store {
         to_ns: u64,
     ) -> Result<Vec<crate::BucketCount>> {
         let t = &self.core().t;
-        let prefix = issue_key(project, &fingerprint.0)?.into_vec();
+        let prefix = issue_key(project, &fingerprint.0)?.u8(bucket.code()).into_vec();
         let mut out: Vec<crate::BucketCount> = Vec::new();
         if from_ns >= to_ns {
             return Ok(out);
         }
-        let lo = [prefix.as_slice(), &from_ns.to_be_bytes()].concat();
+        // The bucket holding `from_ns` counts too.
+        let lo = [prefix.as_slice(), &bucket.start_of(from_ns).to_be_bytes()].concat();
         let hi = [prefix.as_slice(), &to_ns.to_be_bytes()].concat();
-        for item in t.occurrences.range(lo..hi) {
-            let (key, _) = item?;
-            let mut r = KeyReader::new("occurrences", &key[prefix.len()..]);
-            let start = bucket.start_of(r.u64()?);
-            match out.last_mut() {
-                Some(last) if last.start_ns == start => last.count += 1,
-                _ => out.push(crate::BucketCount {
-                    start_ns: start,
-                    count: 1,
-                }),
-            }
+        for item in t.issue_counters.range(lo..hi) {
+            let (key, value) = item?;
+            let mut r = KeyReader::new("issue_counters", &key[prefix.len()..]);
+            let start_ns = r.u64()?;
+            r.end()?;
+            out.push(crate::BucketCount {
+                start_ns,
+                count: crate::keys::counter("issue_counters", &value)?,
+            });
         }
         Ok(out)
     }

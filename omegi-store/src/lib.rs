@@ -240,7 +240,7 @@ pub use vault::{
 /// the occurrences' time index by project first (a trace id sent to two
 /// projects is two traces), and derives occurrence ids from the error's
 /// content.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 const FORMAT: &[u8] = b"omegi-store";
 const META_FORMAT: &[u8] = b"format";
@@ -260,7 +260,8 @@ pub struct Config {
     pub retention_interval: Duration,
     /// The engine's periodic flush, in ms; `None` flushes only on request.
     pub flush_every_ms: Option<u64>,
-    /// The engine's page cache, in bytes.
+    /// The engine's page cache, in bytes (64 MiB by default): most of what
+    /// the store keeps in memory, whatever the data's size.
     pub cache_capacity: u64,
     /// The engine's log segment size, in bytes (a power of two, 256 B to 16 MiB).
     pub segment_size: usize,
@@ -279,7 +280,7 @@ impl Default for Config {
             retention: None,
             retention_interval: Duration::from_secs(600),
             flush_every_ms: Some(500),
-            cache_capacity: 256 * 1024 * 1024,
+            cache_capacity: 64 * 1024 * 1024,
             segment_size: 512 * 1024,
             note_limits: omegi_core::note::NoteLimits::default(),
             embeds: omegi_core::note::EmbedOptions::default(),
@@ -370,6 +371,9 @@ pub(crate) struct Trees {
     pub(crate) occurrences: sled::Tree,
     /// project time(8) fingerprint id(8) -> ()
     pub(crate) occurrences_by_time: sled::Tree,
+    /// project fingerprint bucket(1) start(8) -> u64: the issue's retained
+    /// occurrences per bucket, kept with the occurrences
+    pub(crate) issue_counters: sled::Tree,
     /// project bucket(1) start(8) -> u64
     pub(crate) counters: sled::Tree,
     /// project service bucket(1) start(8) -> u64
@@ -416,6 +420,7 @@ impl Trees {
             issues_by_first_seen: db.open_tree("issues_by_first_seen")?,
             occurrences: db.open_tree("occurrences")?,
             occurrences_by_time: db.open_tree("occurrences_by_time")?,
+            issue_counters: db.open_tree("issue_counters")?,
             counters: db.open_tree("counters")?,
             service_counters: db.open_tree("service_counters")?,
             totals: db.open_tree("totals")?,

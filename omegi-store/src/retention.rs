@@ -26,7 +26,7 @@ use std::thread::JoinHandle;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::issues::occurrence_keys;
+use crate::issues::{occurrence_keys, IssueCounts};
 use crate::keys::{prefix_end, Key, KeyReader};
 use crate::spans::{read_summary, trace_key};
 use crate::writes::{TreeId, Writes};
@@ -200,6 +200,7 @@ fn purge(core: &Core, cutoff: u64) -> Result<RetentionReport> {
                 let _guard = core.lock();
                 let mut w = Writes::new(core);
                 let mut n = 0;
+                let mut counts = IssueCounts::default();
                 for item in t
                     .occurrences_by_time
                     .range(prefix..hi.as_slice())
@@ -213,6 +214,7 @@ fn purge(core: &Core, cutoff: u64) -> Result<RetentionReport> {
                     let id = r.u64()?;
                     r.end()?;
                     let (occurrence, _) = occurrence_keys(project, fp, time, id)?;
+                    counts.add(fp, time, -1);
                     w.remove(TreeId::Occurrences, occurrence);
                     w.remove(TreeId::OccurrencesByTime, key);
                     report.occurrences += 1;
@@ -220,6 +222,7 @@ fn purge(core: &Core, cutoff: u64) -> Result<RetentionReport> {
                 if n == 0 {
                     return Ok(());
                 }
+                counts.stage(&mut w, project)?;
                 w.commit()?;
             }
         },

@@ -242,6 +242,29 @@ fn errors_group_into_issues_that_resolve_regress_and_ignore() {
         .issue_histogram("shop", &fp, Bucket::Minute, 0, u64::MAX)
         .unwrap();
     assert_eq!(histogram.iter().map(|b| b.count).sum::<u64>(), 4);
+    // A window counts the buckets that overlap it; one sent again counts once.
+    store
+        .ingest(
+            "shop",
+            &r,
+            &[Record::Error(error(
+                "payment",
+                "card declined",
+                T0,
+                Some(4),
+            ))],
+        )
+        .unwrap();
+    let window = store
+        .issue_histogram("shop", &fp, Bucket::Minute, T0 + 1, T0 + 2)
+        .unwrap();
+    assert_eq!(
+        window
+            .iter()
+            .map(|b| (b.start_ns, b.count))
+            .collect::<Vec<_>>(),
+        [(Bucket::Minute.start_of(T0), 4)]
+    );
 
     // Issues are per project.
     assert!(store.issue("blog", &fp).unwrap().is_none());
@@ -497,6 +520,12 @@ fn import_of_an_export_gives_the_same_store() {
         b.issues("shop", &IssueQuery::all()).unwrap()
     );
     assert_eq!(a.summary().unwrap(), b.summary().unwrap());
+    for bucket in Bucket::ALL {
+        assert_eq!(
+            a.issue_histogram("shop", &fp, bucket, 0, u64::MAX).unwrap(),
+            b.issue_histogram("shop", &fp, bucket, 0, u64::MAX).unwrap()
+        );
+    }
     assert_eq!(
         b.trace_spans("shop", TraceId(1)).unwrap(),
         a.trace_spans("shop", TraceId(1)).unwrap()
@@ -555,6 +584,17 @@ fn retention_deletes_old_spans_and_occurrences_but_keeps_issues() {
     let fp = fingerprint(&error("a", "boom", 0, None));
     let issue = store.issue("p", &fp).unwrap().unwrap();
     assert_eq!(issue.count, 2, "issues keep their count");
+    // The histogram counts what is retained: the old hour is gone.
+    let hours = store
+        .issue_histogram("p", &fp, Bucket::Hour, 0, u64::MAX)
+        .unwrap();
+    assert_eq!(
+        hours
+            .iter()
+            .map(|b| (b.start_ns, b.count))
+            .collect::<Vec<_>>(),
+        [(Bucket::Hour.start_of(new), 1)]
+    );
     let left = store.occurrences("p", &fp, 0, u64::MAX, 10).unwrap();
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].time_ns, new);

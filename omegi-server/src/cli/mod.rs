@@ -142,6 +142,11 @@ pub struct ServeArgs {
     /// they arrive. `off` keeps everything.
     #[arg(long, env = "OMEGI_RETENTION", default_value = "30d", value_parser = parse_retention)]
     pub retention: Retention,
+    /// The store's page cache (bytes; K, KiB, M, MiB): most of the memory
+    /// the server keeps, whatever the data's size.
+    #[arg(long, env = "OMEGI_STORE_CACHE", default_value = "64MiB",
+          value_parser = limits::parse_bytes)]
+    pub store_cache: usize,
     /// How much one read answer shows.
     #[command(flatten)]
     pub read_limits: crate::api::limits::ReadLimits,
@@ -676,6 +681,7 @@ async fn serve(cli: &Cli, args: &ServeArgs, out: &mut (dyn Write + Send)) -> Res
     let config = ServeConfig::new(&cli.data, args.listen)
         .webhooks(args.webhooks.iter().filter(|u| !u.is_empty()).cloned())
         .retention(args.retention.0)
+        .store_cache(args.store_cache as u64)
         .read_limits(args.read_limits)
         .note_limits(args.note_limits)
         .max_tokens(args.max_tokens)

@@ -231,7 +231,7 @@ pub struct Limits {
     /// [`RecordLimits::max_events`]) but raise no error (default 32).
     pub max_errors_per_span: usize,
     /// Errors derived from one request; further ones are not derived, and
-    /// further ERROR log records are rejected (default 10,000).
+    /// further ERROR log records are rejected (default 1,000).
     pub max_errors_per_request: usize,
     /// Bytes (as estimated in memory) of span stacks and breadcrumbs that
     /// the errors of one request may copy from the spans and events around
@@ -254,7 +254,7 @@ impl Default for Limits {
             budget: DecodeBudget::default(),
             records: RecordLimits::default(),
             max_errors_per_span: 32,
-            max_errors_per_request: 10_000,
+            max_errors_per_request: 1_000,
             max_error_context_bytes: 8 * 1024 * 1024,
             max_age: None,
             max_ahead: Duration::from_secs(3600),
