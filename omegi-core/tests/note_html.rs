@@ -80,7 +80,7 @@ fn embeds_sections_cycles_and_hidden_notes() {
             2,
             "lee",
             "Incident",
-            "Before.\n\n![[runbook#Retry]]\n\n![[Secret fix]]\n\n![[Payment runbook#No such heading]]\n\n![[Loop]]\n\nInline ![[runbook#Retry]] embed.\n",
+            "Before.\n\n![[runbook#Retry]]\n\n![[Secret fix]]\n\n![[Payment runbook#No such heading]]\n\n![[Loop]]\n\nInline *and ![[runbook#Retry]] emphasised* embed.\n",
             Visibility::Public,
         ),
         note(3, "park", "Secret fix", "zebra", Visibility::Private),

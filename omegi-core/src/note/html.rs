@@ -231,6 +231,10 @@ struct Doc<'a> {
     /// links and tags inside them stay text (no link in a link, no HTML in
     /// an image's `alt`).
     inside_link: usize,
+    /// In a paragraph: the inline elements open in it, which an embed in
+    /// the middle of the paragraph closes and opens again (a `<div>` may
+    /// not stand in a `<p>`).
+    paragraph: Option<Vec<Tag<'a>>>,
 }
 
 impl<'a> Doc<'a> {
@@ -280,7 +284,37 @@ impl<'a> Doc<'a> {
             }
             other => other,
         };
+        if let Some(open) = self.paragraph.as_mut() {
+            match &event {
+                Event::Start(tag) => open.push(tag.clone()),
+                Event::End(_) => {
+                    open.pop();
+                }
+                _ => {}
+            }
+        }
         self.events.push(event);
+    }
+
+    /// Pushes block HTML where inline content may be open: the paragraph
+    /// around it (and what is open in it) ends before and starts again
+    /// after.
+    fn block_html(&mut self, html: String) {
+        let reopen = self.paragraph.take();
+        if let Some(open) = &reopen {
+            for tag in open.iter().rev() {
+                self.events.push(Event::End(tag.to_end()));
+            }
+            self.events.push(Event::End(TagEnd::Paragraph));
+        }
+        self.events.push(Event::Html(html.into()));
+        if let Some(open) = reopen {
+            self.events.push(Event::Start(Tag::Paragraph));
+            for tag in &open {
+                self.events.push(Event::Start(tag.clone()));
+            }
+            self.paragraph = Some(open);
+        }
     }
 }
 
@@ -321,6 +355,7 @@ where
             url_bytes_left: range.len(),
             open_links: Vec::new(),
             inside_link: 0,
+            paragraph: None,
         };
         let mut pieces = Pieces::new(text, range);
         while let Some(piece) = pieces.next() {
@@ -388,12 +423,14 @@ where
             return Ok(());
         }
         doc.events.push(Event::Start(Tag::Paragraph));
+        doc.paragraph = Some(Vec::new());
         for (piece, tokens) in scanned {
             match piece {
                 Piece::Run(run) => self.run(note, run, tokens, doc, stack)?,
                 Piece::Event(event, _) => doc.event(event),
             }
         }
+        doc.paragraph = None;
         doc.events.push(Event::End(TagEnd::Paragraph));
         Ok(())
     }
@@ -566,6 +603,8 @@ where
                     html.push_str("</em></p>\n");
                 }
                 html.push_str("</div>\n");
+                doc.block_html(html);
+                return Ok(());
             }
         }
         doc.events.push(Event::Html(html.into()));
