@@ -9,7 +9,10 @@
 //! - [`Trace`], [`Flow`], [`Hop`]: spans assembled into a tree and the path
 //!   of an error through the services ([`flow`]).
 //! - [`Note`] and [`NoteGraph`]: error notes in Obsidian-flavoured Markdown,
-//!   their links, embeds and graph queries ([`note`]).
+//!   their links, embeds and graph queries, and each note rendered to safe
+//!   HTML for one reader from the same parse and resolution
+//!   ([`note::to_html`]); the server and the web UI show that HTML and
+//!   understand no Markdown themselves ([`note`]).
 //! - [`RecordLimits`] and [`TimeWindow`]: how large a record taken from
 //!   outside input may be, and which times it may carry ([`limits`]).
 //!
@@ -31,7 +34,8 @@
 //! ```
 //!
 //! This crate has no feature flags and depends only on serde, thiserror and uuid,
-//! plus pulldown-cmark, serde_norway (YAML) and serde_json for [`note`].
+//! plus pulldown-cmark (with its HTML writer and escaping), serde_norway (YAML) and
+//! serde_json for [`note`].
 #![warn(missing_docs)]
 
 pub mod context;

@@ -691,3 +691,165 @@ async fn requests_the_api_cannot_read_get_json_errors() {
     .await
     .expect("within the time limit");
 }
+
+/// Notes are rendered by the server for their reader: links and embeds
+/// follow what the reader may see, the editor's preview renders unsaved
+/// Markdown the same way, and unlinked mentions come from the API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notes_render_to_html_for_their_reader() {
+    tokio::time::timeout(LIMIT, async {
+        let s = TestServer::start().await;
+        let admin = s.user.clone();
+        let lee = s.add_user("lee").await;
+        let create = |token: &str, note: Value| {
+            let token = token.to_owned();
+            let s = &s;
+            async move {
+                let note: Note = s
+                    .ok(Method::POST, "/api/notes", &token, Some(note))
+                    .await;
+                note
+            }
+        };
+        let secret = create(
+            &admin,
+            json!({ "title": "Secret fix", "body": "zebra **stripes**" }),
+        )
+        .await;
+        let runbook = create(
+            &admin,
+            json!({
+                "title": "Payment runbook",
+                "aliases": ["runbook"],
+                "body": "Call the issuer.",
+                "visibility": "public",
+            }),
+        )
+        .await;
+        let page = create(
+            &lee,
+            json!({
+                "title": "Declines",
+                "visibility": "public",
+                "body": "See [[runbook]] and [[Secret fix]]. #결제\n\n![[Secret fix]]\n\n    [[runbook]] #code\n",
+            }),
+        )
+        .await;
+        let mention = create(
+            &admin,
+            json!({
+                "title": "Weekly review",
+                "visibility": "public",
+                "body": "We followed the payment runbook twice.",
+            }),
+        )
+        .await;
+        create(
+            &admin,
+            json!({ "title": "Private review", "body": "The payment runbook again." }),
+        )
+        .await;
+
+        // lee's page as lee: the alias resolves, the private note of
+        // another user neither resolves nor embeds, the Korean tag is a
+        // tag, the indented code is code.
+        let path = format!("/api/notes/{}/rendered", page.id);
+        let rendered: Value = s.ok(Method::GET, &path, &lee, None).await;
+        let html = rendered["html"].as_str().expect("HTML").to_owned();
+        assert!(
+            html.contains(&format!(
+                "<a class=\"wikilink\" href=\"#/note/{0}\" data-note=\"{0}\"",
+                runbook.id
+            )),
+            "{html}"
+        );
+        assert_eq!(html.matches("wikilink unresolved").count(), 2, "{html}");
+        assert!(!html.contains("zebra"), "{html}");
+        assert!(!html.contains(&secret.id.to_string()), "{html}");
+        assert!(
+            html.contains("<a class=\"tag\" href=\"#/search?q=%23%EA%B2%B0%EC%A0%9C\">#결제</a>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<pre><code>[[runbook]] #code\n</code></pre>"),
+            "{html}"
+        );
+        assert_eq!(rendered["limit_reached"], false);
+        // The same page as the secret's author: linked and embedded.
+        let rendered: Value = s.ok(Method::GET, &path, &admin, None).await;
+        let html = rendered["html"].as_str().expect("HTML");
+        assert!(html.contains("<strong>stripes</strong>"), "{html}");
+        assert!(!html.contains("unresolved"), "{html}");
+
+        // The preview renders unsaved Markdown as it will be seen saved.
+        let preview: Value = s
+            .ok(
+                Method::POST,
+                "/api/notes/render",
+                &lee,
+                Some(json!({
+                    "title": "Draft",
+                    "body": "[[runbook]] ![[Secret fix]] [[Draft]] <script>alert(1)</script> [x](javascript:alert(1))",
+                })),
+            )
+            .await;
+        let html = preview["html"].as_str().expect("HTML");
+        assert!(html.contains(&format!("data-note=\"{}\"", runbook.id)), "{html}");
+        assert!(html.contains("No note named Secret fix"), "{html}");
+        assert!(!html.contains("zebra"), "{html}");
+        assert!(html.contains("title=\"Draft\""), "a link to itself resolves: {html}");
+        assert!(html.contains("&lt;script&gt;"), "{html}");
+        assert!(!html.contains("javascript:"), "{html}");
+        // The preview is within the note limits, and stores nothing.
+        let (status, body) = s
+            .call(
+                Method::POST,
+                "/api/notes/render",
+                &lee,
+                Some(json!({ "title": "Big", "body": "x".repeat(1024 * 1024 + 1) })),
+            )
+            .await;
+        assert_eq!(status, 413, "{body}");
+        let mine: Vec<Note> = s
+            .ok(Method::GET, "/api/notes?mine=true", &lee, None)
+            .await;
+        assert_eq!(mine.len(), 1, "{mine:?}");
+
+        // Unlinked mentions of the runbook, as lee sees them: the public
+        // review, not the private one, and not the page that links it.
+        let mentions: Vec<Note> = s
+            .ok(
+                Method::GET,
+                &format!("/api/notes/{}/mentions", runbook.id),
+                &lee,
+                None,
+            )
+            .await;
+        let titles: Vec<&str> = mentions.iter().map(|n| n.title.as_str()).collect();
+        assert_eq!(titles, ["Weekly review"]);
+        assert_eq!(mentions[0].id, mention.id);
+        let mentions: Vec<Note> = s
+            .ok(
+                Method::GET,
+                &format!("/api/notes/{}/mentions", runbook.id),
+                &admin,
+                None,
+            )
+            .await;
+        assert_eq!(mentions.len(), 2, "{mentions:?}");
+        // A note lee may not see has no mentions for lee.
+        let (status, _) = s
+            .call(
+                Method::GET,
+                &format!("/api/notes/{}/mentions", secret.id),
+                &lee,
+                None,
+            )
+            .await;
+        assert_eq!(status, 404);
+
+        s.server.shutdown().await.expect("a clean shutdown");
+    })
+    .await
+    .expect("within the time limit");
+}

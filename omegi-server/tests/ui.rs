@@ -269,6 +269,52 @@ fn screenshot(tab: &Tab, dir: &Path, name: &str) -> Result<PathBuf> {
     Ok(path)
 }
 
+/// Fills the open editor (visibility as the editor chose it unless
+/// `visibility`), waits until the server's live preview satisfies
+/// `preview`, saves, and answers the saved note's id.
+fn save_from_editor(
+    tab: &Tab,
+    title: &str,
+    body: &str,
+    visibility: Option<&str>,
+    preview: &str,
+) -> Result<String> {
+    tab.wait_for_element("#note-title")?.click()?;
+    tab.type_str(title)?;
+    eval(
+        tab,
+        &format!(
+            "(() => {{ const b = document.querySelector('#note-body'); b.value = {}; b.dispatchEvent(new Event('input')); return true; }})()",
+            serde_json::to_string(body)?
+        ),
+    )?;
+    if let Some(visibility) = visibility {
+        eval(
+            tab,
+            &format!(
+                "document.querySelector('#note-visibility').value = {}",
+                serde_json::to_string(visibility)?
+            ),
+        )?;
+    }
+    wait_for(tab, "the live preview from the server", preview)?;
+    tab.wait_for_element("#save-note")?.click()?;
+    wait_for(
+        tab,
+        "the saved note",
+        &format!(
+            "location.hash.startsWith('#/note/') && document.querySelector('h1') && document.querySelector('h1').innerText === {}",
+            serde_json::to_string(title)?
+        ),
+    )?;
+    let hash = eval(tab, "location.hash")?;
+    let id = hash
+        .as_str()
+        .and_then(|h| h.strip_prefix("#/note/"))
+        .ok_or("a note's route")?;
+    Ok(id.to_owned())
+}
+
 #[test]
 fn every_screen_works_in_a_browser() -> Result {
     let started = Instant::now();
@@ -303,23 +349,39 @@ fn every_screen_works_in_a_browser() -> Result {
         Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
     })?;
 
-    // Two notes written through the API; the one written in the browser
-    // links to the second.
-    runtime.block_on(async {
+    // Notes written through the API; the one written in the browser links
+    // to the second. The runbook has an alias; the incidents note links by
+    // it, has a Korean tag and an indented code block; the review mentions
+    // "card declines" without a link. A second user, lee, reads along.
+    let (lee, runbook_id) = runtime.block_on(async {
         let seed = [
             ("Payment runbook", "How to handle [[Card declines]] and gateway outages.\n\nSee the #payments dashboard.", vec!["payments", "runbook"]),
             ("Card declines", "Declines come from the issuer; retrying does not help.\n\n![[Payment runbook]]", vec!["payments"]),
+            ("Checkout incidents", "Declines are tagged #결제 and follow the [[runbook]].\n\n    [[Card declines]] #not-a-tag in code\n", vec![]),
+            ("Weekly review", "We read the card declines note twice.", vec![]),
         ];
+        let mut runbook_id = String::new();
         for (title, body, tags) in seed {
-            let (status, answer) = post_json(
-                &format!("{base}/api/notes"),
-                &user.token,
-                &json!({"title": title, "body": body, "tags": tags, "visibility": "public"}),
-            )
-            .await?;
+            let mut note = json!({"title": title, "body": body, "tags": tags, "visibility": "public"});
+            if title == "Payment runbook" {
+                note["aliases"] = json!(["runbook"]);
+            }
+            let (status, answer) =
+                post_json(&format!("{base}/api/notes"), &user.token, &note).await?;
             assert!(status == 200 || status == 201, "create note: {status} {answer}");
+            if title == "Payment runbook" {
+                runbook_id = answer["id"].as_str().ok_or("an id")?.to_owned();
+            }
         }
-        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+        let (status, created) = post_json(
+            &format!("{base}/api/users"),
+            &user.token,
+            &json!({"login": "lee", "projects": ["default"]}),
+        )
+        .await?;
+        assert_eq!(status, 201, "{created}");
+        let lee = created["token"].as_str().ok_or("lee's token")?.to_owned();
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>((lee, runbook_id))
     })?;
 
     let profile = tempfile::tempdir()?;
@@ -525,12 +587,106 @@ fn every_screen_works_in_a_browser() -> Result {
         "{backlinks}"
     );
     assert!(text_of(&tab, ".note-body .embed")?.contains("gateway outages"));
+    // Its unlinked mentions come from the API: the review names it in
+    // prose; the incidents note has its name only in code.
+    let mentions = text_of(&tab, ".mentions")?;
+    assert!(mentions.contains("Weekly review"), "{mentions}");
+    assert!(!mentions.contains("Checkout incidents"), "{mentions}");
     screenshot(&tab, &shots, "note")?;
+
+    // The server's rendering: a Korean tag is a tag, a link by an alias
+    // resolves, an indented code block stays code.
     go(&tab, "#/notes")?;
     wait_for(
         &tab,
         "the notes list",
-        "document.querySelectorAll('.note-list li').length === 3",
+        "document.querySelectorAll('.note-list li').length === 5",
+    )?;
+    eval(&tab, "[...document.querySelectorAll('.note-list a')].find(a => a.innerText === 'Checkout incidents').click()")?;
+    wait_for(
+        &tab,
+        "the incidents note",
+        "document.querySelector('h1') && document.querySelector('h1').innerText === 'Checkout incidents' && document.querySelector('.note-body')",
+    )?;
+    let tags = eval(
+        &tab,
+        "[...document.querySelectorAll('.note-body a.tag')].map(a => a.innerText)",
+    )?;
+    assert_eq!(tags, json!(["#결제"]));
+    let links = eval(
+        &tab,
+        "[...document.querySelectorAll('.note-body a.wikilink')].map(a => [a.innerText, a.className, a.dataset.note || ''])",
+    )?;
+    assert_eq!(links, json!([["runbook", "wikilink", runbook_id]]));
+    let code = text_of(&tab, ".note-body pre code")?;
+    assert!(code.contains("[[Card declines]] #not-a-tag"), "{code}");
+    assert_eq!(
+        eval(&tab, "document.querySelectorAll('.note-body pre a').length")?,
+        json!(0)
+    );
+    screenshot(&tab, &shots, "note-rendered")?;
+    // Following the alias link opens the runbook.
+    eval(
+        &tab,
+        "document.querySelector('.note-body a.wikilink').click()",
+    )?;
+    wait_for(&tab, "the runbook", "document.querySelector('h1') && document.querySelector('h1').innerText === 'Payment runbook'")?;
+
+    // A new note from the editor is private unless made public; the live
+    // preview is the server's rendering of what is typed.
+    go(&tab, "#/notes/new")?;
+    wait_for(&tab, "an empty editor", "document.querySelector('#note-body') && document.querySelector('#note-title').value === ''")?;
+    assert_eq!(
+        eval(&tab, "document.querySelector('#note-visibility').value")?,
+        json!("private")
+    );
+    let draft_id = save_from_editor(
+        &tab,
+        "Draft 결제",
+        "Half done: see [[runbook]] #결제/카드",
+        None,
+        "document.querySelector('#note-preview a.tag') && document.querySelector('#note-preview a.tag').innerText === '#결제/카드' && document.querySelector('#note-preview a.wikilink[data-note]')",
+    )?;
+    go(&tab, "#/notes/new")?;
+    wait_for(&tab, "an empty editor", "document.querySelector('#note-body') && document.querySelector('#note-title').value === ''")?;
+    let shared_id = save_from_editor(
+        &tab,
+        "Shared fix",
+        "Ask the issuer. Draft: [[Draft 결제]].",
+        Some("public"),
+        "document.querySelector('#note-preview a.wikilink') && document.querySelector('#note-preview a.wikilink').innerText === 'Draft 결제' && !document.querySelector('#note-preview a.unresolved')",
+    )?;
+    let (draft, shared) = runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let get = |id: String| {
+            let client = client.clone();
+            let base = base.clone();
+            let lee = lee.clone();
+            async move {
+                let response = client
+                    .get(format!("{base}/api/notes/{id}"))
+                    .bearer_auth(&lee)
+                    .send()
+                    .await?;
+                let status = response.status().as_u16();
+                let note: Value = response.json().await?;
+                Ok::<_, Box<dyn std::error::Error + Send + Sync>>((status, note))
+            }
+        };
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>((
+            get(draft_id.clone()).await?,
+            get(shared_id.clone()).await?,
+        ))
+    })?;
+    assert_eq!(draft.0, 404, "the draft is private: {}", draft.1);
+    assert_eq!(shared.0, 200, "lee reads the shared note: {}", shared.1);
+    assert_eq!(shared.1["visibility"], "public");
+
+    go(&tab, "#/notes")?;
+    wait_for(
+        &tab,
+        "the notes list",
+        "document.querySelectorAll('.note-list li').length === 7",
     )?;
     screenshot(&tab, &shots, "notes")?;
 
@@ -627,6 +783,25 @@ fn every_screen_works_in_a_browser() -> Result {
         "location.hash.startsWith('#/signin') && document.body.innerText.includes('Your token was revoked')",
     )?;
 
+    // lee signs in: the shared note shows, its link to the admin's
+    // private draft is unresolved, and the draft itself is not there.
+    tab.wait_for_element("#token")?.click()?;
+    tab.type_str(&lee)?.press_key("Enter")?;
+    wait_for(&tab, "lee's dashboard", "document.querySelector('#whoami') && document.querySelector('#whoami').innerText === 'lee'")?;
+    go(&tab, &format!("#/note/{shared_id}"))?;
+    wait_for(&tab, "the shared note as lee", "document.querySelector('h1') && document.querySelector('h1').innerText === 'Shared fix' && document.querySelector('.note-body a.wikilink')")?;
+    let link = eval(&tab, "[document.querySelector('.note-body a.wikilink').className, document.querySelector('.note-body a.wikilink').dataset.note || '']")?;
+    assert_eq!(link, json!(["wikilink unresolved", ""]));
+    assert!(!text_of(&tab, ".note-body")?.contains("Half done"));
+    screenshot(&tab, &shots, "note-as-another-user")?;
+    go(&tab, &format!("#/note/{draft_id}"))?;
+    wait_for(
+        &tab,
+        "no draft for lee",
+        "document.querySelector('.error-box')",
+    )?;
+    assert!(!text_of(&tab, "main")?.contains("Half done"));
+
     runtime.block_on(server.shutdown())?;
     println!("ui test took {:?}", started.elapsed());
     Ok(())
@@ -647,12 +822,7 @@ fn the_page_and_its_assets_are_served_from_the_binary() -> Result {
         let csp = headers["content-security-policy"].to_str()?;
         assert!(csp.contains("script-src 'self'"), "{csp}");
         let html = page.text().await?;
-        for asset in [
-            "/assets/app.js",
-            "/assets/markdown.js",
-            "/assets/graph.js",
-            "/assets/app.css",
-        ] {
+        for asset in ["/assets/app.js", "/assets/graph.js", "/assets/app.css"] {
             assert!(html.contains(asset), "{asset} is linked from the page");
             let response = client.get(format!("{base}{asset}")).send().await?;
             assert_eq!(response.status(), 200, "{asset}");
@@ -667,8 +837,10 @@ fn the_page_and_its_assets_are_served_from_the_binary() -> Result {
             );
             assert!(!response.text().await?.is_empty());
         }
-        let missing = client.get(format!("{base}/assets/nope.js")).send().await?;
-        assert_eq!(missing.status(), 404);
+        for missing in ["/assets/nope.js", "/assets/markdown.js"] {
+            let missing = client.get(format!("{base}{missing}")).send().await?;
+            assert_eq!(missing.status(), 404);
+        }
         // The API keeps its own answers.
         let api = client.get(format!("{base}/api/nope")).send().await?;
         assert_eq!(api.status(), 404);

@@ -154,8 +154,10 @@
 //! revision the change is based on), [`Store::rename_note`] (rewrites the
 //! links to the note that its author may see), [`Store::delete_note`];
 //! [`Store::backlinks`], [`Store::note_links`], [`Store::note_graph`] and
-//! [`Store::render_note`] (embeds expanded within [`Config::embeds`])
-//! follow them. A note over [`Config::note_limits`] is refused before it is
+//! [`Store::render_note`] (embeds expanded within [`Config::embeds`]),
+//! [`Store::note_html`] and [`Store::preview_note_html`] (a note as HTML
+//! for one reader, by [`omegi_core::note::to_html_with`]) and
+//! [`Store::unlinked_mentions`] follow them. A note over [`Config::note_limits`] is refused before it is
 //! written. [`Store::search_notes`] is full-text search (BM25 with
 //! snippets; Korean, Chinese and Japanese text is indexed as character
 //! bigrams) and [`Store::suggest_notes`] finds the notes that help with an

@@ -21,7 +21,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
-use omegi_core::note::{expand_embeds, name_key, Expanded, NoteGraph};
+use omegi_core::note::{
+    expand_embeds, name_key, to_html_with, Expanded, HtmlOptions, NoteGraph, NoteHtml,
+};
 use omegi_core::{Fingerprint, Note, NoteId, Visibility};
 use serde::{Deserialize, Serialize};
 use sled::Transactional;
@@ -1057,6 +1059,66 @@ impl Store {
                 None => Ok(None),
             },
         )
+    }
+
+    /// A note as HTML for `viewer` ([`to_html_with`]): its `[[links]]`
+    /// resolved as they resolve for `viewer` (a note they may not see is an
+    /// unresolved link), its embeds expanded within the store's [embed
+    /// options](crate::Config::embeds), its links leading to the web UI's
+    /// routes ([`HtmlOptions`]'s defaults).
+    pub fn note_html(&self, id: NoteId, viewer: &str) -> Result<NoteHtml> {
+        let note = self.visible_note(id, viewer)?;
+        self.html_of(&note, viewer)
+    }
+
+    /// A note being written, not stored as it is, as HTML for its author:
+    /// what [`Store::note_html`] answers once it is saved. The note is
+    /// checked against the note limits first, as a save would check it
+    /// (its size before anything is parsed); its names are not checked, so
+    /// that a title still being typed (empty, or with a `#`) previews.
+    /// Links to its own title or aliases, and to its id's stored version,
+    /// lead to the note itself.
+    pub fn preview_note_html(&self, note: &Note) -> Result<NoteHtml> {
+        self.note_limits().check(note)?;
+        self.html_of(note, &note.author)
+    }
+
+    fn html_of(&self, note: &Note, viewer: &str) -> Result<NoteHtml> {
+        let t = &self.core().t;
+        let own_names: HashSet<String> = std::iter::once(&note.title)
+            .chain(note.all_aliases().iter())
+            .map(|n| name_key(n))
+            .collect();
+        let options = HtmlOptions::default().embeds(self.core().config.embeds);
+        to_html_with(note, viewer, &options, |target| {
+            match self.resolve_link(target, viewer)? {
+                Some(id) if id == note.id => Ok(Some(note.clone())),
+                Some(id) => read_note(t, id),
+                None if own_names.contains(&name_key(target)) => Ok(Some(note.clone())),
+                None => Ok(None),
+            }
+        })
+    }
+
+    /// The notes `viewer` may see whose prose names `id`'s title or an
+    /// alias as a whole word without linking to it (its unlinked
+    /// mentions, as [`NoteGraph::unlinked_mentions`] finds them), sorted
+    /// by title.
+    pub fn unlinked_mentions(&self, id: NoteId, viewer: &str) -> Result<Vec<Note>> {
+        self.visible_note(id, viewer)?;
+        let mut notes = HashMap::new();
+        for note in all_notes(&self.core().t) {
+            let note = note?;
+            if note.visible_to(viewer) {
+                notes.insert(note.id, note);
+            }
+        }
+        let graph = NoteGraph::build(notes.values(), viewer);
+        Ok(graph
+            .unlinked_mentions(id)
+            .into_iter()
+            .filter_map(|m| notes.remove(&m))
+            .collect())
     }
 
     /// Writes notes exactly as given (ids, authors, revisions and times

@@ -159,14 +159,8 @@ pub fn expand_embeds<E>(
     resolve: impl FnMut(&str) -> Result<Option<Note>, E>,
 ) -> Result<Expanded, E> {
     let mut ctx = Ctx {
-        resolve,
-        viewer,
-        options,
-        notes: HashMap::new(),
-        contents: HashMap::new(),
-        embeds_left: options.max_embeds,
-        bytes_left: options.max_bytes,
-        limit_reached: false,
+        embedder: Embedder::new(viewer, options, resolve),
+        links: HashMap::new(),
     };
     let top = Rc::new(note.clone());
     let links: Vec<Link> = parse(&note.body)
@@ -179,62 +173,183 @@ pub fn expand_embeds<E>(
     ctx.render(&top, &note.body, &links, &mut stack, &mut out, false)?;
     Ok(Expanded {
         markdown: out,
-        limit_reached: ctx.limit_reached,
+        limit_reached: ctx.embedder.limit_reached,
     })
 }
 
-/// A note or section to embed: where it is in its note's body, and its own
-/// embeds (ranges relative to it).
-type Content = Option<(Range<usize>, Rc<Vec<Link>>)>;
+/// A note or section being embedded: the note and the heading key.
+pub(crate) type Frame = (NoteId, Option<String>);
 
-struct Ctx<'v, F> {
+/// What to do with one embed: see [`Embedder::step`].
+pub(crate) enum Step {
+    /// Leave it as written: it names no note the viewer may see, or no
+    /// heading of it.
+    AsWritten,
+    /// Leave it as a plain link followed by this marker.
+    Marker(&'static str),
+    /// Expand it: `note.body[range]` is the text to embed; push `frame` while
+    /// rendering it.
+    Expand {
+        /// The embedded note.
+        note: Rc<Note>,
+        /// The bytes of its body to embed.
+        range: Range<usize>,
+        /// Its frame on the rendering's stack.
+        frame: Frame,
+    },
+}
+
+/// One rendering's embeds: the notes looked up for its link targets, the
+/// sections found in them and what is left of the budget. Expanding
+/// Markdown ([`expand_embeds`]) and rendering HTML
+/// ([`to_html`](super::to_html)) both decide each embed here.
+pub(crate) struct Embedder<'v, F> {
     resolve: F,
     viewer: &'v str,
     options: EmbedOptions,
     /// Link targets (name keys) → the note they name.
     notes: HashMap<String, Option<Rc<Note>>>,
-    /// (note, heading key) → the content to embed.
-    contents: HashMap<(NoteId, Option<String>), Content>,
-    embeds_left: usize,
-    bytes_left: usize,
-    limit_reached: bool,
+    /// (note, heading key) → the bytes of its body to embed.
+    sections: HashMap<Frame, Option<Range<usize>>>,
+    pub(crate) embeds_left: usize,
+    pub(crate) bytes_left: usize,
+    pub(crate) limit_reached: bool,
+}
+
+impl<'v, F, E> Embedder<'v, F>
+where
+    F: FnMut(&str) -> Result<Option<Note>, E>,
+{
+    pub(crate) fn new(viewer: &'v str, options: EmbedOptions, resolve: F) -> Self {
+        Embedder {
+            resolve,
+            viewer,
+            options,
+            notes: HashMap::new(),
+            sections: HashMap::new(),
+            embeds_left: options.max_embeds,
+            bytes_left: options.max_bytes,
+            limit_reached: false,
+        }
+    }
+
+    /// The note a link target names for the viewer, if they may see it;
+    /// an empty target (`[[#Heading]]`) names `current`.
+    pub(crate) fn visible(
+        &mut self,
+        current: &Rc<Note>,
+        target: &str,
+    ) -> Result<Option<Rc<Note>>, E> {
+        let found = if target.is_empty() {
+            Some(Rc::clone(current))
+        } else {
+            let key = name_key(target);
+            match self.notes.get(&key) {
+                Some(found) => found.clone(),
+                None => {
+                    let found = (self.resolve)(target)?.map(Rc::new);
+                    self.notes.insert(key, found.clone());
+                    found
+                }
+            }
+        };
+        Ok(found.filter(|n| n.visible_to(self.viewer)))
+    }
+
+    /// The bytes of `note`'s body to embed: the body without front matter,
+    /// or the section under `heading`.
+    fn section(&mut self, note: &Note, heading: Option<&str>) -> Option<Range<usize>> {
+        let key = (note.id, heading.map(name_key));
+        if let Some(range) = self.sections.get(&key) {
+            return range.clone();
+        }
+        let start = split_front_matter(&note.body).map_or(0, |(_, start)| start);
+        let range = match heading {
+            Some(h) => {
+                section_range(&note.body[start..], h).map(|r| r.start + start..r.end + start)
+            }
+            None => Some(start..note.body.len()),
+        };
+        self.sections.insert(key, range.clone());
+        range
+    }
+
+    /// Decides an embed `link` met in `current`, inside the embeds on
+    /// `stack`: past the budget, a marker (and no lookup); a note the viewer
+    /// may not see, or a missing heading, as written; a cycle or nesting
+    /// past the depth, a marker; else expand, which counts against the
+    /// embeds of the budget (the caller counts the bytes).
+    pub(crate) fn step(
+        &mut self,
+        current: &Rc<Note>,
+        link: &Link,
+        stack: &[Frame],
+    ) -> Result<Step, E> {
+        if self.embeds_left == 0 || self.bytes_left == 0 {
+            self.limit_reached = true;
+            return Ok(Step::Marker(EMBED_LIMIT_MARKER));
+        }
+        let Some(target) = self.visible(current, &link.target)? else {
+            return Ok(Step::AsWritten);
+        };
+        let heading = link.heading.as_deref().filter(|h| !h.is_empty());
+        let Some(range) = self.section(&target, heading) else {
+            return Ok(Step::AsWritten);
+        };
+        let frame = (target.id, heading.map(name_key));
+        if stack.contains(&frame) {
+            return Ok(Step::Marker(EMBED_CYCLE_MARKER));
+        }
+        if stack.len() > self.options.max_depth {
+            return Ok(Step::Marker(EMBED_DEPTH_MARKER));
+        }
+        self.embeds_left -= 1;
+        Ok(Step::Expand {
+            note: target,
+            range,
+            frame,
+        })
+    }
+
+    /// Takes up to `len` bytes of the byte budget; returns how many it got
+    /// (fewer when the budget runs out, which is then reached).
+    pub(crate) fn take_bytes(&mut self, len: usize) -> usize {
+        if len <= self.bytes_left {
+            self.bytes_left -= len;
+            return len;
+        }
+        let got = self.bytes_left;
+        self.bytes_left = 0;
+        self.limit_reached = true;
+        got
+    }
+}
+
+/// Expanding Markdown: the embedder and the embeds of each embedded text.
+struct Ctx<'v, F> {
+    embedder: Embedder<'v, F>,
+    /// (note, heading key) → the embeds in the text to embed.
+    links: HashMap<Frame, Rc<Vec<Link>>>,
 }
 
 impl<F, E> Ctx<'_, F>
 where
     F: FnMut(&str) -> Result<Option<Note>, E>,
 {
-    fn note(&mut self, target: &str) -> Result<Option<Rc<Note>>, E> {
-        let key = name_key(target);
-        if let Some(found) = self.notes.get(&key) {
-            return Ok(found.clone());
+    /// The embeds of `note.body[range]`, parsed once per rendering.
+    fn links(&mut self, note: &Note, range: &Range<usize>, frame: &Frame) -> Rc<Vec<Link>> {
+        if let Some(links) = self.links.get(frame) {
+            return Rc::clone(links);
         }
-        let found = (self.resolve)(target)?.map(Rc::new);
-        self.notes.insert(key, found.clone());
-        Ok(found)
-    }
-
-    fn content(&mut self, note: &Note, heading: Option<&str>) -> Content {
-        let key = (note.id, heading.map(name_key));
-        if let Some(c) = self.contents.get(&key) {
-            return c.clone();
-        }
-        let start = split_front_matter(&note.body).map_or(0, |(_, start)| start);
-        let body = &note.body[start..];
-        let range = match heading {
-            Some(h) => section_range(body, h).map(|r| r.start + start..r.end + start),
-            None => Some(start..note.body.len()),
-        };
-        let content = range.map(|range| {
-            let links = parse(&note.body[range.clone()])
+        let links: Rc<Vec<Link>> = Rc::new(
+            parse(&note.body[range.clone()])
                 .links
                 .into_iter()
                 .filter(|l| l.embed)
-                .collect();
-            (range, Rc::new(links))
-        });
-        self.contents.insert(key, content.clone());
-        content
+                .collect(),
+        );
+        self.links.insert(frame.clone(), Rc::clone(&links));
+        links
     }
 
     /// Copies text of the rendering: the top note's own in full, embedded
@@ -244,22 +359,23 @@ where
             out.push_str(text);
             return;
         }
-        if text.len() <= self.bytes_left {
-            self.bytes_left -= text.len();
+        let budget = &mut self.embedder;
+        if text.len() <= budget.bytes_left {
+            budget.bytes_left -= text.len();
             out.push_str(text);
             return;
         }
-        let mut end = self.bytes_left;
+        let mut end = budget.bytes_left;
         while !text.is_char_boundary(end) {
             end -= 1;
         }
         out.push_str(&text[..end]);
-        self.bytes_left = 0;
-        if !self.limit_reached {
+        budget.bytes_left = 0;
+        if !budget.limit_reached {
             out.push(' ');
             out.push_str(EMBED_LIMIT_MARKER);
         }
-        self.limit_reached = true;
+        budget.limit_reached = true;
     }
 
     /// An embed left as a plain link (without its `!`), then `marker`;
@@ -274,13 +390,13 @@ where
         current: &Rc<Note>,
         markdown: &str,
         links: &[Link],
-        stack: &mut Vec<(NoteId, Option<String>)>,
+        stack: &mut Vec<Frame>,
         out: &mut String,
         nested: bool,
     ) -> Result<(), E> {
         let mut copied = 0;
         for link in links {
-            if nested && self.bytes_left == 0 {
+            if nested && self.embedder.bytes_left == 0 {
                 // The embedded text was cut where the bytes ran out.
                 return Ok(());
             }
@@ -288,46 +404,20 @@ where
             self.copy(out, &markdown[copied..link.range.start], nested);
             copied = link.range.end;
 
-            if self.embeds_left == 0 || self.bytes_left == 0 {
-                // Spent: no more lookups or parsing, whatever the link.
-                self.limit_reached = true;
-                self.marker(out, original, EMBED_LIMIT_MARKER, nested);
-                continue;
+            match self.embedder.step(current, link, stack)? {
+                Step::AsWritten => self.copy(out, original, nested),
+                Step::Marker(marker) => self.marker(out, original, marker, nested),
+                Step::Expand { note, range, frame } => {
+                    let inner_links = self.links(&note, &range, &frame);
+                    stack.push(frame);
+                    let mut inner = String::new();
+                    let content = &note.body[range];
+                    let result = self.render(&note, content, &inner_links, stack, &mut inner, true);
+                    stack.pop();
+                    result?;
+                    out.push_str(inner.trim_end_matches(['\n', '\r']));
+                }
             }
-            let target = if link.target.is_empty() {
-                Some(Rc::clone(current))
-            } else {
-                self.note(&link.target)?
-            };
-            let Some(target) = target.filter(|t| t.visible_to(self.viewer)) else {
-                self.copy(out, original, nested);
-                continue;
-            };
-            let heading = link.heading.as_deref().filter(|h| !h.is_empty());
-            let Some((range, inner_links)) = self.content(&target, heading) else {
-                self.copy(out, original, nested);
-                continue;
-            };
-            let key = (target.id, heading.map(name_key));
-            let marker = if stack.contains(&key) {
-                Some(EMBED_CYCLE_MARKER)
-            } else if stack.len() > self.options.max_depth {
-                Some(EMBED_DEPTH_MARKER)
-            } else {
-                None
-            };
-            if let Some(marker) = marker {
-                self.marker(out, original, marker, nested);
-                continue;
-            }
-            self.embeds_left -= 1;
-            stack.push(key);
-            let mut inner = String::new();
-            let content = &target.body[range];
-            let result = self.render(&target, content, &inner_links, stack, &mut inner, true);
-            stack.pop();
-            result?;
-            out.push_str(inner.trim_end_matches(['\n', '\r']));
         }
         self.copy(out, &markdown[copied..], nested);
         Ok(())

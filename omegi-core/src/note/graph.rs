@@ -153,8 +153,8 @@ pub struct NoteGraph {
     /// The same as indices into `unresolved_names` (deduplicated by name key).
     unresolved_ids: Vec<Vec<u32>>,
     unresolved_names: Vec<String>,
-    /// Lowercased title and aliases.
-    names: Vec<Vec<String>>,
+    /// Title and aliases, as mentions match them.
+    names: Vec<MentionNames>,
     /// Lowercased prose (see `ParsedNote::plain_text`).
     prose: Vec<String>,
     index: HashMap<NoteId, u32>,
@@ -287,11 +287,9 @@ impl NoteGraph {
             graph.out.push(out);
             graph.unresolved_ids.push(ids);
             graph.unresolved.push(unresolved);
-            let mut names = vec![name_key(&note.title)];
-            names.extend(aliases[i].iter().map(|a| name_key(a)));
-            names.retain(|s| !s.is_empty());
-            names.dedup();
-            graph.names.push(names);
+            graph
+                .names
+                .push(MentionNames::with_aliases(&note.title, &aliases[i]));
             graph.prose.push(p.plain_text.to_lowercase());
         }
         graph.tag_keys = graph.tag_names.iter().map(|t| t.to_lowercase()).collect();
@@ -368,10 +366,7 @@ impl NoteGraph {
         let linked = &self.inc[i as usize];
         let mut found: Vec<u32> = (0..self.len() as u32)
             .filter(|&j| j != i && linked.binary_search(&j).is_err())
-            .filter(|&j| {
-                let prose = &self.prose[j as usize];
-                names.iter().any(|name| contains_word(prose, name))
-            })
+            .filter(|&j| names.in_lowercase_prose(&self.prose[j as usize]))
             .collect();
         self.sort_by_title(&mut found);
         self.to_ids(found)
@@ -643,6 +638,55 @@ impl NoteGraph {
             .take(limit)
             .map(|i| (self.ids[i as usize], self.inc[i as usize].len()))
             .collect()
+    }
+}
+
+/// The names by which a note is mentioned: its title and aliases, as
+/// lookup keys ([`name_key`]). A note's prose mentions it when one of them
+/// stands there as a whole word, case-insensitively; text in code and
+/// inside links does not count. [`NoteGraph::unlinked_mentions`] and the
+/// store's unlinked mentions both decide here.
+///
+/// ```
+/// use omegi_core::note::{MentionNames, Note, NoteId};
+///
+/// let mut timeout = Note::new(NoteId::now_v7(), "kim", "Payment timeout", "", 1);
+/// timeout.aliases = vec!["결제 지연".into()];
+/// let names = MentionNames::of(&timeout);
+/// let mention = |body: &str| names.in_note(&Note::new(NoteId::now_v7(), "lee", "Other", body, 2));
+/// assert!(mention("After a payment timeout, retry."));
+/// assert!(mention("결제 지연 발생"));
+/// assert!(!mention("payment timeouts")); // not the whole word
+/// assert!(!mention("`payment timeout`")); // code
+/// assert!(!mention("[[Payment timeout]]")); // a link, not a mention
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MentionNames(Vec<String>);
+
+impl MentionNames {
+    /// The names of `note`: its title and all its aliases (front matter's
+    /// included).
+    pub fn of(note: &Note) -> MentionNames {
+        MentionNames::with_aliases(&note.title, &note.all_aliases())
+    }
+
+    pub(crate) fn with_aliases(title: &str, aliases: &[String]) -> MentionNames {
+        let mut names = vec![name_key(title)];
+        names.extend(aliases.iter().map(|a| name_key(a)));
+        names.retain(|s| !s.is_empty());
+        names.dedup();
+        MentionNames(names)
+    }
+
+    /// Whether `other`'s prose names one of these names (whether it also
+    /// links to the note is the caller's question).
+    pub fn in_note(&self, other: &Note) -> bool {
+        self.in_lowercase_prose(&other.parse().plain_text.to_lowercase())
+    }
+
+    /// Whether lowercased prose (`ParsedNote::plain_text`) names one of them.
+    pub(crate) fn in_lowercase_prose(&self, prose: &str) -> bool {
+        self.0.iter().any(|name| contains_word(prose, name))
     }
 }
 

@@ -12,6 +12,13 @@
 //!   components, orphans; exported as JSON, Graphviz DOT or Mermaid.
 //! - [`render_embeds`] and [`expand_embeds`]: a note's Markdown with its
 //!   `![[...]]` embeds expanded, within a budget ([`EmbedOptions`]).
+//! - [`to_html`] and [`to_html_with`] → [`NoteHtml`]: a note as safe HTML for
+//!   one viewer, from the same parse, resolution and embed budget: wiki
+//!   links to the notes they resolve to, tags as tag links, embeds
+//!   expanded, code left alone, raw HTML and unsafe URLs never passed on
+//!   ([`HtmlOptions`]).
+//! - [`MentionNames`]: the names by which a note's prose mentions another
+//!   (its unlinked mentions).
 //! - [`NoteLimits`]: what one note may hold (size, title, links, tags,
 //!   aliases), checked before a note is stored.
 //!
@@ -45,6 +52,7 @@ mod embed;
 mod export;
 mod file;
 mod graph;
+mod html;
 mod limits;
 mod parse;
 mod resolve;
@@ -59,8 +67,9 @@ pub use file::{
     MAX_STEM,
 };
 pub use graph::{
-    Direction, Edge, EdgeKind, LocalGraphOptions, Node, NodeKind, NoteGraph, Subgraph,
+    Direction, Edge, EdgeKind, LocalGraphOptions, MentionNames, Node, NodeKind, NoteGraph, Subgraph,
 };
+pub use html::{to_html, to_html_with, HtmlOptions, NoteHtml};
 pub use limits::{NoteLimitError, NoteLimits};
 pub use parse::{
     parse, split_front_matter, FrontMatter, FrontMatterError, Heading, Link, ParsedNote,

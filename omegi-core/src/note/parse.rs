@@ -17,7 +17,7 @@
 
 use std::ops::Range;
 
-use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
+use pulldown_cmark::{CowStr, Event, Options, Parser, Tag, TagEnd};
 use serde_norway::Value;
 
 /// Why a note's front matter was ignored.
@@ -124,6 +124,175 @@ pub fn split_front_matter(text: &str) -> Option<(&str, usize)> {
     None
 }
 
+/// The Markdown dialect notes are read in: CommonMark with task lists.
+/// Parsing and rendering use the same options, so that they agree on what
+/// is text, code and HTML.
+pub(crate) const MARKDOWN: Options = Options::ENABLE_TASKLISTS;
+
+/// Where the body of `text` starts: after its front matter, if any.
+pub(crate) fn body_start(text: &str) -> usize {
+    split_front_matter(text).map_or(0, |(_, start)| start)
+}
+
+/// A run of text events that are adjacent in the source, outside code: the
+/// unit in which Obsidian syntax is looked for.
+#[derive(Debug)]
+pub(crate) struct Run<'a> {
+    /// The events' texts (as pulldown-cmark decoded them) and their bytes
+    /// in the source.
+    pub(crate) texts: Vec<(CowStr<'a>, Range<usize>)>,
+    /// The bytes of the source the run covers.
+    pub(crate) range: Range<usize>,
+}
+
+/// What [`Pieces`] yields: a run of text, or any other event.
+#[derive(Debug)]
+pub(crate) enum Piece<'a> {
+    /// Text outside code, merged with the text next to it.
+    Run(Run<'a>),
+    /// Any other event (text in a code block among them), with its bytes in
+    /// the source.
+    Event(Event<'a>, Range<usize>),
+}
+
+/// The pulldown-cmark events of a part of a note, with text outside code
+/// merged into [`Run`]s. pulldown-cmark splits text at `[`, `!` and
+/// similar characters; text events that are adjacent in the source are
+/// merged, so that a run's source slice holds whole links.
+pub(crate) struct Pieces<'a> {
+    events: pulldown_cmark::OffsetIter<'a, pulldown_cmark::DefaultBrokenLinkCallback>,
+    base: usize,
+    code_depth: usize,
+    run: Option<Run<'a>>,
+    held: Option<Piece<'a>>,
+}
+
+impl<'a> Pieces<'a> {
+    /// The pieces of `text[range]`, with byte ranges in `text`.
+    pub(crate) fn new(text: &'a str, range: Range<usize>) -> Pieces<'a> {
+        let part = text.get(range.clone()).unwrap_or_default();
+        Pieces {
+            events: Parser::new_ext(part, MARKDOWN).into_offset_iter(),
+            base: range.start,
+            code_depth: 0,
+            run: None,
+            held: None,
+        }
+    }
+}
+
+impl<'a> Iterator for Pieces<'a> {
+    type Item = Piece<'a>;
+
+    fn next(&mut self) -> Option<Piece<'a>> {
+        if let Some(piece) = self.held.take() {
+            return Some(piece);
+        }
+        loop {
+            let Some((event, range)) = self.events.next() else {
+                return self.run.take().map(Piece::Run);
+            };
+            let range = range.start + self.base..range.end + self.base;
+            match event {
+                Event::Text(t) if self.code_depth == 0 => match self.run.as_mut() {
+                    Some(run) if run.range.end == range.start => {
+                        run.range.end = range.end;
+                        run.texts.push((t, range));
+                    }
+                    _ => {
+                        let run = Run {
+                            range: range.clone(),
+                            texts: vec![(t, range)],
+                        };
+                        if let Some(done) = self.run.replace(run) {
+                            return Some(Piece::Run(done));
+                        }
+                    }
+                },
+                event => {
+                    match event {
+                        Event::Start(Tag::CodeBlock(_)) => self.code_depth += 1,
+                        Event::End(TagEnd::CodeBlock) => {
+                            self.code_depth = self.code_depth.saturating_sub(1)
+                        }
+                        _ => {}
+                    }
+                    let piece = Piece::Event(event, range);
+                    return match self.run.take() {
+                        Some(run) => {
+                            self.held = Some(piece);
+                            Some(Piece::Run(run))
+                        }
+                        None => Some(piece),
+                    };
+                }
+            }
+        }
+    }
+}
+
+/// Obsidian syntax found in a run of text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Token {
+    /// A wiki link or embed.
+    Link(Link),
+    /// A tag: its name without `#`, and the bytes of `#name`.
+    Tag(String, Range<usize>),
+}
+
+impl Token {
+    /// The bytes of the token in the text.
+    pub(crate) fn range(&self) -> Range<usize> {
+        match self {
+            Token::Link(link) => link.range.clone(),
+            Token::Tag(_, range) => range.clone(),
+        }
+    }
+}
+
+/// The links and tags in `text[range]`, a run of prose, in order; `steps`
+/// counts the work (see [`parse_counting`]).
+pub(crate) fn scan_run(text: &str, range: Range<usize>, steps: &mut usize) -> Vec<Token> {
+    let mut tokens = Vec::new();
+    let Some(s) = text.get(range.clone()) else {
+        return tokens;
+    };
+    let base = range.start;
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        *steps += 1;
+        if bytes[i] == b'[' && bytes.get(i + 1) == Some(&b'[') {
+            let (link, scanned) = wiki_link(text, base, s, i);
+            *steps += scanned;
+            if let Some(link) = link {
+                i = link.range.end - base;
+                tokens.push(Token::Link(link));
+                continue;
+            }
+        } else if bytes[i] == b'#' && tag_may_start(text, base + i) {
+            let name = tag_at(&s[i + 1..]);
+            *steps += name.len();
+            if is_valid_tag(name) {
+                let start = base + i;
+                tokens.push(Token::Tag(name.to_string(), start..start + 1 + name.len()));
+                i += 1 + name.len();
+                continue;
+            }
+        }
+        i += 1;
+    }
+    tokens
+}
+
+/// A `#` starts a tag at the start of the text or after whitespace.
+fn tag_may_start(text: &str, abs: usize) -> bool {
+    match text[..abs].chars().next_back() {
+        None => true,
+        Some(c) => c.is_whitespace(),
+    }
+}
+
 /// Parses a note's Markdown. Never fails and never panics; see the module
 /// docs for how front matter errors are reported.
 pub fn parse(text: &str) -> ParsedNote {
@@ -146,128 +315,65 @@ pub(crate) fn parse_counting(text: &str) -> (ParsedNote, usize) {
             Err(e) => out.front_matter_error = Some(e),
         }
     }
-    let body = &text[body_start..];
-    let mut scanner = Scanner {
-        text,
-        out: &mut out,
-        seen_tags: std::collections::HashSet::new(),
-        steps: 0,
-    };
-
-    let mut code_depth = 0usize;
+    let mut seen_tags = std::collections::HashSet::new();
+    let mut steps = 0;
     let mut heading: Option<(u8, usize, String)> = None;
-    let mut run: Option<Range<usize>> = None;
-    for (event, range) in Parser::new_ext(body, Options::empty()).into_offset_iter() {
-        let range = range.start + body_start..range.end + body_start;
-        match event {
-            Event::Text(t) => {
+    for piece in Pieces::new(text, body_start..text.len()) {
+        match piece {
+            Piece::Run(run) => {
                 if let Some(h) = heading.as_mut() {
-                    h.2.push_str(&t);
+                    for (t, _) in &run.texts {
+                        h.2.push_str(t);
+                    }
                 }
-                if code_depth > 0 {
-                    continue;
-                }
-                match run.as_mut() {
-                    Some(r) if r.end == range.start => r.end = range.end,
-                    _ => {
-                        if let Some(r) = run.take() {
-                            scanner.scan(r);
+                let tokens = scan_run(text, run.range.clone(), &mut steps);
+                let s = &text[run.range.clone()];
+                let base = run.range.start;
+                let mut plain = String::with_capacity(s.len() + 1);
+                let mut copied = 0;
+                for token in tokens {
+                    match token {
+                        Token::Link(link) => {
+                            let start = link.range.start - base;
+                            plain.push_str(&s[copied..start.max(copied)]);
+                            plain.push(' ');
+                            copied = link.range.end - base;
+                            out.links.push(link);
                         }
-                        run = Some(range);
+                        Token::Tag(name, _) => {
+                            if seen_tags.insert(name.to_lowercase()) {
+                                out.tags.push(name);
+                            }
+                        }
                     }
                 }
-                continue;
+                plain.push_str(&s[copied..]);
+                out.plain_text.push_str(&plain);
+                out.plain_text.push('\n');
             }
-            Event::Start(Tag::CodeBlock(_)) => code_depth += 1,
-            Event::End(TagEnd::CodeBlock) => code_depth = code_depth.saturating_sub(1),
-            Event::Start(Tag::Heading { level, .. }) => {
-                heading = Some((level as u8, range.start, String::new()));
-            }
-            Event::End(TagEnd::Heading(_)) => {
-                if let Some((level, start, text)) = heading.take() {
-                    scanner.out.headings.push(Heading {
-                        level,
-                        text: text.trim().to_string(),
-                        range: start..range.end,
-                    });
+            Piece::Event(event, range) => match event {
+                Event::Start(Tag::Heading { level, .. }) => {
+                    heading = Some((level as u8, range.start, String::new()));
                 }
-            }
-            Event::Code(t) => {
-                if let Some(h) = heading.as_mut() {
-                    h.2.push_str(&t);
+                Event::End(TagEnd::Heading(_)) => {
+                    if let Some((level, start, text)) = heading.take() {
+                        out.headings.push(Heading {
+                            level,
+                            text: text.trim().to_string(),
+                            range: start..range.end,
+                        });
+                    }
                 }
-            }
-            _ => {}
-        }
-        if let Some(r) = run.take() {
-            scanner.scan(r);
+                Event::Code(t) | Event::Text(t) => {
+                    if let Some(h) = heading.as_mut() {
+                        h.2.push_str(&t);
+                    }
+                }
+                _ => {}
+            },
         }
     }
-    if let Some(r) = run.take() {
-        scanner.scan(r);
-    }
-    let steps = scanner.steps;
     (out, steps)
-}
-
-struct Scanner<'a, 'o> {
-    text: &'a str,
-    out: &'o mut ParsedNote,
-    seen_tags: std::collections::HashSet<String>,
-    /// Work done, for [`parse_counting`].
-    steps: usize,
-}
-
-impl Scanner<'_, '_> {
-    /// Scans one run of merged text (`range` in `self.text`).
-    fn scan(&mut self, range: Range<usize>) {
-        let Some(s) = self.text.get(range.clone()) else {
-            return;
-        };
-        let base = range.start;
-        let bytes = s.as_bytes();
-        let mut plain = String::with_capacity(s.len() + 1);
-        let mut copied = 0;
-        let mut i = 0;
-        while i < bytes.len() {
-            self.steps += 1;
-            if bytes[i] == b'[' && bytes.get(i + 1) == Some(&b'[') {
-                let (link, scanned) = wiki_link(self.text, base, s, i);
-                self.steps += scanned;
-                if let Some(link) = link {
-                    let link_start = link.range.start - base;
-                    plain.push_str(&s[copied..link_start.max(copied)]);
-                    plain.push(' ');
-                    i = link.range.end - base;
-                    copied = i;
-                    self.out.links.push(link);
-                    continue;
-                }
-            } else if bytes[i] == b'#' && self.tag_may_start(base + i) {
-                let name = tag_at(&s[i + 1..]);
-                self.steps += name.len();
-                if is_valid_tag(name) {
-                    if self.seen_tags.insert(name.to_lowercase()) {
-                        self.out.tags.push(name.to_string());
-                    }
-                    i += 1 + name.len();
-                    continue;
-                }
-            }
-            i += 1;
-        }
-        plain.push_str(&s[copied..]);
-        self.out.plain_text.push_str(&plain);
-        self.out.plain_text.push('\n');
-    }
-
-    /// A `#` starts a tag at the start of the text or after whitespace.
-    fn tag_may_start(&self, abs: usize) -> bool {
-        match self.text[..abs].chars().next_back() {
-            None => true,
-            Some(c) => c.is_whitespace(),
-        }
-    }
 }
 
 /// Parses `[[...]]` starting at `s[i..]`; `s` starts at `base` in `text`.

@@ -9,7 +9,7 @@
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use omegi_core::note::{
     to_dot, to_mermaid, LocalGraphOptions, Note, NoteId, NoteLimits, Subgraph, Visibility,
@@ -40,6 +40,8 @@ pub fn routes(limits: NoteLimits) -> Router<SharedState> {
         )
         .route("/api/notes/{id}/backlinks", get(backlinks))
         .route("/api/notes/{id}/rendered", get(rendered))
+        .route("/api/notes/{id}/mentions", get(mentions))
+        .route("/api/notes/render", post(preview))
         .route("/api/notes/{id}/graph", get(local_graph))
         .route("/api/graph", get(graph))
         .route("/api/search", get(search))
@@ -335,10 +337,16 @@ pub struct RenderedNote {
     pub id: NoteId,
     /// Its title.
     pub title: String,
-    /// Its Markdown with `![[...]]` embeds expanded for the caller.
+    /// The note as HTML for the caller ([`omegi_core::note::to_html`]):
+    /// links resolved as the caller sees them, embeds expanded, raw HTML
+    /// escaped.
+    #[serde(default)]
+    pub html: String,
+    /// Its Markdown with `![[...]]` embeds expanded for the caller (for
+    /// terminals).
     pub markdown: String,
-    /// Whether the expansion ran out of its budget (the Markdown then
-    /// says `*(embed limit reached)*` where it stopped).
+    /// Whether the expansion ran out of its budget (the Markdown and the
+    /// HTML then say `(embed limit reached)` where they stopped).
     #[serde(default)]
     pub limit_reached: bool,
 }
@@ -350,19 +358,96 @@ async fn rendered(
 ) -> Result<Json<RenderedNote>, ApiError> {
     let id = note_id(&id)?;
     blocking(&state, move |state| {
-        let expanded = state.store.expand_note(id, &viewer).map_err(store_error)?;
         let title = state
             .store
             .note(id, &viewer)
             .map_err(store_error)?
             .map(|n| n.title)
             .ok_or(ApiError::NotFound(format!("no note {id}")))?;
+        let expanded = state.store.expand_note(id, &viewer).map_err(store_error)?;
+        let html = state.store.note_html(id, &viewer).map_err(store_error)?;
         Ok(Json(RenderedNote {
             id,
             title,
+            html: html.html,
             markdown: expanded.markdown,
-            limit_reached: expanded.limit_reached,
+            limit_reached: expanded.limit_reached || html.limit_reached,
         }))
+    })
+    .await
+}
+
+/// Body of `POST /api/notes/render`: a note as it is being written.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PreviewBody {
+    /// The title being written (links to it lead to the note itself).
+    #[serde(default)]
+    pub title: String,
+    /// The Markdown being written.
+    #[serde(default)]
+    pub body: String,
+    /// Its aliases.
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// Its tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// The id of the note being edited, if it is stored already.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<NoteId>,
+}
+
+/// The answer of `POST /api/notes/render`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreviewHtml {
+    /// The note as HTML, as the caller will see it once saved.
+    pub html: String,
+    /// Whether the embeds ran out of their budget.
+    #[serde(default)]
+    pub limit_reached: bool,
+}
+
+/// The editor's live preview: the Markdown rendered as the caller would
+/// see it saved, within the note limits (nothing is stored).
+async fn preview(
+    State(state): State<SharedState>,
+    ApiUser(viewer): ApiUser,
+    JsonBody(body): JsonBody<PreviewBody>,
+) -> Result<Json<PreviewHtml>, ApiError> {
+    blocking(&state, move |state| {
+        let mut note = Note::new(
+            body.id.unwrap_or(NoteId(uuid::Uuid::nil())),
+            viewer,
+            body.title.trim(),
+            body.body,
+            0,
+        );
+        note.aliases = body.aliases;
+        note.tags = body.tags;
+        let html = state.store.preview_note_html(&note).map_err(store_error)?;
+        Ok(Json(PreviewHtml {
+            html: html.html,
+            limit_reached: html.limit_reached,
+        }))
+    })
+    .await
+}
+
+/// The notes that name a note without linking to it, as the caller sees
+/// them.
+async fn mentions(
+    State(state): State<SharedState>,
+    ApiUser(viewer): ApiUser,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<Note>>, ApiError> {
+    let id = note_id(&id)?;
+    blocking(&state, move |state| {
+        Ok(Json(
+            state
+                .store
+                .unlinked_mentions(id, &viewer)
+                .map_err(store_error)?,
+        ))
     })
     .await
 }

@@ -37,13 +37,6 @@ const ASSETS: &[(&str, Asset)] = &[
         },
     ),
     (
-        "markdown.js",
-        Asset {
-            body: include_str!("assets/markdown.js"),
-            content_type: "text/javascript; charset=utf-8",
-        },
-    ),
-    (
         "graph.js",
         Asset {
             body: include_str!("assets/graph.js"),

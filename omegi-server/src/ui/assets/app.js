@@ -1,6 +1,9 @@
 // Omegi web UI: a single-page app with hash routes over the REST API.
 // Every value from the API reaches the page through textContent or
-// attributes set one by one: no HTML is built from data.
+// attributes set one by one: no HTML is built from data. The one
+// exception is a note's body, which the server renders to HTML that is
+// safe by construction (omegi-core escapes raw HTML and drops unsafe
+// URLs) and which is shown as it is: the browser understands no Markdown.
 "use strict";
 
 (function () {
@@ -14,7 +17,6 @@
     unseen: 0,
     events: null,
     graph: null,
-    notes: null,
   };
 
   // ---------------------------------------------------------------- DOM
@@ -149,55 +151,11 @@
     return "#/note/" + encodeURIComponent(id);
   }
 
-  // Notes as the API gives them, in one shape.
-  function normNote(n) {
-    if (!n) return null;
-    const note = n.note && typeof n.note === "object" ? n.note : n;
-    return {
-      id: String(note.id || note.note_id || ""),
-      title: note.title || "(untitled)",
-      body: note.body || "",
-      author: note.author || "",
-      visibility: note.visibility || "private",
-      tags: note.tags || [],
-      aliases: note.aliases || [],
-      issues: (note.issues || []).map(function (x) { return typeof x === "string" ? x : x.fingerprint || String(x); }),
-      updated_ns: note.updated_ns || note.created_ns || 0,
-      revision: note.revision || 1,
-    };
-  }
-
-  function listOf(data, key) {
-    if (Array.isArray(data)) return data;
-    if (data && Array.isArray(data[key])) return data[key];
-    if (data && Array.isArray(data.items)) return data.items;
-    return [];
-  }
-
-  // Every note the user may see (title lookups, [[ completion, embeds).
-  async function allNotes(force) {
-    if (state.notes && !force) return state.notes;
-    let data;
-    try {
-      data = await api("/api/notes" + qs({ limit: 1000 }));
-    } catch (e) {
-      // A server without notes still shows everything else.
-      if (e.status !== 404) throw e;
-      data = [];
-    }
-    state.notes = listOf(data, "notes").map(normNote);
-    return state.notes;
-  }
-
-  function resolver(notes) {
-    const byName = new Map();
-    notes.forEach(function (n) {
-      byName.set(n.title.toLowerCase(), n);
-    });
-    return function (title) {
-      const n = byName.get(String(title).toLowerCase());
-      return n ? { href: noteHref(n.id), note: n } : null;
-    };
+  // A note's HTML as the server rendered it for the caller.
+  function noteHtml(spec, html) {
+    const node = h(spec);
+    node.innerHTML = html;
+    return node;
   }
 
   // ---------------------------------------------------------------- session
@@ -654,7 +612,7 @@
       api(issuePath(project, fp)),
       api(issuePath(project, fp) + "/flow" + qs({ occurrence: occurrence, width: 60 })),
     ]);
-    const notes = await issueNotes(project, fp, detail.issue);
+    const notes = await api(issuePath(project, fp) + "/suggestions");
     if (!live()) return;
     const issue = detail.issue;
     document.title = issue.title + " · Omegi";
@@ -698,7 +656,6 @@
       ),
       h("section.panel.notes-panel",
         h("h2", "Notes"),
-        notes.error ? h("p.muted", notes.error) : null,
         h("h3", "Linked to this issue"),
         noteList(notes.linked, "No note is linked to this issue yet: write one."),
         h("h3", "Suggested from everyone"),
@@ -745,33 +702,6 @@
     }));
   }
 
-  async function issueNotes(project, fp, issue) {
-    const out = { linked: [], suggested: [], error: null };
-    try {
-      const data = await api(issuePath(project, fp) + "/suggestions");
-      if (Array.isArray(data)) {
-        data.map(normNote).forEach(function (n) {
-          (n.issues.indexOf(fp) >= 0 ? out.linked : out.suggested).push(n);
-        });
-      } else {
-        out.linked = listOf(data.linked || data.notes || [], "notes").map(normNote);
-        out.suggested = listOf(data.suggested || data.suggestions || [], "notes").map(normNote);
-      }
-    } catch (e) {
-      if (e.status !== 404) throw e;
-      // No suggestions endpoint: the notes that name this issue.
-      try {
-        const notes = await allNotes(true);
-        out.linked = notes.filter(function (n) { return n.issues.indexOf(fp) >= 0 || n.body.indexOf(fp) >= 0; });
-        const words = (issue.issue ? issue.issue : issue).title.toLowerCase();
-        out.suggested = notes.filter(function (n) { return out.linked.indexOf(n) < 0 && words.indexOf(n.title.toLowerCase()) >= 0; });
-      } catch (e2) {
-        out.error = "Notes are not available on this server.";
-      }
-    }
-    return out;
-  }
-
   function noteList(notes, empty) {
     if (!notes.length) return h("p.muted", empty);
     return h("ul.note-list", notes.map(function (n) {
@@ -782,32 +712,31 @@
   }
 
   pages.notes = async function (r, live) {
-    const notes = await allNotes(true);
-    if (!live()) return;
     const scope = r.params.get("scope") || "all";
-    const mine = notes.filter(function (n) { return n.author === state.me; });
-    const others = notes.filter(function (n) { return n.author !== state.me && n.visibility === "public"; });
+    const [mine, all] = await Promise.all([
+      scope !== "public" ? api("/api/notes" + qs({ mine: "true" })) : [],
+      scope !== "mine" ? api("/api/notes") : [],
+    ]);
+    if (!live()) return;
+    const others = all.filter(function (n) { return n.author !== state.me && n.visibility === "public"; });
     const tabs = [["all", "All"], ["mine", "My notes"], ["public", "Everyone's public notes"]].map(function (t) {
       return h("a" + (t[0] === scope ? ".active" : ""), { href: "#/notes" + qs({ scope: t[0] === "all" ? "" : t[0] }) }, t[1]);
     });
-    const byRecent = function (a, b) { return b.updated_ns - a.updated_ns; };
     mount(
       h("div.page-head", h("h1", "Notes"), h("a.button.primary", { href: "#/notes/new" }, "New note")),
       h("div.tabs", tabs),
-      scope !== "public" ? h("section.panel", h("h2", "My notes"), noteList(mine.sort(byRecent), "You have not written a note yet.")) : null,
-      scope !== "mine" ? h("section.panel", h("h2", "Everyone's public notes"), noteList(others.sort(byRecent), "Nobody else has shared a note yet.")) : null
+      scope !== "public" ? h("section.panel", h("h2", "My notes"), noteList(mine, "You have not written a note yet.")) : null,
+      scope !== "mine" ? h("section.panel", h("h2", "Everyone's public notes"), noteList(others, "Nobody else has shared a note yet.")) : null
     );
   };
 
   pages.note = async function (r, live) {
-    const id = r.seg[1];
-    const [raw, notes] = await Promise.all([api("/api/notes/" + encodeURIComponent(id)), allNotes(true)]);
+    const path = "/api/notes/" + encodeURIComponent(r.seg[1]);
+    const [note, rendered, backlinks, mentions] = await Promise.all([
+      api(path), api(path + "/rendered"), api(path + "/backlinks"), api(path + "/mentions"),
+    ]);
     if (!live()) return;
-    const note = normNote(raw);
     document.title = note.title + " · Omegi";
-    const resolve = resolver(notes);
-    const links = await noteLinks(note, raw, notes);
-    if (!live()) return;
     mount(
       h("div.page-head",
         h("div", h("h1", note.title), h("p.meta",
@@ -816,7 +745,7 @@
         h("div.actions",
           h("a.button", { href: "#/graph" + qs({ note: note.id, depth: 1 }) }, "Local graph"),
           note.author === state.me || !state.me ? h("a.button.primary", { href: noteHref(note.id) + "/edit" }, "Edit") : null)),
-      h("article.panel.note-body", OmegiMarkdown.render(note.body, { resolve: resolve })),
+      noteHtml("article.panel.note-body", rendered.html),
       note.issues.length
         ? h("section.panel", h("h2", "Issues"), h("ul", note.issues.map(function (fp) {
           const parts = String(fp).split(":");
@@ -825,56 +754,22 @@
         })))
         : null,
       h("div.split",
-        h("section.panel.backlinks", h("h2", "Backlinks"), noteList(links.backlinks, "No note links here.")),
-        h("section.panel.mentions", h("h2", "Unlinked mentions"), noteList(links.mentions, "No note mentions this title without a link.")))
+        h("section.panel.backlinks", h("h2", "Backlinks"), noteList(backlinks, "No note links here.")),
+        h("section.panel.mentions", h("h2", "Unlinked mentions"), noteList(mentions, "No note mentions this title without a link.")))
     );
   };
 
-  // Backlinks and unlinked mentions: from the API when it sends them,
-  // otherwise found among the notes the user may see.
-  async function noteLinks(note, raw, notes) {
-    if (raw && (raw.backlinks || raw.unlinked_mentions)) {
-      return {
-        backlinks: (raw.backlinks || []).map(normNote),
-        mentions: (raw.unlinked_mentions || raw.mentions || []).map(normNote),
-      };
-    }
-    const out = { backlinks: [], mentions: [] };
-    try {
-      const b = await api("/api/notes/" + encodeURIComponent(note.id) + "/backlinks");
-      out.backlinks = listOf(b, "backlinks").map(normNote);
-      const m = listOf(b, "unlinked_mentions");
-      out.mentions = m.map(normNote);
-      if (b && !Array.isArray(b)) return out;
-    } catch (e) {
-      if (e.status !== 404) throw e;
-    }
-    const names = [note.title].concat(note.aliases || []).map(function (t) { return t.toLowerCase(); });
-    notes.forEach(function (n) {
-      if (n.id === note.id) return;
-      const body = n.body.toLowerCase();
-      const linked = names.some(function (t) { return new RegExp("!?\\[\\[\\s*" + escapeRe(t) + "\\s*(#[^\\]|]*)?(\\|[^\\]]*)?\\]\\]").test(body); });
-      if (linked) {
-        if (!out.backlinks.some(function (x) { return x.id === n.id; })) out.backlinks.push(n);
-      } else if (names.some(function (t) { return body.indexOf(t) >= 0; })) out.mentions.push(n);
-    });
-    return out;
-  }
-
-  function escapeRe(s) {
-    return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-  }
-
   pages.editor = async function (r, live) {
     const editing = r.seg[0] === "note" ? r.seg[1] : null;
-    const notes = await allNotes(true);
-    let note = { title: r.params.get("title") || "", body: "", tags: [], visibility: "public", issues: [] };
-    if (editing) note = normNote(await api("/api/notes/" + encodeURIComponent(editing)));
+    // New notes are private, as the API makes them.
+    let note = { title: r.params.get("title") || "", body: "", tags: [], aliases: [], visibility: "private", issues: [] };
+    if (editing) note = await api("/api/notes/" + encodeURIComponent(editing));
     const issueRef = r.params.get("issue");
     if (!editing && issueRef) note = await prefillFromIssue(issueRef, r.params.get("occurrence"));
+    // The titles `[[` completes: the notes the server lists for the caller.
+    const notes = await api("/api/notes");
     if (!live()) return;
     const others = notes.filter(function (n) { return n.id !== note.id; });
-    const resolve = resolver(notes);
     const title = h("input#note-title", { type: "text", value: note.title, placeholder: "Title", required: true });
     const tags = h("input#note-tags", { type: "text", value: note.tags.join(" "), placeholder: "tags, space separated" });
     const visibility = h("select#note-visibility",
@@ -885,15 +780,35 @@
     const preview = h("div#note-preview.preview");
     const complete = h("ul.complete", { hidden: true, role: "listbox" });
     const status = h("span.muted");
-    function refresh() {
-      preview.replaceChildren(OmegiMarkdown.render(body.value, { resolve: resolve }));
+    // The preview is the server's rendering of the text as it will be
+    // seen saved; only the latest answer is shown.
+    let previewSeq = 0;
+    async function refresh() {
+      const seq = ++previewSeq;
+      try {
+        const rendered = await api("/api/notes/render", {
+          method: "POST",
+          body: { title: title.value, body: body.value, aliases: note.aliases || [], id: editing || undefined },
+        });
+        if (seq !== previewSeq) return;
+        preview.innerHTML = rendered.html;
+        preview.classList.remove("stale");
+      } catch (e) {
+        if (seq !== previewSeq) return;
+        preview.classList.add("stale");
+        preview.replaceChildren(h("p.error", "No preview: " + e.message));
+      }
     }
     let timer = null;
-    body.addEventListener("input", function () {
+    function refreshSoon() {
       clearTimeout(timer);
-      timer = setTimeout(refresh, 80);
+      timer = setTimeout(refresh, 300);
+    }
+    body.addEventListener("input", function () {
+      refreshSoon();
       suggest();
     });
+    title.addEventListener("input", refreshSoon);
     // `[[` completion of note titles.
     let choices = [];
     let chosen = 0;
@@ -964,8 +879,7 @@
           let saved;
           if (editing) saved = await api("/api/notes/" + encodeURIComponent(editing), { method: "PUT", body: Object.assign({ revision: note.revision }, payload) });
           else saved = await api("/api/notes", { method: "POST", body: payload });
-          state.notes = null;
-          const id = normNote(saved).id || editing;
+          const id = saved.id || editing;
           location.hash = noteHref(id);
         } catch (e) {
           status.textContent = e.message;
@@ -1014,7 +928,8 @@
       title: issue.title,
       body: lines.join("\n"),
       tags: ["error"].concat((issue.services || []).slice(0, 3)),
-      visibility: "public",
+      aliases: [],
+      visibility: "private",
       issues: [fp],
     };
   }
@@ -1026,8 +941,7 @@
       input, h("button.primary", { type: "submit" }, "Search"));
     let results = null;
     if (q) {
-      const data = await api("/api/search" + qs({ q: q, limit: 50 }));
-      results = listOf(data, "results");
+      results = await api("/api/search" + qs({ q: q, limit: 50 }));
     }
     if (!live()) return;
     const terms = q.toLowerCase().split(/\s+/).map(function (t) { return t.replace(/^[#"]+|"+$/g, ""); }).filter(Boolean);
@@ -1037,14 +951,11 @@
       results === null ? h("p.muted", "Full text over your notes and everyone's public notes.")
         : !results.length ? h("p.muted", "No note matches “" + q + "”.")
           : h("ol.results", results.map(function (res) {
-            const n = normNote(res);
-            const snip = res.snippet;
-            const snippet = snip && typeof snip === "object" ? snip.text : snip || res.excerpt || (n.body || "").slice(0, 200);
-            const ranges = snip && typeof snip === "object" ? snip.highlights : res.highlights;
+            const n = res.note;
             return h("li", { "data-note": n.id },
               h("a.result-title", { href: noteHref(n.id) }, highlight(n.title, terms, null)),
-              h("span.meta", " " + (n.author ? "by " + n.author + " · " : "") + n.visibility),
-              h("div.snippet", highlight(snippet, terms, ranges)));
+              h("span.meta", " by " + n.author + " · " + n.visibility),
+              h("div.snippet", highlight(res.snippet.text, terms, res.snippet.highlights)));
           }))
     );
     input.focus();
@@ -1106,8 +1017,11 @@
     const depth = r.params.get("depth") || "2";
     const showIssues = r.params.get("issues") !== "0";
     const showTags = r.params.get("tags") !== "0";
-    const notes = await allNotes(true);
-    const graph = await fetchGraph(center, depth, showIssues, showTags, notes);
+    const [notes, graph] = await Promise.all([
+      api("/api/notes"),
+      api((center ? "/api/notes/" + encodeURIComponent(center) + "/graph" : "/api/graph")
+        + qs({ depth: center ? depth : "", issues: showIssues ? "true" : "false", tags: showTags ? "true" : "false" })),
+    ]);
     if (!live()) return;
     function go(change) {
       const p = { note: center, depth: depth, issues: showIssues ? "" : "0", tags: showTags ? "" : "0" };
@@ -1150,98 +1064,6 @@
     });
     window.omegiGraph = state.graph;
   };
-
-  async function fetchGraph(center, depth, issues, tags, notes) {
-    const params = { depth: center ? depth : "", issues: issues ? "true" : "false", tags: tags ? "true" : "false" };
-    try {
-      const path = center ? "/api/notes/" + encodeURIComponent(center) + "/graph" : "/api/graph";
-      const g = await api(path + qs(params));
-      return filterGraph(g.graph || g, issues, tags);
-    } catch (e) {
-      if (e.status !== 404) throw e;
-    }
-    return filterGraph(localGraph(notes, center, Number(depth)), issues, tags);
-  }
-
-  function filterGraph(g, issues, tags) {
-    const keep = g.nodes.map(function (n) { return (issues || n.kind !== "issue") && (tags || n.kind !== "tag"); });
-    const index = [];
-    const nodes = [];
-    g.nodes.forEach(function (n, i) {
-      if (keep[i]) {
-        index[i] = nodes.length;
-        nodes.push(n);
-      }
-    });
-    const edges = g.edges.filter(function (e) { return keep[e.from] && keep[e.to]; }).map(function (e) {
-      return { from: index[e.from], to: index[e.to], kind: e.kind };
-    });
-    return { nodes: nodes, edges: edges };
-  }
-
-  // The graph built from the notes themselves, when the server has no
-  // graph endpoint.
-  function localGraph(notes, center, depth) {
-    const nodes = [];
-    const edges = [];
-    const key = new Map();
-    const resolve = resolver(notes);
-    function node(k, kind, label) {
-      if (!key.has(k)) {
-        key.set(k, nodes.length);
-        nodes.push({ key: k, kind: kind, label: label });
-      }
-      return key.get(k);
-    }
-    const adj = new Map();
-    notes.forEach(function (n) {
-      const out = [];
-      const re = /!?\[\[([^\]\n]+)\]\]/g;
-      let m;
-      while ((m = re.exec(n.body)) !== null) {
-        const t = OmegiMarkdown.parseTarget(m[1]).title;
-        const f = resolve(t);
-        out.push(f ? { kind: "note", key: f.note.id, label: f.note.title } : { kind: "unresolved", key: "unresolved:" + t.toLowerCase(), label: t });
-      }
-      n.tags.forEach(function (t) { out.push({ kind: "tag", key: "tag:" + t.toLowerCase(), label: "#" + t }); });
-      n.issues.forEach(function (fp) { out.push({ kind: "issue", key: "issue:" + fp, label: fp }); });
-      adj.set(n.id, out);
-    });
-    let included = notes.map(function (n) { return n.id; });
-    if (center) {
-      const seen = new Map([[center, 0]]);
-      let frontier = [center];
-      for (let d = 1; d <= depth; d++) {
-        const next = [];
-        notes.forEach(function (n) {
-          (adj.get(n.id) || []).forEach(function (t) {
-            if (t.kind !== "note") return;
-            [[n.id, t.key], [t.key, n.id]].forEach(function (pair) {
-              if (frontier.indexOf(pair[0]) >= 0 && !seen.has(pair[1])) {
-                seen.set(pair[1], d);
-                next.push(pair[1]);
-              }
-            });
-          });
-        });
-        frontier = next;
-      }
-      included = Array.from(seen.keys());
-    }
-    const byId = new Map(notes.map(function (n) { return [n.id, n]; }));
-    included.forEach(function (id) {
-      const n = byId.get(id);
-      if (n) node(n.id, "note", n.title);
-      if (n && center) nodes[key.get(id)].depth = id === center ? 0 : 1;
-    });
-    included.forEach(function (id) {
-      (adj.get(id) || []).forEach(function (t) {
-        if (t.kind === "note" && !key.has(t.key)) return;
-        edges.push({ from: key.get(id), to: node(t.key, t.kind, t.label), kind: t.kind === "unresolved" || t.kind === "note" ? "link" : t.kind });
-      });
-    });
-    return { nodes: nodes, edges: edges };
-  }
 
   // ---------------------------------------------------------------- start
 
