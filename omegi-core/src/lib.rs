@@ -37,6 +37,7 @@
 //! plus pulldown-cmark (with its HTML writer and escaping), serde_norway (YAML) and
 //! serde_json for [`note`].
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod context;
 pub mod fingerprint;

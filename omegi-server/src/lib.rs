@@ -44,6 +44,7 @@
 //!
 //! This crate has no feature flags.
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod alerts;
 pub mod api;

@@ -1,5 +1,7 @@
 //! The `omegi` binary: see `omegi --help`.
 
+#![forbid(unsafe_code)]
+
 use clap::Parser;
 use omegi_server::cli::{run, Cli};
 use tracing_subscriber::layer::SubscriberExt;
@@ -17,11 +19,7 @@ async fn main() -> std::process::ExitCode {
     // them, exports, note exports, credentials) is private to its user:
     // files 0600, directories 0700.
     #[cfg(unix)]
-    // SAFETY: umask only sets the process's file mode mask; it cannot fail
-    // and touches no memory.
-    unsafe {
-        libc::umask(0o077);
-    }
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("OMEGI_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

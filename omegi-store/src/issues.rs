@@ -829,7 +829,9 @@ impl Store {
         to_ns: u64,
     ) -> Result<Vec<crate::BucketCount>> {
         let t = &self.core().t;
-        let prefix = issue_key(project, &fingerprint.0)?.u8(bucket.code()).into_vec();
+        let prefix = issue_key(project, &fingerprint.0)?
+            .u8(bucket.code())
+            .into_vec();
         let mut out: Vec<crate::BucketCount> = Vec::new();
         if from_ns >= to_ns {
             return Ok(out);

@@ -193,6 +193,7 @@
 //!
 //! This crate has no feature flags.
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod accounts;
 mod codec;

@@ -370,6 +370,10 @@ where
         });
     }
 
+    // SAFETY: each pointer returned is to a value of exactly the type whose
+    // `TypeId` was asked for (the layer itself, or its `WithContext` field),
+    // borrowed from `self`, which is what `Layer::downcast_raw` requires:
+    // the subscriber casts it back to that type and does not outlive `self`.
     unsafe fn downcast_raw(&self, id: TypeId) -> Option<*const ()> {
         if id == TypeId::of::<Self>() {
             Some(self as *const Self as *const ())
