@@ -496,9 +496,15 @@ async fn http_and_grpc_answer_and_store_the_same() {
 async fn a_busy_server_asks_grpc_clients_to_retry() {
     // One slot, and no wait for it: a second request while the first is
     // still sending its message is refused with a retry delay.
+    // The held body has a minute before the rate counts.
+    let rate = omegi_server::api::BodyRate {
+        grace: Duration::from_secs(60),
+        min_bytes_per_second: 16 * 1024,
+    };
     let server = TestServer::start_with(|config| {
         config
             .ingest_limit(1, Duration::from_millis(1))
+            .connection_timeouts(Duration::from_secs(60), rate)
             .grpc_listen(Some("127.0.0.1:0".parse().expect("an address")))
     })
     .await;
@@ -542,5 +548,81 @@ async fn a_busy_server_asks_grpc_clients_to_retry() {
     };
     assert_eq!(retry_delay(&status), Some(1), "{status:?}");
     drop(write);
+    server.server.shutdown().await.expect("a clean shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_that_stalls_is_cut_off_with_deadline_exceeded() {
+    let rate = omegi_server::api::BodyRate {
+        grace: Duration::from_millis(200),
+        min_bytes_per_second: 16 * 1024,
+    };
+    let server = TestServer::start_with(|config| {
+        config
+            .connection_timeouts(Duration::from_secs(30), rate)
+            .grpc_listen(Some("127.0.0.1:0".parse().expect("an address")))
+    })
+    .await;
+    let addr = server.server.grpc_addr().expect("a gRPC listener");
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connects");
+    let (client, connection) = h2::client::handshake(tcp).await.expect("HTTP/2");
+    tokio::spawn(connection);
+    let mut client = client.ready().await.expect("ready");
+    let request = http::Request::builder()
+        .method("POST")
+        .uri(format!("http://{addr}{}", grpc::TRACES))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .header("authorization", format!("Bearer {}", server.ingest))
+        .body(())
+        .expect("a request");
+    let (response, mut message) = client.send_request(request, false).expect("sent");
+    // A message of 1000 bytes announced, 3 sent, then nothing.
+    message
+        .send_data(
+            bytes::Bytes::from_static(&[0, 0, 0, 3, 232, 1, 2, 3]),
+            false,
+        )
+        .expect("sent");
+    let response = tokio::time::timeout(Duration::from_secs(30), response)
+        .await
+        .expect("answered within 30 s")
+        .expect("a response");
+    let mut status = response.headers().get("grpc-status").cloned();
+    if status.is_none() {
+        let mut body = response.into_body();
+        while let Some(chunk) = body.data().await {
+            chunk.expect("data");
+        }
+        let trailers = body.trailers().await.expect("trailers").expect("trailers");
+        status = trailers.get("grpc-status").cloned();
+    }
+    assert_eq!(
+        status.as_ref().and_then(|s| s.to_str().ok()),
+        Some("4"),
+        "DEADLINE_EXCEEDED expected: {status:?}"
+    );
+    drop(message);
+    server.server.shutdown().await.expect("a clean shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_methods_are_unimplemented() {
+    let server = TestServer::start_with(|config| {
+        config.grpc_listen(Some("127.0.0.1:0".parse().expect("an address")))
+    })
+    .await;
+    let addr = server.server.grpc_addr().expect("a gRPC listener");
+    let answer = grpc::export(
+        grpc::channel(addr).await,
+        "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+        Some(&server.ingest),
+        Vec::new(),
+        false,
+    )
+    .await;
+    assert_eq!(answer.expect_err("no metrics").code(), Code::Unimplemented);
     server.server.shutdown().await.expect("a clean shutdown");
 }

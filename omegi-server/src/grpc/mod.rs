@@ -3,7 +3,7 @@
 //! (`127.0.0.1:4317` by default).
 //!
 //! It is the OTLP/HTTP receiver ([`crate::api`]) over another transport,
-//! and shares its ingest path ([`crate::api::ingest::accept`]): the same
+//! and shares its ingest path (`api::ingest::accept`): the same
 //! token (the `authorization: Bearer …` metadata, which OpenTelemetry SDKs
 //! send from `OTEL_EXPORTER_OTLP_HEADERS`), the same slots of the project and
 //! the server, the same body limit and minimum rate (on the message as
@@ -22,8 +22,8 @@
 //! | the store failed | `UNAVAILABLE` | `RetryInfo` |
 //! | the body arrived too slowly | `DEADLINE_EXCEEDED` | no |
 //!
-//! Messages stay bytes until the budget scan ([`codec`]), and the request
-//! body is held to the size and rate limits as it arrives ([`wire`]).
+//! Messages stay bytes until the budget scan (`grpc::codec`), and the request
+//! body is held to the size and rate limits as it arrives (`grpc::wire`).
 
 use std::convert::Infallible;
 use std::sync::Arc;
