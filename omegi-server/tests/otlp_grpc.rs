@@ -311,7 +311,7 @@ async fn start() -> TestServer {
     .await
 }
 
-fn token<'a>(server: &'a TestServer, token: Token) -> Option<&'a str> {
+fn token(server: &TestServer, token: Token) -> Option<&str> {
     match token {
         Token::Ingest => Some(&server.ingest),
         Token::Missing => None,
@@ -625,4 +625,58 @@ async fn other_methods_are_unimplemented() {
     .await;
     assert_eq!(answer.expect_err("no metrics").code(), Code::Unimplemented);
     server.server.shutdown().await.expect("a clean shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_otlp_http_listener_serves_otlp_only_and_every_listener_can_be_off() {
+    let server = TestServer::start_with(|config| {
+        config
+            .listen(None)
+            .otlp_http_listen(Some("127.0.0.1:0".parse().expect("an address")))
+    })
+    .await;
+    let otlp = server
+        .server
+        .otlp_http_addr()
+        .expect("an OTLP/HTTP listener");
+    assert_eq!(server.server.api_addr(), None);
+    assert_eq!(server.server.grpc_addr(), None);
+    assert_eq!(server.server.local_addr(), otlp);
+    let body = traces(
+        "edge",
+        vec![span(8, 1, "route", now_ns() - 1_000_000, Some("boom"))],
+    );
+    let accepted = server
+        .http
+        .post(format!("http://{otlp}/v1/traces"))
+        .bearer_auth(&server.ingest)
+        .header("content-type", "application/x-protobuf")
+        .body(body)
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(accepted.status(), 200);
+    let api = server
+        .http
+        .get(format!("http://{otlp}/api/health"))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(
+        api.status(),
+        404,
+        "the API is not on the OTLP/HTTP listener"
+    );
+    server.server.shutdown().await.expect("a clean shutdown");
+
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let none =
+        ServeConfig::new(dir.path(), "127.0.0.1:0".parse().expect("an address")).listen(None);
+    let error = omegi_server::server::Server::start(none)
+        .await
+        .expect_err("nothing to listen on");
+    assert!(
+        error.to_string().contains("every listener is off"),
+        "{error}"
+    );
 }

@@ -824,6 +824,43 @@ mod tests {
     }
 
     #[test]
+    fn listeners_default_to_the_opentelemetry_ports_and_turn_off() {
+        let addr = |text: &str| Listen(Some(text.parse().unwrap()));
+        let unset = [
+            "OMEGI_LISTEN",
+            "OMEGI_OTLP_HTTP_LISTEN",
+            "OMEGI_GRPC_LISTEN",
+        ]
+        .iter()
+        .all(|var| std::env::var_os(var).is_none());
+        if unset {
+            let args = serve_args(&[]).unwrap();
+            assert_eq!(args.listen, addr("127.0.0.1:7700"));
+            assert_eq!(args.otlp_http_listen, addr("127.0.0.1:4318"));
+            assert_eq!(args.grpc_listen, addr("127.0.0.1:4317"));
+        }
+        let args = serve_args(&[
+            "--listen",
+            "0.0.0.0:8080",
+            "--otlp-http-listen",
+            "off",
+            "--grpc-listen",
+            "OFF",
+        ])
+        .unwrap();
+        assert_eq!(args.listen, addr("0.0.0.0:8080"));
+        assert_eq!(args.otlp_http_listen, Listen(None));
+        assert_eq!(args.grpc_listen, Listen(None));
+        let err = serve_args(&["--grpc-listen", "4317"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("or off"), "{err}");
+        // TLS needs both files.
+        assert!(serve_args(&["--tls-cert", "c.pem"]).is_err());
+        assert!(serve_args(&["--tls-cert", "c.pem", "--tls-key", "k.pem"]).is_ok());
+    }
+
+    #[test]
     fn sync_is_always_or_interval() {
         // The default unless OMEGI_SYNC says otherwise.
         if std::env::var_os("OMEGI_SYNC").is_none() {
