@@ -494,16 +494,18 @@ async fn http_and_grpc_answer_and_store_the_same() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_busy_server_asks_grpc_clients_to_retry() {
-    // One slot, and no wait for it: a second request while the first is
-    // still sending its message is refused with a retry delay.
-    // The held body has a minute before the rate counts.
+    // One slot, waited for up to 5 s: a request that arrives while another
+    // holds it for longer is refused with a retry delay. The wait also lets
+    // the held request get the slot after a probe that came first, whatever
+    // the order on a busy machine. The held body has a minute before the
+    // rate counts.
     let rate = omegi_server::api::BodyRate {
         grace: Duration::from_secs(60),
         min_bytes_per_second: 16 * 1024,
     };
     let server = TestServer::start_with(|config| {
         config
-            .ingest_limit(1, Duration::from_millis(1))
+            .ingest_limit(1, Duration::from_secs(5))
             .connection_timeouts(Duration::from_secs(60), rate)
             .grpc_listen(Some("127.0.0.1:0".parse().expect("an address")))
     })
