@@ -313,8 +313,30 @@ pub struct WebhookStats {
 }
 
 struct Webhook {
-    url: String,
+    /// The URL as logs show it ([`redacted_url`]).
+    shown: String,
     tx: mpsc::Sender<Alert>,
+}
+
+/// A webhook URL as logs and error messages show it: its scheme, host and
+/// port only. Webhook URLs carry their secret in the query string
+/// (`?token=`), the user info (`https://user:secret@`) or the path (Slack's
+/// `/services/T…/B…/secret`, Discord's `/api/webhooks/id/secret`), so
+/// nothing of those is shown; an unreadable URL shows as `<invalid URL>`.
+pub fn redacted_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(parsed) => {
+            let host = parsed.host_str().unwrap_or("");
+            let port = parsed.port().map(|p| format!(":{p}")).unwrap_or_default();
+            let rest = if parsed.path() == "/" && parsed.query().is_none() {
+                ""
+            } else {
+                "/…"
+            };
+            format!("{}://{host}{port}{rest}", parsed.scheme())
+        }
+        Err(_) => "<invalid URL>".into(),
+    }
 }
 
 /// Fans alerts out to SSE subscribers and webhooks.
@@ -337,12 +359,24 @@ impl AlertHub {
     /// A hub delivering to these webhook URLs; spawns one task per URL on
     /// the current Tokio runtime.
     pub fn new(webhook_urls: &[String], policy: RetryPolicy) -> Self {
-        let (events, _) = broadcast::channel(1024);
-        let stats = Arc::new(WebhookStats::default());
         let client = reqwest::Client::builder()
             .timeout(policy.timeout)
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
+        Self::with_client(webhook_urls, policy, client)
+    }
+
+    /// A hub delivering to these webhook URLs with `client` (which trusts
+    /// a custom CA, say: [`crate::tls::trust_ca`]); each attempt is bounded
+    /// by [`RetryPolicy::timeout`]. Spawns one task per URL on the current
+    /// Tokio runtime.
+    pub fn with_client(
+        webhook_urls: &[String],
+        policy: RetryPolicy,
+        client: reqwest::Client,
+    ) -> Self {
+        let (events, _) = broadcast::channel(1024);
+        let stats = Arc::new(WebhookStats::default());
         let mut webhooks = Vec::new();
         let mut tasks = Vec::new();
         for url in webhook_urls {
@@ -355,7 +389,7 @@ impl AlertHub {
                 Arc::clone(&stats),
             )));
             webhooks.push(Webhook {
-                url: url.clone(),
+                shown: redacted_url(url),
                 tx,
             });
         }
@@ -372,7 +406,7 @@ impl AlertHub {
         for hook in self.lock_webhooks().iter() {
             if hook.tx.try_send(alert.clone()).is_err() {
                 self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(url = %hook.url, "webhook queue full: alert dropped");
+                tracing::warn!(url = %hook.shown, "webhook queue full: alert dropped");
             }
         }
         // No subscriber is not an error.
@@ -437,17 +471,26 @@ async fn deliver(
     stats: &WebhookStats,
 ) -> bool {
     let attempts = policy.max_attempts.max(1);
+    let shown = redacted_url(url);
     for attempt in 1..=attempts {
-        let result = client.post(url).json(alert).send().await;
+        let result = client
+            .post(url)
+            .timeout(policy.timeout)
+            .json(alert)
+            .send()
+            .await;
         let retry = match result {
             Ok(response) if response.status().is_success() => return true,
             Ok(response) => {
                 let status = response.status();
-                tracing::warn!(url, %status, attempt, "webhook answered with an error");
+                tracing::warn!(url = %shown, %status, attempt, "webhook answered with an error");
                 status.is_server_error() || status.as_u16() == 429
             }
             Err(error) => {
-                tracing::warn!(url, %error, attempt, "webhook delivery failed");
+                // reqwest's errors name the URL: it is left out.
+                let error = error.without_url();
+                tracing::warn!(url = %shown, error = %error_chain(&error), attempt,
+                    "webhook delivery failed");
                 true
             }
         };
@@ -460,9 +503,48 @@ async fn deliver(
     false
 }
 
+/// An error with its sources, `: `-separated (a TLS failure is in a
+/// source of reqwest's error).
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redacted_urls_keep_no_secret() {
+        for (url, shown) in [
+            (
+                "https://hooks.example.com/?token=s3cret",
+                "https://hooks.example.com/…",
+            ),
+            (
+                "https://user:s3cret@hooks.example.com/",
+                "https://hooks.example.com",
+            ),
+            (
+                "https://hooks.slack.com/services/T000/B000/s3cret",
+                "https://hooks.slack.com/…",
+            ),
+            (
+                "http://127.0.0.1:9000/hook#s3cret",
+                "http://127.0.0.1:9000/…",
+            ),
+            ("not a url s3cret", "<invalid URL>"),
+        ] {
+            assert_eq!(redacted_url(url), shown, "{url}");
+            assert!(!redacted_url(url).contains("s3cret"));
+        }
+    }
 
     const T0: u64 = 1_700_000_000 * 1_000_000_000;
 

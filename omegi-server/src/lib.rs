@@ -34,8 +34,11 @@
 //! ```
 //!
 //! - [`server`]: [`Server::start`](server::Server::start) runs `omegi serve`
-//!   in-process (store, first credentials, connection timeouts, graceful
-//!   shutdown).
+//!   in-process (store, first credentials, its listeners with or without
+//!   TLS, connection timeouts, graceful shutdown).
+//! - [`grpc`]: the OTLP/gRPC receiver, on the same ingest path as OTLP/HTTP.
+//! - [`tls`]: the certificate a server presents, and extra CAs for the CLI
+//!   and webhooks.
 //! - [`api`]: [`api::router`], the OTLP receiver and the REST API (see
 //!   `API.md`), with [`auth`] (tokens) and [`alerts`] (SSE, webhooks,
 //!   spikes).
@@ -50,6 +53,8 @@ pub mod alerts;
 pub mod api;
 pub mod auth;
 pub mod cli;
+pub mod grpc;
 pub mod otlp;
 pub mod server;
+pub mod tls;
 pub mod ui;

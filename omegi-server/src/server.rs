@@ -1,5 +1,10 @@
 //! Running `omegi serve`: open the store, create the first credentials,
 //! listen, and shut down gracefully.
+//!
+//! Three listeners, each of which can be turned off: the API and web UI
+//! (which take OTLP/HTTP too, `127.0.0.1:7700`), OTLP/HTTP alone
+//! (`127.0.0.1:4318`, the OpenTelemetry default) and OTLP/gRPC
+//! (`127.0.0.1:4317`). With [`TlsFiles`] every listener speaks TLS only.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -11,20 +16,32 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_rustls::TlsAcceptor;
 
 use crate::alerts::{AlertHub, RetryPolicy, SpikeConfig, SpikeDetector};
 use crate::api::limits::{NoteLimitFlags, ReadLimits};
-use crate::api::{router, AppState, BodyRate, ProjectSlots};
+use crate::api::{otlp_router, router, AppState, BodyRate, ProjectSlots};
 use crate::auth::{bootstrap, Authenticator, Credentials, CredentialsError};
 use crate::otlp::Limits;
+use crate::tls::TlsError;
+pub use crate::tls::TlsFiles;
 
 /// The default data directory.
 pub const DEFAULT_DATA_DIR: &str = "./omegi-data";
 
-/// The default listen address.
+/// The default address of the API and web UI (which take OTLP/HTTP too).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7700";
+
+/// The default address of the OTLP/HTTP receiver, the OpenTelemetry
+/// default (`/v1/traces`, `/v1/logs`).
+pub const DEFAULT_OTLP_HTTP_LISTEN: &str = "127.0.0.1:4318";
+
+/// The default address of the OTLP/gRPC receiver, the OpenTelemetry
+/// default.
+pub const DEFAULT_GRPC_LISTEN: &str = "127.0.0.1:4317";
 
 /// The store lives in this folder of the data directory.
 pub const STORE_DIR: &str = "store";
@@ -48,10 +65,21 @@ pub enum SyncPolicy {
 pub struct ServeConfig {
     /// The data directory: `store/` and `credentials.json`.
     pub data_dir: PathBuf,
-    /// Where to listen; port 0 picks a free port.
-    pub listen: SocketAddr,
+    /// Where the API and web UI listen (with OTLP/HTTP); `None`: not at
+    /// all. Port 0 picks a free port, here and below.
+    pub listen: Option<SocketAddr>,
+    /// Where OTLP/HTTP alone listens; `None`: not at all.
+    pub otlp_http_listen: Option<SocketAddr>,
+    /// Where OTLP/gRPC listens; `None`: not at all.
+    pub grpc_listen: Option<SocketAddr>,
+    /// The certificate and key every listener serves TLS with; `None`:
+    /// plain TCP.
+    pub tls: Option<TlsFiles>,
     /// Webhook URLs that get every alert.
     pub webhooks: Vec<String>,
+    /// A PEM file of CA certificates that webhook connections trust besides
+    /// the bundled roots.
+    pub webhook_ca: Option<PathBuf>,
     /// Webhook retries.
     pub retry: RetryPolicy,
     /// Spike detection.
@@ -101,7 +129,9 @@ pub struct ServeConfig {
 }
 
 impl ServeConfig {
-    /// Defaults with this data directory and listen address: 8 MiB bodies,
+    /// Defaults with this data directory and API address, and no other
+    /// listener (see [`ServeConfig::otlp_http_listen`] and
+    /// [`ServeConfig::grpc_listen`]), without TLS: 8 MiB bodies,
     /// the default [`Limits`], default retries and spike settings, 30 s to
     /// shut down, no retention (a pass every 10 minutes once it is set),
     /// twice as many OTLP requests at once as there are cores (at least 4),
@@ -115,8 +145,12 @@ impl ServeConfig {
             .max(4);
         ServeConfig {
             data_dir: data_dir.into(),
-            listen,
+            listen: Some(listen),
+            otlp_http_listen: None,
+            grpc_listen: None,
+            tls: None,
             webhooks: Vec::new(),
+            webhook_ca: None,
             retry: RetryPolicy::default(),
             spike: SpikeConfig::default(),
             body_limit: 8 * 1024 * 1024,
@@ -136,6 +170,37 @@ impl ServeConfig {
             header_read_timeout: Duration::from_secs(30),
             body_rate: BodyRate::default(),
         }
+    }
+
+    /// Sets where the API and web UI listen (`None`: not at all).
+    pub fn listen(mut self, addr: Option<SocketAddr>) -> Self {
+        self.listen = addr;
+        self
+    }
+
+    /// Sets where OTLP/HTTP alone listens (`None`: not at all).
+    pub fn otlp_http_listen(mut self, addr: Option<SocketAddr>) -> Self {
+        self.otlp_http_listen = addr;
+        self
+    }
+
+    /// Sets where OTLP/gRPC listens (`None`: not at all).
+    pub fn grpc_listen(mut self, addr: Option<SocketAddr>) -> Self {
+        self.grpc_listen = addr;
+        self
+    }
+
+    /// Serves TLS with this certificate and key on every listener.
+    pub fn tls(mut self, files: Option<TlsFiles>) -> Self {
+        self.tls = files;
+        self
+    }
+
+    /// Trusts the CA certificates of this PEM file for webhooks, besides
+    /// the bundled roots.
+    pub fn webhook_ca(mut self, pem: Option<PathBuf>) -> Self {
+        self.webhook_ca = pem;
+        self
     }
 
     /// Sets how much one read answer of the REST API shows.
@@ -264,6 +329,12 @@ pub enum ServeError {
     /// The first credentials could not be created or saved.
     #[error("credentials: {0}")]
     Credentials(#[from] CredentialsError),
+    /// Every listener is turned off.
+    #[error("nothing to listen on: every listener is off")]
+    NoListener,
+    /// The TLS certificate, key or a CA file could not be used.
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsError),
     /// The address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -292,10 +363,25 @@ pub struct ShutdownReport {
     pub flushed_bytes: usize,
 }
 
+/// What one listener speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Listening {
+    /// The API, web UI and OTLP/HTTP, over HTTP/1.1.
+    Api,
+    /// OTLP/HTTP alone, over HTTP/1.1.
+    OtlpHttp,
+    /// OTLP/gRPC, over HTTP/2.
+    Grpc,
+}
+
 /// A running server.
 #[derive(Debug)]
 pub struct Server {
     addr: SocketAddr,
+    api_addr: Option<SocketAddr>,
+    otlp_http_addr: Option<SocketAddr>,
+    grpc_addr: Option<SocketAddr>,
+    tls: bool,
     store: Store,
     created: Option<Credentials>,
     shutdown: watch::Sender<bool>,
@@ -304,9 +390,27 @@ pub struct Server {
 
 impl Server {
     /// Opens the store in `<data>/store`, creates the default project and
-    /// admin user on first start, binds the address and starts serving on
+    /// admin user on first start, binds the addresses and starts serving on
     /// the current Tokio runtime.
     pub async fn start(config: ServeConfig) -> Result<Server, ServeError> {
+        let wanted = [
+            (Listening::Api, config.listen),
+            (Listening::OtlpHttp, config.otlp_http_listen),
+            (Listening::Grpc, config.grpc_listen),
+        ];
+        if wanted.iter().all(|(_, addr)| addr.is_none()) {
+            return Err(ServeError::NoListener);
+        }
+        // Certificates first: a bad file is reported before anything opens.
+        let acceptors = match &config.tls {
+            Some(files) => Some((files.acceptor(&[b"http/1.1"])?, files.acceptor(&[b"h2"])?)),
+            None => None,
+        };
+        let webhook_client =
+            crate::tls::trust_ca(reqwest::Client::builder(), config.webhook_ca.as_deref())?
+                .timeout(config.retry.timeout)
+                .build()
+                .map_err(|e| TlsError::Config(format!("webhook client: {e}")))?;
         create_data_dir(&config.data_dir).map_err(|source| ServeError::DataDir {
             path: config.data_dir.clone(),
             source,
@@ -328,18 +432,34 @@ impl Server {
         .await
         .map_err(|e| ServeError::Task(e.to_string()))??;
 
-        let listener =
-            TcpListener::bind(config.listen)
+        let mut listeners = Vec::new();
+        for (listening, addr) in wanted {
+            let Some(addr) = addr else { continue };
+            let listener = TcpListener::bind(addr)
                 .await
-                .map_err(|source| ServeError::Bind {
-                    addr: config.listen,
-                    source,
-                })?;
-        let addr = listener.local_addr()?;
+                .map_err(|source| ServeError::Bind { addr, source })?;
+            let tls = acceptors.as_ref().map(|(http, grpc)| match listening {
+                Listening::Grpc => grpc.clone(),
+                Listening::Api | Listening::OtlpHttp => http.clone(),
+            });
+            listeners.push((listening, listener.local_addr()?, listener, tls));
+        }
+        let bound = |wanted: Listening| {
+            listeners
+                .iter()
+                .find(|(listening, ..)| *listening == wanted)
+                .map(|(_, addr, ..)| *addr)
+        };
+        let (api_addr, otlp_http_addr, grpc_addr) = (
+            bound(Listening::Api),
+            bound(Listening::OtlpHttp),
+            bound(Listening::Grpc),
+        );
+        let addr = listeners[0].1;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let state = Arc::new(AppState {
             auth: Authenticator::new(store.clone()),
-            alerts: AlertHub::new(&config.webhooks, config.retry),
+            alerts: AlertHub::with_client(&config.webhooks, config.retry, webhook_client),
             spikes: Mutex::new(SpikeDetector::new(config.spike)),
             limits: Limits {
                 max_age: config.limits.max_age.or(config.retention),
@@ -359,7 +479,10 @@ impl Server {
         });
         let store = state.store.clone();
         let task = tokio::spawn(serve(
-            listener,
+            listeners
+                .into_iter()
+                .map(|(listening, _, listener, tls)| (listening, listener, tls))
+                .collect(),
             state,
             shutdown_rx,
             config.shutdown_timeout,
@@ -367,6 +490,10 @@ impl Server {
         ));
         Ok(Server {
             addr,
+            api_addr,
+            otlp_http_addr,
+            grpc_addr,
+            tls: config.tls.is_some(),
             store,
             created,
             shutdown: shutdown_tx,
@@ -374,14 +501,32 @@ impl Server {
         })
     }
 
-    /// The address the server listens on.
+    /// The address of the API listener; when it is off, of the OTLP/HTTP
+    /// listener, else of the gRPC listener.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
     }
 
-    /// The base URL, `http://<addr>`.
+    /// The bound address of the API and web UI, if they listen.
+    pub fn api_addr(&self) -> Option<SocketAddr> {
+        self.api_addr
+    }
+
+    /// The bound address of the OTLP/HTTP listener, if it listens.
+    pub fn otlp_http_addr(&self) -> Option<SocketAddr> {
+        self.otlp_http_addr
+    }
+
+    /// The bound address of the OTLP/gRPC listener, if it listens.
+    pub fn grpc_addr(&self) -> Option<SocketAddr> {
+        self.grpc_addr
+    }
+
+    /// The base URL of [`Server::local_addr`]: `http://<addr>`, or
+    /// `https://<addr>` with TLS.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// The store the server serves (a clone of its handle).
@@ -440,21 +585,56 @@ fn create_data_dir(path: &std::path::Path) -> std::io::Result<()> {
     builder.create(path)
 }
 
-/// Accepts connections and serves HTTP/1.1 on each until shutdown starts;
-/// then lets requests in flight finish for `timeout`. A client that does
-/// not send a request's headers within `header_read_timeout` (or leaves a
-/// keep-alive connection idle that long) is disconnected.
+/// Serves every listener until shutdown starts; then lets requests in
+/// flight finish for `timeout`, drains the webhook queues and flushes the
+/// store.
 async fn serve(
-    listener: TcpListener,
+    listeners: Vec<(Listening, TcpListener, Option<TlsAcceptor>)>,
     state: Arc<AppState>,
     shutdown: watch::Receiver<bool>,
     timeout: Duration,
     header_read_timeout: Duration,
 ) -> Result<ShutdownReport, ServeError> {
-    let app = router(Arc::clone(&state));
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(header_read_timeout);
+    let mut loops = tokio::task::JoinSet::new();
+    for (listening, listener, tls) in listeners {
+        let endpoint = Endpoint {
+            listening,
+            tls,
+            state: Arc::clone(&state),
+            header_read_timeout,
+        };
+        loops.spawn(accept_loop(listener, endpoint, shutdown.clone(), timeout));
+    }
+    let mut requests_drained = true;
+    while let Some(drained) = loops.join_next().await {
+        requests_drained &= drained.unwrap_or(false);
+    }
+    let webhooks_drained = state.alerts.close(timeout).await;
+    let flushed_bytes = state.store.flush_async().await?;
+    Ok(ShutdownReport {
+        requests_drained,
+        webhooks_drained,
+        flushed_bytes,
+    })
+}
+
+/// What a listener's connections speak, and with what.
+#[derive(Clone)]
+struct Endpoint {
+    listening: Listening,
+    tls: Option<TlsAcceptor>,
+    state: Arc<AppState>,
+    header_read_timeout: Duration,
+}
+
+/// Accepts connections and serves each until shutdown starts; then lets
+/// requests in flight finish for `timeout`. Whether they all did.
+async fn accept_loop(
+    listener: TcpListener,
+    endpoint: Endpoint,
+    shutdown: watch::Receiver<bool>,
+    timeout: Duration,
+) -> bool {
     let mut connections = tokio::task::JoinSet::new();
     let mut stop = shutdown.clone();
     loop {
@@ -473,11 +653,60 @@ async fn serve(
                 continue;
             }
         };
-        let service = TowerToHyperService::new(app.clone());
-        let http = http.clone();
-        let mut stop = shutdown.clone();
+        let endpoint = endpoint.clone();
+        let stop = shutdown.clone();
         connections.spawn(async move {
-            let connection = http.serve_connection(TokioIo::new(stream), service);
+            match endpoint.tls.clone() {
+                None => serve_connection(stream, &endpoint, stop).await,
+                Some(acceptor) => {
+                    // The handshake counts as the first request's headers.
+                    let handshake =
+                        tokio::time::timeout(endpoint.header_read_timeout, acceptor.accept(stream))
+                            .await;
+                    match handshake {
+                        Ok(Ok(stream)) => serve_connection(stream, &endpoint, stop).await,
+                        Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
+                        Err(_) => tracing::debug!("TLS handshake too slow"),
+                    }
+                }
+            }
+        });
+    }
+    drop(listener);
+    // Give requests in flight `timeout`.
+    let drained = tokio::time::timeout(timeout, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await
+    .is_ok();
+    if !drained {
+        tracing::warn!("requests still in flight after {timeout:?}: closing");
+        connections.abort_all();
+    }
+    drained
+}
+
+/// Serves one connection until it ends, or until shutdown starts (then
+/// lets its requests in flight finish): HTTP/1.1 for the API and
+/// OTLP/HTTP, HTTP/2 for gRPC. A client that does not send a request's
+/// headers within `header_read_timeout` (or leaves a keep-alive HTTP/1.1
+/// connection idle that long) is disconnected; an HTTP/2 peer that stops
+/// answering pings is too.
+async fn serve_connection<S>(stream: S, endpoint: &Endpoint, mut stop: watch::Receiver<bool>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let io = TokioIo::new(stream);
+    match endpoint.listening {
+        Listening::Api | Listening::OtlpHttp => {
+            let app = match endpoint.listening {
+                Listening::Api => router(Arc::clone(&endpoint.state)),
+                _ => otlp_router(Arc::clone(&endpoint.state)),
+            };
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(TokioTimer::new())
+                .header_read_timeout(endpoint.header_read_timeout);
+            let connection = http.serve_connection(io, TowerToHyperService::new(app));
             tokio::pin!(connection);
             let stopping = tokio::select! {
                 _ = connection.as_mut() => false,
@@ -487,26 +716,25 @@ async fn serve(
                 connection.as_mut().graceful_shutdown();
                 let _ = connection.await;
             }
-        });
+        }
+        Listening::Grpc => {
+            let mut http = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+            http.timer(TokioTimer::new())
+                .keep_alive_interval(Some(endpoint.header_read_timeout))
+                .keep_alive_timeout(endpoint.header_read_timeout);
+            let service = crate::grpc::service(Arc::clone(&endpoint.state));
+            let connection = http.serve_connection(io, service);
+            tokio::pin!(connection);
+            let stopping = tokio::select! {
+                _ = connection.as_mut() => false,
+                _ = stop.wait_for(|stopped| *stopped) => true,
+            };
+            if stopping {
+                connection.as_mut().graceful_shutdown();
+                let _ = connection.await;
+            }
+        }
     }
-    drop(listener);
-    // Give requests in flight `timeout`.
-    let drained = tokio::time::timeout(timeout, async {
-        while connections.join_next().await.is_some() {}
-    })
-    .await;
-    let requests_drained = drained.is_ok();
-    if !requests_drained {
-        tracing::warn!("requests still in flight after {timeout:?}: closing");
-        connections.abort_all();
-    }
-    let webhooks_drained = state.alerts.close(timeout).await;
-    let flushed_bytes = state.store.flush_async().await?;
-    Ok(ShutdownReport {
-        requests_drained,
-        webhooks_drained,
-        flushed_bytes,
-    })
 }
 
 /// Errors of one connection that `accept` reports; the next one is fine.

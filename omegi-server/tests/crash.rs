@@ -33,6 +33,12 @@ impl Serve {
             .arg("--data")
             .arg(data)
             .args(["serve", "--listen", "127.0.0.1:0", "--sync", "always"])
+            .args([
+                "--otlp-http-listen",
+                "127.0.0.1:0",
+                "--grpc-listen",
+                "127.0.0.1:0",
+            ])
             .env_remove("OMEGI_SYNC")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

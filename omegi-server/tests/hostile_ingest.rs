@@ -288,6 +288,7 @@ impl ChildServer {
             .arg("--data")
             .arg(dir.path())
             .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(["--otlp-http-listen", "off", "--grpc-listen", "off"])
             .args(args)
             .env("OMEGI_LOG", "warn")
             .stdout(Stdio::piped())

@@ -2,9 +2,11 @@
 //!
 //! `cargo xtask test [ARGS]` is the test command of the README and of CI: it
 //! makes sure that what the tests need is on the machine (Debian's headless
-//! Chromium for the web UI's browser tests), installing it once when it is
-//! missing, then runs `cargo test --workspace ARGS`. A second run installs
-//! nothing.
+//! Chromium for the web UI's browser tests; the stock OpenTelemetry Python
+//! SDK with its gRPC and HTTP exporters, from PyPI into a virtualenv under
+//! `target/`, for the test that a stock SDK reaches `omegi serve`),
+//! installing each once when it is missing, then runs
+//! `cargo test --workspace ARGS`. A second run installs nothing.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -40,9 +42,22 @@ fn main() {
     }
 }
 
+/// The OpenTelemetry Python packages of the stock-SDK test, pinned.
+const OTEL_PYTHON_PACKAGES: &[&str] = &[
+    "opentelemetry-sdk==1.45.2",
+    "opentelemetry-exporter-otlp-proto-grpc==1.45.2",
+    "opentelemetry-exporter-otlp-proto-http==1.45.2",
+];
+
+/// What the venv's Python must import for the stock-SDK test.
+const OTEL_PYTHON_CHECK: &str = "import opentelemetry.sdk.trace, \
+    opentelemetry.exporter.otlp.proto.grpc.trace_exporter, \
+    opentelemetry.exporter.otlp.proto.http.trace_exporter";
+
 /// What the tests found or installed.
 struct Setup {
     chromium: PathBuf,
+    otel_python: PathBuf,
 }
 
 fn test(args: &[String]) -> Result<(), String> {
@@ -52,6 +67,7 @@ fn test(args: &[String]) -> Result<(), String> {
         .args(["test", "--workspace"])
         .args(args)
         .env("OMEGI_CHROMIUM", &setup.chromium)
+        .env("OMEGI_OTEL_PYTHON", &setup.otel_python)
         .status()
         .map_err(|e| format!("could not run cargo test: {e}"))?;
     if status.success() {
@@ -64,7 +80,84 @@ fn test(args: &[String]) -> Result<(), String> {
 fn setup() -> Result<Setup, String> {
     Ok(Setup {
         chromium: chromium()?,
+        otel_python: otel_python()?,
     })
+}
+
+/// A Python with the OpenTelemetry SDK and its OTLP exporters:
+/// `OMEGI_OTEL_PYTHON`, else the virtualenv `target/otel-python`, made and
+/// filled from PyPI when it is missing or incomplete (Debian's python3 and
+/// python3-venv installed with apt-get first when needed).
+fn otel_python() -> Result<PathBuf, String> {
+    if let Some(path) = env::var_os("OMEGI_OTEL_PYTHON").map(PathBuf::from) {
+        return if path.is_file() {
+            Ok(path)
+        } else {
+            Err(format!(
+                "OMEGI_OTEL_PYTHON={} is not a file",
+                path.display()
+            ))
+        };
+    }
+    let venv = workspace_root().join("target").join("otel-python");
+    let python = venv.join("bin").join("python");
+    if imports_otel(&python) {
+        return Ok(python);
+    }
+    eprintln!(
+        "xtask: installing the OpenTelemetry Python SDK into {} for the stock-SDK test",
+        venv.display()
+    );
+    if !python.is_file() {
+        let made = |command: &mut Command| {
+            command
+                .args(["-m", "venv"])
+                .arg(&venv)
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if !made(&mut Command::new("python3")) {
+            apt_install(&["python3", "python3-venv"])?;
+            if !made(&mut Command::new("python3")) {
+                return Err(format!("python3 -m venv {} failed", venv.display()));
+            }
+        }
+    }
+    let status = Command::new(&python)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+        ])
+        .args(OTEL_PYTHON_PACKAGES)
+        .status()
+        .map_err(|e| format!("could not run pip: {e}"))?;
+    if !status.success() || !imports_otel(&python) {
+        return Err(format!(
+            "pip install {} failed ({status}); set OMEGI_OTEL_PYTHON to a Python that has them",
+            OTEL_PYTHON_PACKAGES.join(" ")
+        ));
+    }
+    Ok(python)
+}
+
+fn imports_otel(python: &Path) -> bool {
+    python.is_file()
+        && Command::new(python)
+            .args(["-c", OTEL_PYTHON_CHECK])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+}
+
+/// The workspace root: the parent of this crate's folder.
+fn workspace_root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().map(Path::to_path_buf).unwrap_or(manifest)
 }
 
 /// Headless Chromium for the browser tests: `OMEGI_CHROMIUM`, else a

@@ -92,6 +92,7 @@ impl Serve {
             .arg("--data")
             .arg(dir.path())
             .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(["--otlp-http-listen", "off", "--grpc-listen", "off"])
             .env("OMEGI_LOG", "error")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -17,12 +17,17 @@
 //! `200` only once they are on disk, and a retry of the same request stores
 //! and counts nothing twice. New and regressed issues and spikes raise
 //! alerts, once the records are durable.
+//!
+//! Everything after the body is in hand is [`accept`], the one ingest path
+//! that the gRPC receiver (`crate::grpc`) shares: the HTTP handler here only
+//! does HTTP things (the token header, the turn, reading the body at its
+//! rate, mapping a [`Refusal`] to a status).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -34,14 +39,8 @@ use tokio::time::Instant;
 use super::{now_ns, principal, ApiError, AppState, SharedState};
 use crate::alerts::{Alert, AlertKind};
 use crate::auth::Principal;
-use crate::otlp::{self, DecodeError, Decoded};
+use crate::otlp::{self, DecodeError, Decoded, Format};
 use crate::server::SyncPolicy;
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Signal {
-    Traces,
-    Logs,
-}
 
 /// How fast a request body must arrive: after `grace`, at least
 /// `min_bytes_per_second` on average since the request started (0: no
@@ -68,7 +67,7 @@ impl Default for BodyRate {
 impl BodyRate {
     /// When a body of which `received` bytes arrived since `start` must
     /// have its next bytes; `None` without a rate.
-    fn deadline(&self, start: Instant, received: usize) -> Option<Instant> {
+    pub(crate) fn deadline(&self, start: Instant, received: usize) -> Option<Instant> {
         if self.min_bytes_per_second == 0 {
             return None;
         }
@@ -109,14 +108,14 @@ impl ProjectSlots {
 }
 
 /// A request's turn: one slot of its project and one of the server.
-struct Turn<'a> {
+pub(crate) struct Turn<'a> {
     _project: OwnedSemaphorePermit,
     _server: SemaphorePermit<'a>,
 }
 
 /// Waits for a slot of the project, then of the server, in all at most
 /// `ingest_wait`; `None` when the wait is over.
-async fn take_turn<'a>(state: &'a AppState, project: &str) -> Option<Turn<'a>> {
+pub(crate) async fn take_turn<'a>(state: &'a AppState, project: &str) -> Option<Turn<'a>> {
     let deadline = Instant::now() + state.ingest_wait;
     let project_slots = state.project_slots.of(project);
     let project = tokio::time::timeout_at(deadline, project_slots.acquire_owned())
@@ -292,9 +291,7 @@ async fn receive(state: SharedState, request: Request, signal: Signal) -> Respon
     let project = match principal(&state, headers) {
         Ok(Principal::Project(project)) => project,
         Ok(Principal::User(_)) => {
-            let error = ApiError::Forbidden(
-                "a user token cannot send data: use the project's ingest token".into(),
-            );
+            let error = ApiError::Forbidden(USER_TOKEN_REFUSED.into());
             return refuse(otlp_api_error(error, &content_type), body).await;
         }
         Err(error) => return refuse(otlp_api_error(error, &content_type), body).await,
@@ -315,77 +312,211 @@ async fn receive(state: SharedState, request: Request, signal: Signal) -> Respon
         Ok(body) => body,
         Err(BodyError::TooLarge) => return otlp_error(&too_large, &content_type),
         Err(BodyError::TooSlow { received, elapsed }) => {
-            let rate = state.body_rate;
-            let (ct, body) = otlp::status_response(
-                4,
-                format!(
-                    "the body arrived too slowly: {received} bytes in {:.1} s, the minimum is \
-                     {} bytes/s after {} s (min_body_rate, body_grace)",
-                    elapsed.as_secs_f64(),
-                    rate.min_bytes_per_second,
-                    rate.grace.as_secs_f64()
-                ),
-                &content_type,
-            );
-            return answer(StatusCode::REQUEST_TIMEOUT, ct, body);
+            let refusal = Refusal::too_slow(received, elapsed, state.body_rate);
+            return refusal_response(&refusal, &content_type);
         }
         Err(BodyError::Read(error)) => {
             let message = format!("could not read the body: {error}");
             return otlp_api_error(ApiError::BadRequest(message), &content_type);
         }
     };
-    let task_state = Arc::clone(&state);
-    let outcome = tokio::task::spawn_blocking(move || {
-        let limits = task_state.limits;
-        let decoded = match signal {
-            Signal::Traces => {
-                otlp::decode_traces(&body, &content_type, encoding.as_deref(), &limits)
-            }
-            Signal::Logs => otlp::decode_logs(&body, &content_type, encoding.as_deref(), &limits),
-        };
-        drop(body);
-        let decoded = match decoded {
-            Ok(decoded) => decoded,
-            Err(error) => return otlp_error(&error, &content_type),
-        };
-        if let Err(error) = store_records(&task_state, &project, &decoded) {
-            return store_error(&error, &content_type);
-        }
-        let (ct, body) = match signal {
-            Signal::Traces => otlp::traces_response(&decoded, &content_type),
-            Signal::Logs => otlp::logs_response(&decoded, &content_type),
-        };
-        answer(StatusCode::OK, ct, body)
-    })
+    let format = match Format::from_content_type(&content_type) {
+        Ok(format) => format,
+        Err(error) => return otlp_error(&error, &content_type),
+    };
+    let outcome = accept(
+        Arc::clone(&state),
+        project,
+        signal,
+        Bytes::from(body),
+        format,
+        encoding,
+    )
     .await;
     drop(turn);
-    outcome.unwrap_or_else(|e| {
-        otlp_api_error(
-            ApiError::Internal(format!("ingest task failed: {e}")),
-            "application/x-protobuf",
-        )
-    })
+    match outcome {
+        Ok(accepted) => {
+            let (ct, body) = accepted.response(format);
+            answer(StatusCode::OK, ct, body)
+        }
+        Err(refusal) => refusal_response(&refusal, &content_type),
+    }
 }
 
-/// The answer to a request the store refused or failed to store (it
-/// stored nothing of it): `400` when the data cannot be stored (a name
-/// longer than the store takes), else `503` with `Retry-After`, which
-/// exporters retry (a retry of data already stored changes nothing).
-fn store_error(error: &omegi_store::Error, content_type: &str) -> Response {
-    if let omegi_store::Error::InvalidName { .. } = error {
-        let (ct, body) = otlp::invalid_argument_response(&error.to_string(), content_type);
-        return answer(StatusCode::BAD_REQUEST, ct, body);
+/// A refusal as an OTLP/HTTP answer: its status, a `google.rpc.Status`
+/// body in the request's format, and `Retry-After` when a retry may
+/// succeed.
+fn refusal_response(refusal: &Refusal, content_type: &str) -> Response {
+    let (ct, body) =
+        otlp::status_response(refusal.code.as_i32(), refusal.message.clone(), content_type);
+    let status = StatusCode::from_u16(refusal.http_status).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut response = answer(status, ct, body);
+    if let Some(after) = refusal.retry_after {
+        let seconds = after.as_secs().max(1).to_string();
+        if let Ok(value) = HeaderValue::from_str(&seconds) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
     }
-    tracing::error!(%error, "could not store an OTLP request");
-    let (ct, body) = otlp::unavailable_response(
-        &format!("the request could not be stored: {error}; retry later"),
-        content_type,
-    );
-    let mut response = answer(StatusCode::SERVICE_UNAVAILABLE, ct, body);
     response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    response
+}
+
+// The ingest path that every transport shares: from here on nothing knows
+// whether the request came over HTTP or gRPC.
+
+/// Why a user token may not send data.
+pub(crate) const USER_TOKEN_REFUSED: &str =
+    "a user token cannot send data: use the project's ingest token";
+
+/// What an OTLP export carries: spans (`/v1/traces`,
+/// `TraceService/Export`) or log records (`/v1/logs`, `LogsService/Export`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Signal {
+    Traces,
+    Logs,
+}
+
+/// A `google.rpc.Code` as OTLP answers carry it: the gRPC status, and the
+/// `code` of the `Status` body of an OTLP/HTTP answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RpcCode {
+    InvalidArgument = 3,
+    DeadlineExceeded = 4,
+    ResourceExhausted = 8,
+    Internal = 13,
+    Unavailable = 14,
+}
+
+impl RpcCode {
+    pub(crate) fn as_i32(self) -> i32 {
+        self as i32
+    }
+}
+
+/// An export that was stored: what its answer says.
+#[derive(Debug)]
+pub(crate) struct Accepted {
+    signal: Signal,
+    decoded: Decoded,
+}
+
+impl Accepted {
+    /// The body of the success answer in `format`, with its content type:
+    /// an `ExportTraceServiceResponse` or `ExportLogsServiceResponse`, with
+    /// the partial success when something was left out or cut.
+    pub(crate) fn response(&self, format: Format) -> (&'static str, Vec<u8>) {
+        let content_type = format.content_type();
+        match self.signal {
+            Signal::Traces => otlp::traces_response(&self.decoded, content_type),
+            Signal::Logs => otlp::logs_response(&self.decoded, content_type),
+        }
+    }
+}
+
+/// An export that was refused: nothing of it is stored. Each transport
+/// answers it its own way, OTLP/HTTP with `http_status` and a `Status`
+/// body with `code`, gRPC with `code`; both carry `message`, and say when
+/// to retry when `retry_after` is set (a refusal without it is final).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Refusal {
+    pub(crate) code: RpcCode,
+    pub(crate) message: String,
+    pub(crate) retry_after: Option<Duration>,
+    pub(crate) http_status: u16,
+}
+
+impl Refusal {
+    /// A body that could not be decoded, or one over a limit: final.
+    pub(crate) fn decode(error: &DecodeError) -> Refusal {
+        let code = match error.rpc_code() {
+            8 => RpcCode::ResourceExhausted,
+            _ => RpcCode::InvalidArgument,
+        };
+        Refusal {
+            code,
+            message: error.to_string(),
+            retry_after: None,
+            http_status: error.http_status(),
+        }
+    }
+
+    /// A body that arrived slower than `rate` allows.
+    pub(crate) fn too_slow(received: usize, elapsed: Duration, rate: BodyRate) -> Refusal {
+        Refusal {
+            code: RpcCode::DeadlineExceeded,
+            message: format!(
+                "the body arrived too slowly: {received} bytes in {:.1} s, the minimum is \
+                 {} bytes/s after {} s (min_body_rate, body_grace)",
+                elapsed.as_secs_f64(),
+                rate.min_bytes_per_second,
+                rate.grace.as_secs_f64()
+            ),
+            retry_after: None,
+            http_status: 408,
+        }
+    }
+
+    /// The store refused or failed to store the request (nothing of it is
+    /// stored): final for a name the store cannot keep, else worth a retry
+    /// (a retry of data already stored changes nothing).
+    fn store(error: &omegi_store::Error) -> Refusal {
+        if let omegi_store::Error::InvalidName { .. } = error {
+            return Refusal {
+                code: RpcCode::InvalidArgument,
+                message: error.to_string(),
+                retry_after: None,
+                http_status: 400,
+            };
+        }
+        tracing::error!(%error, "could not store an OTLP request");
+        Refusal {
+            code: RpcCode::Unavailable,
+            message: format!("the request could not be stored: {error}; retry later"),
+            retry_after: Some(Duration::from_secs(1)),
+            http_status: 503,
+        }
+    }
+
+    fn internal(message: String) -> Refusal {
+        tracing::error!(%message, "ingest failed");
+        Refusal {
+            code: RpcCode::Internal,
+            message,
+            retry_after: None,
+            http_status: 500,
+        }
+    }
+}
+
+/// The ingest path of every transport, once a request's body is in hand
+/// (read within the body limit, with a turn taken): decodes it within the
+/// [`Limits`](crate::otlp::Limits) (the wire budget first), stores its
+/// records in one transaction (durably under `--sync always`) and raises
+/// the alerts they cause. `encoding` is the body's content encoding, `None`
+/// when the transport has undone it already. Decoding and storing run off
+/// the async workers.
+pub(crate) async fn accept(
+    state: SharedState,
+    project: String,
+    signal: Signal,
+    body: Bytes,
+    format: Format,
+    encoding: Option<String>,
+) -> Result<Accepted, Refusal> {
+    let outcome = tokio::task::spawn_blocking(move || {
+        let limits = state.limits;
+        let content_type = format.content_type();
+        let encoding = encoding.as_deref();
+        let decoded = match signal {
+            Signal::Traces => otlp::decode_traces(&body, content_type, encoding, &limits),
+            Signal::Logs => otlp::decode_logs(&body, content_type, encoding, &limits),
+        };
+        drop(body);
+        let decoded = decoded.map_err(|error| Refusal::decode(&error))?;
+        store_records(&state, &project, &decoded).map_err(|error| Refusal::store(&error))?;
+        Ok(Accepted { signal, decoded })
+    })
+    .await;
+    outcome.unwrap_or_else(|e| Err(Refusal::internal(format!("ingest task failed: {e}"))))
 }
 
 /// Ingests every resource's records in one store call (one transaction;

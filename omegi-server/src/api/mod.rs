@@ -23,7 +23,7 @@ use crate::otlp::Limits;
 mod accounts;
 mod alerts;
 mod extract;
-mod ingest;
+pub(crate) mod ingest;
 mod issues;
 pub mod limits;
 pub mod notes;
@@ -76,14 +76,23 @@ pub struct AppState {
 /// The shared state handed to the router.
 pub type SharedState = Arc<AppState>;
 
+/// The routes of the OTLP/HTTP receiver alone: `/v1/traces` and
+/// `/v1/logs`.
+pub fn otlp_router(state: SharedState) -> Router {
+    otlp_routes(state.body_limit).with_state(state)
+}
+
+fn otlp_routes(body_limit: usize) -> Router<SharedState> {
+    Router::new()
+        .route("/v1/traces", post(ingest::traces))
+        .route("/v1/logs", post(ingest::logs))
+        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+}
+
 /// The routes of `omegi serve`: `/v1/traces`, `/v1/logs`, `/api/…`, and the
 /// web UI at `/` ([`crate::ui::router`]).
 pub fn router(state: SharedState) -> Router {
-    let body_limit = state.body_limit;
-    let otlp = Router::new()
-        .route("/v1/traces", post(ingest::traces))
-        .route("/v1/logs", post(ingest::logs))
-        .layer(axum::extract::DefaultBodyLimit::max(body_limit));
+    let otlp = otlp_routes(state.body_limit);
     let api = Router::new()
         .route("/api/health", get(health))
         .route(

@@ -11,7 +11,7 @@ use clap::Subcommand;
 use omegi_store::{Store, TokenOwner};
 use serde::Serialize;
 
-use super::{blocking, print_json, render, store_error, ApiClient, Cli, CliError};
+use super::{blocking, print_json, render, store_error, Cli, CliError};
 use crate::api::now_ns;
 use crate::api::views::{IssuedToken, MemberView, TokenView};
 use crate::auth;
@@ -246,7 +246,8 @@ async fn add_token(
         (None, None) => None,
     };
     if token.is_some() || owner.is_none() {
-        match ApiClient::new(&cli.server, token)
+        match cli
+            .client_with(token)?
             .post("/api/tokens", Some(&body))
             .await
         {

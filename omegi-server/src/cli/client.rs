@@ -1,4 +1,7 @@
-//! A small client of the REST API.
+//! A small client of the REST API, over HTTP or HTTPS (rustls, the bundled
+//! Mozilla roots and an optional extra CA: [`crate::tls`]).
+
+use std::path::Path;
 
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
@@ -22,6 +25,21 @@ impl ApiClient {
             token,
             http: reqwest::Client::new(),
         }
+    }
+
+    /// A client of the server at `base` that trusts the CA certificates of
+    /// the PEM file `ca` besides the bundled roots (`--ca-cert`).
+    pub fn with_ca(base: &str, token: Option<String>, ca: Option<&Path>) -> Result<Self, CliError> {
+        let tls_error = |e: crate::tls::TlsError| CliError::Usage(format!("--ca-cert: {e}"));
+        let http = crate::tls::trust_ca(reqwest::Client::builder(), ca)
+            .map_err(tls_error)?
+            .build()
+            .map_err(|e| CliError::Usage(format!("HTTP client: {e}")))?;
+        Ok(ApiClient {
+            base: base.trim_end_matches('/').to_owned(),
+            token,
+            http,
+        })
     }
 
     /// `GET path?query` as JSON.

@@ -34,7 +34,8 @@ use crate::api::views::{
 };
 use crate::auth::{self, read_credentials, AccountError, CredentialsError};
 use crate::server::{
-    ServeConfig, ServeError, Server, SyncPolicy, DEFAULT_DATA_DIR, DEFAULT_LISTEN, STORE_DIR,
+    ServeConfig, ServeError, Server, SyncPolicy, TlsFiles, DEFAULT_DATA_DIR, DEFAULT_GRPC_LISTEN,
+    DEFAULT_LISTEN, DEFAULT_OTLP_HTTP_LISTEN, STORE_DIR,
 };
 
 mod accounts;
@@ -64,6 +65,10 @@ pub struct Cli {
     /// A user's API token (default: the admin token in DATA/credentials.json).
     #[arg(long, env = "OMEGI_TOKEN", global = true, hide_env_values = true)]
     pub token: Option<String>,
+    /// A PEM file of CA certificates to trust for an `https://` server,
+    /// besides the bundled Mozilla roots.
+    #[arg(long, env = "OMEGI_CA_CERT", global = true)]
+    pub ca_cert: Option<PathBuf>,
     /// The data directory.
     #[arg(long, env = "OMEGI_DATA", default_value = DEFAULT_DATA_DIR, global = true)]
     pub data: PathBuf,
@@ -80,7 +85,8 @@ pub struct Cli {
 // `serve` carries every limit; a command is parsed once per process.
 #[allow(clippy::large_enum_variant)]
 pub enum Command {
-    /// Run the server: OTLP/HTTP receiver, REST API and alerts.
+    /// Run the server: OTLP/gRPC and OTLP/HTTP receivers, REST API, web UI
+    /// and alerts.
     Serve(ServeArgs),
     /// List issues.
     Issues(IssuesArgs),
@@ -130,13 +136,40 @@ pub enum Command {
 /// `omegi serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, env = "OMEGI_LISTEN", default_value = DEFAULT_LISTEN)]
-    pub listen: SocketAddr,
+    /// Address of the REST API and web UI, which take OTLP/HTTP
+    /// (`/v1/traces`, `/v1/logs`) too; `off`: none.
+    #[arg(long, env = "OMEGI_LISTEN", default_value = DEFAULT_LISTEN, value_parser = parse_listen)]
+    pub listen: Listen,
+    /// Address of the OTLP/HTTP receiver alone (`/v1/traces`, `/v1/logs`),
+    /// the OpenTelemetry SDKs' default for http/protobuf; `off`: none.
+    #[arg(long, env = "OMEGI_OTLP_HTTP_LISTEN", default_value = DEFAULT_OTLP_HTTP_LISTEN,
+          value_parser = parse_listen)]
+    pub otlp_http_listen: Listen,
+    /// Address of the OTLP/gRPC receiver, the OpenTelemetry SDKs' default
+    /// for grpc; `off`: none.
+    #[arg(long, env = "OMEGI_GRPC_LISTEN", default_value = DEFAULT_GRPC_LISTEN,
+          value_parser = parse_listen)]
+    pub grpc_listen: Listen,
+    /// Serve TLS on every listener with this certificate chain (PEM, leaf
+    /// first); needs --tls-key.
+    #[arg(long, env = "OMEGI_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, env = "OMEGI_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// POST every alert to this URL (repeatable; OMEGI_WEBHOOKS takes a
-    /// comma-separated list).
-    #[arg(long = "webhook", env = "OMEGI_WEBHOOKS", value_delimiter = ',')]
+    /// comma-separated list). Logs show its scheme and host only.
+    #[arg(
+        long = "webhook",
+        env = "OMEGI_WEBHOOKS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
     pub webhooks: Vec<String>,
+    /// A PEM file of CA certificates that webhook connections trust,
+    /// besides the bundled Mozilla roots.
+    #[arg(long, env = "OMEGI_WEBHOOK_CA_CERT")]
+    pub webhook_ca_cert: Option<PathBuf>,
     /// Delete spans and occurrences older than this (12h, 30d, 8w); issues
     /// and notes are kept, and older spans and errors are rejected when
     /// they arrive. `off` keeps everything.
@@ -169,6 +202,20 @@ pub struct ServeArgs {
     /// What one OTLP request may hold and cost.
     #[command(flatten)]
     pub limits: limits::LimitArgs,
+}
+
+/// A listener's address, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listen(pub Option<SocketAddr>);
+
+fn parse_listen(text: &str) -> Result<Listen, String> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(Listen(None));
+    }
+    text.parse::<SocketAddr>()
+        .map(|addr| Listen(Some(addr)))
+        .map_err(|_| format!("expected an address like 127.0.0.1:4317, or off; got {text:?}"))
 }
 
 fn parse_max_tokens(text: &str) -> Result<usize, String> {
@@ -320,7 +367,7 @@ pub enum CliError {
     #[error("no API token: pass --token, set OMEGI_TOKEN, or run where the data directory's credentials.json is")]
     NoToken,
     /// The server could not be reached.
-    #[error("{url}: {source}")]
+    #[error("{url}: {}", crate::alerts::error_chain(source))]
     Http {
         /// The URL.
         url: String,
@@ -380,7 +427,12 @@ impl Cli {
     }
 
     fn client(&self) -> Result<ApiClient, CliError> {
-        Ok(ApiClient::new(&self.server, self.resolve_token()?))
+        self.client_with(self.resolve_token()?)
+    }
+
+    /// A client of `--server` with `token`, trusting `--ca-cert`.
+    fn client_with(&self, token: Option<String>) -> Result<ApiClient, CliError> {
+        ApiClient::with_ca(&self.server, token, self.ca_cert.as_deref())
     }
 }
 
@@ -622,10 +674,7 @@ async fn add_account(cli: &Cli, kind: AccountKind, name: &str) -> Result<Created
     };
     let token = cli.resolve_token()?;
     if token.is_some() {
-        match ApiClient::new(&cli.server, token)
-            .post(path, Some(&body))
-            .await
-        {
+        match cli.client_with(token)?.post(path, Some(&body)).await {
             Ok(created) => return Ok(created),
             Err(CliError::Http { source, .. }) if source.is_connect() => {}
             Err(other) => return Err(other),
@@ -678,8 +727,18 @@ fn store_error(path: &std::path::Path) -> impl FnOnce(omegi_store::Error) -> Cli
 }
 
 async fn serve(cli: &Cli, args: &ServeArgs, out: &mut (dyn Write + Send)) -> Result<(), CliError> {
-    let config = ServeConfig::new(&cli.data, args.listen)
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsFiles::new(cert, key)),
+        _ => None,
+    };
+    let api = args.listen.0;
+    let config = ServeConfig::new(&cli.data, api.unwrap_or(([127, 0, 0, 1], 0).into()))
+        .listen(api)
+        .otlp_http_listen(args.otlp_http_listen.0)
+        .grpc_listen(args.grpc_listen.0)
+        .tls(tls)
         .webhooks(args.webhooks.iter().filter(|u| !u.is_empty()).cloned())
+        .webhook_ca(args.webhook_ca_cert.clone())
         .retention(args.retention.0)
         .store_cache(args.store_cache as u64)
         .read_limits(args.read_limits)
@@ -696,6 +755,20 @@ async fn serve(cli: &Cli, args: &ServeArgs, out: &mut (dyn Write + Send)) -> Res
         server.url(),
         cli.data.display()
     )?;
+    let scheme = if args.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    if let Some(addr) = server.api_addr() {
+        writeln!(out, "  API and web UI (and OTLP/HTTP): {scheme}://{addr}")?;
+    }
+    if let Some(addr) = server.otlp_http_addr() {
+        writeln!(out, "  OTLP/HTTP: {scheme}://{addr} (/v1/traces, /v1/logs)")?;
+    }
+    if let Some(addr) = server.grpc_addr() {
+        writeln!(out, "  OTLP/gRPC: {scheme}://{addr}")?;
+    }
     match args.retention.0 {
         Some(age) => writeln!(
             out,
@@ -754,6 +827,43 @@ mod tests {
         assert!(serve_args(&["--max-tokens", "0"]).is_err());
         assert!(serve_args(&["--stream-recheck", "1ms"]).is_err());
         assert!(serve_args(&["--stream-recheck", "soon"]).is_err());
+    }
+
+    #[test]
+    fn listeners_default_to_the_opentelemetry_ports_and_turn_off() {
+        let addr = |text: &str| Listen(Some(text.parse().unwrap()));
+        let unset = [
+            "OMEGI_LISTEN",
+            "OMEGI_OTLP_HTTP_LISTEN",
+            "OMEGI_GRPC_LISTEN",
+        ]
+        .iter()
+        .all(|var| std::env::var_os(var).is_none());
+        if unset {
+            let args = serve_args(&[]).unwrap();
+            assert_eq!(args.listen, addr("127.0.0.1:7700"));
+            assert_eq!(args.otlp_http_listen, addr("127.0.0.1:4318"));
+            assert_eq!(args.grpc_listen, addr("127.0.0.1:4317"));
+        }
+        let args = serve_args(&[
+            "--listen",
+            "0.0.0.0:8080",
+            "--otlp-http-listen",
+            "off",
+            "--grpc-listen",
+            "OFF",
+        ])
+        .unwrap();
+        assert_eq!(args.listen, addr("0.0.0.0:8080"));
+        assert_eq!(args.otlp_http_listen, Listen(None));
+        assert_eq!(args.grpc_listen, Listen(None));
+        let err = serve_args(&["--grpc-listen", "4317"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("or off"), "{err}");
+        // TLS needs both files.
+        assert!(serve_args(&["--tls-cert", "c.pem"]).is_err());
+        assert!(serve_args(&["--tls-cert", "c.pem", "--tls-key", "k.pem"]).is_ok());
     }
 
     #[test]

@@ -5,6 +5,8 @@
 // Each test file uses only part of this module.
 #![allow(dead_code)]
 
+pub mod grpc;
+
 use std::net::SocketAddr;
 
 use clap::Parser;
