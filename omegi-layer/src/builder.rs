@@ -135,8 +135,9 @@ impl OmegiBuilder {
 
     /// Longest field value, message, error message or cause kept, in bytes
     /// (default 4 KiB, at least 64). Longer text is cut on a char boundary
-    /// and ends with `…[truncated]`, within this length; formatting a
-    /// longer value stops there.
+    /// and ends with `…[truncated N bytes]`, within this length, by the
+    /// rule the collector applies too (`omegi_core::limits`); formatting a
+    /// longer value keeps no more and stops 64 KiB past the limit.
     pub fn max_value_bytes(mut self, bytes: usize) -> Self {
         self.limits.text.value_bytes = bytes.max(MIN_TEXT_BYTES);
         self

@@ -44,7 +44,7 @@
 //!
 //! | what | method | default | when exceeded |
 //! |---|---|---|---|
-//! | a field value, message, error message or cause | [`max_value_bytes`](OmegiBuilder::max_value_bytes) | 4 KiB | cut on a char boundary, ending with `…[truncated]` within the limit; formatting a `%`/`?` value stops there |
+//! | a field value, message, error message or cause | [`max_value_bytes`](OmegiBuilder::max_value_bytes) | 4 KiB | cut on a char boundary by the collector's rule (`omegi_core::limits`), ending with `…[truncated N bytes]` within the limit; formatting a `%`/`?` value keeps no more than the limit and stops 64 KiB past it (the marker then says `N+`) |
 //! | an `exception.stacktrace` field (the panic hook's backtrace) | [`max_stacktrace_bytes`](OmegiBuilder::max_stacktrace_bytes) | 32 KiB | cut the same way |
 //! | causes (`Error::source`) per error | [`max_error_causes`](OmegiBuilder::max_error_causes) | 32 | the rest of the chain is left out |
 //! | events per span | [`max_events_per_span`](OmegiBuilder::max_events_per_span) | 128 | later events are counted in the span's `dropped_events` (OTLP `dropped_events_count`) |
