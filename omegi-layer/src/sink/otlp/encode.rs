@@ -21,11 +21,22 @@ use opentelemetry_proto::tonic::trace::v1::{
 };
 
 /// W3C trace flags: sampled.
-const SAMPLED: u32 = 0x01;
+pub(crate) const SAMPLED: u32 = 0x01;
 /// OTLP span flags: whether the parent is remote is known.
-const HAS_IS_REMOTE: u32 = 0x100;
+pub(crate) const HAS_IS_REMOTE: u32 = 0x100;
 /// OTLP span flags: the parent is remote.
-const IS_REMOTE: u32 = 0x200;
+pub(crate) const IS_REMOTE: u32 = 0x200;
+
+/// The OTLP span kind of `kind`.
+pub(crate) fn span_kind(kind: SpanKind) -> OtlpSpanKind {
+    match kind {
+        SpanKind::Internal => OtlpSpanKind::Internal,
+        SpanKind::Server => OtlpSpanKind::Server,
+        SpanKind::Client => OtlpSpanKind::Client,
+        SpanKind::Producer => OtlpSpanKind::Producer,
+        SpanKind::Consumer => OtlpSpanKind::Consumer,
+    }
+}
 
 /// The resource as sent: `service.name`, the resource's attributes, and
 /// `telemetry.sdk.*` naming Omegi (by which `omegi serve` knows that errors
@@ -204,13 +215,7 @@ pub(crate) fn span(span: SpanRecord) -> Span {
             .map_or_else(Vec::new, |p| p.0.to_be_bytes().to_vec()),
         flags,
         name: text(span.name),
-        kind: match span.kind {
-            SpanKind::Internal => OtlpSpanKind::Internal,
-            SpanKind::Server => OtlpSpanKind::Server,
-            SpanKind::Client => OtlpSpanKind::Client,
-            SpanKind::Producer => OtlpSpanKind::Producer,
-            SpanKind::Consumer => OtlpSpanKind::Consumer,
-        } as i32,
+        kind: span_kind(span.kind) as i32,
         start_time_unix_nano: span.start_ns,
         end_time_unix_nano: span.end_ns,
         attributes,
@@ -314,11 +319,11 @@ pub(crate) fn log_record(error: ErrorRecord) -> LogRecord {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use omegi_core::{SpanId, TraceId};
 
-    fn span_record() -> SpanRecord {
+    pub(crate) fn span_record() -> SpanRecord {
         SpanRecord {
             trace_id: TraceId(0xabc),
             span_id: SpanId(0x12),

@@ -24,6 +24,7 @@ mod encode;
 #[cfg(feature = "grpc")]
 mod grpc;
 mod http;
+mod wire;
 
 /// The base URL used for OTLP/HTTP when neither the code nor the
 /// environment names one.
@@ -135,10 +136,14 @@ pub struct OtlpSink {
     traces: SignalConfig,
     logs: SignalConfig,
     scope: InstrumentationScope,
-    /// The resource last sent, and its OTLP form.
-    resource: Option<(Resource, OtlpResource)>,
+    /// The resource last sent, its OTLP form and that form encoded.
+    resource: Option<(Resource, OtlpResource, Vec<u8>)>,
+    /// The scope, encoded.
+    scope_bytes: Vec<u8>,
     /// The encoded request, reused from batch to batch.
     buffer: Vec<u8>,
+    /// Scratch space of the span encoder, reused from batch to batch.
+    span_lens: Vec<usize>,
 }
 
 enum Transport {
@@ -288,13 +293,16 @@ impl OtlpSinkBuilder {
                 ))
             }
         };
+        let scope = encode::scope();
         Ok(OtlpSink {
             transport,
             traces,
             logs,
-            scope: encode::scope(),
+            scope_bytes: scope.encode_to_vec(),
+            scope,
             resource: None,
             buffer: Vec::new(),
+            span_lens: Vec::new(),
         })
     }
 
@@ -495,44 +503,54 @@ impl OtlpSink {
         (&self.traces.url, &self.logs.url)
     }
 
-    fn otlp_resource(&mut self, resource: &Resource) -> OtlpResource {
-        match &self.resource {
-            Some((r, otlp)) if r == resource => otlp.clone(),
-            _ => {
-                let otlp = encode::resource(resource);
-                self.resource = Some((resource.clone(), otlp.clone()));
-                otlp
-            }
+    /// Makes `resource` the one `self.resource` holds, in its OTLP forms.
+    fn set_resource(&mut self, resource: &Resource) {
+        if !matches!(&self.resource, Some((r, _, _)) if r == resource) {
+            let otlp = encode::resource(resource);
+            let bytes = otlp.encode_to_vec();
+            self.resource = Some((resource.clone(), otlp, bytes));
         }
     }
 
-    fn export_spans(
-        &mut self,
-        spans: Vec<omegi_core::SpanRecord>,
-        resource: OtlpResource,
-    ) -> Result<(), String> {
-        let spans = spans.into_iter().map(encode::span).collect();
-        let request = encode::traces_request(resource, self.scope.clone(), spans);
+    fn otlp_resource(&self) -> OtlpResource {
+        self.resource
+            .as_ref()
+            .map(|(_, otlp, _)| otlp.clone())
+            .unwrap_or_default()
+    }
+
+    fn export_spans(&mut self, spans: Vec<omegi_core::SpanRecord>) -> Result<(), String> {
         match &mut self.transport {
             Transport::Http(http) => {
-                self.buffer.clear();
-                request
-                    .encode(&mut self.buffer)
-                    .map_err(|e| e.to_string())?;
+                // Encoded straight from the records, into reused buffers.
+                let resource = self.resource.as_ref().map_or(&[][..], |(_, _, b)| b);
+                wire::traces_request(
+                    resource,
+                    &self.scope_bytes,
+                    &spans,
+                    &mut self.span_lens,
+                    &mut self.buffer,
+                );
+                drop(spans);
                 http.post(&self.traces, &self.buffer)
             }
             #[cfg(feature = "grpc")]
-            Transport::Grpc(grpc) => grpc.export_traces(&self.traces, &request),
+            Transport::Grpc(grpc) => {
+                let resource = self
+                    .resource
+                    .as_ref()
+                    .map(|(_, otlp, _)| otlp.clone())
+                    .unwrap_or_default();
+                let spans = spans.into_iter().map(encode::span).collect();
+                let request = encode::traces_request(resource, self.scope.clone(), spans);
+                grpc.export_traces(&self.traces, &request)
+            }
         }
     }
 
-    fn export_errors(
-        &mut self,
-        errors: Vec<omegi_core::ErrorRecord>,
-        resource: OtlpResource,
-    ) -> Result<(), String> {
+    fn export_errors(&mut self, errors: Vec<omegi_core::ErrorRecord>) -> Result<(), String> {
         let records = errors.into_iter().map(encode::log_record).collect();
-        let request = encode::logs_request(resource, self.scope.clone(), records);
+        let request = encode::logs_request(self.otlp_resource(), self.scope.clone(), records);
         match &mut self.transport {
             Transport::Http(http) => {
                 self.buffer.clear();
@@ -549,7 +567,7 @@ impl OtlpSink {
 
 impl Sink for OtlpSink {
     fn export(&mut self, batch: Vec<Record>, resource: &Resource) -> Result<(), SinkError> {
-        let otlp_resource = self.otlp_resource(resource);
+        self.set_resource(resource);
         let mut spans = Vec::new();
         let mut errors = Vec::new();
         for record in batch {
@@ -562,13 +580,13 @@ impl Sink for OtlpSink {
         let spans_result = if spans.is_empty() {
             Ok(())
         } else {
-            self.export_spans(spans, otlp_resource.clone())
+            self.export_spans(spans)
                 .map_err(|e| SinkError::new(format!("OTLP span export failed: {e}")))
         };
         let errors_result = if errors.is_empty() {
             Ok(())
         } else {
-            self.export_errors(errors, otlp_resource)
+            self.export_errors(errors)
                 .map_err(|e| SinkError::new(format!("OTLP log export failed: {e}")))
         };
         spans_result.and(errors_result)
