@@ -7,7 +7,11 @@
 //!
 //! - texts are cut to a byte length on a `char` boundary and end with a
 //!   visible marker, `…[truncated 123456 bytes]`, so that a reader knows the
-//!   value is not whole ([`truncate_text`]);
+//!   value is not whole ([`truncate_text`]); the same rule serves text that
+//!   is borrowed ([`write_truncated`]) or still being formatted
+//!   ([`TruncatingWriter`], which stops reading a value
+//!   [`MAX_COUNTED_BYTES`] past its limit and then says `…[truncated N+
+//!   bytes]`), so that the layer and the collector cut alike;
 //! - lists are capped: attributes per span, event, error, resource and span
 //!   frame, events per span, frames of an error's span stack (the root and
 //!   the nearest ones), causes and breadcrumbs of an error;
@@ -131,30 +135,96 @@ impl Truncation {
     }
 }
 
+/// The smallest limit at which a cut text ends with the marker; below it
+/// the marker would not fit, and the text is cut without one.
+pub const MIN_MARKED_BYTES: usize = 64;
+
+/// How many bytes past its limit a formatted value is still read (not kept)
+/// by [`TruncatingWriter`], to count what was cut; past that, formatting
+/// stops and the marker gives a lower bound (`…[truncated 65600+ bytes]`).
+pub const MAX_COUNTED_BYTES: usize = 64 * 1024;
+
+/// The marker that ends a text cut by these limits: `…[truncated N bytes]`,
+/// N being the bytes of the original that are not kept, or
+/// `…[truncated N+ bytes]` when the original was not read to its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TruncationMarker {
+    /// Bytes of the original that are not kept.
+    pub dropped: usize,
+    /// Whether the original may be longer still (it was not read to its end).
+    pub at_least: bool,
+}
+
+impl std::fmt::Display for TruncationMarker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let plus = if self.at_least { "+" } else { "" };
+        write!(f, "…[truncated {}{plus} bytes]", self.dropped)
+    }
+}
+
+/// Bytes of a text cut to `max_bytes` that are kept before the marker.
+fn kept_before_marker(max_bytes: usize) -> usize {
+    if max_bytes >= MIN_MARKED_BYTES {
+        max_bytes - MARKER_ROOM
+    } else {
+        max_bytes
+    }
+}
+
+/// Where `text` is cut to fit `max_bytes`: the number of its bytes that are
+/// kept (a `char` boundary), before the marker; `None` when it fits whole.
+/// The rule of [`truncate_text`], for callers that build the cut text
+/// themselves.
+pub fn truncation_point(text: &str, max_bytes: usize) -> Option<usize> {
+    if text.len() <= max_bytes {
+        return None;
+    }
+    Some(floor_char_boundary(text, kept_before_marker(max_bytes)))
+}
+
 /// Cuts `text` to at most `max_bytes` bytes on a `char` boundary, ending
 /// with `…[truncated N bytes]` (N: the bytes of the original that are not
-/// kept). Returns N, 0 when the text already fits. Below 64 bytes the cut
-/// has no marker (it would not fit).
+/// kept). Returns N, 0 when the text already fits. Below
+/// [`MIN_MARKED_BYTES`] the cut has no marker (it would not fit).
 pub fn truncate_text(text: &mut String, max_bytes: usize) -> usize {
-    if text.len() <= max_bytes {
+    let Some(keep) = truncation_point(text, max_bytes) else {
         return 0;
-    }
-    let with_marker = max_bytes >= 64;
-    let keep = floor_char_boundary(
-        text,
-        if with_marker {
-            max_bytes - MARKER_ROOM
-        } else {
-            max_bytes
-        },
-    );
+    };
     let dropped = text.len() - keep;
     text.truncate(keep);
-    if with_marker {
-        let _ = write!(text, "…[truncated {dropped} bytes]");
+    if max_bytes >= MIN_MARKED_BYTES {
+        let marker = TruncationMarker {
+            dropped,
+            at_least: false,
+        };
+        let _ = write!(text, "{marker}");
     }
     text.shrink_to_fit();
     dropped
+}
+
+/// Writes `text` into `out` as [`truncate_text`] would leave it, without
+/// copying it first: whole when it fits, else cut with the marker. Returns
+/// the bytes not kept.
+pub fn write_truncated<W: std::fmt::Write>(
+    out: &mut W,
+    text: &str,
+    max_bytes: usize,
+) -> Result<usize, std::fmt::Error> {
+    let Some(keep) = truncation_point(text, max_bytes) else {
+        out.write_str(text)?;
+        return Ok(0);
+    };
+    out.write_str(&text[..keep])?;
+    let dropped = text.len() - keep;
+    if max_bytes >= MIN_MARKED_BYTES {
+        let marker = TruncationMarker {
+            dropped,
+            at_least: false,
+        };
+        write!(out, "{marker}")?;
+    }
+    Ok(dropped)
 }
 
 /// [`truncate_text`] for a [`Text`]: borrowed text is copied only when cut.
@@ -176,6 +246,129 @@ fn floor_char_boundary(s: &str, mut i: usize) -> usize {
         i -= 1;
     }
     i
+}
+
+/// Room for the end of a text that may still fit: at most the marker's room
+/// and a split `char` past the point where a cut text stops.
+const TAIL_BYTES: usize = MARKER_ROOM + 4;
+
+/// A [`std::fmt::Write`] adapter that applies the rule of [`truncate_text`]
+/// while a value is being formatted (`Display`, `Debug`), so that a huge
+/// value is never held whole: what fits goes to the inner writer as it
+/// comes; once the text is longer than its limit, the rest is only counted,
+/// for at most [`MAX_COUNTED_BYTES`], then formatting is stopped (the write
+/// fails). [`finish`](Self::finish) appends the marker.
+///
+/// ```
+/// use std::fmt::Write as _;
+/// use omegi_core::limits::{truncate_text, TruncatingWriter};
+///
+/// let value = vec![7u8; 10_000];
+/// let mut writer = TruncatingWriter::new(String::new(), 100);
+/// let _ = write!(writer, "{value:?}");
+/// let (text, cut) = writer.finish();
+/// let mut whole = format!("{value:?}");
+/// assert_eq!(truncate_text(&mut whole, 100), cut.unwrap().dropped);
+/// assert_eq!(text, whole);
+/// ```
+#[derive(Debug)]
+pub struct TruncatingWriter<W> {
+    out: W,
+    max_bytes: usize,
+    /// Bytes of a cut text kept before the marker.
+    keep: usize,
+    /// Bytes given to `out`.
+    written: usize,
+    /// Bytes offered so far.
+    seen: usize,
+    /// Text past `keep` that is kept only if the whole text fits.
+    tail: [u8; TAIL_BYTES],
+    tail_len: usize,
+    /// The text is longer than `max_bytes`.
+    over: bool,
+    /// Formatting was stopped before the end of the value.
+    stopped: bool,
+}
+
+impl<W: std::fmt::Write> TruncatingWriter<W> {
+    /// Writes into `out` at most `max_bytes` bytes, marker included.
+    pub fn new(out: W, max_bytes: usize) -> Self {
+        TruncatingWriter {
+            out,
+            max_bytes,
+            keep: kept_before_marker(max_bytes),
+            written: 0,
+            seen: 0,
+            tail: [0; TAIL_BYTES],
+            tail_len: 0,
+            over: false,
+            stopped: false,
+        }
+    }
+
+    /// Ends the text: the inner writer, and the marker it ends with when it
+    /// was cut (`None` when the text fits; below [`MIN_MARKED_BYTES`] the
+    /// marker is returned but not written).
+    pub fn finish(mut self) -> (W, Option<TruncationMarker>) {
+        if !self.over {
+            let tail = std::str::from_utf8(&self.tail[..self.tail_len]).unwrap_or_default();
+            let _ = self.out.write_str(tail);
+            return (self.out, None);
+        }
+        let marker = TruncationMarker {
+            dropped: self.seen - self.written,
+            at_least: self.stopped,
+        };
+        if self.max_bytes >= MIN_MARKED_BYTES {
+            let _ = write!(self.out, "{marker}");
+        }
+        (self.out, Some(marker))
+    }
+
+    /// Takes a piece that goes past the point where a cut text stops.
+    #[cold]
+    fn past_keep(&mut self, s: &str) -> std::fmt::Result {
+        if self.over {
+            if self.seen - self.max_bytes > MAX_COUNTED_BYTES {
+                self.stopped = true;
+                return Err(std::fmt::Error);
+            }
+            self.seen += s.len();
+            return Ok(());
+        }
+        let mut rest = s;
+        if self.tail_len == 0 {
+            // Everything so far went to `out`: it takes this piece up to
+            // the cut, on a char boundary.
+            let head = floor_char_boundary(rest, self.keep - self.written);
+            self.out.write_str(&rest[..head])?;
+            self.written += head;
+            rest = &rest[head..];
+        }
+        self.seen += s.len();
+        if self.seen <= self.max_bytes {
+            // It may still fit whole: keep the end aside until it is known.
+            let end = self.tail_len + rest.len();
+            self.tail[self.tail_len..end].copy_from_slice(rest.as_bytes());
+            self.tail_len = end;
+        } else {
+            self.over = true;
+            self.tail_len = 0;
+        }
+        Ok(())
+    }
+}
+
+impl<W: std::fmt::Write> std::fmt::Write for TruncatingWriter<W> {
+    #[inline]
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        if !self.over && self.seen + s.len() <= self.keep {
+            self.seen += s.len();
+            self.written += s.len();
+            return self.out.write_str(s);
+        }
+        self.past_keep(s)
+    }
 }
 
 impl RecordLimits {
@@ -602,6 +795,79 @@ mod tests {
         assert_eq!(short, "abcd");
         let mut fits = "abc".to_owned();
         assert_eq!(truncate_text(&mut fits, 3), 0);
+    }
+
+    /// A `Display` value written in pieces of `piece` bytes.
+    struct Pieces<'a>(&'a str, usize);
+
+    impl std::fmt::Display for Pieces<'_> {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            let mut rest = self.0;
+            while !rest.is_empty() {
+                let mut end = self.1.min(rest.len());
+                while !rest.is_char_boundary(end) {
+                    end += 1;
+                }
+                f.write_str(&rest[..end])?;
+                rest = &rest[end..];
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn formatting_through_the_writer_cuts_as_truncate_text_does() {
+        let texts = [
+            String::new(),
+            "short".to_owned(),
+            "x".repeat(63),
+            "x".repeat(64),
+            "x".repeat(65),
+            "é".repeat(40),
+            "한".repeat(30),
+            "a한".repeat(200),
+            "y".repeat(5_000),
+        ];
+        for text in &texts {
+            for max in [0, 3, 10, 63, 64, 65, 70, 100, 101, 102, 4096] {
+                let mut expected = text.clone();
+                let dropped = truncate_text(&mut expected, max);
+                let mut direct = String::new();
+                assert_eq!(write_truncated(&mut direct, text, max), Ok(dropped));
+                assert_eq!(direct, expected, "write_truncated {max}");
+                for piece in [1, 2, 5, 40, 1000] {
+                    let mut writer = TruncatingWriter::new(String::new(), max);
+                    write!(writer, "{}", Pieces(text, piece)).unwrap();
+                    let (got, marker) = writer.finish();
+                    assert_eq!(got, expected, "max {max}, pieces of {piece}");
+                    assert_eq!(marker.map_or(0, |m| m.dropped), dropped);
+                    assert!(marker.is_none_or(|m| !m.at_least));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn formatting_an_endless_value_stops_and_says_so() {
+        struct Endless;
+        impl std::fmt::Debug for Endless {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                loop {
+                    f.write_str("0123456789")?;
+                }
+            }
+        }
+        let mut writer = TruncatingWriter::new(String::new(), 100);
+        assert!(write!(writer, "{Endless:?}").is_err());
+        let (text, marker) = writer.finish();
+        let marker = marker.expect("cut");
+        assert!(marker.at_least);
+        assert!(marker.dropped > MAX_COUNTED_BYTES, "{marker:?}");
+        assert!(text.len() <= 100, "{text}");
+        assert!(text.ends_with(&format!("…[truncated {}+ bytes]", marker.dropped)));
+        // The text is final: applying the rule again changes nothing.
+        let mut again = text.clone();
+        assert_eq!(truncate_text(&mut again, 100), 0);
     }
 
     #[test]

@@ -6,10 +6,11 @@ use omegi_core::{Attribute, Resource};
 use tracing_core::Subscriber;
 use tracing_subscriber::registry::LookupSpan;
 
+use crate::env::{key_value_list, Environment};
 use crate::export::{self, ExportConfig, OmegiGuard};
 use crate::layer::OmegiLayer;
 use crate::limits::{Limits, MIN_TEXT_BYTES};
-use crate::sink::{NullSink, Sink};
+use crate::sink::{NullSink, Sink, SinkError};
 
 /// Starts configuring a layer for the service `service`.
 ///
@@ -41,6 +42,7 @@ pub struct OmegiBuilder {
     flush_timeout: Duration,
     limits: Limits,
     panic_hook: bool,
+    environment: Environment,
 }
 
 impl Default for OmegiBuilder {
@@ -56,6 +58,7 @@ impl Default for OmegiBuilder {
             flush_timeout: Duration::from_secs(5),
             limits: Limits::default(),
             panic_hook: false,
+            environment: Environment::process(),
         }
     }
 }
@@ -73,7 +76,11 @@ impl std::fmt::Debug for OmegiBuilder {
 }
 
 impl OmegiBuilder {
-    /// Where records go. Without a sink, records are counted and discarded.
+    /// Where records go. Without a sink, the layer sends them over OTLP as
+    /// the `OTEL_EXPORTER_OTLP_*` variables say (see
+    /// [`OtlpSink`](crate::sink::OtlpSink); feature `otlp`, on by default),
+    /// to `http://localhost:4318` when none is set. Discarding is a choice:
+    /// `with_sink(NullSink)`.
     pub fn with_sink(mut self, sink: impl Sink) -> Self {
         self.sink = Some(Box::new(sink));
         self
@@ -135,8 +142,9 @@ impl OmegiBuilder {
 
     /// Longest field value, message, error message or cause kept, in bytes
     /// (default 4 KiB, at least 64). Longer text is cut on a char boundary
-    /// and ends with `…[truncated]`, within this length; formatting a
-    /// longer value stops there.
+    /// and ends with `…[truncated N bytes]`, within this length, by the
+    /// rule the collector applies too (`omegi_core::limits`); formatting a
+    /// longer value keeps no more and stops 64 KiB past the limit.
     pub fn max_value_bytes(mut self, bytes: usize) -> Self {
         self.limits.text.value_bytes = bytes.max(MIN_TEXT_BYTES);
         self
@@ -202,25 +210,78 @@ impl OmegiBuilder {
         self
     }
 
+    /// Where the `OTEL_*` variables are read: `OTEL_SERVICE_NAME`,
+    /// `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_SDK_DISABLED` and, for the default
+    /// sink, `OTEL_EXPORTER_OTLP_*` (default: the process environment).
+    pub fn environment(mut self, environment: Environment) -> Self {
+        self.environment = environment;
+        self
+    }
+
     /// The resource this builder describes, after reading the environment.
     pub fn resource(&self) -> Resource {
         resource_from(
             self.service.clone(),
             &self.attributes,
-            std::env::var("OTEL_SERVICE_NAME").ok(),
-            std::env::var("OTEL_RESOURCE_ATTRIBUTES").ok(),
+            self.environment.get("OTEL_SERVICE_NAME"),
+            self.environment.get("OTEL_RESOURCE_ATTRIBUTES"),
         )
     }
 
     /// Starts the exporter thread and returns the layer and its guard.
     ///
     /// Keep the guard alive: dropping it flushes and stops the exporter.
+    ///
+    /// With `OTEL_SDK_DISABLED=true` the layer captures nothing, exports
+    /// nothing and installs no panic hook. When the default OTLP sink cannot
+    /// be configured from the environment (see [`try_build`](Self::try_build)),
+    /// the reason is printed to standard error once and every record counts
+    /// as failed in [`OmegiGuard::stats`]: nothing is discarded silently.
     pub fn build<S>(self) -> (OmegiLayer<S>, OmegiGuard)
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
+        let mut builder = self;
+        match builder.sink_or_default() {
+            Ok(sink) => builder.start(sink),
+            Err(err) => {
+                eprintln!("omegi-layer: {err}; records will count as failed");
+                builder.start(Box::new(Unconfigured(err.to_string())))
+            }
+        }
+    }
+
+    /// [`build`](Self::build), but fails when no sink was given and the
+    /// default OTLP sink cannot be configured: an unsupported
+    /// `OTEL_EXPORTER_OTLP_PROTOCOL`, an invalid endpoint, timeout or
+    /// header, an unreadable `OTEL_EXPORTER_OTLP_CERTIFICATE`, or a build
+    /// without the `otlp` feature.
+    pub fn try_build<S>(mut self) -> Result<(OmegiLayer<S>, OmegiGuard), SinkError>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let sink = self.sink_or_default()?;
+        Ok(self.start(sink))
+    }
+
+    /// The sink given, else the default one; none is needed when the layer
+    /// is disabled.
+    fn sink_or_default(&mut self) -> Result<Box<dyn Sink>, SinkError> {
+        if self.environment.sdk_disabled() {
+            return Ok(Box::new(NullSink));
+        }
+        match self.sink.take() {
+            Some(sink) => Ok(sink),
+            None => default_sink(&self.environment),
+        }
+    }
+
+    fn start<S>(self, sink: Box<dyn Sink>) -> (OmegiLayer<S>, OmegiGuard)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let active = !self.environment.sdk_disabled();
         let resource = self.resource();
-        let sink = self.sink.unwrap_or_else(|| Box::new(NullSink));
         let (queue, guard) = export::start(
             sink,
             resource,
@@ -232,33 +293,43 @@ impl OmegiBuilder {
                 flush_timeout: self.flush_timeout,
             },
         );
-        if self.panic_hook {
+        if self.panic_hook && active {
             crate::panic::install();
         }
-        (OmegiLayer::new(queue, self.limits), guard)
+        (OmegiLayer::new(queue, self.limits, active), guard)
     }
 }
 
-/// Decodes `%XX` escapes, as `OTEL_RESOURCE_ATTRIBUTES` values use them.
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Some(b) = s
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-            {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
+/// The sink used when the code gives none: OTLP as the environment says.
+fn default_sink(environment: &Environment) -> Result<Box<dyn Sink>, SinkError> {
+    #[cfg(feature = "otlp")]
+    {
+        crate::sink::OtlpSink::builder()
+            .environment(environment.clone())
+            .build()
+            .map(|sink| Box::new(sink) as Box<dyn Sink>)
     }
-    String::from_utf8_lossy(&out).into_owned()
+    #[cfg(not(feature = "otlp"))]
+    {
+        let _ = environment;
+        Err(SinkError::new(
+            "no sink: give one with `with_sink`, or build omegi-layer with its feature `otlp`",
+        ))
+    }
+}
+
+/// Stands in for a default sink that could not be configured: every export
+/// fails with the reason, so records count as failed.
+struct Unconfigured(String);
+
+impl Sink for Unconfigured {
+    fn export(
+        &mut self,
+        _batch: Vec<omegi_core::Record>,
+        _resource: &Resource,
+    ) -> Result<(), SinkError> {
+        Err(SinkError::new(self.0.clone()))
+    }
 }
 
 /// Builds the resource: the code's settings win over the environment.
@@ -270,14 +341,8 @@ fn resource_from(
 ) -> Resource {
     let mut attributes: Vec<Attribute> = Vec::new();
     let mut env_service_attr = None;
-    for pair in env_attributes.as_deref().unwrap_or("").split(',') {
-        let Some((key, value)) = pair.split_once('=') else {
-            continue;
-        };
-        let (key, value) = (key.trim(), percent_decode(value.trim()));
-        if key.is_empty() {
-            continue;
-        }
+    for (key, value) in key_value_list(env_attributes.as_deref().unwrap_or("")) {
+        let key = key.as_str();
         if key == "service.name" {
             env_service_attr = Some(value);
         } else {
@@ -342,13 +407,5 @@ mod tests {
             attribute(&r.attributes, "telemetry.sdk.name"),
             Some(&Value::from("omegi"))
         );
-    }
-
-    #[test]
-    fn percent_decoding() {
-        assert_eq!(percent_decode("a%20b"), "a b");
-        assert_eq!(percent_decode("100%"), "100%");
-        assert_eq!(percent_decode("%zz"), "%zz");
-        assert_eq!(percent_decode("%4"), "%4");
     }
 }

@@ -1,9 +1,13 @@
 //! A [`tracing_subscriber::Layer`] that captures spans, events and errors with
 //! W3C trace context, and exports them in batches from a background thread.
 //!
-//! A service adds it in one expression and keeps the guard:
+//! A service adds it in one expression and keeps the guard. Without a sink
+//! of its own, the layer sends OTLP where the OpenTelemetry variables say
+//! (`OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_EXPORTER_OTLP_PROTOCOL`,
+//! `OTEL_EXPORTER_OTLP_HEADERS`, …; `http://localhost:4318` when none is
+//! set), as [`sink::OtlpSink`] describes:
 //!
-//! ```
+//! ```no_run
 //! use tracing_subscriber::prelude::*;
 //!
 //! let (omegi, _guard) = omegi_layer::layer("payment-service").build();
@@ -44,7 +48,7 @@
 //!
 //! | what | method | default | when exceeded |
 //! |---|---|---|---|
-//! | a field value, message, error message or cause | [`max_value_bytes`](OmegiBuilder::max_value_bytes) | 4 KiB | cut on a char boundary, ending with `…[truncated]` within the limit; formatting a `%`/`?` value stops there |
+//! | a field value, message, error message or cause | [`max_value_bytes`](OmegiBuilder::max_value_bytes) | 4 KiB | cut on a char boundary by the collector's rule (`omegi_core::limits`), ending with `…[truncated N bytes]` within the limit; formatting a `%`/`?` value keeps no more than the limit and stops 64 KiB past it (the marker then says `N+`) |
 //! | an `exception.stacktrace` field (the panic hook's backtrace) | [`max_stacktrace_bytes`](OmegiBuilder::max_stacktrace_bytes) | 32 KiB | cut the same way |
 //! | causes (`Error::source`) per error | [`max_error_causes`](OmegiBuilder::max_error_causes) | 32 | the rest of the chain is left out |
 //! | events per span | [`max_events_per_span`](OmegiBuilder::max_events_per_span) | 128 | later events are counted in the span's `dropped_events` (OTLP `dropped_events_count`) |
@@ -62,11 +66,36 @@
 //! never returns thus holds at most `queue_bytes`, beside the queue's slots,
 //! allocated up front (about 40 bytes per record of `queue_capacity`).
 //!
-//! Feature flags: `reqwest` (default) for [`propagation::RequestBuilderExt`],
-//! `tower` (default) for [`propagation::ServerTraceLayer`].
+//! # Environment
+//!
+//! The layer reads the OpenTelemetry variables, from the process or from an
+//! [`Environment`] given to [`OmegiBuilder::environment`]; what the code sets
+//! wins:
+//!
+//! | variable | effect |
+//! |---|---|
+//! | `OTEL_SDK_DISABLED=true` | the layer captures nothing, exports nothing and installs no panic hook |
+//! | `OTEL_SERVICE_NAME` | the service name, unless the code names it ([`layer`] does, [`builder`] does not) |
+//! | `OTEL_RESOURCE_ATTRIBUTES` | resource attributes (`key=value,…`, percent-decoded); its `service.name` names the service last |
+//! | `OTEL_EXPORTER_OTLP_PROTOCOL`, `…_ENDPOINT`, `…_HEADERS`, `…_TIMEOUT`, `…_CERTIFICATE`, and their `…_TRACES_…`/`…_LOGS_…` forms | the default sink's settings, see [`sink::OtlpSink`] |
+//!
+//! Discarding is an explicit choice: `.with_sink(NullSink)`. When the default
+//! sink cannot be configured, [`OmegiBuilder::try_build`] says why, and
+//! [`OmegiBuilder::build`] prints it and counts every record as failed.
+//!
+//! # Features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `otlp` | on | [`sink::OtlpSink`], the default sink: OTLP/HTTP with protobuf (ureq), TLS with rustls and the bundled Mozilla roots (`webpki-roots`) or a custom CA |
+//! | `grpc` | on | OTLP/gRPC for the OTLP sink (tonic, with a single-threaded Tokio runtime on the exporter thread); implies `otlp` |
+//! | `reqwest` | on | [`propagation::RequestBuilderExt`]: trace context on outgoing reqwest requests |
+//! | `tower` | on | [`propagation::ServerTraceLayer`]: trace context from incoming requests, server spans |
+//! | `store` | off | `sink::StoreSink`: embedded mode, records written into an omegi-store database |
 #![warn(missing_docs)]
 
 mod builder;
+mod env;
 mod export;
 mod layer;
 mod limits;
@@ -75,6 +104,7 @@ pub mod propagation;
 pub mod sink;
 
 pub use builder::{builder, layer, OmegiBuilder};
+pub use env::Environment;
 pub use export::{ExportStats, OmegiGuard};
 pub use layer::OmegiLayer;
 pub use sink::{MemorySink, NullSink, Sink, SinkError};

@@ -1,26 +1,20 @@
-//! How much the layer keeps of what the application hands it: the limits,
-//! and the rule that cuts text that is too long.
+//! How much the layer keeps of what the application hands it: the limits.
 //!
-//! Text is cut on the hot path, so the common case costs one comparison:
+//! Text is cut by the rule of `omegi_core::limits` (one rule for the layer
+//! and the collector: on a char boundary, ending with `…[truncated N
+//! bytes]`), on the hot path, so the common case costs one comparison:
 //! text within its limit is kept as it is, with no extra allocation, and
-//! formatting a value (`?value`, `%value`, a message) stops as soon as the
-//! limit is reached, so a huge `Debug` value costs no more work than the
-//! limit.
+//! formatting a value (`?value`, `%value`, a message) keeps no more than
+//! the limit and reads at most `MAX_COUNTED_BYTES` past it to count what
+//! was cut, so a huge `Debug` value costs a bounded amount of work.
 
 use std::fmt::{self, Write as _};
 
 use compact_str::CompactString;
-
-/// Ends text that was cut, within its limit, so that a reader sees that
-/// something is missing.
-pub(crate) const TRUNCATION_MARKER: &str = "…[truncated]";
+use omegi_core::limits::{write_truncated, TruncatingWriter, MIN_MARKED_BYTES, STACKTRACE};
 
 /// The smallest text limit: room for the marker and some text.
-pub(crate) const MIN_TEXT_BYTES: usize = 64;
-
-/// The field that may be longer than other values (see
-/// [`TextLimits::stacktrace_bytes`]).
-const STACKTRACE_FIELD: &str = "exception.stacktrace";
+pub(crate) const MIN_TEXT_BYTES: usize = MIN_MARKED_BYTES;
 
 /// Limits on text captured from fields, messages and errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,8 +40,9 @@ impl Default for TextLimits {
 
 impl TextLimits {
     /// The limit for the value of the field `name`.
+    #[inline]
     fn for_field(&self, name: &str) -> usize {
-        if name == STACKTRACE_FIELD {
+        if name == STACKTRACE {
             self.stacktrace_bytes.max(self.value_bytes)
         } else {
             self.value_bytes
@@ -66,18 +61,18 @@ impl TextLimits {
 
     /// `value` formatted with `Debug`, cut to the limit of the field `name`.
     pub(crate) fn field_debug(&self, name: &str, value: &dyn fmt::Debug) -> CompactString {
-        let mut text = BoundedText::new(self.value_bytes, name, self);
-        // An error here means the text was cut (or the value's own `Debug`
-        // failed): keep what was written.
+        let mut text = TruncatingWriter::new(CompactString::default(), self.for_field(name));
+        // An error here means that formatting was stopped past the limit
+        // (or the value's own `Debug` failed): keep what was written.
         let _ = write!(text, "{value:?}");
-        text.finish()
+        text.finish().0
     }
 
     /// `value` formatted with `Display`, cut to `value_bytes`.
     pub(crate) fn display(&self, value: &dyn fmt::Display) -> CompactString {
-        let mut text = BoundedText::new(self.value_bytes, "", self);
+        let mut text = TruncatingWriter::new(CompactString::default(), self.value_bytes);
         let _ = write!(text, "{value}");
-        text.finish()
+        text.finish().0
     }
 }
 
@@ -112,110 +107,19 @@ impl Default for Limits {
     }
 }
 
-/// The largest index `<= index` that is a char boundary of `text`.
-fn floor_char_boundary(text: &str, index: usize) -> usize {
-    if index >= text.len() {
-        return text.len();
-    }
-    // A UTF-8 char is at most 4 bytes long.
-    (index.saturating_sub(3)..=index)
-        .rev()
-        .find(|&i| text.is_char_boundary(i))
-        .unwrap_or(0)
-}
-
-/// `text` cut to at most `max` bytes on a char boundary, ending with the
-/// marker; `text` itself when it fits.
-pub(crate) fn cut(text: &str, max: usize) -> CompactString {
-    if text.len() <= max {
-        return CompactString::new(text);
-    }
-    cut_long(text, max)
-}
-
+/// `text` cut to at most `max` bytes by the rule of `omegi_core::limits`.
 #[cold]
-fn cut_long(text: &str, max: usize) -> CompactString {
-    let keep = floor_char_boundary(text, max.saturating_sub(TRUNCATION_MARKER.len()));
-    let mut out = CompactString::with_capacity(keep + TRUNCATION_MARKER.len());
-    out.push_str(&text[..keep]);
-    out.push_str(TRUNCATION_MARKER);
+fn cut(text: &str, max: usize) -> CompactString {
+    let mut out = CompactString::with_capacity(max);
+    // Writing into a `CompactString` cannot fail.
+    let _ = write_truncated(&mut out, text, max);
     out
-}
-
-/// A `fmt::Write` target that keeps at most `max` bytes: once more would
-/// be written, it cuts the text, appends the marker and fails the write, so
-/// that formatting stops there.
-struct BoundedText<'a> {
-    text: CompactString,
-    max: usize,
-    /// The field being written, looked at only when the text gets long.
-    field: &'a str,
-    limits: &'a TextLimits,
-    cut: bool,
-}
-
-impl<'a> BoundedText<'a> {
-    fn new(max: usize, field: &'a str, limits: &'a TextLimits) -> Self {
-        BoundedText {
-            text: CompactString::default(),
-            max,
-            field,
-            limits,
-            cut: false,
-        }
-    }
-
-    fn finish(self) -> CompactString {
-        self.text
-    }
-
-    #[cold]
-    fn overflow(&mut self, s: &str) -> fmt::Result {
-        if self.cut {
-            return Err(fmt::Error);
-        }
-        let field_max = self.limits.for_field(self.field);
-        if field_max > self.max {
-            // A stack trace: it may be longer.
-            self.max = field_max;
-            return self.write_str(s);
-        }
-        // The cut text is built at its final size: growing the buffer by
-        // doubling could leave it twice as large as what it holds.
-        let keep = self.max.saturating_sub(TRUNCATION_MARKER.len());
-        let (head, tail) = if self.text.len() <= keep {
-            (
-                &*self.text,
-                &s[..floor_char_boundary(s, keep - self.text.len())],
-            )
-        } else {
-            (&self.text[..floor_char_boundary(&self.text, keep)], "")
-        };
-        let mut out =
-            CompactString::with_capacity(head.len() + tail.len() + TRUNCATION_MARKER.len());
-        out.push_str(head);
-        out.push_str(tail);
-        out.push_str(TRUNCATION_MARKER);
-        self.text = out;
-        self.cut = true;
-        Err(fmt::Error)
-    }
-}
-
-impl fmt::Write for BoundedText<'_> {
-    #[inline]
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        if !self.cut && self.text.len() + s.len() <= self.max {
-            self.text.push_str(s);
-            return Ok(());
-        }
-        self.overflow(s)
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use omegi_core::limits::truncate_text;
 
     fn limits(value_bytes: usize) -> TextLimits {
         TextLimits {
@@ -223,6 +127,13 @@ mod tests {
             stacktrace_bytes: 4 * value_bytes,
             error_causes: 4,
         }
+    }
+
+    /// `text` as the collector's rule leaves it at `max` bytes.
+    fn as_core_cuts(text: &str, max: usize) -> String {
+        let mut text = text.to_owned();
+        truncate_text(&mut text, max);
+        text
     }
 
     #[test]
@@ -238,44 +149,39 @@ mod tests {
     }
 
     #[test]
-    fn long_text_is_cut_to_the_limit_with_the_marker() {
-        let l = limits(64);
+    fn long_text_is_cut_by_the_collectors_rule() {
+        let l = limits(100);
         let long = "y".repeat(1000);
+        let expected = as_core_cuts(&long, 100);
+        assert!(expected.ends_with("…[truncated 941 bytes]"), "{expected}");
         for text in [
             l.field_text("f", &long),
             l.field_debug("f", &format_args!("{long}")),
             l.display(&long),
         ] {
-            assert_eq!(text.len(), 64, "{text}");
-            assert!(text.ends_with(TRUNCATION_MARKER), "{text}");
-            assert!(text.starts_with("yyyy"), "{text}");
+            assert_eq!(text, expected);
         }
-        // Debug quotes and escapes: the cut text still starts as it would.
+        // Debug quotes and escapes: cut as the whole `Debug` text would be.
         let debug = l.field_debug("f", &long);
-        assert!(debug.starts_with("\"yyy") && debug.len() == 64, "{debug}");
+        assert_eq!(debug, as_core_cuts(&format!("{long:?}"), 100));
     }
 
     #[test]
     fn cuts_fall_on_char_boundaries() {
-        let l = limits(64);
         // 3-byte chars: no limit lands between two chars by luck.
         let korean = "결제".repeat(100);
         for shift in 0..3 {
             let l = limits(64 + shift);
             for text in [l.field_text("f", &korean), l.display(&korean)] {
-                assert!(text.len() <= 64 + shift);
-                assert!(text.len() > 64 + shift - 4, "{text}");
-                assert!(text.ends_with(TRUNCATION_MARKER));
-                let kept = text.strip_suffix(TRUNCATION_MARKER).unwrap();
+                assert_eq!(text, as_core_cuts(&korean, 64 + shift));
+                let (kept, _) = text.split_once('…').unwrap();
                 assert!(kept.chars().all(|c| c == '결' || c == '제'), "{kept}");
             }
         }
-        let text = l.field_debug("f", &format_args!("{}", "é".repeat(500)));
-        assert!(text.len() <= 64 && text.ends_with(TRUNCATION_MARKER));
     }
 
     #[test]
-    fn formatting_stops_at_the_limit() {
+    fn formatting_stops_past_the_limit() {
         /// Counts how many pieces it was asked to write.
         struct Endless<'a>(&'a std::cell::Cell<usize>);
         impl fmt::Debug for Endless<'_> {
@@ -288,33 +194,29 @@ mod tests {
         }
         let pieces = std::cell::Cell::new(0);
         let text = limits(64).field_debug("f", &Endless(&pieces));
-        assert_eq!(text.len(), 64);
-        // Six pieces of ten bytes fit; the seventh was refused and the
-        // value's formatting stopped there.
-        assert_eq!(pieces.get(), 7);
+        assert!(text.len() <= 64, "{text}");
+        assert!(text.ends_with("+ bytes]"), "{text}");
+        // The value was read to count what was cut, then stopped.
+        let read = pieces.get() * 10;
+        assert!(
+            read > omegi_core::limits::MAX_COUNTED_BYTES
+                && read < omegi_core::limits::MAX_COUNTED_BYTES + 100,
+            "{read}"
+        );
     }
 
     #[test]
     fn stack_traces_may_be_longer_than_other_values() {
         let l = limits(64);
         let trace = "frame\n".repeat(100);
-        assert_eq!(l.field_text("exception.stacktrace", &trace).len(), 256);
         assert_eq!(
-            l.field_debug("exception.stacktrace", &format_args!("{trace}"))
-                .len(),
-            256
+            l.field_text("exception.stacktrace", &trace),
+            as_core_cuts(&trace, 256)
         );
-        assert_eq!(l.field_text("backtrace", &trace).len(), 64);
-    }
-
-    #[test]
-    fn floor_char_boundary_never_splits_a_char() {
-        let s = "a결b";
-        assert_eq!(floor_char_boundary(s, 0), 0);
-        assert_eq!(floor_char_boundary(s, 1), 1);
-        assert_eq!(floor_char_boundary(s, 2), 1);
-        assert_eq!(floor_char_boundary(s, 3), 1);
-        assert_eq!(floor_char_boundary(s, 4), 4);
-        assert_eq!(floor_char_boundary(s, 99), 5);
+        assert_eq!(
+            l.field_debug("exception.stacktrace", &format_args!("{trace}")),
+            as_core_cuts(&trace, 256)
+        );
+        assert_eq!(l.field_text("backtrace", &trace), as_core_cuts(&trace, 64));
     }
 }

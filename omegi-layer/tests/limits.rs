@@ -4,12 +4,14 @@
 
 use std::time::Duration;
 
+use omegi_core::limits::truncate_text;
 use omegi_core::{ErrorRecord, SpanRecord, Value};
 use omegi_layer::{MemorySink, OmegiBuilder, OmegiGuard};
 use tracing::{error, info, info_span};
 use tracing_subscriber::prelude::*;
 
-const MARKER: &str = "…[truncated]";
+/// What every cut text ends with: `…[truncated N bytes]`.
+const MARKER_END: &str = " bytes]";
 
 /// Runs `f` with an Omegi layer as the thread's subscriber and returns what it captured.
 fn capture(builder: OmegiBuilder, f: impl FnOnce()) -> (MemorySink, OmegiGuard) {
@@ -32,14 +34,37 @@ fn field<'a>(span: &'a SpanRecord, key: &str) -> &'a str {
     text(&span.attributes, key)
 }
 
-/// Asserts that `text` was cut to exactly `limit` bytes (the kept text is
-/// ASCII) and ends with the marker, keeping the start of `original`.
+/// `original` as the collector's rule (`omegi_core::limits`) cuts it to
+/// `limit` bytes.
+fn cut(original: &str, limit: usize) -> String {
+    let mut text = original.to_owned();
+    truncate_text(&mut text, limit);
+    text
+}
+
+/// Asserts that `text` is `original` cut to `limit` bytes by the one rule
+/// that the collector applies too: the start of `original` on a char
+/// boundary, then `…[truncated N bytes]`.
 fn assert_cut(text: &str, limit: usize, original: &str) {
-    assert_eq!(text.len(), limit, "{text}");
-    let kept = text
-        .strip_suffix(MARKER)
-        .unwrap_or_else(|| panic!("no marker: {text}"));
-    assert!(original.starts_with(kept), "{kept}");
+    assert!(original.len() > limit);
+    assert!(text.len() <= limit, "{text}");
+    assert!(text.ends_with(MARKER_END), "no marker: {text}");
+    assert_eq!(text, cut(original, limit));
+}
+
+/// Asserts that `text` is `original` cut as [`assert_cut`] says, except
+/// that formatting stopped before the end of the value: the marker gives a
+/// lower bound, `…[truncated N+ bytes]`.
+fn assert_cut_at_least(text: &str, limit: usize, original: &str) {
+    let exact = cut(original, limit);
+    let (kept, marker) = text.split_once('…').expect("a marker");
+    assert_eq!(kept, exact.split_once('…').expect("a marker").0);
+    let n: usize = marker
+        .strip_prefix("[truncated ")
+        .and_then(|m| m.strip_suffix("+ bytes]"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("not a lower bound: {marker}"));
+    assert!(n < original.len() - kept.len() && n > 64 * 1024, "{n}");
 }
 
 /// A `Display` value: the layer formats it instead of copying a `&str`.
@@ -105,8 +130,10 @@ fn long_values_messages_and_errors_are_cut_to_the_default_4_kib_with_a_marker() 
     }
     // Debug quotes the text: the cut keeps its start.
     let debugged = field(span, "debugged");
-    assert_eq!(debugged.len(), limit);
-    assert!(debugged.starts_with("\"aaa") && debugged.ends_with(MARKER));
+    assert!(debugged.starts_with("\"aaa"));
+    // The closing quote comes after more than the bytes counted past the
+    // limit: the marker gives a lower bound.
+    assert_cut_at_least(debugged, limit, &format!("{huge:?}"));
     assert_cut(&span.name, limit, &huge);
     let event = &span.events[0];
     assert_cut(&event.message, limit, &huge);
@@ -157,8 +184,8 @@ fn cut_text_keeps_whole_chars() {
         let span = &sink.spans()[0];
         for key in ["value", "shown"] {
             let value = field(span, key);
-            assert!(value.len() <= limit && value.len() + 3 > limit, "{value}");
-            let kept = value.strip_suffix(MARKER).expect("marker");
+            assert_cut(value, limit, &korean);
+            let (kept, _) = value.split_once('…').expect("marker");
             assert!(korean.starts_with(kept));
         }
     }
@@ -182,13 +209,13 @@ fn panic_backtraces_may_be_longer_than_other_values() {
         .iter()
         .find(|e| e.kind == omegi_core::ErrorKind::Panic)
         .expect("a panic record");
-    assert_eq!(panic.message.len(), 64);
-    assert!(panic.message.starts_with("boom boom") && panic.message.ends_with(MARKER));
+    assert!(panic.message.starts_with("boom boom"));
+    assert_cut(&panic.message, 64, &"boom ".repeat(100));
     let backtrace = text(&panic.fields, "exception.stacktrace");
     // A debug build's backtrace is a few KiB at least: longer than the
     // value limit, and kept whole within the stack trace limit.
     assert!(backtrace.len() > 64, "{backtrace}");
-    assert!(!backtrace.ends_with(MARKER));
+    assert!(!backtrace.ends_with(MARKER_END));
 }
 
 #[test]

@@ -80,7 +80,9 @@ fn guard_flushes_on_drop() {
 
 #[test]
 fn records_after_the_guard_is_gone_are_counted_as_dropped() {
-    let (layer, guard) = omegi_layer::layer("svc").build();
+    let (layer, guard) = omegi_layer::layer("svc")
+        .with_sink(omegi_layer::NullSink)
+        .build();
     let subscriber = tracing_subscriber::registry().with(layer);
     let dispatch = tracing::Dispatch::new(subscriber);
     tracing::dispatcher::with_default(&dispatch, || {

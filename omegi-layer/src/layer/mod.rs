@@ -40,6 +40,8 @@ pub(crate) struct WithContext {
 /// any subscriber that stores spans in a registry (`S: Subscriber + for<'a>
 /// LookupSpan<'a>`), beside fmt, `EnvFilter` and other layers.
 pub struct OmegiLayer<S> {
+    /// `false` when `OTEL_SDK_DISABLED=true`: every callback returns at once.
+    active: bool,
     queue: Queue,
     limits: Limits,
     with_context: WithContext,
@@ -50,8 +52,9 @@ impl<S> OmegiLayer<S>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    pub(crate) fn new(queue: Queue, limits: Limits) -> Self {
+    pub(crate) fn new(queue: Queue, limits: Limits, active: bool) -> Self {
         OmegiLayer {
+            active,
             queue,
             limits,
             with_context: WithContext {
@@ -239,6 +242,9 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        if !self.active {
+            return;
+        }
         let Some(span) = ctx.span(id) else {
             return;
         };
@@ -261,6 +267,9 @@ where
     }
 
     fn on_record(&self, id: &Id, values: &SpanValues<'_>, ctx: Context<'_, S>) {
+        if !self.active {
+            return;
+        }
         let Some(span) = ctx.span(id) else {
             return;
         };
@@ -274,6 +283,9 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        if !self.active {
+            return;
+        }
         let meta = event.metadata();
         let span = ctx.event_span(event);
         let mut visitor = EventVisitor::new(&self.limits.text);
@@ -327,6 +339,9 @@ where
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        if !self.active {
+            return;
+        }
         let Some(span) = ctx.span(&id) else {
             return;
         };

@@ -16,7 +16,7 @@ mod store;
 
 pub use memory::MemorySink;
 #[cfg(feature = "otlp")]
-pub use otlp::{OtlpSink, OtlpSinkBuilder};
+pub use otlp::{OtlpProtocol, OtlpSink, OtlpSinkBuilder};
 #[cfg(feature = "store")]
 pub use store::StoreSink;
 
@@ -57,8 +57,9 @@ impl<T: Sink + ?Sized> Sink for Box<T> {
     }
 }
 
-/// Discards every batch; what a layer without a sink uses, and the floor in
-/// benchmarks.
+/// Discards every batch: chosen explicitly with
+/// [`OmegiBuilder::with_sink`](crate::OmegiBuilder::with_sink) (a layer
+/// without a sink sends OTLP), and the floor in benchmarks.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NullSink;
 

@@ -1,0 +1,555 @@
+//! The layer's cost, one arm per process: what a span costs the thread
+//! that records it, what it costs the whole process (exporter threads
+//! included), and how many allocations it makes.
+//!
+//! ```text
+//! cargo run --release -p benches --bin layer_process -- [--runs 3] [--spans 250000]
+//! ```
+//!
+//! The parent starts an OTLP/HTTP receiver on loopback (its CPU is the
+//! parent's, not the measured process's), then runs every arm of every
+//! workload in a child process of its own (`--child ARM WORKLOAD`), the arms
+//! interleaved, `--runs` times, and prints the medians as a Markdown table.
+//!
+//! Arms:
+//! - `registry`: `tracing_subscriber::Registry` alone, the floor;
+//! - `omegi-otlp`: Registry + Omegi with the OTLP sink (HTTP/protobuf) to
+//!   the receiver;
+//! - `omegi-store`: Registry + Omegi with the store sink (embedded mode,
+//!   a temporary directory);
+//! - `otel-otlp`: Registry + tracing-opentelemetry with the SDK's batch span
+//!   processor and its OTLP/HTTP exporter to the same receiver, its queue
+//!   and interval set as Omegi's (16,384 spans, 500 ms).
+//!
+//! Workloads:
+//! - `children`: a root span and 10 children, each with two fields and one
+//!   event (the criterion bench's `workload(10)`), 11 spans;
+//! - `request`: a root with 3 fields; 8 children with 4 fields, a later
+//!   `record` and an event; 2 grandchildren per child with one field; 25
+//!   spans.
+//!
+//! The measured loop runs the requests in bursts of about 1,000 spans with
+//! a 20 ms pause between them, so that the exporters keep up (Omegi's
+//! `dropped` column says whether they did). Per span, each child process
+//! measures, over the measured loop (after a warm-up of a tenth as many
+//! requests):
+//! - calling-thread CPU time (`CLOCK_THREAD_CPUTIME_ID`) and wall time
+//!   (the bursts only);
+//! - whole-process CPU time (`getrusage`, user + system) from the start of
+//!   the loop until the arm has exported everything (Omegi's guard flushed,
+//!   the SDK's provider flushed), so exporter threads count;
+//! - allocations, on the calling thread and in the whole process (a
+//!   counting global allocator over the system allocator).
+//!
+//! `--serve SECONDS` runs the receiver alone and prints its address, so
+//! that one child can be profiled, e.g. instructions per thread with
+//! `valgrind --tool=callgrind --separate-threads=yes layer_process --child
+//! omegi-otlp request --spans 25000 --receiver ADDR`.
+//!
+//! Then, unless `--no-buffered`, it measures memory per buffered span, in a
+//! child per workload (`--buffered WORKLOAD`): Omegi with a sink that holds
+//! its first batch until told, the spans of 1,000 requests
+//! queued behind it, the live heap growth (the counting allocator's) and
+//! the layer's own estimate (`held_bytes`) divided by the spans held.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::io::{BufRead as _, Write as _};
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use omegi_core::{Record, Resource};
+use omegi_layer::sink::{OtlpSink, StoreSink};
+use omegi_layer::{Environment, Sink, SinkError};
+use opentelemetry::trace::TracerProvider as _;
+use tracing::Dispatch;
+use tracing_subscriber::prelude::*;
+
+/// Counts allocations (all threads, and the calling thread's own) and live
+/// bytes, over the system allocator.
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+static LIVE_BYTES: AtomicI64 = AtomicI64::new(0);
+
+thread_local! {
+    static THREAD_ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: every call is passed to `System` as it is; the counters are
+// atomics and a const-initialized thread-local without a destructor, which
+// never allocate.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count(layout.size() as i64);
+        System.alloc(layout)
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        count(layout.size() as i64);
+        System.alloc_zeroed(layout)
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE_BYTES.fetch_sub(layout.size() as i64, Ordering::Relaxed);
+        System.dealloc(ptr, layout)
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count(new_size as i64 - layout.size() as i64);
+        System.realloc(ptr, layout, new_size)
+    }
+}
+
+fn count(bytes: i64) {
+    ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+    LIVE_BYTES.fetch_add(bytes, Ordering::Relaxed);
+    let _ = THREAD_ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// The pause between bursts of requests.
+const PAUSE: Duration = Duration::from_millis(20);
+
+const ARMS: [&str; 4] = ["registry", "omegi-otlp", "omegi-store", "otel-otlp"];
+const WORKLOADS: [&str; 2] = ["children", "request"];
+
+/// A root span and 10 children with two fields and one event each.
+fn children() {
+    let root = tracing::info_span!("request", route = "/checkout");
+    let _root = root.enter();
+    for i in 0..10u64 {
+        let child = tracing::info_span!("step", index = i, item = "sku-1");
+        let _child = child.enter();
+        tracing::info!(attempt = 1, "step done");
+    }
+}
+
+/// The request-shaped workload: 25 spans.
+fn request() {
+    let root = tracing::info_span!(
+        "POST /checkout",
+        http.method = "POST",
+        http.route = "/checkout",
+        user.id = 4242u64
+    );
+    let _root = root.enter();
+    for i in 0..8u64 {
+        let child = tracing::info_span!(
+            "step",
+            index = i,
+            item = "sku-1",
+            quantity = 2u64,
+            outcome = tracing::field::Empty
+        );
+        let _child = child.enter();
+        for j in 0..2u64 {
+            let grandchild = tracing::info_span!("query", row = j);
+            let _grandchild = grandchild.enter();
+        }
+        child.record("outcome", "reserved");
+        tracing::info!(attempt = 1, "step done");
+    }
+}
+
+fn spans_per_request(workload: &str) -> u64 {
+    match workload {
+        "children" => 11,
+        _ => 25,
+    }
+}
+
+fn run_workload(workload: &str) {
+    match workload {
+        "children" => children(),
+        _ => request(),
+    }
+}
+
+fn thread_cpu() -> Duration {
+    cpu_clock(libc::CLOCK_THREAD_CPUTIME_ID)
+}
+
+fn cpu_clock(clock: libc::clockid_t) -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec to write into.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// User + system CPU time of the whole process.
+fn process_cpu() -> Duration {
+    // SAFETY: `usage` is a valid rusage to write into.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1_000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// What an arm needs to finish its exports, run after the loop.
+type Finish = Box<dyn FnOnce() -> String>;
+
+fn arm(name: &str, receiver: SocketAddr) -> (Dispatch, Finish) {
+    // No OTEL_* variable of the machine leaks into an arm.
+    let env = Environment::from_vars(std::iter::empty::<(String, String)>());
+    match name {
+        "registry" => (
+            Dispatch::new(tracing_subscriber::registry()),
+            Box::new(String::new),
+        ),
+        "omegi-otlp" | "omegi-store" => {
+            let sink: Box<dyn Sink> = if name == "omegi-otlp" {
+                Box::new(
+                    OtlpSink::builder()
+                        .endpoint(format!("http://{receiver}"))
+                        .environment(env.clone())
+                        .build()
+                        .expect("an OTLP sink"),
+                )
+            } else {
+                let dir = tempfile::tempdir().expect("a temporary directory");
+                let store = omegi_store::Store::open(dir.path()).expect("a store");
+                // The directory lives as long as the process.
+                std::mem::forget(dir);
+                Box::new(StoreSink::new(store, "bench"))
+            };
+            let (layer, guard) = omegi_layer::layer("bench")
+                .environment(env)
+                .with_sink(sink)
+                .build();
+            (
+                Dispatch::new(tracing_subscriber::registry().with(layer)),
+                Box::new(move || {
+                    guard.flush(Duration::from_secs(60));
+                    let stats = guard.stats();
+                    format!(
+                        "\"exported\":{},\"dropped\":{},\"failed\":{}",
+                        stats.exported, stats.dropped, stats.failed
+                    )
+                }),
+            )
+        }
+        "otel-otlp" => {
+            use opentelemetry_otlp::WithExportConfig as _;
+            let exporter = opentelemetry_otlp::SpanExporter::builder()
+                .with_http()
+                .with_endpoint(format!("http://{receiver}/v1/traces"))
+                .build()
+                .expect("an OTLP exporter");
+            let processor = opentelemetry_sdk::trace::BatchSpanProcessor::builder(exporter)
+                .with_batch_config(
+                    opentelemetry_sdk::trace::BatchConfigBuilder::default()
+                        .with_max_queue_size(16_384)
+                        .with_scheduled_delay(Duration::from_millis(500))
+                        .build(),
+                )
+                .build();
+            let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+                .with_span_processor(processor)
+                .build();
+            let tracer = provider.tracer("bench");
+            (
+                Dispatch::new(
+                    tracing_subscriber::registry()
+                        .with(tracing_opentelemetry::layer().with_tracer(tracer)),
+                ),
+                Box::new(move || {
+                    let _ = provider.force_flush();
+                    let _ = provider.shutdown();
+                    String::new()
+                }),
+            )
+        }
+        other => panic!("unknown arm {other}"),
+    }
+}
+
+/// Runs one arm of one workload and prints its measures as one JSON line.
+fn child(arm_name: &str, workload: &str, spans: u64, receiver: SocketAddr) {
+    let per_request = spans_per_request(workload);
+    let requests = spans.div_ceil(per_request);
+    let (dispatch, finish) = arm(arm_name, receiver);
+    let line = tracing::dispatcher::with_default(&dispatch, || {
+        for _ in 0..requests / 10 {
+            run_workload(workload);
+        }
+        // Let the warm-up's exports finish before measuring.
+        std::thread::sleep(Duration::from_millis(700));
+        let allocations = ALLOCATIONS.load(Ordering::Relaxed);
+        let thread_allocations = THREAD_ALLOCATIONS.with(Cell::get);
+        let process = process_cpu();
+        let thread = thread_cpu();
+        let mut wall = Duration::ZERO;
+        let mut done = 0;
+        while done < requests {
+            // Requests come in bursts of about 1,000 spans with a pause
+            // between them, as on a busy service: the exporters keep up and
+            // drop nothing, so every span's export work is counted.
+            let burst = (1_000 / per_request).max(1).min(requests - done);
+            let start = Instant::now();
+            for _ in 0..burst {
+                run_workload(workload);
+            }
+            wall += start.elapsed();
+            done += burst;
+            std::thread::sleep(PAUSE);
+        }
+        let thread = thread_cpu() - thread;
+        let thread_allocations = THREAD_ALLOCATIONS.with(Cell::get) - thread_allocations;
+        let extra = finish();
+        let process = process_cpu() - process;
+        let allocations = ALLOCATIONS.load(Ordering::Relaxed) - allocations;
+        let n = (requests * per_request) as f64;
+        let mut line = format!(
+            "{{\"arm\":\"{arm_name}\",\"workload\":\"{workload}\",\"spans\":{},\
+             \"thread_ns\":{:.1},\"wall_ns\":{:.1},\"process_ns\":{:.1},\
+             \"thread_allocs\":{:.2},\"process_allocs\":{:.2}",
+            requests * per_request,
+            thread.as_nanos() as f64 / n,
+            wall.as_nanos() as f64 / n,
+            process.as_nanos() as f64 / n,
+            thread_allocations as f64 / n,
+            allocations as f64 / n,
+        );
+        if !extra.is_empty() {
+            line.push(',');
+            line.push_str(&extra);
+        }
+        line.push('}');
+        line
+    });
+    drop(dispatch);
+    println!("{line}");
+}
+
+/// A sink that holds its first batch until `release` fires.
+struct HeldSink {
+    release: Arc<Mutex<Option<mpsc::Receiver<()>>>>,
+}
+
+impl Sink for HeldSink {
+    fn export(&mut self, _batch: Vec<Record>, _resource: &Resource) -> Result<(), SinkError> {
+        if let Some(rx) = self.release.lock().expect("not poisoned").take() {
+            let _ = rx.recv_timeout(Duration::from_secs(120));
+        }
+        Ok(())
+    }
+}
+
+/// Memory per buffered span: live heap growth and the layer's estimate.
+fn buffered(workload: &str) {
+    let (tx, rx) = mpsc::channel();
+    let sink = HeldSink {
+        release: Arc::new(Mutex::new(Some(rx))),
+    };
+    let (layer, guard) = omegi_layer::layer("bench")
+        .environment(Environment::from_vars(
+            std::iter::empty::<(String, String)>(),
+        ))
+        .with_sink(sink)
+        .queue_capacity(1 << 20)
+        .queue_bytes(1 << 30)
+        .batch_size(1)
+        .build();
+    let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
+    let requests = 1_000;
+    let line = tracing::dispatcher::with_default(&dispatch, || {
+        // The first span goes to the sink and holds it.
+        tracing::info_span!("first").in_scope(|| {});
+        std::thread::sleep(Duration::from_millis(700));
+        let live = LIVE_BYTES.load(Ordering::Relaxed);
+        for _ in 0..requests {
+            run_workload(workload);
+        }
+        let grown = LIVE_BYTES.load(Ordering::Relaxed) - live;
+        let stats = guard.stats();
+        let n = (requests * spans_per_request(workload)) as f64;
+        format!(
+            "{{\"arm\":\"omegi-buffered\",\"workload\":\"{workload}\",\"spans\":{n},\
+             \"live_bytes_per_span\":{:.0},\"held_bytes_per_span\":{:.0},\"dropped\":{}}}",
+            grown as f64 / n,
+            stats.held_bytes as f64 / n,
+            stats.dropped
+        )
+    });
+    let _ = tx.send(());
+    drop(dispatch);
+    drop(guard);
+    println!("{line}");
+}
+
+/// An OTLP/HTTP receiver on loopback that reads and discards every body.
+fn start_receiver() -> SocketAddr {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind 127.0.0.1:0");
+            tx.send(listener.local_addr().expect("an address"))
+                .expect("the parent waits");
+            let app = axum::Router::new().fallback(|body: axum::body::Bytes| async move {
+                std::hint::black_box(body.len());
+                ""
+            });
+            axum::serve(listener, app).await.expect("serve");
+        });
+    });
+    rx.recv_timeout(Duration::from_secs(10))
+        .expect("the receiver starts")
+}
+
+fn field(line: &str, name: &str) -> Option<f64> {
+    let start = line.find(&format!("\"{name}\":"))? + name.len() + 3;
+    let rest = &line[start..];
+    let end = rest.find([',', '}']).unwrap_or(rest.len());
+    rest[..end].trim_matches('"').parse().ok()
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".to_owned())
+}
+
+fn parent(runs: usize, spans: u64, with_buffered: bool) {
+    let receiver = start_receiver();
+    let exe = std::env::current_exe().expect("the bench's own path");
+    let load_before = load();
+    let mut results: Vec<String> = Vec::new();
+    for run in 0..runs {
+        for workload in WORKLOADS {
+            for arm in ARMS {
+                let output = Command::new(&exe)
+                    .args(["--child", arm, workload, "--spans", &spans.to_string()])
+                    .args(["--receiver", &receiver.to_string()])
+                    .stderr(Stdio::inherit())
+                    .output()
+                    .expect("run a child");
+                assert!(output.status.success(), "{arm} {workload} failed");
+                let line = output
+                    .stdout
+                    .lines()
+                    .map_while(Result::ok)
+                    .find(|l| l.starts_with('{'))
+                    .expect("a result line");
+                eprintln!("run {run}: {line}");
+                results.push(line);
+            }
+        }
+    }
+    let load_after = load();
+    let metric = |arm: &str, workload: &str, name: &str| {
+        median(
+            results
+                .iter()
+                .filter(|l| {
+                    l.contains(&format!("\"arm\":\"{arm}\""))
+                        && l.contains(&format!("\"workload\":\"{workload}\""))
+                })
+                .filter_map(|l| field(l, name))
+                .collect(),
+        )
+    };
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "{runs} runs per arm, {spans} spans each, medians; load average {load_before} before, {load_after} after\n"
+    );
+    let _ = writeln!(
+        out,
+        "| workload | arm | calling thread CPU ns/span | × floor | wall ns/span | process CPU ns/span | × floor | allocations/span (thread / process) | dropped |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
+    for workload in WORKLOADS {
+        let floor_thread = metric("registry", workload, "thread_ns");
+        let floor_process = metric("registry", workload, "process_ns");
+        for arm in ARMS {
+            let thread = metric(arm, workload, "thread_ns");
+            let process = metric(arm, workload, "process_ns");
+            let dropped = metric(arm, workload, "dropped");
+            let _ = writeln!(
+                out,
+                "| {workload} | {arm} | {thread:.0} | {:.2} | {:.0} | {process:.0} | {:.2} | {:.1} / {:.1} | {} |",
+                thread / floor_thread,
+                metric(arm, workload, "wall_ns"),
+                process / floor_process,
+                metric(arm, workload, "thread_allocs"),
+                metric(arm, workload, "process_allocs"),
+                if dropped.is_nan() { "–".to_owned() } else { format!("{dropped:.0}") },
+            );
+        }
+        let ratio = metric("otel-otlp", workload, "process_ns")
+            / metric("omegi-otlp", workload, "process_ns");
+        let _ = writeln!(
+            out,
+            "| {workload} | otel-otlp ÷ omegi-otlp, process CPU | | | | {ratio:.2} | | | |"
+        );
+    }
+    if with_buffered {
+        let _ = writeln!(out, "\n| workload | live heap bytes per buffered span | layer's estimate (held_bytes) per span |");
+        let _ = writeln!(out, "|---|---|---|");
+        for workload in WORKLOADS {
+            let output = Command::new(&exe)
+                .args(["--buffered", workload])
+                .stderr(Stdio::inherit())
+                .output()
+                .expect("run a child");
+            let line = String::from_utf8_lossy(&output.stdout).into_owned();
+            let _ = writeln!(
+                out,
+                "| {workload} | {:.0} | {:.0} |",
+                field(&line, "live_bytes_per_span").unwrap_or(f64::NAN),
+                field(&line, "held_bytes_per_span").unwrap_or(f64::NAN)
+            );
+        }
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let value = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let spans = value("--spans").map_or(250_000, |s| s.parse().expect("--spans N"));
+    if let Some(i) = args.iter().position(|a| a == "--child") {
+        let arm = args.get(i + 1).expect("--child ARM WORKLOAD");
+        let workload = args.get(i + 2).expect("--child ARM WORKLOAD");
+        let receiver = value("--receiver")
+            .expect("--receiver ADDR")
+            .parse()
+            .expect("--receiver ADDR");
+        child(arm, workload, spans, receiver);
+    } else if let Some(seconds) = value("--serve") {
+        // A receiver alone, for profiling a child under valgrind or perf.
+        println!("{}", start_receiver());
+        std::thread::sleep(Duration::from_secs(
+            seconds.parse().expect("--serve SECONDS"),
+        ));
+    } else if let Some(workload) = value("--buffered") {
+        buffered(&workload);
+    } else {
+        let runs = value("--runs").map_or(3, |s| s.parse().expect("--runs N"));
+        parent(runs, spans, !args.iter().any(|a| a == "--no-buffered"));
+    }
+}
