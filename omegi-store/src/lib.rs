@@ -203,9 +203,12 @@ mod keys;
 mod notes;
 mod retention;
 mod search;
+mod settle;
 mod spans;
 mod stats;
+mod traffic;
 mod vault;
+pub mod wal;
 mod writes;
 
 use std::path::{Path, PathBuf};
@@ -226,8 +229,10 @@ pub use search::{
     NoteQuery, NoteTokenStream, NoteTokenizer, SearchHit, Snippet, SuggestFor, SuggestReason,
     Suggestion,
 };
+pub use settle::{PriorSettle, SettledCause, SettledSummary, SettledTrace, SpanSkeleton};
 pub use spans::{TraceQuery, TraceRoot, TraceSummary};
 pub use stats::{Bucket, BucketCount, ProjectSummary, ServiceCount, ServiceInfo, Summary};
+pub use traffic::{RouteStats, SamplingTotals, DURATION_BOUNDS_MS, OTHER_ROUTE};
 pub use vault::{
     markdown_files, write_vault, Subfolders, VaultExport, VaultExportOptions, VaultImport,
     VaultImportOptions,
@@ -269,6 +274,9 @@ pub struct Config {
     pub note_limits: omegi_core::note::NoteLimits,
     /// How far a note's embeds are expanded ([`Store::render_note`]).
     pub embeds: omegi_core::note::EmbedOptions,
+    /// Routes counted per service in the traffic statistics; requests of
+    /// further routes are counted under [`OTHER_ROUTE`] (default 200).
+    pub max_routes_per_service: usize,
 }
 
 impl Default for Config {
@@ -283,6 +291,7 @@ impl Default for Config {
             segment_size: 512 * 1024,
             note_limits: omegi_core::note::NoteLimits::default(),
             embeds: omegi_core::note::EmbedOptions::default(),
+            max_routes_per_service: 200,
         }
     }
 }
@@ -346,6 +355,12 @@ impl Config {
         self.embeds = options;
         self
     }
+
+    /// Sets how many routes per service the traffic statistics count.
+    pub fn max_routes_per_service(mut self, routes: usize) -> Self {
+        self.max_routes_per_service = routes.max(1);
+        self
+    }
 }
 
 /// The trees of the database. Every key of trace, issue and statistics
@@ -370,6 +385,18 @@ pub(crate) struct Trees {
     pub(crate) occurrences: sled::Tree,
     /// project time(8) fingerprint id(8) -> ()
     pub(crate) occurrences_by_time: sled::Tree,
+    /// project fingerprint time(8) id(8) (an occurrence's key) ->
+    /// Vec<SConsequence>, for occurrences that caused failures
+    pub(crate) consequences: sled::Tree,
+    /// project, trace(16) -> SettledRow: every trace that settled, kept
+    /// or sampled out
+    pub(crate) settled: sled::Tree,
+    /// project, start(8), trace(16) -> (): settled rows by start, for
+    /// retention
+    pub(crate) settled_by_start: sled::Tree,
+    /// project, kind(1), ... -> traffic counters of every settled trace
+    /// (requests per route, calls per edge, sampling totals)
+    pub(crate) traffic: sled::Tree,
     /// project bucket(1) start(8) -> u64
     pub(crate) counters: sled::Tree,
     /// project service bucket(1) start(8) -> u64
@@ -416,6 +443,10 @@ impl Trees {
             issues_by_first_seen: db.open_tree("issues_by_first_seen")?,
             occurrences: db.open_tree("occurrences")?,
             occurrences_by_time: db.open_tree("occurrences_by_time")?,
+            consequences: db.open_tree("consequences")?,
+            settled: db.open_tree("settled")?,
+            settled_by_start: db.open_tree("settled_by_start")?,
+            traffic: db.open_tree("traffic")?,
             counters: db.open_tree("counters")?,
             service_counters: db.open_tree("service_counters")?,
             totals: db.open_tree("totals")?,
