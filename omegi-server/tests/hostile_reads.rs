@@ -299,7 +299,11 @@ async fn huge_values_never_reach_list_answers() {
         assert!(view.truncated);
         let name = &view.spans[0].span.name;
         // Cut at ingest already (names keep 256 bytes and a marker).
-        assert!(name.contains('…') && name.len() < 8 * 1024, "{}", name.len());
+        assert!(
+            name.contains('…') && name.len() < 8 * 1024,
+            "{}",
+            name.len()
+        );
         // Whatever the ingest kept, the issue's page says whether it cut.
         let error = &detail.issue.issue.latest_error;
         let stored_big = error

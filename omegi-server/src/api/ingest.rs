@@ -36,6 +36,7 @@ use crate::alerts::{Alert, AlertKind};
 use crate::auth::Principal;
 use crate::otlp::{self, DecodeError, Decoded};
 use crate::server::SyncPolicy;
+use crate::settle::AcceptError;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Signal {
@@ -348,8 +349,17 @@ async fn receive(state: SharedState, request: Request, signal: Signal) -> Respon
             Ok(decoded) => decoded,
             Err(error) => return otlp_error(&error, &content_type),
         };
-        if let Err(error) = store_records(&task_state, &project, &decoded) {
-            return store_error(&error, &content_type);
+        match store_records(&task_state, &project, &decoded) {
+            Ok(()) => {}
+            Err(AcceptError::Store(error)) => return store_error(&error, &content_type),
+            Err(full @ AcceptError::Full { .. }) => {
+                let (ct, body) = otlp::unavailable_response(&full.to_string(), &content_type);
+                let mut response = answer(StatusCode::SERVICE_UNAVAILABLE, ct, body);
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                return response;
+            }
         }
         let (ct, body) = match signal {
             Signal::Traces => otlp::traces_response(&decoded, &content_type),
@@ -388,28 +398,23 @@ fn store_error(error: &omegi_store::Error, content_type: &str) -> Response {
     response
 }
 
-/// Ingests every resource's records in one store call (one transaction;
-/// each trace is written once however many processes sent its spans),
-/// waits until they are durable when the sync policy says so, then raises
-/// the alerts they cause: an alert never announces data a crash could
-/// still take back.
-fn store_records(
-    state: &AppState,
-    project: &str,
-    decoded: &Decoded,
-) -> Result<(), omegi_store::Error> {
-    let now = now_ns();
-    let report = state.store.ingest_resources(
-        project,
-        decoded
-            .resources
-            .iter()
-            .filter(|batch| !batch.records.is_empty())
-            .map(|batch| (&batch.resource, batch.records.as_slice())),
-    )?;
-    if state.sync == SyncPolicy::Always {
-        state.store.sync()?;
+/// Hands a decoded request to the settle window ([`crate::settle`]): with
+/// a window, its records are in the write-ahead log (on disk with `--sync
+/// always`) when this returns, and their traces settle later; without one,
+/// they are settled and stored now in one transaction (durable with
+/// `--sync always`), and the alerts they cause are raised: an alert never
+/// announces data a crash could still take back.
+fn store_records(state: &AppState, project: &str, decoded: &Decoded) -> Result<(), AcceptError> {
+    let durable = state.sync == SyncPolicy::Always;
+    if let Some(report) = state.settle.accept(project, decoded, durable)? {
+        raise_alerts(state, project, &report, now_ns());
     }
+    Ok(())
+}
+
+/// Raises the alerts of what a settle stored: new and regressed issues,
+/// and spikes.
+pub(crate) fn raise_alerts(state: &AppState, project: &str, report: &IngestReport, now: u64) {
     for issue in &report.created {
         state
             .alerts
@@ -421,12 +426,11 @@ fn store_records(
             .publish(Alert::new(AlertKind::Regressed, issue, now));
     }
     if !report.occurrences.is_empty() {
-        // The request is stored: a failure here costs alerts, not data.
-        if let Err(error) = check_spikes(state, project, &report, now) {
+        // The records are stored: a failure here costs alerts, not data.
+        if let Err(error) = check_spikes(state, project, report, now) {
             tracing::warn!(%error, "spike detection failed");
         }
     }
-    Ok(())
 }
 
 /// Raises spike alerts from the request's new occurrences per issue (an

@@ -32,6 +32,7 @@ mod traces;
 mod ui_support;
 pub mod views;
 
+pub(crate) use ingest::raise_alerts;
 pub use ingest::{BodyRate, ProjectSlots};
 
 /// Everything a request handler needs.
@@ -71,6 +72,8 @@ pub struct AppState {
     /// How often an open alert stream checks that its token is still valid
     /// (a revoked token's stream ends within this time).
     pub stream_recheck: std::time::Duration,
+    /// The settle window every accepted OTLP request goes through.
+    pub settle: Arc<crate::settle::Settler>,
 }
 
 /// The shared state handed to the router.
