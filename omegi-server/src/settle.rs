@@ -128,7 +128,7 @@ impl SettleConfig {
 /// Counters of the window since the server started.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct SettleStats {
-    /// Traces waiting now.
+    /// Traces waiting now (or being settled).
     pub waiting_traces: u64,
     /// Spans waiting now.
     pub waiting_spans: u64,
@@ -208,6 +208,8 @@ pub struct Settler {
     wake: Condvar,
     stopping: AtomicBool,
     settled: AtomicU64,
+    /// Traces taken from the window and not yet stored.
+    settling: AtomicU64,
     early: AtomicU64,
     refused: AtomicU64,
     store_failures: AtomicU64,
@@ -344,6 +346,7 @@ impl Settler {
             wake: Condvar::new(),
             stopping: AtomicBool::new(false),
             settled: AtomicU64::new(0),
+            settling: AtomicU64::new(0),
             early: AtomicU64::new(0),
             refused: AtomicU64::new(0),
             store_failures: AtomicU64::new(0),
@@ -394,7 +397,7 @@ impl Settler {
     pub fn stats(&self) -> SettleStats {
         let window = self.lock();
         SettleStats {
-            waiting_traces: window.traces.len() as u64,
+            waiting_traces: window.traces.len() as u64 + self.settling.load(Ordering::SeqCst),
             waiting_spans: window.spans as u64,
             waiting_bytes: window.bytes as u64,
             peak_bytes: self.peak_bytes.load(Ordering::Relaxed),
@@ -527,6 +530,8 @@ impl Settler {
             .map(|(k, _)| k.clone())
             .take(max)
             .collect();
+        // Still counted as waiting until stored (see `run`).
+        self.settling.fetch_add(keys.len() as u64, Ordering::SeqCst);
         for key in keys {
             if let Some(p) = window.traces.remove(&key) {
                 window.spans = window.spans.saturating_sub(p.spans);
@@ -568,7 +573,9 @@ impl Settler {
                 by_project.entry(project).or_default().push((trace, parts));
             }
             for (project, batch) in by_project {
-                match self.settle_batch(&project, &batch, durable) {
+                let traces = batch.iter().filter(|(t, _)| t.is_some()).count() as u64;
+                let outcome = self.settle_batch(&project, &batch, durable);
+                match outcome {
                     Ok(report) => {
                         on_settled(&project, &report);
                         self.unpin(&batch);
@@ -591,11 +598,15 @@ impl Settler {
                         }
                         drop(window);
                         if stopping {
+                            self.settling.fetch_sub(traces, Ordering::SeqCst);
                             return;
                         }
+                        self.settling.fetch_sub(traces, Ordering::SeqCst);
                         std::thread::sleep(Duration::from_millis(500));
+                        continue;
                     }
                 }
+                self.settling.fetch_sub(traces, Ordering::SeqCst);
             }
         }
     }

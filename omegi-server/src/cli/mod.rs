@@ -711,8 +711,8 @@ async fn serve(cli: &Cli, args: &ServeArgs, out: &mut (dyn Write + Send)) -> Res
     } else {
         writeln!(
             out,
-            "settle: a trace settles {} after its last span (write-ahead log in {})",
-            render::whole_units(u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX)),
+            "settle: a trace settles {} ms after its last span (write-ahead log in {})",
+            wait.as_millis(),
             cli.data.join(crate::settle::WAL_DIR).display()
         )?;
     }
