@@ -288,6 +288,9 @@ impl ChildServer {
             .arg("--data")
             .arg(dir.path())
             .args(["serve", "--listen", "127.0.0.1:0"])
+            // Each request settles on arrival: what a test sent is stored
+            // when it is answered.
+            .args(["--trace-wait", "0"])
             .args(args)
             .env("OMEGI_LOG", "warn")
             .stdout(Stdio::piped())
@@ -710,11 +713,9 @@ fn a_span_with_64000_exception_events_keeps_128_events_and_32_errors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_exception_storm_is_stored_cut_and_memory_stays_bounded() {
     tokio::time::timeout(LIMIT, async {
-        let s = tokio::task::spawn_blocking(|| {
-            ChildServer::start(&["--read-items", "256", "--trace-wait", "0"])
-        })
-        .await
-        .unwrap();
+        let s = tokio::task::spawn_blocking(|| ChildServer::start(&["--read-items", "256"]))
+            .await
+            .unwrap();
         let body = exception_span(64_000);
         let before = s.peak_rss();
         let (status, ct, answer) = s.post("/v1/traces", PROTOBUF, None, body).await;

@@ -461,3 +461,195 @@ async fn a_late_failure_in_a_healthy_settled_trace_creates_its_issue() {
     .await
     .expect("the test finishes in time");
 }
+
+/// One resource's spans of many traces.
+fn resource_spans(service: &str, spans: Vec<pt::Span>) -> pt::ResourceSpans {
+    pt::ResourceSpans {
+        resource: Some(PResource {
+            attributes: vec![kv("service.name", service)],
+            ..Default::default()
+        }),
+        scope_spans: vec![pt::ScopeSpans {
+            spans,
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tail_sampling_keeps_failed_and_slow_traces_whole_and_counts_every_trace() {
+    tokio::time::timeout(LIMIT, async {
+        const TRACES: u64 = 10_000;
+        const RATE: f64 = 0.1;
+        let s = TestServer::start_with(|c: ServeConfig| {
+            c.settle(
+                SettleConfig::default()
+                    .trace_wait(Duration::from_millis(200))
+                    .sampling(
+                        TailSampling::new(RATE).keep_slower_than(Some(Duration::from_secs(1))),
+                    ),
+            )
+        })
+        .await;
+        let t0 = now_ns() - 60_000_000_000;
+        // Trace n: gateway GET /orders/{id} calling billing; every 100th
+        // fails in billing, every 100th (offset 50) takes 1.5 s.
+        let failing = |n: u64| n % 100 == 0;
+        let slow = |n: u64| n % 100 == 50;
+        let trace_id = |n: u64| 0x5a00_0000_u128 + u128::from(n);
+        for batch in 0..(TRACES / 100) {
+            let (mut gateway, mut billing) = (Vec::new(), Vec::new());
+            for n in batch * 100..(batch + 1) * 100 {
+                let trace = trace_id(n).to_be_bytes().to_vec();
+                let start = t0 + n * 1_000_000;
+                let duration = if slow(n) { 1_500_000_000 } else { 10_000_000 };
+                gateway.push(pt::Span {
+                    trace_id: trace.clone(),
+                    span_id: (2 * n + 1).to_be_bytes().to_vec(),
+                    name: format!("GET /orders/{n}"),
+                    kind: 2,
+                    start_time_unix_nano: start,
+                    end_time_unix_nano: start + duration,
+                    attributes: vec![
+                        kv("http.route", "/orders/{id}"),
+                        kv("http.request.method", "GET"),
+                    ],
+                    ..Default::default()
+                });
+                let mut charge = pt::Span {
+                    trace_id: trace,
+                    span_id: (2 * n + 2).to_be_bytes().to_vec(),
+                    parent_span_id: (2 * n + 1).to_be_bytes().to_vec(),
+                    name: "POST /charge".into(),
+                    kind: 2,
+                    start_time_unix_nano: start + 1_000_000,
+                    end_time_unix_nano: start + duration - 1_000_000,
+                    ..Default::default()
+                };
+                if failing(n) {
+                    charge.status = Some(pt::Status {
+                        code: 2,
+                        message: "ledger offline".into(),
+                    });
+                }
+                billing.push(charge);
+            }
+            let body = ExportTraceServiceRequest {
+                resource_spans: vec![
+                    resource_spans("gateway", gateway),
+                    resource_spans("billing", billing),
+                ],
+            }
+            .encode_to_vec();
+            s.send(body).await;
+        }
+        s.settled(TRACES).await;
+        let store = s.server.store();
+        let mut healthy_kept = 0u64;
+        for n in 0..TRACES {
+            let spans = store.trace_spans("default", TraceId(trace_id(n))).unwrap();
+            let settled = store
+                .trace_settlement("default", TraceId(trace_id(n)))
+                .unwrap()
+                .expect("every trace settled");
+            assert_eq!(settled.span_count, 2);
+            if failing(n) || slow(n) {
+                assert_eq!(spans.len(), 2, "trace {n} is stored whole");
+                assert!(settled.kept);
+            } else {
+                assert!(
+                    spans.is_empty() || spans.len() == 2,
+                    "trace {n}: whole or not at all"
+                );
+                assert_eq!(settled.kept, spans.len() == 2);
+                healthy_kept += u64::from(settled.kept);
+            }
+        }
+        // The rate, within three standard deviations.
+        let healthy = (TRACES - TRACES / 50) as f64;
+        let (mean, sigma) = (healthy * RATE, (healthy * RATE * (1.0 - RATE)).sqrt());
+        assert!(
+            (healthy_kept as f64 - mean).abs() <= 3.0 * sigma,
+            "{healthy_kept} healthy traces kept, expected {mean} ± {}",
+            3.0 * sigma
+        );
+        // The dashboard counts every trace, kept or not.
+        let stats: serde_json::Value = s
+            .http
+            .get(format!(
+                "{}/api/stats?project=default&since=1d&bucket=day",
+                s.server.url()
+            ))
+            .bearer_auth(&s.user)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            stats["summary"]["spans"],
+            2 * TRACES,
+            "{}",
+            stats["summary"]
+        );
+        assert_eq!(stats["summary"]["errors"], TRACES / 100);
+        let project = &stats["projects"][0];
+        let sampling = &project["sampling"];
+        assert_eq!(sampling["traces"], TRACES);
+        assert_eq!(sampling["spans"], 2 * TRACES);
+        assert_eq!(sampling["kept_traces"], TRACES / 50 + healthy_kept);
+        assert_eq!(sampling["kept_spans"], 2 * (TRACES / 50 + healthy_kept));
+        let route = |service: &str, route: &str| {
+            project["routes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["service"] == service && r["route"] == route)
+                .cloned()
+                .unwrap_or_else(|| panic!("no route {service} {route}: {}", project["routes"]))
+        };
+        let orders = route("gateway", "GET /orders/{id}");
+        assert_eq!(orders["requests"], TRACES);
+        assert_eq!(orders["errors"], 0);
+        assert_eq!(orders["max_ns"], 1_500_000_000u64);
+        let charge = route("billing", "POST /charge");
+        assert_eq!(charge["requests"], TRACES);
+        assert_eq!(charge["errors"], TRACES / 100);
+        let edges = stats["dependencies"].as_array().unwrap();
+        assert_eq!(edges.len(), 1);
+        assert_eq!(edges[0]["caller"], "gateway");
+        assert_eq!(edges[0]["callee"], "billing");
+        assert_eq!(edges[0]["calls"], TRACES);
+        assert_eq!(edges[0]["errors"], TRACES / 100);
+        // A trace sampled out is said to be, not missing.
+        let out = (0..TRACES)
+            .find(|&n| {
+                !failing(n)
+                    && !slow(n)
+                    && store
+                        .trace_spans("default", TraceId(trace_id(n)))
+                        .unwrap()
+                        .is_empty()
+            })
+            .expect("some healthy trace was sampled out");
+        let response = s
+            .http
+            .get(format!(
+                "{}/api/traces/{:032x}?project=default",
+                s.server.url(),
+                trace_id(out)
+            ))
+            .bearer_auth(&s.user)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let view: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(view["settlement"]["kept"], false);
+        assert_eq!(view["spans"].as_array().unwrap().len(), 0);
+    })
+    .await
+    .expect("the test finishes in time");
+}

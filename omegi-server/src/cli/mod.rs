@@ -575,7 +575,7 @@ pub fn render_trace(view: &TraceView, width: usize) -> String {
         return format!("trace {}: no spans\n", view.trace_id);
     };
     let mut text = trace.waterfall(width.max(10));
-    let flows: Vec<Flow> = crate::api::views::failing_flows(&trace);
+    let flows: Vec<Flow> = trace.failing_flows();
     for flow in flows {
         text.push_str("\nflow:\n");
         text.push_str(&flow.summary());
