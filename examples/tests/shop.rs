@@ -84,9 +84,17 @@ fn shop_demo_shows_a_cross_process_flow_and_surfaces_the_note() {
             .any(|l| l.contains("inventory-service") && l.contains("payment-service call failed")),
         "{stdout}"
     );
+    // The failed calls upstream are consequences, listed under their
+    // cause, never issues of their own.
     assert!(
-        !stdout.contains("HTTP 502"),
+        !issue_lines.iter().any(|l| l.contains("HTTP 50")),
         "failures are reported once, where they happen\n{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.contains("caused: user-service POST /checkout: HTTP 502 Bad Gateway")),
+        "{stdout}"
     );
 
     // The recurrence surfaces the note written the first time.

@@ -55,6 +55,9 @@ use crate::otlp::Decoded;
 /// The log lives in this folder of the data directory.
 pub const WAL_DIR: &str = "wal";
 
+/// How often the log is flushed with `--sync interval`.
+const LOG_SYNC_INTERVAL: Duration = Duration::from_millis(500);
+
 /// How traces settle: see the module docs.
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
@@ -548,16 +551,28 @@ impl Settler {
     fn run(&self, on_settled: impl Fn(&str, &Settled), durable: bool) {
         let mut unpinned = false;
         let mut last_release = Instant::now();
+        let mut last_log_sync = Instant::now();
         loop {
             let stopping = self.stopping.load(Ordering::SeqCst);
+            if !durable && (stopping || last_log_sync.elapsed() >= LOG_SYNC_INTERVAL) {
+                // `--sync interval`: the log is flushed periodically.
+                if let Some(Err(error)) = self.wal.as_ref().map(Wal::sync) {
+                    tracing::warn!(%error, "flushing the write-ahead log failed");
+                }
+                last_log_sync = Instant::now();
+            }
+            // Settled segments go about once a second, busy or not.
+            if unpinned && (stopping || last_release.elapsed() >= Duration::from_secs(1)) {
+                self.release();
+                unpinned = false;
+                last_release = Instant::now();
+            }
             let due = self.take_due(stopping, 2_000);
             if due.is_empty() {
-                if unpinned && (stopping || last_release.elapsed() >= Duration::from_secs(1)) {
-                    self.release();
-                    unpinned = false;
-                    last_release = Instant::now();
-                }
                 if stopping {
+                    if unpinned {
+                        self.release();
+                    }
                     break;
                 }
                 let window = self.lock();

@@ -10,6 +10,15 @@
 //!   were created and those that regressed, so that alerts can fire.
 //!   [`Store::sync`] makes what was ingested durable, sharing flushes
 //!   between concurrent callers.
+//! - [`Store::ingest_settled`] takes traces a collector decided about once
+//!   they were complete ([`SettledTrace`]: root causes with their
+//!   consequences, occurrences to take back, kept or sampled out), in one
+//!   transaction; [`Store::settled_trace`] and [`Store::trace_settlement`]
+//!   say what is known of a settled trace; [`Store::route_stats`],
+//!   [`Store::service_edges`] and [`Store::sampling_totals`] are counted
+//!   from every settled trace, sampled out or not. [`wal`] is the
+//!   write-ahead log that holds what a collector acknowledged until it
+//!   settles.
 //! - Queries: [`Store::traces`] (over a set of projects), [`Store::trace`]
 //!   and [`Store::trace_spans`] (of one project) for traces,
 //!   [`Store::issues`], [`Store::occurrences`], [`Store::latest_occurrences`]
