@@ -120,6 +120,10 @@ impl SettledRow {
         }
     }
 
+    pub(crate) fn start_ns(&self) -> u64 {
+        self.start_ns
+    }
+
     fn summary(&self, project: &str, trace_id: TraceId) -> SettledSummary {
         let mut services = self.services.clone();
         services.sort();
@@ -145,7 +149,7 @@ impl SettledRow {
     }
 }
 
-fn settled_key(project: &str, trace: TraceId) -> Result<Vec<u8>> {
+pub(crate) fn settled_key(project: &str, trace: TraceId) -> Result<Vec<u8>> {
     Ok(Key::new().str("project", project)?.trace(trace).into_vec())
 }
 
