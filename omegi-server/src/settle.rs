@@ -12,7 +12,7 @@
 //! [`SettleConfig::max_bytes`]) is full. Errors outside any trace wait for
 //! nothing.
 //!
-//! Settling a trace ([`settle_traces`]) assembles it with what the store
+//! Settling a trace assembles it with what the store
 //! already knows of it (a late span's trace settled before), attributes its
 //! failures to their root causes ([`omegi_core::flow::Trace::attribute`]:
 //! one failure is one issue, the failures it caused are its consequences),
@@ -183,6 +183,14 @@ impl Part {
         self.chunk.encoded_bytes() + 64
     }
 }
+
+/// A project's traces (or errors outside a trace) taken from the window,
+/// with their parts.
+type Batch = Vec<(Option<TraceId>, Vec<Part>)>;
+
+/// A trace (or errors outside a trace) taken from the window: its project
+/// and parts.
+type Due = (String, Option<TraceId>, Vec<Part>);
 
 struct Pending {
     parts: Vec<Part>,
@@ -517,10 +525,10 @@ impl Settler {
 
     /// Takes what is due: errors outside traces, traces quiet for the wait
     /// or marked early, everything when stopping; at most `max` traces.
-    fn take_due(&self, everything: bool, max: usize) -> Vec<(String, Option<TraceId>, Vec<Part>)> {
+    fn take_due(&self, everything: bool, max: usize) -> Vec<Due> {
         let now = Instant::now();
         let mut window = self.lock();
-        let mut due: Vec<(String, Option<TraceId>, Vec<Part>)> = Vec::new();
+        let mut due: Vec<Due> = Vec::new();
         for (project, part) in std::mem::take(&mut window.loose) {
             window.bytes = window.bytes.saturating_sub(part.bytes());
             due.push((project, None, vec![part]));
@@ -582,8 +590,7 @@ impl Settler {
                     .unwrap_or_else(|p| p.into_inner());
                 continue;
             }
-            let mut by_project: BTreeMap<String, Vec<(Option<TraceId>, Vec<Part>)>> =
-                BTreeMap::new();
+            let mut by_project: BTreeMap<String, Batch> = BTreeMap::new();
             for (project, trace, parts) in due {
                 by_project.entry(project).or_default().push((trace, parts));
             }

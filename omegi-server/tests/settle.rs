@@ -495,7 +495,7 @@ async fn tail_sampling_keeps_failed_and_slow_traces_whole_and_counts_every_trace
         let t0 = now_ns() - 60_000_000_000;
         // Trace n: gateway GET /orders/{id} calling billing; every 100th
         // fails in billing, every 100th (offset 50) takes 1.5 s.
-        let failing = |n: u64| n % 100 == 0;
+        let failing = |n: u64| n.is_multiple_of(100);
         let slow = |n: u64| n % 100 == 50;
         let trace_id = |n: u64| 0x5a00_0000_u128 + u128::from(n);
         for batch in 0..(TRACES / 100) {

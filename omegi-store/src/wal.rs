@@ -875,7 +875,9 @@ mod tests {
         .unwrap();
         let s = span(1, 1);
         let chunk = TraceChunk::encode(Some(TraceId(1)), &[(0, &s)], &[]).unwrap();
-        let first = wal.append("shop", &[resource()], &[chunk.clone()]).unwrap();
+        let first = wal
+            .append("shop", &[resource()], std::slice::from_ref(&chunk))
+            .unwrap();
         let second = wal.append("shop", &[resource()], &[chunk]).unwrap();
         assert_ne!(first, second, "the first segment was full");
         // Pinned: nothing goes, and the store is not even asked.
