@@ -307,7 +307,7 @@ impl TraceInput {
 
 impl Settler {
     /// A window over `store`; with a non-zero `trace_wait`, its log in
-    /// `<data_dir>/wal`, replayed now. Call [`Settler::start`] to run it.
+    /// `<data_dir>/wal`, replayed now; the server starts its settle thread.
     pub fn open(
         store: Store,
         data_dir: &Path,
