@@ -41,8 +41,9 @@ fn shop_demo_shows_a_cross_process_flow_and_surfaces_the_note() {
     );
 
     // Issues grouped by fingerprint with their counts (16 orders: declines
-    // at 7 and 14, warehouse timeouts at 5, 10 and 15, a panic at 13 and the
-    // failed call it causes upstream).
+    // at 7 and 14, warehouse timeouts at 5, 10 and 15, a panic at 13): one
+    // issue per cause; the failed call the panic causes upstream is its
+    // consequence, not an issue.
     let count_of = |needle: &str| -> u64 {
         stdout
             .lines()
@@ -57,10 +58,43 @@ fn shop_demo_shows_a_cross_process_flow_and_surfaces_the_note() {
     assert_eq!(count_of("card payment failed"), 2);
     assert_eq!(count_of("stock lookup failed"), 3);
     assert_eq!(count_of("panic: exchange rate for currency"), 1);
-    assert_eq!(count_of("payment-service call failed"), 1);
+    let issue_lines: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with(char::is_numeric) && l.contains("-service"))
+        .collect();
     assert!(
-        !stdout.contains("HTTP 502"),
+        !issue_lines
+            .iter()
+            .any(|l| l.contains("payment-service call failed")),
+        "the failed call is a consequence, not an issue\n{stdout}"
+    );
+    // The panic's issue shows what it caused in inventory-service.
+    let panic_at = stdout
+        .lines()
+        .position(|l| l.contains("panic: exchange rate for currency"))
+        .unwrap();
+    let caused: Vec<&str> = stdout
+        .lines()
+        .skip(panic_at + 1)
+        .take_while(|l| l.trim_start().starts_with("caused:"))
+        .collect();
+    assert!(
+        caused
+            .iter()
+            .any(|l| l.contains("inventory-service") && l.contains("payment-service call failed")),
+        "{stdout}"
+    );
+    // The failed calls upstream are consequences, listed under their
+    // cause, never issues of their own.
+    assert!(
+        !issue_lines.iter().any(|l| l.contains("HTTP 50")),
         "failures are reported once, where they happen\n{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.contains("caused: user-service POST /checkout: HTTP 502 Bad Gateway")),
+        "{stdout}"
     );
 
     // The recurrence surfaces the note written the first time.

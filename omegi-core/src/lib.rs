@@ -7,7 +7,9 @@
 //!   sent by the layer as [`Record`]s.
 //! - [`fingerprint()`]: the stable grouping key of an error.
 //! - [`Trace`], [`Flow`], [`Hop`]: spans assembled into a tree and the path
-//!   of an error through the services ([`flow`]).
+//!   of an error through the services ([`flow`]); [`Trace::attribute`]:
+//!   which failures of a whole trace are root causes and which are their
+//!   [`Consequence`]s; [`TailSampling`]: which settled traces are kept.
 //! - [`Note`] and [`NoteGraph`]: error notes in Obsidian-flavoured Markdown,
 //!   their links, embeds and graph queries, and each note rendered to safe
 //!   HTML for one reader from the same parse and resolution
@@ -49,11 +51,11 @@ pub mod note;
 
 pub use context::{RemoteContext, TraceParent, TraceParentError, TraceState};
 pub use fingerprint::{fingerprint, normalize_message, Fingerprint};
-pub use flow::{assemble, Flow, FlowError, Hop, Trace};
+pub use flow::{assemble, Consequence, Flow, FlowError, Hop, TailSampling, Trace};
 pub use ids::{IdError, SpanId, TraceId};
 pub use limits::{RecordLimits, TimeWindow};
 pub use model::{
-    attribute, Attribute, CodeLocation, ErrorKind, ErrorRecord, EventRecord, Level, Record,
-    Resource, SpanFrame, SpanKind, SpanRecord, Status, Text, Value,
+    attribute, service_name, Attribute, CodeLocation, ErrorKind, ErrorRecord, EventRecord, Level,
+    Record, Resource, SpanFrame, SpanKind, SpanRecord, Status, Text, Value, UNKNOWN_SERVICE,
 };
 pub use note::{Note, NoteGraph, NoteId, Visibility};

@@ -348,6 +348,38 @@ pub struct Resource {
     pub attributes: Vec<Attribute>,
 }
 
+/// The service name of a process that names none, as the OpenTelemetry
+/// SDKs call it.
+pub const UNKNOWN_SERVICE: &str = "unknown_service";
+
+/// The one rule for a service name: the first non-empty of `names`, most
+/// specific first (a record's own, then its process's, then what the
+/// environment says), else [`UNKNOWN_SERVICE`].
+///
+/// ```
+/// use omegi_core::model::service_name;
+/// assert_eq!(service_name(["", "payment"]), "payment");
+/// assert_eq!(service_name(["billing", "payment"]), "billing");
+/// assert_eq!(service_name(["", ""]), "unknown_service");
+/// ```
+pub fn service_name<'a>(names: impl IntoIterator<Item = &'a str>) -> &'a str {
+    names
+        .into_iter()
+        .find(|name| !name.is_empty())
+        .unwrap_or(UNKNOWN_SERVICE)
+}
+
+impl Resource {
+    /// Fills in the service of a record this process sent when the record
+    /// names none ([`service_name`]: the process's, else
+    /// [`UNKNOWN_SERVICE`]).
+    pub fn fill_service(&self, service: &mut String) {
+        if service.is_empty() {
+            *service = service_name([self.service.as_str()]).to_owned();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -42,6 +42,10 @@
 //! - [`api`]: [`api::router`], the OTLP receiver and the REST API (see
 //!   `API.md`), with [`auth`] (tokens) and [`alerts`] (SSE, webhooks,
 //!   spikes).
+//! - [`settle`]: the settle window: a trace's spans wait (in a
+//!   write-ahead log and in memory) until the trace is complete; then its
+//!   failures are attributed to their root causes (one failure, one issue)
+//!   and it is tail-sampled.
 //! - [`cli`]: the `omegi` command line, usable as functions.
 //! - [`ui`]: the web UI served at `/`, built into the binary.
 //!
@@ -56,5 +60,6 @@ pub mod cli;
 pub mod grpc;
 pub mod otlp;
 pub mod server;
+pub mod settle;
 pub mod tls;
 pub mod ui;

@@ -26,6 +26,7 @@ use crate::api::limits::{NoteLimitFlags, ReadLimits};
 use crate::api::{otlp_router, router, AppState, BodyRate, ProjectSlots};
 use crate::auth::{bootstrap, Authenticator, Credentials, CredentialsError};
 use crate::otlp::Limits;
+use crate::settle::{SettleConfig, Settler};
 use crate::tls::TlsError;
 pub use crate::tls::TlsFiles;
 
@@ -126,6 +127,9 @@ pub struct ServeConfig {
     pub header_read_timeout: Duration,
     /// How fast an OTLP request body must arrive.
     pub body_rate: BodyRate,
+    /// The settle window: how long a trace waits for its spans, its
+    /// memory budget and tail sampling.
+    pub settle: SettleConfig,
 }
 
 impl ServeConfig {
@@ -169,6 +173,7 @@ impl ServeConfig {
             ingest_slots_per_project: ingest_concurrency.saturating_sub(1).max(1),
             header_read_timeout: Duration::from_secs(30),
             body_rate: BodyRate::default(),
+            settle: SettleConfig::default(),
         }
     }
 
@@ -200,6 +205,12 @@ impl ServeConfig {
     /// the bundled roots.
     pub fn webhook_ca(mut self, pem: Option<PathBuf>) -> Self {
         self.webhook_ca = pem;
+        self
+    }
+
+    /// Sets the settle window (its wait, budget and sampling).
+    pub fn settle(mut self, settle: SettleConfig) -> Self {
+        self.settle = settle;
         self
     }
 
@@ -386,6 +397,7 @@ pub struct Server {
     created: Option<Credentials>,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<Result<ShutdownReport, ServeError>>,
+    settle: Arc<Settler>,
 }
 
 impl Server {
@@ -424,10 +436,21 @@ impl Server {
             store_config = store_config.retention(age);
         }
         let data_dir = config.data_dir.clone();
-        let (store, created) = tokio::task::spawn_blocking(move || {
+        let settle_config = config.settle;
+        let record_limits = config.limits.records;
+        let context_bytes = config.limits.max_error_context_bytes;
+        let (store, created, settler) = tokio::task::spawn_blocking(move || {
             let store = Store::open_with(store_config)?;
             let created = bootstrap(&store, &data_dir)?;
-            Ok::<_, ServeError>((store, created))
+            // The log is replayed before the first request is taken.
+            let settler = Settler::open(
+                store.clone(),
+                &data_dir,
+                settle_config,
+                record_limits,
+                context_bytes,
+            )?;
+            Ok::<_, ServeError>((store, created, settler))
         })
         .await
         .map_err(|e| ServeError::Task(e.to_string()))??;
@@ -475,9 +498,22 @@ impl Server {
             read_limits: config.read_limits,
             max_tokens: config.max_tokens.max(1),
             stream_recheck: config.stream_recheck.max(Duration::from_millis(10)),
+            settle: Arc::new(settler),
             store,
         });
+        {
+            // Alerts of settled traces; the thread holds the state until
+            // shutdown stops it.
+            let alert_state = Arc::clone(&state);
+            state.settle.start(
+                move |project, report| {
+                    crate::api::raise_alerts(&alert_state, project, report, crate::api::now_ns())
+                },
+                config.sync == SyncPolicy::Always,
+            );
+        }
         let store = state.store.clone();
+        let settle = Arc::clone(&state.settle);
         let task = tokio::spawn(serve(
             listeners
                 .into_iter()
@@ -498,6 +534,7 @@ impl Server {
             created,
             shutdown: shutdown_tx,
             task,
+            settle,
         })
     }
 
@@ -532,6 +569,12 @@ impl Server {
     /// The store the server serves (a clone of its handle).
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The settle window's counters: traces waiting and settled, early
+    /// settles, the write-ahead log.
+    pub fn settle_stats(&self) -> crate::settle::SettleStats {
+        self.settle.stats()
     }
 
     /// The credentials created by this start (first start only).
@@ -609,6 +652,11 @@ async fn serve(
     while let Some(drained) = loops.join_next().await {
         requests_drained &= drained.unwrap_or(false);
     }
+    // What waits in the settle window settles now, before alerts close.
+    let settler = Arc::clone(&state.settle);
+    tokio::task::spawn_blocking(move || settler.stop())
+        .await
+        .map_err(|e| ServeError::Task(e.to_string()))?;
     let webhooks_drained = state.alerts.close(timeout).await;
     let flushed_bytes = state.store.flush_async().await?;
     Ok(ShutdownReport {

@@ -4,6 +4,11 @@
 //! must serve every span of every request it answered 200, every request
 //! whole or not at all, and no issue may count more occurrences than were
 //! sent. Twice, so that the second kill hits a store that was recovered.
+//!
+//! Once without a settle window (`--trace-wait 0`: each request is stored
+//! before its answer) and once with one: then most acknowledged traces are
+//! only in the write-ahead log when the process dies, and the restarted
+//! server must replay them and settle them, each once.
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
@@ -28,7 +33,7 @@ struct Serve {
 }
 
 impl Serve {
-    fn start(data: &Path) -> Serve {
+    fn start(data: &Path, trace_wait: &str) -> Serve {
         let mut child = Command::new(env!("CARGO_BIN_EXE_omegi"))
             .arg("--data")
             .arg(data)
@@ -39,6 +44,7 @@ impl Serve {
                 "--grpc-listen",
                 "127.0.0.1:0",
             ])
+            .args(["--trace-wait", trace_wait, "--sample-rate", "0.5"])
             .env_remove("OMEGI_SYNC")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -190,9 +196,32 @@ async fn load_and_kill(
     std::mem::take(&mut *sent)
 }
 
+/// Waits until the restarted server's settle window is empty (what the
+/// log replayed has settled); returns how many log entries it replayed.
+async fn settled(serve: &Serve) -> u64 {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let health: Value = client
+            .get(format!("{}/api/health", serve.url))
+            .send()
+            .await
+            .expect("the server answers")
+            .json()
+            .await
+            .expect("JSON");
+        if health["settle"]["waiting_traces"] == 0 {
+            return health["settle"]["wal"]["replayed"].as_u64().unwrap_or(0);
+        }
+        assert!(Instant::now() < deadline, "nothing settles: {health}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Checks a restarted server against what was sent: returns how many
 /// requests it stored.
-async fn check(serve: &Serve, user: &str, sent: &Sent) -> u64 {
+async fn check(serve: &Serve, user: &str, sent: &Sent) -> (u64, u64) {
+    let replayed = settled(serve).await;
     let client = reqwest::Client::new();
     let get = |path: String| {
         let request = client
@@ -236,17 +265,28 @@ async fn check(serve: &Serve, user: &str, sent: &Sent) -> u64 {
     assert_eq!(count, stored, "one occurrence per stored request");
     let (_, stats) = get("/api/stats?project=default".into()).await;
     assert_eq!(stats["summary"]["spans"], stored * SPANS_PER_REQUEST);
-    stored
+    (stored, replayed)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_requests_survive_sigkill() {
+    crash_twice("0").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_requests_in_the_settle_window_survive_sigkill() {
+    crash_twice("300ms").await;
+}
+
+/// Every request's trace fails, so every trace is stored whole whatever
+/// the sampling rate.
+async fn crash_twice(trace_wait: &str) {
     tokio::time::timeout(LIMIT, async {
         let seed = fastrand::u64(..);
         eprintln!("server crash test seed {seed}");
         let mut rng = fastrand::Rng::with_seed(seed);
         let dir = tempfile::tempdir().unwrap();
-        let serve = Serve::start(dir.path());
+        let serve = Serve::start(dir.path(), trace_wait);
         let credentials = read_credentials(dir.path())
             .expect("readable credentials")
             .expect("created on first start");
@@ -263,13 +303,18 @@ async fn acknowledged_requests_survive_sigkill() {
             next = sent.sent.iter().max().copied().unwrap_or(next) + 1;
             all.sent.extend(&sent.sent);
             all.acknowledged.extend(&sent.acknowledged);
-            let restarted = Serve::start(dir.path());
-            let stored = check(&restarted, &user, &all).await;
+            let restarted = Serve::start(dir.path(), trace_wait);
+            let (stored, replayed) = check(&restarted, &user, &all).await;
             eprintln!(
-                "round {round}: {} sent, {} acknowledged, {stored} stored",
+                "round {round}: {} sent, {} acknowledged, {stored} stored, {replayed} replayed",
                 all.sent.len(),
                 all.acknowledged.len()
             );
+            if trace_wait != "0" {
+                // Killed well within the window: the last acknowledged
+                // traces were only in the log.
+                assert!(replayed > 0, "nothing was replayed from the log");
+            }
             serve = Some(restarted);
         }
     })

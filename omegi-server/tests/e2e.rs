@@ -794,6 +794,21 @@ async fn retention_deletes_old_traces_and_keeps_issues() {
             .await
             .expect("the API answers");
         assert_eq!(response.status(), 404);
+        // What was remembered of the old trace's settle goes too; the
+        // fresh one's stays.
+        let store = s.server.store();
+        let trace = omegi_core::TraceId;
+        while store
+            .trace_settlement("default", trace(old))
+            .unwrap()
+            .is_some()
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(store
+            .trace_settlement("default", trace(fresh))
+            .unwrap()
+            .is_some());
         // The issue stays, with both occurrences counted.
         let issues: Vec<IssueView> = s.api("/api/issues?status=all").await;
         assert_eq!(issues.len(), 1, "{issues:?}");

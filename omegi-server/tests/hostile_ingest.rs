@@ -289,6 +289,9 @@ impl ChildServer {
             .arg(dir.path())
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(["--otlp-http-listen", "off", "--grpc-listen", "off"])
+            // Each request settles on arrival: what a test sent is stored
+            // when it is answered.
+            .args(["--trace-wait", "0"])
             .args(args)
             .env("OMEGI_LOG", "warn")
             .stdout(Stdio::piped())

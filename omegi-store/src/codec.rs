@@ -6,9 +6,10 @@
 //! the mirror types below, which this crate owns: the on-disk layout changes
 //! only when the schema version does.
 
+use omegi_core::limits::{DROPPED_BREADCRUMBS, DROPPED_FRAMES};
 use omegi_core::{
-    Attribute, CodeLocation, ErrorKind, ErrorRecord, EventRecord, Level, SpanFrame, SpanId,
-    SpanKind, SpanRecord, Status, TraceId, Value,
+    Attribute, CodeLocation, Consequence, ErrorKind, ErrorRecord, EventRecord, Level, Resource,
+    SpanFrame, SpanId, SpanKind, SpanRecord, Status, TraceId, Value,
 };
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
@@ -329,11 +330,19 @@ impl SError {
     /// of what tells one error apart from another (service, trace and span
     /// ids, time, kind, message, causes, type, target, fields, location,
     /// thread and fingerprint key), so that the same error sent again has
-    /// the same id. The span stack and the breadcrumbs are left out: they
-    /// describe the error's context, which depends on what else arrived in
-    /// the same request.
+    /// the same id. The span stack, the breadcrumbs and the fields counting
+    /// what they left out (`omegi.dropped_frames`,
+    /// `omegi.dropped_breadcrumbs`) are left out: they describe the error's
+    /// context, which depends on what else of its trace had arrived.
     pub(crate) fn occurrence_id(&self) -> Result<u64> {
         use sha2::{Digest, Sha256};
+        // The counters of what the context left out describe the context
+        // too: they depend on what else arrived with the error.
+        let fields: Vec<&SAttribute> = self
+            .fields
+            .iter()
+            .filter(|a| a.key != DROPPED_FRAMES && a.key != DROPPED_BREADCRUMBS)
+            .collect();
         let identity = (
             &self.service,
             self.trace_id,
@@ -344,7 +353,7 @@ impl SError {
             &self.causes,
             &self.error_type,
             &self.target,
-            &self.fields,
+            &fields,
             &self.location,
             &self.thread,
             &self.fingerprint,
@@ -417,6 +426,64 @@ impl SError {
             thread: self.thread,
             fingerprint: self.fingerprint,
         })
+    }
+}
+
+/// A stored consequence of a root cause.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct SConsequence {
+    service: String,
+    span_id: u64,
+    span_name: String,
+    status_message: Option<String>,
+    error_type: Option<String>,
+    message: Option<String>,
+}
+
+impl SConsequence {
+    pub(crate) fn from_record(c: &Consequence) -> Self {
+        SConsequence {
+            service: c.service.clone(),
+            span_id: c.span_id.0,
+            span_name: c.span_name.clone(),
+            status_message: c.status_message.clone(),
+            error_type: c.error_type.clone(),
+            message: c.message.clone(),
+        }
+    }
+
+    pub(crate) fn into_record(self) -> Consequence {
+        Consequence {
+            service: self.service,
+            span_id: SpanId(self.span_id),
+            span_name: self.span_name,
+            status_message: self.status_message,
+            error_type: self.error_type,
+            message: self.message,
+        }
+    }
+}
+
+/// A stored resource (a process that sent records).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct SResource {
+    service: String,
+    attributes: Vec<SAttribute>,
+}
+
+impl SResource {
+    pub(crate) fn from_record(r: &Resource) -> Self {
+        SResource {
+            service: r.service.clone(),
+            attributes: attrs_in(&r.attributes),
+        }
+    }
+
+    pub(crate) fn into_record(self) -> Resource {
+        Resource {
+            service: self.service,
+            attributes: attrs_out(self.attributes),
+        }
     }
 }
 

@@ -36,12 +36,19 @@ pub struct IngestReport {
     /// New occurrences per issue (by fingerprint, sorted): what spike
     /// detection counts.
     pub occurrences: Vec<(Fingerprint, u64)>,
+    /// Occurrences taken back ([`Store::ingest_settled`]): failures stored
+    /// as root causes that a later part of their trace showed to be
+    /// consequences.
+    pub retracted: usize,
+    /// Issues removed because their only occurrences were taken back.
+    pub withdrawn: Vec<Fingerprint>,
 }
 
 impl Store {
     /// Stores a batch of records sent by one process (`resource`) to
     /// `project`: spans by trace, errors grouped into issues, counters for
-    /// the dashboard. Records whose service is empty take the resource's.
+    /// the dashboard. Records whose service is empty take the resource's
+    /// ([`Resource::fill_service`]).
     ///
     /// The project is created with default settings if it does not exist.
     ///
@@ -118,13 +125,13 @@ impl Store {
                 match record {
                     Record::Span(s) if s.service.is_empty() => {
                         let mut s = s.clone();
-                        s.service.clone_from(&resource.service);
+                        resource.fill_service(&mut s.service);
                         spans.push((from, Cow::Owned(s)));
                     }
                     Record::Span(s) => spans.push((from, Cow::Borrowed(s))),
                     Record::Error(e) if e.service.is_empty() => {
                         let mut e = e.clone();
-                        e.service.clone_from(&resource.service);
+                        resource.fill_service(&mut e.service);
                         errors.push((from, Cow::Owned(e)));
                     }
                     Record::Error(e) => errors.push((from, Cow::Borrowed(e))),

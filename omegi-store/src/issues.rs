@@ -3,12 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use omegi_core::{fingerprint, ErrorRecord, Fingerprint, SpanId, TraceId};
+use omegi_core::{fingerprint, Consequence, ErrorRecord, Fingerprint, SpanId, TraceId};
 use serde::{Deserialize, Serialize};
 
 use sled::IVec;
 
-use crate::codec::{decode, encode, SError};
+use crate::codec::{decode, encode, SConsequence, SError};
 use crate::error::{Error, Result};
 use crate::keys::{Key, KeyReader};
 use crate::spans::insert_sorted;
@@ -155,10 +155,15 @@ pub struct Occurrence {
     /// from the error's content (trace and span ids, time, message, type,
     /// fields, ...), so that the same error sent twice is one occurrence.
     pub seq: u64,
+    /// The failures this one caused in its trace (the spans above it that
+    /// failed because of it), nearest first; empty when it caused none or
+    /// was not settled with its trace.
+    #[serde(default)]
+    pub consequences: Vec<Consequence>,
 }
 
 impl Occurrence {
-    fn new(error: ErrorRecord, seq: u64) -> Self {
+    fn new(error: ErrorRecord, seq: u64, consequences: Vec<Consequence>) -> Self {
         Occurrence {
             time_ns: error.time_ns,
             trace_id: error.trace_id,
@@ -166,6 +171,7 @@ impl Occurrence {
             service: error.service.clone(),
             error,
             seq,
+            consequences,
         }
     }
 }
@@ -450,6 +456,7 @@ pub(crate) fn put_occurrence(
         counts.add(fp, occ.time_ns, 1);
         counts.stage(w, project)?;
     }
+    stage_consequences(w, main.clone(), &occ.consequences)?;
     w.insert(
         TreeId::Occurrences,
         main,
@@ -457,6 +464,104 @@ pub(crate) fn put_occurrence(
     );
     w.insert(TreeId::OccurrencesByTime, by_time, IVec::default());
     Ok(())
+}
+
+/// Stages the consequences of the occurrence whose main key is `main`
+/// (none: removes what was there).
+pub(crate) fn stage_consequences(
+    w: &mut Writes<'_>,
+    main: Vec<u8>,
+    consequences: &[Consequence],
+) -> Result<()> {
+    if consequences.is_empty() {
+        if w.lookup(TreeId::Consequences, &main)?.is_some() {
+            w.remove(TreeId::Consequences, main);
+        }
+        return Ok(());
+    }
+    let stored: Vec<SConsequence> = consequences.iter().map(SConsequence::from_record).collect();
+    w.insert(TreeId::Consequences, main, encode(&stored)?);
+    Ok(())
+}
+
+/// The consequences stored for the occurrence whose main key is `main`.
+pub(crate) fn read_consequences(r: &impl Lookup, main: &[u8]) -> Result<Vec<Consequence>> {
+    match r.lookup(TreeId::Consequences, main)? {
+        Some(bytes) => {
+            let stored: Vec<SConsequence> = decode("consequences", &bytes)?;
+            Ok(stored.into_iter().map(SConsequence::into_record).collect())
+        }
+        None => Ok(Vec::new()),
+    }
+}
+
+/// Where an occurrence is stored: its issue's fingerprint, its time and
+/// its id.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub(crate) struct OccurrenceRef {
+    pub(crate) fingerprint: String,
+    pub(crate) time_ns: u64,
+    pub(crate) id: u64,
+}
+
+/// What a retraction took back.
+pub(crate) struct Retracted {
+    /// The error of the occurrence removed.
+    pub(crate) error: ErrorRecord,
+    /// Whether its issue went with it (it had no other occurrence).
+    pub(crate) issue_removed: bool,
+}
+
+/// Takes an occurrence back (a failure that a later part of its trace
+/// showed to be the consequence of another): the occurrence, its time index
+/// entry and its consequences go, its issue counts one less, and an issue
+/// left with no occurrence goes too. `None` when it is not stored.
+pub(crate) fn retract_occurrence(
+    w: &mut Writes<'_>,
+    project: &str,
+    occurrence: &OccurrenceRef,
+) -> Result<Option<Retracted>> {
+    let fp = &occurrence.fingerprint;
+    let (main, by_time) = occurrence_keys(project, fp, occurrence.time_ns, occurrence.id)?;
+    let Some(bytes) = w.lookup(TreeId::Occurrences, &main)? else {
+        return Ok(None);
+    };
+    let error: SError = decode("occurrences", &bytes)?;
+    let error = error.into_record("occurrences")?;
+    w.remove(TreeId::Occurrences, main.clone());
+    w.remove(TreeId::OccurrencesByTime, by_time);
+    let mut counts = IssueCounts::default();
+    counts.add(fp, occurrence.time_ns, -1);
+    counts.stage(w, project)?;
+    if w.lookup(TreeId::Consequences, &main)?.is_some() {
+        w.remove(TreeId::Consequences, main);
+    }
+    let mut issue_removed = false;
+    if let Some(mut row) = read_row(w, project, fp)? {
+        row.count = row.count.saturating_sub(1);
+        if row.count == 0 {
+            w.remove(TreeId::Issues, issue_key(project, fp)?.into_vec());
+            w.remove(
+                TreeId::IssuesByLastSeen,
+                last_seen_key(project, row.last_seen_ns, fp)?,
+            );
+            w.remove(
+                TreeId::IssuesByFirstSeen,
+                first_seen_key(project, row.first_seen_ns, fp)?,
+            );
+            issue_removed = true;
+        } else {
+            w.insert(
+                TreeId::Issues,
+                issue_key(project, fp)?.into_vec(),
+                encode(&row)?,
+            );
+        }
+    }
+    Ok(Some(Retracted {
+        error,
+        issue_removed,
+    }))
 }
 
 /// What staging the errors of one ingest found.
@@ -471,6 +576,8 @@ pub(crate) struct ErrorOutcome {
     /// Per input error: whether it is a new occurrence (not one stored
     /// before, nor a copy of an earlier error of the same ingest).
     pub(crate) new: Vec<bool>,
+    /// Per input error: where its occurrence is (new or not).
+    pub(crate) keys: Vec<OccurrenceRef>,
 }
 
 /// Groups errors into issues and stages their occurrences. An error whose
@@ -492,8 +599,13 @@ pub(crate) fn stage_errors(
     for (index, error) in errors.iter().enumerate() {
         let fp = fingerprint(error).0;
         let stored = SError::from_record(error);
-        let (main, by_time) =
-            occurrence_keys(project, &fp, error.time_ns, stored.occurrence_id()?)?;
+        let id = stored.occurrence_id()?;
+        let (main, by_time) = occurrence_keys(project, &fp, error.time_ns, id)?;
+        outcome.keys.push(OccurrenceRef {
+            fingerprint: fp.clone(),
+            time_ns: error.time_ns,
+            id,
+        });
         if w.lookup(TreeId::Occurrences, &main)?.is_some() {
             continue;
         }
@@ -722,7 +834,12 @@ impl Store {
             let seq = r.u64()?;
             r.end()?;
             let error: SError = decode("occurrences", &value)?;
-            out.push(Occurrence::new(error.into_record("occurrences")?, seq));
+            let consequences = read_consequences(t, &key)?;
+            out.push(Occurrence::new(
+                error.into_record("occurrences")?,
+                seq,
+                consequences,
+            ));
         }
         Ok(out)
     }
@@ -782,16 +899,31 @@ impl Store {
         seq: u64,
     ) -> Result<Option<Occurrence>> {
         let (key, _) = occurrence_keys(project, &fingerprint.0, time_ns, seq)?;
-        match self.core().t.occurrences.get(key)? {
+        let t = &self.core().t;
+        match t.occurrences.get(&key)? {
             Some(value) => {
                 let error: SError = decode("occurrences", &value)?;
                 Ok(Some(Occurrence::new(
                     error.into_record("occurrences")?,
                     seq,
+                    read_consequences(t, &key)?,
                 )))
             }
             None => Ok(None),
         }
+    }
+
+    /// The consequences recorded for an issue's latest error (the failures
+    /// it caused in its trace), if its occurrence is still retained.
+    pub fn latest_consequences(&self, issue: &Issue) -> Result<Vec<Consequence>> {
+        let id = SError::from_record(&issue.latest_error).occurrence_id()?;
+        let (key, _) = occurrence_keys(
+            &issue.project,
+            &issue.fingerprint.0,
+            issue.latest_error.time_ns,
+            id,
+        )?;
+        read_consequences(&self.core().t, &key)
     }
 
     /// Every retained occurrence, in key order (export).
@@ -806,10 +938,11 @@ impl Store {
             let seq = r.u64()?;
             r.end()?;
             let error: SError = decode("occurrences", &value)?;
+            let consequences = read_consequences(&self.core().t, &key)?;
             Ok((
                 project.to_owned(),
                 Fingerprint(fp.to_owned()),
-                Occurrence::new(error.into_record("occurrences")?, seq),
+                Occurrence::new(error.into_record("occurrences")?, seq, consequences),
             ))
         })
     }

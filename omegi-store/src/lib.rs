@@ -10,6 +10,15 @@
 //!   were created and those that regressed, so that alerts can fire.
 //!   [`Store::sync`] makes what was ingested durable, sharing flushes
 //!   between concurrent callers.
+//! - [`Store::ingest_settled`] takes traces a collector decided about once
+//!   they were complete ([`SettledTrace`]: root causes with their
+//!   consequences, occurrences to take back, kept or sampled out), in one
+//!   transaction; [`Store::settled_trace`] and [`Store::trace_settlement`]
+//!   say what is known of a settled trace; [`Store::route_stats`],
+//!   [`Store::service_edges`] and [`Store::sampling_totals`] are counted
+//!   from every settled trace, sampled out or not. [`wal`] is the
+//!   write-ahead log that holds what a collector acknowledged until it
+//!   settles.
 //! - Queries: [`Store::traces`] (over a set of projects), [`Store::trace`]
 //!   and [`Store::trace_spans`] (of one project) for traces,
 //!   [`Store::issues`], [`Store::occurrences`], [`Store::latest_occurrences`]
@@ -206,9 +215,12 @@ mod keys;
 mod notes;
 mod retention;
 mod search;
+mod settle;
 mod spans;
 mod stats;
+mod traffic;
 mod vault;
+pub mod wal;
 mod writes;
 
 use std::path::{Path, PathBuf};
@@ -229,8 +241,10 @@ pub use search::{
     NoteQuery, NoteTokenStream, NoteTokenizer, SearchHit, Snippet, SuggestFor, SuggestReason,
     Suggestion,
 };
+pub use settle::{PriorSettle, SettledCause, SettledSummary, SettledTrace, SpanSkeleton};
 pub use spans::{TraceQuery, TraceRoot, TraceSummary};
 pub use stats::{Bucket, BucketCount, ProjectSummary, ServiceCount, ServiceInfo, Summary};
+pub use traffic::{RouteStats, SamplingTotals, DURATION_BOUNDS_MS, OTHER_ROUTE};
 pub use vault::{
     markdown_files, write_vault, Subfolders, VaultExport, VaultExportOptions, VaultImport,
     VaultImportOptions,
@@ -273,6 +287,9 @@ pub struct Config {
     pub note_limits: omegi_core::note::NoteLimits,
     /// How far a note's embeds are expanded ([`Store::render_note`]).
     pub embeds: omegi_core::note::EmbedOptions,
+    /// Routes counted per service in the traffic statistics; requests of
+    /// further routes are counted under [`OTHER_ROUTE`] (default 200).
+    pub max_routes_per_service: usize,
 }
 
 impl Default for Config {
@@ -287,6 +304,7 @@ impl Default for Config {
             segment_size: 512 * 1024,
             note_limits: omegi_core::note::NoteLimits::default(),
             embeds: omegi_core::note::EmbedOptions::default(),
+            max_routes_per_service: 200,
         }
     }
 }
@@ -350,6 +368,12 @@ impl Config {
         self.embeds = options;
         self
     }
+
+    /// Sets how many routes per service the traffic statistics count.
+    pub fn max_routes_per_service(mut self, routes: usize) -> Self {
+        self.max_routes_per_service = routes.max(1);
+        self
+    }
 }
 
 /// The trees of the database. Every key of trace, issue and statistics
@@ -377,6 +401,18 @@ pub(crate) struct Trees {
     /// project fingerprint bucket(1) start(8) -> u64: the issue's retained
     /// occurrences per bucket, kept with the occurrences
     pub(crate) issue_counters: sled::Tree,
+    /// project fingerprint time(8) id(8) (an occurrence's key) ->
+    /// Vec<SConsequence>, for occurrences that caused failures
+    pub(crate) consequences: sled::Tree,
+    /// project, trace(16) -> SettledRow: every trace that settled, kept
+    /// or sampled out
+    pub(crate) settled: sled::Tree,
+    /// project, start(8), trace(16) -> (): settled rows by start, for
+    /// retention
+    pub(crate) settled_by_start: sled::Tree,
+    /// project, kind(1), ... -> traffic counters of every settled trace
+    /// (requests per route, calls per edge, sampling totals)
+    pub(crate) traffic: sled::Tree,
     /// project bucket(1) start(8) -> u64
     pub(crate) counters: sled::Tree,
     /// project service bucket(1) start(8) -> u64
@@ -424,6 +460,10 @@ impl Trees {
             occurrences: db.open_tree("occurrences")?,
             occurrences_by_time: db.open_tree("occurrences_by_time")?,
             issue_counters: db.open_tree("issue_counters")?,
+            consequences: db.open_tree("consequences")?,
+            settled: db.open_tree("settled")?,
+            settled_by_start: db.open_tree("settled_by_start")?,
+            traffic: db.open_tree("traffic")?,
             counters: db.open_tree("counters")?,
             service_counters: db.open_tree("service_counters")?,
             totals: db.open_tree("totals")?,

@@ -1,5 +1,7 @@
 //! Retention: spans and occurrences older than the configured age are
-//! deleted; issues, counters, projects and users are kept.
+//! deleted, with what is remembered of settled traces (kept or sampled
+//! out) and the consequences of deleted occurrences; issues, counters
+//! (traffic statistics included), projects and users are kept.
 //!
 //! A trace is deleted as a whole, with all its spans, once its start is
 //! older than the cutoff; a span segment goes once its latest span start
@@ -28,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::Result;
 use crate::issues::{occurrence_keys, IssueCounts};
 use crate::keys::{prefix_end, Key, KeyReader};
+use crate::settle::{read_settled, settled_key};
 use crate::spans::{read_summary, trace_key};
 use crate::writes::{TreeId, Writes};
 use crate::{now_ns, Core, Store};
@@ -190,6 +193,37 @@ fn purge(core: &Core, cutoff: u64) -> Result<RetentionReport> {
             w.commit()?;
         }
     })?;
+    // What is known of settled traces (kept or sampled out), by start.
+    for_each_project(
+        &t.settled_by_start,
+        "settled_by_start",
+        |project, prefix| {
+            let hi = [prefix, &cutoff.to_be_bytes()].concat();
+            loop {
+                let _guard = core.lock();
+                let mut w = Writes::new(core);
+                let mut n = 0;
+                for item in t.settled_by_start.range(prefix..hi.as_slice()).take(CHUNK) {
+                    let (key, _) = item?;
+                    n += 1;
+                    let mut r = KeyReader::new("settled_by_start", &key[prefix.len()..]);
+                    let start = r.u64()?;
+                    let trace = r.trace()?;
+                    r.end()?;
+                    w.remove(TreeId::SettledByStart, key);
+                    if let Some(row) = read_settled(t, project, trace)? {
+                        if row.start_ns() == start {
+                            w.remove(TreeId::Settled, settled_key(project, trace)?);
+                        }
+                    }
+                }
+                if n == 0 {
+                    return Ok(());
+                }
+                w.commit()?;
+            }
+        },
+    )?;
     // Occurrences.
     for_each_project(
         &t.occurrences_by_time,
@@ -215,6 +249,7 @@ fn purge(core: &Core, cutoff: u64) -> Result<RetentionReport> {
                     r.end()?;
                     let (occurrence, _) = occurrence_keys(project, fp, time, id)?;
                     counts.add(fp, time, -1);
+                    w.remove(TreeId::Consequences, occurrence.clone());
                     w.remove(TreeId::Occurrences, occurrence);
                     w.remove(TreeId::OccurrencesByTime, key);
                     report.occurrences += 1;

@@ -260,6 +260,51 @@ pub(crate) fn stage_stats(
     Ok(())
 }
 
+/// Stages the take-back of errors counted before (occurrences retracted):
+/// each one less in its counters and in the project's error total. Call
+/// with the write lock held.
+pub(crate) fn unstage_errors(
+    w: &mut Writes<'_>,
+    project: &str,
+    errors: &[ErrorRecord],
+) -> Result<()> {
+    if errors.is_empty() {
+        return Ok(());
+    }
+    let mut per_project: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
+    let mut per_service: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
+    for error in errors {
+        for bucket in Bucket::ALL {
+            let start = bucket.start_of(error.time_ns);
+            *per_project
+                .entry(counter_key(project, bucket, start)?)
+                .or_default() += 1;
+            *per_service
+                .entry(service_counter_key(project, &error.service, bucket, start)?)
+                .or_default() += 1;
+        }
+    }
+    for (tree, name, updates) in [
+        (TreeId::Counters, "counters", per_project),
+        (TreeId::ServiceCounters, "service_counters", per_service),
+    ] {
+        for (key, sub) in updates {
+            let old = match w.lookup(tree, &key)? {
+                Some(v) => counter(name, &v)?,
+                None => continue,
+            };
+            match old.saturating_sub(sub) {
+                0 => w.remove(tree, key),
+                left => w.insert(tree, key, &left.to_be_bytes()[..]),
+            }
+        }
+    }
+    let mut totals = read_totals(w, project)?;
+    totals.errors = totals.errors.saturating_sub(errors.len() as u64);
+    put_totals(w, project, &totals)?;
+    Ok(())
+}
+
 /// Stages a service of a project (import).
 pub(crate) fn put_service(w: &mut Writes<'_>, project: &str, info: &ServiceInfo) -> Result<()> {
     let key = Key::new()

@@ -93,6 +93,10 @@ impl Serve {
             .arg(dir.path())
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(["--otlp-http-listen", "off", "--grpc-listen", "off"])
+            // Each request settles as it arrives, so that the reads of a
+            // row see what it sent; the settle window's own memory is
+            // bounded by `--settle-max-bytes` and measured by `otlp_load`.
+            .args(["--trace-wait", "0"])
             .env("OMEGI_LOG", "error")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

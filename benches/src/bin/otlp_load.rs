@@ -18,6 +18,14 @@
 //! (the default) each request is answered once its spans are on disk, with
 //! `interval` once they are stored.
 //!
+//! `--trace-wait-ms` (default 1000) is the settle window (`0`: every request
+//! settles on arrival, no write-ahead log), `--sample-rate` (default 0.1)
+//! the share of healthy traces stored whole. With a window, the run ends
+//! when every trace has settled: the rate reported is spans settled (stored
+//! or sampled out, all counted in the statistics) per second of the run
+//! without the last window's wait; the window's peak memory (encoded
+//! bytes) and the store's size on disk per span are reported too.
+//!
 //! Each request holds `--spans` spans: traces of five spans over three
 //! services (one resource per service), one trace in fifty failing with an
 //! `exception` event. Trace ids are unique over the run. Every request and
@@ -27,7 +35,9 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use omegi_core::flow::TailSampling;
 use omegi_server::server::{ServeConfig, Server, SyncPolicy, STORE_DIR};
+use omegi_server::settle::SettleConfig;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource;
@@ -48,6 +58,8 @@ struct Options {
     spans: usize,
     connections: usize,
     sync: SyncPolicy,
+    trace_wait_ms: u64,
+    sample_rate: f64,
 }
 
 fn options() -> Result<Options, String> {
@@ -56,6 +68,8 @@ fn options() -> Result<Options, String> {
         spans: 500,
         connections: 4,
         sync: SyncPolicy::Always,
+        trace_wait_ms: 1000,
+        sample_rate: 0.1,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -71,6 +85,14 @@ fn options() -> Result<Options, String> {
             };
             continue;
         }
+        if flag == "--sample-rate" {
+            o.sample_rate = value
+                .parse::<f64>()
+                .ok()
+                .filter(|r| (0.0..=1.0).contains(r))
+                .ok_or_else(|| format!("--sample-rate: a number from 0 to 1, not {value}"))?;
+            continue;
+        }
         let n: usize = value
             .parse()
             .map_err(|_| format!("{flag}: not a number: {value}"))?;
@@ -78,6 +100,7 @@ fn options() -> Result<Options, String> {
             "--requests" => o.requests = n.max(1),
             "--spans" => o.spans = n.max(SPANS_PER_TRACE),
             "--connections" => o.connections = n.max(1),
+            "--trace-wait-ms" => o.trace_wait_ms = n as u64,
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -177,9 +200,17 @@ async fn main() -> Result<(), String> {
     let spans_per_request = o.spans / SPANS_PER_TRACE * SPANS_PER_TRACE;
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let listen = "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?;
-    let server = Server::start(ServeConfig::new(dir.path(), listen).sync(o.sync))
-        .await
-        .map_err(|e| e.to_string())?;
+    let trace_wait = Duration::from_millis(o.trace_wait_ms);
+    let settle = SettleConfig::default()
+        .trace_wait(trace_wait)
+        .sampling(TailSampling::new(o.sample_rate));
+    let server = Server::start(
+        ServeConfig::new(dir.path(), listen)
+            .sync(o.sync)
+            .settle(settle),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     let token = server
         .created_credentials()
         .and_then(|c| c.project.clone())
@@ -233,12 +264,27 @@ async fn main() -> Result<(), String> {
             .map_err(|_| "the run took more than 10 minutes")?
             .map_err(|e| e.to_string())??;
     }
-    let elapsed = started.elapsed();
+    let answered = started.elapsed();
+    // With a window: until every trace has settled, less the last wait.
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while server.settle_stats().waiting_traces > 0 {
+        if Instant::now() > deadline {
+            return Err("traces did not settle within 10 minutes".into());
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let elapsed = started.elapsed().saturating_sub(trace_wait).max(answered);
+    let settle = server.settle_stats();
     let report = server.shutdown().await.map_err(|e| e.to_string())?;
     let total = started.elapsed();
 
     let store = omegi_store::Store::open(dir.path().join(STORE_DIR)).map_err(|e| e.to_string())?;
     let stored = store.summary().map_err(|e| e.to_string())?.spans;
+    let sampling = store
+        .sampling_totals("default")
+        .map_err(|e| e.to_string())?;
+    drop(store);
+    let disk = dir_bytes(&dir.path().join(STORE_DIR));
     let expected = (sent * spans_per_request) as u64;
     println!(
         "otlp_load: {sent} requests x {spans_per_request} spans over {} connections, {:.1} MiB protobuf, --sync {}",
@@ -250,10 +296,17 @@ async fn main() -> Result<(), String> {
         }
     );
     println!(
-        "  {stored} spans stored (expected {expected}) in {:.2}s: {:.0} spans/s ({:.0} requests/s)",
+        "  {stored} spans settled, stored or sampled out (expected {expected}) in {:.2}s: {:.0} spans/s ({:.0} requests/s)",
         elapsed.as_secs_f64(),
         stored as f64 / elapsed.as_secs_f64(),
         sent as f64 / elapsed.as_secs_f64()
+    );
+    println!(
+        "  all requests answered in {:.2}s: {:.0} spans/s; settle window {} ms, sample rate {}",
+        answered.as_secs_f64(),
+        expected as f64 / answered.as_secs_f64(),
+        o.trace_wait_ms,
+        o.sample_rate
     );
     println!(
         "  including the shutdown flush ({} bytes): {:.2}s, {:.0} spans/s",
@@ -261,8 +314,34 @@ async fn main() -> Result<(), String> {
         total.as_secs_f64(),
         stored as f64 / total.as_secs_f64()
     );
+    println!(
+        "  kept {} of {} traces, {} of {} spans; window peak {:.1} MiB, {} settled early; store on disk {:.1} MiB = {:.0} bytes per span sent",
+        sampling.kept_traces,
+        sampling.traces,
+        sampling.kept_spans,
+        sampling.spans,
+        settle.peak_bytes as f64 / (1024.0 * 1024.0),
+        settle.early,
+        disk as f64 / (1024.0 * 1024.0),
+        disk as f64 / expected.max(1) as f64
+    );
     if stored != expected {
         return Err(format!("stored {stored} spans, expected {expected}"));
     }
     Ok(())
+}
+
+/// The bytes of the files under `dir`.
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
 }

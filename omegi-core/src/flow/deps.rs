@@ -2,13 +2,15 @@
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
+
 use crate::model::Status;
 
 use super::trace::Trace;
 
 /// Calls from one service to another, seen as parent/child spans that cross
 /// the service boundary.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ServiceEdge {
     /// The calling service (the parent span's).
     pub caller: String,

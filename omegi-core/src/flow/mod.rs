@@ -8,6 +8,13 @@
 //!   [`Flow::summary`] renders it in a few lines.
 //! - [`Trace::raw_log`], [`Trace::waterfall`]: the whole trace as text.
 //! - [`Trace::critical_path`] and [`service_dependencies`].
+//! - [`Trace::attribute`]: where the failures of a whole trace started
+//!   (root causes) and what they caused ([`Consequence`]s), with
+//!   [`Trace::failing_flows`] and [`ErrorContext`] ([`failure`]'s docs
+//!   give the rule).
+//! - [`TailSampling`]: whether a settled trace is stored whole
+//!   ([`Verdict`]); [`Trace::requests`] and [`Trace::calls`]: what it
+//!   adds to the traffic statistics.
 //! - [`ViewLimits`]: how much of a trace one answer shows; every rendering
 //!   has a `_within` form that stays inside them and says whether it cut
 //!   ([`Rendered`]), and [`ViewLimits::clip_span`],
@@ -60,16 +67,22 @@
 mod clip;
 mod critical;
 mod deps;
+pub mod failure;
 mod path;
 mod render;
+mod sampling;
 mod trace;
+mod traffic;
 
 pub use clip::{clip, Clipped, ViewLimits, CLIP_MARKER, MAX_BAR_WIDTH};
 pub use critical::CriticalSection;
 pub use deps::{service_dependencies, ServiceEdge};
+pub use failure::{Attribution, Cause, Consequence, ErrorContext, EXCEPTION_EVENT};
 pub use path::{Flow, Hop};
 pub use render::{format_duration, Rendered, OMITTED_MARKER};
+pub use sampling::{TailSampling, Verdict};
 pub use trace::{assemble, NodeId, SpanNode, Trace};
+pub use traffic::{route_of, Call, Request};
 
 use crate::ids::{SpanId, TraceId};
 

@@ -41,6 +41,7 @@ use crate::alerts::{Alert, AlertKind};
 use crate::auth::Principal;
 use crate::otlp::{self, DecodeError, Decoded, Format};
 use crate::server::SyncPolicy;
+use crate::settle::AcceptError;
 
 /// How fast a request body must arrive: after `grace`, at least
 /// `min_bytes_per_second` on average since the request started (0: no
@@ -476,6 +477,16 @@ impl Refusal {
         }
     }
 
+    /// The settle window is full: worth a retry in a second.
+    fn busy(message: String) -> Refusal {
+        Refusal {
+            code: RpcCode::Unavailable,
+            message,
+            retry_after: Some(Duration::from_secs(1)),
+            http_status: 503,
+        }
+    }
+
     fn internal(message: String) -> Refusal {
         tracing::error!(%message, "ingest failed");
         Refusal {
@@ -512,35 +523,33 @@ pub(crate) async fn accept(
         };
         drop(body);
         let decoded = decoded.map_err(|error| Refusal::decode(&error))?;
-        store_records(&state, &project, &decoded).map_err(|error| Refusal::store(&error))?;
+        store_records(&state, &project, &decoded).map_err(|error| match error {
+            AcceptError::Store(error) => Refusal::store(&error),
+            full @ AcceptError::Full { .. } => Refusal::busy(full.to_string()),
+        })?;
         Ok(Accepted { signal, decoded })
     })
     .await;
     outcome.unwrap_or_else(|e| Err(Refusal::internal(format!("ingest task failed: {e}"))))
 }
 
-/// Ingests every resource's records in one store call (one transaction;
-/// each trace is written once however many processes sent its spans),
-/// waits until they are durable when the sync policy says so, then raises
-/// the alerts they cause: an alert never announces data a crash could
-/// still take back.
-fn store_records(
-    state: &AppState,
-    project: &str,
-    decoded: &Decoded,
-) -> Result<(), omegi_store::Error> {
-    let now = now_ns();
-    let report = state.store.ingest_resources(
-        project,
-        decoded
-            .resources
-            .iter()
-            .filter(|batch| !batch.records.is_empty())
-            .map(|batch| (&batch.resource, batch.records.as_slice())),
-    )?;
-    if state.sync == SyncPolicy::Always {
-        state.store.sync()?;
+/// Hands a decoded request to the settle window ([`crate::settle`]): with
+/// a window, its records are in the write-ahead log (on disk with `--sync
+/// always`) when this returns, and their traces settle later; without one,
+/// they are settled and stored now in one transaction (durable with
+/// `--sync always`), and the alerts they cause are raised: an alert never
+/// announces data a crash could still take back.
+fn store_records(state: &AppState, project: &str, decoded: &Decoded) -> Result<(), AcceptError> {
+    let durable = state.sync == SyncPolicy::Always;
+    if let Some(report) = state.settle.accept(project, decoded, durable)? {
+        raise_alerts(state, project, &report, now_ns());
     }
+    Ok(())
+}
+
+/// Raises the alerts of what a settle stored: new and regressed issues,
+/// and spikes.
+pub(crate) fn raise_alerts(state: &AppState, project: &str, report: &IngestReport, now: u64) {
     for issue in &report.created {
         state
             .alerts
@@ -552,12 +561,11 @@ fn store_records(
             .publish(Alert::new(AlertKind::Regressed, issue, now));
     }
     if !report.occurrences.is_empty() {
-        // The request is stored: a failure here costs alerts, not data.
-        if let Err(error) = check_spikes(state, project, &report, now) {
+        // The records are stored: a failure here costs alerts, not data.
+        if let Err(error) = check_spikes(state, project, report, now) {
             tracing::warn!(%error, "spike detection failed");
         }
     }
-    Ok(())
 }
 
 /// Raises spike alerts from the request's new occurrences per issue (an

@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::Json;
 use omegi_core::flow::{Flow, Trace};
 use omegi_core::{ErrorRecord, Fingerprint};
-use omegi_store::{Bucket, Issue, IssueQuery, IssueSort, IssueStatus};
+use omegi_store::{title_line, Bucket, Issue, IssueQuery, IssueSort, IssueStatus};
 use serde::Deserialize;
 
 use super::extract::{Path, Query};
@@ -159,10 +159,24 @@ pub(super) async fn detail(
             state
                 .store
                 .issue_histogram(&project, &issue.fingerprint, Bucket::Hour, from, to)?;
+        let mut consequences = state.store.latest_consequences(&issue)?;
+        let items = state.read_limits.items;
+        let cut = consequences.len() > items;
+        consequences.truncate(items);
+        let chars = state.read_limits.text_chars;
+        let text = |t: &str| omegi_core::flow::clip(t, chars).into_owned();
+        for c in &mut consequences {
+            c.service = title_line(&c.service);
+            c.span_name = title_line(&c.span_name);
+            c.status_message = c.status_message.as_deref().map(text);
+            c.error_type = c.error_type.as_deref().map(title_line);
+            c.message = c.message.as_deref().map(text);
+        }
         let (issue, truncated) = IssueView::detail(issue, &state.read_limits);
         Ok(Json(IssueDetail {
             issue,
-            truncated,
+            consequences,
+            truncated: truncated || cut,
             occurrences,
             histogram,
         }))

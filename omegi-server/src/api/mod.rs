@@ -7,7 +7,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -32,6 +32,7 @@ mod traces;
 mod ui_support;
 pub mod views;
 
+pub(crate) use ingest::raise_alerts;
 pub use ingest::{BodyRate, ProjectSlots};
 
 /// Everything a request handler needs.
@@ -71,6 +72,8 @@ pub struct AppState {
     /// How often an open alert stream checks that its token is still valid
     /// (a revoked token's stream ends within this time).
     pub stream_recheck: std::time::Duration,
+    /// The settle window every accepted OTLP request goes through.
+    pub settle: Arc<crate::settle::Settler>,
 }
 
 /// The shared state handed to the router.
@@ -149,8 +152,15 @@ pub fn router(state: SharedState) -> Router {
     otlp.merge(api).with_state(state).merge(crate::ui::router())
 }
 
-async fn health() -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+/// `GET /api/health`: the server answers; its version and the settle
+/// window's counters (traces waiting, settled, settled early, the
+/// write-ahead log's size).
+async fn health(State(state): State<SharedState>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "settle": state.settle.stats(),
+    }))
 }
 
 async fn api_not_found() -> ApiError {

@@ -2,12 +2,14 @@
 
 use axum::extract::State;
 use axum::Json;
-use omegi_core::flow::{service_dependencies, Trace};
+use std::collections::BTreeMap;
+
+use omegi_core::flow::{service_dependencies, ServiceEdge, Trace};
 use omegi_store::{title_line, Bucket, Summary, TraceQuery};
 use serde::Deserialize;
 
 use super::extract::Query;
-use super::views::{EdgeView, IssueView, ProjectStats, StatsView};
+use super::views::{brief_edge, IssueView, ProjectStats, StatsView};
 use super::{blocking, check_project, readable_projects, window, ApiError, ApiUser, SharedState};
 
 /// Traces read at most to compute the dependency edges.
@@ -69,6 +71,8 @@ pub(super) async fn dashboard(
         let bucket_from = bucket.start_of(from);
         let limits = &state.read_limits;
         let mut per_project = Vec::new();
+        // Calls between services counted from every settled trace.
+        let mut counted_edges: BTreeMap<(String, String), (u64, u64)> = BTreeMap::new();
         for project in &projects {
             let (new_issues, new_issue_count) =
                 store.latest_new_issues(project, from, to, NEW_ISSUES)?;
@@ -77,7 +81,22 @@ pub(super) async fn dashboard(
             for s in &mut services {
                 s.service = title_line(&s.service);
             }
+            let mut routes = store.route_stats(project, bucket, bucket_from, to)?;
+            routes.truncate(limits.lines);
+            for r in &mut routes {
+                r.service = title_line(&r.service);
+                r.route = title_line(&r.route);
+            }
+            for edge in store.service_edges(project, bucket, bucket_from, to)? {
+                let sum = counted_edges
+                    .entry((edge.caller.clone(), edge.callee.clone()))
+                    .or_insert((0, 0));
+                sum.0 += edge.calls;
+                sum.1 += edge.errors;
+            }
             per_project.push(ProjectStats {
+                routes,
+                sampling: store.sampling_totals(project)?,
                 project: project.clone(),
                 error_counts: store.error_counts(project, bucket, bucket_from, to)?,
                 services,
@@ -88,26 +107,23 @@ pub(super) async fn dashboard(
                 new_issue_count,
             });
         }
-        let query = TraceQuery::projects(projects.iter().cloned())
-            .between(from, to)
-            .limit(DEPENDENCY_TRACES);
-        // Trace by trace: the same trace id in two projects is two traces.
-        let mut traces = Vec::new();
-        let mut span_count = 0;
-        for trace in store.traces(&query)? {
-            if span_count >= DEPENDENCY_SPANS {
-                break;
-            }
-            let spans = store.trace_spans(&trace.project, trace.trace_id)?;
-            span_count += spans.len();
-            if let Ok(trace) = Trace::from_spans(spans) {
-                traces.push(trace);
-            }
-        }
-        let dependencies = service_dependencies(&traces)
+        let dependencies = if counted_edges.is_empty() {
+            traced_dependencies(store, &projects, from, to)?
+        } else {
+            counted_edges
+                .into_iter()
+                .map(|((caller, callee), (calls, errors))| ServiceEdge {
+                    caller,
+                    callee,
+                    calls,
+                    errors,
+                })
+                .collect()
+        };
+        let dependencies = dependencies
             .into_iter()
             .take(limits.lines)
-            .map(EdgeView::brief)
+            .map(brief_edge)
             .collect();
         Ok(Json(StatsView {
             bucket,
@@ -119,6 +135,33 @@ pub(super) async fn dashboard(
         }))
     })
     .await
+}
+
+/// The dependencies seen in the window's latest stored traces: for data
+/// stored before traces settled (no counters).
+fn traced_dependencies(
+    store: &omegi_store::Store,
+    projects: &[String],
+    from: u64,
+    to: u64,
+) -> Result<Vec<ServiceEdge>, ApiError> {
+    let query = TraceQuery::projects(projects.iter().cloned())
+        .between(from, to)
+        .limit(DEPENDENCY_TRACES);
+    // Trace by trace: the same trace id in two projects is two traces.
+    let mut traces = Vec::new();
+    let mut span_count = 0;
+    for trace in store.traces(&query)? {
+        if span_count >= DEPENDENCY_SPANS {
+            break;
+        }
+        let spans = store.trace_spans(&trace.project, trace.trace_id)?;
+        span_count += spans.len();
+        if let Ok(trace) = Trace::from_spans(spans) {
+            traces.push(trace);
+        }
+    }
+    Ok(service_dependencies(&traces))
 }
 
 /// The summary of the projects `readable` admits, its totals counted over

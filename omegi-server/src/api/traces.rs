@@ -83,13 +83,13 @@ pub(super) async fn detail(
             None => readable_projects(state, &user)?.ids(&state.store)?,
         };
         let mut found = Vec::new();
-        for project in candidates {
-            if let Some(summary) = state.store.trace(&project, id)? {
+        for project in &candidates {
+            if let Some(summary) = state.store.trace(project, id)? {
                 found.push(summary);
             }
         }
         let summary = match found.len() {
-            0 => return Err(ApiError::NotFound(format!("no trace {id}"))),
+            0 => return sampled_out(state, &candidates, id),
             1 => found.remove(0),
             _ => {
                 let projects: Vec<&str> = found.iter().map(|s| s.project.as_str()).collect();
@@ -103,14 +103,40 @@ pub(super) async fn detail(
         if spans.is_empty() {
             return Err(ApiError::NotFound(format!("no trace {id}")));
         }
+        let settlement = state.store.trace_settlement(&summary.project, id)?;
         let trace =
             Trace::from_spans(spans).map_err(|e| ApiError::Internal(format!("trace {id}: {e}")))?;
-        Ok(Json(TraceView::new(
-            &trace,
-            Some(summary),
-            width,
-            &state.read_limits,
-        )))
+        let mut view = TraceView::new(&trace, Some(summary), width, &state.read_limits);
+        view.settlement = settlement;
+        Ok(Json(view))
     })
     .await
+}
+
+/// The answer for a trace whose spans are not stored: `200` with no spans
+/// and its settlement when it settled and was sampled out (its statistics
+/// were kept), else `404`.
+fn sampled_out(
+    state: &super::AppState,
+    candidates: &[String],
+    id: TraceId,
+) -> Result<Json<TraceView>, ApiError> {
+    for project in candidates {
+        if let Some(settled) = state.store.trace_settlement(project, id)? {
+            if !settled.kept {
+                return Ok(Json(TraceView {
+                    trace_id: id,
+                    summary: None,
+                    spans: Vec::new(),
+                    flows: Vec::new(),
+                    waterfall: String::new(),
+                    raw_log: String::new(),
+                    dependencies: Vec::new(),
+                    truncated: false,
+                    settlement: Some(settled),
+                }));
+            }
+        }
+    }
+    Err(ApiError::NotFound(format!("no trace {id}")))
 }

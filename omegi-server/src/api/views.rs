@@ -1,10 +1,10 @@
 //! The JSON shapes of the REST API, shared by the server and the CLI.
 
 use omegi_core::flow::{clip, Flow, ServiceEdge, Trace, ViewLimits};
-use omegi_core::{CodeLocation, ErrorRecord, SpanId, SpanRecord, Status, TraceId};
+use omegi_core::{CodeLocation, Consequence, ErrorRecord, SpanId, SpanRecord, TraceId};
 use omegi_store::{
-    title_line, BucketCount, Issue, OccurrenceSummary, ServiceCount, Summary, TraceRoot,
-    TraceSummary, TITLE_CHARS,
+    title_line, BucketCount, Issue, OccurrenceSummary, RouteStats, SamplingTotals, ServiceCount,
+    SettledSummary, Summary, TraceRoot, TraceSummary, TITLE_CHARS,
 };
 use serde::{Deserialize, Serialize};
 
@@ -153,6 +153,11 @@ impl From<OccurrenceSummary> for OccurrenceView {
 pub struct IssueDetail {
     /// The issue, its latest error within the read limits.
     pub issue: IssueView,
+    /// What the latest error caused in its trace: the failing spans above
+    /// it, nearest first (each failed because of it); at most the read
+    /// limit's items.
+    #[serde(default)]
+    pub consequences: Vec<Consequence>,
     /// Whether the latest error was cut to the read limits.
     #[serde(default)]
     pub truncated: bool,
@@ -230,28 +235,13 @@ pub struct SpanNodeView {
     pub orphan: bool,
 }
 
-/// A caller → callee edge between services.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EdgeView {
-    /// The calling service.
-    pub caller: String,
-    /// The called service.
-    pub callee: String,
-    /// Calls seen.
-    pub calls: u64,
-    /// Failed calls.
-    pub errors: u64,
-}
-
-impl EdgeView {
-    /// An edge with its service names cut to [`TITLE_CHARS`].
-    pub fn brief(e: ServiceEdge) -> Self {
-        EdgeView {
-            caller: title_line(&e.caller),
-            callee: title_line(&e.callee),
-            calls: e.calls,
-            errors: e.errors,
-        }
+/// A service dependency as lists show it: its service names cut to
+/// [`TITLE_CHARS`].
+pub fn brief_edge(e: ServiceEdge) -> ServiceEdge {
+    ServiceEdge {
+        caller: title_line(&e.caller),
+        callee: title_line(&e.callee),
+        ..e
     }
 }
 
@@ -273,10 +263,15 @@ pub struct TraceView {
     /// [`Trace::raw_log_within`].
     pub raw_log: String,
     /// Service dependencies within the trace.
-    pub dependencies: Vec<EdgeView>,
+    pub dependencies: Vec<ServiceEdge>,
     /// Whether anything above was cut to the read limits.
     #[serde(default)]
     pub truncated: bool,
+    /// How the trace settled: kept, or sampled out (then there are no
+    /// spans, only its statistics were kept); `None` for a trace stored
+    /// before it could settle.
+    #[serde(default)]
+    pub settlement: Option<SettledSummary>,
 }
 
 /// Counts the bytes of JSON a value serializes to, without keeping them.
@@ -342,7 +337,7 @@ impl TraceView {
         truncated |= spans.len() < trace.len();
         let mut flows = Vec::new();
         let mut bytes = 0;
-        for flow in failing_flows_iter(trace) {
+        for flow in trace.failing_flows() {
             let (flow, cut) = FlowView::within(&flow, &view);
             truncated |= cut;
             bytes += json_size(&flow);
@@ -363,59 +358,11 @@ impl TraceView {
             flows,
             waterfall: waterfall.text,
             raw_log: raw_log.text,
-            dependencies: edges
-                .into_iter()
-                .take(view.lines)
-                .map(EdgeView::brief)
-                .collect(),
+            dependencies: edges.into_iter().take(view.lines).map(brief_edge).collect(),
             truncated,
+            settlement: None,
         }
     }
-}
-
-/// The flows of the failing spans of a trace that have no failing child
-/// (where the failures started).
-pub fn failing_flows(trace: &Trace) -> Vec<Flow> {
-    failing_flows_iter(trace).collect()
-}
-
-/// [`failing_flows`], one at a time.
-fn failing_flows_iter(trace: &Trace) -> impl Iterator<Item = Flow> + '_ {
-    trace
-        .preorder()
-        .iter()
-        .filter(|&&id| {
-            let node = &trace[id];
-            node.span.status == Status::Error
-                && !node
-                    .children
-                    .iter()
-                    .any(|&c| trace[c].span.status == Status::Error)
-        })
-        .filter_map(|&id| {
-            let mut flow = Flow::for_span(trace, trace[id].span_id()).ok()?;
-            // An OpenTelemetry `exception` event on the span says more than
-            // its status.
-            let exception = trace[id]
-                .span
-                .events
-                .iter()
-                .rev()
-                .find(|e| e.message == "exception");
-            if let Some(event) = exception {
-                let field = |key: &str| {
-                    omegi_core::attribute(&event.fields, key).map(|v| match v {
-                        omegi_core::Value::Str(s) => s.clone(),
-                        other => other.to_string(),
-                    })
-                };
-                if let Some(message) = field("exception.message") {
-                    flow.message = message;
-                }
-                flow.error_type = flow.error_type.or_else(|| field("exception.type"));
-            }
-            Some(flow)
-        })
 }
 
 /// Dashboard numbers of one project.
@@ -434,6 +381,14 @@ pub struct ProjectStats {
     /// How many issues were first seen in the window in all.
     #[serde(default)]
     pub new_issue_count: u64,
+    /// Requests per service and route in the window, from every settled
+    /// trace (kept or sampled out), most first (at most the read limit's
+    /// lines).
+    #[serde(default)]
+    pub routes: Vec<RouteStats>,
+    /// How many traces and spans settled, and how many are stored.
+    #[serde(default)]
+    pub sampling: SamplingTotals,
 }
 
 /// `GET /api/stats`.
@@ -449,8 +404,10 @@ pub struct StatsView {
     pub summary: Summary,
     /// Per project.
     pub projects: Vec<ProjectStats>,
-    /// Service dependencies seen in the window's latest traces.
-    pub dependencies: Vec<EdgeView>,
+    /// Calls between services in the window, counted from every settled
+    /// trace (for data stored before traces settled: seen in the window's
+    /// latest traces).
+    pub dependencies: Vec<ServiceEdge>,
 }
 
 /// A created project or user with its token (shown once).

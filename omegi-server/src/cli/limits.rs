@@ -5,11 +5,13 @@ use std::time::Duration;
 
 use clap::Args;
 
+use omegi_core::flow::TailSampling;
 use omegi_core::RecordLimits;
 
 use crate::api::BodyRate;
 use crate::otlp::{DecodeBudget, Limits, VALUE_DEPTH_CEILING};
 use crate::server::ServeConfig;
+use crate::settle::SettleConfig;
 
 /// What one OTLP request may hold and cost, and how clients must behave.
 #[derive(Debug, Clone, Args)]
@@ -113,6 +115,32 @@ pub struct LimitArgs {
     /// second (bytes; K, KiB, M, MiB; 0: no limit).
     #[arg(long, env = "OMEGI_MIN_BODY_RATE", default_value = "16KiB", value_parser = parse_bytes)]
     pub min_body_rate: usize,
+    /// How long a trace stays quiet before it settles (its failures are
+    /// attributed and it is sampled); 0: every request settles on arrival.
+    #[arg(long, env = "OMEGI_TRACE_WAIT", default_value = "5s", value_parser = parse_duration)]
+    pub trace_wait: Duration,
+    /// Spans waiting in the settle window, all traces: past it, the traces
+    /// that waited longest settle early.
+    #[arg(long, env = "OMEGI_SETTLE_MAX_SPANS", default_value_t = SettleConfig::default().max_spans)]
+    pub settle_max_spans: usize,
+    /// Bytes waiting in the settle window: as above; a request that would
+    /// take it past twice this is answered 503 with Retry-After.
+    #[arg(long, env = "OMEGI_SETTLE_MAX_BYTES", default_value = "64MiB", value_parser = parse_bytes)]
+    pub settle_max_bytes: usize,
+    /// Spans of one trace waiting: past it, the trace settles early.
+    #[arg(long, env = "OMEGI_TRACE_MAX_SPANS", default_value_t = SettleConfig::default().max_trace_spans)]
+    pub trace_max_spans: usize,
+    /// Bytes of one trace waiting: past it, the trace settles early.
+    #[arg(long, env = "OMEGI_TRACE_MAX_BYTES", default_value = "16MiB", value_parser = parse_bytes)]
+    pub trace_max_bytes: usize,
+    /// Share of healthy traces stored whole (0 to 1); traces with a failure
+    /// or a slow request are always stored, and statistics count all.
+    #[arg(long, env = "OMEGI_SAMPLE_RATE", default_value_t = 0.1, value_parser = parse_rate)]
+    pub sample_rate: f64,
+    /// A trace with a request slower than this is stored whole (0: no such
+    /// rule).
+    #[arg(long, env = "OMEGI_KEEP_SLOWER_THAN", default_value = "2s", value_parser = parse_duration)]
+    pub keep_slower_than: Duration,
 }
 
 impl LimitArgs {
@@ -161,6 +189,19 @@ impl LimitArgs {
                     min_bytes_per_second: self.min_body_rate as u64,
                 },
             );
+        let sampling = TailSampling::new(self.sample_rate)
+            .keep_slower_than((!self.keep_slower_than.is_zero()).then_some(self.keep_slower_than));
+        config = config.settle(
+            SettleConfig::default()
+                .trace_wait(self.trace_wait)
+                .budget(
+                    self.settle_max_spans,
+                    self.settle_max_bytes,
+                    self.trace_max_spans,
+                    self.trace_max_bytes,
+                )
+                .sampling(sampling),
+        );
         if let Some(per_project) = self.ingest_slots_per_project {
             config = config.ingest_slots_per_project(per_project);
         }
@@ -199,6 +240,15 @@ fn parse_depth(text: &str) -> Result<usize, String> {
         Ok(depth) if (1..=VALUE_DEPTH_CEILING).contains(&depth) => Ok(depth),
         _ => Err(format!(
             "expected a depth from 1 to {VALUE_DEPTH_CEILING}; got {text:?}"
+        )),
+    }
+}
+
+fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(rate) if (0.0..=1.0).contains(&rate) => Ok(rate),
+        _ => Err(format!(
+            "expected a rate from 0 to 1, such as 0.1; got {text:?}"
         )),
     }
 }

@@ -632,7 +632,7 @@ pub fn render_trace(view: &TraceView, width: usize) -> String {
         return format!("trace {}: no spans\n", view.trace_id);
     };
     let mut text = trace.waterfall(width.max(10));
-    let flows: Vec<Flow> = crate::api::views::failing_flows(&trace);
+    let flows: Vec<Flow> = trace.failing_flows();
     for flow in flows {
         text.push_str("\nflow:\n");
         text.push_str(&flow.summary());
@@ -784,6 +784,32 @@ async fn serve(cli: &Cli, args: &ServeArgs, out: &mut (dyn Write + Send)) -> Res
             "sync: interval (200 once stored; on disk within 500 ms)"
         )?,
     }
+    let wait = args.limits.trace_wait;
+    if wait.is_zero() {
+        writeln!(out, "settle: on arrival (--trace-wait 0: no window)")?;
+    } else {
+        writeln!(
+            out,
+            "settle: a trace settles {} ms after its last span (write-ahead log in {})",
+            wait.as_millis(),
+            cli.data.join(crate::settle::WAL_DIR).display()
+        )?;
+    }
+    writeln!(
+        out,
+        "sampling: {}% of healthy traces stored whole; failed{} traces always; statistics count all",
+        args.limits.sample_rate * 100.0,
+        if args.limits.keep_slower_than.is_zero() {
+            String::new()
+        } else {
+            format!(
+                " and slow (> {})",
+                render::whole_units(
+                    u64::try_from(args.limits.keep_slower_than.as_nanos()).unwrap_or(u64::MAX)
+                )
+            )
+        }
+    )?;
     if let Some(created) = server.created_credentials() {
         writeln!(
             out,

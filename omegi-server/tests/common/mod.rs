@@ -8,10 +8,13 @@
 pub mod grpc;
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use clap::Parser;
+use omegi_core::flow::TailSampling;
 use omegi_server::cli::{self, Cli};
 use omegi_server::server::{ServeConfig, Server};
+use omegi_server::settle::SettleConfig;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 
 pub struct TestServer {
@@ -32,7 +35,12 @@ impl TestServer {
     pub async fn start_with(configure: impl FnOnce(ServeConfig) -> ServeConfig) -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let listen: SocketAddr = "127.0.0.1:0".parse().expect("an address");
-        let config = configure(ServeConfig::new(dir.path(), listen));
+        // Requests settle on arrival and every trace is kept, unless a
+        // test asks for a window or sampling.
+        let settle = SettleConfig::default()
+            .trace_wait(Duration::ZERO)
+            .sampling(TailSampling::keep_all());
+        let config = configure(ServeConfig::new(dir.path(), listen).settle(settle));
         let server = Server::start(config).await.expect("the server starts");
         let created = server
             .created_credentials()

@@ -637,7 +637,13 @@
       h("section.panel",
         h("h2", "Flow across services"),
         flow.flow ? waterfall(flow.flow) : h("p.muted", flow.flow_error || "No flow for this error."),
-        err.causes && err.causes.length ? h("ul.causes", err.causes.map(function (c) { return h("li", "caused by: " + c); })) : null
+        err.causes && err.causes.length ? h("ul.causes", err.causes.map(function (c) { return h("li", "caused by: " + c); })) : null,
+        detail.consequences && detail.consequences.length ? h("div.consequences",
+          h("h3", "Caused failures in"),
+          h("ul.consequences", detail.consequences.map(function (c) {
+            const what = c.message || c.status_message || "failed";
+            return h("li", c.service + " · " + c.span_name + ": " + (c.error_type ? c.error_type + ": " : "") + what + " (failed because of this error)");
+          }))) : null
       ),
       h("div.split",
         h("section.panel", h("h2", "Summary"), h("pre.summary", flow.flow ? flow.flow.summary : (err.error_type ? err.error_type + ": " : "") + err.message),
