@@ -1,8 +1,8 @@
 //! TLS with a CA made in the test (rcgen): `omegi serve --tls-cert
-//! --tls-key` serves HTTPS and gRPC over TLS; the CLI (`--ca-cert`), a
-//! tonic client and webhooks (`--webhook-ca-cert`, to an HTTPS receiver
-//! served with tokio-rustls) reach what the CA signed, and refuse it under
-//! another CA. Webhook URLs' secrets never reach the logs.
+//! --tls-key` serves HTTPS and gRPC over TLS; the layer's OTLP sink, the
+//! CLI (`--ca-cert`), a tonic client and webhooks (`--webhook-ca-cert`, to
+//! an HTTPS receiver served with tokio-rustls) reach what the CA signed, and
+//! refuse it under another CA. Webhook URLs' secrets never reach the logs.
 
 mod common;
 
@@ -407,4 +407,55 @@ fn a_missing_or_empty_certificate_file_is_a_clear_error() {
             .to_string();
         assert!(error.contains(&cert.display().to_string()), "{error}");
     }
+}
+
+/// The layer's OTLP sink reaches an HTTPS `omegi serve` with the CA that
+/// signed it, and fails (counted, never blocking) under another CA.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_layer_exports_to_an_https_server_that_its_ca_signed() {
+    use omegi_layer::sink::OtlpSink;
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    let pki = pki();
+    let server = https_server(&pki, |c| c).await;
+    let url = server.server.url();
+    let token = server.ingest.clone();
+    let export = move |ca: PathBuf, service: &'static str| {
+        let url = url.clone();
+        let token = token.clone();
+        tokio::task::spawn_blocking(move || {
+            let sink = OtlpSink::builder()
+                .endpoint(url)
+                .bearer_token(&token)
+                .ca_certificate_file(&ca)
+                .timeout(Duration::from_secs(5))
+                .build()
+                .expect("a valid sink");
+            let (layer, guard) = omegi_layer::layer(service).with_sink(sink).build();
+            let subscriber = tracing_subscriber::registry().with(layer);
+            tracing::subscriber::with_default(subscriber, || {
+                let span = tracing::info_span!("charge");
+                let _entered = span.enter();
+                tracing::error!("card declined in {service}");
+            });
+            assert!(guard.flush(Duration::from_secs(20)), "flushed in time");
+            guard.stats()
+        })
+    };
+    let trusted = export(pki.ca.clone(), "tls-checkout")
+        .await
+        .expect("the export thread");
+    assert!(trusted.exported > 0 && trusted.failed == 0, "{trusted:?}");
+    let refused = export(pki.other_ca.clone(), "tls-refused")
+        .await
+        .expect("the export thread");
+    assert!(refused.exported == 0 && refused.failed > 0, "{refused:?}");
+    let ca = pki.ca.display().to_string();
+    let issues = server
+        .try_cli(&["--ca-cert", &ca, "issues"])
+        .await
+        .expect("the CLI lists the issues");
+    assert!(issues.contains("card declined in tls-checkout"), "{issues}");
+    assert!(!issues.contains("tls-refused"), "{issues}");
+    server.server.shutdown().await.expect("a clean shutdown");
 }
