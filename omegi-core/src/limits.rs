@@ -617,8 +617,9 @@ fn count_of(value: &Value) -> i64 {
     }
 }
 
-/// Adds `n` to the counter attribute `key`, creating it when needed.
-fn add_count(attributes: &mut Vec<Attribute>, key: &str, n: u64) {
+/// Adds `n` to the counter attribute `key` (such as [`DROPPED_FRAMES`]),
+/// creating it when needed.
+pub fn add_count(attributes: &mut Vec<Attribute>, key: &str, n: u64) {
     if n == 0 {
         return;
     }
@@ -627,6 +628,32 @@ fn add_count(attributes: &mut Vec<Attribute>, key: &str, n: u64) {
         Some(a) => a.value = Value::I64(count_of(&a.value).saturating_add(n)),
         None => attributes.push(Attribute::new(key, n)),
     }
+}
+
+/// About what attributes take in memory: each attribute and its texts.
+/// The estimates below budget what errors copy from the spans and events
+/// around them.
+pub fn estimated_attributes_bytes(attributes: &[Attribute]) -> usize {
+    attributes
+        .iter()
+        .map(|a| {
+            64 + a.key.len()
+                + match &a.value {
+                    Value::Str(s) => s.len(),
+                    _ => 0,
+                }
+        })
+        .sum()
+}
+
+/// About what the frame of `span`, with its fields, takes in memory.
+pub fn estimated_frame_bytes(span: &SpanRecord) -> usize {
+    192 + span.name.len() + span.target.len() + estimated_attributes_bytes(&span.attributes)
+}
+
+/// About what `event` takes in memory.
+pub fn estimated_event_bytes(event: &EventRecord) -> usize {
+    192 + event.message.len() + event.target.len() + estimated_attributes_bytes(&event.fields)
 }
 
 /// The times a record may carry: from `max_age` before the time it was

@@ -274,6 +274,23 @@ pub struct SpanFrame {
     pub location: CodeLocation,
 }
 
+impl SpanFrame {
+    /// `span` as a frame of a span stack, with its fields or not.
+    pub fn of(span: &SpanRecord, with_fields: bool) -> SpanFrame {
+        SpanFrame {
+            span_id: span.span_id,
+            name: span.name.to_string(),
+            target: span.target.to_string(),
+            fields: if with_fields {
+                span.attributes.clone()
+            } else {
+                Vec::new()
+            },
+            location: span.location.clone(),
+        }
+    }
+}
+
 /// How an error was captured.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

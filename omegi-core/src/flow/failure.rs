@@ -60,9 +60,12 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::SpanId;
-use crate::limits::{RecordLimits, DROPPED_BREADCRUMBS, DROPPED_FRAMES};
+use crate::limits::{
+    add_count, estimated_event_bytes, estimated_frame_bytes, RecordLimits, DROPPED_BREADCRUMBS,
+    DROPPED_FRAMES,
+};
 use crate::model::{
-    attribute, Attribute, ErrorKind, ErrorRecord, EventRecord, SpanFrame, SpanRecord, Status, Value,
+    attribute, ErrorKind, ErrorRecord, EventRecord, SpanFrame, SpanRecord, Status, Value,
 };
 
 use super::path::Flow;
@@ -329,7 +332,7 @@ impl Trace {
             error_type: None,
             target: span.target.to_string(),
             fields: Vec::new(),
-            span_stack: vec![frame(span, false)],
+            span_stack: vec![SpanFrame::of(span, false)],
             breadcrumbs: Vec::new(),
             location: span.location.clone(),
             thread: None,
@@ -365,60 +368,6 @@ impl Trace {
 
 fn shift(t: u64, by: i64) -> u64 {
     u64::try_from((i128::from(t) + i128::from(by)).max(0)).unwrap_or(u64::MAX)
-}
-
-/// A span as a frame of a span stack, with its fields or not.
-fn frame(span: &SpanRecord, with_fields: bool) -> SpanFrame {
-    SpanFrame {
-        span_id: span.span_id,
-        name: span.name.to_string(),
-        target: span.target.to_string(),
-        fields: if with_fields {
-            span.attributes.clone()
-        } else {
-            Vec::new()
-        },
-        location: span.location.clone(),
-    }
-}
-
-/// About what attributes take in memory: the attribute and its texts.
-fn attributes_bytes(attributes: &[Attribute]) -> usize {
-    attributes
-        .iter()
-        .map(|a| {
-            64 + a.key.len()
-                + match &a.value {
-                    Value::Str(s) => s.len(),
-                    _ => 0,
-                }
-        })
-        .sum()
-}
-
-/// About what the frame of a span takes in memory.
-fn frame_bytes(span: &SpanRecord) -> usize {
-    192 + span.name.len() + span.target.len() + attributes_bytes(&span.attributes)
-}
-
-/// About what an event takes in memory.
-fn event_bytes(event: &EventRecord) -> usize {
-    192 + event.message.len() + event.target.len() + attributes_bytes(&event.fields)
-}
-
-/// Adds `n` to the counter attribute `key`, creating it when needed.
-fn add_count(fields: &mut Vec<Attribute>, key: &str, n: u64) {
-    if n == 0 {
-        return;
-    }
-    let n = i64::try_from(n).unwrap_or(i64::MAX);
-    match fields.iter_mut().find(|a| a.key == key) {
-        Some(Attribute {
-            value: Value::I64(count),
-            ..
-        }) => *count = count.saturating_add(n),
-        _ => fields.push(Attribute::new(key, n)),
-    }
 }
 
 /// The span stacks and breadcrumbs the errors of one trace copy from the
@@ -521,15 +470,18 @@ impl<'t> ErrorContext<'t> {
         };
         let bytes = chain
             .iter()
-            .map(|&id| frame_bytes(&trace[id].span))
+            .map(|&id| estimated_frame_bytes(&trace[id].span))
             .sum::<usize>()
-            + crumbs.iter().map(|e| event_bytes(e)).sum::<usize>();
+            + crumbs
+                .iter()
+                .map(|e| estimated_event_bytes(e))
+                .sum::<usize>();
         if bytes <= self.left {
             self.left -= bytes;
             if !chain.is_empty() {
                 error.span_stack = chain
                     .iter()
-                    .map(|&id| frame(&trace[id].span, true))
+                    .map(|&id| SpanFrame::of(&trace[id].span, true))
                     .collect();
             }
             add_count(&mut error.fields, DROPPED_FRAMES, dropped_frames);
@@ -540,7 +492,10 @@ impl<'t> ErrorContext<'t> {
         }
         self.left = 0;
         if let [root, .., _] = chain.as_slice() {
-            error.span_stack = vec![frame(&trace[*root].span, false), frame(&own.span, false)];
+            error.span_stack = vec![
+                SpanFrame::of(&trace[*root].span, false),
+                SpanFrame::of(&own.span, false),
+            ];
             add_count(
                 &mut error.fields,
                 DROPPED_FRAMES,
@@ -566,7 +521,7 @@ fn exception_index(span: &SpanRecord, error: &ErrorRecord) -> Option<usize> {
 mod tests {
     use super::*;
     use crate::ids::TraceId;
-    use crate::model::{CodeLocation, Level, SpanKind};
+    use crate::model::{Attribute, CodeLocation, Level, SpanKind};
 
     fn span(id: u64, parent: Option<u64>, service: &str, status: Status) -> SpanRecord {
         SpanRecord {

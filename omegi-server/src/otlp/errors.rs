@@ -4,10 +4,13 @@
 
 use std::collections::HashMap;
 
-use omegi_core::limits::{RecordLimits, DROPPED_BREADCRUMBS, DROPPED_FRAMES};
+use omegi_core::limits::{
+    add_count, estimated_event_bytes, estimated_frame_bytes, RecordLimits, DROPPED_BREADCRUMBS,
+    DROPPED_FRAMES,
+};
 use omegi_core::{
-    Attribute, CodeLocation, ErrorKind, ErrorRecord, EventRecord, Level, SpanFrame, SpanId,
-    SpanRecord, Status, TraceId, Value,
+    CodeLocation, ErrorKind, ErrorRecord, EventRecord, Level, SpanFrame, SpanId, SpanRecord,
+    Status, TraceId,
 };
 use opentelemetry_proto::tonic::common::v1::{self as pc, any_value::Value as AV};
 use opentelemetry_proto::tonic::logs::v1 as pl;
@@ -110,30 +113,6 @@ impl ContextBudget {
     }
 }
 
-/// About what attributes take in memory: the attribute and its texts.
-fn attributes_bytes(attributes: &[Attribute]) -> usize {
-    attributes
-        .iter()
-        .map(|a| {
-            64 + a.key.len()
-                + match &a.value {
-                    Value::Str(s) => s.len(),
-                    _ => 0,
-                }
-        })
-        .sum()
-}
-
-/// About what the frame of a span takes in memory.
-fn span_frame_bytes(span: &SpanRecord) -> usize {
-    192 + span.name.len() + span.target.len() + attributes_bytes(&span.attributes)
-}
-
-/// About what an event takes in memory.
-fn event_bytes(event: &EventRecord) -> usize {
-    192 + event.message.len() + event.target.len() + attributes_bytes(&event.fields)
-}
-
 /// The span stack and breadcrumbs an error copies from the spans and events
 /// around it.
 struct Context {
@@ -158,14 +137,17 @@ fn copy_context(
 ) -> Context {
     let bytes = chain
         .iter()
-        .map(|&a| span_frame_bytes(&entries[a].record))
+        .map(|&a| estimated_frame_bytes(&entries[a].record))
         .sum::<usize>()
-        + crumbs.iter().map(|e| event_bytes(e)).sum::<usize>();
+        + crumbs
+            .iter()
+            .map(|e| estimated_event_bytes(e))
+            .sum::<usize>();
     if budget.take(bytes) {
         return Context {
             span_stack: chain
                 .iter()
-                .map(|&a| frame(&entries[a].record, true))
+                .map(|&a| SpanFrame::of(&entries[a].record, true))
                 .collect(),
             dropped_frames,
             breadcrumbs: crumbs.into_iter().cloned().collect(),
@@ -179,26 +161,11 @@ fn copy_context(
     Context {
         span_stack: kept
             .iter()
-            .map(|&a| frame(&entries[a].record, false))
+            .map(|&a| SpanFrame::of(&entries[a].record, false))
             .collect(),
         dropped_frames: dropped_frames + (chain.len() - kept.len()) as u64,
         breadcrumbs: Vec::new(),
         dropped_breadcrumbs: crumbs.len() as u64,
-    }
-}
-
-/// Adds `n` to the counter attribute `key`, creating it when needed.
-fn add_count(fields: &mut Vec<Attribute>, key: &str, n: u64) {
-    if n == 0 {
-        return;
-    }
-    let n = i64::try_from(n).unwrap_or(i64::MAX);
-    match fields.iter_mut().find(|a| a.key == key) {
-        Some(Attribute {
-            value: Value::I64(count),
-            ..
-        }) => *count = count.saturating_add(n),
-        _ => fields.push(Attribute::new(key, n)),
     }
 }
 
@@ -446,21 +413,6 @@ pub(crate) fn from_spans(entries: &[SpanEntry], limits: &Limits) -> Derived {
         }
     }
     derived
-}
-
-/// A span as a frame of a span stack, with its fields or not.
-fn frame(span: &SpanRecord, with_fields: bool) -> SpanFrame {
-    SpanFrame {
-        span_id: span.span_id,
-        name: span.name.to_string(),
-        target: span.target.to_string(),
-        fields: if with_fields {
-            span.attributes.clone()
-        } else {
-            Vec::new()
-        },
-        location: span.location.clone(),
-    }
 }
 
 /// The errors of the ERROR log records of one request, each with its
