@@ -23,7 +23,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::alerts::{AlertHub, RetryPolicy, SpikeConfig, SpikeDetector};
 use crate::api::limits::{NoteLimitFlags, ReadLimits};
-use crate::api::{otlp_router, router, AppState, BodyRate, ProjectSlots};
+use crate::api::{otlp_router, router, AppState, BodyBudget, BodyRate, ProjectSlots};
 use crate::auth::{bootstrap, Authenticator, Credentials, CredentialsError};
 use crate::otlp::Limits;
 use crate::settle::{SettleConfig, Settler};
@@ -100,8 +100,9 @@ pub struct ServeConfig {
     pub retention_interval: Duration,
     /// The store's page cache, in bytes.
     pub store_cache: u64,
-    /// OTLP requests read, decoded and stored at once: this bounds the
-    /// memory that request bodies take.
+    /// OTLP requests decoded and stored at once: this bounds the memory
+    /// that decoding takes (bodies being read are bounded by
+    /// [`ServeConfig::bodies_in_flight`]).
     pub ingest_concurrency: usize,
     /// How long an OTLP request waits for its turn before it is answered
     /// `503 Service Unavailable` with `Retry-After`, which OTLP exporters
@@ -119,14 +120,20 @@ pub struct ServeConfig {
     /// When an OTLP request is answered `200`: once durable (default), or
     /// once stored.
     pub sync: SyncPolicy,
-    /// OTLP requests of one project read, decoded and stored at once, so
-    /// that one project's slow or large uploads leave room for the others.
+    /// OTLP requests of one project decoded and stored at once, so that one
+    /// project's large uploads leave room for the others.
     pub ingest_slots_per_project: usize,
     /// How long a client may take to send a request's headers; also how
     /// long an idle keep-alive connection stays open.
     pub header_read_timeout: Duration,
     /// How fast an OTLP request body must arrive.
     pub body_rate: BodyRate,
+    /// Bytes of OTLP request bodies being read at once, all projects;
+    /// `None`: one body limit per ingest slot.
+    pub bodies_in_flight: Option<usize>,
+    /// Bytes of OTLP request bodies of one project being read at once;
+    /// `None`: one body limit per slot of a project.
+    pub bodies_in_flight_per_project: Option<usize>,
     /// The settle window: how long a trace waits for its spans, its
     /// memory budget and tail sampling.
     pub settle: SettleConfig,
@@ -173,6 +180,8 @@ impl ServeConfig {
             ingest_slots_per_project: ingest_concurrency.saturating_sub(1).max(1),
             header_read_timeout: Duration::from_secs(30),
             body_rate: BodyRate::default(),
+            bodies_in_flight: None,
+            bodies_in_flight_per_project: None,
             settle: SettleConfig::default(),
         }
     }
@@ -245,7 +254,7 @@ impl ServeConfig {
         self
     }
 
-    /// Sets how many OTLP requests are read, decoded and stored at once,
+    /// Sets how many OTLP requests are decoded and stored at once,
     /// and how long others wait for their turn before `503`; one project
     /// gets one slot less (at least one).
     pub fn ingest_limit(mut self, concurrency: usize, wait: Duration) -> Self {
@@ -255,10 +264,19 @@ impl ServeConfig {
         self
     }
 
-    /// Sets how many OTLP requests of one project are read, decoded and
-    /// stored at once.
+    /// Sets how many OTLP requests of one project are decoded and stored at
+    /// once.
     pub fn ingest_slots_per_project(mut self, slots: usize) -> Self {
         self.ingest_slots_per_project = slots;
+        self
+    }
+
+    /// Sets how many bytes of OTLP request bodies may be read at once, for
+    /// the whole server and for one project (`None`: one body limit per
+    /// ingest slot, of the server and of a project).
+    pub fn bodies_in_flight(mut self, server: Option<usize>, per_project: Option<usize>) -> Self {
+        self.bodies_in_flight = server;
+        self.bodies_in_flight_per_project = per_project;
         self
     }
 
@@ -494,6 +512,21 @@ impl Server {
             sync: config.sync,
             project_slots: ProjectSlots::new(config.ingest_slots_per_project),
             body_rate: config.body_rate,
+            body_budget: BodyBudget::new(
+                config.bodies_in_flight.unwrap_or(
+                    config
+                        .ingest_concurrency
+                        .max(1)
+                        .saturating_mul(config.body_limit),
+                ),
+                config.bodies_in_flight_per_project.unwrap_or(
+                    config
+                        .ingest_slots_per_project
+                        .max(1)
+                        .saturating_mul(config.body_limit),
+                ),
+                config.body_limit,
+            ),
             shutdown: shutdown_rx.clone(),
             read_limits: config.read_limits,
             max_tokens: config.max_tokens.max(1),

@@ -494,11 +494,11 @@ async fn http_and_grpc_answer_and_store_the_same() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_busy_server_asks_grpc_clients_to_retry() {
-    // One slot, waited for up to 5 s: a request that arrives while another
-    // holds it for longer is refused with a retry delay. The wait also lets
-    // the held request get the slot after a probe that came first, whatever
-    // the order on a busy machine. The held body has a minute before the
-    // rate counts.
+    // Room for one body of 1,000 bytes, waited for up to 5 s: a request
+    // that arrives while another body holds the room for longer is refused
+    // with a retry delay. The wait also lets the held body get the room
+    // after a probe that came first, whatever the order on a busy machine.
+    // The held body has a minute before the rate counts.
     let rate = omegi_server::api::BodyRate {
         grace: Duration::from_secs(60),
         min_bytes_per_second: 16 * 1024,
@@ -506,12 +506,15 @@ async fn a_busy_server_asks_grpc_clients_to_retry() {
     let server = TestServer::start_with(|config| {
         config
             .ingest_limit(1, Duration::from_secs(5))
+            .body_limit(1000)
+            .bodies_in_flight(Some(1000), Some(1000))
             .connection_timeouts(Duration::from_secs(60), rate)
             .grpc_listen(Some("127.0.0.1:0".parse().expect("an address")))
     })
     .await;
     let addr = server.server.grpc_addr().expect("a gRPC listener");
-    // The first request takes the slot and never finishes its body.
+    // The first request announces 1,000 bytes, takes the room for them and
+    // never finishes its body.
     let held = tokio::net::TcpStream::connect(server.server.local_addr())
         .await
         .expect("connects");
@@ -524,7 +527,7 @@ async fn a_busy_server_asks_grpc_clients_to_retry() {
     tokio::io::AsyncWriteExt::write_all(&mut write, head.as_bytes())
         .await
         .expect("sends");
-    // The slot is taken once the server reads the body; poll until the
+    // The room is taken once the server reads the body; poll until the
     // gRPC request is refused as busy (bounded by a deadline).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let status = loop {
@@ -556,11 +559,12 @@ async fn a_busy_server_asks_grpc_clients_to_retry() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_that_stalls_is_cut_off_with_deadline_exceeded() {
     let rate = omegi_server::api::BodyRate {
-        grace: Duration::from_millis(200),
+        grace: Duration::from_secs(2),
         min_bytes_per_second: 16 * 1024,
     };
     let server = TestServer::start_with(|config| {
         config
+            .ingest_limit(1, Duration::from_millis(200))
             .connection_timeouts(Duration::from_secs(30), rate)
             .grpc_listen(Some("127.0.0.1:0".parse().expect("an address")))
     })
@@ -588,6 +592,17 @@ async fn a_message_that_stalls_is_cut_off_with_deadline_exceeded() {
             false,
         )
         .expect("sent");
+    // While it stalls it holds no turn: with one slot in all, a whole
+    // message of the same project is stored meanwhile.
+    let stored = grpc::export(
+        grpc::channel(addr).await,
+        grpc::TRACES,
+        Some(&server.ingest),
+        traces("beside", vec![span(10, 1, "ok", now_ns() - 1_000, None)]),
+        false,
+    )
+    .await;
+    assert!(stored.is_ok(), "{stored:?}");
     let response = tokio::time::timeout(Duration::from_secs(30), response)
         .await
         .expect("answered within 30 s")

@@ -1,11 +1,14 @@
 //! `POST /v1/traces` and `POST /v1/logs`: the OTLP/HTTP receiver.
 //!
 //! Order of checks: token (401, or 403 for a user token), a declared body
-//! size over the limit (413), a free slot of the project and of the server
-//! (503 with `Retry-After` when they stay busy for too long), the body as it
-//! arrives (413 over the size limit, 408 when it arrives too slowly), content
-//! type and encoding (415), the decode budget (413 or 400), the body itself
-//! (400), what the store takes (400 for a name it cannot store; 503 with
+//! size over the limit (413), the content type (415), the body as it
+//! arrives (413 over the size limit, 408 when it arrives too slowly, 503
+//! with `Retry-After` when the budget of bodies in flight of its project or
+//! of the server stays full for too long: see [`super::body`]), a free slot
+//! of the project and of the server for decoding and storing (503 with
+//! `Retry-After` when they stay busy for too long), the content encoding
+//! (415), the decode budget (413 or 400), the body itself (400), what the
+//! store takes (400 for a name it cannot store; 503 with
 //! `Retry-After` when it fails). A request refused by any of them stores
 //! nothing (its records go into the store in one transaction); one refused
 //! before its body is read has its body read and forgotten (up to four
@@ -20,8 +23,8 @@
 //!
 //! Everything after the body is in hand is [`accept`], the one ingest path
 //! that the gRPC receiver (`crate::grpc`) shares: the HTTP handler here only
-//! does HTTP things (the token header, the turn, reading the body at its
-//! rate, mapping a [`Refusal`] to a status).
+//! does HTTP things (the token header, reading the body at its rate, the
+//! turn, mapping a [`Refusal`] to a status).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -31,52 +34,17 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use futures_util::StreamExt;
 use omegi_store::IngestReport;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, SemaphorePermit};
 use tokio::time::Instant;
 
+use super::body::{drain, read_body, BodyError, BodyRate, ReadRules};
 use super::{now_ns, principal, ApiError, AppState, SharedState};
 use crate::alerts::{Alert, AlertKind};
 use crate::auth::Principal;
 use crate::otlp::{self, DecodeError, Decoded, Format};
 use crate::server::SyncPolicy;
 use crate::settle::AcceptError;
-
-/// How fast a request body must arrive: after `grace`, at least
-/// `min_bytes_per_second` on average since the request started (0: no
-/// limit). A body that falls behind is answered `408 Request Timeout`, and
-/// its slot is free again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BodyRate {
-    /// Time allowed before the rate counts.
-    pub grace: Duration,
-    /// The slowest acceptable average rate after the grace period.
-    pub min_bytes_per_second: u64,
-}
-
-impl Default for BodyRate {
-    /// 5 s, then 16 KiB/s.
-    fn default() -> Self {
-        BodyRate {
-            grace: Duration::from_secs(5),
-            min_bytes_per_second: 16 * 1024,
-        }
-    }
-}
-
-impl BodyRate {
-    /// When a body of which `received` bytes arrived since `start` must
-    /// have its next bytes; `None` without a rate.
-    pub(crate) fn deadline(&self, start: Instant, received: usize) -> Option<Instant> {
-        if self.min_bytes_per_second == 0 {
-            return None;
-        }
-        let allowed = self.grace
-            + Duration::from_secs_f64(received as f64 / self.min_bytes_per_second as f64);
-        Some(start + allowed)
-    }
-}
 
 /// The ingest slots of each project, so that one project's slow or large
 /// uploads cannot take every slot of the server.
@@ -201,76 +169,6 @@ fn otlp_api_error(error: ApiError, content_type: &str) -> Response {
     response
 }
 
-/// Why a body could not be read.
-enum BodyError {
-    /// More than the limit arrived.
-    TooLarge,
-    /// The body fell behind the minimum rate.
-    TooSlow { received: usize, elapsed: Duration },
-    /// The connection failed.
-    Read(String),
-}
-
-/// Reads a body of at most `limit` bytes at the rate `rate` asks for.
-async fn read_body(
-    body: Body,
-    limit: usize,
-    rate: BodyRate,
-    expected: Option<usize>,
-) -> Result<Vec<u8>, BodyError> {
-    let start = Instant::now();
-    let mut stream = body.into_data_stream();
-    let mut bytes = Vec::with_capacity(expected.unwrap_or(0).min(limit));
-    loop {
-        let next = match rate.deadline(start, bytes.len()) {
-            Some(deadline) => tokio::time::timeout_at(deadline, stream.next())
-                .await
-                .map_err(|_| BodyError::TooSlow {
-                    received: bytes.len(),
-                    elapsed: start.elapsed(),
-                })?,
-            None => stream.next().await,
-        };
-        match next {
-            None => return Ok(bytes),
-            Some(Ok(chunk)) => {
-                if bytes.len() + chunk.len() > limit {
-                    return Err(BodyError::TooLarge);
-                }
-                bytes.extend_from_slice(&chunk);
-            }
-            Some(Err(error)) => return Err(BodyError::Read(error.to_string())),
-        }
-    }
-}
-
-/// Reads and forgets at most `max` bytes of a body that is refused before it
-/// is read, as fast as `rate` asks; stops at the end, past `max` or when the
-/// body falls behind.
-async fn drain(body: Body, max: u64, rate: BodyRate) {
-    let start = Instant::now();
-    let mut stream = body.into_data_stream();
-    let mut seen = 0usize;
-    loop {
-        let next = match rate.deadline(start, seen) {
-            Some(deadline) => match tokio::time::timeout_at(deadline, stream.next()).await {
-                Ok(next) => next,
-                Err(_) => return,
-            },
-            None => stream.next().await,
-        };
-        match next {
-            Some(Ok(chunk)) => {
-                seen += chunk.len();
-                if seen as u64 > max {
-                    return;
-                }
-            }
-            _ => return,
-        }
-    }
-}
-
 async fn receive(state: SharedState, request: Request, signal: Signal) -> Response {
     let (parts, body) = request.into_parts();
     let headers = &parts.headers;
@@ -303,27 +201,35 @@ async fn receive(state: SharedState, request: Request, signal: Signal) -> Respon
     if declared.is_some_and(|len| len > limit) {
         return refuse(otlp_error(&too_large, &content_type), body).await;
     }
-    // Bodies are read only with a turn, so that a burst of requests cannot
-    // hold more than `ingest_slots` bodies in memory.
-    let Some(turn) = take_turn(&state, &project).await else {
-        return refuse(busy(&content_type), body).await;
+    let format = match Format::from_content_type(&content_type) {
+        Ok(format) => format,
+        Err(error) => return refuse(otlp_error(&error, &content_type), body).await,
+    };
+    // The body is read before the turn, within the project's and the
+    // server's budget of bodies in flight, so that a client that sends
+    // slowly holds room for what it sent, never a turn.
+    let mut room = state.body_budget.reserve(&project);
+    let rules = ReadRules {
+        limit: state.body_limit,
+        rate: state.body_rate,
+        wait: state.ingest_wait,
     };
     let expected = declared.and_then(|len| usize::try_from(len).ok());
-    let body = match read_body(body, state.body_limit, state.body_rate, expected).await {
+    let body = match read_body(body, rules, expected, &mut room).await {
         Ok(body) => body,
         Err(BodyError::TooLarge) => return otlp_error(&too_large, &content_type),
         Err(BodyError::TooSlow { received, elapsed }) => {
             let refusal = Refusal::too_slow(received, elapsed, state.body_rate);
             return refusal_response(&refusal, &content_type);
         }
+        Err(BodyError::Busy) => return busy(&content_type),
         Err(BodyError::Read(error)) => {
             let message = format!("could not read the body: {error}");
             return otlp_api_error(ApiError::BadRequest(message), &content_type);
         }
     };
-    let format = match Format::from_content_type(&content_type) {
-        Ok(format) => format,
-        Err(error) => return otlp_error(&error, &content_type),
+    let Some(turn) = take_turn(&state, &project).await else {
+        return busy(&content_type);
     };
     let outcome = accept(
         Arc::clone(&state),
@@ -335,6 +241,7 @@ async fn receive(state: SharedState, request: Request, signal: Signal) -> Respon
     )
     .await;
     drop(turn);
+    drop(room);
     match outcome {
         Ok(accepted) => {
             let (ct, body) = accepted.response(format);

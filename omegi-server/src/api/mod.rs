@@ -22,6 +22,7 @@ use crate::otlp::Limits;
 
 mod accounts;
 mod alerts;
+pub(crate) mod body;
 mod extract;
 pub(crate) mod ingest;
 mod issues;
@@ -32,8 +33,9 @@ mod traces;
 mod ui_support;
 pub mod views;
 
+pub use body::{BodyBudget, BodyRate};
 pub(crate) use ingest::raise_alerts;
-pub use ingest::{BodyRate, ProjectSlots};
+pub use ingest::ProjectSlots;
 
 /// Everything a request handler needs.
 #[derive(Debug)]
@@ -51,7 +53,7 @@ pub struct AppState {
     /// The largest request body accepted on `/v1/*`, in bytes (before
     /// decompression).
     pub body_limit: usize,
-    /// OTLP requests read, decoded and stored at once; the others wait.
+    /// OTLP requests decoded and stored at once; the others wait.
     pub ingest_slots: tokio::sync::Semaphore,
     /// How long an OTLP request waits for a slot before `503` with
     /// `Retry-After`.
@@ -63,6 +65,9 @@ pub struct AppState {
     pub project_slots: ProjectSlots,
     /// How fast an OTLP request body must arrive.
     pub body_rate: BodyRate,
+    /// The memory that OTLP request bodies being read may take, for the
+    /// server and per project.
+    pub body_budget: BodyBudget,
     /// Turns `true` when the server shuts down (ends SSE streams).
     pub shutdown: watch::Receiver<bool>,
     /// How much one read answer shows.

@@ -94,7 +94,7 @@ pub struct LimitArgs {
     /// (older than the retention are rejected too).
     #[arg(long, env = "OMEGI_MAX_AHEAD", default_value = "1h", value_parser = parse_duration)]
     pub max_ahead: Duration,
-    /// OTLP requests read, decoded and stored at once (default: twice the
+    /// OTLP requests decoded and stored at once (default: twice the
     /// cores, at least 4).
     #[arg(long, env = "OMEGI_INGEST_SLOTS")]
     pub ingest_slots: Option<usize>,
@@ -102,7 +102,16 @@ pub struct LimitArgs {
     /// ingest slots, at least 1).
     #[arg(long, env = "OMEGI_INGEST_SLOTS_PER_PROJECT")]
     pub ingest_slots_per_project: Option<usize>,
-    /// How long a request waits for a slot before 503.
+    /// Bytes of OTLP request bodies being read at once, all projects
+    /// (default: the body limit times the ingest slots).
+    #[arg(long, env = "OMEGI_BODIES_IN_FLIGHT", value_parser = parse_bytes)]
+    pub bodies_in_flight: Option<usize>,
+    /// Bytes of OTLP request bodies of one project being read at once
+    /// (default: the body limit times the slots of a project).
+    #[arg(long, env = "OMEGI_BODIES_IN_FLIGHT_PER_PROJECT", value_parser = parse_bytes)]
+    pub bodies_in_flight_per_project: Option<usize>,
+    /// How long a request waits for a slot, or for room for its body,
+    /// before 503.
     #[arg(long, env = "OMEGI_INGEST_WAIT", default_value = "2s", value_parser = parse_duration)]
     pub ingest_wait: Duration,
     /// Time to send a request's headers (and to keep an idle connection).
@@ -182,6 +191,7 @@ impl LimitArgs {
             .body_limit(self.body_limit)
             .limits(limits)
             .ingest_limit(slots, self.ingest_wait)
+            .bodies_in_flight(self.bodies_in_flight, self.bodies_in_flight_per_project)
             .connection_timeouts(
                 self.header_timeout,
                 BodyRate {

@@ -5,9 +5,10 @@
 //! It is the OTLP/HTTP receiver ([`crate::api`]) over another transport,
 //! and shares its ingest path (`api::ingest::accept`): the same
 //! token (the `authorization: Bearer …` metadata, which OpenTelemetry SDKs
-//! send from `OTEL_EXPORTER_OTLP_HEADERS`), the same slots of the project and
-//! the server, the same body limit and minimum rate (on the message as
-//! sent), gzip with the same decompressed limit, the same decode budget
+//! send from `OTEL_EXPORTER_OTLP_HEADERS`), the same budget of bodies in
+//! flight (the message is read whole before its turn), the same slots of
+//! the project and the server, the same body limit and minimum rate (on the
+//! message as sent), gzip with the same decompressed limit, the same decode budget
 //! scanned on the wire before anything is decoded, the same store
 //! transaction and the same partial-success answers. Refusals map to gRPC
 //! codes as the OTLP specification says:
@@ -18,7 +19,7 @@
 //! | a user token | `PERMISSION_DENIED` | no |
 //! | malformed message, invalid id, name the store cannot keep | `INVALID_ARGUMENT` | no |
 //! | over a size or object cap | `RESOURCE_EXHAUSTED` | no (no `RetryInfo`) |
-//! | no free slot within the wait | `RESOURCE_EXHAUSTED` | `RetryInfo` |
+//! | no free slot, or no room for the body, within the wait | `RESOURCE_EXHAUSTED` | `RetryInfo` |
 //! | the store failed | `UNAVAILABLE` | `RetryInfo` |
 //! | the body arrived too slowly | `DEADLINE_EXCEEDED` | no |
 //!
@@ -32,15 +33,17 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
+use http_body_util::Full;
 use prost::Message;
 use tonic::codec::CompressionEncoding;
 use tonic::server::Grpc;
 use tonic::{Code, Status};
 
+use crate::api::body::{read_body, BodyError, BodyRate, ReadRules};
 use crate::api::ingest::{accept, take_turn, Refusal, RpcCode, Signal, USER_TOKEN_REFUSED};
 use crate::api::{principal, ApiError, SharedState};
 use crate::auth::Principal;
-use crate::otlp::Format;
+use crate::otlp::{DecodeError, Format};
 
 mod codec;
 mod wire;
@@ -83,10 +86,32 @@ where
     };
     // The message is read only with a turn, as over HTTP: a burst of
     // requests holds at most `ingest_slots` messages in memory.
+    // The message is read whole before the turn, within the budget of
+    // bodies in flight, so that a slow sender holds no turn.
+    let (parts, body) = request.into_parts();
+    let body = WireBudget::new(body, state.body_limit, state.body_rate);
+    let mut room = state.body_budget.reserve(&project);
+    let rules = ReadRules {
+        limit: state.body_limit.saturating_add(wire::FRAME_HEADER),
+        // WireBudget holds the body to the rate, with its own status.
+        rate: BodyRate::NONE,
+        wait: state.ingest_wait,
+    };
+    let message = match read_body(body, rules, None, &mut room).await {
+        Ok(message) => message,
+        Err(BodyError::Read(status)) => return status.into_http(),
+        Err(BodyError::Busy) => return busy().into_http(),
+        Err(BodyError::TooLarge | BodyError::TooSlow { .. }) => {
+            return status_of(&Refusal::decode(&DecodeError::RequestTooLarge {
+                limit: state.body_limit,
+            }))
+            .into_http()
+        }
+    };
+    let request = http::Request::from_parts(parts, Full::new(Bytes::from(message)));
     let Some(turn) = take_turn(&state, &project).await else {
         return busy().into_http();
     };
-    let request = request.map(|body| WireBudget::new(body, state.body_limit, state.body_rate));
     let mut grpc = Grpc::new(RawCodec)
         .accept_compressed(CompressionEncoding::Gzip)
         .send_compressed(CompressionEncoding::Gzip)
@@ -99,6 +124,7 @@ where
     };
     let response = grpc.unary(export, request).await;
     drop(turn);
+    drop(room);
     response
 }
 

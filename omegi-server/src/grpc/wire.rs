@@ -24,7 +24,7 @@ use crate::otlp::DecodeError;
 
 /// The length prefix of a gRPC message: a compression flag and a 32-bit
 /// big-endian length.
-const FRAME_HEADER: usize = 5;
+pub(crate) const FRAME_HEADER: usize = 5;
 
 /// A request body held to a size limit and a minimum rate.
 pub(crate) struct WireBudget<B> {
