@@ -756,3 +756,44 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn the_waterfall_aligns_wide_text_by_terminal_columns() {
+    let spans = vec![
+        span(
+            1,
+            None,
+            "결제-서비스",
+            "주문 처리",
+            SpanKind::Server,
+            0.0,
+            40.0,
+            Status::Ok,
+        ),
+        span(
+            2,
+            Some(1),
+            "payment",
+            "charge",
+            SpanKind::Internal,
+            5.0,
+            20.0,
+            Status::Ok,
+        ),
+    ];
+    let trace = Trace::from_spans(spans).unwrap();
+    let waterfall = trace.waterfall(20);
+    let bars: Vec<usize> = waterfall
+        .lines()
+        .skip(1)
+        .map(|line| {
+            let label = &line[..line.find('|').expect("a bar")];
+            unicode_width::UnicodeWidthStr::width(label)
+        })
+        .collect();
+    assert_eq!(bars.len(), 2, "{waterfall}");
+    assert_eq!(
+        bars[0], bars[1],
+        "bars start in the same column:\n{waterfall}"
+    );
+}

@@ -105,8 +105,9 @@ fn status_word(status: Status) -> &'static str {
     }
 }
 
+/// Terminal columns `s` takes: wide characters (Hangul, CJK) take two.
 fn width_of(s: &str) -> usize {
-    s.chars().count()
+    unicode_width::UnicodeWidthStr::width(s)
 }
 
 /// `text` cut to `max` characters; sets `clipped` when it was cut.

@@ -326,10 +326,10 @@ pub fn render_notes(notes: &[Note]) -> String {
     for n in notes {
         let _ = writeln!(
             text,
-            "{}  {:<8} {:<10} {}",
+            "{}  {:<8} {} {}",
             n.id,
             visibility(n.visibility),
-            n.author,
+            super::render::pad_end(&n.author, 10),
             n.title
         );
     }

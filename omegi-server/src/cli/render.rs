@@ -1,6 +1,7 @@
 //! Human-readable output of the CLI.
 
 use std::fmt::Write as _;
+use unicode_width::UnicodeWidthStr as _;
 
 use crate::api::notes::IssueSuggestions;
 use crate::api::views::{ErrorFlowView, IssueDetail, IssueView, MemberView, StatsView, TokenView};
@@ -22,13 +23,21 @@ pub fn whole_units(ns: u64) -> String {
     }
 }
 
+/// `text` followed by spaces up to `width` terminal columns (wide
+/// characters, such as Hangul, take two).
+pub fn pad_end(text: &str, width: usize) -> String {
+    let mut out = text.to_owned();
+    out.extend(std::iter::repeat_n(' ', width.saturating_sub(text.width())));
+    out
+}
+
 fn table(rows: &[Vec<String>]) -> String {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..columns)
         .map(|c| {
             rows.iter()
                 .filter_map(|r| r.get(c))
-                .map(|s| s.chars().count())
+                .map(|s| s.width())
                 .max()
                 .unwrap_or(0)
         })
@@ -41,7 +50,7 @@ fn table(rows: &[Vec<String>]) -> String {
                 line.push_str(cell);
             } else {
                 line.push_str(cell);
-                for _ in cell.chars().count()..widths[c] + 2 {
+                for _ in cell.width()..widths[c] + 2 {
                     line.push(' ');
                 }
             }
@@ -198,7 +207,7 @@ pub fn stats(stats: &StatsView) -> String {
             p.new_issue_count.max(p.new_issues.len() as u64)
         );
         for s in &p.services {
-            let _ = writeln!(out, "  {:<24} {}", s.service, s.count);
+            let _ = writeln!(out, "  {} {}", pad_end(&s.service, 24), s.count);
         }
         for i in &p.new_issues {
             let _ = writeln!(out, "  new: {}  {}", i.id, i.issue.title);
@@ -288,5 +297,16 @@ mod tests {
             vec!["long".into(), "c".into(), "y".into()],
         ]);
         assert_eq!(t, "A     BB  x\nlong  c   y\n");
+    }
+
+    #[test]
+    fn tables_align_wide_text_by_terminal_columns() {
+        // "결제" is two characters and four columns wide.
+        let t = table(&[
+            vec!["결제".into(), "x".into()],
+            vec!["abcde".into(), "y".into()],
+        ]);
+        assert_eq!(t, "결제   x\nabcde  y\n");
+        assert_eq!(pad_end("결제", 6), "결제  ");
     }
 }
