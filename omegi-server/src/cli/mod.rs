@@ -26,6 +26,7 @@ use omegi_core::TraceId;
 use omegi_store::Store;
 use serde::Serialize;
 
+use crate::alerts::WebhookFormat;
 use crate::api::notes::IssueSuggestions;
 use crate::api::now_ns;
 use crate::api::views::{
@@ -166,6 +167,14 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub webhooks: Vec<String>,
+    /// What webhooks receive: `json` (the alert as API.md shows it) or
+    /// `slack` (a Slack Block Kit message: `text` and `blocks`).
+    #[arg(long, env = "OMEGI_WEBHOOK_FORMAT", default_value = "json")]
+    pub webhook_format: WebhookFormat,
+    /// Where people reach the web UI (https://omegi.example.com), for the
+    /// links in alerts; default: the --listen address.
+    #[arg(long, env = "OMEGI_PUBLIC_URL")]
+    pub public_url: Option<String>,
     /// A PEM file of CA certificates that webhook connections trust,
     /// besides the bundled Mozilla roots.
     #[arg(long, env = "OMEGI_WEBHOOK_CA_CERT")]
@@ -739,6 +748,8 @@ async fn serve(cli: &Cli, args: &ServeArgs, out: &mut (dyn Write + Send)) -> Res
         .tls(tls)
         .webhooks(args.webhooks.iter().filter(|u| !u.is_empty()).cloned())
         .webhook_ca(args.webhook_ca_cert.clone())
+        .webhook_format(args.webhook_format)
+        .public_url(args.public_url.clone())
         .retention(args.retention.0)
         .store_cache(args.store_cache as u64)
         .read_limits(args.read_limits)

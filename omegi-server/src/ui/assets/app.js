@@ -60,11 +60,12 @@
     window.scrollTo(0, 0);
   }
 
-  function toast(text, href) {
+  function toast(text, href, more, ms) {
     const box = document.getElementById("toasts");
-    const t = h("div.toast", href ? h("a", { href: href }, text) : text);
+    const t = h("div.toast", href ? h("a", { href: href }, text) : text, more || null);
     box.appendChild(t);
-    setTimeout(function () { t.remove(); }, 8000);
+    setTimeout(function () { t.remove(); }, ms || 8000);
+    return t;
   }
 
   // ---------------------------------------------------------------- format
@@ -215,8 +216,18 @@
       renderChrome();
       const what = ev.type === "regressed" ? "Regressed" : ev.type === "spike" ? "Spike" : "New issue";
       const parts = (alert.issue_id || "").split(":");
-      const fp = parts.pop();
-      toast(what + ": " + (alert.title || alert.issue_id), issueHref(alert.project || parts.join(":"), fp));
+      const fp = alert.fingerprint || parts.pop();
+      const href = issueHref(alert.project || parts.join(":"), fp);
+      // The note that solved it last time, else an invitation to write one
+      // (the issue page opens its editor, prefilled).
+      const note = (alert.notes || [])[0];
+      const knowledge = note
+        ? h("div.toast-note", "Solved before: ",
+          h("a.toast-note-link", { href: noteHref(note.id) }, note.title),
+          h("span.meta", " by " + note.author + ", edited " + ago(note.updated_ns)))
+        : h("div.toast-note", "No note yet — ", h("a.toast-write-note", { href: href + "?new-note=1" }, "write one"));
+      const t = toast(what + ": " + (alert.title || alert.issue_id), href, knowledge, 20000);
+      t.dataset.alert = ev.type;
       if (onDashboard) route();
     }
     es.addEventListener("new_issue", onAlert);
@@ -628,6 +639,11 @@
       h("a#write-note.button.primary", { href: "#/notes/new" + qs({ issue: project + ":" + fp, occurrence: occurrence }) }, "Write note")
     );
     const err = flow.error;
+    if (r.params.get("new-note")) {
+      // An alert's "write one": the editor, prefilled as the button does.
+      location.replace(buttons.querySelector("#write-note").getAttribute("href"));
+      return;
+    }
     mount(
       h("div.page-head.issue-head",
         h("div", h("h1", issue.title), h("p.meta",
