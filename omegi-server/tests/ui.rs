@@ -14,6 +14,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use headless_chrome::protocol::cdp::Page;
 use headless_chrome::{Browser, LaunchOptions, Tab};
 use omegi_server::server::{ServeConfig, Server};
+use omegi_server::settle::SettleConfig;
 use serde_json::{json, Value};
 
 type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
@@ -315,6 +316,51 @@ fn save_from_editor(
     Ok(id.to_owned())
 }
 
+/// Starts headless Chromium with its profile in `profile`.
+fn launch(chromium: PathBuf, profile: &Path) -> Result<Browser> {
+    let args: Vec<&OsStr> = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--hide-scrollbars",
+    ]
+    .iter()
+    .map(OsStr::new)
+    .collect();
+    Ok(Browser::new(
+        LaunchOptions::default_builder()
+            .path(Some(chromium))
+            .headless(true)
+            .sandbox(false)
+            .window_size(Some((1280, 800)))
+            .user_data_dir(Some(profile.to_path_buf()))
+            .args(args)
+            .idle_browser_timeout(Duration::from_secs(60))
+            .build()?,
+    )?)
+}
+
+/// Opens the UI at `base` in a 1280×800 viewport and signs in with `token`.
+fn sign_in(tab: &Tab, base: &str, token: &str) -> Result {
+    tab.set_default_timeout(STEP_TIMEOUT);
+    viewport(tab, 1280, 800, false)?;
+    tab.navigate_to(&format!("{base}/"))?
+        .wait_until_navigated()?;
+    wait_for(
+        tab,
+        "the sign-in page",
+        "location.hash === '#/signin' && document.querySelector('#token')",
+    )?;
+    tab.wait_for_element("#token")?.click()?;
+    tab.type_str(token)?.press_key("Enter")?;
+    Ok(())
+}
+
 #[test]
 fn every_screen_works_in_a_browser() -> Result {
     let started = Instant::now();
@@ -385,45 +431,9 @@ fn every_screen_works_in_a_browser() -> Result {
     })?;
 
     let profile = tempfile::tempdir()?;
-    let args: Vec<&OsStr> = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--hide-scrollbars",
-    ]
-    .iter()
-    .map(OsStr::new)
-    .collect();
-    let browser = Browser::new(
-        LaunchOptions::default_builder()
-            .path(Some(chromium))
-            .headless(true)
-            .sandbox(false)
-            .window_size(Some((1280, 800)))
-            .user_data_dir(Some(profile.path().to_path_buf()))
-            .args(args)
-            .idle_browser_timeout(Duration::from_secs(60))
-            .build()?,
-    )?;
+    let browser = launch(chromium, profile.path())?;
     let tab = browser.new_tab()?;
-    tab.set_default_timeout(STEP_TIMEOUT);
-    viewport(&tab, 1280, 800, false)?;
-
-    // Sign in.
-    tab.navigate_to(&format!("{base}/"))?
-        .wait_until_navigated()?;
-    wait_for(
-        &tab,
-        "the sign-in page",
-        "location.hash === '#/signin' && document.querySelector('#token')",
-    )?;
-    tab.wait_for_element("#token")?.click()?;
-    tab.type_str(&user.token)?.press_key("Enter")?;
+    sign_in(&tab, &base, &user.token)?;
 
     // Dashboard.
     wait_for(
@@ -851,4 +861,165 @@ fn the_page_and_its_assets_are_served_from_the_binary() -> Result {
         server.shutdown().await?;
         Ok(())
     })
+}
+
+/// Answers the fingerprint of the only issue whose title contains `title`.
+async fn fingerprint_of(base: &str, token: &str, title: &str) -> Result<String> {
+    let issues: Value = reqwest::Client::new()
+        .get(format!("{base}/api/issues?status=all"))
+        .bearer_auth(token)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let issue = issues
+        .as_array()
+        .and_then(|all| {
+            all.iter()
+                .find(|i| i["title"].as_str().is_some_and(|t| t.contains(title)))
+        })
+        .ok_or_else(|| format!("no issue {title} in {issues}"))?;
+    Ok(issue["fingerprint"]
+        .as_str()
+        .ok_or("a fingerprint")?
+        .to_owned())
+}
+
+/// An alert toast brings the note written last time, and for an issue
+/// without one, its "write one" link opens the issue's note editor,
+/// prefilled as the issue page's button does.
+#[test]
+fn an_alert_toast_brings_the_note_or_starts_one() -> Result {
+    let chromium = chromium();
+    let shots = screenshot_dir();
+    std::fs::create_dir_all(&shots)?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let data = tempfile::tempdir()?;
+    // Requests settle on arrival: the alerts come at once.
+    let server = runtime.block_on(Server::start(
+        ServeConfig::new(data.path(), "127.0.0.1:0".parse()?)
+            .settle(SettleConfig::default().trace_wait(Duration::ZERO)),
+    ))?;
+    let base = server.url();
+    let credentials = server
+        .created_credentials()
+        .ok_or("a first start creates credentials")?;
+    let user = credentials.user.clone().ok_or("an admin user")?;
+    let project = credentials.project.clone().ok_or("a default project")?;
+
+    // The declined payment happened before: resolved, with a public note.
+    let note_id = runtime.block_on(async {
+        let (status, answer) = post_json(
+            &format!("{base}/v1/traces"),
+            &project.token,
+            &checkout_trace("1b8efff798038103d269b633813fc60c", now_ns()),
+        )
+        .await?;
+        assert_eq!(status, 200, "ingest: {answer}");
+        let fp = fingerprint_of(&base, &user.token, "PaymentError").await?;
+        let (status, answer) = post_json(
+            &format!("{base}/api/issues/default/{fp}/resolve"),
+            &user.token,
+            &json!({}),
+        )
+        .await?;
+        assert_eq!(status, 200, "resolve: {answer}");
+        let (status, note) = post_json(
+            &format!("{base}/api/notes"),
+            &user.token,
+            &json!({"title": "Declined cards", "visibility": "public",
+                "body": "Ask for another card.", "issues": [fp]}),
+        )
+        .await?;
+        assert_eq!(status, 201, "{note}");
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(
+            note["id"].as_str().ok_or("an id")?.to_owned(),
+        )
+    })?;
+
+    let profile = tempfile::tempdir()?;
+    let browser = launch(chromium, profile.path())?;
+    let tab = browser.new_tab()?;
+    sign_in(&tab, &base, &user.token)?;
+    go(&tab, "#/issues?status=all")?;
+    wait_for(
+        &tab,
+        "the alert stream",
+        "document.body.dataset.alerts === 'open'",
+    )?;
+
+    // It regresses: the toast names the note and links it.
+    let send = |body: Value| {
+        runtime.block_on(async {
+            let (status, answer) =
+                post_json(&format!("{base}/v1/traces"), &project.token, &body).await?;
+            assert_eq!(status, 200, "ingest: {answer}");
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+        })
+    };
+    send(checkout_trace("2b8efff798038103d269b633813fc60c", now_ns()))?;
+    wait_for(
+        &tab,
+        "the regression toast",
+        "document.querySelector('.toast[data-alert=regressed] .toast-note-link')",
+    )?;
+    let regressed = text_of(&tab, ".toast[data-alert=regressed]")?;
+    assert!(
+        regressed.starts_with("Regressed: PaymentError: card declined by issuer"),
+        "{regressed}"
+    );
+    assert!(
+        regressed.contains("Solved before: Declined cards by admin"),
+        "{regressed}"
+    );
+    let link = eval(
+        &tab,
+        "document.querySelector('.toast[data-alert=regressed] .toast-note-link').getAttribute('href')",
+    )?;
+    assert_eq!(link, json!(format!("#/note/{note_id}")));
+
+    // A new issue has no note yet: its toast invites to write one.
+    send(timeout_trace("3c8efff798038103d269b633813fc60c", now_ns()))?;
+    wait_for(
+        &tab,
+        "the new issue's toast",
+        "document.querySelector('.toast[data-alert=new_issue] .toast-write-note')",
+    )?;
+    let fresh = text_of(&tab, ".toast[data-alert=new_issue]")?;
+    assert!(fresh.contains("No note yet — write one"), "{fresh}");
+    screenshot(&tab, &shots, "alert-toasts")?;
+    let timeout_fp = runtime.block_on(fingerprint_of(&base, &user.token, "TimeoutError"))?;
+    tab.wait_for_element(".toast[data-alert=new_issue] .toast-write-note")?
+        .click()?;
+    wait_for(
+        &tab,
+        "the prefilled note editor",
+        "document.querySelector('#note-body') && document.querySelector('#note-body').value.includes('## Error')",
+    )?;
+    let hash = eval(&tab, "location.hash")?;
+    assert_eq!(
+        hash,
+        json!(format!("#/notes/new?issue=default%3A{timeout_fp}")),
+        "the issue page's own Write note link"
+    );
+    let title = eval(&tab, "document.querySelector('#note-title').value")?;
+    assert_eq!(
+        title,
+        json!("TimeoutError: warehouse database timed out after 5s")
+    );
+    let body = eval(&tab, "document.querySelector('#note-body').value")?;
+    let body = body.as_str().unwrap_or_default();
+    assert!(
+        body.contains("TimeoutError: warehouse database timed out after 5s"),
+        "{body}"
+    );
+    assert!(
+        body.contains(&format!("#/issue/default/{timeout_fp}")),
+        "{body}"
+    );
+    screenshot(&tab, &shots, "editor-from-alert")?;
+    drop(tab);
+    drop(browser);
+    runtime.block_on(server.shutdown())?;
+    Ok(())
 }
