@@ -1023,3 +1023,318 @@ fn an_alert_toast_brings_the_note_or_starts_one() -> Result {
     runtime.block_on(server.shutdown())?;
     Ok(())
 }
+
+/// The vault of the graph test: 300 notes in three folders (and the top
+/// one), each tagged with one of 6 topics; about 1,100 links, a tenth of
+/// them to 12 hub notes; 10 orphans that link nowhere and are linked by
+/// nobody; a few links to notes that do not exist. Deterministic.
+struct Vault {
+    /// Title, folder, tag and the titles it links to, per note.
+    notes: Vec<(String, &'static str, String, Vec<String>)>,
+}
+
+impl Vault {
+    const NOTES: usize = 300;
+    const ORPHANS: usize = 10;
+    const HUBS: usize = 12;
+
+    fn generate() -> Self {
+        let title = |i: usize| format!("Note {i:03}");
+        // A linear congruential generator: the same vault every run.
+        let mut seed: u64 = 0x5eed;
+        let mut next = move |n: usize| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((seed >> 33) as usize) % n
+        };
+        let folders = ["", "Payments", "Infra/Databases", "Runbooks"];
+        let linkable = Self::NOTES - Self::ORPHANS;
+        let mut notes = Vec::new();
+        for i in 0..Self::NOTES {
+            let mut links: Vec<String> = Vec::new();
+            if i < linkable {
+                let count = 3 + usize::from(i % 3 != 0);
+                while links.len() < count {
+                    let target = if next(10) == 0 {
+                        next(Self::HUBS)
+                    } else {
+                        next(linkable)
+                    };
+                    let target = title(target);
+                    if target != title(i) && !links.contains(&target) {
+                        links.push(target);
+                    }
+                }
+                if i % 30 == 7 {
+                    links.push(format!("Missing {i}"));
+                }
+            }
+            notes.push((title(i), folders[i % 4], format!("topic{}", i % 6), links));
+        }
+        Vault { notes }
+    }
+
+    fn write(&self, dir: &Path) -> Result {
+        for (title, folder, tag, links) in &self.notes {
+            let folder = dir.join(folder);
+            std::fs::create_dir_all(&folder)?;
+            let body: String = links.iter().map(|l| format!("See [[{l}]].\n")).collect();
+            std::fs::write(
+                folder.join(format!("{title}.md")),
+                format!("---\ntags: [{tag}]\n---\n# {title}\n\n{body}"),
+            )?;
+        }
+        Ok(())
+    }
+
+    fn links(&self) -> usize {
+        self.notes.iter().map(|n| n.3.len()).sum()
+    }
+
+    /// The titles of the notes linked with `title`, either way.
+    fn neighbours(&self, title: &str) -> std::collections::BTreeSet<String> {
+        let mut out = std::collections::BTreeSet::new();
+        for (t, _, _, links) in &self.notes {
+            if t == title {
+                out.extend(links.iter().filter(|l| l.starts_with("Note")).cloned());
+            } else if links.iter().any(|l| l == title) {
+                out.insert(t.clone());
+            }
+        }
+        out
+    }
+}
+
+/// Asserts that every node drawn on the graph's canvas is inside it;
+/// answers the nodes.
+fn nodes_inside_the_frame(tab: &Tab, what: &str) -> Result<Vec<Value>> {
+    let layout = eval(tab, "window.omegiGraph.layout()")?;
+    let (width, height) = (
+        layout["width"].as_f64().ok_or("a width")?,
+        layout["height"].as_f64().ok_or("a height")?,
+    );
+    let nodes = eval(tab, "window.omegiGraph.nodes()")?;
+    let nodes = nodes.as_array().ok_or("nodes")?.clone();
+    for n in &nodes {
+        let (x, y, r) = (
+            n["x"].as_f64().ok_or("x")?,
+            n["y"].as_f64().ok_or("y")?,
+            n["r"].as_f64().ok_or("r")?,
+        );
+        assert!(
+            x - r >= 0.0 && y - r >= 0.0 && x + r <= width && y + r <= height,
+            "{what}: node {n} outside the {width}×{height} frame"
+        );
+    }
+    println!(
+        "{what}: {} nodes laid out in {:.1} ms of the browser's time ({} ticks, settled: {}), frame {width}×{height}",
+        nodes.len(),
+        layout["ms"].as_f64().unwrap_or(-1.0),
+        layout["ticks"],
+        layout["settled"]
+    );
+    Ok(nodes)
+}
+
+fn note_labels(nodes: &[Value]) -> std::collections::BTreeSet<String> {
+    nodes
+        .iter()
+        .filter(|n| n["kind"] == "note")
+        .filter_map(|n| n["label"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// A vault of 300 notes and about 1,100 links: the whole graph settles,
+/// fits its frame, sizes nodes by links, labels hubs, highlights a hovered
+/// node's neighbours; filters keep what they say; a note's local graph
+/// holds its neighbours.
+#[test]
+fn the_graph_holds_a_real_vault() -> Result {
+    let chromium = chromium();
+    let shots = screenshot_dir();
+    std::fs::create_dir_all(&shots)?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let data = tempfile::tempdir()?;
+    let server = runtime.block_on(Server::start(ServeConfig::new(
+        data.path(),
+        "127.0.0.1:0".parse()?,
+    )))?;
+    let base = server.url();
+    let credentials = server
+        .created_credentials()
+        .ok_or("a first start creates credentials")?;
+    let user = credentials.user.clone().ok_or("an admin user")?;
+
+    let vault = Vault::generate();
+    assert!(
+        (1000..=1200).contains(&vault.links()),
+        "{} links",
+        vault.links()
+    );
+    let dir = tempfile::tempdir()?;
+    vault.write(dir.path())?;
+    let imported = server.store().import_vault(
+        dir.path(),
+        &user.name,
+        &omegi_store::VaultImportOptions::default()
+            .visibility(omegi_core::note::Visibility::Public),
+    )?;
+    assert_eq!(
+        imported.created.len(),
+        Vault::NOTES,
+        "{:?}",
+        imported.skipped
+    );
+
+    let profile = tempfile::tempdir()?;
+    let browser = launch(chromium, profile.path())?;
+    let tab = browser.new_tab()?;
+    sign_in(&tab, &base, &user.token)?;
+    wait_for(&tab, "the dashboard", "document.querySelector('main h1')")?;
+
+    // The whole graph.
+    go(&tab, "#/graph?issues=0")?;
+    wait_for(
+        &tab,
+        "the laid-out graph",
+        "window.omegiGraph && document.querySelector('#graph-canvas') && document.querySelector('#graph-canvas').dataset.settleMs",
+    )?;
+    let nodes = nodes_inside_the_frame(&tab, "whole graph")?;
+    let notes = note_labels(&nodes);
+    assert_eq!(notes.len(), Vault::NOTES);
+    assert!(nodes.len() >= 300);
+    let count = text_of(&tab, "#graph-count")?;
+    let edges: usize = count
+        .split(" · ")
+        .nth(1)
+        .and_then(|e| e.split(' ').next())
+        .and_then(|e| e.parse().ok())
+        .ok_or_else(|| format!("an edge count in {count:?}"))?;
+    // Links plus one tag edge per note.
+    assert_eq!(edges, vault.links() + Vault::NOTES, "{count}");
+    // Sizes follow links: the best-linked node is the largest.
+    let by_degree = |n: &Value| n["degree"].as_u64().unwrap_or(0);
+    let hub = nodes
+        .iter()
+        .filter(|n| n["kind"] == "note")
+        .max_by_key(|n| by_degree(n))
+        .ok_or("a hub")?;
+    let orphan = nodes
+        .iter()
+        .find(|n| n["label"] == "Note 299")
+        .ok_or("an orphan")?;
+    assert_eq!(by_degree(orphan), 1, "its tag only");
+    assert!(hub["r"].as_f64() > orphan["r"].as_f64(), "{hub} {orphan}");
+    // Hubs are labelled, not every node.
+    let labels: usize = eval(
+        &tab,
+        "document.querySelector('#graph-canvas').dataset.labels",
+    )?
+    .as_str()
+    .and_then(|l| l.parse().ok())
+    .ok_or("a label count")?;
+    assert!((5..=20).contains(&labels), "{labels} labels");
+    screenshot(&tab, &shots, "graph-vault")?;
+
+    // Hovering a hub highlights it and its neighbours, and labels them.
+    let hub_key = hub["key"].as_str().ok_or("a key")?;
+    let hub_title = hub["label"].as_str().ok_or("a label")?.to_owned();
+    let lit = eval(
+        &tab,
+        &format!(
+            "window.omegiGraph.hover({})",
+            serde_json::to_string(hub_key)?
+        ),
+    )?;
+    let lit: Vec<String> = serde_json::from_value(lit)?;
+    let lit_notes: std::collections::BTreeSet<String> = nodes
+        .iter()
+        .filter(|n| {
+            n["kind"] == "note" && lit.iter().any(|k| Some(k.as_str()) == n["key"].as_str())
+        })
+        .filter_map(|n| n["label"].as_str().map(str::to_owned))
+        .filter(|l| *l != hub_title)
+        .collect();
+    assert_eq!(lit_notes, vault.neighbours(&hub_title));
+    let labels = eval(
+        &tab,
+        "document.querySelector('#graph-canvas').dataset.labels",
+    )?;
+    assert_eq!(labels, json!(lit.len().to_string()));
+    screenshot(&tab, &shots, "graph-vault-hover")?;
+    eval(&tab, "window.omegiGraph.hover(null)")?;
+
+    // Without orphans: the 10 notes without links are gone.
+    tab.wait_for_element("#graph-orphans")?.click()?;
+    wait_for(&tab, "the graph without orphans", "location.hash.includes('orphans=0') && window.omegiGraph && window.omegiGraph.nodes().filter(n => n.kind === 'note').length === 290")?;
+    let nodes = nodes_inside_the_frame(&tab, "without orphans")?;
+    assert!(!note_labels(&nodes).contains("Note 295"));
+    // One tag: exactly the notes with it.
+    go(&tab, "#/graph?issues=0&tag=topic2")?;
+    wait_for(&tab, "the graph of one tag", "location.hash.includes('tag=topic2') && window.omegiGraph && document.querySelector('#graph-tag').value === 'topic2'")?;
+    let nodes = nodes_inside_the_frame(&tab, "tag topic2")?;
+    let expected: std::collections::BTreeSet<String> = vault
+        .notes
+        .iter()
+        .filter(|n| n.2 == "topic2")
+        .map(|n| n.0.clone())
+        .collect();
+    assert_eq!(note_labels(&nodes), expected);
+
+    // The filters on folders and attachments, on a graph as the API
+    // answers it (a node without `folder` is in the top folder).
+    let filtered = eval(
+        &tab,
+        r#"(() => {
+            const g = { nodes: [
+                { kind: "note", key: "a", label: "A", folder: "Infra/Databases" },
+                { kind: "note", key: "b", label: "B", folder: "Infra" },
+                { kind: "note", key: "c", label: "C" },
+                { kind: "attachment", key: "attachment:shot.png", label: "shot.png" },
+                { kind: "note", key: "d", label: "D", folder: "Infrastructure" },
+              ], edges: [
+                { from: 0, to: 3, kind: "link" }, { from: 1, to: 0, kind: "link" },
+                { from: 2, to: 3, kind: "link" }, { from: 4, to: 2, kind: "link" } ] };
+            const labels = f => OmegiGraph.filter(g, f).nodes.map(n => n.label);
+            return [
+              labels({ folder: "Infra", orphans: true, tags: true, attachments: true }),
+              labels({ folder: "", orphans: true, tags: true, attachments: false }),
+              labels({ folder: "Infra/Databases", orphans: true, tags: true, attachments: true }),
+            ];
+        })()"#,
+    )?;
+    assert_eq!(
+        filtered,
+        json!([
+            ["A", "B", "shot.png"],
+            ["A", "B", "C", "D"],
+            ["A", "shot.png"]
+        ])
+    );
+
+    // The local graph opens from the note, at depth 1: its neighbours.
+    let hub_id = hub_key.to_owned();
+    go(&tab, &format!("#/note/{hub_id}"))?;
+    wait_for(
+        &tab,
+        "the hub note",
+        "[...document.querySelectorAll('a.button')].some(a => a.innerText === 'Local graph')",
+    )?;
+    eval(&tab, "[...document.querySelectorAll('a.button')].find(a => a.innerText === 'Local graph').click()")?;
+    wait_for(&tab, "the local graph", "location.hash.includes('note=') && window.omegiGraph && document.querySelector('#graph-depth').value === '1'")?;
+    let nodes = nodes_inside_the_frame(&tab, "local graph, depth 1")?;
+    let mut expected = vault.neighbours(&hub_title);
+    expected.insert(hub_title.clone());
+    assert_eq!(note_labels(&nodes), expected);
+    screenshot(&tab, &shots, "graph-local")?;
+    // Depth 2 holds more.
+    go(&tab, &format!("#/graph?note={hub_id}&depth=2"))?;
+    wait_for(&tab, "the local graph at depth 2", "document.querySelector('#graph-depth') && document.querySelector('#graph-depth').value === '2' && window.omegiGraph")?;
+    let nodes = nodes_inside_the_frame(&tab, "local graph, depth 2")?;
+    assert!(note_labels(&nodes).len() > expected.len());
+    drop(tab);
+    drop(browser);
+    runtime.block_on(server.shutdown())?;
+    Ok(())
+}
