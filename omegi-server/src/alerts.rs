@@ -5,8 +5,9 @@
 //!   `regressed` or `spike`).
 //! - [`AlertKnowledge`]: what an alert carries besides the issue: links
 //!   to the issue page (and to it with the note editor open), the public
-//!   notes linked to the issue and the best suggestions, looked up when the
-//!   alert is raised, bounded by [`AlertNoteLimits`].
+//!   notes linked to the issue and the best suggestions, looked up after
+//!   the alert is raised, off the settle path, bounded by
+//!   [`AlertNoteLimits`].
 //! - [`SpikeDetector`]: decides when an issue spikes (see [`SpikeConfig`]).
 //! - [`AlertHub`]: fans alerts out to the SSE subscribers (a broadcast
 //!   channel) and to one background task per webhook URL, each with a
@@ -717,6 +718,8 @@ pub struct WebhookStats {
     pub dropped: AtomicU64,
     /// Attempts that failed and were retried.
     pub retries: AtomicU64,
+    /// Alerts sent without their notes because the look-up queue was full.
+    pub without_notes: AtomicU64,
 }
 
 struct Webhook {
@@ -746,19 +749,49 @@ pub fn redacted_url(url: &str) -> String {
     }
 }
 
-/// Fans alerts out to SSE subscribers and webhooks.
-pub struct AlertHub {
-    knowledge: Option<AlertKnowledge>,
+/// Where published alerts go: the SSE subscribers and the webhook queues.
+struct Fanout {
     events: broadcast::Sender<Alert>,
     webhooks: std::sync::Mutex<Vec<Webhook>>,
-    tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
     stats: Arc<WebhookStats>,
+}
+
+impl Fanout {
+    fn publish(&self, alert: Alert) {
+        for hook in self.lock_webhooks().iter() {
+            if hook.tx.try_send(alert.clone()).is_err() {
+                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(url = %hook.shown, "webhook queue full: alert dropped");
+            }
+        }
+        // No subscriber is not an error.
+        let _ = self.events.send(alert);
+    }
+
+    fn lock_webhooks(&self) -> std::sync::MutexGuard<'_, Vec<Webhook>> {
+        self.webhooks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Fans alerts out to SSE subscribers and webhooks; with
+/// [`AlertHub::knowledge`], looks up their notes first, on a background
+/// task of its own.
+pub struct AlertHub {
+    fanout: Arc<Fanout>,
+    /// Alerts waiting for their notes (with [`AlertHub::knowledge`]).
+    lookups: std::sync::Mutex<Option<mpsc::Sender<Alert>>>,
+    lookup_task: std::sync::Mutex<Option<JoinHandle<()>>>,
+    /// Alerts waiting per queue at most.
+    queue: usize,
+    tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for AlertHub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AlertHub")
-            .field("webhooks", &self.lock_webhooks().len())
+            .field("webhooks", &self.fanout.lock_webhooks().len())
             .finish_non_exhaustive()
     }
 }
@@ -804,75 +837,134 @@ impl AlertHub {
             });
         }
         AlertHub {
-            knowledge: None,
-            events,
-            webhooks: std::sync::Mutex::new(webhooks),
+            fanout: Arc::new(Fanout {
+                events,
+                webhooks: std::sync::Mutex::new(webhooks),
+                stats,
+            }),
+            lookups: std::sync::Mutex::new(None),
+            lookup_task: std::sync::Mutex::new(None),
+            queue: policy.queue.max(1),
             tasks: std::sync::Mutex::new(tasks),
-            stats,
         }
     }
 
     /// Alerts raised through [`AlertHub::raise`] carry these links and
-    /// notes.
-    pub fn knowledge(mut self, knowledge: AlertKnowledge) -> Self {
-        self.knowledge = Some(knowledge);
+    /// the notes found in `store`. The look-ups run on a task of their own
+    /// (spawned on the current Tokio runtime), one alert at a time, in
+    /// the order raised, with a queue as long as a webhook's: whoever
+    /// raises an alert never waits for them.
+    pub fn knowledge(self, knowledge: AlertKnowledge, store: Store) -> Self {
+        let (tx, rx) = mpsc::channel(self.queue);
+        let task = tokio::spawn(lookup_loop(
+            rx,
+            Arc::new(knowledge),
+            store,
+            Arc::clone(&self.fanout),
+        ));
+        *lock(&self.lookups) = Some(tx);
+        *lock(&self.lookup_task) = Some(task);
         self
     }
 
-    /// Completes `alert` with its links and notes (see [`AlertKnowledge`];
-    /// a failed look-up sends the alert without notes, logged) and
-    /// publishes it. Called once what the alert announces is stored.
-    pub fn raise(&self, store: &Store, mut alert: Alert) {
-        if let Some(knowledge) = &self.knowledge {
-            if let Err(error) = knowledge.attach(store, &mut alert) {
-                tracing::warn!(%error, issue = %alert.issue_id, "notes of an alert not found");
-            }
-        }
-        self.publish(alert);
+    /// Raises an alert once what it announces is stored: with
+    /// [`AlertHub::knowledge`], queues it for its notes and links (a full
+    /// queue sends it at once without them, counted in
+    /// [`WebhookStats::without_notes`]), else publishes it. Never waits.
+    pub fn raise(&self, alert: Alert) {
+        let refused = match lock(&self.lookups).as_ref() {
+            Some(tx) => match tx.try_send(alert) {
+                Ok(()) => return,
+                Err(mpsc::error::TrySendError::Full(alert)) => {
+                    self.fanout
+                        .stats
+                        .without_notes
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(issue = %alert.issue_id, "alert look-up queue full: sent without notes");
+                    alert
+                }
+                Err(mpsc::error::TrySendError::Closed(alert)) => alert,
+            },
+            None => alert,
+        };
+        self.fanout.publish(refused);
     }
 
-    /// Sends an alert to every subscriber and webhook, never waiting.
+    /// Sends an alert as it is to every subscriber and webhook, never
+    /// waiting.
     pub fn publish(&self, alert: Alert) {
-        for hook in self.lock_webhooks().iter() {
-            if hook.tx.try_send(alert.clone()).is_err() {
-                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(url = %hook.shown, "webhook queue full: alert dropped");
-            }
-        }
-        // No subscriber is not an error.
-        let _ = self.events.send(alert);
-    }
-
-    fn lock_webhooks(&self) -> std::sync::MutexGuard<'_, Vec<Webhook>> {
-        self.webhooks
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.fanout.publish(alert);
     }
 
     /// A new SSE subscription.
     pub fn subscribe(&self) -> broadcast::Receiver<Alert> {
-        self.events.subscribe()
+        self.fanout.events.subscribe()
     }
 
     /// Delivery counters.
     pub fn stats(&self) -> &WebhookStats {
-        &self.stats
+        &self.fanout.stats
     }
 
     /// Stops taking alerts and waits up to `deadline` for the queued ones to
-    /// be delivered; returns whether every queue was drained in time.
+    /// be completed and delivered; returns whether every queue was drained
+    /// in time.
     pub async fn close(&self, deadline: Duration) -> bool {
-        let tasks = std::mem::take(
-            &mut *self
-                .tasks
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner()),
-        );
-        // Dropping the senders closes the queues: each task delivers what
-        // is queued, then ends.
-        self.lock_webhooks().clear();
-        let all = futures_util::future::join_all(tasks);
-        tokio::time::timeout(deadline, all).await.is_ok()
+        // Closing the look-up queue: its task completes and publishes what
+        // is queued, then ends; then the webhook queues, the same way.
+        drop(lock(&self.lookups).take());
+        let lookup = lock(&self.lookup_task).take();
+        let tasks = std::mem::take(&mut *lock(&self.tasks));
+        let fanout = Arc::clone(&self.fanout);
+        let drain = async move {
+            if let Some(lookup) = lookup {
+                let _ = lookup.await;
+            }
+            fanout.lock_webhooks().clear();
+            futures_util::future::join_all(tasks).await;
+        };
+        let drained = tokio::time::timeout(deadline, drain).await.is_ok();
+        // Past the deadline the webhook queues close all the same.
+        self.fanout.lock_webhooks().clear();
+        drained
+    }
+}
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Completes queued alerts with their notes and publishes them, one at a
+/// time; a failed look-up publishes the alert without notes.
+async fn lookup_loop(
+    mut rx: mpsc::Receiver<Alert>,
+    knowledge: Arc<AlertKnowledge>,
+    store: Store,
+    fanout: Arc<Fanout>,
+) {
+    while let Some(alert) = rx.recv().await {
+        let bare = alert.clone();
+        let (knowledge, store) = (Arc::clone(&knowledge), store.clone());
+        let looked_up = tokio::task::spawn_blocking(move || {
+            let mut alert = alert;
+            let result = knowledge.attach(&store, &mut alert);
+            (alert, result)
+        })
+        .await;
+        let alert = match looked_up {
+            Ok((alert, Ok(()))) => alert,
+            Ok((alert, Err(error))) => {
+                tracing::warn!(%error, issue = %alert.issue_id, "notes of an alert not found");
+                alert
+            }
+            Err(error) => {
+                tracing::warn!(%error, issue = %bare.issue_id, "notes of an alert not looked up");
+                bare
+            }
+        };
+        fanout.publish(alert);
     }
 }
 

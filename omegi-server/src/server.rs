@@ -529,6 +529,7 @@ impl Server {
                     format!("{scheme}://{}", api_addr.unwrap_or(addr))
                 }))
                 .limits(config.alert_notes),
+                store.clone(),
             ),
             spikes: Mutex::new(SpikeDetector::new(config.spike)),
             limits: Limits {

@@ -553,12 +553,12 @@ pub(crate) fn raise_alerts(state: &AppState, project: &str, report: &IngestRepor
     for issue in &report.created {
         state
             .alerts
-            .raise(&state.store, Alert::new(AlertKind::NewIssue, issue, now));
+            .raise(Alert::new(AlertKind::NewIssue, issue, now));
     }
     for issue in &report.regressed {
         state
             .alerts
-            .raise(&state.store, Alert::new(AlertKind::Regressed, issue, now));
+            .raise(Alert::new(AlertKind::Regressed, issue, now));
     }
     if !report.occurrences.is_empty() {
         // The records are stored: a failure here costs alerts, not data.
@@ -595,7 +595,7 @@ fn check_spikes(
         if let Some(issue) = state.store.issue(project, &omegi_core::Fingerprint(fp))? {
             let mut alert = Alert::new(AlertKind::Spike, &issue, now);
             alert.spike = Some(info);
-            state.alerts.raise(&state.store, alert);
+            state.alerts.raise(alert);
         }
     }
     Ok(())
