@@ -327,10 +327,8 @@
           };
         });
       },
-      // Hovers the node with this key (as the pointer does); answers the
-      // keys of the nodes then highlighted.
-      hover: function (key) {
-        setHover(nodes.find(function (n) { return n.data.key === key; }) || null);
+      // The keys of the hovered node and its neighbours, highlighted.
+      highlighted: function () {
         return hover ? [hover.data.key].concat(Array.from(hover.neighbours).map(function (n) { return n.data.key; })) : [];
       },
     };
