@@ -171,7 +171,7 @@ pub struct ServeArgs {
     /// `slack` (a Slack Block Kit message: `text` and `blocks`).
     #[arg(long, env = "OMEGI_WEBHOOK_FORMAT", default_value = "json")]
     pub webhook_format: WebhookFormat,
-    /// Where people reach the web UI (https://omegi.example.com), for the
+    /// Where people reach the web UI (`https://omegi.example.com`), for the
     /// links in alerts; default: the --listen address.
     #[arg(long, env = "OMEGI_PUBLIC_URL", value_parser = parse_public_url)]
     pub public_url: Option<String>,
