@@ -1315,6 +1315,13 @@ fn the_graph_holds_a_real_vault() -> Result {
         .collect();
     assert_eq!(note_labels(&nodes), expected);
 
+    // Attachments asked for: the graph asks the server for them; this
+    // vault embeds none, so the notes are the same.
+    go(&tab, "#/graph?issues=0&attachments=1")?;
+    wait_for(&tab, "the graph with attachments", "document.querySelector('#graph-attachments') && document.querySelector('#graph-attachments').checked && window.omegiGraph")?;
+    let nodes = nodes_inside_the_frame(&tab, "with attachments")?;
+    assert_eq!(note_labels(&nodes).len(), Vault::NOTES);
+
     // The filters on folders and attachments, on a graph as the API
     // answers it (a node without `folder` is in the top folder).
     let filtered = eval(
