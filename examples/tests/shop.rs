@@ -97,12 +97,23 @@ fn shop_demo_shows_a_cross_process_flow_and_surfaces_the_note() {
         "{stdout}"
     );
 
-    // The recurrence surfaces the note written the first time.
+    // The issue was resolved; it comes back, and the regression alert
+    // brings the note written the first time, with its link.
     assert!(stdout.contains("now has 3 occurrences (was 2)"), "{stdout}");
     assert!(
+        stdout.contains("ALERT       Regressed: PaymentError::Declined: card payment failed"),
+        "{stdout}"
+    );
+    assert!(
         stdout.contains(
-            "this error has been solved before → note \"Card declined: insufficient funds\""
+            "solved before → note \"Card declined: insufficient funds\" by admin, last edited 20"
         ),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.trim_start().starts_with("http://") && l.contains("/#/note/")),
         "{stdout}"
     );
 }

@@ -40,8 +40,8 @@
 //! - [`tls`]: the certificate a server presents, and extra CAs for the CLI
 //!   and webhooks.
 //! - [`api`]: [`api::router`], the OTLP receiver and the REST API (see
-//!   `API.md`), with [`auth`] (tokens) and [`alerts`] (SSE, webhooks,
-//!   spikes).
+//!   `API.md`), with [`auth`] (tokens) and [`alerts`] (SSE, webhooks in
+//!   JSON or Slack's Block Kit, spikes, and the notes each alert carries).
 //! - [`settle`]: the settle window: a trace's spans wait (in a
 //!   write-ahead log and in memory) until the trace is complete; then its
 //!   failures are attributed to their root causes (one failure, one issue)

@@ -21,7 +21,10 @@ use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::TlsAcceptor;
 
-use crate::alerts::{AlertHub, RetryPolicy, SpikeConfig, SpikeDetector};
+use crate::alerts::{
+    AlertHub, AlertKnowledge, AlertNoteLimits, RetryPolicy, SpikeConfig, SpikeDetector,
+    WebhookFormat,
+};
 use crate::api::limits::{NoteLimitFlags, ReadLimits};
 use crate::api::{otlp_router, router, AppState, BodyBudget, BodyRate, ProjectSlots};
 use crate::auth::{bootstrap, Authenticator, Credentials, CredentialsError};
@@ -83,6 +86,13 @@ pub struct ServeConfig {
     pub webhook_ca: Option<PathBuf>,
     /// Webhook retries.
     pub retry: RetryPolicy,
+    /// What webhooks receive: Omegi's JSON or a Slack message.
+    pub webhook_format: WebhookFormat,
+    /// Where people reach the web UI, for the links in alerts; `None`: the
+    /// API's address.
+    pub public_url: Option<String>,
+    /// How many notes an alert carries and how much of each.
+    pub alert_notes: AlertNoteLimits,
     /// Spike detection.
     pub spike: SpikeConfig,
     /// The largest OTLP request body, in bytes, compressed or not.
@@ -163,6 +173,9 @@ impl ServeConfig {
             webhooks: Vec::new(),
             webhook_ca: None,
             retry: RetryPolicy::default(),
+            webhook_format: WebhookFormat::Json,
+            public_url: None,
+            alert_notes: AlertNoteLimits::default(),
             spike: SpikeConfig::default(),
             body_limit: 8 * 1024 * 1024,
             limits: Limits::default(),
@@ -318,6 +331,24 @@ impl ServeConfig {
     /// Adds webhook URLs.
     pub fn webhooks(mut self, urls: impl IntoIterator<Item = String>) -> Self {
         self.webhooks.extend(urls);
+        self
+    }
+
+    /// Sets what webhooks receive.
+    pub fn webhook_format(mut self, format: WebhookFormat) -> Self {
+        self.webhook_format = format;
+        self
+    }
+
+    /// Sets where people reach the web UI (for the links in alerts).
+    pub fn public_url(mut self, url: Option<String>) -> Self {
+        self.public_url = url;
+        self
+    }
+
+    /// Sets how many notes an alert carries and how much of each.
+    pub fn alert_notes(mut self, limits: AlertNoteLimits) -> Self {
+        self.alert_notes = limits;
         self
     }
 
@@ -500,7 +531,24 @@ impl Server {
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let state = Arc::new(AppState {
             auth: Authenticator::new(store.clone()),
-            alerts: AlertHub::with_client(&config.webhooks, config.retry, webhook_client),
+            alerts: AlertHub::with_client(
+                &config.webhooks,
+                config.retry,
+                config.webhook_format,
+                webhook_client,
+            )
+            .knowledge(
+                AlertKnowledge::new(config.public_url.clone().unwrap_or_else(|| {
+                    let scheme = if config.tls.is_some() {
+                        "https"
+                    } else {
+                        "http"
+                    };
+                    format!("{scheme}://{}", api_addr.unwrap_or(addr))
+                }))
+                .limits(config.alert_notes),
+                store.clone(),
+            ),
             spikes: Mutex::new(SpikeDetector::new(config.spike)),
             limits: Limits {
                 max_age: config.limits.max_age.or(config.retention),

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use headless_chrome::protocol::cdp::Page;
 use headless_chrome::{Browser, LaunchOptions, Tab};
 use omegi_server::server::{ServeConfig, Server};
+use omegi_server::settle::SettleConfig;
 use serde_json::{json, Value};
 
 type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
@@ -269,6 +270,28 @@ fn screenshot(tab: &Tab, dir: &Path, name: &str) -> Result<PathBuf> {
     Ok(path)
 }
 
+/// Saves a PNG of what the window shows, without resizing it.
+fn screenshot_viewport(tab: &Tab, dir: &Path, name: &str) -> Result<PathBuf> {
+    std::thread::sleep(Duration::from_millis(300));
+    let data = tab
+        .call_method(Page::CaptureScreenshot {
+            format: Some(Page::CaptureScreenshotFormatOption::Png),
+            quality: None,
+            clip: None,
+            from_surface: Some(true),
+            capture_beyond_viewport: Some(false),
+            optimize_for_speed: None,
+        })?
+        .data;
+    use base64::Engine as _;
+    let png = base64::engine::general_purpose::STANDARD.decode(data)?;
+    assert!(png.starts_with(b"\x89PNG"), "{name}: not a PNG");
+    let path = dir.join(format!("{name}.png"));
+    std::fs::write(&path, png)?;
+    println!("screenshot: {}", path.display());
+    Ok(path)
+}
+
 /// Fills the open editor (visibility as the editor chose it unless
 /// `visibility`), waits until the server's live preview satisfies
 /// `preview`, saves, and answers the saved note's id.
@@ -313,6 +336,51 @@ fn save_from_editor(
         .and_then(|h| h.strip_prefix("#/note/"))
         .ok_or("a note's route")?;
     Ok(id.to_owned())
+}
+
+/// Starts headless Chromium with its profile in `profile`.
+fn launch(chromium: PathBuf, profile: &Path) -> Result<Browser> {
+    let args: Vec<&OsStr> = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--hide-scrollbars",
+    ]
+    .iter()
+    .map(OsStr::new)
+    .collect();
+    Ok(Browser::new(
+        LaunchOptions::default_builder()
+            .path(Some(chromium))
+            .headless(true)
+            .sandbox(false)
+            .window_size(Some((1280, 800)))
+            .user_data_dir(Some(profile.to_path_buf()))
+            .args(args)
+            .idle_browser_timeout(Duration::from_secs(60))
+            .build()?,
+    )?)
+}
+
+/// Opens the UI at `base` in a 1280×800 viewport and signs in with `token`.
+fn sign_in(tab: &Tab, base: &str, token: &str) -> Result {
+    tab.set_default_timeout(STEP_TIMEOUT);
+    viewport(tab, 1280, 800, false)?;
+    tab.navigate_to(&format!("{base}/"))?
+        .wait_until_navigated()?;
+    wait_for(
+        tab,
+        "the sign-in page",
+        "location.hash === '#/signin' && document.querySelector('#token')",
+    )?;
+    tab.wait_for_element("#token")?.click()?;
+    tab.type_str(token)?.press_key("Enter")?;
+    Ok(())
 }
 
 #[test]
@@ -385,45 +453,9 @@ fn every_screen_works_in_a_browser() -> Result {
     })?;
 
     let profile = tempfile::tempdir()?;
-    let args: Vec<&OsStr> = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--hide-scrollbars",
-    ]
-    .iter()
-    .map(OsStr::new)
-    .collect();
-    let browser = Browser::new(
-        LaunchOptions::default_builder()
-            .path(Some(chromium))
-            .headless(true)
-            .sandbox(false)
-            .window_size(Some((1280, 800)))
-            .user_data_dir(Some(profile.path().to_path_buf()))
-            .args(args)
-            .idle_browser_timeout(Duration::from_secs(60))
-            .build()?,
-    )?;
+    let browser = launch(chromium, profile.path())?;
     let tab = browser.new_tab()?;
-    tab.set_default_timeout(STEP_TIMEOUT);
-    viewport(&tab, 1280, 800, false)?;
-
-    // Sign in.
-    tab.navigate_to(&format!("{base}/"))?
-        .wait_until_navigated()?;
-    wait_for(
-        &tab,
-        "the sign-in page",
-        "location.hash === '#/signin' && document.querySelector('#token')",
-    )?;
-    tab.wait_for_element("#token")?.click()?;
-    tab.type_str(&user.token)?.press_key("Enter")?;
+    sign_in(&tab, &base, &user.token)?;
 
     // Dashboard.
     wait_for(
@@ -851,4 +883,498 @@ fn the_page_and_its_assets_are_served_from_the_binary() -> Result {
         server.shutdown().await?;
         Ok(())
     })
+}
+
+/// Answers the fingerprint of the only issue whose title contains `title`.
+async fn fingerprint_of(base: &str, token: &str, title: &str) -> Result<String> {
+    let issues: Value = reqwest::Client::new()
+        .get(format!("{base}/api/issues?status=all"))
+        .bearer_auth(token)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let issue = issues
+        .as_array()
+        .and_then(|all| {
+            all.iter()
+                .find(|i| i["title"].as_str().is_some_and(|t| t.contains(title)))
+        })
+        .ok_or_else(|| format!("no issue {title} in {issues}"))?;
+    Ok(issue["fingerprint"]
+        .as_str()
+        .ok_or("a fingerprint")?
+        .to_owned())
+}
+
+/// An alert toast brings the note written last time, and for an issue
+/// without one, its "write one" link opens the issue's note editor,
+/// prefilled as the issue page's button does.
+#[test]
+fn an_alert_toast_brings_the_note_or_starts_one() -> Result {
+    let chromium = chromium();
+    let shots = screenshot_dir();
+    std::fs::create_dir_all(&shots)?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let data = tempfile::tempdir()?;
+    // Requests settle on arrival: the alerts come at once.
+    let server = runtime.block_on(Server::start(
+        ServeConfig::new(data.path(), "127.0.0.1:0".parse()?)
+            .settle(SettleConfig::default().trace_wait(Duration::ZERO)),
+    ))?;
+    let base = server.url();
+    let credentials = server
+        .created_credentials()
+        .ok_or("a first start creates credentials")?;
+    let user = credentials.user.clone().ok_or("an admin user")?;
+    let project = credentials.project.clone().ok_or("a default project")?;
+
+    // The declined payment happened before: resolved, with a public note.
+    let note_id = runtime.block_on(async {
+        let (status, answer) = post_json(
+            &format!("{base}/v1/traces"),
+            &project.token,
+            &checkout_trace("1b8efff798038103d269b633813fc60c", now_ns()),
+        )
+        .await?;
+        assert_eq!(status, 200, "ingest: {answer}");
+        let fp = fingerprint_of(&base, &user.token, "PaymentError").await?;
+        let (status, answer) = post_json(
+            &format!("{base}/api/issues/default/{fp}/resolve"),
+            &user.token,
+            &json!({}),
+        )
+        .await?;
+        assert_eq!(status, 200, "resolve: {answer}");
+        let (status, note) = post_json(
+            &format!("{base}/api/notes"),
+            &user.token,
+            &json!({"title": "Declined cards", "visibility": "public",
+                "body": "Ask for another card.", "issues": [fp]}),
+        )
+        .await?;
+        assert_eq!(status, 201, "{note}");
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(
+            note["id"].as_str().ok_or("an id")?.to_owned(),
+        )
+    })?;
+
+    let profile = tempfile::tempdir()?;
+    let browser = launch(chromium, profile.path())?;
+    let tab = browser.new_tab()?;
+    sign_in(&tab, &base, &user.token)?;
+    go(&tab, "#/issues?status=all")?;
+    wait_for(
+        &tab,
+        "the alert stream",
+        "document.body.dataset.alerts === 'open'",
+    )?;
+
+    // It regresses: the toast names the note and links it.
+    let send = |body: Value| {
+        runtime.block_on(async {
+            let (status, answer) =
+                post_json(&format!("{base}/v1/traces"), &project.token, &body).await?;
+            assert_eq!(status, 200, "ingest: {answer}");
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+        })
+    };
+    send(checkout_trace("2b8efff798038103d269b633813fc60c", now_ns()))?;
+    wait_for(
+        &tab,
+        "the regression toast",
+        "document.querySelector('.toast[data-alert=regressed] .toast-note-link')",
+    )?;
+    let regressed = text_of(&tab, ".toast[data-alert=regressed]")?;
+    assert!(
+        regressed.starts_with("Regressed: PaymentError: card declined by issuer"),
+        "{regressed}"
+    );
+    assert!(
+        regressed.contains("Solved before: Declined cards by admin"),
+        "{regressed}"
+    );
+    let link = eval(
+        &tab,
+        "document.querySelector('.toast[data-alert=regressed] .toast-note-link').getAttribute('href')",
+    )?;
+    assert_eq!(link, json!(format!("#/note/{note_id}")));
+
+    // A new issue has no note yet: its toast invites to write one.
+    send(timeout_trace("3c8efff798038103d269b633813fc60c", now_ns()))?;
+    wait_for(
+        &tab,
+        "the new issue's toast",
+        "document.querySelector('.toast[data-alert=new_issue] .toast-write-note')",
+    )?;
+    let fresh = text_of(&tab, ".toast[data-alert=new_issue]")?;
+    assert!(fresh.contains("No note yet — write one"), "{fresh}");
+    screenshot(&tab, &shots, "alert-toasts")?;
+    let timeout_fp = runtime.block_on(fingerprint_of(&base, &user.token, "TimeoutError"))?;
+    tab.wait_for_element(".toast[data-alert=new_issue] .toast-write-note")?
+        .click()?;
+    wait_for(
+        &tab,
+        "the prefilled note editor",
+        "document.querySelector('#note-body') && document.querySelector('#note-body').value.includes('## Error')",
+    )?;
+    let hash = eval(&tab, "location.hash")?;
+    assert_eq!(
+        hash,
+        json!(format!("#/notes/new?issue=default%3A{timeout_fp}")),
+        "the issue page's own Write note link"
+    );
+    let title = eval(&tab, "document.querySelector('#note-title').value")?;
+    assert_eq!(
+        title,
+        json!("TimeoutError: warehouse database timed out after 5s")
+    );
+    let body = eval(&tab, "document.querySelector('#note-body').value")?;
+    let body = body.as_str().unwrap_or_default();
+    assert!(
+        body.contains("TimeoutError: warehouse database timed out after 5s"),
+        "{body}"
+    );
+    assert!(
+        body.contains(&format!("#/issue/default/{timeout_fp}")),
+        "{body}"
+    );
+    screenshot(&tab, &shots, "editor-from-alert")?;
+    drop(tab);
+    drop(browser);
+    runtime.block_on(server.shutdown())?;
+    Ok(())
+}
+
+/// The vault of the graph test: 300 notes in three folders (and the top
+/// one), each tagged with one of 6 topics; about 1,100 links, a tenth of
+/// them to 12 hub notes; 10 orphans that link nowhere and are linked by
+/// nobody; a few links to notes that do not exist. Deterministic.
+struct Vault {
+    /// Title, folder, tag and the titles it links to, per note.
+    notes: Vec<(String, &'static str, String, Vec<String>)>,
+}
+
+impl Vault {
+    const NOTES: usize = 300;
+    const ORPHANS: usize = 10;
+    const HUBS: usize = 12;
+
+    fn generate() -> Self {
+        let title = |i: usize| format!("Note {i:03}");
+        // A linear congruential generator: the same vault every run.
+        let mut seed: u64 = 0x5eed;
+        let mut next = move |n: usize| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((seed >> 33) as usize) % n
+        };
+        let folders = ["", "Payments", "Infra/Databases", "Runbooks"];
+        let linkable = Self::NOTES - Self::ORPHANS;
+        let mut notes = Vec::new();
+        for i in 0..Self::NOTES {
+            let mut links: Vec<String> = Vec::new();
+            if i < linkable {
+                let count = 3 + usize::from(i % 3 != 0);
+                while links.len() < count {
+                    let target = if next(10) == 0 {
+                        next(Self::HUBS)
+                    } else {
+                        next(linkable)
+                    };
+                    let target = title(target);
+                    if target != title(i) && !links.contains(&target) {
+                        links.push(target);
+                    }
+                }
+                if i % 30 == 7 {
+                    links.push(format!("Missing {i}"));
+                }
+            }
+            notes.push((title(i), folders[i % 4], format!("topic{}", i % 6), links));
+        }
+        Vault { notes }
+    }
+
+    fn write(&self, dir: &Path) -> Result {
+        for (title, folder, tag, links) in &self.notes {
+            let folder = dir.join(folder);
+            std::fs::create_dir_all(&folder)?;
+            let body: String = links.iter().map(|l| format!("See [[{l}]].\n")).collect();
+            std::fs::write(
+                folder.join(format!("{title}.md")),
+                format!("---\ntags: [{tag}]\n---\n# {title}\n\n{body}"),
+            )?;
+        }
+        Ok(())
+    }
+
+    fn links(&self) -> usize {
+        self.notes.iter().map(|n| n.3.len()).sum()
+    }
+
+    /// The titles of the notes linked with `title`, either way.
+    fn neighbours(&self, title: &str) -> std::collections::BTreeSet<String> {
+        let mut out = std::collections::BTreeSet::new();
+        for (t, _, _, links) in &self.notes {
+            if t == title {
+                out.extend(links.iter().filter(|l| l.starts_with("Note")).cloned());
+            } else if links.iter().any(|l| l == title) {
+                out.insert(t.clone());
+            }
+        }
+        out
+    }
+}
+
+/// Asserts that every node drawn on the graph's canvas is inside it;
+/// answers the nodes.
+fn nodes_inside_the_frame(tab: &Tab, what: &str) -> Result<Vec<Value>> {
+    let layout = eval(tab, "window.omegiGraph.layout()")?;
+    let (width, height) = (
+        layout["width"].as_f64().ok_or("a width")?,
+        layout["height"].as_f64().ok_or("a height")?,
+    );
+    let nodes = eval(tab, "window.omegiGraph.nodes()")?;
+    let nodes = nodes.as_array().ok_or("nodes")?.clone();
+    for n in &nodes {
+        let (x, y, r) = (
+            n["x"].as_f64().ok_or("x")?,
+            n["y"].as_f64().ok_or("y")?,
+            n["r"].as_f64().ok_or("r")?,
+        );
+        assert!(
+            x - r >= 0.0 && y - r >= 0.0 && x + r <= width && y + r <= height,
+            "{what}: node {n} outside the {width}×{height} frame"
+        );
+    }
+    println!(
+        "{what}: {} nodes laid out in {:.1} ms of the browser's time ({} ticks, settled: {}), frame {width}×{height}",
+        nodes.len(),
+        layout["ms"].as_f64().unwrap_or(-1.0),
+        layout["ticks"],
+        layout["settled"]
+    );
+    Ok(nodes)
+}
+
+fn note_labels(nodes: &[Value]) -> std::collections::BTreeSet<String> {
+    nodes
+        .iter()
+        .filter(|n| n["kind"] == "note")
+        .filter_map(|n| n["label"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// A vault of 300 notes and about 1,100 links: the whole graph settles,
+/// fits its frame, sizes nodes by links, labels hubs, highlights a hovered
+/// node's neighbours; filters keep what they say; a note's local graph
+/// holds its neighbours.
+#[test]
+fn the_graph_holds_a_real_vault() -> Result {
+    let chromium = chromium();
+    let shots = screenshot_dir();
+    std::fs::create_dir_all(&shots)?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let data = tempfile::tempdir()?;
+    let server = runtime.block_on(Server::start(ServeConfig::new(
+        data.path(),
+        "127.0.0.1:0".parse()?,
+    )))?;
+    let base = server.url();
+    let credentials = server
+        .created_credentials()
+        .ok_or("a first start creates credentials")?;
+    let user = credentials.user.clone().ok_or("an admin user")?;
+
+    let vault = Vault::generate();
+    assert!(
+        (1000..=1200).contains(&vault.links()),
+        "{} links",
+        vault.links()
+    );
+    let dir = tempfile::tempdir()?;
+    vault.write(dir.path())?;
+    let imported = server.store().import_vault(
+        dir.path(),
+        &user.name,
+        &omegi_store::VaultImportOptions::default()
+            .visibility(omegi_core::note::Visibility::Public),
+    )?;
+    assert_eq!(
+        imported.created.len(),
+        Vault::NOTES,
+        "{:?}",
+        imported.skipped
+    );
+
+    let profile = tempfile::tempdir()?;
+    let browser = launch(chromium, profile.path())?;
+    let tab = browser.new_tab()?;
+    sign_in(&tab, &base, &user.token)?;
+    wait_for(&tab, "the dashboard", "document.querySelector('main h1')")?;
+
+    // The whole graph.
+    go(&tab, "#/graph?issues=0")?;
+    wait_for(
+        &tab,
+        "the laid-out graph",
+        "window.omegiGraph && document.querySelector('#graph-canvas') && document.querySelector('#graph-canvas').dataset.settleMs",
+    )?;
+    let nodes = nodes_inside_the_frame(&tab, "whole graph")?;
+    let notes = note_labels(&nodes);
+    assert_eq!(notes.len(), Vault::NOTES);
+    assert!(nodes.len() >= 300);
+    let count = text_of(&tab, "#graph-count")?;
+    let edges: usize = count
+        .split(" · ")
+        .nth(1)
+        .and_then(|e| e.split(' ').next())
+        .and_then(|e| e.parse().ok())
+        .ok_or_else(|| format!("an edge count in {count:?}"))?;
+    // Links plus one tag edge per note.
+    assert_eq!(edges, vault.links() + Vault::NOTES, "{count}");
+    // Sizes follow links: the best-linked node is the largest.
+    let by_degree = |n: &Value| n["degree"].as_u64().unwrap_or(0);
+    let hub = nodes
+        .iter()
+        .filter(|n| n["kind"] == "note")
+        .max_by_key(|n| by_degree(n))
+        .ok_or("a hub")?;
+    let orphan = nodes
+        .iter()
+        .find(|n| n["label"] == "Note 299")
+        .ok_or("an orphan")?;
+    assert_eq!(by_degree(orphan), 1, "its tag only");
+    assert!(hub["r"].as_f64() > orphan["r"].as_f64(), "{hub} {orphan}");
+    // Hubs are labelled, not every node.
+    let labels: usize = eval(
+        &tab,
+        "document.querySelector('#graph-canvas').dataset.labels",
+    )?
+    .as_str()
+    .and_then(|l| l.parse().ok())
+    .ok_or("a label count")?;
+    assert!((5..=20).contains(&labels), "{labels} labels");
+    screenshot(&tab, &shots, "graph-vault")?;
+
+    // Hovering a hub highlights it and its neighbours, and labels them.
+    let hub_key = hub["key"].as_str().ok_or("a key")?;
+    let hub_title = hub["label"].as_str().ok_or("a label")?.to_owned();
+    let frame = eval(
+        &tab,
+        "(r => [r.left, r.top])(document.querySelector('#graph-canvas').getBoundingClientRect())",
+    )?;
+    tab.move_mouse_to_point(headless_chrome::browser::tab::point::Point {
+        x: frame[0].as_f64().ok_or("left")? + hub["x"].as_f64().ok_or("x")?,
+        y: frame[1].as_f64().ok_or("top")? + hub["y"].as_f64().ok_or("y")?,
+    })?;
+    wait_for(
+        &tab,
+        "the hovered hub",
+        &format!(
+            "document.querySelector('#graph-canvas').dataset.hover === {}",
+            serde_json::to_string(hub_key)?
+        ),
+    )?;
+    let lit = eval(&tab, "window.omegiGraph.highlighted()")?;
+    let lit: Vec<String> = serde_json::from_value(lit)?;
+    let lit_notes: std::collections::BTreeSet<String> = nodes
+        .iter()
+        .filter(|n| {
+            n["kind"] == "note" && lit.iter().any(|k| Some(k.as_str()) == n["key"].as_str())
+        })
+        .filter_map(|n| n["label"].as_str().map(str::to_owned))
+        .filter(|l| *l != hub_title)
+        .collect();
+    assert_eq!(lit_notes, vault.neighbours(&hub_title));
+    let labels = eval(
+        &tab,
+        "document.querySelector('#graph-canvas').dataset.labels",
+    )?;
+    assert_eq!(labels, json!(lit.len().to_string()));
+    // The window as it is: a whole-page capture resizes the window, and
+    // the pointer would leave the canvas.
+    screenshot_viewport(&tab, &shots, "graph-vault-hover")?;
+
+    // Without orphans: the 10 notes without links are gone.
+    tab.wait_for_element("#graph-orphans")?.click()?;
+    wait_for(&tab, "the graph without orphans", "location.hash.includes('orphans=0') && window.omegiGraph && window.omegiGraph.nodes().filter(n => n.kind === 'note').length === 290")?;
+    let nodes = nodes_inside_the_frame(&tab, "without orphans")?;
+    assert!(!note_labels(&nodes).contains("Note 295"));
+    // One tag: exactly the notes with it.
+    go(&tab, "#/graph?issues=0&tag=topic2")?;
+    wait_for(&tab, "the graph of one tag", "location.hash.includes('tag=topic2') && window.omegiGraph && document.querySelector('#graph-tag').value === 'topic2'")?;
+    let nodes = nodes_inside_the_frame(&tab, "tag topic2")?;
+    let expected: std::collections::BTreeSet<String> = vault
+        .notes
+        .iter()
+        .filter(|n| n.2 == "topic2")
+        .map(|n| n.0.clone())
+        .collect();
+    assert_eq!(note_labels(&nodes), expected);
+
+    // Attachments asked for: the graph asks the server for them; this
+    // vault embeds none, so the notes are the same.
+    go(&tab, "#/graph?issues=0&attachments=1")?;
+    wait_for(&tab, "the graph with attachments", "document.querySelector('#graph-attachments') && document.querySelector('#graph-attachments').checked && window.omegiGraph")?;
+    let nodes = nodes_inside_the_frame(&tab, "with attachments")?;
+    assert_eq!(note_labels(&nodes).len(), Vault::NOTES);
+
+    // The filters on folders and attachments, on a graph as the API
+    // answers it (a node without `folder` is in the top folder).
+    let filtered = eval(
+        &tab,
+        r#"(() => {
+            const g = { nodes: [
+                { kind: "note", key: "a", label: "A", folder: "Infra/Databases" },
+                { kind: "note", key: "b", label: "B", folder: "Infra" },
+                { kind: "note", key: "c", label: "C" },
+                { kind: "attachment", key: "attachment:shot.png", label: "shot.png" },
+                { kind: "note", key: "d", label: "D", folder: "Infrastructure" },
+              ], edges: [
+                { from: 0, to: 3, kind: "link" }, { from: 1, to: 0, kind: "link" },
+                { from: 2, to: 3, kind: "link" }, { from: 4, to: 2, kind: "link" } ] };
+            const labels = f => OmegiGraph.filter(g, f).nodes.map(n => n.label);
+            return [
+              labels({ folder: "Infra", orphans: true, tags: true, attachments: true }),
+              labels({ folder: "", orphans: true, tags: true, attachments: false }),
+              labels({ folder: "Infra/Databases", orphans: true, tags: true, attachments: true }),
+            ];
+        })()"#,
+    )?;
+    assert_eq!(
+        filtered,
+        json!([
+            ["A", "B", "shot.png"],
+            ["A", "B", "C", "D"],
+            ["A", "shot.png"]
+        ])
+    );
+
+    // The local graph opens from the note, at depth 1: its neighbours.
+    let hub_id = hub_key.to_owned();
+    go(&tab, &format!("#/note/{hub_id}"))?;
+    wait_for(
+        &tab,
+        "the hub note",
+        "[...document.querySelectorAll('a.button')].some(a => a.innerText === 'Local graph')",
+    )?;
+    eval(&tab, "[...document.querySelectorAll('a.button')].find(a => a.innerText === 'Local graph').click()")?;
+    wait_for(&tab, "the local graph", "location.hash.includes('note=') && window.omegiGraph && document.querySelector('#graph-depth').value === '1'")?;
+    let nodes = nodes_inside_the_frame(&tab, "local graph, depth 1")?;
+    let mut expected = vault.neighbours(&hub_title);
+    expected.insert(hub_title.clone());
+    assert_eq!(note_labels(&nodes), expected);
+    screenshot(&tab, &shots, "graph-local")?;
+    // Depth 2 holds more.
+    go(&tab, &format!("#/graph?note={hub_id}&depth=2"))?;
+    wait_for(&tab, "the local graph at depth 2", "document.querySelector('#graph-depth') && document.querySelector('#graph-depth').value === '2' && window.omegiGraph")?;
+    let nodes = nodes_inside_the_frame(&tab, "local graph, depth 2")?;
+    assert!(note_labels(&nodes).len() > expected.len());
+    drop(tab);
+    drop(browser);
+    runtime.block_on(server.shutdown())?;
+    Ok(())
 }

@@ -460,12 +460,12 @@ pub(crate) fn raise_alerts(state: &AppState, project: &str, report: &IngestRepor
     for issue in &report.created {
         state
             .alerts
-            .publish(Alert::new(AlertKind::NewIssue, issue, now));
+            .raise(Alert::new(AlertKind::NewIssue, issue, now));
     }
     for issue in &report.regressed {
         state
             .alerts
-            .publish(Alert::new(AlertKind::Regressed, issue, now));
+            .raise(Alert::new(AlertKind::Regressed, issue, now));
     }
     if !report.occurrences.is_empty() {
         // The records are stored: a failure here costs alerts, not data.
@@ -502,7 +502,7 @@ fn check_spikes(
         if let Some(issue) = state.store.issue(project, &omegi_core::Fingerprint(fp))? {
             let mut alert = Alert::new(AlertKind::Spike, &issue, now);
             alert.spike = Some(info);
-            state.alerts.publish(alert);
+            state.alerts.raise(alert);
         }
     }
     Ok(())

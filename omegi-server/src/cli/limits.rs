@@ -8,6 +8,7 @@ use clap::Args;
 use omegi_core::flow::TailSampling;
 use omegi_core::RecordLimits;
 
+use crate::alerts::AlertNoteLimits;
 use crate::api::BodyRate;
 use crate::otlp::{DecodeBudget, Limits, VALUE_DEPTH_CEILING};
 use crate::server::ServeConfig;
@@ -150,6 +151,15 @@ pub struct LimitArgs {
     /// rule).
     #[arg(long, env = "OMEGI_KEEP_SLOWER_THAN", default_value = "2s", value_parser = parse_duration)]
     pub keep_slower_than: Duration,
+    /// Public notes linked to an issue that one alert carries.
+    #[arg(long, env = "OMEGI_ALERT_NOTES", default_value_t = AlertNoteLimits::default().linked)]
+    pub alert_notes: usize,
+    /// Public notes suggested for an issue that one alert carries.
+    #[arg(long, env = "OMEGI_ALERT_SUGGESTIONS", default_value_t = AlertNoteLimits::default().suggested)]
+    pub alert_suggestions: usize,
+    /// Characters of a note's excerpt in an alert.
+    #[arg(long, env = "OMEGI_ALERT_EXCERPT_CHARS", default_value_t = AlertNoteLimits::default().excerpt_chars)]
+    pub alert_excerpt_chars: usize,
 }
 
 impl LimitArgs {
@@ -212,6 +222,11 @@ impl LimitArgs {
                 )
                 .sampling(sampling),
         );
+        config = config.alert_notes(AlertNoteLimits {
+            linked: self.alert_notes,
+            suggested: self.alert_suggestions,
+            excerpt_chars: self.alert_excerpt_chars,
+        });
         if let Some(per_project) = self.ingest_slots_per_project {
             config = config.ingest_slots_per_project(per_project);
         }

@@ -26,6 +26,7 @@ use omegi_core::TraceId;
 use omegi_store::Store;
 use serde::Serialize;
 
+use crate::alerts::WebhookFormat;
 use crate::api::notes::IssueSuggestions;
 use crate::api::now_ns;
 use crate::api::views::{
@@ -166,6 +167,14 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub webhooks: Vec<String>,
+    /// What webhooks receive: `json` (the alert as API.md shows it) or
+    /// `slack` (a Slack Block Kit message: `text` and `blocks`).
+    #[arg(long, env = "OMEGI_WEBHOOK_FORMAT", default_value = "json")]
+    pub webhook_format: WebhookFormat,
+    /// Where people reach the web UI (`https://omegi.example.com`), for the
+    /// links in alerts; default: the --listen address.
+    #[arg(long, env = "OMEGI_PUBLIC_URL", value_parser = parse_public_url)]
+    pub public_url: Option<String>,
     /// A PEM file of CA certificates that webhook connections trust,
     /// besides the bundled Mozilla roots.
     #[arg(long, env = "OMEGI_WEBHOOK_CA_CERT")]
@@ -718,6 +727,22 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| CliError::Usage(format!("task failed: {e}")))?
 }
 
+/// A `--public-url`: an absolute `http` or `https` URL without query or
+/// fragment (alert links append `/#/…` to it).
+fn parse_public_url(text: &str) -> Result<String, String> {
+    let expected =
+        || format!("expected an http(s) URL like https://omegi.example.com; got {text:?}");
+    let url = reqwest::Url::parse(text).map_err(|_| expected())?;
+    if !matches!(url.scheme(), "http" | "https")
+        || url.host_str().is_none()
+        || url.query().is_some()
+        || url.fragment().is_some()
+    {
+        return Err(expected());
+    }
+    Ok(text.trim_end_matches('/').to_owned())
+}
+
 /// Maps a store error to the CLI's, naming the store's directory.
 fn store_error(path: &std::path::Path) -> impl FnOnce(omegi_store::Error) -> CliError + '_ {
     move |source| CliError::Store {
@@ -739,6 +764,8 @@ async fn serve(cli: &Cli, args: &ServeArgs, out: &mut (dyn Write + Send)) -> Res
         .tls(tls)
         .webhooks(args.webhooks.iter().filter(|u| !u.is_empty()).cloned())
         .webhook_ca(args.webhook_ca_cert.clone())
+        .webhook_format(args.webhook_format)
+        .public_url(args.public_url.clone())
         .retention(args.retention.0)
         .store_cache(args.store_cache as u64)
         .read_limits(args.read_limits)
@@ -842,6 +869,45 @@ mod tests {
         match Cli::try_parse_from(argv)?.command {
             Command::Serve(args) => Ok(args),
             other => panic!("not serve: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn webhook_format_public_url_and_alert_notes_are_flags() {
+        let args = serve_args(&[
+            "--webhook-format",
+            "slack",
+            "--public-url",
+            "https://omegi.example.com/",
+            "--alert-notes",
+            "1",
+            "--alert-suggestions",
+            "0",
+            "--alert-excerpt-chars",
+            "80",
+        ])
+        .unwrap();
+        assert_eq!(args.webhook_format, WebhookFormat::Slack);
+        assert_eq!(
+            args.public_url.as_deref(),
+            Some("https://omegi.example.com")
+        );
+        assert_eq!(
+            (
+                args.limits.alert_notes,
+                args.limits.alert_suggestions,
+                args.limits.alert_excerpt_chars
+            ),
+            (1, 0, 80)
+        );
+        assert!(serve_args(&["--webhook-format", "xml"]).is_err());
+        for bad in [
+            "omegi.example.com",
+            "ftp://omegi.example.com",
+            "https://x/?a=1",
+            "https://x/#/",
+        ] {
+            assert!(serve_args(&["--public-url", bad]).is_err(), "{bad}");
         }
     }
 

@@ -27,8 +27,33 @@ const INDEX: Asset = Asset {
     content_type: "text/html; charset=utf-8",
 };
 
-/// The files under `/assets/`.
+/// The files under `/assets/`: the app, and the graph layout's d3-force
+/// with its dependencies, vendored unchanged from npm with their license
+/// (`assets/vendor/LICENSE-d3.txt`).
 const ASSETS: &[(&str, Asset)] = &[
+    vendored(
+        "d3-dispatch.min.js",
+        include_str!("assets/vendor/d3-dispatch.min.js"),
+    ),
+    vendored(
+        "d3-quadtree.min.js",
+        include_str!("assets/vendor/d3-quadtree.min.js"),
+    ),
+    vendored(
+        "d3-timer.min.js",
+        include_str!("assets/vendor/d3-timer.min.js"),
+    ),
+    vendored(
+        "d3-force.min.js",
+        include_str!("assets/vendor/d3-force.min.js"),
+    ),
+    (
+        "LICENSE-d3.txt",
+        Asset {
+            body: include_str!("assets/vendor/LICENSE-d3.txt"),
+            content_type: "text/plain; charset=utf-8",
+        },
+    ),
     (
         "app.js",
         Asset {
@@ -51,6 +76,16 @@ const ASSETS: &[(&str, Asset)] = &[
         },
     ),
 ];
+
+const fn vendored(name: &'static str, body: &'static str) -> (&'static str, Asset) {
+    (
+        name,
+        Asset {
+            body,
+            content_type: "text/javascript; charset=utf-8",
+        },
+    )
+}
 
 /// What the page may load: its own scripts, styles and API only.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \

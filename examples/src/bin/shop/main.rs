@@ -16,6 +16,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use omegi_server::alerts::{utc_minute, Alert, AlertKind};
 use omegi_server::server::{ServeConfig, Server};
 use omegi_server::settle::SettleConfig;
 use serde_json::{json, Value};
@@ -241,6 +242,34 @@ fn expected_errors(ids: impl Iterator<Item = u64>) -> u64 {
     .sum()
 }
 
+/// Reads server-sent events until an alert of `kind` about `issue_id`.
+async fn next_alert(
+    stream: &mut reqwest::Response,
+    kind: AlertKind,
+    issue_id: &str,
+) -> anyhow::Result<Alert> {
+    let mut buffer = String::new();
+    loop {
+        while let Some(end) = buffer.find("\n\n") {
+            let event: String = buffer.drain(..end + 2).collect();
+            let Some(data) = event.lines().find_map(|l| l.strip_prefix("data: ")) else {
+                continue;
+            };
+            if event
+                .lines()
+                .any(|l| l == format!("event: {}", kind.as_str()))
+            {
+                let alert: Alert = serde_json::from_str(data)?;
+                if alert.issue_id == issue_id {
+                    return Ok(alert);
+                }
+            }
+        }
+        let chunk = stream.chunk().await?.context("the alert stream ended")?;
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+    }
+}
+
 fn rule(width: usize) -> String {
     "─".repeat(width)
 }
@@ -411,7 +440,17 @@ async fn demo(options: Options) -> anyhow::Result<()> {
         note["title"].as_str().unwrap_or("")
     );
 
-    // The same error again: the note surfaces with it.
+    // It is marked resolved; the same error again regresses it, and the
+    // alert that says so brings the note.
+    api.post(&format!("/api/issues/{path}/resolve"), &json!({}))
+        .await?;
+    let mut alerts = http
+        .get(format!("{base}/api/alerts/stream?project={PROJECT}"))
+        .bearer_auth(&api_token)
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await?
+        .error_for_status()?;
     let before = declined["count"].as_u64().unwrap_or(0);
     let again = (options.orders + 1..)
         .find(|id| id % 7 == 0 && id % 5 != 0 && *id != 13)
@@ -420,19 +459,30 @@ async fn demo(options: Options) -> anyhow::Result<()> {
         .json(&order(again))
         .send()
         .await?;
-    api.wait_for_errors(expected + 1).await?;
+    let alert = tokio::time::timeout(
+        Duration::from_secs(20),
+        next_alert(&mut alerts, AlertKind::Regressed, &id),
+    )
+    .await
+    .context("no regression alert within 20 s")??;
+    drop(alerts);
     let detail = api.get(&format!("/api/issues/{path}")).await?;
     let count = detail["issue"]["count"].as_u64().unwrap_or(0);
-    let suggested = api.get(&format!("/api/issues/{path}/notes")).await?;
     println!("order {again} failed the same way: {id} now has {count} occurrences (was {before})");
-    let notes = suggested["notes"].as_array().cloned().unwrap_or_default();
-    match notes.first() {
-        Some(first) => println!(
-            "this error has been solved before → note {:?} by {}",
-            first["title"].as_str().unwrap_or(""),
-            first["author"].as_str().unwrap_or("?")
-        ),
-        None => bail!("the recurrence did not surface the note"),
+    println!("ALERT       {}", alert.headline());
+    println!("            {}", alert.issue_url);
+    match alert.notes.first() {
+        Some(note) if alert.solved_before => {
+            println!(
+                "            solved before → note {:?} by {}, last edited {}",
+                note.title,
+                note.author,
+                utc_minute(note.updated_ns)
+            );
+            println!("            {}", note.url);
+            println!("            > {}", note.excerpt);
+        }
+        _ => bail!("the regression alert did not bring the note"),
     }
 
     for service in [user, inventory, payment] {

@@ -60,11 +60,12 @@
     window.scrollTo(0, 0);
   }
 
-  function toast(text, href) {
+  function toast(text, href, more, ms) {
     const box = document.getElementById("toasts");
-    const t = h("div.toast", href ? h("a", { href: href }, text) : text);
+    const t = h("div.toast", href ? h("a", { href: href }, text) : text, more || null);
     box.appendChild(t);
-    setTimeout(function () { t.remove(); }, 8000);
+    setTimeout(function () { t.remove(); }, ms || 8000);
+    return t;
   }
 
   // ---------------------------------------------------------------- format
@@ -215,8 +216,18 @@
       renderChrome();
       const what = ev.type === "regressed" ? "Regressed" : ev.type === "spike" ? "Spike" : "New issue";
       const parts = (alert.issue_id || "").split(":");
-      const fp = parts.pop();
-      toast(what + ": " + (alert.title || alert.issue_id), issueHref(alert.project || parts.join(":"), fp));
+      const fp = alert.fingerprint || parts.pop();
+      const href = issueHref(alert.project || parts.join(":"), fp);
+      // The note that solved it last time, else an invitation to write one
+      // (the issue page opens its editor, prefilled).
+      const note = (alert.notes || [])[0];
+      const knowledge = note
+        ? h("div.toast-note", "Solved before: ",
+          h("a.toast-note-link", { href: noteHref(note.id) }, note.title),
+          h("span.meta", " by " + note.author + ", edited " + ago(note.updated_ns)))
+        : h("div.toast-note", "No note yet — ", h("a.toast-write-note", { href: href + "?new-note=1" }, "write one"));
+      const t = toast(what + ": " + (alert.title || alert.issue_id), href, knowledge, 20000);
+      t.dataset.alert = ev.type;
       if (onDashboard) route();
     }
     es.addEventListener("new_issue", onAlert);
@@ -628,6 +639,11 @@
       h("a#write-note.button.primary", { href: "#/notes/new" + qs({ issue: project + ":" + fp, occurrence: occurrence }) }, "Write note")
     );
     const err = flow.error;
+    if (r.params.get("new-note")) {
+      // An alert's "write one": the editor, prefilled as the button does.
+      location.replace(buttons.querySelector("#write-note").getAttribute("href"));
+      return;
+    }
     mount(
       h("div.page-head.issue-head",
         h("div", h("h1", issue.title), h("p.meta",
@@ -1019,21 +1035,35 @@
   }
 
   pages.graph = async function (r, live) {
-    const center = r.params.get("note") || "";
-    const depth = r.params.get("depth") || "2";
-    const showIssues = r.params.get("issues") !== "0";
-    const showTags = r.params.get("tags") !== "0";
-    const [notes, graph] = await Promise.all([
+    const p = r.params;
+    const center = p.get("note") || "";
+    const depth = p.get("depth") || "2";
+    const f = {
+      issues: p.get("issues") !== "0",
+      tags: p.get("tags") !== "0",
+      orphans: p.get("orphans") !== "0",
+      attachments: p.get("attachments") === "1",
+      tag: p.get("tag") || "",
+      folder: p.get("folder") || "",
+    };
+    const [notes, whole] = await Promise.all([
       api("/api/notes"),
       api((center ? "/api/notes/" + encodeURIComponent(center) + "/graph" : "/api/graph")
-        + qs({ depth: center ? depth : "", issues: showIssues ? "true" : "false", tags: showTags ? "true" : "false" })),
+        + qs({ depth: center ? depth : "", issues: f.issues ? "true" : "false", tags: "true", attachments: f.attachments ? "true" : "" })),
     ]);
     if (!live()) return;
+    const graph = OmegiGraph.filter(whole, f);
     function go(change) {
-      const p = { note: center, depth: depth, issues: showIssues ? "" : "0", tags: showTags ? "" : "0" };
-      Object.assign(p, change);
-      if (!p.note) delete p.depth;
-      location.hash = "#/graph" + qs(p);
+      const q = {
+        note: center, depth: depth, issues: f.issues ? "" : "0", tags: f.tags ? "" : "0",
+        orphans: f.orphans ? "" : "0", attachments: f.attachments ? "1" : "", tag: f.tag, folder: f.folder,
+      };
+      Object.assign(q, change);
+      if (!q.note) delete q.depth;
+      location.hash = "#/graph" + qs(q);
+    }
+    function toggle(id, label, on, change) {
+      return h("label", h("input#" + id, { type: "checkbox", checked: on, onchange: function (ev) { go(change(ev.target.checked)); } }), " " + label);
     }
     const centerSel = h("select#graph-note", { onchange: function (ev) { go({ note: ev.target.value }); } },
       h("option", { value: "" }, "Whole graph"),
@@ -1041,23 +1071,39 @@
         return h("option", { value: n.id, selected: n.id === center }, "Around: " + n.title);
       }));
     const depthSel = h("select#graph-depth", { disabled: !center, onchange: function (ev) { go({ depth: ev.target.value }); } },
-      ["1", "2", "3", "4"].map(function (d) { return h("option", { value: d, selected: d === depth }, "Depth " + d); }));
+      ["1", "2", "3"].map(function (d) { return h("option", { value: d, selected: d === depth }, "Depth " + d); }));
+    const tags = whole.nodes.filter(function (n) { return n.kind === "tag"; })
+      .map(function (n) { return n.key.replace(/^tag:/, ""); }).sort();
+    const tagSel = h("select#graph-tag", { onchange: function (ev) { go({ tag: ev.target.value }); } },
+      h("option", { value: "" }, "Any tag"),
+      tags.map(function (t) { return h("option", { value: t, selected: t === f.tag }, "#" + t); }));
+    const folders = new Set();
+    whole.nodes.forEach(function (n) {
+      // A folder and every folder above it.
+      const parts = (n.kind === "note" && n.folder ? n.folder : "").split("/").filter(Boolean);
+      for (let i = 1; i <= parts.length; i++) folders.add(parts.slice(0, i).join("/"));
+    });
+    const folderSel = h("select#graph-folder", { onchange: function (ev) { go({ folder: ev.target.value }); } },
+      h("option", { value: "" }, "Every folder"),
+      Array.from(folders).sort().map(function (d) { return h("option", { value: d, selected: d === f.folder }, d + "/"); }));
     const canvas = h("canvas#graph-canvas", { "aria-label": "Note graph", role: "img" });
     const legend = h("div.legend",
-      [["note", "note"], ["center", "centre"], ["unresolved", "missing note"], ["tag", "tag"], ["issue", "issue"]].map(function (k) {
+      [["note", "note"], ["center", "centre"], ["unresolved", "missing note"], ["attachment", "attachment"], ["tag", "tag"], ["issue", "issue"]].map(function (k) {
         return h("span", h("i", { style: "background:" + OmegiGraph.colors[k[0]] }), k[1]);
       }));
     mount(
-      h("div.page-head", h("h1", "Graph"), h("span.muted", graph.nodes.length + " nodes · " + graph.edges.length + " edges")),
+      h("div.page-head", h("h1", center ? "Local graph" : "Graph"), h("span#graph-count.muted", graph.nodes.length + " nodes · " + graph.edges.length + " edges")),
       h("div.graph-controls",
-        centerSel, depthSel,
-        h("label", h("input#graph-issues", { type: "checkbox", checked: showIssues, onchange: function (ev) { go({ issues: ev.target.checked ? "" : "0" }); } }), " Issues"),
-        h("label", h("input#graph-tags", { type: "checkbox", checked: showTags, onchange: function (ev) { go({ tags: ev.target.checked ? "" : "0" }); } }), " Tags"),
+        centerSel, depthSel, tagSel, folderSel,
+        toggle("graph-issues", "Issues", f.issues, function (on) { return { issues: on ? "" : "0" }; }),
+        toggle("graph-tags", "Tags", f.tags, function (on) { return { tags: on ? "" : "0" }; }),
+        toggle("graph-orphans", "Orphans", f.orphans, function (on) { return { orphans: on ? "" : "0" }; }),
+        toggle("graph-attachments", "Attachments", f.attachments, function (on) { return { attachments: on ? "1" : "" }; }),
         h("button.small", { type: "button", onclick: function () { state.graph && state.graph.zoom(1.25); } }, "+"),
         h("button.small", { type: "button", onclick: function () { state.graph && state.graph.zoom(0.8); } }, "−"),
         h("button.small", { type: "button", onclick: function () { state.graph && state.graph.fit(); } }, "Fit"),
         legend),
-      graph.nodes.length ? canvas : h("p.muted", "No notes yet: the graph shows notes, their links, tags and issues.")
+      graph.nodes.length ? canvas : h("p.muted", whole.nodes.length ? "No node matches these filters." : "No notes yet: the graph shows notes, their links, tags and issues.")
     );
     if (!graph.nodes.length) return;
     state.graph = OmegiGraph.draw(canvas, graph, {

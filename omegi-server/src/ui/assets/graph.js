@@ -1,6 +1,10 @@
-// Omegi web UI: an interactive force-directed graph on a <canvas>.
-// Pan by dragging the background, zoom with the wheel (or the + / - keys),
-// drag nodes, click a node to open it.
+// Omegi web UI: the note graph on a <canvas>, laid out by d3-force (a
+// Barnes–Hut many-body force, link springs and a pull to the centre;
+// vendored under /assets/d3-*.min.js). The layout is computed before the
+// first paint, within a time budget, then zoomed to fit the frame. Nodes are
+// sized by their links; hubs and the hovered node are labelled and the
+// hovered node's neighbours highlighted. Pan by dragging the background,
+// zoom with the wheel (or + / −), drag nodes, click a node to open it.
 "use strict";
 
 (function () {
@@ -8,46 +12,80 @@
     note: "#3b6fd8",
     center: "#d8553b",
     unresolved: "#9aa3b2",
+    attachment: "#b07cc6",
     tag: "#2f9e6e",
     issue: "#c23a3a",
   };
+  // The layout stops after this much of the browser's time even if it has
+  // not settled (it then keeps settling, animated).
+  const LAYOUT_BUDGET_MS = 1500;
+  // Ticks from the start to a settled layout (d3's default is 300): the
+  // many-body force dominates the cost, and 200 ticks settle a vault of a
+  // few hundred notes as well.
+  const LAYOUT_TICKS = 200;
+  // Space kept free around the graph when it is fitted to its frame.
+  const PADDING = 16;
+  // The largest node radius factor at any zoom.
+  const MAX_ZOOM_RADIUS = 1.6;
 
   function draw(canvas, graph, options) {
     options = options || {};
+    const d3 = window.d3;
     const ctx = canvas.getContext("2d");
     const ratio = window.devicePixelRatio || 1;
-    const nodes = graph.nodes.map(function (n, i) {
-      const angle = (i / Math.max(1, graph.nodes.length)) * Math.PI * 2;
-      const r = 60 + 12 * Math.sqrt(i);
-      return {
-        data: n,
-        x: Math.cos(angle) * r,
-        y: Math.sin(angle) * r,
-        vx: 0,
-        vy: 0,
-        degree: 0,
-        fixed: false,
-      };
+    const nodes = graph.nodes.map(function (n) {
+      return { data: n, degree: 0, neighbours: new Set() };
     });
-    const edges = [];
+    const links = [];
     graph.edges.forEach(function (e) {
       const a = nodes[e.from];
       const b = nodes[e.to];
       if (!a || !b || a === b) return;
       a.degree++;
       b.degree++;
-      edges.push({ a: a, b: b, kind: e.kind });
+      a.neighbours.add(b);
+      b.neighbours.add(a);
+      links.push({ source: a, target: b, kind: e.kind });
     });
+    // Hubs: the best-linked nodes (at most 20, at least 3 links each).
+    const hubs = new Set(
+      nodes
+        .filter(function (n) { return n.degree >= 3; })
+        .sort(function (a, b) { return b.degree - a.degree; })
+        .slice(0, Math.max(5, Math.min(20, Math.round(nodes.length * 0.05))))
+    );
     const view = { x: 0, y: 0, scale: 1 };
     let width = 0;
     let height = 0;
-    let alpha = 1;
-    let frame = null;
+    let hover = null;
     let stopped = false;
 
     function radius(n) {
-      return (n.data.kind === "note" ? 7 : 5) + Math.min(8, Math.sqrt(n.degree) * 2);
+      return Math.min(18, 3 + 1.6 * Math.sqrt(n.degree));
     }
+
+    function zoomRadius() {
+      return Math.max(0.6, Math.min(MAX_ZOOM_RADIUS, Math.sqrt(view.scale)));
+    }
+
+    const simulation = d3
+      .forceSimulation(nodes)
+      .alphaDecay(1 - Math.pow(0.001, 1 / LAYOUT_TICKS))
+      .force("link", d3.forceLink(links).distance(36))
+      .force("charge", d3.forceManyBody().strength(-70).theta(0.9).distanceMax(500))
+      .force("x", d3.forceX(0).strength(0.07))
+      .force("y", d3.forceY(0).strength(0.07))
+      .stop();
+
+    // Lay out before the first paint.
+    const started = performance.now();
+    let ticks = 0;
+    while (simulation.alpha() > simulation.alphaMin() && performance.now() - started < LAYOUT_BUDGET_MS) {
+      simulation.tick();
+      ticks++;
+    }
+    const settleMs = performance.now() - started;
+    const settled = simulation.alpha() <= simulation.alphaMin();
 
     function resize() {
       const rect = canvas.getBoundingClientRect();
@@ -55,60 +93,6 @@
       height = Math.max(100, rect.height);
       canvas.width = Math.round(width * ratio);
       canvas.height = Math.round(height * ratio);
-    }
-
-    function step() {
-      // Repulsion between every pair (graphs here are small), springs on
-      // edges, a weak pull to the centre.
-      const k = 80;
-      for (let i = 0; i < nodes.length; i++) {
-        const a = nodes[i];
-        for (let j = i + 1; j < nodes.length; j++) {
-          const b = nodes[j];
-          let dx = a.x - b.x;
-          let dy = a.y - b.y;
-          let d2 = dx * dx + dy * dy;
-          if (d2 < 0.01) {
-            dx = Math.random() - 0.5;
-            dy = Math.random() - 0.5;
-            d2 = 0.25;
-          }
-          const f = (k * k) / d2;
-          const fx = dx * f * 0.02;
-          const fy = dy * f * 0.02;
-          a.vx += fx;
-          a.vy += fy;
-          b.vx -= fx;
-          b.vy -= fy;
-        }
-      }
-      edges.forEach(function (e) {
-        const dx = e.b.x - e.a.x;
-        const dy = e.b.y - e.a.y;
-        const d = Math.sqrt(dx * dx + dy * dy) || 1;
-        const f = (d - k) * 0.02;
-        const fx = (dx / d) * f;
-        const fy = (dy / d) * f;
-        e.a.vx += fx;
-        e.a.vy += fy;
-        e.b.vx -= fx;
-        e.b.vy -= fy;
-      });
-      nodes.forEach(function (n) {
-        n.vx -= n.x * 0.004;
-        n.vy -= n.y * 0.004;
-        if (n.fixed) {
-          n.vx = 0;
-          n.vy = 0;
-          return;
-        }
-        const max = 20;
-        n.x += Math.max(-max, Math.min(max, n.vx * alpha));
-        n.y += Math.max(-max, Math.min(max, n.vy * alpha));
-        n.vx *= 0.6;
-        n.vy *= 0.6;
-      });
-      alpha = Math.max(0.02, alpha * 0.985);
     }
 
     function toScreen(n) {
@@ -125,30 +109,56 @@
       };
     }
 
-    let hover = null;
+    function fit() {
+      if (!nodes.length) return;
+      let minX = Infinity;
+      let minY = Infinity;
+      let maxX = -Infinity;
+      let maxY = -Infinity;
+      let maxR = 0;
+      nodes.forEach(function (n) {
+        minX = Math.min(minX, n.x);
+        minY = Math.min(minY, n.y);
+        maxX = Math.max(maxX, n.x);
+        maxY = Math.max(maxY, n.y);
+        maxR = Math.max(maxR, radius(n));
+      });
+      // Room for the largest node at the largest zoom factor.
+      const margin = PADDING + maxR * MAX_ZOOM_RADIUS;
+      view.x = -(minX + maxX) / 2;
+      view.y = -(minY + maxY) / 2;
+      const sx = Math.max(1, width - 2 * margin) / Math.max(1, maxX - minX);
+      const sy = Math.max(1, height - 2 * margin) / Math.max(1, maxY - minY);
+      view.scale = Math.max(0.01, Math.min(2, sx, sy));
+    }
 
     function paint() {
       ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
       ctx.clearRect(0, 0, width, height);
+      const lit = hover ? hover.neighbours : null;
+      const zr = zoomRadius();
       ctx.lineWidth = 1;
-      edges.forEach(function (e) {
-        const a = toScreen(e.a);
-        const b = toScreen(e.b);
-        ctx.strokeStyle = e.kind === "link" ? "rgba(80,90,110,0.55)" : "rgba(80,90,110,0.25)";
+      links.forEach(function (e) {
+        const near = hover && (e.source === hover || e.target === hover);
+        if (hover && !near) ctx.strokeStyle = "rgba(80,90,110,0.08)";
+        else if (near) ctx.strokeStyle = "rgba(216,85,59,0.9)";
+        else ctx.strokeStyle = e.kind === "link" ? "rgba(80,90,110,0.35)" : "rgba(80,90,110,0.18)";
         ctx.setLineDash(e.kind === "link" ? [] : [4, 3]);
+        const a = toScreen(e.source);
+        const b = toScreen(e.target);
         ctx.beginPath();
         ctx.moveTo(a.x, a.y);
         ctx.lineTo(b.x, b.y);
         ctx.stroke();
       });
       ctx.setLineDash([]);
-      ctx.font = "12px system-ui, sans-serif";
-      ctx.textAlign = "center";
+      const labelled = [];
       nodes.forEach(function (n) {
         const p = toScreen(n);
-        const r = radius(n) * Math.sqrt(view.scale);
-        const isCenter = n.data.depth === 0;
-        ctx.fillStyle = isCenter ? COLORS.center : COLORS[n.data.kind] || COLORS.note;
+        const r = radius(n) * zr;
+        const dim = hover && n !== hover && !lit.has(n);
+        ctx.globalAlpha = dim ? 0.2 : 1;
+        ctx.fillStyle = n.data.depth === 0 ? COLORS.center : COLORS[n.data.kind] || COLORS.note;
         ctx.beginPath();
         if (n.data.kind === "issue") {
           ctx.moveTo(p.x, p.y - r);
@@ -166,32 +176,47 @@
           ctx.stroke();
           ctx.lineWidth = 1;
         }
-        if (view.scale > 0.45 || n === hover) {
-          const label = n.data.label.length > 40 ? n.data.label.slice(0, 39) + "…" : n.data.label;
-          ctx.fillStyle = "#1c2230";
-          ctx.fillText(label, p.x, p.y + r + 13);
-        }
+        const showLabel = hover
+          ? n === hover || lit.has(n)
+          : hubs.has(n) || n.data.depth === 0 || view.scale >= 1.5;
+        if (showLabel) labelled.push([n, p, r]);
       });
+      ctx.globalAlpha = 1;
+      ctx.font = "12px system-ui, sans-serif";
+      ctx.textAlign = "center";
+      ctx.lineJoin = "round";
+      labelled.forEach(function (l) {
+        const label = l[0].data.label.length > 40 ? l[0].data.label.slice(0, 39) + "…" : l[0].data.label;
+        ctx.strokeStyle = "rgba(255,255,255,0.9)";
+        ctx.lineWidth = 3;
+        ctx.strokeText(label, l[1].x, l[1].y + l[2] + 12);
+        ctx.fillStyle = "#1c2230";
+        ctx.fillText(label, l[1].x, l[1].y + l[2] + 12);
+      });
+      canvas.dataset.labels = String(labelled.length);
     }
 
-    function tick() {
-      if (stopped) return;
-      if (!canvas.isConnected) {
-        stop();
-        return;
-      }
-      step();
-      paint();
-      frame = window.requestAnimationFrame(tick);
-    }
+    simulation.on("tick", function () {
+      if (!canvas.isConnected) stop();
+      else paint();
+    });
 
     function nodeAt(px, py) {
+      const zr = zoomRadius();
       for (let i = nodes.length - 1; i >= 0; i--) {
         const p = toScreen(nodes[i]);
-        const r = radius(nodes[i]) * Math.sqrt(view.scale) + 3;
+        const r = radius(nodes[i]) * zr + 3;
         if ((p.x - px) * (p.x - px) + (p.y - py) * (p.y - py) <= r * r) return nodes[i];
       }
       return null;
+    }
+
+    function setHover(n) {
+      if (n === hover) return;
+      hover = n;
+      canvas.style.cursor = n ? "pointer" : "grab";
+      canvas.dataset.hover = n ? n.data.key : "";
+      paint();
     }
 
     let drag = null;
@@ -203,26 +228,22 @@
       const p = pos(ev);
       const n = nodeAt(p.x, p.y);
       drag = { node: n, start: p, last: p, moved: false };
-      if (n) n.fixed = true;
       canvas.setPointerCapture(ev.pointerId);
     });
     canvas.addEventListener("pointermove", function (ev) {
       const p = pos(ev);
       if (!drag) {
-        const h = nodeAt(p.x, p.y);
-        if (h !== hover) {
-          hover = h;
-          canvas.style.cursor = h ? "pointer" : "grab";
-          paint();
-        }
+        setHover(nodeAt(p.x, p.y));
         return;
       }
-      if (Math.abs(p.x - drag.start.x) + Math.abs(p.y - drag.start.y) > 3) drag.moved = true;
+      if (!drag.moved && Math.abs(p.x - drag.start.x) + Math.abs(p.y - drag.start.y) > 3) {
+        drag.moved = true;
+        if (drag.node) simulation.alphaTarget(0.3).restart();
+      }
       if (drag.node) {
         const w = toWorld(p.x, p.y);
-        drag.node.x = w.x;
-        drag.node.y = w.y;
-        alpha = Math.max(alpha, 0.3);
+        drag.node.fx = w.x;
+        drag.node.fy = w.y;
       } else {
         view.x += (p.x - drag.last.x) / view.scale;
         view.y += (p.y - drag.last.y) / view.scale;
@@ -235,9 +256,12 @@
       const d = drag;
       drag = null;
       if (d.node) {
-        d.node.fixed = d.moved;
+        simulation.alphaTarget(0);
         if (!d.moved && options.onOpen) options.onOpen(d.node.data);
       }
+    });
+    canvas.addEventListener("pointerleave", function () {
+      if (!drag) setHover(null);
     });
     canvas.addEventListener(
       "wheel",
@@ -249,44 +273,29 @@
     );
 
     function zoom(factor) {
-      view.scale = Math.max(0.2, Math.min(5, view.scale * factor));
+      view.scale = Math.max(0.01, Math.min(8, view.scale * factor));
       paint();
     }
 
     function stop() {
       stopped = true;
-      if (frame) window.cancelAnimationFrame(frame);
+      simulation.stop();
       window.removeEventListener("resize", onResize);
     }
     function onResize() {
+      if (stopped) return;
       resize();
+      fit();
       paint();
     }
     window.addEventListener("resize", onResize);
     resize();
-    // Settle most of the layout before the first paint.
-    for (let i = 0; i < 150; i++) step();
     fit();
-    tick();
-
-    function fit() {
-      if (!nodes.length) return;
-      let minX = Infinity;
-      let minY = Infinity;
-      let maxX = -Infinity;
-      let maxY = -Infinity;
-      nodes.forEach(function (n) {
-        minX = Math.min(minX, n.x);
-        minY = Math.min(minY, n.y);
-        maxX = Math.max(maxX, n.x);
-        maxY = Math.max(maxY, n.y);
-      });
-      view.x = -(minX + maxX) / 2;
-      view.y = -(minY + maxY) / 2;
-      const sx = (width - 80) / Math.max(1, maxX - minX);
-      const sy = (height - 80) / Math.max(1, maxY - minY);
-      view.scale = Math.max(0.3, Math.min(2, sx, sy));
-    }
+    paint();
+    if (!settled) simulation.restart();
+    canvas.dataset.settleMs = settleMs.toFixed(1);
+    canvas.dataset.ticks = String(ticks);
+    canvas.dataset.settled = String(settled);
 
     return {
       stop: stop,
@@ -295,14 +304,86 @@
         fit();
         paint();
       },
+      // How long the layout took, in ms of the browser's time, its ticks
+      // and whether it settled within the budget.
+      layout: function () {
+        return { ms: settleMs, ticks: ticks, settled: settled, width: width, height: height };
+      },
+      // Every node as drawn: its centre and radius in the canvas's CSS
+      // pixels.
       nodes: function () {
+        const zr = zoomRadius();
         return nodes.map(function (n) {
           const p = toScreen(n);
-          return { key: n.data.key, kind: n.data.kind, label: n.data.label, x: p.x, y: p.y };
+          return {
+            key: n.data.key,
+            kind: n.data.kind,
+            label: n.data.label,
+            folder: n.data.folder || "",
+            degree: n.degree,
+            x: p.x,
+            y: p.y,
+            r: radius(n) * zr,
+          };
         });
+      },
+      // The keys of the hovered node and its neighbours, highlighted.
+      highlighted: function () {
+        return hover ? [hover.data.key].concat(Array.from(hover.neighbours).map(function (n) { return n.data.key; })) : [];
       },
     };
   }
 
-  window.OmegiGraph = { draw: draw, colors: COLORS };
+  // Filters `f`: { tag, folder, orphans, tags, attachments } (a missing
+  // `folder` on a node counts as the top folder ""); answers the graph
+  // of the kept nodes, its edges renumbered.
+  // Which nodes of a graph (as the API answers it) the filters keep: notes with the tag (or a tag
+  // under it), in the folder (or under it), orphans (notes without a link)
+  // or not; tag nodes or not; other nodes when linked to a kept note.
+  function filterGraph(graph, f) {
+    const linked = graph.nodes.map(function () { return false; });
+    const tagged = graph.nodes.map(function () { return []; });
+    graph.edges.forEach(function (e) {
+      if (e.kind === "link") {
+        linked[e.from] = true;
+        linked[e.to] = true;
+      }
+      const a = graph.nodes[e.from];
+      const b = graph.nodes[e.to];
+      if (a && b && b.kind === "tag") tagged[e.from].push(b.key.replace(/^tag:/, ""));
+    });
+    const tag = (f.tag || "").toLowerCase();
+    const folder = f.folder || "";
+    const keepNote = graph.nodes.map(function (n, i) {
+      if (n.kind !== "note") return false;
+      if (n.depth === 0) return true;
+      if (tag && !tagged[i].some(function (t) { return t === tag || t.indexOf(tag + "/") === 0; })) return false;
+      const nf = n.folder || "";
+      if (folder && nf !== folder && nf.indexOf(folder + "/") !== 0) return false;
+      if (!f.orphans && !linked[i]) return false;
+      return true;
+    });
+    const keep = graph.nodes.map(function (n, i) {
+      if (n.kind === "note") return keepNote[i];
+      if (n.kind === "tag" && !f.tags) return false;
+      if (n.kind === "attachment" && !f.attachments) return false;
+      return graph.edges.some(function (e) {
+        return (e.from === i && keepNote[e.to]) || (e.to === i && keepNote[e.from]);
+      });
+    });
+    const index = [];
+    const nodes = [];
+    graph.nodes.forEach(function (n, i) {
+      if (keep[i]) {
+        index[i] = nodes.length;
+        nodes.push(n);
+      }
+    });
+    const edges = graph.edges
+      .filter(function (e) { return keep[e.from] && keep[e.to]; })
+      .map(function (e) { return { from: index[e.from], to: index[e.to], kind: e.kind }; });
+    return { nodes: nodes, edges: edges };
+  }
+
+  window.OmegiGraph = { draw: draw, filter: filterGraph, colors: COLORS };
 })();
