@@ -84,10 +84,15 @@ fn the_budget_counts_embeds_and_bytes() {
 
     // Lookups happen as the rendering reaches an embed, once per target.
     let mut lookups = Vec::new();
-    let expanded = expand_embeds(&notes[0], "kim", EmbedOptions::default(), |target| {
-        lookups.push(target.to_owned());
-        Ok::<_, ()>(notes.iter().find(|n| n.title == target).cloned())
-    })
+    let expanded = expand_embeds(
+        &notes[0],
+        "kim",
+        EmbedOptions::default(),
+        |target, _folder| {
+            lookups.push(target.to_owned());
+            Ok::<_, ()>(notes.iter().find(|n| n.title == target).cloned())
+        },
+    )
     .unwrap();
     assert!(!expanded.limit_reached);
     assert_eq!(lookups, ["A"]);

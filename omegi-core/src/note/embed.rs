@@ -139,8 +139,8 @@ pub fn render_embeds(
     viewer: &str,
     options: EmbedOptions,
 ) -> String {
-    let expanded = expand_embeds(note, viewer, options, |target| {
-        Ok::<_, Infallible>(resolver.resolve(target).map(|r| r.note.clone()))
+    let expanded = expand_embeds(note, viewer, options, |target, from| {
+        Ok::<_, Infallible>(resolver.resolve_from(target, from).map(|r| r.note.clone()))
     });
     match expanded {
         Ok(e) => e.markdown,
@@ -149,14 +149,15 @@ pub fn render_embeds(
 }
 
 /// [`render_embeds`] with the embedded notes looked up on demand:
-/// `resolve` gets a link target and answers with the note it names for
-/// `viewer` (by title, then alias, as [`Resolver`] does), at most once per
-/// distinct target. Its first error ends the rendering.
+/// `resolve` gets a link target and the folder of the note the link is in,
+/// and answers with the note it names for `viewer` (as
+/// [`Resolver::resolve_from`] does), at most once per distinct target and
+/// folder. Its first error ends the rendering.
 pub fn expand_embeds<E>(
     note: &Note,
     viewer: &str,
     options: EmbedOptions,
-    resolve: impl FnMut(&str) -> Result<Option<Note>, E>,
+    resolve: impl FnMut(&str, &str) -> Result<Option<Note>, E>,
 ) -> Result<Expanded, E> {
     let mut ctx = Ctx {
         embedder: Embedder::new(viewer, options, resolve),
@@ -207,8 +208,9 @@ pub(crate) struct Embedder<'v, F> {
     resolve: F,
     viewer: &'v str,
     options: EmbedOptions,
-    /// Link targets (name keys) → the note they name.
-    notes: HashMap<String, Option<Rc<Note>>>,
+    /// (folder of the linking note, link target's name key) → the note
+    /// they name.
+    notes: HashMap<(String, String), Option<Rc<Note>>>,
     /// (note, heading key) → the bytes of its body to embed.
     sections: HashMap<Frame, Option<Range<usize>>>,
     pub(crate) embeds_left: usize,
@@ -218,7 +220,7 @@ pub(crate) struct Embedder<'v, F> {
 
 impl<'v, F, E> Embedder<'v, F>
 where
-    F: FnMut(&str) -> Result<Option<Note>, E>,
+    F: FnMut(&str, &str) -> Result<Option<Note>, E>,
 {
     pub(crate) fn new(viewer: &'v str, options: EmbedOptions, resolve: F) -> Self {
         Embedder {
@@ -243,11 +245,11 @@ where
         let found = if target.is_empty() {
             Some(Rc::clone(current))
         } else {
-            let key = name_key(target);
+            let key = (current.folder.to_lowercase(), name_key(target));
             match self.notes.get(&key) {
                 Some(found) => found.clone(),
                 None => {
-                    let found = (self.resolve)(target)?.map(Rc::new);
+                    let found = (self.resolve)(target, &current.folder)?.map(Rc::new);
                     self.notes.insert(key, found.clone());
                     found
                 }
@@ -334,7 +336,7 @@ struct Ctx<'v, F> {
 
 impl<F, E> Ctx<'_, F>
 where
-    F: FnMut(&str) -> Result<Option<Note>, E>,
+    F: FnMut(&str, &str) -> Result<Option<Note>, E>,
 {
     /// The embeds of `note.body[range]`, parsed once per rendering.
     fn links(&mut self, note: &Note, range: &Range<usize>, frame: &Frame) -> Rc<Vec<Link>> {

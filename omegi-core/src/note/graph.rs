@@ -95,6 +95,9 @@ pub struct Node {
     pub key: String,
     /// What to show: the title, `#tag`, the fingerprint or the target.
     pub label: String,
+    /// A note's vault folder (`""` at the top, and for other nodes).
+    #[serde(default)]
+    pub folder: String,
     /// Links from the centre, for notes of a local graph.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub depth: Option<u32>,
@@ -136,6 +139,7 @@ impl Subgraph {
 pub struct NoteGraph {
     ids: Vec<NoteId>,
     titles: Vec<String>,
+    folders: Vec<String>,
     /// Tags per note, as indices into `tag_names`.
     tags: Vec<Vec<u32>>,
     /// Distinct tags (first spelling) and their lowercase forms.
@@ -214,6 +218,7 @@ impl NoteGraph {
         let mut graph = NoteGraph {
             ids: visible.iter().map(|n| n.id).collect(),
             titles: visible.iter().map(|n| n.title.clone()).collect(),
+            folders: visible.iter().map(|n| n.folder.clone()).collect(),
             tags: Vec::with_capacity(n),
             tag_names: Vec::new(),
             tag_keys: Vec::new(),
@@ -260,7 +265,7 @@ impl NoteGraph {
                 if link.target.is_empty() {
                     continue;
                 }
-                match resolver.resolve_index(&link.target) {
+                match resolver.resolve_index(&link.target, &note.folder) {
                     Some((j, _)) if j as usize != i => {
                         if out_seen.insert(j, ()).is_none() {
                             out.push(j);
@@ -468,6 +473,7 @@ impl NoteGraph {
                 kind: NodeKind::Note,
                 key: self.ids[i as usize].to_string(),
                 label: self.titles[i as usize].clone(),
+                folder: self.folders[i as usize].clone(),
                 depth: Some(d),
             });
         }
@@ -510,6 +516,7 @@ impl NoteGraph {
                     kind,
                     key,
                     label,
+                    folder: String::new(),
                     depth: None,
                 });
                 sub.nodes.len() - 1

@@ -129,8 +129,8 @@ pub fn to_html(
     viewer: &str,
     options: &HtmlOptions,
 ) -> NoteHtml {
-    let rendered = to_html_with(note, viewer, options, |target| {
-        Ok::<_, Infallible>(resolver.resolve(target).map(|r| r.note.clone()))
+    let rendered = to_html_with(note, viewer, options, |target, from| {
+        Ok::<_, Infallible>(resolver.resolve_from(target, from).map(|r| r.note.clone()))
     });
     match rendered {
         Ok(html) => html,
@@ -139,15 +139,16 @@ pub fn to_html(
 }
 
 /// [`to_html`] with the linked and embedded notes looked up on demand:
-/// `resolve` gets a link target and answers with the note it names for
-/// `viewer`, at most once per distinct target (as for
+/// `resolve` gets a link target and the folder of the note holding the
+/// link, and answers with the note it names for `viewer`, at most once per
+/// distinct target and folder (as for
 /// [`expand_embeds`](super::expand_embeds)). Its first error ends the
 /// rendering.
 pub fn to_html_with<E>(
     note: &Note,
     viewer: &str,
     options: &HtmlOptions,
-    resolve: impl FnMut(&str) -> Result<Option<Note>, E>,
+    resolve: impl FnMut(&str, &str) -> Result<Option<Note>, E>,
 ) -> Result<NoteHtml, E> {
     let mut renderer = Renderer {
         embedder: Embedder::new(viewer, options.embeds, resolve),
@@ -338,7 +339,7 @@ struct Renderer<'o, 'v, F> {
 
 impl<F, E> Renderer<'_, '_, F>
 where
-    F: FnMut(&str) -> Result<Option<Note>, E>,
+    F: FnMut(&str, &str) -> Result<Option<Note>, E>,
 {
     /// Renders `note.body[range]` into `out`, inside the embeds on `stack`.
     fn document(
