@@ -246,8 +246,8 @@ pub use spans::{TraceQuery, TraceRoot, TraceSummary};
 pub use stats::{Bucket, BucketCount, ProjectSummary, ServiceCount, ServiceInfo, Summary};
 pub use traffic::{RouteStats, SamplingTotals, DURATION_BOUNDS_MS, OTHER_ROUTE};
 pub use vault::{
-    markdown_files, write_vault, Subfolders, VaultExport, VaultExportOptions, VaultImport,
-    VaultImportOptions,
+    markdown_files, vault_folder, write_vault, Subfolders, VaultExport, VaultExportOptions,
+    VaultImport, VaultImportOptions,
 };
 
 /// The on-disk schema version this build writes and reads.
@@ -566,6 +566,7 @@ impl Store {
         check_schema(&db, &shown_path)?;
         let trees = Trees::open(db)?;
         accounts::migrate(&trees)?;
+        notes::migrate(&trees)?;
         let notes = notes::NoteState::open(config.path.as_deref())?;
         if let Some(path) = &config.path {
             make_private(path)?;

@@ -4,12 +4,15 @@
 //! (`.obsidian`, `.git`, `.trash`), and reads every `.md` file as a note of
 //! one user: the title comes from the front matter or else the file name,
 //! tags and aliases from the front matter (Obsidian's forms), Omegi's own
-//! fields (`id`, `visibility`, `issues`, times, revision) when present. A
-//! file whose `id` is a stored note of the same user updates that note.
+//! fields (`id`, `visibility`, `issues`, times, revision) when present, and
+//! the note's folder from the file's folder in the vault ([`vault_folder`]).
+//! A file whose `id` is a stored note of the same user updates that note.
 //!
-//! Export writes one file per note, named after its sanitized title (made
-//! unique, ignoring case), with Omegi's front matter, so that importing the
-//! folder again gives back the same titles, bodies, tags, aliases and links.
+//! Export writes one file per note, into the note's folder
+//! ([`Subfolders::Vault`], the default), named after its sanitized title
+//! (made unique, ignoring case), with Omegi's front matter, so that
+//! importing the folder again gives back the same folders, titles, bodies,
+//! tags, aliases and links.
 //!
 //! Export is careful with the folder it writes into ([`write_vault`]): it
 //! never follows a symbolic link inside it (a link planted there cannot
@@ -23,7 +26,9 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use omegi_core::note::{file_stem, note_from_markdown_file, note_to_markdown_file, NoteDefaults};
+use omegi_core::note::{
+    file_stem, normalize_folder, note_from_markdown_file, note_to_markdown_file, NoteDefaults,
+};
 use omegi_core::{Note, NoteId, Visibility};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -65,8 +70,11 @@ pub struct VaultImport {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Subfolders {
-    /// All files in the folder itself.
+    /// Each note in its own vault folder ([`Note::folder`]), as it was
+    /// imported or moved.
     #[default]
+    Vault,
+    /// All files in the folder itself.
     None,
     /// In a subfolder named after the note's first tag (a nested tag
     /// `a/b` gives `a/b/`); untagged notes at the top.
@@ -218,6 +226,12 @@ pub fn write_vault(
     let mut planned: Vec<(PathBuf, NoteId, Vec<u8>)> = Vec::with_capacity(notes.len());
     for note in notes {
         let folder: PathBuf = match options.subfolders {
+            Subfolders::Vault => note
+                .folder
+                .split('/')
+                .filter(|s| !s.is_empty())
+                .map(file_stem)
+                .collect(),
             Subfolders::None => PathBuf::new(),
             Subfolders::FirstTag => note
                 .all_tags()
@@ -352,6 +366,36 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     }
 }
 
+/// The note folder of a file at `relative` (a path inside the vault): the
+/// folders on its way, `/`-separated ([`normalize_folder`]); `""` for a
+/// file at the top. Import through the store and through the API both read
+/// folders with it.
+///
+/// ```
+/// use std::path::Path;
+/// assert_eq!(omegi_store::vault_folder(Path::new("Plugins/Core/Setup.md")).unwrap(), "Plugins/Core");
+/// assert_eq!(omegi_store::vault_folder(Path::new("Setup.md")).unwrap(), "");
+/// ```
+pub fn vault_folder(relative: &Path) -> std::result::Result<String, String> {
+    let Some(parent) = relative.parent() else {
+        return Ok(String::new());
+    };
+    let mut segments = Vec::new();
+    for c in parent.components() {
+        match c {
+            std::path::Component::Normal(s) => segments.push(s.to_string_lossy().into_owned()),
+            std::path::Component::CurDir => {}
+            _ => {
+                return Err(format!(
+                    "{} is not a path inside the vault",
+                    relative.display()
+                ))
+            }
+        }
+    }
+    normalize_folder(&segments.join("/")).map_err(|e| e.to_string())
+}
+
 /// The `.md` files under `dir` and its subfolders, sorted by path, skipping
 /// hidden entries (`.obsidian`, `.git`) and not following symbolic links:
 /// the files [`Store::import_vault`] reads.
@@ -422,6 +466,13 @@ impl Store {
                 }
             };
             note.author = author.to_owned();
+            match vault_folder(&relative) {
+                Ok(folder) => note.folder = folder,
+                Err(why) => {
+                    report.skipped.push((relative, why));
+                    continue;
+                }
+            }
             if !ids.insert(note.id) {
                 report
                     .skipped
@@ -455,6 +506,7 @@ impl Store {
                 }
                 Some(old) => {
                     let same = old.title == note.title
+                        && old.folder == note.folder
                         && old.body == note.body
                         && old.tags == note.tags
                         && old.aliases == note.aliases
