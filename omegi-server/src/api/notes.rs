@@ -44,6 +44,7 @@ pub fn routes(limits: NoteLimits) -> Router<SharedState> {
         .route("/api/notes/render", post(preview))
         .route("/api/notes/{id}/graph", get(local_graph))
         .route("/api/graph", get(graph))
+        .route("/api/notes/graph", get(graph))
         .route("/api/search", get(search))
         .route(
             "/api/issues/{project}/{fingerprint}/suggestions",
@@ -145,6 +146,9 @@ async fn list_notes(
 pub struct NewNoteBody {
     /// The title.
     pub title: String,
+    /// The vault folder (`a/b`; empty or absent: the top).
+    #[serde(default)]
+    pub folder: String,
     /// The Markdown body.
     #[serde(default)]
     pub body: String,
@@ -173,6 +177,7 @@ async fn create_note(
     let issues = fingerprints(body.issues)?;
     blocking(&state, move |state| {
         let mut new = NewNote::new(author, body.title.trim(), body.body)
+            .folder(body.folder)
             .tags(body.tags)
             .aliases(body.aliases)
             .issues(issues);
@@ -207,8 +212,12 @@ async fn note(
 /// Query of `GET /api/notes/resolve`.
 #[derive(Debug, Deserialize)]
 pub(super) struct ResolveParams {
-    /// A title or alias, as a `[[link]]` would name the note.
+    /// A title or alias, as a `[[link]]` would name the note, or a path
+    /// (`Folder/Title`).
     name: String,
+    /// The folder of the note the link is written in (default: the top).
+    #[serde(default)]
+    from: String,
 }
 
 /// The note a `[[link]]` with this name leads to, for the caller.
@@ -221,7 +230,7 @@ async fn resolve(
         let store = &state.store;
         let not_found = || ApiError::NotFound(format!("no note named {:?}", params.name));
         let id = store
-            .resolve_link(&params.name, &viewer)
+            .resolve_link_from(&params.name, &params.from, &viewer)
             .map_err(store_error)?
             .ok_or_else(not_found)?;
         store
@@ -242,6 +251,10 @@ pub struct UpdateNoteBody {
     /// A new title: renames the note and rewrites the links naming it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
+    /// A new folder (`""`: the top): moves the note and rewrites the links
+    /// that would no longer lead to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folder: Option<String>,
     /// A new body.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
@@ -288,6 +301,9 @@ async fn update_note(
     }
     if let Some(title) = body.title {
         update = update.title(title);
+    }
+    if let Some(folder) = body.folder {
+        update = update.folder(folder);
     }
     blocking(&state, move |state| {
         // One revision check for the fields and the rename together; an

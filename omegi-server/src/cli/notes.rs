@@ -41,6 +41,9 @@ pub struct NewNoteArgs {
     /// The title.
     #[arg(long)]
     pub title: String,
+    /// The vault folder (`a/b`; default: the top).
+    #[arg(long, default_value = "")]
+    pub folder: String,
     /// An issue the note is about: `<project>:<fingerprint>` (repeatable).
     #[arg(long = "issue")]
     pub issues: Vec<String>,
@@ -194,6 +197,7 @@ pub(super) async fn note(
             };
             let new = NewNoteBody {
                 title: args.title.clone(),
+                folder: args.folder.clone(),
                 body,
                 tags: args.tags.clone(),
                 aliases: Vec::new(),
@@ -446,8 +450,12 @@ async fn import(client: &ApiClient, dir: &Path, public: bool) -> Result<ImportRe
             .and_then(|text| {
                 note_from_markdown_file(&stem, &text, &defaults).map_err(|e| e.to_string())
             });
-        let note = match parsed {
-            Ok(note) => note,
+        let folder = omegi_store::vault_folder(path.strip_prefix(dir).unwrap_or(&path));
+        let note = match parsed.and_then(|note| folder.map(|folder| (note, folder))) {
+            Ok((mut note, folder)) => {
+                note.folder = folder;
+                note
+            }
             Err(why) => {
                 report.skipped.push((shown, why));
                 continue;
@@ -463,6 +471,7 @@ async fn import(client: &ApiClient, dir: &Path, public: bool) -> Result<ImportRe
         let result = match existing {
             Some(old)
                 if old.title == note.title
+                    && old.folder == note.folder
                     && old.body == note.body
                     && old.tags == note.tags
                     && old.aliases == note.aliases
@@ -476,6 +485,7 @@ async fn import(client: &ApiClient, dir: &Path, public: bool) -> Result<ImportRe
                 let update = UpdateNoteBody {
                     revision: old.revision,
                     title: Some(note.title),
+                    folder: Some(note.folder),
                     body: Some(note.body),
                     tags: Some(note.tags),
                     aliases: Some(note.aliases),
@@ -490,6 +500,7 @@ async fn import(client: &ApiClient, dir: &Path, public: bool) -> Result<ImportRe
             None => {
                 let new = NewNoteBody {
                     title: note.title,
+                    folder: note.folder,
                     body: note.body,
                     tags: note.tags,
                     aliases: note.aliases,
