@@ -101,6 +101,29 @@ pub fn section<'t>(markdown: &'t str, heading: &str) -> Option<&'t str> {
     section_range(markdown, heading).map(|r| &markdown[r])
 }
 
+/// The bytes of the block marked `^id` in `body` (whose text starts at
+/// `start`): from the blank line before the marker (or the start) to the
+/// end of the marker's line.
+fn block_range(body: &str, start: usize, id: &str) -> Option<Range<usize>> {
+    let parsed = parse(body);
+    let marker = parsed
+        .blocks
+        .iter()
+        .find(|b| b.id.eq_ignore_ascii_case(id))?
+        .marker
+        .clone();
+    if marker.start < start {
+        return None;
+    }
+    let end = body[marker.end..]
+        .find('\n')
+        .map_or(body.len(), |i| marker.end + i);
+    let from = body[start..marker.start]
+        .rfind("\n\n")
+        .map_or(start, |i| start + i + 2);
+    Some(from..end)
+}
+
 fn section_range(markdown: &str, heading: &str) -> Option<Range<usize>> {
     let wanted = heading.trim().to_lowercase();
     let headings = parse(markdown).headings;
@@ -259,7 +282,8 @@ where
     }
 
     /// The bytes of `note`'s body to embed: the body without front matter,
-    /// or the section under `heading`.
+    /// the section under `heading`, or the block marked `^id` (a heading
+    /// `^id`).
     fn section(&mut self, note: &Note, heading: Option<&str>) -> Option<Range<usize>> {
         let key = (note.id, heading.map(name_key));
         if let Some(range) = self.sections.get(&key) {
@@ -267,9 +291,12 @@ where
         }
         let start = split_front_matter(&note.body).map_or(0, |(_, start)| start);
         let range = match heading {
-            Some(h) => {
-                section_range(&note.body[start..], h).map(|r| r.start + start..r.end + start)
-            }
+            Some(h) => match h.strip_prefix('^') {
+                Some(id) => block_range(&note.body, start, id),
+                None => {
+                    section_range(&note.body[start..], h).map(|r| r.start + start..r.end + start)
+                }
+            },
             None => Some(start..note.body.len()),
         };
         self.sections.insert(key, range.clone());
@@ -294,7 +321,16 @@ where
         let Some(target) = self.visible(current, &link.target)? else {
             return Ok(Step::AsWritten);
         };
-        let heading = link.heading.as_deref().filter(|h| !h.is_empty());
+        let block = link
+            .block
+            .as_deref()
+            .filter(|b| !b.is_empty())
+            .map(|b| format!("^{b}"));
+        let heading = link
+            .heading
+            .as_deref()
+            .filter(|h| !h.is_empty())
+            .or(block.as_deref());
         let Some(range) = self.section(&target, heading) else {
             return Ok(Step::AsWritten);
         };

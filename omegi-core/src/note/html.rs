@@ -9,9 +9,17 @@
 //!   note the viewer's resolution names (`class="wikilink"`, with
 //!   `data-note` holding its id), or to writing it (`class="wikilink
 //!   unresolved"`) when it names no note the viewer may see;
-//! - `![[Note]]` and `![[Note#Heading]]` embed the note or section
-//!   (`<div class="embed">`), within the [`EmbedOptions`] budget, with the
-//!   same markers as [`expand_embeds`](super::expand_embeds);
+//! - `[[Note#^id]]` links to a block (`data-block` holds its id); the
+//!   `^id` marker at the end of a block becomes an empty
+//!   `<span class="block-anchor" data-block="id">`;
+//! - `![[Note]]`, `![[Note#Heading]]` and `![[Note#^id]]` embed the note,
+//!   section or block (`<div class="embed">`), within the [`EmbedOptions`]
+//!   budget, with the same markers as [`expand_embeds`](super::expand_embeds);
+//! - a block quote whose first line is `[!type] Title` is a callout:
+//!   `<div class="callout callout-type" data-callout="type">` (with
+//!   `data-fold="+"` or `"-"` for a fold marker), its title in
+//!   `<div class="callout-title">`, the rest in `<div class="callout-content">`;
+//! - tables are tables, and `[[Note\|label]]` in a cell is a link;
 //! - `#tag` and `#nested/tag`, in any script (`#결제`), become tag links
 //!   (`class="tag"`);
 //! - code spans and code blocks, fenced or indented, stay code; front
@@ -34,7 +42,9 @@ use pulldown_cmark::{CowStr, Event, Tag, TagEnd};
 use pulldown_cmark_escape::{escape_href, escape_html};
 
 use super::embed::{EmbedOptions, Embedder, Frame, Step};
-use super::parse::{body_start, scan_run, Link, Piece, Pieces, Run, Token};
+use super::parse::{
+    body_start, callout_at, scan_run, Callout, Fold, Link, Piece, Pieces, Run, Token,
+};
 use super::resolve::Resolver;
 use super::Note;
 
@@ -214,6 +224,36 @@ fn push_href(out: &mut String, prefix: &str) {
     let _ = escape_href(&mut *out, prefix);
 }
 
+/// The opening of a callout: `<div class="callout callout-TYPE">` with its
+/// type and fold marker as data, its title, and the opening of its
+/// content (closed by `</div></div>`).
+fn callout_open(callout: &Callout) -> String {
+    let mut html = String::with_capacity(128);
+    html.push_str("<div class=\"callout callout-");
+    push_escaped(&mut html, &callout.kind);
+    html.push_str("\" data-callout=\"");
+    push_escaped(&mut html, &callout.kind);
+    match callout.fold {
+        Some(Fold::Open) => html.push_str("\" data-fold=\"+"),
+        Some(Fold::Folded) => html.push_str("\" data-fold=\"-"),
+        None => {}
+    }
+    html.push_str("\"><div class=\"callout-title\">");
+    match &callout.title {
+        Some(title) => push_escaped(&mut html, title),
+        None => {
+            let mut chars = callout.kind.chars();
+            let kind: String = chars
+                .next()
+                .map(|c| c.to_uppercase().chain(chars).collect())
+                .unwrap_or_default();
+            push_escaped(&mut html, &kind);
+        }
+    }
+    html.push_str("</div><div class=\"callout-content\">\n");
+    html
+}
+
 /// The text of an embed marker (`*(embed cycle)*` → `(embed cycle)`).
 fn marker_text(marker: &str) -> &str {
     marker.trim_matches('*')
@@ -359,8 +399,33 @@ where
             paragraph: None,
         };
         let mut pieces = Pieces::new(text, range);
+        // For each open block quote: whether it is a callout.
+        let mut quotes: Vec<bool> = Vec::new();
+        // A callout just opened: its first line (the `[!type] Title` line,
+        // shown as its title) is left out of its first paragraph.
+        let mut callout_line = false;
         while let Some(piece) = pieces.next() {
             match piece {
+                Piece::Event(Event::Start(Tag::BlockQuote(kind)), quote) => {
+                    match callout_at(text, quote) {
+                        Some(callout) => {
+                            quotes.push(true);
+                            callout_line = true;
+                            doc.events.push(Event::Html(callout_open(&callout).into()));
+                        }
+                        None => {
+                            quotes.push(false);
+                            doc.event(Event::Start(Tag::BlockQuote(kind)));
+                        }
+                    }
+                }
+                Piece::Event(Event::End(TagEnd::BlockQuote(kind)), _) => {
+                    if quotes.pop() == Some(true) {
+                        doc.events.push(Event::Html("</div></div>\n".into()));
+                    } else {
+                        doc.event(Event::End(TagEnd::BlockQuote(kind)));
+                    }
+                }
                 Piece::Event(Event::Start(Tag::Paragraph), _) => {
                     let mut inner = Vec::new();
                     for piece in pieces.by_ref() {
@@ -368,6 +433,15 @@ where
                             break;
                         }
                         inner.push(piece);
+                    }
+                    if std::mem::take(&mut callout_line) {
+                        let line_end = inner.iter().position(|p| {
+                            matches!(p, Piece::Event(Event::SoftBreak | Event::HardBreak, _))
+                        });
+                        match line_end {
+                            Some(end) => drop(inner.drain(..=end)),
+                            None => continue,
+                        }
                     }
                     self.paragraph(note, inner, &mut doc, stack)?;
                 }
@@ -507,6 +581,14 @@ where
                 html.push_str("</a>");
                 doc.events.push(Event::InlineHtml(html.into()));
             }
+            Token::Block(id, _) => {
+                // The marker itself is not shown: an anchor takes its place.
+                let mut html = String::with_capacity(48 + id.len());
+                html.push_str("<span class=\"block-anchor\" data-block=\"");
+                push_escaped(&mut html, &id);
+                html.push_str("\"></span>");
+                doc.events.push(Event::InlineHtml(html.into()));
+            }
             Token::Link(link) if link.embed => self.embed(note, &link, doc, stack, false)?,
             Token::Link(link) => {
                 let mut html = String::new();
@@ -520,7 +602,13 @@ where
     /// A wiki link (or an embed's title) as an `<a>`, resolved for the
     /// viewer.
     fn wikilink(&mut self, current: &Rc<Note>, link: &Link, out: &mut String) -> Result<(), E> {
-        let heading = link.heading.as_deref().filter(|h| !h.is_empty());
+        let block = link.block.as_deref().filter(|b| !b.is_empty());
+        let anchor = block.map(|b| format!("^{b}"));
+        let heading = link
+            .heading
+            .as_deref()
+            .filter(|h| !h.is_empty())
+            .or(anchor.as_deref());
         let label = match (link.display.as_deref().map(str::trim), heading) {
             (Some(shown), _) if !shown.is_empty() => shown.to_owned(),
             (_, Some(h)) if link.target.is_empty() => h.to_owned(),
@@ -535,6 +623,10 @@ where
                 out.push_str(&id);
                 out.push_str("\" data-note=\"");
                 out.push_str(&id);
+                if let Some(b) = block {
+                    out.push_str("\" data-block=\"");
+                    push_escaped(out, b);
+                }
                 out.push_str("\" title=\"");
                 push_escaped(out, &target.title);
                 if let Some(h) = heading {

@@ -2,9 +2,11 @@
 //! errors, the links between them and the graph those links form.
 //!
 //! - [`Note`]: one note with its metadata (author, visibility, linked issues).
-//! - [`parse()`] → [`ParsedNote`]: wiki links, embeds, tags and
-//!   front matter, read from the pulldown-cmark event stream so that code
-//!   spans and code blocks never yield links.
+//! - [`parse()`] → [`ParsedNote`]: wiki links (in tables too, with `\|`),
+//!   embeds, tags, block markers (`^id`) and references (`[[Note#^id]]`),
+//!   callouts (`> [!type] Title`) and front matter, read from the
+//!   pulldown-cmark event stream so that code spans and code blocks never
+//!   yield links.
 //! - [`Resolver`]: link targets → notes (title or alias, case-insensitive,
 //!   `[[Folder/Note]]` by the note's vault folder; colliding names resolve
 //!   as Obsidian resolves them, by [`best_match`]); [`rename_note`] rewrites
@@ -74,7 +76,8 @@ pub use graph::{
 pub use html::{to_html, to_html_with, HtmlOptions, NoteHtml};
 pub use limits::{NoteLimitError, NoteLimits};
 pub use parse::{
-    parse, split_front_matter, FrontMatter, FrontMatterError, Heading, Link, ParsedNote,
+    parse, split_front_matter, Block, Callout, Fold, FrontMatter, FrontMatterError, Heading, Link,
+    ParsedNote,
 };
 pub use resolve::{
     best_match, name_key, normalize_folder, rename_edited_note, rename_links, rename_note,
