@@ -26,8 +26,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
 use omegi_core::note::{
-    best_match, expand_embeds, name_key, normalize_folder, to_html_with, Expanded, HtmlOptions,
-    LinkPath, NameMatch, NoteGraph, NoteHtml, Via,
+    best_match, expand_embeds, is_file_target, name_key, normalize_folder,
+    to_html_with_attachments, AttachmentRef, Expanded, HtmlOptions, LinkPath, NameMatch, NoteGraph,
+    NoteHtml, Via,
 };
 use omegi_core::{Fingerprint, Note, NoteId, Visibility};
 use serde::{Deserialize, Serialize};
@@ -473,6 +474,19 @@ fn read_id(r: &mut KeyReader<'_>) -> Result<NoteId> {
     Ok(NoteId(uuid::Uuid::from_u128((hi << 64) | lo)))
 }
 
+/// Reads the note id at the start of a key.
+pub(crate) fn leading_id(tree: &'static str, key: &[u8]) -> Result<NoteId> {
+    let head = key
+        .get(..16)
+        .ok_or_else(|| Error::corrupt(tree, "key too short"))?;
+    read_id(&mut KeyReader::new(tree, head))
+}
+
+/// Reads the note id at the end of an index key.
+pub(crate) fn trailing_note_id(tree: &'static str, key: &[u8]) -> Result<NoteId> {
+    trailing_id(tree, key)
+}
+
 /// Reads the note id at the end of an index key.
 fn trailing_id(tree: &'static str, key: &[u8]) -> Result<NoteId> {
     let tail = key
@@ -493,6 +507,9 @@ const T_LINKS: usize = 2;
 const T_AUTHOR: usize = 3;
 const T_ISSUE: usize = 4;
 const T_META: usize = 5;
+pub(crate) const T_ATTACHMENTS: usize = 6;
+pub(crate) const T_ATTACHMENT_DATA: usize = 7;
+pub(crate) const T_ATTACHMENTS_BY_NAME: usize = 8;
 
 type Entries = BTreeMap<Vec<u8>, Vec<u8>>;
 
@@ -527,7 +544,7 @@ fn entries(note: &Note) -> Result<[Entries; 4]> {
 }
 
 /// One write to a tree: insert or (with `None`) remove.
-type Op = (usize, Vec<u8>, Option<Vec<u8>>);
+pub(crate) type Op = (usize, Vec<u8>, Option<Vec<u8>>);
 
 /// The writes that turn `old` into `new` (same id): only entries that
 /// differ are touched.
@@ -657,7 +674,7 @@ pub(crate) fn migrate(t: &Trees) -> Result<()> {
 
 /// Applies `ops` and the next generation in one transaction; returns the
 /// generation.
-fn apply(t: &Trees, ops: &[Op]) -> Result<u64> {
+pub(crate) fn apply(t: &Trees, ops: &[Op]) -> Result<u64> {
     let generation = generation(t)? + 1;
     let trees = [
         &t.notes,
@@ -666,6 +683,9 @@ fn apply(t: &Trees, ops: &[Op]) -> Result<u64> {
         &t.notes_by_author,
         &t.notes_by_issue,
         &t.notes_meta,
+        &t.attachments,
+        &t.attachment_data,
+        &t.attachments_by_name,
     ];
     trees[..]
         .transaction(|tx| {
@@ -692,7 +712,7 @@ fn apply(t: &Trees, ops: &[Op]) -> Result<u64> {
 }
 
 impl Store {
-    fn notes_lock(&self) -> MutexGuard<'_, ()> {
+    pub(crate) fn notes_lock(&self) -> MutexGuard<'_, ()> {
         self.core().notes.lock()
     }
 
@@ -713,10 +733,17 @@ impl Store {
     /// transactions of at most [`BULK_CHUNK`] notes, then the search index
     /// in one commit.
     pub(crate) fn commit_changes(&self, changes: &[Change]) -> Result<()> {
+        self.commit_changes_with(changes, Vec::new())
+    }
+
+    /// [`Store::commit_changes`], with `extra` writes (the attachments of
+    /// deleted notes) in the first transaction.
+    pub(crate) fn commit_changes_with(&self, changes: &[Change], extra: Vec<Op>) -> Result<()> {
         let t = &self.core().t;
         let mut generation = None;
+        let mut extra = Some(extra);
         for chunk in changes.chunks(BULK_CHUNK) {
-            let mut ops = Vec::new();
+            let mut ops = extra.take().unwrap_or_default();
             for c in chunk {
                 plan(c.old.as_ref(), c.new.as_ref(), &mut ops)?;
             }
@@ -734,7 +761,7 @@ impl Store {
     }
 
     /// The note if it exists and `viewer` may see it.
-    fn visible_note(&self, id: NoteId, viewer: &str) -> Result<Note> {
+    pub(crate) fn visible_note(&self, id: NoteId, viewer: &str) -> Result<Note> {
         match read_note(&self.core().t, id)? {
             Some(n) if n.visible_to(viewer) => Ok(n),
             _ => Err(Error::NoteNotFound { id }),
@@ -742,7 +769,7 @@ impl Store {
     }
 
     /// The note if `viewer` may change it.
-    fn owned_note(&self, id: NoteId, viewer: &str) -> Result<Note> {
+    pub(crate) fn owned_note(&self, id: NoteId, viewer: &str) -> Result<Note> {
         let note = self.visible_note(id, viewer)?;
         if note.author != viewer {
             return Err(Error::NotNoteAuthor {
@@ -955,15 +982,20 @@ impl Store {
         })
     }
 
-    /// Deletes a note; returns it. Its outgoing links go with it; links to
-    /// it from other notes become unresolved. Only the author may delete.
+    /// Deletes a note and its attachments, in one transaction; returns it.
+    /// Its outgoing links go with it; links to it from other notes become
+    /// unresolved. Only the author may delete.
     pub fn delete_note(&self, id: NoteId, viewer: &str) -> Result<Note> {
         let _guard = self.notes_lock();
         let old = self.owned_note(id, viewer)?;
-        self.commit_changes(&[Change {
-            old: Some(old.clone()),
-            new: None,
-        }])?;
+        let files = crate::attachments::removal_ops(&self.core().t, id)?;
+        self.commit_changes_with(
+            &[Change {
+                old: Some(old.clone()),
+                new: None,
+            }],
+            files,
+        )?;
         Ok(old)
     }
 
@@ -1220,6 +1252,8 @@ impl Store {
                         }
                     }
                 }
+                // A file is an attachment, never an unresolved note.
+                None if is_file_target(&written) => {}
                 None => out.unresolved.push(written),
             }
         }
@@ -1293,14 +1327,26 @@ impl Store {
             .map(|n| name_key(n))
             .collect();
         let options = HtmlOptions::default().embeds(self.core().config.embeds);
-        to_html_with(note, viewer, &options, |target, from| {
-            match self.resolve_link_from(target, from, viewer)? {
+        to_html_with_attachments(
+            note,
+            viewer,
+            &options,
+            |target, from| match self.resolve_link_from(target, from, viewer)? {
                 Some(id) if id == note.id => Ok(Some(note.clone())),
                 Some(id) => read_note(t, id),
                 None if own_names.contains(&name_key(target)) => Ok(Some(note.clone())),
                 None => Ok(None),
-            }
-        })
+            },
+            |target, from| {
+                Ok(self
+                    .find_attachment(target, from, viewer)?
+                    .map(|a| AttachmentRef {
+                        note: a.note,
+                        name: a.name,
+                        inline_image: a.inline_image,
+                    }))
+            },
+        )
     }
 
     /// The notes `viewer` may see whose prose names `id`'s title or an

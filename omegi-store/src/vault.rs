@@ -114,6 +114,9 @@ impl VaultExportOptions {
 pub struct VaultExport {
     /// Each note and its file, relative to the folder.
     pub files: Vec<(NoteId, PathBuf)>,
+    /// Each attachment's note and its file, relative to the folder: beside
+    /// the note's file.
+    pub attachments: Vec<(NoteId, PathBuf)>,
     /// The files among them that held this text already and were left
     /// alone.
     pub unchanged: Vec<PathBuf>,
@@ -218,6 +221,19 @@ pub fn write_vault(
     notes: &[Note],
     options: &VaultExportOptions,
 ) -> Result<VaultExport> {
+    write_vault_with(dir, notes, &[], options)
+}
+
+/// [`write_vault`] with the notes' attachments: each file (its note's id,
+/// its name and bytes) is written beside its note's file, under its name
+/// (a name another file of the folder has already, ignoring case, is left
+/// out). Notes not in `notes` take their files with them.
+pub fn write_vault_with(
+    dir: &Path,
+    notes: &[Note],
+    files: &[(NoteId, String, Vec<u8>)],
+    options: &VaultExportOptions,
+) -> Result<VaultExport> {
     let mut notes: Vec<&Note> = notes.iter().collect();
     // Oldest first, so that the oldest note of a title keeps the plain
     // file name, whatever the listing order.
@@ -255,6 +271,23 @@ pub fn write_vault(
             n += 1;
         };
         planned.push((relative, note.id, note_to_markdown_file(note).into_bytes()));
+    }
+    let note_files = planned.len();
+    let folder_of: std::collections::HashMap<NoteId, PathBuf> = planned
+        .iter()
+        .map(|(p, id, _)| (*id, p.parent().map(Path::to_path_buf).unwrap_or_default()))
+        .collect();
+    for (id, name, bytes) in files {
+        let Some(folder) = folder_of.get(id) else {
+            continue;
+        };
+        if omegi_core::note::attachment_name(name).is_err() {
+            continue;
+        }
+        let candidate = folder.join(name);
+        if taken.insert(candidate.to_string_lossy().to_lowercase()) {
+            planned.push((candidate, *id, bytes.clone()));
+        }
     }
 
     if !dir.exists() {
@@ -322,7 +355,7 @@ pub fn write_vault(
             Ok(_) => {
                 return Err(Error::File {
                     path,
-                    source: std::io::Error::other("a folder where a note file should be"),
+                    source: std::io::Error::other("a folder where a file should be"),
                 })
             }
         }
@@ -352,7 +385,15 @@ pub fn write_vault(
     replace_file(&dir.join(MANIFEST), &text)?;
 
     let mut out = VaultExport {
-        files: planned.into_iter().map(|(p, id, _)| (id, p)).collect(),
+        attachments: planned[note_files..]
+            .iter()
+            .map(|(p, id, _)| (*id, p.clone()))
+            .collect(),
+        files: planned
+            .into_iter()
+            .take(note_files)
+            .map(|(p, id, _)| (id, p))
+            .collect(),
         unchanged,
     };
     out.files.sort_by(|a, b| a.1.cmp(&b.1));
@@ -425,6 +466,35 @@ pub fn markdown_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// The files under `dir` and its subfolders that are not Markdown, sorted
+/// by path, skipping hidden entries and not following symbolic links: the
+/// attachments a vault may hold.
+fn other_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).map_err(io_err(&d))? {
+            let entry = entry.map_err(io_err(&d))?;
+            let path = entry.path();
+            if entry.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            let kind = entry.file_type().map_err(io_err(&path))?;
+            if kind.is_dir() {
+                stack.push(path);
+            } else if kind.is_file()
+                && !path
+                    .extension()
+                    .is_some_and(|e| e.eq_ignore_ascii_case("md"))
+            {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
 impl Store {
     /// Imports every Markdown file under `dir` as a note of `author` (see
     /// the module docs). Files that cannot be read as notes are listed in
@@ -482,9 +552,11 @@ impl Store {
             notes.push((relative, note));
         }
 
-        let _guard = self.core().notes.lock();
+        let guard = self.core().notes.lock();
         let t = &self.core().t;
         let mut changes = Vec::new();
+        // The notes the vault now holds: where their links find files.
+        let mut imported: Vec<Note> = Vec::new();
         for (relative, mut note) in notes {
             if let Err(e) = self.check_new_note(&note) {
                 report.skipped.push((relative, e.to_string()));
@@ -493,6 +565,7 @@ impl Store {
             match read_note(t, note.id)? {
                 None => {
                     report.created.push(note.id);
+                    imported.push(note.clone());
                     changes.push(Change {
                         old: None,
                         new: Some(note),
@@ -514,12 +587,14 @@ impl Store {
                         && old.issues == note.issues;
                     if same {
                         report.unchanged.push(old.id);
+                        imported.push(old);
                         continue;
                     }
                     note.created_ns = old.created_ns;
                     note.revision = old.revision + 1;
                     note.updated_ns = now.max(old.updated_ns);
                     report.updated.push(note.id);
+                    imported.push(note.clone());
                     changes.push(Change {
                         old: Some(old),
                         new: Some(note),
@@ -528,7 +603,76 @@ impl Store {
             }
         }
         self.commit_changes(&changes)?;
+        drop(guard);
+        self.import_vault_files(dir, &imported, &mut report)?;
         Ok(report)
+    }
+
+    /// Attaches the vault's other files to the notes that embed or link to
+    /// them by name: to such a note in the file's own folder, else to the
+    /// first such note by path. A file no note names, one over the limits,
+    /// or one its note holds under that name with other bytes is skipped,
+    /// with the reason.
+    fn import_vault_files(
+        &self,
+        dir: &Path,
+        notes: &[Note],
+        report: &mut VaultImport,
+    ) -> Result<()> {
+        use omegi_core::note::{attachment_key, is_file_target};
+        let mut named_by: std::collections::HashMap<String, Vec<&Note>> =
+            std::collections::HashMap::new();
+        let mut by_path: Vec<&Note> = notes.iter().collect();
+        by_path.sort_by(|a, b| (&a.folder, &a.title).cmp(&(&b.folder, &b.title)));
+        for note in by_path {
+            for link in note.parse().links {
+                if is_file_target(&link.target) {
+                    let name = link.target.rsplit('/').next().unwrap_or_default();
+                    let list = named_by.entry(attachment_key(name)).or_default();
+                    if !list.iter().any(|n| n.id == note.id) {
+                        list.push(note);
+                    }
+                }
+            }
+        }
+        let limit = self.attachment_limits().file_bytes;
+        for path in other_files(dir)? {
+            let relative = path.strip_prefix(dir).unwrap_or(&path).to_owned();
+            let name = relative
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let Some(owners) = named_by.get(&attachment_key(&name)) else {
+                report
+                    .skipped
+                    .push((relative, "no note embeds or links to this file".into()));
+                continue;
+            };
+            let folder = vault_folder(&relative).unwrap_or_default();
+            let owner = owners
+                .iter()
+                .find(|n| n.folder == folder)
+                .unwrap_or(&owners[0]);
+            let size = std::fs::metadata(&path).map_err(io_err(&path))?.len();
+            if size > limit as u64 {
+                report.skipped.push((
+                    relative,
+                    format!(
+                        "the file is {size} bytes, more than the {limit} an attachment may have"
+                    ),
+                ));
+                continue;
+            }
+            let bytes = std::fs::read(&path).map_err(io_err(&path))?;
+            match self.add_attachment(owner.id, &owner.author, &name, &bytes) {
+                Ok(_) => {}
+                Err(e @ (Error::AttachmentRefused(_) | Error::AttachmentExists { .. })) => {
+                    report.skipped.push((relative, e.to_string()));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     /// Writes the notes `viewer` may see that pass `filter` to `dir`, one
@@ -541,6 +685,13 @@ impl Store {
         options: &VaultExportOptions,
     ) -> Result<VaultExport> {
         let notes = self.notes(viewer, filter)?;
-        write_vault(dir.as_ref(), &notes, options)
+        let mut files = Vec::new();
+        for note in &notes {
+            for a in self.attachments(note.id, viewer)? {
+                let (a, bytes) = self.attachment(note.id, viewer, &a.name)?;
+                files.push((note.id, a.name, bytes));
+            }
+        }
+        write_vault_with(dir.as_ref(), &notes, &files, options)
     }
 }

@@ -65,8 +65,10 @@ fn a_vault_imports_with_subfolders_front_matter_and_links() {
         .import_vault(dir.path(), "kim", &VaultImportOptions::default())
         .unwrap();
     assert_eq!(report.created.len(), 3, "{report:?}");
-    assert_eq!(report.skipped.len(), 1);
+    // The broken note, and a file no note embeds or links to.
+    assert_eq!(report.skipped.len(), 2, "{report:?}");
     assert_eq!(report.skipped[0].0, Path::new("broken.md"));
+    assert_eq!(report.skipped[1].0, Path::new("attachments/diagram.txt"));
 
     let notes = store.notes("kim", &NoteFilter::all()).unwrap();
     let titles: BTreeSet<&str> = notes.iter().map(|n| n.title.as_str()).collect();

@@ -41,12 +41,13 @@ use std::rc::Rc;
 use pulldown_cmark::{CowStr, Event, Tag, TagEnd};
 use pulldown_cmark_escape::{escape_href, escape_html};
 
+use super::attachment::is_file_target;
 use super::embed::{EmbedOptions, Embedder, Frame, Step};
 use super::parse::{
     body_start, callout_at, scan_run, Callout, Fold, Link, Piece, Pieces, Run, Token,
 };
 use super::resolve::Resolver;
-use super::Note;
+use super::{Note, NoteId};
 
 /// Options of [`to_html`]: the embed budget and where the links Omegi
 /// writes lead. Each `*_href` is a prefix to which the note id, the
@@ -65,6 +66,23 @@ pub struct HtmlOptions {
     pub new_note_href: String,
     /// Where a `#tag` leads: this, then the tag. Default `#/search?q=%23`.
     pub tag_href: String,
+    /// Where an attachment is fetched: this, then the id of the note it
+    /// belongs to, `/attachments/` and its percent-encoded name. Default
+    /// `/api/notes/` (the API's attachment route).
+    pub attachment_href: String,
+}
+
+/// An attachment a `![[file.png]]` or `[[file.pdf]]` names, as the
+/// attachment lookup of [`to_html_with_attachments`] answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachmentRef {
+    /// The note it belongs to.
+    pub note: NoteId,
+    /// Its file name.
+    pub name: String,
+    /// Whether it is an image shown inline (see
+    /// [`ContentType::inline_image`](super::ContentType::inline_image)).
+    pub inline_image: bool,
 }
 
 impl Default for HtmlOptions {
@@ -74,6 +92,7 @@ impl Default for HtmlOptions {
             note_href: "#/note/".into(),
             new_note_href: "#/notes/new?title=".into(),
             tag_href: "#/search?q=%23".into(),
+            attachment_href: "/api/notes/".into(),
         }
     }
 }
@@ -94,6 +113,12 @@ impl HtmlOptions {
     /// Sets [`new_note_href`](Self::new_note_href).
     pub fn new_note_href(mut self, prefix: impl Into<String>) -> Self {
         self.new_note_href = prefix.into();
+        self
+    }
+
+    /// Sets [`attachment_href`](Self::attachment_href).
+    pub fn attachment_href(mut self, prefix: impl Into<String>) -> Self {
+        self.attachment_href = prefix.into();
         self
     }
 
@@ -160,8 +185,28 @@ pub fn to_html_with<E>(
     options: &HtmlOptions,
     resolve: impl FnMut(&str, &str) -> Result<Option<Note>, E>,
 ) -> Result<NoteHtml, E> {
+    to_html_with_attachments(note, viewer, options, resolve, |_, _| Ok(None))
+}
+
+/// [`to_html_with`], and the attachments links name: for a target that
+/// names a file ([`is_file_target`]), `attachment` gets the target and the
+/// note the link is in, and answers with the attachment the viewer may
+/// fetch, if any. An image is embedded as an `<img class="attachment">`,
+/// any other file (or an image linked without `!`) is an
+/// `<a class="attachment" download>`; both lead to
+/// [`HtmlOptions::attachment_href`] and carry `data-note` and
+/// `data-attachment`. A file target that names no attachment is a link to
+/// a note as usual.
+pub fn to_html_with_attachments<E>(
+    note: &Note,
+    viewer: &str,
+    options: &HtmlOptions,
+    resolve: impl FnMut(&str, &str) -> Result<Option<Note>, E>,
+    attachment: impl FnMut(&str, &Note) -> Result<Option<AttachmentRef>, E>,
+) -> Result<NoteHtml, E> {
     let mut renderer = Renderer {
         embedder: Embedder::new(viewer, options.embeds, resolve),
+        attachment,
         options,
     };
     let top = Rc::new(note.clone());
@@ -372,15 +417,60 @@ fn only_space_between(text: &str, run: &Run<'_>, tokens: &[Token]) -> bool {
     text[at..run.range.end.max(at)].trim().is_empty()
 }
 
-struct Renderer<'o, 'v, F> {
+struct Renderer<'o, 'v, F, G> {
     embedder: Embedder<'v, F>,
+    attachment: G,
     options: &'o HtmlOptions,
 }
 
-impl<F, E> Renderer<'_, '_, F>
+impl<F, G, E> Renderer<'_, '_, F, G>
 where
     F: FnMut(&str, &str) -> Result<Option<Note>, E>,
+    G: FnMut(&str, &Note) -> Result<Option<AttachmentRef>, E>,
 {
+    /// The attachment a file target names, if any.
+    fn attachment_of(&mut self, current: &Note, link: &Link) -> Result<Option<AttachmentRef>, E> {
+        if !is_file_target(&link.target) {
+            return Ok(None);
+        }
+        (self.attachment)(&link.target, current)
+    }
+
+    /// An attachment as an `<img>` (an embedded image) or a download link.
+    fn attachment_html(&self, link: &Link, found: &AttachmentRef, out: &mut String) {
+        let mut href = String::new();
+        push_href(&mut href, &self.options.attachment_href);
+        href.push_str(&found.note.to_string());
+        href.push_str("/attachments/");
+        push_percent_encoded(&mut href, &found.name);
+        let shown = link
+            .display
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .unwrap_or(&found.name);
+        if link.embed && found.inline_image {
+            out.push_str("<img class=\"attachment\" src=\"");
+            out.push_str(&href);
+            out.push_str("\" alt=\"");
+            push_escaped(out, shown);
+        } else {
+            out.push_str("<a class=\"attachment\" download href=\"");
+            out.push_str(&href);
+        }
+        out.push_str("\" data-note=\"");
+        out.push_str(&found.note.to_string());
+        out.push_str("\" data-attachment=\"");
+        push_escaped(out, &found.name);
+        if link.embed && found.inline_image {
+            out.push_str("\">");
+        } else {
+            out.push_str("\">");
+            push_escaped(out, shown);
+            out.push_str("</a>");
+        }
+    }
+
     /// Renders `note.body[range]` into `out`, inside the embeds on `stack`.
     fn document(
         &mut self,
@@ -592,7 +682,10 @@ where
             Token::Link(link) if link.embed => self.embed(note, &link, doc, stack, false)?,
             Token::Link(link) => {
                 let mut html = String::new();
-                self.wikilink(note, &link, &mut html)?;
+                match self.attachment_of(note, &link)? {
+                    Some(found) => self.attachment_html(&link, &found, &mut html),
+                    None => self.wikilink(note, &link, &mut html)?,
+                }
                 doc.events.push(Event::InlineHtml(html.into()));
             }
         }
@@ -661,6 +754,13 @@ where
     ) -> Result<(), E> {
         let mut html = String::new();
         let (open, close) = if block { ("<p>", "</p>\n") } else { ("", "") };
+        if let Some(found) = self.attachment_of(current, link)? {
+            html.push_str(open);
+            self.attachment_html(link, &found, &mut html);
+            html.push_str(close);
+            doc.events.push(Event::Html(html.into()));
+            return Ok(());
+        }
         match self.embedder.step(current, link, stack)? {
             Step::AsWritten => {
                 html.push_str(open);

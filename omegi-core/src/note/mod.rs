@@ -23,6 +23,9 @@
 //!   ([`HtmlOptions`]).
 //! - [`MentionNames`]: the names by which a note's prose mentions another
 //!   (its unlinked mentions).
+//! - [`AttachmentLimits`], [`attachment_name`], [`content_type`]: files
+//!   attached to a note, their names and the content type read from their
+//!   bytes (only proven PNG, JPEG, GIF and WebP images are ever inline).
 //! - [`NoteLimits`]: what one note may hold (size, title, links, tags,
 //!   aliases), checked before a note is stored.
 //!
@@ -52,6 +55,7 @@ use uuid::Uuid;
 
 use crate::Fingerprint;
 
+mod attachment;
 mod embed;
 mod export;
 mod file;
@@ -61,6 +65,10 @@ mod limits;
 mod parse;
 mod resolve;
 
+pub use attachment::{
+    attachment_key, attachment_name, content_type, is_file_target, AttachmentError,
+    AttachmentLimits, ContentType,
+};
 pub use embed::{
     expand_embeds, render_embeds, section, EmbedOptions, Expanded, EMBED_CYCLE_MARKER,
     EMBED_DEPTH_MARKER, EMBED_LIMIT_MARKER,
@@ -73,7 +81,9 @@ pub use file::{
 pub use graph::{
     Direction, Edge, EdgeKind, LocalGraphOptions, MentionNames, Node, NodeKind, NoteGraph, Subgraph,
 };
-pub use html::{to_html, to_html_with, HtmlOptions, NoteHtml};
+pub use html::{
+    to_html, to_html_with, to_html_with_attachments, AttachmentRef, HtmlOptions, NoteHtml,
+};
 pub use limits::{NoteLimitError, NoteLimits};
 pub use parse::{
     parse, split_front_matter, Block, Callout, Fold, FrontMatter, FrontMatterError, Heading, Link,
