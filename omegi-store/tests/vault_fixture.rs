@@ -24,7 +24,11 @@ fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
             if path.is_dir() {
                 stack.push(path);
             } else if path.file_name().unwrap() != ".omegi-export.json" {
-                let relative = path.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+                let relative = path
+                    .strip_prefix(dir)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
                 out.push((relative, std::fs::read(&path).unwrap()));
             }
         }
@@ -51,12 +55,7 @@ fn edges(store: &Store) -> BTreeSet<(String, String)> {
     graph
         .edges
         .iter()
-        .map(|e| {
-            (
-                path(&graph.nodes[e.from].key),
-                path(&graph.nodes[e.to].key),
-            )
-        })
+        .map(|e| (path(&graph.nodes[e.from].key), path(&graph.nodes[e.to].key)))
         .collect()
 }
 

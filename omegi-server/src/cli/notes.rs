@@ -383,7 +383,8 @@ pub(super) async fn notes(
                 mine: *mine,
             };
             let notes = list(&client, &args).await?;
-            let files = export(dir, &notes, *force)?;
+            let attachments = attachments_of(&client, &notes).await?;
+            let files = export_with(dir, &notes, &attachments, *force)?;
             if cli.json {
                 return print_json(out, &files);
             }
@@ -527,8 +528,52 @@ async fn import(client: &ApiClient, dir: &Path, public: bool) -> Result<ImportRe
 /// overwritten that the export did not write unless `force`); the paths
 /// written.
 pub fn export(dir: &Path, notes: &[Note], force: bool) -> Result<Vec<PathBuf>, CliError> {
+    export_with(dir, notes, &[], force)
+}
+
+/// The files attached to `notes`, with their bytes, read through the API.
+async fn attachments_of(
+    client: &ApiClient,
+    notes: &[Note],
+) -> Result<Vec<(NoteId, String, Vec<u8>)>, CliError> {
+    let mut out = Vec::new();
+    for note in notes {
+        let path = format!("/api/notes/{}/attachments", note.id);
+        let list: Vec<omegi_store::Attachment> = client.get(&path, &[]).await?;
+        for a in list {
+            let bytes = client
+                .get_bytes(&format!("{path}/{}", path_segment(&a.name)))
+                .await?;
+            out.push((note.id, a.name, bytes));
+        }
+    }
+    Ok(out)
+}
+
+/// A name percent-encoded for one segment of a URL's path.
+fn path_segment(name: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(name.len());
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+/// [`export`] with the notes' attachments, each beside its note
+/// ([`omegi_store::write_vault_with`]); the notes' paths written.
+pub fn export_with(
+    dir: &Path,
+    notes: &[Note],
+    files: &[(NoteId, String, Vec<u8>)],
+    force: bool,
+) -> Result<Vec<PathBuf>, CliError> {
     let options = omegi_store::VaultExportOptions::default().force(force);
-    let written = omegi_store::write_vault(dir, notes, &options)
+    let written = omegi_store::write_vault_with(dir, notes, files, &options)
         .map_err(|e| CliError::Usage(format!("{}: {e}", dir.display())))?;
     Ok(written
         .files
