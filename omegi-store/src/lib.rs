@@ -174,7 +174,11 @@
 //! private note is seen only by its author, and search statistics count
 //! only the notes the viewer may see. [`Store::import_vault`] and
 //! [`Store::export_vault`] read and write a folder of Markdown files (an
-//! Obsidian vault).
+//! Obsidian vault): notes keep their folder, and links resolve by it as
+//! Obsidian resolves them ([`Store::resolve_link_from`]). Files attached to
+//! notes ([`Store::add_attachment`], [`Store::attachment`]) are checked
+//! against [`Config::attachment_limits`] and typed by their bytes, read
+//! with their note's visibility and deleted with it.
 //!
 //! ```
 //! use omegi_store::{NewNote, NoteQuery, Store};

@@ -1298,7 +1298,9 @@ impl Store {
         )
     }
 
-    /// A note as HTML for `viewer` ([`to_html_with`]): its `[[links]]`
+    /// A note as HTML for `viewer`
+    /// ([`to_html_with_attachments`]):
+    /// its files embedded from the notes `viewer` may see, its `[[links]]`
     /// resolved as they resolve for `viewer` (a note they may not see is an
     /// unresolved link), its embeds expanded within the store's [embed
     /// options](crate::Config::embeds), its links leading to the web UI's
