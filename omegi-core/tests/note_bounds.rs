@@ -3,8 +3,8 @@
 //! what is too big, and renames are scoped to what each author sees.
 
 use omegi_core::note::{
-    expand_embeds, parse, rename_note, render_embeds, EmbedOptions, Note, NoteGraph, NoteId,
-    NoteLimitError, NoteLimits, Resolver, Via, Visibility, EMBED_LIMIT_MARKER,
+    expand_embeds, parse, rename_note, render_embeds, to_html, EmbedOptions, HtmlOptions, Note,
+    NoteGraph, NoteId, NoteLimitError, NoteLimits, Resolver, Via, Visibility, EMBED_LIMIT_MARKER,
 };
 use proptest::prelude::*;
 use uuid::Uuid;
@@ -84,10 +84,15 @@ fn the_budget_counts_embeds_and_bytes() {
 
     // Lookups happen as the rendering reaches an embed, once per target.
     let mut lookups = Vec::new();
-    let expanded = expand_embeds(&notes[0], "kim", EmbedOptions::default(), |target| {
-        lookups.push(target.to_owned());
-        Ok::<_, ()>(notes.iter().find(|n| n.title == target).cloned())
-    })
+    let expanded = expand_embeds(
+        &notes[0],
+        "kim",
+        EmbedOptions::default(),
+        |target, _folder| {
+            lookups.push(target.to_owned());
+            Ok::<_, ()>(notes.iter().find(|n| n.title == target).cloned())
+        },
+    )
     .unwrap();
     assert!(!expanded.limit_reached);
     assert_eq!(lookups, ["A"]);
@@ -308,6 +313,18 @@ fn hostile_text() -> impl Strategy<Value = String> {
         "```\n",
         " ",
         "é",
+        "\\|",
+        "[[A#H\\|x]]",
+        "| a | b |\n",
+        "|---|---|\n",
+        "^id",
+        " ^b1\n",
+        "[[A#^b1]]",
+        "![[B#^b1]]",
+        "> ",
+        "> [!note]",
+        "> [!tip]- T\n",
+        "[!",
     ]);
     prop::collection::vec(piece, 0..200).prop_map(|v| v.concat())
 }
@@ -333,6 +350,9 @@ proptest! {
         let resolver = Resolver::for_viewer(&notes, "kim");
         let options = EmbedOptions::default().max_embeds(8).max_bytes(2_000);
         for n in &notes {
+            // The HTML renders whatever the text (callouts, tables, block
+            // markers included) without a panic.
+            let _ = to_html(n, &resolver, "kim", &HtmlOptions::default().embeds(options));
             let out = render_embeds(n, &resolver, "kim", options);
             // The note itself, a marker per embed it holds, the budget and
             // one last marker where it ran out.

@@ -712,9 +712,9 @@ fn json_export() {
         json,
         serde_json::json!({
             "nodes": [
-                {"kind": "note", "key": id(1).to_string(), "label": "Say \"hi\" #1 <b>", "depth": 0},
-                {"kind": "note", "key": id(2).to_string(), "label": "B; c", "depth": 1},
-                {"kind": "tag", "key": "tag:t", "label": "#t"},
+                {"kind": "note", "key": id(1).to_string(), "label": "Say \"hi\" #1 <b>", "folder": "", "depth": 0},
+                {"kind": "note", "key": id(2).to_string(), "label": "B; c", "folder": "", "depth": 1},
+                {"kind": "tag", "key": "tag:t", "label": "#t", "folder": ""},
             ],
             "edges": [
                 {"from": 0, "to": 1, "kind": "link"},

@@ -480,6 +480,7 @@ impl Server {
             .retention_interval(config.retention_interval)
             .cache_capacity(config.store_cache)
             .note_limits(config.note_limits.notes())
+            .attachment_limits(config.note_limits.attachments())
             .embeds(config.note_limits.embeds());
         if let Some(age) = config.retention {
             store_config = store_config.retention(age);

@@ -106,6 +106,26 @@ pub enum Error {
     /// Encoding a value for export failed.
     #[error("encoding failed: {0}")]
     Encode(String),
+    /// An attachment was refused: its name, or a limit.
+    #[error("{0}")]
+    AttachmentRefused(#[from] omegi_core::note::AttachmentError),
+    /// A note already has another file by this name.
+    #[error("note {id} already has a different file named {name:?}; delete it first")]
+    AttachmentExists {
+        /// The note.
+        id: omegi_core::NoteId,
+        /// The name.
+        name: String,
+    },
+    /// The note has no attachment by this name (or the viewer may not see
+    /// the note).
+    #[error("note {id} has no attachment {name:?}")]
+    AttachmentNotFound {
+        /// The note.
+        id: omegi_core::NoteId,
+        /// The name asked for.
+        name: String,
+    },
     /// No note has this id, or the viewer may not see it.
     #[error("no note {id}")]
     NoteNotFound {

@@ -17,6 +17,8 @@
 
 use std::io::{BufRead, Write};
 
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
 use omegi_core::{Fingerprint, Note, SpanRecord};
 use serde::{Deserialize, Serialize};
 
@@ -47,7 +49,10 @@ const FORMAT: &str = "omegi-store";
 /// user the memberships that are enforced. Versions 1 and 2 are still read:
 /// their token hashes become tokens, and, as they predate memberships,
 /// every user who is not an admin becomes a member of every project.
-pub const EXPORT_VERSION: u32 = 3;
+/// Version 4 added the files attached to notes (`{"type":"attachment",
+/// "note":…,"name":…,"created_ns":…,"data":"<base64>"}` after the notes)
+/// and notes' `folder`.
+pub const EXPORT_VERSION: u32 = 4;
 
 /// A project line: the project, and in exports of version 2 and older its
 /// token's hash.
@@ -120,6 +125,13 @@ enum Line {
     Note {
         note: Note,
     },
+    Attachment {
+        note: omegi_core::NoteId,
+        name: String,
+        created_ns: u64,
+        /// The bytes, base64 (standard alphabet, padded).
+        data: String,
+    },
 }
 
 /// What an export wrote or an import read.
@@ -150,6 +162,8 @@ pub struct TransferStats {
     pub occurrences: u64,
     /// Notes.
     pub notes: u64,
+    /// Files attached to notes.
+    pub attachments: u64,
 }
 
 /// How to import an export.
@@ -312,6 +326,17 @@ impl Store {
             write_line(&mut out, &Line::Note { note: note? }, lines)?;
             stats.notes += 1;
         }
+        for file in crate::attachments::all_attachments(t) {
+            let (a, bytes) = file?;
+            let line = Line::Attachment {
+                note: a.note,
+                name: a.name,
+                created_ns: a.created_ns,
+                data: BASE64.encode(bytes),
+            };
+            write_line(&mut out, &line, lines)?;
+            stats.attachments += 1;
+        }
         out.flush()?;
         Ok(stats)
     }
@@ -340,6 +365,7 @@ impl Store {
         let mut w = Writes::new(core);
         let mut pending: Option<(String, Vec<SpanRecord>)> = None;
         let mut notes: Vec<Note> = Vec::new();
+        let mut files: Vec<(omegi_core::NoteId, String, u64, Vec<u8>)> = Vec::new();
         let mut version = EXPORT_VERSION;
         stats.accounts = options.accounts;
         let stage_pending =
@@ -507,6 +533,19 @@ impl Store {
                     notes.push(note);
                     stats.notes += 1;
                 }
+                Line::Attachment {
+                    note,
+                    name,
+                    created_ns,
+                    data,
+                } => {
+                    let bytes = BASE64.decode(data.as_bytes()).map_err(|e| Error::Import {
+                        line: number,
+                        reason: format!("attachment {name:?}: its data is not base64: {e}"),
+                    })?;
+                    files.push((note, name, created_ns, bytes));
+                    stats.attachments += 1;
+                }
             }
         }
         stage_pending(&mut w, &mut pending)?;
@@ -514,6 +553,9 @@ impl Store {
         if !notes.is_empty() {
             // One batch: one commit of the full-text index.
             self.restore_notes(notes)?;
+        }
+        if !files.is_empty() {
+            self.restore_attachments(files)?;
         }
         if stats.lines == 0 {
             return Err(Error::Import {

@@ -174,7 +174,11 @@
 //! private note is seen only by its author, and search statistics count
 //! only the notes the viewer may see. [`Store::import_vault`] and
 //! [`Store::export_vault`] read and write a folder of Markdown files (an
-//! Obsidian vault).
+//! Obsidian vault): notes keep their folder, and links resolve by it as
+//! Obsidian resolves them ([`Store::resolve_link_from`]). Files attached to
+//! notes ([`Store::add_attachment`], [`Store::attachment`]) are checked
+//! against [`Config::attachment_limits`] and typed by their bytes, read
+//! with their note's visibility and deleted with it.
 //!
 //! ```
 //! use omegi_store::{NewNote, NoteQuery, Store};
@@ -205,6 +209,7 @@
 #![forbid(unsafe_code)]
 
 mod accounts;
+mod attachments;
 mod codec;
 mod durability;
 mod error;
@@ -228,6 +233,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 pub use accounts::{AccountsMigration, Project, Token, TokenOwner, User, MAX_TOKEN_LABEL_CHARS};
+pub use attachments::{Attached, Attachment};
 pub use error::{Error, Result};
 pub use export::{ImportOptions, TransferStats, EXPORT_VERSION};
 pub use ingest::IngestReport;
@@ -246,8 +252,8 @@ pub use spans::{TraceQuery, TraceRoot, TraceSummary};
 pub use stats::{Bucket, BucketCount, ProjectSummary, ServiceCount, ServiceInfo, Summary};
 pub use traffic::{RouteStats, SamplingTotals, DURATION_BOUNDS_MS, OTHER_ROUTE};
 pub use vault::{
-    markdown_files, write_vault, Subfolders, VaultExport, VaultExportOptions, VaultImport,
-    VaultImportOptions,
+    markdown_files, vault_folder, write_vault, write_vault_with, Subfolders, VaultExport,
+    VaultExportOptions, VaultImport, VaultImportOptions,
 };
 
 /// The on-disk schema version this build writes and reads.
@@ -285,6 +291,8 @@ pub struct Config {
     /// What one note may hold; checked when a note is created, updated or
     /// imported.
     pub note_limits: omegi_core::note::NoteLimits,
+    /// What the files attached to one note may hold.
+    pub attachment_limits: omegi_core::note::AttachmentLimits,
     /// How far a note's embeds are expanded ([`Store::render_note`]).
     pub embeds: omegi_core::note::EmbedOptions,
     /// Routes counted per service in the traffic statistics; requests of
@@ -303,6 +311,7 @@ impl Default for Config {
             cache_capacity: 64 * 1024 * 1024,
             segment_size: 512 * 1024,
             note_limits: omegi_core::note::NoteLimits::default(),
+            attachment_limits: omegi_core::note::AttachmentLimits::default(),
             embeds: omegi_core::note::EmbedOptions::default(),
             max_routes_per_service: 200,
         }
@@ -360,6 +369,12 @@ impl Config {
     /// Sets what one note may hold.
     pub fn note_limits(mut self, limits: omegi_core::note::NoteLimits) -> Self {
         self.note_limits = limits;
+        self
+    }
+
+    /// Sets what the files attached to one note may hold.
+    pub fn attachment_limits(mut self, limits: omegi_core::note::AttachmentLimits) -> Self {
+        self.attachment_limits = limits;
         self
     }
 
@@ -446,6 +461,12 @@ pub(crate) struct Trees {
     pub(crate) notes_by_issue: sled::Tree,
     /// "generation" -> u64, bumped by every change of the notes
     pub(crate) notes_meta: sled::Tree,
+    /// note id(16), name key -> AttachmentRow
+    pub(crate) attachments: sled::Tree,
+    /// note id(16), name key -> the file's bytes
+    pub(crate) attachment_data: sled::Tree,
+    /// name key, note id(16) -> ()
+    pub(crate) attachments_by_name: sled::Tree,
 }
 
 impl Trees {
@@ -480,6 +501,9 @@ impl Trees {
             notes_by_author: db.open_tree("notes_by_author")?,
             notes_by_issue: db.open_tree("notes_by_issue")?,
             notes_meta: db.open_tree("notes_meta")?,
+            attachments: db.open_tree("attachments")?,
+            attachment_data: db.open_tree("attachment_data")?,
+            attachments_by_name: db.open_tree("attachments_by_name")?,
             db,
         })
     }
@@ -566,6 +590,7 @@ impl Store {
         check_schema(&db, &shown_path)?;
         let trees = Trees::open(db)?;
         accounts::migrate(&trees)?;
+        notes::migrate(&trees)?;
         let notes = notes::NoteState::open(config.path.as_deref())?;
         if let Some(path) = &config.path {
             make_private(path)?;

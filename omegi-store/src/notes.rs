@@ -5,11 +5,15 @@
 //! written in the same transaction:
 //!
 //! - names: every name a `[[...]]` link can use for the note (its title and
-//!   aliases, as lookup keys) → the note, ordered so that a prefix scan finds
-//!   the note a name resolves to exactly as [`Resolver`] does (titles before
-//!   aliases, then the oldest note);
-//! - links: every link target a note's body names → the linking note, so the
-//!   backlinks of a note are the link entries under its names;
+//!   aliases, as lookup keys) → the note, with its owner and folder, so that
+//!   a prefix scan finds every note a name may mean and core's
+//!   [`best_match`] picks the one a link resolves to, exactly as the
+//!   [`Resolver`] does (a path, then titles before aliases, then the
+//!   linking note's folder, the shortest path, the oldest note);
+//! - links: every link target a note's body names → the linking note, under
+//!   the target's name and, for `[[Folder/Note]]`, its whole path too, so
+//!   the backlinks of a note are found among the link entries under its
+//!   names;
 //! - by author and by issue, for listings and suggestions.
 //!
 //! Links are stored by target *name*, not by resolved id: a link to a note
@@ -22,7 +26,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
 use omegi_core::note::{
-    expand_embeds, name_key, to_html_with, Expanded, HtmlOptions, NoteGraph, NoteHtml,
+    best_match, expand_embeds, is_file_target, name_key, normalize_folder,
+    to_html_with_attachments, AttachmentRef, Expanded, HtmlOptions, LinkPath, NameMatch, NoteGraph,
+    NoteHtml, Via,
 };
 use omegi_core::{Fingerprint, Note, NoteId, Visibility};
 use serde::{Deserialize, Serialize};
@@ -39,6 +45,11 @@ const MAX_NAME_BYTES: usize = 4096;
 /// Notes written per transaction by bulk writes.
 const BULK_CHUNK: usize = 512;
 const META_GENERATION: &[u8] = b"generation";
+/// The layout of the notes' rows and indexes, kept in `notes_meta`.
+const META_LAYOUT: &[u8] = b"layout";
+/// Layout 2: rows and index entries carry the note's folder, and
+/// `[[Folder/Note]]` links are indexed under the note's name too.
+const NOTES_LAYOUT: u32 = 2;
 
 /// A note to create with [`Store::create_note`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -47,6 +58,9 @@ pub struct NewNote {
     pub author: String,
     /// Title: `[[Title]]` links resolve to it.
     pub title: String,
+    /// The vault folder (`""`: the top); normalized when the note is
+    /// created ([`normalize_folder`]).
+    pub folder: String,
     /// Markdown body.
     pub body: String,
     /// Tags, without `#`.
@@ -80,6 +94,12 @@ impl NewNote {
         self
     }
 
+    /// Puts the note in a vault folder (`/`-separated).
+    pub fn folder(mut self, folder: impl Into<String>) -> Self {
+        self.folder = folder.into();
+        self
+    }
+
     /// Sets the tags.
     pub fn tags<S: Into<String>>(mut self, tags: impl IntoIterator<Item = S>) -> Self {
         self.tags = tags.into_iter().map(Into::into).collect();
@@ -107,6 +127,8 @@ impl NewNote {
 pub struct NoteUpdate {
     /// New title.
     pub title: Option<String>,
+    /// New folder (a move: links to the note follow).
+    pub folder: Option<String>,
     /// New body.
     pub body: Option<String>,
     /// New tags.
@@ -134,6 +156,12 @@ impl NoteUpdate {
     /// Sets the body.
     pub fn body(mut self, body: impl Into<String>) -> Self {
         self.body = Some(body.into());
+        self
+    }
+
+    /// Sets the folder (a move: links to the note follow).
+    pub fn folder(mut self, folder: impl Into<String>) -> Self {
+        self.folder = Some(folder.into());
         self
     }
 
@@ -240,9 +268,47 @@ struct NoteRow {
     created_ns: u64,
     updated_ns: u64,
     revision: u64,
+    folder: String,
+}
+
+/// A row of layout 1, before notes had folders.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct NoteRowV1 {
+    author: String,
+    title: String,
+    body: String,
+    tags: Vec<String>,
+    aliases: Vec<String>,
+    public: bool,
+    issues: Vec<String>,
+    created_ns: u64,
+    updated_ns: u64,
+    revision: u64,
 }
 
 impl NoteRow {
+    /// Decodes a row of this layout, or of layout 1 (a note at the top).
+    fn decode_any(bytes: &[u8]) -> Result<NoteRow> {
+        decode::<NoteRow>("notes", bytes).or_else(|e| {
+            let Ok(v1) = decode::<NoteRowV1>("notes", bytes) else {
+                return Err(e);
+            };
+            Ok(NoteRow {
+                author: v1.author,
+                title: v1.title,
+                body: v1.body,
+                tags: v1.tags,
+                aliases: v1.aliases,
+                public: v1.public,
+                issues: v1.issues,
+                created_ns: v1.created_ns,
+                updated_ns: v1.updated_ns,
+                revision: v1.revision,
+                folder: String::new(),
+            })
+        })
+    }
+
     fn from_note(n: &Note) -> Self {
         NoteRow {
             author: n.author.clone(),
@@ -255,6 +321,7 @@ impl NoteRow {
             created_ns: n.created_ns,
             updated_ns: n.updated_ns,
             revision: n.revision,
+            folder: n.folder.clone(),
         }
     }
 
@@ -263,6 +330,7 @@ impl NoteRow {
             id,
             author: self.author,
             title: self.title,
+            folder: self.folder,
             body: self.body,
             tags: self.tags,
             aliases: self.aliases,
@@ -279,12 +347,13 @@ impl NoteRow {
     }
 }
 
-/// Who owns an index entry's note: enough to decide visibility without
-/// reading the note.
+/// Who owns an index entry's note and where it lies: enough to decide
+/// visibility and resolution without reading the note.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Owner {
     public: bool,
     author: String,
+    folder: String,
 }
 
 impl Owner {
@@ -292,6 +361,7 @@ impl Owner {
         Owner {
             public: note.visibility == Visibility::Public,
             author: note.author.clone(),
+            folder: note.folder.clone(),
         }
     }
 
@@ -321,6 +391,16 @@ fn check_title(title: &str) -> Result<()> {
 
 pub(crate) fn check_note(note: &Note) -> Result<()> {
     check_title(&note.title)?;
+    match normalize_folder(&note.folder) {
+        Ok(folder) if folder == note.folder => {}
+        Ok(folder) => {
+            return Err(Error::InvalidNote(format!(
+                "folder {:?} is not in its normal form {folder:?}",
+                note.folder.chars().take(64).collect::<String>()
+            )))
+        }
+        Err(e) => return Err(Error::InvalidNote(e.to_string())),
+    }
     check_name("user", &note.author)?;
     for alias in &note.aliases {
         if name_key(alias).len() > MAX_NAME_BYTES {
@@ -339,8 +419,10 @@ pub(crate) fn check_note(note: &Note) -> Result<()> {
 struct Derived {
     /// (kind: 0 title, 1 alias; name key).
     names: Vec<(u8, String)>,
-    /// Distinct link target keys with the target as first written.
-    links: Vec<(String, String)>,
+    /// Distinct link targets (by whole key), as first written.
+    links: Vec<String>,
+    /// The keys the links are indexed under ([`LinkPath::keys`]).
+    link_keys: BTreeSet<String>,
 }
 
 fn derive(note: &Note) -> Derived {
@@ -360,16 +442,25 @@ fn derive(note: &Note) -> Derived {
     }
     let mut seen = HashSet::new();
     let mut links = Vec::new();
+    let mut link_keys = BTreeSet::new();
     for link in &parsed.links {
         if link.target.is_empty() {
             continue;
         }
-        let key = name_key(&link.target);
-        if !key.is_empty() && key.len() <= MAX_NAME_BYTES && seen.insert(key.clone()) {
-            links.push((key, link.target.clone()));
+        let path = LinkPath::parse(&link.target);
+        if path.whole.is_empty() || path.whole.len() > MAX_NAME_BYTES {
+            continue;
+        }
+        if seen.insert(path.whole.clone()) {
+            links.push(link.target.clone());
+            link_keys.extend(path.keys().map(str::to_owned));
         }
     }
-    Derived { names, links }
+    Derived {
+        names,
+        links,
+        link_keys,
+    }
 }
 
 pub(crate) fn id_key(id: NoteId) -> Key {
@@ -381,6 +472,19 @@ fn read_id(r: &mut KeyReader<'_>) -> Result<NoteId> {
     let hi = u128::from(r.u64()?);
     let lo = u128::from(r.u64()?);
     Ok(NoteId(uuid::Uuid::from_u128((hi << 64) | lo)))
+}
+
+/// Reads the note id at the start of a key.
+pub(crate) fn leading_id(tree: &'static str, key: &[u8]) -> Result<NoteId> {
+    let head = key
+        .get(..16)
+        .ok_or_else(|| Error::corrupt(tree, "key too short"))?;
+    read_id(&mut KeyReader::new(tree, head))
+}
+
+/// Reads the note id at the end of an index key.
+pub(crate) fn trailing_note_id(tree: &'static str, key: &[u8]) -> Result<NoteId> {
+    trailing_id(tree, key)
 }
 
 /// Reads the note id at the end of an index key.
@@ -403,6 +507,9 @@ const T_LINKS: usize = 2;
 const T_AUTHOR: usize = 3;
 const T_ISSUE: usize = 4;
 const T_META: usize = 5;
+pub(crate) const T_ATTACHMENTS: usize = 6;
+pub(crate) const T_ATTACHMENT_DATA: usize = 7;
+pub(crate) const T_ATTACHMENTS_BY_NAME: usize = 8;
 
 type Entries = BTreeMap<Vec<u8>, Vec<u8>>;
 
@@ -418,7 +525,7 @@ fn entries(note: &Note) -> Result<[Entries; 4]> {
         names.insert(k, owner.clone());
     }
     let mut links = Entries::new();
-    for (key, _) in &d.links {
+    for key in &d.link_keys {
         let mut k = name_prefix(key)?.into_vec();
         k.extend_from_slice(id_key(note.id).as_ref());
         links.insert(k, owner.clone());
@@ -437,7 +544,7 @@ fn entries(note: &Note) -> Result<[Entries; 4]> {
 }
 
 /// One write to a tree: insert or (with `None`) remove.
-type Op = (usize, Vec<u8>, Option<Vec<u8>>);
+pub(crate) type Op = (usize, Vec<u8>, Option<Vec<u8>>);
 
 /// The writes that turn `old` into `new` (same id): only entries that
 /// differ are touched.
@@ -516,7 +623,7 @@ pub(crate) fn generation(t: &Trees) -> Result<u64> {
 
 pub(crate) fn read_note(t: &Trees, id: NoteId) -> Result<Option<Note>> {
     match t.notes.get(id_key(id))? {
-        Some(v) => Ok(Some(decode::<NoteRow>("notes", &v)?.into_note(id))),
+        Some(v) => Ok(Some(NoteRow::decode_any(&v)?.into_note(id))),
         None => Ok(None),
     }
 }
@@ -528,13 +635,46 @@ pub(crate) fn all_notes(t: &Trees) -> impl Iterator<Item = Result<Note>> + '_ {
         let mut r = KeyReader::new("notes", &k);
         let id = read_id(&mut r)?;
         r.end()?;
-        Ok(decode::<NoteRow>("notes", &v)?.into_note(id))
+        Ok(NoteRow::decode_any(&v)?.into_note(id))
     })
+}
+
+/// Brings the notes written by an older layout to [`NOTES_LAYOUT`]: rows
+/// gain their folder (the top), and the name and link indexes are built
+/// again from the rows (their entries now carry the folder). Runs when the
+/// store opens; a run cut short is run again at the next open, from the
+/// rows, which are the truth.
+pub(crate) fn migrate(t: &Trees) -> Result<()> {
+    if let Some(v) = t.notes_meta.get(META_LAYOUT)? {
+        let bytes: [u8; 4] = v
+            .as_ref()
+            .try_into()
+            .map_err(|_| Error::corrupt("notes_meta", "layout is not 4 bytes"))?;
+        if u32::from_be_bytes(bytes) >= NOTES_LAYOUT {
+            return Ok(());
+        }
+    }
+    if !t.notes.is_empty() {
+        t.note_names.clear()?;
+        t.note_links.clear()?;
+        let notes: Vec<Note> = all_notes(t).collect::<Result<_>>()?;
+        for chunk in notes.chunks(BULK_CHUNK) {
+            let mut ops = Vec::new();
+            for note in chunk {
+                plan(None, Some(note), &mut ops)?;
+            }
+            apply(t, &ops)?;
+        }
+    }
+    t.notes_meta
+        .insert(META_LAYOUT, &NOTES_LAYOUT.to_be_bytes())?;
+    t.notes_meta.flush()?;
+    Ok(())
 }
 
 /// Applies `ops` and the next generation in one transaction; returns the
 /// generation.
-fn apply(t: &Trees, ops: &[Op]) -> Result<u64> {
+pub(crate) fn apply(t: &Trees, ops: &[Op]) -> Result<u64> {
     let generation = generation(t)? + 1;
     let trees = [
         &t.notes,
@@ -543,6 +683,9 @@ fn apply(t: &Trees, ops: &[Op]) -> Result<u64> {
         &t.notes_by_author,
         &t.notes_by_issue,
         &t.notes_meta,
+        &t.attachments,
+        &t.attachment_data,
+        &t.attachments_by_name,
     ];
     trees[..]
         .transaction(|tx| {
@@ -569,7 +712,7 @@ fn apply(t: &Trees, ops: &[Op]) -> Result<u64> {
 }
 
 impl Store {
-    fn notes_lock(&self) -> MutexGuard<'_, ()> {
+    pub(crate) fn notes_lock(&self) -> MutexGuard<'_, ()> {
         self.core().notes.lock()
     }
 
@@ -590,10 +733,17 @@ impl Store {
     /// transactions of at most [`BULK_CHUNK`] notes, then the search index
     /// in one commit.
     pub(crate) fn commit_changes(&self, changes: &[Change]) -> Result<()> {
+        self.commit_changes_with(changes, Vec::new())
+    }
+
+    /// [`Store::commit_changes`], with `extra` writes (the attachments of
+    /// deleted notes) in the first transaction.
+    pub(crate) fn commit_changes_with(&self, changes: &[Change], extra: Vec<Op>) -> Result<()> {
         let t = &self.core().t;
         let mut generation = None;
+        let mut extra = Some(extra);
         for chunk in changes.chunks(BULK_CHUNK) {
-            let mut ops = Vec::new();
+            let mut ops = extra.take().unwrap_or_default();
             for c in chunk {
                 plan(c.old.as_ref(), c.new.as_ref(), &mut ops)?;
             }
@@ -611,7 +761,7 @@ impl Store {
     }
 
     /// The note if it exists and `viewer` may see it.
-    fn visible_note(&self, id: NoteId, viewer: &str) -> Result<Note> {
+    pub(crate) fn visible_note(&self, id: NoteId, viewer: &str) -> Result<Note> {
         match read_note(&self.core().t, id)? {
             Some(n) if n.visible_to(viewer) => Ok(n),
             _ => Err(Error::NoteNotFound { id }),
@@ -619,7 +769,7 @@ impl Store {
     }
 
     /// The note if `viewer` may change it.
-    fn owned_note(&self, id: NoteId, viewer: &str) -> Result<Note> {
+    pub(crate) fn owned_note(&self, id: NoteId, viewer: &str) -> Result<Note> {
         let note = self.visible_note(id, viewer)?;
         if note.author != viewer {
             return Err(Error::NotNoteAuthor {
@@ -641,6 +791,8 @@ impl Store {
             new.body,
             now,
         );
+        note.folder =
+            normalize_folder(&new.folder).map_err(|e| Error::InvalidNote(e.to_string()))?;
         note.tags = new.tags;
         note.aliases = new.aliases;
         note.visibility = new.visibility;
@@ -663,9 +815,9 @@ impl Store {
     /// note is at `expected_revision`, with [`Error::NotNoteAuthor`] unless
     /// `viewer` wrote it. The revision goes up by one (an update that changes
     /// nothing returns the note as it is); links and backlinks follow the
-    /// new body. A new title also rewrites the links to the note
-    /// (each note whose body changed gets a new revision), all under the
-    /// same check.
+    /// new body. A new title or folder (a move) also rewrites the links to
+    /// the note (each note whose body changed gets a new revision), all
+    /// under the same check.
     pub fn update_note(
         &self,
         id: NoteId,
@@ -689,6 +841,10 @@ impl Store {
         if let Some(body) = update.body {
             note.body = body;
         }
+        if let Some(folder) = &update.folder {
+            note.folder =
+                normalize_folder(folder).map_err(|e| Error::InvalidNote(e.to_string()))?;
+        }
         if let Some(tags) = update.tags {
             note.tags = tags;
         }
@@ -703,6 +859,10 @@ impl Store {
         }
         self.check_new_note(&note)?;
         if let Some(title) = update.title.filter(|t| t.trim() != old.title) {
+            return Ok(self.rename_locked(old, note, &title)?.note);
+        }
+        if note.folder != old.folder {
+            let title = old.title.clone();
             return Ok(self.rename_locked(old, note, &title)?.note);
         }
         if note == old {
@@ -822,15 +982,20 @@ impl Store {
         })
     }
 
-    /// Deletes a note; returns it. Its outgoing links go with it; links to
-    /// it from other notes become unresolved. Only the author may delete.
+    /// Deletes a note and its attachments, in one transaction; returns it.
+    /// Its outgoing links go with it; links to it from other notes become
+    /// unresolved. Only the author may delete.
     pub fn delete_note(&self, id: NoteId, viewer: &str) -> Result<Note> {
         let _guard = self.notes_lock();
         let old = self.owned_note(id, viewer)?;
-        self.commit_changes(&[Change {
-            old: Some(old.clone()),
-            new: None,
-        }])?;
+        let files = crate::attachments::removal_ops(&self.core().t, id)?;
+        self.commit_changes_with(
+            &[Change {
+                old: Some(old.clone()),
+                new: None,
+            }],
+            files,
+        )?;
         Ok(old)
     }
 
@@ -953,38 +1118,85 @@ impl Store {
         self.notes(viewer, &NoteFilter::all().issue(fingerprint.clone()))
     }
 
-    /// The note a link target names for `viewer`: by title first, then by
-    /// alias, the oldest note first; only notes `viewer` may see.
+    /// The note a link target names for `viewer`, for a link at the top of
+    /// the vault (see [`Store::resolve_link_from`]).
     pub fn resolve_link(&self, target: &str, viewer: &str) -> Result<Option<NoteId>> {
-        let key = name_key(target);
-        if key.is_empty() || key.len() > MAX_NAME_BYTES {
-            return Ok(None);
-        }
-        self.resolve_key(&key, viewer)
+        self.resolve_link_from(target, "", viewer)
     }
 
-    fn resolve_key(&self, key: &str, viewer: &str) -> Result<Option<NoteId>> {
-        for item in self.core().t.note_names.scan_prefix(name_prefix(key)?) {
-            let (k, v) = item?;
-            if decode::<Owner>("note_names", &v)?.visible_to(viewer) {
-                return Ok(Some(trailing_id("note_names", &k)?));
+    /// The note a link target names for `viewer`, for a link written in a
+    /// note in `from_folder`: among the notes they may see that have the
+    /// target's name, the one core's [`best_match`] picks (by path, titles
+    /// before aliases, then the same folder, the shortest path, the oldest).
+    pub fn resolve_link_from(
+        &self,
+        target: &str,
+        from_folder: &str,
+        viewer: &str,
+    ) -> Result<Option<NoteId>> {
+        let path = LinkPath::parse(target);
+        if path.whole.is_empty() || path.whole.len() > MAX_NAME_BYTES {
+            return Ok(None);
+        }
+        struct Found {
+            key: String,
+            via: Via,
+            folder: String,
+            created_ns: u64,
+            id: NoteId,
+        }
+        let mut found = Vec::new();
+        for key in path.keys() {
+            for item in self.core().t.note_names.scan_prefix(name_prefix(key)?) {
+                let (k, v) = item?;
+                let owner = decode::<Owner>("note_names", &v)?;
+                if !owner.visible_to(viewer) {
+                    continue;
+                }
+                // name, kind (u8), created (u64), id (16 bytes).
+                let tail = k
+                    .len()
+                    .checked_sub(25)
+                    .ok_or_else(|| Error::corrupt("note_names", "key too short"))?;
+                let via = if k[tail] == 0 { Via::Title } else { Via::Alias };
+                let created_ns = u64::from_be_bytes(
+                    k[tail + 1..tail + 9]
+                        .try_into()
+                        .map_err(|_| Error::corrupt("note_names", "key too short"))?,
+                );
+                found.push(Found {
+                    key: key.to_owned(),
+                    via,
+                    folder: owner.folder,
+                    created_ns,
+                    id: trailing_id("note_names", &k)?,
+                });
             }
         }
-        Ok(None)
+        let best = best_match(
+            &path,
+            from_folder,
+            found.iter().map(|f| NameMatch {
+                id: f.id,
+                key: &f.key,
+                via: f.via,
+                folder: &f.folder,
+                created_ns: f.created_ns,
+            }),
+        );
+        Ok(best.map(|m| m.id))
     }
 
     /// The notes that link to `id`, as `viewer` sees them (only notes they
-    /// may see, and only links that resolve to `id` for them), sorted by
-    /// title.
+    /// may see, and only links that resolve to `id` for them, from the
+    /// folder of the note holding the link), sorted by title.
     pub fn backlinks(&self, id: NoteId, viewer: &str) -> Result<Vec<Note>> {
         let t = &self.core().t;
         let note = self.visible_note(id, viewer)?;
         let mut sources = BTreeSet::new();
-        for (_, key) in derive(&note).names {
-            if self.resolve_key(&key, viewer)? != Some(id) {
-                continue;
-            }
-            for item in t.note_links.scan_prefix(name_prefix(&key)?) {
+        let names: HashSet<String> = derive(&note).names.into_iter().map(|(_, k)| k).collect();
+        for key in &names {
+            for item in t.note_links.scan_prefix(name_prefix(key)?) {
                 let (k, v) = item?;
                 let source = trailing_id("note_links", &k)?;
                 if source != id && decode::<Owner>("note_links", &v)?.visible_to(viewer) {
@@ -992,9 +1204,32 @@ impl Store {
                 }
             }
         }
+        let mut resolved: HashMap<(String, String), Option<NoteId>> = HashMap::new();
         let mut out = Vec::with_capacity(sources.len());
         for source in sources {
-            if let Some(n) = read_note(t, source)?.filter(|n| n.visible_to(viewer)) {
+            let Some(n) = read_note(t, source)?.filter(|n| n.visible_to(viewer)) else {
+                continue;
+            };
+            let mut links_here = false;
+            for target in derive(&n).links {
+                if !LinkPath::parse(&target).keys().any(|k| names.contains(k)) {
+                    continue;
+                }
+                let key = (n.folder.to_lowercase(), name_key(&target));
+                let to = match resolved.get(&key) {
+                    Some(to) => *to,
+                    None => {
+                        let to = self.resolve_link_from(&target, &n.folder, viewer)?;
+                        resolved.insert(key, to);
+                        to
+                    }
+                };
+                if to == Some(id) {
+                    links_here = true;
+                    break;
+                }
+            }
+            if links_here {
                 out.push(n);
             }
         }
@@ -1007,8 +1242,8 @@ impl Store {
         let note = self.visible_note(id, viewer)?;
         let mut out = NoteLinks::default();
         let mut seen = HashSet::new();
-        for (key, written) in derive(&note).links {
-            match self.resolve_key(&key, viewer)? {
+        for written in derive(&note).links {
+            match self.resolve_link_from(&written, &note.folder, viewer)? {
                 Some(target) if target == id => {}
                 Some(target) => {
                     if seen.insert(target) {
@@ -1017,6 +1252,8 @@ impl Store {
                         }
                     }
                 }
+                // A file is an attachment, never an unresolved note.
+                None if is_file_target(&written) => {}
                 None => out.unresolved.push(written),
             }
         }
@@ -1054,14 +1291,16 @@ impl Store {
             &note,
             viewer,
             self.core().config.embeds,
-            |target| match self.resolve_link(target, viewer)? {
+            |target, from| match self.resolve_link_from(target, from, viewer)? {
                 Some(target) => read_note(t, target),
                 None => Ok(None),
             },
         )
     }
 
-    /// A note as HTML for `viewer` ([`to_html_with`]): its `[[links]]`
+    /// A note as HTML for `viewer`
+    /// ([`to_html_with_attachments`]):
+    /// its files embedded from the notes `viewer` may see, its `[[links]]`
     /// resolved as they resolve for `viewer` (a note they may not see is an
     /// unresolved link), its embeds expanded within the store's [embed
     /// options](crate::Config::embeds), its links leading to the web UI's
@@ -1090,14 +1329,26 @@ impl Store {
             .map(|n| name_key(n))
             .collect();
         let options = HtmlOptions::default().embeds(self.core().config.embeds);
-        to_html_with(note, viewer, &options, |target| {
-            match self.resolve_link(target, viewer)? {
+        to_html_with_attachments(
+            note,
+            viewer,
+            &options,
+            |target, from| match self.resolve_link_from(target, from, viewer)? {
                 Some(id) if id == note.id => Ok(Some(note.clone())),
                 Some(id) => read_note(t, id),
                 None if own_names.contains(&name_key(target)) => Ok(Some(note.clone())),
                 None => Ok(None),
-            }
-        })
+            },
+            |target, from| {
+                Ok(self
+                    .find_attachment(target, from, viewer)?
+                    .map(|a| AttachmentRef {
+                        note: a.note,
+                        name: a.name,
+                        inline_image: a.inline_image,
+                    }))
+            },
+        )
     }
 
     /// The notes `viewer` may see whose prose names `id`'s title or an
@@ -1183,6 +1434,67 @@ mod tests {
         assert_eq!(name_key("  Payment Timeout.MD "), "payment timeout");
         assert_eq!(name_key("결제 서비스"), "결제 서비스");
         assert_eq!(name_key(".md"), "");
+    }
+
+    #[test]
+    fn layout_1_notes_gain_folders_and_a_new_index_when_the_store_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let (linked, linking) = (NoteId::now_v7(), NoteId::now_v7());
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let t = &store.core().t;
+            let v1 = |title: &str, body: &str, created_ns| NoteRowV1 {
+                author: "kim".into(),
+                title: title.into(),
+                body: body.into(),
+                tags: Vec::new(),
+                aliases: Vec::new(),
+                public: true,
+                issues: Vec::new(),
+                created_ns,
+                updated_ns: created_ns,
+                revision: 1,
+            };
+            #[derive(Serialize)]
+            struct OwnerV1 {
+                public: bool,
+                author: String,
+            }
+            let old_owner = encode(&OwnerV1 {
+                public: true,
+                author: "kim".into(),
+            })
+            .unwrap();
+            t.notes
+                .insert(id_key(linked), encode(&v1("Setup", "", 1)).unwrap())
+                .unwrap();
+            t.notes
+                .insert(
+                    id_key(linking),
+                    encode(&v1("Index", "[[Setup]]", 2)).unwrap(),
+                )
+                .unwrap();
+            let mut k = name_prefix("setup").unwrap().u8(0).u64(1).into_vec();
+            k.extend_from_slice(id_key(linked).as_ref());
+            t.note_names.insert(k, old_owner).unwrap();
+            t.notes_meta.remove(META_LAYOUT).unwrap();
+            t.notes_meta.flush().unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let note = store.note(linked, "lee").unwrap().unwrap();
+        assert_eq!((note.title.as_str(), note.folder.as_str()), ("Setup", ""));
+        assert_eq!(store.resolve_link("Setup", "lee").unwrap(), Some(linked));
+        assert_eq!(
+            store
+                .backlinks(linked, "lee")
+                .unwrap()
+                .iter()
+                .map(|n| n.id)
+                .collect::<Vec<_>>(),
+            vec![linking]
+        );
+        let layout = store.core().t.notes_meta.get(META_LAYOUT).unwrap().unwrap();
+        assert_eq!(layout.as_ref(), NOTES_LAYOUT.to_be_bytes());
     }
 
     #[test]

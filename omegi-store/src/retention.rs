@@ -46,6 +46,9 @@ pub struct DiskUsage {
     /// The apparent size of all files in the data directory (0 when the
     /// store has no directory).
     pub dir_bytes: u64,
+    /// The bytes of the files attached to notes (part of the above).
+    #[serde(default)]
+    pub attachment_bytes: u64,
 }
 
 /// What a retention pass deleted, and the disk use around it.
@@ -126,9 +129,15 @@ fn disk_usage(core: &Core) -> Result<DiskUsage> {
         Some(path) if path.exists() => dir_size(path)?,
         _ => 0,
     };
+    let mut attachment_bytes = 0;
+    for item in core.t.attachments.iter() {
+        let (_, v) = item?;
+        attachment_bytes += crate::attachments::row_size(&v)?;
+    }
     Ok(DiskUsage {
         engine_bytes,
         dir_bytes,
+        attachment_bytes,
     })
 }
 

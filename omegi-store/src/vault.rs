@@ -4,12 +4,15 @@
 //! (`.obsidian`, `.git`, `.trash`), and reads every `.md` file as a note of
 //! one user: the title comes from the front matter or else the file name,
 //! tags and aliases from the front matter (Obsidian's forms), Omegi's own
-//! fields (`id`, `visibility`, `issues`, times, revision) when present. A
-//! file whose `id` is a stored note of the same user updates that note.
+//! fields (`id`, `visibility`, `issues`, times, revision) when present, and
+//! the note's folder from the file's folder in the vault ([`vault_folder`]).
+//! A file whose `id` is a stored note of the same user updates that note.
 //!
-//! Export writes one file per note, named after its sanitized title (made
-//! unique, ignoring case), with Omegi's front matter, so that importing the
-//! folder again gives back the same titles, bodies, tags, aliases and links.
+//! Export writes one file per note, into the note's folder
+//! ([`Subfolders::Vault`], the default), named after its sanitized title
+//! (made unique, ignoring case), with Omegi's front matter, so that
+//! importing the folder again gives back the same folders, titles, bodies,
+//! tags, aliases and links.
 //!
 //! Export is careful with the folder it writes into ([`write_vault`]): it
 //! never follows a symbolic link inside it (a link planted there cannot
@@ -23,7 +26,9 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use omegi_core::note::{file_stem, note_from_markdown_file, note_to_markdown_file, NoteDefaults};
+use omegi_core::note::{
+    file_stem, normalize_folder, note_from_markdown_file, note_to_markdown_file, NoteDefaults,
+};
 use omegi_core::{Note, NoteId, Visibility};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -65,8 +70,11 @@ pub struct VaultImport {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Subfolders {
-    /// All files in the folder itself.
+    /// Each note in its own vault folder ([`Note::folder`]), as it was
+    /// imported or moved.
     #[default]
+    Vault,
+    /// All files in the folder itself.
     None,
     /// In a subfolder named after the note's first tag (a nested tag
     /// `a/b` gives `a/b/`); untagged notes at the top.
@@ -106,6 +114,9 @@ impl VaultExportOptions {
 pub struct VaultExport {
     /// Each note and its file, relative to the folder.
     pub files: Vec<(NoteId, PathBuf)>,
+    /// Each attachment's note and its file, relative to the folder: beside
+    /// the note's file.
+    pub attachments: Vec<(NoteId, PathBuf)>,
     /// The files among them that held this text already and were left
     /// alone.
     pub unchanged: Vec<PathBuf>,
@@ -210,6 +221,19 @@ pub fn write_vault(
     notes: &[Note],
     options: &VaultExportOptions,
 ) -> Result<VaultExport> {
+    write_vault_with(dir, notes, &[], options)
+}
+
+/// [`write_vault`] with the notes' attachments: each file (its note's id,
+/// its name and bytes) is written beside its note's file, under its name
+/// (a name another file of the folder has already, ignoring case, is left
+/// out). Notes not in `notes` take their files with them.
+pub fn write_vault_with(
+    dir: &Path,
+    notes: &[Note],
+    files: &[(NoteId, String, Vec<u8>)],
+    options: &VaultExportOptions,
+) -> Result<VaultExport> {
     let mut notes: Vec<&Note> = notes.iter().collect();
     // Oldest first, so that the oldest note of a title keeps the plain
     // file name, whatever the listing order.
@@ -218,6 +242,12 @@ pub fn write_vault(
     let mut planned: Vec<(PathBuf, NoteId, Vec<u8>)> = Vec::with_capacity(notes.len());
     for note in notes {
         let folder: PathBuf = match options.subfolders {
+            Subfolders::Vault => note
+                .folder
+                .split('/')
+                .filter(|s| !s.is_empty())
+                .map(file_stem)
+                .collect(),
             Subfolders::None => PathBuf::new(),
             Subfolders::FirstTag => note
                 .all_tags()
@@ -241,6 +271,23 @@ pub fn write_vault(
             n += 1;
         };
         planned.push((relative, note.id, note_to_markdown_file(note).into_bytes()));
+    }
+    let note_files = planned.len();
+    let folder_of: std::collections::HashMap<NoteId, PathBuf> = planned
+        .iter()
+        .map(|(p, id, _)| (*id, p.parent().map(Path::to_path_buf).unwrap_or_default()))
+        .collect();
+    for (id, name, bytes) in files {
+        let Some(folder) = folder_of.get(id) else {
+            continue;
+        };
+        if omegi_core::note::attachment_name(name).is_err() {
+            continue;
+        }
+        let candidate = folder.join(name);
+        if taken.insert(candidate.to_string_lossy().to_lowercase()) {
+            planned.push((candidate, *id, bytes.clone()));
+        }
     }
 
     if !dir.exists() {
@@ -308,7 +355,7 @@ pub fn write_vault(
             Ok(_) => {
                 return Err(Error::File {
                     path,
-                    source: std::io::Error::other("a folder where a note file should be"),
+                    source: std::io::Error::other("a folder where a file should be"),
                 })
             }
         }
@@ -338,7 +385,15 @@ pub fn write_vault(
     replace_file(&dir.join(MANIFEST), &text)?;
 
     let mut out = VaultExport {
-        files: planned.into_iter().map(|(p, id, _)| (id, p)).collect(),
+        attachments: planned[note_files..]
+            .iter()
+            .map(|(p, id, _)| (*id, p.clone()))
+            .collect(),
+        files: planned
+            .into_iter()
+            .take(note_files)
+            .map(|(p, id, _)| (id, p))
+            .collect(),
         unchanged,
     };
     out.files.sort_by(|a, b| a.1.cmp(&b.1));
@@ -350,6 +405,36 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
         path: path.to_owned(),
         source,
     }
+}
+
+/// The note folder of a file at `relative` (a path inside the vault): the
+/// folders on its way, `/`-separated ([`normalize_folder`]); `""` for a
+/// file at the top. Import through the store and through the API both read
+/// folders with it.
+///
+/// ```
+/// use std::path::Path;
+/// assert_eq!(omegi_store::vault_folder(Path::new("Plugins/Core/Setup.md")).unwrap(), "Plugins/Core");
+/// assert_eq!(omegi_store::vault_folder(Path::new("Setup.md")).unwrap(), "");
+/// ```
+pub fn vault_folder(relative: &Path) -> std::result::Result<String, String> {
+    let Some(parent) = relative.parent() else {
+        return Ok(String::new());
+    };
+    let mut segments = Vec::new();
+    for c in parent.components() {
+        match c {
+            std::path::Component::Normal(s) => segments.push(s.to_string_lossy().into_owned()),
+            std::path::Component::CurDir => {}
+            _ => {
+                return Err(format!(
+                    "{} is not a path inside the vault",
+                    relative.display()
+                ))
+            }
+        }
+    }
+    normalize_folder(&segments.join("/")).map_err(|e| e.to_string())
 }
 
 /// The `.md` files under `dir` and its subfolders, sorted by path, skipping
@@ -370,6 +455,35 @@ pub fn markdown_files(dir: &Path) -> Result<Vec<PathBuf>> {
                 stack.push(path);
             } else if kind.is_file()
                 && path
+                    .extension()
+                    .is_some_and(|e| e.eq_ignore_ascii_case("md"))
+            {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The files under `dir` and its subfolders that are not Markdown, sorted
+/// by path, skipping hidden entries and not following symbolic links: the
+/// attachments a vault may hold.
+fn other_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).map_err(io_err(&d))? {
+            let entry = entry.map_err(io_err(&d))?;
+            let path = entry.path();
+            if entry.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            let kind = entry.file_type().map_err(io_err(&path))?;
+            if kind.is_dir() {
+                stack.push(path);
+            } else if kind.is_file()
+                && !path
                     .extension()
                     .is_some_and(|e| e.eq_ignore_ascii_case("md"))
             {
@@ -422,6 +536,13 @@ impl Store {
                 }
             };
             note.author = author.to_owned();
+            match vault_folder(&relative) {
+                Ok(folder) => note.folder = folder,
+                Err(why) => {
+                    report.skipped.push((relative, why));
+                    continue;
+                }
+            }
             if !ids.insert(note.id) {
                 report
                     .skipped
@@ -431,9 +552,11 @@ impl Store {
             notes.push((relative, note));
         }
 
-        let _guard = self.core().notes.lock();
+        let guard = self.core().notes.lock();
         let t = &self.core().t;
         let mut changes = Vec::new();
+        // The notes the vault now holds: where their links find files.
+        let mut imported: Vec<Note> = Vec::new();
         for (relative, mut note) in notes {
             if let Err(e) = self.check_new_note(&note) {
                 report.skipped.push((relative, e.to_string()));
@@ -442,6 +565,7 @@ impl Store {
             match read_note(t, note.id)? {
                 None => {
                     report.created.push(note.id);
+                    imported.push(note.clone());
                     changes.push(Change {
                         old: None,
                         new: Some(note),
@@ -455,6 +579,7 @@ impl Store {
                 }
                 Some(old) => {
                     let same = old.title == note.title
+                        && old.folder == note.folder
                         && old.body == note.body
                         && old.tags == note.tags
                         && old.aliases == note.aliases
@@ -462,12 +587,14 @@ impl Store {
                         && old.issues == note.issues;
                     if same {
                         report.unchanged.push(old.id);
+                        imported.push(old);
                         continue;
                     }
                     note.created_ns = old.created_ns;
                     note.revision = old.revision + 1;
                     note.updated_ns = now.max(old.updated_ns);
                     report.updated.push(note.id);
+                    imported.push(note.clone());
                     changes.push(Change {
                         old: Some(old),
                         new: Some(note),
@@ -476,7 +603,76 @@ impl Store {
             }
         }
         self.commit_changes(&changes)?;
+        drop(guard);
+        self.import_vault_files(dir, &imported, &mut report)?;
         Ok(report)
+    }
+
+    /// Attaches the vault's other files to the notes that embed or link to
+    /// them by name: to such a note in the file's own folder, else to the
+    /// first such note by path. A file no note names, one over the limits,
+    /// or one its note holds under that name with other bytes is skipped,
+    /// with the reason.
+    fn import_vault_files(
+        &self,
+        dir: &Path,
+        notes: &[Note],
+        report: &mut VaultImport,
+    ) -> Result<()> {
+        use omegi_core::note::{attachment_key, is_file_target};
+        let mut named_by: std::collections::HashMap<String, Vec<&Note>> =
+            std::collections::HashMap::new();
+        let mut by_path: Vec<&Note> = notes.iter().collect();
+        by_path.sort_by(|a, b| (&a.folder, &a.title).cmp(&(&b.folder, &b.title)));
+        for note in by_path {
+            for link in note.parse().links {
+                if is_file_target(&link.target) {
+                    let name = link.target.rsplit('/').next().unwrap_or_default();
+                    let list = named_by.entry(attachment_key(name)).or_default();
+                    if !list.iter().any(|n| n.id == note.id) {
+                        list.push(note);
+                    }
+                }
+            }
+        }
+        let limit = self.attachment_limits().file_bytes;
+        for path in other_files(dir)? {
+            let relative = path.strip_prefix(dir).unwrap_or(&path).to_owned();
+            let name = relative
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let Some(owners) = named_by.get(&attachment_key(&name)) else {
+                report
+                    .skipped
+                    .push((relative, "no note embeds or links to this file".into()));
+                continue;
+            };
+            let folder = vault_folder(&relative).unwrap_or_default();
+            let owner = owners
+                .iter()
+                .find(|n| n.folder == folder)
+                .unwrap_or(&owners[0]);
+            let size = std::fs::metadata(&path).map_err(io_err(&path))?.len();
+            if size > limit as u64 {
+                report.skipped.push((
+                    relative,
+                    format!(
+                        "the file is {size} bytes, more than the {limit} an attachment may have"
+                    ),
+                ));
+                continue;
+            }
+            let bytes = std::fs::read(&path).map_err(io_err(&path))?;
+            match self.add_attachment(owner.id, &owner.author, &name, &bytes) {
+                Ok(_) => {}
+                Err(e @ (Error::AttachmentRefused(_) | Error::AttachmentExists { .. })) => {
+                    report.skipped.push((relative, e.to_string()));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     /// Writes the notes `viewer` may see that pass `filter` to `dir`, one
@@ -489,6 +685,13 @@ impl Store {
         options: &VaultExportOptions,
     ) -> Result<VaultExport> {
         let notes = self.notes(viewer, filter)?;
-        write_vault(dir.as_ref(), &notes, options)
+        let mut files = Vec::new();
+        for note in &notes {
+            for a in self.attachments(note.id, viewer)? {
+                let (a, bytes) = self.attachment(note.id, viewer, &a.name)?;
+                files.push((note.id, a.name, bytes));
+            }
+        }
+        write_vault_with(dir.as_ref(), &notes, &files, options)
     }
 }

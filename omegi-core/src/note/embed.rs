@@ -101,6 +101,29 @@ pub fn section<'t>(markdown: &'t str, heading: &str) -> Option<&'t str> {
     section_range(markdown, heading).map(|r| &markdown[r])
 }
 
+/// The bytes of the block marked `^id` in `body` (whose text starts at
+/// `start`): from the blank line before the marker (or the start) to the
+/// end of the marker's line.
+fn block_range(body: &str, start: usize, id: &str) -> Option<Range<usize>> {
+    let parsed = parse(body);
+    let marker = parsed
+        .blocks
+        .iter()
+        .find(|b| b.id.eq_ignore_ascii_case(id))?
+        .marker
+        .clone();
+    if marker.start < start {
+        return None;
+    }
+    let end = body[marker.end..]
+        .find('\n')
+        .map_or(body.len(), |i| marker.end + i);
+    let from = body[start..marker.start]
+        .rfind("\n\n")
+        .map_or(start, |i| start + i + 2);
+    Some(from..end)
+}
+
 fn section_range(markdown: &str, heading: &str) -> Option<Range<usize>> {
     let wanted = heading.trim().to_lowercase();
     let headings = parse(markdown).headings;
@@ -139,8 +162,8 @@ pub fn render_embeds(
     viewer: &str,
     options: EmbedOptions,
 ) -> String {
-    let expanded = expand_embeds(note, viewer, options, |target| {
-        Ok::<_, Infallible>(resolver.resolve(target).map(|r| r.note.clone()))
+    let expanded = expand_embeds(note, viewer, options, |target, from| {
+        Ok::<_, Infallible>(resolver.resolve_from(target, from).map(|r| r.note.clone()))
     });
     match expanded {
         Ok(e) => e.markdown,
@@ -149,14 +172,15 @@ pub fn render_embeds(
 }
 
 /// [`render_embeds`] with the embedded notes looked up on demand:
-/// `resolve` gets a link target and answers with the note it names for
-/// `viewer` (by title, then alias, as [`Resolver`] does), at most once per
-/// distinct target. Its first error ends the rendering.
+/// `resolve` gets a link target and the folder of the note the link is in,
+/// and answers with the note it names for `viewer` (as
+/// [`Resolver::resolve_from`] does), at most once per distinct target and
+/// folder. Its first error ends the rendering.
 pub fn expand_embeds<E>(
     note: &Note,
     viewer: &str,
     options: EmbedOptions,
-    resolve: impl FnMut(&str) -> Result<Option<Note>, E>,
+    resolve: impl FnMut(&str, &str) -> Result<Option<Note>, E>,
 ) -> Result<Expanded, E> {
     let mut ctx = Ctx {
         embedder: Embedder::new(viewer, options, resolve),
@@ -207,8 +231,9 @@ pub(crate) struct Embedder<'v, F> {
     resolve: F,
     viewer: &'v str,
     options: EmbedOptions,
-    /// Link targets (name keys) → the note they name.
-    notes: HashMap<String, Option<Rc<Note>>>,
+    /// (folder of the linking note, link target's name key) → the note
+    /// they name.
+    notes: HashMap<(String, String), Option<Rc<Note>>>,
     /// (note, heading key) → the bytes of its body to embed.
     sections: HashMap<Frame, Option<Range<usize>>>,
     pub(crate) embeds_left: usize,
@@ -218,7 +243,7 @@ pub(crate) struct Embedder<'v, F> {
 
 impl<'v, F, E> Embedder<'v, F>
 where
-    F: FnMut(&str) -> Result<Option<Note>, E>,
+    F: FnMut(&str, &str) -> Result<Option<Note>, E>,
 {
     pub(crate) fn new(viewer: &'v str, options: EmbedOptions, resolve: F) -> Self {
         Embedder {
@@ -243,11 +268,11 @@ where
         let found = if target.is_empty() {
             Some(Rc::clone(current))
         } else {
-            let key = name_key(target);
+            let key = (current.folder.to_lowercase(), name_key(target));
             match self.notes.get(&key) {
                 Some(found) => found.clone(),
                 None => {
-                    let found = (self.resolve)(target)?.map(Rc::new);
+                    let found = (self.resolve)(target, &current.folder)?.map(Rc::new);
                     self.notes.insert(key, found.clone());
                     found
                 }
@@ -257,7 +282,8 @@ where
     }
 
     /// The bytes of `note`'s body to embed: the body without front matter,
-    /// or the section under `heading`.
+    /// the section under `heading`, or the block marked `^id` (a heading
+    /// `^id`).
     fn section(&mut self, note: &Note, heading: Option<&str>) -> Option<Range<usize>> {
         let key = (note.id, heading.map(name_key));
         if let Some(range) = self.sections.get(&key) {
@@ -265,9 +291,12 @@ where
         }
         let start = split_front_matter(&note.body).map_or(0, |(_, start)| start);
         let range = match heading {
-            Some(h) => {
-                section_range(&note.body[start..], h).map(|r| r.start + start..r.end + start)
-            }
+            Some(h) => match h.strip_prefix('^') {
+                Some(id) => block_range(&note.body, start, id),
+                None => {
+                    section_range(&note.body[start..], h).map(|r| r.start + start..r.end + start)
+                }
+            },
             None => Some(start..note.body.len()),
         };
         self.sections.insert(key, range.clone());
@@ -292,7 +321,16 @@ where
         let Some(target) = self.visible(current, &link.target)? else {
             return Ok(Step::AsWritten);
         };
-        let heading = link.heading.as_deref().filter(|h| !h.is_empty());
+        let block = link
+            .block
+            .as_deref()
+            .filter(|b| !b.is_empty())
+            .map(|b| format!("^{b}"));
+        let heading = link
+            .heading
+            .as_deref()
+            .filter(|h| !h.is_empty())
+            .or(block.as_deref());
         let Some(range) = self.section(&target, heading) else {
             return Ok(Step::AsWritten);
         };
@@ -334,7 +372,7 @@ struct Ctx<'v, F> {
 
 impl<F, E> Ctx<'_, F>
 where
-    F: FnMut(&str) -> Result<Option<Note>, E>,
+    F: FnMut(&str, &str) -> Result<Option<Note>, E>,
 {
     /// The embeds of `note.body[range]`, parsed once per rendering.
     fn links(&mut self, note: &Note, range: &Range<usize>, frame: &Frame) -> Rc<Vec<Link>> {

@@ -39,6 +39,7 @@ pub fn to_dot(graph: &Subgraph) -> String {
             NodeKind::Unresolved => ", style=dashed",
             NodeKind::Tag => ", shape=ellipse",
             NodeKind::Issue => ", shape=diamond",
+            NodeKind::Attachment => ", shape=note",
         };
         let _ = writeln!(
             out,
@@ -92,6 +93,7 @@ pub fn to_mermaid(graph: &Subgraph) -> String {
             NodeKind::Unresolved => writeln!(out, "  n{i}[\"{label}\"]:::unresolved"),
             NodeKind::Tag => writeln!(out, "  n{i}([\"{label}\"])"),
             NodeKind::Issue => writeln!(out, "  n{i}{{{{\"{label}\"}}}}"),
+            NodeKind::Attachment => writeln!(out, "  n{i}[/\"{label}\"/]"),
         };
     }
     for edge in &graph.edges {

@@ -11,6 +11,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use serde::{Deserialize, Serialize};
 
+use super::attachment::{attachment_key, is_file_target};
 use super::resolve::{name_key, Resolver};
 use super::{merge_names, Note, NoteId};
 use crate::Fingerprint;
@@ -44,6 +45,9 @@ pub struct LocalGraphOptions {
     pub show_issues: bool,
     /// Show unresolved link targets as nodes.
     pub show_unresolved: bool,
+    /// Show the files notes embed or link to (`![[shot.png]]`) as
+    /// attachment nodes. A file is never an unresolved note.
+    pub show_attachments: bool,
 }
 
 impl Default for LocalGraphOptions {
@@ -55,6 +59,7 @@ impl Default for LocalGraphOptions {
             show_tags: false,
             show_issues: false,
             show_unresolved: false,
+            show_attachments: false,
         }
     }
 }
@@ -71,6 +76,8 @@ pub enum NodeKind {
     Tag,
     /// An issue (error fingerprint).
     Issue,
+    /// A file a note embeds or links to.
+    Attachment,
 }
 
 /// What a graph edge stands for.
@@ -90,11 +97,15 @@ pub enum EdgeKind {
 pub struct Node {
     /// What the node is.
     pub kind: NodeKind,
-    /// Unique key: the note id, `tag:<name>`, `issue:<fingerprint>` or
-    /// `unresolved:<target>` (tag and target lowercased).
+    /// Unique key: the note id, `tag:<name>`, `issue:<fingerprint>`,
+    /// `unresolved:<target>` or `attachment:<file name>` (tag, target and
+    /// file name lowercased).
     pub key: String,
     /// What to show: the title, `#tag`, the fingerprint or the target.
     pub label: String,
+    /// A note's vault folder (`""` at the top, and for other nodes).
+    #[serde(default)]
+    pub folder: String,
     /// Links from the centre, for notes of a local graph.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub depth: Option<u32>,
@@ -136,6 +147,7 @@ impl Subgraph {
 pub struct NoteGraph {
     ids: Vec<NoteId>,
     titles: Vec<String>,
+    folders: Vec<String>,
     /// Tags per note, as indices into `tag_names`.
     tags: Vec<Vec<u32>>,
     /// Distinct tags (first spelling) and their lowercase forms.
@@ -153,6 +165,9 @@ pub struct NoteGraph {
     /// The same as indices into `unresolved_names` (deduplicated by name key).
     unresolved_ids: Vec<Vec<u32>>,
     unresolved_names: Vec<String>,
+    /// Files per note, as indices into `attachment_names`.
+    attachments: Vec<Vec<u32>>,
+    attachment_names: Vec<String>,
     /// Title and aliases, as mentions match them.
     names: Vec<MentionNames>,
     /// Lowercased prose (see `ParsedNote::plain_text`).
@@ -214,6 +229,7 @@ impl NoteGraph {
         let mut graph = NoteGraph {
             ids: visible.iter().map(|n| n.id).collect(),
             titles: visible.iter().map(|n| n.title.clone()).collect(),
+            folders: visible.iter().map(|n| n.folder.clone()).collect(),
             tags: Vec::with_capacity(n),
             tag_names: Vec::new(),
             tag_keys: Vec::new(),
@@ -224,6 +240,8 @@ impl NoteGraph {
             unresolved: Vec::with_capacity(n),
             unresolved_ids: Vec::with_capacity(n),
             unresolved_names: Vec::new(),
+            attachments: Vec::with_capacity(n),
+            attachment_names: Vec::new(),
             names: Vec::with_capacity(n),
             prose: Vec::with_capacity(n),
             index: HashMap::with_capacity(n),
@@ -232,6 +250,7 @@ impl NoteGraph {
         let mut issue_index: HashMap<String, u32> = HashMap::new();
         let mut issue_names: Vec<String> = Vec::new();
         let mut unresolved_index: HashMap<String, u32> = HashMap::new();
+        let mut attachment_index: HashMap<String, u32> = HashMap::new();
         for (i, (note, p)) in visible.iter().zip(&parsed).enumerate() {
             graph.index.entry(note.id).or_insert(i as u32);
             let tags = merge_names(note.tags.iter().chain(&p.front_matter.tags).chain(&p.tags));
@@ -256,17 +275,30 @@ impl NoteGraph {
             let mut unresolved: Vec<String> = Vec::new();
             let mut ids: Vec<u32> = Vec::new();
             let mut unresolved_seen: IndexMap<()> = IndexMap::default();
+            let mut files: Vec<u32> = Vec::new();
             for link in &p.links {
                 if link.target.is_empty() {
                     continue;
                 }
-                match resolver.resolve_index(&link.target) {
+                match resolver.resolve_index(&link.target, &note.folder) {
                     Some((j, _)) if j as usize != i => {
                         if out_seen.insert(j, ()).is_none() {
                             out.push(j);
                         }
                     }
                     Some(_) => {}
+                    None if is_file_target(&link.target) => {
+                        let name = link.target.rsplit('/').next().unwrap_or_default();
+                        let k = intern(
+                            &mut attachment_index,
+                            &mut graph.attachment_names,
+                            attachment_key(name),
+                            name,
+                        );
+                        if !files.contains(&k) {
+                            files.push(k);
+                        }
+                    }
                     None => {
                         let k = intern(
                             &mut unresolved_index,
@@ -286,6 +318,7 @@ impl NoteGraph {
             }
             graph.out.push(out);
             graph.unresolved_ids.push(ids);
+            graph.attachments.push(files);
             graph.unresolved.push(unresolved);
             graph
                 .names
@@ -468,6 +501,7 @@ impl NoteGraph {
                 kind: NodeKind::Note,
                 key: self.ids[i as usize].to_string(),
                 label: self.titles[i as usize].clone(),
+                folder: self.folders[i as usize].clone(),
                 depth: Some(d),
             });
         }
@@ -483,11 +517,12 @@ impl NoteGraph {
             }
         }
         // Node position of each table entry already added, per kind.
-        let mut added: [IndexMap<usize>; 3] = Default::default();
+        let mut added: [IndexMap<usize>; 4] = Default::default();
         let mut attach = |sub: &mut Subgraph, from: usize, kind: NodeKind, k: u32| {
             let (slot, edge_kind) = match kind {
                 NodeKind::Tag => (0, EdgeKind::Tag),
                 NodeKind::Issue => (1, EdgeKind::Issue),
+                NodeKind::Attachment => (3, EdgeKind::Link),
                 _ => (2, EdgeKind::Link),
             };
             let to = *added[slot].entry(k).or_insert_with(|| {
@@ -501,6 +536,10 @@ impl NoteGraph {
                         format!("issue:{}", self.issue_names[k]),
                         self.issue_names[k].to_string(),
                     ),
+                    NodeKind::Attachment => (
+                        format!("attachment:{}", attachment_key(&self.attachment_names[k])),
+                        self.attachment_names[k].clone(),
+                    ),
                     _ => (
                         format!("unresolved:{}", name_key(&self.unresolved_names[k])),
                         self.unresolved_names[k].clone(),
@@ -510,6 +549,7 @@ impl NoteGraph {
                     kind,
                     key,
                     label,
+                    folder: String::new(),
                     depth: None,
                 });
                 sub.nodes.len() - 1
@@ -525,6 +565,11 @@ impl NoteGraph {
             if options.show_unresolved {
                 for &k in &self.unresolved_ids[i] {
                     attach(&mut sub, pos, NodeKind::Unresolved, k);
+                }
+            }
+            if options.show_attachments {
+                for &k in &self.attachments[i] {
+                    attach(&mut sub, pos, NodeKind::Attachment, k);
                 }
             }
             if options.show_tags {

@@ -9,9 +9,17 @@
 //!   note the viewer's resolution names (`class="wikilink"`, with
 //!   `data-note` holding its id), or to writing it (`class="wikilink
 //!   unresolved"`) when it names no note the viewer may see;
-//! - `![[Note]]` and `![[Note#Heading]]` embed the note or section
-//!   (`<div class="embed">`), within the [`EmbedOptions`] budget, with the
-//!   same markers as [`expand_embeds`](super::expand_embeds);
+//! - `[[Note#^id]]` links to a block (`data-block` holds its id); the
+//!   `^id` marker at the end of a block becomes an empty
+//!   `<span class="block-anchor" data-block="id">`;
+//! - `![[Note]]`, `![[Note#Heading]]` and `![[Note#^id]]` embed the note,
+//!   section or block (`<div class="embed">`), within the [`EmbedOptions`]
+//!   budget, with the same markers as [`expand_embeds`](super::expand_embeds);
+//! - a block quote whose first line is `[!type] Title` is a callout:
+//!   `<div class="callout callout-type" data-callout="type">` (with
+//!   `data-fold="+"` or `"-"` for a fold marker), its title in
+//!   `<div class="callout-title">`, the rest in `<div class="callout-content">`;
+//! - tables are tables, and `[[Note\|label]]` in a cell is a link;
 //! - `#tag` and `#nested/tag`, in any script (`#결제`), become tag links
 //!   (`class="tag"`);
 //! - code spans and code blocks, fenced or indented, stay code; front
@@ -33,10 +41,13 @@ use std::rc::Rc;
 use pulldown_cmark::{CowStr, Event, Tag, TagEnd};
 use pulldown_cmark_escape::{escape_href, escape_html};
 
+use super::attachment::is_file_target;
 use super::embed::{EmbedOptions, Embedder, Frame, Step};
-use super::parse::{body_start, scan_run, Link, Piece, Pieces, Run, Token};
+use super::parse::{
+    body_start, callout_at, scan_run, Callout, Fold, Link, Piece, Pieces, Run, Token,
+};
 use super::resolve::Resolver;
-use super::Note;
+use super::{Note, NoteId};
 
 /// Options of [`to_html`]: the embed budget and where the links Omegi
 /// writes lead. Each `*_href` is a prefix to which the note id, the
@@ -55,6 +66,23 @@ pub struct HtmlOptions {
     pub new_note_href: String,
     /// Where a `#tag` leads: this, then the tag. Default `#/search?q=%23`.
     pub tag_href: String,
+    /// Where an attachment is fetched: this, then the id of the note it
+    /// belongs to, `/attachments/` and its percent-encoded name. Default
+    /// `/api/notes/` (the API's attachment route).
+    pub attachment_href: String,
+}
+
+/// An attachment a `![[file.png]]` or `[[file.pdf]]` names, as the
+/// attachment lookup of [`to_html_with_attachments`] answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachmentRef {
+    /// The note it belongs to.
+    pub note: NoteId,
+    /// Its file name.
+    pub name: String,
+    /// Whether it is an image shown inline (see
+    /// [`ContentType::inline_image`](super::ContentType::inline_image)).
+    pub inline_image: bool,
 }
 
 impl Default for HtmlOptions {
@@ -64,6 +92,7 @@ impl Default for HtmlOptions {
             note_href: "#/note/".into(),
             new_note_href: "#/notes/new?title=".into(),
             tag_href: "#/search?q=%23".into(),
+            attachment_href: "/api/notes/".into(),
         }
     }
 }
@@ -84,6 +113,12 @@ impl HtmlOptions {
     /// Sets [`new_note_href`](Self::new_note_href).
     pub fn new_note_href(mut self, prefix: impl Into<String>) -> Self {
         self.new_note_href = prefix.into();
+        self
+    }
+
+    /// Sets [`attachment_href`](Self::attachment_href).
+    pub fn attachment_href(mut self, prefix: impl Into<String>) -> Self {
+        self.attachment_href = prefix.into();
         self
     }
 
@@ -129,8 +164,8 @@ pub fn to_html(
     viewer: &str,
     options: &HtmlOptions,
 ) -> NoteHtml {
-    let rendered = to_html_with(note, viewer, options, |target| {
-        Ok::<_, Infallible>(resolver.resolve(target).map(|r| r.note.clone()))
+    let rendered = to_html_with(note, viewer, options, |target, from| {
+        Ok::<_, Infallible>(resolver.resolve_from(target, from).map(|r| r.note.clone()))
     });
     match rendered {
         Ok(html) => html,
@@ -139,18 +174,39 @@ pub fn to_html(
 }
 
 /// [`to_html`] with the linked and embedded notes looked up on demand:
-/// `resolve` gets a link target and answers with the note it names for
-/// `viewer`, at most once per distinct target (as for
+/// `resolve` gets a link target and the folder of the note holding the
+/// link, and answers with the note it names for `viewer`, at most once per
+/// distinct target and folder (as for
 /// [`expand_embeds`](super::expand_embeds)). Its first error ends the
 /// rendering.
 pub fn to_html_with<E>(
     note: &Note,
     viewer: &str,
     options: &HtmlOptions,
-    resolve: impl FnMut(&str) -> Result<Option<Note>, E>,
+    resolve: impl FnMut(&str, &str) -> Result<Option<Note>, E>,
+) -> Result<NoteHtml, E> {
+    to_html_with_attachments(note, viewer, options, resolve, |_, _| Ok(None))
+}
+
+/// [`to_html_with`], and the attachments links name: for a target that
+/// names a file ([`is_file_target`]), `attachment` gets the target and the
+/// note the link is in, and answers with the attachment the viewer may
+/// fetch, if any. An image is embedded as an `<img class="attachment">`,
+/// any other file (or an image linked without `!`) is an
+/// `<a class="attachment" download>`; both lead to
+/// [`HtmlOptions::attachment_href`] and carry `data-note` and
+/// `data-attachment`. A file target that names no attachment is a link to
+/// a note as usual.
+pub fn to_html_with_attachments<E>(
+    note: &Note,
+    viewer: &str,
+    options: &HtmlOptions,
+    resolve: impl FnMut(&str, &str) -> Result<Option<Note>, E>,
+    attachment: impl FnMut(&str, &Note) -> Result<Option<AttachmentRef>, E>,
 ) -> Result<NoteHtml, E> {
     let mut renderer = Renderer {
         embedder: Embedder::new(viewer, options.embeds, resolve),
+        attachment,
         options,
     };
     let top = Rc::new(note.clone());
@@ -211,6 +267,36 @@ fn push_escaped(out: &mut String, s: &str) {
 /// Appends a link prefix from the options, escaped for an `href`.
 fn push_href(out: &mut String, prefix: &str) {
     let _ = escape_href(&mut *out, prefix);
+}
+
+/// The opening of a callout: `<div class="callout callout-TYPE">` with its
+/// type and fold marker as data, its title, and the opening of its
+/// content (closed by `</div></div>`).
+fn callout_open(callout: &Callout) -> String {
+    let mut html = String::with_capacity(128);
+    html.push_str("<div class=\"callout callout-");
+    push_escaped(&mut html, &callout.kind);
+    html.push_str("\" data-callout=\"");
+    push_escaped(&mut html, &callout.kind);
+    match callout.fold {
+        Some(Fold::Open) => html.push_str("\" data-fold=\"+"),
+        Some(Fold::Folded) => html.push_str("\" data-fold=\"-"),
+        None => {}
+    }
+    html.push_str("\"><div class=\"callout-title\">");
+    match &callout.title {
+        Some(title) => push_escaped(&mut html, title),
+        None => {
+            let mut chars = callout.kind.chars();
+            let kind: String = chars
+                .next()
+                .map(|c| c.to_uppercase().chain(chars).collect())
+                .unwrap_or_default();
+            push_escaped(&mut html, &kind);
+        }
+    }
+    html.push_str("</div><div class=\"callout-content\">\n");
+    html
 }
 
 /// The text of an embed marker (`*(embed cycle)*` → `(embed cycle)`).
@@ -331,15 +417,60 @@ fn only_space_between(text: &str, run: &Run<'_>, tokens: &[Token]) -> bool {
     text[at..run.range.end.max(at)].trim().is_empty()
 }
 
-struct Renderer<'o, 'v, F> {
+struct Renderer<'o, 'v, F, G> {
     embedder: Embedder<'v, F>,
+    attachment: G,
     options: &'o HtmlOptions,
 }
 
-impl<F, E> Renderer<'_, '_, F>
+impl<F, G, E> Renderer<'_, '_, F, G>
 where
-    F: FnMut(&str) -> Result<Option<Note>, E>,
+    F: FnMut(&str, &str) -> Result<Option<Note>, E>,
+    G: FnMut(&str, &Note) -> Result<Option<AttachmentRef>, E>,
 {
+    /// The attachment a file target names, if any.
+    fn attachment_of(&mut self, current: &Note, link: &Link) -> Result<Option<AttachmentRef>, E> {
+        if !is_file_target(&link.target) {
+            return Ok(None);
+        }
+        (self.attachment)(&link.target, current)
+    }
+
+    /// An attachment as an `<img>` (an embedded image) or a download link.
+    fn attachment_html(&self, link: &Link, found: &AttachmentRef, out: &mut String) {
+        let mut href = String::new();
+        push_href(&mut href, &self.options.attachment_href);
+        href.push_str(&found.note.to_string());
+        href.push_str("/attachments/");
+        push_percent_encoded(&mut href, &found.name);
+        let shown = link
+            .display
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .unwrap_or(&found.name);
+        if link.embed && found.inline_image {
+            out.push_str("<img class=\"attachment\" src=\"");
+            out.push_str(&href);
+            out.push_str("\" alt=\"");
+            push_escaped(out, shown);
+        } else {
+            out.push_str("<a class=\"attachment\" download href=\"");
+            out.push_str(&href);
+        }
+        out.push_str("\" data-note=\"");
+        out.push_str(&found.note.to_string());
+        out.push_str("\" data-attachment=\"");
+        push_escaped(out, &found.name);
+        if link.embed && found.inline_image {
+            out.push_str("\">");
+        } else {
+            out.push_str("\">");
+            push_escaped(out, shown);
+            out.push_str("</a>");
+        }
+    }
+
     /// Renders `note.body[range]` into `out`, inside the embeds on `stack`.
     fn document(
         &mut self,
@@ -358,8 +489,33 @@ where
             paragraph: None,
         };
         let mut pieces = Pieces::new(text, range);
+        // For each open block quote: whether it is a callout.
+        let mut quotes: Vec<bool> = Vec::new();
+        // A callout just opened: its first line (the `[!type] Title` line,
+        // shown as its title) is left out of its first paragraph.
+        let mut callout_line = false;
         while let Some(piece) = pieces.next() {
             match piece {
+                Piece::Event(Event::Start(Tag::BlockQuote(kind)), quote) => {
+                    match callout_at(text, quote) {
+                        Some(callout) => {
+                            quotes.push(true);
+                            callout_line = true;
+                            doc.events.push(Event::Html(callout_open(&callout).into()));
+                        }
+                        None => {
+                            quotes.push(false);
+                            doc.event(Event::Start(Tag::BlockQuote(kind)));
+                        }
+                    }
+                }
+                Piece::Event(Event::End(TagEnd::BlockQuote(kind)), _) => {
+                    if quotes.pop() == Some(true) {
+                        doc.events.push(Event::Html("</div></div>\n".into()));
+                    } else {
+                        doc.event(Event::End(TagEnd::BlockQuote(kind)));
+                    }
+                }
                 Piece::Event(Event::Start(Tag::Paragraph), _) => {
                     let mut inner = Vec::new();
                     for piece in pieces.by_ref() {
@@ -367,6 +523,15 @@ where
                             break;
                         }
                         inner.push(piece);
+                    }
+                    if std::mem::take(&mut callout_line) {
+                        let line_end = inner.iter().position(|p| {
+                            matches!(p, Piece::Event(Event::SoftBreak | Event::HardBreak, _))
+                        });
+                        match line_end {
+                            Some(end) => drop(inner.drain(..=end)),
+                            None => continue,
+                        }
                     }
                     self.paragraph(note, inner, &mut doc, stack)?;
                 }
@@ -506,10 +671,21 @@ where
                 html.push_str("</a>");
                 doc.events.push(Event::InlineHtml(html.into()));
             }
+            Token::Block(id, _) => {
+                // The marker itself is not shown: an anchor takes its place.
+                let mut html = String::with_capacity(48 + id.len());
+                html.push_str("<span class=\"block-anchor\" data-block=\"");
+                push_escaped(&mut html, &id);
+                html.push_str("\"></span>");
+                doc.events.push(Event::InlineHtml(html.into()));
+            }
             Token::Link(link) if link.embed => self.embed(note, &link, doc, stack, false)?,
             Token::Link(link) => {
                 let mut html = String::new();
-                self.wikilink(note, &link, &mut html)?;
+                match self.attachment_of(note, &link)? {
+                    Some(found) => self.attachment_html(&link, &found, &mut html),
+                    None => self.wikilink(note, &link, &mut html)?,
+                }
                 doc.events.push(Event::InlineHtml(html.into()));
             }
         }
@@ -519,7 +695,13 @@ where
     /// A wiki link (or an embed's title) as an `<a>`, resolved for the
     /// viewer.
     fn wikilink(&mut self, current: &Rc<Note>, link: &Link, out: &mut String) -> Result<(), E> {
-        let heading = link.heading.as_deref().filter(|h| !h.is_empty());
+        let block = link.block.as_deref().filter(|b| !b.is_empty());
+        let anchor = block.map(|b| format!("^{b}"));
+        let heading = link
+            .heading
+            .as_deref()
+            .filter(|h| !h.is_empty())
+            .or(anchor.as_deref());
         let label = match (link.display.as_deref().map(str::trim), heading) {
             (Some(shown), _) if !shown.is_empty() => shown.to_owned(),
             (_, Some(h)) if link.target.is_empty() => h.to_owned(),
@@ -534,6 +716,10 @@ where
                 out.push_str(&id);
                 out.push_str("\" data-note=\"");
                 out.push_str(&id);
+                if let Some(b) = block {
+                    out.push_str("\" data-block=\"");
+                    push_escaped(out, b);
+                }
                 out.push_str("\" title=\"");
                 push_escaped(out, &target.title);
                 if let Some(h) = heading {
@@ -568,6 +754,13 @@ where
     ) -> Result<(), E> {
         let mut html = String::new();
         let (open, close) = if block { ("<p>", "</p>\n") } else { ("", "") };
+        if let Some(found) = self.attachment_of(current, link)? {
+            html.push_str(open);
+            self.attachment_html(link, &found, &mut html);
+            html.push_str(close);
+            doc.events.push(Event::Html(html.into()));
+            return Ok(());
+        }
         match self.embedder.step(current, link, stack)? {
             Step::AsWritten => {
                 html.push_str(open);

@@ -21,6 +21,8 @@ pub struct NoteLimits {
     pub tags: usize,
     /// Distinct aliases: the note's own and its front matter's. Default 50.
     pub aliases: usize,
+    /// Bytes of the folder path. Default 512.
+    pub folder_bytes: usize,
 }
 
 impl Default for NoteLimits {
@@ -31,6 +33,7 @@ impl Default for NoteLimits {
             links: 1000,
             tags: 100,
             aliases: 50,
+            folder_bytes: 512,
         }
     }
 }
@@ -52,6 +55,14 @@ pub enum NoteLimitError {
     TitleTooLong {
         /// The title's length.
         chars: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A folder path longer than the limit.
+    #[error("the folder is {bytes} bytes, more than the {limit} a folder may have")]
+    FolderTooLong {
+        /// Its length.
+        bytes: usize,
         /// The limit.
         limit: usize,
     },
@@ -100,6 +111,12 @@ impl NoteLimits {
         self
     }
 
+    /// Sets [`folder_bytes`](Self::folder_bytes).
+    pub fn folder_bytes(mut self, bytes: usize) -> Self {
+        self.folder_bytes = bytes;
+        self
+    }
+
     /// Sets [`aliases`](Self::aliases).
     pub fn aliases(mut self, aliases: usize) -> Self {
         self.aliases = aliases;
@@ -132,6 +149,12 @@ impl NoteLimits {
             });
         }
         // Lists given with the note are counted before any parsing.
+        if note.folder.len() > self.folder_bytes {
+            return Err(NoteLimitError::FolderTooLong {
+                bytes: note.folder.len(),
+                limit: self.folder_bytes,
+            });
+        }
         let many = |what, count, limit| {
             if count > limit {
                 Err(NoteLimitError::TooMany { what, count, limit })

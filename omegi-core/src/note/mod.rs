@@ -2,12 +2,16 @@
 //! errors, the links between them and the graph those links form.
 //!
 //! - [`Note`]: one note with its metadata (author, visibility, linked issues).
-//! - [`parse()`] → [`ParsedNote`]: wiki links, embeds, tags and
-//!   front matter, read from the pulldown-cmark event stream so that code
-//!   spans and code blocks never yield links.
-//! - [`Resolver`]: link targets → notes (title or alias, case-insensitive);
-//!   [`rename_note`] rewrites the links to a renamed note, as far as its
-//!   author may see and as each link's own author resolves it.
+//! - [`parse()`] → [`ParsedNote`]: wiki links (in tables too, with `\|`),
+//!   embeds, tags, block markers (`^id`) and references (`[[Note#^id]]`),
+//!   callouts (`> [!type] Title`) and front matter, read from the
+//!   pulldown-cmark event stream so that code spans and code blocks never
+//!   yield links.
+//! - [`Resolver`]: link targets → notes (title or alias, case-insensitive,
+//!   `[[Folder/Note]]` by the note's vault folder; colliding names resolve
+//!   as Obsidian resolves them, by [`best_match`]); [`rename_note`] rewrites
+//!   the links to a renamed or moved note, as far as its author may see and
+//!   as each link's own author resolves it.
 //! - [`NoteGraph`]: backlinks, unlinked mentions, local graphs, paths,
 //!   components, orphans; exported as JSON, Graphviz DOT or Mermaid.
 //! - [`render_embeds`] and [`expand_embeds`]: a note's Markdown with its
@@ -19,6 +23,9 @@
 //!   ([`HtmlOptions`]).
 //! - [`MentionNames`]: the names by which a note's prose mentions another
 //!   (its unlinked mentions).
+//! - [`AttachmentLimits`], [`attachment_name`], [`content_type`]: files
+//!   attached to a note, their names and the content type read from their
+//!   bytes (only proven PNG, JPEG, GIF and WebP images are ever inline).
 //! - [`NoteLimits`]: what one note may hold (size, title, links, tags,
 //!   aliases), checked before a note is stored.
 //!
@@ -48,6 +55,7 @@ use uuid::Uuid;
 
 use crate::Fingerprint;
 
+mod attachment;
 mod embed;
 mod export;
 mod file;
@@ -57,6 +65,10 @@ mod limits;
 mod parse;
 mod resolve;
 
+pub use attachment::{
+    attachment_key, attachment_name, content_type, is_file_target, AttachmentError,
+    AttachmentLimits, ContentType,
+};
 pub use embed::{
     expand_embeds, render_embeds, section, EmbedOptions, Expanded, EMBED_CYCLE_MARKER,
     EMBED_DEPTH_MARKER, EMBED_LIMIT_MARKER,
@@ -69,14 +81,17 @@ pub use file::{
 pub use graph::{
     Direction, Edge, EdgeKind, LocalGraphOptions, MentionNames, Node, NodeKind, NoteGraph, Subgraph,
 };
-pub use html::{to_html, to_html_with, HtmlOptions, NoteHtml};
+pub use html::{
+    to_html, to_html_with, to_html_with_attachments, AttachmentRef, HtmlOptions, NoteHtml,
+};
 pub use limits::{NoteLimitError, NoteLimits};
 pub use parse::{
-    parse, split_front_matter, FrontMatter, FrontMatterError, Heading, Link, ParsedNote,
+    parse, split_front_matter, Block, Callout, Fold, FrontMatter, FrontMatterError, Heading, Link,
+    ParsedNote,
 };
 pub use resolve::{
-    name_key, rename_edited_note, rename_links, rename_note, RenameError, RenamePlan, Resolution,
-    Resolver, Via,
+    best_match, name_key, normalize_folder, rename_edited_note, rename_links, rename_note,
+    FolderError, LinkPath, NameMatch, RenameError, RenamePlan, Resolution, Resolver, Via,
 };
 
 /// The id of a note: a UUID v7, so ids sort by creation time.
@@ -130,6 +145,12 @@ pub struct Note {
     pub author: String,
     /// Title; `[[Title]]` links resolve to it.
     pub title: String,
+    /// The vault folder the note lives in: `/`-separated, without leading
+    /// or trailing `/`; `""` at the top (see [`normalize_folder`]).
+    /// `[[Folder/Title]]` links name the note by it, and it decides which
+    /// note a plain `[[Title]]` resolves to when titles collide.
+    #[serde(default)]
+    pub folder: String,
     /// Markdown body.
     pub body: String,
     /// Tags without the leading `#`.
@@ -165,6 +186,7 @@ impl Note {
             id,
             author: author.into(),
             title: title.into(),
+            folder: String::new(),
             body: body.into(),
             tags: Vec::new(),
             aliases: Vec::new(),
@@ -179,6 +201,16 @@ impl Note {
     /// Whether `viewer` may see this note: it is public, or `viewer` wrote it.
     pub fn visible_to(&self, viewer: &str) -> bool {
         self.visibility == Visibility::Public || self.author == viewer
+    }
+
+    /// The note's path in a vault, without `.md`: `folder/title`, or the
+    /// title at the top.
+    pub fn path(&self) -> String {
+        if self.folder.is_empty() {
+            self.title.clone()
+        } else {
+            format!("{}/{}", self.folder, self.title)
+        }
     }
 
     /// Parses the body (see [`parse()`]).

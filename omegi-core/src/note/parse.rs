@@ -41,8 +41,10 @@ pub struct Link {
     /// The linked note's name as written, trimmed; empty for `[[#Heading]]`
     /// (a link into the same note).
     pub target: String,
-    /// The part after `#`, trimmed, if any.
+    /// The part after `#`, trimmed, if any and not a block reference.
     pub heading: Option<String>,
+    /// The block id of a block reference `[[Note#^id]]`.
+    pub block: Option<String>,
     /// The part after `|`, if any, as written.
     pub display: Option<String>,
     /// Whether this is an embed (`![[...]]`).
@@ -62,6 +64,75 @@ pub struct Heading {
     pub text: String,
     /// Bytes of the heading in the parsed text.
     pub range: Range<usize>,
+}
+
+/// A block marked with `^id` at the end of its last line, which
+/// `[[Note#^id]]` links to and `![[Note#^id]]` embeds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Block {
+    /// The id, without `^`.
+    pub id: String,
+    /// Bytes of the marker (` ^id`, from the `^`) in the parsed text.
+    pub marker: Range<usize>,
+}
+
+/// Whether a callout starts open or folded: Obsidian's `+` and `-` after
+/// `[!type]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fold {
+    /// `+`: foldable, open.
+    Open,
+    /// `-`: foldable, folded.
+    Folded,
+}
+
+/// A callout: a block quote whose first line is `[!type] Title`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Callout {
+    /// The type, lowercase (`note`, `warning`, `tip`, any word).
+    pub kind: String,
+    /// The title as written on the first line, if any.
+    pub title: Option<String>,
+    /// The `+` or `-` fold marker, if any.
+    pub fold: Option<Fold>,
+    /// Bytes of the whole block quote in the parsed text.
+    pub range: Range<usize>,
+}
+
+/// The callout a block quote at `range` of `text` opens, if its first line
+/// is `[!type]`, `[!type]+` or `[!type]-`, then an optional title. The type
+/// is letters, digits, `-` and `_`.
+pub(crate) fn callout_at(text: &str, range: Range<usize>) -> Option<Callout> {
+    let quote = text.get(range.clone())?;
+    let first = quote.lines().next()?;
+    let line = first.trim_start().strip_prefix('>')?.trim_start();
+    let rest = line.strip_prefix("[!")?;
+    let close = rest.find(']')?;
+    let kind = &rest[..close];
+    if kind.is_empty()
+        || kind.len() > 64
+        || !kind
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+    {
+        return None;
+    }
+    let mut after = &rest[close + 1..];
+    let fold = match after.chars().next() {
+        Some('+') => Some(Fold::Open),
+        Some('-') => Some(Fold::Folded),
+        _ => None,
+    };
+    if fold.is_some() {
+        after = &after[1..];
+    }
+    let title = after.trim();
+    Some(Callout {
+        kind: kind.to_ascii_lowercase(),
+        title: (!title.is_empty()).then(|| title.to_owned()),
+        fold,
+        range,
+    })
 }
 
 /// What the front matter says.
@@ -89,6 +160,10 @@ pub struct ParsedNote {
     pub tags: Vec<String>,
     /// Headings in source order.
     pub headings: Vec<Heading>,
+    /// Blocks marked `^id`, in source order.
+    pub blocks: Vec<Block>,
+    /// Callouts, in source order (nested ones after their parent).
+    pub callouts: Vec<Callout>,
     /// The prose: text outside code with links blanked out, one line per
     /// text run. Used to find unlinked mentions.
     pub plain_text: String,
@@ -124,10 +199,11 @@ pub fn split_front_matter(text: &str) -> Option<(&str, usize)> {
     None
 }
 
-/// The Markdown dialect notes are read in: CommonMark with task lists.
+/// The Markdown dialect notes are read in: CommonMark with task lists and
+/// tables (GitHub's, as Obsidian reads them: `\\|` is a `|` inside a cell).
 /// Parsing and rendering use the same options, so that they agree on what
 /// is text, code and HTML.
-pub(crate) const MARKDOWN: Options = Options::ENABLE_TASKLISTS;
+pub(crate) const MARKDOWN: Options = Options::ENABLE_TASKLISTS.union(Options::ENABLE_TABLES);
 
 /// Where the body of `text` starts: after its front matter, if any.
 pub(crate) fn body_start(text: &str) -> usize {
@@ -160,6 +236,7 @@ pub(crate) enum Piece<'a> {
 /// similar characters; text events that are adjacent in the source are
 /// merged, so that a run's source slice holds whole links.
 pub(crate) struct Pieces<'a> {
+    text: &'a str,
     events: pulldown_cmark::OffsetIter<'a, pulldown_cmark::DefaultBrokenLinkCallback>,
     base: usize,
     code_depth: usize,
@@ -172,6 +249,7 @@ impl<'a> Pieces<'a> {
     pub(crate) fn new(text: &'a str, range: Range<usize>) -> Pieces<'a> {
         let part = text.get(range.clone()).unwrap_or_default();
         Pieces {
+            text,
             events: Parser::new_ext(part, MARKDOWN).into_offset_iter(),
             base: range.start,
             code_depth: 0,
@@ -195,7 +273,10 @@ impl<'a> Iterator for Pieces<'a> {
             let range = range.start + self.base..range.end + self.base;
             match event {
                 Event::Text(t) if self.code_depth == 0 => match self.run.as_mut() {
-                    Some(run) if run.range.end == range.start => {
+                    Some(run)
+                        if run.range.end == range.start
+                            || escaped_pipe(self.text, run.range.end, range.start) =>
+                    {
                         run.range.end = range.end;
                         run.texts.push((t, range));
                     }
@@ -231,6 +312,16 @@ impl<'a> Iterator for Pieces<'a> {
     }
 }
 
+/// Whether the source between two text events is the `\\` of a `\\|` (a
+/// pipe escaped in a table cell, which pulldown-cmark leaves out of the
+/// text): the run goes on across it, so that `[[Note\\|label]]` stays one
+/// link.
+fn escaped_pipe(text: &str, end: usize, start: usize) -> bool {
+    start == end + 1
+        && text.as_bytes().get(end) == Some(&b'\\')
+        && text.as_bytes().get(start) == Some(&b'|')
+}
+
 /// Obsidian syntax found in a run of text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Token {
@@ -238,6 +329,9 @@ pub(crate) enum Token {
     Link(Link),
     /// A tag: its name without `#`, and the bytes of `#name`.
     Tag(String, Range<usize>),
+    /// A block marker `^id` at the end of a line: the id, and the bytes of
+    /// `^id`.
+    Block(String, Range<usize>),
 }
 
 impl Token {
@@ -245,7 +339,7 @@ impl Token {
     pub(crate) fn range(&self) -> Range<usize> {
         match self {
             Token::Link(link) => link.range.clone(),
-            Token::Tag(_, range) => range.clone(),
+            Token::Tag(_, range) | Token::Block(_, range) => range.clone(),
         }
     }
 }
@@ -268,6 +362,21 @@ pub(crate) fn scan_run(text: &str, range: Range<usize>, steps: &mut usize) -> Ve
             if let Some(link) = link {
                 i = link.range.end - base;
                 tokens.push(Token::Link(link));
+                continue;
+            }
+        } else if bytes[i] == b'^' && tag_may_start(text, base + i) {
+            let id_len = bytes[i + 1..]
+                .iter()
+                .take_while(|b| b.is_ascii_alphanumeric() || **b == b'-')
+                .count();
+            *steps += id_len;
+            let after = &s[i + 1 + id_len..];
+            let line_end = after.find(['\n', '\r']).unwrap_or(after.len());
+            if id_len > 0 && after[..line_end].trim().is_empty() {
+                let start = base + i;
+                let id = s[i + 1..i + 1 + id_len].to_string();
+                tokens.push(Token::Block(id, start..start + 1 + id_len));
+                i += 1 + id_len;
                 continue;
             }
         } else if bytes[i] == b'#' && tag_may_start(text, base + i) {
@@ -345,6 +454,7 @@ pub(crate) fn parse_counting(text: &str) -> (ParsedNote, usize) {
                                 out.tags.push(name);
                             }
                         }
+                        Token::Block(id, marker) => out.blocks.push(Block { id, marker }),
                     }
                 }
                 plain.push_str(&s[copied..]);
@@ -352,6 +462,9 @@ pub(crate) fn parse_counting(text: &str) -> (ParsedNote, usize) {
                 out.plain_text.push('\n');
             }
             Piece::Event(event, range) => match event {
+                Event::Start(Tag::BlockQuote(_)) => {
+                    out.callouts.extend(callout_at(text, range));
+                }
                 Event::Start(Tag::Heading { level, .. }) => {
                     heading = Some((level as u8, range.start, String::new()));
                 }
@@ -394,7 +507,9 @@ fn wiki_link(text: &str, base: usize, s: &str, i: usize) -> (Option<Link>, usize
     let scanned = close * 2;
     let inner = &rest[..close];
     let (left, display) = match inner.split_once('|') {
-        Some((l, d)) => (l, Some(d.to_string())),
+        // `\|` inside a table cell: the `\` escapes the pipe for the
+        // table, and is no part of the link.
+        Some((l, d)) => (l.strip_suffix('\\').unwrap_or(l), Some(d.to_string())),
         None => (inner, None),
     };
     let (target_raw, heading) = match left.split_once('#') {
@@ -405,6 +520,13 @@ fn wiki_link(text: &str, base: usize, s: &str, i: usize) -> (Option<Link>, usize
     if target.is_empty() && heading.as_deref().unwrap_or_default().is_empty() {
         return (None, scanned);
     }
+    let (heading, block) = match heading {
+        Some(h) => match h.strip_prefix('^') {
+            Some(id) => (None, Some(id.trim().to_string())),
+            None => (Some(h), None),
+        },
+        None => (None, None),
+    };
     let lead = target_raw.len() - target_raw.trim_start().len();
     let target_start = base + inner_start + lead;
     let abs = base + i;
@@ -412,6 +534,7 @@ fn wiki_link(text: &str, base: usize, s: &str, i: usize) -> (Option<Link>, usize
     let link = Link {
         target: target.to_string(),
         heading,
+        block,
         display,
         embed,
         range: if embed { abs - 1 } else { abs }..base + inner_start + close + 2,
@@ -542,6 +665,15 @@ mod tests {
             " #a/b/c",
             "[[a\n",
             "a]]",
+            "[[a\\|b]]",
+            "[[a\\|",
+            "[[a#^b]]",
+            " ^b",
+            " ^b\n",
+            "^^^^",
+            "| [[a\\|b]] |\n",
+            "> [!note] t\n",
+            "> [!",
         ];
         for unit in units {
             let (small, large) = (steps(unit, 2_000), steps(unit, 4_000));

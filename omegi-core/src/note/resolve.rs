@@ -2,16 +2,23 @@
 //!
 //! A link target names a note by its title or one of its aliases, compared
 //! case-insensitively after trimming (a trailing `.md` is ignored, as in a
-//! link to a file). Titles win over aliases; when two notes share a name the
-//! older one (by creation time, then id) wins, so resolution is
+//! link to a file), or by its vault path: `[[Folder/Note]]` names the note
+//! `Note` whose folder is `Folder` or ends with `/Folder`. When several
+//! notes share a name, the one a link resolves to is decided as Obsidian
+//! decides it, by [`best_match`]: titles before aliases, then the note in
+//! the linking note's own folder, then the one with the shortest folder
+//! path, then the oldest (by creation time, then id), so resolution is
 //! deterministic. A target that names no note stays an unresolved link.
+//!
+//! [`best_match`] is the one place this rule lives: the [`Resolver`] here,
+//! the store's name index, rendering, search and the graph all ask it.
 
 use std::collections::HashMap;
 
 use super::{merge_names, parse, Note, NoteId, Visibility};
 
 /// How a link target matched its note.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Via {
     /// The note's title.
     Title,
@@ -41,12 +48,193 @@ pub enum RenameError {
     UnknownNote(NoteId),
 }
 
+/// Why a folder path was refused by [`normalize_folder`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FolderError {
+    /// A segment is `.` or `..`: a folder is a path inside the vault.
+    #[error("folder {0:?} has a `.` or `..` segment; a folder is a path inside the vault")]
+    DotSegment(String),
+    /// A character that would break a `[[Folder/Note]]` link or a file
+    /// name: a control character, `\\`, `[`, `]`, `|`, `#` or `^`.
+    #[error("folder {0:?} contains a control character or one of \\ [ ] | # ^")]
+    InvalidCharacter(String),
+}
+
+/// A folder path in its stored form: `/`-separated segments, each trimmed,
+/// empty segments (a leading, trailing or doubled `/`) dropped; `""` is
+/// the top of the vault.
+///
+/// ```
+/// use omegi_core::note::normalize_folder;
+/// assert_eq!(normalize_folder(" /Plugins//Core/ ").unwrap(), "Plugins/Core");
+/// assert_eq!(normalize_folder("").unwrap(), "");
+/// assert!(normalize_folder("a/../b").is_err());
+/// ```
+pub fn normalize_folder(folder: &str) -> Result<String, FolderError> {
+    if folder
+        .chars()
+        .any(|c| c.is_control() || matches!(c, '\\' | '[' | ']' | '|' | '#' | '^'))
+    {
+        return Err(FolderError::InvalidCharacter(short(folder)));
+    }
+    let mut out = String::with_capacity(folder.len());
+    for segment in folder.split('/').map(str::trim).filter(|s| !s.is_empty()) {
+        if segment == "." || segment == ".." {
+            return Err(FolderError::DotSegment(short(folder)));
+        }
+        if !out.is_empty() {
+            out.push('/');
+        }
+        out.push_str(segment);
+    }
+    Ok(out)
+}
+
+fn short(s: &str) -> String {
+    s.chars().take(64).collect()
+}
+
+/// A link target read as a vault path: the name it ends with and the
+/// folder before it, as lookup keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkPath {
+    /// The key of the whole target ([`name_key`]): a note whose title (or
+    /// alias) is the whole target, `/` included, matches it too.
+    pub whole: String,
+    /// The key of the last segment: the note's name.
+    pub name: String,
+    /// The folder part, lowercase, segments trimmed, `None` without a `/`.
+    pub folder: Option<String>,
+}
+
+impl LinkPath {
+    /// Reads a link target.
+    ///
+    /// ```
+    /// use omegi_core::note::LinkPath;
+    /// let p = LinkPath::parse("Plugins/Templates.md");
+    /// assert_eq!((p.name.as_str(), p.folder.as_deref()), ("templates", Some("plugins")));
+    /// assert_eq!(LinkPath::parse("Templates").folder, None);
+    /// ```
+    pub fn parse(target: &str) -> LinkPath {
+        let whole = name_key(target);
+        match whole.rsplit_once('/') {
+            Some((folder, name)) => {
+                let folder: Vec<&str> = folder
+                    .split('/')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                LinkPath {
+                    name: name.trim().to_owned(),
+                    folder: Some(folder.join("/")),
+                    whole,
+                }
+            }
+            None => LinkPath {
+                name: whole.clone(),
+                folder: None,
+                whole,
+            },
+        }
+    }
+
+    /// The name keys under which the notes this target may name are
+    /// found: the last segment's, and the whole target's when it differs.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        let whole = (self.whole != self.name).then_some(self.whole.as_str());
+        std::iter::once(self.name.as_str())
+            .chain(whole)
+            .filter(|k| !k.is_empty())
+    }
+}
+
+/// A note that has a name a link target may mean: one candidate of
+/// [`best_match`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NameMatch<'a> {
+    /// The note.
+    pub id: NoteId,
+    /// The name key ([`name_key`]) of the note's title or alias that
+    /// matched.
+    pub key: &'a str,
+    /// Whether that name is its title or an alias.
+    pub via: Via,
+    /// The note's folder.
+    pub folder: &'a str,
+    /// The note's creation time.
+    pub created_ns: u64,
+}
+
+/// Whether `folder` is `hint` or ends with `/hint` (case-insensitively).
+fn folder_ends_with(folder: &str, hint: &str) -> bool {
+    let folder = folder.to_lowercase();
+    folder == hint
+        || folder
+            .strip_suffix(hint)
+            .is_some_and(|rest| rest.ends_with('/'))
+}
+
+/// The note `path` names for a link written in a note in `from_folder`,
+/// among `candidates` (every note the reader may see that has one of
+/// `path`'s [keys](LinkPath::keys) as title or alias; others are ignored):
+///
+/// 1. a match by path (`[[Folder/Note]]`: the name in that folder) before a
+///    note whose whole name is the target;
+/// 2. a title before an alias;
+/// 3. the note in the linking note's folder;
+/// 4. the shortest folder path;
+/// 5. the oldest note, then the smallest id.
+///
+/// ```
+/// use omegi_core::note::{best_match, LinkPath, NameMatch, NoteId, Via};
+/// let (a, b) = (NoteId(uuid::Uuid::from_u128(1)), NoteId(uuid::Uuid::from_u128(2)));
+/// let notes = [
+///     NameMatch { id: a, key: "setup", via: Via::Title, folder: "", created_ns: 1 },
+///     NameMatch { id: b, key: "setup", via: Via::Title, folder: "Plugins", created_ns: 2 },
+/// ];
+/// let to = |target, from| best_match(&LinkPath::parse(target), from, notes).map(|m| m.id);
+/// assert_eq!(to("Setup", ""), Some(a)); // the shortest path
+/// assert_eq!(to("Setup", "plugins"), Some(b)); // the same folder
+/// assert_eq!(to("Plugins/Setup", ""), Some(b)); // by path
+/// ```
+pub fn best_match<'a>(
+    path: &LinkPath,
+    from_folder: &str,
+    candidates: impl IntoIterator<Item = NameMatch<'a>>,
+) -> Option<NameMatch<'a>> {
+    let from = from_folder.to_lowercase();
+    candidates
+        .into_iter()
+        .filter_map(|c| {
+            let by_path = match &path.folder {
+                Some(hint) if c.key == path.name && folder_ends_with(c.folder, hint) => 0u8,
+                _ if c.key == path.whole => 1,
+                _ => return None,
+            };
+            let elsewhere = c.folder.to_lowercase() != from;
+            let rank = (
+                by_path,
+                c.via,
+                elsewhere,
+                c.folder.chars().count(),
+                c.created_ns,
+                c.id,
+            );
+            Some((rank, c))
+        })
+        .min_by(|a, b| a.0.cmp(&b.0))
+        .map(|(_, c)| c)
+}
+
 /// Resolves link targets against a set of notes.
 #[derive(Debug, Clone)]
 pub struct Resolver<'a> {
     notes: Vec<&'a Note>,
     by_id: HashMap<NoteId, u32>,
-    names: HashMap<String, (u32, Via)>,
+    /// Name key → every note with that title or alias.
+    names: HashMap<String, Vec<(u32, Via)>>,
 }
 
 /// The lookup key of a note name or link target: trimmed, lowercase, without
@@ -79,20 +267,22 @@ impl<'a> Resolver<'a> {
 
     /// Builds from notes and their already known aliases (same order).
     pub(crate) fn with_aliases(notes: Vec<&'a Note>, aliases: &[Vec<String>]) -> Resolver<'a> {
-        let mut order: Vec<u32> = (0..notes.len() as u32).collect();
-        order.sort_by_key(|&i| (notes[i as usize].created_ns, notes[i as usize].id));
-        let mut names = HashMap::with_capacity(notes.len() * 2);
-        for &i in &order {
-            let key = name_key(&notes[i as usize].title);
-            if !key.is_empty() {
-                names.entry(key).or_insert((i, Via::Title));
+        let mut names: HashMap<String, Vec<(u32, Via)>> = HashMap::with_capacity(notes.len() * 2);
+        for (i, note) in notes.iter().enumerate() {
+            let title = name_key(&note.title);
+            if !title.is_empty() {
+                names
+                    .entry(title.clone())
+                    .or_default()
+                    .push((i as u32, Via::Title));
             }
-        }
-        for &i in &order {
-            for alias in aliases.get(i as usize).into_iter().flatten() {
+            for alias in aliases.get(i).into_iter().flatten() {
                 let key = name_key(alias);
-                if !key.is_empty() {
-                    names.entry(key).or_insert((i, Via::Alias));
+                if !key.is_empty() && key != title {
+                    let entry = names.entry(key).or_default();
+                    if !entry.contains(&(i as u32, Via::Alias)) {
+                        entry.push((i as u32, Via::Alias));
+                    }
                 }
             }
         }
@@ -108,17 +298,46 @@ impl<'a> Resolver<'a> {
         }
     }
 
-    /// The note a link target names, if any.
+    /// The note a link target names, if any, for a link written at the top
+    /// of the vault (see [`Resolver::resolve_from`]).
     pub fn resolve(&self, target: &str) -> Option<Resolution<'a>> {
-        self.resolve_index(target).map(|(i, via)| Resolution {
-            note: self.notes[i as usize],
-            via,
-        })
+        self.resolve_from(target, "")
+    }
+
+    /// The note a link target names for a link written in a note in
+    /// `from_folder`, if any ([`best_match`]).
+    pub fn resolve_from(&self, target: &str, from_folder: &str) -> Option<Resolution<'a>> {
+        self.resolve_index(target, from_folder)
+            .map(|(i, via)| Resolution {
+                note: self.notes[i as usize],
+                via,
+            })
     }
 
     /// Index (in [`Resolver::notes`]) of the note a target names.
-    pub(crate) fn resolve_index(&self, target: &str) -> Option<(u32, Via)> {
-        self.names.get(&name_key(target)).copied()
+    pub(crate) fn resolve_index(&self, target: &str, from_folder: &str) -> Option<(u32, Via)> {
+        let path = LinkPath::parse(target);
+        let mut keys: Vec<&str> = path.keys().collect();
+        keys.dedup();
+        let candidates = keys.into_iter().flat_map(|key| {
+            self.names
+                .get_key_value(key)
+                .into_iter()
+                .flat_map(|(key, found)| {
+                    found.iter().map(move |&(i, via)| {
+                        let note = self.notes[i as usize];
+                        NameMatch {
+                            id: note.id,
+                            key: key.as_str(),
+                            via,
+                            folder: &note.folder,
+                            created_ns: note.created_ns,
+                        }
+                    })
+                })
+        });
+        let best = best_match(&path, from_folder, candidates)?;
+        Some((*self.by_id.get(&best.id)?, best.via))
     }
 
     /// The note with this id, if the resolver knows it.
@@ -226,8 +445,13 @@ pub fn rename_note(notes: &[Note], id: NoteId, new_title: &str) -> Result<Rename
 
 /// [`rename_note`] for a note that changes more than its title at once:
 /// `edited` is the note with its other changes made (body, aliases,
-/// visibility), `notes` holds it as it was. Links mean what they resolved
-/// to before the change; the new name must lead to the note as it is after.
+/// visibility, folder: a move), `notes` holds it as it was. Links mean what
+/// they resolved to before the change, from the folder of the note holding
+/// them; each is rewritten to the shortest text that leads that note's
+/// author to the note as it is after: its new title, or its new path
+/// (`Folder/Title`) when the title alone would lead elsewhere (a link
+/// written with a path keeps a path). A link that still leads to it as
+/// written stays, unless the title changed.
 pub fn rename_edited_note(
     notes: &[Note],
     edited: &Note,
@@ -242,6 +466,7 @@ pub fn rename_edited_note(
         .iter()
         .position(|n| n.id == id)
         .ok_or(RenameError::UnknownNote(id))?;
+    let title_changed = notes[pos].title != new_title;
     let former_title_alias = (edited.visibility == Visibility::Public
         && name_key(&notes[pos].title) != name_key(new_title))
     .then(|| notes[pos].title.clone());
@@ -257,6 +482,7 @@ pub fn rename_edited_note(
     // The renamed note as it will be, for the resolvers after the rename.
     let mut after = edited.clone();
     after.title = new_title.to_owned();
+    let new_path = after.path();
     let edited_parsed = edited.parse();
     let mut after_aliases = aliases.clone();
     after_aliases[pos] = aliases_of(edited, &edited_parsed);
@@ -281,11 +507,11 @@ pub fn rename_edited_note(
     let mut resolvers: HashMap<&str, (Resolver<'_>, Resolver<'_>)> = HashMap::new();
     let mut bodies = Vec::new();
     for (i, note) in notes.iter().enumerate() {
-        // The renamed note is rewritten as edited.
-        let (note, parsed) = if i == pos {
-            (edited, &edited_parsed)
+        // The renamed note is rewritten as edited, from where it will be.
+        let (note, parsed, folder_before) = if i == pos {
+            (edited, &edited_parsed, notes[pos].folder.as_str())
         } else {
-            (note, &parsed[i])
+            (note, &parsed[i], note.folder.as_str())
         };
         if !note.visible_to(&edited.author) {
             continue;
@@ -293,12 +519,35 @@ pub fn rename_edited_note(
         let (before, after) = resolvers
             .entry(note.author.as_str())
             .or_insert_with(|| resolvers_for(&note.author));
-        let follows = after.resolve(new_title).is_some_and(|r| r.note.id == id);
-        let ranges = parsed.links.iter().filter_map(|link| {
-            let r = before.resolve(&link.target)?;
-            (follows && r.note.id == id && r.via == Via::Title).then(|| link.target_range.clone())
-        });
-        if let Some(body) = rewrite(&note.body, ranges, new_title) {
+        let leads = |text: &str| {
+            after
+                .resolve_from(text, &note.folder)
+                .is_some_and(|r| r.note.id == id)
+        };
+        let mut texts: Vec<(std::ops::Range<usize>, String)> = Vec::new();
+        for link in &parsed.links {
+            let Some(r) = before.resolve_from(&link.target, folder_before) else {
+                continue;
+            };
+            if r.note.id != id || r.via != Via::Title {
+                continue;
+            }
+            if !title_changed && leads(&link.target) {
+                continue;
+            }
+            let with_path = link.target.contains('/');
+            let text = if !with_path && leads(new_title) {
+                new_title
+            } else if leads(&new_path) {
+                new_path.as_str()
+            } else {
+                continue;
+            };
+            if text != link.target {
+                texts.push((link.target_range.clone(), text.to_owned()));
+            }
+        }
+        if let Some(body) = rewrite_each(&note.body, &texts) {
             bodies.push((note.id, body));
         }
     }
@@ -306,6 +555,28 @@ pub fn rename_edited_note(
         bodies,
         former_title_alias,
     })
+}
+
+/// `body` with each range replaced by its text (ranges in order, not
+/// overlapping); `None` when there is none.
+fn rewrite_each(body: &str, texts: &[(std::ops::Range<usize>, String)]) -> Option<String> {
+    let mut out = String::with_capacity(body.len());
+    let mut copied = 0;
+    let mut changed = false;
+    for (range, text) in texts {
+        if range.start < copied || range.end > body.len() {
+            continue;
+        }
+        out.push_str(&body[copied..range.start]);
+        out.push_str(text);
+        copied = range.end;
+        changed = true;
+    }
+    if !changed {
+        return None;
+    }
+    out.push_str(&body[copied..]);
+    Some(out)
 }
 
 /// A resolver over the notes at positions `visible` of `notes`, whose

@@ -7,11 +7,12 @@
 //!   these limits, with a marker where it was cut: a text ends with `…`, a
 //!   rendering ends with a line `… N more spans not shown`, and the
 //!   answers of the trace and flow endpoints say `"truncated": true`.
-//! - [`NoteLimitFlags`] (`--note-*`, `--embed-*`): what one note may hold,
-//!   and how far its embeds are expanded.
+//! - [`NoteLimitFlags`] (`--note-*`, `--embed-*`, `--attachment-*`): what
+//!   one note and its attached files may hold, and how far its embeds are
+//!   expanded.
 
 use omegi_core::flow::ViewLimits;
-use omegi_core::note::{EmbedOptions, NoteLimits};
+use omegi_core::note::{AttachmentLimits, EmbedOptions, NoteLimits};
 
 /// The read limits of the REST API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Args)]
@@ -113,6 +114,35 @@ pub struct NoteLimitFlags {
         default_value_t = NoteLimits::default().aliases
     )]
     pub aliases: usize,
+    /// Bytes of a note's folder path.
+    #[arg(
+        long = "note-max-folder-bytes",
+        env = "OMEGI_NOTE_MAX_FOLDER_BYTES",
+        default_value_t = NoteLimits::default().folder_bytes
+    )]
+    pub folder_bytes: usize,
+    /// Bytes of one file attached to a note; a larger upload is refused
+    /// with 413 before its body is read.
+    #[arg(
+        long = "attachment-max-bytes",
+        env = "OMEGI_ATTACHMENT_MAX_BYTES",
+        default_value_t = AttachmentLimits::default().file_bytes
+    )]
+    pub attachment_bytes: usize,
+    /// Bytes of all files attached to one note.
+    #[arg(
+        long = "attachment-max-note-bytes",
+        env = "OMEGI_ATTACHMENT_MAX_NOTE_BYTES",
+        default_value_t = AttachmentLimits::default().note_bytes
+    )]
+    pub attachment_note_bytes: usize,
+    /// Files attached to one note.
+    #[arg(
+        long = "attachment-max-files",
+        env = "OMEGI_ATTACHMENT_MAX_FILES",
+        default_value_t = AttachmentLimits::default().files_per_note
+    )]
+    pub attachment_files: usize,
     /// Embeds one rendering of a note expands in all.
     #[arg(
         long = "embed-max-count",
@@ -132,6 +162,7 @@ pub struct NoteLimitFlags {
 impl Default for NoteLimitFlags {
     fn default() -> Self {
         NoteLimitFlags::from_limits(NoteLimits::default(), EmbedOptions::default())
+            .with_attachments(AttachmentLimits::default())
     }
 }
 
@@ -144,9 +175,29 @@ impl NoteLimitFlags {
             links: notes.links,
             tags: notes.tags,
             aliases: notes.aliases,
+            folder_bytes: notes.folder_bytes,
+            attachment_bytes: AttachmentLimits::default().file_bytes,
+            attachment_note_bytes: AttachmentLimits::default().note_bytes,
+            attachment_files: AttachmentLimits::default().files_per_note,
             embeds: embeds.max_embeds,
             embed_bytes: embeds.max_bytes,
         }
+    }
+
+    /// These flags with these attachment limits.
+    pub fn with_attachments(mut self, limits: AttachmentLimits) -> Self {
+        self.attachment_bytes = limits.file_bytes;
+        self.attachment_note_bytes = limits.note_bytes;
+        self.attachment_files = limits.files_per_note;
+        self
+    }
+
+    /// The attachment limits of the store.
+    pub fn attachments(&self) -> AttachmentLimits {
+        AttachmentLimits::default()
+            .file_bytes(self.attachment_bytes)
+            .note_bytes(self.attachment_note_bytes)
+            .files_per_note(self.attachment_files)
     }
 
     /// The note limits of the store.
@@ -157,6 +208,7 @@ impl NoteLimitFlags {
             .links(self.links)
             .tags(self.tags)
             .aliases(self.aliases)
+            .folder_bytes(self.folder_bytes)
     }
 
     /// The embed options of the store.

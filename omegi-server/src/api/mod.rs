@@ -151,7 +151,10 @@ pub fn router(state: SharedState) -> Router {
         .route("/api/traces/{trace_id}", get(traces::detail))
         .route("/api/stats", get(stats::dashboard))
         .route("/api/alerts/stream", get(alerts::stream))
-        .merge(notes::routes(state.store.note_limits()))
+        .merge(notes::routes(
+            state.store.note_limits(),
+            state.store.attachment_limits(),
+        ))
         .merge(ui_support::routes())
         .fallback(api_not_found);
     otlp.merge(api).with_state(state).merge(crate::ui::router())

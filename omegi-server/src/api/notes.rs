@@ -12,7 +12,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use omegi_core::note::{
-    to_dot, to_mermaid, LocalGraphOptions, Note, NoteId, NoteLimits, Subgraph, Visibility,
+    to_dot, to_mermaid, AttachmentLimits, LocalGraphOptions, Note, NoteId, NoteLimits, Subgraph,
+    Visibility,
 };
 use omegi_core::Fingerprint;
 use omegi_store::{NewNote, NoteFilter, NoteQuery, NoteUpdate, SuggestFor, SuggestReason};
@@ -25,12 +26,23 @@ use super::{blocking, ApiError, ApiUser, SharedState};
 const MAX_LIMIT: usize = 1000;
 
 /// The notes routes; note bodies are read up to what `limits` let a note
-/// hold (twice its bytes, for JSON escapes, and 64 KiB for the rest).
-pub fn routes(limits: NoteLimits) -> Router<SharedState> {
+/// hold (twice its bytes, for JSON escapes, and 64 KiB for the rest), an
+/// attachment's up to what `attachments` let one file hold.
+pub fn routes(limits: NoteLimits, attachments: AttachmentLimits) -> Router<SharedState> {
     let body_limit = limits
         .body_bytes
         .saturating_mul(2)
         .saturating_add(64 * 1024);
+    let files = Router::new()
+        .route(
+            "/api/notes/{id}/attachments",
+            get(list_attachments).post(upload_attachment),
+        )
+        .route(
+            "/api/notes/{id}/attachments/{name}",
+            get(attachment).delete(delete_attachment),
+        )
+        .layer(DefaultBodyLimit::max(attachments.file_bytes));
     Router::new()
         .route("/api/notes", get(list_notes).post(create_note))
         .route("/api/notes/resolve", get(resolve))
@@ -44,6 +56,7 @@ pub fn routes(limits: NoteLimits) -> Router<SharedState> {
         .route("/api/notes/render", post(preview))
         .route("/api/notes/{id}/graph", get(local_graph))
         .route("/api/graph", get(graph))
+        .route("/api/notes/graph", get(graph))
         .route("/api/search", get(search))
         .route(
             "/api/issues/{project}/{fingerprint}/suggestions",
@@ -54,6 +67,7 @@ pub fn routes(limits: NoteLimits) -> Router<SharedState> {
             get(issue_notes),
         )
         .layer(DefaultBodyLimit::max(body_limit))
+        .merge(files)
 }
 
 /// An issue reference in a note body: a fingerprint, or
@@ -86,6 +100,12 @@ fn store_error(e: omegi_store::Error) -> ApiError {
         E::NotNoteAuthor { .. } => ApiError::Forbidden(e.to_string()),
         E::RevisionMismatch { .. } => ApiError::Conflict(e.to_string()),
         E::InvalidNote(_) | E::InvalidName { .. } => ApiError::BadRequest(e.to_string()),
+        E::AttachmentRefused(ref refused) if refused.is_too_large() => {
+            ApiError::Rejected(StatusCode::PAYLOAD_TOO_LARGE, e.to_string())
+        }
+        E::AttachmentRefused(_) => ApiError::BadRequest(e.to_string()),
+        E::AttachmentExists { .. } => ApiError::Conflict(e.to_string()),
+        E::AttachmentNotFound { .. } => ApiError::NotFound(e.to_string()),
         other => ApiError::Store(other),
     }
 }
@@ -145,6 +165,9 @@ async fn list_notes(
 pub struct NewNoteBody {
     /// The title.
     pub title: String,
+    /// The vault folder (`a/b`; empty or absent: the top).
+    #[serde(default)]
+    pub folder: String,
     /// The Markdown body.
     #[serde(default)]
     pub body: String,
@@ -173,6 +196,7 @@ async fn create_note(
     let issues = fingerprints(body.issues)?;
     blocking(&state, move |state| {
         let mut new = NewNote::new(author, body.title.trim(), body.body)
+            .folder(body.folder)
             .tags(body.tags)
             .aliases(body.aliases)
             .issues(issues);
@@ -207,8 +231,12 @@ async fn note(
 /// Query of `GET /api/notes/resolve`.
 #[derive(Debug, Deserialize)]
 pub(super) struct ResolveParams {
-    /// A title or alias, as a `[[link]]` would name the note.
+    /// A title or alias, as a `[[link]]` would name the note, or a path
+    /// (`Folder/Title`).
     name: String,
+    /// The folder of the note the link is written in (default: the top).
+    #[serde(default)]
+    from: String,
 }
 
 /// The note a `[[link]]` with this name leads to, for the caller.
@@ -221,7 +249,7 @@ async fn resolve(
         let store = &state.store;
         let not_found = || ApiError::NotFound(format!("no note named {:?}", params.name));
         let id = store
-            .resolve_link(&params.name, &viewer)
+            .resolve_link_from(&params.name, &params.from, &viewer)
             .map_err(store_error)?
             .ok_or_else(not_found)?;
         store
@@ -242,6 +270,10 @@ pub struct UpdateNoteBody {
     /// A new title: renames the note and rewrites the links naming it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
+    /// A new folder (`""`: the top): moves the note and rewrites the links
+    /// that would no longer lead to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folder: Option<String>,
     /// A new body.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
@@ -288,6 +320,9 @@ async fn update_note(
     }
     if let Some(title) = body.title {
         update = update.title(title);
+    }
+    if let Some(folder) = body.folder {
+        update = update.folder(folder);
     }
     blocking(&state, move |state| {
         // One revision check for the fields and the rename together; an
@@ -556,6 +591,10 @@ pub struct GraphParams {
     pub tags: Option<String>,
     /// `json` (default), `dot` or `mermaid`.
     pub format: Option<GraphFormat>,
+    /// `true`/`false`: show the files notes embed or link to as
+    /// `attachment` nodes (default false; a file is never an unresolved
+    /// note).
+    pub attachments: Option<String>,
 }
 
 fn flag(name: &str, value: Option<&str>, default: bool) -> Result<bool, ApiError> {
@@ -593,6 +632,7 @@ impl GraphParams {
             show_issues: flag("issues", self.issues.as_deref(), true)?,
             show_tags,
             show_unresolved: true,
+            show_attachments: flag("attachments", self.attachments.as_deref(), false)?,
             ..LocalGraphOptions::default()
         })
     }
@@ -764,4 +804,158 @@ mod tests {
         };
         assert!(!hidden.options().expect("valid").show_tags);
     }
+}
+
+/// Query of `POST /api/notes/{id}/attachments`.
+#[derive(Debug, Deserialize)]
+pub struct UploadParams {
+    /// The file name, as `![[name]]` embeds it.
+    pub name: String,
+}
+
+/// `POST /api/notes/{id}/attachments?name=…` with the file's bytes as the
+/// raw body: 201 with the attachment when it is new, 200 when the note
+/// held these bytes under this name already. A `Content-Length` over the
+/// limit is refused (413) before the body is read.
+async fn upload_attachment(
+    State(state): State<SharedState>,
+    ApiUser(author): ApiUser,
+    Path(id): Path<String>,
+    Query(params): Query<UploadParams>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Body,
+) -> Result<(StatusCode, Json<omegi_store::Attachment>), ApiError> {
+    let id = note_id(&id)?;
+    let limit = state.store.attachment_limits().file_bytes;
+    let too_large = |bytes: String| {
+        ApiError::Rejected(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the file is {bytes} bytes, more than the {limit} an attachment may have \
+                 (attachment_max_bytes)"
+            ),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(length) = declared.filter(|&n| n > limit as u64) {
+        return Err(too_large(length.to_string()));
+    }
+    let bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| too_large(format!("more than {limit}")))?;
+    blocking(&state, move |state| {
+        let attached = state
+            .store
+            .add_attachment(id, &author, &params.name, &bytes)
+            .map_err(store_error)?;
+        let status = if attached.created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        };
+        Ok((status, Json(attached.attachment)))
+    })
+    .await
+}
+
+async fn list_attachments(
+    State(state): State<SharedState>,
+    ApiUser(viewer): ApiUser,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<omegi_store::Attachment>>, ApiError> {
+    let id = note_id(&id)?;
+    blocking(&state, move |state| {
+        Ok(Json(
+            state.store.attachments(id, &viewer).map_err(store_error)?,
+        ))
+    })
+    .await
+}
+
+/// The bytes of an attachment, served so that they cannot run: the stored
+/// content type (never HTML or SVG), `nosniff`, a CSP that allows nothing
+/// and sandboxes, and `attachment` disposition for anything but a proven
+/// image.
+async fn attachment(
+    State(state): State<SharedState>,
+    ApiUser(viewer): ApiUser,
+    Path((id, name)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let id = note_id(&id)?;
+    let (a, bytes) = blocking(&state, move |state| {
+        state
+            .store
+            .attachment(id, &viewer, &name)
+            .map_err(store_error)
+    })
+    .await?;
+    let disposition = format!(
+        "{}; filename=\"{}\"; filename*=UTF-8''{}",
+        if a.inline_image {
+            "inline"
+        } else {
+            "attachment"
+        },
+        ascii_file_name(&a.name),
+        percent_encoded(&a.name)
+    );
+    let headers = [
+        (header::CONTENT_TYPE, a.content_type.clone()),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; sandbox".to_owned(),
+        ),
+        (header::CONTENT_DISPOSITION, disposition),
+        (header::CACHE_CONTROL, "private, no-cache".to_owned()),
+    ];
+    Ok((headers, bytes).into_response())
+}
+
+async fn delete_attachment(
+    State(state): State<SharedState>,
+    ApiUser(author): ApiUser,
+    Path((id, name)): Path<(String, String)>,
+) -> Result<Json<omegi_store::Attachment>, ApiError> {
+    let id = note_id(&id)?;
+    blocking(&state, move |state| {
+        Ok(Json(
+            state
+                .store
+                .delete_attachment(id, &author, &name)
+                .map_err(store_error)?,
+        ))
+    })
+    .await
+}
+
+/// A file name for the plain `filename=` parameter: ASCII letters, digits
+/// and `.-_ ` kept, anything else `_`.
+fn ascii_file_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ' ') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// RFC 8187 encoding for `filename*=UTF-8''…`.
+fn percent_encoded(name: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(name.len());
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_') {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
 }

@@ -83,6 +83,11 @@ impl ApiClient {
         })
     }
 
+    /// `GET path` as bytes.
+    pub async fn get_bytes(&self, path: &str) -> Result<Vec<u8>, CliError> {
+        Ok(self.send_raw(Method::GET, path, &[], None::<&()>).await?.1)
+    }
+
     async fn send<T: DeserializeOwned, B: Serialize>(
         &self,
         method: Method,

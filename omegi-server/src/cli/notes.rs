@@ -41,6 +41,9 @@ pub struct NewNoteArgs {
     /// The title.
     #[arg(long)]
     pub title: String,
+    /// The vault folder (`a/b`; default: the top).
+    #[arg(long, default_value = "")]
+    pub folder: String,
     /// An issue the note is about: `<project>:<fingerprint>` (repeatable).
     #[arg(long = "issue")]
     pub issues: Vec<String>,
@@ -194,6 +197,7 @@ pub(super) async fn note(
             };
             let new = NewNoteBody {
                 title: args.title.clone(),
+                folder: args.folder.clone(),
                 body,
                 tags: args.tags.clone(),
                 aliases: Vec::new(),
@@ -379,7 +383,8 @@ pub(super) async fn notes(
                 mine: *mine,
             };
             let notes = list(&client, &args).await?;
-            let files = export(dir, &notes, *force)?;
+            let attachments = attachments_of(&client, &notes).await?;
+            let files = export_with(dir, &notes, &attachments, *force)?;
             if cli.json {
                 return print_json(out, &files);
             }
@@ -446,8 +451,12 @@ async fn import(client: &ApiClient, dir: &Path, public: bool) -> Result<ImportRe
             .and_then(|text| {
                 note_from_markdown_file(&stem, &text, &defaults).map_err(|e| e.to_string())
             });
-        let note = match parsed {
-            Ok(note) => note,
+        let folder = omegi_store::vault_folder(path.strip_prefix(dir).unwrap_or(&path));
+        let note = match parsed.and_then(|note| folder.map(|folder| (note, folder))) {
+            Ok((mut note, folder)) => {
+                note.folder = folder;
+                note
+            }
             Err(why) => {
                 report.skipped.push((shown, why));
                 continue;
@@ -463,6 +472,7 @@ async fn import(client: &ApiClient, dir: &Path, public: bool) -> Result<ImportRe
         let result = match existing {
             Some(old)
                 if old.title == note.title
+                    && old.folder == note.folder
                     && old.body == note.body
                     && old.tags == note.tags
                     && old.aliases == note.aliases
@@ -476,6 +486,7 @@ async fn import(client: &ApiClient, dir: &Path, public: bool) -> Result<ImportRe
                 let update = UpdateNoteBody {
                     revision: old.revision,
                     title: Some(note.title),
+                    folder: Some(note.folder),
                     body: Some(note.body),
                     tags: Some(note.tags),
                     aliases: Some(note.aliases),
@@ -490,6 +501,7 @@ async fn import(client: &ApiClient, dir: &Path, public: bool) -> Result<ImportRe
             None => {
                 let new = NewNoteBody {
                     title: note.title,
+                    folder: note.folder,
                     body: note.body,
                     tags: note.tags,
                     aliases: note.aliases,
@@ -516,8 +528,52 @@ async fn import(client: &ApiClient, dir: &Path, public: bool) -> Result<ImportRe
 /// overwritten that the export did not write unless `force`); the paths
 /// written.
 pub fn export(dir: &Path, notes: &[Note], force: bool) -> Result<Vec<PathBuf>, CliError> {
+    export_with(dir, notes, &[], force)
+}
+
+/// The files attached to `notes`, with their bytes, read through the API.
+async fn attachments_of(
+    client: &ApiClient,
+    notes: &[Note],
+) -> Result<Vec<(NoteId, String, Vec<u8>)>, CliError> {
+    let mut out = Vec::new();
+    for note in notes {
+        let path = format!("/api/notes/{}/attachments", note.id);
+        let list: Vec<omegi_store::Attachment> = client.get(&path, &[]).await?;
+        for a in list {
+            let bytes = client
+                .get_bytes(&format!("{path}/{}", path_segment(&a.name)))
+                .await?;
+            out.push((note.id, a.name, bytes));
+        }
+    }
+    Ok(out)
+}
+
+/// A name percent-encoded for one segment of a URL's path.
+fn path_segment(name: &str) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(name.len());
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+/// [`export`] with the notes' attachments, each beside its note
+/// ([`omegi_store::write_vault_with`]); the notes' paths written.
+pub fn export_with(
+    dir: &Path,
+    notes: &[Note],
+    files: &[(NoteId, String, Vec<u8>)],
+    force: bool,
+) -> Result<Vec<PathBuf>, CliError> {
     let options = omegi_store::VaultExportOptions::default().force(force);
-    let written = omegi_store::write_vault(dir, notes, &options)
+    let written = omegi_store::write_vault_with(dir, notes, files, &options)
         .map_err(|e| CliError::Usage(format!("{}: {e}", dir.display())))?;
     Ok(written
         .files

@@ -87,9 +87,10 @@ const fn vendored(name: &'static str, body: &'static str) -> (&'static str, Asse
     )
 }
 
-/// What the page may load: its own scripts, styles and API only.
+/// What the page may load: its own scripts, styles and API only (images
+/// also from `blob:`: note attachments, fetched with the caller's token).
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
-     style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; \
+     style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self'; \
      object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
 
 /// The UI's routes: `/` and `/assets/{file}`. They need no state and no

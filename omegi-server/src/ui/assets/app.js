@@ -156,7 +156,62 @@
   function noteHtml(spec, html) {
     const node = h(spec);
     node.innerHTML = html;
+    loadAttachments(node);
     return node;
+  }
+
+  // Attachments are served only with the caller's token: images are
+  // fetched with it and shown from a blob, download links fetch on click.
+  function loadAttachments(node) {
+    node.querySelectorAll("img.attachment").forEach(function (img) {
+      const src = img.getAttribute("src");
+      img.removeAttribute("src");
+      attachmentBlob(src).then(function (url) { img.src = url; }, function () { img.classList.add("missing"); });
+    });
+    node.querySelectorAll("a.attachment").forEach(function (a) {
+      a.addEventListener("click", function (ev) {
+        ev.preventDefault();
+        attachmentBlob(a.getAttribute("href")).then(function (url) {
+          const link = h("a", { href: url, download: a.dataset.attachment || "" });
+          document.body.appendChild(link);
+          link.click();
+          link.remove();
+        });
+      });
+    });
+  }
+
+  async function attachmentBlob(path) {
+    const res = await fetch(path, { headers: state.token ? { Authorization: "Bearer " + state.token } : {} });
+    if (!res.ok) throw new ApiError(res.status, res.statusText);
+    return URL.createObjectURL(await res.blob());
+  }
+
+  // Uploads a file to a note: its bytes as the body, its name in the query.
+  async function uploadAttachment(noteId, name, file) {
+    const res = await fetch("/api/notes/" + encodeURIComponent(noteId) + "/attachments" + qs({ name: name }), {
+      method: "POST",
+      headers: state.token ? { Authorization: "Bearer " + state.token } : {},
+      body: file,
+    });
+    const text = await res.text();
+    let data = null;
+    try { data = JSON.parse(text); } catch (e) { data = { error: text }; }
+    if (!res.ok) throw new ApiError(res.status, (data && data.error) || res.statusText);
+    return data;
+  }
+
+  // The name a pasted or dropped file is attached under: its own, or for
+  // a pasted image (always "image.png") one with the time, as Obsidian
+  // names them; characters that would break `![[...]]` become `-`.
+  function attachmentName(file) {
+    let name = file.name || "";
+    if (!name || /^image\.\w+$/.test(name)) {
+      const ext = (file.type.split("/")[1] || "bin").replace(/[^a-z0-9]/gi, "");
+      const t = new Date().toISOString().replace(/[-:T]/g, "").slice(0, 14);
+      name = "Pasted image " + t + "." + ext;
+    }
+    return name.replace(/[\/\\\[\]|#^]/g, "-").replace(/^\.+/, "");
   }
 
   // ---------------------------------------------------------------- session
@@ -814,6 +869,7 @@
         });
         if (seq !== previewSeq) return;
         preview.innerHTML = rendered.html;
+        loadAttachments(preview);
         preview.classList.remove("stale");
       } catch (e) {
         if (seq !== previewSeq) return;
@@ -882,6 +938,49 @@
       }
     });
     body.addEventListener("blur", function () { setTimeout(function () { complete.hidden = true; }, 150); });
+    // Pasting or dropping a file attaches it to the note and embeds it
+    // where the cursor is (a new note is saved first: files belong to a
+    // stored note).
+    async function attachFiles(files) {
+      if (!files.length) return false;
+      if (!editing) {
+        status.textContent = "Save the note first, then paste or drop files into it.";
+        return true;
+      }
+      for (const file of files) {
+        const name = attachmentName(file);
+        status.textContent = "Uploading " + name + "…";
+        try {
+          const a = await uploadAttachment(editing, name, file);
+          const at = body.selectionStart;
+          const embed = "![[" + a.name + "]]";
+          body.value = body.value.slice(0, at) + embed + body.value.slice(body.selectionEnd);
+          body.selectionStart = body.selectionEnd = at + embed.length;
+          status.textContent = "Attached " + a.name + ".";
+        } catch (e) {
+          status.textContent = name + ": " + e.message;
+        }
+      }
+      refresh();
+      return true;
+    }
+    body.addEventListener("paste", function (ev) {
+      const files = Array.prototype.slice.call((ev.clipboardData && ev.clipboardData.files) || []);
+      if (files.length) {
+        ev.preventDefault();
+        attachFiles(files);
+      }
+    });
+    body.addEventListener("dragover", function (ev) {
+      if (ev.dataTransfer && Array.prototype.indexOf.call(ev.dataTransfer.types, "Files") >= 0) ev.preventDefault();
+    });
+    body.addEventListener("drop", function (ev) {
+      const files = Array.prototype.slice.call((ev.dataTransfer && ev.dataTransfer.files) || []);
+      if (files.length) {
+        ev.preventDefault();
+        attachFiles(files);
+      }
+    });
     const save = h("button#save-note.primary", {
       type: "submit",
     }, "Save");
