@@ -133,7 +133,9 @@ const PAUSE: Duration = Duration::from_millis(20);
 const ARMS: [&str; 4] = ["registry", "omegi-otlp", "omegi-store", "otel-otlp"];
 const WORKLOADS: [&str; 2] = ["children", "request"];
 
-/// A root span and 10 children with two fields and one event each.
+/// A root span and 10 children with two fields and one event each (never
+/// inlined, so that a profile can count what runs inside it).
+#[inline(never)]
 fn children() {
     let root = tracing::info_span!("request", route = "/checkout");
     let _root = root.enter();
@@ -144,7 +146,8 @@ fn children() {
     }
 }
 
-/// The request-shaped workload: 25 spans.
+/// The request-shaped workload: 25 spans (never inlined, as `children`).
+#[inline(never)]
 fn request() {
     let root = tracing::info_span!(
         "POST /checkout",
