@@ -11,7 +11,7 @@ use omegi_core::{
     Attribute, CodeLocation, EventRecord, Level, SpanId, SpanKind, SpanRecord, Status, TraceId,
     Value,
 };
-use prost::encoding::{encode_key, encode_varint, encoded_len_varint, WireType};
+use prost::encoding::{encoded_len_varint, WireType};
 use tracing_core::Metadata;
 
 use super::encode::{span_kind, HAS_IS_REMOTE, IS_REMOTE, SAMPLED};
@@ -248,6 +248,25 @@ impl<'a> Val<'a> {
     }
 }
 
+/// Appends `value` as a protobuf varint, as `prost::encoding::encode_varint`
+/// writes it, without going through a generic buffer byte by byte: most
+/// values here (tags, lengths) take one byte, and this was the exporter
+/// thread's hottest function.
+#[inline]
+fn put_varint(mut value: u64, out: &mut Vec<u8>) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+/// Appends a field's key: its tag and wire type, as a varint.
+#[inline]
+fn put_key(tag: u32, wire_type: WireType, out: &mut Vec<u8>) {
+    put_varint(u64::from(tag << 3 | wire_type as u32), out);
+}
+
 fn key_len(tag: u32) -> usize {
     encoded_len_varint(u64::from(tag << 3))
 }
@@ -267,8 +286,8 @@ fn bytes_field_len(tag: u32, len: usize) -> usize {
 }
 
 fn write_delimited(tag: u32, len: usize, out: &mut Vec<u8>) {
-    encode_key(tag, WireType::LengthDelimited, out);
-    encode_varint(len as u64, out);
+    put_key(tag, WireType::LengthDelimited, out);
+    put_varint(len as u64, out);
 }
 
 fn write_bytes_field(tag: u32, bytes: &[u8], out: &mut Vec<u8>) {
@@ -280,8 +299,8 @@ fn write_bytes_field(tag: u32, bytes: &[u8], out: &mut Vec<u8>) {
 
 fn write_varint_field(tag: u32, value: u64, out: &mut Vec<u8>) {
     if value != 0 {
-        encode_key(tag, WireType::Varint, out);
-        encode_varint(value, out);
+        put_key(tag, WireType::Varint, out);
+        put_varint(value, out);
     }
 }
 
@@ -295,7 +314,7 @@ fn varint_field_len(tag: u32, value: u64) -> usize {
 
 fn write_fixed64_field(tag: u32, value: u64, out: &mut Vec<u8>) {
     if value != 0 {
-        encode_key(tag, WireType::SixtyFourBit, out);
+        put_key(tag, WireType::SixtyFourBit, out);
         out.extend_from_slice(&value.to_le_bytes());
     }
 }
@@ -341,15 +360,15 @@ fn write_any_value(value: Val<'_>, out: &mut Vec<u8>) {
             out.extend_from_slice(s.as_bytes());
         }
         Val::Bool(b) => {
-            encode_key(2, WireType::Varint, out);
-            encode_varint(u64::from(b), out);
+            put_key(2, WireType::Varint, out);
+            put_varint(u64::from(b), out);
         }
         Val::Int(i) => {
-            encode_key(3, WireType::Varint, out);
-            encode_varint(i as u64, out);
+            put_key(3, WireType::Varint, out);
+            put_varint(i as u64, out);
         }
         Val::Double(f) => {
-            encode_key(4, WireType::SixtyFourBit, out);
+            put_key(4, WireType::SixtyFourBit, out);
             out.extend_from_slice(&f.to_le_bytes());
         }
         Val::Big(u) => {
@@ -479,7 +498,7 @@ fn write_span<S: WireSpan>(span: &S, len: usize, out: &mut Vec<u8>) {
     write_delimited(15, status_len(span), out);
     write_bytes_field(2, status_message(span).as_bytes(), out);
     write_varint_field(3, status_code(span.status()), out);
-    encode_key(16, WireType::ThirtyTwoBit, out);
+    put_key(16, WireType::ThirtyTwoBit, out);
     out.extend_from_slice(&span_flags(span).to_le_bytes());
 }
 
@@ -688,6 +707,26 @@ mod tests {
         );
         assert!(from_captured.len() > 300, "{} bytes", from_captured.len());
         assert_eq!(from_captured, from_records);
+    }
+
+    #[test]
+    fn varints_are_written_as_prost_writes_them() {
+        for value in [
+            0,
+            1,
+            127,
+            128,
+            300,
+            16_383,
+            16_384,
+            u64::from(u32::MAX),
+            u64::MAX,
+        ] {
+            let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+            put_varint(value, &mut ours);
+            prost::encoding::encode_varint(value, &mut theirs);
+            assert_eq!(ours, theirs, "{value}");
+        }
     }
 
     #[test]
