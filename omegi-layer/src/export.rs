@@ -17,16 +17,28 @@ use tracing_core::Metadata;
 use crate::layer::data::{FieldValue, RawEvent, SpanData};
 use crate::sink::Sink;
 
+/// A finished span as the layer captured it: its callsite, its data and
+/// when it closed.
+pub(crate) struct CapturedSpan {
+    pub(crate) meta: &'static Metadata<'static>,
+    pub(crate) data: Box<SpanData>,
+    pub(crate) end_ns: u64,
+}
+
+impl CapturedSpan {
+    /// The span as a record of the model, for sinks that take records.
+    fn record(&self, service: &str) -> SpanRecord {
+        span_record(self.meta, &self.data, self.end_ns, service)
+    }
+}
+
 /// A finished span or an error, on its way to the exporter thread.
 ///
 /// A span's data stays in the box it was captured into, from the registry's
-/// extensions through the queue and back, so that only a pointer moves.
+/// extensions through the queue and the sink's batch and back, so that only
+/// a pointer moves.
 pub(crate) enum Item {
-    Span {
-        meta: &'static Metadata<'static>,
-        data: Box<SpanData>,
-        end_ns: u64,
-    },
+    Span(CapturedSpan),
     Error {
         record: Box<ErrorRecord>,
         /// Estimated bytes of the record.
@@ -45,18 +57,95 @@ impl Item {
 
     /// What the item counts against the queue's byte budget until it is
     /// exported and freed. A span counts twice: its captured data, which
-    /// stays alive until the application reuses it, and the record the
-    /// exporter makes of it, alive until the sink returns. An error record
-    /// is moved into the batch as it is.
+    /// stays alive until the application reuses it, and the record a sink
+    /// may make of it (see [`CapturedBatch::take_records`]), alive until
+    /// the sink returns. An error record is moved into the batch as it is.
     #[inline]
     fn charge(&mut self) -> usize {
         match self {
-            Item::Span { data, .. } => {
+            Item::Span(span) => {
+                let data = &mut span.data;
                 data.charged_bytes = data.estimated_bytes();
                 2 * data.charged_bytes
             }
             Item::Error { bytes, .. } => *bytes,
         }
+    }
+}
+
+/// One batch of spans and errors as the layer captured them, handed to
+/// [`Sink::export_captured`].
+///
+/// The OTLP sink encodes its spans straight from it, without making records
+/// of them; other sinks take the records of the model with
+/// [`take_records`](Self::take_records) (what [`Sink::export_captured`]
+/// does unless a sink overrides it). The exporter thread reuses the batch
+/// from export to export.
+pub struct CapturedBatch {
+    items: Vec<Captured>,
+}
+
+enum Captured {
+    Span(CapturedSpan),
+    /// `None` once taken by [`CapturedBatch::take_records`].
+    Error(Option<Box<ErrorRecord>>),
+}
+
+impl CapturedBatch {
+    fn with_capacity(capacity: usize) -> Self {
+        CapturedBatch {
+            items: Vec::with_capacity(capacity),
+        }
+    }
+
+    /// Spans and errors in the batch.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether the batch holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// The batch as records of the model, in the order captured: spans made
+    /// into [`SpanRecord`]s of the service `resource` names, error records
+    /// moved out (a second call returns the spans only).
+    pub fn take_records(&mut self, resource: &Resource) -> Vec<Record> {
+        self.items
+            .iter_mut()
+            .filter_map(|item| match item {
+                Captured::Span(span) => Some(Record::Span(span.record(&resource.service))),
+                Captured::Error(error) => error.take().map(|e| Record::Error(*e)),
+            })
+            .collect()
+    }
+
+    /// The captured spans, in order.
+    pub(crate) fn spans(&self) -> impl Iterator<Item = &CapturedSpan> + Clone {
+        self.items.iter().filter_map(|item| match item {
+            Captured::Span(span) => Some(span),
+            Captured::Error(_) => None,
+        })
+    }
+
+    /// The error records, moved out.
+    pub(crate) fn take_errors(&mut self) -> Vec<ErrorRecord> {
+        self.items
+            .iter_mut()
+            .filter_map(|item| match item {
+                Captured::Error(error) => error.take().map(|e| *e),
+                Captured::Span(_) => None,
+            })
+            .collect()
+    }
+}
+
+impl std::fmt::Debug for CapturedBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CapturedBatch")
+            .field("len", &self.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -288,7 +377,7 @@ pub(crate) fn start(
         resource,
         shared: shared.clone(),
         ctl: ctl_rx,
-        batch: Vec::with_capacity(config.batch_size),
+        batch: CapturedBatch::with_capacity(config.batch_size.max(1)),
         batch_bytes: 0,
         batch_size: config.batch_size.max(1),
         interval: config.interval,
@@ -322,7 +411,8 @@ struct Exporter {
     resource: Resource,
     shared: Arc<Shared>,
     ctl: Receiver<Control>,
-    batch: Vec<Record>,
+    /// Reused from export to export.
+    batch: CapturedBatch,
     /// What the records of `batch` count against the byte budget.
     batch_bytes: usize,
     batch_size: usize,
@@ -397,44 +487,47 @@ impl Exporter {
     }
 
     fn add(&mut self, item: Item) {
-        let record = match item {
-            Item::Span { meta, data, end_ns } => {
-                let record = span_record(meta, &data, end_ns, &self.resource.service);
+        let captured = match item {
+            Item::Span(span) => {
                 // The record's share of the span's charge (see `Item::charge`).
-                self.batch_bytes += data.charged_bytes;
-                // Hand the data back for the application to reuse (see
-                // `Shared::returned`); when that queue is full, free it here.
-                if let Err(data) = self.shared.returned.push(data) {
-                    self.shared.counters.release(data.charged_bytes);
-                }
-                Record::Span(record)
+                self.batch_bytes += span.data.charged_bytes;
+                Captured::Span(span)
             }
             Item::Error { mut record, bytes } => {
                 if record.service.is_empty() {
                     record.service.clone_from(&self.resource.service);
                 }
                 self.batch_bytes += bytes;
-                Record::Error(*record)
+                Captured::Error(Some(record))
             }
         };
-        self.batch.push(record);
+        self.batch.items.push(captured);
     }
 
     fn export(&mut self) {
         if self.batch.is_empty() {
             return;
         }
-        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(self.batch_size));
-        let n = batch.len() as u64;
+        let n = self.batch.len() as u64;
         let counters = &self.shared.counters;
         counters.batches.fetch_add(1, Ordering::Relaxed);
-        match self.sink.export(batch, &self.resource) {
+        match self.sink.export_captured(&mut self.batch, &self.resource) {
             Ok(()) => counters.exported.fetch_add(n, Ordering::Relaxed),
             Err(_) => counters.failed.fetch_add(n, Ordering::Relaxed),
         };
-        // The sink has returned: the batch's records are freed (a sink
-        // that keeps them, like `MemorySink`, keeps them on its own account).
+        // The sink has returned: what it made of the batch is freed (a sink
+        // that keeps records, like `MemorySink`, keeps them on its own
+        // account), and the spans' data goes back for the application to
+        // reuse (see `Shared::returned`); when that queue is full, it is
+        // freed here.
         counters.release(std::mem::take(&mut self.batch_bytes));
+        for item in self.batch.items.drain(..) {
+            if let Captured::Span(span) = item {
+                if let Err(data) = self.shared.returned.push(span.data) {
+                    counters.release(data.charged_bytes);
+                }
+            }
+        }
     }
 }
 
@@ -477,7 +570,7 @@ pub(crate) fn event_record(event: &RawEvent) -> EventRecord {
     }
 }
 
-fn span_record(
+pub(crate) fn span_record(
     meta: &'static Metadata<'static>,
     data: &SpanData,
     end_ns: u64,
@@ -594,13 +687,13 @@ mod tests {
     }
 
     fn span(id: u64) -> Item {
-        Item::Span {
+        Item::Span(CapturedSpan {
             meta: tracing::info_span!("work")
                 .metadata()
                 .expect("span metadata"),
             data: Box::new(span_data(id)),
             end_ns: 2,
-        }
+        })
     }
 
     /// An exporter with a null sink that has exported spans `1..=10`.

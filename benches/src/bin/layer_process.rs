@@ -3,13 +3,15 @@
 //! included), and how many allocations it makes.
 //!
 //! ```text
-//! cargo run --release -p benches --bin layer_process -- [--runs 3] [--spans 250000]
+//! cargo run --release -p benches --bin layer_process -- [--runs 3] [--spans 100000]
+//!     [--interval-ms 100] [--backlog 2000] [--no-buffered]
 //! ```
 //!
 //! The parent starts an OTLP/HTTP receiver on loopback (its CPU is the
 //! parent's, not the measured process's), then runs every arm of every
 //! workload in a child process of its own (`--child ARM WORKLOAD`), the arms
-//! interleaved, `--runs` times, and prints the medians as a Markdown table.
+//! interleaved, `--runs` times, and prints the medians as a Markdown table,
+//! each arm's figures next to the spans it exported and dropped.
 //!
 //! Arms:
 //! - `registry`: `tracing_subscriber::Registry` alone, the floor;
@@ -19,7 +21,8 @@
 //!   a temporary directory);
 //! - `otel-otlp`: Registry + tracing-opentelemetry with the SDK's batch span
 //!   processor and its OTLP/HTTP exporter to the same receiver, its queue
-//!   and interval set as Omegi's (16,384 spans, 500 ms).
+//!   set as Omegi's (16,384 spans) and both exporters on the same interval
+//!   (`--interval-ms`).
 //!
 //! Workloads:
 //! - `children`: a root span and 10 children, each with two fields and one
@@ -29,10 +32,14 @@
 //!   spans.
 //!
 //! The measured loop runs the requests in bursts of about 1,000 spans with
-//! a 20 ms pause between them, so that the exporters keep up (Omegi's
-//! `dropped` column says whether they did). Per span, each child process
-//! measures, over the measured loop (after a warm-up of a tenth as many
-//! requests):
+//! a 20 ms pause between them; after a pause the application also waits,
+//! off the CPU, while its exporter is more than `--backlog` spans behind
+//! (Omegi's export counters; for the SDK, a wrapper around its exporter
+//! that counts what it is handed). So every arm exports every span, and
+//! the `exported / dropped` column shows it: an arm that drops spans skips
+//! their export work and its process figure is not comparable. Per span,
+//! each child process measures, over the measured loop (after a warm-up of
+//! a tenth as many requests, exported before the loop starts):
 //! - calling-thread CPU time (`CLOCK_THREAD_CPUTIME_ID`) and wall time
 //!   (the bursts only);
 //! - whole-process CPU time (`getrusage`, user + system) from the start of
@@ -41,10 +48,17 @@
 //! - allocations, on the calling thread and in the whole process (a
 //!   counting global allocator over the system allocator).
 //!
-//! `--serve SECONDS` runs the receiver alone and prints its address, so
-//! that one child can be profiled, e.g. instructions per thread with
-//! `valgrind --tool=callgrind --separate-threads=yes layer_process --child
-//! omegi-otlp request --spans 25000 --receiver ADDR`.
+//! `--profile ARM WORKLOAD` runs one arm alone, with the receiver on a
+//! thread of the same process, for a profiler that counts per thread:
+//!
+//! ```text
+//! valgrind --tool=callgrind --separate-threads=yes \
+//!     target/release/layer_process --profile omegi-otlp request --spans 25000
+//! ```
+//!
+//! (the calling thread is `main`, Omegi's exporter `omegi-exporter`).
+//! `--serve SECONDS` runs the receiver alone and prints its address, for a
+//! `--child ARM WORKLOAD --receiver ADDR` run under another tool.
 //!
 //! Then, unless `--no-buffered`, it measures memory per buffered span, in a
 //! child per workload (`--buffered WORKLOAD`): Omegi with a sink that holds
@@ -119,7 +133,9 @@ const PAUSE: Duration = Duration::from_millis(20);
 const ARMS: [&str; 4] = ["registry", "omegi-otlp", "omegi-store", "otel-otlp"];
 const WORKLOADS: [&str; 2] = ["children", "request"];
 
-/// A root span and 10 children with two fields and one event each.
+/// A root span and 10 children with two fields and one event each (never
+/// inlined, so that a profile can count what runs inside it).
+#[inline(never)]
 fn children() {
     let root = tracing::info_span!("request", route = "/checkout");
     let _root = root.enter();
@@ -130,7 +146,8 @@ fn children() {
     }
 }
 
-/// The request-shaped workload: 25 spans.
+/// The request-shaped workload: 25 spans (never inlined, as `children`).
+#[inline(never)]
 fn request() {
     let root = tracing::info_span!(
         "POST /checkout",
@@ -197,12 +214,64 @@ fn process_cpu() -> Duration {
 /// What an arm needs to finish its exports, run after the loop.
 type Finish = Box<dyn FnOnce() -> String>;
 
-fn arm(name: &str, receiver: SocketAddr) -> (Dispatch, Finish) {
+/// How many spans an arm's exporter has finished with so far: handed to
+/// the sink and accepted, or lost (dropped at its queue or failed). The
+/// Registry alone reports none.
+type Progress = Box<dyn Fn() -> Exported>;
+
+/// Spans an arm's exporter delivered and lost, as far as it knows.
+#[derive(Debug, Clone, Copy, Default)]
+struct Exported {
+    delivered: u64,
+    lost: u64,
+}
+
+/// The SDK's OTLP exporter, counting the spans it is handed: the SDK does
+/// not say how many its batch processor dropped, so the bench counts what
+/// reached the exporter (and the rest was dropped).
+#[derive(Debug)]
+struct CountingExporter {
+    inner: opentelemetry_otlp::SpanExporter,
+    delivered: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
+}
+
+impl opentelemetry_sdk::trace::SpanExporter for CountingExporter {
+    async fn export(
+        &self,
+        batch: Vec<opentelemetry_sdk::trace::SpanData>,
+    ) -> opentelemetry_sdk::error::OTelSdkResult {
+        let n = batch.len() as u64;
+        let result = self.inner.export(batch).await;
+        let counter = if result.is_ok() {
+            &self.delivered
+        } else {
+            &self.failed
+        };
+        counter.fetch_add(n, Ordering::Relaxed);
+        result
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> opentelemetry_sdk::error::OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn force_flush(&self) -> opentelemetry_sdk::error::OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn set_resource(&mut self, resource: &opentelemetry_sdk::Resource) {
+        self.inner.set_resource(resource);
+    }
+}
+
+fn arm(name: &str, receiver: SocketAddr, interval: Duration) -> (Dispatch, Progress, Finish) {
     // No OTEL_* variable of the machine leaks into an arm.
     let env = Environment::from_vars(std::iter::empty::<(String, String)>());
     match name {
         "registry" => (
             Dispatch::new(tracing_subscriber::registry()),
+            Box::new(Exported::default),
             Box::new(String::new),
         ),
         "omegi-otlp" | "omegi-store" => {
@@ -224,31 +293,43 @@ fn arm(name: &str, receiver: SocketAddr) -> (Dispatch, Finish) {
             let (layer, guard) = omegi_layer::layer("bench")
                 .environment(env)
                 .with_sink(sink)
+                .export_interval(interval)
                 .build();
+            let guard = Arc::new(guard);
+            let progress = guard.clone();
             (
                 Dispatch::new(tracing_subscriber::registry().with(layer)),
                 Box::new(move || {
+                    let stats = progress.stats();
+                    Exported {
+                        delivered: stats.exported,
+                        lost: stats.dropped + stats.failed,
+                    }
+                }),
+                Box::new(move || {
                     guard.flush(Duration::from_secs(60));
-                    let stats = guard.stats();
-                    format!(
-                        "\"exported\":{},\"dropped\":{},\"failed\":{}",
-                        stats.exported, stats.dropped, stats.failed
-                    )
+                    String::new()
                 }),
             )
         }
         "otel-otlp" => {
             use opentelemetry_otlp::WithExportConfig as _;
-            let exporter = opentelemetry_otlp::SpanExporter::builder()
-                .with_http()
-                .with_endpoint(format!("http://{receiver}/v1/traces"))
-                .build()
-                .expect("an OTLP exporter");
+            let delivered = Arc::new(AtomicU64::new(0));
+            let failed = Arc::new(AtomicU64::new(0));
+            let exporter = CountingExporter {
+                inner: opentelemetry_otlp::SpanExporter::builder()
+                    .with_http()
+                    .with_endpoint(format!("http://{receiver}/v1/traces"))
+                    .build()
+                    .expect("an OTLP exporter"),
+                delivered: delivered.clone(),
+                failed: failed.clone(),
+            };
             let processor = opentelemetry_sdk::trace::BatchSpanProcessor::builder(exporter)
                 .with_batch_config(
                     opentelemetry_sdk::trace::BatchConfigBuilder::default()
                         .with_max_queue_size(16_384)
-                        .with_scheduled_delay(Duration::from_millis(500))
+                        .with_scheduled_delay(interval)
                         .build(),
                 )
                 .build();
@@ -261,6 +342,12 @@ fn arm(name: &str, receiver: SocketAddr) -> (Dispatch, Finish) {
                     tracing_subscriber::registry()
                         .with(tracing_opentelemetry::layer().with_tracer(tracer)),
                 ),
+                Box::new(move || Exported {
+                    delivered: delivered.load(Ordering::Relaxed),
+                    // What the batch processor dropped never reaches the
+                    // exporter: the child counts it from what was made.
+                    lost: failed.load(Ordering::Relaxed),
+                }),
                 Box::new(move || {
                     let _ = provider.force_flush();
                     let _ = provider.shutdown();
@@ -272,17 +359,63 @@ fn arm(name: &str, receiver: SocketAddr) -> (Dispatch, Finish) {
     }
 }
 
+/// How a child runs its arm.
+#[derive(Debug, Clone, Copy)]
+struct Pacing {
+    /// Spans made in the measured loop (rounded up to whole requests).
+    spans: u64,
+    /// The exporters' interval (Omegi's `export_interval`, the SDK's
+    /// `scheduled_delay`).
+    interval: Duration,
+    /// Spans made but not yet exported above which the application pauses
+    /// after a burst until its exporter catches up.
+    backlog: u64,
+}
+
+/// Sleeps until the arm's exporter has finished with all but `backlog` of
+/// the `made` spans, or a minute has passed (what it then still lacks shows
+/// as dropped).
+fn catch_up(progress: &Progress, made: u64, backlog: u64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let done = progress();
+        if made.saturating_sub(done.delivered + done.lost) <= backlog || Instant::now() > deadline {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+impl Pacing {
+    /// The options that pass these settings on to a child.
+    fn args(&self) -> Vec<String> {
+        vec![
+            "--spans".to_owned(),
+            self.spans.to_string(),
+            "--interval-ms".to_owned(),
+            self.interval.as_millis().to_string(),
+            "--backlog".to_owned(),
+            self.backlog.to_string(),
+        ]
+    }
+}
+
 /// Runs one arm of one workload and prints its measures as one JSON line.
-fn child(arm_name: &str, workload: &str, spans: u64, receiver: SocketAddr) {
+fn child(arm_name: &str, workload: &str, pacing: Pacing, receiver: SocketAddr) {
     let per_request = spans_per_request(workload);
-    let requests = spans.div_ceil(per_request);
-    let (dispatch, finish) = arm(arm_name, receiver);
+    let requests = pacing.spans.div_ceil(per_request);
+    let warm_up = requests / 10;
+    let (dispatch, progress, finish) = arm(arm_name, receiver, pacing.interval);
+    let exports = arm_name != "registry";
     let line = tracing::dispatcher::with_default(&dispatch, || {
-        for _ in 0..requests / 10 {
+        for _ in 0..warm_up {
             run_workload(workload);
         }
         // Let the warm-up's exports finish before measuring.
-        std::thread::sleep(Duration::from_millis(700));
+        if exports {
+            catch_up(&progress, warm_up * per_request, 0);
+        }
+        let before = progress();
         let allocations = ALLOCATIONS.load(Ordering::Relaxed);
         let thread_allocations = THREAD_ALLOCATIONS.with(Cell::get);
         let process = process_cpu();
@@ -291,8 +424,10 @@ fn child(arm_name: &str, workload: &str, spans: u64, receiver: SocketAddr) {
         let mut done = 0;
         while done < requests {
             // Requests come in bursts of about 1,000 spans with a pause
-            // between them, as on a busy service: the exporters keep up and
-            // drop nothing, so every span's export work is counted.
+            // between them, as on a busy service. Between bursts the
+            // application waits, off the CPU, while its exporter is more than
+            // `backlog` spans behind: every arm exports every span it makes,
+            // so no arm is cheaper for dropping work.
             let burst = (1_000 / per_request).max(1).min(requests - done);
             let start = Instant::now();
             for _ in 0..burst {
@@ -301,24 +436,34 @@ fn child(arm_name: &str, workload: &str, spans: u64, receiver: SocketAddr) {
             wall += start.elapsed();
             done += burst;
             std::thread::sleep(PAUSE);
+            if exports {
+                catch_up(&progress, (warm_up + done) * per_request, pacing.backlog);
+            }
         }
         let thread = thread_cpu() - thread;
         let thread_allocations = THREAD_ALLOCATIONS.with(Cell::get) - thread_allocations;
         let extra = finish();
         let process = process_cpu() - process;
         let allocations = ALLOCATIONS.load(Ordering::Relaxed) - allocations;
-        let n = (requests * per_request) as f64;
+        let made = requests * per_request;
+        let n = made as f64;
         let mut line = format!(
-            "{{\"arm\":\"{arm_name}\",\"workload\":\"{workload}\",\"spans\":{},\
+            "{{\"arm\":\"{arm_name}\",\"workload\":\"{workload}\",\"spans\":{made},\
              \"thread_ns\":{:.1},\"wall_ns\":{:.1},\"process_ns\":{:.1},\
              \"thread_allocs\":{:.2},\"process_allocs\":{:.2}",
-            requests * per_request,
             thread.as_nanos() as f64 / n,
             wall.as_nanos() as f64 / n,
             process.as_nanos() as f64 / n,
             thread_allocations as f64 / n,
             allocations as f64 / n,
         );
+        if exports {
+            let after = progress();
+            let delivered = after.delivered - before.delivered;
+            // Spans lost at a queue that counts them, or never delivered.
+            let lost = made.saturating_sub(delivered).max(after.lost - before.lost);
+            line.push_str(&format!(",\"exported\":{delivered},\"dropped\":{lost}"));
+        }
         if !extra.is_empty() {
             line.push(',');
             line.push_str(&extra);
@@ -429,7 +574,8 @@ fn load() -> String {
         .unwrap_or_else(|_| "?".to_owned())
 }
 
-fn parent(runs: usize, spans: u64, with_buffered: bool) {
+fn parent(runs: usize, pacing: Pacing, with_buffered: bool) {
+    let spans = pacing.spans;
     let receiver = start_receiver();
     let exe = std::env::current_exe().expect("the bench's own path");
     let load_before = load();
@@ -438,7 +584,8 @@ fn parent(runs: usize, spans: u64, with_buffered: bool) {
         for workload in WORKLOADS {
             for arm in ARMS {
                 let output = Command::new(&exe)
-                    .args(["--child", arm, workload, "--spans", &spans.to_string()])
+                    .args(["--child", arm, workload])
+                    .args(pacing.args())
                     .args(["--receiver", &receiver.to_string()])
                     .stderr(Stdio::inherit())
                     .output()
@@ -471,11 +618,26 @@ fn parent(runs: usize, spans: u64, with_buffered: bool) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,
-        "{runs} runs per arm, {spans} spans each, medians; load average {load_before} before, {load_after} after\n"
+        "{runs} runs per arm, {spans} spans each, medians; exporters' interval {} ms, \
+         backlog at most {} spans; load average {load_before} before, {load_after} after\n",
+        pacing.interval.as_millis(),
+        pacing.backlog,
     );
+    // Every figure stands next to what its arm exported and dropped, summed
+    // over the runs: an arm that drops spans skips their export work.
+    let total = |arm: &str, workload: &str, name: &str| -> Option<u64> {
+        results
+            .iter()
+            .filter(|l| {
+                l.contains(&format!("\"arm\":\"{arm}\""))
+                    && l.contains(&format!("\"workload\":\"{workload}\""))
+            })
+            .map(|l| field(l, name).map(|v| v as u64))
+            .sum()
+    };
     let _ = writeln!(
         out,
-        "| workload | arm | calling thread CPU ns/span | × floor | wall ns/span | process CPU ns/span | × floor | allocations/span (thread / process) | dropped |"
+        "| workload | arm | calling thread CPU ns/span | × floor | wall ns/span | process CPU ns/span | × floor | allocations/span (thread / process) | exported / dropped (all runs) |"
     );
     let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
     for workload in WORKLOADS {
@@ -484,7 +646,13 @@ fn parent(runs: usize, spans: u64, with_buffered: bool) {
         for arm in ARMS {
             let thread = metric(arm, workload, "thread_ns");
             let process = metric(arm, workload, "process_ns");
-            let dropped = metric(arm, workload, "dropped");
+            let exported = match (
+                total(arm, workload, "exported"),
+                total(arm, workload, "dropped"),
+            ) {
+                (Some(exported), Some(dropped)) => format!("{exported} / {dropped}"),
+                _ => "–".to_owned(),
+            };
             let _ = writeln!(
                 out,
                 "| {workload} | {arm} | {thread:.0} | {:.2} | {:.0} | {process:.0} | {:.2} | {:.1} / {:.1} | {} |",
@@ -493,7 +661,7 @@ fn parent(runs: usize, spans: u64, with_buffered: bool) {
                 process / floor_process,
                 metric(arm, workload, "thread_allocs"),
                 metric(arm, workload, "process_allocs"),
-                if dropped.is_nan() { "–".to_owned() } else { format!("{dropped:.0}") },
+                exported,
             );
         }
         let ratio = metric("otel-otlp", workload, "process_ns")
@@ -531,7 +699,13 @@ fn main() {
             .and_then(|i| args.get(i + 1))
             .cloned()
     };
-    let spans = value("--spans").map_or(250_000, |s| s.parse().expect("--spans N"));
+    let pacing = Pacing {
+        spans: value("--spans").map_or(100_000, |s| s.parse().expect("--spans N")),
+        interval: Duration::from_millis(
+            value("--interval-ms").map_or(100, |s| s.parse().expect("--interval-ms MS")),
+        ),
+        backlog: value("--backlog").map_or(2_000, |s| s.parse().expect("--backlog SPANS")),
+    };
     if let Some(i) = args.iter().position(|a| a == "--child") {
         let arm = args.get(i + 1).expect("--child ARM WORKLOAD");
         let workload = args.get(i + 2).expect("--child ARM WORKLOAD");
@@ -539,7 +713,14 @@ fn main() {
             .expect("--receiver ADDR")
             .parse()
             .expect("--receiver ADDR");
-        child(arm, workload, spans, receiver);
+        child(arm, workload, pacing, receiver);
+    } else if let Some(i) = args.iter().position(|a| a == "--profile") {
+        // One arm with its receiver in the same process, on a thread of its
+        // own, for a profiler that counts per thread (callgrind's
+        // `--separate-threads=yes`).
+        let arm = args.get(i + 1).expect("--profile ARM WORKLOAD");
+        let workload = args.get(i + 2).expect("--profile ARM WORKLOAD");
+        child(arm, workload, pacing, start_receiver());
     } else if let Some(seconds) = value("--serve") {
         // A receiver alone, for profiling a child under valgrind or perf.
         println!("{}", start_receiver());
@@ -550,6 +731,6 @@ fn main() {
         buffered(&workload);
     } else {
         let runs = value("--runs").map_or(3, |s| s.parse().expect("--runs N"));
-        parent(runs, spans, !args.iter().any(|a| a == "--no-buffered"));
+        parent(runs, pacing, !args.iter().any(|a| a == "--no-buffered"));
     }
 }

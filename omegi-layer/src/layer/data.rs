@@ -178,6 +178,11 @@ impl RawEvent {
     }
 }
 
+/// Breadcrumb slots a trace's ring takes at its first event: enough for the
+/// events of most requests, so that the ring is allocated once, and small
+/// enough (64 bytes) for a trace with one event.
+const BREADCRUMB_SLOTS: usize = 8;
+
 /// The most recent events of a trace, within a count and a byte budget.
 #[derive(Debug, Default)]
 pub(crate) struct Breadcrumbs {
@@ -210,6 +215,11 @@ impl LocalTrace {
             .breadcrumbs
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
+        if ring.events.capacity() == 0 {
+            // Room for several events at once, instead of growing from one
+            // slot (and allocating again) as the first events come in.
+            ring.events.reserve_exact(count.min(BREADCRUMB_SLOTS));
+        }
         while ring.events.len() >= count || ring.bytes + event.bytes > bytes {
             let Some(oldest) = ring.events.pop_front() else {
                 break;

@@ -13,7 +13,7 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 use tracing_subscriber::Layer;
 
-use crate::export::{self, ExportStats, Item, Queue};
+use crate::export::{self, CapturedSpan, ExportStats, Item, Queue};
 use crate::limits::Limits;
 use data::{
     fields_bytes, new_trace_id, now_ns, EventVisitor, FieldValue, LocalTrace, RawEvent, SpanData,
@@ -378,11 +378,11 @@ where
             record.location = export::location(meta);
             self.queue.push(Item::error(record));
         }
-        self.queue.push(Item::Span {
+        self.queue.push(Item::Span(CapturedSpan {
             meta: span.metadata(),
             data,
             end_ns,
-        });
+        }));
     }
 
     // SAFETY: each pointer returned is to a value of exactly the type whose

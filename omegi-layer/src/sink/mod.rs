@@ -14,6 +14,7 @@ mod otlp;
 #[cfg(feature = "store")]
 mod store;
 
+pub use crate::export::CapturedBatch;
 pub use memory::MemorySink;
 #[cfg(feature = "otlp")]
 pub use otlp::{OtlpProtocol, OtlpSink, OtlpSinkBuilder};
@@ -40,6 +41,20 @@ pub trait Sink: Send + 'static {
     /// Exports one batch of records from the process described by `resource`.
     fn export(&mut self, batch: Vec<Record>, resource: &Resource) -> Result<(), SinkError>;
 
+    /// Exports one batch as the layer captured it; what the exporter thread
+    /// calls. By default it makes records of the batch
+    /// ([`CapturedBatch::take_records`]) and calls [`export`](Self::export);
+    /// the OTLP sink encodes the spans straight from the captured data
+    /// instead, without a record per span.
+    fn export_captured(
+        &mut self,
+        batch: &mut CapturedBatch,
+        resource: &Resource,
+    ) -> Result<(), SinkError> {
+        let records = batch.take_records(resource);
+        self.export(records, resource)
+    }
+
     /// Makes everything exported so far durable or delivered. Called when the
     /// guard flushes.
     fn flush(&mut self) -> Result<(), SinkError> {
@@ -50,6 +65,14 @@ pub trait Sink: Send + 'static {
 impl<T: Sink + ?Sized> Sink for Box<T> {
     fn export(&mut self, batch: Vec<Record>, resource: &Resource) -> Result<(), SinkError> {
         (**self).export(batch, resource)
+    }
+
+    fn export_captured(
+        &mut self,
+        batch: &mut CapturedBatch,
+        resource: &Resource,
+    ) -> Result<(), SinkError> {
+        (**self).export_captured(batch, resource)
     }
 
     fn flush(&mut self) -> Result<(), SinkError> {
@@ -65,6 +88,15 @@ pub struct NullSink;
 
 impl Sink for NullSink {
     fn export(&mut self, _batch: Vec<Record>, _resource: &Resource) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    fn export_captured(
+        &mut self,
+        _batch: &mut CapturedBatch,
+        _resource: &Resource,
+    ) -> Result<(), SinkError> {
+        // Nothing to make records for.
         Ok(())
     }
 }

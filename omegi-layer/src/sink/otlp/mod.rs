@@ -17,7 +17,7 @@ use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
 use opentelemetry_proto::tonic::resource::v1::Resource as OtlpResource;
 use prost::Message as _;
 
-use super::{Sink, SinkError};
+use super::{CapturedBatch, Sink, SinkError};
 use crate::env::{key_value_list, Environment};
 
 mod encode;
@@ -527,7 +527,7 @@ impl OtlpSink {
                 wire::traces_request(
                     resource,
                     &self.scope_bytes,
-                    &spans,
+                    spans.iter(),
                     &mut self.span_lens,
                     &mut self.buffer,
                 );
@@ -566,6 +566,47 @@ impl OtlpSink {
 }
 
 impl Sink for OtlpSink {
+    /// Over HTTP, encodes the spans straight from the captured data into a
+    /// reused buffer: no record, no allocation per span.
+    fn export_captured(
+        &mut self,
+        batch: &mut CapturedBatch,
+        resource: &Resource,
+    ) -> Result<(), SinkError> {
+        self.set_resource(resource);
+        let http = match &self.transport {
+            Transport::Http(http) => http,
+            #[cfg(feature = "grpc")]
+            Transport::Grpc(_) => {
+                let records = batch.take_records(resource);
+                return self.export(records, resource);
+            }
+        };
+        // Both are attempted; the first failure is reported.
+        let spans_result = if batch.spans().next().is_none() {
+            Ok(())
+        } else {
+            let resource = self.resource.as_ref().map_or(&[][..], |(_, _, b)| b);
+            wire::traces_request(
+                resource,
+                &self.scope_bytes,
+                batch.spans(),
+                &mut self.span_lens,
+                &mut self.buffer,
+            );
+            http.post(&self.traces, &self.buffer)
+                .map_err(|e| SinkError::new(format!("OTLP span export failed: {e}")))
+        };
+        let errors = batch.take_errors();
+        let errors_result = if errors.is_empty() {
+            Ok(())
+        } else {
+            self.export_errors(errors)
+                .map_err(|e| SinkError::new(format!("OTLP log export failed: {e}")))
+        };
+        spans_result.and(errors_result)
+    }
+
     fn export(&mut self, batch: Vec<Record>, resource: &Resource) -> Result<(), SinkError> {
         self.set_resource(resource);
         let mut spans = Vec::new();

@@ -1,17 +1,216 @@
 //! Spans encoded as an OTLP `ExportTraceServiceRequest` straight from the
-//! records, by reference: no intermediate messages, no per-span allocation,
-//! into a buffer reused from batch to batch. The bytes are those prost
-//! writes for the messages of [`encode`](super::encode) (a test holds them
-//! equal), so either form may be sent.
+//! spans as captured (or from records of the model), by reference: no
+//! intermediate messages, no per-span allocation, into a buffer reused from
+//! batch to batch. The bytes are those prost writes for the messages of
+//! [`encode`](super::encode) (tests hold them equal), so either form may be
+//! sent.
 
-use omegi_core::{Attribute, CodeLocation, EventRecord, Level, SpanRecord, Status, Value};
-use prost::encoding::{encode_key, encode_varint, encoded_len_varint, WireType};
+use std::sync::Arc;
+
+use omegi_core::{
+    Attribute, CodeLocation, EventRecord, Level, SpanId, SpanKind, SpanRecord, Status, TraceId,
+    Value,
+};
+use prost::encoding::{encoded_len_varint, WireType};
+use tracing_core::Metadata;
 
 use super::encode::{span_kind, HAS_IS_REMOTE, IS_REMOTE, SAMPLED};
+use crate::export::{level, CapturedSpan};
+use crate::layer::data::{FieldValue, RawEvent};
+
+/// A span as the encoder reads it: a record of the model, or a span as the
+/// layer captured it.
+pub(crate) trait WireSpan {
+    /// Its events.
+    type Event: WireEvent;
+    fn trace_id(&self) -> TraceId;
+    fn span_id(&self) -> SpanId;
+    fn parent_span_id(&self) -> Option<SpanId>;
+    fn remote_parent(&self) -> bool;
+    fn name(&self) -> &str;
+    fn target(&self) -> &str;
+    fn kind(&self) -> SpanKind;
+    fn start_ns(&self) -> u64;
+    fn end_ns(&self) -> u64;
+    /// Calls `f` with each attribute, in the order sent.
+    fn attributes<'a>(&'a self, f: &mut impl FnMut(&'a str, Val<'a>));
+    fn events(&self) -> &[Self::Event];
+    fn dropped_events(&self) -> u32;
+    fn status(&self) -> Status;
+    fn status_message(&self) -> Option<&str>;
+}
+
+/// An event of a [`WireSpan`].
+pub(crate) trait WireEvent {
+    fn time_ns(&self) -> u64;
+    fn message(&self) -> &str;
+    /// Calls `f` with each attribute, in the order sent.
+    fn attributes<'a>(&'a self, span_target: &str, f: &mut impl FnMut(&'a str, Val<'a>));
+}
+
+impl WireSpan for SpanRecord {
+    type Event = EventRecord;
+    fn trace_id(&self) -> TraceId {
+        self.trace_id
+    }
+    fn span_id(&self) -> SpanId {
+        self.span_id
+    }
+    fn parent_span_id(&self) -> Option<SpanId> {
+        self.parent_span_id
+    }
+    fn remote_parent(&self) -> bool {
+        self.remote_parent
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn target(&self) -> &str {
+        &self.target
+    }
+    fn kind(&self) -> SpanKind {
+        self.kind
+    }
+    fn start_ns(&self) -> u64 {
+        self.start_ns
+    }
+    fn end_ns(&self) -> u64 {
+        self.end_ns
+    }
+    fn attributes<'a>(&'a self, f: &mut impl FnMut(&'a str, Val<'a>)) {
+        fields(&self.attributes, f);
+        f("omegi.target", Val::Str(&self.target));
+        if self.level != Level::Info {
+            f("omegi.level", Val::Str(self.level.as_str()));
+        }
+        location_attributes(&self.location, f);
+    }
+    fn events(&self) -> &[EventRecord] {
+        &self.events
+    }
+    fn dropped_events(&self) -> u32 {
+        self.dropped_events
+    }
+    fn status(&self) -> Status {
+        self.status
+    }
+    fn status_message(&self) -> Option<&str> {
+        self.status_message.as_deref()
+    }
+}
+
+impl WireEvent for EventRecord {
+    fn time_ns(&self) -> u64 {
+        self.time_ns
+    }
+    fn message(&self) -> &str {
+        &self.message
+    }
+    fn attributes<'a>(&'a self, span_target: &str, f: &mut impl FnMut(&'a str, Val<'a>)) {
+        f("level", Val::Str(self.level.as_str()));
+        if self.target != span_target {
+            f("omegi.target", Val::Str(&self.target));
+        }
+        location_attributes(&self.location, f);
+        fields(&self.fields, f);
+    }
+}
+
+/// The attributes of a callsite's code location, in the order sent (as
+/// [`location_attributes`] sends a record's).
+fn meta_location<'a>(meta: &'static Metadata<'static>, f: &mut impl FnMut(&'a str, Val<'a>)) {
+    if let Some(file) = meta.file() {
+        f("code.filepath", Val::Str(file));
+    }
+    if let Some(line) = meta.line() {
+        f("code.lineno", Val::Int(i64::from(line)));
+    }
+    if let Some(module) = meta.module_path() {
+        f("code.namespace", Val::Str(module));
+    }
+}
+
+fn captured_fields<'a>(
+    fields: &'a [(&'static str, FieldValue)],
+    f: &mut impl FnMut(&'a str, Val<'a>),
+) {
+    for (key, value) in fields {
+        f(key, Val::of_field(value));
+    }
+}
+
+impl WireSpan for CapturedSpan {
+    type Event = Arc<RawEvent>;
+    fn trace_id(&self) -> TraceId {
+        self.data.trace_id
+    }
+    fn span_id(&self) -> SpanId {
+        self.data.span_id
+    }
+    fn parent_span_id(&self) -> Option<SpanId> {
+        self.data.parent
+    }
+    fn remote_parent(&self) -> bool {
+        self.data.remote_parent
+    }
+    fn name(&self) -> &str {
+        self.data.name.as_deref().unwrap_or(self.meta.name())
+    }
+    fn target(&self) -> &str {
+        self.meta.target()
+    }
+    fn kind(&self) -> SpanKind {
+        self.data.kind
+    }
+    fn start_ns(&self) -> u64 {
+        self.data.start_ns
+    }
+    fn end_ns(&self) -> u64 {
+        self.end_ns
+    }
+    fn attributes<'a>(&'a self, f: &mut impl FnMut(&'a str, Val<'a>)) {
+        captured_fields(&self.data.attributes, f);
+        f("omegi.target", Val::Str(self.meta.target()));
+        let level = level(self.meta);
+        if level != Level::Info {
+            f("omegi.level", Val::Str(level.as_str()));
+        }
+        meta_location(self.meta, f);
+    }
+    fn events(&self) -> &[Arc<RawEvent>] {
+        &self.data.events
+    }
+    fn dropped_events(&self) -> u32 {
+        self.data.dropped_events
+    }
+    fn status(&self) -> Status {
+        self.data.status
+    }
+    fn status_message(&self) -> Option<&str> {
+        self.data.status_message.as_deref()
+    }
+}
+
+impl WireEvent for Arc<RawEvent> {
+    fn time_ns(&self) -> u64 {
+        self.time_ns
+    }
+    fn message(&self) -> &str {
+        &self.message
+    }
+    fn attributes<'a>(&'a self, span_target: &str, f: &mut impl FnMut(&'a str, Val<'a>)) {
+        f("level", Val::Str(level(self.meta).as_str()));
+        if self.meta.target() != span_target {
+            f("omegi.target", Val::Str(self.meta.target()));
+        }
+        meta_location(self.meta, f);
+        captured_fields(&self.fields, f);
+    }
+}
 
 /// A value as written: the `AnyValue` variants the layer sends.
 #[derive(Clone, Copy)]
-enum Val<'a> {
+pub(crate) enum Val<'a> {
     Str(&'a str),
     Int(i64),
     Bool(bool),
@@ -33,6 +232,39 @@ impl<'a> Val<'a> {
             Value::Str(s) => Val::Str(s),
         }
     }
+
+    /// As [`FieldValue::to_value`] and then [`Val::of`] would make it.
+    fn of_field(value: &'a FieldValue) -> Self {
+        match value {
+            FieldValue::Bool(b) => Val::Bool(*b),
+            FieldValue::I64(i) => Val::Int(*i),
+            FieldValue::U64(u) => match i64::try_from(*u) {
+                Ok(i) => Val::Int(i),
+                Err(_) => Val::Big(*u),
+            },
+            FieldValue::F64(f) => Val::Double(*f),
+            FieldValue::Str(s) => Val::Str(s),
+        }
+    }
+}
+
+/// Appends `value` as a protobuf varint, as `prost::encoding::encode_varint`
+/// writes it, without going through a generic buffer byte by byte: most
+/// values here (tags, lengths) take one byte, and this was the exporter
+/// thread's hottest function.
+#[inline]
+fn put_varint(mut value: u64, out: &mut Vec<u8>) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+/// Appends a field's key: its tag and wire type, as a varint.
+#[inline]
+fn put_key(tag: u32, wire_type: WireType, out: &mut Vec<u8>) {
+    put_varint(u64::from(tag << 3 | wire_type as u32), out);
 }
 
 fn key_len(tag: u32) -> usize {
@@ -54,8 +286,8 @@ fn bytes_field_len(tag: u32, len: usize) -> usize {
 }
 
 fn write_delimited(tag: u32, len: usize, out: &mut Vec<u8>) {
-    encode_key(tag, WireType::LengthDelimited, out);
-    encode_varint(len as u64, out);
+    put_key(tag, WireType::LengthDelimited, out);
+    put_varint(len as u64, out);
 }
 
 fn write_bytes_field(tag: u32, bytes: &[u8], out: &mut Vec<u8>) {
@@ -67,8 +299,8 @@ fn write_bytes_field(tag: u32, bytes: &[u8], out: &mut Vec<u8>) {
 
 fn write_varint_field(tag: u32, value: u64, out: &mut Vec<u8>) {
     if value != 0 {
-        encode_key(tag, WireType::Varint, out);
-        encode_varint(value, out);
+        put_key(tag, WireType::Varint, out);
+        put_varint(value, out);
     }
 }
 
@@ -82,7 +314,7 @@ fn varint_field_len(tag: u32, value: u64) -> usize {
 
 fn write_fixed64_field(tag: u32, value: u64, out: &mut Vec<u8>) {
     if value != 0 {
-        encode_key(tag, WireType::SixtyFourBit, out);
+        put_key(tag, WireType::SixtyFourBit, out);
         out.extend_from_slice(&value.to_le_bytes());
     }
 }
@@ -128,15 +360,15 @@ fn write_any_value(value: Val<'_>, out: &mut Vec<u8>) {
             out.extend_from_slice(s.as_bytes());
         }
         Val::Bool(b) => {
-            encode_key(2, WireType::Varint, out);
-            encode_varint(u64::from(b), out);
+            put_key(2, WireType::Varint, out);
+            put_varint(u64::from(b), out);
         }
         Val::Int(i) => {
-            encode_key(3, WireType::Varint, out);
-            encode_varint(i as u64, out);
+            put_key(3, WireType::Varint, out);
+            put_varint(i as u64, out);
         }
         Val::Double(f) => {
-            encode_key(4, WireType::SixtyFourBit, out);
+            put_key(4, WireType::SixtyFourBit, out);
             out.extend_from_slice(&f.to_le_bytes());
         }
         Val::Big(u) => {
@@ -180,30 +412,6 @@ fn fields<'a>(fields: &'a [Attribute], f: &mut impl FnMut(&'a str, Val<'a>)) {
     }
 }
 
-/// Calls `f` with each attribute of `span`, in the order sent.
-fn span_attributes<'a>(span: &'a SpanRecord, f: &mut impl FnMut(&'a str, Val<'a>)) {
-    fields(&span.attributes, f);
-    f("omegi.target", Val::Str(&span.target));
-    if span.level != Level::Info {
-        f("omegi.level", Val::Str(span.level.as_str()));
-    }
-    location_attributes(&span.location, f);
-}
-
-/// Calls `f` with each attribute of `event`, in the order sent.
-fn event_attributes<'a>(
-    event: &'a EventRecord,
-    span_target: &str,
-    f: &mut impl FnMut(&'a str, Val<'a>),
-) {
-    f("level", Val::Str(event.level.as_str()));
-    if event.target != span_target {
-        f("omegi.target", Val::Str(&event.target));
-    }
-    location_attributes(&event.location, f);
-    fields(&event.fields, f);
-}
-
 /// Length of the attributes (field `tag`) `visit` yields.
 fn attributes_len<'a>(tag: u32, visit: impl FnOnce(&mut dyn FnMut(&'a str, Val<'a>))) -> usize {
     let mut len = 0;
@@ -211,27 +419,23 @@ fn attributes_len<'a>(tag: u32, visit: impl FnOnce(&mut dyn FnMut(&'a str, Val<'
     len
 }
 
-fn event_len(event: &EventRecord, span_target: &str) -> usize {
-    fixed64_field_len(1, event.time_ns)
-        + bytes_field_len(2, event.message.len())
-        + attributes_len(3, |f| {
-            event_attributes(event, span_target, &mut |k, v| f(k, v))
-        })
+fn event_len<E: WireEvent>(event: &E, span_target: &str) -> usize {
+    fixed64_field_len(1, event.time_ns())
+        + bytes_field_len(2, event.message().len())
+        + attributes_len(3, |f| event.attributes(span_target, &mut |k, v| f(k, v)))
 }
 
-fn write_event(event: &EventRecord, span_target: &str, out: &mut Vec<u8>) {
+fn write_event<E: WireEvent>(event: &E, span_target: &str, out: &mut Vec<u8>) {
     write_delimited(11, event_len(event, span_target), out);
-    write_fixed64_field(1, event.time_ns, out);
-    write_bytes_field(2, event.message.as_bytes(), out);
-    event_attributes(event, span_target, &mut |k, v| {
-        write_key_value(3, k, v, out)
-    });
+    write_fixed64_field(1, event.time_ns(), out);
+    write_bytes_field(2, event.message().as_bytes(), out);
+    event.attributes(span_target, &mut |k, v| write_key_value(3, k, v, out));
 }
 
 /// The status message sent: OTLP keeps one for status Error only.
-fn status_message(span: &SpanRecord) -> &str {
-    match span.status {
-        Status::Error => span.status_message.as_deref().unwrap_or_default(),
+fn status_message<S: WireSpan>(span: &S) -> &str {
+    match span.status() {
+        Status::Error => span.status_message().unwrap_or_default(),
         _ => "",
     }
 }
@@ -244,56 +448,57 @@ fn status_code(status: Status) -> u64 {
     }
 }
 
-fn status_len(span: &SpanRecord) -> usize {
-    bytes_field_len(2, status_message(span).len()) + varint_field_len(3, status_code(span.status))
+fn status_len<S: WireSpan>(span: &S) -> usize {
+    bytes_field_len(2, status_message(span).len()) + varint_field_len(3, status_code(span.status()))
 }
 
-fn span_flags(span: &SpanRecord) -> u32 {
-    SAMPLED | HAS_IS_REMOTE | if span.remote_parent { IS_REMOTE } else { 0 }
+fn span_flags<S: WireSpan>(span: &S) -> u32 {
+    SAMPLED | HAS_IS_REMOTE | if span.remote_parent() { IS_REMOTE } else { 0 }
 }
 
 /// Length of a `Span` message.
-fn span_len(span: &SpanRecord) -> usize {
-    let target = &*span.target;
+fn span_len<S: WireSpan>(span: &S) -> usize {
+    let target = span.target();
     delimited_len(1, 16)
         + delimited_len(2, 8)
-        + span.parent_span_id.map_or(0, |_| delimited_len(4, 8))
-        + bytes_field_len(5, span.name.len())
-        + varint_field_len(6, span_kind(span.kind) as u64)
-        + fixed64_field_len(7, span.start_ns)
-        + fixed64_field_len(8, span.end_ns)
-        + attributes_len(9, |f| span_attributes(span, &mut |k, v| f(k, v)))
+        + span.parent_span_id().map_or(0, |_| delimited_len(4, 8))
+        + bytes_field_len(5, span.name().len())
+        + varint_field_len(6, span_kind(span.kind()) as u64)
+        + fixed64_field_len(7, span.start_ns())
+        + fixed64_field_len(8, span.end_ns())
+        + attributes_len(9, |f| span.attributes(&mut |k, v| f(k, v)))
         + span
-            .events
+            .events()
             .iter()
             .map(|e| delimited_len(11, event_len(e, target)))
             .sum::<usize>()
-        + varint_field_len(12, u64::from(span.dropped_events))
+        + varint_field_len(12, u64::from(span.dropped_events()))
         + delimited_len(15, status_len(span))
         + key_len(16)
         + 4
 }
 
-fn write_span(span: &SpanRecord, len: usize, out: &mut Vec<u8>) {
+fn write_span<S: WireSpan>(span: &S, len: usize, out: &mut Vec<u8>) {
     write_delimited(2, len, out);
-    write_bytes_field(1, &span.trace_id.0.to_be_bytes(), out);
-    write_bytes_field(2, &span.span_id.0.to_be_bytes(), out);
-    if let Some(parent) = span.parent_span_id {
+    write_bytes_field(1, &span.trace_id().0.to_be_bytes(), out);
+    write_bytes_field(2, &span.span_id().0.to_be_bytes(), out);
+    if let Some(parent) = span.parent_span_id() {
         write_bytes_field(4, &parent.0.to_be_bytes(), out);
     }
-    write_bytes_field(5, span.name.as_bytes(), out);
-    write_varint_field(6, span_kind(span.kind) as u64, out);
-    write_fixed64_field(7, span.start_ns, out);
-    write_fixed64_field(8, span.end_ns, out);
-    span_attributes(span, &mut |k, v| write_key_value(9, k, v, out));
-    for event in &span.events {
-        write_event(event, &span.target, out);
+    write_bytes_field(5, span.name().as_bytes(), out);
+    write_varint_field(6, span_kind(span.kind()) as u64, out);
+    write_fixed64_field(7, span.start_ns(), out);
+    write_fixed64_field(8, span.end_ns(), out);
+    span.attributes(&mut |k, v| write_key_value(9, k, v, out));
+    let target = span.target();
+    for event in span.events() {
+        write_event(event, target, out);
     }
-    write_varint_field(12, u64::from(span.dropped_events), out);
+    write_varint_field(12, u64::from(span.dropped_events()), out);
     write_delimited(15, status_len(span), out);
     write_bytes_field(2, status_message(span).as_bytes(), out);
-    write_varint_field(3, status_code(span.status), out);
-    encode_key(16, WireType::ThirtyTwoBit, out);
+    write_varint_field(3, status_code(span.status()), out);
+    put_key(16, WireType::ThirtyTwoBit, out);
     out.extend_from_slice(&span_flags(span).to_le_bytes());
 }
 
@@ -301,16 +506,16 @@ fn write_span(span: &SpanRecord, len: usize, out: &mut Vec<u8>) {
 /// (cleared first): `resource` and `scope` are the encoded `Resource` and
 /// `InstrumentationScope` messages. `lens` is scratch space, kept by the
 /// caller so that its allocation is reused.
-pub(crate) fn traces_request(
+pub(crate) fn traces_request<'s, S: WireSpan + 's>(
     resource: &[u8],
     scope: &[u8],
-    spans: &[SpanRecord],
+    spans: impl Iterator<Item = &'s S> + Clone,
     lens: &mut Vec<usize>,
     out: &mut Vec<u8>,
 ) {
     out.clear();
     lens.clear();
-    lens.extend(spans.iter().map(span_len));
+    lens.extend(spans.clone().map(span_len));
     let spans_len: usize = lens.iter().map(|&len| delimited_len(2, len)).sum();
     let scope_spans_len = delimited_len(1, scope.len()) + spans_len;
     let resource_spans_len = delimited_len(1, resource.len()) + delimited_len(2, scope_spans_len);
@@ -321,7 +526,7 @@ pub(crate) fn traces_request(
     write_delimited(2, scope_spans_len, out);
     write_delimited(1, scope.len(), out);
     out.extend_from_slice(scope);
-    for (span, &len) in spans.iter().zip(lens.iter()) {
+    for (span, &len) in spans.zip(lens.iter()) {
         write_span(span, len, out);
     }
 }
@@ -385,8 +590,142 @@ mod tests {
                 batch.iter().cloned().map(encode::span).collect(),
             )
             .encode_to_vec();
-            traces_request(&resource_bytes, &scope_bytes, &batch, &mut lens, &mut out);
+            traces_request(
+                &resource_bytes,
+                &scope_bytes,
+                batch.iter(),
+                &mut lens,
+                &mut out,
+            );
             assert_eq!(out, expected, "{} spans", batch.len());
+        }
+    }
+
+    /// Captured spans that touch every branch: fields of each kind, a name
+    /// set at runtime, events of the span's target and of another, a
+    /// failed span, a remote parent.
+    fn captured() -> Vec<CapturedSpan> {
+        use crate::layer::data::{Fields, LocalTrace, SpanData};
+        use compact_str::CompactString;
+        let span_meta = tracing::info_span!("work").metadata().expect("metadata");
+        let warn_meta = tracing::warn_span!(target: "elsewhere", "other")
+            .metadata()
+            .expect("metadata");
+        let mut fields = Fields::new();
+        fields.push(("order", FieldValue::Str(CompactString::new("A-17"))));
+        fields.push(("n", FieldValue::I64(-3)));
+        fields.push(("big", FieldValue::U64(u64::MAX)));
+        fields.push(("ok", FieldValue::Bool(true)));
+        fields.push(("ratio", FieldValue::F64(0.5)));
+        fields.push(("long", FieldValue::Str(CompactString::new("y".repeat(200)))));
+        let event = |meta, message: &str| {
+            RawEvent::shared(
+                7,
+                meta,
+                CompactString::new(message),
+                Fields::from_iter([("attempt", FieldValue::I64(1))]),
+            )
+        };
+        let data = |id: u64| SpanData {
+            trace_id: TraceId(0xabc),
+            span_id: SpanId(id),
+            parent: Some(SpanId(1)),
+            remote_parent: false,
+            start_ns: 10,
+            attributes: Fields::new(),
+            events: smallvec::SmallVec::new(),
+            dropped_events: 0,
+            status: Status::Unset,
+            status_message: None,
+            kind: SpanKind::Internal,
+            name: None,
+            error_seen: false,
+            local_trace: Arc::new(LocalTrace::default()),
+            charged_bytes: 0,
+        };
+        let mut full = data(2);
+        full.attributes = fields;
+        full.events.push(event(span_meta, "step done"));
+        full.events.push(event(warn_meta, ""));
+        full.events.push(event(span_meta, "third"));
+        full.dropped_events = 4;
+        full.name = Some("GET /orders".into());
+        full.kind = SpanKind::Server;
+        let mut failed = data(3);
+        failed.status = Status::Error;
+        failed.status_message = Some("declined".into());
+        failed.remote_parent = true;
+        let mut root = data(4);
+        root.parent = None;
+        root.status_message = Some("not sent".into());
+        vec![
+            CapturedSpan {
+                meta: span_meta,
+                data: Box::new(full),
+                end_ns: 20,
+            },
+            CapturedSpan {
+                meta: warn_meta,
+                data: Box::new(failed),
+                end_ns: 0,
+            },
+            CapturedSpan {
+                meta: span_meta,
+                data: Box::new(root),
+                end_ns: 30,
+            },
+        ]
+    }
+
+    #[test]
+    fn captured_spans_are_encoded_as_their_records_would_be() {
+        let resource = Resource {
+            service: "payment".into(),
+            attributes: vec![],
+        };
+        let resource_bytes = encode::resource(&resource).encode_to_vec();
+        let scope_bytes = encode::scope().encode_to_vec();
+        let spans = captured();
+        let records: Vec<SpanRecord> = spans
+            .iter()
+            .map(|span| crate::export::span_record(span.meta, &span.data, span.end_ns, "payment"))
+            .collect();
+        let (mut lens, mut from_captured, mut from_records) = (Vec::new(), Vec::new(), Vec::new());
+        traces_request(
+            &resource_bytes,
+            &scope_bytes,
+            spans.iter(),
+            &mut lens,
+            &mut from_captured,
+        );
+        traces_request(
+            &resource_bytes,
+            &scope_bytes,
+            records.iter(),
+            &mut lens,
+            &mut from_records,
+        );
+        assert!(from_captured.len() > 300, "{} bytes", from_captured.len());
+        assert_eq!(from_captured, from_records);
+    }
+
+    #[test]
+    fn varints_are_written_as_prost_writes_them() {
+        for value in [
+            0,
+            1,
+            127,
+            128,
+            300,
+            16_383,
+            16_384,
+            u64::from(u32::MAX),
+            u64::MAX,
+        ] {
+            let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+            put_varint(value, &mut ours);
+            prost::encoding::encode_varint(value, &mut theirs);
+            assert_eq!(ours, theirs, "{value}");
         }
     }
 
