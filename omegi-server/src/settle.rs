@@ -80,12 +80,17 @@ pub struct SettleConfig {
     pub sampling: TailSampling,
     /// The size of a log segment.
     pub wal_segment_bytes: u64,
+    /// Threads that settle traces, each the traces of its share of trace
+    /// ids (so that a trace is never settled by two at once); their store
+    /// transactions take turns, the rest runs side by side.
+    pub workers: usize,
 }
 
 impl Default for SettleConfig {
     /// 5 s of quiet; 250,000 spans and 64 MiB in the window; 10,000
     /// spans and 16 MiB per trace; 10% of healthy traces kept, and every
-    /// trace with a request slower than 2 s; 32 MiB log segments.
+    /// trace with a request slower than 2 s; 32 MiB log segments; a
+    /// settle thread per core, from 2 to 4.
     fn default() -> Self {
         SettleConfig {
             trace_wait: Duration::from_secs(5),
@@ -95,6 +100,9 @@ impl Default for SettleConfig {
             max_trace_bytes: 16 << 20,
             sampling: TailSampling::default(),
             wal_segment_bytes: WalConfig::default().segment_bytes,
+            workers: std::thread::available_parallelism()
+                .map_or(2, |n| n.get())
+                .clamp(2, 4),
         }
     }
 }
@@ -109,6 +117,12 @@ impl SettleConfig {
     /// Sets the sampling policy.
     pub fn sampling(mut self, sampling: TailSampling) -> Self {
         self.sampling = sampling;
+        self
+    }
+
+    /// Sets how many threads settle traces (at least 1).
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.workers = workers.max(1);
         self
     }
 
@@ -225,7 +239,9 @@ pub struct Settler {
     refused: AtomicU64,
     store_failures: AtomicU64,
     peak_bytes: AtomicU64,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    /// Settled traces released log segments since the last deletion.
+    unpinned: AtomicBool,
+    threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Settler {
@@ -362,7 +378,8 @@ impl Settler {
             refused: AtomicU64::new(0),
             store_failures: AtomicU64::new(0),
             peak_bytes: AtomicU64::new(peak),
-            thread: Mutex::new(None),
+            unpinned: AtomicBool::new(false),
+            threads: Mutex::new(Vec::new()),
         })
     }
 
@@ -375,33 +392,54 @@ impl Settler {
         self.window.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Starts the thread that settles traces; `on_settled` gets what each
-    /// batch changed (for alerts), once it is durable as the sync policy
-    /// says.
+    /// Starts the threads that settle traces
+    /// ([`SettleConfig::workers`]); `on_settled` gets what each batch
+    /// changed (for alerts), once it is durable as the sync policy says.
     pub(crate) fn start(
         self: &Arc<Self>,
-        on_settled: impl Fn(&str, &Settled) + Send + 'static,
+        on_settled: impl Fn(&str, &Settled) + Send + Sync + 'static,
         durable: bool,
     ) {
         if self.wal.is_none() {
             return;
         }
-        let me = Arc::clone(self);
-        let handle = std::thread::Builder::new()
-            .name("omegi-settle".into())
-            .spawn(move || me.run(on_settled, durable))
-            .expect("a thread can be started");
-        *self.thread.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
+        let on_settled = Arc::new(on_settled);
+        let mut threads = self.threads.lock().unwrap_or_else(|p| p.into_inner());
+        for worker in 0..self.config.workers.max(1) {
+            let me = Arc::clone(self);
+            let on_settled = Arc::clone(&on_settled);
+            let handle = std::thread::Builder::new()
+                .name(format!("omegi-settle-{worker}"))
+                .spawn(move || me.run(worker, &*on_settled, durable))
+                .expect("a thread can be started");
+            threads.push(handle);
+        }
     }
 
-    /// Settles everything waiting and stops the thread (shutdown).
+    /// Settles everything waiting, stops the threads and deletes the log
+    /// segments whose traces all settled (shutdown).
     pub fn stop(&self) {
         self.stopping.store(true, Ordering::SeqCst);
         self.wake.notify_all();
-        let handle = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(handle) = handle {
+        let handles = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
+        let started = !handles.is_empty();
+        for handle in handles {
             let _ = handle.join();
         }
+        if started {
+            if let Some(Err(error)) = self.wal.as_ref().map(Wal::sync) {
+                tracing::warn!(%error, "flushing the write-ahead log failed");
+            }
+            self.release();
+        }
+    }
+
+    /// Which settle thread settles `trace`.
+    fn worker_of(&self, trace: TraceId) -> usize {
+        let workers = self.config.workers.max(1) as u64;
+        let mixed =
+            ((trace.0 as u64) ^ ((trace.0 >> 64) as u64)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        ((mixed >> 32) % workers) as usize
     }
 
     /// The counters.
@@ -523,20 +561,24 @@ impl Settler {
         (self.config.trace_wait / 4).clamp(Duration::from_millis(5), Duration::from_millis(100))
     }
 
-    /// Takes what is due: errors outside traces, traces quiet for the wait
-    /// or marked early, everything when stopping; at most `max` traces.
-    fn take_due(&self, everything: bool, max: usize) -> Vec<Due> {
+    /// Takes what is due for settle thread `worker`: errors outside traces
+    /// (the first thread), its traces quiet for the wait or marked early,
+    /// everything when stopping; at most `max` traces.
+    fn take_due(&self, worker: usize, everything: bool, max: usize) -> Vec<Due> {
         let now = Instant::now();
         let mut window = self.lock();
         let mut due: Vec<Due> = Vec::new();
-        for (project, part) in std::mem::take(&mut window.loose) {
-            window.bytes = window.bytes.saturating_sub(part.bytes());
-            due.push((project, None, vec![part]));
+        if worker == 0 {
+            for (project, part) in std::mem::take(&mut window.loose) {
+                window.bytes = window.bytes.saturating_sub(part.bytes());
+                due.push((project, None, vec![part]));
+            }
         }
         let wait = self.config.trace_wait;
         let keys: Vec<(String, TraceId)> = window
             .traces
             .iter()
+            .filter(|((_, t), _)| self.worker_of(*t) == worker)
             .filter(|(_, p)| everything || p.early || now.duration_since(p.last) >= wait)
             .map(|(k, _)| k.clone())
             .take(max)
@@ -556,13 +598,14 @@ impl Settler {
         due
     }
 
-    fn run(&self, on_settled: impl Fn(&str, &Settled), durable: bool) {
-        let mut unpinned = false;
+    /// The loop of settle thread `worker`; the first one also flushes the
+    /// log (`--sync interval`) and deletes settled segments.
+    fn run(&self, worker: usize, on_settled: &dyn Fn(&str, &Settled), durable: bool) {
         let mut last_release = Instant::now();
         let mut last_log_sync = Instant::now();
         loop {
             let stopping = self.stopping.load(Ordering::SeqCst);
-            if !durable && (stopping || last_log_sync.elapsed() >= LOG_SYNC_INTERVAL) {
+            if worker == 0 && !durable && last_log_sync.elapsed() >= LOG_SYNC_INTERVAL {
                 // `--sync interval`: the log is flushed periodically.
                 if let Some(Err(error)) = self.wal.as_ref().map(Wal::sync) {
                     tracing::warn!(%error, "flushing the write-ahead log failed");
@@ -570,17 +613,15 @@ impl Settler {
                 last_log_sync = Instant::now();
             }
             // Settled segments go about once a second, busy or not.
-            if unpinned && (stopping || last_release.elapsed() >= Duration::from_secs(1)) {
-                self.release();
-                unpinned = false;
+            if worker == 0 && last_release.elapsed() >= Duration::from_secs(1) {
+                if self.unpinned.swap(false, Ordering::SeqCst) {
+                    self.release();
+                }
                 last_release = Instant::now();
             }
-            let due = self.take_due(stopping, 2_000);
+            let due = self.take_due(worker, stopping, 2_000);
             if due.is_empty() {
                 if stopping {
-                    if unpinned {
-                        self.release();
-                    }
                     break;
                 }
                 let window = self.lock();
@@ -601,7 +642,7 @@ impl Settler {
                     Ok(report) => {
                         on_settled(&project, &report);
                         self.unpin(&batch);
-                        unpinned = true;
+                        self.unpinned.store(true, Ordering::SeqCst);
                     }
                     Err(error) => {
                         self.store_failures.fetch_add(1, Ordering::Relaxed);
@@ -765,8 +806,17 @@ impl Window {
     }
 
     /// Marks the traces that waited longest early until what is left is
-    /// within nine tenths of the budget.
+    /// within nine tenths of the budget; traces marked before are on their
+    /// way out and do not count.
     fn settle_oldest_early(&mut self, config: &SettleConfig) {
+        let (mut spans, mut bytes) = (self.spans, self.bytes);
+        for p in self.traces.values().filter(|p| p.early) {
+            spans = spans.saturating_sub(p.spans);
+            bytes = bytes.saturating_sub(p.bytes);
+        }
+        if spans <= config.max_spans && bytes <= config.max_bytes {
+            return;
+        }
         let mut order: Vec<(Instant, (String, TraceId), usize, usize)> = self
             .traces
             .iter()
@@ -774,7 +824,6 @@ impl Window {
             .map(|(k, p)| (p.last, k.clone(), p.spans, p.bytes))
             .collect();
         order.sort_by_key(|(last, ..)| *last);
-        let (mut spans, mut bytes) = (self.spans, self.bytes);
         let (max_spans, max_bytes) = (config.max_spans / 10 * 9, config.max_bytes / 10 * 9);
         for (_, key, s, b) in order {
             if spans <= max_spans && bytes <= max_bytes {

@@ -786,3 +786,58 @@ async fn send_trace_parts(
         s.send(part(trace, t0)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_window_settles_its_oldest_traces_early_and_loses_nothing() {
+    tokio::time::timeout(LIMIT, async {
+        const MAX_SPANS: usize = 40;
+        // A wait longer than the test: only the budget settles traces.
+        let s = TestServer::start_with(|c: ServeConfig| {
+            c.settle(
+                SettleConfig::default()
+                    .trace_wait(Duration::from_secs(3_600))
+                    .sampling(TailSampling::keep_all())
+                    .budget(MAX_SPANS, 64 << 20, 10_000, 16 << 20),
+            )
+        })
+        .await;
+        let t0 = now_ns() - 1_000_000_000;
+        // 20 traces of 4 spans: twice the budget.
+        for trace in 0x900..0x914u128 {
+            send_trace(&s, trace, t0, trace % 10 == 0).await;
+        }
+        let deadline = tokio::time::Instant::now() + LIMIT;
+        let stats = loop {
+            let stats = s.server.settle_stats();
+            // Every trace settled so far settled early: wait until those
+            // taken are stored.
+            let done = stats.early > 0 && stats.settled >= stats.early;
+            if done && stats.waiting_spans <= MAX_SPANS as u64 {
+                break stats;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the window stays over its budget: {stats:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert!(
+            stats.waiting_spans > 0,
+            "the newest traces still wait: {stats:?}"
+        );
+        // The oldest traces went first; the newest still wait.
+        let store = s.server.store();
+        let first = store.trace_settlement("default", TraceId(0x900)).unwrap();
+        let last = store.trace_settlement("default", TraceId(0x913)).unwrap();
+        assert!(first.is_some() && last.is_none(), "{first:?} {last:?}");
+        // Shutting down settles the rest: every span is counted once.
+        let dir = s.dir;
+        s.server.shutdown().await.expect("a clean shutdown");
+        let store = omegi_store::Store::open(dir.path().join(omegi_server::server::STORE_DIR))
+            .expect("the store opens");
+        let totals = store.sampling_totals("default").unwrap();
+        assert_eq!((totals.traces, totals.spans), (20, 80), "{totals:?}");
+    })
+    .await
+    .expect("the test finishes in time");
+}
