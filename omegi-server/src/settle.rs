@@ -20,7 +20,10 @@
 //! consequences, and decides whether the trace is stored whole
 //! ([`TailSampling`]); statistics count every trace. One store transaction
 //! per batch; then alerts, then the log's segments whose traces all
-//! settled are deleted once the store is durable.
+//! settled are deleted once the store is durable. Several threads settle
+//! ([`SettleConfig::workers`]), each the traces of its share of trace ids,
+//! so that the work before the transaction runs side by side and a trace
+//! is never settled by two threads at once.
 //!
 //! With a `trace_wait` of zero there is no window: each request settles as
 //! it arrives, in its own transaction, before it is answered (no log is
@@ -323,7 +326,7 @@ impl TraceInput {
 
 impl Settler {
     /// A window over `store`; with a non-zero `trace_wait`, its log in
-    /// `<data_dir>/wal`, replayed now; the server starts its settle thread.
+    /// `<data_dir>/wal`, replayed now; the server starts its settle threads.
     pub fn open(
         store: Store,
         data_dir: &Path,
@@ -945,7 +948,8 @@ fn settle_one(
         return Ok(Err(errors));
     };
     let attribution = trace.attribute(&errors, &also);
-    let mut context = ErrorContext::new(&trace, limits, context_bytes);
+    // Built only for a root cause that reports nothing but its status.
+    let mut context: Option<ErrorContext<'_>> = None;
     let mut causes = Vec::new();
     for cause in &attribution.causes {
         let consequences = attribution.consequences_of(&trace, cause, &errors);
@@ -959,7 +963,9 @@ fn settle_one(
                     && !input.omegi_spans.contains(&span.span_id);
                 if reports {
                     let mut error = trace.status_error(node);
-                    context.fill(&mut error, node);
+                    context
+                        .get_or_insert_with(|| ErrorContext::new(&trace, limits, context_bytes))
+                        .fill(&mut error, node);
                     recorded.push(error);
                 }
             }
