@@ -683,7 +683,7 @@ async fn export_and_import_keep_settled_traces_statistics_and_consequences() {
         let t0 = now_ns() - 1_000_000_000;
         // Every tenth trace fails in billing (one issue, its consequences
         // in the gateway and the web); the others are healthy, sampled.
-        let failing = |trace: u128| trace % 10 == 0;
+        let failing = |trace: u128| trace.is_multiple_of(10);
         for trace in 0x700..0x700 + TRACES {
             send_trace(&a, trace, t0, failing(trace)).await;
         }
@@ -804,7 +804,7 @@ async fn a_full_window_settles_its_oldest_traces_early_and_loses_nothing() {
         let t0 = now_ns() - 1_000_000_000;
         // 20 traces of 4 spans: twice the budget.
         for trace in 0x900..0x914u128 {
-            send_trace(&s, trace, t0, trace % 10 == 0).await;
+            send_trace(&s, trace, t0, trace.is_multiple_of(10)).await;
         }
         let deadline = tokio::time::Instant::now() + LIMIT;
         let stats = loop {
