@@ -258,7 +258,6 @@ impl std::fmt::Debug for Settler {
 /// One trace to settle: its new records, with their services filled in.
 #[derive(Default)]
 pub(crate) struct TraceInput {
-    resources: Vec<Resource>,
     spans: Vec<SpanRecord>,
     errors: Vec<ErrorRecord>,
     /// Spans sent by Omegi's own layer, which reports its errors itself.
@@ -313,14 +312,6 @@ impl TraceInput {
             resource.fill_service(&mut error.service);
         }
         self.errors.push(error);
-    }
-
-    fn add_resources(&mut self, resources: &[Resource]) {
-        for r in resources {
-            if !self.resources.contains(r) {
-                self.resources.push(r.clone());
-            }
-        }
     }
 }
 
@@ -480,7 +471,6 @@ impl Settler {
             let mut inputs = Vec::with_capacity(traces.len());
             for (trace_id, (spans, errors)) in traces {
                 let mut input = TraceInput::default();
-                input.add_resources(&resources);
                 for (ri, s) in spans {
                     input.add_span(&resources, ri, s.clone());
                 }
@@ -710,7 +700,10 @@ impl Settler {
     ) -> Result<Settled, omegi_store::Error> {
         let mut inputs = Vec::new();
         let mut loose = TraceInput::default();
+        // The processes that sent the batch: each request's list once
+        // (its parts share it), each process once.
         let mut resources: Vec<Resource> = Vec::new();
+        let mut seen: HashSet<*const Resource> = HashSet::new();
         for (trace, parts) in batch {
             let mut input = TraceInput::default();
             for part in parts {
@@ -726,7 +719,13 @@ impl Settler {
                 } else {
                     &mut loose
                 };
-                target.add_resources(&part.resources);
+                if seen.insert(part.resources.as_ptr()) {
+                    for r in part.resources.iter() {
+                        if !resources.contains(r) {
+                            resources.push(r.clone());
+                        }
+                    }
+                }
                 for (ri, s) in records.spans {
                     target.add_span(&part.resources, ri, s);
                 }
@@ -736,13 +735,6 @@ impl Settler {
             }
             if let Some(trace) = trace {
                 inputs.push((*trace, input));
-            }
-        }
-        for input in inputs.iter().map(|(_, i)| i).chain([&loose]) {
-            for r in &input.resources {
-                if !resources.contains(r) {
-                    resources.push(r.clone());
-                }
             }
         }
         let (report, settled) = settle_traces(
