@@ -20,7 +20,10 @@
 //! consequences, and decides whether the trace is stored whole
 //! ([`TailSampling`]); statistics count every trace. One store transaction
 //! per batch; then alerts, then the log's segments whose traces all
-//! settled are deleted once the store is durable.
+//! settled are deleted once the store is durable. Several threads settle
+//! ([`SettleConfig::workers`]), each the traces of its share of trace ids,
+//! so that the work before the transaction runs side by side and a trace
+//! is never settled by two threads at once.
 //!
 //! With a `trace_wait` of zero there is no window: each request settles as
 //! it arrives, in its own transaction, before it is answered (no log is
@@ -80,12 +83,17 @@ pub struct SettleConfig {
     pub sampling: TailSampling,
     /// The size of a log segment.
     pub wal_segment_bytes: u64,
+    /// Threads that settle traces, each the traces of its share of trace
+    /// ids (so that a trace is never settled by two at once); their store
+    /// transactions take turns, the rest runs side by side.
+    pub workers: usize,
 }
 
 impl Default for SettleConfig {
     /// 5 s of quiet; 250,000 spans and 64 MiB in the window; 10,000
     /// spans and 16 MiB per trace; 10% of healthy traces kept, and every
-    /// trace with a request slower than 2 s; 32 MiB log segments.
+    /// trace with a request slower than 2 s; 32 MiB log segments; a
+    /// settle thread per core, from 2 to 4.
     fn default() -> Self {
         SettleConfig {
             trace_wait: Duration::from_secs(5),
@@ -95,6 +103,9 @@ impl Default for SettleConfig {
             max_trace_bytes: 16 << 20,
             sampling: TailSampling::default(),
             wal_segment_bytes: WalConfig::default().segment_bytes,
+            workers: std::thread::available_parallelism()
+                .map_or(2, |n| n.get())
+                .clamp(2, 4),
         }
     }
 }
@@ -109,6 +120,12 @@ impl SettleConfig {
     /// Sets the sampling policy.
     pub fn sampling(mut self, sampling: TailSampling) -> Self {
         self.sampling = sampling;
+        self
+    }
+
+    /// Sets how many threads settle traces (at least 1).
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.workers = workers.max(1);
         self
     }
 
@@ -225,7 +242,9 @@ pub struct Settler {
     refused: AtomicU64,
     store_failures: AtomicU64,
     peak_bytes: AtomicU64,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    /// Settled traces released log segments since the last deletion.
+    unpinned: AtomicBool,
+    threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Settler {
@@ -239,7 +258,6 @@ impl std::fmt::Debug for Settler {
 /// One trace to settle: its new records, with their services filled in.
 #[derive(Default)]
 pub(crate) struct TraceInput {
-    resources: Vec<Resource>,
     spans: Vec<SpanRecord>,
     errors: Vec<ErrorRecord>,
     /// Spans sent by Omegi's own layer, which reports its errors itself.
@@ -295,19 +313,11 @@ impl TraceInput {
         }
         self.errors.push(error);
     }
-
-    fn add_resources(&mut self, resources: &[Resource]) {
-        for r in resources {
-            if !self.resources.contains(r) {
-                self.resources.push(r.clone());
-            }
-        }
-    }
 }
 
 impl Settler {
     /// A window over `store`; with a non-zero `trace_wait`, its log in
-    /// `<data_dir>/wal`, replayed now; the server starts its settle thread.
+    /// `<data_dir>/wal`, replayed now; the server starts its settle threads.
     pub fn open(
         store: Store,
         data_dir: &Path,
@@ -362,7 +372,8 @@ impl Settler {
             refused: AtomicU64::new(0),
             store_failures: AtomicU64::new(0),
             peak_bytes: AtomicU64::new(peak),
-            thread: Mutex::new(None),
+            unpinned: AtomicBool::new(false),
+            threads: Mutex::new(Vec::new()),
         })
     }
 
@@ -375,33 +386,54 @@ impl Settler {
         self.window.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Starts the thread that settles traces; `on_settled` gets what each
-    /// batch changed (for alerts), once it is durable as the sync policy
-    /// says.
+    /// Starts the threads that settle traces
+    /// ([`SettleConfig::workers`]); `on_settled` gets what each batch
+    /// changed (for alerts), once it is durable as the sync policy says.
     pub(crate) fn start(
         self: &Arc<Self>,
-        on_settled: impl Fn(&str, &Settled) + Send + 'static,
+        on_settled: impl Fn(&str, &Settled) + Send + Sync + 'static,
         durable: bool,
     ) {
         if self.wal.is_none() {
             return;
         }
-        let me = Arc::clone(self);
-        let handle = std::thread::Builder::new()
-            .name("omegi-settle".into())
-            .spawn(move || me.run(on_settled, durable))
-            .expect("a thread can be started");
-        *self.thread.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
+        let on_settled = Arc::new(on_settled);
+        let mut threads = self.threads.lock().unwrap_or_else(|p| p.into_inner());
+        for worker in 0..self.config.workers.max(1) {
+            let me = Arc::clone(self);
+            let on_settled = Arc::clone(&on_settled);
+            let handle = std::thread::Builder::new()
+                .name(format!("omegi-settle-{worker}"))
+                .spawn(move || me.run(worker, &*on_settled, durable))
+                .expect("a thread can be started");
+            threads.push(handle);
+        }
     }
 
-    /// Settles everything waiting and stops the thread (shutdown).
+    /// Settles everything waiting, stops the threads and deletes the log
+    /// segments whose traces all settled (shutdown).
     pub fn stop(&self) {
         self.stopping.store(true, Ordering::SeqCst);
         self.wake.notify_all();
-        let handle = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(handle) = handle {
+        let handles = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
+        let started = !handles.is_empty();
+        for handle in handles {
             let _ = handle.join();
         }
+        if started {
+            if let Some(Err(error)) = self.wal.as_ref().map(Wal::sync) {
+                tracing::warn!(%error, "flushing the write-ahead log failed");
+            }
+            self.release();
+        }
+    }
+
+    /// Which settle thread settles `trace`.
+    fn worker_of(&self, trace: TraceId) -> usize {
+        let workers = self.config.workers.max(1) as u64;
+        let mixed =
+            ((trace.0 as u64) ^ ((trace.0 >> 64) as u64)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        ((mixed >> 32) % workers) as usize
     }
 
     /// The counters.
@@ -439,7 +471,6 @@ impl Settler {
             let mut inputs = Vec::with_capacity(traces.len());
             for (trace_id, (spans, errors)) in traces {
                 let mut input = TraceInput::default();
-                input.add_resources(&resources);
                 for (ri, s) in spans {
                     input.add_span(&resources, ri, s.clone());
                 }
@@ -523,20 +554,24 @@ impl Settler {
         (self.config.trace_wait / 4).clamp(Duration::from_millis(5), Duration::from_millis(100))
     }
 
-    /// Takes what is due: errors outside traces, traces quiet for the wait
-    /// or marked early, everything when stopping; at most `max` traces.
-    fn take_due(&self, everything: bool, max: usize) -> Vec<Due> {
+    /// Takes what is due for settle thread `worker`: errors outside traces
+    /// (the first thread), its traces quiet for the wait or marked early,
+    /// everything when stopping; at most `max` traces.
+    fn take_due(&self, worker: usize, everything: bool, max: usize) -> Vec<Due> {
         let now = Instant::now();
         let mut window = self.lock();
         let mut due: Vec<Due> = Vec::new();
-        for (project, part) in std::mem::take(&mut window.loose) {
-            window.bytes = window.bytes.saturating_sub(part.bytes());
-            due.push((project, None, vec![part]));
+        if worker == 0 {
+            for (project, part) in std::mem::take(&mut window.loose) {
+                window.bytes = window.bytes.saturating_sub(part.bytes());
+                due.push((project, None, vec![part]));
+            }
         }
         let wait = self.config.trace_wait;
         let keys: Vec<(String, TraceId)> = window
             .traces
             .iter()
+            .filter(|((_, t), _)| self.worker_of(*t) == worker)
             .filter(|(_, p)| everything || p.early || now.duration_since(p.last) >= wait)
             .map(|(k, _)| k.clone())
             .take(max)
@@ -556,13 +591,14 @@ impl Settler {
         due
     }
 
-    fn run(&self, on_settled: impl Fn(&str, &Settled), durable: bool) {
-        let mut unpinned = false;
+    /// The loop of settle thread `worker`; the first one also flushes the
+    /// log (`--sync interval`) and deletes settled segments.
+    fn run(&self, worker: usize, on_settled: &dyn Fn(&str, &Settled), durable: bool) {
         let mut last_release = Instant::now();
         let mut last_log_sync = Instant::now();
         loop {
             let stopping = self.stopping.load(Ordering::SeqCst);
-            if !durable && (stopping || last_log_sync.elapsed() >= LOG_SYNC_INTERVAL) {
+            if worker == 0 && !durable && last_log_sync.elapsed() >= LOG_SYNC_INTERVAL {
                 // `--sync interval`: the log is flushed periodically.
                 if let Some(Err(error)) = self.wal.as_ref().map(Wal::sync) {
                     tracing::warn!(%error, "flushing the write-ahead log failed");
@@ -570,17 +606,15 @@ impl Settler {
                 last_log_sync = Instant::now();
             }
             // Settled segments go about once a second, busy or not.
-            if unpinned && (stopping || last_release.elapsed() >= Duration::from_secs(1)) {
-                self.release();
-                unpinned = false;
+            if worker == 0 && last_release.elapsed() >= Duration::from_secs(1) {
+                if self.unpinned.swap(false, Ordering::SeqCst) {
+                    self.release();
+                }
                 last_release = Instant::now();
             }
-            let due = self.take_due(stopping, 2_000);
+            let due = self.take_due(worker, stopping, 2_000);
             if due.is_empty() {
                 if stopping {
-                    if unpinned {
-                        self.release();
-                    }
                     break;
                 }
                 let window = self.lock();
@@ -601,7 +635,7 @@ impl Settler {
                     Ok(report) => {
                         on_settled(&project, &report);
                         self.unpin(&batch);
-                        unpinned = true;
+                        self.unpinned.store(true, Ordering::SeqCst);
                     }
                     Err(error) => {
                         self.store_failures.fetch_add(1, Ordering::Relaxed);
@@ -666,7 +700,10 @@ impl Settler {
     ) -> Result<Settled, omegi_store::Error> {
         let mut inputs = Vec::new();
         let mut loose = TraceInput::default();
+        // The processes that sent the batch: each request's list once
+        // (its parts share it), each process once.
         let mut resources: Vec<Resource> = Vec::new();
+        let mut seen: HashSet<*const Resource> = HashSet::new();
         for (trace, parts) in batch {
             let mut input = TraceInput::default();
             for part in parts {
@@ -682,7 +719,13 @@ impl Settler {
                 } else {
                     &mut loose
                 };
-                target.add_resources(&part.resources);
+                if seen.insert(part.resources.as_ptr()) {
+                    for r in part.resources.iter() {
+                        if !resources.contains(r) {
+                            resources.push(r.clone());
+                        }
+                    }
+                }
                 for (ri, s) in records.spans {
                     target.add_span(&part.resources, ri, s);
                 }
@@ -692,13 +735,6 @@ impl Settler {
             }
             if let Some(trace) = trace {
                 inputs.push((*trace, input));
-            }
-        }
-        for input in inputs.iter().map(|(_, i)| i).chain([&loose]) {
-            for r in &input.resources {
-                if !resources.contains(r) {
-                    resources.push(r.clone());
-                }
             }
         }
         let (report, settled) = settle_traces(
@@ -765,8 +801,17 @@ impl Window {
     }
 
     /// Marks the traces that waited longest early until what is left is
-    /// within nine tenths of the budget.
+    /// within nine tenths of the budget; traces marked before are on their
+    /// way out and do not count.
     fn settle_oldest_early(&mut self, config: &SettleConfig) {
+        let (mut spans, mut bytes) = (self.spans, self.bytes);
+        for p in self.traces.values().filter(|p| p.early) {
+            spans = spans.saturating_sub(p.spans);
+            bytes = bytes.saturating_sub(p.bytes);
+        }
+        if spans <= config.max_spans && bytes <= config.max_bytes {
+            return;
+        }
         let mut order: Vec<(Instant, (String, TraceId), usize, usize)> = self
             .traces
             .iter()
@@ -774,7 +819,6 @@ impl Window {
             .map(|(k, p)| (p.last, k.clone(), p.spans, p.bytes))
             .collect();
         order.sort_by_key(|(last, ..)| *last);
-        let (mut spans, mut bytes) = (self.spans, self.bytes);
         let (max_spans, max_bytes) = (config.max_spans / 10 * 9, config.max_bytes / 10 * 9);
         for (_, key, s, b) in order {
             if spans <= max_spans && bytes <= max_bytes {
@@ -896,7 +940,8 @@ fn settle_one(
         return Ok(Err(errors));
     };
     let attribution = trace.attribute(&errors, &also);
-    let mut context = ErrorContext::new(&trace, limits, context_bytes);
+    // Built only for a root cause that reports nothing but its status.
+    let mut context: Option<ErrorContext<'_>> = None;
     let mut causes = Vec::new();
     for cause in &attribution.causes {
         let consequences = attribution.consequences_of(&trace, cause, &errors);
@@ -910,7 +955,9 @@ fn settle_one(
                     && !input.omegi_spans.contains(&span.span_id);
                 if reports {
                     let mut error = trace.status_error(node);
-                    context.fill(&mut error, node);
+                    context
+                        .get_or_insert_with(|| ErrorContext::new(&trace, limits, context_bytes))
+                        .fill(&mut error, node);
                     recorded.push(error);
                 }
             }

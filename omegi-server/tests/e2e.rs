@@ -699,13 +699,19 @@ async fn export_and_import_move_a_data_directory() {
         let said = offline_cli(s.dir.path(), &["export", &file_arg])
             .await
             .expect("export succeeds");
-        assert!(said.contains("9 spans, 1 issues, 3 occurrences"), "{said}");
+        assert!(
+            said.contains("9 spans, 3 settled traces, 1 issues, 3 occurrences"),
+            "{said}"
+        );
 
         let fresh = tempfile::tempdir().unwrap();
         let said = offline_cli(fresh.path(), &["import", &file_arg, "--accounts"])
             .await
             .expect("import succeeds");
-        assert!(said.contains("9 spans, 1 issues, 3 occurrences"), "{said}");
+        assert!(
+            said.contains("9 spans, 3 settled traces, 1 issues, 3 occurrences"),
+            "{said}"
+        );
         assert!(
             said.contains("accounts imported: 1 projects, 1 users"),
             "{said}"

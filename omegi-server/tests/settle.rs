@@ -653,3 +653,191 @@ async fn tail_sampling_keeps_failed_and_slow_traces_whole_and_counts_every_trace
     .await
     .expect("the test finishes in time");
 }
+
+/// The dashboard of the default project as `/api/stats` answers it.
+async fn dashboard(s: &TestServer) -> serde_json::Value {
+    s.http
+        .get(format!(
+            "{}/api/stats?project=default&since=1d&bucket=hour",
+            s.server.url()
+        ))
+        .bearer_auth(&s.user)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_and_import_keep_settled_traces_statistics_and_consequences() {
+    tokio::time::timeout(LIMIT, async {
+        const TRACES: u128 = 200;
+        let sampled = || {
+            SettleConfig::default()
+                .trace_wait(Duration::from_millis(200))
+                .sampling(TailSampling::new(0.1))
+        };
+        let a = TestServer::start_with(|c: ServeConfig| c.settle(sampled())).await;
+        let t0 = now_ns() - 1_000_000_000;
+        // Every tenth trace fails in billing (one issue, its consequences
+        // in the gateway and the web); the others are healthy, sampled.
+        let failing = |trace: u128| trace.is_multiple_of(10);
+        for trace in 0x700..0x700 + TRACES {
+            send_trace(&a, trace, t0, failing(trace)).await;
+        }
+        a.settled(TRACES as u64).await;
+        let mut file = Vec::new();
+        let exported = a.server.store().export(&mut file).unwrap();
+        assert_eq!(exported.settled, TRACES as u64);
+        assert!(exported.traffic > 0);
+
+        let b = TestServer::start_with(|c: ServeConfig| c.settle(sampled())).await;
+        let imported = b
+            .server
+            .store()
+            .import_with(&file[..], omegi_store::ImportOptions::data_only())
+            .unwrap();
+        assert_eq!(imported.settled, exported.settled);
+        assert_eq!(imported.traffic, exported.traffic);
+
+        // The dashboard: counts, sampling, routes, calls between services.
+        let (before, after) = (dashboard(&a).await, dashboard(&b).await);
+        for field in ["summary", "projects", "dependencies"] {
+            assert_eq!(before[field], after[field], "{field}");
+        }
+        let sampling = &after["projects"][0]["sampling"];
+        assert_eq!(sampling["traces"], TRACES as u64);
+        assert!(
+            sampling["sampled_out_traces"].as_u64().unwrap() > 0,
+            "{sampling}"
+        );
+        assert!(!after["dependencies"].as_array().unwrap().is_empty());
+        // Every trace settled the same way; sampled out ones say so.
+        let mut out = 0;
+        for trace in 0x700..0x700 + TRACES {
+            let id = TraceId(trace);
+            let (x, y) = (
+                a.server.store().trace_settlement("default", id).unwrap(),
+                b.server.store().trace_settlement("default", id).unwrap(),
+            );
+            assert_eq!(x, y, "trace {trace:x}");
+            let y = y.expect("settled");
+            if failing(trace) {
+                assert!(y.kept, "a failed trace is kept: {trace:x}");
+            }
+            out += u32::from(!y.kept);
+            let spans = b.server.store().trace_spans("default", id).unwrap();
+            assert_eq!(spans.len(), if y.kept { 4 } else { 0 });
+        }
+        assert!(out > 0);
+        // One issue with its consequences in every occurrence.
+        assert_one_billing_issue(&a, (TRACES / 10) as usize);
+        assert_one_billing_issue(&b, (TRACES / 10) as usize);
+        // A part of an imported trace sent again settles on what was
+        // imported: its failure is known, nothing is counted twice.
+        let resent = (0x700..).find(|&t| failing(t)).unwrap();
+        send_trace_parts(&b, resent, t0, &[web]).await;
+        b.settled(1).await;
+        assert_one_billing_issue(&b, (TRACES / 10) as usize);
+        assert_eq!(dashboard(&b).await["summary"], before["summary"]);
+    })
+    .await
+    .expect("the test finishes in time");
+}
+
+/// Sends a trace in three requests; a healthy one's spans end well.
+async fn send_trace(s: &TestServer, trace: u128, t0: u64, fails: bool) {
+    if fails {
+        send_trace_parts(s, trace, t0, &[web, gateway, billing]).await;
+    } else {
+        let healthy = |service: &'static str, id: u64, parent: Option<u64>| {
+            export(
+                service,
+                trace,
+                t0,
+                &[SpanSpec {
+                    id,
+                    parent,
+                    name: "POST /step",
+                    kind: 2,
+                    failed: None,
+                    exception: None,
+                }],
+            )
+        };
+        s.send(healthy("web", WEB, None)).await;
+        s.send(healthy("gateway", GATEWAY, Some(WEB))).await;
+        s.send(healthy("gateway", GATEWAY_CLIENT, Some(GATEWAY)))
+            .await;
+        s.send(healthy("billing", BILLING, Some(GATEWAY_CLIENT)))
+            .await;
+    }
+}
+
+async fn send_trace_parts(
+    s: &TestServer,
+    trace: u128,
+    t0: u64,
+    parts: &[fn(u128, u64) -> Vec<u8>],
+) {
+    for part in parts {
+        s.send(part(trace, t0)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_window_settles_its_oldest_traces_early_and_loses_nothing() {
+    tokio::time::timeout(LIMIT, async {
+        const MAX_SPANS: usize = 40;
+        // A wait longer than the test: only the budget settles traces.
+        let s = TestServer::start_with(|c: ServeConfig| {
+            c.settle(
+                SettleConfig::default()
+                    .trace_wait(Duration::from_secs(3_600))
+                    .sampling(TailSampling::keep_all())
+                    .budget(MAX_SPANS, 64 << 20, 10_000, 16 << 20),
+            )
+        })
+        .await;
+        let t0 = now_ns() - 1_000_000_000;
+        // 20 traces of 4 spans: twice the budget.
+        for trace in 0x900..0x914u128 {
+            send_trace(&s, trace, t0, trace.is_multiple_of(10)).await;
+        }
+        let deadline = tokio::time::Instant::now() + LIMIT;
+        let stats = loop {
+            let stats = s.server.settle_stats();
+            // Every trace settled so far settled early: wait until those
+            // taken are stored.
+            let done = stats.early > 0 && stats.settled >= stats.early;
+            if done && stats.waiting_spans <= MAX_SPANS as u64 {
+                break stats;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the window stays over its budget: {stats:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert!(
+            stats.waiting_spans > 0,
+            "the newest traces still wait: {stats:?}"
+        );
+        // The oldest traces went first; the newest still wait.
+        let store = s.server.store();
+        let first = store.trace_settlement("default", TraceId(0x900)).unwrap();
+        let last = store.trace_settlement("default", TraceId(0x913)).unwrap();
+        assert!(first.is_some() && last.is_none(), "{first:?} {last:?}");
+        // Shutting down settles the rest: every span is counted once.
+        let dir = s.dir;
+        s.server.shutdown().await.expect("a clean shutdown");
+        let store = omegi_store::Store::open(dir.path().join(omegi_server::server::STORE_DIR))
+            .expect("the store opens");
+        let totals = store.sampling_totals("default").unwrap();
+        assert_eq!((totals.traces, totals.spans), (20, 80), "{totals:?}");
+    })
+    .await
+    .expect("the test finishes in time");
+}

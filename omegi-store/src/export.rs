@@ -4,8 +4,11 @@
 //! The first line is a header (`{"type":"header","format":"omegi-store",
 //! "schema":3}`); every other line is one record tagged by `type`: the
 //! accounts (`project`, `user` with its memberships, `admin`, `token` with
-//! its hash), then the data (`service`, `span`, `issue`, `occurrence`,
-//! `counter`, `totals`, `note`). Derived data (trace summaries, indexes, the
+//! its hash), then the data (`service`, `span`, `issue`, `occurrence` with
+//! its consequences, `settled`: what the settle step decided about a trace,
+//! kept or sampled out, `traffic`: the statistics of requests, calls and
+//! sampling counted from every settled trace, `counter`, `totals`, `note`).
+//! Derived data (trace summaries, indexes, the registered routes, the
 //! notes' links and full-text index) is rebuilt on import.
 //! Importing an export into an empty store gives a store whose export is the
 //! same text.
@@ -19,7 +22,7 @@ use std::io::{BufRead, Write};
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use omegi_core::{Fingerprint, Note, SpanRecord};
+use omegi_core::{Fingerprint, Note, SpanRecord, TraceId};
 use serde::{Deserialize, Serialize};
 
 use crate::accounts::{legacy_token, Project, Token, TokenOwner, User};
@@ -27,11 +30,13 @@ use crate::codec::encode;
 use crate::error::{Error, Result};
 use crate::issues::{put_issue, put_occurrence, Issue, Occurrence};
 use crate::keys::{counter, KeyReader};
+use crate::settle::{settled_index_key, settled_key, SettledRow};
 use crate::spans::{merged_spans, stage_spans};
 use crate::stats::{
     counter_key, put_service, put_totals, read_totals, service_counter_key, Bucket, ServiceInfo,
     Totals,
 };
+use crate::traffic::{put_traffic, traffic_record, TrafficRecord};
 use crate::writes::{TreeId, Writes};
 use crate::Store;
 
@@ -46,12 +51,13 @@ const FORMAT: &str = "omegi-store";
 /// admins (`{"type":"admin","login":…}` after the users); version 3 moved
 /// each project's and user's `token_hash` into `token` lines (several per
 /// project or user, each with an id and a label) and made `projects` of a
-/// user the memberships that are enforced. Versions 1 and 2 are still read:
-/// their token hashes become tokens, and, as they predate memberships,
-/// every user who is not an admin becomes a member of every project.
-/// Version 4 added the files attached to notes (`{"type":"attachment",
-/// "note":…,"name":…,"created_ns":…,"data":"<base64>"}` after the notes)
-/// and notes' `folder`.
+/// user the memberships that are enforced. Version 4 added the files
+/// attached to notes (`{"type":"attachment","note":…,"name":…,
+/// "created_ns":…,"data":"<base64>"}` after the notes), notes' `folder`,
+/// the settled traces (`settled`) and the traffic statistics (`traffic`).
+/// Versions 1 to 3 are still read: their token hashes become tokens, and, as
+/// versions 1 and 2 predate memberships, every user who is not an admin
+/// becomes a member of every project.
 pub const EXPORT_VERSION: u32 = 4;
 
 /// A project line: the project, and in exports of version 2 and older its
@@ -109,6 +115,15 @@ enum Line {
         fingerprint: Fingerprint,
         occurrence: Occurrence,
     },
+    Settled {
+        project: String,
+        trace_id: TraceId,
+        settled: SettledRow,
+    },
+    Traffic {
+        #[serde(flatten)]
+        record: TrafficRecord,
+    },
     Counter {
         project: String,
         service: Option<String>,
@@ -164,6 +179,10 @@ pub struct TransferStats {
     pub notes: u64,
     /// Files attached to notes.
     pub attachments: u64,
+    /// Settled traces, kept or sampled out.
+    pub settled: u64,
+    /// Records of traffic statistics (routes, calls, sampling totals).
+    pub traffic: u64,
 }
 
 /// How to import an export.
@@ -289,6 +308,28 @@ impl Store {
             };
             write_line(&mut out, &line, lines)?;
             stats.occurrences += 1;
+        }
+        for item in t.settled.iter() {
+            let (key, value) = item?;
+            let mut r = KeyReader::new("settled", &key);
+            let project = r.str()?.to_owned();
+            let trace_id = r.trace()?;
+            r.end()?;
+            let settled = crate::codec::decode("settled", &value)?;
+            let line = Line::Settled {
+                project,
+                trace_id,
+                settled,
+            };
+            write_line(&mut out, &line, lines)?;
+            stats.settled += 1;
+        }
+        for item in t.traffic.iter() {
+            let (key, value) = item?;
+            if let Some(record) = traffic_record(&key, &value)? {
+                write_line(&mut out, &Line::Traffic { record }, lines)?;
+                stats.traffic += 1;
+            }
         }
         for (tree, name, with_service) in [
             (&t.counters, "counters", false),
@@ -498,6 +539,27 @@ impl Store {
                 } => {
                     put_occurrence(&mut w, &project, &fingerprint.0, &occurrence)?;
                     stats.occurrences += 1;
+                }
+                Line::Settled {
+                    project,
+                    trace_id,
+                    settled,
+                } => {
+                    w.insert(
+                        TreeId::SettledByStart,
+                        settled_index_key(&project, settled.start_ns(), trace_id)?,
+                        sled::IVec::default(),
+                    );
+                    w.insert(
+                        TreeId::Settled,
+                        settled_key(&project, trace_id)?,
+                        encode(&settled)?,
+                    );
+                    stats.settled += 1;
+                }
+                Line::Traffic { record } => {
+                    put_traffic(&mut w, &record)?;
+                    stats.traffic += 1;
                 }
                 Line::Counter {
                     project,

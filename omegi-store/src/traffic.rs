@@ -333,6 +333,127 @@ fn read_totals(r: &impl Lookup, project: &str) -> Result<SamplingTotals> {
     }
 }
 
+/// A record of the traffic statistics as an export carries it: route
+/// names and their count per service are left out, they are registered
+/// again as the routes are imported.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub(crate) enum TrafficRecord {
+    /// The requests of a route in a bucket.
+    Route {
+        project: String,
+        bucket: Bucket,
+        start_ns: u64,
+        service: String,
+        route: String,
+        counts: RouteCounts,
+    },
+    /// The calls from one service to another in a bucket.
+    Call {
+        project: String,
+        bucket: Bucket,
+        start_ns: u64,
+        caller: String,
+        callee: String,
+        calls: u64,
+        errors: u64,
+    },
+    /// A project's sampling totals.
+    Sampling {
+        project: String,
+        totals: SamplingTotals,
+    },
+}
+
+fn bucket_of(r: &mut KeyReader<'_>) -> Result<Bucket> {
+    let code = r.u8()?;
+    Bucket::from_code(code)
+        .ok_or_else(|| crate::Error::corrupt("traffic", format!("unknown bucket {code}")))
+}
+
+/// Reads one entry of the traffic tree; `None` for the route names and
+/// counts, which an import derives.
+pub(crate) fn traffic_record(key: &[u8], value: &[u8]) -> Result<Option<TrafficRecord>> {
+    let mut r = KeyReader::new("traffic", key);
+    let project = r.str()?.to_owned();
+    let record = match r.u8()? {
+        ROUTE => {
+            let bucket = bucket_of(&mut r)?;
+            let start_ns = r.u64()?;
+            let service = r.str()?.to_owned();
+            let route = r.str()?.to_owned();
+            TrafficRecord::Route {
+                project,
+                bucket,
+                start_ns,
+                service,
+                route,
+                counts: decode("traffic", value)?,
+            }
+        }
+        EDGE => {
+            let bucket = bucket_of(&mut r)?;
+            let start_ns = r.u64()?;
+            let caller = r.str()?.to_owned();
+            let callee = r.str()?.to_owned();
+            let (calls, errors) = decode("traffic", value)?;
+            TrafficRecord::Call {
+                project,
+                bucket,
+                start_ns,
+                caller,
+                callee,
+                calls,
+                errors,
+            }
+        }
+        TOTALS => TrafficRecord::Sampling {
+            project,
+            totals: decode("traffic", value)?,
+        },
+        _ => return Ok(None),
+    };
+    r.end()?;
+    Ok(Some(record))
+}
+
+/// Stages an imported record as it is (replacing what has its key); a
+/// route is registered as its service's route.
+pub(crate) fn put_traffic(w: &mut Writes<'_>, record: &TrafficRecord) -> Result<()> {
+    match record {
+        TrafficRecord::Route {
+            project,
+            bucket,
+            start_ns,
+            service,
+            route,
+            counts,
+        } => {
+            if route != OTHER_ROUTE {
+                register_route(w, project, service, route, usize::MAX)?;
+            }
+            let key = route_key(project, *bucket, *start_ns, service, route)?;
+            w.insert(TreeId::Traffic, key, encode(counts)?);
+        }
+        TrafficRecord::Call {
+            project,
+            bucket,
+            start_ns,
+            caller,
+            callee,
+            calls,
+            errors,
+        } => {
+            let key = edge_key(project, *bucket, *start_ns, caller, callee)?;
+            w.insert(TreeId::Traffic, key, encode(&(*calls, *errors))?);
+        }
+        TrafficRecord::Sampling { project, totals } => {
+            w.insert(TreeId::Traffic, totals_key(project)?, encode(totals)?);
+        }
+    }
+    Ok(())
+}
+
 /// The keys of one kind and bucket width of a project with a bucket start
 /// in `[from_ns, to_ns)`: the key prefix and the range.
 fn window(

@@ -30,8 +30,28 @@
 //! services (one resource per service), one trace in fifty failing with an
 //! `exception` event. Trace ids are unique over the run. Every request and
 //! the whole run are bounded in time.
+//!
+//! `--rate N` offers N spans per second instead of sending as fast as the
+//! server answers: requests are built as they are sent (so that the
+//! process's memory is the server's, not a queue of bodies), paced over
+//! the connections, and a request refused with `503` because the window is
+//! full is sent again after a pause. It reports the rate reached, the
+//! window's peak (spans and encoded bytes, sampled every 20 ms, and the
+//! server's own peak gauge), the traces settled early, the `503`s, and the
+//! process's peak resident memory (`VmHWM`, the server and this client
+//! together). With `--settle-max-spans` and `--settle-max-mib` the
+//! window's budget can be set (`omegi serve --settle-max-spans`,
+//! `--settle-max-bytes`); the defaults are the server's.
+//! `--settle-workers N` sets how many threads settle traces (the default:
+//! one per core, 2 to 4).
+//!
+//! ```text
+//! cargo run --release -p benches --bin otlp_load -- \
+//!     --rate 100000 --requests 2000 --trace-wait-ms 5000
+//! ```
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -60,6 +80,11 @@ struct Options {
     sync: SyncPolicy,
     trace_wait_ms: u64,
     sample_rate: f64,
+    /// Spans per second offered; `None`: as fast as answered.
+    rate: Option<u64>,
+    settle_max_spans: Option<usize>,
+    settle_max_mib: Option<usize>,
+    settle_workers: Option<usize>,
 }
 
 fn options() -> Result<Options, String> {
@@ -70,6 +95,10 @@ fn options() -> Result<Options, String> {
         sync: SyncPolicy::Always,
         trace_wait_ms: 1000,
         sample_rate: 0.1,
+        rate: None,
+        settle_max_spans: None,
+        settle_max_mib: None,
+        settle_workers: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -101,6 +130,10 @@ fn options() -> Result<Options, String> {
             "--spans" => o.spans = n.max(SPANS_PER_TRACE),
             "--connections" => o.connections = n.max(1),
             "--trace-wait-ms" => o.trace_wait_ms = n as u64,
+            "--rate" => o.rate = Some(n.max(1) as u64),
+            "--settle-max-spans" => o.settle_max_spans = Some(n),
+            "--settle-max-mib" => o.settle_max_mib = Some(n),
+            "--settle-workers" => o.settle_workers = Some(n),
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -201,16 +234,30 @@ async fn main() -> Result<(), String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let listen = "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?;
     let trace_wait = Duration::from_millis(o.trace_wait_ms);
-    let settle = SettleConfig::default()
+    let mut settle = SettleConfig::default()
         .trace_wait(trace_wait)
         .sampling(TailSampling::new(o.sample_rate));
-    let server = Server::start(
-        ServeConfig::new(dir.path(), listen)
-            .sync(o.sync)
-            .settle(settle),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    if o.settle_max_spans.is_some() || o.settle_max_mib.is_some() {
+        settle = settle.budget(
+            o.settle_max_spans.unwrap_or(settle.max_spans),
+            o.settle_max_mib.map_or(settle.max_bytes, |m| m << 20),
+            settle.max_trace_spans,
+            settle.max_trace_bytes,
+        );
+    }
+    if let Some(workers) = o.settle_workers {
+        settle = settle.workers(workers);
+    }
+    let budget = (settle.max_spans, settle.max_bytes);
+    let server = Arc::new(
+        Server::start(
+            ServeConfig::new(dir.path(), listen)
+                .sync(o.sync)
+                .settle(settle),
+        )
+        .await
+        .map_err(|e| e.to_string())?,
+    );
     let token = server
         .created_credentials()
         .and_then(|c| c.project.clone())
@@ -219,18 +266,34 @@ async fn main() -> Result<(), String> {
     let url = format!("{}/v1/traces", server.url());
 
     let t0 = omegi_server::api::now_ns();
-    let bodies: VecDeque<Vec<u8>> = (0..o.requests)
-        .map(|r| request(1 + (r * spans_per_request) as u128, spans_per_request, t0))
-        .collect();
-    let bytes: usize = bodies.iter().map(Vec::len).sum();
+    let body_of =
+        move |r: usize| request(1 + (r * spans_per_request) as u128, spans_per_request, t0);
+    // As fast as answered: the bodies are built before the clock starts.
+    // At a rate: built as they are sent.
+    let bodies: VecDeque<Vec<u8>> = match o.rate {
+        None => (0..o.requests).map(body_of).collect(),
+        Some(_) => VecDeque::new(),
+    };
+    let bytes = Arc::new(AtomicUsize::new(bodies.iter().map(Vec::len).sum()));
     let queue = Arc::new(Mutex::new(bodies));
+    let next = Arc::new(AtomicUsize::new(0));
+    let refused = Arc::new(AtomicU64::new(0));
+    // Seconds between two requests at the offered rate.
+    let pace = o
+        .rate
+        .map(|rate| Duration::from_secs_f64(spans_per_request as f64 / rate as f64));
 
     let started = Instant::now();
+    let watch = tokio::spawn(watch_window(Arc::clone(&server)));
     let mut workers = Vec::new();
     for _ in 0..o.connections {
         let queue = Arc::clone(&queue);
+        let next = Arc::clone(&next);
+        let bytes = Arc::clone(&bytes);
+        let refused = Arc::clone(&refused);
         let url = url.clone();
         let token = token.clone();
+        let requests = o.requests;
         workers.push(tokio::spawn(async move {
             let client = reqwest::Client::builder()
                 .timeout(Duration::from_secs(60))
@@ -239,18 +302,48 @@ async fn main() -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
             let mut sent = 0usize;
             loop {
-                let next = queue.lock().map_err(|e| e.to_string())?.pop_front();
-                let Some(body) = next else { break };
-                let response = client
-                    .post(&url)
-                    .bearer_auth(&token)
-                    .header("content-type", "application/x-protobuf")
-                    .body(body)
-                    .send()
-                    .await
-                    .map_err(|e| e.to_string())?;
-                if !response.status().is_success() {
-                    return Err(format!("server answered {}", response.status()));
+                let body = match pace {
+                    None => {
+                        let next = queue.lock().map_err(|e| e.to_string())?.pop_front();
+                        let Some(body) = next else { break };
+                        body
+                    }
+                    Some(pace) => {
+                        let r = next.fetch_add(1, Ordering::Relaxed);
+                        if r >= requests {
+                            break;
+                        }
+                        tokio::time::sleep_until((started + pace * r as u32).into()).await;
+                        let body = body_of(r);
+                        bytes.fetch_add(body.len(), Ordering::Relaxed);
+                        body
+                    }
+                };
+                let body = axum::body::Bytes::from(body);
+                let deadline = Instant::now() + Duration::from_secs(120);
+                loop {
+                    let response = client
+                        .post(&url)
+                        .bearer_auth(&token)
+                        .header("content-type", "application/x-protobuf")
+                        .body(body.clone())
+                        .send()
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let status = response.status();
+                    if status.is_success() {
+                        break;
+                    }
+                    // The window is full: the server asks for a pause.
+                    if status == reqwest::StatusCode::SERVICE_UNAVAILABLE
+                        && pace.is_some()
+                        && Instant::now() < deadline
+                    {
+                        refused.fetch_add(1, Ordering::Relaxed);
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                    return Err(format!("server answered {status}"));
                 }
                 sent += 1;
             }
@@ -275,6 +368,10 @@ async fn main() -> Result<(), String> {
     }
     let elapsed = started.elapsed().saturating_sub(trace_wait).max(answered);
     let settle = server.settle_stats();
+    watch.abort();
+    let _ = watch.await;
+    let peak = *PEAK.lock().map_err(|e| e.to_string())?;
+    let server = Arc::try_unwrap(server).map_err(|_| "the server is still shared")?;
     let report = server.shutdown().await.map_err(|e| e.to_string())?;
     let total = started.elapsed();
 
@@ -289,7 +386,7 @@ async fn main() -> Result<(), String> {
     println!(
         "otlp_load: {sent} requests x {spans_per_request} spans over {} connections, {:.1} MiB protobuf, --sync {}",
         o.connections,
-        bytes as f64 / (1024.0 * 1024.0),
+        bytes.load(Ordering::Relaxed) as f64 / (1024.0 * 1024.0),
         match o.sync {
             SyncPolicy::Always => "always",
             SyncPolicy::Interval => "interval",
@@ -325,10 +422,46 @@ async fn main() -> Result<(), String> {
         disk as f64 / (1024.0 * 1024.0),
         disk as f64 / expected.max(1) as f64
     );
+    if let Some(rate) = o.rate {
+        println!(
+            "  offered {rate} spans/s, reached {:.0} spans/s; window at most {} spans, {:.1} MiB waiting (server's peak gauge {:.1} MiB; budget {} spans, {:.1} MiB); {} traces settled early; {} requests refused (503) and sent again; peak resident memory (VmHWM, server and client) {:.1} MiB",
+            expected as f64 / answered.as_secs_f64(),
+            peak.0,
+            peak.1 as f64 / (1024.0 * 1024.0),
+            settle.peak_bytes as f64 / (1024.0 * 1024.0),
+            budget.0,
+            budget.1 as f64 / (1024.0 * 1024.0),
+            settle.early,
+            refused.load(Ordering::Relaxed),
+            peak_resident_kib().unwrap_or(0) as f64 / 1024.0,
+        );
+    }
     if stored != expected {
         return Err(format!("stored {stored} spans, expected {expected}"));
     }
     Ok(())
+}
+
+/// The most spans and bytes seen waiting in the window.
+static PEAK: Mutex<(u64, u64)> = Mutex::new((0, 0));
+
+/// Samples the window every 20 ms into [`PEAK`] until aborted.
+async fn watch_window(server: Arc<Server>) {
+    loop {
+        let stats = server.settle_stats();
+        if let Ok(mut peak) = PEAK.lock() {
+            peak.0 = peak.0.max(stats.waiting_spans);
+            peak.1 = peak.1.max(stats.waiting_bytes);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The process's peak resident memory (`VmHWM`), in KiB.
+fn peak_resident_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// The bytes of the files under `dir`.

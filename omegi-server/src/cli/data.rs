@@ -179,10 +179,11 @@ fn report(
     }
     writeln!(
         out,
-        "{done} {} lines {preposition} {}: {} spans, {} issues, {} occurrences, {} notes",
+        "{done} {} lines {preposition} {}: {} spans, {} settled traces, {} issues, {} occurrences, {} notes",
         moved.stats.lines,
         moved.file.display(),
         moved.stats.spans,
+        moved.stats.settled,
         moved.stats.issues,
         moved.stats.occurrences,
         moved.stats.notes
