@@ -907,10 +907,19 @@ async fn only_admins_create_projects_and_users() {
 async fn a_busy_server_answers_503_with_retry_after() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     tokio::time::timeout(LIMIT, async {
-        let s = TestServer::start_with(|c| c.ingest_limit(1, Duration::from_millis(100))).await;
         let body = checkout_json(0x5a, now_ns());
+        // Room for one body in flight (and a few bytes more), waited for
+        // 100 ms.
+        let room = body.len() + 16;
+        let s = TestServer::start_with(|c| {
+            c.ingest_limit(1, Duration::from_millis(100))
+                .body_limit(room)
+                .bodies_in_flight(Some(room), Some(room))
+        })
+        .await;
         // A client that sends its headers and half its body, then stalls:
-        // it holds the only slot.
+        // the room its `Content-Length` announces is taken as its first
+        // bytes arrive.
         let mut slow = tokio::net::TcpStream::connect(s.server.local_addr())
             .await
             .expect("connect");
@@ -923,7 +932,7 @@ async fn a_busy_server_answers_503_with_retry_after() {
         let (first, rest) = body.split_at(body.len() / 2);
         slow.write_all(head.as_bytes()).await.unwrap();
         slow.write_all(first).await.unwrap();
-        // Wait until the slow request has taken the slot: a probe is then
+        // Wait until the slow request has taken the room: a probe is then
         // turned away after the wait.
         let mut stored = 0;
         let response = loop {
@@ -950,7 +959,7 @@ async fn a_busy_server_answers_503_with_retry_after() {
         let mut reply = String::new();
         slow.read_to_string(&mut reply).await.unwrap();
         assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
-        // The slot is free again, and the turned-away request was not stored.
+        // The room is free again, and the turned-away request was not stored.
         let (status, _) = s
             .post_otlp(
                 "/v1/traces",
