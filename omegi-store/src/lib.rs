@@ -582,7 +582,7 @@ impl Store {
             private_dir(path)?;
             sled_config = sled_config.path(path);
         }
-        let db = sled_config.open()?;
+        let db = open_engine(&sled_config)?;
         let shown_path = config
             .path
             .clone()
@@ -667,6 +667,29 @@ impl Store {
     /// Whether the engine recovered existing data when it opened.
     pub fn was_recovered(&self) -> bool {
         self.core().t.db.was_recovered()
+    }
+}
+
+/// How long opening waits for the data directory's lock: a store handle
+/// of this or another process that is closing (its engine's last thread
+/// finishing) gives it back within moments.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Opens the engine, waiting up to [`LOCK_WAIT`] while the directory's lock
+/// is held; then the engine's error says who holds it.
+fn open_engine(config: &sled::Config) -> Result<sled::Db> {
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match config.open() {
+            // The engine says so only in its message.
+            Err(sled::Error::Io(e))
+                if e.to_string().starts_with("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            opened => return Ok(opened?),
+        }
     }
 }
 
@@ -860,6 +883,25 @@ mod tests {
             "{err}"
         );
         assert!(err.to_string().contains("omegi export"), "{err}");
+    }
+
+    #[test]
+    fn opening_waits_for_a_handle_that_is_closing_and_refuses_one_that_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = Store::open(dir.path()).unwrap();
+        // Held past the wait: the engine's lock error.
+        let err = Store::open(dir.path())
+            .err()
+            .expect("the directory is locked");
+        assert!(err.to_string().contains("lock"), "{err}");
+        // Given back within the wait: the open succeeds.
+        let closer = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            drop(held);
+        });
+        let reopened = Store::open(dir.path());
+        closer.join().unwrap();
+        assert!(reopened.is_ok(), "{:?}", reopened.err());
     }
 
     #[test]
