@@ -890,9 +890,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let held = Store::open(dir.path()).unwrap();
         // Held past the wait: the engine's lock error.
-        let err = Store::open(dir.path())
-            .err()
-            .expect("the directory is locked");
+        let Err(err) = Store::open(dir.path()) else {
+            panic!("a locked directory opened");
+        };
         assert!(err.to_string().contains("lock"), "{err}");
         // Given back within the wait: the open succeeds.
         let closer = std::thread::spawn(move || {
