@@ -494,10 +494,12 @@ async fn a_gzip_bomb_gets_a_status_and_leaves_memory_and_store_alone() {
             assert!(message.contains("max_spans"), "{message}");
         }
         let after = s.peak_rss();
-        // The bodies cost their decompressed size (8 and 18 MB) and no
+        // The bodies cost their decompressed size (8 and 18 MB) and what
+        // the allocator keeps of them while the settle threads and the
+        // store work beside (up to 107 MB seen on a loaded machine), no
         // more; before the budget, 1.66 GB.
         assert!(
-            after - before < 96 * MIB,
+            after - before < 128 * MIB,
             "peak RSS went from {before} to {after}"
         );
         assert!(after < 256 * MIB, "peak RSS {after}");
