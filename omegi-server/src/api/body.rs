@@ -11,8 +11,7 @@
 //! cannot take the room of the others. A body that cannot get room within
 //! the ingest wait is answered `503` with `Retry-After`.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -20,6 +19,8 @@ use http_body::Body;
 use http_body_util::BodyExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
+
+use super::ProjectSlots;
 
 /// How fast a request body must arrive: after `grace`, at least
 /// `min_bytes_per_second` on average since the request started (0: no
@@ -68,8 +69,8 @@ impl BodyRate {
 pub struct BodyBudget {
     server: Arc<Semaphore>,
     server_bytes: usize,
-    per_project: usize,
-    projects: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Bytes of each project.
+    projects: ProjectSlots,
 }
 
 impl BodyBudget {
@@ -81,25 +82,15 @@ impl BodyBudget {
         BodyBudget {
             server: Arc::new(Semaphore::new(server)),
             server_bytes: server,
-            per_project: per_project.max(body_limit).clamp(1, server),
-            projects: Mutex::new(HashMap::new()),
+            projects: ProjectSlots::new(per_project.max(body_limit).clamp(1, server)),
         }
     }
 
     /// Room for a body of `project`, empty until its bytes arrive.
     pub(crate) fn reserve(&self, project: &str) -> Reservation {
-        let mut projects = self
-            .projects
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let project = Arc::clone(
-            projects
-                .entry(project.to_owned())
-                .or_insert_with(|| Arc::new(Semaphore::new(self.per_project))),
-        );
         Reservation {
             server: Arc::clone(&self.server),
-            project,
+            project: self.projects.of(project),
             held: None,
             held_bytes: 0,
         }
@@ -165,6 +156,23 @@ pub(crate) enum BodyError<E> {
     Read(E),
 }
 
+/// The next frame of `body`, of which `received` bytes arrived since
+/// `start`, or `Err` when it did not come as fast as `rate` asks.
+async fn next_frame<B>(
+    body: &mut B,
+    rate: BodyRate,
+    start: Instant,
+    received: usize,
+) -> Result<Option<Result<http_body::Frame<Bytes>, B::Error>>, tokio::time::error::Elapsed>
+where
+    B: Body<Data = Bytes> + Unpin,
+{
+    match rate.deadline(start, received) {
+        Some(deadline) => tokio::time::timeout_at(deadline, body.frame()).await,
+        None => Ok(body.frame().await),
+    }
+}
+
 /// How one body is read: its size limit, its rate, how long it may wait
 /// for room, and its first allocation.
 #[derive(Debug, Clone, Copy)]
@@ -198,15 +206,12 @@ where
     let mut body = body;
     let mut bytes: Vec<u8> = Vec::new();
     loop {
-        let frame = match rules.rate.deadline(start, bytes.len()) {
-            Some(deadline) => tokio::time::timeout_at(deadline, body.frame())
-                .await
-                .map_err(|_| BodyError::TooSlow {
-                    received: bytes.len(),
-                    elapsed: start.elapsed(),
-                })?,
-            None => body.frame().await,
-        };
+        let frame = next_frame(&mut body, rules.rate, start, bytes.len())
+            .await
+            .map_err(|_| BodyError::TooSlow {
+                received: bytes.len(),
+                elapsed: start.elapsed(),
+            })?;
         let chunk = match frame {
             None => return Ok(bytes),
             Some(Err(error)) => return Err(BodyError::Read(error)),
@@ -249,12 +254,8 @@ where
     let mut body = body;
     let mut seen = 0usize;
     loop {
-        let next = match rate.deadline(start, seen) {
-            Some(deadline) => match tokio::time::timeout_at(deadline, body.frame()).await {
-                Ok(next) => next,
-                Err(_) => return,
-            },
-            None => body.frame().await,
+        let Ok(next) = next_frame(&mut body, rate, start, seen).await else {
+            return;
         };
         match next {
             Some(Ok(frame)) => {

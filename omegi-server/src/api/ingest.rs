@@ -46,8 +46,10 @@ use crate::otlp::{self, DecodeError, Decoded, Format};
 use crate::server::SyncPolicy;
 use crate::settle::AcceptError;
 
-/// The ingest slots of each project, so that one project's slow or large
-/// uploads cannot take every slot of the server.
+/// A semaphore of each project, all of one size: the ingest slots of each
+/// project, so that one project's large uploads cannot take every slot of
+/// the server, and the bytes of each project's bodies in flight
+/// ([`super::BodyBudget`]).
 #[derive(Debug)]
 pub struct ProjectSlots {
     per_project: usize,
@@ -55,7 +57,7 @@ pub struct ProjectSlots {
 }
 
 impl ProjectSlots {
-    /// `per_project` requests of one project at once (at least 1).
+    /// `per_project` permits for each project (at least 1).
     pub fn new(per_project: usize) -> Self {
         ProjectSlots {
             per_project: per_project.max(1),
@@ -63,7 +65,8 @@ impl ProjectSlots {
         }
     }
 
-    fn of(&self, project: &str) -> Arc<Semaphore> {
+    /// The semaphore of `project`, made at first use.
+    pub(crate) fn of(&self, project: &str) -> Arc<Semaphore> {
         let mut projects = self
             .projects
             .lock()
