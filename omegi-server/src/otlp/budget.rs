@@ -21,7 +21,7 @@
 
 use std::fmt;
 
-use super::convert::{optional_span_id, optional_trace_id, span_id, trace_id};
+use super::ids::{optional_span_id, optional_trace_id, span_id, trace_id};
 use super::DecodeError;
 
 /// Values nest at most this deep whatever the configuration: the protobuf

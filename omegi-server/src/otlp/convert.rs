@@ -1,11 +1,10 @@
 //! Protobuf messages → Omegi's model: ids, values, attributes, spans, events,
 //! resources. Error derivation is in `errors.rs`.
 
-use base64::Engine as _;
 use omegi_core::limits::TimeWindow;
 use omegi_core::{
-    Attribute, CodeLocation, EventRecord, Level, Record, Resource, SpanId, SpanKind, SpanRecord,
-    Status, TraceId, Value,
+    service_name, EventRecord, Level, Record, Resource, SpanId, SpanKind, SpanRecord, Status,
+    TraceId,
 };
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -13,18 +12,12 @@ use opentelemetry_proto::tonic::common::v1::{self as pc, any_value::Value as AV}
 use opentelemetry_proto::tonic::resource::v1 as pr;
 use opentelemetry_proto::tonic::trace::v1 as pt;
 
+use super::attributes::{
+    attributes_of, level, take, take_location, text, EVENT_LEVEL, SPAN_LEVEL, TARGET,
+};
 use super::errors::{self, LogEntry, SpanEntry};
-use super::{DecodeError, Decoded, IdProblem, Limits, ResourceRecords};
-
-/// `service.name` when the resource has none, as the OpenTelemetry SDKs say.
-pub(crate) const UNKNOWN_SERVICE: &str = "unknown_service";
-
-/// The target attribute written by Omegi's sink.
-pub(crate) const TARGET: &str = "omegi.target";
-/// The span level attribute written by Omegi's sink.
-pub(crate) const SPAN_LEVEL: &str = "omegi.level";
-/// The event level attribute.
-pub(crate) const EVENT_LEVEL: &str = "level";
+use super::ids::{optional_span_id, optional_trace_id, span_id, trace_id};
+use super::{DecodeError, Decoded, Limits, ResourceRecords};
 
 /// OTLP span flags: whether the flags say anything about the parent, and
 /// whether the parent is remote.
@@ -227,10 +220,8 @@ pub(crate) fn short(name: &str) -> String {
 /// The model's resource, and whether it was sent by Omegi's own layer.
 fn resource(resource: Option<pr::Resource>) -> (Resource, bool) {
     let mut attributes = resource.map(|r| r.attributes).unwrap_or_default();
-    let service = take(&mut attributes, "service.name")
-        .map(|v| text(&v))
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| UNKNOWN_SERVICE.to_owned());
+    let named = take(&mut attributes, "service.name").map(|v| text(&v));
+    let service = service_name([named.as_deref().unwrap_or_default()]).to_owned();
     let sdk_is_omegi = attributes.iter().any(|kv| {
         kv.key == "telemetry.sdk.name"
             && matches!(kv.value.as_ref().and_then(|v| v.value.as_ref()), Some(AV::StringValue(s)) if s == "omegi")
@@ -362,194 +353,4 @@ fn event_record(event: pt::span::Event, span_target: &str) -> EventRecord {
         fields: attributes_of(attributes),
         location,
     }
-}
-
-/// A level from its name, any case (`warning` too).
-pub(crate) fn level(name: &str) -> Option<Level> {
-    match name.to_ascii_lowercase().as_str() {
-        "trace" => Some(Level::Trace),
-        "debug" => Some(Level::Debug),
-        "info" => Some(Level::Info),
-        "warn" | "warning" => Some(Level::Warn),
-        "error" => Some(Level::Error),
-        _ => None,
-    }
-}
-
-/// Removes an attribute and returns its value (the first one with that key;
-/// later duplicates are removed too).
-pub(crate) fn take(attributes: &mut Vec<pc::KeyValue>, key: &str) -> Option<pc::AnyValue> {
-    let mut found = None;
-    attributes.retain_mut(|kv| {
-        if kv.key != key {
-            return true;
-        }
-        if found.is_none() {
-            found = Some(kv.value.take().unwrap_or_default());
-        }
-        false
-    });
-    found
-}
-
-/// Removes the `code.*` attributes and returns the location they describe.
-pub(crate) fn take_location(attributes: &mut Vec<pc::KeyValue>) -> CodeLocation {
-    let file_old = take(attributes, "code.filepath");
-    let file_new = take(attributes, "code.file.path");
-    let line_old = take(attributes, "code.lineno");
-    let line_new = take(attributes, "code.line.number");
-    let module = take(attributes, "code.namespace");
-    CodeLocation {
-        file: file_old.or(file_new).map(|v| text(&v).into()),
-        line: line_old.or(line_new).and_then(|v| match v.value {
-            Some(AV::IntValue(i)) => u32::try_from(i).ok(),
-            Some(AV::StringValue(s)) => s.trim().parse().ok(),
-            _ => None,
-        }),
-        module: module.map(|v| text(&v).into()),
-    }
-}
-
-/// Attributes in the model's form, in order.
-pub(crate) fn attributes_of(attributes: Vec<pc::KeyValue>) -> Vec<Attribute> {
-    attributes
-        .into_iter()
-        .map(|kv| Attribute {
-            key: kv.key,
-            value: value(kv.value.as_ref()),
-        })
-        .collect()
-}
-
-/// An OTLP value in the model: scalars keep their type, arrays, key-value
-/// lists and bytes become JSON text, an empty value the empty string.
-pub(crate) fn value(v: Option<&pc::AnyValue>) -> Value {
-    match v.and_then(|v| v.value.as_ref()) {
-        None => Value::Str(String::new()),
-        Some(AV::StringValue(s)) => Value::Str(s.clone()),
-        Some(AV::BoolValue(b)) => Value::Bool(*b),
-        Some(AV::IntValue(i)) => Value::I64(*i),
-        Some(AV::DoubleValue(d)) => Value::F64(*d),
-        Some(other) => Value::Str(json_of(Some(other)).to_string()),
-    }
-}
-
-/// An OTLP value as text: strings as they are, anything else as JSON text.
-pub(crate) fn text(v: &pc::AnyValue) -> String {
-    match &v.value {
-        Some(AV::StringValue(s)) => s.clone(),
-        None => String::new(),
-        other => json_of(other.as_ref()).to_string(),
-    }
-}
-
-/// An OTLP value as JSON: bytes as a base64 string, non-finite doubles as
-/// their OTLP/JSON names.
-fn json_of(v: Option<&AV>) -> serde_json::Value {
-    use serde_json::Value as J;
-    match v {
-        None => J::Null,
-        Some(AV::StringValue(s)) => J::String(s.clone()),
-        Some(AV::BoolValue(b)) => J::Bool(*b),
-        Some(AV::IntValue(i)) => J::from(*i),
-        Some(AV::DoubleValue(d)) => serde_json::Number::from_f64(*d).map_or_else(
-            || {
-                J::String(if d.is_nan() {
-                    "NaN".into()
-                } else if *d > 0.0 {
-                    "Infinity".into()
-                } else {
-                    "-Infinity".into()
-                })
-            },
-            J::Number,
-        ),
-        Some(AV::ArrayValue(a)) => {
-            J::Array(a.values.iter().map(|v| json_of(v.value.as_ref())).collect())
-        }
-        Some(AV::KvlistValue(kvs)) => J::Object(
-            kvs.values
-                .iter()
-                .map(|kv| {
-                    (
-                        kv.key.clone(),
-                        json_of(kv.value.as_ref().and_then(|v| v.value.as_ref())),
-                    )
-                })
-                .collect(),
-        ),
-        Some(AV::BytesValue(b)) => J::String(base64::engine::general_purpose::STANDARD.encode(b)),
-        Some(AV::StringValueStrindex(i)) => J::from(*i),
-    }
-}
-
-// ---------------------------------------------------------------- ids
-
-fn hex(bytes: &[u8]) -> String {
-    const MAX: usize = 32;
-    let mut s: String = bytes.iter().take(MAX).map(|b| format!("{b:02x}")).collect();
-    if bytes.len() > MAX {
-        s.push('…');
-    }
-    s
-}
-
-pub(crate) fn trace_id(bytes: &[u8], context: impl Fn() -> String) -> Result<TraceId, DecodeError> {
-    let invalid = |problem| DecodeError::InvalidTraceId {
-        id: hex(bytes),
-        context: context(),
-        problem,
-    };
-    let array: [u8; 16] = bytes.try_into().map_err(|_| {
-        invalid(IdProblem::Length {
-            got: bytes.len(),
-            expected: 16,
-        })
-    })?;
-    let id = TraceId::from_bytes(array);
-    if !id.is_valid() {
-        return Err(invalid(IdProblem::AllZero));
-    }
-    Ok(id)
-}
-
-pub(crate) fn span_id(bytes: &[u8], context: impl Fn() -> String) -> Result<SpanId, DecodeError> {
-    let invalid = |problem| DecodeError::InvalidSpanId {
-        id: hex(bytes),
-        context: context(),
-        problem,
-    };
-    let array: [u8; 8] = bytes.try_into().map_err(|_| {
-        invalid(IdProblem::Length {
-            got: bytes.len(),
-            expected: 8,
-        })
-    })?;
-    let id = SpanId::from_bytes(array);
-    if !id.is_valid() {
-        return Err(invalid(IdProblem::AllZero));
-    }
-    Ok(id)
-}
-
-/// Empty or all zero → `None`; 16 bytes → the id; anything else is invalid.
-pub(crate) fn optional_trace_id(
-    bytes: &[u8],
-    context: impl Fn() -> String,
-) -> Result<Option<TraceId>, DecodeError> {
-    if bytes.iter().all(|b| *b == 0) && (bytes.is_empty() || bytes.len() == 16) {
-        return Ok(None);
-    }
-    trace_id(bytes, context).map(Some)
-}
-
-/// Empty or all zero → `None`; 8 bytes → the id; anything else is invalid.
-pub(crate) fn optional_span_id(
-    bytes: &[u8],
-    context: impl Fn() -> String,
-) -> Result<Option<SpanId>, DecodeError> {
-    if bytes.iter().all(|b| *b == 0) && (bytes.is_empty() || bytes.len() == 8) {
-        return Ok(None);
-    }
-    span_id(bytes, context).map(Some)
 }

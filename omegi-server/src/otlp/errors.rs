@@ -12,11 +12,11 @@ use omegi_core::{
     CodeLocation, ErrorKind, ErrorRecord, EventRecord, Level, SpanFrame, SpanId, SpanRecord,
     Status, TraceId,
 };
-use opentelemetry_proto::tonic::common::v1::{self as pc, any_value::Value as AV};
+use opentelemetry_proto::tonic::common::v1 as pc;
 use opentelemetry_proto::tonic::logs::v1 as pl;
 use opentelemetry_proto::tonic::trace::v1 as pt;
 
-use super::convert::{attributes_of, take, take_location, text, TARGET};
+use super::attributes::{attributes_of, strings, take, take_location, text, TARGET};
 use super::{Limits, ResourceRecords};
 
 /// `SEVERITY_NUMBER_ERROR`: log records at or above it are errors.
@@ -572,13 +572,5 @@ fn error_record(mut attributes: Vec<pc::KeyValue>, origin: Origin) -> ErrorRecor
         },
         thread: thread_name.or(thread_id),
         fingerprint,
-    }
-}
-
-/// An array of strings (other elements as text); a lone value as one string.
-fn strings(v: &pc::AnyValue) -> Vec<String> {
-    match &v.value {
-        Some(AV::ArrayValue(a)) => a.values.iter().map(text).collect(),
-        _ => vec![text(v)],
     }
 }

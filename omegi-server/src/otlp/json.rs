@@ -21,7 +21,7 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
 use super::budget::{Cap, Counter, DecodeBudget};
-use super::convert::{optional_span_id, optional_trace_id, span_id, trace_id};
+use super::ids::{optional_span_id, optional_trace_id, span_id, trace_id};
 use super::DecodeError;
 
 /// Parses an OTLP/JSON `ExportTraceServiceRequest`, counting what it holds

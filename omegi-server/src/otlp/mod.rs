@@ -42,150 +42,22 @@
 //!
 //! `/v1/logs` is the same with [`decode_logs`] and [`logs_response`].
 //!
-//! # What is accepted
+//! # The wire format
 //!
-//! - `Content-Type`: `application/x-protobuf` (also `application/protobuf`)
-//!   or `application/json`, parameters such as `; charset=utf-8` ignored.
-//!   Anything else is [`DecodeError::UnsupportedContentType`].
-//! - `Content-Encoding`: none, `identity` or `gzip`. The body is never
-//!   decompressed past [`Limits::max_decompressed_bytes`], so a gzip bomb
-//!   costs at most that much memory ([`DecodeError::BodyTooLarge`]).
-//! - The decompressed body holds no more objects than [`DecodeBudget`]
-//!   allows: resource and scope groups, spans, events, links, log records,
-//!   attributes (in total and per item), string bytes and nesting depth of
-//!   values. Protobuf is checked by [`scan_traces`]/[`scan_logs`] on the
-//!   wire before it is decoded, JSON while it is parsed; over a cap the
-//!   request is refused with [`DecodeError::OverBudget`] naming the cap, so
-//!   the memory one request takes stays within a small multiple of its
-//!   size.
-//! - JSON follows the OTLP/JSON rules: lowerCamelCase keys, trace and span ids
-//!   as hex strings (either case), enums as integers (their proto names are
-//!   accepted too), 64-bit integers as numbers or decimal strings, doubles as
-//!   numbers or `"NaN"`/`"Infinity"`/`"-Infinity"`, bytes as base64, `null`
-//!   and missing fields as the default value, unknown fields ignored. The
-//!   serde support of `opentelemetry-proto` misses some of these (an empty
-//!   `arrayValue: {}` or a `null` is an error there), so the mapping lives in
-//!   this module.
-//!
-//! # Validation: all or nothing
-//!
-//! Every span must have a 16-byte trace id and an 8-byte span id, neither all
-//! zero; a parent span id is empty (a root; all zero counts as empty too) or
-//! 8 bytes. A log record's trace and span ids are optional: empty or all zero
-//! means "not in a span", any other length is invalid. One invalid id rejects
-//! the whole request with [`DecodeError::InvalidTraceId`] or
-//! [`DecodeError::InvalidSpanId`], so the server answers 400 and stores
-//! nothing. Ids are checked as they are read, before the rest of the body
-//! is decoded. A span without a start time is not an error of the request:
-//! it is left out and counted in [`Decoded::rejected`] (OTLP's partial
-//! success); likewise an ERROR log record with neither a time nor an
-//! observed time.
-//!
-//! # Time window
-//!
-//! Times are checked against a window around the time the request is
-//! received ([`Limits::window`]: from [`Limits::max_age`] before, if set, to
-//! [`Limits::max_ahead`] after). A span whose start, or an ERROR log record
-//! whose time, is outside it is left out and counted in
-//! [`Decoded::rejected`]. In a span that is kept, an end before the start or
-//! past the window becomes the start, and events outside the window take the
-//! span's start; an error's breadcrumbs outside it take the error's time. The rule is
-//! [`omegi_core::limits::TimeWindow`].
-//!
-//! # Sizes
-//!
-//! Everything kept passes through [`Limits::records`]
-//! ([`omegi_core::limits::RecordLimits`]): names and values are cut with a
-//! visible `…[truncated N bytes]` marker, attributes and events beyond the
-//! caps are dropped and counted (`omegi.dropped_attributes`,
-//! `dropped_events`). Only the first [`RecordLimits::max_events`] events of
-//! a span are converted at all. What was cut is summed up in
-//! [`Decoded::truncation`] and said in the partial success.
-//!
-//! # Spans
-//!
-//! Each OTLP span becomes a [`SpanRecord`]: name, kind, start and end,
-//! status code and message, the service from the resource's `service.name`
-//! (`unknown_service` when absent), `parent_span_id` (empty → `None`) and
-//! `remote_parent` from the span flags. Attributes become [`Attribute`]s;
-//! arrays, key-value lists and bytes become JSON text (bytes as a base64 JSON
-//! string). `code.filepath`/`code.file.path`, `code.lineno`/
-//! `code.line.number` and `code.namespace` become the [`CodeLocation`];
-//! `omegi.target` (else the instrumentation scope's name) the target;
-//! `omegi.level` the level (default INFO). Those attributes are not repeated
-//! in `attributes`. Events become [`EventRecord`]s the same way: name →
-//! message, `level` attribute → level (default INFO), other attributes →
-//! fields.
-//!
-//! # Errors
-//!
-//! Errors are derived as [`ErrorRecord`]s of kind [`ErrorKind::Remote`]:
-//!
-//! 1. Every span event named `exception`: `exception.type` → error type,
-//!    `exception.message` → message (else the type, else `"exception"`),
-//!    other attributes (including `exception.stacktrace`) → fields; trace and
-//!    span ids from the span; the span stack is the chain of the span's
-//!    ancestors found in the same request, root first, ending with the span
-//!    itself (the root and the nearest [`RecordLimits::max_span_stack`], the
-//!    frames left out counted in `omegi.dropped_frames`); breadcrumbs are the
-//!    other events of the same trace in the request that happened no later
-//!    than the exception, oldest first: the latest
-//!    [`RecordLimits::max_breadcrumbs`] distinct ones (an event repeating a
-//!    later one is left out). At most [`Limits::max_errors_per_span`] errors
-//!    come from one span's exception events.
-//! 2. Every log record with `severity_number >= 17` (ERROR and FATAL): message
-//!    from `exception.message`, else the body (non-string bodies as JSON
-//!    text); trace and span ids from the record (`None` when absent); breadcrumbs
-//!    are the earlier non-error log records of the same trace in the request.
-//!    The span stack is empty unless `omegi.span_stack` says otherwise: the
-//!    spans are in another request, so the store joins them later.
-//! 3. A span with status Error and no `exception` event yields one error from
-//!    its status message (else `"span <name> failed"`), with no error type —
-//!    except when a descendant in the same request also failed (the deepest
-//!    failed span reports, so one failure is not counted at every level) and
-//!    except when the resource's `telemetry.sdk.name` is `omegi` (Omegi's own
-//!    layer already sends each of its errors as an ERROR log record).
-//!
-//! Derivation is linear in the spans and events of the request: the spans
-//! are linked into a forest and each trace's events sorted once, then each
-//! error takes a bounded amount of work. At most
-//! [`Limits::max_errors_per_request`] errors come from one request (further
-//! ERROR log records are rejected; further errors of spans are counted in
-//! [`Decoded::dropped_errors`], the spans are kept), and the span stacks
-//! and breadcrumbs the errors copy take at most
-//! [`Limits::max_error_context_bytes`] (as estimated in memory): after that,
-//! a span stack keeps its root and innermost frame without fields, and
-//! breadcrumbs are left out (counted in `omegi.dropped_frames` and
-//! `omegi.dropped_breadcrumbs`).
-//!
-//! On errors of both sources, `thread.name` (else `thread.id`) → thread,
-//! `code.*` → location, `omegi.target` (else the scope name) → target, and the
-//! attributes that Omegi's OTLP sink writes restore what the wire has no place
-//! for: `omegi.error.kind` → kind (instead of `Remote`), `omegi.fingerprint`
-//! → fingerprint override, `omegi.causes` (array of strings) → causes (and
-//! `exception.stacktrace`, which then only repeats them, is dropped),
-//! `omegi.span_stack` and `omegi.breadcrumbs` (JSON of [`SpanFrame`]s and
-//! [`EventRecord`]s) → span stack and breadcrumbs. None of these attributes
-//! appears in the error's fields.
-//!
-//! # What the round trip through OTLP loses
-//!
-//! Omegi's sink and this decoder are inverse for all data except: an
-//! unsigned attribute above `i64::MAX` comes back as a string; the status
-//! message of a span whose status is `Ok` or `Unset` (OTLP keeps messages for
-//! `Error` only); a field named like one of the attributes above is taken as
-//! that attribute.
+//! What is accepted (content types, encodings, the decode budget, OTLP/JSON's
+//! rules), how ids are validated (all or nothing), the time window, the
+//! record limits, how spans, events and log records map to
+//! [`SpanRecord`]/[`EventRecord`], how errors are derived, and what the round
+//! trip through OTLP loses are described for users in `API.md`, section
+//! "How OTLP maps to Omegi's model". The code is laid out the same way:
+//! `budget` (the decode budget, checked on the wire), `json` (OTLP/JSON),
+//! `ids` (id validation), `attributes` (values, attributes, and the ones
+//! Omegi reads for itself), `convert` (spans, events, resources) and
+//! `errors` (errors from exception events, ERROR logs and failed spans).
 //!
 //! [`SpanRecord`]: omegi_core::SpanRecord
 //! [`ErrorRecord`]: omegi_core::ErrorRecord
 //! [`EventRecord`]: omegi_core::EventRecord
-//! [`SpanFrame`]: omegi_core::SpanFrame
-//! [`Attribute`]: omegi_core::Attribute
-//! [`CodeLocation`]: omegi_core::CodeLocation
-//! [`ErrorKind::Remote`]: omegi_core::ErrorKind::Remote
-//! [`RecordLimits::max_events`]: omegi_core::limits::RecordLimits::max_events
-//! [`RecordLimits::max_span_stack`]: omegi_core::limits::RecordLimits::max_span_stack
-//! [`RecordLimits::max_breadcrumbs`]: omegi_core::limits::RecordLimits::max_breadcrumbs
 
 use std::borrow::Cow;
 use std::fmt;
@@ -202,9 +74,11 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use prost::Message;
 
+mod attributes;
 mod budget;
 mod convert;
 mod errors;
+mod ids;
 mod json;
 
 #[cfg(test)]
