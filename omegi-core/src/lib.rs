@@ -17,6 +17,9 @@
 //!   understand no Markdown themselves ([`note`]).
 //! - [`RecordLimits`] and [`TimeWindow`]: how large a record taken from
 //!   outside input may be, and which times it may carry ([`limits`]).
+//! - [`ErrorChain`]: an error with its causes, each printed once. Omegi's
+//!   errors say only their own part in `Display` and give the cause as
+//!   `source()`; whoever prints one for a person prints the chain.
 //!
 //! ```
 //! use omegi_core::{RemoteContext, SpanId, TraceParent};
@@ -41,6 +44,7 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod chain;
 pub mod context;
 pub mod fingerprint;
 pub mod flow;
@@ -49,6 +53,7 @@ pub mod limits;
 pub mod model;
 pub mod note;
 
+pub use chain::ErrorChain;
 pub use context::{RemoteContext, TraceParent, TraceParentError, TraceState};
 pub use fingerprint::{fingerprint, normalize_message, Fingerprint};
 pub use flow::{assemble, Consequence, Flow, FlowError, Hop, TailSampling, Trace};

@@ -245,8 +245,9 @@ impl OmegiBuilder {
         match builder.sink_or_default() {
             Ok(sink) => builder.start(sink),
             Err(err) => {
-                eprintln!("omegi-layer: {err}; records will count as failed");
-                builder.start(Box::new(Unconfigured(err.to_string())))
+                let message = omegi_core::ErrorChain(&err).to_string();
+                eprintln!("omegi-layer: {message}; records will count as failed");
+                builder.start(Box::new(Unconfigured(message)))
             }
         }
     }

@@ -956,11 +956,11 @@ async fn lookup_loop(
         let alert = match looked_up {
             Ok((alert, Ok(()))) => alert,
             Ok((alert, Err(error))) => {
-                tracing::warn!(%error, issue = %alert.issue_id, "notes of an alert not found");
+                tracing::warn!(error = %omegi_core::ErrorChain(&error), issue = %alert.issue_id, "notes of an alert not found");
                 alert
             }
             Err(error) => {
-                tracing::warn!(%error, issue = %bare.issue_id, "notes of an alert not looked up");
+                tracing::warn!(error = %omegi_core::ErrorChain(&error), issue = %bare.issue_id, "notes of an alert not looked up");
                 bare
             }
         };
@@ -1013,7 +1013,7 @@ async fn deliver(
             Err(error) => {
                 // reqwest's errors name the URL: it is left out.
                 let error = error.without_url();
-                tracing::warn!(url = %shown, error = %error_chain(&error), attempt,
+                tracing::warn!(url = %shown, error = %omegi_core::ErrorChain(&error), attempt,
                     "webhook delivery failed");
                 true
             }
@@ -1025,19 +1025,6 @@ async fn deliver(
         tokio::time::sleep(policy.backoff(attempt)).await;
     }
     false
-}
-
-/// An error with its sources, `: `-separated (a TLS failure is in a
-/// source of reqwest's error).
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

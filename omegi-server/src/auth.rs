@@ -133,7 +133,7 @@ impl Authenticator {
                 .touch_token(&found, crate::api::now_ns(), LAST_USED_RESOLUTION_NS)
         {
             // Recording the last use is a courtesy; the request goes on.
-            tracing::warn!(%error, token = %found.id, "could not record a token's last use");
+            tracing::warn!(error = %omegi_core::ErrorChain(&error), token = %found.id, "could not record a token's last use");
         }
         Ok(Some(found.owner.into()))
     }
@@ -164,7 +164,7 @@ pub struct Credentials {
 #[non_exhaustive]
 pub enum CredentialsError {
     /// Reading or writing the file failed.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io {
         /// The file.
         path: PathBuf,
@@ -172,7 +172,7 @@ pub enum CredentialsError {
         source: std::io::Error,
     },
     /// The file is not valid JSON of the expected shape.
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Invalid {
         /// The file.
         path: PathBuf,

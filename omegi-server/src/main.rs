@@ -31,7 +31,7 @@ async fn main() -> std::process::ExitCode {
     match run(cli, &mut stdout).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("omegi: {error}");
+            eprintln!("omegi: {}", omegi_core::ErrorChain(&error));
             std::process::ExitCode::FAILURE
         }
     }

@@ -376,7 +376,7 @@ impl ServeConfig {
 #[non_exhaustive]
 pub enum ServeError {
     /// The data directory could not be created.
-    #[error("data directory {path}: {source}")]
+    #[error("cannot create the data directory {path}")]
     DataDir {
         /// The directory.
         path: PathBuf,
@@ -384,19 +384,19 @@ pub enum ServeError {
         source: std::io::Error,
     },
     /// The store could not be opened or flushed.
-    #[error("store: {0}")]
+    #[error("store")]
     Store(#[from] omegi_store::Error),
     /// The first credentials could not be created or saved.
-    #[error("credentials: {0}")]
+    #[error("credentials")]
     Credentials(#[from] CredentialsError),
     /// Every listener is turned off.
     #[error("nothing to listen on: every listener is off")]
     NoListener,
     /// The TLS certificate, key or a CA file could not be used.
-    #[error("TLS: {0}")]
+    #[error("TLS")]
     Tls(#[from] TlsError),
     /// The address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         /// The address.
         addr: SocketAddr,
@@ -404,7 +404,7 @@ pub enum ServeError {
         source: std::io::Error,
     },
     /// Serving failed.
-    #[error("server: {0}")]
+    #[error("serving failed")]
     Io(#[from] std::io::Error),
     /// The server task ended abnormally.
     #[error("server task failed: {0}")]
@@ -778,7 +778,7 @@ async fn accept_loop(
             Err(error) if is_connection_error(&error) => continue,
             Err(error) => {
                 // Out of file descriptors and the like: wait instead of spinning.
-                tracing::error!(%error, "accepting a connection failed");
+                tracing::error!(error = %omegi_core::ErrorChain(&error), "accepting a connection failed");
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             }
@@ -795,7 +795,7 @@ async fn accept_loop(
                             .await;
                     match handshake {
                         Ok(Ok(stream)) => serve_connection(stream, &endpoint, stop).await,
-                        Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
+                        Ok(Err(error)) => tracing::debug!(error = %omegi_core::ErrorChain(&error), "TLS handshake failed"),
                         Err(_) => tracing::debug!("TLS handshake too slow"),
                     }
                 }

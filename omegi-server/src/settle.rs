@@ -422,7 +422,7 @@ impl Settler {
         }
         if started {
             if let Some(Err(error)) = self.wal.as_ref().map(Wal::sync) {
-                tracing::warn!(%error, "flushing the write-ahead log failed");
+                tracing::warn!(error = %omegi_core::ErrorChain(&error), "flushing the write-ahead log failed");
             }
             self.release();
         }
@@ -601,7 +601,7 @@ impl Settler {
             if worker == 0 && !durable && last_log_sync.elapsed() >= LOG_SYNC_INTERVAL {
                 // `--sync interval`: the log is flushed periodically.
                 if let Some(Err(error)) = self.wal.as_ref().map(Wal::sync) {
-                    tracing::warn!(%error, "flushing the write-ahead log failed");
+                    tracing::warn!(error = %omegi_core::ErrorChain(&error), "flushing the write-ahead log failed");
                 }
                 last_log_sync = Instant::now();
             }
@@ -639,7 +639,7 @@ impl Settler {
                     }
                     Err(error) => {
                         self.store_failures.fetch_add(1, Ordering::Relaxed);
-                        tracing::error!(%error, project, "settling traces failed: retrying");
+                        tracing::error!(error = %omegi_core::ErrorChain(&error), project, "settling traces failed: retrying");
                         let now = Instant::now();
                         let mut window = self.lock();
                         for (trace, parts) in batch {
@@ -685,7 +685,7 @@ impl Settler {
     fn release(&self) {
         if let Some(wal) = &self.wal {
             if let Err(error) = wal.release(|| self.store.sync().map(|_| ())) {
-                tracing::warn!(%error, "deleting settled log segments failed");
+                tracing::warn!(error = %omegi_core::ErrorChain(&error), "deleting settled log segments failed");
             }
         }
     }
@@ -710,7 +710,7 @@ impl Settler {
                 let records = match part.chunk.decode() {
                     Ok(records) => records,
                     Err(error) => {
-                        tracing::error!(%error, "a waiting chunk does not decode: left out");
+                        tracing::error!(error = %omegi_core::ErrorChain(&error), "a waiting chunk does not decode: left out");
                         continue;
                     }
                 };

@@ -983,3 +983,53 @@ async fn a_busy_server_answers_503_with_retry_after() {
     .await
     .expect("within the time limit");
 }
+
+/// An error is printed with each of its causes once: `omegi serve` on an
+/// address that is taken says which address and why, and the operating
+/// system's reason appears one time.
+#[test]
+fn a_taken_address_is_reported_with_its_cause_once() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let addr = taken.local_addr().unwrap().to_string();
+    let data = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_omegi"))
+        .args([
+            "--data",
+            &data.path().display().to_string(),
+            "serve",
+            "--listen",
+            &addr,
+            "--otlp-http-listen",
+            "off",
+            "--grpc-listen",
+            "off",
+        ])
+        .env("OMEGI_LOG", "off")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().ok();
+            panic!("omegi serve kept running on a taken address");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success());
+    let line = stderr.lines().last().unwrap_or_default();
+    assert!(
+        line.starts_with(&format!("omegi: cannot listen on {addr}: ")),
+        "{stderr}"
+    );
+    // The operating system's reason ("Address already in use (os error
+    // 98)"), once.
+    assert_eq!(line.matches("os error").count(), 1, "{line}");
+    drop(taken);
+}

@@ -23,8 +23,8 @@ pub use store::StoreSink;
 
 /// Why a sink could not export a batch.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct SinkError(#[source] pub Box<dyn StdError + Send + Sync>);
+#[error(transparent)]
+pub struct SinkError(pub Box<dyn StdError + Send + Sync>);
 
 impl SinkError {
     /// An error from any error value or message.

@@ -150,7 +150,7 @@ fn otlp_error(error: &DecodeError, content_type: &str) -> Response {
 fn otlp_api_error(error: ApiError, content_type: &str) -> Response {
     let status = error.status();
     if status.is_server_error() {
-        tracing::error!(%error, "ingest failed");
+        tracing::error!(error = %omegi_core::ErrorChain(&error), "ingest failed");
     }
     let code = match status {
         StatusCode::BAD_REQUEST | StatusCode::UNSUPPORTED_MEDIA_TYPE => 3,
@@ -227,7 +227,10 @@ async fn receive(state: SharedState, request: Request, signal: Signal) -> Respon
         }
         Err(BodyError::Busy) => return busy(&content_type),
         Err(BodyError::Read(error)) => {
-            let message = format!("could not read the body: {error}");
+            let message = format!(
+                "could not read the body: {}",
+                omegi_core::ErrorChain(&error)
+            );
             return otlp_api_error(ApiError::BadRequest(message), &content_type);
         }
     };
@@ -378,10 +381,13 @@ impl Refusal {
                 http_status: 400,
             };
         }
-        tracing::error!(%error, "could not store an OTLP request");
+        tracing::error!(error = %omegi_core::ErrorChain(error), "could not store an OTLP request");
         Refusal {
             code: RpcCode::Unavailable,
-            message: format!("the request could not be stored: {error}; retry later"),
+            message: format!(
+                "the request could not be stored: {}; retry later",
+                omegi_core::ErrorChain(error)
+            ),
             retry_after: Some(Duration::from_secs(1)),
             http_status: 503,
         }
@@ -473,7 +479,7 @@ pub(crate) fn raise_alerts(state: &AppState, project: &str, report: &IngestRepor
     if !report.occurrences.is_empty() {
         // The records are stored: a failure here costs alerts, not data.
         if let Err(error) = check_spikes(state, project, report, now) {
-            tracing::warn!(%error, "spike detection failed");
+            tracing::warn!(error = %omegi_core::ErrorChain(&error), "spike detection failed");
         }
     }
 }

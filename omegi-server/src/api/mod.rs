@@ -13,6 +13,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
+use omegi_core::ErrorChain;
 use omegi_store::Store;
 use tokio::sync::watch;
 
@@ -199,7 +200,7 @@ pub enum ApiError {
     #[error("{1}")]
     Rejected(StatusCode, String),
     /// 500: the store failed.
-    #[error("store error: {0}")]
+    #[error(transparent)]
     Store(#[from] omegi_store::Error),
     /// 500: something else failed.
     #[error("{0}")]
@@ -237,11 +238,11 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         if status.is_server_error() {
-            tracing::error!(error = %self, "request failed");
+            tracing::error!(error = %ErrorChain(&self), "request failed");
         }
         let mut response = (
             status,
-            Json(serde_json::json!({ "error": self.to_string() })),
+            Json(serde_json::json!({ "error": ErrorChain(&self).to_string() })),
         )
             .into_response();
         if status == StatusCode::UNAUTHORIZED {

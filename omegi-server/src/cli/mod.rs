@@ -376,7 +376,7 @@ pub enum CliError {
     #[error("no API token: pass --token, set OMEGI_TOKEN, or run where the data directory's credentials.json is")]
     NoToken,
     /// The server could not be reached.
-    #[error("{url}: {}", crate::alerts::error_chain(source))]
+    #[error("{url}")]
     Http {
         /// The URL.
         url: String,
@@ -409,7 +409,7 @@ pub enum CliError {
     #[error(transparent)]
     Account(#[from] AccountError),
     /// The data directory's store could not be opened.
-    #[error("data directory {path}: {source}")]
+    #[error("data directory {path}")]
     Store {
         /// The store's directory.
         path: PathBuf,
@@ -420,7 +420,7 @@ pub enum CliError {
     #[error(transparent)]
     Serve(#[from] ServeError),
     /// Writing the output failed.
-    #[error("output: {0}")]
+    #[error("writing the output failed")]
     Output(#[from] std::io::Error),
 }
 

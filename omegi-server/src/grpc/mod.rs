@@ -179,7 +179,7 @@ fn api_error_status(error: &ApiError) -> Status {
         ApiError::Unauthorized(_) => Status::unauthenticated(message),
         ApiError::Forbidden(_) => Status::permission_denied(message),
         _ => {
-            tracing::error!(%error, "checking an ingest token failed");
+            tracing::error!(error = %omegi_core::ErrorChain(error), "checking an ingest token failed");
             with_retry(Code::Unavailable, message, RETRY_DELAY)
         }
     }
