@@ -158,122 +158,140 @@ fn purge(core: &Core, cutoff: u64) -> Result<RetentionReport> {
     };
     // Project by project (every key starts with its project), chunk by
     // chunk, each chunk one transaction under the write lock.
-    for_each_project(&t.trace_index, "traces_by_start", |project, prefix| {
-        let hi = [prefix, &cutoff.to_be_bytes()].concat();
-        loop {
-            let _guard = core.lock();
-            let mut w = Writes::new(core);
-            let mut n = 0;
-            for item in t.trace_index.range(prefix..hi.as_slice()).take(CHUNK) {
-                let (key, _) = item?;
-                n += 1;
-                let mut r = KeyReader::new("traces_by_start", &key[prefix.len()..]);
-                let start = r.u64()?;
-                let trace = r.trace()?;
-                r.end()?;
-                w.remove(TreeId::TraceIndex, key);
-                if let Some(summary) = read_summary(t, project, trace)? {
-                    if summary.start_ns == start {
-                        w.remove(TreeId::Traces, trace_key(project, trace)?);
-                        report.spans += summary.span_count;
-                        report.traces += 1;
-                    }
+    purge_older(
+        core,
+        &t.trace_index,
+        "traces_by_start",
+        cutoff,
+        |project, key, rest, w, ()| {
+            let mut r = KeyReader::new("traces_by_start", rest);
+            let start = r.u64()?;
+            let trace = r.trace()?;
+            r.end()?;
+            w.remove(TreeId::TraceIndex, key);
+            if let Some(summary) = read_summary(t, project, trace)? {
+                if summary.start_ns == start {
+                    w.remove(TreeId::Traces, trace_key(project, trace)?);
+                    report.spans += summary.span_count;
+                    report.traces += 1;
                 }
             }
-            if n == 0 {
-                return Ok(());
-            }
-            w.commit()?;
-        }
-    })?;
-    // Span segments whose latest span started before the cutoff: every
-    // trace with a span in them started before it, and was deleted above.
-    for_each_project(&t.segments, "span_segments", |_, prefix| {
-        let hi = [prefix, &cutoff.to_be_bytes()].concat();
-        loop {
-            let _guard = core.lock();
-            let mut w = Writes::new(core);
-            for item in t.segments.range(prefix..hi.as_slice()).take(CHUNK) {
-                w.remove(TreeId::Segments, item?.0);
-            }
-            if w.is_empty() {
-                return Ok(());
-            }
-            w.commit()?;
-        }
-    })?;
-    // What is known of settled traces (kept or sampled out), by start.
-    for_each_project(
-        &t.settled_by_start,
-        "settled_by_start",
-        |project, prefix| {
-            let hi = [prefix, &cutoff.to_be_bytes()].concat();
-            loop {
-                let _guard = core.lock();
-                let mut w = Writes::new(core);
-                let mut n = 0;
-                for item in t.settled_by_start.range(prefix..hi.as_slice()).take(CHUNK) {
-                    let (key, _) = item?;
-                    n += 1;
-                    let mut r = KeyReader::new("settled_by_start", &key[prefix.len()..]);
-                    let start = r.u64()?;
-                    let trace = r.trace()?;
-                    r.end()?;
-                    w.remove(TreeId::SettledByStart, key);
-                    if let Some(row) = read_settled(t, project, trace)? {
-                        if row.start_ns() == start {
-                            w.remove(TreeId::Settled, settled_key(project, trace)?);
-                        }
-                    }
-                }
-                if n == 0 {
-                    return Ok(());
-                }
-                w.commit()?;
-            }
+            Ok(())
         },
     )?;
-    // Occurrences.
-    for_each_project(
+    // Span segments whose latest span started before the cutoff: every
+    // trace with a span in them started before it, and was deleted above.
+    purge_older(
+        core,
+        &t.segments,
+        "span_segments",
+        cutoff,
+        |_, key, _, w, ()| {
+            w.remove(TreeId::Segments, key);
+            Ok(())
+        },
+    )?;
+    // What is known of settled traces (kept or sampled out), by start.
+    purge_older(
+        core,
+        &t.settled_by_start,
+        "settled_by_start",
+        cutoff,
+        |project, key, rest, w, ()| {
+            let mut r = KeyReader::new("settled_by_start", rest);
+            let start = r.u64()?;
+            let trace = r.trace()?;
+            r.end()?;
+            w.remove(TreeId::SettledByStart, key);
+            if let Some(row) = read_settled(t, project, trace)? {
+                if row.start_ns() == start {
+                    w.remove(TreeId::Settled, settled_key(project, trace)?);
+                }
+            }
+            Ok(())
+        },
+    )?;
+    // Occurrences, and the counts of their issues.
+    purge_older(
+        core,
         &t.occurrences_by_time,
         "occurrences_by_time",
-        |project, prefix| {
-            let hi = [prefix, &cutoff.to_be_bytes()].concat();
-            loop {
-                let _guard = core.lock();
-                let mut w = Writes::new(core);
-                let mut n = 0;
-                let mut counts = IssueCounts::default();
-                for item in t
-                    .occurrences_by_time
-                    .range(prefix..hi.as_slice())
-                    .take(CHUNK)
-                {
-                    let (key, _) = item?;
-                    n += 1;
-                    let mut r = KeyReader::new("occurrences_by_time", &key[prefix.len()..]);
-                    let time = r.u64()?;
-                    let fp = r.str()?;
-                    let id = r.u64()?;
-                    r.end()?;
-                    let (occurrence, _) = occurrence_keys(project, fp, time, id)?;
-                    counts.add(fp, time, -1);
-                    w.remove(TreeId::Consequences, occurrence.clone());
-                    w.remove(TreeId::Occurrences, occurrence);
-                    w.remove(TreeId::OccurrencesByTime, key);
-                    report.occurrences += 1;
-                }
-                if n == 0 {
-                    return Ok(());
-                }
-                counts.stage(&mut w, project)?;
-                w.commit()?;
-            }
+        cutoff,
+        |project, key, rest, w, counts: &mut IssueCounts| {
+            let mut r = KeyReader::new("occurrences_by_time", rest);
+            let time = r.u64()?;
+            let fp = r.str()?;
+            let id = r.u64()?;
+            r.end()?;
+            let (occurrence, _) = occurrence_keys(project, fp, time, id)?;
+            counts.add(fp, time, -1);
+            w.remove(TreeId::Consequences, occurrence.clone());
+            w.remove(TreeId::Occurrences, occurrence);
+            w.remove(TreeId::OccurrencesByTime, key);
+            report.occurrences += 1;
+            Ok(())
         },
     )?;
     t.db.flush()?;
     report.after = disk_usage(core)?;
     Ok(report)
+}
+
+/// Deletes, project by project, the entries of a time index (keys: project,
+/// then a big-endian time) older than `cutoff`, with what `entry` adds to
+/// each deletion: in chunks of [`CHUNK`], each chunk one transaction under
+/// the write lock, so that a large purge never holds the lock for long.
+/// What the chunk gathered in `S` is staged with it ([`PurgeChunk`]).
+fn purge_older<S: PurgeChunk>(
+    core: &Core,
+    tree: &sled::Tree,
+    name: &'static str,
+    cutoff: u64,
+    mut entry: impl FnMut(&str, sled::IVec, &[u8], &mut Writes<'_>, &mut S) -> Result<()>,
+) -> Result<()> {
+    for_each_project(tree, name, |project, prefix| {
+        let hi = [prefix, &cutoff.to_be_bytes()].concat();
+        loop {
+            let _guard = core.lock();
+            let mut w = Writes::new(core);
+            let mut gathered = S::default();
+            let mut n = 0;
+            for item in tree.range(prefix..hi.as_slice()).take(CHUNK) {
+                let (key, _) = item?;
+                n += 1;
+                // An `IVec` clone shares the key's bytes.
+                entry(
+                    project,
+                    key.clone(),
+                    &key[prefix.len()..],
+                    &mut w,
+                    &mut gathered,
+                )?;
+            }
+            if n == 0 {
+                return Ok(());
+            }
+            gathered.stage(&mut w, project)?;
+            w.commit()?;
+        }
+    })
+}
+
+/// What a chunk of a purge gathers from its entries and stages with them.
+trait PurgeChunk: Default {
+    fn stage(self, w: &mut Writes<'_>, project: &str) -> Result<()>;
+}
+
+impl PurgeChunk for () {
+    fn stage(self, _: &mut Writes<'_>, _: &str) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl PurgeChunk for IssueCounts {
+    fn stage(self, w: &mut Writes<'_>, project: &str) -> Result<()> {
+        IssueCounts::stage(self, w, project)
+    }
 }
 
 /// Calls `f` with each project that has keys in `tree` (whose keys start
