@@ -479,11 +479,19 @@ async fn the_cli_writes_shows_searches_graphs_and_exports_notes() {
             "{file}"
         );
 
-        // Importing the export again changes nothing; a new file is created.
-        std::fs::write(vault.join("New runbook.md"), "Page the on-call.").expect("write");
-        let out = s
-            .run_cli(&["--json", "notes", "import", &vault.display().to_string()])
-            .await;
+        // Importing the export again changes nothing; a new file is created,
+        // and the image it embeds is attached to it; a file no note names
+        // is skipped.
+        std::fs::write(
+            vault.join("New runbook.md"),
+            "Page the on-call.\n\n![[pager.png]]",
+        )
+        .expect("write");
+        let png = b"\x89PNG\r\n\x1a\nnot really an image".to_vec();
+        std::fs::write(vault.join("pager.png"), &png).expect("write");
+        std::fs::write(vault.join("stray.log"), "nobody links here").expect("write");
+        let import = ["--json", "notes", "import", &vault.display().to_string()];
+        let out = s.run_cli(&import).await;
         let report: Value = serde_json::from_str(&out).expect("an import report");
         assert_eq!(
             report["unchanged"].as_array().map(Vec::len),
@@ -491,6 +499,30 @@ async fn the_cli_writes_shows_searches_graphs_and_exports_notes() {
             "{report}"
         );
         assert_eq!(report["created"], json!(["New runbook.md"]), "{report}");
+        assert_eq!(report["attached"], json!(["pager.png"]), "{report}");
+        assert_eq!(
+            report["skipped"],
+            json!([["stray.log", "no note embeds or links to this file"]]),
+            "{report}"
+        );
+        let listed: Vec<Note> = s.ok(Method::GET, "/api/notes", &s.user, None).await;
+        let runbook = listed
+            .iter()
+            .find(|n| n.title == "New runbook")
+            .expect("the new note");
+        let path = format!("/api/notes/{}/attachments", runbook.id);
+        let files: Value = s.ok(Method::GET, &path, &s.user, None).await;
+        assert_eq!(files.as_array().map(Vec::len), Some(1), "{files}");
+        assert_eq!(files[0]["name"], "pager.png", "{files}");
+        let served = s
+            .http
+            .get(format!("{}{path}/pager.png", s.server.url()))
+            .bearer_auth(&s.user)
+            .send()
+            .await
+            .expect("the API answers");
+        assert_eq!(served.status(), 200);
+        assert_eq!(served.bytes().await.expect("the file").to_vec(), png);
 
         let out = s.run_cli(&["note", "rm", &id]).await;
         assert!(out.starts_with(&format!("deleted note {id}")), "{out}");

@@ -252,8 +252,8 @@ pub use spans::{TraceQuery, TraceRoot, TraceSummary};
 pub use stats::{Bucket, BucketCount, ProjectSummary, ServiceCount, ServiceInfo, Summary};
 pub use traffic::{RouteStats, SamplingTotals, DURATION_BOUNDS_MS, OTHER_ROUTE};
 pub use vault::{
-    markdown_files, vault_folder, write_vault, write_vault_with, Subfolders, VaultExport,
-    VaultExportOptions, VaultImport, VaultImportOptions,
+    attachment_files, markdown_files, vault_folder, write_vault, write_vault_with, Subfolders,
+    VaultExport, VaultExportOptions, VaultImport, VaultImportOptions,
 };
 
 /// The on-disk schema version this build writes and reads.

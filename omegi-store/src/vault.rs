@@ -469,7 +469,10 @@ pub fn markdown_files(dir: &Path) -> Result<Vec<PathBuf>> {
 /// The files under `dir` and its subfolders that are not Markdown, sorted
 /// by path, skipping hidden entries and not following symbolic links: the
 /// attachments a vault may hold.
-fn other_files(dir: &Path) -> Result<Vec<PathBuf>> {
+/// The files under `dir` that a vault import attaches to notes: every file
+/// but Markdown, hidden ones (a leading `.`) and those in hidden folders
+/// left out, sorted by path. No symbolic link is followed.
+pub fn attachment_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_owned()];
     while let Some(d) = stack.pop() {
@@ -619,40 +622,21 @@ impl Store {
         notes: &[Note],
         report: &mut VaultImport,
     ) -> Result<()> {
-        use omegi_core::note::{attachment_key, is_file_target};
-        let mut named_by: std::collections::HashMap<String, Vec<&Note>> =
-            std::collections::HashMap::new();
-        let mut by_path: Vec<&Note> = notes.iter().collect();
-        by_path.sort_by(|a, b| (&a.folder, &a.title).cmp(&(&b.folder, &b.title)));
-        for note in by_path {
-            for link in note.parse().links {
-                if is_file_target(&link.target) {
-                    let name = link.target.rsplit('/').next().unwrap_or_default();
-                    let list = named_by.entry(attachment_key(name)).or_default();
-                    if !list.iter().any(|n| n.id == note.id) {
-                        list.push(note);
-                    }
-                }
-            }
-        }
+        let owners = omegi_core::note::AttachmentOwners::of(notes);
         let limit = self.attachment_limits().file_bytes;
-        for path in other_files(dir)? {
+        for path in attachment_files(dir)? {
             let relative = path.strip_prefix(dir).unwrap_or(&path).to_owned();
             let name = relative
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            let Some(owners) = named_by.get(&attachment_key(&name)) else {
+            let folder = vault_folder(&relative).unwrap_or_default();
+            let Some(owner) = owners.owner(&folder, &name) else {
                 report
                     .skipped
                     .push((relative, "no note embeds or links to this file".into()));
                 continue;
             };
-            let folder = vault_folder(&relative).unwrap_or_default();
-            let owner = owners
-                .iter()
-                .find(|n| n.folder == folder)
-                .unwrap_or(&owners[0]);
             let size = std::fs::metadata(&path).map_err(io_err(&path))?.len();
             if size > limit as u64 {
                 report.skipped.push((

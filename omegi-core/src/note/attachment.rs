@@ -180,6 +180,64 @@ pub fn is_file_target(target: &str) -> bool {
     }
 }
 
+/// Which note a file of a vault belongs to, when a vault is imported: the
+/// notes that embed or link to the file by name (`![[shot.png]]`,
+/// `[[logs/app.log]]`), and of those the one in the file's own folder, else
+/// the first by folder and title. One rule for every importer (the store's
+/// vault import and `omegi notes import` over the API).
+///
+/// ```
+/// use omegi_core::note::AttachmentOwners;
+/// use omegi_core::{Note, NoteId};
+///
+/// let mut a = Note::new(NoteId::now_v7(), "ana", "Checkout 502", "![[trace.png]]", 0);
+/// a.folder = "incidents".into();
+/// let b = Note::new(NoteId::now_v7(), "ana", "Runbook", "See [[Trace.PNG]].", 0);
+/// let notes = [a.clone(), b.clone()];
+/// let owners = AttachmentOwners::of(&notes);
+/// assert_eq!(owners.owner("incidents", "trace.png").map(|n| n.id), Some(a.id));
+/// assert_eq!(owners.owner("", "trace.png").map(|n| n.id), Some(b.id));
+/// assert!(owners.owner("", "other.png").is_none());
+/// ```
+#[derive(Debug)]
+pub struct AttachmentOwners<'a> {
+    by_name: std::collections::HashMap<String, Vec<&'a super::Note>>,
+}
+
+impl<'a> AttachmentOwners<'a> {
+    /// The file names `notes` embed or link to, with the notes that name
+    /// each (in order of folder and title).
+    pub fn of(notes: &'a [super::Note]) -> Self {
+        let mut by_path: Vec<&super::Note> = notes.iter().collect();
+        by_path.sort_by(|a, b| (&a.folder, &a.title).cmp(&(&b.folder, &b.title)));
+        let mut by_name: std::collections::HashMap<String, Vec<&super::Note>> =
+            std::collections::HashMap::new();
+        for note in by_path {
+            for link in note.parse().links {
+                if is_file_target(&link.target) {
+                    let name = link.target.rsplit('/').next().unwrap_or_default();
+                    let list = by_name.entry(attachment_key(name)).or_default();
+                    if !list.iter().any(|n| n.id == note.id) {
+                        list.push(note);
+                    }
+                }
+            }
+        }
+        AttachmentOwners { by_name }
+    }
+
+    /// The note a file named `name` in the vault folder `folder` belongs
+    /// to; `None` when no note names it.
+    pub fn owner(&self, folder: &str, name: &str) -> Option<&'a super::Note> {
+        let owners = self.by_name.get(&attachment_key(name))?;
+        owners
+            .iter()
+            .find(|n| n.folder == folder)
+            .or(owners.first())
+            .copied()
+    }
+}
+
 /// The content type an attachment is stored and served with, and whether
 /// it may be shown inline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -67,7 +67,7 @@ mod resolve;
 
 pub use attachment::{
     attachment_key, attachment_name, content_type, is_file_target, AttachmentError,
-    AttachmentLimits, ContentType,
+    AttachmentLimits, AttachmentOwners, ContentType,
 };
 pub use embed::{
     expand_embeds, render_embeds, section, EmbedOptions, Expanded, EMBED_CYCLE_MARKER,

@@ -102,6 +102,34 @@ impl ApiClient {
         })
     }
 
+    /// `POST path?query` with the file at `file` as the raw body, its
+    /// length announced (so that a server refuses a file over its limit
+    /// before it is sent), read as it is sent.
+    pub async fn post_file<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        file: &Path,
+    ) -> Result<T, CliError> {
+        let opened = tokio::fs::File::open(file).await;
+        let io = |e: std::io::Error| CliError::Usage(format!("{}: {e}", file.display()));
+        let opened = opened.map_err(io)?;
+        let length = opened.metadata().await.map_err(io)?.len();
+        let url = format!("{}{}", self.base, path);
+        let request = self
+            .http
+            .post(&url)
+            .query(query)
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .header(reqwest::header::CONTENT_LENGTH, length)
+            .body(reqwest::Body::from(opened));
+        let (url, bytes) = self.dispatch(url, request).await?;
+        serde_json::from_slice(&bytes).map_err(|e| CliError::Response {
+            url,
+            message: e.to_string(),
+        })
+    }
+
     /// Sends a request; the URL and the body of a successful answer.
     async fn send_raw<B: Serialize>(
         &self,
@@ -110,20 +138,31 @@ impl ApiClient {
         query: &[(&str, String)],
         body: Option<&B>,
     ) -> Result<(String, Vec<u8>), CliError> {
-        let token = self.token.as_deref().ok_or(CliError::NoToken)?;
         let url = format!("{}{}", self.base, path);
-        let mut request = self
-            .http
-            .request(method, &url)
-            .bearer_auth(token)
-            .query(query);
+        let mut request = self.http.request(method, &url).query(query);
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request.send().await.map_err(|source| CliError::Http {
-            url: url.clone(),
-            source,
-        })?;
+        self.dispatch(url, request).await
+    }
+
+    /// Sends `request` to `url` with the token; the URL and the body of a
+    /// successful answer, or the server's error.
+    async fn dispatch(
+        &self,
+        url: String,
+        request: reqwest::RequestBuilder,
+    ) -> Result<(String, Vec<u8>), CliError> {
+        let token = self.token.as_deref().ok_or(CliError::NoToken)?;
+        let response =
+            request
+                .bearer_auth(token)
+                .send()
+                .await
+                .map_err(|source| CliError::Http {
+                    url: url.clone(),
+                    source,
+                })?;
         let status = response.status();
         let bytes = response.bytes().await.map_err(|source| CliError::Http {
             url: url.clone(),

@@ -6,7 +6,9 @@ use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand, ValueEnum};
-use omegi_core::note::{note_from_markdown_file, Note, NoteDefaults, NoteId, Subgraph, Visibility};
+use omegi_core::note::{
+    note_from_markdown_file, AttachmentOwners, Note, NoteDefaults, NoteId, Subgraph, Visibility,
+};
 
 use super::{print_json, ApiClient, Cli, CliError};
 use crate::api::notes::{Hit, NewNoteBody, RenderedNote, UpdateNoteBody};
@@ -66,7 +68,8 @@ pub enum NotesCommand {
     /// Import the Markdown files of a directory (an Obsidian vault) as
     /// notes: a file whose front matter `id` names one of your notes
     /// updates it, one naming someone else's note is skipped, every other
-    /// file becomes a new note.
+    /// file becomes a new note. The vault's other files (images, logs) are
+    /// attached to the note that embeds or links to them.
     Import {
         /// The directory.
         dir: PathBuf,
@@ -363,11 +366,12 @@ pub(super) async fn notes(
             }
             writeln!(
                 out,
-                "imported {}: {} created, {} updated, {} unchanged, {} skipped",
+                "imported {}: {} created, {} updated, {} unchanged, {} attached, {} skipped",
                 dir.display(),
                 report.created.len(),
                 report.updated.len(),
                 report.unchanged.len(),
+                report.attached.len(),
                 report.skipped.len()
             )?;
             for (path, why) in &report.skipped {
@@ -420,6 +424,9 @@ pub struct ImportReport {
     pub updated: Vec<String>,
     /// Files equal to the note they name.
     pub unchanged: Vec<String>,
+    /// Other files of the vault attached to the note that embeds or links
+    /// to them (new, or held already with the same bytes).
+    pub attached: Vec<String>,
     /// Files not imported, and why.
     pub skipped: Vec<(String, String)>,
 }
@@ -436,6 +443,9 @@ async fn import(client: &ApiClient, dir: &Path, public: bool) -> Result<ImportRe
         now_ns: now_ns(),
     };
     let files = omegi_store::markdown_files(dir).map_err(|e| CliError::Usage(e.to_string()))?;
+    // The caller's notes as the server has them after the import: what
+    // the vault's other files are attached to.
+    let mut imported: Vec<Note> = Vec::new();
     for path in files {
         let shown = path
             .strip_prefix(dir)
@@ -480,6 +490,7 @@ async fn import(client: &ApiClient, dir: &Path, public: bool) -> Result<ImportRe
                     && old.issues == note.issues =>
             {
                 report.unchanged.push(shown);
+                imported.push(old);
                 continue;
             }
             Some(old) => {
@@ -496,7 +507,7 @@ async fn import(client: &ApiClient, dir: &Path, public: bool) -> Result<ImportRe
                 client
                     .put::<Note, _>(&format!("/api/notes/{}", old.id), &update)
                     .await
-                    .map(|_| &mut report.updated)
+                    .map(|n| (n, &mut report.updated))
             }
             None => {
                 let new = NewNoteBody {
@@ -511,16 +522,59 @@ async fn import(client: &ApiClient, dir: &Path, public: bool) -> Result<ImportRe
                 client
                     .post::<Note, _>("/api/notes", Some(&new))
                     .await
-                    .map(|_| &mut report.created)
+                    .map(|n| (n, &mut report.created))
             }
         };
         match result {
-            Ok(list) => list.push(shown),
+            Ok((note, list)) => {
+                list.push(shown);
+                imported.push(note);
+            }
             Err(CliError::Api { message, .. }) => report.skipped.push((shown, message)),
             Err(e) => return Err(e),
         }
     }
+    attach_files(client, dir, &imported, &mut report).await?;
     Ok(report)
+}
+
+/// Uploads the vault's other files to the notes that embed or link to
+/// them, by the rule of [`AttachmentOwners`] (the store's vault import
+/// follows it too). A file no note names, or one the server refuses (over
+/// its limits, another file by that name), is skipped with the reason.
+async fn attach_files(
+    client: &ApiClient,
+    dir: &Path,
+    notes: &[Note],
+    report: &mut ImportReport,
+) -> Result<(), CliError> {
+    let owners = AttachmentOwners::of(notes);
+    let files = omegi_store::attachment_files(dir).map_err(|e| CliError::Usage(e.to_string()))?;
+    for path in files {
+        let relative = path.strip_prefix(dir).unwrap_or(&path);
+        let shown = relative.display().to_string();
+        let name = relative
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let folder = omegi_store::vault_folder(relative).unwrap_or_default();
+        let Some(owner) = owners.owner(&folder, &name) else {
+            report
+                .skipped
+                .push((shown, "no note embeds or links to this file".into()));
+            continue;
+        };
+        let upload = format!("/api/notes/{}/attachments", owner.id);
+        let sent = client
+            .post_file::<serde_json::Value>(&upload, &[("name", name)], &path)
+            .await;
+        match sent {
+            Ok(_) => report.attached.push(shown),
+            Err(CliError::Api { message, .. }) => report.skipped.push((shown, message)),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Writes each note as `<title>.md` into `dir` with
