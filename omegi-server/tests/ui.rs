@@ -688,6 +688,69 @@ fn every_screen_works_in_a_browser() -> Result {
         Some("public"),
         "document.querySelector('#note-preview a.wikilink') && document.querySelector('#note-preview a.wikilink').innerText === 'Draft 결제' && !document.querySelector('#note-preview a.unresolved')",
     )?;
+    // Pasting an image and dropping a file into the editor attach them to
+    // the note and embed them where the cursor is; the saved note shows the
+    // image, fetched with the reader's token.
+    go(&tab, &format!("#/note/{shared_id}/edit"))?;
+    wait_for(&tab, "the editor of the shared note", "document.querySelector('#note-body') && document.querySelector('#note-body').value.startsWith('Ask the issuer')")?;
+    eval(
+        &tab,
+        r#"(() => {
+            const b = document.querySelector('#note-body');
+            b.selectionStart = b.selectionEnd = b.value.length;
+            // A 1x1 PNG, as a screenshot tool puts on the clipboard.
+            const png = Uint8Array.from(atob('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg=='), c => c.charCodeAt(0));
+            const pasted = new DataTransfer();
+            pasted.items.add(new File([png], 'image.png', { type: 'image/png' }));
+            b.dispatchEvent(new ClipboardEvent('paste', { clipboardData: pasted, bubbles: true, cancelable: true }));
+            return true;
+        })()"#,
+    )?;
+    wait_for(&tab, "the pasted image embedded", "/!\\[\\[Pasted image \\d{14}\\.png\\]\\]$/.test(document.querySelector('#note-body').value)")?;
+    eval(
+        &tab,
+        r#"(() => {
+            const b = document.querySelector('#note-body');
+            b.selectionStart = b.selectionEnd = b.value.length;
+            const dropped = new DataTransfer();
+            dropped.items.add(new File(['GET /checkout 502\n'], 'gateway.log', { type: 'text/plain' }));
+            b.dispatchEvent(new DragEvent('drop', { dataTransfer: dropped, bubbles: true, cancelable: true }));
+            return true;
+        })()"#,
+    )?;
+    wait_for(
+        &tab,
+        "the dropped file embedded",
+        "document.querySelector('#note-body').value.endsWith('![[gateway.log]]')",
+    )?;
+    tab.wait_for_element("#save-note")?.click()?;
+    wait_for(
+        &tab,
+        "the saved note with its image shown",
+        "location.hash.startsWith('#/note/') && document.querySelector('.note-body img.attachment') && document.querySelector('.note-body img.attachment').src.startsWith('blob:') && document.querySelector('.note-body img.attachment').naturalWidth === 1",
+    )?;
+    let attached = runtime.block_on(async {
+        let response = reqwest::Client::new()
+            .get(format!("{base}/api/notes/{shared_id}/attachments"))
+            .bearer_auth(&user.token)
+            .send()
+            .await?;
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(response.json::<Value>().await?)
+    })?;
+    let mut names: Vec<&str> = attached
+        .as_array()
+        .ok_or("a list of attachments")?
+        .iter()
+        .filter_map(|a| a["name"].as_str())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 2, "{attached}");
+    assert!(
+        names[0].starts_with("Pasted image ") && names[0].ends_with(".png"),
+        "{attached}"
+    );
+    assert_eq!(names[1], "gateway.log", "{attached}");
+
     let (draft, shared) = runtime.block_on(async {
         let client = reqwest::Client::new();
         let get = |id: String| {
