@@ -389,6 +389,7 @@ where
     // `TypeId` was asked for (the layer itself, or its `WithContext` field),
     // borrowed from `self`, which is what `Layer::downcast_raw` requires:
     // the subscriber casts it back to that type and does not outlive `self`.
+    #[allow(unsafe_code)]
     unsafe fn downcast_raw(&self, id: TypeId) -> Option<*const ()> {
         if id == TypeId::of::<Self>() {
             Some(self as *const Self as *const ())
