@@ -209,6 +209,7 @@ pub enum SpanKind {
 /// assert!(event.location.file.is_none());
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct EventRecord {
     /// When, in ns since the Unix epoch.
     pub time_ns: u64,
@@ -299,6 +300,7 @@ impl EventRecord {
 /// assert_eq!(span.status_message.as_deref(), Some("declined"));
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct SpanRecord {
     /// The trace the span belongs to.
     pub trace_id: TraceId,
@@ -494,6 +496,7 @@ impl SpanRecord {
 /// assert_eq!(frame.fields.len(), 1);
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct SpanFrame {
     /// The span's id.
     pub span_id: SpanId,
@@ -602,6 +605,7 @@ pub enum ErrorKind {
 /// assert_eq!(error.fingerprint, None);
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ErrorRecord {
     /// The trace the error happened in, if it was inside a span.
     pub trace_id: Option<TraceId>,
@@ -784,6 +788,7 @@ pub enum Record {
 /// assert_eq!(resource.attributes.len(), 1);
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Resource {
     /// `service.name`.
     pub service: String,
