@@ -14,7 +14,7 @@ use std::hint::black_box;
 use benches::Rng;
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use omegi_core::flow::Trace;
-use omegi_core::{CodeLocation, EventRecord, Level, SpanId, SpanKind, SpanRecord, Status, TraceId};
+use omegi_core::{EventRecord, Level, SpanId, SpanRecord, Status, TraceId};
 
 const SIZES: [usize; 3] = [10, 1_000, 100_000];
 
@@ -37,38 +37,29 @@ fn record(id: u64, parent: Option<u64>, service: usize, start: u64, end: u64) ->
     let recorded = |t: u64| (t as i64 + CLOCK_ERROR[service]) as u64;
     let (start, end) = (recorded(start), recorded(end));
     let step = (end - start) / 4;
-    SpanRecord {
-        trace_id: TraceId(0xfeed),
-        span_id: SpanId(id),
-        parent_span_id: parent.map(SpanId),
-        remote_parent: false,
-        service: SERVICES[service].to_owned(),
-        name: format!("op {}", id % 50).into(),
-        target: "bench".into(),
-        level: Level::Info,
-        kind: SpanKind::Internal,
-        start_ns: start,
-        end_ns: end,
-        attributes: vec![],
-        events: (1..=3)
-            .map(|k| EventRecord {
-                time_ns: start + k * step,
-                level: Level::Info,
-                target: "bench".into(),
-                message: "step".to_owned(),
-                fields: vec![],
-                location: CodeLocation::default(),
+    SpanRecord::new(
+        TraceId(0xfeed),
+        SpanId(id),
+        format!("op {}", id % 50),
+        start,
+        end,
+    )
+    .with_parent(parent.map(SpanId))
+    .with_service(SERVICES[service].to_owned())
+    .with_target("bench")
+    .with_events(
+        (1..=3)
+            .map(|k| {
+                EventRecord::new(start + k * step, Level::Info, "step".to_owned())
+                    .with_target("bench")
             })
             .collect(),
-        dropped_events: 0,
-        status: if id.is_multiple_of(97) {
-            Status::Error
-        } else {
-            Status::Unset
-        },
-        status_message: None,
-        location: CodeLocation::default(),
-    }
+    )
+    .with_status(if id.is_multiple_of(97) {
+        Status::Error
+    } else {
+        Status::Unset
+    })
 }
 
 /// A trace of `n` spans in shuffled order.

@@ -15,8 +15,8 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use omegi_core::{
-    Attribute, CodeLocation, ErrorKind, ErrorRecord, EventRecord, Level, Record, Resource,
-    SpanFrame, SpanId, SpanKind, SpanRecord, Status, TraceId,
+    Attribute, CodeLocation, ErrorRecord, EventRecord, Level, Record, Resource, SpanFrame, SpanId,
+    SpanKind, SpanRecord, TraceId,
 };
 use omegi_store::{Config, IssueQuery, IssueSort, Store};
 
@@ -33,43 +33,37 @@ const SERVICES: [&str; 3] = ["gateway", "inventory-service", "payment-service"];
 
 fn span(trace: u64, i: u64) -> SpanRecord {
     let start = T0 + trace * 1_000_000 + i * 1_000;
-    SpanRecord {
-        trace_id: TraceId(u128::from(trace) << 64 | 0xabcd),
-        span_id: SpanId(trace << 8 | (i + 1)),
-        parent_span_id: (i > 0).then_some(SpanId(trace << 8 | 1)),
-        remote_parent: false,
-        service: SERVICES[(i % 3) as usize].into(),
-        name: format!("GET /orders/{{id}} step {i}").into(),
-        target: "shop::api".into(),
-        level: Level::Info,
-        kind: SpanKind::Server,
-        start_ns: start,
-        end_ns: start + 800,
-        attributes: vec![
-            Attribute::new("http.method", "GET"),
-            Attribute::new("http.route", "/orders/{id}"),
-            Attribute::new("http.status_code", 200i64),
-            Attribute::new("order.id", (trace * 7) as i64),
-        ],
-        events: (0..2)
-            .map(|e| EventRecord {
-                time_ns: start + 100 * e,
-                level: Level::Debug,
-                target: "shop::db".into(),
-                message: "query done".into(),
-                fields: vec![Attribute::new("rows", e as i64)],
-                location: CodeLocation::default(),
+    SpanRecord::new(
+        TraceId(u128::from(trace) << 64 | 0xabcd),
+        SpanId(trace << 8 | (i + 1)),
+        format!("GET /orders/{{id}} step {i}"),
+        start,
+        start + 800,
+    )
+    .with_parent((i > 0).then_some(SpanId(trace << 8 | 1)))
+    .with_service(SERVICES[(i % 3) as usize])
+    .with_target("shop::api")
+    .with_kind(SpanKind::Server)
+    .with_attributes(vec![
+        Attribute::new("http.method", "GET"),
+        Attribute::new("http.route", "/orders/{id}"),
+        Attribute::new("http.status_code", 200i64),
+        Attribute::new("order.id", (trace * 7) as i64),
+    ])
+    .with_events(
+        (0..2)
+            .map(|e| {
+                EventRecord::new(start + 100 * e, Level::Debug, "query done")
+                    .with_target("shop::db")
+                    .with_field("rows", e as i64)
             })
             .collect(),
-        dropped_events: 0,
-        status: Status::Unset,
-        status_message: None,
-        location: CodeLocation {
-            file: Some("src/api.rs".into()),
-            line: Some(42),
-            module: Some("shop::api".into()),
-        },
-    }
+    )
+    .with_location(CodeLocation {
+        file: Some("src/api.rs".into()),
+        line: Some(42),
+        module: Some("shop::api".into()),
+    })
 }
 
 /// `BATCH` spans: traces `first..first + BATCH / SPANS_PER_TRACE`.
@@ -80,37 +74,27 @@ fn span_batch(first_trace: u64) -> Vec<Record> {
 }
 
 fn error(n: u64, kinds: u64) -> ErrorRecord {
-    ErrorRecord {
-        trace_id: Some(TraceId(u128::from(n) + 1)),
-        span_id: Some(SpanId(1)),
-        service: "payment-service".into(),
-        time_ns: T0 + n * 1_000_000,
-        kind: ErrorKind::Event,
-        message: format!("card declined (reason {})", n % kinds),
-        causes: vec!["gateway said no".into()],
-        error_type: Some("PaymentError".into()),
-        target: "payment::api".into(),
-        fields: vec![Attribute::new("order.id", n as i64)],
-        span_stack: vec![SpanFrame {
-            span_id: SpanId(1),
-            name: "charge".into(),
-            target: "payment::api".into(),
-            fields: vec![],
-            location: CodeLocation::default(),
-        }],
-        breadcrumbs: vec![],
-        location: CodeLocation::default(),
-        thread: Some("tokio-runtime-worker".into()),
-        // Explicit, so that the grouping does not depend on message normalization.
-        fingerprint: Some(format!("declined-{}", n % kinds)),
-    }
+    ErrorRecord::new(
+        format!("card declined (reason {})", n % kinds),
+        T0 + n * 1_000_000,
+    )
+    .with_trace_id(TraceId(u128::from(n) + 1))
+    .with_span_id(SpanId(1))
+    .with_service("payment-service")
+    .with_causes(vec!["gateway said no".into()])
+    .with_error_type("PaymentError")
+    .with_target("payment::api")
+    .with_field("order.id", n as i64)
+    .with_span_stack(vec![
+        SpanFrame::new(SpanId(1), "charge").with_target("payment::api")
+    ])
+    .with_thread("tokio-runtime-worker")
+    // Explicit, so that the grouping does not depend on message normalization.
+    .with_fingerprint(format!("declined-{}", n % kinds))
 }
 
 fn resource() -> Resource {
-    Resource {
-        service: "gateway".into(),
-        attributes: vec![Attribute::new("host.name", "bench")],
-    }
+    Resource::new("gateway").with_attribute("host.name", "bench")
 }
 
 fn open(dir: &tempfile::TempDir) -> Store {

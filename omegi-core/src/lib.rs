@@ -4,7 +4,9 @@
 //! - [`TraceId`] and [`SpanId`]: small `Copy` ids with hex `Display`/`FromStr`.
 //! - [`TraceParent`] and [`TraceState`]: the W3C Trace Context codec.
 //! - [`SpanRecord`], [`EventRecord`], [`ErrorRecord`]: the captured-data model,
-//!   sent by the layer as [`Record`]s.
+//!   sent by the layer as [`Record`]s; each is built with `new` and `with_*`
+//!   methods (`SpanRecord::new(trace, span, name, start, end).with_parent(..)`),
+//!   so that new fields can be added without breaking its users.
 //! - [`fingerprint()`]: the stable grouping key of an error.
 //! - [`Trace`], [`Flow`], [`Hop`]: spans assembled into a tree and the path
 //!   of an error through the services ([`flow`]); [`Trace::attribute`]:

@@ -5,6 +5,11 @@
 //! message and `source` chain, the span stack that led to it, and the
 //! breadcrumbs logged before it. Both are plain serde types so that any sink,
 //! store or wire format can carry them.
+//!
+//! The records are `#[non_exhaustive]`: outside this crate they are built
+//! with their `new` constructor, which takes what every record has, and
+//! `with_*` methods for the rest. Their fields stay public to read, assign
+//! and match (`SpanRecord { name, .. }`).
 
 use std::fmt;
 
@@ -188,7 +193,23 @@ pub enum SpanKind {
 }
 
 /// Something logged at a point in time, inside a span or not.
+///
+/// [`EventRecord::new`] takes what every event has; the `with_*` methods set
+/// the rest, and the fields stay public to read and assign. New fields may be
+/// added in later versions, with a default in `new`.
+///
+/// ```
+/// use omegi_core::{EventRecord, Level, Value};
+///
+/// let event = EventRecord::new(1_000, Level::Warn, "retrying")
+///     .with_target("payment::api")
+///     .with_field("attempt", 2i64);
+/// assert_eq!(event.message, "retrying");
+/// assert_eq!(event.field("attempt"), Some(&Value::I64(2)));
+/// assert!(event.location.file.is_none());
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct EventRecord {
     /// When, in ns since the Unix epoch.
     pub time_ns: u64,
@@ -204,8 +225,82 @@ pub struct EventRecord {
     pub location: CodeLocation,
 }
 
+impl EventRecord {
+    /// An event at `time_ns` (ns since the Unix epoch) with a level and a
+    /// message; no target, no other fields, no location.
+    pub fn new(time_ns: u64, level: Level, message: impl Into<String>) -> Self {
+        EventRecord {
+            time_ns,
+            level,
+            target: Text::Borrowed(""),
+            message: message.into(),
+            fields: Vec::new(),
+            location: CodeLocation::default(),
+        }
+    }
+
+    /// With the `tracing` target.
+    #[must_use]
+    pub fn with_target(mut self, target: impl Into<Text>) -> Self {
+        self.target = target.into();
+        self
+    }
+
+    /// With these fields in place of the ones it has.
+    #[must_use]
+    pub fn with_fields(mut self, fields: Vec<Attribute>) -> Self {
+        self.fields = fields;
+        self
+    }
+
+    /// With one more field.
+    #[must_use]
+    pub fn with_field(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.fields.push(Attribute::new(key, value));
+        self
+    }
+
+    /// With where it was logged.
+    #[must_use]
+    pub fn with_location(mut self, location: CodeLocation) -> Self {
+        self.location = location;
+        self
+    }
+
+    /// The value of one field.
+    pub fn field(&self, key: &str) -> Option<&Value> {
+        attribute(&self.fields, key)
+    }
+}
+
 /// One unit of work in one service, finished.
+///
+/// [`SpanRecord::new`] takes what every span has (its trace, its id, its
+/// name, when it started and ended) and gives the rest a default: no parent,
+/// no service, [`SpanKind::Internal`], [`Level::Info`], [`Status::Unset`],
+/// no attributes or events. The `with_*` methods set the rest; the fields
+/// stay public to read and assign. New fields may be added in later
+/// versions, with a default in `new`.
+///
+/// ```
+/// use omegi_core::{EventRecord, Level, SpanId, SpanKind, SpanRecord, Status, TraceId};
+///
+/// let span = SpanRecord::new(TraceId(7), SpanId(2), "charge", 1_000, 26_000)
+///     .with_parent(SpanId(1))
+///     .with_service("payment")
+///     .with_kind(SpanKind::Server)
+///     .with_attribute("order", 42i64)
+///     .with_event(EventRecord::new(20_000, Level::Warn, "card declined"))
+///     .with_status(Status::Error)
+///     .with_status_message("declined");
+/// assert_eq!(span.parent_span_id, Some(SpanId(1)));
+/// assert!(!span.remote_parent);
+/// assert_eq!(span.duration_ns(), 25_000);
+/// assert_eq!(span.level, Level::Info);
+/// assert_eq!(span.status_message.as_deref(), Some("declined"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct SpanRecord {
     /// The trace the span belongs to.
     pub trace_id: TraceId,
@@ -248,6 +343,132 @@ pub struct SpanRecord {
 }
 
 impl SpanRecord {
+    /// A span of `trace_id` with its own id and name, from `start_ns` to
+    /// `end_ns` (ns since the Unix epoch), everything else at its default.
+    ///
+    /// It allocates nothing but what `name` brings (a `&'static str` is
+    /// borrowed).
+    pub fn new(
+        trace_id: TraceId,
+        span_id: SpanId,
+        name: impl Into<Text>,
+        start_ns: u64,
+        end_ns: u64,
+    ) -> Self {
+        SpanRecord {
+            trace_id,
+            span_id,
+            parent_span_id: None,
+            remote_parent: false,
+            service: String::new(),
+            name: name.into(),
+            target: Text::Borrowed(""),
+            level: Level::Info,
+            kind: SpanKind::Internal,
+            start_ns,
+            end_ns,
+            attributes: Vec::new(),
+            events: Vec::new(),
+            dropped_events: 0,
+            status: Status::Unset,
+            status_message: None,
+            location: CodeLocation::default(),
+        }
+    }
+
+    /// With a parent in the same process, or none (`None`: a trace root).
+    #[must_use]
+    pub fn with_parent(mut self, parent: impl Into<Option<SpanId>>) -> Self {
+        self.parent_span_id = parent.into();
+        self.remote_parent = false;
+        self
+    }
+
+    /// With a parent in another process: the span joined a remote trace.
+    #[must_use]
+    pub fn with_remote_parent(mut self, parent: SpanId) -> Self {
+        self.parent_span_id = Some(parent);
+        self.remote_parent = true;
+        self
+    }
+
+    /// With the service that recorded it.
+    #[must_use]
+    pub fn with_service(mut self, service: impl Into<String>) -> Self {
+        self.service = service.into();
+        self
+    }
+
+    /// With the `tracing` target.
+    #[must_use]
+    pub fn with_target(mut self, target: impl Into<Text>) -> Self {
+        self.target = target.into();
+        self
+    }
+
+    /// With a level other than [`Level::Info`].
+    #[must_use]
+    pub fn with_level(mut self, level: Level) -> Self {
+        self.level = level;
+        self
+    }
+
+    /// With a role other than [`SpanKind::Internal`].
+    #[must_use]
+    pub fn with_kind(mut self, kind: SpanKind) -> Self {
+        self.kind = kind;
+        self
+    }
+
+    /// With these attributes in place of the ones it has.
+    #[must_use]
+    pub fn with_attributes(mut self, attributes: Vec<Attribute>) -> Self {
+        self.attributes = attributes;
+        self
+    }
+
+    /// With one more attribute.
+    #[must_use]
+    pub fn with_attribute(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.attributes.push(Attribute::new(key, value));
+        self
+    }
+
+    /// With these events, oldest first, in place of the ones it has.
+    #[must_use]
+    pub fn with_events(mut self, events: Vec<EventRecord>) -> Self {
+        self.events = events;
+        self
+    }
+
+    /// With one more event, after the ones it has.
+    #[must_use]
+    pub fn with_event(mut self, event: EventRecord) -> Self {
+        self.events.push(event);
+        self
+    }
+
+    /// With an outcome other than [`Status::Unset`].
+    #[must_use]
+    pub fn with_status(mut self, status: Status) -> Self {
+        self.status = status;
+        self
+    }
+
+    /// With why the span failed (the status stays as set).
+    #[must_use]
+    pub fn with_status_message(mut self, message: impl Into<String>) -> Self {
+        self.status_message = Some(message.into());
+        self
+    }
+
+    /// With where the span was declared.
+    #[must_use]
+    pub fn with_location(mut self, location: CodeLocation) -> Self {
+        self.location = location;
+        self
+    }
+
     /// Duration in ns (zero if the clock went backwards).
     pub fn duration_ns(&self) -> u64 {
         self.end_ns.saturating_sub(self.start_ns)
@@ -260,7 +481,22 @@ impl SpanRecord {
 }
 
 /// A span on the stack at the moment of an error: from the root to the current span.
+///
+/// [`SpanFrame::new`] takes the span's id and name, [`SpanFrame::of`] copies
+/// a [`SpanRecord`]; the `with_*` methods set the rest. New fields may be
+/// added in later versions.
+///
+/// ```
+/// use omegi_core::{SpanFrame, SpanId};
+///
+/// let frame = SpanFrame::new(SpanId(2), "charge")
+///     .with_target("payment::api")
+///     .with_field("order", 42i64);
+/// assert_eq!(frame.name, "charge");
+/// assert_eq!(frame.fields.len(), 1);
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct SpanFrame {
     /// The span's id.
     pub span_id: SpanId,
@@ -275,6 +511,46 @@ pub struct SpanFrame {
 }
 
 impl SpanFrame {
+    /// The frame of span `span_id` named `name`, with no target, fields or
+    /// location.
+    pub fn new(span_id: SpanId, name: impl Into<String>) -> Self {
+        SpanFrame {
+            span_id,
+            name: name.into(),
+            target: String::new(),
+            fields: Vec::new(),
+            location: CodeLocation::default(),
+        }
+    }
+
+    /// With the span's target.
+    #[must_use]
+    pub fn with_target(mut self, target: impl Into<String>) -> Self {
+        self.target = target.into();
+        self
+    }
+
+    /// With the span's fields at the time of the error.
+    #[must_use]
+    pub fn with_fields(mut self, fields: Vec<Attribute>) -> Self {
+        self.fields = fields;
+        self
+    }
+
+    /// With one more field.
+    #[must_use]
+    pub fn with_field(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.fields.push(Attribute::new(key, value));
+        self
+    }
+
+    /// With where the span was declared.
+    #[must_use]
+    pub fn with_location(mut self, location: CodeLocation) -> Self {
+        self.location = location;
+        self
+    }
+
     /// `span` as a frame of a span stack, with its fields or not.
     pub fn of(span: &SpanRecord, with_fields: bool) -> SpanFrame {
         SpanFrame {
@@ -305,7 +581,31 @@ pub enum ErrorKind {
 }
 
 /// One error as it happened.
+///
+/// [`ErrorRecord::new`] takes what every error has (its message and when it
+/// happened) and gives the rest a default: outside any trace, no service,
+/// [`ErrorKind::Event`], no type, causes, fields, span stack or
+/// breadcrumbs. The `with_*` methods set the rest; the fields stay public to
+/// read and assign. New fields may be added in later versions, with a
+/// default in `new`.
+///
+/// ```
+/// use omegi_core::{ErrorKind, ErrorRecord, SpanFrame, SpanId, TraceId};
+///
+/// let error = ErrorRecord::new("card declined", 1_000)
+///     .with_trace_id(TraceId(7))
+///     .with_span_id(SpanId(2))
+///     .with_service("payment")
+///     .with_error_type("payment::Declined")
+///     .with_causes(vec!["issuer said no".into()])
+///     .with_span_stack(vec![SpanFrame::new(SpanId(2), "charge")])
+///     .with_field("order", 42i64);
+/// assert_eq!(error.kind, ErrorKind::Event);
+/// assert_eq!(error.innermost_span(), Some("charge"));
+/// assert_eq!(error.fingerprint, None);
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ErrorRecord {
     /// The trace the error happened in, if it was inside a span.
     pub trace_id: Option<TraceId>,
@@ -340,6 +640,126 @@ pub struct ErrorRecord {
 }
 
 impl ErrorRecord {
+    /// An error with `message` at `time_ns` (ns since the Unix epoch),
+    /// everything else at its default.
+    pub fn new(message: impl Into<String>, time_ns: u64) -> Self {
+        ErrorRecord {
+            trace_id: None,
+            span_id: None,
+            service: String::new(),
+            time_ns,
+            kind: ErrorKind::Event,
+            message: message.into(),
+            causes: Vec::new(),
+            error_type: None,
+            target: String::new(),
+            fields: Vec::new(),
+            span_stack: Vec::new(),
+            breadcrumbs: Vec::new(),
+            location: CodeLocation::default(),
+            thread: None,
+            fingerprint: None,
+        }
+    }
+
+    /// With the trace it happened in, or none.
+    #[must_use]
+    pub fn with_trace_id(mut self, trace_id: impl Into<Option<TraceId>>) -> Self {
+        self.trace_id = trace_id.into();
+        self
+    }
+
+    /// With the innermost span at the time of the error, or none.
+    #[must_use]
+    pub fn with_span_id(mut self, span_id: impl Into<Option<SpanId>>) -> Self {
+        self.span_id = span_id.into();
+        self
+    }
+
+    /// With the service that recorded it.
+    #[must_use]
+    pub fn with_service(mut self, service: impl Into<String>) -> Self {
+        self.service = service.into();
+        self
+    }
+
+    /// With how it was captured, other than [`ErrorKind::Event`].
+    #[must_use]
+    pub fn with_kind(mut self, kind: ErrorKind) -> Self {
+        self.kind = kind;
+        self
+    }
+
+    /// With the error's type.
+    #[must_use]
+    pub fn with_error_type(mut self, error_type: impl Into<String>) -> Self {
+        self.error_type = Some(error_type.into());
+        self
+    }
+
+    /// With the `Error::source` chain, outermost cause first.
+    #[must_use]
+    pub fn with_causes(mut self, causes: Vec<String>) -> Self {
+        self.causes = causes;
+        self
+    }
+
+    /// With the event's target.
+    #[must_use]
+    pub fn with_target(mut self, target: impl Into<String>) -> Self {
+        self.target = target.into();
+        self
+    }
+
+    /// With these fields in place of the ones it has.
+    #[must_use]
+    pub fn with_fields(mut self, fields: Vec<Attribute>) -> Self {
+        self.fields = fields;
+        self
+    }
+
+    /// With one more field.
+    #[must_use]
+    pub fn with_field(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.fields.push(Attribute::new(key, value));
+        self
+    }
+
+    /// With the spans from the root to the innermost one.
+    #[must_use]
+    pub fn with_span_stack(mut self, span_stack: Vec<SpanFrame>) -> Self {
+        self.span_stack = span_stack;
+        self
+    }
+
+    /// With the earlier events of the same trace, oldest first.
+    #[must_use]
+    pub fn with_breadcrumbs(mut self, breadcrumbs: Vec<EventRecord>) -> Self {
+        self.breadcrumbs = breadcrumbs;
+        self
+    }
+
+    /// With where the error was logged.
+    #[must_use]
+    pub fn with_location(mut self, location: CodeLocation) -> Self {
+        self.location = location;
+        self
+    }
+
+    /// With the thread's name.
+    #[must_use]
+    pub fn with_thread(mut self, thread: impl Into<String>) -> Self {
+        self.thread = Some(thread.into());
+        self
+    }
+
+    /// With an explicit grouping key, as the `omegi.fingerprint` field gives.
+    #[must_use]
+    pub fn with_fingerprint(mut self, fingerprint: impl Into<String>) -> Self {
+        self.fingerprint = Some(fingerprint.into());
+        self
+    }
+
     /// The name of the innermost span, if any.
     pub fn innermost_span(&self) -> Option<&str> {
         self.span_stack.last().map(|f| f.name.as_str())
@@ -357,7 +777,18 @@ pub enum Record {
 }
 
 /// Describes the process that produced records: OpenTelemetry's resource.
+///
+/// New fields may be added in later versions.
+///
+/// ```
+/// use omegi_core::Resource;
+///
+/// let resource = Resource::new("payment").with_attribute("deployment.environment", "prod");
+/// assert_eq!(resource.service, "payment");
+/// assert_eq!(resource.attributes.len(), 1);
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Resource {
     /// `service.name`.
     pub service: String,
@@ -387,6 +818,28 @@ pub fn service_name<'a>(names: impl IntoIterator<Item = &'a str>) -> &'a str {
 }
 
 impl Resource {
+    /// The resource of `service` (`service.name`), with no other attributes.
+    pub fn new(service: impl Into<String>) -> Self {
+        Resource {
+            service: service.into(),
+            attributes: Vec::new(),
+        }
+    }
+
+    /// With these attributes in place of the ones it has.
+    #[must_use]
+    pub fn with_attributes(mut self, attributes: Vec<Attribute>) -> Self {
+        self.attributes = attributes;
+        self
+    }
+
+    /// With one more attribute.
+    #[must_use]
+    pub fn with_attribute(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.attributes.push(Attribute::new(key, value));
+        self
+    }
+
     /// Fills in the service of a record this process sent when the record
     /// names none ([`service_name`]: the process's, else
     /// [`UNKNOWN_SERVICE`]).
@@ -417,26 +870,70 @@ mod tests {
     }
 
     #[test]
+    fn constructors_give_the_documented_defaults() {
+        let span = SpanRecord::new(TraceId(1), SpanId(2), "charge", 10, 25);
+        assert_eq!(
+            span,
+            SpanRecord {
+                trace_id: TraceId(1),
+                span_id: SpanId(2),
+                parent_span_id: None,
+                remote_parent: false,
+                service: String::new(),
+                name: "charge".into(),
+                target: "".into(),
+                level: Level::Info,
+                kind: SpanKind::Internal,
+                start_ns: 10,
+                end_ns: 25,
+                attributes: vec![],
+                events: vec![],
+                dropped_events: 0,
+                status: Status::Unset,
+                status_message: None,
+                location: CodeLocation::default(),
+            }
+        );
+        // A name known at compile time is borrowed, not copied.
+        assert!(matches!(span.name, Text::Borrowed(_)));
+        let remote = span.clone().with_remote_parent(SpanId(1));
+        assert_eq!(
+            (remote.parent_span_id, remote.remote_parent),
+            (Some(SpanId(1)), true)
+        );
+        let local = remote.with_parent(SpanId(1));
+        assert_eq!(
+            (local.parent_span_id, local.remote_parent),
+            (Some(SpanId(1)), false)
+        );
+        assert_eq!(local.with_parent(None).parent_span_id, None);
+
+        let error = ErrorRecord::new("declined", 5);
+        assert_eq!(
+            (error.trace_id, error.span_id, error.kind),
+            (None, None, ErrorKind::Event)
+        );
+        assert!(error.service.is_empty() && error.span_stack.is_empty());
+        let event = EventRecord::new(5, Level::Warn, "slow");
+        assert_eq!((event.target.as_ref(), event.fields.len()), ("", 0));
+        assert_eq!(
+            Resource::new("payment"),
+            Resource {
+                service: "payment".into(),
+                attributes: vec![],
+            }
+        );
+    }
+
+    #[test]
     fn span_record_round_trips_through_json() {
-        let span = SpanRecord {
-            trace_id: TraceId(1),
-            span_id: SpanId(2),
-            parent_span_id: None,
-            remote_parent: false,
-            service: "payment".into(),
-            name: "charge".into(),
-            target: "payment::api".into(),
-            level: Level::Info,
-            kind: SpanKind::Server,
-            start_ns: 10,
-            end_ns: 25,
-            attributes: vec![Attribute::new("order", 7i64)],
-            events: vec![],
-            dropped_events: 0,
-            status: Status::Error,
-            status_message: Some("declined".into()),
-            location: CodeLocation::default(),
-        };
+        let span = SpanRecord::new(TraceId(1), SpanId(2), "charge", 10, 25)
+            .with_service("payment")
+            .with_target("payment::api")
+            .with_kind(SpanKind::Server)
+            .with_attribute("order", 7i64)
+            .with_status(Status::Error)
+            .with_status_message("declined");
         let json = serde_json::to_string(&Record::Span(span.clone())).unwrap();
         assert!(json.contains("\"type\":\"span\""));
         assert_eq!(

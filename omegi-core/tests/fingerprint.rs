@@ -1,8 +1,7 @@
 //! Fingerprints and message normalization: what groups together and what not.
 
 use omegi_core::{
-    fingerprint, normalize_message, Attribute, CodeLocation, ErrorKind, ErrorRecord, SpanFrame,
-    SpanId, TraceId,
+    fingerprint, normalize_message, Attribute, ErrorRecord, SpanFrame, SpanId, TraceId,
 };
 
 /// Pairs of messages and whether occurrences with them must form one issue.
@@ -188,32 +187,18 @@ fn normalizer_takes_any_text() {
 }
 
 fn error(service: &str, ty: Option<&str>, message: &str, span: Option<&str>) -> ErrorRecord {
-    ErrorRecord {
-        trace_id: Some(TraceId(1)),
-        span_id: Some(SpanId(2)),
-        service: service.into(),
-        time_ns: 1,
-        kind: ErrorKind::Event,
-        message: message.into(),
-        causes: vec![],
-        error_type: ty.map(Into::into),
-        target: "t".into(),
-        fields: vec![],
-        span_stack: span
-            .map(|name| SpanFrame {
-                span_id: SpanId(2),
-                name: name.into(),
-                target: "t".into(),
-                fields: vec![],
-                location: CodeLocation::default(),
-            })
-            .into_iter()
-            .collect(),
-        breadcrumbs: vec![],
-        location: CodeLocation::default(),
-        thread: None,
-        fingerprint: None,
-    }
+    let mut error = ErrorRecord::new(message, 1)
+        .with_trace_id(TraceId(1))
+        .with_span_id(SpanId(2))
+        .with_service(service)
+        .with_target("t")
+        .with_span_stack(
+            span.map(|name| SpanFrame::new(SpanId(2), name).with_target("t"))
+                .into_iter()
+                .collect(),
+        );
+    error.error_type = ty.map(Into::into);
+    error
 }
 
 #[test]

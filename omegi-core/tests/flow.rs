@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use omegi_core::flow::{assemble, format_duration, service_dependencies, NodeId, Trace};
 use omegi_core::{
-    Attribute, CodeLocation, ErrorKind, ErrorRecord, EventRecord, Flow, FlowError, Level, SpanId,
-    SpanKind, SpanRecord, Status, TraceId,
+    Attribute, ErrorRecord, EventRecord, Flow, FlowError, Level, SpanId, SpanKind, SpanRecord,
+    Status, TraceId,
 };
 
 /// An arbitrary but fixed epoch for the hand-made traces.
@@ -20,14 +20,9 @@ fn at(ms: f64) -> u64 {
 }
 
 fn event(ms: f64, level: Level, message: &str, fields: Vec<Attribute>) -> EventRecord {
-    EventRecord {
-        time_ns: at(ms),
-        level,
-        target: "app".into(),
-        message: message.into(),
-        fields,
-        location: CodeLocation::default(),
-    }
+    EventRecord::new(at(ms), level, message)
+        .with_target("app")
+        .with_fields(fields)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -41,25 +36,12 @@ fn span(
     end_ms: f64,
     status: Status,
 ) -> SpanRecord {
-    SpanRecord {
-        trace_id: TRACE,
-        span_id: SpanId(id),
-        parent_span_id: parent.map(SpanId),
-        remote_parent: false,
-        service: service.into(),
-        name: name.to_owned().into(),
-        target: "app".into(),
-        level: Level::Info,
-        kind,
-        start_ns: at(start_ms),
-        end_ns: at(end_ms),
-        attributes: vec![],
-        events: vec![],
-        dropped_events: 0,
-        status,
-        status_message: None,
-        location: CodeLocation::default(),
-    }
+    SpanRecord::new(TRACE, SpanId(id), name.to_owned(), at(start_ms), at(end_ms))
+        .with_parent(parent.map(SpanId))
+        .with_service(service)
+        .with_target("app")
+        .with_kind(kind)
+        .with_status(status)
 }
 
 const USER: &str = "user-service";
@@ -192,23 +174,16 @@ fn checkout(inventory_ms: f64, payment_ms: f64) -> Vec<SpanRecord> {
 }
 
 fn declined(payment_ms: f64) -> ErrorRecord {
-    ErrorRecord {
-        trace_id: Some(TRACE),
-        span_id: Some(SpanId(8)),
-        service: PAYMENT.into(),
-        time_ns: at(29.5 + payment_ms),
-        kind: ErrorKind::Event,
-        message: "card declined".into(),
-        causes: vec!["gateway answered 402".into(), "insufficient funds".into()],
-        error_type: Some("CardError".into()),
-        target: "payment::card".into(),
-        fields: vec![],
-        span_stack: vec![],
-        breadcrumbs: vec![],
-        location: CodeLocation::default(),
-        thread: None,
-        fingerprint: None,
-    }
+    ErrorRecord::new("card declined", at(29.5 + payment_ms))
+        .with_trace_id(TRACE)
+        .with_span_id(SpanId(8))
+        .with_service(PAYMENT)
+        .with_causes(vec![
+            "gateway answered 402".into(),
+            "insufficient funds".into(),
+        ])
+        .with_error_type("CardError")
+        .with_target("payment::card")
 }
 
 /// A compact, readable view of a reconstructed tree for snapshots.
@@ -669,10 +644,7 @@ mod properties {
                 s.trace_id = TraceId(trace);
                 s.start_ns = start;
                 s.end_ns = end;
-                s.events = vec![EventRecord {
-                    time_ns: ev,
-                    ..event(0.0, Level::Info, "e", vec![])
-                }];
+                s.events = vec![EventRecord::new(ev, Level::Info, "e").with_target("app")];
                 s
             })
     }

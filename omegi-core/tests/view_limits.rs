@@ -6,43 +6,29 @@
 
 use omegi_core::flow::{Trace, ViewLimits, CLIP_MARKER, OMITTED_MARKER};
 use omegi_core::{
-    Attribute, CodeLocation, ErrorKind, ErrorRecord, EventRecord, Flow, Level, SpanFrame, SpanId,
-    SpanKind, SpanRecord, Status, TraceId,
+    Attribute, ErrorKind, ErrorRecord, EventRecord, Flow, Level, SpanFrame, SpanId, SpanRecord,
+    Status, TraceId,
 };
 
 const T0: u64 = 1_700_000_000_000_000_000;
 
 fn span(id: u64, parent: Option<u64>, service: &str, name: String) -> SpanRecord {
-    SpanRecord {
-        trace_id: TraceId(9),
-        span_id: SpanId(id),
-        parent_span_id: parent.map(SpanId),
-        remote_parent: false,
-        service: service.into(),
-        name: name.into(),
-        target: "app".into(),
-        level: Level::Info,
-        kind: SpanKind::Internal,
-        start_ns: T0 + id * 1_000,
-        end_ns: T0 + 10_000_000 - id,
-        attributes: vec![],
-        events: vec![],
-        dropped_events: 0,
-        status: Status::Unset,
-        status_message: None,
-        location: CodeLocation::default(),
-    }
+    SpanRecord::new(
+        TraceId(9),
+        SpanId(id),
+        name,
+        T0 + id * 1_000,
+        T0 + 10_000_000 - id,
+    )
+    .with_parent(parent.map(SpanId))
+    .with_service(service)
+    .with_target("app")
 }
 
 fn event(time_ns: u64, message: String, fields: Vec<Attribute>) -> EventRecord {
-    EventRecord {
-        time_ns,
-        level: Level::Error,
-        target: "app".into(),
-        message,
-        fields,
-        location: CodeLocation::default(),
-    }
+    EventRecord::new(time_ns, Level::Error, message)
+        .with_target("app")
+        .with_fields(fields)
 }
 
 /// `n` spans under one root, span 2 named with `name_bytes` bytes.
@@ -205,35 +191,28 @@ fn clipped_records_have_a_bounded_size() {
     assert_eq!(clipped.value.attributes.len(), limits.items);
     assert!(clipped.value.name.ends_with(CLIP_MARKER));
 
-    let frame = SpanFrame {
-        span_id: SpanId(1),
-        name: value.clone(),
-        target: "t".into(),
-        fields: s.attributes[..5].to_vec(),
-        location: CodeLocation::default(),
-    };
-    let error = ErrorRecord {
-        trace_id: Some(TraceId(9)),
-        span_id: Some(SpanId(1)),
-        service: "api".into(),
-        time_ns: T0,
-        kind: ErrorKind::Remote,
-        message: big.clone(),
-        causes: vec![value.clone(); 100],
-        error_type: Some("Boom".into()),
-        target: "app".into(),
-        fields: s.attributes.clone(),
-        span_stack: (0..4_000u64)
-            .map(|i| SpanFrame {
-                span_id: SpanId(i),
-                ..frame.clone()
-            })
-            .collect(),
-        breadcrumbs: s.events.clone(),
-        location: CodeLocation::default(),
-        thread: None,
-        fingerprint: None,
-    };
+    let frame = SpanFrame::new(SpanId(1), value.clone())
+        .with_target("t")
+        .with_fields(s.attributes[..5].to_vec());
+    let error = ErrorRecord::new(big.clone(), T0)
+        .with_trace_id(TraceId(9))
+        .with_span_id(SpanId(1))
+        .with_service("api")
+        .with_kind(ErrorKind::Remote)
+        .with_causes(vec![value.clone(); 100])
+        .with_error_type("Boom")
+        .with_target("app")
+        .with_fields(s.attributes.clone())
+        .with_span_stack(
+            (0..4_000u64)
+                .map(|i| {
+                    let mut frame = frame.clone();
+                    frame.span_id = SpanId(i);
+                    frame
+                })
+                .collect(),
+        )
+        .with_breadcrumbs(s.events.clone());
     let clipped = limits.clip_error(&error);
     assert!(clipped.truncated);
     let json = serde_json::to_vec(&clipped.value).unwrap();

@@ -368,10 +368,7 @@ fn resource_from(
         .or(env_service.filter(|s| !s.is_empty()))
         .or(env_service_attr.filter(|s| !s.is_empty()))
         .unwrap_or_else(|| "unknown_service".to_owned());
-    Resource {
-        service,
-        attributes,
-    }
+    Resource::new(service).with_attributes(attributes)
 }
 
 #[cfg(test)]

@@ -560,14 +560,10 @@ pub(crate) fn attributes(fields: &[(&'static str, FieldValue)]) -> Vec<omegi_cor
 }
 
 pub(crate) fn event_record(event: &RawEvent) -> EventRecord {
-    EventRecord {
-        time_ns: event.time_ns,
-        level: level(event.meta),
-        target: Text::Borrowed(event.meta.target()),
-        message: event.message.to_string(),
-        fields: attributes(&event.fields),
-        location: location(event.meta),
-    }
+    EventRecord::new(event.time_ns, level(event.meta), event.message.to_string())
+        .with_target(Text::Borrowed(event.meta.target()))
+        .with_fields(attributes(&event.fields))
+        .with_location(location(event.meta))
 }
 
 pub(crate) fn span_record(
@@ -576,28 +572,24 @@ pub(crate) fn span_record(
     end_ns: u64,
     service: &str,
 ) -> SpanRecord {
-    SpanRecord {
-        trace_id: data.trace_id,
-        span_id: data.span_id,
-        parent_span_id: data.parent,
-        remote_parent: data.remote_parent,
-        service: service.to_owned(),
-        name: data
-            .name
-            .clone()
-            .map_or(Text::Borrowed(meta.name()), Text::Owned),
-        target: Text::Borrowed(meta.target()),
-        level: level(meta),
-        kind: data.kind,
-        start_ns: data.start_ns,
-        end_ns,
-        attributes: attributes(&data.attributes),
-        events: data.events.iter().map(|e| event_record(e)).collect(),
-        dropped_events: data.dropped_events,
-        status: data.status,
-        status_message: data.status_message.clone(),
-        location: location(meta),
-    }
+    let name = data
+        .name
+        .clone()
+        .map_or(Text::Borrowed(meta.name()), Text::Owned);
+    let mut span = SpanRecord::new(data.trace_id, data.span_id, name, data.start_ns, end_ns);
+    span.parent_span_id = data.parent;
+    span.remote_parent = data.remote_parent;
+    span.service = service.to_owned();
+    span.target = Text::Borrowed(meta.target());
+    span.level = level(meta);
+    span.kind = data.kind;
+    span.attributes = attributes(&data.attributes);
+    span.events = data.events.iter().map(|e| event_record(e)).collect();
+    span.dropped_events = data.dropped_events;
+    span.status = data.status;
+    span.status_message = data.status_message.clone();
+    span.location = location(meta);
+    span
 }
 
 /// Keeps the exporter running; dropping it flushes everything pending (with a
@@ -754,23 +746,9 @@ mod tests {
         let data = queue.recycled().expect("returned data");
         assert_eq!(guard.stats().held_bytes, 0);
         drop(data);
-        queue.push(Item::error(ErrorRecord {
-            trace_id: None,
-            span_id: None,
-            service: String::new(),
-            time_ns: 1,
-            kind: omegi_core::ErrorKind::Event,
-            message: "x".repeat(1000),
-            causes: vec!["y".repeat(500)],
-            error_type: None,
-            target: String::new(),
-            fields: Vec::new(),
-            span_stack: Vec::new(),
-            breadcrumbs: Vec::new(),
-            location: CodeLocation::default(),
-            thread: None,
-            fingerprint: None,
-        }));
+        queue.push(Item::error(
+            ErrorRecord::new("x".repeat(1000), 1).with_causes(vec!["y".repeat(500)]),
+        ));
         let held = guard.stats().held_bytes;
         assert!(
             held >= 1500 + std::mem::size_of::<ErrorRecord>() as u64,

@@ -93,6 +93,8 @@
 //! | `tower` | on | [`propagation::ServerTraceLayer`]: trace context from incoming requests, server spans |
 //! | `store` | off | `sink::StoreSink`: embedded mode, records written into an omegi-store database |
 #![warn(missing_docs)]
+// The one `unsafe` item is `Layer::downcast_raw` (layer/mod.rs), allowed there alone.
+#![deny(unsafe_code)]
 
 mod builder;
 mod env;

@@ -46,8 +46,7 @@ use std::time::{Duration, Instant};
 
 use omegi_core::flow::{ErrorContext, TailSampling, Trace};
 use omegi_core::{
-    ErrorRecord, Record, RecordLimits, Resource, SpanId, SpanKind, SpanRecord, Status, TraceId,
-    Value,
+    ErrorRecord, Record, RecordLimits, Resource, SpanId, SpanRecord, Status, TraceId, Value,
 };
 use omegi_store::wal::{TraceChunk, Wal, WalConfig, WalStats};
 use omegi_store::{IngestReport, SettledCause, SettledTrace, Store};
@@ -836,25 +835,9 @@ impl Window {
 /// A span the store remembers only by its id, parent and service (its
 /// trace was sampled out): enough to place the spans around it.
 fn skeleton(trace_id: TraceId, s: &omegi_store::SpanSkeleton) -> SpanRecord {
-    SpanRecord {
-        trace_id,
-        span_id: s.span_id,
-        parent_span_id: s.parent,
-        remote_parent: false,
-        service: s.service.clone(),
-        name: "".into(),
-        target: "".into(),
-        level: omegi_core::Level::Info,
-        kind: SpanKind::Internal,
-        start_ns: 0,
-        end_ns: 0,
-        attributes: Vec::new(),
-        events: Vec::new(),
-        dropped_events: 0,
-        status: Status::Unset,
-        status_message: None,
-        location: omegi_core::CodeLocation::default(),
-    }
+    SpanRecord::new(trace_id, s.span_id, "", 0, 0)
+        .with_parent(s.parent)
+        .with_service(s.service.clone())
 }
 
 /// Settles traces of `project` and stores them with `loose` errors in one

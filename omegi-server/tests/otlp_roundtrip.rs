@@ -135,13 +135,10 @@ const TRACE: TraceId = TraceId(0x4bf92f3577b34da6a3ce929d0e0e4736);
 const T0: u64 = 1_700_000_000_000_000_000;
 
 fn resource(service: &str) -> Resource {
-    Resource {
-        service: service.into(),
-        attributes: vec![
-            Attribute::new("deployment.environment", "test"),
-            Attribute::new("service.instance.id", format!("{service}-1")),
-        ],
-    }
+    Resource::new(service).with_attributes(vec![
+        Attribute::new("deployment.environment", "test"),
+        Attribute::new("service.instance.id", format!("{service}-1")),
+    ])
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -155,25 +152,13 @@ fn span(
     start: u64,
     end: u64,
 ) -> SpanRecord {
-    SpanRecord {
-        trace_id: TRACE,
-        span_id: SpanId(id),
-        parent_span_id: parent.map(SpanId),
-        remote_parent,
-        service: service.into(),
-        name: name.to_owned().into(),
-        target: format!("{service}::http").into(),
-        level: Level::Info,
-        kind,
-        start_ns: T0 + start,
-        end_ns: T0 + end,
-        attributes: vec![],
-        events: vec![],
-        dropped_events: 0,
-        status: Status::Unset,
-        status_message: None,
-        location: CodeLocation::default(),
-    }
+    let mut span = SpanRecord::new(TRACE, SpanId(id), name.to_owned(), T0 + start, T0 + end)
+        .with_parent(parent.map(SpanId))
+        .with_service(service)
+        .with_target(format!("{service}::http"))
+        .with_kind(kind);
+    span.remote_parent = remote_parent;
+    span
 }
 
 fn event(
@@ -183,14 +168,9 @@ fn event(
     message: &str,
     fields: Vec<Attribute>,
 ) -> EventRecord {
-    EventRecord {
-        time_ns: T0 + time,
-        level,
-        target: target.to_owned().into(),
-        message: message.into(),
-        fields,
-        location: CodeLocation::default(),
-    }
+    EventRecord::new(T0 + time, level, message)
+        .with_target(target.to_owned())
+        .with_fields(fields)
 }
 
 /// gateway → inventory → payment; the payment fails.
@@ -259,20 +239,18 @@ fn flow() -> Vec<(Resource, Vec<Record>)> {
     );
     call_payment.dropped_events = 2;
 
-    let calling_issuer = EventRecord {
-        location: CodeLocation {
-            file: Some("payment/src/issuer.rs".into()),
-            line: Some(88),
-            module: Some("payment::issuer".into()),
-        },
-        ..event(
-            500,
-            Level::Warn,
-            "payment::issuer",
-            "calling issuer",
-            vec![Attribute::new("attempt", 2i64)],
-        )
-    };
+    let calling_issuer = event(
+        500,
+        Level::Warn,
+        "payment::issuer",
+        "calling issuer",
+        vec![Attribute::new("attempt", 2i64)],
+    )
+    .with_location(CodeLocation {
+        file: Some("payment/src/issuer.rs".into()),
+        line: Some(88),
+        module: Some("payment::issuer".into()),
+    });
     let mut charge = span(
         "payment",
         "charge",
@@ -291,59 +269,38 @@ fn flow() -> Vec<(Resource, Vec<Record>)> {
     charge.status = Status::Error;
     charge.status_message = Some("charge failed".into());
 
-    let charge_error = ErrorRecord {
-        trace_id: Some(TRACE),
-        span_id: Some(SpanId(0x30)),
-        service: "payment".into(),
-        time_ns: T0 + 8_500,
-        kind: ErrorKind::Event,
-        message: "charge failed".into(),
-        causes: vec![
+    let charge_error = ErrorRecord::new("charge failed", T0 + 8_500)
+        .with_trace_id(TRACE)
+        .with_span_id(SpanId(0x30))
+        .with_service("payment")
+        .with_causes(vec![
             "card declined by issuer".into(),
             "connection reset by peer".into(),
-        ],
-        error_type: Some("payment::ChargeError".into()),
-        target: "payment::api".into(),
-        fields: vec![
+        ])
+        .with_error_type("payment::ChargeError")
+        .with_target("payment::api")
+        .with_fields(vec![
             Attribute::new("order.id", 42i64),
             Attribute::new("retryable", false),
-        ],
-        span_stack: vec![SpanFrame {
-            span_id: SpanId(0x30),
-            name: "charge".into(),
-            target: "payment::http".into(),
-            fields: vec![
+        ])
+        .with_span_stack(vec![SpanFrame::new(SpanId(0x30), "charge")
+            .with_target("payment::http")
+            .with_fields(vec![
                 Attribute::new("order.id", 42i64),
                 Attribute::new("amount", 12.5),
-            ],
-            location: CodeLocation::default(),
-        }],
-        breadcrumbs: vec![calling_issuer],
-        location: CodeLocation {
+            ])])
+        .with_breadcrumbs(vec![calling_issuer])
+        .with_location(CodeLocation {
             file: Some("payment/src/api.rs".into()),
             line: Some(120),
             module: Some("payment::api".into()),
-        },
-        thread: Some("tokio-runtime-worker".into()),
-        fingerprint: Some("payment-declined".into()),
-    };
-    let startup_panic = ErrorRecord {
-        trace_id: None,
-        span_id: None,
-        service: "payment".into(),
-        time_ns: T0 + 9_500,
-        kind: ErrorKind::Panic,
-        message: "config missing".into(),
-        causes: vec![],
-        error_type: None,
-        target: "payment::main".into(),
-        fields: vec![],
-        span_stack: vec![],
-        breadcrumbs: vec![],
-        location: CodeLocation::default(),
-        thread: None,
-        fingerprint: None,
-    };
+        })
+        .with_thread("tokio-runtime-worker")
+        .with_fingerprint("payment-declined");
+    let startup_panic = ErrorRecord::new("config missing", T0 + 9_500)
+        .with_service("payment")
+        .with_kind(ErrorKind::Panic)
+        .with_target("payment::main");
 
     vec![
         (

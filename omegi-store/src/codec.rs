@@ -260,14 +260,12 @@ fn event_in(e: &EventRecord) -> SEvent {
 }
 
 fn event_out(tree: &'static str, e: SEvent) -> Result<EventRecord> {
-    Ok(EventRecord {
-        time_ns: e.time_ns,
-        level: level_from(tree, e.level)?,
-        target: e.target.into(),
-        message: e.message,
-        fields: attrs_out(e.fields),
-        location: loc_out(e.location),
-    })
+    Ok(
+        EventRecord::new(e.time_ns, level_from(tree, e.level)?, e.message)
+            .with_target(e.target)
+            .with_fields(attrs_out(e.fields))
+            .with_location(loc_out(e.location)),
+    )
 }
 
 impl SSpan {
@@ -299,29 +297,31 @@ impl SSpan {
     }
 
     pub(crate) fn into_record(self, tree: &'static str) -> Result<SpanRecord> {
-        Ok(SpanRecord {
-            trace_id: TraceId(self.trace_id),
-            span_id: SpanId(self.span_id),
-            parent_span_id: self.parent_span_id.map(SpanId),
-            remote_parent: self.remote_parent,
-            service: self.service,
-            name: self.name.into(),
-            target: self.target.into(),
-            level: level_from(tree, self.level)?,
-            kind: kind_from(tree, self.kind)?,
-            start_ns: self.start_ns,
-            end_ns: self.end_ns,
-            attributes: attrs_out(self.attributes),
-            events: self
-                .events
+        let mut span = SpanRecord::new(
+            TraceId(self.trace_id),
+            SpanId(self.span_id),
+            self.name,
+            self.start_ns,
+            self.end_ns,
+        )
+        .with_parent(self.parent_span_id.map(SpanId))
+        .with_service(self.service)
+        .with_target(self.target)
+        .with_level(level_from(tree, self.level)?)
+        .with_kind(kind_from(tree, self.kind)?)
+        .with_attributes(attrs_out(self.attributes))
+        .with_events(
+            self.events
                 .into_iter()
                 .map(|e| event_out(tree, e))
                 .collect::<Result<_>>()?,
-            dropped_events: self.dropped_events,
-            status: status_from(tree, self.status)?,
-            status_message: self.status_message,
-            location: loc_out(self.location),
-        })
+        )
+        .with_status(status_from(tree, self.status)?)
+        .with_location(loc_out(self.location));
+        span.remote_parent = self.remote_parent;
+        span.dropped_events = self.dropped_events;
+        span.status_message = self.status_message;
+        Ok(span)
     }
 }
 
@@ -395,37 +395,36 @@ impl SError {
     }
 
     pub(crate) fn into_record(self, tree: &'static str) -> Result<ErrorRecord> {
-        Ok(ErrorRecord {
-            trace_id: self.trace_id.map(TraceId),
-            span_id: self.span_id.map(SpanId),
-            service: self.service,
-            time_ns: self.time_ns,
-            kind: error_kind_from(tree, self.kind)?,
-            message: self.message,
-            causes: self.causes,
-            error_type: self.error_type,
-            target: self.target,
-            fields: attrs_out(self.fields),
-            span_stack: self
-                .span_stack
-                .into_iter()
-                .map(|f| SpanFrame {
-                    span_id: SpanId(f.span_id),
-                    name: f.name,
-                    target: f.target,
-                    fields: attrs_out(f.fields),
-                    location: loc_out(f.location),
-                })
-                .collect(),
-            breadcrumbs: self
-                .breadcrumbs
-                .into_iter()
-                .map(|e| event_out(tree, e))
-                .collect::<Result<_>>()?,
-            location: loc_out(self.location),
-            thread: self.thread,
-            fingerprint: self.fingerprint,
-        })
+        let mut error = ErrorRecord::new(self.message, self.time_ns)
+            .with_trace_id(self.trace_id.map(TraceId))
+            .with_span_id(self.span_id.map(SpanId))
+            .with_service(self.service)
+            .with_kind(error_kind_from(tree, self.kind)?)
+            .with_causes(self.causes)
+            .with_target(self.target)
+            .with_fields(attrs_out(self.fields))
+            .with_span_stack(
+                self.span_stack
+                    .into_iter()
+                    .map(|f| {
+                        SpanFrame::new(SpanId(f.span_id), f.name)
+                            .with_target(f.target)
+                            .with_fields(attrs_out(f.fields))
+                            .with_location(loc_out(f.location))
+                    })
+                    .collect(),
+            )
+            .with_breadcrumbs(
+                self.breadcrumbs
+                    .into_iter()
+                    .map(|e| event_out(tree, e))
+                    .collect::<Result<_>>()?,
+            )
+            .with_location(loc_out(self.location));
+        error.error_type = self.error_type;
+        error.thread = self.thread;
+        error.fingerprint = self.fingerprint;
+        Ok(error)
     }
 }
 
@@ -480,10 +479,7 @@ impl SResource {
     }
 
     pub(crate) fn into_record(self) -> Resource {
-        Resource {
-            service: self.service,
-            attributes: attrs_out(self.attributes),
-        }
+        Resource::new(self.service).with_attributes(attrs_out(self.attributes))
     }
 }
 
@@ -631,36 +627,24 @@ mod tests {
 
     #[test]
     fn borrowed_span_encodes_like_the_owned_one() {
-        let span = SpanRecord {
-            trace_id: TraceId(9),
-            span_id: SpanId(3),
-            parent_span_id: Some(SpanId(1)),
-            remote_parent: true,
-            service: "svc".into(),
-            name: "op".into(),
-            target: "t".into(),
-            level: Level::Warn,
-            kind: SpanKind::Client,
-            start_ns: 5,
-            end_ns: 9,
-            attributes: vec![Attribute::new("a", 1.5), Attribute::new("b", "x")],
-            events: vec![EventRecord {
-                time_ns: 6,
-                level: Level::Error,
-                target: "t".into(),
-                message: "m".into(),
-                fields: vec![Attribute::new("n", u64::MAX)],
-                location: CodeLocation {
+        let mut span = SpanRecord::new(TraceId(9), SpanId(3), "op", 5, 9)
+            .with_remote_parent(SpanId(1))
+            .with_service("svc")
+            .with_target("t")
+            .with_level(Level::Warn)
+            .with_kind(SpanKind::Client)
+            .with_attributes(vec![Attribute::new("a", 1.5), Attribute::new("b", "x")])
+            .with_events(vec![EventRecord::new(6, Level::Error, "m")
+                .with_target("t")
+                .with_field("n", u64::MAX)
+                .with_location(CodeLocation {
                     file: Some("f.rs".into()),
                     line: Some(3),
                     module: None,
-                },
-            }],
-            dropped_events: 2,
-            status: Status::Error,
-            status_message: Some("bad".into()),
-            location: CodeLocation::default(),
-        };
+                })])
+            .with_status(Status::Error)
+            .with_status_message("bad");
+        span.dropped_events = 2;
         let owned = encode(&SSpan::from_record(&span)).unwrap();
         assert_eq!(encode(&borrowed::SSpan::new(&span)).unwrap(), owned);
         let back: SSpan = decode("spans", &owned).unwrap();
@@ -669,35 +653,21 @@ mod tests {
 
     #[test]
     fn occurrence_ids_follow_the_content_but_not_the_context() {
-        let error = ErrorRecord {
-            trace_id: Some(TraceId(7)),
-            span_id: Some(SpanId(3)),
-            service: "payment".into(),
-            time_ns: 1_700_000_000_000_000_000,
-            kind: ErrorKind::Remote,
-            message: "card declined".into(),
-            causes: vec![],
-            error_type: Some("PaymentError".into()),
-            target: "payment::api".into(),
-            fields: vec![Attribute::new("order", 42i64)],
-            span_stack: vec![],
-            breadcrumbs: vec![],
-            location: CodeLocation::default(),
-            thread: None,
-            fingerprint: None,
-        };
+        let error = ErrorRecord::new("card declined", 1_700_000_000_000_000_000)
+            .with_trace_id(TraceId(7))
+            .with_span_id(SpanId(3))
+            .with_service("payment")
+            .with_kind(ErrorKind::Remote)
+            .with_error_type("PaymentError")
+            .with_target("payment::api")
+            .with_field("order", 42i64);
         let id = |e: &ErrorRecord| SError::from_record(e).occurrence_id().unwrap();
         assert_eq!(id(&error), id(&error.clone()));
         // The context (breadcrumbs) may differ between two sendings.
         let mut with_context = error.clone();
-        with_context.breadcrumbs.push(EventRecord {
-            time_ns: 1,
-            level: Level::Info,
-            target: "t".into(),
-            message: "earlier".into(),
-            fields: vec![],
-            location: CodeLocation::default(),
-        });
+        with_context
+            .breadcrumbs
+            .push(EventRecord::new(1, Level::Info, "earlier").with_target("t"));
         assert_eq!(id(&with_context), id(&error));
         // Another time, span or field is another occurrence.
         let mut later = error.clone();

@@ -74,28 +74,15 @@ impl Store {
     /// of one trace are usually spread over them.
     ///
     /// ```
-    /// use omegi_core::{CodeLocation, ErrorKind, ErrorRecord, Record, Resource};
+    /// use omegi_core::{ErrorRecord, Record, Resource};
     /// # fn main() -> omegi_store::Result<()> {
     /// let store = omegi_store::Store::temporary()?;
-    /// let failure = |message: &str| Record::Error(ErrorRecord {
-    ///     trace_id: None,
-    ///     span_id: None,
-    ///     service: String::new(), // filled in from the resource
-    ///     time_ns: 1_700_000_000_000_000_000,
-    ///     kind: ErrorKind::Event,
-    ///     message: message.into(),
-    ///     causes: vec![],
-    ///     error_type: None,
-    ///     target: "api".into(),
-    ///     fields: vec![],
-    ///     span_stack: vec![],
-    ///     breadcrumbs: vec![],
-    ///     location: CodeLocation::default(),
-    ///     thread: None,
-    ///     fingerprint: None,
-    /// });
-    /// let gateway = Resource { service: "gateway".into(), attributes: vec![] };
-    /// let payment = Resource { service: "payment".into(), attributes: vec![] };
+    /// // No service of its own: it is filled in from the resource.
+    /// let failure = |message: &str| {
+    ///     Record::Error(ErrorRecord::new(message, 1_700_000_000_000_000_000).with_target("api"))
+    /// };
+    /// let gateway = Resource::new("gateway");
+    /// let payment = Resource::new("payment");
     /// let (from_gateway, from_payment) = ([failure("upstream failed")], [failure("declined")]);
     /// let report = store.ingest_resources(
     ///     "shop",
@@ -230,9 +217,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use omegi_core::{
-        Attribute, CodeLocation, ErrorKind, Level, SpanFrame, SpanId, SpanKind, Status, TraceId,
-    };
+    use omegi_core::{SpanFrame, SpanId, SpanKind, TraceId};
 
     use super::*;
     use crate::{Bucket, IssueQuery, IssueStatus, TraceQuery};
@@ -240,58 +225,38 @@ mod tests {
     const T0: u64 = 1_700_000_000_000_000_000;
 
     fn span(trace: u128, id: u64, parent: Option<u64>, service: &str, start: u64) -> Record {
-        Record::Span(SpanRecord {
-            trace_id: TraceId(trace),
-            span_id: SpanId(id),
-            parent_span_id: parent.map(SpanId),
-            remote_parent: false,
-            service: service.into(),
-            name: format!("op-{id}").into(),
-            target: "svc::api".into(),
-            level: Level::Info,
-            kind: SpanKind::Server,
-            start_ns: start,
-            end_ns: start + 1_000,
-            attributes: vec![Attribute::new("http.route", "/orders/{id}")],
-            events: vec![],
-            dropped_events: 0,
-            status: Status::Unset,
-            status_message: None,
-            location: CodeLocation::default(),
-        })
+        Record::Span(
+            SpanRecord::new(
+                TraceId(trace),
+                SpanId(id),
+                format!("op-{id}"),
+                start,
+                start + 1_000,
+            )
+            .with_parent(parent.map(SpanId))
+            .with_service(service)
+            .with_target("svc::api")
+            .with_kind(SpanKind::Server)
+            .with_attribute("http.route", "/orders/{id}"),
+        )
     }
 
     fn error(service: &str, message: &str, time: u64, trace: Option<u128>) -> Record {
-        Record::Error(ErrorRecord {
-            trace_id: trace.map(TraceId),
-            span_id: trace.map(|_| SpanId(1)),
-            service: service.into(),
-            time_ns: time,
-            kind: ErrorKind::Event,
-            message: message.into(),
-            causes: vec![],
-            error_type: Some("AppError".into()),
-            target: "svc::api".into(),
-            fields: vec![],
-            span_stack: vec![SpanFrame {
-                span_id: SpanId(1),
-                name: "handle".into(),
-                target: "svc::api".into(),
-                fields: vec![],
-                location: CodeLocation::default(),
-            }],
-            breadcrumbs: vec![],
-            location: CodeLocation::default(),
-            thread: None,
-            fingerprint: None,
-        })
+        Record::Error(
+            ErrorRecord::new(message, time)
+                .with_trace_id(trace.map(TraceId))
+                .with_span_id(trace.map(|_| SpanId(1)))
+                .with_service(service)
+                .with_error_type("AppError")
+                .with_target("svc::api")
+                .with_span_stack(vec![
+                    SpanFrame::new(SpanId(1), "handle").with_target("svc::api")
+                ]),
+        )
     }
 
     fn resource(service: &str) -> Resource {
-        Resource {
-            service: service.into(),
-            attributes: vec![Attribute::new("host.name", service)],
-        }
+        Resource::new(service).with_attribute("host.name", service)
     }
 
     /// What the store held before the ingest under test: a trace, two

@@ -36,29 +36,17 @@
 //!   [`ImportOptions::accounts`] says so).
 //!
 //! ```
-//! use omegi_core::{ErrorRecord, ErrorKind, Record, Resource, TraceId, CodeLocation};
+//! use omegi_core::{ErrorRecord, Record, Resource, TraceId};
 //! use omegi_store::{IssueQuery, IssueStatus, Store};
 //!
 //! # fn main() -> omegi_store::Result<()> {
 //! let store = Store::temporary()?;
-//! let resource = Resource { service: "payment".into(), attributes: vec![] };
-//! let error = ErrorRecord {
-//!     trace_id: Some(TraceId(7)),
-//!     span_id: None,
-//!     service: String::new(), // filled in from the resource
-//!     time_ns: 1_700_000_000_000_000_000,
-//!     kind: ErrorKind::Event,
-//!     message: "card declined".into(),
-//!     causes: vec![],
-//!     error_type: Some("PaymentError".into()),
-//!     target: "payment::api".into(),
-//!     fields: vec![],
-//!     span_stack: vec![],
-//!     breadcrumbs: vec![],
-//!     location: CodeLocation::default(),
-//!     thread: None,
-//!     fingerprint: None,
-//! };
+//! let resource = Resource::new("payment");
+//! // No service of its own: it is filled in from the resource.
+//! let error = ErrorRecord::new("card declined", 1_700_000_000_000_000_000)
+//!     .with_trace_id(TraceId(7))
+//!     .with_error_type("PaymentError")
+//!     .with_target("payment::api");
 //!
 //! let report = store.ingest("shop", &resource, &[Record::Error(error.clone())])?;
 //! assert_eq!(report.created.len(), 1);
@@ -70,7 +58,8 @@
 //! store.set_issue_status("shop", &issue.fingerprint, IssueStatus::Resolved)?;
 //! let retry = store.ingest("shop", &resource, &[Record::Error(error.clone())])?;
 //! assert!(retry.regressed.is_empty());
-//! let later = ErrorRecord { time_ns: error.time_ns + 1_000_000, ..error };
+//! let mut later = error;
+//! later.time_ns += 1_000_000;
 //! let report = store.ingest("shop", &resource, &[Record::Error(later)])?;
 //! assert_eq!(report.regressed[0].status, IssueStatus::Regressed);
 //! assert_eq!(report.regressed[0].count, 2);

@@ -1062,23 +1062,9 @@ mod tests {
 
     #[test]
     fn error_words_drop_placeholders() {
-        let e = ErrorRecord {
-            trace_id: None,
-            span_id: None,
-            service: "payment".into(),
-            time_ns: 0,
-            kind: omegi_core::ErrorKind::Event,
-            message: "timeout after 3000ms calling /orders/17".into(),
-            causes: vec![],
-            error_type: Some("PaymentError".into()),
-            target: String::new(),
-            fields: vec![],
-            span_stack: vec![],
-            breadcrumbs: vec![],
-            location: omegi_core::CodeLocation::default(),
-            thread: None,
-            fingerprint: None,
-        };
+        let e = ErrorRecord::new("timeout after 3000ms calling /orders/17", 0)
+            .with_service("payment")
+            .with_error_type("PaymentError");
         let words = error_words(&e);
         assert!(words.contains("PaymentError"));
         assert!(words.contains("timeout"));

@@ -42,7 +42,7 @@
 //!
 //! # fn main() -> omegi_store::Result<()> {
 //! let dir = tempfile::tempdir()?;
-//! let resource = Resource { service: "payment".into(), attributes: vec![] };
+//! let resource = Resource::new("payment");
 //! let chunk = TraceChunk::encode(Some(TraceId(7)), &[], &[])?;
 //! {
 //!     let (wal, replay) = Wal::open(dir.path(), WalConfig::default(), |_, _| Ok(()))?;
@@ -703,57 +703,31 @@ impl Wal {
 
 #[cfg(test)]
 mod tests {
-    use omegi_core::{CodeLocation, ErrorKind, Level, SpanId, SpanKind, Status};
+    use omegi_core::{ErrorKind, SpanId, SpanKind, Status};
 
     use super::*;
 
     fn span(trace: u128, id: u64) -> SpanRecord {
-        SpanRecord {
-            trace_id: TraceId(trace),
-            span_id: SpanId(id),
-            parent_span_id: None,
-            remote_parent: false,
-            service: "payment".into(),
-            name: "charge".into(),
-            target: "t".into(),
-            level: Level::Info,
-            kind: SpanKind::Server,
-            start_ns: 10,
-            end_ns: 20,
-            attributes: vec![omegi_core::Attribute::new("n", 1.5)],
-            events: vec![],
-            dropped_events: 0,
-            status: Status::Error,
-            status_message: Some("declined".into()),
-            location: CodeLocation::default(),
-        }
+        SpanRecord::new(TraceId(trace), SpanId(id), "charge", 10, 20)
+            .with_service("payment")
+            .with_target("t")
+            .with_kind(SpanKind::Server)
+            .with_attribute("n", 1.5)
+            .with_status(Status::Error)
+            .with_status_message("declined")
     }
 
     fn error() -> ErrorRecord {
-        ErrorRecord {
-            trace_id: None,
-            span_id: None,
-            service: "payment".into(),
-            time_ns: 5,
-            kind: ErrorKind::Remote,
-            message: "boom".into(),
-            causes: vec!["below".into()],
-            error_type: Some("E".into()),
-            target: "t".into(),
-            fields: vec![],
-            span_stack: vec![],
-            breadcrumbs: vec![],
-            location: CodeLocation::default(),
-            thread: None,
-            fingerprint: None,
-        }
+        ErrorRecord::new("boom", 5)
+            .with_service("payment")
+            .with_kind(ErrorKind::Remote)
+            .with_causes(vec!["below".into()])
+            .with_error_type("E")
+            .with_target("t")
     }
 
     fn resource() -> Resource {
-        Resource {
-            service: "payment".into(),
-            attributes: vec![omegi_core::Attribute::new("host", "a")],
-        }
+        Resource::new("payment").with_attribute("host", "a")
     }
 
     /// Opens `dir` and collects what it replays.

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use omegi_core::{fingerprint, Attribute, Record, Resource, SpanId, SpanRecord, TraceId};
+use omegi_core::{fingerprint, Record, Resource, SpanId, SpanRecord, TraceId};
 use omegi_store::{
     Bucket, BucketCount, Config, Error, IngestReport, Issue, IssueQuery, IssueStatus, Occurrence,
     ProjectSummary, ServiceCount, ServiceInfo, Store, TraceQuery, TraceSummary,
@@ -82,14 +82,8 @@ fn readable(store: &Store, projects: &[&str]) -> Readable {
 /// A request as an OTLP exporter sends it: two processes, two traces, an
 /// exception in one, a log error outside any trace.
 fn request() -> Vec<(Resource, Vec<Record>)> {
-    let gateway = Resource {
-        service: "gateway".into(),
-        attributes: vec![Attribute::new("host.name", "edge-1")],
-    };
-    let payment = Resource {
-        service: "payment".into(),
-        attributes: vec![Attribute::new("host.name", "pay-7")],
-    };
+    let gateway = Resource::new("gateway").with_attribute("host.name", "edge-1");
+    let payment = Resource::new("payment").with_attribute("host.name", "pay-7");
     let mut failed = span(7, 3, Some(2), "payment", T0 + 20);
     failed.status = omegi_core::Status::Error;
     vec![

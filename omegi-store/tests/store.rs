@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use omegi_core::{fingerprint, Attribute, Record, Resource, SpanId, TraceId};
+use omegi_core::{fingerprint, Record, Resource, SpanId, TraceId};
 use omegi_store::{
     Bucket, BucketCount, Config, Error, IssueQuery, IssueSort, IssueStatus, Project, Store,
     TokenOwner, TraceQuery, User,
@@ -14,14 +14,8 @@ use omegi_store::{
 #[test]
 fn one_call_stores_the_records_of_several_processes() {
     let store = Store::temporary().unwrap();
-    let gateway = Resource {
-        service: "gateway".into(),
-        attributes: vec![Attribute::new("host.name", "edge-1")],
-    };
-    let payment = Resource {
-        service: "payment".into(),
-        attributes: vec![Attribute::new("host.name", "pay-7")],
-    };
+    let gateway = Resource::new("gateway").with_attribute("host.name", "edge-1");
+    let payment = Resource::new("payment").with_attribute("host.name", "pay-7");
     // One trace over both processes; the spans leave the service empty.
     let root = span(1, 11, None, "", T0);
     let child = span(1, 12, Some(11), "", T0 + 10);

@@ -8,6 +8,8 @@
 //! installing each once when it is missing, then runs
 //! `cargo test --workspace ARGS`. A second run installs nothing.
 
+#![forbid(unsafe_code)]
+
 use std::env;
 use std::path::{Path, PathBuf};
 use std::process::{exit, Command, Stdio};

@@ -204,8 +204,9 @@ fn cpu_clock(clock: libc::clockid_t) -> Duration {
 
 /// User + system CPU time of the whole process.
 fn process_cpu() -> Duration {
-    // SAFETY: `usage` is a valid rusage to write into.
+    // SAFETY: `rusage` is plain old data, for which all zero bytes are a value.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `usage` is a valid rusage to write into.
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1_000);
     tv(usage.ru_utime) + tv(usage.ru_stime)

@@ -18,26 +18,17 @@
 //!
 //! ```
 //! use omegi_core::flow::Trace;
-//! use omegi_core::{CodeLocation, Level, SpanId, SpanKind, SpanRecord, Status, TraceId};
+//! use omegi_core::{SpanId, SpanKind, SpanRecord, Status, TraceId};
 //!
-//! let span = |id: u64, parent: Option<u64>, service: &str, failed: Option<&str>| SpanRecord {
-//!     trace_id: TraceId(1),
-//!     span_id: SpanId(id),
-//!     parent_span_id: parent.map(SpanId),
-//!     remote_parent: false,
-//!     service: service.into(),
-//!     name: format!("op {id}").into(),
-//!     target: "".into(),
-//!     level: Level::Info,
-//!     kind: SpanKind::Server,
-//!     start_ns: id * 10,
-//!     end_ns: 1_000 - id * 10,
-//!     attributes: vec![],
-//!     events: vec![],
-//!     dropped_events: 0,
-//!     status: if failed.is_some() { Status::Error } else { Status::Unset },
-//!     status_message: failed.map(str::to_owned),
-//!     location: CodeLocation::default(),
+//! let span = |id: u64, parent: Option<u64>, service: &str, failed: Option<&str>| {
+//!     let span = SpanRecord::new(TraceId(1), SpanId(id), format!("op {id}"), id * 10, 1_000 - id * 10)
+//!         .with_parent(parent.map(SpanId))
+//!         .with_service(service)
+//!         .with_kind(SpanKind::Server);
+//!     match failed {
+//!         Some(message) => span.with_status(Status::Error).with_status_message(message),
+//!         None => span,
+//!     }
 //! };
 //! // The gateway failed because billing failed: one root cause.
 //! let trace = Trace::from_spans([
@@ -318,26 +309,19 @@ impl Trace {
     pub fn status_error(&self, node: NodeId) -> ErrorRecord {
         let n = &self[node];
         let span = &n.span;
-        ErrorRecord {
-            trace_id: Some(self.trace_id()),
-            span_id: Some(span.span_id),
-            service: span.service.clone(),
-            time_ns: shift(span.end_ns, -n.skew_ns),
-            kind: ErrorKind::Remote,
-            message: span
-                .status_message
+        ErrorRecord::new(
+            span.status_message
                 .clone()
                 .unwrap_or_else(|| format!("span {} failed", span.name)),
-            causes: Vec::new(),
-            error_type: None,
-            target: span.target.to_string(),
-            fields: Vec::new(),
-            span_stack: vec![SpanFrame::of(span, false)],
-            breadcrumbs: Vec::new(),
-            location: span.location.clone(),
-            thread: None,
-            fingerprint: None,
-        }
+            shift(span.end_ns, -n.skew_ns),
+        )
+        .with_trace_id(self.trace_id())
+        .with_span_id(span.span_id)
+        .with_service(span.service.clone())
+        .with_kind(ErrorKind::Remote)
+        .with_target(span.target.to_string())
+        .with_span_stack(vec![SpanFrame::of(span, false)])
+        .with_location(span.location.clone())
     }
 
     /// The flows of the root causes that the spans show by themselves
@@ -521,48 +505,33 @@ fn exception_index(span: &SpanRecord, error: &ErrorRecord) -> Option<usize> {
 mod tests {
     use super::*;
     use crate::ids::TraceId;
-    use crate::model::{Attribute, CodeLocation, Level, SpanKind};
+    use crate::model::{Attribute, Level, SpanKind};
 
     fn span(id: u64, parent: Option<u64>, service: &str, status: Status) -> SpanRecord {
-        SpanRecord {
-            trace_id: TraceId(9),
-            span_id: SpanId(id),
-            parent_span_id: parent.map(SpanId),
-            remote_parent: false,
-            service: service.into(),
-            name: format!("op {id}").into(),
-            target: "t".into(),
-            level: Level::Info,
-            kind: SpanKind::Server,
-            start_ns: 1_000 + id,
-            end_ns: 10_000 - id,
-            attributes: vec![Attribute::new("k", "v")],
-            events: vec![],
-            dropped_events: 0,
-            status,
-            status_message: (status == Status::Error).then(|| format!("{service} failed")),
-            location: CodeLocation::default(),
-        }
+        let mut span = SpanRecord::new(
+            TraceId(9),
+            SpanId(id),
+            format!("op {id}"),
+            1_000 + id,
+            10_000 - id,
+        )
+        .with_parent(parent.map(SpanId))
+        .with_service(service)
+        .with_target("t")
+        .with_kind(SpanKind::Server)
+        .with_attribute("k", "v")
+        .with_status(status);
+        span.status_message = (status == Status::Error).then(|| format!("{service} failed"));
+        span
     }
 
     fn logged(span: u64, message: &str) -> ErrorRecord {
-        ErrorRecord {
-            trace_id: Some(TraceId(9)),
-            span_id: Some(SpanId(span)),
-            service: "svc".into(),
-            time_ns: 5_000,
-            kind: ErrorKind::Event,
-            message: message.into(),
-            causes: vec![],
-            error_type: Some("E".into()),
-            target: "t".into(),
-            fields: vec![],
-            span_stack: vec![],
-            breadcrumbs: vec![],
-            location: CodeLocation::default(),
-            thread: None,
-            fingerprint: None,
-        }
+        ErrorRecord::new(message, 5_000)
+            .with_trace_id(TraceId(9))
+            .with_span_id(SpanId(span))
+            .with_service("svc")
+            .with_error_type("E")
+            .with_target("t")
     }
 
     #[test]
@@ -641,17 +610,14 @@ mod tests {
     #[test]
     fn an_exception_event_is_a_failure_and_names_the_flow() {
         let mut failed = span(2, Some(1), "billing", Status::Unset);
-        failed.events.push(EventRecord {
-            time_ns: 2_000,
-            level: Level::Error,
-            target: "t".into(),
-            message: EXCEPTION_EVENT.into(),
-            fields: vec![
-                Attribute::new("exception.type", "LedgerError"),
-                Attribute::new("exception.message", "ledger offline"),
-            ],
-            location: CodeLocation::default(),
-        });
+        failed.events.push(
+            EventRecord::new(2_000, Level::Error, EXCEPTION_EVENT)
+                .with_target("t")
+                .with_fields(vec![
+                    Attribute::new("exception.type", "LedgerError"),
+                    Attribute::new("exception.message", "ledger offline"),
+                ]),
+        );
         let trace = Trace::from_spans([span(1, None, "gateway", Status::Error), failed]).unwrap();
         let flows = trace.failing_flows();
         assert_eq!(flows.len(), 1);
@@ -666,14 +632,8 @@ mod tests {
     #[test]
     fn status_errors_take_their_context_from_the_whole_trace() {
         let mut root = span(1, None, "gateway", Status::Unset);
-        root.events.push(EventRecord {
-            time_ns: 1_500,
-            level: Level::Info,
-            target: "t".into(),
-            message: "cart loaded".into(),
-            fields: vec![],
-            location: CodeLocation::default(),
-        });
+        root.events
+            .push(EventRecord::new(1_500, Level::Info, "cart loaded").with_target("t"));
         let trace = Trace::from_spans([root, span(2, Some(1), "billing", Status::Error)]).unwrap();
         let node = trace.find(SpanId(2)).unwrap();
         let mut error = trace.status_error(node);

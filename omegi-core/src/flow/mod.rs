@@ -26,31 +26,18 @@
 //!
 //! ```
 //! use omegi_core::flow::{Flow, Trace};
-//! use omegi_core::{CodeLocation, Level, SpanId, SpanKind, SpanRecord, Status, TraceId};
+//! use omegi_core::{SpanId, SpanRecord, Status, TraceId};
 //!
 //! let span = |id: u64, parent: Option<u64>, service: &str, name: &'static str, start: u64, end: u64| {
-//!     SpanRecord {
-//!         trace_id: TraceId(7),
-//!         span_id: SpanId(id),
-//!         parent_span_id: parent.map(SpanId),
-//!         remote_parent: false,
-//!         service: service.into(),
-//!         name: name.into(),
-//!         target: "".into(),
-//!         level: Level::Info,
-//!         kind: SpanKind::Internal,
-//!         start_ns: start,
-//!         end_ns: end,
-//!         attributes: vec![],
-//!         events: vec![],
-//!         dropped_events: 0,
-//!         status: if id == 3 { Status::Error } else { Status::Unset },
-//!         status_message: (id == 3).then(|| "card declined".to_owned()),
-//!         location: CodeLocation::default(),
-//!     }
+//!     SpanRecord::new(TraceId(7), SpanId(id), name, start, end)
+//!         .with_parent(parent.map(SpanId))
+//!         .with_service(service)
 //! };
+//! let failed = span(3, Some(2), "payment", "charge", 2_000_000, 3_000_000)
+//!     .with_status(Status::Error)
+//!     .with_status_message("card declined");
 //! let trace = Trace::from_spans(vec![
-//!     span(3, Some(2), "payment", "charge", 2_000_000, 3_000_000),
+//!     failed,
 //!     span(1, None, "user", "POST /checkout", 0, 5_000_000),
 //!     span(2, Some(1), "user", "call payment", 1_000_000, 4_000_000),
 //! ])

@@ -113,26 +113,12 @@ impl SpanNode {
 ///
 /// ```
 /// use omegi_core::flow::Trace;
-/// use omegi_core::{CodeLocation, Level, SpanId, SpanKind, SpanRecord, Status, TraceId};
+/// use omegi_core::{SpanId, SpanRecord, TraceId};
 ///
-/// let span = |id: u64, parent: Option<u64>, service: &str, start: u64, end: u64| SpanRecord {
-///     trace_id: TraceId(1),
-///     span_id: SpanId(id),
-///     parent_span_id: parent.map(SpanId),
-///     remote_parent: false,
-///     service: service.into(),
-///     name: format!("span {id}").into(),
-///     target: "".into(),
-///     level: Level::Info,
-///     kind: SpanKind::Internal,
-///     start_ns: start,
-///     end_ns: end,
-///     attributes: vec![],
-///     events: vec![],
-///     dropped_events: 0,
-///     status: Status::Unset,
-///     status_message: None,
-///     location: CodeLocation::default(),
+/// let span = |id: u64, parent: Option<u64>, service: &str, start: u64, end: u64| {
+///     SpanRecord::new(TraceId(1), SpanId(id), format!("span {id}"), start, end)
+///         .with_parent(parent.map(SpanId))
+///         .with_service(service)
 /// };
 /// // The child's host clock runs 5 ms behind: it seems to start before its parent.
 /// let trace = Trace::from_spans(vec![

@@ -98,23 +98,8 @@ where
         scope: impl Iterator<Item = SpanRef<'a, S>>,
         time_ns: u64,
     ) -> ErrorRecord {
-        let mut record = ErrorRecord {
-            trace_id: None,
-            span_id: None,
-            service: String::new(),
-            time_ns,
-            kind: ErrorKind::Event,
-            message: String::new(),
-            causes: Vec::new(),
-            error_type: None,
-            target: String::new(),
-            fields: Vec::new(),
-            span_stack: Vec::new(),
-            breadcrumbs: Vec::new(),
-            location: CodeLocation::default(),
-            thread: thread_name(),
-            fingerprint: None,
-        };
+        let mut record = ErrorRecord::new(String::new(), time_ns);
+        record.thread = thread_name();
         let mut stack = StackBuilder::new(&self.limits);
         let mut local_trace: Option<Arc<LocalTrace>> = None;
         if let Some((data, meta)) = own {
@@ -205,13 +190,15 @@ impl StackBuilder {
                 self.dropped_fields += 1;
             }
         }
-        self.frames.push(SpanFrame {
-            span_id: data.span_id,
-            name: data.name.clone().unwrap_or_else(|| meta.name().to_owned()),
-            target: meta.target().to_owned(),
-            fields,
-            location: export::location(meta),
-        });
+        self.frames.push(
+            SpanFrame::new(
+                data.span_id,
+                data.name.clone().unwrap_or_else(|| meta.name().to_owned()),
+            )
+            .with_target(meta.target().to_owned())
+            .with_fields(fields)
+            .with_location(export::location(meta)),
+        );
     }
 
     /// Puts the stack in the record, root first, with what was left out.
@@ -389,6 +376,7 @@ where
     // `TypeId` was asked for (the layer itself, or its `WithContext` field),
     // borrowed from `self`, which is what `Layer::downcast_raw` requires:
     // the subscriber casts it back to that type and does not outlive `self`.
+    #[allow(unsafe_code)]
     unsafe fn downcast_raw(&self, id: TypeId) -> Option<*const ()> {
         if id == TypeId::of::<Self>() {
             Some(self as *const Self as *const ())

@@ -87,23 +87,17 @@ fn brief_location(location: &CodeLocation) -> CodeLocation {
 
 /// An error as a list shows it (see [`IssueView::brief`]).
 fn brief_error(e: &ErrorRecord) -> ErrorRecord {
-    ErrorRecord {
-        trace_id: e.trace_id,
-        span_id: e.span_id,
-        service: title_line(&e.service),
-        time_ns: e.time_ns,
-        kind: e.kind,
-        message: title_line(&e.message),
-        causes: Vec::new(),
-        error_type: e.error_type.as_deref().map(title_line),
-        target: title_line(&e.target),
-        fields: Vec::new(),
-        span_stack: Vec::new(),
-        breadcrumbs: Vec::new(),
-        location: brief_location(&e.location),
-        thread: e.thread.as_deref().map(title_line),
-        fingerprint: e.fingerprint.as_deref().map(title_line),
-    }
+    let mut error = ErrorRecord::new(title_line(&e.message), e.time_ns)
+        .with_trace_id(e.trace_id)
+        .with_span_id(e.span_id)
+        .with_service(title_line(&e.service))
+        .with_kind(e.kind)
+        .with_target(title_line(&e.target))
+        .with_location(brief_location(&e.location));
+    error.error_type = e.error_type.as_deref().map(title_line);
+    error.thread = e.thread.as_deref().map(title_line);
+    error.fingerprint = e.fingerprint.as_deref().map(title_line);
+    error
 }
 
 /// A trace as lists show it: the root's name and service, the services

@@ -227,10 +227,7 @@ fn resource(resource: Option<pr::Resource>) -> (Resource, bool) {
             && matches!(kv.value.as_ref().and_then(|v| v.value.as_ref()), Some(AV::StringValue(s)) if s == "omegi")
     });
     (
-        Resource {
-            service,
-            attributes: attributes_of(attributes),
-        },
+        Resource::new(service).with_attributes(attributes_of(attributes)),
         sdk_is_omegi,
     )
 }
@@ -298,35 +295,35 @@ fn span_record(
         ),
         None => (Status::Unset, None),
     };
-    let record = SpanRecord {
+    let mut record = SpanRecord::new(
         trace_id,
         span_id,
-        parent_span_id,
-        remote_parent: parent_span_id.is_some()
-            && span.flags & FLAG_HAS_IS_REMOTE != 0
-            && span.flags & FLAG_IS_REMOTE != 0,
-        service: resource.service.clone(),
-        name: span.name.into(),
-        target: target.into(),
-        level,
-        kind: match span.kind {
-            2 => SpanKind::Server,
-            3 => SpanKind::Client,
-            4 => SpanKind::Producer,
-            5 => SpanKind::Consumer,
-            _ => SpanKind::Internal,
-        },
-        start_ns: span.start_time_unix_nano,
-        end_ns: span.end_time_unix_nano,
-        attributes: attributes_of(attributes),
-        events,
-        dropped_events: span
-            .dropped_events_count
-            .saturating_add(u32::try_from(dropped_events).unwrap_or(u32::MAX)),
-        status,
-        status_message,
-        location,
-    };
+        span.name,
+        span.start_time_unix_nano,
+        span.end_time_unix_nano,
+    )
+    .with_parent(parent_span_id)
+    .with_service(resource.service.clone())
+    .with_target(target)
+    .with_level(level)
+    .with_kind(match span.kind {
+        2 => SpanKind::Server,
+        3 => SpanKind::Client,
+        4 => SpanKind::Producer,
+        5 => SpanKind::Consumer,
+        _ => SpanKind::Internal,
+    })
+    .with_attributes(attributes_of(attributes))
+    .with_events(events)
+    .with_status(status)
+    .with_location(location);
+    record.remote_parent = parent_span_id.is_some()
+        && span.flags & FLAG_HAS_IS_REMOTE != 0
+        && span.flags & FLAG_IS_REMOTE != 0;
+    record.dropped_events = span
+        .dropped_events_count
+        .saturating_add(u32::try_from(dropped_events).unwrap_or(u32::MAX));
+    record.status_message = status_message;
     (record, exceptions, dropped_exceptions)
 }
 
@@ -345,12 +342,8 @@ fn event_record(event: pt::span::Event, span_target: &str) -> EventRecord {
         .map(|v| text(&v))
         .unwrap_or_else(|| span_target.to_owned());
     let location = take_location(&mut attributes);
-    EventRecord {
-        time_ns: event.time_unix_nano,
-        level,
-        target: target.into(),
-        message: event.name,
-        fields: attributes_of(attributes),
-        location,
-    }
+    EventRecord::new(event.time_unix_nano, level, event.name)
+        .with_target(target)
+        .with_fields(attributes_of(attributes))
+        .with_location(location)
 }

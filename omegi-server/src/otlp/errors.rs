@@ -383,26 +383,20 @@ pub(crate) fn from_spans(entries: &[SpanEntry], limits: &Limits) -> Derived {
             let crumbs =
                 events.breadcrumbs(entries, span.trace_id, span.end_ns, (usize::MAX, 0), limits);
             let context = copy_context(&mut budget, entries, forest.stack(i, nearest), crumbs);
-            let mut error = ErrorRecord {
-                trace_id: Some(span.trace_id),
-                span_id: Some(span.span_id),
-                service: span.service.clone(),
-                time_ns: span.end_ns,
-                kind: ErrorKind::Remote,
-                message: span
-                    .status_message
+            let mut error = ErrorRecord::new(
+                span.status_message
                     .clone()
                     .unwrap_or_else(|| format!("span {} failed", span.name)),
-                causes: Vec::new(),
-                error_type: None,
-                target: span.target.to_string(),
-                fields: Vec::new(),
-                span_stack: context.span_stack,
-                breadcrumbs: context.breadcrumbs,
-                location: span.location.clone(),
-                thread: None,
-                fingerprint: None,
-            };
+                span.end_ns,
+            )
+            .with_trace_id(span.trace_id)
+            .with_span_id(span.span_id)
+            .with_service(span.service.clone())
+            .with_kind(ErrorKind::Remote)
+            .with_target(span.target.to_string())
+            .with_span_stack(context.span_stack)
+            .with_breadcrumbs(context.breadcrumbs)
+            .with_location(span.location.clone());
             add_count(&mut error.fields, DROPPED_FRAMES, context.dropped_frames);
             add_count(
                 &mut error.fields,
@@ -495,14 +489,14 @@ fn log_event(log: pl::LogRecord, time_ns: u64, scope: &str, limits: &RecordLimit
         n if n >= ERROR_SEVERITY => Level::Error,
         _ => Level::Info,
     };
-    let mut event = EventRecord {
+    let mut event = EventRecord::new(
         time_ns,
         level,
-        target: target.into(),
-        message: log.body.as_ref().map(text).unwrap_or_default(),
-        fields: attributes_of(attributes),
-        location,
-    };
+        log.body.as_ref().map(text).unwrap_or_default(),
+    )
+    .with_target(target)
+    .with_fields(attributes_of(attributes))
+    .with_location(location);
     limits.limit_event(&mut event);
     event
 }
@@ -552,25 +546,23 @@ fn error_record(mut attributes: Vec<pc::KeyValue>, origin: Origin) -> ErrorRecor
         );
         context.breadcrumbs
     });
-    ErrorRecord {
-        trace_id: origin.trace_id,
-        span_id: origin.span_id,
-        service: origin.service,
-        time_ns: origin.time_ns,
-        kind,
-        message,
-        causes: causes.unwrap_or_default(),
-        error_type,
-        target: target.unwrap_or(origin.target),
-        fields,
-        span_stack,
-        breadcrumbs,
-        location: if location == CodeLocation::default() {
+    let mut error = ErrorRecord::new(message, origin.time_ns)
+        .with_trace_id(origin.trace_id)
+        .with_span_id(origin.span_id)
+        .with_service(origin.service)
+        .with_kind(kind)
+        .with_causes(causes.unwrap_or_default())
+        .with_target(target.unwrap_or(origin.target))
+        .with_fields(fields)
+        .with_span_stack(span_stack)
+        .with_breadcrumbs(breadcrumbs)
+        .with_location(if location == CodeLocation::default() {
             origin.location
         } else {
             location
-        },
-        thread: thread_name.or(thread_id),
-        fingerprint,
-    }
+        });
+    error.error_type = error_type;
+    error.thread = thread_name.or(thread_id);
+    error.fingerprint = fingerprint;
+    error
 }

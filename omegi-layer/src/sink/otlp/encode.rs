@@ -324,39 +324,28 @@ pub(crate) mod tests {
     use omegi_core::{SpanId, TraceId};
 
     pub(crate) fn span_record() -> SpanRecord {
-        SpanRecord {
-            trace_id: TraceId(0xabc),
-            span_id: SpanId(0x12),
-            parent_span_id: Some(SpanId(0x11)),
-            remote_parent: true,
-            service: "payment".into(),
-            name: "charge".into(),
-            target: "payment::api".into(),
-            level: Level::Debug,
-            kind: SpanKind::Server,
-            start_ns: 1_000,
-            end_ns: 2_500,
-            attributes: vec![
+        let mut span = SpanRecord::new(TraceId(0xabc), SpanId(0x12), "charge", 1_000, 2_500)
+            .with_remote_parent(SpanId(0x11))
+            .with_service("payment")
+            .with_target("payment::api")
+            .with_level(Level::Debug)
+            .with_kind(SpanKind::Server)
+            .with_attributes(vec![
                 Attribute::new("order", 7i64),
                 Attribute::new("big", u64::MAX),
-            ],
-            events: vec![EventRecord {
-                time_ns: 1_200,
-                level: Level::Warn,
-                target: "payment::db".into(),
-                message: "slow query".into(),
-                fields: vec![Attribute::new("ms", 900i64)],
-                location: CodeLocation::default(),
-            }],
-            dropped_events: 3,
-            status: Status::Error,
-            status_message: Some("declined".into()),
-            location: CodeLocation {
+            ])
+            .with_events(vec![EventRecord::new(1_200, Level::Warn, "slow query")
+                .with_target("payment::db")
+                .with_field("ms", 900i64)])
+            .with_status(Status::Error)
+            .with_status_message("declined")
+            .with_location(CodeLocation {
                 file: Some("src/api.rs".into()),
                 line: Some(42),
                 module: Some("payment::api".into()),
-            },
-        }
+            });
+        span.dropped_events = 3;
+        span
     }
 
     fn find<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a any_value::Value> {

@@ -575,10 +575,7 @@ mod tests {
 
     #[test]
     fn direct_encoding_writes_what_prost_writes_for_the_messages() {
-        let resource = Resource {
-            service: "payment".into(),
-            attributes: vec![Attribute::new("region", "eu")],
-        };
+        let resource = Resource::new("payment").with_attribute("region", "eu");
         let otlp_resource = encode::resource(&resource);
         let scope = encode::scope();
         let (resource_bytes, scope_bytes) = (otlp_resource.encode_to_vec(), scope.encode_to_vec());
@@ -679,10 +676,7 @@ mod tests {
 
     #[test]
     fn captured_spans_are_encoded_as_their_records_would_be() {
-        let resource = Resource {
-            service: "payment".into(),
-            attributes: vec![],
-        };
+        let resource = Resource::new("payment");
         let resource_bytes = encode::resource(&resource).encode_to_vec();
         let scope_bytes = encode::scope().encode_to_vec();
         let spans = captured();
