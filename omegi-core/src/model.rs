@@ -662,6 +662,39 @@ impl ErrorRecord {
         }
     }
 
+    /// The error a failed span reports when nothing but its status says
+    /// what went wrong: kind [`ErrorKind::Remote`], the status message
+    /// (else `span <name> failed`) as message, no type, at the span's end,
+    /// in its trace, span, service, target and location, with the span as
+    /// its span stack. The one rule for such errors, wherever a failed span
+    /// is read (one OTLP request, or a whole settled trace).
+    ///
+    /// ```
+    /// use omegi_core::{ErrorKind, ErrorRecord, SpanId, SpanRecord, Status, TraceId};
+    ///
+    /// let span = SpanRecord::new(TraceId(1), SpanId(2), "charge", 10, 20)
+    ///     .with_status(Status::Error);
+    /// let error = ErrorRecord::of_failed_span(&span);
+    /// assert_eq!(error.message, "span charge failed");
+    /// assert_eq!((error.kind, error.time_ns), (ErrorKind::Remote, 20));
+    /// let error = ErrorRecord::of_failed_span(&span.with_status_message("declined"));
+    /// assert_eq!(error.message, "declined");
+    /// ```
+    pub fn of_failed_span(span: &SpanRecord) -> Self {
+        let message = match &span.status_message {
+            Some(message) => message.clone(),
+            None => format!("span {} failed", span.name),
+        };
+        ErrorRecord::new(message, span.end_ns)
+            .with_trace_id(span.trace_id)
+            .with_span_id(span.span_id)
+            .with_service(span.service.clone())
+            .with_kind(ErrorKind::Remote)
+            .with_target(span.target.to_string())
+            .with_span_stack(vec![SpanFrame::of(span, false)])
+            .with_location(span.location.clone())
+    }
+
     /// With the trace it happened in, or none.
     #[must_use]
     pub fn with_trace_id(mut self, trace_id: impl Into<Option<TraceId>>) -> Self {

@@ -56,7 +56,7 @@ use crate::limits::{
     DROPPED_FRAMES,
 };
 use crate::model::{
-    attribute, ErrorKind, ErrorRecord, EventRecord, SpanFrame, SpanRecord, Status, Value,
+    attribute, ErrorRecord, EventRecord, SpanFrame, SpanRecord, Status, Value,
 };
 
 use super::path::Flow;
@@ -301,27 +301,16 @@ impl Trace {
     }
 
     /// The error a failing span reports when nothing was recorded in it
-    /// but its status: kind [`ErrorKind::Remote`], its status message (else
-    /// `span <name> failed`) as message, no type, timed at the span's end
-    /// as its host recorded it (before clock-skew correction, so that the
-    /// same span always gives the same error). Its span stack and
-    /// breadcrumbs are empty: [`ErrorContext::fill`] adds them.
+    /// but its status ([`ErrorRecord::of_failed_span`]), timed at the
+    /// span's end as its host recorded it (before clock-skew correction, so
+    /// that the same span always gives the same error). Its span stack is
+    /// the span alone and it has no breadcrumbs: [`ErrorContext::fill`]
+    /// adds them.
     pub fn status_error(&self, node: NodeId) -> ErrorRecord {
         let n = &self[node];
-        let span = &n.span;
-        ErrorRecord::new(
-            span.status_message
-                .clone()
-                .unwrap_or_else(|| format!("span {} failed", span.name)),
-            shift(span.end_ns, -n.skew_ns),
-        )
-        .with_trace_id(self.trace_id())
-        .with_span_id(span.span_id)
-        .with_service(span.service.clone())
-        .with_kind(ErrorKind::Remote)
-        .with_target(span.target.to_string())
-        .with_span_stack(vec![SpanFrame::of(span, false)])
-        .with_location(span.location.clone())
+        let mut error = ErrorRecord::of_failed_span(&n.span);
+        error.time_ns = shift(n.span.end_ns, -n.skew_ns);
+        error
     }
 
     /// The flows of the root causes that the spans show by themselves

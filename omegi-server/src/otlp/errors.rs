@@ -383,20 +383,9 @@ pub(crate) fn from_spans(entries: &[SpanEntry], limits: &Limits) -> Derived {
             let crumbs =
                 events.breadcrumbs(entries, span.trace_id, span.end_ns, (usize::MAX, 0), limits);
             let context = copy_context(&mut budget, entries, forest.stack(i, nearest), crumbs);
-            let mut error = ErrorRecord::new(
-                span.status_message
-                    .clone()
-                    .unwrap_or_else(|| format!("span {} failed", span.name)),
-                span.end_ns,
-            )
-            .with_trace_id(span.trace_id)
-            .with_span_id(span.span_id)
-            .with_service(span.service.clone())
-            .with_kind(ErrorKind::Remote)
-            .with_target(span.target.to_string())
-            .with_span_stack(context.span_stack)
-            .with_breadcrumbs(context.breadcrumbs)
-            .with_location(span.location.clone());
+            let mut error = ErrorRecord::of_failed_span(span)
+                .with_span_stack(context.span_stack)
+                .with_breadcrumbs(context.breadcrumbs);
             add_count(&mut error.fields, DROPPED_FRAMES, context.dropped_frames);
             add_count(
                 &mut error.fields,
