@@ -199,7 +199,7 @@ fn tx_result<T>(r: std::result::Result<T, TransactionError<Error>>) -> Result<T>
     match r {
         Ok(v) => Ok(v),
         Err(TransactionError::Abort(e)) => Err(e),
-        Err(TransactionError::Storage(e)) => Err(Error::Storage(e)),
+        Err(TransactionError::Storage(e)) => Err(e.into()),
     }
 }
 

@@ -110,7 +110,7 @@ fn apply(t: &Trees, ops: &[Op]) -> Result<()> {
             Ok(())
         })
         .map_err(|e: sled::transaction::TransactionError<()>| match e {
-            sled::transaction::TransactionError::Storage(e) => Error::Storage(e),
+            sled::transaction::TransactionError::Storage(e) => e.into(),
             sled::transaction::TransactionError::Abort(()) => {
                 Error::corrupt("attachments", "transaction aborted")
             }

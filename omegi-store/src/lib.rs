@@ -234,7 +234,7 @@ use std::time::Duration;
 
 pub use accounts::{AccountsMigration, Project, Token, TokenOwner, User, MAX_TOKEN_LABEL_CHARS};
 pub use attachments::{Attached, Attachment};
-pub use error::{Error, Result};
+pub use error::{EngineError, Error, Result};
 pub use export::{ImportOptions, TransferStats, EXPORT_VERSION};
 pub use ingest::IngestReport;
 pub use issues::{
@@ -243,10 +243,7 @@ pub use issues::{
 };
 pub use notes::{NewNote, NoteFilter, NoteLinks, NoteUpdate, Renamed};
 pub use retention::{DiskUsage, RetentionReport};
-pub use search::{
-    NoteQuery, NoteTokenStream, NoteTokenizer, SearchHit, Snippet, SuggestFor, SuggestReason,
-    Suggestion,
-};
+pub use search::{NoteQuery, SearchHit, Snippet, SuggestFor, SuggestReason, Suggestion};
 pub use settle::{PriorSettle, SettledCause, SettledSummary, SettledTrace, SpanSkeleton};
 pub use spans::{TraceQuery, TraceRoot, TraceSummary};
 pub use stats::{Bucket, BucketCount, ProjectSummary, ServiceCount, ServiceInfo, Summary};
@@ -893,7 +890,16 @@ mod tests {
         let Err(err) = Store::open(dir.path()) else {
             panic!("a locked directory opened");
         };
-        assert!(err.to_string().contains("lock"), "{err}");
+        // The engine's own message is the error's source.
+        let mut chain = err.to_string();
+        let mut source = std::error::Error::source(&err);
+        while let Some(cause) = source {
+            chain = format!("{chain}: {cause}");
+            source = cause.source();
+        }
+        assert!(matches!(err, Error::Storage(_)), "{chain}");
+        assert!(chain.contains("lock"), "{chain}");
+        assert!(!err.to_string().contains("lock"), "{err}");
         // Given back within the wait: the open succeeds.
         let closer = std::thread::spawn(move || {
             std::thread::sleep(std::time::Duration::from_millis(200));

@@ -703,7 +703,7 @@ pub(crate) fn apply(t: &Trees, ops: &[Op]) -> Result<u64> {
             Ok(())
         })
         .map_err(|e: sled::transaction::TransactionError<()>| match e {
-            sled::transaction::TransactionError::Storage(e) => Error::Storage(e),
+            sled::transaction::TransactionError::Storage(e) => e.into(),
             sled::transaction::TransactionError::Abort(()) => {
                 Error::corrupt("notes", "transaction aborted")
             }

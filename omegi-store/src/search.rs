@@ -57,8 +57,8 @@ const TOKENIZER: &str = "omegi";
 const WRITER_MEMORY: usize = 48 * 1024 * 1024;
 const SNIPPET_CHARS: usize = 160;
 
-fn search_err(e: impl std::fmt::Display) -> Error {
-    Error::Search(e.to_string())
+fn search_err(e: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::Storage(crate::EngineError::search_index(e))
 }
 
 /// Whether `c` is written without spaces between words (Hangul, Han, kana).
@@ -79,19 +79,15 @@ fn is_cjk(c: char) -> bool {
     )
 }
 
-/// Splits text into lowercase words, and CJK runs into character bigrams.
-///
-/// ```
-/// use omegi_store::NoteTokenizer;
-/// assert_eq!(NoteTokenizer::tokens("Payment 결제가 실패"), ["payment", "결제", "제가", "실패"]);
-/// assert_eq!(NoteTokenizer::tokens("DB-timeout 값"), ["db", "timeout", "값"]);
-/// ```
+/// Splits text into lowercase words, and CJK runs into character bigrams:
+/// "Payment 결제가 실패" gives "payment", "결제", "제가", "실패".
 #[derive(Debug, Clone, Copy, Default)]
-pub struct NoteTokenizer;
+pub(crate) struct NoteTokenizer;
 
+#[cfg(test)]
 impl NoteTokenizer {
     /// The tokens' texts, in order.
-    pub fn tokens(text: &str) -> Vec<String> {
+    pub(crate) fn tokens(text: &str) -> Vec<String> {
         tokenize(text).into_iter().map(|t| t.text).collect()
     }
 }
@@ -148,7 +144,7 @@ fn tokenize(text: &str) -> Vec<Token> {
 
 /// The token stream of [`NoteTokenizer`].
 #[derive(Debug)]
-pub struct NoteTokenStream {
+pub(crate) struct NoteTokenStream {
     tokens: Vec<Token>,
     next: usize,
 }
@@ -1048,6 +1044,11 @@ mod tests {
 
     #[test]
     fn mixed_scripts_split_at_the_boundary() {
+        assert_eq!(
+            texts("Payment 결제가 실패"),
+            ["payment", "결제", "제가", "실패"]
+        );
+        assert_eq!(texts("DB-timeout 값"), ["db", "timeout", "값"]);
         assert_eq!(texts("API타임아웃"), ["api", "타임", "임아", "아웃"]);
         assert_eq!(texts(""), Vec::<String>::new());
     }
