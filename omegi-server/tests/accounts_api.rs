@@ -827,12 +827,25 @@ fn reopen(path: &std::path::Path) -> omegi_store::Store {
     loop {
         match omegi_store::Store::open(path) {
             Ok(store) => return store,
-            Err(e) if e.to_string().contains("lock") && std::time::Instant::now() < deadline => {
+            Err(e) if held_lock(&e) && std::time::Instant::now() < deadline => {
                 std::thread::sleep(std::time::Duration::from_millis(50));
             }
             Err(e) => panic!("cannot open {}: {e}", path.display()),
         }
     }
+}
+
+/// Whether opening failed because the data directory's lock is held: the
+/// engine says so in a cause of the store's error.
+fn held_lock(e: &omegi_store::Error) -> bool {
+    let mut cause: Option<&dyn std::error::Error> = Some(e);
+    while let Some(c) = cause {
+        if c.to_string().contains("lock") {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 #[cfg(unix)]
