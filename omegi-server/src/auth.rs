@@ -427,8 +427,9 @@ fn check_account_name(what: &'static str, name: &str) -> Result<(), AccountError
 /// A store without any admin (data from before there were admins, when
 /// every user could create accounts) makes every user an admin. What
 /// opening the store migrated from before memberships
-/// ([`Accounts::take_migration`](omegi_store::Accounts::take_migration)) is logged, once. Returns the
-/// credentials created now, `None` when nothing was created.
+/// ([`Accounts::take_migration`](omegi_store::Accounts::take_migration))
+/// is logged, once. Returns the credentials created now, `None` when
+/// nothing was created.
 pub fn bootstrap(store: &Store, data_dir: &Path) -> Result<Option<Credentials>, CredentialsError> {
     let mut created = Credentials::default();
     if store.accounts().projects()?.is_empty() {

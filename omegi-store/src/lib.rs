@@ -184,9 +184,9 @@
 //! [`Notes::html`] and [`Notes::preview_html`] (a note as HTML
 //! for one reader, by [`omegi_core::note::to_html_with`]) and
 //! [`Notes::unlinked_mentions`] follow them. A note over
-//! [`Config::note_limits`] is refused before it is written. [`Search::notes`] is full-text search (BM25 with
-//! snippets; Korean, Chinese and Japanese text is indexed as character
-//! bigrams) and [`Search::suggest`] finds the notes that help with an
+//! [`Config::note_limits`] is refused before it is written.
+//! [`Search::notes`] is full-text search (BM25 with snippets; Korean,
+//! Chinese and Japanese text is indexed as character bigrams) and [`Search::suggest`] finds the notes that help with an
 //! error. Everything is visibility-aware: public notes are everyone's, a
 //! private note is seen only by its author, and search statistics count
 //! only the notes the viewer may see. [`Notes::import_vault`] and
@@ -202,9 +202,10 @@
 //!
 //! # fn main() -> omegi_store::Result<()> {
 //! let store = Store::temporary()?;
-//! let timeout = store.notes().create(NewNote::new("kim", "결제 서비스 타임아웃", "Retry with backoff.").public())?;
-//! let incident = store.notes().create(NewNote::new("lee", "Checkout 502", "결제가 실패했습니다: [[결제 서비스 타임아웃]]").public())?;
-//! assert_eq!(store.notes().backlinks(timeout.id, "park")?[0].id, incident.id);
+//! let notes = store.notes();
+//! let timeout = notes.create(NewNote::new("kim", "결제 서비스 타임아웃", "Retry with backoff.").public())?;
+//! let incident = notes.create(NewNote::new("lee", "Checkout 502", "결제가 실패했습니다: [[결제 서비스 타임아웃]]").public())?;
+//! assert_eq!(notes.backlinks(timeout.id, "park")?[0].id, incident.id);
 //!
 //! let hits = store.search().notes("park", &NoteQuery::new("결제"))?;
 //! assert_eq!(hits.len(), 2);
