@@ -247,10 +247,10 @@ fn build(dir: &std::path::Path) -> (Store, Vec<Note>) {
         notes.push(note);
     }
     let started = Instant::now();
-    store.restore_notes(notes.clone()).expect("load notes");
+    store.notes().restore(notes.clone()).expect("load notes");
     eprintln!(
         "built a store of {} notes in {:.1} s",
-        store.note_count(),
+        store.notes().count(),
         started.elapsed().as_secs_f64()
     );
     (store, notes)
@@ -279,13 +279,14 @@ fn benches(c: &mut Criterion) {
         ),
     ];
     for (name, query) in &queries {
-        let hits = store.search_notes("user1", query).expect("search");
+        let hits = store.search().notes("user1", query).expect("search");
         assert!(!hits.is_empty(), "{name} finds something");
         group.bench_function(*name, |b| {
             b.iter(|| {
                 black_box(
                     store
-                        .search_notes("user1", black_box(query))
+                        .search()
+                        .notes("user1", black_box(query))
                         .expect("search"),
                 )
             })
@@ -309,7 +310,8 @@ fn benches(c: &mut Criterion) {
         ),
     ];
     let mut revision = store
-        .note(note.id, "user3")
+        .notes()
+        .get(note.id, "user3")
         .expect("read")
         .expect("exists")
         .revision;
@@ -318,7 +320,8 @@ fn benches(c: &mut Criterion) {
         b.iter(|| {
             flip ^= 1;
             let saved = store
-                .update_note(
+                .notes()
+                .update(
                     note.id,
                     "user3",
                     NoteUpdate::new().body(bodies[flip].clone()),

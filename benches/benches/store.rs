@@ -108,6 +108,7 @@ fn disk_bytes_per_span() {
     let traces_per_batch = BATCH / SPANS_PER_TRACE;
     for b in 0..spans / BATCH {
         store
+            .traces()
             .ingest("shop", &resource(), &span_batch(b * traces_per_batch))
             .expect("ingest");
     }
@@ -136,7 +137,12 @@ fn ingest(c: &mut Criterion) {
                 next_trace += BATCH / SPANS_PER_TRACE;
                 batch
             },
-            |batch| store.ingest("shop", &resource(), &batch).expect("ingest"),
+            |batch| {
+                store
+                    .traces()
+                    .ingest("shop", &resource(), &batch)
+                    .expect("ingest")
+            },
             BatchSize::SmallInput,
         )
     });
@@ -152,7 +158,12 @@ fn ingest(c: &mut Criterion) {
                 next_error += errors_per_batch;
                 batch
             },
-            |batch| store.ingest("shop", &resource(), &batch).expect("ingest"),
+            |batch| {
+                store
+                    .traces()
+                    .ingest("shop", &resource(), &batch)
+                    .expect("ingest")
+            },
             BatchSize::SmallInput,
         )
     });
@@ -167,28 +178,33 @@ fn queries(c: &mut Criterion) {
         let batch: Vec<Record> = (0..1_000u64)
             .map(|n| Record::Error(error(round * 1_000 + n, 1_000)))
             .collect();
-        store.ingest("shop", &resource(), &batch).expect("ingest");
+        store
+            .traces()
+            .ingest("shop", &resource(), &batch)
+            .expect("ingest");
     }
     for b in 0..100u64 {
         store
+            .traces()
             .ingest("shop", &resource(), &span_batch(b * 100))
             .expect("ingest");
     }
     let mut group = c.benchmark_group("store/query");
     group.bench_function("issues_open_by_last_seen_limit_50", |b| {
         let query = IssueQuery::open().limit(50);
-        b.iter(|| black_box(store.issues("shop", &query).expect("query")))
+        b.iter(|| black_box(store.issues().list("shop", &query).expect("query")))
     });
     group.bench_function("issues_all_by_count_of_1000_limit_50", |b| {
         let query = IssueQuery::all().sort(IssueSort::Count).limit(50);
-        b.iter(|| black_box(store.issues("shop", &query).expect("query")))
+        b.iter(|| black_box(store.issues().list("shop", &query).expect("query")))
     });
     let mut t = 0u64;
     group.bench_function("trace_fetch_10_spans", |b| {
         b.iter(|| {
             t = (t + 7_919) % 10_000;
             let spans = store
-                .trace_spans("shop", TraceId(u128::from(t) << 64 | 0xabcd))
+                .traces()
+                .spans("shop", TraceId(u128::from(t) << 64 | 0xabcd))
                 .expect("fetch");
             assert_eq!(spans.len(), 10);
             black_box(spans)

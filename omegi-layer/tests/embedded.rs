@@ -38,7 +38,7 @@ fn failing_function_lands_in_the_store() {
     assert_eq!(guard.stats().failed, 0);
 
     // One issue for both failures: the order ids differ only in a number.
-    let issues = store.issues("shop", &IssueQuery::all()).unwrap();
+    let issues = store.issues().list("shop", &IssueQuery::all()).unwrap();
     assert_eq!(issues.len(), 1, "{issues:#?}");
     let issue = &issues[0];
     assert_eq!(issue.count, 2);
@@ -49,13 +49,14 @@ fn failing_function_lands_in_the_store() {
 
     // Its latest trace holds both spans of the failing request.
     let trace = issue.latest_trace.expect("a trace");
-    let spans = store.trace_spans("shop", trace).unwrap();
+    let spans = store.traces().spans("shop", trace).unwrap();
     let mut names: Vec<&str> = spans.iter().map(|s| &*s.name).collect();
     names.sort();
     assert_eq!(names, ["handle", "load_order"]);
 
     // And both occurrences are kept, oldest first.
     let occurrences = store
+        .issues()
         .occurrences("shop", &issue.fingerprint, 0, u64::MAX, 10)
         .unwrap();
     assert_eq!(occurrences.len(), 2);
@@ -64,7 +65,7 @@ fn failing_function_lands_in_the_store() {
     drop(store);
     let store = Store::open(dir.path()).unwrap();
     assert_eq!(
-        store.issues("shop", &IssueQuery::all()).unwrap()[0].count,
+        store.issues().list("shop", &IssueQuery::all()).unwrap()[0].count,
         2
     );
 }

@@ -255,7 +255,7 @@ impl AlertKnowledge {
             return Ok(());
         }
         let fingerprint = Fingerprint(alert.fingerprint.clone());
-        let found = store.suggest_notes(
+        let found = store.search().suggest(
             &alert.project,
             SuggestFor::Issue(&fingerprint),
             NOBODY,

@@ -9,7 +9,7 @@
 //!
 //! [`Authenticator::authenticate`] finds a token by its hash in the store:
 //! one point read per request, whether the token exists or not, and no
-//! cache, so that a revoked token ([`omegi_store::Store::revoke_token`]) is
+//! cache, so that a revoked token ([`omegi_store::Accounts::revoke_token`]) is
 //! refused at once by every server sharing the store.
 //!
 //! On first start [`bootstrap`] creates the project `default` and the user
@@ -125,11 +125,12 @@ impl Authenticator {
     /// Who `token` belongs to, or `None` for a token nobody has (never
     /// had, or revoked). Records the token's use, at most once a minute.
     pub fn authenticate(&self, token: &str) -> Result<Option<Principal>, omegi_store::Error> {
-        let Some(found) = self.store.token_by_hash(&hash_token(token))? else {
+        let Some(found) = self.store.accounts().token_by_hash(&hash_token(token))? else {
             return Ok(None);
         };
         if let Err(error) =
             self.store
+                .accounts()
                 .touch_token(&found, crate::api::now_ns(), LAST_USED_RESOLUTION_NS)
         {
             // Recording the last use is a courtesy; the request goes on.
@@ -245,14 +246,14 @@ pub fn write_credentials(
 /// [`AccountError::Exists`] if the id is taken.
 pub fn create_project(store: &Store, id: &str) -> Result<(Project, String), AccountError> {
     check_account_name("project", id)?;
-    if store.project(id)?.is_some() {
+    if store.accounts().project(id)?.is_some() {
         return Err(AccountError::Exists {
             what: "project",
             name: id.to_owned(),
         });
     }
     let project = Project::new(id);
-    store.put_project(&project)?;
+    store.accounts().put_project(&project)?;
     let (_, token) = issue_token(
         store,
         TokenOwner::Project(project.id.clone()),
@@ -273,14 +274,14 @@ pub fn create_user(
     projects: &[String],
 ) -> Result<(User, String), AccountError> {
     check_account_name("user", login)?;
-    if store.user(login)?.is_some() {
+    if store.accounts().user(login)?.is_some() {
         return Err(AccountError::Exists {
             what: "user",
             name: login.to_owned(),
         });
     }
     for id in projects {
-        if store.project(id)?.is_none() {
+        if store.accounts().project(id)?.is_none() {
             return Err(AccountError::NotFound {
                 what: "project",
                 name: id.clone(),
@@ -289,9 +290,9 @@ pub fn create_user(
     }
     let mut user = User::new(login);
     user.projects = projects.to_vec();
-    store.put_user(&user)?;
+    store.accounts().put_user(&user)?;
     if admin {
-        store.set_admin(login, true)?;
+        store.accounts().set_admin(login, true)?;
     }
     let (_, token) = issue_token(
         store,
@@ -299,7 +300,7 @@ pub fn create_user(
         FIRST_TOKEN_LABEL,
         DEFAULT_MAX_TOKENS,
     )?;
-    let user = store.user(login)?.unwrap_or(user);
+    let user = store.accounts().user(login)?.unwrap_or(user);
     Ok((user, token))
 }
 
@@ -315,7 +316,9 @@ pub fn issue_token(
 ) -> Result<(Token, String), AccountError> {
     check_token_count(store, &owner, max_tokens)?;
     let secret = new_token(TokenKind::of(&owner));
-    let token = store.add_token(owner, &hash_token(&secret), label)?;
+    let token = store
+        .accounts()
+        .add_token(owner, &hash_token(&secret), label)?;
     Ok((token, secret))
 }
 
@@ -328,15 +331,20 @@ pub fn rotate_token(
     keep_old: bool,
     max_tokens: usize,
 ) -> Result<(Token, String, Option<Token>), AccountError> {
-    let old = store.token(id)?.ok_or_else(|| AccountError::NotFound {
-        what: "token",
-        name: id.to_owned(),
-    })?;
+    let old = store
+        .accounts()
+        .token(id)?
+        .ok_or_else(|| AccountError::NotFound {
+            what: "token",
+            name: id.to_owned(),
+        })?;
     if keep_old {
         check_token_count(store, &old.owner, max_tokens)?;
     }
     let secret = new_token(TokenKind::of(&old.owner));
-    let (token, revoked) = store.rotate_token(id, &hash_token(&secret), !keep_old)?;
+    let (token, revoked) = store
+        .accounts()
+        .rotate_token(id, &hash_token(&secret), !keep_old)?;
     Ok((token, secret, revoked))
 }
 
@@ -345,7 +353,7 @@ fn check_token_count(
     owner: &TokenOwner,
     max_tokens: usize,
 ) -> Result<(), AccountError> {
-    let held = store.tokens(Some(owner))?.len();
+    let held = store.accounts().tokens(Some(owner))?.len();
     if held >= max_tokens {
         return Err(AccountError::TooManyTokens {
             owner: owner.to_string(),
@@ -419,31 +427,32 @@ fn check_account_name(what: &'static str, name: &str) -> Result<(), AccountError
 /// A store without any admin (data from before there were admins, when
 /// every user could create accounts) makes every user an admin. What
 /// opening the store migrated from before memberships
-/// ([`Store::take_accounts_migration`]) is logged, once. Returns the
-/// credentials created now, `None` when nothing was created.
+/// ([`Accounts::take_migration`](omegi_store::Accounts::take_migration))
+/// is logged, once. Returns the credentials created now, `None` when
+/// nothing was created.
 pub fn bootstrap(store: &Store, data_dir: &Path) -> Result<Option<Credentials>, CredentialsError> {
     let mut created = Credentials::default();
-    if store.projects()?.is_empty() {
+    if store.accounts().projects()?.is_empty() {
         let (project, token) = create_project(store, DEFAULT_PROJECT)?;
         created.project = Some(NamedToken {
             name: project.id,
             token,
         });
     }
-    if store.users()?.is_empty() {
+    if store.accounts().users()?.is_empty() {
         let (user, token) = create_user(store, ADMIN_USER, true, &[])?;
         created.user = Some(NamedToken {
             name: user.login,
             token,
         });
     }
-    if store.admins()?.is_empty() {
-        for user in store.users()? {
-            store.set_admin(&user.login, true)?;
+    if store.accounts().admins()?.is_empty() {
+        for user in store.accounts().users()? {
+            store.accounts().set_admin(&user.login, true)?;
         }
         store.flush()?;
     }
-    if let Some(migration) = store.take_accounts_migration()? {
+    if let Some(migration) = store.accounts().take_migration()? {
         tracing::warn!("{migration}");
         store.flush()?;
     }
@@ -509,11 +518,12 @@ mod tests {
             assert_eq!(mode & 0o777, 0o600);
         }
         // Only hashes are stored.
-        let stored = store.tokens(None).unwrap();
+        let stored = store.accounts().tokens(None).unwrap();
         assert_eq!(stored.len(), 2);
         assert!(stored.iter().all(|t| t.label == FIRST_TOKEN_LABEL));
         assert_eq!(
             store
+                .accounts()
                 .token_by_hash(&hash_token(&project.token))
                 .unwrap()
                 .map(|t| t.owner),
@@ -546,18 +556,21 @@ mod tests {
             Err(AccountError::InvalidName { .. })
         ));
         // The first user is the admin; later ones are admins only if asked.
-        assert_eq!(store.admins().unwrap(), [ADMIN_USER]);
+        assert_eq!(store.accounts().admins().unwrap(), [ADMIN_USER]);
         create_user(&store, "kim", false, &["shop".into()]).unwrap();
         create_user(&store, "lee", true, &[]).unwrap();
-        assert_eq!(store.user("kim").unwrap().unwrap().projects, ["shop"]);
+        assert_eq!(
+            store.accounts().user("kim").unwrap().unwrap().projects,
+            ["shop"]
+        );
         assert!(matches!(
             create_user(&store, "ann", false, &["nope".into()]),
             Err(AccountError::NotFound { .. })
         ));
-        assert!(store.user("ann").unwrap().is_none());
-        assert_eq!(store.admins().unwrap(), [ADMIN_USER, "lee"]);
+        assert!(store.accounts().user("ann").unwrap().is_none());
+        assert_eq!(store.accounts().admins().unwrap(), [ADMIN_USER, "lee"]);
         assert!(bootstrap(&store, dir.path()).unwrap().is_none());
-        assert!(!store.is_admin("kim").unwrap());
+        assert!(!store.accounts().is_admin("kim").unwrap());
     }
 
     #[test]
@@ -592,7 +605,7 @@ mod tests {
             Err(AccountError::NotFound { what: "token", .. })
         ));
         // Using a token records when, coarsely.
-        let used = store.token(&new.id).unwrap().unwrap();
+        let used = store.accounts().token(&new.id).unwrap().unwrap();
         assert!(used.last_used_ns.is_some());
     }
 
@@ -602,10 +615,10 @@ mod tests {
         let store = Store::temporary().unwrap();
         create_project(&store, DEFAULT_PROJECT).unwrap();
         for login in ["admin", "kim"] {
-            store.put_user(&User::new(login)).unwrap();
+            store.accounts().put_user(&User::new(login)).unwrap();
         }
-        assert!(store.admins().unwrap().is_empty());
+        assert!(store.accounts().admins().unwrap().is_empty());
         assert!(bootstrap(&store, dir.path()).unwrap().is_none());
-        assert_eq!(store.admins().unwrap(), ["admin", "kim"]);
+        assert_eq!(store.accounts().admins().unwrap(), ["admin", "kim"]);
     }
 }

@@ -870,7 +870,9 @@ pub(crate) fn settle_traces(
         }
     }
     let count = settled.len();
-    let report = store.ingest_settled(project, resources, &settled, &loose)?;
+    let report = store
+        .traces()
+        .ingest_settled(project, resources, &settled, &loose)?;
     Ok((report, count))
 }
 
@@ -885,7 +887,7 @@ fn settle_one(
     limits: &RecordLimits,
     context_bytes: usize,
 ) -> Result<Result<SettledTrace, Vec<ErrorRecord>>, omegi_store::Error> {
-    let prior = store.settled_trace(project, trace_id)?;
+    let prior = store.traces().settled(project, trace_id)?;
     let mut all: Vec<SpanRecord> = Vec::new();
     let mut known: HashSet<SpanId> = HashSet::new();
     let mut also: Vec<SpanId> = Vec::new();

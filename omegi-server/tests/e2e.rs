@@ -641,12 +641,13 @@ async fn graceful_shutdown_flushes_the_store() {
         // The data directory reopens with everything acknowledged.
         let store =
             omegi_store::Store::open(s.dir.path().join(STORE_DIR)).expect("the store reopens");
-        let summary = store.summary().unwrap();
+        let summary = store.stats().summary().unwrap();
         assert_eq!(summary.spans, 24);
         assert_eq!(summary.issues, 1);
         assert_eq!(
             store
-                .trace_spans("default", omegi_core::TraceId(0x1007))
+                .traces()
+                .spans("default", omegi_core::TraceId(0x1007))
                 .unwrap()
                 .len(),
             3
@@ -728,7 +729,8 @@ async fn export_and_import_move_a_data_directory() {
         let store = omegi_store::Store::open(fresh.path().join(STORE_DIR)).unwrap();
         assert_eq!(
             store
-                .trace_spans("default", omegi_core::TraceId(0x2002))
+                .traces()
+                .spans("default", omegi_core::TraceId(0x2002))
                 .unwrap()
                 .len(),
             3
@@ -805,14 +807,16 @@ async fn retention_deletes_old_traces_and_keeps_issues() {
         let store = s.server.store();
         let trace = omegi_core::TraceId;
         while store
-            .trace_settlement("default", trace(old))
+            .traces()
+            .settlement("default", trace(old))
             .unwrap()
             .is_some()
         {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         assert!(store
-            .trace_settlement("default", trace(fresh))
+            .traces()
+            .settlement("default", trace(fresh))
             .unwrap()
             .is_some());
         // The issue stays, with both occurrences counted.

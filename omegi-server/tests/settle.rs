@@ -208,13 +208,15 @@ impl TestServer {
     fn all_issues(&self) -> Vec<Issue> {
         self.server
             .store()
-            .issues("default", &IssueQuery::all())
+            .issues()
+            .list("default", &IssueQuery::all())
             .expect("issues")
     }
 
     fn occurrences_of(&self, fingerprint: &Fingerprint) -> Vec<Occurrence> {
         self.server
             .store()
+            .issues()
             .occurrences("default", fingerprint, 0, u64::MAX, 1_000)
             .expect("occurrences")
     }
@@ -298,7 +300,8 @@ async fn three_services_in_any_order_are_one_issue_with_its_consequences() {
             let spans = s
                 .server
                 .store()
-                .trace_spans("default", TraceId(0x100 + i as u128))
+                .traces()
+                .spans("default", TraceId(0x100 + i as u128))
                 .unwrap();
             assert_eq!(spans.len(), 4);
         }
@@ -328,12 +331,13 @@ async fn a_batch_after_the_window_takes_back_the_provisional_issue() {
         assert!(
             s.server
                 .store()
-                .issue("default", &provisional)
+                .issues()
+                .get("default", &provisional)
                 .unwrap()
                 .is_none(),
             "the provisional issue is taken back"
         );
-        let totals = s.server.store().sampling_totals("default").unwrap();
+        let totals = s.server.store().stats().sampling_totals("default").unwrap();
         assert_eq!(totals.late_spans, 1);
         assert_eq!(totals.retracted, 1);
         assert_eq!(totals.traces, 1);
@@ -343,7 +347,10 @@ async fn a_batch_after_the_window_takes_back_the_provisional_issue() {
         s.send(gateway(trace, t0)).await;
         s.settled(3).await;
         assert_one_billing_issue(&s, 1);
-        assert_eq!(s.server.store().sampling_totals("default").unwrap(), totals);
+        assert_eq!(
+            s.server.store().stats().sampling_totals("default").unwrap(),
+            totals
+        );
     })
     .await
     .expect("the test finishes in time");
@@ -430,7 +437,8 @@ async fn a_late_failure_in_a_healthy_settled_trace_creates_its_issue() {
         assert_eq!(
             s.server
                 .store()
-                .trace_spans("default", TraceId(trace))
+                .traces()
+                .spans("default", TraceId(trace))
                 .unwrap()
                 .len(),
             1
@@ -444,7 +452,8 @@ async fn a_late_failure_in_a_healthy_settled_trace_creates_its_issue() {
         assert_eq!(
             s.server
                 .store()
-                .trace_spans("default", TraceId(trace))
+                .traces()
+                .spans("default", TraceId(trace))
                 .unwrap()
                 .len(),
             2
@@ -452,7 +461,8 @@ async fn a_late_failure_in_a_healthy_settled_trace_creates_its_issue() {
         let settled = s
             .server
             .store()
-            .trace_settlement("default", TraceId(trace))
+            .traces()
+            .settlement("default", TraceId(trace))
             .unwrap()
             .expect("settled");
         assert!(settled.failed && settled.kept);
@@ -548,9 +558,13 @@ async fn tail_sampling_keeps_failed_and_slow_traces_whole_and_counts_every_trace
         let store = s.server.store();
         let mut healthy_kept = 0u64;
         for n in 0..TRACES {
-            let spans = store.trace_spans("default", TraceId(trace_id(n))).unwrap();
+            let spans = store
+                .traces()
+                .spans("default", TraceId(trace_id(n)))
+                .unwrap();
             let settled = store
-                .trace_settlement("default", TraceId(trace_id(n)))
+                .traces()
+                .settlement("default", TraceId(trace_id(n)))
                 .unwrap()
                 .expect("every trace settled");
             assert_eq!(settled.span_count, 2);
@@ -629,7 +643,8 @@ async fn tail_sampling_keeps_failed_and_slow_traces_whole_and_counts_every_trace
                 !failing(n)
                     && !slow(n)
                     && store
-                        .trace_spans("default", TraceId(trace_id(n)))
+                        .traces()
+                        .spans("default", TraceId(trace_id(n)))
                         .unwrap()
                         .is_empty()
             })
@@ -719,8 +734,8 @@ async fn export_and_import_keep_settled_traces_statistics_and_consequences() {
         for trace in 0x700..0x700 + TRACES {
             let id = TraceId(trace);
             let (x, y) = (
-                a.server.store().trace_settlement("default", id).unwrap(),
-                b.server.store().trace_settlement("default", id).unwrap(),
+                a.server.store().traces().settlement("default", id).unwrap(),
+                b.server.store().traces().settlement("default", id).unwrap(),
             );
             assert_eq!(x, y, "trace {trace:x}");
             let y = y.expect("settled");
@@ -728,7 +743,7 @@ async fn export_and_import_keep_settled_traces_statistics_and_consequences() {
                 assert!(y.kept, "a failed trace is kept: {trace:x}");
             }
             out += u32::from(!y.kept);
-            let spans = b.server.store().trace_spans("default", id).unwrap();
+            let spans = b.server.store().traces().spans("default", id).unwrap();
             assert_eq!(spans.len(), if y.kept { 4 } else { 0 });
         }
         assert!(out > 0);
@@ -827,15 +842,21 @@ async fn a_full_window_settles_its_oldest_traces_early_and_loses_nothing() {
         );
         // The oldest traces went first; the newest still wait.
         let store = s.server.store();
-        let first = store.trace_settlement("default", TraceId(0x900)).unwrap();
-        let last = store.trace_settlement("default", TraceId(0x913)).unwrap();
+        let first = store
+            .traces()
+            .settlement("default", TraceId(0x900))
+            .unwrap();
+        let last = store
+            .traces()
+            .settlement("default", TraceId(0x913))
+            .unwrap();
         assert!(first.is_some() && last.is_none(), "{first:?} {last:?}");
         // Shutting down settles the rest: every span is counted once.
         let dir = s.dir;
         s.server.shutdown().await.expect("a clean shutdown");
         let store = omegi_store::Store::open(dir.path().join(omegi_server::server::STORE_DIR))
             .expect("the store opens");
-        let totals = store.sampling_totals("default").unwrap();
+        let totals = store.stats().sampling_totals("default").unwrap();
         assert_eq!((totals.traces, totals.spans), (20, 80), "{totals:?}");
     })
     .await

@@ -1259,7 +1259,7 @@ fn the_graph_holds_a_real_vault() -> Result {
     );
     let dir = tempfile::tempdir()?;
     vault.write(dir.path())?;
-    let imported = server.store().import_vault(
+    let imported = server.store().notes().import_vault(
         dir.path(),
         &user.name,
         &omegi_store::VaultImportOptions::default()

@@ -2,15 +2,15 @@
 //!
 //! - A [`Project`] is a group of services whose errors are tracked
 //!   together; a [`User`] is a person. Users are *members* of projects
-//!   ([`User::projects`], changed with [`Store::add_member`] and
-//!   [`Store::remove_member`]); admins ([`Store::set_admin`]) belong to every
+//!   ([`User::projects`], changed with [`Accounts::add_member`] and
+//!   [`Accounts::remove_member`]); admins ([`Accounts::set_admin`]) belong to every
 //!   project. The server lets a user read and change only the projects
 //!   they belong to.
 //! - A [`Token`] belongs to a project (an ingest token) or to a user (an API
 //!   token); each has its own id and label, so that a project can have one
 //!   token per service and a user several. Only the token's hash is stored,
 //!   keyed by that hash: finding who a token belongs to is one point read
-//!   ([`Store::token_by_hash`]), and a revoked token ([`Store::revoke_token`])
+//!   ([`Accounts::token_by_hash`]), and a revoked token ([`Accounts::revoke_token`])
 //!   is gone for every reader of the store at once.
 //!
 //! # Data from before memberships and token ids
@@ -19,7 +19,7 @@
 //! in one transaction: every user who is not an admin becomes a member of
 //! every project (they could read every project before, so nobody loses
 //! access silently), and each project's and user's single token becomes a
-//! [`Token`] with an id. [`Store::take_accounts_migration`] tells what was
+//! [`Token`] with an id. [`Accounts::take_migration`] tells what was
 //! done, once, so that the server can say so in its log.
 
 use std::sync::atomic::Ordering;
@@ -31,7 +31,7 @@ use sled::Transactional;
 use crate::codec::{decode, encode};
 use crate::error::{Error, Result};
 use crate::keys::{check_name, Key};
-use crate::{Store, Trees};
+use crate::{Accounts, Store, Trees};
 
 /// A project: a group of services whose errors are tracked together.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -136,7 +136,7 @@ pub struct Token {
     pub label: String,
     /// When it was created, ns.
     pub created_ns: u64,
-    /// When it was last used, ns, as recorded by [`Store::touch_token`].
+    /// When it was last used, ns, as recorded by [`Accounts::touch_token`].
     pub last_used_ns: Option<u64>,
 }
 
@@ -199,7 +199,7 @@ fn tx_result<T>(r: std::result::Result<T, TransactionError<Error>>) -> Result<T>
     match r {
         Ok(v) => Ok(v),
         Err(TransactionError::Abort(e)) => Err(e),
-        Err(TransactionError::Storage(e)) => Err(Error::Storage(e)),
+        Err(TransactionError::Storage(e)) => Err(e.into()),
     }
 }
 
@@ -239,176 +239,6 @@ impl Store {
         self.core().account_reads.fetch_add(n, Ordering::Relaxed);
     }
 
-    /// Account records read since the store was opened: projects, users,
-    /// admin marks and tokens. A diagnostic: authenticating a request costs
-    /// one read ([`Store::token_by_hash`]), whether the token exists or not.
-    pub fn account_reads(&self) -> u64 {
-        self.core().account_reads.load(Ordering::Relaxed)
-    }
-
-    /// Creates or replaces a project.
-    pub fn put_project(&self, project: &Project) -> Result<()> {
-        self.core()
-            .t
-            .projects
-            .insert(project_key(&project.id)?, encode(project)?)?;
-        Ok(())
-    }
-
-    /// One project.
-    pub fn project(&self, id: &str) -> Result<Option<Project>> {
-        self.count_account_reads(1);
-        match self.core().t.projects.get(project_key(id)?)? {
-            Some(v) => Ok(Some(decode("projects", &v)?)),
-            None => Ok(None),
-        }
-    }
-
-    /// All projects, by id.
-    pub fn projects(&self) -> Result<Vec<Project>> {
-        let mut out = Vec::new();
-        for item in self.core().t.projects.iter() {
-            let (_, v) = item?;
-            out.push(decode::<Project>("projects", &v)?);
-        }
-        self.count_account_reads(out.len() as u64);
-        out.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(out)
-    }
-
-    /// Removes a project's record, its tokens and its memberships (its
-    /// spans and issues stay); returns whether it existed.
-    pub fn remove_project(&self, id: &str) -> Result<bool> {
-        let t = &self.core().t;
-        let pkey = project_key(id)?;
-        let owner = TokenOwner::Project(id.to_owned());
-        let tokens = self.tokens(Some(&owner))?;
-        let members = self.members(id)?;
-        let r = (&t.projects, &t.users, &t.tokens, &t.token_ids).transaction(
-            |(projects, users, token_tree, ids)| {
-                let existed = projects.remove(pkey.as_ref())?.is_some();
-                for token in &tokens {
-                    token_tree.remove(token.hash.as_bytes())?;
-                    ids.remove(token.id.as_bytes())?;
-                }
-                for login in &members {
-                    let ukey = user_key(login).or_else(abort)?;
-                    if let Some(v) = users.get(ukey.as_ref())? {
-                        let mut user: User = tx_decode("users", &v)?;
-                        user.projects.retain(|p| p != id);
-                        users.insert(ukey.as_ref(), tx_encode(&user)?)?;
-                    }
-                }
-                Ok(existed)
-            },
-        );
-        tx_result(r)
-    }
-
-    /// Creates or replaces a user (memberships included: `projects` is
-    /// stored sorted and without repeats).
-    pub fn put_user(&self, user: &User) -> Result<()> {
-        let mut user = user.clone();
-        user.projects.sort();
-        user.projects.dedup();
-        self.core()
-            .t
-            .users
-            .insert(user_key(&user.login)?, encode(&user)?)?;
-        Ok(())
-    }
-
-    /// One user.
-    pub fn user(&self, login: &str) -> Result<Option<User>> {
-        self.count_account_reads(1);
-        match self.core().t.users.get(user_key(login)?)? {
-            Some(v) => Ok(Some(decode("users", &v)?)),
-            None => Ok(None),
-        }
-    }
-
-    /// All users, by login.
-    pub fn users(&self) -> Result<Vec<User>> {
-        let mut out = Vec::new();
-        for item in self.core().t.users.iter() {
-            let (_, v) = item?;
-            out.push(decode::<User>("users", &v)?);
-        }
-        self.count_account_reads(out.len() as u64);
-        out.sort_by(|a, b| a.login.cmp(&b.login));
-        Ok(out)
-    }
-
-    /// Removes a user, their admin role and their tokens; returns whether
-    /// the user existed.
-    pub fn remove_user(&self, login: &str) -> Result<bool> {
-        let t = &self.core().t;
-        let ukey = user_key(login)?;
-        let tokens = self.tokens(Some(&TokenOwner::User(login.to_owned())))?;
-        let r = (&t.users, &t.admins, &t.tokens, &t.token_ids).transaction(
-            |(users, admins, token_tree, ids)| {
-                admins.remove(ukey.as_ref())?;
-                for token in &tokens {
-                    token_tree.remove(token.hash.as_bytes())?;
-                    ids.remove(token.id.as_bytes())?;
-                }
-                Ok(users.remove(ukey.as_ref())?.is_some())
-            },
-        );
-        tx_result(r)
-    }
-
-    /// Makes `login` an admin, or no longer one. The user must exist.
-    pub fn set_admin(&self, login: &str, admin: bool) -> Result<()> {
-        let t = &self.core().t;
-        let key = user_key(login)?;
-        if admin {
-            if !t.users.contains_key(&key)? {
-                return Err(Error::UserNotFound {
-                    login: login.to_owned(),
-                });
-            }
-            t.admins.insert(key, &[])?;
-        } else {
-            t.admins.remove(key)?;
-        }
-        Ok(())
-    }
-
-    /// Whether `login` is an admin.
-    pub fn is_admin(&self, login: &str) -> Result<bool> {
-        self.count_account_reads(1);
-        Ok(self.core().t.admins.contains_key(user_key(login)?)?)
-    }
-
-    /// The admins' logins, sorted.
-    pub fn admins(&self) -> Result<Vec<String>> {
-        let t = &self.core().t;
-        let mut out = Vec::new();
-        for item in t.admins.iter() {
-            let (key, _) = item?;
-            if let Some(v) = t.users.get(key)? {
-                out.push(decode::<User>("users", &v)?.login);
-            }
-        }
-        self.count_account_reads(out.len() as u64);
-        out.sort();
-        Ok(out)
-    }
-
-    /// Makes `login` a member of `project`; returns whether they were not
-    /// one already. Fails with [`Error::ProjectNotFound`] or
-    /// [`Error::UserNotFound`].
-    pub fn add_member(&self, project: &str, login: &str) -> Result<bool> {
-        self.change_membership(project, login, true)
-    }
-
-    /// Ends `login`'s membership of `project`; returns whether they were a
-    /// member. An admin still belongs to every project.
-    pub fn remove_member(&self, project: &str, login: &str) -> Result<bool> {
-        self.change_membership(project, login, false)
-    }
-
     fn change_membership(&self, project: &str, login: &str, member: bool) -> Result<bool> {
         let t = &self.core().t;
         let pkey = project_key(project)?;
@@ -439,42 +269,6 @@ impl Store {
             Ok(true)
         });
         tx_result(r)
-    }
-
-    /// The logins of the members of `project`, sorted (admins who are not
-    /// members by name are not listed).
-    pub fn members(&self, project: &str) -> Result<Vec<String>> {
-        Ok(self
-            .users()?
-            .into_iter()
-            .filter(|u| u.is_member(project))
-            .map(|u| u.login)
-            .collect())
-    }
-
-    /// Stores a new token of `owner` with this hash and label; returns it
-    /// with its new id. The owner must exist ([`Error::ProjectNotFound`],
-    /// [`Error::UserNotFound`]); a hash that is stored already is
-    /// [`Error::TokenExists`].
-    pub fn add_token(&self, owner: TokenOwner, hash: &str, label: &str) -> Result<Token> {
-        self.replace_token(None, owner, hash, label)
-            .map(|(token, _)| token)
-    }
-
-    /// Stores a new token like [`Store::add_token`] and, in the same
-    /// transaction, revokes the token `old_id` if given: a rotation. Returns
-    /// the new token and the revoked one.
-    pub fn rotate_token(
-        &self,
-        old_id: &str,
-        hash: &str,
-        revoke_old: bool,
-    ) -> Result<(Token, Option<Token>)> {
-        let old = self.token(old_id)?.ok_or_else(|| Error::TokenNotFound {
-            id: old_id.to_owned(),
-        })?;
-        let revoke = revoke_old.then_some(old_id);
-        self.replace_token(revoke, old.owner, hash, &old.label)
     }
 
     fn replace_token(
@@ -550,9 +344,243 @@ impl Store {
         }
     }
 
+    /// Makes every user who is not an admin a member of every project,
+    /// as accounts from before memberships need (see the module docs).
+    pub(crate) fn grant_legacy_memberships(&self) -> Result<AccountsMigration> {
+        let projects: Vec<String> = self
+            .accounts()
+            .projects()?
+            .into_iter()
+            .map(|p| p.id)
+            .collect();
+        let mut report = AccountsMigration {
+            projects: projects.clone(),
+            ..AccountsMigration::default()
+        };
+        for mut user in self.accounts().users()? {
+            if self.accounts().is_admin(&user.login)? {
+                continue;
+            }
+            user.projects.extend(projects.iter().cloned());
+            self.accounts().put_user(&user)?;
+            report.members.push(user.login);
+        }
+        Ok(report)
+    }
+}
+
+impl Accounts<'_> {
+    /// Account records read since the store was opened: projects, users,
+    /// admin marks and tokens. A diagnostic: authenticating a request costs
+    /// one read ([`Accounts::token_by_hash`]), whether the token exists or not.
+    pub fn reads(&self) -> u64 {
+        self.core().account_reads.load(Ordering::Relaxed)
+    }
+
+    /// Creates or replaces a project.
+    pub fn put_project(&self, project: &Project) -> Result<()> {
+        self.core()
+            .t
+            .projects
+            .insert(project_key(&project.id)?, encode(project)?)?;
+        Ok(())
+    }
+
+    /// One project.
+    pub fn project(&self, id: &str) -> Result<Option<Project>> {
+        self.store.count_account_reads(1);
+        match self.core().t.projects.get(project_key(id)?)? {
+            Some(v) => Ok(Some(decode("projects", &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// All projects, by id.
+    pub fn projects(&self) -> Result<Vec<Project>> {
+        let mut out = Vec::new();
+        for item in self.core().t.projects.iter() {
+            let (_, v) = item?;
+            out.push(decode::<Project>("projects", &v)?);
+        }
+        self.store.count_account_reads(out.len() as u64);
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    /// Removes a project's record, its tokens and its memberships (its
+    /// spans and issues stay); returns whether it existed.
+    pub fn remove_project(&self, id: &str) -> Result<bool> {
+        let t = &self.core().t;
+        let pkey = project_key(id)?;
+        let owner = TokenOwner::Project(id.to_owned());
+        let tokens = self.tokens(Some(&owner))?;
+        let members = self.members(id)?;
+        let r = (&t.projects, &t.users, &t.tokens, &t.token_ids).transaction(
+            |(projects, users, token_tree, ids)| {
+                let existed = projects.remove(pkey.as_ref())?.is_some();
+                for token in &tokens {
+                    token_tree.remove(token.hash.as_bytes())?;
+                    ids.remove(token.id.as_bytes())?;
+                }
+                for login in &members {
+                    let ukey = user_key(login).or_else(abort)?;
+                    if let Some(v) = users.get(ukey.as_ref())? {
+                        let mut user: User = tx_decode("users", &v)?;
+                        user.projects.retain(|p| p != id);
+                        users.insert(ukey.as_ref(), tx_encode(&user)?)?;
+                    }
+                }
+                Ok(existed)
+            },
+        );
+        tx_result(r)
+    }
+
+    /// Creates or replaces a user (memberships included: `projects` is
+    /// stored sorted and without repeats).
+    pub fn put_user(&self, user: &User) -> Result<()> {
+        let mut user = user.clone();
+        user.projects.sort();
+        user.projects.dedup();
+        self.core()
+            .t
+            .users
+            .insert(user_key(&user.login)?, encode(&user)?)?;
+        Ok(())
+    }
+
+    /// One user.
+    pub fn user(&self, login: &str) -> Result<Option<User>> {
+        self.store.count_account_reads(1);
+        match self.core().t.users.get(user_key(login)?)? {
+            Some(v) => Ok(Some(decode("users", &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// All users, by login.
+    pub fn users(&self) -> Result<Vec<User>> {
+        let mut out = Vec::new();
+        for item in self.core().t.users.iter() {
+            let (_, v) = item?;
+            out.push(decode::<User>("users", &v)?);
+        }
+        self.store.count_account_reads(out.len() as u64);
+        out.sort_by(|a, b| a.login.cmp(&b.login));
+        Ok(out)
+    }
+
+    /// Removes a user, their admin role and their tokens; returns whether
+    /// the user existed.
+    pub fn remove_user(&self, login: &str) -> Result<bool> {
+        let t = &self.core().t;
+        let ukey = user_key(login)?;
+        let tokens = self.tokens(Some(&TokenOwner::User(login.to_owned())))?;
+        let r = (&t.users, &t.admins, &t.tokens, &t.token_ids).transaction(
+            |(users, admins, token_tree, ids)| {
+                admins.remove(ukey.as_ref())?;
+                for token in &tokens {
+                    token_tree.remove(token.hash.as_bytes())?;
+                    ids.remove(token.id.as_bytes())?;
+                }
+                Ok(users.remove(ukey.as_ref())?.is_some())
+            },
+        );
+        tx_result(r)
+    }
+
+    /// Makes `login` an admin, or no longer one. The user must exist.
+    pub fn set_admin(&self, login: &str, admin: bool) -> Result<()> {
+        let t = &self.core().t;
+        let key = user_key(login)?;
+        if admin {
+            if !t.users.contains_key(&key)? {
+                return Err(Error::UserNotFound {
+                    login: login.to_owned(),
+                });
+            }
+            t.admins.insert(key, &[])?;
+        } else {
+            t.admins.remove(key)?;
+        }
+        Ok(())
+    }
+
+    /// Whether `login` is an admin.
+    pub fn is_admin(&self, login: &str) -> Result<bool> {
+        self.store.count_account_reads(1);
+        Ok(self.core().t.admins.contains_key(user_key(login)?)?)
+    }
+
+    /// The admins' logins, sorted.
+    pub fn admins(&self) -> Result<Vec<String>> {
+        let t = &self.core().t;
+        let mut out = Vec::new();
+        for item in t.admins.iter() {
+            let (key, _) = item?;
+            if let Some(v) = t.users.get(key)? {
+                out.push(decode::<User>("users", &v)?.login);
+            }
+        }
+        self.store.count_account_reads(out.len() as u64);
+        out.sort();
+        Ok(out)
+    }
+
+    /// Makes `login` a member of `project`; returns whether they were not
+    /// one already. Fails with [`Error::ProjectNotFound`] or
+    /// [`Error::UserNotFound`].
+    pub fn add_member(&self, project: &str, login: &str) -> Result<bool> {
+        self.store.change_membership(project, login, true)
+    }
+
+    /// Ends `login`'s membership of `project`; returns whether they were a
+    /// member. An admin still belongs to every project.
+    pub fn remove_member(&self, project: &str, login: &str) -> Result<bool> {
+        self.store.change_membership(project, login, false)
+    }
+
+    /// The logins of the members of `project`, sorted (admins who are not
+    /// members by name are not listed).
+    pub fn members(&self, project: &str) -> Result<Vec<String>> {
+        Ok(self
+            .users()?
+            .into_iter()
+            .filter(|u| u.is_member(project))
+            .map(|u| u.login)
+            .collect())
+    }
+
+    /// Stores a new token of `owner` with this hash and label; returns it
+    /// with its new id. The owner must exist ([`Error::ProjectNotFound`],
+    /// [`Error::UserNotFound`]); a hash that is stored already is
+    /// [`Error::TokenExists`].
+    pub fn add_token(&self, owner: TokenOwner, hash: &str, label: &str) -> Result<Token> {
+        self.store
+            .replace_token(None, owner, hash, label)
+            .map(|(token, _)| token)
+    }
+
+    /// Stores a new token like [`Accounts::add_token`] and, in the same
+    /// transaction, revokes the token `old_id` if given: a rotation. Returns
+    /// the new token and the revoked one.
+    pub fn rotate_token(
+        &self,
+        old_id: &str,
+        hash: &str,
+        revoke_old: bool,
+    ) -> Result<(Token, Option<Token>)> {
+        let old = self.token(old_id)?.ok_or_else(|| Error::TokenNotFound {
+            id: old_id.to_owned(),
+        })?;
+        let revoke = revoke_old.then_some(old_id);
+        self.store
+            .replace_token(revoke, old.owner, hash, &old.label)
+    }
+
     /// The token with this hash: one point read, whether it exists or not.
     pub fn token_by_hash(&self, hash: &str) -> Result<Option<Token>> {
-        self.count_account_reads(1);
+        self.store.count_account_reads(1);
         match self.core().t.tokens.get(hash.as_bytes())? {
             Some(v) => Ok(Some(decode("tokens", &v)?)),
             None => Ok(None),
@@ -561,7 +589,7 @@ impl Store {
 
     /// The token with this id.
     pub fn token(&self, id: &str) -> Result<Option<Token>> {
-        self.count_account_reads(1);
+        self.store.count_account_reads(1);
         let t = &self.core().t;
         let Some(hash) = t.token_ids.get(id.as_bytes())? else {
             return Ok(None);
@@ -582,7 +610,7 @@ impl Store {
                 out.push(token);
             }
         }
-        self.count_account_reads(out.len() as u64);
+        self.store.count_account_reads(out.len() as u64);
         out.sort_by(|a, b| (&a.owner, a.created_ns, &a.id).cmp(&(&b.owner, b.created_ns, &b.id)));
         Ok(out)
     }
@@ -603,7 +631,7 @@ impl Store {
         tx_result(r)
     }
 
-    /// Records that `token` (as read by [`Store::token_by_hash`]) was used
+    /// Records that `token` (as read by [`Accounts::token_by_hash`]) was used
     /// at `now_ns`, unless its last use was recorded less than
     /// `resolution_ns` before: at most one write per token per
     /// `resolution_ns`. A token revoked meanwhile stays revoked.
@@ -630,7 +658,7 @@ impl Store {
     /// What opening this store migrated (see the module docs), once: the
     /// report is removed by this call. `None` when nothing was migrated or
     /// it was already taken.
-    pub fn take_accounts_migration(&self) -> Result<Option<AccountsMigration>> {
+    pub fn take_migration(&self) -> Result<Option<AccountsMigration>> {
         let meta = &self.core().t.accounts_meta;
         match meta.remove(META_MIGRATION)? {
             None => Ok(None),
@@ -638,25 +666,6 @@ impl Store {
                 .map(Some)
                 .map_err(|e| Error::corrupt("accounts_meta", e.to_string())),
         }
-    }
-
-    /// Makes every user who is not an admin a member of every project,
-    /// as accounts from before memberships need (see the module docs).
-    pub(crate) fn grant_legacy_memberships(&self) -> Result<AccountsMigration> {
-        let projects: Vec<String> = self.projects()?.into_iter().map(|p| p.id).collect();
-        let mut report = AccountsMigration {
-            projects: projects.clone(),
-            ..AccountsMigration::default()
-        };
-        for mut user in self.users()? {
-            if self.is_admin(&user.login)? {
-                continue;
-            }
-            user.projects.extend(projects.iter().cloned());
-            self.put_user(&user)?;
-            report.members.push(user.login);
-        }
-        Ok(report)
     }
 }
 

@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::notes::{
     id_key, read_note, Op, T_ATTACHMENTS, T_ATTACHMENTS_BY_NAME, T_ATTACHMENT_DATA,
 };
-use crate::{now_ns, Store, Trees};
+use crate::{now_ns, Notes, Store, Trees};
 
 /// A file attached to a note (without its bytes).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,7 +110,7 @@ fn apply(t: &Trees, ops: &[Op]) -> Result<()> {
             Ok(())
         })
         .map_err(|e: sled::transaction::TransactionError<()>| match e {
-            sled::transaction::TransactionError::Storage(e) => Error::Storage(e),
+            sled::transaction::TransactionError::Storage(e) => e.into(),
             sled::transaction::TransactionError::Abort(()) => {
                 Error::corrupt("attachments", "transaction aborted")
             }
@@ -162,7 +162,7 @@ pub(crate) fn all_attachments(
     })
 }
 
-/// What [`Store::add_attachment`] did.
+/// What [`Notes::add_attachment`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attached {
     /// The attachment as stored.
@@ -173,32 +173,6 @@ pub struct Attached {
 }
 
 impl Store {
-    /// What the files attached to one note may hold in this store.
-    pub fn attachment_limits(&self) -> AttachmentLimits {
-        self.core().config.attachment_limits
-    }
-
-    /// Attaches `bytes` as file `name` to note `id`. Only the note's author
-    /// may. The name is checked, then the limits, before anything is
-    /// written; the content type is read from the bytes. Adding the same
-    /// bytes under the same name again changes nothing; other bytes under
-    /// a name the note already has are refused
-    /// ([`Error::AttachmentExists`]).
-    pub fn add_attachment(
-        &self,
-        id: NoteId,
-        viewer: &str,
-        name: &str,
-        bytes: &[u8],
-    ) -> Result<Attached> {
-        let name = attachment_name(name)?;
-        let limits = self.attachment_limits();
-        limits.check(bytes.len(), 0, 0)?;
-        let _guard = self.notes_lock();
-        self.owned_note(id, viewer)?;
-        self.attach_locked(id, &name, bytes, now_ns())
-    }
-
     /// Attaches a file to a note whose author was checked (the notes lock
     /// held).
     fn attach_locked(
@@ -225,7 +199,7 @@ impl Store {
             });
         }
         let held_bytes: u64 = held.iter().map(|a| a.size).sum();
-        self.attachment_limits().check(
+        self.notes().attachment_limits().check(
             bytes.len(),
             held.len(),
             usize::try_from(held_bytes).unwrap_or(usize::MAX),
@@ -255,10 +229,38 @@ impl Store {
             created: true,
         })
     }
+}
+
+impl Notes<'_> {
+    /// What the files attached to one note may hold in this store.
+    pub fn attachment_limits(&self) -> AttachmentLimits {
+        self.core().config.attachment_limits
+    }
+
+    /// Attaches `bytes` as file `name` to note `id`. Only the note's author
+    /// may. The name is checked, then the limits, before anything is
+    /// written; the content type is read from the bytes. Adding the same
+    /// bytes under the same name again changes nothing; other bytes under
+    /// a name the note already has are refused
+    /// ([`Error::AttachmentExists`]).
+    pub fn add_attachment(
+        &self,
+        id: NoteId,
+        viewer: &str,
+        name: &str,
+        bytes: &[u8],
+    ) -> Result<Attached> {
+        let name = attachment_name(name)?;
+        let limits = self.attachment_limits();
+        limits.check(bytes.len(), 0, 0)?;
+        let _guard = self.store.notes_lock();
+        self.store.owned_note(id, viewer)?;
+        self.store.attach_locked(id, &name, bytes, now_ns())
+    }
 
     /// The attachments of note `id`, in name order, if `viewer` may see it.
     pub fn attachments(&self, id: NoteId, viewer: &str) -> Result<Vec<Attachment>> {
-        self.visible_note(id, viewer)?;
+        self.store.visible_note(id, viewer)?;
         rows(&self.core().t, id)
     }
 
@@ -273,7 +275,9 @@ impl Store {
             id,
             name: name.chars().take(64).collect(),
         };
-        self.visible_note(id, viewer).map_err(|_| not_found())?;
+        self.store
+            .visible_note(id, viewer)
+            .map_err(|_| not_found())?;
         let t = &self.core().t;
         let k = file_key(id, name);
         let row = t.attachments.get(&k)?.ok_or_else(not_found)?;
@@ -286,8 +290,8 @@ impl Store {
 
     /// Deletes an attachment of note `id`; only its author may.
     pub fn delete_attachment(&self, id: NoteId, viewer: &str, name: &str) -> Result<Attachment> {
-        let _guard = self.notes_lock();
-        self.owned_note(id, viewer)?;
+        let _guard = self.store.notes_lock();
+        self.store.owned_note(id, viewer)?;
         let t = &self.core().t;
         let k = file_key(id, name);
         let Some(row) = t.attachments.get(&k)? else {
@@ -362,7 +366,7 @@ impl Store {
         &self,
         files: impl IntoIterator<Item = (NoteId, String, u64, Vec<u8>)>,
     ) -> Result<usize> {
-        let _guard = self.notes_lock();
+        let _guard = self.store.notes_lock();
         let t = &self.core().t;
         let mut created = 0;
         for (id, name, created_ns, bytes) in files {
@@ -370,7 +374,11 @@ impl Store {
             if read_note(t, id)?.is_none() {
                 return Err(Error::NoteNotFound { id });
             }
-            if self.attach_locked(id, &name, &bytes, created_ns)?.created {
+            if self
+                .store
+                .attach_locked(id, &name, &bytes, created_ns)?
+                .created
+            {
                 created += 1;
             }
         }

@@ -6,11 +6,13 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The storage engine failed (I/O, a corrupt log, an unsupported setting).
-    #[error("storage engine error: {0}")]
-    Storage(#[from] sled::Error),
+    /// The engine under the store failed: its database (I/O, a corrupt
+    /// log, an unsupported setting) or its full-text index. The
+    /// [`EngineError`]'s [`source`](std::error::Error::source) says how.
+    #[error(transparent)]
+    Storage(#[from] EngineError),
     /// Reading or writing a file or stream failed.
-    #[error("I/O error: {0}")]
+    #[error(transparent)]
     Io(#[from] std::io::Error),
     /// A stored value could not be decoded: the data is damaged or was
     /// written by something other than this store.
@@ -107,7 +109,7 @@ pub enum Error {
     #[error("encoding failed: {0}")]
     Encode(String),
     /// An attachment was refused: its name, or a limit.
-    #[error("{0}")]
+    #[error(transparent)]
     AttachmentRefused(#[from] omegi_core::note::AttachmentError),
     /// A note already has another file by this name.
     #[error("note {id} already has a different file named {name:?}; delete it first")]
@@ -158,11 +160,8 @@ pub enum Error {
     InvalidNote(String),
     /// A note is over one of the store's [note
     /// limits](crate::Config::note_limits).
-    #[error("{0}")]
+    #[error(transparent)]
     NoteOverLimit(#[from] omegi_core::note::NoteLimitError),
-    /// The full-text index failed.
-    #[error("search index error: {0}")]
-    Search(String),
     /// A note export would overwrite files it did not write, or that were
     /// changed since it wrote them.
     #[error(
@@ -181,8 +180,10 @@ pub enum Error {
         /// The link.
         path: PathBuf,
     },
-    /// Reading or writing a file of a Markdown vault failed.
-    #[error("{path}: {source}")]
+    /// Reading or writing a file or directory failed (of the data
+    /// directory, a write-ahead log or a Markdown vault); the
+    /// [`source`](std::error::Error::source) says how.
+    #[error("cannot read or write {path}")]
     File {
         /// The file or directory.
         path: PathBuf,
@@ -194,11 +195,132 @@ pub enum Error {
 /// The store's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// A failure of the engine under the store: its database or its full-text
+/// index. It says which; its [`source`](std::error::Error::source) is the
+/// engine's own error, whose type is not part of this crate's API.
+#[derive(Debug)]
+pub struct EngineError {
+    part: EnginePart,
+    source: Box<dyn std::error::Error + Send + Sync + 'static>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EnginePart {
+    Database,
+    SearchIndex,
+}
+
+impl EngineError {
+    /// A failure of the database.
+    pub(crate) fn database(source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        EngineError {
+            part: EnginePart::Database,
+            source: Box::new(source),
+        }
+    }
+
+    /// A failure of the full-text index.
+    pub(crate) fn search_index(source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        EngineError {
+            part: EnginePart::SearchIndex,
+            source: Box::new(source),
+        }
+    }
+
+    /// Whether the full-text index failed (rather than the database).
+    pub fn is_search_index(&self) -> bool {
+        self.part == EnginePart::SearchIndex
+    }
+}
+
+impl std::fmt::Display for EngineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self.part {
+            EnginePart::Database => "the storage engine failed",
+            EnginePart::SearchIndex => "the search index failed",
+        })
+    }
+}
+
+impl std::error::Error for EngineError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.source)
+    }
+}
+
+// Lets `?` turn the database's errors into the store's inside this crate;
+// hidden because the engine is not part of the API.
+#[doc(hidden)]
+impl From<sled::Error> for Error {
+    fn from(e: sled::Error) -> Self {
+        Error::Storage(EngineError::database(e))
+    }
+}
+
 impl Error {
     pub(crate) fn corrupt(tree: &'static str, reason: impl Into<String>) -> Self {
         Error::Corrupt {
             tree,
             reason: reason.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    /// Every message of the chain, outermost first.
+    fn chain(e: &Error) -> Vec<String> {
+        let mut out = vec![e.to_string()];
+        let mut source = e.source();
+        while let Some(cause) = source {
+            out.push(cause.to_string());
+            source = cause.source();
+        }
+        out
+    }
+
+    /// No message repeats the text of the one below it.
+    fn each_cause_once(e: &Error) {
+        let messages = chain(e);
+        for pair in messages.windows(2) {
+            assert!(!pair[0].contains(&pair[1]), "{messages:?}");
+        }
+    }
+
+    #[test]
+    fn engine_errors_name_the_part_and_keep_the_engine_message_as_source() {
+        let disk = || std::io::Error::other("disk on fire");
+        let database = Error::from(sled::Error::Io(disk()));
+        each_cause_once(&database);
+        let messages = chain(&database);
+        assert_eq!(messages[0], "the storage engine failed");
+        assert!(
+            messages[1..].iter().any(|m| m.contains("disk on fire")),
+            "{messages:?}"
+        );
+
+        let index = Error::Storage(EngineError::search_index(disk()));
+        each_cause_once(&index);
+        assert_eq!(chain(&index), ["the search index failed", "disk on fire"]);
+        assert!(matches!(&index, Error::Storage(e) if e.is_search_index()));
+    }
+
+    #[test]
+    fn file_and_io_errors_print_each_cause_once() {
+        let file = Error::File {
+            path: PathBuf::from("/data/notes"),
+            source: std::io::Error::other("permission denied"),
+        };
+        each_cause_once(&file);
+        assert_eq!(
+            chain(&file),
+            ["cannot read or write /data/notes", "permission denied"]
+        );
+        let io = Error::from(std::io::Error::other("broken pipe"));
+        each_cause_once(&io);
+        assert_eq!(chain(&io)[0], "broken pipe");
     }
 }

@@ -254,7 +254,7 @@ impl Store {
             },
             lines,
         )?;
-        for project in self.projects()? {
+        for project in self.accounts().projects()? {
             let project = ProjectLine {
                 project,
                 token_hash: None,
@@ -262,7 +262,7 @@ impl Store {
             write_line(&mut out, &Line::Project { project }, lines)?;
             stats.projects += 1;
         }
-        for user in self.users()? {
+        for user in self.accounts().users()? {
             let user = UserLine {
                 user,
                 token_hash: None,
@@ -270,11 +270,11 @@ impl Store {
             write_line(&mut out, &Line::User { user }, lines)?;
             stats.users += 1;
         }
-        for login in self.admins()? {
+        for login in self.accounts().admins()? {
             write_line(&mut out, &Line::Admin { login }, lines)?;
             stats.admins += 1;
         }
-        for token in self.tokens(None)? {
+        for token in self.accounts().tokens(None)? {
             write_line(&mut out, &Line::Token { token }, lines)?;
             stats.tokens += 1;
         }
@@ -467,7 +467,7 @@ impl Store {
                 Line::Project { project } => {
                     stats.projects += 1;
                     if options.accounts {
-                        self.put_project(&project.project)?;
+                        self.accounts().put_project(&project.project)?;
                         if let Some(hash) = project.token_hash {
                             let owner = TokenOwner::Project(project.project.id.clone());
                             self.import_token(
@@ -483,7 +483,7 @@ impl Store {
                 Line::User { user } => {
                     stats.users += 1;
                     if options.accounts {
-                        self.put_user(&user.user)?;
+                        self.accounts().put_user(&user.user)?;
                         if let Some(hash) = user.token_hash {
                             let owner = TokenOwner::User(user.user.login.clone());
                             self.import_token(
@@ -499,10 +499,12 @@ impl Store {
                 Line::Admin { login } => {
                     stats.admins += 1;
                     if options.accounts {
-                        self.set_admin(&login, true).map_err(|e| Error::Import {
-                            line: number,
-                            reason: e.to_string(),
-                        })?;
+                        self.accounts()
+                            .set_admin(&login, true)
+                            .map_err(|e| Error::Import {
+                                line: number,
+                                reason: e.to_string(),
+                            })?;
                     }
                 }
                 Line::Token { token } => {
@@ -614,10 +616,10 @@ impl Store {
         w.commit()?;
         if !notes.is_empty() {
             // One batch: one commit of the full-text index.
-            self.restore_notes(notes)?;
+            self.notes().restore(notes)?;
         }
         if !files.is_empty() {
-            self.restore_attachments(files)?;
+            self.notes().restore_attachments(files)?;
         }
         if stats.lines == 0 {
             return Err(Error::Import {
@@ -638,8 +640,8 @@ impl Store {
     fn import_token(&self, token: Token, line: usize) -> Result<()> {
         let t = &self.core().t;
         let exists = match &token.owner {
-            TokenOwner::Project(id) => self.project(id)?.is_some(),
-            TokenOwner::User(login) => self.user(login)?.is_some(),
+            TokenOwner::Project(id) => self.accounts().project(id)?.is_some(),
+            TokenOwner::User(login) => self.accounts().user(login)?.is_some(),
         };
         if !exists {
             return Err(Error::Import {

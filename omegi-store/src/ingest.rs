@@ -12,7 +12,7 @@ use crate::keys::{check_name, Key};
 use crate::spans::stage_spans;
 use crate::stats::{stage_stats, Totals};
 use crate::writes::{Lookup, TreeId, Writes};
-use crate::{codec::encode, now_ns, Project, Store};
+use crate::{codec::encode, now_ns, Project, Traces};
 
 /// What one ingest did: alerts fire on `created` and `regressed`.
 ///
@@ -36,7 +36,7 @@ pub struct IngestReport {
     /// New occurrences per issue (by fingerprint, sorted): what spike
     /// detection counts.
     pub occurrences: Vec<(Fingerprint, u64)>,
-    /// Occurrences taken back ([`Store::ingest_settled`]): failures stored
+    /// Occurrences taken back ([`Traces::ingest_settled`]): failures stored
     /// as root causes that a later part of their trace showed to be
     /// consequences.
     pub retracted: usize,
@@ -44,7 +44,7 @@ pub struct IngestReport {
     pub withdrawn: Vec<Fingerprint>,
 }
 
-impl Store {
+impl Traces<'_> {
     /// Stores a batch of records sent by one process (`resource`) to
     /// `project`: spans by trace, errors grouped into issues, counters for
     /// the dashboard. Records whose service is empty take the resource's
@@ -57,8 +57,8 @@ impl Store {
     /// disk) leaves nothing of it. Sending the same records again changes
     /// nothing: a span already stored in its trace, or an error whose
     /// occurrence is (same trace, span, time and content), is not stored or
-    /// counted twice. The writes are durable after the next [`Store::sync`]
-    /// or [`Store::flush`] (see the crate docs).
+    /// counted twice. The writes are durable after the next [`Store::sync`](crate::Store::sync)
+    /// or [`Store::flush`](crate::Store::flush) (see the crate docs).
     pub fn ingest(
         &self,
         project: &str,
@@ -69,7 +69,7 @@ impl Store {
     }
 
     /// Stores the records of several processes at once, as one
-    /// [`Store::ingest`] call per resource would, but writing each trace
+    /// [`Traces::ingest`] call per resource would, but writing each trace
     /// once: an OTLP request carries one group per resource, and the spans
     /// of one trace are usually spread over them.
     ///
@@ -84,7 +84,7 @@ impl Store {
     /// let gateway = Resource::new("gateway");
     /// let payment = Resource::new("payment");
     /// let (from_gateway, from_payment) = ([failure("upstream failed")], [failure("declined")]);
-    /// let report = store.ingest_resources(
+    /// let report = store.traces().ingest_resources(
     ///     "shop",
     ///     [(&gateway, &from_gateway[..]), (&payment, &from_payment[..])],
     /// )?;
@@ -202,12 +202,12 @@ impl Store {
             ..IngestReport::default()
         };
         for fp in error_outcome.created {
-            if let Some(issue) = self.issue(project, &Fingerprint(fp))? {
+            if let Some(issue) = self.store.issues().get(project, &Fingerprint(fp))? {
                 report.created.push(issue);
             }
         }
         for fp in error_outcome.regressed {
-            if let Some(issue) = self.issue(project, &Fingerprint(fp))? {
+            if let Some(issue) = self.store.issues().get(project, &Fingerprint(fp))? {
                 report.regressed.push(issue);
             }
         }
@@ -220,7 +220,7 @@ mod tests {
     use omegi_core::{SpanFrame, SpanId, SpanKind, TraceId};
 
     use super::*;
-    use crate::{Bucket, IssueQuery, IssueStatus, TraceQuery};
+    use crate::{Bucket, IssueQuery, IssueStatus, Store, TraceQuery};
 
     const T0: u64 = 1_700_000_000_000_000_000;
 
@@ -263,6 +263,7 @@ mod tests {
     /// issues (one resolved), statistics.
     fn earlier(store: &Store) {
         store
+            .traces()
             .ingest(
                 "shop",
                 &resource("gateway"),
@@ -278,7 +279,8 @@ mod tests {
             Record::Span(_) => unreachable!(),
         });
         store
-            .set_issue_status("shop", &declined, IssueStatus::Resolved)
+            .issues()
+            .set_status("shop", &declined, IssueStatus::Resolved)
             .unwrap();
     }
 
@@ -300,7 +302,7 @@ mod tests {
             error("gateway", "declined", T0 + 12, Some(1)),
             error("payment", "ledger offline", T0 + 70, None),
         ];
-        store.ingest_resources(
+        store.traces().ingest_resources(
             project,
             [(&gateway, &from_gateway[..]), (&payment, &from_payment[..])],
         )
@@ -310,24 +312,25 @@ mod tests {
     /// clock times (services' last seen, projects' creation, status changes).
     fn readable(store: &Store, times: bool) -> String {
         let mut out = String::new();
-        let mut projects = store.projects().unwrap();
+        let mut projects = store.accounts().projects().unwrap();
         if !times {
             projects.iter_mut().for_each(|p| p.created_ns = 0);
         }
-        out += &format!("{projects:?}\n{:?}\n", store.summary().unwrap());
+        out += &format!("{projects:?}\n{:?}\n", store.stats().summary().unwrap());
         for project in ["shop", "blog"] {
-            for trace in store.traces(&TraceQuery::project(project)).unwrap() {
-                let spans = store.trace_spans(project, trace.trace_id).unwrap();
+            for trace in store.traces().list(&TraceQuery::project(project)).unwrap() {
+                let spans = store.traces().spans(project, trace.trace_id).unwrap();
                 out += &format!("{trace:?}\n{spans:?}\n");
             }
             for t in 1..=2 {
-                out += &format!("{:?}\n", store.trace(project, TraceId(t)).unwrap());
+                out += &format!("{:?}\n", store.traces().get(project, TraceId(t)).unwrap());
             }
-            for mut issue in store.issues(project, &IssueQuery::all()).unwrap() {
+            for mut issue in store.issues().list(project, &IssueQuery::all()).unwrap() {
                 if !times {
                     issue.status_changed_ns = 0;
                 }
                 let occurrences = store
+                    .issues()
                     .occurrences(project, &issue.fingerprint, 0, u64::MAX, usize::MAX)
                     .unwrap();
                 out += &format!("{issue:?}\n{occurrences:?}\n");
@@ -335,17 +338,21 @@ mod tests {
             for bucket in Bucket::ALL {
                 out += &format!(
                     "{:?}\n{:?}\n",
-                    store.error_counts(project, bucket, 0, u64::MAX).unwrap(),
                     store
+                        .stats()
+                        .error_counts(project, bucket, 0, u64::MAX)
+                        .unwrap(),
+                    store
+                        .stats()
                         .service_error_counts(project, bucket, 0, u64::MAX)
                         .unwrap()
                 );
             }
-            let mut services = store.services(project).unwrap();
+            let mut services = store.stats().services(project).unwrap();
             if !times {
                 services.iter_mut().for_each(|s| s.last_seen_ns = 0);
             }
-            let mut new_issues = store.new_issues(project, 0, u64::MAX).unwrap();
+            let mut new_issues = store.issues().new_issues(project, 0, u64::MAX).unwrap();
             if !times {
                 new_issues.iter_mut().for_each(|i| i.status_changed_ns = 0);
             }

@@ -14,7 +14,7 @@ use crate::keys::{Key, KeyReader};
 use crate::spans::insert_sorted;
 use crate::stats::Bucket;
 use crate::writes::{Lookup, TreeId, Writes};
-use crate::{now_ns, Store};
+use crate::{now_ns, Issues, Store};
 
 /// Where an issue stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -177,7 +177,7 @@ impl Occurrence {
 }
 
 /// One occurrence as a list shows it, read without its span stack,
-/// breadcrumbs and fields: see [`Store::latest_occurrences`].
+/// breadcrumbs and fields: see [`Issues::latest_occurrences`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OccurrenceSummary {
     /// When, ns.
@@ -709,15 +709,50 @@ fn read_issue_key<'a>(r: &mut KeyReader<'a>) -> Result<(&'a str, &'a str)> {
 }
 
 impl Store {
+    /// Every issue of every project, in key order (export, summaries).
+    pub(crate) fn all_issues(&self) -> impl Iterator<Item = Result<Issue>> + '_ {
+        self.core().t.issues.iter().map(|item| {
+            let (key, value) = item?;
+            let mut r = KeyReader::new("issues", &key);
+            let (project, fp) = read_issue_key(&mut r)?;
+            r.end()?;
+            let row: IssueRow = decode("issues", &value)?;
+            row.into_issue(project, fp)
+        })
+    }
+
+    /// Every retained occurrence, in key order (export).
+    pub(crate) fn all_occurrences(
+        &self,
+    ) -> impl Iterator<Item = Result<(String, Fingerprint, Occurrence)>> + '_ {
+        self.core().t.occurrences.iter().map(|item| {
+            let (key, value) = item?;
+            let mut r = KeyReader::new("occurrences", &key);
+            let (project, fp) = read_issue_key(&mut r)?;
+            let _time = r.u64()?;
+            let seq = r.u64()?;
+            r.end()?;
+            let error: SError = decode("occurrences", &value)?;
+            let consequences = read_consequences(&self.core().t, &key)?;
+            Ok((
+                project.to_owned(),
+                Fingerprint(fp.to_owned()),
+                Occurrence::new(error.into_record("occurrences")?, seq, consequences),
+            ))
+        })
+    }
+}
+
+impl Issues<'_> {
     /// One issue.
-    pub fn issue(&self, project: &str, fingerprint: &Fingerprint) -> Result<Option<Issue>> {
+    pub fn get(&self, project: &str, fingerprint: &Fingerprint) -> Result<Option<Issue>> {
         read_row(&self.core().t, project, &fingerprint.0)?
             .map(|row| row.into_issue(project, &fingerprint.0))
             .transpose()
     }
 
     /// Sets an issue's status: resolve it, ignore it, or reopen it.
-    pub fn set_issue_status(
+    pub fn set_status(
         &self,
         project: &str,
         fingerprint: &Fingerprint,
@@ -739,7 +774,7 @@ impl Store {
     }
 
     /// A project's issues, filtered and sorted as the query says.
-    pub fn issues(&self, project: &str, query: &IssueQuery) -> Result<Vec<Issue>> {
+    pub fn list(&self, project: &str, query: &IssueQuery) -> Result<Vec<Issue>> {
         let t = &self.core().t;
         let limit = query.limit.unwrap_or(usize::MAX);
         let mut out = Vec::new();
@@ -795,18 +830,6 @@ impl Store {
             }
         }
         Ok(out)
-    }
-
-    /// Every issue of every project, in key order (export, summaries).
-    pub(crate) fn all_issues(&self) -> impl Iterator<Item = Result<Issue>> + '_ {
-        self.core().t.issues.iter().map(|item| {
-            let (key, value) = item?;
-            let mut r = KeyReader::new("issues", &key);
-            let (project, fp) = read_issue_key(&mut r)?;
-            r.end()?;
-            let row: IssueRow = decode("issues", &value)?;
-            row.into_issue(project, fp)
-        })
     }
 
     /// An issue's retained occurrences with time in `[from_ns, to_ns)`,
@@ -926,34 +949,13 @@ impl Store {
         read_consequences(&self.core().t, &key)
     }
 
-    /// Every retained occurrence, in key order (export).
-    pub(crate) fn all_occurrences(
-        &self,
-    ) -> impl Iterator<Item = Result<(String, Fingerprint, Occurrence)>> + '_ {
-        self.core().t.occurrences.iter().map(|item| {
-            let (key, value) = item?;
-            let mut r = KeyReader::new("occurrences", &key);
-            let (project, fp) = read_issue_key(&mut r)?;
-            let _time = r.u64()?;
-            let seq = r.u64()?;
-            r.end()?;
-            let error: SError = decode("occurrences", &value)?;
-            let consequences = read_consequences(&self.core().t, &key)?;
-            Ok((
-                project.to_owned(),
-                Fingerprint(fp.to_owned()),
-                Occurrence::new(error.into_record("occurrences")?, seq, consequences),
-            ))
-        })
-    }
-
     /// An issue's retained occurrences counted per bucket over
     /// `[from_ns, to_ns)`, oldest first; buckets without occurrences are
     /// left out. Reads one counter per bucket (kept with the occurrences:
     /// raised when one is stored, lowered when retention deletes one), so
     /// the cost follows the buckets asked for, not how often the issue
     /// occurred.
-    pub fn issue_histogram(
+    pub fn histogram(
         &self,
         project: &str,
         fingerprint: &Fingerprint,

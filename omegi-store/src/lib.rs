@@ -1,39 +1,56 @@
 //! Omegi's embedded store: everything Omegi captures, kept in one data
 //! directory on [sled](https://docs.rs/sled/0.34).
 //!
-//! - [`Store`]: the handle. Cheap to clone, `Send + Sync`; every clone shares
-//!   the same database. Open one with [`Store::open`], [`Store::open_with`]
-//!   and a [`Config`], or [`Store::temporary`] in tests.
-//! - [`Store::ingest`] takes the [`Record`](omegi_core::Record)s that a layer or the collector
-//!   received for a project: spans are kept by trace, errors are grouped by
+//! [`Store`] is the open store: cheap to clone, `Send + Sync`; every clone
+//! shares the same database. Open one with [`Store::open`],
+//! [`Store::open_with`] and a [`Config`], or [`Store::temporary`] in tests.
+//! What it keeps is reached through one handle per concern, a borrowed view
+//! that costs nothing to make (`store.issues().list(project, &query)`):
+//!
+//! - [`Store::traces`] → [`Traces`]: [`Traces::ingest`] takes the
+//!   [`Record`](omegi_core::Record)s that a layer or the collector received
+//!   for a project: spans are kept by trace, errors are grouped by
 //!   fingerprint into [`Issue`]s. The [`IngestReport`] names the issues that
 //!   were created and those that regressed, so that alerts can fire.
-//!   [`Store::sync`] makes what was ingested durable, sharing flushes
-//!   between concurrent callers.
-//! - [`Store::ingest_settled`] takes traces a collector decided about once
+//!   [`Traces::ingest_settled`] takes traces a collector decided about once
 //!   they were complete ([`SettledTrace`]: root causes with their
 //!   consequences, occurrences to take back, kept or sampled out), in one
-//!   transaction; [`Store::settled_trace`] and [`Store::trace_settlement`]
-//!   say what is known of a settled trace; [`Store::route_stats`],
-//!   [`Store::service_edges`] and [`Store::sampling_totals`] are counted
-//!   from every settled trace, sampled out or not. [`wal`] is the
-//!   write-ahead log that holds what a collector acknowledged until it
-//!   settles.
-//! - Queries: [`Store::traces`] (over a set of projects), [`Store::trace`]
-//!   and [`Store::trace_spans`] (of one project) for traces,
-//!   [`Store::issues`], [`Store::occurrences`], [`Store::latest_occurrences`]
-//!   (newest first, reading no more than it returns) and
-//!   [`Store::issue_histogram`] for issues, [`Store::error_counts`],
-//!   [`Store::service_error_counts`], [`Store::new_issues`],
-//!   [`Store::latest_new_issues`] and [`Store::summary`] for a dashboard.
-//! - Accounts: [`Project`]s, [`User`]s who are members of projects
-//!   ([`Store::add_member`]; admins belong to every project), and
-//!   [`Token`]s with ids, found by their hash in one read
-//!   ([`Store::token_by_hash`]) and revoked at once ([`Store::revoke_token`]).
-//! - Upkeep: [`Store::run_retention`] (also run by a background thread when
+//!   transaction; [`Traces::settled`] and [`Traces::settlement`] say what
+//!   is known of a settled trace. [`Traces::list`] (over a set of
+//!   projects), [`Traces::get`] and [`Traces::spans`] (of one project) read
+//!   them back. [`wal`] is the write-ahead log that holds what a collector
+//!   acknowledged until it settles.
+//! - [`Store::issues`] → [`Issues`]: [`Issues::list`],
+//!   [`Issues::set_status`], [`Issues::occurrences`],
+//!   [`Issues::latest_occurrences`] (newest first, reading no more than it
+//!   returns), [`Issues::histogram`], [`Issues::new_issues`] and
+//!   [`Issues::latest_new_issues`].
+//! - [`Store::stats`] → [`Stats`]: [`Stats::error_counts`],
+//!   [`Stats::service_error_counts`] and [`Stats::summary`] for a
+//!   dashboard; [`Stats::route_stats`], [`Stats::service_edges`] and
+//!   [`Stats::sampling_totals`] are counted from every settled trace,
+//!   sampled out or not.
+//! - [`Store::notes`] → [`Notes`] and [`Store::search`] → [`Search`]: error
+//!   notes, their links and attached files, and full-text search over them
+//!   (see [Notes](#notes) below).
+//! - [`Store::accounts`] → [`Accounts`]: [`Project`]s, [`User`]s who are
+//!   members of projects ([`Accounts::add_member`]; admins belong to every
+//!   project), and [`Token`]s with ids, found by their hash in one read
+//!   ([`Accounts::token_by_hash`]) and revoked at once
+//!   ([`Accounts::revoke_token`]).
+//! - [`Store`] itself: durability ([`Store::sync`] makes what was ingested
+//!   durable, sharing flushes between concurrent callers) and upkeep:
+//!   [`Store::run_retention`] (also run by a background thread when
 //!   [`Config::retention`] is set), [`Store::export`] and
 //!   [`Store::import_with`] as JSON lines (accounts only when
 //!   [`ImportOptions::accounts`] says so).
+//!
+//! Every method returns the store's [`Error`]; the engines underneath
+//! (sled, tantivy) appear in no signature: their failures are an
+//! [`Error::Storage`] whose [`EngineError`] keeps the engine's own error as
+//! its [`source`](std::error::Error::source). No error's message repeats the
+//! message of its source, so a caller prints the chain to show each cause
+//! once.
 //!
 //! ```
 //! use omegi_core::{ErrorRecord, Record, Resource, TraceId};
@@ -48,23 +65,23 @@
 //!     .with_error_type("PaymentError")
 //!     .with_target("payment::api");
 //!
-//! let report = store.ingest("shop", &resource, &[Record::Error(error.clone())])?;
+//! let report = store.traces().ingest("shop", &resource, &[Record::Error(error.clone())])?;
 //! assert_eq!(report.created.len(), 1);
 //! let issue = &report.created[0];
 //! assert_eq!(issue.title, "PaymentError: card declined");
 //!
 //! // Resolve it. The same error sent again (a client's retry) changes
 //! // nothing; the next occurrence regresses it.
-//! store.set_issue_status("shop", &issue.fingerprint, IssueStatus::Resolved)?;
-//! let retry = store.ingest("shop", &resource, &[Record::Error(error.clone())])?;
+//! store.issues().set_status("shop", &issue.fingerprint, IssueStatus::Resolved)?;
+//! let retry = store.traces().ingest("shop", &resource, &[Record::Error(error.clone())])?;
 //! assert!(retry.regressed.is_empty());
 //! let mut later = error;
 //! later.time_ns += 1_000_000;
-//! let report = store.ingest("shop", &resource, &[Record::Error(later)])?;
+//! let report = store.traces().ingest("shop", &resource, &[Record::Error(later)])?;
 //! assert_eq!(report.regressed[0].status, IssueStatus::Regressed);
 //! assert_eq!(report.regressed[0].count, 2);
 //!
-//! let open = store.issues("shop", &IssueQuery::open())?;
+//! let open = store.issues().list("shop", &IssueQuery::open())?;
 //! assert_eq!(open.len(), 1);
 //! store.sync()?; // durable from here on
 //! # Ok(())
@@ -75,7 +92,7 @@
 //!
 //! Every key of trace, issue and statistics data starts with the project.
 //! The same trace id sent to two projects is two traces: each project reads
-//! its own spans and summary ([`Store::trace`] and [`Store::trace_spans`]
+//! its own spans and summary ([`Traces::get`] and [`Traces::spans`]
 //! take the project, [`TraceQuery`] names the projects to list), and
 //! nothing one project sends changes what another reads, lists, counts or
 //! keeps (retention runs project by project).
@@ -142,30 +159,30 @@
 //! summary lists where its chunks are. A batch thus costs one large write
 //! plus a few small ones per trace (summary and two index entries), which
 //! suits sled: its cost per write is high and its cost per byte low.
-//! [`Store::ingest_resources`] takes the records of several processes in one
+//! [`Traces::ingest_resources`] takes the records of several processes in one
 //! call, so that a trace spread over them is written once.
 //!
 //! # Notes
 //!
 //! Error notes ([`omegi_core::Note`]) are stored with their links:
-//! [`Store::create_note`], [`Store::update_note`] (optimistic: it takes the
-//! revision the change is based on), [`Store::rename_note`] (rewrites the
-//! links to the note that its author may see), [`Store::delete_note`];
-//! [`Store::backlinks`], [`Store::note_links`], [`Store::note_graph`] and
-//! [`Store::render_note`] (embeds expanded within [`Config::embeds`]),
-//! [`Store::note_html`] and [`Store::preview_note_html`] (a note as HTML
+//! [`Notes::create`], [`Notes::update`] (optimistic: it takes the
+//! revision the change is based on), [`Notes::rename`] (rewrites the
+//! links to the note that its author may see), [`Notes::delete`];
+//! [`Notes::backlinks`], [`Notes::links`], [`Notes::graph`] and
+//! [`Notes::render`] (embeds expanded within [`Config::embeds`]),
+//! [`Notes::html`] and [`Notes::preview_html`] (a note as HTML
 //! for one reader, by [`omegi_core::note::to_html_with`]) and
-//! [`Store::unlinked_mentions`] follow them. A note over [`Config::note_limits`] is refused before it is
-//! written. [`Store::search_notes`] is full-text search (BM25 with
-//! snippets; Korean, Chinese and Japanese text is indexed as character
-//! bigrams) and [`Store::suggest_notes`] finds the notes that help with an
+//! [`Notes::unlinked_mentions`] follow them. A note over
+//! [`Config::note_limits`] is refused before it is written.
+//! [`Search::notes`] is full-text search (BM25 with snippets; Korean,
+//! Chinese and Japanese text is indexed as character bigrams) and [`Search::suggest`] finds the notes that help with an
 //! error. Everything is visibility-aware: public notes are everyone's, a
 //! private note is seen only by its author, and search statistics count
-//! only the notes the viewer may see. [`Store::import_vault`] and
-//! [`Store::export_vault`] read and write a folder of Markdown files (an
+//! only the notes the viewer may see. [`Notes::import_vault`] and
+//! [`Notes::export_vault`] read and write a folder of Markdown files (an
 //! Obsidian vault): notes keep their folder, and links resolve by it as
-//! Obsidian resolves them ([`Store::resolve_link_from`]). Files attached to
-//! notes ([`Store::add_attachment`], [`Store::attachment`]) are checked
+//! Obsidian resolves them ([`Notes::resolve_link_from`]). Files attached to
+//! notes ([`Notes::add_attachment`], [`Notes::attachment`]) are checked
 //! against [`Config::attachment_limits`] and typed by their bytes, read
 //! with their note's visibility and deleted with it.
 //!
@@ -174,11 +191,12 @@
 //!
 //! # fn main() -> omegi_store::Result<()> {
 //! let store = Store::temporary()?;
-//! let timeout = store.create_note(NewNote::new("kim", "결제 서비스 타임아웃", "Retry with backoff.").public())?;
-//! let incident = store.create_note(NewNote::new("lee", "Checkout 502", "결제가 실패했습니다: [[결제 서비스 타임아웃]]").public())?;
-//! assert_eq!(store.backlinks(timeout.id, "park")?[0].id, incident.id);
+//! let notes = store.notes();
+//! let timeout = notes.create(NewNote::new("kim", "결제 서비스 타임아웃", "Retry with backoff.").public())?;
+//! let incident = notes.create(NewNote::new("lee", "Checkout 502", "결제가 실패했습니다: [[결제 서비스 타임아웃]]").public())?;
+//! assert_eq!(notes.backlinks(timeout.id, "park")?[0].id, incident.id);
 //!
-//! let hits = store.search_notes("park", &NoteQuery::new("결제"))?;
+//! let hits = store.search().notes("park", &NoteQuery::new("결제"))?;
 //! assert_eq!(hits.len(), 2);
 //! assert_eq!(hits[0].note.id, timeout.id); // the title weighs more
 //! # Ok(())
@@ -191,7 +209,7 @@
 //!
 //! The full-text index lives in `search/` inside the data directory. It
 //! derives from the notes: when it is missing or behind them, opening the
-//! store rebuilds it ([`Store::rebuild_search_index`] does it on demand).
+//! store rebuilds it ([`Search::rebuild`] does it on demand).
 //!
 //! This crate has no feature flags.
 #![warn(missing_docs)]
@@ -203,6 +221,7 @@ mod codec;
 mod durability;
 mod error;
 mod export;
+mod handles;
 mod ingest;
 mod issues;
 mod keys;
@@ -223,8 +242,9 @@ use std::time::Duration;
 
 pub use accounts::{AccountsMigration, Project, Token, TokenOwner, User, MAX_TOKEN_LABEL_CHARS};
 pub use attachments::{Attached, Attachment};
-pub use error::{Error, Result};
+pub use error::{EngineError, Error, Result};
 pub use export::{ImportOptions, TransferStats, EXPORT_VERSION};
+pub use handles::{Accounts, Issues, Notes, Search, Stats, Traces};
 pub use ingest::IngestReport;
 pub use issues::{
     title_line, Issue, IssueQuery, IssueSort, IssueStatus, Occurrence, OccurrenceSummary,
@@ -232,10 +252,7 @@ pub use issues::{
 };
 pub use notes::{NewNote, NoteFilter, NoteLinks, NoteUpdate, Renamed};
 pub use retention::{DiskUsage, RetentionReport};
-pub use search::{
-    NoteQuery, NoteTokenStream, NoteTokenizer, SearchHit, Snippet, SuggestFor, SuggestReason,
-    Suggestion,
-};
+pub use search::{NoteQuery, SearchHit, Snippet, SuggestFor, SuggestReason, Suggestion};
 pub use settle::{PriorSettle, SettledCause, SettledSummary, SettledTrace, SpanSkeleton};
 pub use spans::{TraceQuery, TraceRoot, TraceSummary};
 pub use stats::{Bucket, BucketCount, ProjectSummary, ServiceCount, ServiceInfo, Summary};
@@ -282,7 +299,7 @@ pub struct Config {
     pub note_limits: omegi_core::note::NoteLimits,
     /// What the files attached to one note may hold.
     pub attachment_limits: omegi_core::note::AttachmentLimits,
-    /// How far a note's embeds are expanded ([`Store::render_note`]).
+    /// How far a note's embeds are expanded ([`Notes::render`]).
     pub embeds: omegi_core::note::EmbedOptions,
     /// Routes counted per service in the traffic statistics; requests of
     /// further routes are counted under [`OTHER_ROUTE`] (default 200).
@@ -511,7 +528,7 @@ pub(crate) struct Core {
     /// The buffer span segments are encoded into, kept between ingests
     /// (used under the write lock).
     pub(crate) segment_buf: Mutex<Vec<u8>>,
-    /// Account records read (see [`Store::account_reads`]).
+    /// Account records read (see [`Accounts::reads`]).
     pub(crate) account_reads: std::sync::atomic::AtomicU64,
     /// Flushes shared by the callers of [`Store::sync`].
     group_commit: durability::GroupCommit,
@@ -631,7 +648,7 @@ impl Store {
     /// (group commit): one caller flushes at a time, and every caller that
     /// arrives meanwhile waits for the next flush, which serves them all.
     /// A server that answers each request only once its writes are durable
-    /// calls this after each request's [`Store::ingest`]: with many requests
+    /// calls this after each request's [`Traces::ingest`]: with many requests
     /// at once, they cost a few flushes, not one each.
     ///
     /// It blocks: async callers run it on a blocking thread, as they run
@@ -882,7 +899,16 @@ mod tests {
         let Err(err) = Store::open(dir.path()) else {
             panic!("a locked directory opened");
         };
-        assert!(err.to_string().contains("lock"), "{err}");
+        // The engine's own message is the error's source.
+        let mut chain = err.to_string();
+        let mut source = std::error::Error::source(&err);
+        while let Some(cause) = source {
+            chain = format!("{chain}: {cause}");
+            source = cause.source();
+        }
+        assert!(matches!(err, Error::Storage(_)), "{chain}");
+        assert!(chain.contains("lock"), "{chain}");
+        assert!(!err.to_string().contains("lock"), "{err}");
         // Given back within the wait: the open succeeds.
         let closer = std::thread::spawn(move || {
             std::thread::sleep(std::time::Duration::from_millis(200));

@@ -38,7 +38,7 @@ use crate::codec::{decode, encode};
 use crate::error::{Error, Result};
 use crate::keys::{check_name, Key, KeyReader};
 use crate::search::SearchIndex;
-use crate::{now_ns, Store, Trees};
+use crate::{now_ns, Notes, Store, Trees};
 
 /// Longest name key (title or alias, lowercased) the indexes keep.
 const MAX_NAME_BYTES: usize = 4096;
@@ -51,7 +51,7 @@ const META_LAYOUT: &[u8] = b"layout";
 /// `[[Folder/Note]]` links are indexed under the note's name too.
 const NOTES_LAYOUT: u32 = 2;
 
-/// A note to create with [`Store::create_note`].
+/// A note to create with [`Notes::create`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NewNote {
     /// The author (a user login); only they may change the note.
@@ -119,8 +119,8 @@ impl NewNote {
     }
 }
 
-/// A change to a note for [`Store::update_note`]; fields left `None` keep
-/// their value. A new title renames the note as [`Store::rename_note`] does,
+/// A change to a note for [`Notes::update`]; fields left `None` keep
+/// their value. A new title renames the note as [`Notes::rename`] does,
 /// rewriting the links to it, in the same revision as the other changes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -190,7 +190,7 @@ impl NoteUpdate {
     }
 }
 
-/// Which notes [`Store::notes`] lists (always only those the viewer may see).
+/// Which notes [`Notes::list`] lists (always only those the viewer may see).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct NoteFilter {
@@ -245,7 +245,7 @@ pub struct NoteLinks {
     pub unresolved: Vec<String>,
 }
 
-/// What [`Store::rename_note`] did.
+/// What [`Notes::rename`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Renamed {
     /// The renamed note.
@@ -703,7 +703,7 @@ pub(crate) fn apply(t: &Trees, ops: &[Op]) -> Result<u64> {
             Ok(())
         })
         .map_err(|e: sled::transaction::TransactionError<()>| match e {
-            sled::transaction::TransactionError::Storage(e) => Error::Storage(e),
+            sled::transaction::TransactionError::Storage(e) => e.into(),
             sled::transaction::TransactionError::Abort(()) => {
                 Error::corrupt("notes", "transaction aborted")
             }
@@ -716,16 +716,11 @@ impl Store {
         self.core().notes.lock()
     }
 
-    /// What one note may hold in this store.
-    pub fn note_limits(&self) -> omegi_core::note::NoteLimits {
-        self.core().config.note_limits
-    }
-
     /// Checks a note someone writes (create, update, import) against the
     /// note limits, its size first so that an oversized body is refused
     /// before it is parsed, then its names.
     pub(crate) fn check_new_note(&self, note: &Note) -> Result<()> {
-        self.note_limits().check(note)?;
+        self.notes().limits().check(note)?;
         check_note(note)
     }
 
@@ -781,124 +776,6 @@ impl Store {
         Ok(note)
     }
 
-    /// Creates a note (revision 1, a fresh UUID v7 id).
-    pub fn create_note(&self, new: NewNote) -> Result<Note> {
-        let now = now_ns();
-        let mut note = Note::new(
-            NoteId::now_v7(),
-            new.author,
-            new.title.trim(),
-            new.body,
-            now,
-        );
-        note.folder =
-            normalize_folder(&new.folder).map_err(|e| Error::InvalidNote(e.to_string()))?;
-        note.tags = new.tags;
-        note.aliases = new.aliases;
-        note.visibility = new.visibility;
-        note.issues = dedup_issues(new.issues);
-        self.check_new_note(&note)?;
-        let _guard = self.notes_lock();
-        self.commit_changes(&[Change {
-            old: None,
-            new: Some(note.clone()),
-        }])?;
-        Ok(note)
-    }
-
-    /// A note, if it exists and `viewer` may see it (it is public or theirs).
-    pub fn note(&self, id: NoteId, viewer: &str) -> Result<Option<Note>> {
-        Ok(read_note(&self.core().t, id)?.filter(|n| n.visible_to(viewer)))
-    }
-
-    /// Changes a note. Fails with [`Error::RevisionMismatch`] unless the
-    /// note is at `expected_revision`, with [`Error::NotNoteAuthor`] unless
-    /// `viewer` wrote it. The revision goes up by one (an update that changes
-    /// nothing returns the note as it is); links and backlinks follow the
-    /// new body. A new title or folder (a move) also rewrites the links to
-    /// the note (each note whose body changed gets a new revision), all
-    /// under the same check.
-    pub fn update_note(
-        &self,
-        id: NoteId,
-        viewer: &str,
-        update: NoteUpdate,
-        expected_revision: u64,
-    ) -> Result<Note> {
-        if let Some(title) = &update.title {
-            check_title(title)?;
-        }
-        let _guard = self.notes_lock();
-        let old = self.owned_note(id, viewer)?;
-        if old.revision != expected_revision {
-            return Err(Error::RevisionMismatch {
-                id,
-                expected: expected_revision,
-                actual: old.revision,
-            });
-        }
-        let mut note = old.clone();
-        if let Some(body) = update.body {
-            note.body = body;
-        }
-        if let Some(folder) = &update.folder {
-            note.folder =
-                normalize_folder(folder).map_err(|e| Error::InvalidNote(e.to_string()))?;
-        }
-        if let Some(tags) = update.tags {
-            note.tags = tags;
-        }
-        if let Some(aliases) = update.aliases {
-            note.aliases = aliases;
-        }
-        if let Some(v) = update.visibility {
-            note.visibility = v;
-        }
-        if let Some(issues) = update.issues {
-            note.issues = dedup_issues(issues);
-        }
-        self.check_new_note(&note)?;
-        if let Some(title) = update.title.filter(|t| t.trim() != old.title) {
-            return Ok(self.rename_locked(old, note, &title)?.note);
-        }
-        if note.folder != old.folder {
-            let title = old.title.clone();
-            return Ok(self.rename_locked(old, note, &title)?.note);
-        }
-        if note == old {
-            // Nothing changes: no new revision.
-            return Ok(old);
-        }
-        bump(&mut note, old.updated_ns);
-        self.commit_changes(&[Change {
-            old: Some(old),
-            new: Some(note.clone()),
-        }])?;
-        Ok(note)
-    }
-
-    /// Renames a note and rewrites the links that named it by its old title,
-    /// as far as the author may see: in their own notes and in public ones,
-    /// and only links that resolved to this note for the author of the
-    /// note holding them (see [`omegi_core::note::rename_note`]; links
-    /// through an alias stay). A public note keeps its former title as an
-    /// alias, so that links in private notes of others, which a rename never
-    /// changes, keep leading to it. Each note whose body changed gets a new
-    /// revision. Only the author may rename. To rename only the revision
-    /// one has seen, use [`Store::update_note`] with a title.
-    pub fn rename_note(&self, id: NoteId, viewer: &str, new_title: &str) -> Result<Renamed> {
-        check_title(new_title)?;
-        let _guard = self.notes_lock();
-        let old = self.owned_note(id, viewer)?;
-        if old.title == new_title.trim() {
-            return Ok(Renamed {
-                note: old,
-                relinked: Vec::new(),
-            });
-        }
-        self.rename_locked(old.clone(), old, new_title)
-    }
-
     /// Renames `stored` (as it is in the store) to `new_title`, with the
     /// other changes already made in `edited`; rewrites the links that name
     /// it. Call with the notes lock held.
@@ -951,7 +828,7 @@ impl Store {
             {
                 with_alias.aliases.push(former);
             }
-            if self.note_limits().check(&with_alias).is_ok() {
+            if self.notes().limits().check(&with_alias).is_ok() {
                 renamed = with_alias;
             }
         }
@@ -982,55 +859,6 @@ impl Store {
         })
     }
 
-    /// Deletes a note and its attachments, in one transaction; returns it.
-    /// Its outgoing links go with it; links to it from other notes become
-    /// unresolved. Only the author may delete.
-    pub fn delete_note(&self, id: NoteId, viewer: &str) -> Result<Note> {
-        let _guard = self.notes_lock();
-        let old = self.owned_note(id, viewer)?;
-        let files = crate::attachments::removal_ops(&self.core().t, id)?;
-        self.commit_changes_with(
-            &[Change {
-                old: Some(old.clone()),
-                new: None,
-            }],
-            files,
-        )?;
-        Ok(old)
-    }
-
-    /// Links a note to an issue (a new revision; nothing changes if it
-    /// already is). Only the author may.
-    pub fn link_note_to_issue(
-        &self,
-        id: NoteId,
-        viewer: &str,
-        fingerprint: &Fingerprint,
-    ) -> Result<Note> {
-        self.change_issues(id, viewer, |issues| {
-            if issues.contains(fingerprint) {
-                false
-            } else {
-                issues.push(fingerprint.clone());
-                true
-            }
-        })
-    }
-
-    /// Removes a note's link to an issue (a new revision if it had one).
-    pub fn unlink_note_from_issue(
-        &self,
-        id: NoteId,
-        viewer: &str,
-        fingerprint: &Fingerprint,
-    ) -> Result<Note> {
-        self.change_issues(id, viewer, |issues| {
-            let before = issues.len();
-            issues.retain(|f| f != fingerprint);
-            issues.len() != before
-        })
-    }
-
     fn change_issues(
         &self,
         id: NoteId,
@@ -1052,14 +880,242 @@ impl Store {
         Ok(note)
     }
 
+    /// The notes listed under `name` in an index keyed by `name id`.
+    fn notes_in_index(
+        &self,
+        tree: &sled::Tree,
+        what: &'static str,
+        name: &str,
+    ) -> Result<impl Iterator<Item = Result<Note>> + '_> {
+        let prefix = Key::new().str(what, name)?;
+        let t = &self.core().t;
+        Ok(tree.scan_prefix(prefix).filter_map(move |item| {
+            let f = || -> Result<Option<Note>> {
+                let (k, _) = item?;
+                read_note(t, trailing_id("note index", &k)?)
+            };
+            f().transpose()
+        }))
+    }
+
+    fn html_of(&self, note: &Note, viewer: &str) -> Result<NoteHtml> {
+        let t = &self.core().t;
+        let own_names: HashSet<String> = std::iter::once(&note.title)
+            .chain(note.all_aliases().iter())
+            .map(|n| name_key(n))
+            .collect();
+        let options = HtmlOptions::default().embeds(self.core().config.embeds);
+        to_html_with_attachments(
+            note,
+            viewer,
+            &options,
+            |target, from| match self.notes().resolve_link_from(target, from, viewer)? {
+                Some(id) if id == note.id => Ok(Some(note.clone())),
+                Some(id) => read_note(t, id),
+                None if own_names.contains(&name_key(target)) => Ok(Some(note.clone())),
+                None => Ok(None),
+            },
+            |target, from| {
+                Ok(self
+                    .notes()
+                    .find_attachment(target, from, viewer)?
+                    .map(|a| AttachmentRef {
+                        note: a.note,
+                        name: a.name,
+                        inline_image: a.inline_image,
+                    }))
+            },
+        )
+    }
+}
+
+impl Notes<'_> {
+    /// What one note may hold in this store.
+    pub fn limits(&self) -> omegi_core::note::NoteLimits {
+        self.core().config.note_limits
+    }
+
+    /// Creates a note (revision 1, a fresh UUID v7 id).
+    pub fn create(&self, new: NewNote) -> Result<Note> {
+        let now = now_ns();
+        let mut note = Note::new(
+            NoteId::now_v7(),
+            new.author,
+            new.title.trim(),
+            new.body,
+            now,
+        );
+        note.folder =
+            normalize_folder(&new.folder).map_err(|e| Error::InvalidNote(e.to_string()))?;
+        note.tags = new.tags;
+        note.aliases = new.aliases;
+        note.visibility = new.visibility;
+        note.issues = dedup_issues(new.issues);
+        self.store.check_new_note(&note)?;
+        let _guard = self.store.notes_lock();
+        self.store.commit_changes(&[Change {
+            old: None,
+            new: Some(note.clone()),
+        }])?;
+        Ok(note)
+    }
+
+    /// A note, if it exists and `viewer` may see it (it is public or theirs).
+    pub fn get(&self, id: NoteId, viewer: &str) -> Result<Option<Note>> {
+        Ok(read_note(&self.core().t, id)?.filter(|n| n.visible_to(viewer)))
+    }
+
+    /// Changes a note. Fails with [`Error::RevisionMismatch`] unless the
+    /// note is at `expected_revision`, with [`Error::NotNoteAuthor`] unless
+    /// `viewer` wrote it. The revision goes up by one (an update that changes
+    /// nothing returns the note as it is); links and backlinks follow the
+    /// new body. A new title or folder (a move) also rewrites the links to
+    /// the note (each note whose body changed gets a new revision), all
+    /// under the same check.
+    pub fn update(
+        &self,
+        id: NoteId,
+        viewer: &str,
+        update: NoteUpdate,
+        expected_revision: u64,
+    ) -> Result<Note> {
+        if let Some(title) = &update.title {
+            check_title(title)?;
+        }
+        let _guard = self.store.notes_lock();
+        let old = self.store.owned_note(id, viewer)?;
+        if old.revision != expected_revision {
+            return Err(Error::RevisionMismatch {
+                id,
+                expected: expected_revision,
+                actual: old.revision,
+            });
+        }
+        let mut note = old.clone();
+        if let Some(body) = update.body {
+            note.body = body;
+        }
+        if let Some(folder) = &update.folder {
+            note.folder =
+                normalize_folder(folder).map_err(|e| Error::InvalidNote(e.to_string()))?;
+        }
+        if let Some(tags) = update.tags {
+            note.tags = tags;
+        }
+        if let Some(aliases) = update.aliases {
+            note.aliases = aliases;
+        }
+        if let Some(v) = update.visibility {
+            note.visibility = v;
+        }
+        if let Some(issues) = update.issues {
+            note.issues = dedup_issues(issues);
+        }
+        self.store.check_new_note(&note)?;
+        if let Some(title) = update.title.filter(|t| t.trim() != old.title) {
+            return Ok(self.store.rename_locked(old, note, &title)?.note);
+        }
+        if note.folder != old.folder {
+            let title = old.title.clone();
+            return Ok(self.store.rename_locked(old, note, &title)?.note);
+        }
+        if note == old {
+            // Nothing changes: no new revision.
+            return Ok(old);
+        }
+        bump(&mut note, old.updated_ns);
+        self.store.commit_changes(&[Change {
+            old: Some(old),
+            new: Some(note.clone()),
+        }])?;
+        Ok(note)
+    }
+
+    /// Renames a note and rewrites the links that named it by its old title,
+    /// as far as the author may see: in their own notes and in public ones,
+    /// and only links that resolved to this note for the author of the
+    /// note holding them (see [`omegi_core::note::rename_note`]; links
+    /// through an alias stay). A public note keeps its former title as an
+    /// alias, so that links in private notes of others, which a rename never
+    /// changes, keep leading to it. Each note whose body changed gets a new
+    /// revision. Only the author may rename. To rename only the revision
+    /// one has seen, use [`Notes::update`] with a title.
+    pub fn rename(&self, id: NoteId, viewer: &str, new_title: &str) -> Result<Renamed> {
+        check_title(new_title)?;
+        let _guard = self.store.notes_lock();
+        let old = self.store.owned_note(id, viewer)?;
+        if old.title == new_title.trim() {
+            return Ok(Renamed {
+                note: old,
+                relinked: Vec::new(),
+            });
+        }
+        self.store.rename_locked(old.clone(), old, new_title)
+    }
+
+    /// Deletes a note and its attachments, in one transaction; returns it.
+    /// Its outgoing links go with it; links to it from other notes become
+    /// unresolved. Only the author may delete.
+    pub fn delete(&self, id: NoteId, viewer: &str) -> Result<Note> {
+        let _guard = self.store.notes_lock();
+        let old = self.store.owned_note(id, viewer)?;
+        let files = crate::attachments::removal_ops(&self.core().t, id)?;
+        self.store.commit_changes_with(
+            &[Change {
+                old: Some(old.clone()),
+                new: None,
+            }],
+            files,
+        )?;
+        Ok(old)
+    }
+
+    /// Links a note to an issue (a new revision; nothing changes if it
+    /// already is). Only the author may.
+    pub fn link_to_issue(
+        &self,
+        id: NoteId,
+        viewer: &str,
+        fingerprint: &Fingerprint,
+    ) -> Result<Note> {
+        self.store.change_issues(id, viewer, |issues| {
+            if issues.contains(fingerprint) {
+                false
+            } else {
+                issues.push(fingerprint.clone());
+                true
+            }
+        })
+    }
+
+    /// Removes a note's link to an issue (a new revision if it had one).
+    pub fn unlink_from_issue(
+        &self,
+        id: NoteId,
+        viewer: &str,
+        fingerprint: &Fingerprint,
+    ) -> Result<Note> {
+        self.store.change_issues(id, viewer, |issues| {
+            let before = issues.len();
+            issues.retain(|f| f != fingerprint);
+            issues.len() != before
+        })
+    }
+
     /// The notes `viewer` may see that pass `filter`, most recently updated
     /// first.
-    pub fn notes(&self, viewer: &str, filter: &NoteFilter) -> Result<Vec<Note>> {
+    pub fn list(&self, viewer: &str, filter: &NoteFilter) -> Result<Vec<Note>> {
         let t = &self.core().t;
         let candidates: Box<dyn Iterator<Item = Result<Note>>> = if let Some(fp) = &filter.issue {
-            Box::new(self.notes_in_index(&t.notes_by_issue, "fingerprint", &fp.0)?)
+            Box::new(
+                self.store
+                    .notes_in_index(&t.notes_by_issue, "fingerprint", &fp.0)?,
+            )
         } else if let Some(author) = &filter.author {
-            Box::new(self.notes_in_index(&t.notes_by_author, "user", author)?)
+            Box::new(
+                self.store
+                    .notes_in_index(&t.notes_by_author, "user", author)?,
+            )
         } else {
             Box::new(all_notes(t))
         };
@@ -1094,32 +1150,14 @@ impl Store {
         Ok(out)
     }
 
-    /// The notes listed under `name` in an index keyed by `name id`.
-    fn notes_in_index(
-        &self,
-        tree: &sled::Tree,
-        what: &'static str,
-        name: &str,
-    ) -> Result<impl Iterator<Item = Result<Note>> + '_> {
-        let prefix = Key::new().str(what, name)?;
-        let t = &self.core().t;
-        Ok(tree.scan_prefix(prefix).filter_map(move |item| {
-            let f = || -> Result<Option<Note>> {
-                let (k, _) = item?;
-                read_note(t, trailing_id("note index", &k)?)
-            };
-            f().transpose()
-        }))
-    }
-
     /// The notes linked to an issue that `viewer` may see, most recently
     /// updated first.
-    pub fn notes_for_issue(&self, fingerprint: &Fingerprint, viewer: &str) -> Result<Vec<Note>> {
-        self.notes(viewer, &NoteFilter::all().issue(fingerprint.clone()))
+    pub fn for_issue(&self, fingerprint: &Fingerprint, viewer: &str) -> Result<Vec<Note>> {
+        self.list(viewer, &NoteFilter::all().issue(fingerprint.clone()))
     }
 
     /// The note a link target names for `viewer`, for a link at the top of
-    /// the vault (see [`Store::resolve_link_from`]).
+    /// the vault (see [`Notes::resolve_link_from`]).
     pub fn resolve_link(&self, target: &str, viewer: &str) -> Result<Option<NoteId>> {
         self.resolve_link_from(target, "", viewer)
     }
@@ -1192,7 +1230,7 @@ impl Store {
     /// folder of the note holding the link), sorted by title.
     pub fn backlinks(&self, id: NoteId, viewer: &str) -> Result<Vec<Note>> {
         let t = &self.core().t;
-        let note = self.visible_note(id, viewer)?;
+        let note = self.store.visible_note(id, viewer)?;
         let mut sources = BTreeSet::new();
         let names: HashSet<String> = derive(&note).names.into_iter().map(|(_, k)| k).collect();
         for key in &names {
@@ -1238,8 +1276,8 @@ impl Store {
     }
 
     /// Where a note's links lead for `viewer`.
-    pub fn note_links(&self, id: NoteId, viewer: &str) -> Result<NoteLinks> {
-        let note = self.visible_note(id, viewer)?;
+    pub fn links(&self, id: NoteId, viewer: &str) -> Result<NoteLinks> {
+        let note = self.store.visible_note(id, viewer)?;
         let mut out = NoteLinks::default();
         let mut seen = HashSet::new();
         for written in derive(&note).links {
@@ -1261,7 +1299,7 @@ impl Store {
     }
 
     /// The link graph of every note `viewer` may see.
-    pub fn note_graph(&self, viewer: &str) -> Result<NoteGraph> {
+    pub fn graph(&self, viewer: &str) -> Result<NoteGraph> {
         let mut notes = Vec::new();
         for note in all_notes(&self.core().t) {
             let note = note?;
@@ -1278,14 +1316,14 @@ impl Store {
     /// options](crate::Config::embeds): embedded notes are read only as the
     /// rendering reaches them, and past the budget an embed stays a link
     /// followed by [`EMBED_LIMIT_MARKER`](omegi_core::note::EMBED_LIMIT_MARKER).
-    pub fn render_note(&self, id: NoteId, viewer: &str) -> Result<String> {
-        Ok(self.expand_note(id, viewer)?.markdown)
+    pub fn render(&self, id: NoteId, viewer: &str) -> Result<String> {
+        Ok(self.expand(id, viewer)?.markdown)
     }
 
-    /// [`Store::render_note`], and whether the expansion reached its
+    /// [`Notes::render`], and whether the expansion reached its
     /// budget.
-    pub fn expand_note(&self, id: NoteId, viewer: &str) -> Result<Expanded> {
-        let note = self.visible_note(id, viewer)?;
+    pub fn expand(&self, id: NoteId, viewer: &str) -> Result<Expanded> {
+        let note = self.store.visible_note(id, viewer)?;
         let t = &self.core().t;
         expand_embeds(
             &note,
@@ -1305,50 +1343,21 @@ impl Store {
     /// unresolved link), its embeds expanded within the store's [embed
     /// options](crate::Config::embeds), its links leading to the web UI's
     /// routes ([`HtmlOptions`]'s defaults).
-    pub fn note_html(&self, id: NoteId, viewer: &str) -> Result<NoteHtml> {
-        let note = self.visible_note(id, viewer)?;
-        self.html_of(&note, viewer)
+    pub fn html(&self, id: NoteId, viewer: &str) -> Result<NoteHtml> {
+        let note = self.store.visible_note(id, viewer)?;
+        self.store.html_of(&note, viewer)
     }
 
     /// A note being written, not stored as it is, as HTML for its author:
-    /// what [`Store::note_html`] answers once it is saved. The note is
+    /// what [`Notes::html`] answers once it is saved. The note is
     /// checked against the note limits first, as a save would check it
     /// (its size before anything is parsed); its names are not checked, so
     /// that a title still being typed (empty, or with a `#`) previews.
     /// Links to its own title or aliases, and to its id's stored version,
     /// lead to the note itself.
-    pub fn preview_note_html(&self, note: &Note) -> Result<NoteHtml> {
-        self.note_limits().check(note)?;
-        self.html_of(note, &note.author)
-    }
-
-    fn html_of(&self, note: &Note, viewer: &str) -> Result<NoteHtml> {
-        let t = &self.core().t;
-        let own_names: HashSet<String> = std::iter::once(&note.title)
-            .chain(note.all_aliases().iter())
-            .map(|n| name_key(n))
-            .collect();
-        let options = HtmlOptions::default().embeds(self.core().config.embeds);
-        to_html_with_attachments(
-            note,
-            viewer,
-            &options,
-            |target, from| match self.resolve_link_from(target, from, viewer)? {
-                Some(id) if id == note.id => Ok(Some(note.clone())),
-                Some(id) => read_note(t, id),
-                None if own_names.contains(&name_key(target)) => Ok(Some(note.clone())),
-                None => Ok(None),
-            },
-            |target, from| {
-                Ok(self
-                    .find_attachment(target, from, viewer)?
-                    .map(|a| AttachmentRef {
-                        note: a.note,
-                        name: a.name,
-                        inline_image: a.inline_image,
-                    }))
-            },
-        )
+    pub fn preview_html(&self, note: &Note) -> Result<NoteHtml> {
+        self.limits().check(note)?;
+        self.store.html_of(note, &note.author)
     }
 
     /// The notes `viewer` may see whose prose names `id`'s title or an
@@ -1356,7 +1365,7 @@ impl Store {
     /// mentions, as [`NoteGraph::unlinked_mentions`] finds them), sorted
     /// by title.
     pub fn unlinked_mentions(&self, id: NoteId, viewer: &str) -> Result<Vec<Note>> {
-        self.visible_note(id, viewer)?;
+        self.store.visible_note(id, viewer)?;
         let mut notes = HashMap::new();
         for note in all_notes(&self.core().t) {
             let note = note?;
@@ -1376,13 +1385,13 @@ impl Store {
     /// kept), replacing stored notes with the same id, with one commit of
     /// the search index. For restores and bulk loads; returns how many were
     /// written.
-    pub fn restore_notes(&self, notes: impl IntoIterator<Item = Note>) -> Result<usize> {
+    pub fn restore(&self, notes: impl IntoIterator<Item = Note>) -> Result<usize> {
         let mut by_id: BTreeMap<NoteId, Note> = BTreeMap::new();
         for note in notes {
-            self.check_new_note(&note)?;
+            self.store.check_new_note(&note)?;
             by_id.insert(note.id, note);
         }
-        let _guard = self.notes_lock();
+        let _guard = self.store.notes_lock();
         let t = &self.core().t;
         let mut changes = Vec::with_capacity(by_id.len());
         for (id, note) in by_id {
@@ -1391,12 +1400,12 @@ impl Store {
                 new: Some(note),
             });
         }
-        self.commit_changes(&changes)?;
+        self.store.commit_changes(&changes)?;
         Ok(changes.len())
     }
 
     /// How many notes the store holds.
-    pub fn note_count(&self) -> usize {
+    pub fn count(&self) -> usize {
         self.core().t.notes.len()
     }
 }
@@ -1481,11 +1490,15 @@ mod tests {
             t.notes_meta.flush().unwrap();
         }
         let store = Store::open(dir.path()).unwrap();
-        let note = store.note(linked, "lee").unwrap().unwrap();
+        let note = store.notes().get(linked, "lee").unwrap().unwrap();
         assert_eq!((note.title.as_str(), note.folder.as_str()), ("Setup", ""));
-        assert_eq!(store.resolve_link("Setup", "lee").unwrap(), Some(linked));
+        assert_eq!(
+            store.notes().resolve_link("Setup", "lee").unwrap(),
+            Some(linked)
+        );
         assert_eq!(
             store
+                .notes()
                 .backlinks(linked, "lee")
                 .unwrap()
                 .iter()

@@ -1,7 +1,7 @@
 //! Full-text search over notes, on [tantivy](https://docs.rs/tantivy).
 //!
 //! The index derives from the stored notes and can be rebuilt from them at
-//! any time ([`Store::rebuild_search_index`]). It lives in `search/` inside
+//! any time ([`Search::rebuild`]). It lives in `search/` inside
 //! the data directory (in memory for a temporary store without one). Every
 //! change of the notes bumps a generation counter kept with them; each
 //! commit of the index records the generation it reflects in its commit
@@ -49,7 +49,7 @@ use tantivy::{
 use crate::error::{Error, Result};
 use crate::keys::KeyReader;
 use crate::notes::{self, tag_matches};
-use crate::Store;
+use crate::{Search, Store};
 
 /// The layout of the index; a different one is rebuilt.
 const LAYOUT: &str = "omegi-notes/1";
@@ -57,8 +57,8 @@ const TOKENIZER: &str = "omegi";
 const WRITER_MEMORY: usize = 48 * 1024 * 1024;
 const SNIPPET_CHARS: usize = 160;
 
-fn search_err(e: impl std::fmt::Display) -> Error {
-    Error::Search(e.to_string())
+fn search_err(e: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::Storage(crate::EngineError::search_index(e))
 }
 
 /// Whether `c` is written without spaces between words (Hangul, Han, kana).
@@ -79,19 +79,15 @@ fn is_cjk(c: char) -> bool {
     )
 }
 
-/// Splits text into lowercase words, and CJK runs into character bigrams.
-///
-/// ```
-/// use omegi_store::NoteTokenizer;
-/// assert_eq!(NoteTokenizer::tokens("Payment 결제가 실패"), ["payment", "결제", "제가", "실패"]);
-/// assert_eq!(NoteTokenizer::tokens("DB-timeout 값"), ["db", "timeout", "값"]);
-/// ```
+/// Splits text into lowercase words, and CJK runs into character bigrams:
+/// "Payment 결제가 실패" gives "payment", "결제", "제가", "실패".
 #[derive(Debug, Clone, Copy, Default)]
-pub struct NoteTokenizer;
+pub(crate) struct NoteTokenizer;
 
+#[cfg(test)]
 impl NoteTokenizer {
     /// The tokens' texts, in order.
-    pub fn tokens(text: &str) -> Vec<String> {
+    pub(crate) fn tokens(text: &str) -> Vec<String> {
         tokenize(text).into_iter().map(|t| t.text).collect()
     }
 }
@@ -148,7 +144,7 @@ fn tokenize(text: &str) -> Vec<Token> {
 
 /// The token stream of [`NoteTokenizer`].
 #[derive(Debug)]
-pub struct NoteTokenStream {
+pub(crate) struct NoteTokenStream {
     tokens: Vec<Token>,
     next: usize,
 }
@@ -676,7 +672,7 @@ impl Store {
                 continue;
             }
             let fingerprint = Fingerprint(fp.to_owned());
-            if let Some(issue) = self.issue(project, &fingerprint)? {
+            if let Some(issue) = self.issues().get(project, &fingerprint)? {
                 let text = out.entry(fingerprint.0).or_default();
                 for part in [&issue.title, &issue.latest_error.message]
                     .into_iter()
@@ -688,14 +684,6 @@ impl Store {
             }
         }
         Ok(out)
-    }
-
-    /// Rebuilds the search index from the stored notes; returns how many
-    /// notes it holds. Opening a store does this by itself when the index is
-    /// missing or behind.
-    pub fn rebuild_search_index(&self) -> Result<usize> {
-        let _guard = self.core().notes.lock();
-        self.rebuild_locked()
     }
 
     fn rebuild_locked(&self) -> Result<usize> {
@@ -720,29 +708,6 @@ impl Store {
             self.rebuild_locked()?;
         }
         Ok(())
-    }
-
-    /// Searches the notes `viewer` may see (public notes and their own),
-    /// best first, each with a snippet.
-    pub fn search_notes(&self, viewer: &str, query: &NoteQuery) -> Result<Vec<SearchHit>> {
-        let index = &self.core().notes.search;
-        let text = query.text.trim();
-        let text_query: Box<dyn Query> = if text.is_empty() {
-            Box::new(AllQuery)
-        } else {
-            index.all_words.parse_query_lenient(text).0
-        };
-        let limit = if query.limit == 0 { 20 } else { query.limit };
-        let hits = self.run_query(
-            viewer,
-            text_query,
-            query.author.as_deref(),
-            &query.tags,
-            query.issue.as_ref(),
-            limit,
-            query.offset,
-        )?;
-        Ok(hits)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -812,7 +777,7 @@ impl Store {
                 continue;
             };
             // The store is the truth: check the note against it again.
-            let Some(note) = self.note(id, viewer)? else {
+            let Some(note) = self.notes().get(id, viewer)? else {
                 continue;
             };
             if author.is_some_and(|a| a != note.author)
@@ -840,13 +805,46 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+impl Search<'_> {
+    /// Rebuilds the search index from the stored notes; returns how many
+    /// notes it holds. Opening a store does this by itself when the index is
+    /// missing or behind.
+    pub fn rebuild(&self) -> Result<usize> {
+        let _guard = self.core().notes.lock();
+        self.store.rebuild_locked()
+    }
+
+    /// Searches the notes `viewer` may see (public notes and their own),
+    /// best first, each with a snippet.
+    pub fn notes(&self, viewer: &str, query: &NoteQuery) -> Result<Vec<SearchHit>> {
+        let index = &self.core().notes.search;
+        let text = query.text.trim();
+        let text_query: Box<dyn Query> = if text.is_empty() {
+            Box::new(AllQuery)
+        } else {
+            index.all_words.parse_query_lenient(text).0
+        };
+        let limit = if query.limit == 0 { 20 } else { query.limit };
+        let hits = self.store.run_query(
+            viewer,
+            text_query,
+            query.author.as_deref(),
+            &query.tags,
+            query.issue.as_ref(),
+            limit,
+            query.offset,
+        )?;
+        Ok(hits)
+    }
 
     /// Notes that may help with an error, for `viewer`: first the notes
     /// linked to its issue (most recently updated first), then notes that
     /// share at least two telling words with its error type and normalized
     /// message (not function words, nor `error` or `failed`), best first; at
     /// most `limit` in all.
-    pub fn suggest_notes<'a>(
+    pub fn suggest<'a>(
         &self,
         project: &str,
         error: impl Into<SuggestFor<'a>>,
@@ -854,11 +852,19 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<Suggestion>> {
         let (fp, record) = match error.into() {
-            SuggestFor::Issue(fp) => (fp.clone(), self.issue(project, fp)?.map(|i| i.latest_error)),
+            SuggestFor::Issue(fp) => (
+                fp.clone(),
+                self.store
+                    .issues()
+                    .get(project, fp)?
+                    .map(|i| i.latest_error),
+            ),
             SuggestFor::Error(e) => (fingerprint(e), Some(e.clone())),
         };
         let mut out: Vec<Suggestion> = self
-            .notes_for_issue(&fp, viewer)?
+            .store
+            .notes()
+            .for_issue(&fp, viewer)?
             .into_iter()
             .map(|note| Suggestion {
                 note,
@@ -890,7 +896,9 @@ impl Store {
             clauses, required,
         ));
         let seen: HashSet<NoteId> = out.iter().map(|s| s.note.id).collect();
-        let hits = self.run_query(viewer, query, None, &[], None, limit + seen.len(), 0)?;
+        let hits = self
+            .store
+            .run_query(viewer, query, None, &[], None, limit + seen.len(), 0)?;
         for hit in hits {
             if out.len() >= limit {
                 break;
@@ -1048,6 +1056,11 @@ mod tests {
 
     #[test]
     fn mixed_scripts_split_at_the_boundary() {
+        assert_eq!(
+            texts("Payment 결제가 실패"),
+            ["payment", "결제", "제가", "실패"]
+        );
+        assert_eq!(texts("DB-timeout 값"), ["db", "timeout", "값"]);
         assert_eq!(texts("API타임아웃"), ["api", "타임", "임아", "아웃"]);
         assert_eq!(texts(""), Vec::<String>::new());
     }

@@ -4,15 +4,15 @@
 //! A collector that waits for a trace to be complete (the settle window of
 //! `omegi serve`) assembles it, attributes its failures to their root
 //! causes and decides whether to keep it ([`SettledTrace`]);
-//! [`Store::ingest_settled`] then stores, for a batch of such traces:
+//! [`Traces::ingest_settled`] then stores, for a batch of such traces:
 //!
 //! - a *settled row* per trace, kept or sampled out: the ids, parents and
 //!   services of its spans, the spans that failed and the occurrences of
 //!   its root causes. It makes a second settle of the same trace (spans
 //!   that arrived late, a write-ahead log replayed after a crash) add only
 //!   what is new, and it answers "sampled out" for a trace whose spans were
-//!   not stored ([`Store::trace_settlement`]);
-//! - the spans of kept traces, as [`Store::ingest`] stores spans;
+//!   not stored ([`Traces::settlement`]);
+//! - the spans of kept traces, as [`Traces::ingest`] stores spans;
 //! - the errors of the root causes as occurrences of their issues, each
 //!   with its consequences ([`omegi_core::Consequence`]), and the
 //!   retraction of an occurrence whose span a later part of the trace
@@ -41,7 +41,7 @@ use crate::spans::{stage_spans, TraceRoot};
 use crate::stats::{stage_stats, unstage_errors, Totals};
 use crate::traffic::TrafficChanges;
 use crate::writes::{Lookup, TreeId, Writes};
-use crate::{now_ns, Project, Store};
+use crate::{now_ns, Project, Traces};
 use omegi_core::Fingerprint;
 
 /// A span as the settled row remembers it.
@@ -185,7 +185,7 @@ pub struct SpanSkeleton {
 }
 
 /// What the store knows of a trace that settled before, for settling it
-/// again with what arrived since: see [`Store::settled_trace`].
+/// again with what arrived since: see [`Traces::settled`].
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct PriorSettle {
@@ -202,7 +202,7 @@ pub struct PriorSettle {
 }
 
 /// A settled trace as the API shows it, kept or sampled out: see
-/// [`Store::trace_settlement`].
+/// [`Traces::settlement`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SettledSummary {
     /// The trace.
@@ -281,12 +281,12 @@ impl SettledTrace {
     }
 }
 
-impl Store {
+impl Traces<'_> {
     /// What the store knows of a trace that settled before: `None` for a
     /// trace never settled. Reads the trace's stored spans and its root
     /// causes' occurrences; a collector calls it only for traces it settles
     /// again.
-    pub fn settled_trace(&self, project: &str, trace: TraceId) -> Result<Option<PriorSettle>> {
+    pub fn settled(&self, project: &str, trace: TraceId) -> Result<Option<PriorSettle>> {
         let t = &self.core().t;
         let Some(row) = read_settled(t, project, trace)? else {
             return Ok(None);
@@ -294,7 +294,7 @@ impl Store {
         let mut cause_errors = Vec::new();
         for cause in &row.causes {
             let o = &cause.occurrence;
-            if let Some(occurrence) = self.occurrence(
+            if let Some(occurrence) = self.store.issues().occurrence(
                 project,
                 &Fingerprint(o.fingerprint.clone()),
                 o.time_ns,
@@ -304,7 +304,7 @@ impl Store {
             }
         }
         let stored_spans = if row.kept {
-            self.trace_spans(project, trace)?
+            self.spans(project, trace)?
         } else {
             Vec::new()
         };
@@ -331,11 +331,7 @@ impl Store {
 
     /// How a trace settled, kept or sampled out; `None` when it never did
     /// (or retention deleted what was known of it).
-    pub fn trace_settlement(
-        &self,
-        project: &str,
-        trace: TraceId,
-    ) -> Result<Option<SettledSummary>> {
+    pub fn settlement(&self, project: &str, trace: TraceId) -> Result<Option<SettledSummary>> {
         Ok(read_settled(&self.core().t, project, trace)?.map(|row| row.summary(project, trace)))
     }
 
@@ -548,12 +544,12 @@ impl Store {
             ..IngestReport::default()
         };
         for fp in error_outcome.created {
-            if let Some(issue) = self.issue(project, &Fingerprint(fp))? {
+            if let Some(issue) = self.store.issues().get(project, &Fingerprint(fp))? {
                 report.created.push(issue);
             }
         }
         for fp in error_outcome.regressed {
-            if let Some(issue) = self.issue(project, &Fingerprint(fp))? {
+            if let Some(issue) = self.store.issues().get(project, &Fingerprint(fp))? {
                 report.regressed.push(issue);
             }
         }

@@ -38,7 +38,7 @@ use crate::codec::{borrowed, decode, encode, SSpan};
 use crate::error::{Error, Result};
 use crate::keys::{Key, KeyReader};
 use crate::writes::{Lookup, TreeId, Writes};
-use crate::Store;
+use crate::Traces;
 
 /// Spans of one trace written by one ingest, as a chunk of a segment.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -584,7 +584,7 @@ impl IndexHead<'_> {
     }
 }
 
-impl Store {
+impl Traces<'_> {
     /// One span of a project's trace (the latest copy if it was sent more
     /// than once).
     pub fn span(&self, project: &str, trace: TraceId, span: SpanId) -> Result<Option<SpanRecord>> {
@@ -597,7 +597,7 @@ impl Store {
     /// The spans of a project's trace, ordered by start time then span id:
     /// the input of flow reconstruction. Empty when the project has no such
     /// trace.
-    pub fn trace_spans(&self, project: &str, trace: TraceId) -> Result<Vec<SpanRecord>> {
+    pub fn spans(&self, project: &str, trace: TraceId) -> Result<Vec<SpanRecord>> {
         let mut spans = merged_spans(&self.core().t, project, trace)?
             .into_values()
             .map(|s| s.into_record("span_segments"))
@@ -607,13 +607,13 @@ impl Store {
     }
 
     /// The summary of a project's trace.
-    pub fn trace(&self, project: &str, trace: TraceId) -> Result<Option<TraceSummary>> {
+    pub fn get(&self, project: &str, trace: TraceId) -> Result<Option<TraceSummary>> {
         read_summary(&self.core().t, project, trace)
     }
 
     /// Traces of the query's projects started in its window, newest first
     /// (ties: higher trace id first, then the project first by name).
-    pub fn traces(&self, query: &TraceQuery) -> Result<Vec<TraceSummary>> {
+    pub fn list(&self, query: &TraceQuery) -> Result<Vec<TraceSummary>> {
         let t = &self.core().t;
         let limit = query.limit.unwrap_or(usize::MAX);
         let to = query.to_ns.unwrap_or(u64::MAX);

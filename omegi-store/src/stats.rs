@@ -11,7 +11,7 @@ use crate::error::Result;
 use crate::issues::IssueStatus;
 use crate::keys::{counter, Key, KeyReader};
 use crate::writes::{Lookup, TreeId, Writes};
-use crate::Store;
+use crate::{Stats, Store};
 
 /// The width of a statistics bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -345,6 +345,30 @@ fn sum_range(
 }
 
 impl Store {
+    /// Every (project, service) pair (export).
+    pub(crate) fn all_services(&self) -> Result<Vec<(String, ServiceInfo)>> {
+        let mut out = Vec::new();
+        for item in self.core().t.services.iter() {
+            let (key, value) = item?;
+            let mut r = KeyReader::new("services", &key);
+            let project = r.str()?.to_owned();
+            let service = r.str()?.to_owned();
+            r.end()?;
+            let row: ServiceRow = decode("services", &value)?;
+            out.push((
+                project,
+                ServiceInfo {
+                    service,
+                    attributes: attrs_out(row.attributes),
+                    last_seen_ns: row.last_seen_ns,
+                },
+            ));
+        }
+        Ok(out)
+    }
+}
+
+impl Stats<'_> {
     /// Errors of a project per bucket whose start is in `[from_ns, to_ns)`,
     /// oldest first; empty buckets are left out. Counters are kept when
     /// retention deletes occurrences.
@@ -417,33 +441,11 @@ impl Store {
         Ok(out)
     }
 
-    /// Every (project, service) pair (export).
-    pub(crate) fn all_services(&self) -> Result<Vec<(String, ServiceInfo)>> {
-        let mut out = Vec::new();
-        for item in self.core().t.services.iter() {
-            let (key, value) = item?;
-            let mut r = KeyReader::new("services", &key);
-            let project = r.str()?.to_owned();
-            let service = r.str()?.to_owned();
-            r.end()?;
-            let row: ServiceRow = decode("services", &value)?;
-            out.push((
-                project,
-                ServiceInfo {
-                    service,
-                    attributes: attrs_out(row.attributes),
-                    last_seen_ns: row.last_seen_ns,
-                },
-            ));
-        }
-        Ok(out)
-    }
-
     /// The all-projects dashboard: totals and issue counts per project.
     pub fn summary(&self) -> Result<Summary> {
         let t = &self.core().t;
         let mut projects: BTreeMap<String, ProjectSummary> = BTreeMap::new();
-        for project in self.projects()? {
+        for project in self.store.accounts().projects()? {
             projects.insert(
                 project.id.clone(),
                 ProjectSummary {
@@ -468,7 +470,7 @@ impl Store {
             p.traces = totals.traces;
             p.errors = totals.errors;
         }
-        for issue in self.all_issues() {
+        for issue in self.store.all_issues() {
             let issue = issue?;
             let p = projects
                 .entry(issue.project.clone())

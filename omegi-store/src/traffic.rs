@@ -18,7 +18,7 @@ use crate::error::Result;
 use crate::keys::{counter, Key, KeyReader};
 use crate::stats::Bucket;
 use crate::writes::{Lookup, TreeId, Writes};
-use crate::Store;
+use crate::Stats;
 
 /// The upper bounds of the duration histogram, in ms; a last bucket holds
 /// everything longer.
@@ -473,7 +473,7 @@ fn window(
     Ok((prefix, lo, hi))
 }
 
-impl Store {
+impl Stats<'_> {
     /// The traffic of each route of a project summed over the buckets
     /// whose start is in `[from_ns, to_ns)`, most requests first (ties by
     /// service, then route): from every settled trace, kept or sampled

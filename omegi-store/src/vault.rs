@@ -35,7 +35,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::notes::{read_note, Change, NoteFilter};
-use crate::{now_ns, Store};
+use crate::{now_ns, Notes, Store};
 
 /// How to import a vault.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -439,7 +439,7 @@ pub fn vault_folder(relative: &Path) -> std::result::Result<String, String> {
 
 /// The `.md` files under `dir` and its subfolders, sorted by path, skipping
 /// hidden entries (`.obsidian`, `.git`) and not following symbolic links:
-/// the files [`Store::import_vault`] reads.
+/// the files [`Notes::import_vault`] reads.
 pub fn markdown_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_owned()];
@@ -499,6 +499,59 @@ pub fn attachment_files(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 impl Store {
+    /// Attaches the vault's other files to the notes that embed or link to
+    /// them by name: to such a note in the file's own folder, else to the
+    /// first such note by path. A file no note names, one over the limits,
+    /// or one its note holds under that name with other bytes is skipped,
+    /// with the reason.
+    fn import_vault_files(
+        &self,
+        dir: &Path,
+        notes: &[Note],
+        report: &mut VaultImport,
+    ) -> Result<()> {
+        let owners = omegi_core::note::AttachmentOwners::of(notes);
+        let limit = self.notes().attachment_limits().file_bytes;
+        for path in attachment_files(dir)? {
+            let relative = path.strip_prefix(dir).unwrap_or(&path).to_owned();
+            let name = relative
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let folder = vault_folder(&relative).unwrap_or_default();
+            let Some(owner) = owners.owner(&folder, &name) else {
+                report
+                    .skipped
+                    .push((relative, "no note embeds or links to this file".into()));
+                continue;
+            };
+            let size = std::fs::metadata(&path).map_err(io_err(&path))?.len();
+            if size > limit as u64 {
+                report.skipped.push((
+                    relative,
+                    format!(
+                        "the file is {size} bytes, more than the {limit} an attachment may have"
+                    ),
+                ));
+                continue;
+            }
+            let bytes = std::fs::read(&path).map_err(io_err(&path))?;
+            match self
+                .notes()
+                .add_attachment(owner.id, &owner.author, &name, &bytes)
+            {
+                Ok(_) => {}
+                Err(e @ (Error::AttachmentRefused(_) | Error::AttachmentExists { .. })) => {
+                    report.skipped.push((relative, e.to_string()));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Notes<'_> {
     /// Imports every Markdown file under `dir` as a note of `author` (see
     /// the module docs). Files that cannot be read as notes are listed in
     /// [`VaultImport::skipped`], as are files whose id belongs to another
@@ -561,7 +614,7 @@ impl Store {
         // The notes the vault now holds: where their links find files.
         let mut imported: Vec<Note> = Vec::new();
         for (relative, mut note) in notes {
-            if let Err(e) = self.check_new_note(&note) {
+            if let Err(e) = self.store.check_new_note(&note) {
                 report.skipped.push((relative, e.to_string()));
                 continue;
             }
@@ -605,58 +658,10 @@ impl Store {
                 }
             }
         }
-        self.commit_changes(&changes)?;
+        self.store.commit_changes(&changes)?;
         drop(guard);
-        self.import_vault_files(dir, &imported, &mut report)?;
+        self.store.import_vault_files(dir, &imported, &mut report)?;
         Ok(report)
-    }
-
-    /// Attaches the vault's other files to the notes that embed or link to
-    /// them by name: to such a note in the file's own folder, else to the
-    /// first such note by path. A file no note names, one over the limits,
-    /// or one its note holds under that name with other bytes is skipped,
-    /// with the reason.
-    fn import_vault_files(
-        &self,
-        dir: &Path,
-        notes: &[Note],
-        report: &mut VaultImport,
-    ) -> Result<()> {
-        let owners = omegi_core::note::AttachmentOwners::of(notes);
-        let limit = self.attachment_limits().file_bytes;
-        for path in attachment_files(dir)? {
-            let relative = path.strip_prefix(dir).unwrap_or(&path).to_owned();
-            let name = relative
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let folder = vault_folder(&relative).unwrap_or_default();
-            let Some(owner) = owners.owner(&folder, &name) else {
-                report
-                    .skipped
-                    .push((relative, "no note embeds or links to this file".into()));
-                continue;
-            };
-            let size = std::fs::metadata(&path).map_err(io_err(&path))?.len();
-            if size > limit as u64 {
-                report.skipped.push((
-                    relative,
-                    format!(
-                        "the file is {size} bytes, more than the {limit} an attachment may have"
-                    ),
-                ));
-                continue;
-            }
-            let bytes = std::fs::read(&path).map_err(io_err(&path))?;
-            match self.add_attachment(owner.id, &owner.author, &name, &bytes) {
-                Ok(_) => {}
-                Err(e @ (Error::AttachmentRefused(_) | Error::AttachmentExists { .. })) => {
-                    report.skipped.push((relative, e.to_string()));
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
     }
 
     /// Writes the notes `viewer` may see that pass `filter` to `dir`, one
@@ -668,7 +673,7 @@ impl Store {
         filter: &NoteFilter,
         options: &VaultExportOptions,
     ) -> Result<VaultExport> {
-        let notes = self.notes(viewer, filter)?;
+        let notes = self.list(viewer, filter)?;
         let mut files = Vec::new();
         for note in &notes {
             for a in self.attachments(note.id, viewer)? {

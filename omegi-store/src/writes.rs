@@ -162,7 +162,7 @@ impl<'a> Writes<'a> {
                 });
         match outcome {
             Ok(()) => Ok(()),
-            Err(TransactionError::Storage(e)) => Err(Error::Storage(e)),
+            Err(TransactionError::Storage(e)) => Err(e.into()),
             Err(TransactionError::Abort(failed)) => Err(failed.into()),
         }
     }

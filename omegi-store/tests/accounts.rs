@@ -16,162 +16,226 @@ fn user(login: &str) -> TokenOwner {
 fn accounts() -> Store {
     let store = Store::temporary().unwrap();
     for id in ["a", "b"] {
-        store.put_project(&Project::new(id)).unwrap();
+        store.accounts().put_project(&Project::new(id)).unwrap();
     }
     for login in ["root", "kim"] {
-        store.put_user(&User::new(login)).unwrap();
+        store.accounts().put_user(&User::new(login)).unwrap();
     }
-    store.set_admin("root", true).unwrap();
+    store.accounts().set_admin("root", true).unwrap();
     store
 }
 
 #[test]
 fn memberships_are_added_listed_and_removed() {
     let store = accounts();
-    assert!(store.members("a").unwrap().is_empty());
-    assert!(store.add_member("a", "kim").unwrap());
-    assert!(!store.add_member("a", "kim").unwrap(), "already a member");
-    assert_eq!(store.members("a").unwrap(), ["kim"]);
-    assert!(store.members("b").unwrap().is_empty());
-    assert_eq!(store.user("kim").unwrap().unwrap().projects, ["a"]);
+    assert!(store.accounts().members("a").unwrap().is_empty());
+    assert!(store.accounts().add_member("a", "kim").unwrap());
+    assert!(
+        !store.accounts().add_member("a", "kim").unwrap(),
+        "already a member"
+    );
+    assert_eq!(store.accounts().members("a").unwrap(), ["kim"]);
+    assert!(store.accounts().members("b").unwrap().is_empty());
+    assert_eq!(
+        store.accounts().user("kim").unwrap().unwrap().projects,
+        ["a"]
+    );
     assert!(matches!(
-        store.add_member("nope", "kim"),
+        store.accounts().add_member("nope", "kim"),
         Err(Error::ProjectNotFound { .. })
     ));
     assert!(matches!(
-        store.add_member("a", "nobody"),
+        store.accounts().add_member("a", "nobody"),
         Err(Error::UserNotFound { .. })
     ));
     // put_user keeps memberships sorted and without repeats.
-    let mut kim = store.user("kim").unwrap().unwrap();
+    let mut kim = store.accounts().user("kim").unwrap().unwrap();
     kim.projects = vec!["b".into(), "a".into(), "b".into()];
-    store.put_user(&kim).unwrap();
-    assert_eq!(store.user("kim").unwrap().unwrap().projects, ["a", "b"]);
-    assert!(store.remove_member("b", "kim").unwrap());
-    assert!(!store.remove_member("b", "kim").unwrap());
-    assert_eq!(store.user("kim").unwrap().unwrap().projects, ["a"]);
+    store.accounts().put_user(&kim).unwrap();
+    assert_eq!(
+        store.accounts().user("kim").unwrap().unwrap().projects,
+        ["a", "b"]
+    );
+    assert!(store.accounts().remove_member("b", "kim").unwrap());
+    assert!(!store.accounts().remove_member("b", "kim").unwrap());
+    assert_eq!(
+        store.accounts().user("kim").unwrap().unwrap().projects,
+        ["a"]
+    );
 
     // Removing a project ends its memberships and revokes its tokens.
     let token = store
+        .accounts()
         .add_token(project("a"), "sha256:a", "gateway")
         .unwrap();
-    assert!(store.remove_project("a").unwrap());
-    assert!(store.user("kim").unwrap().unwrap().projects.is_empty());
-    assert_eq!(store.token_by_hash("sha256:a").unwrap(), None);
-    assert_eq!(store.token(&token.id).unwrap(), None);
+    assert!(store.accounts().remove_project("a").unwrap());
+    assert!(store
+        .accounts()
+        .user("kim")
+        .unwrap()
+        .unwrap()
+        .projects
+        .is_empty());
+    assert_eq!(store.accounts().token_by_hash("sha256:a").unwrap(), None);
+    assert_eq!(store.accounts().token(&token.id).unwrap(), None);
 }
 
 #[test]
 fn tokens_have_ids_labels_and_owners() {
     let store = accounts();
     let gateway = store
+        .accounts()
         .add_token(project("a"), "sha256:1", "gateway")
         .unwrap();
     let payment = store
+        .accounts()
         .add_token(project("a"), "sha256:2", "payment")
         .unwrap();
-    let laptop = store.add_token(user("kim"), "sha256:3", "laptop").unwrap();
+    let laptop = store
+        .accounts()
+        .add_token(user("kim"), "sha256:3", "laptop")
+        .unwrap();
     assert_eq!(gateway.id.len(), 16);
     assert_ne!(gateway.id, payment.id);
     assert_eq!(gateway.owner, project("a"));
     assert_eq!(gateway.last_used_ns, None);
 
     assert_eq!(
-        store.token_by_hash("sha256:2").unwrap(),
+        store.accounts().token_by_hash("sha256:2").unwrap(),
         Some(payment.clone())
     );
-    assert_eq!(store.token(&laptop.id).unwrap(), Some(laptop.clone()));
     assert_eq!(
-        store.tokens(Some(&project("a"))).unwrap(),
+        store.accounts().token(&laptop.id).unwrap(),
+        Some(laptop.clone())
+    );
+    assert_eq!(
+        store.accounts().tokens(Some(&project("a"))).unwrap(),
         [gateway.clone(), payment.clone()]
     );
     assert_eq!(
-        store.tokens(Some(&user("kim"))).unwrap(),
+        store.accounts().tokens(Some(&user("kim"))).unwrap(),
         std::slice::from_ref(&laptop)
     );
-    assert_eq!(store.tokens(None).unwrap().len(), 3);
+    assert_eq!(store.accounts().tokens(None).unwrap().len(), 3);
 
     // Owners must exist; hashes are unique; labels are bounded.
     assert!(matches!(
-        store.add_token(project("nope"), "sha256:4", ""),
+        store.accounts().add_token(project("nope"), "sha256:4", ""),
         Err(Error::ProjectNotFound { .. })
     ));
     assert!(matches!(
-        store.add_token(user("nobody"), "sha256:4", ""),
+        store.accounts().add_token(user("nobody"), "sha256:4", ""),
         Err(Error::UserNotFound { .. })
     ));
     assert!(matches!(
-        store.add_token(user("kim"), "sha256:3", "again"),
+        store.accounts().add_token(user("kim"), "sha256:3", "again"),
         Err(Error::TokenExists)
     ));
     assert!(matches!(
-        store.add_token(user("kim"), "sha256:4", &"x".repeat(129)),
+        store
+            .accounts()
+            .add_token(user("kim"), "sha256:4", &"x".repeat(129)),
         Err(Error::InvalidName { .. })
     ));
     assert!(matches!(
-        store.add_token(user("kim"), "sha256:4", "a\nb"),
+        store.accounts().add_token(user("kim"), "sha256:4", "a\nb"),
         Err(Error::InvalidName { .. })
     ));
 
     // Revoked: gone for every clone at once.
     let other = store.clone();
     assert_eq!(
-        store.revoke_token(&payment.id).unwrap(),
+        store.accounts().revoke_token(&payment.id).unwrap(),
         Some(payment.clone())
     );
-    assert_eq!(other.token_by_hash("sha256:2").unwrap(), None);
-    assert_eq!(other.token(&payment.id).unwrap(), None);
-    assert_eq!(store.revoke_token(&payment.id).unwrap(), None);
+    assert_eq!(other.accounts().token_by_hash("sha256:2").unwrap(), None);
+    assert_eq!(other.accounts().token(&payment.id).unwrap(), None);
+    assert_eq!(store.accounts().revoke_token(&payment.id).unwrap(), None);
 
     // Rotation: a new token with the same owner and label, the old one
     // revoked in the same step, or kept.
-    let (new, old) = store.rotate_token(&laptop.id, "sha256:5", true).unwrap();
+    let (new, old) = store
+        .accounts()
+        .rotate_token(&laptop.id, "sha256:5", true)
+        .unwrap();
     assert_eq!(old, Some(laptop.clone()));
     assert_eq!(
         (new.owner.clone(), new.label.as_str()),
         (user("kim"), "laptop")
     );
-    assert_eq!(store.token_by_hash("sha256:3").unwrap(), None);
-    assert_eq!(store.token_by_hash("sha256:5").unwrap(), Some(new.clone()));
-    let (kept, none) = store.rotate_token(&new.id, "sha256:6", false).unwrap();
+    assert_eq!(store.accounts().token_by_hash("sha256:3").unwrap(), None);
+    assert_eq!(
+        store.accounts().token_by_hash("sha256:5").unwrap(),
+        Some(new.clone())
+    );
+    let (kept, none) = store
+        .accounts()
+        .rotate_token(&new.id, "sha256:6", false)
+        .unwrap();
     assert_eq!(none, None);
-    assert!(store.token_by_hash("sha256:5").unwrap().is_some());
-    assert!(store.token_by_hash("sha256:6").unwrap().is_some());
+    assert!(store
+        .accounts()
+        .token_by_hash("sha256:5")
+        .unwrap()
+        .is_some());
+    assert!(store
+        .accounts()
+        .token_by_hash("sha256:6")
+        .unwrap()
+        .is_some());
     assert_ne!(kept.id, new.id);
     assert!(matches!(
-        store.rotate_token("0000000000000000", "sha256:7", true),
+        store
+            .accounts()
+            .rotate_token("0000000000000000", "sha256:7", true),
         Err(Error::TokenNotFound { .. })
     ));
 
     // Removing a user revokes their tokens.
-    assert!(store.remove_user("kim").unwrap());
-    assert!(store.tokens(Some(&user("kim"))).unwrap().is_empty());
-    assert_eq!(store.token_by_hash("sha256:6").unwrap(), None);
+    assert!(store.accounts().remove_user("kim").unwrap());
+    assert!(store
+        .accounts()
+        .tokens(Some(&user("kim")))
+        .unwrap()
+        .is_empty());
+    assert_eq!(store.accounts().token_by_hash("sha256:6").unwrap(), None);
 }
 
 #[test]
 fn last_use_is_recorded_coarsely_and_never_revives_a_revoked_token() {
     let store = accounts();
-    let token = store.add_token(user("kim"), "sha256:1", "").unwrap();
+    let token = store
+        .accounts()
+        .add_token(user("kim"), "sha256:1", "")
+        .unwrap();
     let minute = 60_000_000_000;
-    store.touch_token(&token, 1_000 * minute, minute).unwrap();
-    let used = store.token_by_hash("sha256:1").unwrap().unwrap();
+    store
+        .accounts()
+        .touch_token(&token, 1_000 * minute, minute)
+        .unwrap();
+    let used = store.accounts().token_by_hash("sha256:1").unwrap().unwrap();
     assert_eq!(used.last_used_ns, Some(1_000 * minute));
     // Within the resolution: nothing is written.
     store
+        .accounts()
         .touch_token(&used, 1_000 * minute + 5, minute)
         .unwrap();
     assert_eq!(
         store
+            .accounts()
             .token_by_hash("sha256:1")
             .unwrap()
             .unwrap()
             .last_used_ns,
         Some(1_000 * minute)
     );
-    store.touch_token(&used, 1_002 * minute, minute).unwrap();
+    store
+        .accounts()
+        .touch_token(&used, 1_002 * minute, minute)
+        .unwrap();
     assert_eq!(
         store
+            .accounts()
             .token_by_hash("sha256:1")
             .unwrap()
             .unwrap()
@@ -179,10 +243,13 @@ fn last_use_is_recorded_coarsely_and_never_revives_a_revoked_token() {
         Some(1_002 * minute)
     );
     // A token read before it was revoked stays revoked when touched.
-    let read = store.token_by_hash("sha256:1").unwrap().unwrap();
-    store.revoke_token(&read.id).unwrap();
-    store.touch_token(&read, 2_000 * minute, minute).unwrap();
-    assert_eq!(store.token_by_hash("sha256:1").unwrap(), None);
+    let read = store.accounts().token_by_hash("sha256:1").unwrap().unwrap();
+    store.accounts().revoke_token(&read.id).unwrap();
+    store
+        .accounts()
+        .touch_token(&read, 2_000 * minute, minute)
+        .unwrap();
+    assert_eq!(store.accounts().token_by_hash("sha256:1").unwrap(), None);
 }
 
 #[test]
@@ -190,15 +257,26 @@ fn finding_a_token_is_one_read_whether_it_exists_or_not() {
     let store = accounts();
     for i in 0..100 {
         store
+            .accounts()
             .add_token(user("kim"), &format!("sha256:{i}"), "")
             .unwrap();
     }
-    let before = store.account_reads();
+    let before = store.accounts().reads();
     for i in 0..1_000 {
-        assert_eq!(store.token_by_hash(&format!("unknown:{i}")).unwrap(), None);
+        assert_eq!(
+            store
+                .accounts()
+                .token_by_hash(&format!("unknown:{i}"))
+                .unwrap(),
+            None
+        );
     }
-    assert!(store.token_by_hash("sha256:7").unwrap().is_some());
-    assert_eq!(store.account_reads() - before, 1_001);
+    assert!(store
+        .accounts()
+        .token_by_hash("sha256:7")
+        .unwrap()
+        .is_some());
+    assert_eq!(store.accounts().reads() - before, 1_001);
 }
 
 /// `{"type":"header",…}` of an export of version `schema`.
@@ -209,10 +287,15 @@ fn header(schema: u32) -> String {
 #[test]
 fn an_import_takes_accounts_only_when_asked_and_always_counts_them() {
     let a = accounts();
-    a.add_member("a", "kim").unwrap();
-    a.add_token(project("a"), "sha256:1", "gateway").unwrap();
-    a.add_token(user("kim"), "sha256:2", "laptop").unwrap();
-    a.ingest("a", &omegi_core::Resource::default(), &[])
+    a.accounts().add_member("a", "kim").unwrap();
+    a.accounts()
+        .add_token(project("a"), "sha256:1", "gateway")
+        .unwrap();
+    a.accounts()
+        .add_token(user("kim"), "sha256:2", "laptop")
+        .unwrap();
+    a.traces()
+        .ingest("a", &omegi_core::Resource::default(), &[])
         .unwrap();
     let mut file = Vec::new();
     a.export(&mut file).unwrap();
@@ -237,11 +320,14 @@ fn an_import_takes_accounts_only_when_asked_and_always_counts_them() {
         ),
         (2, 2, 1, 2, false)
     );
-    assert!(data_only.projects().unwrap().is_empty());
-    assert!(data_only.users().unwrap().is_empty());
-    assert!(data_only.admins().unwrap().is_empty());
-    assert!(data_only.tokens(None).unwrap().is_empty());
-    assert_eq!(data_only.token_by_hash("sha256:1").unwrap(), None);
+    assert!(data_only.accounts().projects().unwrap().is_empty());
+    assert!(data_only.accounts().users().unwrap().is_empty());
+    assert!(data_only.accounts().admins().unwrap().is_empty());
+    assert!(data_only.accounts().tokens(None).unwrap().is_empty());
+    assert_eq!(
+        data_only.accounts().token_by_hash("sha256:1").unwrap(),
+        None
+    );
 
     let everything = Store::temporary().unwrap();
     let stats = everything
@@ -249,10 +335,13 @@ fn an_import_takes_accounts_only_when_asked_and_always_counts_them() {
         .unwrap();
     assert!(stats.accounts);
     assert_eq!(stats.legacy_members, 0);
-    assert_eq!(everything.tokens(None).unwrap(), a.tokens(None).unwrap());
-    assert_eq!(everything.members("a").unwrap(), ["kim"]);
-    assert!(everything.members("b").unwrap().is_empty());
-    assert_eq!(everything.admins().unwrap(), ["root"]);
+    assert_eq!(
+        everything.accounts().tokens(None).unwrap(),
+        a.accounts().tokens(None).unwrap()
+    );
+    assert_eq!(everything.accounts().members("a").unwrap(), ["kim"]);
+    assert!(everything.accounts().members("b").unwrap().is_empty());
+    assert_eq!(everything.accounts().admins().unwrap(), ["root"]);
 
     // A token whose owner the file does not hold is refused.
     let orphan = format!(
@@ -299,16 +388,33 @@ fn an_export_from_before_memberships_keeps_everyone_s_access() {
         .unwrap();
     assert_eq!(stats.legacy_members, 1);
     // kim could read both projects before: still can, by membership.
-    assert_eq!(store.user("kim").unwrap().unwrap().projects, ["a", "b"]);
-    assert!(store.user("root").unwrap().unwrap().projects.is_empty());
-    let kim = store.token_by_hash("sha256:kim").unwrap().unwrap();
+    assert_eq!(
+        store.accounts().user("kim").unwrap().unwrap().projects,
+        ["a", "b"]
+    );
+    assert!(store
+        .accounts()
+        .user("root")
+        .unwrap()
+        .unwrap()
+        .projects
+        .is_empty());
+    let kim = store
+        .accounts()
+        .token_by_hash("sha256:kim")
+        .unwrap()
+        .unwrap();
     assert_eq!((kim.owner, kim.label.as_str()), (user("kim"), "api"));
-    let ingest = store.token_by_hash("sha256:pa").unwrap().unwrap();
+    let ingest = store
+        .accounts()
+        .token_by_hash("sha256:pa")
+        .unwrap()
+        .unwrap();
     assert_eq!(
         (ingest.owner, ingest.label.as_str()),
         (project("a"), "ingest")
     );
-    assert_eq!(store.tokens(None).unwrap().len(), 3);
+    assert_eq!(store.accounts().tokens(None).unwrap().len(), 3);
 }
 
 /// A project as stored before token ids (postcard keeps field order).
@@ -379,17 +485,35 @@ fn opening_accounts_from_before_memberships_migrates_them_once() {
         db.flush().unwrap();
     }
     let store = Store::open(dir.path()).unwrap();
-    assert_eq!(store.user("kim").unwrap().unwrap().projects, ["a", "b"]);
-    assert!(store.user("root").unwrap().unwrap().projects.is_empty());
-    assert_eq!(store.project("a").unwrap().unwrap().created_ns, 5);
-    let tokens = store.tokens(None).unwrap();
+    assert_eq!(
+        store.accounts().user("kim").unwrap().unwrap().projects,
+        ["a", "b"]
+    );
+    assert!(store
+        .accounts()
+        .user("root")
+        .unwrap()
+        .unwrap()
+        .projects
+        .is_empty());
+    assert_eq!(
+        store.accounts().project("a").unwrap().unwrap().created_ns,
+        5
+    );
+    let tokens = store.accounts().tokens(None).unwrap();
     assert_eq!(tokens.len(), 3);
     assert_eq!(
-        store.token_by_hash("sha256:pa").unwrap().unwrap().owner,
+        store
+            .accounts()
+            .token_by_hash("sha256:pa")
+            .unwrap()
+            .unwrap()
+            .owner,
         project("a")
     );
     let report = store
-        .take_accounts_migration()
+        .accounts()
+        .take_migration()
         .unwrap()
         .expect("a migration report");
     assert_eq!(report.members, ["kim"]);
@@ -398,17 +522,24 @@ fn opening_accounts_from_before_memberships_migrates_them_once() {
     assert!(report
         .to_string()
         .contains("became members of every project"));
-    assert_eq!(store.take_accounts_migration().unwrap(), None, "told once");
+    assert_eq!(
+        store.accounts().take_migration().unwrap(),
+        None,
+        "told once"
+    );
     drop(store);
 
     // Reopening migrates nothing again: a membership removed stays removed.
     let store = Store::open(dir.path()).unwrap();
-    store.remove_member("b", "kim").unwrap();
+    store.accounts().remove_member("b", "kim").unwrap();
     drop(store);
     let store = Store::open(dir.path()).unwrap();
-    assert_eq!(store.user("kim").unwrap().unwrap().projects, ["a"]);
-    assert_eq!(store.tokens(None).unwrap(), tokens);
-    assert_eq!(store.take_accounts_migration().unwrap(), None);
+    assert_eq!(
+        store.accounts().user("kim").unwrap().unwrap().projects,
+        ["a"]
+    );
+    assert_eq!(store.accounts().tokens(None).unwrap(), tokens);
+    assert_eq!(store.accounts().take_migration().unwrap(), None);
 }
 
 #[cfg(unix)]
@@ -421,7 +552,8 @@ fn the_data_directory_is_private_to_its_owner() {
     let dir = parent.path().join("new/store");
     let store = Store::open(&dir).unwrap();
     store
-        .create_note(omegi_store::NewNote::new("kim", "Runbook", "text"))
+        .notes()
+        .create(omegi_store::NewNote::new("kim", "Runbook", "text"))
         .unwrap();
     store.flush().unwrap();
     drop(store);

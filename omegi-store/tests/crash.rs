@@ -58,7 +58,10 @@ fn child(dir: &str) {
                 };
                 for n in (1..=MAX_BATCHES).filter(|n| n % THREADS == thread) {
                     say(format!("sending {n}"));
-                    store.ingest("shop", &resource, &batch(n)).expect("ingest");
+                    store
+                        .traces()
+                        .ingest("shop", &resource, &batch(n))
+                        .expect("ingest");
                     store.sync().expect("sync");
                     say(format!("durable {n}"));
                 }
@@ -115,8 +118,12 @@ fn run_once(kill_after: usize, extra_delay_us: u64) {
     let fp = fingerprint(&error("gateway", "boom", 0, None));
     let mut stored = 0;
     for &n in &sent {
-        let spans = store.trace_spans("shop", TraceId(u128::from(n))).unwrap();
+        let spans = store
+            .traces()
+            .spans("shop", TraceId(u128::from(n)))
+            .unwrap();
         let occurrences = store
+            .issues()
             .occurrences("shop", &fp, T0 + n * SEC, T0 + n * SEC + 1, 10)
             .unwrap();
         if acknowledged.contains(&n) {
@@ -133,23 +140,29 @@ fn run_once(kill_after: usize, extra_delay_us: u64) {
         );
         assert_eq!(
             store
-                .trace("shop", TraceId(u128::from(n)))
+                .traces()
+                .get("shop", TraceId(u128::from(n)))
                 .unwrap()
                 .is_some(),
             whole
         );
         stored += u64::from(whole);
     }
-    let issue = store.issue("shop", &fp).unwrap().expect("issue kept");
+    let issue = store
+        .issues()
+        .get("shop", &fp)
+        .unwrap()
+        .expect("issue kept");
     assert_eq!(issue.count, stored, "the count is what is stored");
     assert!(issue.count >= acknowledged.len() as u64);
-    let summary = store.summary().unwrap();
+    let summary = store.stats().summary().unwrap();
     assert_eq!(summary.projects[0].spans, stored * SPANS_PER_BATCH);
-    let listed = store.traces(&TraceQuery::project("shop")).unwrap();
+    let listed = store.traces().list(&TraceQuery::project("shop")).unwrap();
     assert_eq!(listed.len() as u64, stored);
-    store.issues("shop", &IssueQuery::all()).unwrap();
+    store.issues().list("shop", &IssueQuery::all()).unwrap();
     // And it takes writes again.
     store
+        .traces()
         .ingest("shop", &resource("gateway"), &batch(MAX_BATCHES + 1))
         .unwrap();
     store.sync().unwrap();

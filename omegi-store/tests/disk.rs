@@ -31,6 +31,7 @@ fn fill(store: &Store, round: u64) {
             })
             .collect();
         store
+            .traces()
             .ingest("shop", &resource("gateway"), &records)
             .unwrap();
     }
@@ -66,7 +67,8 @@ fn space_freed_by_retention_is_reused() {
         peak = peak.max(now.dir_bytes);
         assert!(
             store
-                .trace_spans("shop", TraceId(u128::from(round * TRACES + 1)))
+                .traces()
+                .spans("shop", TraceId(u128::from(round * TRACES + 1)))
                 .unwrap()
                 .len()
                 == SPANS_PER_TRACE as usize

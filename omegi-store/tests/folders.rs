@@ -11,7 +11,8 @@ fn ids(notes: &[Note]) -> Vec<NoteId> {
 
 fn note(store: &Store, author: &str, folder: &str, title: &str, body: &str) -> Note {
     store
-        .create_note(NewNote::new(author, title, body).folder(folder).public())
+        .notes()
+        .create(NewNote::new(author, title, body).folder(folder).public())
         .unwrap()
 }
 
@@ -19,17 +20,17 @@ fn note(store: &Store, author: &str, folder: &str, title: &str, body: &str) -> N
 /// notes, for each viewer.
 fn assert_consistent(store: &Store, viewers: &[&str]) {
     for viewer in viewers {
-        let notes = store.notes(viewer, &NoteFilter::all()).unwrap();
+        let notes = store.notes().list(viewer, &NoteFilter::all()).unwrap();
         let graph = NoteGraph::build(&notes, viewer);
         for note in &notes {
             assert_eq!(
-                ids(&store.backlinks(note.id, viewer).unwrap()),
+                ids(&store.notes().backlinks(note.id, viewer).unwrap()),
                 graph.backlinks(note.id),
                 "backlinks of {}/{} for {viewer}",
                 note.folder,
                 note.title
             );
-            let links = store.note_links(note.id, viewer).unwrap();
+            let links = store.notes().links(note.id, viewer).unwrap();
             assert_eq!(
                 ids(&links.outgoing),
                 graph.outgoing(note.id),
@@ -56,7 +57,12 @@ fn colliding_names_resolve_by_folder_in_the_index() {
         "[[Setup]] [[Plugins/Setup]] [[Core/Setup]] [[Nowhere/Setup]]",
     );
     let guide = note(&store, "kim", "Plugins", "Guide", "[[Setup]]");
-    let to = |target: &str, from: &str| store.resolve_link_from(target, from, "lee").unwrap();
+    let to = |target: &str, from: &str| {
+        store
+            .notes()
+            .resolve_link_from(target, from, "lee")
+            .unwrap()
+    };
     assert_eq!(to("Setup", ""), Some(top.id));
     assert_eq!(to("Setup", "Plugins"), Some(plugins.id));
     assert_eq!(to("setup", "plugins/core"), Some(core.id));
@@ -64,16 +70,16 @@ fn colliding_names_resolve_by_folder_in_the_index() {
     assert_eq!(to("Core/Setup.md", ""), Some(core.id));
     assert_eq!(to("Nowhere/Setup", ""), None);
 
-    let links = store.note_links(index.id, "lee").unwrap();
+    let links = store.notes().links(index.id, "lee").unwrap();
     assert_eq!(ids(&links.outgoing), vec![top.id, plugins.id, core.id]);
     assert_eq!(links.unresolved, vec!["Nowhere/Setup".to_string()]);
-    assert_eq!(ids(&store.backlinks(plugins.id, "lee").unwrap()), {
+    assert_eq!(ids(&store.notes().backlinks(plugins.id, "lee").unwrap()), {
         let mut v = vec![guide.id, index.id];
         v.sort_by_key(|id| if *id == guide.id { 0 } else { 1 });
         v
     });
     assert_eq!(
-        ids(&store.backlinks(core.id, "lee").unwrap()),
+        ids(&store.notes().backlinks(core.id, "lee").unwrap()),
         vec![index.id]
     );
     assert_consistent(&store, &["kim", "lee"]);
@@ -84,7 +90,8 @@ fn a_private_note_in_a_folder_is_never_resolved_for_others() {
     let store = Store::temporary().unwrap();
     let public_top = note(&store, "kim", "", "Setup", "");
     let private = store
-        .create_note(NewNote::new("lee", "Setup", "mine").folder("Plugins"))
+        .notes()
+        .create(NewNote::new("lee", "Setup", "mine").folder("Plugins"))
         .unwrap();
     let guide = note(
         &store,
@@ -93,12 +100,12 @@ fn a_private_note_in_a_folder_is_never_resolved_for_others() {
         "Guide",
         "[[Setup]] [[Plugins/Setup]]",
     );
-    let kim = store.note_links(guide.id, "kim").unwrap();
+    let kim = store.notes().links(guide.id, "kim").unwrap();
     assert_eq!(ids(&kim.outgoing), vec![public_top.id]);
     assert_eq!(kim.unresolved, vec!["Plugins/Setup".to_string()]);
-    let lee = store.note_links(guide.id, "lee").unwrap();
+    let lee = store.notes().links(guide.id, "lee").unwrap();
     assert_eq!(ids(&lee.outgoing), vec![private.id]);
-    assert!(store.backlinks(private.id, "kim").is_err());
+    assert!(store.notes().backlinks(private.id, "kim").is_err());
     assert_consistent(&store, &["kim", "lee", "park"]);
 }
 
@@ -110,7 +117,8 @@ fn moving_a_note_updates_the_links_to_it() {
     let index = note(&store, "kim", "", "Index", "[[Plugins/Setup|setup]]");
     let guide = note(&store, "kim", "Plugins", "Guide", "[[Setup]]");
     let moved = store
-        .update_note(
+        .notes()
+        .update(
             setup.id,
             "kim",
             NoteUpdate::new().folder("/Archive/Plugins/"),
@@ -121,21 +129,21 @@ fn moving_a_note_updates_the_links_to_it() {
     assert_eq!(moved.revision, setup.revision + 1);
     // `[[Plugins/Setup]]` still names it (a path names the end of a folder
     // path), so the index keeps its link as written.
-    let index = store.note(index.id, "kim").unwrap().unwrap();
+    let index = store.notes().get(index.id, "kim").unwrap().unwrap();
     assert_eq!(index.body, "[[Plugins/Setup|setup]]");
     // From Plugins, `[[Setup]]` would now lead to Docs/Setup (shortest
     // path): the link gets the path.
-    let guide = store.note(guide.id, "kim").unwrap().unwrap();
+    let guide = store.notes().get(guide.id, "kim").unwrap().unwrap();
     assert_eq!(guide.body, "[[Archive/Plugins/Setup]]");
     assert_eq!(
-        ids(&store.note_links(guide.id, "kim").unwrap().outgoing),
+        ids(&store.notes().links(guide.id, "kim").unwrap().outgoing),
         vec![setup.id]
     );
     assert_eq!(
-        ids(&store.note_links(index.id, "kim").unwrap().outgoing),
+        ids(&store.notes().links(index.id, "kim").unwrap().outgoing),
         vec![setup.id]
     );
-    assert!(store.backlinks(other.id, "kim").unwrap().is_empty());
+    assert!(store.notes().backlinks(other.id, "kim").unwrap().is_empty());
     assert_consistent(&store, &["kim"]);
 }
 
@@ -144,8 +152,8 @@ fn renaming_keeps_path_links_as_paths() {
     let store = Store::temporary().unwrap();
     let setup = note(&store, "kim", "Plugins", "Setup", "");
     let index = note(&store, "lee", "", "Index", "[[Plugins/Setup#Steps]]");
-    store.rename_note(setup.id, "kim", "Install").unwrap();
-    let index = store.note(index.id, "kim").unwrap().unwrap();
+    store.notes().rename(setup.id, "kim", "Install").unwrap();
+    let index = store.notes().get(index.id, "kim").unwrap().unwrap();
     assert_eq!(index.body, "[[Plugins/Install#Steps]]");
     assert_consistent(&store, &["kim", "lee"]);
 }
@@ -157,16 +165,18 @@ fn folders_are_normalized_and_bad_ones_refused() {
     assert_eq!(n.folder, "a/b");
     for bad in ["../up", "a/./b", "a\\b", "x[1]", "a|b"] {
         let err = store
-            .create_note(NewNote::new("kim", "U", "").folder(bad))
+            .notes()
+            .create(NewNote::new("kim", "U", "").folder(bad))
             .unwrap_err();
         assert!(matches!(err, Error::InvalidNote(_)), "{bad}: {err}");
     }
     let long = "f/".repeat(300);
     let err = store
-        .create_note(NewNote::new("kim", "U", "").folder(long))
+        .notes()
+        .create(NewNote::new("kim", "U", "").folder(long))
         .unwrap_err();
     assert!(err.to_string().contains("folder"), "{err}");
-    assert_eq!(store.note_count(), 1);
+    assert_eq!(store.notes().count(), 1);
 }
 
 #[test]
@@ -177,11 +187,20 @@ fn folders_survive_reopening_and_export_import() {
         note(&store, "kim", "Plugins", "Setup", "").id
     };
     let store = Store::open(dir.path()).unwrap();
-    assert_eq!(store.note(id, "kim").unwrap().unwrap().folder, "Plugins");
+    assert_eq!(
+        store.notes().get(id, "kim").unwrap().unwrap().folder,
+        "Plugins"
+    );
     let mut file = Vec::new();
     store.export(&mut file).unwrap();
     let copy = Store::temporary().unwrap();
     copy.import(&file[..]).unwrap();
-    assert_eq!(copy.note(id, "kim").unwrap().unwrap().folder, "Plugins");
-    assert_eq!(copy.resolve_link("Plugins/Setup", "kim").unwrap(), Some(id));
+    assert_eq!(
+        copy.notes().get(id, "kim").unwrap().unwrap().folder,
+        "Plugins"
+    );
+    assert_eq!(
+        copy.notes().resolve_link("Plugins/Setup", "kim").unwrap(),
+        Some(id)
+    );
 }

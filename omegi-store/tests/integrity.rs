@@ -25,7 +25,7 @@ struct Readable {
 }
 
 fn readable(store: &Store, projects: &[&str]) -> Readable {
-    let summary = store.summary().unwrap();
+    let summary = store.stats().summary().unwrap();
     let mut r = Readable {
         projects: summary
             .projects
@@ -40,13 +40,18 @@ fn readable(store: &Store, projects: &[&str]) -> Readable {
         new_issues: Vec::new(),
     };
     for trace in store
-        .traces(&TraceQuery::projects(projects.iter().copied()))
+        .traces()
+        .list(&TraceQuery::projects(projects.iter().copied()))
         .unwrap()
     {
-        let spans = store.trace_spans(&trace.project, trace.trace_id).unwrap();
+        let spans = store
+            .traces()
+            .spans(&trace.project, trace.trace_id)
+            .unwrap();
         assert_eq!(
             store
-                .trace(&trace.project, trace.trace_id)
+                .traces()
+                .get(&trace.project, trace.trace_id)
                 .unwrap()
                 .as_ref(),
             Some(&trace)
@@ -54,27 +59,34 @@ fn readable(store: &Store, projects: &[&str]) -> Readable {
         r.traces.push((trace, spans));
     }
     for project in projects {
-        for issue in store.issues(project, &IssueQuery::all()).unwrap() {
+        for issue in store.issues().list(project, &IssueQuery::all()).unwrap() {
             let occurrences = store
+                .issues()
                 .occurrences(project, &issue.fingerprint, 0, u64::MAX, usize::MAX)
                 .unwrap();
             let histogram = store
-                .issue_histogram(project, &issue.fingerprint, Bucket::Minute, 0, u64::MAX)
+                .issues()
+                .histogram(project, &issue.fingerprint, Bucket::Minute, 0, u64::MAX)
                 .unwrap();
             r.issues.push((issue, occurrences, histogram));
         }
         for bucket in Bucket::ALL {
-            r.counts
-                .push(store.error_counts(project, bucket, 0, u64::MAX).unwrap());
+            r.counts.push(
+                store
+                    .stats()
+                    .error_counts(project, bucket, 0, u64::MAX)
+                    .unwrap(),
+            );
         }
         r.per_service.extend(
             store
+                .stats()
                 .service_error_counts(project, Bucket::Day, 0, u64::MAX)
                 .unwrap(),
         );
-        r.services.extend(store.services(project).unwrap());
+        r.services.extend(store.stats().services(project).unwrap());
         r.new_issues
-            .extend(store.new_issues(project, 0, u64::MAX).unwrap());
+            .extend(store.issues().new_issues(project, 0, u64::MAX).unwrap());
     }
     r
 }
@@ -110,6 +122,7 @@ fn request() -> Vec<(Resource, Vec<Record>)> {
 
 fn send(store: &Store, project: &str, request: &[(Resource, Vec<Record>)]) -> IngestReport {
     store
+        .traces()
         .ingest_resources(
             project,
             request.iter().map(|(r, records)| (r, &records[..])),
@@ -140,7 +153,8 @@ fn the_same_request_three_times_is_stored_and_counted_once() {
     // A retry does not reopen a resolved issue either; a new occurrence does.
     let declined = fingerprint(&error("payment", "card declined", 0, None));
     store
-        .set_issue_status("shop", &declined, IssueStatus::Resolved)
+        .issues()
+        .set_status("shop", &declined, IssueStatus::Resolved)
         .unwrap();
     let resolved = readable(&store, &["shop"]);
     let again = send(&store, "shop", &request);
@@ -148,6 +162,7 @@ fn the_same_request_three_times_is_stored_and_counted_once() {
     assert_eq!(readable(&store, &["shop"]), resolved);
     let new = error("payment", "card declined", T0 + 3 * SEC, None);
     let report = store
+        .traces()
         .ingest("shop", &resource("payment"), &[Record::Error(new)])
         .unwrap();
     assert_eq!(report.regressed.len(), 1);
@@ -160,22 +175,24 @@ fn a_changed_copy_of_a_span_replaces_it_without_counting_again() {
     let store = Store::temporary().unwrap();
     let r = resource("gateway");
     store
+        .traces()
         .ingest("shop", &r, &spans(vec![span(1, 1, None, "gateway", T0)]))
         .unwrap();
     let mut renamed = span(1, 1, None, "gateway", T0);
     renamed.name = "POST /checkout".into();
     let report = store
+        .traces()
         .ingest("shop", &r, &spans(vec![renamed.clone()]))
         .unwrap();
     assert_eq!((report.spans, report.new_traces), (0, 0));
     assert_eq!(
-        store.trace_spans("shop", TraceId(1)).unwrap(),
+        store.traces().spans("shop", TraceId(1)).unwrap(),
         [renamed.clone()]
     );
-    let summary = store.trace("shop", TraceId(1)).unwrap().unwrap();
+    let summary = store.traces().get("shop", TraceId(1)).unwrap().unwrap();
     assert_eq!(summary.span_count, 1);
     assert_eq!(summary.root.unwrap().name, "POST /checkout");
-    assert_eq!(store.summary().unwrap().projects[0].spans, 1);
+    assert_eq!(store.stats().summary().unwrap().projects[0].spans, 1);
 }
 
 #[test]
@@ -190,7 +207,7 @@ fn a_trace_id_sent_to_two_projects_is_two_traces() {
         span(trace, 2, Some(1), "gateway", T0 + 10),
     ]);
     records.push(Record::Error(error("gateway", "boom", T0 + 5, Some(trace))));
-    store.ingest("default", &r, &records).unwrap();
+    store.traces().ingest("default", &r, &records).unwrap();
     let before = readable(&store, &["default"]);
 
     // Another project's token sends a span with the same trace and span id,
@@ -198,6 +215,7 @@ fn a_trace_id_sent_to_two_projects_is_two_traces() {
     let mut hacked = span(trace, 1, None, "evil", 1);
     hacked.name = "HACKED".into();
     let report = store
+        .traces()
         .ingest(
             "other",
             &resource("evil"),
@@ -211,6 +229,7 @@ fn a_trace_id_sent_to_two_projects_is_two_traces() {
     assert_eq!(readable(&store, &["default"]), before);
     assert_eq!(
         store
+            .traces()
             .span("default", TraceId(trace), SpanId(1))
             .unwrap()
             .unwrap()
@@ -220,19 +239,25 @@ fn a_trace_id_sent_to_two_projects_is_two_traces() {
     // Listed in its own project only, with its own window.
     let since = |project: &str| {
         store
-            .traces(&TraceQuery::project(project).between(T0 - 3600 * SEC, u64::MAX))
+            .traces()
+            .list(&TraceQuery::project(project).between(T0 - 3600 * SEC, u64::MAX))
             .unwrap()
     };
     assert_eq!(since("default").len(), 1);
     assert!(since("other").is_empty());
-    let theirs = store.trace("other", TraceId(trace)).unwrap().unwrap();
+    let theirs = store
+        .traces()
+        .get("other", TraceId(trace))
+        .unwrap()
+        .unwrap();
     assert_eq!((theirs.project.as_str(), theirs.start_ns), ("other", 1));
     assert_eq!(
-        store.trace_spans("other", TraceId(trace)).unwrap(),
+        store.traces().spans("other", TraceId(trace)).unwrap(),
         [hacked]
     );
     let both = store
-        .traces(&TraceQuery::projects(["default", "other"]))
+        .traces()
+        .list(&TraceQuery::projects(["default", "other"]))
         .unwrap();
     assert_eq!(
         both.iter()
@@ -244,7 +269,11 @@ fn a_trace_id_sent_to_two_projects_is_two_traces() {
     // Retention deletes the old trace of `other` and nothing of `default`.
     let report = store.run_retention(T0 + 600 * SEC).unwrap();
     assert_eq!((report.traces, report.spans, report.occurrences), (1, 1, 1));
-    assert!(store.trace("other", TraceId(trace)).unwrap().is_none());
+    assert!(store
+        .traces()
+        .get("other", TraceId(trace))
+        .unwrap()
+        .is_none());
     assert_eq!(readable(&store, &["default"]), before);
 }
 
@@ -256,7 +285,7 @@ fn a_refused_ingest_stores_nothing_and_the_store_goes_on() {
     records.push(Record::Error(error("gateway", "boom", T0, Some(1))));
     // A service name longer than a key holds, after valid records.
     records.push(Record::Span(span(2, 1, None, &"x".repeat(70_000), T0)));
-    let err = store.ingest("shop", &r, &records).unwrap_err();
+    let err = store.traces().ingest("shop", &r, &records).unwrap_err();
     assert!(
         matches!(
             err,
@@ -267,17 +296,21 @@ fn a_refused_ingest_stores_nothing_and_the_store_goes_on() {
         ),
         "{err}"
     );
-    assert!(store.project("shop").unwrap().is_none());
-    assert!(store.summary().unwrap().projects.is_empty());
-    assert!(store.trace("shop", TraceId(1)).unwrap().is_none());
-    assert!(store.issues("shop", &IssueQuery::all()).unwrap().is_empty());
-    assert!(store.services("shop").unwrap().is_empty());
+    assert!(store.accounts().project("shop").unwrap().is_none());
+    assert!(store.stats().summary().unwrap().projects.is_empty());
+    assert!(store.traces().get("shop", TraceId(1)).unwrap().is_none());
+    assert!(store
+        .issues()
+        .list("shop", &IssueQuery::all())
+        .unwrap()
+        .is_empty());
+    assert!(store.stats().services("shop").unwrap().is_empty());
 
     records.pop();
-    let report = store.ingest("shop", &r, &records).unwrap();
+    let report = store.traces().ingest("shop", &r, &records).unwrap();
     assert_eq!((report.spans, report.errors), (1, 1));
     assert_eq!(
-        store.issues("shop", &IssueQuery::all()).unwrap()[0].count,
+        store.issues().list("shop", &IssueQuery::all()).unwrap()[0].count,
         1
     );
 }

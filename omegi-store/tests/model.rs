@@ -135,7 +135,10 @@ impl Model {
                         .insert((project.to_owned(), s.trace_id.0, s.span_id.0), s.clone());
                 }
                 let batch: Vec<Record> = records.into_iter().map(Record::Span).collect();
-                store.ingest(project, &resource("gateway"), &batch).unwrap();
+                store
+                    .traces()
+                    .ingest(project, &resource("gateway"), &batch)
+                    .unwrap();
             }
             Op::Errors { project, errors } => {
                 let project = PROJECTS[*project];
@@ -181,7 +184,10 @@ impl Model {
                     self.occurrences.entry(key).or_default().push(e.clone());
                 }
                 let batch: Vec<Record> = records.into_iter().map(Record::Error).collect();
-                let report = store.ingest(project, &resource("gateway"), &batch).unwrap();
+                let report = store
+                    .traces()
+                    .ingest(project, &resource("gateway"), &batch)
+                    .unwrap();
                 let got_created: BTreeSet<String> = report
                     .created
                     .iter()
@@ -204,7 +210,7 @@ impl Model {
                 let project = PROJECTS[*project];
                 let fp = fingerprint(&make_error(*service, *message, 0, None));
                 let status = STATUSES[*status];
-                let result = store.set_issue_status(project, &fp, status);
+                let result = store.issues().set_status(project, &fp, status);
                 match self.issues.get_mut(&(project.to_owned(), fp.0.clone())) {
                     Some(issue) => {
                         issue.status = status;
@@ -229,8 +235,8 @@ impl Model {
                     .map(|rows| rows.iter().map(|s| (*s).clone()).collect())
                     .unwrap_or_default();
                 want.sort_by_key(|s| (s.start_ns, s.span_id));
-                assert_eq!(store.trace_spans(project, TraceId(t)).unwrap(), want);
-                let summary = store.trace(project, TraceId(t)).unwrap();
+                assert_eq!(store.traces().spans(project, TraceId(t)).unwrap(), want);
+                let summary = store.traces().get(project, TraceId(t)).unwrap();
                 assert_eq!(
                     summary.map(|s| (s.span_count, s.start_ns)),
                     (!want.is_empty()).then(|| (
@@ -260,7 +266,7 @@ impl Model {
                 if let Some(svc) = service {
                     query = query.service(svc);
                 }
-                let listed = store.traces(&query).unwrap();
+                let listed = store.traces().list(&query).unwrap();
                 let got: Vec<(u64, u128, std::cmp::Reverse<&str>)> = listed
                     .iter()
                     .map(|t| {
@@ -275,7 +281,7 @@ impl Model {
             }
         }
         // Totals count what is stored once, however often it was sent.
-        let summary = store.summary().unwrap();
+        let summary = store.stats().summary().unwrap();
         let got: Vec<(&str, u64, u64, u64)> = summary
             .projects
             .iter()
@@ -302,7 +308,7 @@ impl Model {
                 .collect();
             for (fp, want) in &mine {
                 let fp = Fingerprint((*fp).clone());
-                let got = store.issue(project, &fp).unwrap().unwrap();
+                let got = store.issues().get(project, &fp).unwrap().unwrap();
                 assert_eq!(got.status, want.status);
                 assert_eq!(got.count, want.count);
                 assert_eq!(
@@ -322,6 +328,7 @@ impl Model {
                 let mut occ = self.occurrences[&(project.to_owned(), fp.0.clone())].clone();
                 occ.sort_by_key(key);
                 let mut got_occ: Vec<ErrorRecord> = store
+                    .issues()
                     .occurrences(project, &fp, 0, u64::MAX, usize::MAX)
                     .unwrap()
                     .into_iter()
@@ -345,7 +352,8 @@ impl Model {
                     .collect();
                 by_last.sort_by(|a, b| b.cmp(a));
                 let listed = store
-                    .issues(project, &IssueQuery::with_statuses(&statuses))
+                    .issues()
+                    .list(project, &IssueQuery::with_statuses(&statuses))
                     .unwrap();
                 let got: Vec<(u64, &String)> = listed
                     .iter()
@@ -361,7 +369,8 @@ impl Model {
                 by_count.sort();
                 by_count.truncate(2);
                 let listed = store
-                    .issues(
+                    .issues()
+                    .list(
                         project,
                         &IssueQuery::with_statuses(&statuses)
                             .sort(IssueSort::Count)

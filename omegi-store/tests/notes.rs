@@ -18,24 +18,25 @@ fn set(notes: &[Note]) -> BTreeSet<NoteId> {
 
 fn public(store: &Store, author: &str, title: &str, body: &str) -> Note {
     store
-        .create_note(NewNote::new(author, title, body).public())
+        .notes()
+        .create(NewNote::new(author, title, body).public())
         .unwrap()
 }
 
 /// The store's link queries agree with the graph built from all notes.
 fn assert_consistent(store: &Store, viewers: &[&str]) {
     for viewer in viewers {
-        let graph = store.note_graph(viewer).unwrap();
-        let notes = store.notes(viewer, &NoteFilter::all()).unwrap();
+        let graph = store.notes().graph(viewer).unwrap();
+        let notes = store.notes().list(viewer, &NoteFilter::all()).unwrap();
         assert_eq!(graph.len(), notes.len(), "viewer {viewer}");
         for note in &notes {
             assert_eq!(
-                ids(&store.backlinks(note.id, viewer).unwrap()),
+                ids(&store.notes().backlinks(note.id, viewer).unwrap()),
                 graph.backlinks(note.id),
                 "backlinks of {:?} for {viewer}",
                 note.title
             );
-            let links = store.note_links(note.id, viewer).unwrap();
+            let links = store.notes().links(note.id, viewer).unwrap();
             assert_eq!(
                 ids(&links.outgoing),
                 graph.outgoing(note.id),
@@ -69,28 +70,30 @@ fn links_and_backlinks_follow_edits_renames_and_deletes() {
         "- [[Payment Timeout#Fix|timeouts]]\n- [[Checkout 502]]\n- `[[Payment timeout]]` in code is no link",
     );
     assert_eq!(
-        set(&store.backlinks(timeout.id, "park").unwrap()),
+        set(&store.notes().backlinks(timeout.id, "park").unwrap()),
         BTreeSet::from([checkout.id, runbook.id])
     );
-    let links = store.note_links(checkout.id, "park").unwrap();
+    let links = store.notes().links(checkout.id, "park").unwrap();
     assert_eq!(ids(&links.outgoing), [timeout.id]);
     assert_eq!(links.unresolved, ["Card declined"]);
 
     // The missing note appears: the dangling link resolves.
     let declined = public(&store, "kim", "Card declined", "Ask for another card.");
     assert_eq!(
-        ids(&store.backlinks(declined.id, "park").unwrap()),
+        ids(&store.notes().backlinks(declined.id, "park").unwrap()),
         [checkout.id]
     );
     assert!(store
-        .note_links(checkout.id, "park")
+        .notes()
+        .links(checkout.id, "park")
         .unwrap()
         .unresolved
         .is_empty());
 
     // Edit: the runbook drops its timeout link and links the new note.
     let runbook = store
-        .update_note(
+        .notes()
+        .update(
             runbook.id,
             "park",
             NoteUpdate::new().body("- [[Checkout 502]]\n- [[card declined]]"),
@@ -99,69 +102,87 @@ fn links_and_backlinks_follow_edits_renames_and_deletes() {
         .unwrap();
     assert_eq!(runbook.revision, 2);
     assert_eq!(
-        ids(&store.backlinks(timeout.id, "kim").unwrap()),
+        ids(&store.notes().backlinks(timeout.id, "kim").unwrap()),
         [checkout.id]
     );
     // Sorted by title: "Checkout 502" < "On-call runbook".
     assert_eq!(
-        ids(&store.backlinks(declined.id, "kim").unwrap()),
+        ids(&store.notes().backlinks(declined.id, "kim").unwrap()),
         [checkout.id, runbook.id]
     );
     assert_consistent(&store, &["kim", "lee", "park"]);
 
     // Rename: the links that named the old title are rewritten, and those
     // notes get a new revision; the backlinks stay.
-    let renamed = store.rename_note(timeout.id, "kim", "PG timeout").unwrap();
+    let renamed = store
+        .notes()
+        .rename(timeout.id, "kim", "PG timeout")
+        .unwrap();
     assert_eq!(renamed.note.title, "PG timeout");
     assert_eq!(renamed.note.revision, 2);
     assert_eq!(renamed.relinked, [checkout.id]);
-    let checkout_now = store.note(checkout.id, "kim").unwrap().unwrap();
+    let checkout_now = store.notes().get(checkout.id, "kim").unwrap().unwrap();
     assert_eq!(
         checkout_now.body,
         "Caused by [[PG timeout]] and [[Card declined]] (not written yet)."
     );
     assert_eq!(checkout_now.revision, 2);
     assert_eq!(
-        ids(&store.backlinks(timeout.id, "lee").unwrap()),
+        ids(&store.notes().backlinks(timeout.id, "lee").unwrap()),
         [checkout.id]
     );
     // A public note keeps its former title as an alias, for the links a
     // rename may not rewrite (in private notes of others).
     assert_eq!(renamed.note.aliases, ["Payment timeout"]);
     assert_eq!(
-        store.resolve_link("payment timeout", "lee").unwrap(),
+        store
+            .notes()
+            .resolve_link("payment timeout", "lee")
+            .unwrap(),
         Some(timeout.id)
     );
     assert_eq!(
-        store.resolve_link("pg TIMEOUT", "lee").unwrap(),
+        store.notes().resolve_link("pg TIMEOUT", "lee").unwrap(),
         Some(timeout.id)
     );
     // The runbook no longer linked it, so it was left alone.
-    assert_eq!(store.note(runbook.id, "park").unwrap().unwrap().revision, 2);
+    assert_eq!(
+        store
+            .notes()
+            .get(runbook.id, "park")
+            .unwrap()
+            .unwrap()
+            .revision,
+        2
+    );
     assert_consistent(&store, &["kim", "lee", "park"]);
 
     // Delete: its outgoing links go, links to it become unresolved.
-    let deleted = store.delete_note(declined.id, "kim").unwrap();
+    let deleted = store.notes().delete(declined.id, "kim").unwrap();
     assert_eq!(deleted.id, declined.id);
-    assert!(store.note(declined.id, "kim").unwrap().is_none());
+    assert!(store.notes().get(declined.id, "kim").unwrap().is_none());
     assert_eq!(
-        store.note_links(checkout.id, "lee").unwrap().unresolved,
+        store.notes().links(checkout.id, "lee").unwrap().unresolved,
         ["Card declined"]
     );
     assert_eq!(
-        store.note_links(runbook.id, "lee").unwrap().unresolved,
+        store.notes().links(runbook.id, "lee").unwrap().unresolved,
         ["card declined"]
     );
-    let deleted_links = store.delete_note(checkout.id, "lee").unwrap();
+    let deleted_links = store.notes().delete(checkout.id, "lee").unwrap();
     assert_eq!(deleted_links.id, checkout.id);
-    assert!(store.backlinks(timeout.id, "kim").unwrap().is_empty());
+    assert!(store
+        .notes()
+        .backlinks(timeout.id, "kim")
+        .unwrap()
+        .is_empty());
     assert_eq!(
-        ids(&store.note_links(runbook.id, "kim").unwrap().outgoing),
+        ids(&store.notes().links(runbook.id, "kim").unwrap().outgoing),
         Vec::<NoteId>::new()
     );
     assert_consistent(&store, &["kim", "lee", "park"]);
     assert!(matches!(
-        store.backlinks(checkout.id, "kim"),
+        store.notes().backlinks(checkout.id, "kim"),
         Err(Error::NoteNotFound { .. })
     ));
 }
@@ -170,7 +191,8 @@ fn links_and_backlinks_follow_edits_renames_and_deletes() {
 fn rename_keeps_alias_links_and_links_in_code() {
     let store = Store::temporary().unwrap();
     let target = store
-        .create_note(
+        .notes()
+        .create(
             NewNote::new("kim", "Payment timeout", "Self: [[Payment timeout#Fix]]")
                 .aliases(["PG timeout"])
                 .public(),
@@ -189,25 +211,34 @@ fn rename_keeps_alias_links_and_links_in_code() {
         "![[payment timeout]]\n[[Payment timeout|shown]]",
     );
     let renamed = store
-        .rename_note(target.id, "kim", "Gateway timeout")
+        .notes()
+        .rename(target.id, "kim", "Gateway timeout")
         .unwrap();
     assert_eq!(renamed.relinked, [embed.id]);
     assert_eq!(renamed.note.body, "Self: [[Gateway timeout#Fix]]");
     assert_eq!(
-        store.note(embed.id, "x").unwrap().unwrap().body,
+        store.notes().get(embed.id, "x").unwrap().unwrap().body,
         "![[Gateway timeout]]\n[[Gateway timeout|shown]]"
     );
-    assert_eq!(store.note(by_alias.id, "x").unwrap().unwrap().revision, 1);
     assert_eq!(
-        set(&store.backlinks(target.id, "x").unwrap()),
+        store
+            .notes()
+            .get(by_alias.id, "x")
+            .unwrap()
+            .unwrap()
+            .revision,
+        1
+    );
+    assert_eq!(
+        set(&store.notes().backlinks(target.id, "x").unwrap()),
         BTreeSet::from([by_alias.id, embed.id])
     );
     assert!(matches!(
-        store.rename_note(target.id, "kim", "bad [title]"),
+        store.notes().rename(target.id, "kim", "bad [title]"),
         Err(Error::InvalidNote(_))
     ));
     assert!(matches!(
-        store.rename_note(target.id, "lee", "Other"),
+        store.notes().rename(target.id, "lee", "Other"),
         Err(Error::NotNoteAuthor { .. })
     ));
     assert_consistent(&store, &["kim", "lee"]);
@@ -218,14 +249,16 @@ fn updates_are_optimistic_and_only_for_the_author() {
     let store = Store::temporary().unwrap();
     let note = public(&store, "kim", "Deadlock", "v1");
     let v2 = store
-        .update_note(note.id, "kim", NoteUpdate::new().body("v2"), 1)
+        .notes()
+        .update(note.id, "kim", NoteUpdate::new().body("v2"), 1)
         .unwrap();
     assert_eq!((v2.revision, v2.body.as_str()), (2, "v2"));
     assert!(v2.updated_ns >= note.updated_ns);
     assert_eq!(v2.created_ns, note.created_ns);
     // A writer who read revision 1 loses.
     let err = store
-        .update_note(note.id, "kim", NoteUpdate::new().body("stale"), 1)
+        .notes()
+        .update(note.id, "kim", NoteUpdate::new().body("stale"), 1)
         .unwrap_err();
     assert!(
         matches!(
@@ -239,36 +272,42 @@ fn updates_are_optimistic_and_only_for_the_author() {
         "{err}"
     );
     assert!(err.to_string().contains("revision 2"));
-    assert_eq!(store.note(note.id, "kim").unwrap().unwrap().body, "v2");
+    assert_eq!(
+        store.notes().get(note.id, "kim").unwrap().unwrap().body,
+        "v2"
+    );
     // An update that changes nothing makes no new revision, but is checked.
     let same = store
-        .update_note(note.id, "kim", NoteUpdate::new().body("v2"), 2)
+        .notes()
+        .update(note.id, "kim", NoteUpdate::new().body("v2"), 2)
         .unwrap();
     assert_eq!(same, v2);
     assert!(matches!(
-        store.update_note(note.id, "kim", NoteUpdate::new(), 1),
+        store.notes().update(note.id, "kim", NoteUpdate::new(), 1),
         Err(Error::RevisionMismatch { .. })
     ));
     // Someone else may read but not write or delete.
     assert!(matches!(
-        store.update_note(note.id, "lee", NoteUpdate::new().body("x"), 2),
+        store
+            .notes()
+            .update(note.id, "lee", NoteUpdate::new().body("x"), 2),
         Err(Error::NotNoteAuthor { .. })
     ));
     assert!(matches!(
-        store.delete_note(note.id, "lee"),
+        store.notes().delete(note.id, "lee"),
         Err(Error::NotNoteAuthor { .. })
     ));
     assert!(matches!(
-        store.create_note(NewNote::new("kim", "a|b", "")),
+        store.notes().create(NewNote::new("kim", "a|b", "")),
         Err(Error::InvalidNote(_))
     ));
     assert!(matches!(
-        store.create_note(NewNote::new("", "ok", "")),
+        store.notes().create(NewNote::new("", "ok", "")),
         Err(Error::InvalidName { .. })
     ));
     let missing = NoteId::now_v7();
     assert!(matches!(
-        store.update_note(missing, "kim", NoteUpdate::new(), 1),
+        store.notes().update(missing, "kim", NoteUpdate::new(), 1),
         Err(Error::NoteNotFound { id }) if id == missing
     ));
 }
@@ -280,9 +319,10 @@ fn an_update_with_a_new_title_renames_in_one_checked_revision() {
     let linker = public(&store, "kim", "Checkout", "Caused by [[DB timeout]].");
     // A writer who read an older revision cannot rename.
     store
-        .update_note(target.id, "kim", NoteUpdate::new().body("v2"), 1)
+        .notes()
+        .update(target.id, "kim", NoteUpdate::new().body("v2"), 1)
         .unwrap();
-    let stale = store.update_note(
+    let stale = store.notes().update(
         target.id,
         "kim",
         NoteUpdate::new().title("PG timeout").body("v3"),
@@ -293,12 +333,13 @@ fn an_update_with_a_new_title_renames_in_one_checked_revision() {
         "{stale:?}"
     );
     assert_eq!(
-        store.note(target.id, "kim").unwrap().unwrap().title,
+        store.notes().get(target.id, "kim").unwrap().unwrap().title,
         "DB timeout"
     );
     // Title and body change together: one new revision, links follow.
     let renamed = store
-        .update_note(
+        .notes()
+        .update(
             target.id,
             "kim",
             NoteUpdate::new()
@@ -310,16 +351,18 @@ fn an_update_with_a_new_title_renames_in_one_checked_revision() {
     assert_eq!(renamed.revision, 3);
     assert_eq!(renamed.title, "PG timeout");
     assert_eq!(renamed.body, "v3, see [[PG timeout#Fix]]");
-    let linker = store.note(linker.id, "kim").unwrap().unwrap();
+    let linker = store.notes().get(linker.id, "kim").unwrap().unwrap();
     assert_eq!(linker.body, "Caused by [[PG timeout]].");
     assert_eq!(linker.revision, 2);
     assert_eq!(
-        ids(&store.backlinks(target.id, "kim").unwrap()),
+        ids(&store.notes().backlinks(target.id, "kim").unwrap()),
         [linker.id]
     );
     // A bad title is refused before anything changes.
     assert!(matches!(
-        store.update_note(target.id, "kim", NoteUpdate::new().title("a|b"), 3),
+        store
+            .notes()
+            .update(target.id, "kim", NoteUpdate::new().title("a|b"), 3),
         Err(Error::InvalidNote(_))
     ));
     assert_consistent(&store, &["kim"]);
@@ -330,7 +373,8 @@ fn a_private_note_is_invisible_to_others_on_every_path() {
     let store = Store::temporary().unwrap();
     let fp = Fingerprint("00000000000000ab".into());
     let secret = store
-        .create_note(
+        .notes()
+        .create(
             NewNote::new(
                 "kim",
                 "Secret payment fix",
@@ -349,15 +393,20 @@ fn a_private_note_is_invisible_to_others_on_every_path() {
     assert_eq!(secret.visibility, Visibility::Private);
 
     // The author sees everything.
-    assert!(store.note(secret.id, "kim").unwrap().is_some());
-    assert_eq!(ids(&store.backlinks(guide.id, "kim").unwrap()), [secret.id]);
+    assert!(store.notes().get(secret.id, "kim").unwrap().is_some());
+    assert_eq!(
+        ids(&store.notes().backlinks(guide.id, "kim").unwrap()),
+        [secret.id]
+    );
     assert!(store
-        .render_note(guide.id, "kim")
+        .notes()
+        .render(guide.id, "kim")
         .unwrap()
         .contains("zebra workaround"));
     assert_eq!(
         ids(&store
-            .search_notes("kim", &NoteQuery::new("zebra"))
+            .search()
+            .notes("kim", &NoteQuery::new("zebra"))
             .unwrap()
             .into_iter()
             .map(|h| h.note)
@@ -367,86 +416,101 @@ fn a_private_note_is_invisible_to_others_on_every_path() {
 
     // Nobody else sees it, by any path.
     let park = "park";
-    assert!(store.note(secret.id, park).unwrap().is_none());
+    assert!(store.notes().get(secret.id, park).unwrap().is_none());
     assert_eq!(
-        ids(&store.notes(park, &NoteFilter::all()).unwrap()),
+        ids(&store.notes().list(park, &NoteFilter::all()).unwrap()),
         [guide.id]
     );
     assert!(store
-        .notes(park, &NoteFilter::all().tag("secret"))
+        .notes()
+        .list(park, &NoteFilter::all().tag("secret"))
         .unwrap()
         .is_empty());
     assert!(store
-        .notes(park, &NoteFilter::all().issue(fp.clone()))
+        .notes()
+        .list(park, &NoteFilter::all().issue(fp.clone()))
         .unwrap()
         .is_empty());
     assert!(store
-        .search_notes(park, &NoteQuery::new("zebra"))
+        .search()
+        .notes(park, &NoteQuery::new("zebra"))
         .unwrap()
         .is_empty());
     assert!(store
-        .search_notes(park, &NoteQuery::new("").tag("secret"))
+        .search()
+        .notes(park, &NoteQuery::new("").tag("secret"))
         .unwrap()
         .is_empty());
     assert!(store
-        .search_notes(park, &NoteQuery::new("").issue(fp.clone()))
+        .search()
+        .notes(park, &NoteQuery::new("").issue(fp.clone()))
         .unwrap()
         .is_empty());
-    let graph = store.note_graph(park).unwrap();
+    let graph = store.notes().graph(park).unwrap();
     assert!(!graph.contains(secret.id));
     assert!(graph.backlinks(guide.id).is_empty());
-    assert!(store.backlinks(guide.id, park).unwrap().is_empty());
+    assert!(store.notes().backlinks(guide.id, park).unwrap().is_empty());
     assert_eq!(
-        store.note_links(guide.id, park).unwrap().unresolved,
+        store.notes().links(guide.id, park).unwrap().unresolved,
         ["Secret payment fix"]
     );
-    let rendered = store.render_note(guide.id, park).unwrap();
+    let rendered = store.notes().render(guide.id, park).unwrap();
     assert!(!rendered.contains("zebra"), "{rendered}");
     assert!(rendered.contains("![[Secret payment fix]]"));
     assert!(store
+        .notes()
         .resolve_link("secret payment fix", park)
         .unwrap()
         .is_none());
     assert!(store
-        .suggest_notes("shop", &fp, park, 10)
+        .search()
+        .suggest("shop", &fp, park, 10)
         .unwrap()
         .is_empty());
     assert!(matches!(
-        store.backlinks(secret.id, park),
+        store.notes().backlinks(secret.id, park),
         Err(Error::NoteNotFound { .. })
     ));
     assert!(matches!(
-        store.render_note(secret.id, park),
+        store.notes().render(secret.id, park),
         Err(Error::NoteNotFound { .. })
     ));
     // Not even whether it exists leaks through a write.
     assert!(matches!(
-        store.delete_note(secret.id, park),
+        store.notes().delete(secret.id, park),
         Err(Error::NoteNotFound { .. })
     ));
     assert!(matches!(
-        store.update_note(secret.id, park, NoteUpdate::new(), 1),
+        store.notes().update(secret.id, park, NoteUpdate::new(), 1),
         Err(Error::NoteNotFound { .. })
     ));
 
     // Made public, it appears everywhere for everyone.
     store
-        .update_note(
+        .notes()
+        .update(
             secret.id,
             "kim",
             NoteUpdate::new().visibility(Visibility::Public),
             1,
         )
         .unwrap();
-    assert_eq!(ids(&store.backlinks(guide.id, park).unwrap()), [secret.id]);
+    assert_eq!(
+        ids(&store.notes().backlinks(guide.id, park).unwrap()),
+        [secret.id]
+    );
     assert_eq!(
         store
-            .search_notes(park, &NoteQuery::new("zebra"))
+            .search()
+            .notes(park, &NoteQuery::new("zebra"))
             .unwrap()
             .len(),
         1
     );
-    assert_eq!(store.suggest_notes("shop", &fp, park, 10).unwrap().len(), 1);
+    assert_eq!(
+        store.search().suggest("shop", &fp, park, 10).unwrap().len(),
+        1
+    );
     assert_consistent(&store, &["kim", "lee", park]);
 }
 
@@ -455,24 +519,29 @@ fn same_title_resolves_per_viewer() {
     let store = Store::temporary().unwrap();
     // kim's private note is older, so for kim it wins the name.
     let private = store
-        .create_note(NewNote::new("kim", "Payment timeout", "mine"))
+        .notes()
+        .create(NewNote::new("kim", "Payment timeout", "mine"))
         .unwrap();
     let shared = public(&store, "lee", "Payment timeout", "shared");
     let linker = public(&store, "park", "Incident", "[[Payment timeout]]");
     assert_eq!(
-        ids(&store.backlinks(shared.id, "park").unwrap()),
+        ids(&store.notes().backlinks(shared.id, "park").unwrap()),
         [linker.id]
     );
-    assert!(store.backlinks(shared.id, "kim").unwrap().is_empty());
+    assert!(store
+        .notes()
+        .backlinks(shared.id, "kim")
+        .unwrap()
+        .is_empty());
     assert_eq!(
-        ids(&store.backlinks(private.id, "kim").unwrap()),
+        ids(&store.notes().backlinks(private.id, "kim").unwrap()),
         [linker.id]
     );
     assert_consistent(&store, &["kim", "lee", "park"]);
     // Deleting the private one hands the name to the public one for kim.
-    store.delete_note(private.id, "kim").unwrap();
+    store.notes().delete(private.id, "kim").unwrap();
     assert_eq!(
-        ids(&store.backlinks(shared.id, "kim").unwrap()),
+        ids(&store.notes().backlinks(shared.id, "kim").unwrap()),
         [linker.id]
     );
     assert_consistent(&store, &["kim", "lee", "park"]);
@@ -488,7 +557,7 @@ fn embeds_render_for_the_viewer() {
         "# Steps\nrestart the pod\n# Other\nno",
     );
     let page = public(&store, "lee", "Page", "Before\n![[Fix#Steps]]\nAfter");
-    let out = store.render_note(page.id, "park").unwrap();
+    let out = store.notes().render(page.id, "park").unwrap();
     assert_eq!(out, "Before\n# Steps\nrestart the pod\nAfter");
 }
 
@@ -504,12 +573,14 @@ fn suggestions_put_linked_notes_first_then_matches() {
     );
     e.error_type = Some("PaymentError".into());
     let report = store
+        .traces()
         .ingest("shop", &r, &[Record::Error(e.clone())])
         .unwrap();
     let fp = report.created[0].fingerprint.clone();
 
     let linked = store
-        .create_note(
+        .notes()
+        .create(
             NewNote::new(
                 "kim",
                 "Stripe outage 2024",
@@ -534,14 +605,15 @@ fn suggestions_put_linked_notes_first_then_matches() {
         "export for the order history",
     );
     let mine = store
-        .create_note(NewNote::new(
+        .notes()
+        .create(NewNote::new(
             "park",
             "My card declined notes",
             "card declined again",
         ))
         .unwrap();
 
-    let got = store.suggest_notes("shop", &fp, "park", 10).unwrap();
+    let got = store.search().suggest("shop", &fp, "park", 10).unwrap();
     assert_eq!(got[0].note.id, linked.id);
     assert_eq!(got[0].reason, SuggestReason::Linked);
     let rest: BTreeSet<NoteId> = got[1..].iter().map(|s| s.note.id).collect();
@@ -550,46 +622,54 @@ fn suggestions_put_linked_notes_first_then_matches() {
 
     // The same from the error record, and for another viewer without
     // park's private note; the limit holds.
-    let got = store.suggest_notes("shop", &e, "kim", 10).unwrap();
+    let got = store.search().suggest("shop", &e, "kim", 10).unwrap();
     assert_eq!(
         ids(&got.iter().map(|s| s.note.clone()).collect::<Vec<_>>()),
         [linked.id, matching.id]
     );
-    assert_eq!(store.suggest_notes("shop", &e, "kim", 1).unwrap().len(), 1);
+    assert_eq!(
+        store.search().suggest("shop", &e, "kim", 1).unwrap().len(),
+        1
+    );
 }
 
 #[test]
 fn notes_listing_filters() {
     let store = Store::temporary().unwrap();
     let a = store
-        .create_note(
+        .notes()
+        .create(
             NewNote::new("kim", "A", "")
                 .tags(["payments/stripe"])
                 .public(),
         )
         .unwrap();
     let b = store
-        .create_note(NewNote::new("lee", "B", "inline #Payments tag").public())
+        .notes()
+        .create(NewNote::new("lee", "B", "inline #Payments tag").public())
         .unwrap();
     let _c = store
-        .create_note(NewNote::new("lee", "C", "").tags(["paymentsx"]).public())
+        .notes()
+        .create(NewNote::new("lee", "C", "").tags(["paymentsx"]).public())
         .unwrap();
     let tagged = store
-        .notes("x", &NoteFilter::all().tag("payments"))
+        .notes()
+        .list("x", &NoteFilter::all().tag("payments"))
         .unwrap();
     assert_eq!(set(&tagged), BTreeSet::from([a.id, b.id]));
     let by_lee = store
-        .notes("x", &NoteFilter::all().author("lee").limit(1))
+        .notes()
+        .list("x", &NoteFilter::all().author("lee").limit(1))
         .unwrap();
     assert_eq!(by_lee.len(), 1);
     assert_eq!(by_lee[0].author, "lee");
     let fp = Fingerprint("f1".into());
-    store.link_note_to_issue(a.id, "kim", &fp).unwrap();
-    let again = store.link_note_to_issue(a.id, "kim", &fp).unwrap();
+    store.notes().link_to_issue(a.id, "kim", &fp).unwrap();
+    let again = store.notes().link_to_issue(a.id, "kim", &fp).unwrap();
     assert_eq!(again.revision, 2, "linking twice changes nothing");
-    assert_eq!(ids(&store.notes_for_issue(&fp, "x").unwrap()), [a.id]);
-    store.unlink_note_from_issue(a.id, "kim", &fp).unwrap();
-    assert!(store.notes_for_issue(&fp, "x").unwrap().is_empty());
+    assert_eq!(ids(&store.notes().for_issue(&fp, "x").unwrap()), [a.id]);
+    store.notes().unlink_from_issue(a.id, "kim", &fp).unwrap();
+    assert!(store.notes().for_issue(&fp, "x").unwrap().is_empty());
 }
 
 #[test]
@@ -602,10 +682,12 @@ fn export_and_import_carry_the_notes() {
         "[[Checkout]] 결제가 실패",
     );
     let b = store
-        .create_note(NewNote::new("lee", "Checkout", "private").tags(["x"]))
+        .notes()
+        .create(NewNote::new("lee", "Checkout", "private").tags(["x"]))
         .unwrap();
     store
-        .update_note(b.id, "lee", NoteUpdate::new().body("still private"), 1)
+        .notes()
+        .update(b.id, "lee", NoteUpdate::new().body("still private"), 1)
         .unwrap();
     let mut first = Vec::new();
     let stats = store.export(&mut first).unwrap();
@@ -620,9 +702,12 @@ fn export_and_import_carry_the_notes() {
         String::from_utf8(first).unwrap(),
         String::from_utf8(second).unwrap()
     );
-    assert_eq!(copy.note(b.id, "lee").unwrap().unwrap().revision, 2);
-    assert_eq!(ids(&copy.backlinks(b.id, "lee").unwrap()), [a.id]);
-    let hits = copy.search_notes("park", &NoteQuery::new("결제")).unwrap();
+    assert_eq!(copy.notes().get(b.id, "lee").unwrap().unwrap().revision, 2);
+    assert_eq!(ids(&copy.notes().backlinks(b.id, "lee").unwrap()), [a.id]);
+    let hits = copy
+        .search()
+        .notes("park", &NoteQuery::new("결제"))
+        .unwrap();
     assert_eq!(hits.len(), 1);
     assert_eq!(hits[0].note.id, a.id);
 }
@@ -633,15 +718,16 @@ fn graph_of_the_store_matches_the_core_graph() {
     let a = public(&store, "kim", "A", "[[B]] [[C]] [[Nowhere]]");
     let b = public(&store, "kim", "B", "[[A]]");
     let c = store
-        .create_note(NewNote::new("lee", "C", "[[A]]"))
+        .notes()
+        .create(NewNote::new("lee", "C", "[[A]]"))
         .unwrap();
     let all: Vec<Note> = [&a, &b, &c]
         .iter()
-        .map(|n| store.note(n.id, &n.author).unwrap().unwrap())
+        .map(|n| store.notes().get(n.id, &n.author).unwrap().unwrap())
         .collect();
     for viewer in ["kim", "lee"] {
         let expected = NoteGraph::build(&all, viewer);
-        let got = store.note_graph(viewer).unwrap();
+        let got = store.notes().graph(viewer).unwrap();
         assert_eq!(got.len(), expected.len());
         for n in &all {
             assert_eq!(got.backlinks(n.id), expected.backlinks(n.id));

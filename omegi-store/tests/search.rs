@@ -42,6 +42,7 @@ fn seed(store: Store) -> Seeded {
     );
     smtp.error_type = Some("MailError".into());
     let smtp_fp = store
+        .traces()
         .ingest("shop", &r, &[Record::Error(smtp)])
         .unwrap()
         .created[0]
@@ -130,7 +131,8 @@ fn seed(store: Store) -> Seeded {
     let mut ids = Vec::new();
     for (title, author, body, tags, issues) in notes {
         let note = store
-            .create_note(
+            .notes()
+            .create(
                 NewNote::new(author, title, body)
                     .tags(tags)
                     .issues(issues)
@@ -149,7 +151,8 @@ fn seed(store: Store) -> Seeded {
 
 fn first(store: &Store, query: &NoteQuery) -> Option<String> {
     store
-        .search_notes("viewer", query)
+        .search()
+        .notes("viewer", query)
         .unwrap()
         .first()
         .map(|h| h.note.title.clone())
@@ -194,24 +197,27 @@ fn check_relevance(s: &Seeded) {
     // Filters narrow, they do not just rank.
     let stripe = s
         .store
-        .search_notes("viewer", &NoteQuery::new("").tag("payments"))
+        .search()
+        .notes("viewer", &NoteQuery::new("").tag("payments"))
         .unwrap();
     assert_eq!(stripe.len(), 4, "nested tags match their parent");
     assert!(s
         .store
-        .search_notes("viewer", &NoteQuery::new("deadlock").author("kim"))
+        .search()
+        .notes("viewer", &NoteQuery::new("deadlock").author("kim"))
         .unwrap()
         .is_empty());
     let both = s
         .store
-        .search_notes("viewer", &NoteQuery::new("결제"))
+        .search()
+        .notes("viewer", &NoteQuery::new("결제"))
         .unwrap();
     let mut titles: Vec<&str> = both.iter().map(|h| h.note.title.as_str()).collect();
     titles.sort();
     assert_eq!(titles, ["Checkout 502", "결제 서비스 타임아웃"]);
     assert!(both[0].score >= both[1].score);
     assert_eq!(
-        s.store.notes_for_issue(&s.smtp_fp, "x").unwrap()[0].id,
+        s.store.notes().for_issue(&s.smtp_fp, "x").unwrap()[0].id,
         s.id("Mail queue backlog")
     );
 }
@@ -227,7 +233,8 @@ fn snippets_highlight_the_matches() {
     let s = seed(Store::temporary().unwrap());
     let hits = s
         .store
-        .search_notes("viewer", &NoteQuery::new("결제").limit(5))
+        .search()
+        .notes("viewer", &NoteQuery::new("결제").limit(5))
         .unwrap();
     let checkout = hits
         .iter()
@@ -242,7 +249,8 @@ fn snippets_highlight_the_matches() {
 
     let hits = s
         .store
-        .search_notes("viewer", &NoteQuery::new("card declined"))
+        .search()
+        .notes("viewer", &NoteQuery::new("card declined"))
         .unwrap();
     let snippet = &hits[0].snippet;
     let words: Vec<&str> = snippet
@@ -255,13 +263,13 @@ fn snippets_highlight_the_matches() {
     // HTML is escaped.
     let note = s
         .store
-        .create_note(
-            NewNote::new("kim", "Escaping", "the <script> tag breaks zebra pages").public(),
-        )
+        .notes()
+        .create(NewNote::new("kim", "Escaping", "the <script> tag breaks zebra pages").public())
         .unwrap();
     let hits = s
         .store
-        .search_notes("kim", &NoteQuery::new("zebra"))
+        .search()
+        .notes("kim", &NoteQuery::new("zebra"))
         .unwrap();
     assert_eq!(hits[0].note.id, note.id);
     assert!(hits[0].snippet.html.contains("&lt;script&gt;"));
@@ -277,7 +285,8 @@ fn writes_show_in_search_at_once() {
         Some("Redis connection refused")
     );
     s.store
-        .update_note(
+        .notes()
+        .update(
             id,
             "park",
             omegi_store::NoteUpdate::new().body("Now about a quokka."),
@@ -287,22 +296,24 @@ fn writes_show_in_search_at_once() {
     // Still found by title, no longer by the old body text.
     assert!(s
         .store
-        .search_notes("x", &NoteQuery::new("pod restarted"))
+        .search()
+        .notes("x", &NoteQuery::new("pod restarted"))
         .unwrap()
         .is_empty());
     assert_eq!(
         first(&s.store, &NoteQuery::new("quokka")).as_deref(),
         Some("Redis connection refused")
     );
-    s.store.rename_note(id, "park", "Cache outage").unwrap();
+    s.store.notes().rename(id, "park", "Cache outage").unwrap();
     assert_eq!(
         first(&s.store, &NoteQuery::new("cache outage")).as_deref(),
         Some("Cache outage")
     );
-    s.store.delete_note(id, "park").unwrap();
+    s.store.notes().delete(id, "park").unwrap();
     assert!(s
         .store
-        .search_notes("x", &NoteQuery::new("quokka"))
+        .search()
+        .notes("x", &NoteQuery::new("quokka"))
         .unwrap()
         .is_empty());
 }
@@ -325,7 +336,11 @@ fn a_deleted_index_is_rebuilt_on_open() {
         Some("결제 서비스 타임아웃")
     );
     assert_eq!(
-        store.search_notes("x", &NoteQuery::new("")).unwrap().len(),
+        store
+            .search()
+            .notes("x", &NoteQuery::new(""))
+            .unwrap()
+            .len(),
         11
     );
 }
@@ -343,10 +358,12 @@ fn an_index_behind_the_notes_is_rebuilt_on_open() {
     let added = {
         let store = Store::open(dir.path()).unwrap();
         let note = store
-            .create_note(NewNote::new("kim", "Late arrival", "a wombat in the logs").public())
+            .notes()
+            .create(NewNote::new("kim", "Late arrival", "a wombat in the logs").public())
             .unwrap();
         store
-            .delete_note(s_id(&store, "Timeout runbook"), "lee")
+            .notes()
+            .delete(s_id(&store, "Timeout runbook"), "lee")
             .unwrap();
         store.flush().unwrap();
         note.id
@@ -355,11 +372,15 @@ fn an_index_behind_the_notes_is_rebuilt_on_open() {
     std::fs::remove_dir_all(&index).unwrap();
     copy_dir(saved.path(), &index);
     let store = Store::open(dir.path()).unwrap();
-    let hits = store.search_notes("x", &NoteQuery::new("wombat")).unwrap();
+    let hits = store
+        .search()
+        .notes("x", &NoteQuery::new("wombat"))
+        .unwrap();
     assert_eq!(hits.len(), 1);
     assert_eq!(hits[0].note.id, added);
     assert!(store
-        .search_notes("x", &NoteQuery::new("upstream latency"))
+        .search()
+        .notes("x", &NoteQuery::new("upstream latency"))
         .unwrap()
         .is_empty());
 
@@ -369,15 +390,17 @@ fn an_index_behind_the_notes_is_rebuilt_on_open() {
     let store = Store::open(dir.path()).unwrap();
     assert_eq!(
         store
-            .search_notes("x", &NoteQuery::new("wombat"))
+            .search()
+            .notes("x", &NoteQuery::new("wombat"))
             .unwrap()
             .len(),
         1
     );
-    assert_eq!(store.rebuild_search_index().unwrap(), 11);
+    assert_eq!(store.search().rebuild().unwrap(), 11);
     assert_eq!(
         store
-            .search_notes("x", &NoteQuery::new("wombat"))
+            .search()
+            .notes("x", &NoteQuery::new("wombat"))
             .unwrap()
             .len(),
         1
@@ -386,7 +409,8 @@ fn an_index_behind_the_notes_is_rebuilt_on_open() {
 
 fn s_id(store: &Store, title: &str) -> NoteId {
     store
-        .search_notes("x", &NoteQuery::new("").limit(100))
+        .search()
+        .notes("x", &NoteQuery::new("").limit(100))
         .unwrap()
         .into_iter()
         .find(|h| h.note.title == title)

@@ -32,7 +32,8 @@ fn public_notes(store: &Store) {
     ];
     for (title, body) in notes {
         store
-            .create_note(NewNote::new("kim", title, body).public())
+            .notes()
+            .create(NewNote::new("kim", title, body).public())
             .unwrap();
     }
 }
@@ -45,7 +46,8 @@ fn private_notes(store: &Store) {
             "filler words to make this note long. ".repeat(i)
         );
         store
-            .create_note(NewNote::new("lee", format!("Lee secret {i}"), body))
+            .notes()
+            .create(NewNote::new("lee", format!("Lee secret {i}"), body))
             .unwrap();
     }
 }
@@ -59,7 +61,7 @@ fn rounded(score: f32) -> i64 {
 
 /// What kim's search answers, by title: score, snippet.
 fn answer(store: &Store, text: &str) -> (usize, BTreeMap<String, (i64, String)>) {
-    let hits = store.search_notes("kim", &NoteQuery::new(text)).unwrap();
+    let hits = store.search().notes("kim", &NoteQuery::new(text)).unwrap();
     let by_title = hits
         .iter()
         .map(|h| {
@@ -100,7 +102,10 @@ fn private_notes_of_others_change_nothing_a_viewer_sees() {
     }
     assert_eq!(answer(&with, "okapi").0, 0);
     // Lee sees their own notes, of course.
-    let lee = with.search_notes("lee", &NoteQuery::new("okapi")).unwrap();
+    let lee = with
+        .search()
+        .notes("lee", &NoteQuery::new("okapi"))
+        .unwrap();
     assert_eq!(lee.len(), 20, "the default limit");
 
     // Suggestions rank by the same statistics.
@@ -109,12 +114,14 @@ fn private_notes_of_others_change_nothing_a_viewer_sees() {
     error.error_type = Some("PaymentError".into());
     for store in [&without, &with] {
         store
+            .traces()
             .ingest("shop", &r, &[Record::Error(error.clone())])
             .unwrap();
     }
     let suggested = |store: &Store| -> Vec<(String, Option<i64>)> {
         store
-            .suggest_notes("shop", SuggestFor::Error(&error), "kim", 10)
+            .search()
+            .suggest("shop", SuggestFor::Error(&error), "kim", 10)
             .unwrap()
             .into_iter()
             .map(|s| {
@@ -138,19 +145,22 @@ fn deleted_and_private_notes_do_not_count_either() {
     public_notes(&b);
     // A public note that is deleted again, and one made private.
     let gone = b
-        .create_note(NewNote::new("lee", "Gone", "timeout timeout zebra").public())
+        .notes()
+        .create(NewNote::new("lee", "Gone", "timeout timeout zebra").public())
         .unwrap();
-    b.delete_note(gone.id, "lee").unwrap();
+    b.notes().delete(gone.id, "lee").unwrap();
     let hidden = b
-        .create_note(NewNote::new("lee", "Hidden", "timeout zebra gateway").public())
+        .notes()
+        .create(NewNote::new("lee", "Hidden", "timeout zebra gateway").public())
         .unwrap();
-    b.update_note(
-        hidden.id,
-        "lee",
-        omegi_store::NoteUpdate::new().visibility(omegi_core::Visibility::Private),
-        1,
-    )
-    .unwrap();
+    b.notes()
+        .update(
+            hidden.id,
+            "lee",
+            omegi_store::NoteUpdate::new().visibility(omegi_core::Visibility::Private),
+            1,
+        )
+        .unwrap();
     for text in ["timeout", "zebra", "gateway"] {
         assert_eq!(answer(&a, text), answer(&b, text), "{text:?}");
     }

@@ -23,6 +23,7 @@ fn one_call_stores_the_records_of_several_processes() {
     let from_gateway = [Record::Span(root)];
     let from_payment = [Record::Span(child), Record::Error(failure)];
     let report = store
+        .traces()
         .ingest_resources(
             "shop",
             [(&gateway, &from_gateway[..]), (&payment, &from_payment[..])],
@@ -30,18 +31,19 @@ fn one_call_stores_the_records_of_several_processes() {
         .unwrap();
     assert_eq!((report.spans, report.errors, report.new_traces), (2, 1, 1));
     assert_eq!(report.created[0].services, ["payment"]);
-    let trace = store.trace("shop", TraceId(1)).unwrap().unwrap();
+    let trace = store.traces().get("shop", TraceId(1)).unwrap().unwrap();
     assert_eq!(trace.services, ["gateway", "payment"]);
     assert_eq!(trace.span_count, 2);
     let services: Vec<_> = store
-        .trace_spans("shop", TraceId(1))
+        .traces()
+        .spans("shop", TraceId(1))
         .unwrap()
         .into_iter()
         .map(|s| s.service)
         .collect();
     assert_eq!(services, ["gateway", "payment"]);
     // Each service keeps the attributes of its own process.
-    let known = store.services("shop").unwrap();
+    let known = store.stats().services("shop").unwrap();
     let host = |name: &str| {
         known
             .iter()
@@ -63,9 +65,10 @@ fn spans_are_kept_by_trace_and_listed_by_time_project_and_service() {
         span(1, 12, Some(11), "payment", T0 + 10),
         span(2, 21, None, "gateway", T0 + SEC),
     ]);
-    let report = store.ingest("shop", &r, &batch).unwrap();
+    let report = store.traces().ingest("shop", &r, &batch).unwrap();
     assert_eq!((report.spans, report.new_traces), (3, 2));
     store
+        .traces()
         .ingest(
             "blog",
             &r,
@@ -73,21 +76,28 @@ fn spans_are_kept_by_trace_and_listed_by_time_project_and_service() {
         )
         .unwrap();
 
-    let trace = store.trace_spans("shop", TraceId(1)).unwrap();
+    let trace = store.traces().spans("shop", TraceId(1)).unwrap();
     assert_eq!(
         trace.iter().map(|s| s.span_id).collect::<Vec<_>>(),
         [SpanId(11), SpanId(12)]
     );
     assert_eq!(trace[1], span(1, 12, Some(11), "payment", T0 + 10));
-    assert!(store.trace_spans("shop", TraceId(99)).unwrap().is_empty());
-    assert!(store.trace_spans("blog", TraceId(1)).unwrap().is_empty());
+    assert!(store
+        .traces()
+        .spans("shop", TraceId(99))
+        .unwrap()
+        .is_empty());
+    assert!(store.traces().spans("blog", TraceId(1)).unwrap().is_empty());
     assert_eq!(
-        store.span("shop", TraceId(1), SpanId(12)).unwrap(),
+        store.traces().span("shop", TraceId(1), SpanId(12)).unwrap(),
         Some(span(1, 12, Some(11), "payment", T0 + 10))
     );
-    assert_eq!(store.span("blog", TraceId(1), SpanId(12)).unwrap(), None);
+    assert_eq!(
+        store.traces().span("blog", TraceId(1), SpanId(12)).unwrap(),
+        None
+    );
 
-    let summary = store.trace("shop", TraceId(1)).unwrap().unwrap();
+    let summary = store.traces().get("shop", TraceId(1)).unwrap().unwrap();
     assert_eq!(summary.project, "shop");
     assert_eq!(summary.services, ["gateway", "payment"]);
     assert_eq!(summary.span_count, 2);
@@ -95,7 +105,8 @@ fn spans_are_kept_by_trace_and_listed_by_time_project_and_service() {
 
     let ids = |q: &TraceQuery| -> Vec<u128> {
         store
-            .traces(q)
+            .traces()
+            .list(q)
             .unwrap()
             .into_iter()
             .map(|t| t.trace_id.0)
@@ -119,27 +130,31 @@ fn a_late_root_moves_the_trace_in_time_without_duplicating_it() {
     let store = Store::temporary().unwrap();
     let r = resource("a");
     store
+        .traces()
         .ingest("p", &r, &spans(vec![span(5, 2, Some(1), "a", T0 + 100)]))
         .unwrap();
     store
+        .traces()
         .ingest("p", &r, &spans(vec![span(5, 1, None, "b", T0)]))
         .unwrap();
     // Re-sending a span replaces it and does not count twice.
     store
+        .traces()
         .ingest("p", &r, &spans(vec![span(5, 1, None, "b", T0)]))
         .unwrap();
-    let listed = store.traces(&TraceQuery::project("p")).unwrap();
+    let listed = store.traces().list(&TraceQuery::project("p")).unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].start_ns, T0);
     assert_eq!(listed[0].span_count, 2);
     assert_eq!(
         store
-            .traces(&TraceQuery::project("p").service("b"))
+            .traces()
+            .list(&TraceQuery::project("p").service("b"))
             .unwrap()
             .len(),
         1
     );
-    assert_eq!(store.summary().unwrap().projects[0].traces, 1);
+    assert_eq!(store.stats().summary().unwrap().projects[0].traces, 1);
 }
 
 #[test]
@@ -150,6 +165,7 @@ fn errors_group_into_issues_that_resolve_regress_and_ignore() {
     let e2 = error("payment", "card declined", T0 + SEC, Some(2));
     let other = error("inventory", "out of stock", T0 + 2 * SEC, None);
     let report = store
+        .traces()
         .ingest(
             "shop",
             &r,
@@ -163,7 +179,7 @@ fn errors_group_into_issues_that_resolve_regress_and_ignore() {
     assert_eq!(report.created.len(), 2);
     assert!(report.regressed.is_empty());
     let fp = fingerprint(&e1);
-    let issue = store.issue("shop", &fp).unwrap().unwrap();
+    let issue = store.issues().get("shop", &fp).unwrap().unwrap();
     assert_eq!(issue.count, 2);
     assert_eq!(issue.title, "AppError: card declined");
     assert_eq!((issue.first_seen_ns, issue.last_seen_ns), (T0, T0 + SEC));
@@ -173,26 +189,31 @@ fn errors_group_into_issues_that_resolve_regress_and_ignore() {
     assert_eq!(issue.status, IssueStatus::Unresolved);
 
     // Sorted by last seen: "out of stock" is newer; by count: "card declined" wins.
-    let by_last = store.issues("shop", &IssueQuery::all()).unwrap();
+    let by_last = store.issues().list("shop", &IssueQuery::all()).unwrap();
     assert_eq!(by_last[0].fingerprint, fingerprint(&other));
     let by_count = store
-        .issues("shop", &IssueQuery::all().sort(IssueSort::Count))
+        .issues()
+        .list("shop", &IssueQuery::all().sort(IssueSort::Count))
         .unwrap();
     assert_eq!(by_count[0].fingerprint, fp);
 
     store
-        .set_issue_status("shop", &fp, IssueStatus::Resolved)
+        .issues()
+        .set_status("shop", &fp, IssueStatus::Resolved)
         .unwrap();
     store
-        .set_issue_status("shop", &fingerprint(&other), IssueStatus::Ignored)
+        .issues()
+        .set_status("shop", &fingerprint(&other), IssueStatus::Ignored)
         .unwrap();
     assert!(store
-        .issues("shop", &IssueQuery::open())
+        .issues()
+        .list("shop", &IssueQuery::open())
         .unwrap()
         .is_empty());
 
     let again = error("payment", "card declined", T0 + 3 * SEC, Some(3));
     let report = store
+        .traces()
         .ingest(
             "shop",
             &r,
@@ -206,11 +227,16 @@ fn errors_group_into_issues_that_resolve_regress_and_ignore() {
     assert_eq!(report.regressed.len(), 1, "only the resolved one regresses");
     assert_eq!(report.regressed[0].status, IssueStatus::Regressed);
     assert_eq!(report.regressed[0].count, 3);
-    let ignored = store.issue("shop", &fingerprint(&other)).unwrap().unwrap();
+    let ignored = store
+        .issues()
+        .get("shop", &fingerprint(&other))
+        .unwrap()
+        .unwrap();
     assert_eq!((ignored.status, ignored.count), (IssueStatus::Ignored, 2));
 
     // A second occurrence while regressed is not reported again.
     let report = store
+        .traces()
         .ingest(
             "shop",
             &r,
@@ -225,7 +251,10 @@ fn errors_group_into_issues_that_resolve_regress_and_ignore() {
     assert!(report.regressed.is_empty());
     assert_eq!(report.errors, 1);
 
-    let occurrences = store.occurrences("shop", &fp, 0, u64::MAX, 100).unwrap();
+    let occurrences = store
+        .issues()
+        .occurrences("shop", &fp, 0, u64::MAX, 100)
+        .unwrap();
     assert_eq!(
         occurrences.iter().map(|o| o.time_ns).collect::<Vec<_>>(),
         [T0, T0, T0 + SEC, T0 + 3 * SEC]
@@ -233,11 +262,13 @@ fn errors_group_into_issues_that_resolve_regress_and_ignore() {
     assert_eq!(occurrences[2].error, e2);
     assert_eq!(occurrences[2].trace_id, Some(TraceId(2)));
     let histogram = store
-        .issue_histogram("shop", &fp, Bucket::Minute, 0, u64::MAX)
+        .issues()
+        .histogram("shop", &fp, Bucket::Minute, 0, u64::MAX)
         .unwrap();
     assert_eq!(histogram.iter().map(|b| b.count).sum::<u64>(), 4);
     // A window counts the buckets that overlap it; one sent again counts once.
     store
+        .traces()
         .ingest(
             "shop",
             &r,
@@ -250,7 +281,8 @@ fn errors_group_into_issues_that_resolve_regress_and_ignore() {
         )
         .unwrap();
     let window = store
-        .issue_histogram("shop", &fp, Bucket::Minute, T0 + 1, T0 + 2)
+        .issues()
+        .histogram("shop", &fp, Bucket::Minute, T0 + 1, T0 + 2)
         .unwrap();
     assert_eq!(
         window
@@ -261,9 +293,11 @@ fn errors_group_into_issues_that_resolve_regress_and_ignore() {
     );
 
     // Issues are per project.
-    assert!(store.issue("blog", &fp).unwrap().is_none());
+    assert!(store.issues().get("blog", &fp).unwrap().is_none());
     assert!(matches!(
-        store.set_issue_status("blog", &fp, IssueStatus::Resolved),
+        store
+            .issues()
+            .set_status("blog", &fp, IssueStatus::Resolved),
         Err(Error::IssueNotFound { .. })
     ));
 }
@@ -278,8 +312,12 @@ fn statistics_count_errors_per_bucket_service_and_project() {
         Record::Error(error("a", "y", base + 1, None)),
         Record::Error(error("b", "x", base + minute, None)),
     ];
-    store.ingest("shop", &resource("a"), &records).unwrap();
     store
+        .traces()
+        .ingest("shop", &resource("a"), &records)
+        .unwrap();
+    store
+        .traces()
         .ingest(
             "blog",
             &resource("c"),
@@ -289,6 +327,7 @@ fn statistics_count_errors_per_bucket_service_and_project() {
 
     assert_eq!(
         store
+            .stats()
             .error_counts("shop", Bucket::Minute, base, base + 10 * minute)
             .unwrap(),
         [
@@ -304,6 +343,7 @@ fn statistics_count_errors_per_bucket_service_and_project() {
     );
     assert_eq!(
         store
+            .stats()
             .error_counts("shop", Bucket::Day, 0, u64::MAX)
             .unwrap(),
         [BucketCount {
@@ -312,6 +352,7 @@ fn statistics_count_errors_per_bucket_service_and_project() {
         }]
     );
     let per_service = store
+        .stats()
         .service_error_counts("shop", Bucket::Hour, 0, u64::MAX)
         .unwrap();
     assert_eq!(
@@ -321,10 +362,24 @@ fn statistics_count_errors_per_bucket_service_and_project() {
             .collect::<Vec<_>>(),
         [("a", 2), ("b", 1)]
     );
-    assert_eq!(store.new_issues("shop", base, base + 1).unwrap().len(), 1);
-    assert_eq!(store.new_issues("shop", base, u64::MAX).unwrap().len(), 3);
+    assert_eq!(
+        store
+            .issues()
+            .new_issues("shop", base, base + 1)
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        store
+            .issues()
+            .new_issues("shop", base, u64::MAX)
+            .unwrap()
+            .len(),
+        3
+    );
 
-    let summary = store.summary().unwrap();
+    let summary = store.stats().summary().unwrap();
     assert_eq!(
         summary
             .projects
@@ -334,7 +389,7 @@ fn statistics_count_errors_per_bucket_service_and_project() {
         [("blog", 1, 1), ("shop", 3, 3)]
     );
     assert_eq!((summary.errors, summary.open_issues), (4, 4));
-    let services = store.services("shop").unwrap();
+    let services = store.stats().services("shop").unwrap();
     assert_eq!(services.len(), 2);
     assert_eq!(services[0].attributes, resource("a").attributes);
 }
@@ -343,15 +398,16 @@ fn statistics_count_errors_per_bucket_service_and_project() {
 fn projects_and_users_are_records() {
     let store = Store::temporary().unwrap();
     let project = Project::new("shop");
-    store.put_project(&project).unwrap();
+    store.accounts().put_project(&project).unwrap();
     let mut user = User::new("ada");
     user.projects = vec!["shop".into()];
-    store.put_user(&user).unwrap();
-    store.put_user(&User::new("bob")).unwrap();
-    assert_eq!(store.project("shop").unwrap(), Some(project));
-    assert_eq!(store.user("ada").unwrap(), Some(user));
+    store.accounts().put_user(&user).unwrap();
+    store.accounts().put_user(&User::new("bob")).unwrap();
+    assert_eq!(store.accounts().project("shop").unwrap(), Some(project));
+    assert_eq!(store.accounts().user("ada").unwrap(), Some(user));
     assert_eq!(
         store
+            .accounts()
             .users()
             .unwrap()
             .iter()
@@ -360,29 +416,29 @@ fn projects_and_users_are_records() {
         ["ada", "bob"]
     );
     // Admins: only existing users, and a removed user is no admin.
-    assert!(!store.is_admin("ada").unwrap());
-    store.set_admin("ada", true).unwrap();
-    store.set_admin("bob", true).unwrap();
-    assert!(store.is_admin("ada").unwrap());
-    assert_eq!(store.admins().unwrap(), ["ada", "bob"]);
-    store.set_admin("ada", false).unwrap();
-    assert_eq!(store.admins().unwrap(), ["bob"]);
+    assert!(!store.accounts().is_admin("ada").unwrap());
+    store.accounts().set_admin("ada", true).unwrap();
+    store.accounts().set_admin("bob", true).unwrap();
+    assert!(store.accounts().is_admin("ada").unwrap());
+    assert_eq!(store.accounts().admins().unwrap(), ["ada", "bob"]);
+    store.accounts().set_admin("ada", false).unwrap();
+    assert_eq!(store.accounts().admins().unwrap(), ["bob"]);
     assert!(matches!(
-        store.set_admin("nobody", true),
+        store.accounts().set_admin("nobody", true),
         Err(Error::UserNotFound { .. })
     ));
-    assert!(store.remove_user("bob").unwrap());
-    assert!(!store.remove_user("bob").unwrap());
-    assert!(store.admins().unwrap().is_empty());
-    store.put_user(&User::new("bob")).unwrap();
-    assert!(!store.is_admin("bob").unwrap());
+    assert!(store.accounts().remove_user("bob").unwrap());
+    assert!(!store.accounts().remove_user("bob").unwrap());
+    assert!(store.accounts().admins().unwrap().is_empty());
+    store.accounts().put_user(&User::new("bob")).unwrap();
+    assert!(!store.accounts().is_admin("bob").unwrap());
     assert!(matches!(
-        store.put_project(&Project::new("")),
+        store.accounts().put_project(&Project::new("")),
         Err(Error::InvalidName { .. })
     ));
     // Ingest creates the project it names.
-    store.ingest("blog", &resource("x"), &[]).unwrap();
-    assert!(store.project("blog").unwrap().is_some());
+    store.traces().ingest("blog", &resource("x"), &[]).unwrap();
+    assert!(store.accounts().project("blog").unwrap().is_some());
 }
 
 /// Overwrites the first value of each named tree with bytes that do not decode.
@@ -402,6 +458,7 @@ fn garbage_in_a_tree_value_reads_as_an_error_not_a_panic() {
     {
         let store = Store::open(dir.path()).unwrap();
         store
+            .traces()
             .ingest(
                 "shop",
                 &resource("a"),
@@ -409,6 +466,7 @@ fn garbage_in_a_tree_value_reads_as_an_error_not_a_panic() {
             )
             .unwrap();
         store
+            .traces()
             .ingest(
                 "shop",
                 &resource("a"),
@@ -421,20 +479,21 @@ fn garbage_in_a_tree_value_reads_as_an_error_not_a_panic() {
     {
         let store = Store::open(dir.path()).unwrap();
         assert!(matches!(
-            store.trace_spans("shop", TraceId(1)),
+            store.traces().spans("shop", TraceId(1)),
             Err(Error::Corrupt {
                 tree: "span_segments",
                 ..
             })
         ));
         assert!(matches!(
-            store.issues("shop", &IssueQuery::all()),
+            store.issues().list("shop", &IssueQuery::all()),
             Err(Error::Corrupt { tree: "issues", .. })
         ));
-        assert!(store.summary().is_err());
+        assert!(store.stats().summary().is_err());
         assert!(store.export(std::io::sink()).is_err());
         // Ingesting onto a corrupt issue fails cleanly too.
         assert!(store
+            .traces()
             .ingest(
                 "shop",
                 &resource("a"),
@@ -445,10 +504,10 @@ fn garbage_in_a_tree_value_reads_as_an_error_not_a_panic() {
     corrupt(dir.path(), &["traces"]);
     let store = Store::open(dir.path()).unwrap();
     assert!(matches!(
-        store.trace("shop", TraceId(1)),
+        store.traces().get("shop", TraceId(1)),
         Err(Error::Corrupt { tree: "traces", .. })
     ));
-    assert!(store.traces(&TraceQuery::project("shop")).is_err());
+    assert!(store.traces().list(&TraceQuery::project("shop")).is_err());
 }
 
 fn export_string(store: &Store) -> String {
@@ -474,24 +533,28 @@ fn import_of_an_export_gives_the_same_store() {
         T0 + SEC,
         Some(2),
     )));
-    a.ingest("shop", &r, &records).unwrap();
-    a.ingest(
-        "blog",
-        &resource("web"),
-        &spans(vec![span(9, 9, None, "web", T0)]),
-    )
-    .unwrap();
+    a.traces().ingest("shop", &r, &records).unwrap();
+    a.traces()
+        .ingest(
+            "blog",
+            &resource("web"),
+            &spans(vec![span(9, 9, None, "web", T0)]),
+        )
+        .unwrap();
     let fp = fingerprint(&error("payment", "declined", 0, None));
-    a.set_issue_status("shop", &fp, IssueStatus::Resolved)
+    a.issues()
+        .set_status("shop", &fp, IssueStatus::Resolved)
         .unwrap();
     let mut user = User::new("ada");
     user.projects = vec!["shop".into()];
-    a.put_user(&user).unwrap();
-    a.put_user(&User::new("bob")).unwrap();
-    a.set_admin("ada", true).unwrap();
-    a.add_token(TokenOwner::User("ada".into()), "h", "laptop")
+    a.accounts().put_user(&user).unwrap();
+    a.accounts().put_user(&User::new("bob")).unwrap();
+    a.accounts().set_admin("ada", true).unwrap();
+    a.accounts()
+        .add_token(TokenOwner::User("ada".into()), "h", "laptop")
         .unwrap();
-    a.add_token(TokenOwner::Project("shop".into()), "i", "gateway")
+    a.accounts()
+        .add_token(TokenOwner::Project("shop".into()), "i", "gateway")
         .unwrap();
 
     let exported = export_string(&a);
@@ -500,29 +563,39 @@ fn import_of_an_export_gives_the_same_store() {
     let stats = b.import(exported.as_bytes()).unwrap();
     assert_eq!((stats.spans, stats.issues, stats.occurrences), (4, 2, 3));
     assert_eq!(export_string(&b), exported);
-    assert_eq!(b.admins().unwrap(), ["ada"]);
-    assert_eq!(b.tokens(None).unwrap(), a.tokens(None).unwrap());
+    assert_eq!(b.accounts().admins().unwrap(), ["ada"]);
+    assert_eq!(
+        b.accounts().tokens(None).unwrap(),
+        a.accounts().tokens(None).unwrap()
+    );
     assert_eq!(
         (stats.projects, stats.users, stats.admins, stats.tokens),
         (2, 2, 1, 2)
     );
     // Derived data is rebuilt too.
     let both = TraceQuery::projects(["shop", "blog"]);
-    assert_eq!(a.traces(&both).unwrap(), b.traces(&both).unwrap());
     assert_eq!(
-        a.issues("shop", &IssueQuery::all()).unwrap(),
-        b.issues("shop", &IssueQuery::all()).unwrap()
+        a.traces().list(&both).unwrap(),
+        b.traces().list(&both).unwrap()
     );
-    assert_eq!(a.summary().unwrap(), b.summary().unwrap());
+    assert_eq!(
+        a.issues().list("shop", &IssueQuery::all()).unwrap(),
+        b.issues().list("shop", &IssueQuery::all()).unwrap()
+    );
+    assert_eq!(a.stats().summary().unwrap(), b.stats().summary().unwrap());
     for bucket in Bucket::ALL {
         assert_eq!(
-            a.issue_histogram("shop", &fp, bucket, 0, u64::MAX).unwrap(),
-            b.issue_histogram("shop", &fp, bucket, 0, u64::MAX).unwrap()
+            a.issues()
+                .histogram("shop", &fp, bucket, 0, u64::MAX)
+                .unwrap(),
+            b.issues()
+                .histogram("shop", &fp, bucket, 0, u64::MAX)
+                .unwrap()
         );
     }
     assert_eq!(
-        b.trace_spans("shop", TraceId(1)).unwrap(),
-        a.trace_spans("shop", TraceId(1)).unwrap()
+        b.traces().spans("shop", TraceId(1)).unwrap(),
+        a.traces().spans("shop", TraceId(1)).unwrap()
     );
 
     assert!(matches!(
@@ -546,6 +619,7 @@ fn retention_deletes_old_spans_and_occurrences_but_keeps_issues() {
     let old = T0;
     let new = T0 + 2 * 3600 * SEC;
     store
+        .traces()
         .ingest(
             "p",
             &r,
@@ -557,6 +631,7 @@ fn retention_deletes_old_spans_and_occurrences_but_keeps_issues() {
         )
         .unwrap();
     store
+        .traces()
         .ingest(
             "p",
             &r,
@@ -571,16 +646,24 @@ fn retention_deletes_old_spans_and_occurrences_but_keeps_issues() {
     let report = store.run_retention(new + SEC).unwrap();
     assert_eq!((report.traces, report.spans, report.occurrences), (1, 3, 1));
     assert!(report.before.dir_bytes > 0);
-    assert!(store.trace_spans("p", TraceId(1)).unwrap().is_empty());
-    assert!(store.trace("p", TraceId(1)).unwrap().is_none());
-    assert_eq!(store.trace_spans("p", TraceId(2)).unwrap().len(), 1);
-    assert_eq!(store.traces(&TraceQuery::project("p")).unwrap().len(), 1);
+    assert!(store.traces().spans("p", TraceId(1)).unwrap().is_empty());
+    assert!(store.traces().get("p", TraceId(1)).unwrap().is_none());
+    assert_eq!(store.traces().spans("p", TraceId(2)).unwrap().len(), 1);
+    assert_eq!(
+        store
+            .traces()
+            .list(&TraceQuery::project("p"))
+            .unwrap()
+            .len(),
+        1
+    );
     let fp = fingerprint(&error("a", "boom", 0, None));
-    let issue = store.issue("p", &fp).unwrap().unwrap();
+    let issue = store.issues().get("p", &fp).unwrap().unwrap();
     assert_eq!(issue.count, 2, "issues keep their count");
     // The histogram counts what is retained: the old hour is gone.
     let hours = store
-        .issue_histogram("p", &fp, Bucket::Hour, 0, u64::MAX)
+        .issues()
+        .histogram("p", &fp, Bucket::Hour, 0, u64::MAX)
         .unwrap();
     assert_eq!(
         hours
@@ -589,7 +672,10 @@ fn retention_deletes_old_spans_and_occurrences_but_keeps_issues() {
             .collect::<Vec<_>>(),
         [(Bucket::Hour.start_of(new), 1)]
     );
-    let left = store.occurrences("p", &fp, 0, u64::MAX, 10).unwrap();
+    let left = store
+        .issues()
+        .occurrences("p", &fp, 0, u64::MAX, 10)
+        .unwrap();
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].time_ns, new);
     // A second pass finds nothing more.
@@ -610,6 +696,7 @@ fn background_retention_runs_and_stops_with_the_store() {
     let store = Store::open_with(config).unwrap();
     // Spans from the distant past are deleted by the thread.
     store
+        .traces()
         .ingest(
             "p",
             &resource("a"),
@@ -617,13 +704,14 @@ fn background_retention_runs_and_stops_with_the_store() {
         )
         .unwrap();
     let mut waited = 0;
-    while (store.trace("p", TraceId(1)).unwrap().is_some() || store.last_retention().is_none())
+    while (store.traces().get("p", TraceId(1)).unwrap().is_some()
+        || store.last_retention().is_none())
         && waited < 500
     {
         std::thread::sleep(Duration::from_millis(10));
         waited += 1;
     }
-    assert!(store.trace("p", TraceId(1)).unwrap().is_none());
+    assert!(store.traces().get("p", TraceId(1)).unwrap().is_none());
     assert!(matches!(store.last_retention(), Some(Ok(_))));
     // Dropping the last clone joins the thread (a hang here would fail the run).
     let clone = store.clone();
@@ -641,6 +729,7 @@ fn clones_share_one_database_across_threads() {
                 for i in 0..50u64 {
                     let e = error("a", "shared", T0 + n * 1000 + i, None);
                     store
+                        .traces()
                         .ingest("p", &resource("a"), &[Record::Error(e)])
                         .unwrap();
                 }
@@ -650,7 +739,7 @@ fn clones_share_one_database_across_threads() {
     for h in handles {
         h.join().unwrap();
     }
-    let issues = store.issues("p", &IssueQuery::all()).unwrap();
+    let issues = store.issues().list("p", &IssueQuery::all()).unwrap();
     assert_eq!(issues.len(), 1);
     assert_eq!(issues[0].count, 200);
 }

@@ -38,7 +38,8 @@ type Shape = BTreeSet<(String, String, Vec<String>, Vec<String>)>;
 
 fn shape(store: &Store, viewer: &str) -> Shape {
     store
-        .notes(viewer, &NoteFilter::all())
+        .notes()
+        .list(viewer, &NoteFilter::all())
         .unwrap()
         .into_iter()
         .map(|n| (n.title, n.body, n.tags, n.aliases))
@@ -48,8 +49,8 @@ fn shape(store: &Store, viewer: &str) -> Shape {
 /// (source title, target title) of every link `viewer` sees.
 fn edges(store: &Store, viewer: &str) -> BTreeSet<(String, String)> {
     let mut out = BTreeSet::new();
-    for note in store.notes(viewer, &NoteFilter::all()).unwrap() {
-        for target in store.note_links(note.id, viewer).unwrap().outgoing {
+    for note in store.notes().list(viewer, &NoteFilter::all()).unwrap() {
+        for target in store.notes().links(note.id, viewer).unwrap().outgoing {
             out.insert((note.title.clone(), target.title));
         }
     }
@@ -62,6 +63,7 @@ fn a_vault_imports_with_subfolders_front_matter_and_links() {
     vault(dir.path());
     let store = Store::temporary().unwrap();
     let report = store
+        .notes()
         .import_vault(dir.path(), "kim", &VaultImportOptions::default())
         .unwrap();
     assert_eq!(report.created.len(), 3, "{report:?}");
@@ -70,7 +72,7 @@ fn a_vault_imports_with_subfolders_front_matter_and_links() {
     assert_eq!(report.skipped[0].0, Path::new("broken.md"));
     assert_eq!(report.skipped[1].0, Path::new("attachments/diagram.txt"));
 
-    let notes = store.notes("kim", &NoteFilter::all()).unwrap();
+    let notes = store.notes().list("kim", &NoteFilter::all()).unwrap();
     let titles: BTreeSet<&str> = notes.iter().map(|n| n.title.as_str()).collect();
     assert_eq!(
         titles,
@@ -92,9 +94,14 @@ fn a_vault_imports_with_subfolders_front_matter_and_links() {
             ("결제 실패: PG 오류".into(), "Payment timeout".into()),
         ])
     );
-    assert!(store.notes("lee", &NoteFilter::all()).unwrap().is_empty());
+    assert!(store
+        .notes()
+        .list("lee", &NoteFilter::all())
+        .unwrap()
+        .is_empty());
     let rendered = store
-        .render_note(
+        .notes()
+        .render(
             notes
                 .iter()
                 .find(|n| n.title.starts_with("결제"))
@@ -115,6 +122,7 @@ fn export_then_import_keeps_titles_bodies_tags_and_links() {
     vault(source.path());
     let store = Store::temporary().unwrap();
     store
+        .notes()
         .import_vault(
             source.path(),
             "kim",
@@ -123,7 +131,8 @@ fn export_then_import_keeps_titles_bodies_tags_and_links() {
         .unwrap();
     // A second note with the same title needs a distinct file name.
     store
-        .create_note(omegi_store::NewNote::new("lee", "payment TIMEOUT", "duplicate").public())
+        .notes()
+        .create(omegi_store::NewNote::new("lee", "payment TIMEOUT", "duplicate").public())
         .unwrap();
 
     for layout in [
@@ -134,6 +143,7 @@ fn export_then_import_keeps_titles_bodies_tags_and_links() {
     ] {
         let out = tempfile::tempdir().unwrap();
         let export = store
+            .notes()
             .export_vault(
                 out.path(),
                 "kim",
@@ -177,6 +187,7 @@ fn export_then_import_keeps_titles_bodies_tags_and_links() {
         // Into a fresh store, as another user.
         let copy = Store::temporary().unwrap();
         let report = copy
+            .notes()
             .import_vault(out.path(), "park", &VaultImportOptions::default())
             .unwrap();
         assert_eq!(report.created.len(), 4);
@@ -194,6 +205,7 @@ fn export_then_import_keeps_titles_bodies_tags_and_links() {
     // updates its note, and another user cannot take notes over.
     let out = tempfile::tempdir().unwrap();
     let export = store
+        .notes()
         .export_vault(
             out.path(),
             "kim",
@@ -203,6 +215,7 @@ fn export_then_import_keeps_titles_bodies_tags_and_links() {
         .unwrap();
     assert_eq!(export.files.len(), 3);
     let again = store
+        .notes()
         .import_vault(out.path(), "kim", &VaultImportOptions::default())
         .unwrap();
     assert_eq!(again.unchanged.len(), 3, "{again:?}");
@@ -221,13 +234,15 @@ fn export_then_import_keeps_titles_bodies_tags_and_links() {
     let text = std::fs::read_to_string(&path).unwrap();
     std::fs::write(&path, text.replace("Caused by", "Mostly caused by")).unwrap();
     let again = store
+        .notes()
         .import_vault(out.path(), "kim", &VaultImportOptions::default())
         .unwrap();
     assert_eq!(again.updated, [id]);
-    let note = store.note(id, "kim").unwrap().unwrap();
+    let note = store.notes().get(id, "kim").unwrap().unwrap();
     assert!(note.body.starts_with("Mostly caused by"));
     assert_eq!(note.revision, 2);
     let stolen = store
+        .notes()
         .import_vault(out.path(), "lee", &VaultImportOptions::default())
         .unwrap();
     assert!(stolen.created.is_empty() && stolen.updated.is_empty());
@@ -242,14 +257,15 @@ fn two_notes() -> Store {
         ("Checkout 502", "See [[Runbook]]."),
     ] {
         store
-            .create_note(omegi_store::NewNote::new("kim", title, body).public())
+            .notes()
+            .create(omegi_store::NewNote::new("kim", title, body).public())
             .unwrap();
     }
     store
 }
 
 fn export(store: &Store, dir: &Path, force: bool) -> omegi_store::Result<omegi_store::VaultExport> {
-    store.export_vault(
+    store.notes().export_vault(
         dir,
         "kim",
         &NoteFilter::all(),
@@ -289,13 +305,15 @@ fn export_overwrites_only_what_it_wrote_unless_forced() {
     assert_eq!(again.unchanged.len(), 2);
     // A note that changed is rewritten: the file is still the one it wrote.
     let note = store
-        .notes("kim", &NoteFilter::all())
+        .notes()
+        .list("kim", &NoteFilter::all())
         .unwrap()
         .into_iter()
         .find(|n| n.title == "Runbook")
         .unwrap();
     store
-        .update_note(
+        .notes()
+        .update(
             note.id,
             "kim",
             omegi_store::NoteUpdate::new().body("Restart it twice."),
@@ -310,7 +328,8 @@ fn export_overwrites_only_what_it_wrote_unless_forced() {
     // A file someone edited since is not overwritten without force.
     std::fs::write(dir.join("Checkout 502.md"), "edited by hand").unwrap();
     store
-        .create_note(omegi_store::NewNote::new("kim", "Later", "x").public())
+        .notes()
+        .create(omegi_store::NewNote::new("kim", "Later", "x").public())
         .unwrap();
     // Still refused: the hand edit differs from what the note says now.
     assert!(matches!(
@@ -327,6 +346,7 @@ fn export_overwrites_only_what_it_wrote_unless_forced() {
     assert!(dir.join(".omegi-export.json").is_file());
     let copy = Store::temporary().unwrap();
     let report = copy
+        .notes()
         .import_vault(&dir, "park", &VaultImportOptions::default())
         .unwrap();
     assert_eq!(report.created.len(), 3, "{report:?}");
@@ -338,7 +358,8 @@ fn export_never_follows_a_symlink_planted_in_the_folder() {
     use std::os::unix::fs::{symlink, PermissionsExt};
     let store = two_notes();
     store
-        .create_note(omegi_store::NewNote::new("kim", "Pool", "#db sizing").public())
+        .notes()
+        .create(omegi_store::NewNote::new("kim", "Pool", "#db sizing").public())
         .unwrap();
     let out = tempfile::tempdir().unwrap();
     let outside = tempfile::tempdir().unwrap();

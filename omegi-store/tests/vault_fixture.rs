@@ -40,7 +40,7 @@ fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
 /// The note-to-note edges of the store's graph, as (source, target) vault
 /// paths.
 fn edges(store: &Store) -> BTreeSet<(String, String)> {
-    let notes = store.notes("kim", &NoteFilter::all()).unwrap();
+    let notes = store.notes().list("kim", &NoteFilter::all()).unwrap();
     let path = |key: &str| {
         notes
             .iter()
@@ -49,7 +49,8 @@ fn edges(store: &Store) -> BTreeSet<(String, String)> {
             .unwrap()
     };
     let graph = store
-        .note_graph("kim")
+        .notes()
+        .graph("kim")
         .unwrap()
         .full(&LocalGraphOptions::default());
     graph
@@ -89,6 +90,7 @@ fn expected_edges() -> BTreeSet<(String, String)> {
 fn the_fixture_imports_with_exactly_the_expected_links() {
     let store = Store::temporary().unwrap();
     let report = store
+        .notes()
         .import_vault(fixture(), "kim", &VaultImportOptions::default())
         .unwrap();
     assert_eq!(report.created.len(), 7, "{report:?}");
@@ -98,10 +100,12 @@ fn the_fixture_imports_with_exactly_the_expected_links() {
     // The files belong to the note beside them that embeds them, and are
     // graph nodes only when asked, never unresolved notes.
     let runbook = store
+        .notes()
         .resolve_link("Ops/Runbook", "kim")
         .unwrap()
         .expect("the runbook");
     let names: Vec<String> = store
+        .notes()
         .attachments(runbook, "kim")
         .unwrap()
         .into_iter()
@@ -114,7 +118,7 @@ fn the_fixture_imports_with_exactly_the_expected_links() {
             "log-excerpt.txt text/plain; charset=utf-8"
         ]
     );
-    let graph = store.note_graph("kim").unwrap();
+    let graph = store.notes().graph("kim").unwrap();
     let plain = graph.full(&LocalGraphOptions {
         show_unresolved: true,
         ..LocalGraphOptions::default()
@@ -134,8 +138,8 @@ fn the_fixture_imports_with_exactly_the_expected_links() {
     assert_eq!(files, BTreeSet::from(["dashboard.png", "log-excerpt.txt"]));
 
     // The rendered index shows the table link, the callout and the embed.
-    let index = store.resolve_link("Index", "kim").unwrap().unwrap();
-    let html = store.note_html(index, "kim").unwrap().html;
+    let index = store.notes().resolve_link("Index", "kim").unwrap().unwrap();
+    let html = store.notes().html(index, "kim").unwrap().html;
     assert!(html.contains("<table>"), "{html}");
     assert!(html.contains(">restart</a>"), "{html}");
     assert!(
@@ -145,7 +149,7 @@ fn the_fixture_imports_with_exactly_the_expected_links() {
     assert!(html.contains("never twice."), "the section embed: {html}");
     assert!(!html.contains("## Logs"), "only the section: {html}");
     // The runbook's image is inline.
-    let html = store.note_html(runbook, "kim").unwrap().html;
+    let html = store.notes().html(runbook, "kim").unwrap().html;
     assert!(
         html.contains(&format!(
             "<img class=\"attachment\" src=\"/api/notes/{runbook}/attachments/dashboard.png\""
@@ -158,10 +162,12 @@ fn the_fixture_imports_with_exactly_the_expected_links() {
 fn export_then_import_round_trips_byte_for_byte() {
     let store = Store::temporary().unwrap();
     store
+        .notes()
         .import_vault(fixture(), "kim", &VaultImportOptions::default())
         .unwrap();
     let first = tempfile::tempdir().unwrap();
     let export = store
+        .notes()
         .export_vault(
             first.path(),
             "kim",
@@ -189,18 +195,20 @@ fn export_then_import_round_trips_byte_for_byte() {
     // Into a fresh store and out again: the same bytes, the same graph.
     let copy = Store::temporary().unwrap();
     let report = copy
+        .notes()
         .import_vault(first.path(), "kim", &VaultImportOptions::default())
         .unwrap();
     assert!(report.skipped.is_empty(), "{report:?}");
     assert_eq!(edges(&copy), expected_edges());
     let second = tempfile::tempdir().unwrap();
-    copy.export_vault(
-        second.path(),
-        "kim",
-        &NoteFilter::all(),
-        &VaultExportOptions::default(),
-    )
-    .unwrap();
+    copy.notes()
+        .export_vault(
+            second.path(),
+            "kim",
+            &NoteFilter::all(),
+            &VaultExportOptions::default(),
+        )
+        .unwrap();
     assert_eq!(files(second.path()), exported);
 
     // And through `omegi export`/`import` (the store's own format).
@@ -212,6 +220,7 @@ fn export_then_import_round_trips_byte_for_byte() {
     assert_eq!(edges(&restored), expected_edges());
     let third = tempfile::tempdir().unwrap();
     restored
+        .notes()
         .export_vault(
             third.path(),
             "kim",

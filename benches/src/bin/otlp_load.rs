@@ -376,8 +376,9 @@ async fn main() -> Result<(), String> {
     let total = started.elapsed();
 
     let store = omegi_store::Store::open(dir.path().join(STORE_DIR)).map_err(|e| e.to_string())?;
-    let stored = store.summary().map_err(|e| e.to_string())?.spans;
+    let stored = store.stats().summary().map_err(|e| e.to_string())?.spans;
     let sampling = store
+        .stats()
         .sampling_totals("default")
         .map_err(|e| e.to_string())?;
     drop(store);

@@ -52,13 +52,13 @@ fn main() -> anyhow::Result<()> {
     }
     guard.flush(Duration::from_secs(5));
 
-    for issue in store.issues("default", &IssueQuery::all())? {
+    for issue in store.issues().list("default", &IssueQuery::all())? {
         println!(
             "{:>3}×  {}  [{}]",
             issue.count, issue.title, issue.fingerprint
         );
         let trace_id = issue.latest_trace.context("issue without a trace")?;
-        let trace = Trace::from_spans(store.trace_spans("default", trace_id)?)?;
+        let trace = Trace::from_spans(store.traces().spans("default", trace_id)?)?;
         let flow = Flow::for_error(&trace, &issue.latest_error)?;
         println!("{}", trace.waterfall(40));
         println!("{}", flow.summary());

@@ -55,9 +55,7 @@ use crate::limits::{
     add_count, estimated_event_bytes, estimated_frame_bytes, RecordLimits, DROPPED_BREADCRUMBS,
     DROPPED_FRAMES,
 };
-use crate::model::{
-    attribute, ErrorRecord, EventRecord, SpanFrame, SpanRecord, Status, Value,
-};
+use crate::model::{attribute, ErrorRecord, EventRecord, SpanFrame, SpanRecord, Status, Value};
 
 use super::path::Flow;
 use super::trace::{NodeId, Trace};

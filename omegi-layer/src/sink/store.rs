@@ -38,6 +38,7 @@ impl StoreSink {
 impl Sink for StoreSink {
     fn export(&mut self, batch: Vec<Record>, resource: &Resource) -> Result<(), SinkError> {
         self.store
+            .traces()
             .ingest(&self.project, resource, &batch)
             .map(|_| ())
             .map_err(SinkError::new)

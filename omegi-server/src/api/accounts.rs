@@ -41,7 +41,7 @@ impl From<AccountError> for ApiError {
 
 /// 403 unless `login` is an admin; `what` says what only an admin may do.
 fn require_admin(state: &AppState, login: &str, what: &str) -> Result<(), ApiError> {
-    if state.store.is_admin(login)? {
+    if state.store.accounts().is_admin(login)? {
         Ok(())
     } else {
         Err(ApiError::Forbidden(format!(
@@ -57,7 +57,7 @@ pub(super) async fn list_projects(
     blocking(&state, move |state| {
         let readable = readable_projects(state, &user)?;
         let mut tokens: BTreeMap<String, usize> = BTreeMap::new();
-        for token in state.store.tokens(None)? {
+        for token in state.store.accounts().tokens(None)? {
             if let TokenOwner::Project(id) = token.owner {
                 *tokens.entry(id).or_default() += 1;
             }
@@ -65,6 +65,7 @@ pub(super) async fn list_projects(
         Ok(Json(
             state
                 .store
+                .accounts()
                 .projects()?
                 .into_iter()
                 .filter(|p| readable.contains(&p.id))
@@ -101,7 +102,7 @@ pub(super) async fn create_project(
         let (mut project, token) = auth::create_project(&state.store, &body.id)?;
         if let Some(name) = body.name {
             project.name = name;
-            state.store.put_project(&project)?;
+            state.store.accounts().put_project(&project)?;
         }
         Ok((
             StatusCode::CREATED,
@@ -116,9 +117,10 @@ pub(super) async fn create_project(
 
 /// The members of `project`: those named, and the admins.
 fn members(state: &AppState, project: &str) -> Result<Vec<MemberView>, ApiError> {
-    let admins: HashSet<String> = state.store.admins()?.into_iter().collect();
+    let admins: HashSet<String> = state.store.accounts().admins()?.into_iter().collect();
     let mut out: Vec<MemberView> = state
         .store
+        .accounts()
         .users()?
         .into_iter()
         .filter_map(|u| {
@@ -137,7 +139,7 @@ fn members(state: &AppState, project: &str) -> Result<Vec<MemberView>, ApiError>
 
 /// 404 for a project that does not exist.
 fn existing_project(state: &AppState, project: &str) -> Result<(), ApiError> {
-    match state.store.project(project)? {
+    match state.store.accounts().project(project)? {
         Some(_) => Ok(()),
         None => Err(ApiError::NotFound(format!("no project {project:?}"))),
     }
@@ -163,7 +165,7 @@ pub(super) async fn add_member(
 ) -> Result<Json<Vec<MemberView>>, ApiError> {
     blocking(&state, move |state| {
         require_admin(state, &caller, "change memberships")?;
-        state.store.add_member(&project, &login)?;
+        state.store.accounts().add_member(&project, &login)?;
         Ok(Json(members(state, &project)?))
     })
     .await
@@ -176,7 +178,7 @@ pub(super) async fn remove_member(
 ) -> Result<Json<Vec<MemberView>>, ApiError> {
     blocking(&state, move |state| {
         require_admin(state, &caller, "change memberships")?;
-        if !state.store.remove_member(&project, &login)? {
+        if !state.store.accounts().remove_member(&project, &login)? {
             return Err(ApiError::NotFound(format!(
                 "{login:?} is not a member of {project:?} by name"
             )));
@@ -192,10 +194,11 @@ pub(super) async fn list_users(
 ) -> Result<Json<Vec<UserView>>, ApiError> {
     blocking(&state, move |state| {
         let readable = readable_projects(state, &user)?;
-        let admins: HashSet<String> = state.store.admins()?.into_iter().collect();
+        let admins: HashSet<String> = state.store.accounts().admins()?.into_iter().collect();
         Ok(Json(
             state
                 .store
+                .accounts()
                 .users()?
                 .into_iter()
                 .map(|u| UserView {
@@ -241,7 +244,7 @@ pub(super) async fn create_user(
             auth::create_user(&state.store, &body.login, body.admin, &body.projects)?;
         if let Some(name) = body.name {
             user.name = name;
-            state.store.put_user(&user)?;
+            state.store.accounts().put_user(&user)?;
         }
         Ok((
             StatusCode::CREATED,
@@ -272,7 +275,7 @@ fn token_owner(
         }
         (Some(login), None) if login != caller => {
             require_admin(state, caller, "manage another user's tokens")?;
-            if state.store.user(&login)?.is_none() {
+            if state.store.accounts().user(&login)?.is_none() {
                 return Err(ApiError::NotFound(format!("no user {login:?}")));
             }
             Ok(TokenOwner::User(login))
@@ -285,8 +288,10 @@ fn token_owner(
 /// admin. Anyone else's answers 404, like a token that does not exist.
 fn manageable_token(state: &AppState, caller: &str, id: &str) -> Result<Token, ApiError> {
     let not_found = || ApiError::NotFound(format!("no token {id:?}"));
-    let token = state.store.token(id)?.ok_or_else(not_found)?;
-    if token.owner == TokenOwner::User(caller.to_owned()) || state.store.is_admin(caller)? {
+    let token = state.store.accounts().token(id)?.ok_or_else(not_found)?;
+    if token.owner == TokenOwner::User(caller.to_owned())
+        || state.store.accounts().is_admin(caller)?
+    {
         Ok(token)
     } else {
         Err(not_found())
@@ -318,10 +323,10 @@ pub(super) async fn list_tokens(
                 ));
             }
             require_admin(state, &caller, "list every token")?;
-            state.store.tokens(None)?
+            state.store.accounts().tokens(None)?
         } else {
             let owner = token_owner(state, &caller, params.user, params.project)?;
-            state.store.tokens(Some(&owner))?
+            state.store.accounts().tokens(Some(&owner))?
         };
         Ok(Json(tokens.into_iter().map(TokenView::from).collect()))
     })
@@ -370,6 +375,7 @@ pub(super) async fn revoke_token(
         manageable_token(state, &caller, &id)?;
         let revoked = state
             .store
+            .accounts()
             .revoke_token(&id)?
             .ok_or_else(|| ApiError::NotFound(format!("no token {id:?}")))?;
         Ok(Json(revoked.into()))

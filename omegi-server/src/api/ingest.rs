@@ -508,7 +508,11 @@ fn check_spikes(
             .collect()
     };
     for (fp, info) in spiking {
-        if let Some(issue) = state.store.issue(project, &omegi_core::Fingerprint(fp))? {
+        if let Some(issue) = state
+            .store
+            .issues()
+            .get(project, &omegi_core::Fingerprint(fp))?
+        {
             let mut alert = Alert::new(AlertKind::Spike, &issue, now);
             alert.spike = Some(info);
             state.alerts.raise(alert);

@@ -95,7 +95,8 @@ pub(super) async fn list(
             issues.extend(
                 state
                     .store
-                    .issues(project, &query)?
+                    .issues()
+                    .list(project, &query)?
                     .into_iter()
                     .filter(|i| match &params.service {
                         None => true,
@@ -141,7 +142,8 @@ fn find_issue(
     readable_projects(state, user)?.require(project)?;
     state
         .store
-        .issue(project, &Fingerprint(fp.to_owned()))?
+        .issues()
+        .get(project, &Fingerprint(fp.to_owned()))?
         .ok_or_else(|| ApiError::NotFound(format!("no issue {}", issue_id(project, fp))))
 }
 
@@ -158,8 +160,9 @@ pub(super) async fn detail(
         let histogram =
             state
                 .store
-                .issue_histogram(&project, &issue.fingerprint, Bucket::Hour, from, to)?;
-        let mut consequences = state.store.latest_consequences(&issue)?;
+                .issues()
+                .histogram(&project, &issue.fingerprint, Bucket::Hour, from, to)?;
+        let mut consequences = state.store.issues().latest_consequences(&issue)?;
         let items = state.read_limits.items;
         let cut = consequences.len() > items;
         consequences.truncate(items);
@@ -195,6 +198,7 @@ fn latest_occurrences(
 ) -> Result<Vec<OccurrenceView>, ApiError> {
     Ok(state
         .store
+        .issues()
         .latest_occurrences(&issue.project, &issue.fingerprint, before, limit)?
         .into_iter()
         .map(OccurrenceView::from)
@@ -281,6 +285,7 @@ fn find_occurrence(state: &AppState, issue: &Issue, id: &str) -> Result<ErrorRec
     let (time, seq) = occurrence_id(id)?;
     state
         .store
+        .issues()
         .occurrence(&issue.project, &issue.fingerprint, time, seq)?
         .map(|o| o.error)
         .ok_or_else(|| {
@@ -317,7 +322,7 @@ fn error_flow(
         view.flow_error = Some("the error was not captured in a trace".into());
         return Ok(view);
     };
-    let spans = state.store.trace_spans(project, trace_id)?;
+    let spans = state.store.traces().spans(project, trace_id)?;
     let trace = match Trace::from_spans(spans) {
         Ok(trace) => trace,
         Err(e) => {
@@ -351,7 +356,7 @@ async fn set_status(
     blocking(&state, move |state| {
         readable_projects(state, &user)?.require(&project)?;
         let fingerprint = Fingerprint(fp.clone());
-        if state.store.issue(&project, &fingerprint)?.is_none() {
+        if state.store.issues().get(&project, &fingerprint)?.is_none() {
             return Err(ApiError::NotFound(format!(
                 "no issue {}",
                 issue_id(&project, &fp)
@@ -359,7 +364,8 @@ async fn set_status(
         }
         let issue = state
             .store
-            .set_issue_status(&project, &fingerprint, status)?;
+            .issues()
+            .set_status(&project, &fingerprint, status)?;
         Ok(Json(IssueView::brief(issue, &state.read_limits)))
     })
     .await

@@ -153,8 +153,8 @@ pub fn router(state: SharedState) -> Router {
         .route("/api/stats", get(stats::dashboard))
         .route("/api/alerts/stream", get(alerts::stream))
         .merge(notes::routes(
-            state.store.note_limits(),
-            state.store.attachment_limits(),
+            state.store.notes().limits(),
+            state.store.notes().attachment_limits(),
         ))
         .merge(ui_support::routes())
         .fallback(api_not_found);
@@ -359,7 +359,12 @@ impl ReadableProjects {
     /// record for an admin.
     pub(crate) fn ids(&self, store: &Store) -> Result<Vec<String>, ApiError> {
         if self.admin {
-            Ok(store.projects()?.into_iter().map(|p| p.id).collect())
+            Ok(store
+                .accounts()
+                .projects()?
+                .into_iter()
+                .map(|p| p.id)
+                .collect())
         } else {
             Ok(self.members_of.clone())
         }
@@ -384,7 +389,7 @@ pub(crate) fn readable_projects(
     user: &ApiUser,
 ) -> Result<ReadableProjects, ApiError> {
     let login = &user.0;
-    if state.store.is_admin(login)? {
+    if state.store.accounts().is_admin(login)? {
         return Ok(ReadableProjects {
             admin: true,
             members_of: Vec::new(),
@@ -392,6 +397,7 @@ pub(crate) fn readable_projects(
     }
     let members_of = state
         .store
+        .accounts()
         .user(login)?
         .map(|u| u.projects)
         .unwrap_or_default();
@@ -410,8 +416,9 @@ pub(crate) fn check_project(
     project: &str,
 ) -> Result<(), ApiError> {
     readable.require(project)?;
-    if store.project(project)?.is_some()
+    if store.accounts().project(project)?.is_some()
         || store
+            .stats()
             .summary()?
             .projects
             .iter()

@@ -154,7 +154,11 @@ async fn list_notes(
     }
     blocking(&state, move |state| {
         Ok(Json(
-            state.store.notes(&viewer, &filter).map_err(store_error)?,
+            state
+                .store
+                .notes()
+                .list(&viewer, &filter)
+                .map_err(store_error)?,
         ))
     })
     .await
@@ -205,7 +209,7 @@ async fn create_note(
         }
         Ok((
             StatusCode::CREATED,
-            Json(state.store.create_note(new).map_err(store_error)?),
+            Json(state.store.notes().create(new).map_err(store_error)?),
         ))
     })
     .await
@@ -220,7 +224,8 @@ async fn note(
     blocking(&state, move |state| {
         state
             .store
-            .note(id, &viewer)
+            .notes()
+            .get(id, &viewer)
             .map_err(store_error)?
             .map(Json)
             .ok_or_else(|| ApiError::NotFound(format!("no note {id}")))
@@ -249,11 +254,13 @@ async fn resolve(
         let store = &state.store;
         let not_found = || ApiError::NotFound(format!("no note named {:?}", params.name));
         let id = store
+            .notes()
             .resolve_link_from(&params.name, &params.from, &viewer)
             .map_err(store_error)?
             .ok_or_else(not_found)?;
         store
-            .note(id, &viewer)
+            .notes()
+            .get(id, &viewer)
             .map_err(store_error)?
             .map(Json)
             .ok_or_else(not_found)
@@ -330,7 +337,8 @@ async fn update_note(
         Ok(Json(
             state
                 .store
-                .update_note(id, &viewer, update, body.revision)
+                .notes()
+                .update(id, &viewer, update, body.revision)
                 .map_err(store_error)?,
         ))
     })
@@ -345,7 +353,11 @@ async fn delete_note(
     let id = note_id(&id)?;
     blocking(&state, move |state| {
         Ok(Json(
-            state.store.delete_note(id, &viewer).map_err(store_error)?,
+            state
+                .store
+                .notes()
+                .delete(id, &viewer)
+                .map_err(store_error)?,
         ))
     })
     .await
@@ -359,7 +371,11 @@ async fn backlinks(
     let id = note_id(&id)?;
     blocking(&state, move |state| {
         Ok(Json(
-            state.store.backlinks(id, &viewer).map_err(store_error)?,
+            state
+                .store
+                .notes()
+                .backlinks(id, &viewer)
+                .map_err(store_error)?,
         ))
     })
     .await
@@ -395,12 +411,17 @@ async fn rendered(
     blocking(&state, move |state| {
         let title = state
             .store
-            .note(id, &viewer)
+            .notes()
+            .get(id, &viewer)
             .map_err(store_error)?
             .map(|n| n.title)
             .ok_or(ApiError::NotFound(format!("no note {id}")))?;
-        let expanded = state.store.expand_note(id, &viewer).map_err(store_error)?;
-        let html = state.store.note_html(id, &viewer).map_err(store_error)?;
+        let expanded = state
+            .store
+            .notes()
+            .expand(id, &viewer)
+            .map_err(store_error)?;
+        let html = state.store.notes().html(id, &viewer).map_err(store_error)?;
         Ok(Json(RenderedNote {
             id,
             title,
@@ -459,7 +480,11 @@ async fn preview(
         );
         note.aliases = body.aliases;
         note.tags = body.tags;
-        let html = state.store.preview_note_html(&note).map_err(store_error)?;
+        let html = state
+            .store
+            .notes()
+            .preview_html(&note)
+            .map_err(store_error)?;
         Ok(Json(PreviewHtml {
             html: html.html,
             limit_reached: html.limit_reached,
@@ -480,6 +505,7 @@ async fn mentions(
         Ok(Json(
             state
                 .store
+                .notes()
                 .unlinked_mentions(id, &viewer)
                 .map_err(store_error)?,
         ))
@@ -544,7 +570,8 @@ async fn search(
     blocking(&state, move |state| {
         let hits = state
             .store
-            .search_notes(&viewer, &query)
+            .search()
+            .notes(&viewer, &query)
             .map_err(store_error)?;
         Ok(Json(
             hits.into_iter()
@@ -680,7 +707,7 @@ async fn graph_of(
     let options = params.options()?;
     let format = params.format.unwrap_or_default();
     let graph = blocking(&state, move |state| {
-        let graph = state.store.note_graph(&viewer).map_err(store_error)?;
+        let graph = state.store.notes().graph(&viewer).map_err(store_error)?;
         match centre {
             None => Ok(graph.full(&options)),
             Some(id) => graph
@@ -723,7 +750,8 @@ async fn suggested_for(
         let mut out = IssueSuggestions::default();
         for s in state
             .store
-            .suggest_notes(&project, SuggestFor::Issue(&fp), &viewer, limit)
+            .search()
+            .suggest(&project, SuggestFor::Issue(&fp), &viewer, limit)
             .map_err(store_error)?
         {
             match s.reason {
@@ -826,7 +854,7 @@ async fn upload_attachment(
     body: axum::body::Body,
 ) -> Result<(StatusCode, Json<omegi_store::Attachment>), ApiError> {
     let id = note_id(&id)?;
-    let limit = state.store.attachment_limits().file_bytes;
+    let limit = state.store.notes().attachment_limits().file_bytes;
     let too_large = |bytes: String| {
         ApiError::Rejected(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -849,6 +877,7 @@ async fn upload_attachment(
     blocking(&state, move |state| {
         let attached = state
             .store
+            .notes()
             .add_attachment(id, &author, &params.name, &bytes)
             .map_err(store_error)?;
         let status = if attached.created {
@@ -869,7 +898,11 @@ async fn list_attachments(
     let id = note_id(&id)?;
     blocking(&state, move |state| {
         Ok(Json(
-            state.store.attachments(id, &viewer).map_err(store_error)?,
+            state
+                .store
+                .notes()
+                .attachments(id, &viewer)
+                .map_err(store_error)?,
         ))
     })
     .await
@@ -888,6 +921,7 @@ async fn attachment(
     let (a, bytes) = blocking(&state, move |state| {
         state
             .store
+            .notes()
             .attachment(id, &viewer, &name)
             .map_err(store_error)
     })
@@ -925,6 +959,7 @@ async fn delete_attachment(
         Ok(Json(
             state
                 .store
+                .notes()
                 .delete_attachment(id, &author, &name)
                 .map_err(store_error)?,
         ))

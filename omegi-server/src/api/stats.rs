@@ -59,7 +59,7 @@ pub(super) async fn dashboard(
     blocking(&state, move |state| {
         let store = &state.store;
         let readable = readable_projects(state, &user)?;
-        let summary = readable_summary(store.summary()?, |p| readable.contains(p));
+        let summary = readable_summary(store.stats().summary()?, |p| readable.contains(p));
         let projects: Vec<String> = match &params.project {
             Some(p) => {
                 check_project(store, &readable, p)?;
@@ -74,20 +74,29 @@ pub(super) async fn dashboard(
         // Calls between services counted from every settled trace.
         let mut counted_edges: BTreeMap<(String, String), (u64, u64)> = BTreeMap::new();
         for project in &projects {
-            let (new_issues, new_issue_count) =
-                store.latest_new_issues(project, from, to, NEW_ISSUES)?;
-            let mut services = store.service_error_counts(project, bucket, bucket_from, to)?;
+            let (new_issues, new_issue_count) = store
+                .issues()
+                .latest_new_issues(project, from, to, NEW_ISSUES)?;
+            let mut services =
+                store
+                    .stats()
+                    .service_error_counts(project, bucket, bucket_from, to)?;
             services.truncate(limits.lines);
             for s in &mut services {
                 s.service = title_line(&s.service);
             }
-            let mut routes = store.route_stats(project, bucket, bucket_from, to)?;
+            let mut routes = store
+                .stats()
+                .route_stats(project, bucket, bucket_from, to)?;
             routes.truncate(limits.lines);
             for r in &mut routes {
                 r.service = title_line(&r.service);
                 r.route = title_line(&r.route);
             }
-            for edge in store.service_edges(project, bucket, bucket_from, to)? {
+            for edge in store
+                .stats()
+                .service_edges(project, bucket, bucket_from, to)?
+            {
                 let sum = counted_edges
                     .entry((edge.caller.clone(), edge.callee.clone()))
                     .or_insert((0, 0));
@@ -96,9 +105,11 @@ pub(super) async fn dashboard(
             }
             per_project.push(ProjectStats {
                 routes,
-                sampling: store.sampling_totals(project)?,
+                sampling: store.stats().sampling_totals(project)?,
                 project: project.clone(),
-                error_counts: store.error_counts(project, bucket, bucket_from, to)?,
+                error_counts: store
+                    .stats()
+                    .error_counts(project, bucket, bucket_from, to)?,
                 services,
                 new_issues: new_issues
                     .into_iter()
@@ -151,11 +162,11 @@ fn traced_dependencies(
     // Trace by trace: the same trace id in two projects is two traces.
     let mut traces = Vec::new();
     let mut span_count = 0;
-    for trace in store.traces(&query)? {
+    for trace in store.traces().list(&query)? {
         if span_count >= DEPENDENCY_SPANS {
             break;
         }
-        let spans = store.trace_spans(&trace.project, trace.trace_id)?;
+        let spans = store.traces().spans(&trace.project, trace.trace_id)?;
         span_count += spans.len();
         if let Ok(trace) = Trace::from_spans(spans) {
             traces.push(trace);

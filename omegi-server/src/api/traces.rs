@@ -48,7 +48,8 @@ pub(super) async fn list(
         Ok(Json(
             state
                 .store
-                .traces(&query.between(from, to).limit(limit))?
+                .traces()
+                .list(&query.between(from, to).limit(limit))?
                 .into_iter()
                 .map(|t| brief_trace(t, &state.read_limits))
                 .collect(),
@@ -84,7 +85,7 @@ pub(super) async fn detail(
         };
         let mut found = Vec::new();
         for project in &candidates {
-            if let Some(summary) = state.store.trace(project, id)? {
+            if let Some(summary) = state.store.traces().get(project, id)? {
                 found.push(summary);
             }
         }
@@ -99,11 +100,11 @@ pub(super) async fn detail(
                 )));
             }
         };
-        let spans = state.store.trace_spans(&summary.project, id)?;
+        let spans = state.store.traces().spans(&summary.project, id)?;
         if spans.is_empty() {
             return Err(ApiError::NotFound(format!("no trace {id}")));
         }
-        let settlement = state.store.trace_settlement(&summary.project, id)?;
+        let settlement = state.store.traces().settlement(&summary.project, id)?;
         let trace =
             Trace::from_spans(spans).map_err(|e| ApiError::Internal(format!("trace {id}: {e}")))?;
         let mut view = TraceView::new(&trace, Some(summary), width, &state.read_limits);
@@ -122,7 +123,7 @@ fn sampled_out(
     id: TraceId,
 ) -> Result<Json<TraceView>, ApiError> {
     for project in candidates {
-        if let Some(settled) = state.store.trace_settlement(project, id)? {
+        if let Some(settled) = state.store.traces().settlement(project, id)? {
             if !settled.kept {
                 return Ok(Json(TraceView {
                     trace_id: id,

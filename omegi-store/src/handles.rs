@@ -1,0 +1,100 @@
+//! The store's handles: borrowed views of a [`Store`], one per concern.
+//!
+//! Each is returned by a method of [`Store`] ([`Store::traces`],
+//! [`Store::issues`], [`Store::stats`], [`Store::notes`], [`Store::search`],
+//! [`Store::accounts`]), costs nothing to make and holds nothing but the
+//! reference; the methods of each are written in the module of what they
+//! keep.
+
+use crate::{Core, Store};
+
+macro_rules! handle {
+    ($(#[$doc:meta])* $name:ident, $accessor:ident, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy)]
+        pub struct $name<'a> {
+            pub(crate) store: &'a Store,
+        }
+
+        impl<'a> $name<'a> {
+            pub(crate) fn core(&self) -> &'a Core {
+                self.store.core()
+            }
+        }
+
+        impl std::fmt::Debug for $name<'_> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_tuple(stringify!($name)).field(self.store).finish()
+            }
+        }
+
+        impl Store {
+            #[doc = concat!("The store's ", $what, " (see [`", stringify!($name), "`]).")]
+            pub fn $accessor(&self) -> $name<'_> {
+                $name { store: self }
+            }
+        }
+    };
+}
+
+handle!(
+    /// Spans and traces: what is ingested ([`Traces::ingest`],
+    /// [`Traces::ingest_resources`], [`Traces::ingest_settled`]) and read
+    /// back ([`Traces::list`], [`Traces::get`], [`Traces::spans`],
+    /// [`Traces::span`]), and what is known of a settled trace
+    /// ([`Traces::settled`], [`Traces::settlement`]).
+    Traces,
+    traces,
+    "spans and traces"
+);
+
+handle!(
+    /// Issues, the errors grouped by fingerprint, and their occurrences:
+    /// [`Issues::get`], [`Issues::list`], [`Issues::set_status`],
+    /// [`Issues::occurrences`], [`Issues::latest_occurrences`],
+    /// [`Issues::histogram`], [`Issues::new_issues`]...
+    Issues,
+    issues,
+    "issues and their occurrences"
+);
+
+handle!(
+    /// Counts for a dashboard: errors per bucket ([`Stats::error_counts`],
+    /// [`Stats::service_error_counts`]), the services seen
+    /// ([`Stats::services`]), the totals ([`Stats::summary`]), and the
+    /// traffic counted from every settled trace ([`Stats::route_stats`],
+    /// [`Stats::service_edges`], [`Stats::sampling_totals`]).
+    Stats,
+    stats,
+    "statistics"
+);
+
+handle!(
+    /// Error notes with their links and attached files: written
+    /// ([`Notes::create`], [`Notes::update`], [`Notes::rename`],
+    /// [`Notes::delete`]), read for one viewer ([`Notes::get`],
+    /// [`Notes::list`], [`Notes::for_issue`]), followed ([`Notes::backlinks`],
+    /// [`Notes::links`], [`Notes::graph`], [`Notes::resolve_link_from`]),
+    /// rendered ([`Notes::render`], [`Notes::html`]), and moved to and from
+    /// a folder of Markdown files ([`Notes::import_vault`],
+    /// [`Notes::export_vault`]).
+    Notes,
+    notes,
+    "notes"
+);
+
+handle!(
+    /// Full-text search over the notes a viewer may see: [`Search::notes`],
+    /// [`Search::suggest`] (the notes that help with an error) and
+    /// [`Search::rebuild`].
+    Search,
+    search,
+    "full-text search"
+);
+
+handle!(
+    /// Projects, users, memberships and API tokens.
+    Accounts,
+    accounts,
+    "accounts"
+);
