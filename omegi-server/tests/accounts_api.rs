@@ -815,7 +815,7 @@ async fn offline_cli(data: &std::path::Path, args: &[&str]) -> Result<String, St
     let mut out = Vec::new();
     omegi_server::cli::run(cli, &mut out)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| omegi_core::ErrorChain(&e).to_string())?;
     Ok(String::from_utf8(out).expect("UTF-8 output"))
 }
 

@@ -403,8 +403,8 @@ fn a_missing_or_empty_certificate_file_is_a_clear_error() {
         .tls(Some(TlsFiles::new(&cert, &key)));
         let error = runtime
             .block_on(omegi_server::server::Server::start(config))
-            .expect_err("no server without a usable certificate")
-            .to_string();
+            .expect_err("no server without a usable certificate");
+        let error = omegi_core::ErrorChain(&error).to_string();
         assert!(error.contains(&cert.display().to_string()), "{error}");
     }
 }

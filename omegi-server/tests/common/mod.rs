@@ -73,7 +73,9 @@ impl TestServer {
         argv.extend(args.iter().map(|s| s.to_string()));
         let cli = Cli::try_parse_from(argv).expect("valid arguments");
         let mut out = Vec::new();
-        cli::run(cli, &mut out).await.map_err(|e| e.to_string())?;
+        cli::run(cli, &mut out)
+            .await
+            .map_err(|e| omegi_core::ErrorChain(&e).to_string())?;
         Ok(String::from_utf8(out).expect("UTF-8 output"))
     }
 }
