@@ -274,6 +274,24 @@ async fn notes_crud_permissions_search_graph_and_suggestions() {
             .ok(Method::GET, "/api/search?q=backoff", &admin, None)
             .await;
         assert!(raw[0]["snippet"]["highlights"][0]["start"].is_u64(), "{raw}");
+        // The folder filter: a public note in a folder, found there and
+        // not elsewhere.
+        let filed: Note = s
+            .ok(
+                Method::POST,
+                "/api/notes",
+                &admin,
+                Some(json!({"title": "Ledger lag", "folder": "Runbooks/Ledger", "body": "Backoff.", "visibility": "public"})),
+            )
+            .await;
+        let hits: Vec<Hit> = s
+            .ok(Method::GET, "/api/search?q=backoff&folder=runbooks", &lee, None)
+            .await;
+        assert_eq!(hits.iter().map(|h| h.note.id).collect::<Vec<_>>(), vec![filed.id]);
+        let hits: Vec<Hit> = s
+            .ok(Method::GET, "/api/search?q=backoff&folder=Incidents", &lee, None)
+            .await;
+        assert!(hits.is_empty(), "{hits:?}");
 
         // Rendered.
         let rendered: Value = s

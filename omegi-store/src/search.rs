@@ -52,7 +52,7 @@ use crate::notes::{self, tag_matches};
 use crate::{Search, Store};
 
 /// The layout of the index; a different one is rebuilt.
-const LAYOUT: &str = "omegi-notes/1";
+const LAYOUT: &str = "omegi-notes/2";
 const TOKENIZER: &str = "omegi";
 const WRITER_MEMORY: usize = 48 * 1024 * 1024;
 const SNIPPET_CHARS: usize = 160;
@@ -196,11 +196,13 @@ struct Fields {
     public: Field,
     tag: Field,
     issue: Field,
+    folder: Field,
     title: Field,
     aliases: Field,
     tags: Field,
     body: Field,
     issue_text: Field,
+    folder_text: Field,
 }
 
 fn schema() -> (Schema, Fields) {
@@ -216,11 +218,13 @@ fn schema() -> (Schema, Fields) {
         public: b.add_text_field("public", STRING),
         tag: b.add_text_field("tag", STRING),
         issue: b.add_text_field("issue", STRING),
+        folder: b.add_text_field("folder", STRING),
         title: b.add_text_field("title", text.clone()),
         aliases: b.add_text_field("aliases", text.clone()),
         tags: b.add_text_field("tags", text.clone()),
         body: b.add_text_field("body", text.clone()),
-        issue_text: b.add_text_field("issue_text", text),
+        issue_text: b.add_text_field("issue_text", text.clone()),
+        folder_text: b.add_text_field("folder_text", text),
     };
     (b.build(), fields)
 }
@@ -279,6 +283,7 @@ impl SearchIndex {
             fields.tags,
             fields.body,
             fields.issue_text,
+            fields.folder_text,
         ];
         let mut all_words = QueryParser::for_index(&index, text_fields.clone());
         let mut any_word = QueryParser::for_index(&index, text_fields);
@@ -289,6 +294,7 @@ impl SearchIndex {
             parser.set_field_boost(fields.tags, 2.0);
             parser.set_field_boost(fields.body, 1.0);
             parser.set_field_boost(fields.issue_text, 0.8);
+            parser.set_field_boost(fields.folder_text, 1.5);
         }
         Ok(SearchIndex {
             reader,
@@ -328,6 +334,14 @@ impl SearchIndex {
         }
         for key in tag_keys {
             doc.add_text(f.tag, key);
+        }
+        // The folder and each folder above it, for the folder filter; its
+        // words for text queries.
+        for key in folder_keys(&note.folder) {
+            doc.add_text(f.folder, key);
+        }
+        if !note.folder.is_empty() {
+            doc.add_text(f.folder_text, &note.folder);
         }
         doc.add_text(f.title, &note.title);
         for alias in note.all_aliases() {
@@ -385,6 +399,23 @@ impl SearchIndex {
     }
 }
 
+/// How a folder is matched: without surrounding slashes, lowercase.
+fn folder_key(folder: &str) -> String {
+    folder.trim().trim_matches('/').to_lowercase()
+}
+
+/// The keys a note in `folder` is found under: the folder and every folder
+/// above it (`a/b/c`: `a`, `a/b`, `a/b/c`); none at the top.
+fn folder_keys(folder: &str) -> impl Iterator<Item = String> {
+    let key = folder_key(folder);
+    let ends: Vec<usize> = key
+        .match_indices('/')
+        .map(|(i, _)| i)
+        .chain((!key.is_empty()).then_some(key.len()))
+        .collect();
+    ends.into_iter().map(move |end| key[..end].to_owned())
+}
+
 fn open_dir(path: &Path, schema: Schema) -> Result<(Index, Option<u64>)> {
     let io = |e: std::io::Error| Error::File {
         path: path.to_owned(),
@@ -421,6 +452,9 @@ pub struct NoteQuery {
     pub tags: Vec<String>,
     /// Only notes linked to this issue.
     pub issue: Option<Fingerprint>,
+    /// Only notes in this vault folder or a folder below it
+    /// (case-insensitive; `incidents` also matches `incidents/2026`).
+    pub folder: Option<String>,
     /// At most this many hits (0 is taken as 20).
     pub limit: usize,
     /// Skip this many hits first.
@@ -452,6 +486,12 @@ impl NoteQuery {
     /// Only notes linked to this issue.
     pub fn issue(mut self, fingerprint: Fingerprint) -> Self {
         self.issue = Some(fingerprint);
+        self
+    }
+
+    /// Only notes in this folder or below it.
+    pub fn folder(mut self, folder: impl Into<String>) -> Self {
+        self.folder = Some(folder.into());
         self
     }
 
@@ -718,6 +758,7 @@ impl Store {
         author: Option<&str>,
         tags: &[String],
         issue: Option<&Fingerprint>,
+        folder: Option<&str>,
         limit: usize,
         offset: usize,
     ) -> Result<Vec<SearchHit>> {
@@ -746,6 +787,10 @@ impl Store {
         }
         if let Some(fp) = issue {
             clauses.push(filter(term(f.issue, &fp.0)));
+        }
+        let folder = folder.map(folder_key).filter(|k| !k.is_empty());
+        if let Some(folder) = &folder {
+            clauses.push(filter(term(f.folder, folder)));
         }
         let query = BooleanQuery::new(clauses);
         let searcher = index.reader.searcher();
@@ -782,6 +827,9 @@ impl Store {
             };
             if author.is_some_and(|a| a != note.author)
                 || issue.is_some_and(|fp| !note.issues.contains(fp))
+                || folder
+                    .as_deref()
+                    .is_some_and(|k| !folder_keys(&note.folder).any(|n| n == k))
                 || !lowered_tags
                     .iter()
                     .all(|t| note.all_tags().iter().any(|n| tag_matches(n, t)))
@@ -833,6 +881,7 @@ impl Search<'_> {
             query.author.as_deref(),
             &query.tags,
             query.issue.as_ref(),
+            query.folder.as_deref(),
             limit,
             query.offset,
         )?;
@@ -896,9 +945,9 @@ impl Search<'_> {
             clauses, required,
         ));
         let seen: HashSet<NoteId> = out.iter().map(|s| s.note.id).collect();
-        let hits = self
-            .store
-            .run_query(viewer, query, None, &[], None, limit + seen.len(), 0)?;
+        let hits =
+            self.store
+                .run_query(viewer, query, None, &[], None, None, limit + seen.len(), 0)?;
         for hit in hits {
             if out.len() >= limit {
                 break;

@@ -524,6 +524,8 @@ pub struct SearchParams {
     pub tag: Option<String>,
     /// Only notes linked to this issue.
     pub issue: Option<String>,
+    /// Only notes in this vault folder or below it.
+    pub folder: Option<String>,
     /// At most this many hits (default 50, at most 1000).
     pub limit: Option<usize>,
 }
@@ -566,6 +568,9 @@ async fn search(
     }
     if let Some(issue) = params.issue {
         query = query.issue(fingerprint(&issue)?);
+    }
+    if let Some(folder) = params.folder {
+        query = query.folder(folder);
     }
     blocking(&state, move |state| {
         let hits = state

@@ -123,6 +123,9 @@ pub struct SearchArgs {
     /// Only notes linked to this issue.
     #[arg(long)]
     pub issue: Option<String>,
+    /// Only notes in this vault folder or below it.
+    #[arg(long)]
+    pub folder: Option<String>,
     /// At most this many hits.
     #[arg(long, default_value_t = 20)]
     pub limit: usize,
@@ -647,6 +650,7 @@ pub(super) async fn search(
         ("author", &args.author),
         ("tag", &args.tag),
         ("issue", &args.issue),
+        ("folder", &args.folder),
     ] {
         if let Some(v) = value {
             query.push((key, v.clone()));
