@@ -22,6 +22,7 @@
 //! [`Token`] with an id. [`Accounts::take_migration`] tells what was
 //! done, once, so that the server can say so in its log.
 
+use crate::error::Db;
 use std::sync::atomic::Ordering;
 
 use serde::{Deserialize, Serialize};
@@ -199,7 +200,7 @@ fn tx_result<T>(r: std::result::Result<T, TransactionError<Error>>) -> Result<T>
     match r {
         Ok(v) => Ok(v),
         Err(TransactionError::Abort(e)) => Err(e),
-        Err(TransactionError::Storage(e)) => Err(e.into()),
+        Err(TransactionError::Storage(e)) => Err(Error::database(e)),
     }
 }
 
@@ -382,14 +383,15 @@ impl Accounts<'_> {
         self.core()
             .t
             .projects
-            .insert(project_key(&project.id)?, encode(project)?)?;
+            .insert(project_key(&project.id)?, encode(project)?)
+            .db()?;
         Ok(())
     }
 
     /// One project.
     pub fn project(&self, id: &str) -> Result<Option<Project>> {
         self.store.count_account_reads(1);
-        match self.core().t.projects.get(project_key(id)?)? {
+        match self.core().t.projects.get(project_key(id)?).db()? {
             Some(v) => Ok(Some(decode("projects", &v)?)),
             None => Ok(None),
         }
@@ -399,7 +401,7 @@ impl Accounts<'_> {
     pub fn projects(&self) -> Result<Vec<Project>> {
         let mut out = Vec::new();
         for item in self.core().t.projects.iter() {
-            let (_, v) = item?;
+            let (_, v) = item.db()?;
             out.push(decode::<Project>("projects", &v)?);
         }
         self.store.count_account_reads(out.len() as u64);
@@ -445,14 +447,15 @@ impl Accounts<'_> {
         self.core()
             .t
             .users
-            .insert(user_key(&user.login)?, encode(&user)?)?;
+            .insert(user_key(&user.login)?, encode(&user)?)
+            .db()?;
         Ok(())
     }
 
     /// One user.
     pub fn user(&self, login: &str) -> Result<Option<User>> {
         self.store.count_account_reads(1);
-        match self.core().t.users.get(user_key(login)?)? {
+        match self.core().t.users.get(user_key(login)?).db()? {
             Some(v) => Ok(Some(decode("users", &v)?)),
             None => Ok(None),
         }
@@ -462,7 +465,7 @@ impl Accounts<'_> {
     pub fn users(&self) -> Result<Vec<User>> {
         let mut out = Vec::new();
         for item in self.core().t.users.iter() {
-            let (_, v) = item?;
+            let (_, v) = item.db()?;
             out.push(decode::<User>("users", &v)?);
         }
         self.store.count_account_reads(out.len() as u64);
@@ -494,14 +497,14 @@ impl Accounts<'_> {
         let t = &self.core().t;
         let key = user_key(login)?;
         if admin {
-            if !t.users.contains_key(&key)? {
+            if !t.users.contains_key(&key).db()? {
                 return Err(Error::UserNotFound {
                     login: login.to_owned(),
                 });
             }
-            t.admins.insert(key, &[])?;
+            t.admins.insert(key, &[]).db()?;
         } else {
-            t.admins.remove(key)?;
+            t.admins.remove(key).db()?;
         }
         Ok(())
     }
@@ -509,7 +512,7 @@ impl Accounts<'_> {
     /// Whether `login` is an admin.
     pub fn is_admin(&self, login: &str) -> Result<bool> {
         self.store.count_account_reads(1);
-        Ok(self.core().t.admins.contains_key(user_key(login)?)?)
+        self.core().t.admins.contains_key(user_key(login)?).db()
     }
 
     /// The admins' logins, sorted.
@@ -517,8 +520,8 @@ impl Accounts<'_> {
         let t = &self.core().t;
         let mut out = Vec::new();
         for item in t.admins.iter() {
-            let (key, _) = item?;
-            if let Some(v) = t.users.get(key)? {
+            let (key, _) = item.db()?;
+            if let Some(v) = t.users.get(key).db()? {
                 out.push(decode::<User>("users", &v)?.login);
             }
         }
@@ -581,7 +584,7 @@ impl Accounts<'_> {
     /// The token with this hash: one point read, whether it exists or not.
     pub fn token_by_hash(&self, hash: &str) -> Result<Option<Token>> {
         self.store.count_account_reads(1);
-        match self.core().t.tokens.get(hash.as_bytes())? {
+        match self.core().t.tokens.get(hash.as_bytes()).db()? {
             Some(v) => Ok(Some(decode("tokens", &v)?)),
             None => Ok(None),
         }
@@ -591,10 +594,10 @@ impl Accounts<'_> {
     pub fn token(&self, id: &str) -> Result<Option<Token>> {
         self.store.count_account_reads(1);
         let t = &self.core().t;
-        let Some(hash) = t.token_ids.get(id.as_bytes())? else {
+        let Some(hash) = t.token_ids.get(id.as_bytes()).db()? else {
             return Ok(None);
         };
-        match t.tokens.get(hash)? {
+        match t.tokens.get(hash).db()? {
             Some(v) => Ok(Some(decode("tokens", &v)?)),
             None => Ok(None),
         }
@@ -604,7 +607,7 @@ impl Accounts<'_> {
     pub fn tokens(&self, owner: Option<&TokenOwner>) -> Result<Vec<Token>> {
         let mut out = Vec::new();
         for item in self.core().t.tokens.iter() {
-            let (_, v) = item?;
+            let (_, v) = item.db()?;
             let token: Token = decode("tokens", &v)?;
             if owner.is_none_or(|o| *o == token.owner) {
                 out.push(token);
@@ -647,11 +650,12 @@ impl Accounts<'_> {
         used.last_used_ns = Some(now_ns);
         // Compare-and-swap: if the token was revoked or touched meanwhile,
         // leave it as it is.
-        let _ = self.core().t.tokens.compare_and_swap(
-            token.hash.as_bytes(),
-            Some(old),
-            Some(encode(&used)?),
-        )?;
+        let _ = self
+            .core()
+            .t
+            .tokens
+            .compare_and_swap(token.hash.as_bytes(), Some(old), Some(encode(&used)?))
+            .db()?;
         Ok(())
     }
 
@@ -660,7 +664,7 @@ impl Accounts<'_> {
     /// it was already taken.
     pub fn take_migration(&self) -> Result<Option<AccountsMigration>> {
         let meta = &self.core().t.accounts_meta;
-        match meta.remove(META_MIGRATION)? {
+        match meta.remove(META_MIGRATION).db()? {
             None => Ok(None),
             Some(v) => serde_json::from_slice(&v)
                 .map(Some)
@@ -709,7 +713,7 @@ pub(crate) fn legacy_token(owner: TokenOwner, hash: String, created_ns: u64) -> 
 /// layout, in one transaction (see the module docs). Runs on every open;
 /// once done, it costs one read.
 pub(crate) fn migrate(t: &Trees) -> Result<()> {
-    if let Some(v) = t.accounts_meta.get(META_VERSION)? {
+    if let Some(v) = t.accounts_meta.get(META_VERSION).db()? {
         let bytes: [u8; 4] = v
             .as_ref()
             .try_into()
@@ -721,7 +725,7 @@ pub(crate) fn migrate(t: &Trees) -> Result<()> {
     let mut projects = Vec::new();
     let mut tokens = Vec::new();
     for item in t.projects.iter() {
-        let (k, v) = item?;
+        let (k, v) = item.db()?;
         let old: LegacyProject = decode("projects", &v)?;
         if let Some(hash) = old.token_hash {
             tokens.push(legacy_token(
@@ -744,7 +748,7 @@ pub(crate) fn migrate(t: &Trees) -> Result<()> {
         ..AccountsMigration::default()
     };
     for item in t.users.iter() {
-        let (k, v) = item?;
+        let (k, v) = item.db()?;
         let old: LegacyUser = decode("users", &v)?;
         if let Some(hash) = old.token_hash {
             tokens.push(legacy_token(
@@ -760,7 +764,7 @@ pub(crate) fn migrate(t: &Trees) -> Result<()> {
             projects: old.projects,
             created_ns: old.created_ns,
         };
-        if !t.admins.contains_key(&k)? && !project_ids.is_empty() {
+        if !t.admins.contains_key(&k).db()? && !project_ids.is_empty() {
             new.projects.extend(project_ids.iter().cloned());
             new.projects.sort();
             new.projects.dedup();
@@ -796,6 +800,6 @@ pub(crate) fn migrate(t: &Trees) -> Result<()> {
             Ok(())
         });
     tx_result(r)?;
-    t.db.flush()?;
+    t.db.flush().db()?;
     Ok(())
 }

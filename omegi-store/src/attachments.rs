@@ -8,6 +8,7 @@
 //! it. The content type is read from the bytes
 //! ([`omegi_core::note::content_type`]), never taken from the sender.
 
+use crate::error::Db;
 use omegi_core::note::{attachment_key, attachment_name, content_type, AttachmentLimits};
 use omegi_core::{Note, NoteId};
 use serde::{Deserialize, Serialize};
@@ -110,7 +111,7 @@ fn apply(t: &Trees, ops: &[Op]) -> Result<()> {
             Ok(())
         })
         .map_err(|e: sled::transaction::TransactionError<()>| match e {
-            sled::transaction::TransactionError::Storage(e) => e.into(),
+            sled::transaction::TransactionError::Storage(e) => Error::database(e),
             sled::transaction::TransactionError::Abort(()) => {
                 Error::corrupt("attachments", "transaction aborted")
             }
@@ -121,7 +122,7 @@ fn apply(t: &Trees, ops: &[Op]) -> Result<()> {
 fn rows(t: &Trees, note: NoteId) -> Result<Vec<Attachment>> {
     let mut out = Vec::new();
     for item in t.attachments.scan_prefix(id_key(note)) {
-        let (_, v) = item?;
+        let (_, v) = item.db()?;
         out.push(decode::<AttachmentRow>("attachments", &v)?.into_attachment(note));
     }
     Ok(out)
@@ -151,12 +152,13 @@ pub(crate) fn all_attachments(
     t: &Trees,
 ) -> impl Iterator<Item = Result<(Attachment, Vec<u8>)>> + '_ {
     t.attachments.iter().map(move |item| {
-        let (k, v) = item?;
+        let (k, v) = item.db()?;
         let id = crate::notes::leading_id("attachments", &k)?;
         let a = decode::<AttachmentRow>("attachments", &v)?.into_attachment(id);
         let data = t
             .attachment_data
-            .get(&k)?
+            .get(&k)
+            .db()?
             .ok_or_else(|| Error::corrupt("attachment_data", "an attachment without bytes"))?;
         Ok((a, data.to_vec()))
     })
@@ -280,8 +282,8 @@ impl Notes<'_> {
             .map_err(|_| not_found())?;
         let t = &self.core().t;
         let k = file_key(id, name);
-        let row = t.attachments.get(&k)?.ok_or_else(not_found)?;
-        let data = t.attachment_data.get(&k)?.ok_or_else(not_found)?;
+        let row = t.attachments.get(&k).db()?.ok_or_else(not_found)?;
+        let data = t.attachment_data.get(&k).db()?.ok_or_else(not_found)?;
         Ok((
             decode::<AttachmentRow>("attachments", &row)?.into_attachment(id),
             data.to_vec(),
@@ -294,7 +296,7 @@ impl Notes<'_> {
         self.store.owned_note(id, viewer)?;
         let t = &self.core().t;
         let k = file_key(id, name);
-        let Some(row) = t.attachments.get(&k)? else {
+        let Some(row) = t.attachments.get(&k).db()? else {
             return Err(Error::AttachmentNotFound {
                 id,
                 name: name.chars().take(64).collect(),
@@ -327,7 +329,7 @@ impl Notes<'_> {
             return Ok(None);
         }
         let t = &self.core().t;
-        if let Some(row) = t.attachments.get(file_key(from.id, name))? {
+        if let Some(row) = t.attachments.get(file_key(from.id, name)).db()? {
             return Ok(Some(
                 decode::<AttachmentRow>("attachments", &row)?.into_attachment(from.id),
             ));
@@ -336,7 +338,7 @@ impl Notes<'_> {
         prefix.push(0);
         let mut best: Option<Note> = None;
         for item in t.attachments_by_name.scan_prefix(&prefix) {
-            let (k, _) = item?;
+            let (k, _) = item.db()?;
             let owner = crate::notes::trailing_note_id("attachments_by_name", &k)?;
             if let Some(n) = read_note(t, owner)?.filter(|n| n.visible_to(viewer)) {
                 if best
@@ -350,7 +352,7 @@ impl Notes<'_> {
         let Some(owner) = best else {
             return Ok(None);
         };
-        match t.attachments.get(file_key(owner.id, name))? {
+        match t.attachments.get(file_key(owner.id, name)).db()? {
             Some(row) => Ok(Some(
                 decode::<AttachmentRow>("attachments", &row)?.into_attachment(owner.id),
             )),

@@ -248,16 +248,26 @@ impl std::error::Error for EngineError {
     }
 }
 
-// Lets `?` turn the database's errors into the store's inside this crate;
-// hidden because the engine is not part of the API.
-#[doc(hidden)]
-impl From<sled::Error> for Error {
-    fn from(e: sled::Error) -> Self {
-        Error::Storage(EngineError::database(e))
+/// Turns the database's errors into the store's (`tree.get(key).db()?`):
+/// what a `From` impl would do for `?`, kept inside the crate because the
+/// engine is not part of its API.
+pub(crate) trait Db<T> {
+    /// The result with a database error as the store's [`Error::Storage`].
+    fn db(self) -> Result<T>;
+}
+
+impl<T> Db<T> for std::result::Result<T, sled::Error> {
+    fn db(self) -> Result<T> {
+        self.map_err(Error::database)
     }
 }
 
 impl Error {
+    /// A failure of the database.
+    pub(crate) fn database(e: sled::Error) -> Self {
+        Error::Storage(EngineError::database(e))
+    }
+
     pub(crate) fn corrupt(tree: &'static str, reason: impl Into<String>) -> Self {
         Error::Corrupt {
             tree,
@@ -293,7 +303,7 @@ mod tests {
     #[test]
     fn engine_errors_name_the_part_and_keep_the_engine_message_as_source() {
         let disk = || std::io::Error::other("disk on fire");
-        let database = Error::from(sled::Error::Io(disk()));
+        let database = Error::database(sled::Error::Io(disk()));
         each_cause_once(&database);
         let messages = chain(&database);
         assert_eq!(messages[0], "the storage engine failed");

@@ -18,6 +18,7 @@
 //! or tokens behind the back of whoever imports it. [`TransferStats`] says
 //! what the file brought either way.
 
+use crate::error::Db;
 use std::io::{BufRead, Write};
 
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -283,7 +284,7 @@ impl Store {
             write_line(&mut out, &Line::Service { project, service }, lines)?;
         }
         for item in t.traces.iter() {
-            let (key, _) = item?;
+            let (key, _) = item.db()?;
             let mut r = KeyReader::new("traces", &key);
             let project = r.str()?.to_owned();
             let trace = r.trace()?;
@@ -310,7 +311,7 @@ impl Store {
             stats.occurrences += 1;
         }
         for item in t.settled.iter() {
-            let (key, value) = item?;
+            let (key, value) = item.db()?;
             let mut r = KeyReader::new("settled", &key);
             let project = r.str()?.to_owned();
             let trace_id = r.trace()?;
@@ -325,7 +326,7 @@ impl Store {
             stats.settled += 1;
         }
         for item in t.traffic.iter() {
-            let (key, value) = item?;
+            let (key, value) = item.db()?;
             if let Some(record) = traffic_record(&key, &value)? {
                 write_line(&mut out, &Line::Traffic { record }, lines)?;
                 stats.traffic += 1;
@@ -336,7 +337,7 @@ impl Store {
             (&t.service_counters, "service_counters", true),
         ] {
             for item in tree.iter() {
-                let (key, value) = item?;
+                let (key, value) = item.db()?;
                 let (project, service, bucket, start_ns) =
                     read_counter_key(name, &key, with_service)?;
                 let line = Line::Counter {
@@ -350,7 +351,7 @@ impl Store {
             }
         }
         for item in t.totals.iter() {
-            let (key, _) = item?;
+            let (key, _) = item.db()?;
             let mut r = KeyReader::new("totals", &key);
             let project = r.str()?.to_owned();
             r.end()?;
@@ -652,17 +653,20 @@ impl Store {
                 ),
             });
         }
-        if t.token_ids.contains_key(token.id.as_bytes())?
-            || t.tokens.contains_key(token.hash.as_bytes())?
+        if t.token_ids.contains_key(token.id.as_bytes()).db()?
+            || t.tokens.contains_key(token.hash.as_bytes()).db()?
         {
             return Err(Error::Import {
                 line,
                 reason: format!("token {} twice (by id or by hash)", token.id),
             });
         }
-        t.tokens.insert(token.hash.as_bytes(), encode(&token)?)?;
+        t.tokens
+            .insert(token.hash.as_bytes(), encode(&token)?)
+            .db()?;
         t.token_ids
-            .insert(token.id.as_bytes(), token.hash.as_bytes())?;
+            .insert(token.id.as_bytes(), token.hash.as_bytes())
+            .db()?;
         Ok(())
     }
 }

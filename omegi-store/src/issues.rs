@@ -1,6 +1,7 @@
 //! Issues: occurrences of one fingerprint grouped per project, with their
 //! status, and the occurrences themselves.
 
+use crate::error::Db;
 use std::collections::BTreeMap;
 
 use omegi_core::{fingerprint, Consequence, ErrorRecord, Fingerprint, SpanId, TraceId};
@@ -712,7 +713,7 @@ impl Store {
     /// Every issue of every project, in key order (export, summaries).
     pub(crate) fn all_issues(&self) -> impl Iterator<Item = Result<Issue>> + '_ {
         self.core().t.issues.iter().map(|item| {
-            let (key, value) = item?;
+            let (key, value) = item.db()?;
             let mut r = KeyReader::new("issues", &key);
             let (project, fp) = read_issue_key(&mut r)?;
             r.end()?;
@@ -726,7 +727,7 @@ impl Store {
         &self,
     ) -> impl Iterator<Item = Result<(String, Fingerprint, Occurrence)>> + '_ {
         self.core().t.occurrences.iter().map(|item| {
-            let (key, value) = item?;
+            let (key, value) = item.db()?;
             let mut r = KeyReader::new("occurrences", &key);
             let (project, fp) = read_issue_key(&mut r)?;
             let _time = r.u64()?;
@@ -769,7 +770,8 @@ impl Issues<'_> {
         row.status_changed_ns = now_ns();
         core.t
             .issues
-            .insert(issue_key(project, fp)?, encode(&row)?)?;
+            .insert(issue_key(project, fp)?, encode(&row)?)
+            .db()?;
         row.into_issue(project, fp)
     }
 
@@ -785,7 +787,7 @@ impl Issues<'_> {
         match query.sort {
             IssueSort::LastSeen => {
                 for item in t.issues_by_last_seen.scan_prefix(&prefix).rev() {
-                    let (key, _) = item?;
+                    let (key, _) = item.db()?;
                     let mut r = KeyReader::new("issues_by_last_seen", &key[prefix.len()..]);
                     let last = r.u64()?;
                     let fp = r.str()?;
@@ -811,7 +813,7 @@ impl Issues<'_> {
                 // (with their latest error) only for the ones returned.
                 let mut ranked: Vec<(u64, String, sled::IVec)> = Vec::new();
                 for item in t.issues.scan_prefix(&prefix) {
-                    let (key, value) = item?;
+                    let (key, value) = item.db()?;
                     let mut r = KeyReader::new("issues", &key);
                     let (_, fp) = read_issue_key(&mut r)?;
                     r.end()?;
@@ -851,7 +853,7 @@ impl Issues<'_> {
         let lo = [prefix.as_slice(), &from_ns.to_be_bytes()].concat();
         let hi = [prefix.as_slice(), &to_ns.to_be_bytes()].concat();
         for item in t.occurrences.range(lo..hi).take(limit) {
-            let (key, value) = item?;
+            let (key, value) = item.db()?;
             let mut r = KeyReader::new("occurrences", &key[prefix.len()..]);
             let _time = r.u64()?;
             let seq = r.u64()?;
@@ -894,7 +896,7 @@ impl Issues<'_> {
             None => t.occurrences.scan_prefix(&prefix),
         };
         for item in range.rev().take(limit) {
-            let (key, value) = item?;
+            let (key, value) = item.db()?;
             let mut r = KeyReader::new("occurrences", &key[prefix.len()..]);
             let time_ns = r.u64()?;
             let seq = r.u64()?;
@@ -923,7 +925,7 @@ impl Issues<'_> {
     ) -> Result<Option<Occurrence>> {
         let (key, _) = occurrence_keys(project, &fingerprint.0, time_ns, seq)?;
         let t = &self.core().t;
-        match t.occurrences.get(&key)? {
+        match t.occurrences.get(&key).db()? {
             Some(value) => {
                 let error: SError = decode("occurrences", &value)?;
                 Ok(Some(Occurrence::new(
@@ -975,7 +977,7 @@ impl Issues<'_> {
         let lo = [prefix.as_slice(), &bucket.start_of(from_ns).to_be_bytes()].concat();
         let hi = [prefix.as_slice(), &to_ns.to_be_bytes()].concat();
         for item in t.issue_counters.range(lo..hi) {
-            let (key, value) = item?;
+            let (key, value) = item.db()?;
             let mut r = KeyReader::new("issue_counters", &key[prefix.len()..]);
             let start_ns = r.u64()?;
             r.end()?;
@@ -1007,7 +1009,7 @@ impl Issues<'_> {
         let hi = [prefix.as_slice(), &to_ns.to_be_bytes()].concat();
         let mut total = 0u64;
         for item in t.issues_by_first_seen.range(lo..hi).rev() {
-            let (key, _) = item?;
+            let (key, _) = item.db()?;
             total += 1;
             if out.len() >= limit {
                 continue;
@@ -1037,7 +1039,7 @@ impl Issues<'_> {
         let lo = [prefix.as_slice(), &from_ns.to_be_bytes()].concat();
         let hi = [prefix.as_slice(), &to_ns.to_be_bytes()].concat();
         for item in t.issues_by_first_seen.range(lo..hi) {
-            let (key, _) = item?;
+            let (key, _) = item.db()?;
             let mut r = KeyReader::new("issues_by_first_seen", &key[prefix.len()..]);
             let first = r.u64()?;
             let fp = r.str()?;

@@ -236,6 +236,7 @@ mod vault;
 pub mod wal;
 mod writes;
 
+use crate::error::Db;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -478,38 +479,38 @@ pub(crate) struct Trees {
 impl Trees {
     fn open(db: sled::Db) -> Result<Self> {
         Ok(Trees {
-            segments: db.open_tree("span_segments")?,
-            traces: db.open_tree("traces")?,
-            trace_index: db.open_tree("traces_by_start")?,
-            issues: db.open_tree("issues")?,
-            issues_by_last_seen: db.open_tree("issues_by_last_seen")?,
-            issues_by_first_seen: db.open_tree("issues_by_first_seen")?,
-            occurrences: db.open_tree("occurrences")?,
-            occurrences_by_time: db.open_tree("occurrences_by_time")?,
-            issue_counters: db.open_tree("issue_counters")?,
-            consequences: db.open_tree("consequences")?,
-            settled: db.open_tree("settled")?,
-            settled_by_start: db.open_tree("settled_by_start")?,
-            traffic: db.open_tree("traffic")?,
-            counters: db.open_tree("counters")?,
-            service_counters: db.open_tree("service_counters")?,
-            totals: db.open_tree("totals")?,
-            services: db.open_tree("services")?,
-            projects: db.open_tree("projects")?,
-            users: db.open_tree("users")?,
-            admins: db.open_tree("admins")?,
-            tokens: db.open_tree("tokens")?,
-            token_ids: db.open_tree("token_ids")?,
-            accounts_meta: db.open_tree("accounts_meta")?,
-            notes: db.open_tree("notes")?,
-            note_names: db.open_tree("note_names")?,
-            note_links: db.open_tree("note_links")?,
-            notes_by_author: db.open_tree("notes_by_author")?,
-            notes_by_issue: db.open_tree("notes_by_issue")?,
-            notes_meta: db.open_tree("notes_meta")?,
-            attachments: db.open_tree("attachments")?,
-            attachment_data: db.open_tree("attachment_data")?,
-            attachments_by_name: db.open_tree("attachments_by_name")?,
+            segments: db.open_tree("span_segments").db()?,
+            traces: db.open_tree("traces").db()?,
+            trace_index: db.open_tree("traces_by_start").db()?,
+            issues: db.open_tree("issues").db()?,
+            issues_by_last_seen: db.open_tree("issues_by_last_seen").db()?,
+            issues_by_first_seen: db.open_tree("issues_by_first_seen").db()?,
+            occurrences: db.open_tree("occurrences").db()?,
+            occurrences_by_time: db.open_tree("occurrences_by_time").db()?,
+            issue_counters: db.open_tree("issue_counters").db()?,
+            consequences: db.open_tree("consequences").db()?,
+            settled: db.open_tree("settled").db()?,
+            settled_by_start: db.open_tree("settled_by_start").db()?,
+            traffic: db.open_tree("traffic").db()?,
+            counters: db.open_tree("counters").db()?,
+            service_counters: db.open_tree("service_counters").db()?,
+            totals: db.open_tree("totals").db()?,
+            services: db.open_tree("services").db()?,
+            projects: db.open_tree("projects").db()?,
+            users: db.open_tree("users").db()?,
+            admins: db.open_tree("admins").db()?,
+            tokens: db.open_tree("tokens").db()?,
+            token_ids: db.open_tree("token_ids").db()?,
+            accounts_meta: db.open_tree("accounts_meta").db()?,
+            notes: db.open_tree("notes").db()?,
+            note_names: db.open_tree("note_names").db()?,
+            note_links: db.open_tree("note_links").db()?,
+            notes_by_author: db.open_tree("notes_by_author").db()?,
+            notes_by_issue: db.open_tree("notes_by_issue").db()?,
+            notes_meta: db.open_tree("notes_meta").db()?,
+            attachments: db.open_tree("attachments").db()?,
+            attachment_data: db.open_tree("attachment_data").db()?,
+            attachments_by_name: db.open_tree("attachments_by_name").db()?,
             db,
         })
     }
@@ -635,12 +636,12 @@ impl Store {
     /// returns the number of bytes written. Each call flushes on its own:
     /// concurrent callers share flushes with [`Store::sync`].
     pub fn flush(&self) -> Result<usize> {
-        Ok(self.core().t.db.flush()?)
+        self.core().t.db.flush().db()
     }
 
     /// [`Store::flush`] as a future, for async callers.
     pub async fn flush_async(&self) -> Result<usize> {
-        Ok(self.core().t.db.flush_async().await?)
+        self.core().t.db.flush_async().await.db()
     }
 
     /// Waits until every write that returned before this call is durable,
@@ -657,7 +658,7 @@ impl Store {
         let db = &self.core().t.db;
         self.core()
             .group_commit
-            .sync(|| db.flush().map(|_| ()).map_err(Error::from))
+            .sync(|| db.flush().map(|_| ()).db())
     }
 
     /// The data directory, unless the store is temporary without one.
@@ -694,7 +695,7 @@ fn open_engine(config: &sled::Config) -> Result<sled::Db> {
             {
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
-            opened => return Ok(opened?),
+            opened => return opened.db(),
         }
     }
 }
@@ -778,8 +779,8 @@ fn make_private(path: &Path) -> Result<()> {
 
 /// Writes the schema marker into a new database, or checks the one found.
 fn check_schema(db: &sled::Db, path: &Path) -> Result<()> {
-    let meta = db.open_tree("meta")?;
-    match meta.get(META_FORMAT)? {
+    let meta = db.open_tree("meta").db()?;
+    match meta.get(META_FORMAT).db()? {
         Some(format) if format.as_ref() == FORMAT => {}
         Some(_) => {
             return Err(Error::Foreign {
@@ -799,13 +800,15 @@ fn check_schema(db: &sled::Db, path: &Path) -> Result<()> {
                     path: path.to_owned(),
                 });
             }
-            meta.insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
-            meta.insert(META_FORMAT, FORMAT)?;
-            db.flush()?;
+            meta.insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())
+                .db()?;
+            meta.insert(META_FORMAT, FORMAT).db()?;
+            db.flush().db()?;
         }
     }
     let raw = meta
-        .get(META_SCHEMA)?
+        .get(META_SCHEMA)
+        .db()?
         .ok_or_else(|| Error::corrupt("meta", "no schema version"))?;
     let bytes: [u8; 4] = raw
         .as_ref()

@@ -22,6 +22,7 @@
 //! them, and what a link resolves to depends on who looks (a private note is
 //! invisible to everyone but its author).
 
+use crate::error::Db;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
@@ -615,14 +616,14 @@ impl NoteState {
 /// The generation of the notes: incremented by every committed change, and
 /// recorded by the search index at each of its commits.
 pub(crate) fn generation(t: &Trees) -> Result<u64> {
-    match t.notes_meta.get(META_GENERATION)? {
+    match t.notes_meta.get(META_GENERATION).db()? {
         Some(v) => crate::keys::counter("notes_meta", &v),
         None => Ok(0),
     }
 }
 
 pub(crate) fn read_note(t: &Trees, id: NoteId) -> Result<Option<Note>> {
-    match t.notes.get(id_key(id))? {
+    match t.notes.get(id_key(id)).db()? {
         Some(v) => Ok(Some(NoteRow::decode_any(&v)?.into_note(id))),
         None => Ok(None),
     }
@@ -631,7 +632,7 @@ pub(crate) fn read_note(t: &Trees, id: NoteId) -> Result<Option<Note>> {
 /// Every stored note, by id.
 pub(crate) fn all_notes(t: &Trees) -> impl Iterator<Item = Result<Note>> + '_ {
     t.notes.iter().map(|item| {
-        let (k, v) = item?;
+        let (k, v) = item.db()?;
         let mut r = KeyReader::new("notes", &k);
         let id = read_id(&mut r)?;
         r.end()?;
@@ -645,7 +646,7 @@ pub(crate) fn all_notes(t: &Trees) -> impl Iterator<Item = Result<Note>> + '_ {
 /// store opens; a run cut short is run again at the next open, from the
 /// rows, which are the truth.
 pub(crate) fn migrate(t: &Trees) -> Result<()> {
-    if let Some(v) = t.notes_meta.get(META_LAYOUT)? {
+    if let Some(v) = t.notes_meta.get(META_LAYOUT).db()? {
         let bytes: [u8; 4] = v
             .as_ref()
             .try_into()
@@ -655,8 +656,8 @@ pub(crate) fn migrate(t: &Trees) -> Result<()> {
         }
     }
     if !t.notes.is_empty() {
-        t.note_names.clear()?;
-        t.note_links.clear()?;
+        t.note_names.clear().db()?;
+        t.note_links.clear().db()?;
         let notes: Vec<Note> = all_notes(t).collect::<Result<_>>()?;
         for chunk in notes.chunks(BULK_CHUNK) {
             let mut ops = Vec::new();
@@ -667,8 +668,9 @@ pub(crate) fn migrate(t: &Trees) -> Result<()> {
         }
     }
     t.notes_meta
-        .insert(META_LAYOUT, &NOTES_LAYOUT.to_be_bytes())?;
-    t.notes_meta.flush()?;
+        .insert(META_LAYOUT, &NOTES_LAYOUT.to_be_bytes())
+        .db()?;
+    t.notes_meta.flush().db()?;
     Ok(())
 }
 
@@ -703,7 +705,7 @@ pub(crate) fn apply(t: &Trees, ops: &[Op]) -> Result<u64> {
             Ok(())
         })
         .map_err(|e: sled::transaction::TransactionError<()>| match e {
-            sled::transaction::TransactionError::Storage(e) => e.into(),
+            sled::transaction::TransactionError::Storage(e) => Error::database(e),
             sled::transaction::TransactionError::Abort(()) => {
                 Error::corrupt("notes", "transaction aborted")
             }
@@ -788,7 +790,7 @@ impl Store {
         let mut ids = BTreeSet::from([id]);
         let mut scan = |tree: &sled::Tree, key: &str| -> Result<()> {
             for item in tree.scan_prefix(name_prefix(key)?) {
-                let (k, _) = item?;
+                let (k, _) = item.db()?;
                 ids.insert(trailing_id("note index", &k)?);
             }
             Ok(())
@@ -891,7 +893,7 @@ impl Store {
         let t = &self.core().t;
         Ok(tree.scan_prefix(prefix).filter_map(move |item| {
             let f = || -> Result<Option<Note>> {
-                let (k, _) = item?;
+                let (k, _) = item.db()?;
                 read_note(t, trailing_id("note index", &k)?)
             };
             f().transpose()
@@ -1186,7 +1188,7 @@ impl Notes<'_> {
         let mut found = Vec::new();
         for key in path.keys() {
             for item in self.core().t.note_names.scan_prefix(name_prefix(key)?) {
-                let (k, v) = item?;
+                let (k, v) = item.db()?;
                 let owner = decode::<Owner>("note_names", &v)?;
                 if !owner.visible_to(viewer) {
                     continue;
@@ -1235,7 +1237,7 @@ impl Notes<'_> {
         let names: HashSet<String> = derive(&note).names.into_iter().map(|(_, k)| k).collect();
         for key in &names {
             for item in t.note_links.scan_prefix(name_prefix(key)?) {
-                let (k, v) = item?;
+                let (k, v) = item.db()?;
                 let source = trailing_id("note_links", &k)?;
                 if source != id && decode::<Owner>("note_links", &v)?.visible_to(viewer) {
                     sources.insert(source);

@@ -20,6 +20,7 @@
 //! back, [`Store::export`] to a file and [`Store::import`] into a fresh
 //! directory.
 
+use crate::error::Db;
 use std::path::Path;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
@@ -124,14 +125,14 @@ impl Store {
 }
 
 fn disk_usage(core: &Core) -> Result<DiskUsage> {
-    let engine_bytes = core.t.db.size_on_disk()?;
+    let engine_bytes = core.t.db.size_on_disk().db()?;
     let dir_bytes = match &core.path {
         Some(path) if path.exists() => dir_size(path)?,
         _ => 0,
     };
     let mut attachment_bytes = 0;
     for item in core.t.attachments.iter() {
-        let (_, v) = item?;
+        let (_, v) = item.db()?;
         attachment_bytes += crate::attachments::row_size(&v)?;
     }
     Ok(DiskUsage {
@@ -232,7 +233,7 @@ fn purge(core: &Core, cutoff: u64) -> Result<RetentionReport> {
             Ok(())
         },
     )?;
-    t.db.flush()?;
+    t.db.flush().db()?;
     report.after = disk_usage(core)?;
     Ok(report)
 }
@@ -257,7 +258,7 @@ fn purge_older<S: PurgeChunk>(
             let mut gathered = S::default();
             let mut n = 0;
             for item in tree.range(prefix..hi.as_slice()).take(CHUNK) {
-                let (key, _) = item?;
+                let (key, _) = item.db()?;
                 n += 1;
                 // An `IVec` clone shares the key's bytes.
                 entry(
@@ -307,7 +308,7 @@ fn for_each_project(
         let Some(item) = tree.range(from.as_slice()..).next() else {
             return Ok(());
         };
-        let (key, _) = item?;
+        let (key, _) = item.db()?;
         let project = KeyReader::new(name, &key).str()?.to_owned();
         let prefix = Key::new().str("project", &project)?.into_vec();
         f(&project, &prefix)?;

@@ -25,6 +25,7 @@
 //! `결제` finds `결제가 실패했습니다` although Korean attaches particles to
 //! words, and a longer Korean query matches as a phrase of bigrams.
 
+use crate::error::Db;
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::path::Path;
@@ -705,7 +706,7 @@ impl Store {
             return Ok(out);
         }
         for item in self.core().t.issues.iter() {
-            let (k, _) = item?;
+            let (k, _) = item.db()?;
             let mut r = KeyReader::new("issues", &k);
             let (project, fp) = (r.str()?, r.str()?);
             if !wanted.contains(fp) {

@@ -27,6 +27,7 @@
 //! (an OTLP client retrying a request); a different copy replaces the
 //! stored one (the latest copy wins) without counting as a new span.
 
+use crate::error::Db;
 use std::cmp::Reverse;
 use std::collections::BTreeMap;
 
@@ -387,7 +388,7 @@ fn stage_segments(
         let end = segments.get(i + 1).map_or(buf.len(), |next| next.0);
         // Ids are never reused; one taken by a change that then fails is
         // simply skipped.
-        let seq = core.t.db.generate_id()?;
+        let seq = core.t.db.generate_id().db()?;
         w.insert(
             TreeId::Segments,
             segment_key(project, latest, seq)?,
@@ -572,7 +573,7 @@ impl IndexHead<'_> {
         self.next = match self.entries.next() {
             None => None,
             Some(item) => {
-                let (key, value) = item?;
+                let (key, value) = item.db()?;
                 let mut r = KeyReader::new("traces_by_start", &key[self.prefix_len..]);
                 let start = r.u64()?;
                 let trace = r.trace()?;

@@ -1,6 +1,7 @@
 //! Dashboard statistics: error counters per project and per service in
 //! minute, hour and day buckets, running totals, and the services seen.
 
+use crate::error::Db;
 use std::collections::BTreeMap;
 
 use omegi_core::{Attribute, ErrorRecord, Resource};
@@ -332,7 +333,7 @@ fn sum_range(
     let lo = [prefix, &from_ns.to_be_bytes()].concat();
     let hi = [prefix, &to_ns.to_be_bytes()].concat();
     for item in tree.range(lo..hi) {
-        let (key, value) = item?;
+        let (key, value) = item.db()?;
         let mut r = KeyReader::new("counters", &key[prefix.len()..]);
         let start_ns = r.u64()?;
         r.end()?;
@@ -349,7 +350,7 @@ impl Store {
     pub(crate) fn all_services(&self) -> Result<Vec<(String, ServiceInfo)>> {
         let mut out = Vec::new();
         for item in self.core().t.services.iter() {
-            let (key, value) = item?;
+            let (key, value) = item.db()?;
             let mut r = KeyReader::new("services", &key);
             let project = r.str()?.to_owned();
             let service = r.str()?.to_owned();
@@ -427,7 +428,7 @@ impl Stats<'_> {
         let prefix = Key::new().str("project", project)?.into_vec();
         let mut out = Vec::new();
         for item in self.core().t.services.scan_prefix(&prefix) {
-            let (key, value) = item?;
+            let (key, value) = item.db()?;
             let mut r = KeyReader::new("services", &key[prefix.len()..]);
             let service = r.str()?.to_owned();
             r.end()?;
@@ -455,7 +456,7 @@ impl Stats<'_> {
             );
         }
         for item in t.totals.iter() {
-            let (key, value) = item?;
+            let (key, value) = item.db()?;
             let mut r = KeyReader::new("totals", &key);
             let project = r.str()?.to_owned();
             r.end()?;

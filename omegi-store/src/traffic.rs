@@ -8,6 +8,7 @@
 //! percentiles are the upper bound of the bucket they fall in (capped at
 //! the longest request seen).
 
+use crate::error::Db;
 use std::collections::BTreeMap;
 
 use omegi_core::flow::ServiceEdge;
@@ -489,7 +490,7 @@ impl Stats<'_> {
         if from_ns < to_ns {
             let (prefix, lo, hi) = window(project, ROUTE, bucket, from_ns, to_ns)?;
             for item in self.core().t.traffic.range(lo..hi) {
-                let (key, value) = item?;
+                let (key, value) = item.db()?;
                 let mut r = KeyReader::new("traffic", &key[prefix.len()..]);
                 let _start = r.u64()?;
                 let service = r.str()?.to_owned();
@@ -536,7 +537,7 @@ impl Stats<'_> {
         if from_ns < to_ns {
             let (prefix, lo, hi) = window(project, EDGE, bucket, from_ns, to_ns)?;
             for item in self.core().t.traffic.range(lo..hi) {
-                let (key, value) = item?;
+                let (key, value) = item.db()?;
                 let mut r = KeyReader::new("traffic", &key[prefix.len()..]);
                 let _start = r.u64()?;
                 let caller = r.str()?.to_owned();

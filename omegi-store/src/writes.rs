@@ -10,6 +10,7 @@
 //! whatever can refuse a change (a name too long, a value that does not
 //! encode) refuses it while staging, before anything is written.
 
+use crate::error::Db;
 use std::collections::BTreeMap;
 
 use sled::transaction::{
@@ -76,7 +77,7 @@ pub(crate) trait Lookup {
 
 impl Lookup for Trees {
     fn lookup(&self, tree: TreeId, key: &[u8]) -> Result<Option<IVec>> {
-        Ok(tree.tree(self).get(key)?)
+        tree.tree(self).get(key).db()
     }
 }
 
@@ -162,7 +163,7 @@ impl<'a> Writes<'a> {
                 });
         match outcome {
             Ok(()) => Ok(()),
-            Err(TransactionError::Storage(e)) => Err(e.into()),
+            Err(TransactionError::Storage(e)) => Err(Error::database(e)),
             Err(TransactionError::Abort(failed)) => Err(failed.into()),
         }
     }
