@@ -1112,7 +1112,8 @@ fn an_alert_toast_brings_the_note_or_starts_one() -> Result {
 /// The vault of the graph test: 300 notes in three folders (and the top
 /// one), each tagged with one of 6 topics; about 1,100 links, a tenth of
 /// them to 12 hub notes; 10 orphans that link nowhere and are linked by
-/// nobody; a few links to notes that do not exist. Deterministic.
+/// nobody; a few links to notes that do not exist; a few notes embed an
+/// image that lies beside them. Deterministic.
 struct Vault {
     /// Title, folder, tag and the titles it links to, per note.
     notes: Vec<(String, &'static str, String, Vec<String>)>,
@@ -1122,6 +1123,13 @@ impl Vault {
     const NOTES: usize = 300;
     const ORPHANS: usize = 10;
     const HUBS: usize = 12;
+    /// Every this many notes (from the third), one embeds a chart image.
+    const CHART_EVERY: usize = 50;
+
+    /// The image the `i`th note embeds, if any.
+    fn chart(i: usize) -> Option<String> {
+        (i % Self::CHART_EVERY == 3).then(|| format!("chart-{i}.png"))
+    }
 
     fn generate() -> Self {
         let title = |i: usize| format!("Note {i:03}");
@@ -1161,10 +1169,16 @@ impl Vault {
     }
 
     fn write(&self, dir: &Path) -> Result {
-        for (title, folder, tag, links) in &self.notes {
+        // A 1×1 PNG.
+        const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89\0\0\0\rIDATx\xdac\xfc\xcf\xc0\xf0\x1f\0\x05\x05\x02\0_\xc8\xf1\xd2\0\0\0\0IEND\xaeB`\x82";
+        for (i, (title, folder, tag, links)) in self.notes.iter().enumerate() {
             let folder = dir.join(folder);
             std::fs::create_dir_all(&folder)?;
-            let body: String = links.iter().map(|l| format!("See [[{l}]].\n")).collect();
+            let mut body: String = links.iter().map(|l| format!("See [[{l}]].\n")).collect();
+            if let Some(chart) = Self::chart(i) {
+                std::fs::write(folder.join(&chart), PNG)?;
+                body.push_str(&format!("\n![[{chart}]]\n"));
+            }
             std::fs::write(
                 folder.join(format!("{title}.md")),
                 format!("---\ntags: [{tag}]\n---\n# {title}\n\n{body}"),
@@ -1378,12 +1392,34 @@ fn the_graph_holds_a_real_vault() -> Result {
         .collect();
     assert_eq!(note_labels(&nodes), expected);
 
-    // Attachments asked for: the graph asks the server for them; this
-    // vault embeds none, so the notes are the same.
+    // Attachments asked for: the graph asks the server for them; the
+    // charts the vault embeds appear, the notes stay.
+    let charts: std::collections::BTreeSet<String> =
+        (0..Vault::NOTES).filter_map(Vault::chart).collect();
+    assert!(imported.skipped.is_empty(), "{:?}", imported.skipped);
     go(&tab, "#/graph?issues=0&attachments=1")?;
-    wait_for(&tab, "the graph with attachments", "document.querySelector('#graph-attachments') && document.querySelector('#graph-attachments').checked && window.omegiGraph")?;
+    wait_for(&tab, "the graph with attachments", "document.querySelector('#graph-attachments') && document.querySelector('#graph-attachments').checked && window.omegiGraph && window.omegiGraph.nodes().some(n => n.kind === 'attachment')")?;
     let nodes = nodes_inside_the_frame(&tab, "with attachments")?;
     assert_eq!(note_labels(&nodes).len(), Vault::NOTES);
+    let shown: std::collections::BTreeSet<String> = nodes
+        .iter()
+        .filter(|n| n["kind"] == "attachment")
+        .filter_map(|n| n["label"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(shown, charts);
+
+    // One folder, from the real graph: the notes in it or below it.
+    go(&tab, "#/graph?issues=0&folder=Infra")?;
+    wait_for(&tab, "the graph of one folder", "location.hash.includes('folder=Infra') && window.omegiGraph && document.querySelector('#graph-folder').value === 'Infra'")?;
+    let nodes = nodes_inside_the_frame(&tab, "folder Infra")?;
+    let expected: std::collections::BTreeSet<String> = vault
+        .notes
+        .iter()
+        .filter(|n| n.1 == "Infra/Databases")
+        .map(|n| n.0.clone())
+        .collect();
+    assert_eq!(expected.len(), Vault::NOTES / 4);
+    assert_eq!(note_labels(&nodes), expected);
 
     // The filters on folders and attachments, on a graph as the API
     // answers it (a node without `folder` is in the top folder).
