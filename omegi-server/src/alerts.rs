@@ -1087,6 +1087,52 @@ mod tests {
         }
     }
 
+    /// The look-up queue holds `queue` alerts; one raised while it is full
+    /// goes out at once, without notes, and is counted; the queued one
+    /// still goes out with its notes. Whoever raises never waits.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_full_look_up_queue_sends_alerts_at_once_without_notes() {
+        let store = Store::temporary().unwrap();
+        store
+            .notes()
+            .create(
+                omegi_store::NewNote::new("ana", "Declined cards", "Ask the issuer.")
+                    .public()
+                    .issues([Fingerprint("abc".into())]),
+            )
+            .unwrap();
+        let policy = RetryPolicy {
+            queue: 1,
+            ..RetryPolicy::default()
+        };
+        let hub = AlertHub::new(&[], policy)
+            .knowledge(AlertKnowledge::new("http://127.0.0.1:7700"), store);
+        let mut events = hub.subscribe();
+        // The runtime has one thread and nothing here yields: the look-up
+        // task has not taken the first alert when the others are raised.
+        for n in 0..3 {
+            hub.raise(alert_with_notes(0, &format!("alert {n}")));
+        }
+        assert_eq!(hub.stats().without_notes.load(Ordering::Relaxed), 2);
+        let mut received = Vec::new();
+        for _ in 0..3 {
+            let alert = tokio::time::timeout(Duration::from_secs(30), events.recv())
+                .await
+                .expect("every alert goes out")
+                .expect("an alert");
+            received.push((alert.title, alert.solved_before, alert.notes.len()));
+        }
+        assert_eq!(
+            received,
+            [
+                ("alert 1".to_owned(), false, 0),
+                ("alert 2".to_owned(), false, 0),
+                ("alert 0".to_owned(), true, 1),
+            ]
+        );
+        assert!(hub.close(Duration::from_secs(5)).await);
+    }
+
     #[test]
     fn slack_messages_stay_within_slacks_limits_and_escape_markup() {
         let title = "<script> & 'quotes' | pipes ".repeat(400);
