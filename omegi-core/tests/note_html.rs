@@ -240,7 +240,14 @@ const ELEMENTS: &[&str] = &[
     "ol",
     "p",
     "pre",
+    "span",
     "strong",
+    "table",
+    "tbody",
+    "td",
+    "th",
+    "thead",
+    "tr",
     "ul",
 ];
 
