@@ -350,15 +350,8 @@ async fn delete_note(
     ApiUser(viewer): ApiUser,
     Path(id): Path<String>,
 ) -> Result<Json<Note>, ApiError> {
-    let id = note_id(&id)?;
-    blocking(&state, move |state| {
-        Ok(Json(
-            state
-                .store
-                .notes()
-                .delete(id, &viewer)
-                .map_err(store_error)?,
-        ))
+    with_note(&state, &id, viewer, |notes, id, viewer| {
+        notes.delete(id, viewer)
     })
     .await
 }
@@ -368,15 +361,8 @@ async fn backlinks(
     ApiUser(viewer): ApiUser,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<Note>>, ApiError> {
-    let id = note_id(&id)?;
-    blocking(&state, move |state| {
-        Ok(Json(
-            state
-                .store
-                .notes()
-                .backlinks(id, &viewer)
-                .map_err(store_error)?,
-        ))
+    with_note(&state, &id, viewer, |notes, id, viewer| {
+        notes.backlinks(id, viewer)
     })
     .await
 }
@@ -500,15 +486,8 @@ async fn mentions(
     ApiUser(viewer): ApiUser,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<Note>>, ApiError> {
-    let id = note_id(&id)?;
-    blocking(&state, move |state| {
-        Ok(Json(
-            state
-                .store
-                .notes()
-                .unlinked_mentions(id, &viewer)
-                .map_err(store_error)?,
-        ))
+    with_note(&state, &id, viewer, |notes, id, viewer| {
+        notes.unlinked_mentions(id, viewer)
     })
     .await
 }
@@ -900,15 +879,8 @@ async fn list_attachments(
     ApiUser(viewer): ApiUser,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<omegi_store::Attachment>>, ApiError> {
-    let id = note_id(&id)?;
-    blocking(&state, move |state| {
-        Ok(Json(
-            state
-                .store
-                .notes()
-                .attachments(id, &viewer)
-                .map_err(store_error)?,
-        ))
+    with_note(&state, &id, viewer, |notes, id, viewer| {
+        notes.attachments(id, viewer)
     })
     .await
 }
@@ -959,15 +931,30 @@ async fn delete_attachment(
     ApiUser(author): ApiUser,
     Path((id, name)): Path<(String, String)>,
 ) -> Result<Json<omegi_store::Attachment>, ApiError> {
-    let id = note_id(&id)?;
-    blocking(&state, move |state| {
-        Ok(Json(
-            state
-                .store
-                .notes()
-                .delete_attachment(id, &author, &name)
-                .map_err(store_error)?,
-        ))
+    with_note(&state, &id, author, move |notes, id, author| {
+        notes.delete_attachment(id, author, &name)
+    })
+    .await
+}
+
+/// Runs `f` with the notes handle on note `id` (its text from the path)
+/// for `viewer`, on the blocking pool; its answer as JSON, a store error
+/// as the API's.
+async fn with_note<T, F>(
+    state: &SharedState,
+    id: &str,
+    viewer: String,
+    f: F,
+) -> Result<Json<T>, ApiError>
+where
+    F: FnOnce(omegi_store::Notes<'_>, NoteId, &str) -> omegi_store::Result<T> + Send + 'static,
+    T: Send + 'static,
+{
+    let id = note_id(id)?;
+    blocking(state, move |state| {
+        f(state.store.notes(), id, &viewer)
+            .map(Json)
+            .map_err(store_error)
     })
     .await
 }
