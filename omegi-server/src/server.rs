@@ -488,7 +488,10 @@ impl Server {
         let data_dir = config.data_dir.clone();
         let settle_config = config.settle;
         let record_limits = config.limits.records;
-        let context_bytes = config.limits.max_error_context_bytes;
+        let error_budget = crate::settle::ErrorBudget {
+            context_bytes: config.limits.max_error_context_bytes,
+            max_errors: config.limits.max_errors_per_request,
+        };
         let (store, created, settler) = tokio::task::spawn_blocking(move || {
             let store = Store::open_with(store_config)?;
             let created = bootstrap(&store, &data_dir)?;
@@ -498,7 +501,7 @@ impl Server {
                 &data_dir,
                 settle_config,
                 record_limits,
-                context_bytes,
+                error_budget,
             )?;
             Ok::<_, ServeError>((store, created, settler))
         })

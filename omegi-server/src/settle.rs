@@ -163,8 +163,24 @@ pub struct SettleStats {
     pub refused: u64,
     /// Batches the store failed to take (retried).
     pub store_failures: u64,
+    /// Errors of failed spans not derived because their trace had
+    /// [`ErrorBudget::max_errors`] already (the spans are kept).
+    pub errors_not_derived: u64,
     /// The log's counters (none without a window).
     pub wal: Option<WalStats>,
+}
+
+/// What the errors of one settled trace may cost: the bytes of span stacks
+/// and breadcrumbs copied into them, and how many errors settling derives
+/// from spans that failed with nothing but a status (the cap one OTLP
+/// request has, so that spans whose errors a request left out over its cap
+/// do not bring them all back when their trace settles).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrorBudget {
+    /// Bytes of span stacks and breadcrumbs copied into one trace's errors.
+    pub context_bytes: usize,
+    /// Errors derived from failed spans' statuses per settled trace.
+    pub max_errors: usize,
 }
 
 /// What settling a batch changed, for alerts.
@@ -229,7 +245,8 @@ pub struct Settler {
     store: Store,
     config: SettleConfig,
     limits: RecordLimits,
-    context_bytes: usize,
+    errors: ErrorBudget,
+    errors_not_derived: AtomicU64,
     wal: Option<Wal>,
     window: Mutex<Window>,
     wake: Condvar,
@@ -322,7 +339,7 @@ impl Settler {
         data_dir: &Path,
         config: SettleConfig,
         limits: RecordLimits,
-        context_bytes: usize,
+        errors: ErrorBudget,
     ) -> Result<Settler, omegi_store::Error> {
         let mut window = Window::default();
         let wal = if config.trace_wait.is_zero() {
@@ -360,7 +377,8 @@ impl Settler {
             store,
             config,
             limits,
-            context_bytes,
+            errors,
+            errors_not_derived: AtomicU64::new(0),
             wal,
             window: Mutex::new(window),
             wake: Condvar::new(),
@@ -447,6 +465,7 @@ impl Settler {
             early: self.early.load(Ordering::Relaxed),
             refused: self.refused.load(Ordering::Relaxed),
             store_failures: self.store_failures.load(Ordering::Relaxed),
+            errors_not_derived: self.errors_not_derived.load(Ordering::Relaxed),
             wal: self.wal.as_ref().map(Wal::stats),
         }
     }
@@ -490,9 +509,12 @@ impl Settler {
                 loose_input.errors,
                 &self.config.sampling,
                 &self.limits,
-                self.context_bytes,
+                self.errors,
             )?;
-            self.settled.fetch_add(report.1 as u64, Ordering::Relaxed);
+            self.settled
+                .fetch_add(report.1.settled as u64, Ordering::Relaxed);
+            self.errors_not_derived
+                .fetch_add(report.1.not_derived as u64, Ordering::Relaxed);
             if durable {
                 self.store.sync()?;
             }
@@ -744,9 +766,12 @@ impl Settler {
             loose.errors,
             &self.config.sampling,
             &self.limits,
-            self.context_bytes,
+            self.errors,
         )?;
-        self.settled.fetch_add(settled as u64, Ordering::Relaxed);
+        self.settled
+            .fetch_add(settled.settled as u64, Ordering::Relaxed);
+        self.errors_not_derived
+            .fetch_add(settled.not_derived as u64, Ordering::Relaxed);
         if durable {
             self.store.sync()?;
         }
@@ -852,28 +877,33 @@ pub(crate) fn settle_traces(
     mut loose: Vec<ErrorRecord>,
     sampling: &TailSampling,
     limits: &RecordLimits,
-    context_bytes: usize,
-) -> Result<(IngestReport, usize), omegi_store::Error> {
+    budget: ErrorBudget,
+) -> Result<(IngestReport, SettleCounts), omegi_store::Error> {
     let mut settled = Vec::with_capacity(inputs.len());
+    let mut counts = SettleCounts::default();
     for (trace_id, input) in inputs {
-        match settle_one(
-            store,
-            project,
-            trace_id,
-            input,
-            sampling,
-            limits,
-            context_bytes,
-        )? {
-            Ok(trace) => settled.push(trace),
+        match settle_one(store, project, trace_id, input, sampling, limits, budget)? {
+            Ok((trace, not_derived)) => {
+                settled.push(trace);
+                counts.not_derived += not_derived;
+            }
             Err(errors) => loose.extend(errors),
         }
     }
-    let count = settled.len();
+    counts.settled = settled.len();
     let report = store
         .traces()
         .ingest_settled(project, resources, &settled, &loose)?;
-    Ok((report, count))
+    Ok((report, counts))
+}
+
+/// What [`settle_traces`] counted.
+#[derive(Debug, Default)]
+pub(crate) struct SettleCounts {
+    /// Traces settled.
+    pub(crate) settled: usize,
+    /// Errors of failed spans left out over [`ErrorBudget::max_errors`].
+    pub(crate) not_derived: usize,
 }
 
 /// Settles one trace: `Err` with its errors when it has no span at all
@@ -885,8 +915,8 @@ fn settle_one(
     input: TraceInput,
     sampling: &TailSampling,
     limits: &RecordLimits,
-    context_bytes: usize,
-) -> Result<Result<SettledTrace, Vec<ErrorRecord>>, omegi_store::Error> {
+    budget: ErrorBudget,
+) -> Result<Result<(SettledTrace, usize), Vec<ErrorRecord>>, omegi_store::Error> {
     let prior = store.traces().settled(project, trace_id)?;
     let mut all: Vec<SpanRecord> = Vec::new();
     let mut known: HashSet<SpanId> = HashSet::new();
@@ -928,6 +958,7 @@ fn settle_one(
     // Built only for a root cause that reports nothing but its status.
     let mut context: Option<ErrorContext<'_>> = None;
     let mut causes = Vec::new();
+    let (mut derived, mut not_derived) = (0, 0);
     for cause in &attribution.causes {
         let consequences = attribution.consequences_of(&trace, cause, &errors);
         let mut recorded: Vec<ErrorRecord> =
@@ -938,10 +969,15 @@ fn settle_one(
                 let reports = span.status == Status::Error
                     && fresh.contains(&span.span_id)
                     && !input.omegi_spans.contains(&span.span_id);
-                if reports {
+                if reports && derived >= budget.max_errors {
+                    not_derived += 1;
+                } else if reports {
+                    derived += 1;
                     let mut error = trace.status_error(node);
                     context
-                        .get_or_insert_with(|| ErrorContext::new(&trace, limits, context_bytes))
+                        .get_or_insert_with(|| {
+                            ErrorContext::new(&trace, limits, budget.context_bytes)
+                        })
                         .fill(&mut error, node);
                     recorded.push(error);
                 }
@@ -969,5 +1005,5 @@ fn settle_one(
     settled.calls = trace.calls(&attribution.failing);
     settled.causes = causes;
     settled.retract = retract;
-    Ok(Ok(settled))
+    Ok(Ok((settled, not_derived)))
 }

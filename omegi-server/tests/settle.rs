@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use omegi_core::flow::TailSampling;
 use omegi_core::{Fingerprint, TraceId};
+use omegi_server::otlp::Limits;
 use omegi_server::server::ServeConfig;
 use omegi_server::settle::SettleConfig;
 use omegi_store::{Issue, IssueQuery, Occurrence};
@@ -858,6 +859,68 @@ async fn a_full_window_settles_its_oldest_traces_early_and_loses_nothing() {
             .expect("the store opens");
         let totals = store.stats().sampling_totals("default").unwrap();
         assert_eq!((totals.traces, totals.spans), (20, 80), "{totals:?}");
+    })
+    .await
+    .expect("the test finishes in time");
+}
+
+/// Spans whose errors a request left out over its cap do not all come
+/// back when their trace settles: settling derives at most the cap's worth
+/// of errors from failed spans' statuses per trace, and counts the others;
+/// every span is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settling_derives_no_more_errors_than_a_request_may_carry() {
+    tokio::time::timeout(LIMIT, async {
+        const CAP: usize = 4;
+        const FAILED: u64 = 12;
+        let mut limits = Limits::default();
+        limits.max_errors_per_request = CAP;
+        let s = TestServer::start_with(move |c: ServeConfig| {
+            c.limits(limits).settle(
+                SettleConfig::default()
+                    .trace_wait(Duration::from_millis(200))
+                    .sampling(TailSampling::keep_all()),
+            )
+        })
+        .await;
+        let t0 = now_ns() - 1_000_000_000;
+        let trace: u128 = 0x5a4d;
+        // A healthy root and twelve shards that each fail on their own.
+        let mut spans = vec![SpanSpec {
+            id: 1,
+            parent: None,
+            name: "GET /search",
+            kind: 2,
+            failed: None,
+            exception: None,
+        }];
+        spans.extend((0..FAILED).map(|i| SpanSpec {
+            id: 10 + i,
+            parent: Some(1),
+            name: "GET /shard",
+            kind: 3,
+            failed: Some("shard offline"),
+            exception: None,
+        }));
+        s.send(export("search", trace, t0, &spans)).await;
+        s.settled(1).await;
+        let stored = s
+            .server
+            .store()
+            .traces()
+            .spans("default", TraceId(trace))
+            .unwrap();
+        assert_eq!(stored.len(), 1 + FAILED as usize, "every span is kept");
+        let issues = s.all_issues();
+        assert_eq!(issues.len(), 1, "{issues:?}");
+        let occurrences = s.occurrences_of(&issues[0].fingerprint).len();
+        let not_derived = s.server.settle_stats().errors_not_derived;
+        // What the request carried, and at most the cap's worth more.
+        assert!(
+            (CAP..=2 * CAP).contains(&occurrences),
+            "{occurrences} occurrences"
+        );
+        assert_eq!(occurrences as u64 + not_derived, FAILED);
     })
     .await
     .expect("the test finishes in time");
