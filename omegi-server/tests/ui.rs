@@ -1452,6 +1452,36 @@ fn the_graph_holds_a_real_vault() -> Result {
         ])
     );
 
+    // A note shows its folder, which leads to the notes in it: the
+    // server's search with its folder filter.
+    let in_databases = server
+        .store()
+        .notes()
+        .list(&user.name, &omegi_store::NoteFilter::all())?
+        .into_iter()
+        .find(|n| n.title == "Note 002")
+        .ok_or("Note 002")?;
+    assert_eq!(in_databases.folder, "Infra/Databases");
+    go(&tab, &format!("#/note/{}", in_databases.id))?;
+    wait_for(&tab, "the note's folder", "document.querySelector('.page-head a.folder') && document.querySelector('.page-head a.folder').innerText === 'Infra/Databases/'")?;
+    eval(
+        &tab,
+        "document.querySelector('.page-head a.folder').click()",
+    )?;
+    wait_for(&tab, "the notes of the folder", "location.hash.startsWith('#/search') && document.querySelector('.search-folder') && document.querySelectorAll('ol.results li').length > 0")?;
+    let metas = eval(
+        &tab,
+        "[...document.querySelectorAll('ol.results li .meta')].map(m => m.innerText)",
+    )?;
+    let metas = metas.as_array().ok_or("result metas")?;
+    assert_eq!(metas.len(), 50, "the first page of the folder's 75 notes");
+    assert!(
+        metas.iter().all(|m| m
+            .as_str()
+            .is_some_and(|m| m.starts_with(" in Infra/Databases/ by"))),
+        "{metas:?}"
+    );
+
     // The local graph opens from the note, at depth 1: its neighbours.
     let hub_id = hub_key.to_owned();
     go(&tab, &format!("#/note/{hub_id}"))?;

@@ -495,7 +495,8 @@ async fn mentions(
 /// Query of `GET /api/search`.
 #[derive(Debug, Deserialize)]
 pub struct SearchParams {
-    /// The words to find.
+    /// The words to find; none: every note the filters keep.
+    #[serde(default)]
     pub q: String,
     /// Only notes by this author.
     pub author: Option<String>,

@@ -817,6 +817,7 @@
     mount(
       h("div.page-head",
         h("div", h("h1", note.title), h("p.meta",
+          note.folder ? [h("a.folder", { href: "#/search" + qs({ folder: note.folder }) }, note.folder + "/"), " · "] : null,
           (note.author ? "by " + note.author + " · " : "") + note.visibility + " · updated " + ago(note.updated_ns),
           note.tags.map(function (t) { return [" ", h("a.tag", { href: "#/search" + qs({ q: "#" + t }) }, "#" + t)]; }))),
         h("div.actions",
@@ -1057,12 +1058,15 @@
 
   pages.search = async function (r, live) {
     const q = r.params.get("q") || "";
+    // A folder keeps the notes in it or below it (the server's rule).
+    const folder = r.params.get("folder") || "";
     const input = h("input#search-q", { type: "search", value: q, placeholder: "Search every note you may read", autofocus: true });
-    const form = h("form.search", { onsubmit: function (ev) { ev.preventDefault(); location.hash = "#/search" + qs({ q: input.value.trim() }); } },
-      input, h("button.primary", { type: "submit" }, "Search"));
+    const form = h("form.search", { onsubmit: function (ev) { ev.preventDefault(); location.hash = "#/search" + qs({ q: input.value.trim(), folder: folder }); } },
+      input, h("button.primary", { type: "submit" }, "Search"),
+      folder ? h("span.search-folder", " in ", h("strong", folder + "/"), " ", h("a", { href: "#/search" + qs({ q: q }), title: "Every folder" }, "×")) : null);
     let results = null;
-    if (q) {
-      results = await api("/api/search" + qs({ q: q, limit: 50 }));
+    if (q || folder) {
+      results = await api("/api/search" + qs({ q: q, folder: folder, limit: 50 }));
     }
     if (!live()) return;
     const terms = q.toLowerCase().split(/\s+/).map(function (t) { return t.replace(/^[#"]+|"+$/g, ""); }).filter(Boolean);
@@ -1070,12 +1074,12 @@
       h("div.page-head", h("h1", "Search")),
       form,
       results === null ? h("p.muted", "Full text over your notes and everyone's public notes.")
-        : !results.length ? h("p.muted", "No note matches “" + q + "”.")
+        : !results.length ? h("p.muted", q ? "No note matches “" + q + "”." : "No note in " + folder + "/.")
           : h("ol.results", results.map(function (res) {
             const n = res.note;
             return h("li", { "data-note": n.id },
               h("a.result-title", { href: noteHref(n.id) }, highlight(n.title, terms, null)),
-              h("span.meta", " by " + n.author + " · " + n.visibility),
+              h("span.meta", (n.folder ? " in " + n.folder + "/" : "") + " by " + n.author + " · " + n.visibility),
               h("div.snippet", highlight(res.snippet.text, terms, res.snippet.highlights)));
           }))
     );
