@@ -1412,7 +1412,8 @@ impl Notes<'_> {
     }
 }
 
-/// Whether tag `t` matches the lowercase filter `tag` (itself or a child).
+/// Whether tag `t` matches the lowercase filter `tag` (itself or a child);
+/// folders are filtered the same way.
 pub(crate) fn tag_matches(t: &str, tag: &str) -> bool {
     let t = t.to_lowercase();
     t == tag

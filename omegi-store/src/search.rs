@@ -324,21 +324,17 @@ impl SearchIndex {
         let mut tag_keys = HashSet::new();
         for tag in note.all_tags() {
             doc.add_text(f.tags, &tag);
-            let lower = tag.to_lowercase();
             // A nested tag `a/b` is also found under `a`.
-            let mut end = 0;
-            for part in lower.split('/') {
-                end += part.len();
-                tag_keys.insert(lower[..end].to_owned());
-                end += 1;
-            }
+            let lower = tag.to_lowercase();
+            tag_keys.extend(nested_keys(&lower).map(str::to_owned));
         }
         for key in tag_keys {
             doc.add_text(f.tag, key);
         }
         // The folder and each folder above it, for the folder filter; its
         // words for text queries.
-        for key in folder_keys(&note.folder) {
+        let folder = folder_key(&note.folder);
+        for key in nested_keys(&folder).filter(|k| !k.is_empty()) {
             doc.add_text(f.folder, key);
         }
         if !note.folder.is_empty() {
@@ -405,16 +401,12 @@ fn folder_key(folder: &str) -> String {
     folder.trim().trim_matches('/').to_lowercase()
 }
 
-/// The keys a note in `folder` is found under: the folder and every folder
-/// above it (`a/b/c`: `a`, `a/b`, `a/b/c`); none at the top.
-fn folder_keys(folder: &str) -> impl Iterator<Item = String> {
-    let key = folder_key(folder);
-    let ends: Vec<usize> = key
-        .match_indices('/')
-        .map(|(i, _)| i)
-        .chain((!key.is_empty()).then_some(key.len()))
-        .collect();
-    ends.into_iter().map(move |end| key[..end].to_owned())
+/// The keys a nested tag or a folder is found under: itself and every
+/// level above it (`a/b/c`: `a`, `a/b`, `a/b/c`).
+fn nested_keys(key: &str) -> impl Iterator<Item = &str> {
+    key.match_indices('/')
+        .map(|(i, _)| &key[..i])
+        .chain(std::iter::once(key))
 }
 
 fn open_dir(path: &Path, schema: Schema) -> Result<(Index, Option<u64>)> {
@@ -830,7 +822,7 @@ impl Store {
                 || issue.is_some_and(|fp| !note.issues.contains(fp))
                 || folder
                     .as_deref()
-                    .is_some_and(|k| !folder_keys(&note.folder).any(|n| n == k))
+                    .is_some_and(|k| !tag_matches(&folder_key(&note.folder), k))
                 || !lowered_tags
                     .iter()
                     .all(|t| note.all_tags().iter().any(|n| tag_matches(n, t)))

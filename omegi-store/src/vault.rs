@@ -441,38 +441,20 @@ pub fn vault_folder(relative: &Path) -> std::result::Result<String, String> {
 /// hidden entries (`.obsidian`, `.git`) and not following symbolic links:
 /// the files [`Notes::import_vault`] reads.
 pub fn markdown_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_owned()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).map_err(io_err(&d))? {
-            let entry = entry.map_err(io_err(&d))?;
-            let path = entry.path();
-            if entry.file_name().to_string_lossy().starts_with('.') {
-                continue;
-            }
-            let kind = entry.file_type().map_err(io_err(&path))?;
-            if kind.is_dir() {
-                stack.push(path);
-            } else if kind.is_file()
-                && path
-                    .extension()
-                    .is_some_and(|e| e.eq_ignore_ascii_case("md"))
-            {
-                out.push(path);
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
+    vault_files(dir, true)
 }
 
-/// The files under `dir` and its subfolders that are not Markdown, sorted
-/// by path, skipping hidden entries and not following symbolic links: the
-/// attachments a vault may hold.
 /// The files under `dir` that a vault import attaches to notes: every file
 /// but Markdown, hidden ones (a leading `.`) and those in hidden folders
 /// left out, sorted by path. No symbolic link is followed.
 pub fn attachment_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    vault_files(dir, false)
+}
+
+/// The files under `dir` and its subfolders that are Markdown (or, with
+/// `markdown` false, that are not), sorted by path, skipping hidden entries
+/// and not following symbolic links.
+fn vault_files(dir: &Path, markdown: bool) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_owned()];
     while let Some(d) = stack.pop() {
@@ -483,13 +465,13 @@ pub fn attachment_files(dir: &Path) -> Result<Vec<PathBuf>> {
                 continue;
             }
             let kind = entry.file_type().map_err(io_err(&path))?;
+            let is_markdown = || {
+                path.extension()
+                    .is_some_and(|e| e.eq_ignore_ascii_case("md"))
+            };
             if kind.is_dir() {
                 stack.push(path);
-            } else if kind.is_file()
-                && !path
-                    .extension()
-                    .is_some_and(|e| e.eq_ignore_ascii_case("md"))
-            {
+            } else if kind.is_file() && is_markdown() == markdown {
                 out.push(path);
             }
         }
