@@ -259,8 +259,9 @@ pub use spans::{TraceQuery, TraceRoot, TraceSummary};
 pub use stats::{Bucket, BucketCount, ProjectSummary, ServiceCount, ServiceInfo, Summary};
 pub use traffic::{RouteStats, SamplingTotals, DURATION_BOUNDS_MS, OTHER_ROUTE};
 pub use vault::{
-    attachment_files, markdown_files, vault_folder, write_vault, write_vault_with, Subfolders,
-    VaultExport, VaultExportOptions, VaultImport, VaultImportOptions,
+    attachment_files, markdown_files, vault_attachments, vault_folder, write_vault,
+    write_vault_with, Subfolders, VaultAttachment, VaultExport, VaultExportOptions, VaultImport,
+    VaultImportOptions, NO_OWNER,
 };
 
 /// The on-disk schema version this build writes and reads.

@@ -451,6 +451,51 @@ pub fn attachment_files(dir: &Path) -> Result<Vec<PathBuf>> {
     vault_files(dir, false)
 }
 
+/// Why a vault file is not attached: no note names it.
+pub const NO_OWNER: &str = "no note embeds or links to this file";
+
+/// A file of a vault, with the note it is attached to on import.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct VaultAttachment<'a> {
+    /// The file.
+    pub path: PathBuf,
+    /// Its path in the vault.
+    pub relative: PathBuf,
+    /// Its name, as `![[name]]` embeds it.
+    pub name: String,
+    /// The note that embeds or links to it, by
+    /// [`AttachmentOwners`](omegi_core::note::AttachmentOwners); `None`: no
+    /// note does ([`NO_OWNER`]).
+    pub owner: Option<&'a Note>,
+}
+
+/// The vault's [`attachment_files`], each with the one of `notes` it goes
+/// to: what every importer of a vault attaches (the store's, and
+/// `omegi notes import` over the API).
+pub fn vault_attachments<'a>(dir: &Path, notes: &'a [Note]) -> Result<Vec<VaultAttachment<'a>>> {
+    let owners = omegi_core::note::AttachmentOwners::of(notes);
+    let files = attachment_files(dir)?;
+    Ok(files
+        .into_iter()
+        .map(|path| {
+            let relative = path.strip_prefix(dir).unwrap_or(&path).to_owned();
+            let name = relative
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let folder = vault_folder(&relative).unwrap_or_default();
+            let owner = owners.owner(&folder, &name);
+            VaultAttachment {
+                path,
+                relative,
+                name,
+                owner,
+            }
+        })
+        .collect())
+}
+
 /// The files under `dir` and its subfolders that are Markdown (or, with
 /// `markdown` false, that are not), sorted by path, skipping hidden entries
 /// and not following symbolic links.
@@ -492,19 +537,16 @@ impl Store {
         notes: &[Note],
         report: &mut VaultImport,
     ) -> Result<()> {
-        let owners = omegi_core::note::AttachmentOwners::of(notes);
         let limit = self.notes().attachment_limits().file_bytes;
-        for path in attachment_files(dir)? {
-            let relative = path.strip_prefix(dir).unwrap_or(&path).to_owned();
-            let name = relative
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let folder = vault_folder(&relative).unwrap_or_default();
-            let Some(owner) = owners.owner(&folder, &name) else {
-                report
-                    .skipped
-                    .push((relative, "no note embeds or links to this file".into()));
+        for file in vault_attachments(dir, notes)? {
+            let VaultAttachment {
+                path,
+                relative,
+                name,
+                owner,
+            } = file;
+            let Some(owner) = owner else {
+                report.skipped.push((relative, NO_OWNER.into()));
                 continue;
             };
             let size = std::fs::metadata(&path).map_err(io_err(&path))?.len();

@@ -6,9 +6,7 @@ use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand, ValueEnum};
-use omegi_core::note::{
-    note_from_markdown_file, AttachmentOwners, Note, NoteDefaults, NoteId, Subgraph, Visibility,
-};
+use omegi_core::note::{note_from_markdown_file, Note, NoteDefaults, NoteId, Subgraph, Visibility};
 
 use super::{print_json, ApiClient, Cli, CliError};
 use crate::api::notes::{Hit, NewNoteBody, RenderedNote, UpdateNoteBody};
@@ -542,8 +540,7 @@ async fn import(client: &ApiClient, dir: &Path, public: bool) -> Result<ImportRe
 }
 
 /// Uploads the vault's other files to the notes that embed or link to
-/// them, by the rule of [`AttachmentOwners`] (the store's vault import
-/// follows it too). A file no note names, or one the server refuses (over
+/// them, as the store's vault import does ([`omegi_store::vault_attachments`]). A file no note names, or one the server refuses (over
 /// its limits, another file by that name), is skipped with the reason.
 async fn attach_files(
     client: &ApiClient,
@@ -551,25 +548,17 @@ async fn attach_files(
     notes: &[Note],
     report: &mut ImportReport,
 ) -> Result<(), CliError> {
-    let owners = AttachmentOwners::of(notes);
-    let files = omegi_store::attachment_files(dir).map_err(|e| CliError::Usage(e.to_string()))?;
-    for path in files {
-        let relative = path.strip_prefix(dir).unwrap_or(&path);
-        let shown = relative.display().to_string();
-        let name = relative
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let folder = omegi_store::vault_folder(relative).unwrap_or_default();
-        let Some(owner) = owners.owner(&folder, &name) else {
-            report
-                .skipped
-                .push((shown, "no note embeds or links to this file".into()));
+    let files =
+        omegi_store::vault_attachments(dir, notes).map_err(|e| CliError::Usage(e.to_string()))?;
+    for file in files {
+        let shown = file.relative.display().to_string();
+        let Some(owner) = file.owner else {
+            report.skipped.push((shown, omegi_store::NO_OWNER.into()));
             continue;
         };
         let upload = format!("/api/notes/{}/attachments", owner.id);
         let sent = client
-            .post_file::<serde_json::Value>(&upload, &[("name", name)], &path)
+            .post_file::<serde_json::Value>(&upload, &[("name", file.name)], &file.path)
             .await;
         match sent {
             Ok(_) => report.attached.push(shown),
