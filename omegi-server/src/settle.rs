@@ -453,6 +453,14 @@ impl Settler {
         ((mixed >> 32) % workers) as usize
     }
 
+    /// Adds what a settle counted to the counters.
+    fn count(&self, counts: &SettleCounts) {
+        self.settled
+            .fetch_add(counts.settled as u64, Ordering::Relaxed);
+        self.errors_not_derived
+            .fetch_add(counts.not_derived as u64, Ordering::Relaxed);
+    }
+
     /// The counters.
     pub fn stats(&self) -> SettleStats {
         let window = self.lock();
@@ -511,10 +519,7 @@ impl Settler {
                 &self.limits,
                 self.errors,
             )?;
-            self.settled
-                .fetch_add(report.1.settled as u64, Ordering::Relaxed);
-            self.errors_not_derived
-                .fetch_add(report.1.not_derived as u64, Ordering::Relaxed);
+            self.count(&report.1);
             if durable {
                 self.store.sync()?;
             }
@@ -768,10 +773,7 @@ impl Settler {
             &self.limits,
             self.errors,
         )?;
-        self.settled
-            .fetch_add(settled.settled as u64, Ordering::Relaxed);
-        self.errors_not_derived
-            .fetch_add(settled.not_derived as u64, Ordering::Relaxed);
+        self.count(&settled);
         if durable {
             self.store.sync()?;
         }
