@@ -32,7 +32,8 @@ use sled::Transactional;
 use crate::codec::{decode, encode};
 use crate::error::{Error, Result};
 use crate::keys::{check_name, Key};
-use crate::{Accounts, Store, Trees};
+use crate::{Core, Store, Trees};
+use std::sync::Arc;
 
 /// A project: a group of services whose errors are tracked together.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -218,13 +219,13 @@ fn tx_encode<T: Serialize>(
 }
 
 /// A new token id: 16 hex digits.
-fn new_token_id() -> String {
+pub(crate) fn new_token_id() -> String {
     let mut id = uuid::Uuid::new_v4().simple().to_string();
     id.truncate(16);
     id
 }
 
-fn check_label(label: &str) -> Result<()> {
+pub(crate) fn check_label(label: &str) -> Result<()> {
     if label.chars().count() > MAX_TOKEN_LABEL_CHARS || label.chars().any(char::is_control) {
         return Err(Error::InvalidName {
             what: "token label",
@@ -235,8 +236,17 @@ fn check_label(label: &str) -> Result<()> {
     Ok(())
 }
 
-impl Store {
-    fn count_account_reads(&self, n: u64) {
+/// The embedded store's accounts (see [`Store::accounts`]).
+pub(crate) struct SledAccounts {
+    pub(crate) core: Arc<Core>,
+}
+
+impl SledAccounts {
+    fn core(&self) -> &Core {
+        &self.core
+    }
+
+    fn count_reads(&self, n: u64) {
         self.core().account_reads.fetch_add(n, Ordering::Relaxed);
     }
 
@@ -345,6 +355,9 @@ impl Store {
         }
     }
 
+}
+
+impl Store {
     /// Makes every user who is not an admin a member of every project,
     /// as accounts from before memberships need (see the module docs).
     pub(crate) fn grant_legacy_memberships(&self) -> Result<AccountsMigration> {
@@ -370,16 +383,111 @@ impl Store {
     }
 }
 
-impl Accounts<'_> {
+/// Projects, users, memberships and API tokens: the same behaviour on every
+/// backend (the embedded store's [`Store::accounts`], and PostgreSQL's
+/// [`postgres::Database::accounts`](crate::postgres::Database::accounts)).
+pub trait Accounts: Send + Sync {
     /// Account records read since the store was opened: projects, users,
     /// admin marks and tokens. A diagnostic: authenticating a request costs
     /// one read ([`Accounts::token_by_hash`]), whether the token exists or not.
-    pub fn reads(&self) -> u64 {
+    fn reads(&self) -> u64;
+
+    /// Creates or replaces a project.
+    fn put_project(&self, project: &Project) -> Result<()>;
+
+    /// One project.
+    fn project(&self, id: &str) -> Result<Option<Project>>;
+
+    /// All projects, by id.
+    fn projects(&self) -> Result<Vec<Project>>;
+
+    /// Removes a project's record, its tokens and its memberships (its
+    /// spans and issues stay); returns whether it existed.
+    fn remove_project(&self, id: &str) -> Result<bool>;
+
+    /// Creates or replaces a user (memberships included: `projects` is
+    /// stored sorted and without repeats).
+    fn put_user(&self, user: &User) -> Result<()>;
+
+    /// One user.
+    fn user(&self, login: &str) -> Result<Option<User>>;
+
+    /// All users, by login.
+    fn users(&self) -> Result<Vec<User>>;
+
+    /// Removes a user, their admin role and their tokens; returns whether
+    /// the user existed.
+    fn remove_user(&self, login: &str) -> Result<bool>;
+
+    /// Makes `login` an admin, or no longer one. The user must exist.
+    fn set_admin(&self, login: &str, admin: bool) -> Result<()>;
+
+    /// Whether `login` is an admin.
+    fn is_admin(&self, login: &str) -> Result<bool>;
+
+    /// The admins' logins, sorted.
+    fn admins(&self) -> Result<Vec<String>>;
+
+    /// Makes `login` a member of `project`; returns whether they were not
+    /// one already. Fails with [`Error::ProjectNotFound`] or
+    /// [`Error::UserNotFound`].
+    fn add_member(&self, project: &str, login: &str) -> Result<bool>;
+
+    /// Ends `login`'s membership of `project`; returns whether they were a
+    /// member. An admin still belongs to every project.
+    fn remove_member(&self, project: &str, login: &str) -> Result<bool>;
+
+    /// The logins of the members of `project`, sorted (admins who are not
+    /// members by name are not listed).
+    fn members(&self, project: &str) -> Result<Vec<String>>;
+
+    /// Stores a new token of `owner` with this hash and label; returns it
+    /// with its new id. The owner must exist ([`Error::ProjectNotFound`],
+    /// [`Error::UserNotFound`]); a hash that is stored already is
+    /// [`Error::TokenExists`].
+    fn add_token(&self, owner: TokenOwner, hash: &str, label: &str) -> Result<Token>;
+
+    /// Stores a new token like [`Accounts::add_token`] and, in the same
+    /// transaction, revokes the token `old_id` if given: a rotation. Returns
+    /// the new token and the revoked one.
+    fn rotate_token(
+        &self,
+        old_id: &str,
+        hash: &str,
+        revoke_old: bool,
+    ) -> Result<(Token, Option<Token>)>;
+
+    /// The token with this hash: one point read, whether it exists or not.
+    fn token_by_hash(&self, hash: &str) -> Result<Option<Token>>;
+
+    /// The token with this id.
+    fn token(&self, id: &str) -> Result<Option<Token>>;
+
+    /// The tokens of `owner`, or all tokens; by owner, then oldest first.
+    fn tokens(&self, owner: Option<&TokenOwner>) -> Result<Vec<Token>>;
+
+    /// Revokes a token: from now on nobody finds it. Returns it, or `None`
+    /// when no token has this id.
+    fn revoke_token(&self, id: &str) -> Result<Option<Token>>;
+
+    /// Records that `token` (as read by [`Accounts::token_by_hash`]) was used
+    /// at `now_ns`, unless its last use was recorded less than
+    /// `resolution_ns` before: at most one write per token per
+    /// `resolution_ns`. A token revoked meanwhile stays revoked.
+    fn touch_token(&self, token: &Token, now_ns: u64, resolution_ns: u64) -> Result<()>;
+
+    /// What opening this store migrated (see the module docs), once: the
+    /// report is removed by this call. `None` when nothing was migrated or
+    /// it was already taken.
+    fn take_migration(&self) -> Result<Option<AccountsMigration>>;
+}
+
+impl Accounts for SledAccounts {
+    fn reads(&self) -> u64 {
         self.core().account_reads.load(Ordering::Relaxed)
     }
 
-    /// Creates or replaces a project.
-    pub fn put_project(&self, project: &Project) -> Result<()> {
+    fn put_project(&self, project: &Project) -> Result<()> {
         self.core()
             .t
             .projects
@@ -388,30 +496,26 @@ impl Accounts<'_> {
         Ok(())
     }
 
-    /// One project.
-    pub fn project(&self, id: &str) -> Result<Option<Project>> {
-        self.store.count_account_reads(1);
+    fn project(&self, id: &str) -> Result<Option<Project>> {
+        self.count_reads(1);
         match self.core().t.projects.get(project_key(id)?).db()? {
             Some(v) => Ok(Some(decode("projects", &v)?)),
             None => Ok(None),
         }
     }
 
-    /// All projects, by id.
-    pub fn projects(&self) -> Result<Vec<Project>> {
+    fn projects(&self) -> Result<Vec<Project>> {
         let mut out = Vec::new();
         for item in self.core().t.projects.iter() {
             let (_, v) = item.db()?;
             out.push(decode::<Project>("projects", &v)?);
         }
-        self.store.count_account_reads(out.len() as u64);
+        self.count_reads(out.len() as u64);
         out.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(out)
     }
 
-    /// Removes a project's record, its tokens and its memberships (its
-    /// spans and issues stay); returns whether it existed.
-    pub fn remove_project(&self, id: &str) -> Result<bool> {
+    fn remove_project(&self, id: &str) -> Result<bool> {
         let t = &self.core().t;
         let pkey = project_key(id)?;
         let owner = TokenOwner::Project(id.to_owned());
@@ -438,9 +542,7 @@ impl Accounts<'_> {
         tx_result(r)
     }
 
-    /// Creates or replaces a user (memberships included: `projects` is
-    /// stored sorted and without repeats).
-    pub fn put_user(&self, user: &User) -> Result<()> {
+    fn put_user(&self, user: &User) -> Result<()> {
         let mut user = user.clone();
         user.projects.sort();
         user.projects.dedup();
@@ -452,30 +554,26 @@ impl Accounts<'_> {
         Ok(())
     }
 
-    /// One user.
-    pub fn user(&self, login: &str) -> Result<Option<User>> {
-        self.store.count_account_reads(1);
+    fn user(&self, login: &str) -> Result<Option<User>> {
+        self.count_reads(1);
         match self.core().t.users.get(user_key(login)?).db()? {
             Some(v) => Ok(Some(decode("users", &v)?)),
             None => Ok(None),
         }
     }
 
-    /// All users, by login.
-    pub fn users(&self) -> Result<Vec<User>> {
+    fn users(&self) -> Result<Vec<User>> {
         let mut out = Vec::new();
         for item in self.core().t.users.iter() {
             let (_, v) = item.db()?;
             out.push(decode::<User>("users", &v)?);
         }
-        self.store.count_account_reads(out.len() as u64);
+        self.count_reads(out.len() as u64);
         out.sort_by(|a, b| a.login.cmp(&b.login));
         Ok(out)
     }
 
-    /// Removes a user, their admin role and their tokens; returns whether
-    /// the user existed.
-    pub fn remove_user(&self, login: &str) -> Result<bool> {
+    fn remove_user(&self, login: &str) -> Result<bool> {
         let t = &self.core().t;
         let ukey = user_key(login)?;
         let tokens = self.tokens(Some(&TokenOwner::User(login.to_owned())))?;
@@ -492,8 +590,7 @@ impl Accounts<'_> {
         tx_result(r)
     }
 
-    /// Makes `login` an admin, or no longer one. The user must exist.
-    pub fn set_admin(&self, login: &str, admin: bool) -> Result<()> {
+    fn set_admin(&self, login: &str, admin: bool) -> Result<()> {
         let t = &self.core().t;
         let key = user_key(login)?;
         if admin {
@@ -509,14 +606,12 @@ impl Accounts<'_> {
         Ok(())
     }
 
-    /// Whether `login` is an admin.
-    pub fn is_admin(&self, login: &str) -> Result<bool> {
-        self.store.count_account_reads(1);
+    fn is_admin(&self, login: &str) -> Result<bool> {
+        self.count_reads(1);
         self.core().t.admins.contains_key(user_key(login)?).db()
     }
 
-    /// The admins' logins, sorted.
-    pub fn admins(&self) -> Result<Vec<String>> {
+    fn admins(&self) -> Result<Vec<String>> {
         let t = &self.core().t;
         let mut out = Vec::new();
         for item in t.admins.iter() {
@@ -525,27 +620,20 @@ impl Accounts<'_> {
                 out.push(decode::<User>("users", &v)?.login);
             }
         }
-        self.store.count_account_reads(out.len() as u64);
+        self.count_reads(out.len() as u64);
         out.sort();
         Ok(out)
     }
 
-    /// Makes `login` a member of `project`; returns whether they were not
-    /// one already. Fails with [`Error::ProjectNotFound`] or
-    /// [`Error::UserNotFound`].
-    pub fn add_member(&self, project: &str, login: &str) -> Result<bool> {
-        self.store.change_membership(project, login, true)
+    fn add_member(&self, project: &str, login: &str) -> Result<bool> {
+        self.change_membership(project, login, true)
     }
 
-    /// Ends `login`'s membership of `project`; returns whether they were a
-    /// member. An admin still belongs to every project.
-    pub fn remove_member(&self, project: &str, login: &str) -> Result<bool> {
-        self.store.change_membership(project, login, false)
+    fn remove_member(&self, project: &str, login: &str) -> Result<bool> {
+        self.change_membership(project, login, false)
     }
 
-    /// The logins of the members of `project`, sorted (admins who are not
-    /// members by name are not listed).
-    pub fn members(&self, project: &str) -> Result<Vec<String>> {
+    fn members(&self, project: &str) -> Result<Vec<String>> {
         Ok(self
             .users()?
             .into_iter()
@@ -554,20 +642,12 @@ impl Accounts<'_> {
             .collect())
     }
 
-    /// Stores a new token of `owner` with this hash and label; returns it
-    /// with its new id. The owner must exist ([`Error::ProjectNotFound`],
-    /// [`Error::UserNotFound`]); a hash that is stored already is
-    /// [`Error::TokenExists`].
-    pub fn add_token(&self, owner: TokenOwner, hash: &str, label: &str) -> Result<Token> {
-        self.store
-            .replace_token(None, owner, hash, label)
+    fn add_token(&self, owner: TokenOwner, hash: &str, label: &str) -> Result<Token> {
+        self.replace_token(None, owner, hash, label)
             .map(|(token, _)| token)
     }
 
-    /// Stores a new token like [`Accounts::add_token`] and, in the same
-    /// transaction, revokes the token `old_id` if given: a rotation. Returns
-    /// the new token and the revoked one.
-    pub fn rotate_token(
+    fn rotate_token(
         &self,
         old_id: &str,
         hash: &str,
@@ -577,22 +657,19 @@ impl Accounts<'_> {
             id: old_id.to_owned(),
         })?;
         let revoke = revoke_old.then_some(old_id);
-        self.store
-            .replace_token(revoke, old.owner, hash, &old.label)
+        self.replace_token(revoke, old.owner, hash, &old.label)
     }
 
-    /// The token with this hash: one point read, whether it exists or not.
-    pub fn token_by_hash(&self, hash: &str) -> Result<Option<Token>> {
-        self.store.count_account_reads(1);
+    fn token_by_hash(&self, hash: &str) -> Result<Option<Token>> {
+        self.count_reads(1);
         match self.core().t.tokens.get(hash.as_bytes()).db()? {
             Some(v) => Ok(Some(decode("tokens", &v)?)),
             None => Ok(None),
         }
     }
 
-    /// The token with this id.
-    pub fn token(&self, id: &str) -> Result<Option<Token>> {
-        self.store.count_account_reads(1);
+    fn token(&self, id: &str) -> Result<Option<Token>> {
+        self.count_reads(1);
         let t = &self.core().t;
         let Some(hash) = t.token_ids.get(id.as_bytes()).db()? else {
             return Ok(None);
@@ -603,8 +680,7 @@ impl Accounts<'_> {
         }
     }
 
-    /// The tokens of `owner`, or all tokens; by owner, then oldest first.
-    pub fn tokens(&self, owner: Option<&TokenOwner>) -> Result<Vec<Token>> {
+    fn tokens(&self, owner: Option<&TokenOwner>) -> Result<Vec<Token>> {
         let mut out = Vec::new();
         for item in self.core().t.tokens.iter() {
             let (_, v) = item.db()?;
@@ -613,14 +689,12 @@ impl Accounts<'_> {
                 out.push(token);
             }
         }
-        self.store.count_account_reads(out.len() as u64);
+        self.count_reads(out.len() as u64);
         out.sort_by(|a, b| (&a.owner, a.created_ns, &a.id).cmp(&(&b.owner, b.created_ns, &b.id)));
         Ok(out)
     }
 
-    /// Revokes a token: from now on nobody finds it. Returns it, or `None`
-    /// when no token has this id.
-    pub fn revoke_token(&self, id: &str) -> Result<Option<Token>> {
+    fn revoke_token(&self, id: &str) -> Result<Option<Token>> {
         let t = &self.core().t;
         let r = (&t.tokens, &t.token_ids).transaction(|(token_tree, ids)| {
             let Some(hash) = ids.remove(id.as_bytes())? else {
@@ -634,11 +708,7 @@ impl Accounts<'_> {
         tx_result(r)
     }
 
-    /// Records that `token` (as read by [`Accounts::token_by_hash`]) was used
-    /// at `now_ns`, unless its last use was recorded less than
-    /// `resolution_ns` before: at most one write per token per
-    /// `resolution_ns`. A token revoked meanwhile stays revoked.
-    pub fn touch_token(&self, token: &Token, now_ns: u64, resolution_ns: u64) -> Result<()> {
+    fn touch_token(&self, token: &Token, now_ns: u64, resolution_ns: u64) -> Result<()> {
         if token
             .last_used_ns
             .is_some_and(|last| now_ns.saturating_sub(last) < resolution_ns)
@@ -659,10 +729,7 @@ impl Accounts<'_> {
         Ok(())
     }
 
-    /// What opening this store migrated (see the module docs), once: the
-    /// report is removed by this call. `None` when nothing was migrated or
-    /// it was already taken.
-    pub fn take_migration(&self) -> Result<Option<AccountsMigration>> {
+    fn take_migration(&self) -> Result<Option<AccountsMigration>> {
         let meta = &self.core().t.accounts_meta;
         match meta.remove(META_MIGRATION).db()? {
             None => Ok(None),

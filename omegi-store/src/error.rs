@@ -74,6 +74,22 @@ pub enum Error {
         /// The login asked for.
         login: String,
     },
+    /// A PostgreSQL connection URL could not be read; the
+    /// [`source`](std::error::Error::source) says why. The URL itself is
+    /// not repeated, as it may hold a password.
+    #[error("invalid database URL")]
+    InvalidDatabaseUrl(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
+    /// The PostgreSQL database was migrated by a newer version of Omegi.
+    #[error(
+        "the database has schema version {found}, newer than {supported}, the newest this \
+         version of omegi-store knows; upgrade every node before it connects"
+    )]
+    DatabaseTooNew {
+        /// The newest migration applied to the database.
+        found: u32,
+        /// The newest migration this build has.
+        supported: u32,
+    },
     /// No project has this id.
     #[error("no project {id:?}")]
     ProjectNotFound {

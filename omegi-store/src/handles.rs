@@ -2,7 +2,7 @@
 //!
 //! Each is returned by a method of [`Store`] ([`Store::traces`],
 //! [`Store::issues`], [`Store::stats`], [`Store::notes`], [`Store::search`],
-//! [`Store::accounts`]), costs nothing to make and holds nothing but the
+//! [`Store::accounts`], which is a trait object shared by the backends), costs nothing to make and holds nothing but the
 //! reference; the methods of each are written in the module of what they
 //! keep.
 
@@ -90,11 +90,4 @@ handle!(
     Search,
     search,
     "full-text search"
-);
-
-handle!(
-    /// Projects, users, memberships and API tokens.
-    Accounts,
-    accounts,
-    "accounts"
 );

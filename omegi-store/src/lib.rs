@@ -226,6 +226,7 @@ mod ingest;
 mod issues;
 mod keys;
 mod notes;
+pub mod postgres;
 mod retention;
 mod search;
 mod settle;
@@ -241,11 +242,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-pub use accounts::{AccountsMigration, Project, Token, TokenOwner, User, MAX_TOKEN_LABEL_CHARS};
+pub use accounts::{Accounts, AccountsMigration, Project, Token, TokenOwner, User, MAX_TOKEN_LABEL_CHARS};
 pub use attachments::{Attached, Attachment};
 pub use error::{EngineError, Error, Result};
 pub use export::{ImportOptions, TransferStats, EXPORT_VERSION};
-pub use handles::{Accounts, Issues, Notes, Search, Stats, Traces};
+pub use handles::{Issues, Notes, Search, Stats, Traces};
 pub use ingest::IngestReport;
 pub use issues::{
     title_line, Issue, IssueQuery, IssueSort, IssueStatus, Occurrence, OccurrenceSummary,
@@ -550,6 +551,7 @@ impl Core {
 
 struct Inner {
     core: Arc<Core>,
+    accounts: accounts::SledAccounts,
     // Dropped with the last clone: stops and joins the retention thread.
     _worker: Option<retention::Worker>,
 }
@@ -621,6 +623,9 @@ impl Store {
         };
         let store = Store {
             inner: Arc::new(Inner {
+                accounts: accounts::SledAccounts {
+                    core: Arc::clone(&core),
+                },
                 core,
                 _worker: worker,
             }),
@@ -631,6 +636,12 @@ impl Store {
 
     pub(crate) fn core(&self) -> &Core {
         &self.inner.core
+    }
+
+    /// The store's projects, users, memberships and tokens (see
+    /// [`Accounts`]).
+    pub fn accounts(&self) -> &dyn Accounts {
+        &self.inner.accounts
     }
 
     /// Waits until every write that returned before this call is durable;

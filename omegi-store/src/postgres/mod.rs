@@ -1,0 +1,181 @@
+//! The PostgreSQL backend: the store's data in a database that operators
+//! already run, replicate and back up, so that several `omegi serve` nodes
+//! can share it.
+//!
+//! [`Database::connect`] opens a pool of connections to the database a URL
+//! names (`postgres://user:password@host:5432/omegi`) and brings its schema
+//! up to date: the [`migrations`] run at start, in order, each once, in one
+//! transaction under an advisory lock, so that nodes starting together
+//! apply them once. A database migrated by a newer build is refused
+//! ([`Error::DatabaseTooNew`]).
+//!
+//! Each concern is the same interface on every backend: the accounts are
+//! [`Accounts`], as on the embedded store ([`crate::Store::accounts`]).
+//!
+//! The client is synchronous, like the rest of the store: async callers run
+//! it on blocking threads, as they run the embedded store.
+//!
+//! ```no_run
+//! use omegi_store::postgres::Database;
+//! use omegi_store::Project;
+//!
+//! # fn main() -> omegi_store::Result<()> {
+//! let db = Database::connect("postgres://omegi@127.0.0.1/omegi")?;
+//! db.accounts().put_project(&Project::new("shop"))?;
+//! assert_eq!(db.accounts().projects()?.len(), 1);
+//! # Ok(())
+//! # }
+//! ```
+
+mod accounts;
+pub mod migrations;
+mod throwaway;
+
+use std::time::Duration;
+
+use r2d2_postgres::postgres::{self, NoTls};
+use r2d2_postgres::PostgresConnectionManager;
+
+use crate::error::{EngineError, Error, Result};
+use crate::Accounts;
+
+pub use throwaway::{Throwaway, ThrowawayError};
+
+type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
+type Conn = r2d2::PooledConnection<PostgresConnectionManager<NoTls>>;
+
+/// How to connect to PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct PgConfig {
+    url: String,
+    pool_size: u32,
+    connect_timeout: Duration,
+    statement_timeout: Duration,
+}
+
+impl PgConfig {
+    /// Connects to the database `url` names, in the form
+    /// `postgres://user:password@host:port/database?options` (or
+    /// PostgreSQL's `key=value` form), with the defaults: 16 connections,
+    /// 10 s to connect, 30 s per statement.
+    pub fn new(url: impl Into<String>) -> Self {
+        PgConfig {
+            url: url.into(),
+            pool_size: 16,
+            connect_timeout: Duration::from_secs(10),
+            statement_timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// The most connections open at once.
+    pub fn pool_size(mut self, connections: u32) -> Self {
+        self.pool_size = connections.max(1);
+        self
+    }
+
+    /// How long connecting, or waiting for a free connection, may take.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long one statement may run before the database cancels it.
+    pub fn statement_timeout(mut self, timeout: Duration) -> Self {
+        self.statement_timeout = timeout;
+        self
+    }
+}
+
+/// An open PostgreSQL database holding Omegi's data. Cheap to clone:
+/// clones share the pool of connections.
+#[derive(Clone)]
+pub struct Database {
+    accounts: std::sync::Arc<accounts::PgAccounts>,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may hold a password: it is not shown.
+        f.debug_struct("Database").finish_non_exhaustive()
+    }
+}
+
+impl Database {
+    /// Connects with the defaults of [`PgConfig::new`] and migrates the
+    /// schema.
+    pub fn connect(url: &str) -> Result<Self> {
+        Self::connect_with(PgConfig::new(url))
+    }
+
+    /// Connects as `config` says and migrates the schema.
+    pub fn connect_with(config: PgConfig) -> Result<Self> {
+        let mut pg: postgres::Config = config
+            .url
+            .parse()
+            .map_err(|e| Error::InvalidDatabaseUrl(Box::new(e)))?;
+        if pg.get_connect_timeout().is_none() {
+            pg.connect_timeout(config.connect_timeout);
+        }
+        let millis = config.statement_timeout.as_millis();
+        let options = match pg.get_options() {
+            Some(given) => format!("{given} -c statement_timeout={millis}"),
+            None => format!("-c statement_timeout={millis}"),
+        };
+        pg.options(&options);
+        let manager = PostgresConnectionManager::new(pg, NoTls);
+        let pool = r2d2::Pool::builder()
+            .max_size(config.pool_size)
+            .min_idle(Some(0))
+            .connection_timeout(config.connect_timeout)
+            // The pool's own log line would repeat the error returned.
+            .error_handler(Box::new(r2d2::NopErrorHandler))
+            .build(manager)
+            .map_err(database)?;
+        let mut conn = pool.get().map_err(database)?;
+        migrations::migrate(&mut conn)?;
+        drop(conn);
+        Ok(Database {
+            accounts: std::sync::Arc::new(accounts::PgAccounts::new(pool)),
+        })
+    }
+
+    /// The projects, users, memberships and tokens (see [`Accounts`]).
+    pub fn accounts(&self) -> &dyn Accounts {
+        &*self.accounts
+    }
+}
+
+/// A failure of the database or of the pool.
+fn database(e: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::Storage(EngineError::database(e))
+}
+
+/// A connection from the pool.
+fn conn(pool: &Pool) -> Result<Conn> {
+    pool.get().map_err(database)
+}
+
+/// Stored nanoseconds: PostgreSQL's `bigint` is signed, so times after
+/// 2262 are refused rather than wrapped.
+fn ns_to_sql(ns: u64) -> Result<i64> {
+    i64::try_from(ns).map_err(|_| Error::Encode(format!("time {ns} ns is past the year 2262")))
+}
+
+/// Nanoseconds read back.
+fn ns_from_sql(table: &'static str, ns: i64) -> Result<u64> {
+    u64::try_from(ns).map_err(|_| Error::corrupt(table, format!("negative time {ns}")))
+}
+
+/// The name of the constraint a statement violated, if that is why it
+/// failed.
+fn violated(e: &postgres::Error) -> Option<&str> {
+    let db = e.as_db_error()?;
+    let code = db.code();
+    if *code == postgres::error::SqlState::UNIQUE_VIOLATION
+        || *code == postgres::error::SqlState::FOREIGN_KEY_VIOLATION
+    {
+        db.constraint()
+    } else {
+        None
+    }
+}
