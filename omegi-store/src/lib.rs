@@ -242,7 +242,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-pub use accounts::{Accounts, AccountsMigration, Project, Token, TokenOwner, User, MAX_TOKEN_LABEL_CHARS};
+pub use accounts::{
+    Accounts, AccountsMigration, Project, Token, TokenOwner, User, MAX_TOKEN_LABEL_CHARS,
+};
 pub use attachments::{Attached, Attachment};
 pub use error::{EngineError, Error, Result};
 pub use export::{ImportOptions, TransferStats, EXPORT_VERSION};

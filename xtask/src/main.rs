@@ -4,8 +4,10 @@
 //! makes sure that what the tests need is on the machine (Debian's headless
 //! Chromium for the web UI's browser tests; the stock OpenTelemetry Python
 //! SDK with its gRPC and HTTP exporters, from PyPI into a virtualenv under
-//! `target/`, for the test that a stock SDK reaches `omegi serve`),
-//! installing each once when it is missing, then runs
+//! `target/`, for the test that a stock SDK reaches `omegi serve`; Debian's
+//! PostgreSQL server programs, from which the store's tests start a
+//! throwaway cluster of their own, unless `OMEGI_TEST_DATABASE_URL` names
+//! one), installing each once when it is missing, then runs
 //! `cargo test --workspace ARGS`. A second run installs nothing.
 
 #![forbid(unsafe_code)]
@@ -80,10 +82,43 @@ fn test(args: &[String]) -> Result<(), String> {
 }
 
 fn setup() -> Result<Setup, String> {
+    postgresql()?;
     Ok(Setup {
         chromium: chromium()?,
         otel_python: otel_python()?,
     })
+}
+
+/// PostgreSQL's server programs (`initdb`, `postgres`), which the tests
+/// of the PostgreSQL backend run as a throwaway cluster: Debian's
+/// `postgresql` package, installed with apt-get when they are missing and
+/// no cluster is named by `OMEGI_TEST_DATABASE_URL`. The package's own
+/// cluster service is not needed and not used.
+fn postgresql() -> Result<(), String> {
+    if env::var_os("OMEGI_TEST_DATABASE_URL").is_some() || has_postgresql() {
+        return Ok(());
+    }
+    eprintln!(
+        "xtask: PostgreSQL is missing; installing Debian's postgresql package for the \
+         PostgreSQL backend's tests"
+    );
+    apt_install(&["postgresql"])?;
+    if has_postgresql() {
+        Ok(())
+    } else {
+        Err("postgresql was installed but initdb is not in /usr/lib/postgresql/*/bin".into())
+    }
+}
+
+/// Whether `initdb` and `postgres` are in Debian's place or on PATH.
+fn has_postgresql() -> bool {
+    let both = |dir: &Path| dir.join("initdb").is_file() && dir.join("postgres").is_file();
+    let debian = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|version| both(&version.path().join("bin")));
+    debian || env::var_os("PATH").is_some_and(|path| env::split_paths(&path).any(|dir| both(&dir)))
 }
 
 /// A Python with the OpenTelemetry SDK and its OTLP exporters:
