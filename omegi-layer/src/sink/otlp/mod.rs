@@ -142,8 +142,8 @@ pub struct OtlpSink {
     scope_bytes: Vec<u8>,
     /// The encoded request, reused from batch to batch.
     buffer: Vec<u8>,
-    /// Scratch space of the span encoder, reused from batch to batch.
-    span_lens: Vec<usize>,
+    /// What the span encoder keeps from batch to batch.
+    scratch: wire::Scratch,
 }
 
 enum Transport {
@@ -302,7 +302,7 @@ impl OtlpSinkBuilder {
             scope,
             resource: None,
             buffer: Vec::new(),
-            span_lens: Vec::new(),
+            scratch: wire::Scratch::default(),
         })
     }
 
@@ -528,7 +528,7 @@ impl OtlpSink {
                     resource,
                     &self.scope_bytes,
                     spans.iter(),
-                    &mut self.span_lens,
+                    &mut self.scratch,
                     &mut self.buffer,
                 );
                 drop(spans);
@@ -591,7 +591,7 @@ impl Sink for OtlpSink {
                 resource,
                 &self.scope_bytes,
                 batch.spans(),
-                &mut self.span_lens,
+                &mut self.scratch,
                 &mut self.buffer,
             );
             http.post(&self.traces, &self.buffer)

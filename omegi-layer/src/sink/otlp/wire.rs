@@ -4,7 +4,13 @@
 //! batch to batch. The bytes are those prost writes for the messages of
 //! [`encode`](super::encode) (tests hold them equal), so either form may be
 //! sent.
+//!
+//! The attributes that are the same for every span or event of a callsite
+//! (`omegi.target`, `omegi.level`, `level`, `code.*`) are encoded once per
+//! callsite and copied from then on ([`Constants`]).
 
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use omegi_core::{
@@ -32,8 +38,17 @@ pub(crate) trait WireSpan {
     fn kind(&self) -> SpanKind;
     fn start_ns(&self) -> u64;
     fn end_ns(&self) -> u64;
-    /// Calls `f` with each attribute, in the order sent.
-    fn attributes<'a>(&'a self, f: &mut impl FnMut(&'a str, Val<'a>));
+    /// Calls `f` with each attribute of the span's own fields, in the order
+    /// sent (before the constant ones).
+    fn field_attributes<'a>(&'a self, f: &mut impl FnMut(&'a str, Val<'a>));
+    /// Calls `f` with each attribute that depends only on the callsite, in
+    /// the order sent.
+    fn constant_attributes<'a>(&'a self, f: &mut impl FnMut(&'a str, Val<'a>));
+    /// The callsite, when [`WireSpan::constant_attributes`] are the same
+    /// for every span that names it (their encoding is then kept).
+    fn callsite(&self) -> Option<&'static Metadata<'static>> {
+        None
+    }
     fn events(&self) -> &[Self::Event];
     fn dropped_events(&self) -> u32;
     fn status(&self) -> Status;
@@ -44,8 +59,19 @@ pub(crate) trait WireSpan {
 pub(crate) trait WireEvent {
     fn time_ns(&self) -> u64;
     fn message(&self) -> &str;
-    /// Calls `f` with each attribute, in the order sent.
-    fn attributes<'a>(&'a self, span_target: &str, f: &mut impl FnMut(&'a str, Val<'a>));
+    /// Calls `f` with each attribute that depends only on the callsite and
+    /// on whether the span's target is the event's, in the order sent
+    /// (before the fields).
+    fn constant_attributes<'a>(&'a self, span_target: &str, f: &mut impl FnMut(&'a str, Val<'a>));
+    /// Calls `f` with each of the event's fields, in the order sent.
+    fn field_attributes<'a>(&'a self, f: &mut impl FnMut(&'a str, Val<'a>));
+    /// The callsite, when the constant attributes depend on nothing else
+    /// (see [`WireEvent::constant_attributes`]).
+    fn callsite(&self) -> Option<&'static Metadata<'static>> {
+        None
+    }
+    /// Whether the event's target differs from `span_target`.
+    fn other_target(&self, span_target: &str) -> bool;
 }
 
 impl WireSpan for SpanRecord {
@@ -77,8 +103,10 @@ impl WireSpan for SpanRecord {
     fn end_ns(&self) -> u64 {
         self.end_ns
     }
-    fn attributes<'a>(&'a self, f: &mut impl FnMut(&'a str, Val<'a>)) {
+    fn field_attributes<'a>(&'a self, f: &mut impl FnMut(&'a str, Val<'a>)) {
         fields(&self.attributes, f);
+    }
+    fn constant_attributes<'a>(&'a self, f: &mut impl FnMut(&'a str, Val<'a>)) {
         f("omegi.target", Val::Str(&self.target));
         if self.level != Level::Info {
             f("omegi.level", Val::Str(self.level.as_str()));
@@ -106,13 +134,18 @@ impl WireEvent for EventRecord {
     fn message(&self) -> &str {
         &self.message
     }
-    fn attributes<'a>(&'a self, span_target: &str, f: &mut impl FnMut(&'a str, Val<'a>)) {
+    fn constant_attributes<'a>(&'a self, span_target: &str, f: &mut impl FnMut(&'a str, Val<'a>)) {
         f("level", Val::Str(self.level.as_str()));
-        if self.target != span_target {
+        if self.other_target(span_target) {
             f("omegi.target", Val::Str(&self.target));
         }
         location_attributes(&self.location, f);
+    }
+    fn field_attributes<'a>(&'a self, f: &mut impl FnMut(&'a str, Val<'a>)) {
         fields(&self.fields, f);
+    }
+    fn other_target(&self, span_target: &str) -> bool {
+        self.target != span_target
     }
 }
 
@@ -168,14 +201,19 @@ impl WireSpan for CapturedSpan {
     fn end_ns(&self) -> u64 {
         self.end_ns
     }
-    fn attributes<'a>(&'a self, f: &mut impl FnMut(&'a str, Val<'a>)) {
+    fn field_attributes<'a>(&'a self, f: &mut impl FnMut(&'a str, Val<'a>)) {
         captured_fields(&self.data.attributes, f);
+    }
+    fn constant_attributes<'a>(&'a self, f: &mut impl FnMut(&'a str, Val<'a>)) {
         f("omegi.target", Val::Str(self.meta.target()));
         let level = level(self.meta);
         if level != Level::Info {
             f("omegi.level", Val::Str(level.as_str()));
         }
         meta_location(self.meta, f);
+    }
+    fn callsite(&self) -> Option<&'static Metadata<'static>> {
+        Some(self.meta)
     }
     fn events(&self) -> &[Arc<RawEvent>] {
         &self.data.events
@@ -198,13 +236,21 @@ impl WireEvent for Arc<RawEvent> {
     fn message(&self) -> &str {
         &self.message
     }
-    fn attributes<'a>(&'a self, span_target: &str, f: &mut impl FnMut(&'a str, Val<'a>)) {
+    fn constant_attributes<'a>(&'a self, span_target: &str, f: &mut impl FnMut(&'a str, Val<'a>)) {
         f("level", Val::Str(level(self.meta).as_str()));
-        if self.meta.target() != span_target {
+        if self.other_target(span_target) {
             f("omegi.target", Val::Str(self.meta.target()));
         }
         meta_location(self.meta, f);
+    }
+    fn field_attributes<'a>(&'a self, f: &mut impl FnMut(&'a str, Val<'a>)) {
         captured_fields(&self.fields, f);
+    }
+    fn callsite(&self) -> Option<&'static Metadata<'static>> {
+        Some(self.meta)
+    }
+    fn other_target(&self, span_target: &str) -> bool {
+        self.meta.target() != span_target
     }
 }
 
@@ -419,17 +465,111 @@ fn attributes_len<'a>(tag: u32, visit: impl FnOnce(&mut dyn FnMut(&'a str, Val<'
     len
 }
 
-fn event_len<E: WireEvent>(event: &E, span_target: &str) -> usize {
-    fixed64_field_len(1, event.time_ns())
-        + bytes_field_len(2, event.message().len())
-        + attributes_len(3, |f| event.attributes(span_target, &mut |k, v| f(k, v)))
+/// Attributes that depend only on the callsite, encoded once per callsite
+/// (and per kind: a span's, an event's in a span of its own target, an
+/// event's in a span of another target) and copied from then on. Kept by
+/// the exporter from batch to batch; bounded: when more callsites than
+/// [`Constants::MAX_CALLSITES`] were seen, it starts again.
+#[derive(Default)]
+pub(crate) struct Constants {
+    encoded: HashMap<(usize, u8), Box<[u8]>, BuildHasherDefault<AddressHasher>>,
+    /// The encoding of what has no callsite (records of the model), made
+    /// anew each time.
+    scratch: Vec<u8>,
 }
 
-fn write_event<E: WireEvent>(event: &E, span_target: &str, out: &mut Vec<u8>) {
-    write_delimited(11, event_len(event, span_target), out);
+const SPAN: u8 = 0;
+const EVENT: u8 = 1;
+const EVENT_OTHER_TARGET: u8 = 2;
+
+impl Constants {
+    const MAX_CALLSITES: usize = 4096;
+
+    /// The encoded constant attributes of `callsite` of this `kind`, made by
+    /// `encode` the first time (or every time, without a callsite).
+    fn get(
+        &mut self,
+        callsite: Option<&'static Metadata<'static>>,
+        kind: u8,
+        encode: impl FnOnce(&mut Vec<u8>),
+    ) -> &[u8] {
+        let Some(meta) = callsite else {
+            self.scratch.clear();
+            encode(&mut self.scratch);
+            return &self.scratch;
+        };
+        let key = (std::ptr::from_ref(meta) as usize, kind);
+        if !self.encoded.contains_key(&key) && self.encoded.len() >= Self::MAX_CALLSITES {
+            self.encoded.clear();
+        }
+        self.encoded.entry(key).or_insert_with(|| {
+            let mut bytes = Vec::new();
+            encode(&mut bytes);
+            bytes.into_boxed_slice()
+        })
+    }
+
+    fn span<S: WireSpan>(&mut self, span: &S) -> &[u8] {
+        self.get(span.callsite(), SPAN, |out| {
+            span.constant_attributes(&mut |k, v| write_key_value(9, k, v, out));
+        })
+    }
+
+    fn event<E: WireEvent>(&mut self, event: &E, span_target: &str) -> &[u8] {
+        let kind = if event.other_target(span_target) {
+            EVENT_OTHER_TARGET
+        } else {
+            EVENT
+        };
+        self.get(event.callsite(), kind, |out| {
+            event.constant_attributes(span_target, &mut |k, v| write_key_value(3, k, v, out));
+        })
+    }
+}
+
+/// Hashes the address of a callsite's metadata: distinct static addresses,
+/// spread by one multiplication.
+#[derive(Default)]
+struct AddressHasher(u64);
+
+impl Hasher for AddressHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u8(&mut self, kind: u8) {
+        self.write_u64(u64::from(kind));
+    }
+    fn write_usize(&mut self, address: usize) {
+        self.write_u64(address as u64);
+    }
+    fn write_u64(&mut self, value: u64) {
+        self.0 = (self.0.rotate_left(5) ^ value).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+fn event_len<E: WireEvent>(event: &E, span_target: &str, constants: &mut Constants) -> usize {
+    fixed64_field_len(1, event.time_ns())
+        + bytes_field_len(2, event.message().len())
+        + constants.event(event, span_target).len()
+        + attributes_len(3, |f| event.field_attributes(&mut |k, v| f(k, v)))
+}
+
+fn write_event<E: WireEvent>(
+    event: &E,
+    span_target: &str,
+    constants: &mut Constants,
+    out: &mut Vec<u8>,
+) {
+    write_delimited(11, event_len(event, span_target, constants), out);
     write_fixed64_field(1, event.time_ns(), out);
     write_bytes_field(2, event.message().as_bytes(), out);
-    event.attributes(span_target, &mut |k, v| write_key_value(3, k, v, out));
+    out.extend_from_slice(constants.event(event, span_target));
+    event.field_attributes(&mut |k, v| write_key_value(3, k, v, out));
 }
 
 /// The status message sent: OTLP keeps one for status Error only.
@@ -457,7 +597,7 @@ fn span_flags<S: WireSpan>(span: &S) -> u32 {
 }
 
 /// Length of a `Span` message.
-fn span_len<S: WireSpan>(span: &S) -> usize {
+fn span_len<S: WireSpan>(span: &S, constants: &mut Constants) -> usize {
     let target = span.target();
     delimited_len(1, 16)
         + delimited_len(2, 8)
@@ -466,11 +606,12 @@ fn span_len<S: WireSpan>(span: &S) -> usize {
         + varint_field_len(6, span_kind(span.kind()) as u64)
         + fixed64_field_len(7, span.start_ns())
         + fixed64_field_len(8, span.end_ns())
-        + attributes_len(9, |f| span.attributes(&mut |k, v| f(k, v)))
+        + attributes_len(9, |f| span.field_attributes(&mut |k, v| f(k, v)))
+        + constants.span(span).len()
         + span
             .events()
             .iter()
-            .map(|e| delimited_len(11, event_len(e, target)))
+            .map(|e| delimited_len(11, event_len(e, target, constants)))
             .sum::<usize>()
         + varint_field_len(12, u64::from(span.dropped_events()))
         + delimited_len(15, status_len(span))
@@ -478,7 +619,7 @@ fn span_len<S: WireSpan>(span: &S) -> usize {
         + 4
 }
 
-fn write_span<S: WireSpan>(span: &S, len: usize, out: &mut Vec<u8>) {
+fn write_span<S: WireSpan>(span: &S, len: usize, constants: &mut Constants, out: &mut Vec<u8>) {
     write_delimited(2, len, out);
     write_bytes_field(1, &span.trace_id().0.to_be_bytes(), out);
     write_bytes_field(2, &span.span_id().0.to_be_bytes(), out);
@@ -489,10 +630,11 @@ fn write_span<S: WireSpan>(span: &S, len: usize, out: &mut Vec<u8>) {
     write_varint_field(6, span_kind(span.kind()) as u64, out);
     write_fixed64_field(7, span.start_ns(), out);
     write_fixed64_field(8, span.end_ns(), out);
-    span.attributes(&mut |k, v| write_key_value(9, k, v, out));
+    span.field_attributes(&mut |k, v| write_key_value(9, k, v, out));
+    out.extend_from_slice(constants.span(span));
     let target = span.target();
     for event in span.events() {
-        write_event(event, target, out);
+        write_event(event, target, constants, out);
     }
     write_varint_field(12, u64::from(span.dropped_events()), out);
     write_delimited(15, status_len(span), out);
@@ -504,18 +646,20 @@ fn write_span<S: WireSpan>(span: &S, len: usize, out: &mut Vec<u8>) {
 
 /// Encodes one `ExportTraceServiceRequest` holding `spans` into `out`
 /// (cleared first): `resource` and `scope` are the encoded `Resource` and
-/// `InstrumentationScope` messages. `lens` is scratch space, kept by the
-/// caller so that its allocation is reused.
+/// `InstrumentationScope` messages. `scratch` is kept by the caller from
+/// batch to batch, so that its allocations and the callsites' encoded
+/// constants are reused.
 pub(crate) fn traces_request<'s, S: WireSpan + 's>(
     resource: &[u8],
     scope: &[u8],
     spans: impl Iterator<Item = &'s S> + Clone,
-    lens: &mut Vec<usize>,
+    scratch: &mut Scratch,
     out: &mut Vec<u8>,
 ) {
     out.clear();
+    let Scratch { lens, constants } = scratch;
     lens.clear();
-    lens.extend(spans.clone().map(span_len));
+    lens.extend(spans.clone().map(|span| span_len(span, constants)));
     let spans_len: usize = lens.iter().map(|&len| delimited_len(2, len)).sum();
     let scope_spans_len = delimited_len(1, scope.len()) + spans_len;
     let resource_spans_len = delimited_len(1, resource.len()) + delimited_len(2, scope_spans_len);
@@ -527,8 +671,16 @@ pub(crate) fn traces_request<'s, S: WireSpan + 's>(
     write_delimited(1, scope.len(), out);
     out.extend_from_slice(scope);
     for (span, &len) in spans.zip(lens.iter()) {
-        write_span(span, len, out);
+        write_span(span, len, constants, out);
     }
+}
+
+/// What the span encoder keeps from batch to batch.
+#[derive(Default)]
+pub(crate) struct Scratch {
+    /// The length of each span of the batch.
+    lens: Vec<usize>,
+    constants: Constants,
 }
 
 #[cfg(test)]
@@ -579,7 +731,7 @@ mod tests {
         let otlp_resource = encode::resource(&resource);
         let scope = encode::scope();
         let (resource_bytes, scope_bytes) = (otlp_resource.encode_to_vec(), scope.encode_to_vec());
-        let (mut lens, mut out) = (Vec::new(), Vec::new());
+        let (mut lens, mut out) = (Scratch::default(), Vec::new());
         for batch in [spans(), spans()[..1].to_vec(), Vec::new()] {
             let expected = encode::traces_request(
                 otlp_resource.clone(),
@@ -684,7 +836,8 @@ mod tests {
             .iter()
             .map(|span| crate::export::span_record(span.meta, &span.data, span.end_ns, "payment"))
             .collect();
-        let (mut lens, mut from_captured, mut from_records) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut lens, mut from_captured, mut from_records) =
+            (Scratch::default(), Vec::new(), Vec::new());
         traces_request(
             &resource_bytes,
             &scope_bytes,
@@ -701,6 +854,32 @@ mod tests {
         );
         assert!(from_captured.len() > 300, "{} bytes", from_captured.len());
         assert_eq!(from_captured, from_records);
+
+        // Again, and in another order, with every callsite's constants
+        // already encoded: the same bytes as the records give.
+        let mut again = Vec::new();
+        for order in [[0, 1, 2], [2, 1, 0]] {
+            traces_request(
+                &resource_bytes,
+                &scope_bytes,
+                order.iter().map(|&i| &spans[i]),
+                &mut lens,
+                &mut again,
+            );
+            traces_request(
+                &resource_bytes,
+                &scope_bytes,
+                order.iter().map(|&i| &records[i]),
+                &mut lens,
+                &mut from_records,
+            );
+            assert_eq!(again, from_records, "{order:?}");
+        }
+        assert_eq!(
+            lens.constants.encoded.len(),
+            4,
+            "two span callsites, two event kinds"
+        );
     }
 
     #[test]
