@@ -12,6 +12,15 @@
 //! Each concern is the same interface on every backend: the accounts are
 //! [`Accounts`], as on the embedded store ([`crate::Store::accounts`]).
 //!
+//! # TLS
+//!
+//! Whenever the connection uses TLS, the server's certificate and name are
+//! verified (libpq's `verify-full`), against the CA file of `sslrootcert`
+//! in the URL (or [`PgConfig::root_cert`]) or else Mozilla's roots.
+//! `sslmode=disable` connects without TLS; `prefer` (the default) uses it
+//! when the server offers it; `require`, `verify-ca` and `verify-full`
+//! insist on it. [`Database::encrypted`] tells whether a connection is.
+//!
 //! The client is synchronous, like the rest of the store: async callers run
 //! it on blocking threads, as they run the embedded store.
 //!
@@ -30,10 +39,11 @@
 mod accounts;
 pub mod migrations;
 mod throwaway;
+mod tls;
 
 use std::time::Duration;
 
-use r2d2_postgres::postgres::{self, NoTls};
+use r2d2_postgres::postgres;
 use r2d2_postgres::PostgresConnectionManager;
 
 use crate::error::{EngineError, Error, Result};
@@ -41,8 +51,8 @@ use crate::Accounts;
 
 pub use throwaway::{Throwaway, ThrowawayError};
 
-type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
-type Conn = r2d2::PooledConnection<PostgresConnectionManager<NoTls>>;
+type Pool = r2d2::Pool<PostgresConnectionManager<tls::MakeTls>>;
+type Conn = r2d2::PooledConnection<PostgresConnectionManager<tls::MakeTls>>;
 
 /// How to connect to PostgreSQL.
 #[derive(Debug, Clone)]
@@ -51,6 +61,7 @@ pub struct PgConfig {
     pool_size: u32,
     connect_timeout: Duration,
     statement_timeout: Duration,
+    root_cert: Option<std::path::PathBuf>,
 }
 
 impl PgConfig {
@@ -64,6 +75,7 @@ impl PgConfig {
             pool_size: 16,
             connect_timeout: Duration::from_secs(10),
             statement_timeout: Duration::from_secs(30),
+            root_cert: None,
         }
     }
 
@@ -79,6 +91,14 @@ impl PgConfig {
         self
     }
 
+    /// Trusts the CA certificates of this PEM file for TLS to the database,
+    /// instead of Mozilla's roots (as `sslrootcert` in the URL does; the
+    /// URL's wins). See the [TLS rules](self#tls).
+    pub fn root_cert(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.root_cert = Some(path.into());
+        self
+    }
+
     /// How long one statement may run before the database cancels it.
     pub fn statement_timeout(mut self, timeout: Duration) -> Self {
         self.statement_timeout = timeout;
@@ -90,6 +110,7 @@ impl PgConfig {
 /// clones share the pool of connections.
 #[derive(Clone)]
 pub struct Database {
+    pool: Pool,
     accounts: std::sync::Arc<accounts::PgAccounts>,
 }
 
@@ -109,10 +130,11 @@ impl Database {
 
     /// Connects as `config` says and migrates the schema.
     pub fn connect_with(config: PgConfig) -> Result<Self> {
-        let mut pg: postgres::Config = config
-            .url
+        let (url, root_cert) = tls::split_url(&config.url)?;
+        let mut pg: postgres::Config = url
             .parse()
             .map_err(|e| Error::InvalidDatabaseUrl(Box::new(e)))?;
+        let tls = tls::connector(root_cert.as_deref().or(config.root_cert.as_deref()))?;
         if pg.get_connect_timeout().is_none() {
             pg.connect_timeout(config.connect_timeout);
         }
@@ -122,7 +144,13 @@ impl Database {
             None => format!("-c statement_timeout={millis}"),
         };
         pg.options(&options);
-        let manager = PostgresConnectionManager::new(pg, NoTls);
+        let manager = PostgresConnectionManager::new(pg, tls);
+        // The first connection is made here, not by the pool, so that a
+        // refusal (a certificate, a password) is reported at once and with
+        // its cause, where the pool would retry until its timeout.
+        let mut first = r2d2::ManageConnection::connect(&manager).map_err(database)?;
+        migrations::migrate(&mut first)?;
+        drop(first);
         let pool = r2d2::Pool::builder()
             .max_size(config.pool_size)
             .min_idle(Some(0))
@@ -131,12 +159,22 @@ impl Database {
             .error_handler(Box::new(r2d2::NopErrorHandler))
             .build(manager)
             .map_err(database)?;
-        let mut conn = pool.get().map_err(database)?;
-        migrations::migrate(&mut conn)?;
-        drop(conn);
         Ok(Database {
-            accounts: std::sync::Arc::new(accounts::PgAccounts::new(pool)),
+            accounts: std::sync::Arc::new(accounts::PgAccounts::new(pool.clone())),
+            pool,
         })
+    }
+
+    /// Whether a connection of the pool is encrypted (TLS), as the server
+    /// sees it.
+    pub fn encrypted(&self) -> Result<bool> {
+        let row = conn(&self.pool)?
+            .query_one(
+                "SELECT coalesce((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false)",
+                &[],
+            )
+            .map_err(database)?;
+        Ok(row.get(0))
     }
 
     /// The projects, users, memberships and tokens (see [`Accounts`]).

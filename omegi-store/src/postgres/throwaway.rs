@@ -66,6 +66,17 @@ impl Throwaway {
     /// Starts a cluster; `durable` keeps PostgreSQL's defaults (fsync on),
     /// as a benchmark comparing stores needs.
     pub fn start_with(durable: bool) -> Result<Self, ThrowawayError> {
+        Self::start_inner(durable, None)
+    }
+
+    /// Starts a cluster (fsync off) that also accepts TLS, with this
+    /// certificate chain and key (PEM); connections without TLS are still
+    /// accepted.
+    pub fn start_tls(cert_pem: &str, key_pem: &str) -> Result<Self, ThrowawayError> {
+        Self::start_inner(false, Some((cert_pem, key_pem)))
+    }
+
+    fn start_inner(durable: bool, tls: Option<(&str, &str)>) -> Result<Self, ThrowawayError> {
         let bin = server_programs().ok_or(ThrowawayError::NotInstalled)?;
         let (uid, gid) = run_as();
         let dir = std::env::temp_dir().join(format!(
@@ -98,10 +109,33 @@ impl Throwaway {
                 String::from_utf8_lossy(&out.stderr)
             )));
         }
+        let mut settings = if durable {
+            "-c max_connections=300".to_owned()
+        } else {
+            "-c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+                .to_owned()
+        };
+        if let Some((cert, key)) = tls {
+            let (cert_file, key_file) = (dir.join("server.crt"), dir.join("server.key"));
+            for (file, pem) in [(&cert_file, cert), (&key_file, key)] {
+                std::fs::write(file, pem).map_err(|e| failed("cannot write the TLS files", e))?;
+                std::fs::set_permissions(file, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                    .map_err(|e| failed("cannot protect the TLS files", e))?;
+                if let Some(uid) = uid {
+                    std::os::unix::fs::chown(file, Some(uid), gid)
+                        .map_err(|e| failed("cannot give the TLS files away", e))?;
+                }
+            }
+            settings.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                cert_file.display(),
+                key_file.display()
+            ));
+        }
         let mut last = String::new();
         for _ in 0..5 {
             let port = free_port().map_err(|e| failed("no free port on 127.0.0.1", e))?;
-            match start_server(&bin, &dir, port, durable, uid, gid) {
+            match start_server(&bin, &dir, port, &settings, uid, gid) {
                 Ok(cluster) => return Ok(cluster),
                 Err(why) => last = why,
             }
@@ -196,7 +230,7 @@ fn start_server(
     bin: &Path,
     dir: &Path,
     port: u16,
-    durable: bool,
+    settings: &str,
     uid: Option<u32>,
     gid: Option<u32>,
 ) -> Result<Throwaway, String> {
@@ -215,11 +249,6 @@ log=$(tail -n 20 "$2/log")
 rm -rf "$2"
 printf '%s\n' "$log"
 "#;
-    let settings = if durable {
-        "-c max_connections=300"
-    } else {
-        "-c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-    };
     let mut sh = Command::new("sh");
     sh.arg("-c")
         .arg(SCRIPT)
