@@ -23,7 +23,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 
 use super::extract::Query;
-use super::{bearer, readable_projects, ApiError, ApiUser, AppState, SharedState};
+use super::{bearer, readable_projects, ApiError, ApiUser, SharedState};
 use crate::alerts::Alert;
 use crate::auth::Principal;
 
@@ -50,17 +50,29 @@ fn request_token(headers: &HeaderMap, query: Option<String>) -> Result<String, A
     }
 }
 
-/// Whether `token` still belongs to the user `login`.
-fn still_valid(state: &AppState, token: &str, login: &str) -> bool {
-    matches!(
-        state.auth.authenticate(token),
-        Ok(Some(Principal::User(l))) if l == login
-    )
+/// Whether `token` still belongs to the user `login` (looked up on a
+/// blocking thread; a failed check counts as no).
+async fn still_valid(state: &SharedState, token: &str, login: &str) -> bool {
+    let (token, login) = (token.to_owned(), login.to_owned());
+    super::blocking(state, move |state| {
+        Ok(matches!(
+            state.auth.authenticate(&token),
+            Ok(Some(Principal::User(l))) if l == login
+        ))
+    })
+    .await
+    .unwrap_or(false)
 }
 
-/// Whether the user may see `alert` (a failed check counts as no).
-fn may_see(state: &AppState, user: &ApiUser, alert: &Alert) -> bool {
-    readable_projects(state, user).is_ok_and(|r| r.contains(&alert.project))
+/// Whether the user may see `alert` (looked up on a blocking thread; a
+/// failed check counts as no).
+async fn may_see(state: &SharedState, user: &ApiUser, alert: &Alert) -> bool {
+    let (user, project) = (user.clone(), alert.project.clone());
+    super::blocking(state, move |state| {
+        Ok(readable_projects(state, &user).is_ok_and(|r| r.contains(&project)))
+    })
+    .await
+    .unwrap_or(false)
 }
 
 pub(super) async fn stream(
@@ -69,7 +81,7 @@ pub(super) async fn stream(
     Query(params): Query<Params>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let token = request_token(&headers, params.token)?;
-    let login = match super::token_principal(&state, &token)? {
+    let login = match super::token_principal(&state, token.clone()).await? {
         Principal::User(login) => login,
         Principal::Project(_) => {
             return Err(ApiError::Forbidden(
@@ -78,10 +90,14 @@ pub(super) async fn stream(
         }
     };
     let user = ApiUser(login);
-    if let Some(project) = &params.project {
+    if let Some(project) = params.project.clone() {
         // Like every project filter: 404 for a project the user does not
         // belong to.
-        super::check_project(&state.store, &readable_projects(&state, &user)?, project)?;
+        let user = user.clone();
+        super::blocking(&state, move |state| {
+            super::check_project(&state.store, &readable_projects(state, &user)?, &project)
+        })
+        .await?;
     }
     let rx = state.alerts.subscribe();
     let shutdown = state.shutdown.clone();
@@ -106,7 +122,7 @@ pub(super) async fn stream(
                     _ = shutdown.changed() => return None,
                     _ = tokio::time::sleep_until(watch.next_check) => {
                         watch.next_check = Instant::now() + watch.state.stream_recheck;
-                        if watch.token_valid() {
+                        if watch.token_valid().await {
                             continue;
                         }
                         return Some((Ok(watch.end()), (rx, shutdown, watch)));
@@ -114,11 +130,11 @@ pub(super) async fn stream(
                 };
                 let event = match received {
                     Ok(alert) => {
-                        if !watch.token_valid() {
+                        if !watch.token_valid().await {
                             return Some((Ok(watch.end()), (rx, shutdown, watch)));
                         }
                         if watch.project.as_ref().is_some_and(|p| *p != alert.project)
-                            || !may_see(&watch.state, &watch.user, &alert)
+                            || !may_see(&watch.state, &watch.user, &alert).await
                         {
                             continue;
                         }
@@ -147,8 +163,8 @@ struct Watch {
 }
 
 impl Watch {
-    fn token_valid(&self) -> bool {
-        still_valid(&self.state, &self.token, &self.user.0)
+    async fn token_valid(&self) -> bool {
+        still_valid(&self.state, &self.token, &self.user.0).await
     }
 
     /// The last event of a stream whose token was revoked.

@@ -190,7 +190,7 @@ async fn receive(state: SharedState, request: Request, signal: Signal) -> Respon
         drain(body, max, rate).await;
         response
     };
-    let project = match principal(&state, headers) {
+    let project = match principal(&state, headers).await {
         Ok(Principal::Project(project)) => project,
         Ok(Principal::User(_)) => {
             let error = ApiError::Forbidden(USER_TOKEN_REFUSED.into());

@@ -256,7 +256,12 @@ impl IntoResponse for ApiError {
 }
 
 /// Who sent a request, from its bearer token.
-pub(crate) fn principal(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
+/// Who the request's bearer token belongs to. The token is looked up in
+/// the store on a blocking thread, as all store work is.
+pub(crate) async fn principal(
+    state: &SharedState,
+    headers: &HeaderMap,
+) -> Result<Principal, ApiError> {
     let value = headers
         .get(header::AUTHORIZATION)
         .ok_or_else(|| ApiError::Unauthorized("missing Authorization: Bearer <token>".into()))?;
@@ -264,14 +269,21 @@ pub(crate) fn principal(state: &AppState, headers: &HeaderMap) -> Result<Princip
         value.to_str().ok().and_then(bearer).ok_or_else(|| {
             ApiError::Unauthorized("expected Authorization: Bearer <token>".into())
         })?;
-    token_principal(state, token)
+    token_principal(state, token.to_owned()).await
 }
 
-pub(crate) fn token_principal(state: &AppState, token: &str) -> Result<Principal, ApiError> {
-    state
-        .auth
-        .authenticate(token)?
-        .ok_or_else(|| ApiError::Unauthorized("invalid token".into()))
+/// Who `token` belongs to (looked up on a blocking thread).
+pub(crate) async fn token_principal(
+    state: &SharedState,
+    token: String,
+) -> Result<Principal, ApiError> {
+    blocking(state, move |state| {
+        state
+            .auth
+            .authenticate(&token)?
+            .ok_or_else(|| ApiError::Unauthorized("invalid token".into()))
+    })
+    .await
 }
 
 /// A request made with a user's API token: the user's login.
@@ -285,7 +297,7 @@ impl FromRequestParts<SharedState> for ApiUser {
         parts: &mut Parts,
         state: &SharedState,
     ) -> Result<Self, Self::Rejection> {
-        match principal(state, &parts.headers)? {
+        match principal(state, &parts.headers).await? {
             Principal::User(login) => Ok(ApiUser(login)),
             Principal::Project(_) => Err(ApiError::Forbidden(
                 "an ingest token can only send data to /v1/traces and /v1/logs; use a user token"

@@ -79,7 +79,7 @@ where
             .into_http()
         }
     };
-    let project = match principal(&state, request.headers()) {
+    let project = match principal(&state, request.headers()).await {
         Ok(Principal::Project(project)) => project,
         Ok(Principal::User(_)) => return Status::permission_denied(USER_TOKEN_REFUSED).into_http(),
         Err(error) => return api_error_status(&error).into_http(),
