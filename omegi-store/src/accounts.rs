@@ -354,7 +354,6 @@ impl SledAccounts {
             }
         }
     }
-
 }
 
 impl Store {

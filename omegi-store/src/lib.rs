@@ -242,17 +242,19 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-pub use accounts::{Accounts, AccountsMigration, Project, Token, TokenOwner, User, MAX_TOKEN_LABEL_CHARS};
+pub use accounts::{
+    Accounts, AccountsMigration, Project, Token, TokenOwner, User, MAX_TOKEN_LABEL_CHARS,
+};
 pub use attachments::{Attached, Attachment};
 pub use error::{EngineError, Error, Result};
 pub use export::{ImportOptions, TransferStats, EXPORT_VERSION};
-pub use handles::{Issues, Notes, Search, Stats, Traces};
+pub use handles::{Issues, Search, Stats, Traces};
 pub use ingest::IngestReport;
 pub use issues::{
     title_line, Issue, IssueQuery, IssueSort, IssueStatus, Occurrence, OccurrenceSummary,
     TITLE_CHARS,
 };
-pub use notes::{NewNote, NoteFilter, NoteLinks, NoteUpdate, Renamed};
+pub use notes::{NewNote, NoteFilter, NoteLinks, NoteUpdate, Notes, Renamed};
 pub use retention::{DiskUsage, RetentionReport};
 pub use search::{NoteQuery, SearchHit, Snippet, SuggestFor, SuggestReason, Suggestion};
 pub use settle::{PriorSettle, SettledCause, SettledSummary, SettledTrace, SpanSkeleton};

@@ -58,9 +58,10 @@ impl PgAccounts {
             let mut revoked = None;
             if let Some(old_id) = revoke {
                 let row = tx
-                    .query_opt(&format!("DELETE FROM tokens WHERE id = $1 {TOKEN_RETURNING}"), &[
-                        &old_id,
-                    ])
+                    .query_opt(
+                        &format!("DELETE FROM tokens WHERE id = $1 {TOKEN_RETURNING}"),
+                        &[&old_id],
+                    )
                     .map_err(database)?;
                 match row {
                     Some(row) => revoked = Some(token_of(&row)?),
@@ -147,8 +148,7 @@ impl PgAccounts {
 
 /// The columns a token is read with.
 const TOKEN_COLUMNS: &str = "id, hash, project, login, label, created_ns, last_used_ns";
-const TOKEN_RETURNING: &str =
-    "RETURNING id, hash, project, login, label, created_ns, last_used_ns";
+const TOKEN_RETURNING: &str = "RETURNING id, hash, project, login, label, created_ns, last_used_ns";
 
 fn token_of(row: &Row) -> Result<Token> {
     let project: Option<String> = row.get(2);
@@ -156,7 +156,12 @@ fn token_of(row: &Row) -> Result<Token> {
     let owner = match (project, login) {
         (Some(id), None) => TokenOwner::Project(id),
         (None, Some(login)) => TokenOwner::User(login),
-        _ => return Err(Error::corrupt("tokens", "a token without exactly one owner")),
+        _ => {
+            return Err(Error::corrupt(
+                "tokens",
+                "a token without exactly one owner",
+            ))
+        }
     };
     Ok(Token {
         id: row.get(0),
@@ -353,7 +358,10 @@ impl Accounts for PgAccounts {
     fn set_admin(&self, login: &str, admin: bool) -> Result<()> {
         check_name("user", login)?;
         let changed = conn(&self.pool)?
-            .execute("UPDATE users SET admin = $2 WHERE login = $1", &[&login, &admin])
+            .execute(
+                "UPDATE users SET admin = $2 WHERE login = $1",
+                &[&login, &admin],
+            )
             .map_err(database)?;
         if admin && changed == 0 {
             return Err(Error::UserNotFound {
@@ -449,9 +457,10 @@ impl Accounts for PgAccounts {
 
     fn revoke_token(&self, id: &str) -> Result<Option<Token>> {
         conn(&self.pool)?
-            .query_opt(&format!("DELETE FROM tokens WHERE id = $1 {TOKEN_RETURNING}"), &[
-                &id,
-            ])
+            .query_opt(
+                &format!("DELETE FROM tokens WHERE id = $1 {TOKEN_RETURNING}"),
+                &[&id],
+            )
             .map_err(database)?
             .map(|row| token_of(&row))
             .transpose()

@@ -41,7 +41,7 @@ pub fn latest() -> u32 {
 
 /// A key for `pg_advisory_xact_lock` that no other application is likely
 /// to take: "omegi" in ASCII.
-const LOCK_KEY: i64 = 0x6f6d_6567_69;
+const LOCK_KEY: i64 = 0x006f_6d65_6769;
 
 /// Applies the migrations the database lacks; returns how many.
 pub(crate) fn migrate(client: &mut Client) -> Result<usize> {
@@ -57,7 +57,10 @@ pub(crate) fn migrate(client: &mut Client) -> Result<usize> {
     )
     .map_err(database)?;
     let found: i32 = tx
-        .query_one("SELECT coalesce(max(version), 0) FROM omegi_migrations", &[])
+        .query_one(
+            "SELECT coalesce(max(version), 0) FROM omegi_migrations",
+            &[],
+        )
         .map_err(database)?
         .get(0);
     let found = u32::try_from(found).unwrap_or(0);

@@ -151,7 +151,8 @@ impl Throwaway {
     /// Creates a new, empty database with a unique name; returns its URL.
     pub fn create_database(&self) -> Result<String, ThrowawayError> {
         let name = format!("omegi_{}", uuid::Uuid::new_v4().simple());
-        let mut client = Client::connect(&self.admin_url, NoTls).map_err(ThrowawayError::Connect)?;
+        let mut client =
+            Client::connect(&self.admin_url, NoTls).map_err(ThrowawayError::Connect)?;
         client
             .batch_execute(&format!("CREATE DATABASE {name}"))
             .map_err(ThrowawayError::Connect)?;

@@ -271,4 +271,3 @@ pub(crate) fn finding_a_token_is_one_read_whether_it_exists_or_not(store: Backen
         .is_some());
     assert_eq!(store.accounts().reads() - before, 1_001);
 }
-

@@ -29,9 +29,9 @@ impl Backend {
         let url = cluster
             .create_database()
             .unwrap_or_else(|e| panic!("{}", omegi_core::ErrorChain(&e)));
-        Backend::Postgres(Database::connect(&url).unwrap_or_else(|e| {
-            panic!("{}", omegi_core::ErrorChain(&e))
-        }))
+        Backend::Postgres(
+            Database::connect(&url).unwrap_or_else(|e| panic!("{}", omegi_core::ErrorChain(&e))),
+        )
     }
 
     pub(crate) fn accounts(&self) -> &dyn Accounts {
