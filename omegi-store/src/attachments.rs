@@ -1,11 +1,13 @@
 //! Files attached to notes.
 //!
 //! An attachment belongs to one note: stored under the note's id and the
-//! file name's key, its bytes apart from its description so that listings
-//! never read them. Only the note's author adds or deletes files; anyone
+//! file name's key (how each backend keeps it: `notes::sled`,
+//! `postgres::notes`), its bytes read only when asked for. Only the note's author adds or deletes files; anyone
 //! who may see the note may read them, and nobody else learns that they
 //! exist. A note's files go with the note, in the transaction that deletes
-//! it. The content type is read from the bytes
+//! it. Adding a file is one write that checks the note's author, what the
+//! note already holds and the limits, so that two writers cannot pass the
+//! limits together. The content type is read from the bytes
 //! ([`omegi_core::note::content_type`]), never taken from the sender.
 
 use omegi_core::note::{attachment_key, attachment_name, content_type, AttachmentLimits};

@@ -32,7 +32,8 @@
 //!   sampled out or not.
 //! - [`Store::notes`] → [`Notes`] and [`Store::search`] → [`Search`]: error
 //!   notes, their links and attached files, and full-text search over them
-//!   (see [Notes](#notes) below).
+//!   (see [Notes](#notes) below). [`Notes`] is the same type, with the same
+//!   rules, on PostgreSQL ([`postgres::Database::notes`]).
 //! - [`Store::accounts`] → [`Accounts`]: [`Project`]s, [`User`]s who are
 //!   members of projects ([`Accounts::add_member`]; admins belong to every
 //!   project), and [`Token`]s with ids, found by their hash in one read
@@ -185,6 +186,13 @@
 //! notes ([`Notes::add_attachment`], [`Notes::attachment`]) are checked
 //! against [`Config::attachment_limits`] and typed by their bytes, read
 //! with their note's visibility and deleted with it.
+//!
+//! The notes' rules (what a link resolves to for whom, what a rename
+//! rewrites, who may see or change a note, the attachment limits) are
+//! written once over a narrow storage interface that both backends
+//! implement: the embedded store, and PostgreSQL
+//! ([`postgres::Database::notes`]), where a write checks the revisions it
+//! was decided from, so that several nodes may write the same notes.
 //!
 //! ```
 //! use omegi_store::{NewNote, NoteQuery, Store};

@@ -10,25 +10,34 @@
 //! ([`Error::DatabaseTooNew`]).
 //!
 //! Each concern is the same interface on every backend: the accounts are
-//! [`Accounts`], as on the embedded store ([`crate::Store::accounts`]).
+//! [`Accounts`], as on the embedded store ([`crate::Store::accounts`]); the
+//! notes, with their links, attached files (bytes in the database) and
+//! vault import and export, are [`Notes`] ([`Database::notes`]), the same
+//! type with the same rules as [`crate::Store::notes`]. A note write runs
+//! in a serializable transaction that checks the revision of every note
+//! it changes and runs again when another node came first. Full-text
+//! search over the notes is on the embedded store only, for now.
 //!
 //! The client is synchronous, like the rest of the store: async callers run
 //! it on blocking threads, as they run the embedded store.
 //!
 //! ```no_run
 //! use omegi_store::postgres::Database;
-//! use omegi_store::Project;
+//! use omegi_store::{NewNote, Project};
 //!
 //! # fn main() -> omegi_store::Result<()> {
 //! let db = Database::connect("postgres://omegi@127.0.0.1/omegi")?;
 //! db.accounts().put_project(&Project::new("shop"))?;
 //! assert_eq!(db.accounts().projects()?.len(), 1);
+//! let note = db.notes().create(NewNote::new("kim", "Runbook", "Restart it.").public())?;
+//! assert_eq!(db.notes().resolve_link("runbook", "lee")?, Some(note.id));
 //! # Ok(())
 //! # }
 //! ```
 
 mod accounts;
 pub mod migrations;
+mod notes;
 mod throwaway;
 
 use std::time::Duration;
@@ -37,7 +46,8 @@ use r2d2_postgres::postgres::{self, NoTls};
 use r2d2_postgres::PostgresConnectionManager;
 
 use crate::error::{EngineError, Error, Result};
-use crate::Accounts;
+use crate::notes::NoteSettings;
+use crate::{Accounts, Notes};
 
 pub use throwaway::{Throwaway, ThrowawayError};
 
@@ -51,6 +61,7 @@ pub struct PgConfig {
     pool_size: u32,
     connect_timeout: Duration,
     statement_timeout: Duration,
+    notes: NoteSettings,
 }
 
 impl PgConfig {
@@ -64,6 +75,7 @@ impl PgConfig {
             pool_size: 16,
             connect_timeout: Duration::from_secs(10),
             statement_timeout: Duration::from_secs(30),
+            notes: NoteSettings::default(),
         }
     }
 
@@ -84,6 +96,26 @@ impl PgConfig {
         self.statement_timeout = timeout;
         self
     }
+
+    /// What one note may hold (as [`Config::note_limits`](crate::Config::note_limits)).
+    pub fn note_limits(mut self, limits: omegi_core::note::NoteLimits) -> Self {
+        self.notes.note_limits = limits;
+        self
+    }
+
+    /// What the files of one note may hold (as
+    /// [`Config::attachment_limits`](crate::Config::attachment_limits)).
+    pub fn attachment_limits(mut self, limits: omegi_core::note::AttachmentLimits) -> Self {
+        self.notes.attachment_limits = limits;
+        self
+    }
+
+    /// How far a note's embeds are expanded (as
+    /// [`Config::embeds`](crate::Config::embeds)).
+    pub fn embeds(mut self, embeds: omegi_core::note::EmbedOptions) -> Self {
+        self.notes.embeds = embeds;
+        self
+    }
 }
 
 /// An open PostgreSQL database holding Omegi's data. Cheap to clone:
@@ -91,6 +123,8 @@ impl PgConfig {
 #[derive(Clone)]
 pub struct Database {
     accounts: std::sync::Arc<accounts::PgAccounts>,
+    notes: std::sync::Arc<notes::PgNotes>,
+    note_settings: NoteSettings,
 }
 
 impl std::fmt::Debug for Database {
@@ -135,13 +169,25 @@ impl Database {
         migrations::migrate(&mut conn)?;
         drop(conn);
         Ok(Database {
-            accounts: std::sync::Arc::new(accounts::PgAccounts::new(pool)),
+            accounts: std::sync::Arc::new(accounts::PgAccounts::new(pool.clone())),
+            notes: std::sync::Arc::new(notes::PgNotes::new(pool)),
+            note_settings: config.notes,
         })
     }
 
     /// The projects, users, memberships and tokens (see [`Accounts`]).
     pub fn accounts(&self) -> &dyn Accounts {
         &*self.accounts
+    }
+
+    /// The notes, their links and attached files (see [`Notes`]): the same
+    /// handle, with the same rules, as the embedded store's
+    /// [`Store::notes`](crate::Store::notes).
+    pub fn notes(&self) -> Notes<'_> {
+        Notes {
+            storage: &*self.notes,
+            settings: self.note_settings,
+        }
     }
 }
 
