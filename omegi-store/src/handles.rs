@@ -1,12 +1,12 @@
 //! The store's handles: borrowed views of a [`Store`], one per concern.
 //!
 //! Each is returned by a method of [`Store`] ([`Store::traces`],
-//! [`Store::issues`], [`Store::stats`], [`Store::search`]), costs nothing to
+//! [`Store::issues`], [`Store::stats`]), costs nothing to
 //! make and holds nothing but the reference; the methods of each are
 //! written in the module of what they keep. The concerns shared with the
 //! PostgreSQL backend are their own types: [`Store::accounts`] is a trait
-//! object, [`Store::notes`] the same [`Notes`](crate::Notes) over either
-//! backend.
+//! object, [`Store::notes`] and [`Store::search`] the same
+//! [`Notes`](crate::Notes) and [`Search`](crate::Search) over either backend.
 
 use crate::{Core, Store};
 
@@ -69,13 +69,4 @@ handle!(
     Stats,
     stats,
     "statistics"
-);
-
-handle!(
-    /// Full-text search over the notes a viewer may see: [`Search::notes`],
-    /// [`Search::suggest`] (the notes that help with an error) and
-    /// [`Search::rebuild`].
-    Search,
-    search,
-    "full-text search"
 );

@@ -32,8 +32,9 @@
 //!   sampled out or not.
 //! - [`Store::notes`] → [`Notes`] and [`Store::search`] → [`Search`]: error
 //!   notes, their links and attached files, and full-text search over them
-//!   (see [Notes](#notes) below). [`Notes`] is the same type, with the same
-//!   rules, on PostgreSQL ([`postgres::Database::notes`]).
+//!   (see [Notes](#notes) below). [`Notes`] and [`Search`] are the same
+//!   types, with the same rules, on PostgreSQL
+//!   ([`postgres::Database::notes`], [`postgres::Database::search`]).
 //! - [`Store::accounts`] → [`Accounts`]: [`Project`]s, [`User`]s who are
 //!   members of projects ([`Accounts::add_member`]; admins belong to every
 //!   project), and [`Token`]s with ids, found by their hash in one read
@@ -256,7 +257,7 @@ pub use accounts::{
 pub use attachments::{Attached, Attachment};
 pub use error::{EngineError, Error, Result};
 pub use export::{ImportOptions, TransferStats, EXPORT_VERSION};
-pub use handles::{Issues, Search, Stats, Traces};
+pub use handles::{Issues, Stats, Traces};
 pub use ingest::IngestReport;
 pub use issues::{
     title_line, Issue, IssueQuery, IssueSort, IssueStatus, Occurrence, OccurrenceSummary,
@@ -264,7 +265,7 @@ pub use issues::{
 };
 pub use notes::{NewNote, NoteFilter, NoteLinks, NoteUpdate, Notes, Renamed};
 pub use retention::{DiskUsage, RetentionReport};
-pub use search::{NoteQuery, SearchHit, Snippet, SuggestFor, SuggestReason, Suggestion};
+pub use search::{NoteQuery, Search, SearchHit, Snippet, SuggestFor, SuggestReason, Suggestion};
 pub use settle::{PriorSettle, SettledCause, SettledSummary, SettledTrace, SpanSkeleton};
 pub use spans::{TraceQuery, TraceRoot, TraceSummary};
 pub use stats::{Bucket, BucketCount, ProjectSummary, ServiceCount, ServiceInfo, Summary};

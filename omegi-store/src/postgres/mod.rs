@@ -16,7 +16,10 @@
 //! type with the same rules as [`crate::Store::notes`]. A note write runs
 //! in a serializable transaction that checks the revision of every note
 //! it changes and runs again when another node came first. Full-text
-//! search over the notes is on the embedded store only, for now.
+//! search ([`Database::search`]) is [`Search`], the same as
+//! [`crate::Store::search`], over an index each node keeps in memory: built
+//! from the database when it connects, updated by the writes made through
+//! it; notes written by other nodes reach it when it is rebuilt.
 //!
 //! The client is synchronous, like the rest of the store: async callers run
 //! it on blocking threads, as they run the embedded store.
@@ -40,6 +43,7 @@ pub mod migrations;
 mod notes;
 mod throwaway;
 
+pub(crate) use notes::PgNotes;
 use std::time::Duration;
 
 use r2d2_postgres::postgres::{self, NoTls};
@@ -47,7 +51,7 @@ use r2d2_postgres::PostgresConnectionManager;
 
 use crate::error::{EngineError, Error, Result};
 use crate::notes::NoteSettings;
-use crate::{Accounts, Notes};
+use crate::{Accounts, Notes, Search};
 
 pub use throwaway::{Throwaway, ThrowawayError};
 
@@ -170,7 +174,7 @@ impl Database {
         drop(conn);
         Ok(Database {
             accounts: std::sync::Arc::new(accounts::PgAccounts::new(pool.clone())),
-            notes: std::sync::Arc::new(notes::PgNotes::new(pool)),
+            notes: std::sync::Arc::new(notes::PgNotes::new(pool)?),
             note_settings: config.notes,
         })
     }
@@ -188,6 +192,17 @@ impl Database {
             storage: &*self.notes,
             settings: self.note_settings,
         }
+    }
+
+    /// Full-text search over the notes (see [`Search`]), from this node's
+    /// own index: built from the database when it connects, and updated by
+    /// every note written through this `Database` (and its clones). Notes
+    /// that other nodes write reach it when it is rebuilt
+    /// ([`Search::rebuild`]). Suggestions for an issue by its fingerprint
+    /// give the notes linked to it; those for an error record also match
+    /// its words.
+    pub fn search(&self) -> Search<'_> {
+        Search::postgres(&self.notes.search, self.notes(), &self.notes)
     }
 }
 

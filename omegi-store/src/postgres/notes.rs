@@ -18,6 +18,8 @@
 //! transaction: one consistent view per call.
 
 use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 use omegi_core::note::{attachment_key, Via};
 use omegi_core::{Fingerprint, Note, NoteId, Visibility};
@@ -30,6 +32,7 @@ use crate::attachments::Attachment;
 use crate::error::{EngineError, Error, Result};
 use crate::notes::derive;
 use crate::notes::storage::{Change, LinkEntry, NameEntry, NoteReads, NoteStorage, NoteTx};
+use crate::search::SearchIndex;
 
 /// How many times a write runs before a conflict with other writers is
 /// returned.
@@ -40,21 +43,62 @@ const NOTE_COLUMNS: &str = "t.id, t.author, t.title, t.folder, t.body, t.tags, t
 
 const ATTACHMENT_COLUMNS: &str = "note, name, content_type, inline_image, size, sha256, created_ns";
 
-/// The notes of a [`Database`](super::Database).
+/// The notes of a [`Database`](super::Database), and this node's search
+/// index over them.
 pub(crate) struct PgNotes {
     pool: Pool,
+    /// Built from the database at connect, in memory, and updated by every
+    /// write made through this node.
+    pub(crate) search: SearchIndex,
+    /// Orders this node's commits with their index updates, so that the
+    /// index sees a note's versions in the order they were committed.
+    commit: Mutex<()>,
+    /// Counts the index's commits.
+    generation: AtomicU64,
 }
 
 impl PgNotes {
-    pub(crate) fn new(pool: Pool) -> Self {
-        PgNotes { pool }
+    /// The notes of the database `pool` reaches, with a search index built
+    /// from them.
+    pub(crate) fn new(pool: Pool) -> Result<Self> {
+        let notes = PgNotes {
+            pool,
+            search: SearchIndex::open(None)?,
+            commit: Mutex::new(()),
+            generation: AtomicU64::new(0),
+        };
+        notes.rebuild_search()?;
+        Ok(notes)
+    }
+
+    fn commit_lock(&self) -> MutexGuard<'_, ()> {
+        // Guards no data of its own.
+        self.commit.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Builds this node's search index again from the database; returns
+    /// how many notes it holds.
+    pub(crate) fn rebuild_search(&self) -> Result<usize> {
+        let _guard = self.commit_lock();
+        let mut all = Vec::new();
+        self.read(&mut |r| {
+            all = r.all()?;
+            Ok(())
+        })?;
+        let refs: Vec<&Note> = all.iter().collect();
+        let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
+        self.search
+            .write(&[], &refs, &Default::default(), generation, true)?;
+        Ok(all.len())
     }
 }
 
-/// One transaction, and whether it lost to another writer.
+/// One transaction, whether it lost to another writer, and the changes of
+/// notes it made.
 struct Pg<'t, 'c> {
     tx: &'t mut Transaction<'c>,
     conflict: &'t Cell<bool>,
+    changed: Vec<Change>,
 }
 
 /// A failure of the database; a serialization failure or a deadlock marks
@@ -333,6 +377,7 @@ impl NoteReads for Pg<'_, '_> {
 
 impl NoteTx for Pg<'_, '_> {
     fn put(&mut self, changes: &[Change]) -> Result<()> {
+        self.changed.extend_from_slice(changes);
         for c in changes {
             match (&c.old, &c.new) {
                 (None, None) => {}
@@ -448,6 +493,7 @@ impl NoteStorage for PgNotes {
         f(&mut Pg {
             tx: &mut tx,
             conflict: &conflict,
+            changed: Vec::new(),
         })?;
         tx.commit().map_err(|e| failed(&conflict, e))
     }
@@ -465,11 +511,27 @@ impl NoteStorage for PgNotes {
                     .isolation_level(IsolationLevel::Serializable)
                     .start()
                     .map_err(|e| failed(&conflict, e))?;
-                f(&mut Pg {
+                let mut pg = Pg {
                     tx: &mut tx,
                     conflict: &conflict,
-                })?;
-                tx.commit().map_err(|e| failed(&conflict, e))
+                    changed: Vec::new(),
+                };
+                f(&mut pg)?;
+                let changed = std::mem::take(&mut pg.changed);
+                let _guard = self.commit_lock();
+                tx.commit().map_err(|e| failed(&conflict, e))?;
+                if changed.is_empty() {
+                    return Ok(());
+                }
+                // Committed: what follows is never run again.
+                let removed: Vec<NoteId> = changed
+                    .iter()
+                    .filter_map(|c| c.old.as_ref().or(c.new.as_ref()).map(|n| n.id))
+                    .collect();
+                let added: Vec<&Note> = changed.iter().filter_map(|c| c.new.as_ref()).collect();
+                let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
+                self.search
+                    .write(&removed, &added, &Default::default(), generation, false)
             })();
             match result {
                 Err(_) if conflict.get() && attempt < WRITE_ATTEMPTS => continue,

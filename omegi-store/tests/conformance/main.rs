@@ -10,6 +10,7 @@ mod accounts;
 mod attachments;
 mod folders;
 mod notes;
+mod search;
 mod vault;
 mod writers;
 
@@ -91,11 +92,10 @@ impl Backend {
         }
     }
 
-    /// Full-text search, on the backends that have it.
-    pub(crate) fn search(&self) -> Option<Search<'_>> {
+    pub(crate) fn search(&self) -> Search<'_> {
         match self {
-            Backend::Sled(store) => Some(store.search()),
-            Backend::Postgres(..) => None,
+            Backend::Sled(store) => store.search(),
+            Backend::Postgres(db, _) => db.search(),
         }
     }
 }
@@ -151,6 +151,7 @@ conformance!(
     attachments::files_go_with_their_note,
     attachments::limits_count_what_the_note_holds,
     attachments::restored_files_keep_their_times,
+    search::search_follows_writes_and_is_rebuilt_from_the_notes,
     writers::one_of_two_updates_of_a_revision_wins,
     writers::concurrent_issue_links_are_all_kept,
     writers::a_rename_sees_a_link_written_meanwhile,

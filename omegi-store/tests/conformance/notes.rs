@@ -1,6 +1,6 @@
 //! Notes: links and backlinks through create, edit, rename and delete;
-//! optimistic concurrency; visibility on every path (full-text search
-//! too, where the backend has it).
+//! optimistic concurrency; visibility on every path, full-text search
+//! included.
 
 use std::collections::BTreeSet;
 
@@ -393,7 +393,8 @@ pub(crate) fn a_private_note_is_invisible_to_others_on_every_path(store: Backend
         .render(guide.id, "kim")
         .unwrap()
         .contains("zebra workaround"));
-    if let Some(search) = store.search() {
+    {
+        let search = store.search();
         let hits = search.notes("kim", &NoteQuery::new("zebra")).unwrap();
         assert_eq!(
             ids(&hits.into_iter().map(|h| h.note).collect::<Vec<_>>()),
@@ -418,7 +419,8 @@ pub(crate) fn a_private_note_is_invisible_to_others_on_every_path(store: Backend
         .list(park, &NoteFilter::all().issue(fp.clone()))
         .unwrap()
         .is_empty());
-    if let Some(search) = store.search() {
+    {
+        let search = store.search();
         assert!(search
             .notes(park, &NoteQuery::new("zebra"))
             .unwrap()
@@ -448,7 +450,8 @@ pub(crate) fn a_private_note_is_invisible_to_others_on_every_path(store: Backend
         .resolve_link("secret payment fix", park)
         .unwrap()
         .is_none());
-    if let Some(search) = store.search() {
+    {
+        let search = store.search();
         assert!(search.suggest("shop", &fp, park, 10).unwrap().is_empty());
     }
     assert!(matches!(
@@ -483,7 +486,8 @@ pub(crate) fn a_private_note_is_invisible_to_others_on_every_path(store: Backend
         ids(&store.notes().backlinks(guide.id, park).unwrap()),
         [secret.id]
     );
-    if let Some(search) = store.search() {
+    {
+        let search = store.search();
         assert_eq!(
             search.notes(park, &NoteQuery::new("zebra")).unwrap().len(),
             1
