@@ -152,6 +152,8 @@ conformance!(
     attachments::limits_count_what_the_note_holds,
     attachments::restored_files_keep_their_times,
     search::search_follows_writes_and_is_rebuilt_from_the_notes,
+    search::private_notes_of_others_change_nothing_a_viewer_sees,
+    search::deleted_and_private_notes_do_not_count_either,
     writers::one_of_two_updates_of_a_revision_wins,
     writers::concurrent_issue_links_are_all_kept,
     writers::a_rename_sees_a_link_written_meanwhile,

@@ -1,8 +1,12 @@
 //! Full-text search follows the notes written through it, sees only what
-//! its viewer may see, and is rebuilt from the notes.
+//! its viewer may see (and its scores, snippets and suggestions count only
+//! that), and is rebuilt from the notes.
+
+use std::collections::BTreeMap;
 
 use super::Backend;
-use omegi_store::{NewNote, NoteQuery, NoteUpdate};
+use omegi_core::ErrorRecord;
+use omegi_store::{NewNote, NoteQuery, NoteUpdate, SuggestFor, SuggestReason};
 
 fn titles(store: &Backend, viewer: &str, text: &str) -> Vec<String> {
     store
@@ -63,4 +67,159 @@ pub(crate) fn search_follows_writes_and_is_rebuilt_from_the_notes(store: Backend
     assert_eq!(store.search().rebuild().unwrap(), 2);
     assert_eq!(titles(&store, "park", "gateway"), ["Checkout 502"]);
     assert_eq!(titles(&store.node(), "park", "gateway"), ["Checkout 502"]);
+}
+
+// What follows comes from the embedded store's search privacy tests: no
+// side channel through search. Another user's private notes never change
+// what a viewer's search answers — not the hits, not their scores or
+// order, not the snippets, not the suggestions. (Without the visible
+// statistics, the scores below differ in their first digits.)
+
+/// Public notes of kim's, the same in both stores.
+fn public_notes(store: &Backend) {
+    let notes = [
+        (
+            "Payment timeout",
+            "The gateway times out after 30 s. Retry with backoff; the timeout is in pg.toml.",
+        ),
+        (
+            "Checkout 502",
+            "Checkout answers 502 when the payment timeout fires. See the gateway dashboard.",
+        ),
+        (
+            "Card declined",
+            "Declined cards are not errors of ours: show the issuer's message.",
+        ),
+        (
+            "Zebra rollout",
+            "Rolled out behind a flag; the timeout was raised once.",
+        ),
+    ];
+    for (title, body) in notes {
+        store
+            .notes()
+            .create(NewNote::new("kim", title, body).public())
+            .unwrap();
+    }
+}
+
+/// Lee's private notes: rare words, common words, long bodies.
+fn private_notes(store: &Backend) {
+    for i in 0..30 {
+        let body = format!(
+            "zebra quagga okapi {i}. timeout timeout timeout gateway payment checkout. {}",
+            "filler words to make this note long. ".repeat(i)
+        );
+        store
+            .notes()
+            .create(NewNote::new("lee", format!("Lee secret {i}"), body))
+            .unwrap();
+    }
+}
+
+/// A score as compared: the same statistics give the same score, up to
+/// the order in which the index adds the parts of a multi-word score
+/// (which follows how its segments happen to be laid out).
+fn rounded(score: f32) -> i64 {
+    (f64::from(score) * 1e4).round() as i64
+}
+
+/// What kim's search answers, by title: score, snippet.
+fn answer(store: &Backend, text: &str) -> (usize, BTreeMap<String, (i64, String)>) {
+    let hits = store.search().notes("kim", &NoteQuery::new(text)).unwrap();
+    let by_title = hits
+        .iter()
+        .map(|h| {
+            (
+                h.note.title.clone(),
+                (rounded(h.score), h.snippet.html.clone()),
+            )
+        })
+        .collect();
+    (hits.len(), by_title)
+}
+
+pub(crate) fn private_notes_of_others_change_nothing_a_viewer_sees(store: Backend) {
+    let without = store.another();
+    public_notes(&without);
+    let with = store;
+    // Private notes before and after the public ones, so that they share
+    // segments and positions with them.
+    private_notes(&with);
+    public_notes(&with);
+    private_notes(&with);
+
+    for text in [
+        "timeout",
+        "zebra",
+        "payment timeout",
+        "gateway",
+        "okapi",
+        "",
+        "checkout 502",
+    ] {
+        let (a, b) = (answer(&without, text), answer(&with, text));
+        assert_eq!(
+            a, b,
+            "kim's search for {text:?} changed with lee's private notes"
+        );
+    }
+    assert_eq!(answer(&with, "okapi").0, 0);
+    // Lee sees their own notes, of course.
+    let lee = with
+        .search()
+        .notes("lee", &NoteQuery::new("okapi"))
+        .unwrap();
+    assert_eq!(lee.len(), 20, "the default limit");
+
+    // Suggestions rank by the same statistics.
+    let error = ErrorRecord::new("gateway timeout on checkout", 1)
+        .with_service("payment")
+        .with_causes(vec!["io error".into()])
+        .with_error_type("PaymentError");
+    let suggested = |store: &Backend| -> Vec<(String, Option<i64>)> {
+        store
+            .search()
+            .suggest("shop", SuggestFor::Error(&error), "kim", 10)
+            .unwrap()
+            .into_iter()
+            .map(|s| {
+                let score = match s.reason {
+                    SuggestReason::Matches(score) => Some(rounded(score)),
+                    _ => None,
+                };
+                (s.note.title, score)
+            })
+            .collect()
+    };
+    assert_eq!(suggested(&without), suggested(&with));
+    assert!(!suggested(&with).is_empty());
+}
+
+pub(crate) fn deleted_and_private_notes_do_not_count_either(store: Backend) {
+    let a = store.another();
+    public_notes(&a);
+    let b = store;
+    public_notes(&b);
+    // A public note that is deleted again, and one made private.
+    let gone = b
+        .notes()
+        .create(NewNote::new("lee", "Gone", "timeout timeout zebra").public())
+        .unwrap();
+    b.notes().delete(gone.id, "lee").unwrap();
+    let hidden = b
+        .notes()
+        .create(NewNote::new("lee", "Hidden", "timeout zebra gateway").public())
+        .unwrap();
+    b.notes()
+        .update(
+            hidden.id,
+            "lee",
+            omegi_store::NoteUpdate::new().visibility(omegi_core::Visibility::Private),
+            1,
+        )
+        .unwrap();
+    for text in ["timeout", "zebra", "gateway"] {
+        assert_eq!(answer(&a, text), answer(&b, text), "{text:?}");
+    }
 }
