@@ -1,10 +1,12 @@
 //! The store's handles: borrowed views of a [`Store`], one per concern.
 //!
 //! Each is returned by a method of [`Store`] ([`Store::traces`],
-//! [`Store::issues`], [`Store::stats`], [`Store::notes`], [`Store::search`],
-//! [`Store::accounts`], which is a trait object shared by the backends), costs nothing to make and holds nothing but the
-//! reference; the methods of each are written in the module of what they
-//! keep.
+//! [`Store::issues`], [`Store::stats`]), costs nothing to
+//! make and holds nothing but the reference; the methods of each are
+//! written in the module of what they keep. The concerns shared with the
+//! PostgreSQL backend are their own types: [`Store::accounts`] is a trait
+//! object, [`Store::notes`] and [`Store::search`] the same
+//! [`Notes`](crate::Notes) and [`Search`](crate::Search) over either backend.
 
 use crate::{Core, Store};
 
@@ -67,27 +69,4 @@ handle!(
     Stats,
     stats,
     "statistics"
-);
-
-handle!(
-    /// Error notes with their links and attached files: written
-    /// ([`Notes::create`], [`Notes::update`], [`Notes::rename`],
-    /// [`Notes::delete`]), read for one viewer ([`Notes::get`],
-    /// [`Notes::list`], [`Notes::for_issue`]), followed ([`Notes::backlinks`],
-    /// [`Notes::links`], [`Notes::graph`], [`Notes::resolve_link_from`]),
-    /// rendered ([`Notes::render`], [`Notes::html`]), and moved to and from
-    /// a folder of Markdown files ([`Notes::import_vault`],
-    /// [`Notes::export_vault`]).
-    Notes,
-    notes,
-    "notes"
-);
-
-handle!(
-    /// Full-text search over the notes a viewer may see: [`Search::notes`],
-    /// [`Search::suggest`] (the notes that help with an error) and
-    /// [`Search::rebuild`].
-    Search,
-    search,
-    "full-text search"
 );

@@ -32,7 +32,9 @@
 //!   sampled out or not.
 //! - [`Store::notes`] → [`Notes`] and [`Store::search`] → [`Search`]: error
 //!   notes, their links and attached files, and full-text search over them
-//!   (see [Notes](#notes) below).
+//!   (see [Notes](#notes) below). [`Notes`] and [`Search`] are the same
+//!   types, with the same rules, on PostgreSQL
+//!   ([`postgres::Database::notes`], [`postgres::Database::search`]).
 //! - [`Store::accounts`] → [`Accounts`]: [`Project`]s, [`User`]s who are
 //!   members of projects ([`Accounts::add_member`]; admins belong to every
 //!   project), and [`Token`]s with ids, found by their hash in one read
@@ -186,6 +188,13 @@
 //! against [`Config::attachment_limits`] and typed by their bytes, read
 //! with their note's visibility and deleted with it.
 //!
+//! The notes' rules (what a link resolves to for whom, what a rename
+//! rewrites, who may see or change a note, the attachment limits) are
+//! written once over a narrow storage interface that both backends
+//! implement: the embedded store, and PostgreSQL
+//! ([`postgres::Database::notes`]), where a write checks the revisions it
+//! was decided from, so that several nodes may write the same notes.
+//!
 //! ```
 //! use omegi_store::{NewNote, NoteQuery, Store};
 //!
@@ -248,15 +257,15 @@ pub use accounts::{
 pub use attachments::{Attached, Attachment};
 pub use error::{EngineError, Error, Result};
 pub use export::{ImportOptions, TransferStats, EXPORT_VERSION};
-pub use handles::{Issues, Notes, Search, Stats, Traces};
+pub use handles::{Issues, Stats, Traces};
 pub use ingest::IngestReport;
 pub use issues::{
     title_line, Issue, IssueQuery, IssueSort, IssueStatus, Occurrence, OccurrenceSummary,
     TITLE_CHARS,
 };
-pub use notes::{NewNote, NoteFilter, NoteLinks, NoteUpdate, Renamed};
+pub use notes::{NewNote, NoteFilter, NoteLinks, NoteUpdate, Notes, Renamed};
 pub use retention::{DiskUsage, RetentionReport};
-pub use search::{NoteQuery, SearchHit, Snippet, SuggestFor, SuggestReason, Suggestion};
+pub use search::{NoteQuery, Search, SearchHit, Snippet, SuggestFor, SuggestReason, Suggestion};
 pub use settle::{PriorSettle, SettledCause, SettledSummary, SettledTrace, SpanSkeleton};
 pub use spans::{TraceQuery, TraceRoot, TraceSummary};
 pub use stats::{Bucket, BucketCount, ProjectSummary, ServiceCount, ServiceInfo, Summary};

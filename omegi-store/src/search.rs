@@ -2,7 +2,10 @@
 //!
 //! The index derives from the stored notes and can be rebuilt from them at
 //! any time ([`Search::rebuild`]). It lives in `search/` inside
-//! the data directory (in memory for a temporary store without one). Every
+//! the data directory (in memory for a temporary store without one). On
+//! PostgreSQL each node keeps its own index in memory, built from the
+//! database when it connects and updated by the note writes it makes
+//! ([`Database::search`](crate::postgres::Database::search)). Every
 //! change of the notes bumps a generation counter kept with them; each
 //! commit of the index records the generation it reflects in its commit
 //! payload. A store whose index is missing, unreadable, of another layout or
@@ -50,7 +53,8 @@ use tantivy::{
 use crate::error::{Error, Result};
 use crate::keys::KeyReader;
 use crate::notes::{self, tag_matches};
-use crate::{Search, Store};
+use crate::postgres::PgNotes;
+use crate::{Notes, Store};
 
 /// The layout of the index; a different one is rebuilt.
 const LAYOUT: &str = "omegi-notes/2";
@@ -356,7 +360,7 @@ impl SearchIndex {
 
     /// Replaces the documents of `removed` ids with `added` notes and
     /// commits, recording `generation`.
-    fn write(
+    pub(crate) fn write(
         &self,
         removed: &[NoteId],
         added: &[&Note],
@@ -742,6 +746,57 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// Where a search's index and notes come from.
+#[derive(Clone, Copy)]
+enum Source<'a> {
+    /// The embedded store: its index on disk, kept with its notes.
+    Sled(&'a Store),
+    /// PostgreSQL: this node's index, built from the database.
+    Postgres(&'a PgNotes),
+}
+
+/// Full-text search over the notes a viewer may see: [`Search::notes`],
+/// [`Search::suggest`] (the notes that help with an error) and
+/// [`Search::rebuild`].
+///
+/// Returned by [`Store::search`] and
+/// [`Database::search`](crate::postgres::Database::search); costs nothing
+/// to make.
+#[derive(Clone, Copy)]
+pub struct Search<'a> {
+    index: &'a SearchIndex,
+    notes: Notes<'a>,
+    source: Source<'a>,
+}
+
+impl std::fmt::Debug for Search<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Search").finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// The store's full-text search (see [`Search`]).
+    pub fn search(&self) -> Search<'_> {
+        Search {
+            index: &self.core().notes.search,
+            notes: self.notes(),
+            source: Source::Sled(self),
+        }
+    }
+}
+
+impl<'a> Search<'a> {
+    /// Search over a PostgreSQL database's notes, with this node's index.
+    pub(crate) fn postgres(index: &'a SearchIndex, notes: Notes<'a>, pg: &'a PgNotes) -> Self {
+        Search {
+            index,
+            notes,
+            source: Source::Postgres(pg),
+        }
+    }
 
     #[allow(clippy::too_many_arguments)]
     fn run_query(
@@ -755,7 +810,7 @@ impl Store {
         limit: usize,
         offset: usize,
     ) -> Result<Vec<SearchHit>> {
-        let index = &self.core().notes.search;
+        let index = self.index;
         let f = index.fields;
         let term = |field: Field, text: &str| -> Box<dyn Query> {
             Box::new(TermQuery::new(
@@ -815,7 +870,7 @@ impl Store {
                 continue;
             };
             // The store is the truth: check the note against it again.
-            let Some(note) = self.notes().get(id, viewer)? else {
+            let Some(note) = self.notes.get(id, viewer)? else {
                 continue;
             };
             if author.is_some_and(|a| a != note.author)
@@ -853,14 +908,19 @@ impl Search<'_> {
     /// notes it holds. Opening a store does this by itself when the index is
     /// missing or behind.
     pub fn rebuild(&self) -> Result<usize> {
-        let _guard = self.core().notes.lock();
-        self.store.rebuild_locked()
+        match self.source {
+            Source::Sled(store) => {
+                let _guard = store.core().notes.lock();
+                store.rebuild_locked()
+            }
+            Source::Postgres(pg) => pg.rebuild_search(),
+        }
     }
 
     /// Searches the notes `viewer` may see (public notes and their own),
     /// best first, each with a snippet.
     pub fn notes(&self, viewer: &str, query: &NoteQuery) -> Result<Vec<SearchHit>> {
-        let index = &self.core().notes.search;
+        let index = self.index;
         let text = query.text.trim();
         let text_query: Box<dyn Query> = if text.is_empty() {
             Box::new(AllQuery)
@@ -868,7 +928,7 @@ impl Search<'_> {
             index.all_words.parse_query_lenient(text).0
         };
         let limit = if query.limit == 0 { 20 } else { query.limit };
-        let hits = self.store.run_query(
+        let hits = self.run_query(
             viewer,
             text_query,
             query.author.as_deref(),
@@ -896,16 +956,17 @@ impl Search<'_> {
         let (fp, record) = match error.into() {
             SuggestFor::Issue(fp) => (
                 fp.clone(),
-                self.store
-                    .issues()
-                    .get(project, fp)?
-                    .map(|i| i.latest_error),
+                match self.source {
+                    Source::Sled(store) => store.issues().get(project, fp)?.map(|i| i.latest_error),
+                    // The issues are not in the database yet: only the notes
+                    // linked to the issue are suggested.
+                    Source::Postgres(_) => None,
+                },
             ),
             SuggestFor::Error(e) => (fingerprint(e), Some(e.clone())),
         };
         let mut out: Vec<Suggestion> = self
-            .store
-            .notes()
+            .notes
             .for_issue(&fp, viewer)?
             .into_iter()
             .map(|note| Suggestion {
@@ -923,7 +984,7 @@ impl Search<'_> {
         // A note is suggested when it shares at least two telling words with
         // the error's type and message (or the one word there is): a single
         // shared word, like `customer`, suggests too much.
-        let parser = &self.core().notes.search.any_word;
+        let parser = &self.index.any_word;
         let mut distinct = HashSet::new();
         let clauses: Vec<(Occur, Box<dyn Query>)> = error_words(&record)
             .split_whitespace()
@@ -938,9 +999,7 @@ impl Search<'_> {
             clauses, required,
         ));
         let seen: HashSet<NoteId> = out.iter().map(|s| s.note.id).collect();
-        let hits =
-            self.store
-                .run_query(viewer, query, None, &[], None, None, limit + seen.len(), 0)?;
+        let hits = self.run_query(viewer, query, None, &[], None, None, limit + seen.len(), 0)?;
         for hit in hits {
             if out.len() >= limit {
                 break;

@@ -34,8 +34,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::notes::{read_note, Change, NoteFilter};
-use crate::{now_ns, Notes, Store};
+use crate::notes::{Change, NoteFilter};
+use crate::{now_ns, Notes};
 
 /// How to import a vault.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -525,7 +525,7 @@ fn vault_files(dir: &Path, markdown: bool) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-impl Store {
+impl Notes<'_> {
     /// Attaches the vault's other files to the notes that embed or link to
     /// them by name: to such a note in the file's own folder, else to the
     /// first such note by path. A file no note names, one over the limits,
@@ -537,7 +537,7 @@ impl Store {
         notes: &[Note],
         report: &mut VaultImport,
     ) -> Result<()> {
-        let limit = self.notes().attachment_limits().file_bytes;
+        let limit = self.attachment_limits().file_bytes;
         for file in vault_attachments(dir, notes)? {
             let VaultAttachment {
                 path,
@@ -560,10 +560,7 @@ impl Store {
                 continue;
             }
             let bytes = std::fs::read(&path).map_err(io_err(&path))?;
-            match self
-                .notes()
-                .add_attachment(owner.id, &owner.author, &name, &bytes)
-            {
+            match self.add_attachment(owner.id, &owner.author, &name, &bytes) {
                 Ok(_) => {}
                 Err(e @ (Error::AttachmentRefused(_) | Error::AttachmentExists { .. })) => {
                     report.skipped.push((relative, e.to_string()));
@@ -632,59 +629,66 @@ impl Notes<'_> {
             notes.push((relative, note));
         }
 
-        let guard = self.core().notes.lock();
-        let t = &self.core().t;
-        let mut changes = Vec::new();
-        // The notes the vault now holds: where their links find files.
-        let mut imported: Vec<Note> = Vec::new();
-        for (relative, mut note) in notes {
-            if let Err(e) = self.store.check_new_note(&note) {
-                report.skipped.push((relative, e.to_string()));
-                continue;
-            }
-            match read_note(t, note.id)? {
-                None => {
-                    report.created.push(note.id);
-                    imported.push(note.clone());
-                    changes.push(Change {
-                        old: None,
-                        new: Some(note),
-                    });
+        // Decided in one write, from the notes as they are in it.
+        let (imported, outcome) = self.write(|tx| {
+            let mut outcome = VaultImport::default();
+            let mut changes = Vec::new();
+            // The notes the vault now holds: where their links find files.
+            let mut imported: Vec<Note> = Vec::new();
+            for (relative, note) in &notes {
+                let mut note = note.clone();
+                if let Err(e) = self.check_new_note(&note) {
+                    outcome.skipped.push((relative.clone(), e.to_string()));
+                    continue;
                 }
-                Some(old) if old.author != author => {
-                    report.skipped.push((
-                        relative,
-                        format!("note {} belongs to {:?}", old.id, old.author),
-                    ));
-                }
-                Some(old) => {
-                    let same = old.title == note.title
-                        && old.folder == note.folder
-                        && old.body == note.body
-                        && old.tags == note.tags
-                        && old.aliases == note.aliases
-                        && old.visibility == note.visibility
-                        && old.issues == note.issues;
-                    if same {
-                        report.unchanged.push(old.id);
-                        imported.push(old);
-                        continue;
+                match tx.note(note.id)? {
+                    None => {
+                        outcome.created.push(note.id);
+                        imported.push(note.clone());
+                        changes.push(Change {
+                            old: None,
+                            new: Some(note),
+                        });
                     }
-                    note.created_ns = old.created_ns;
-                    note.revision = old.revision + 1;
-                    note.updated_ns = now.max(old.updated_ns);
-                    report.updated.push(note.id);
-                    imported.push(note.clone());
-                    changes.push(Change {
-                        old: Some(old),
-                        new: Some(note),
-                    });
+                    Some(old) if old.author != author => {
+                        outcome.skipped.push((
+                            relative.clone(),
+                            format!("note {} belongs to {:?}", old.id, old.author),
+                        ));
+                    }
+                    Some(old) => {
+                        let same = old.title == note.title
+                            && old.folder == note.folder
+                            && old.body == note.body
+                            && old.tags == note.tags
+                            && old.aliases == note.aliases
+                            && old.visibility == note.visibility
+                            && old.issues == note.issues;
+                        if same {
+                            outcome.unchanged.push(old.id);
+                            imported.push(old);
+                            continue;
+                        }
+                        note.created_ns = old.created_ns;
+                        note.revision = old.revision + 1;
+                        note.updated_ns = now.max(old.updated_ns);
+                        outcome.updated.push(note.id);
+                        imported.push(note.clone());
+                        changes.push(Change {
+                            old: Some(old),
+                            new: Some(note),
+                        });
+                    }
                 }
             }
-        }
-        self.store.commit_changes(&changes)?;
-        drop(guard);
-        self.store.import_vault_files(dir, &imported, &mut report)?;
+            tx.put(&changes)?;
+            Ok((imported, outcome))
+        })?;
+        report.created = outcome.created;
+        report.updated = outcome.updated;
+        report.unchanged = outcome.unchanged;
+        report.skipped.extend(outcome.skipped);
+        self.import_vault_files(dir, &imported, &mut report)?;
         Ok(report)
     }
 

@@ -28,11 +28,18 @@ pub struct Migration {
 }
 
 /// Every migration, oldest first.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "accounts",
-    sql: include_str!("migrations/0001_accounts.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "accounts",
+        sql: include_str!("migrations/0001_accounts.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "notes",
+        sql: include_str!("migrations/0002_notes.sql"),
+    },
+];
 
 /// The newest schema version this build knows.
 pub fn latest() -> u32 {

@@ -10,7 +10,16 @@
 //! ([`Error::DatabaseTooNew`]).
 //!
 //! Each concern is the same interface on every backend: the accounts are
-//! [`Accounts`], as on the embedded store ([`crate::Store::accounts`]).
+//! [`Accounts`], as on the embedded store ([`crate::Store::accounts`]); the
+//! notes, with their links, attached files (bytes in the database) and
+//! vault import and export, are [`Notes`] ([`Database::notes`]), the same
+//! type with the same rules as [`crate::Store::notes`]. A note write runs
+//! in a serializable transaction that checks the revision of every note
+//! it changes and runs again when another node came first. Full-text
+//! search ([`Database::search`]) is [`Search`], the same as
+//! [`crate::Store::search`], over an index each node keeps in memory: built
+//! from the database when it connects, updated by the writes made through
+//! it; notes written by other nodes reach it when it is rebuilt.
 //!
 //! # TLS
 //!
@@ -26,28 +35,33 @@
 //!
 //! ```no_run
 //! use omegi_store::postgres::Database;
-//! use omegi_store::Project;
+//! use omegi_store::{NewNote, Project};
 //!
 //! # fn main() -> omegi_store::Result<()> {
 //! let db = Database::connect("postgres://omegi@127.0.0.1/omegi")?;
 //! db.accounts().put_project(&Project::new("shop"))?;
 //! assert_eq!(db.accounts().projects()?.len(), 1);
+//! let note = db.notes().create(NewNote::new("kim", "Runbook", "Restart it.").public())?;
+//! assert_eq!(db.notes().resolve_link("runbook", "lee")?, Some(note.id));
 //! # Ok(())
 //! # }
 //! ```
 
 mod accounts;
 pub mod migrations;
+mod notes;
 mod throwaway;
 mod tls;
 
+pub(crate) use notes::PgNotes;
 use std::time::Duration;
 
 use r2d2_postgres::postgres;
 use r2d2_postgres::PostgresConnectionManager;
 
 use crate::error::{EngineError, Error, Result};
-use crate::Accounts;
+use crate::notes::NoteSettings;
+use crate::{Accounts, Notes, Search};
 
 pub use throwaway::{Throwaway, ThrowawayError};
 
@@ -62,6 +76,7 @@ pub struct PgConfig {
     connect_timeout: Duration,
     statement_timeout: Duration,
     root_cert: Option<std::path::PathBuf>,
+    notes: NoteSettings,
 }
 
 impl PgConfig {
@@ -76,6 +91,7 @@ impl PgConfig {
             connect_timeout: Duration::from_secs(10),
             statement_timeout: Duration::from_secs(30),
             root_cert: None,
+            notes: NoteSettings::default(),
         }
     }
 
@@ -104,6 +120,26 @@ impl PgConfig {
         self.statement_timeout = timeout;
         self
     }
+
+    /// What one note may hold (as [`Config::note_limits`](crate::Config::note_limits)).
+    pub fn note_limits(mut self, limits: omegi_core::note::NoteLimits) -> Self {
+        self.notes.note_limits = limits;
+        self
+    }
+
+    /// What the files of one note may hold (as
+    /// [`Config::attachment_limits`](crate::Config::attachment_limits)).
+    pub fn attachment_limits(mut self, limits: omegi_core::note::AttachmentLimits) -> Self {
+        self.notes.attachment_limits = limits;
+        self
+    }
+
+    /// How far a note's embeds are expanded (as
+    /// [`Config::embeds`](crate::Config::embeds)).
+    pub fn embeds(mut self, embeds: omegi_core::note::EmbedOptions) -> Self {
+        self.notes.embeds = embeds;
+        self
+    }
 }
 
 /// An open PostgreSQL database holding Omegi's data. Cheap to clone:
@@ -112,6 +148,8 @@ impl PgConfig {
 pub struct Database {
     pool: Pool,
     accounts: std::sync::Arc<accounts::PgAccounts>,
+    notes: std::sync::Arc<notes::PgNotes>,
+    note_settings: NoteSettings,
 }
 
 impl std::fmt::Debug for Database {
@@ -161,6 +199,8 @@ impl Database {
             .map_err(database)?;
         Ok(Database {
             accounts: std::sync::Arc::new(accounts::PgAccounts::new(pool.clone())),
+            notes: std::sync::Arc::new(notes::PgNotes::new(pool.clone())?),
+            note_settings: config.notes,
             pool,
         })
     }
@@ -180,6 +220,27 @@ impl Database {
     /// The projects, users, memberships and tokens (see [`Accounts`]).
     pub fn accounts(&self) -> &dyn Accounts {
         &*self.accounts
+    }
+
+    /// The notes, their links and attached files (see [`Notes`]): the same
+    /// handle, with the same rules, as the embedded store's
+    /// [`Store::notes`](crate::Store::notes).
+    pub fn notes(&self) -> Notes<'_> {
+        Notes {
+            storage: &*self.notes,
+            settings: self.note_settings,
+        }
+    }
+
+    /// Full-text search over the notes (see [`Search`]), from this node's
+    /// own index: built from the database when it connects, and updated by
+    /// every note written through this `Database` (and its clones). Notes
+    /// that other nodes write reach it when it is rebuilt
+    /// ([`Search::rebuild`]). Suggestions for an issue by its fingerprint
+    /// give the notes linked to it; those for an error record also match
+    /// its words.
+    pub fn search(&self) -> Search<'_> {
+        Search::postgres(&self.notes.search, self.notes(), &self.notes)
     }
 }
 

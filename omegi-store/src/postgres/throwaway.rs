@@ -147,7 +147,7 @@ impl Throwaway {
     }
 
     /// One cluster for the whole process, started on first use; or the
-    /// cluster [`DATABASE_URL_VAR`] names. Tests call this, then
+    /// cluster `OMEGI_TEST_DATABASE_URL` names. Tests call this, then
     /// [`Throwaway::create_database`] for a database of their own.
     pub fn shared() -> Result<&'static Throwaway, String> {
         static SHARED: OnceLock<Result<Throwaway, String>> = OnceLock::new();

@@ -7,16 +7,24 @@
 //! [`conformance!`] makes one test of it per backend.
 
 mod accounts;
+mod attachments;
+mod folders;
+mod notes;
+mod search;
+mod vault;
+mod writers;
 
-use omegi_store::postgres::{Database, Throwaway};
-use omegi_store::{Accounts, Store};
+use omegi_core::note::AttachmentLimits;
+use omegi_store::postgres::{Database, PgConfig, Throwaway};
+use omegi_store::{Accounts, Config, Notes, Search, Store};
 
 /// A fresh, empty store on one backend. Clones share its data, as two
 /// handles of one process (sled) or two connections (PostgreSQL) do.
 #[derive(Clone)]
 pub(crate) enum Backend {
     Sled(Store),
-    Postgres(Database),
+    /// The database, and the URL it was opened with.
+    Postgres(Database, String),
 }
 
 impl Backend {
@@ -29,15 +37,65 @@ impl Backend {
         let url = cluster
             .create_database()
             .unwrap_or_else(|e| panic!("{}", omegi_core::ErrorChain(&e)));
-        Backend::Postgres(
-            Database::connect(&url).unwrap_or_else(|e| panic!("{}", omegi_core::ErrorChain(&e))),
-        )
+        Backend::Postgres(Self::connect(PgConfig::new(&url)), url)
+    }
+
+    fn connect(config: PgConfig) -> Database {
+        Database::connect_with(config).unwrap_or_else(|e| panic!("{}", omegi_core::ErrorChain(&e)))
+    }
+
+    /// Another node on the same data: on PostgreSQL a database opened
+    /// again (its own pool of connections), on sled the same store.
+    pub(crate) fn node(&self) -> Backend {
+        match self {
+            Backend::Sled(store) => Backend::Sled(store.clone()),
+            Backend::Postgres(_, url) => {
+                Backend::Postgres(Self::connect(PgConfig::new(url)), url.clone())
+            }
+        }
+    }
+
+    /// This backend's data, opened again with other attachment limits.
+    pub(crate) fn with_attachment_limits(&self, limits: AttachmentLimits) -> Backend {
+        match self {
+            Backend::Sled(_) => {
+                let mut config = Config::temporary();
+                config.attachment_limits = limits;
+                Backend::Sled(Store::open_with(config).unwrap())
+            }
+            Backend::Postgres(_, url) => Backend::Postgres(
+                Self::connect(PgConfig::new(url).attachment_limits(limits)),
+                url.clone(),
+            ),
+        }
     }
 
     pub(crate) fn accounts(&self) -> &dyn Accounts {
         match self {
             Backend::Sled(store) => store.accounts(),
-            Backend::Postgres(db) => db.accounts(),
+            Backend::Postgres(db, _) => db.accounts(),
+        }
+    }
+
+    pub(crate) fn notes(&self) -> Notes<'_> {
+        match self {
+            Backend::Sled(store) => store.notes(),
+            Backend::Postgres(db, _) => db.notes(),
+        }
+    }
+
+    /// A fresh, empty store on the same backend.
+    pub(crate) fn another(&self) -> Backend {
+        match self {
+            Backend::Sled(_) => Backend::sled(),
+            Backend::Postgres(..) => Backend::postgres(),
+        }
+    }
+
+    pub(crate) fn search(&self) -> Search<'_> {
+        match self {
+            Backend::Sled(store) => store.search(),
+            Backend::Postgres(db, _) => db.search(),
         }
     }
 }
@@ -71,4 +129,32 @@ conformance!(
     accounts::tokens_have_ids_labels_and_owners,
     accounts::last_use_is_recorded_coarsely_and_never_revives_a_revoked_token,
     accounts::finding_a_token_is_one_read_whether_it_exists_or_not,
+    notes::links_and_backlinks_follow_edits_renames_and_deletes,
+    notes::rename_keeps_alias_links_and_links_in_code,
+    notes::updates_are_optimistic_and_only_for_the_author,
+    notes::an_update_with_a_new_title_renames_in_one_checked_revision,
+    notes::a_private_note_is_invisible_to_others_on_every_path,
+    notes::same_title_resolves_per_viewer,
+    notes::embeds_render_for_the_viewer,
+    notes::notes_listing_filters,
+    notes::graph_of_the_store_matches_the_core_graph,
+    folders::colliding_names_resolve_by_folder_in_the_index,
+    folders::a_private_note_in_a_folder_is_never_resolved_for_others,
+    folders::moving_a_note_updates_the_links_to_it,
+    folders::renaming_keeps_path_links_as_paths,
+    folders::folders_are_normalized_and_bad_ones_refused,
+    vault::a_vault_imports_with_subfolders_front_matter_and_links,
+    vault::export_then_import_keeps_titles_bodies_tags_and_links,
+    attachments::files_are_added_read_and_deleted_by_the_author_only,
+    attachments::files_of_a_private_note_stay_hidden,
+    attachments::a_link_finds_its_own_file_first_then_the_oldest,
+    attachments::files_go_with_their_note,
+    attachments::limits_count_what_the_note_holds,
+    attachments::restored_files_keep_their_times,
+    search::search_follows_writes_and_is_rebuilt_from_the_notes,
+    search::private_notes_of_others_change_nothing_a_viewer_sees,
+    search::deleted_and_private_notes_do_not_count_either,
+    writers::one_of_two_updates_of_a_revision_wins,
+    writers::concurrent_issue_links_are_all_kept,
+    writers::a_rename_sees_a_link_written_meanwhile,
 );

@@ -1,17 +1,82 @@
-//! No side channel through search: another user's private notes never
-//! change what a viewer's search answers — not the hits, not their scores
-//! or order, not the snippets, not the suggestions. (Without the visible
-//! statistics, the scores below differ in their first digits.)
-
-mod common;
+//! Full-text search follows the notes written through it, sees only what
+//! its viewer may see (and its scores, snippets and suggestions count only
+//! that), and is rebuilt from the notes.
 
 use std::collections::BTreeMap;
 
-use omegi_core::Record;
-use omegi_store::{NewNote, NoteQuery, Store, SuggestFor, SuggestReason};
+use super::Backend;
+use omegi_core::ErrorRecord;
+use omegi_store::{NewNote, NoteQuery, NoteUpdate, SuggestFor, SuggestReason};
+
+fn titles(store: &Backend, viewer: &str, text: &str) -> Vec<String> {
+    store
+        .search()
+        .notes(viewer, &NoteQuery::new(text))
+        .unwrap()
+        .into_iter()
+        .map(|h| h.note.title)
+        .collect()
+}
+
+pub(crate) fn search_follows_writes_and_is_rebuilt_from_the_notes(store: Backend) {
+    let timeout = store
+        .notes()
+        .create(
+            NewNote::new(
+                "kim",
+                "Payment timeout",
+                "결제 게이트웨이가 느리면 backoff 로 재시도.",
+            )
+            .public(),
+        )
+        .unwrap();
+    store
+        .notes()
+        .create(NewNote::new("kim", "Private diary", "backoff thoughts"))
+        .unwrap();
+    assert_eq!(titles(&store, "park", "결제"), ["Payment timeout"]);
+    assert_eq!(titles(&store, "park", "backoff"), ["Payment timeout"]);
+    assert_eq!(titles(&store, "kim", "backoff").len(), 2);
+    let hit = &store
+        .search()
+        .notes("park", &NoteQuery::new("결제"))
+        .unwrap()[0];
+    assert!(!hit.snippet.highlights.is_empty(), "{hit:?}");
+
+    store
+        .notes()
+        .update(
+            timeout.id,
+            "kim",
+            NoteUpdate::new().body("Raise the gateway timeout."),
+            1,
+        )
+        .unwrap();
+    assert!(titles(&store, "park", "결제").is_empty());
+    assert_eq!(titles(&store, "park", "gateway"), ["Payment timeout"]);
+    store.notes().delete(timeout.id, "kim").unwrap();
+    assert!(titles(&store, "park", "gateway").is_empty());
+
+    // Another node writes: the index learns of it when it is rebuilt, and
+    // a node that starts later builds its index from the notes.
+    let other = store.node();
+    other
+        .notes()
+        .create(NewNote::new("lee", "Checkout 502", "gateway returns 502").public())
+        .unwrap();
+    assert_eq!(store.search().rebuild().unwrap(), 2);
+    assert_eq!(titles(&store, "park", "gateway"), ["Checkout 502"]);
+    assert_eq!(titles(&store.node(), "park", "gateway"), ["Checkout 502"]);
+}
+
+// What follows comes from the embedded store's search privacy tests: no
+// side channel through search. Another user's private notes never change
+// what a viewer's search answers — not the hits, not their scores or
+// order, not the snippets, not the suggestions. (Without the visible
+// statistics, the scores below differ in their first digits.)
 
 /// Public notes of kim's, the same in both stores.
-fn public_notes(store: &Store) {
+fn public_notes(store: &Backend) {
     let notes = [
         (
             "Payment timeout",
@@ -39,7 +104,7 @@ fn public_notes(store: &Store) {
 }
 
 /// Lee's private notes: rare words, common words, long bodies.
-fn private_notes(store: &Store) {
+fn private_notes(store: &Backend) {
     for i in 0..30 {
         let body = format!(
             "zebra quagga okapi {i}. timeout timeout timeout gateway payment checkout. {}",
@@ -60,7 +125,7 @@ fn rounded(score: f32) -> i64 {
 }
 
 /// What kim's search answers, by title: score, snippet.
-fn answer(store: &Store, text: &str) -> (usize, BTreeMap<String, (i64, String)>) {
+fn answer(store: &Backend, text: &str) -> (usize, BTreeMap<String, (i64, String)>) {
     let hits = store.search().notes("kim", &NoteQuery::new(text)).unwrap();
     let by_title = hits
         .iter()
@@ -74,11 +139,10 @@ fn answer(store: &Store, text: &str) -> (usize, BTreeMap<String, (i64, String)>)
     (hits.len(), by_title)
 }
 
-#[test]
-fn private_notes_of_others_change_nothing_a_viewer_sees() {
-    let without = Store::temporary().unwrap();
+pub(crate) fn private_notes_of_others_change_nothing_a_viewer_sees(store: Backend) {
+    let without = store.another();
     public_notes(&without);
-    let with = Store::temporary().unwrap();
+    let with = store;
     // Private notes before and after the public ones, so that they share
     // segments and positions with them.
     private_notes(&with);
@@ -109,16 +173,11 @@ fn private_notes_of_others_change_nothing_a_viewer_sees() {
     assert_eq!(lee.len(), 20, "the default limit");
 
     // Suggestions rank by the same statistics.
-    let r = common::resource("payment");
-    let mut error = common::error("payment", "gateway timeout on checkout", common::T0, None);
-    error.error_type = Some("PaymentError".into());
-    for store in [&without, &with] {
-        store
-            .traces()
-            .ingest("shop", &r, &[Record::Error(error.clone())])
-            .unwrap();
-    }
-    let suggested = |store: &Store| -> Vec<(String, Option<i64>)> {
+    let error = ErrorRecord::new("gateway timeout on checkout", 1)
+        .with_service("payment")
+        .with_causes(vec!["io error".into()])
+        .with_error_type("PaymentError");
+    let suggested = |store: &Backend| -> Vec<(String, Option<i64>)> {
         store
             .search()
             .suggest("shop", SuggestFor::Error(&error), "kim", 10)
@@ -137,11 +196,10 @@ fn private_notes_of_others_change_nothing_a_viewer_sees() {
     assert!(!suggested(&with).is_empty());
 }
 
-#[test]
-fn deleted_and_private_notes_do_not_count_either() {
-    let a = Store::temporary().unwrap();
+pub(crate) fn deleted_and_private_notes_do_not_count_either(store: Backend) {
+    let a = store.another();
     public_notes(&a);
-    let b = Store::temporary().unwrap();
+    let b = store;
     public_notes(&b);
     // A public note that is deleted again, and one made private.
     let gone = b
