@@ -39,6 +39,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "notes",
         sql: include_str!("migrations/0002_notes.sql"),
     },
+    Migration {
+        version: 3,
+        name: "note changes",
+        sql: include_str!("migrations/0003_note_changes.sql"),
+    },
 ];
 
 /// The newest schema version this build knows.

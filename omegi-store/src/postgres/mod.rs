@@ -19,7 +19,8 @@
 //! search ([`Database::search`]) is [`Search`], the same as
 //! [`crate::Store::search`], over an index each node keeps in memory: built
 //! from the database when it connects, updated by the writes made through
-//! it; notes written by other nodes reach it when it is rebuilt.
+//! it, and by those of other nodes, which the database announces
+//! (LISTEN/NOTIFY; see `listen`).
 //!
 //! # TLS
 //!
@@ -48,6 +49,7 @@
 //! ```
 
 mod accounts;
+mod listen;
 pub mod migrations;
 mod notes;
 mod throwaway;
@@ -177,11 +179,15 @@ impl Database {
             pg.connect_timeout(config.connect_timeout);
         }
         let millis = config.statement_timeout.as_millis();
+        // Each connection names this node, so that the changes it makes are
+        // known as its own (see `listen`).
+        let node = uuid::Uuid::new_v4().simple().to_string();
         let options = match pg.get_options() {
-            Some(given) => format!("{given} -c statement_timeout={millis}"),
-            None => format!("-c statement_timeout={millis}"),
+            Some(given) => format!("{given} -c statement_timeout={millis} -c omegi.node={node}"),
+            None => format!("-c statement_timeout={millis} -c omegi.node={node}"),
         };
         pg.options(&options);
+        let (listen_config, listen_tls) = (pg.clone(), tls.clone());
         let manager = PostgresConnectionManager::new(pg, tls);
         // The first connection is made here, not by the pool, so that a
         // refusal (a certificate, a password) is reported at once and with
@@ -197,9 +203,19 @@ impl Database {
             .error_handler(Box::new(r2d2::NopErrorHandler))
             .build(manager)
             .map_err(database)?;
+        // Listening before the index is built: no change falls between.
+        let listening = listen::subscribe(&listen_config, &listen_tls)?;
+        let notes = std::sync::Arc::new(notes::PgNotes::new(pool.clone())?);
+        listen::start(
+            std::sync::Arc::downgrade(&notes),
+            node,
+            listening,
+            listen_config,
+            listen_tls,
+        )?;
         Ok(Database {
             accounts: std::sync::Arc::new(accounts::PgAccounts::new(pool.clone())),
-            notes: std::sync::Arc::new(notes::PgNotes::new(pool.clone())?),
+            notes,
             note_settings: config.notes,
             pool,
         })
@@ -234,9 +250,9 @@ impl Database {
 
     /// Full-text search over the notes (see [`Search`]), from this node's
     /// own index: built from the database when it connects, and updated by
-    /// every note written through this `Database` (and its clones). Notes
-    /// that other nodes write reach it when it is rebuilt
-    /// ([`Search::rebuild`]). Suggestions for an issue by its fingerprint
+    /// every note written through this `Database` (and its clones) at once,
+    /// and by those other nodes write as soon as the database announces
+    /// them (within moments of their commit). Suggestions for an issue by its fingerprint
     /// give the notes linked to it; those for an error record also match
     /// its words.
     pub fn search(&self) -> Search<'_> {

@@ -76,6 +76,25 @@ impl PgNotes {
         self.commit.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Puts the notes `ids` in this node's search index as the database
+    /// holds them now (another node changed them); a note no longer in the
+    /// database leaves the index.
+    pub(crate) fn reindex(&self, ids: &[NoteId]) -> Result<()> {
+        let _guard = self.commit_lock();
+        let mut found = Vec::new();
+        self.read(&mut |r| {
+            found.clear();
+            for id in ids {
+                found.extend(r.note(*id)?);
+            }
+            Ok(())
+        })?;
+        let refs: Vec<&Note> = found.iter().collect();
+        let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
+        self.search
+            .write(ids, &refs, &Default::default(), generation, false)
+    }
+
     /// Builds this node's search index again from the database; returns
     /// how many notes it holds.
     pub(crate) fn rebuild_search(&self) -> Result<usize> {

@@ -152,6 +152,7 @@ conformance!(
     attachments::limits_count_what_the_note_holds,
     attachments::restored_files_keep_their_times,
     search::search_follows_writes_and_is_rebuilt_from_the_notes,
+    search::notes_written_on_another_node_reach_this_node_s_search,
     search::private_notes_of_others_change_nothing_a_viewer_sees,
     search::deleted_and_private_notes_do_not_count_either,
     writers::one_of_two_updates_of_a_revision_wins,

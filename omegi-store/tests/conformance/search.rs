@@ -57,16 +57,62 @@ pub(crate) fn search_follows_writes_and_is_rebuilt_from_the_notes(store: Backend
     store.notes().delete(timeout.id, "kim").unwrap();
     assert!(titles(&store, "park", "gateway").is_empty());
 
-    // Another node writes: the index learns of it when it is rebuilt, and
-    // a node that starts later builds its index from the notes.
+    // A node that starts later builds its index from the notes, and a
+    // rebuild finds them all.
     let other = store.node();
     other
         .notes()
         .create(NewNote::new("lee", "Checkout 502", "gateway returns 502").public())
         .unwrap();
+    assert_eq!(titles(&store.node(), "park", "gateway"), ["Checkout 502"]);
     assert_eq!(store.search().rebuild().unwrap(), 2);
     assert_eq!(titles(&store, "park", "gateway"), ["Checkout 502"]);
-    assert_eq!(titles(&store.node(), "park", "gateway"), ["Checkout 502"]);
+}
+
+/// Polls `found` for up to ten seconds.
+fn eventually(what: &str, mut found: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !found() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not within 10 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+pub(crate) fn notes_written_on_another_node_reach_this_node_s_search(store: Backend) {
+    let other = store.node();
+    let note = other
+        .notes()
+        .create(NewNote::new("lee", "Checkout 502", "gateway returns 502").public())
+        .unwrap();
+    eventually("a note created on another node", || {
+        titles(&store, "park", "gateway") == ["Checkout 502"]
+    });
+    other
+        .notes()
+        .update(
+            note.id,
+            "lee",
+            NoteUpdate::new().body("the upstream answers 502"),
+            1,
+        )
+        .unwrap();
+    eventually("a note changed on another node", || {
+        titles(&store, "park", "gateway").is_empty()
+            && titles(&store, "park", "upstream") == ["Checkout 502"]
+    });
+    other.notes().delete(note.id, "lee").unwrap();
+    eventually("a note deleted on another node", || {
+        titles(&store, "park", "upstream").is_empty()
+    });
+    // This node's own writes are in its index at once, as before.
+    store
+        .notes()
+        .create(NewNote::new("kim", "Card declined", "issuer says no").public())
+        .unwrap();
+    assert_eq!(titles(&store, "park", "issuer"), ["Card declined"]);
 }
 
 // What follows comes from the embedded store's search privacy tests: no
