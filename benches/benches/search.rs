@@ -250,7 +250,7 @@ fn build(dir: &std::path::Path) -> (Store, Vec<Note>) {
     store.notes().restore(notes.clone()).expect("load notes");
     eprintln!(
         "built a store of {} notes in {:.1} s",
-        store.notes().count(),
+        store.notes().count().expect("count notes"),
         started.elapsed().as_secs_f64()
     );
     (store, notes)

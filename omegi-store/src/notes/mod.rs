@@ -1055,9 +1055,8 @@ impl<'a> Notes<'a> {
     }
 
     /// How many notes the store holds.
-    pub fn count(&self) -> usize {
-        // A failed read counts nothing, as an empty store does.
-        self.read(|r| r.count()).unwrap_or(0)
+    pub fn count(&self) -> Result<usize> {
+        self.read(|r| r.count())
     }
 }
 

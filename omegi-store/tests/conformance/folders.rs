@@ -167,5 +167,5 @@ pub(crate) fn folders_are_normalized_and_bad_ones_refused(store: Backend) {
         .create(NewNote::new("kim", "U", "").folder(long))
         .unwrap_err();
     assert!(err.to_string().contains("folder"), "{err}");
-    assert_eq!(store.notes().count(), 1);
+    assert_eq!(store.notes().count().unwrap(), 1);
 }
