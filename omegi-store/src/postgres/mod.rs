@@ -49,7 +49,7 @@ use r2d2_postgres::PostgresConnectionManager;
 use crate::error::{EngineError, Error, Result};
 use crate::Accounts;
 
-pub use throwaway::{Throwaway, ThrowawayError};
+pub use throwaway::{Throwaway, ThrowawayError, DATABASE_URL_VAR};
 
 type Pool = r2d2::Pool<PostgresConnectionManager<tls::MakeTls>>;
 type Conn = r2d2::PooledConnection<PostgresConnectionManager<tls::MakeTls>>;
