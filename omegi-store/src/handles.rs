@@ -5,7 +5,14 @@
 //! [`Store::accounts`], which is a trait object shared by the backends), costs nothing to make and holds nothing but the
 //! reference; the methods of each are written in the module of what they
 //! keep.
+//!
+//! [`Traces`], [`Issues`] and [`Stats`] are also returned by
+//! [`Database`]: one concrete type over either backend rather than a trait
+//! per backend, because their writes share one implementation of the rules
+//! (the crate's `staging` module) and only the storage underneath differs; a
+//! trait would invite a second copy of them.
 
+use crate::postgres::Database;
 use crate::{Core, Store};
 
 macro_rules! handle {
@@ -37,7 +44,55 @@ macro_rules! handle {
     };
 }
 
-handle!(
+/// A handle on the data path: the same type whichever backend holds the
+/// data, so that callers of the embedded store and of PostgreSQL write the
+/// same code. The rules (how an issue is derived, when it regresses, what
+/// counts once) are written once, over the crate-private
+/// [`Staging`](crate::staging::Staging) interface; each backend only stores
+/// and fetches.
+macro_rules! data_handle {
+    ($(#[$doc:meta])* $name:ident, $accessor:ident, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy)]
+        pub struct $name<'a> {
+            pub(crate) at: At<'a>,
+        }
+
+        impl std::fmt::Debug for $name<'_> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                match self.at {
+                    At::Sled(store) => f.debug_tuple(stringify!($name)).field(store).finish(),
+                    At::Pg(db) => f.debug_tuple(stringify!($name)).field(db).finish(),
+                }
+            }
+        }
+
+        impl Store {
+            #[doc = concat!("The store's ", $what, " (see [`", stringify!($name), "`]).")]
+            pub fn $accessor(&self) -> $name<'_> {
+                $name { at: At::Sled(self) }
+            }
+        }
+
+        impl Database {
+            #[doc = concat!("The database's ", $what, " (see [`", stringify!($name), "`]).")]
+            pub fn $accessor(&self) -> $name<'_> {
+                $name { at: At::Pg(self) }
+            }
+        }
+    };
+}
+
+/// Which backend a data handle reads and writes.
+#[derive(Clone, Copy)]
+pub(crate) enum At<'a> {
+    /// The embedded store.
+    Sled(&'a Store),
+    /// A PostgreSQL database.
+    Pg(&'a Database),
+}
+
+data_handle!(
     /// Spans and traces: what is ingested ([`Traces::ingest`],
     /// [`Traces::ingest_resources`], [`Traces::ingest_settled`]) and read
     /// back ([`Traces::list`], [`Traces::get`], [`Traces::spans`],
@@ -48,7 +103,7 @@ handle!(
     "spans and traces"
 );
 
-handle!(
+data_handle!(
     /// Issues, the errors grouped by fingerprint, and their occurrences:
     /// [`Issues::get`], [`Issues::list`], [`Issues::set_status`],
     /// [`Issues::occurrences`], [`Issues::latest_occurrences`],
@@ -58,7 +113,7 @@ handle!(
     "issues and their occurrences"
 );
 
-handle!(
+data_handle!(
     /// Counts for a dashboard: errors per bucket ([`Stats::error_counts`],
     /// [`Stats::service_error_counts`]), the services seen
     /// ([`Stats::services`]), the totals ([`Stats::summary`]), and the

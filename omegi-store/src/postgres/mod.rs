@@ -10,7 +10,32 @@
 //! ([`Error::DatabaseTooNew`]).
 //!
 //! Each concern is the same interface on every backend: the accounts are
-//! [`Accounts`], as on the embedded store ([`crate::Store::accounts`]).
+//! [`Accounts`], as on the embedded store ([`crate::Store::accounts`]);
+//! spans and traces, issues and statistics are the same handles as the
+//! embedded store's ([`Database::traces`] → [`Traces`](crate::Traces),
+//! [`Database::issues`] → [`Issues`](crate::Issues), [`Database::stats`] →
+//! [`Stats`](crate::Stats)), with the same results: their rules (what is
+//! new, how an error joins its issue, when an issue regresses, what is
+//! counted once) are written once for both backends, and each backend only
+//! stores and fetches rows.
+//!
+//! Several nodes may write at once. An ingest is one transaction; a row
+//! that it reads and then rewrites (a trace's summary, an issue, the routes
+//! of a service) is read under a transaction-scoped advisory lock on its
+//! key, taken in key order, so that nodes wait for each other only on what
+//! they share: of two nodes that see the same new error at once, exactly
+//! one creates its issue and reports it in
+//! [`IngestReport::created`](crate::IngestReport::created) (and likewise
+//! for [`IngestReport::regressed`](crate::IngestReport::regressed)), which
+//! is what lets an alert fire once. Counters are raised with atomic
+//! upserts. A transaction the database breaks off to resolve a deadlock is
+//! run again; ingests are idempotent, so a retry changes nothing twice.
+//!
+//! Spans are stored as on the embedded store: the spans of a trace written
+//! by one ingest are one postcard-encoded chunk (`span_chunks.spans`, a
+//! `bytea`), beside the columns queries filter on; summaries, issues and
+//! occurrences are postcard values beside theirs. Spans and occurrences
+//! are in tables partitioned by time (migration 3).
 //!
 //! # TLS
 //!
@@ -25,21 +50,34 @@
 //! it on blocking threads, as they run the embedded store.
 //!
 //! ```no_run
+//! use omegi_core::{ErrorRecord, Record, Resource};
 //! use omegi_store::postgres::Database;
-//! use omegi_store::Project;
+//! use omegi_store::{IssueQuery, Project};
 //!
 //! # fn main() -> omegi_store::Result<()> {
 //! let db = Database::connect("postgres://omegi@127.0.0.1/omegi")?;
 //! db.accounts().put_project(&Project::new("shop"))?;
 //! assert_eq!(db.accounts().projects()?.len(), 1);
+//!
+//! // The same calls as on the embedded store.
+//! let error = ErrorRecord::new("card declined", 1_700_000_000_000_000_000);
+//! let report = db
+//!     .traces()
+//!     .ingest("shop", &Resource::new("payment"), &[Record::Error(error)])?;
+//! assert_eq!(report.created.len(), 1);
+//! assert_eq!(db.issues().list("shop", &IssueQuery::open())?.len(), 1);
 //! # Ok(())
 //! # }
 //! ```
 
 mod accounts;
+mod ingest;
+pub(crate) mod issues;
 pub mod migrations;
+pub(crate) mod stats;
 mod throwaway;
 mod tls;
+pub(crate) mod traces;
 
 use std::time::Duration;
 
@@ -62,6 +100,7 @@ pub struct PgConfig {
     connect_timeout: Duration,
     statement_timeout: Duration,
     root_cert: Option<std::path::PathBuf>,
+    max_routes_per_service: usize,
 }
 
 impl PgConfig {
@@ -76,7 +115,15 @@ impl PgConfig {
             connect_timeout: Duration::from_secs(10),
             statement_timeout: Duration::from_secs(30),
             root_cert: None,
+            max_routes_per_service: crate::Config::default().max_routes_per_service,
         }
+    }
+
+    /// How many routes per service the traffic statistics count by name
+    /// (as [`Config::max_routes_per_service`](crate::Config::max_routes_per_service)).
+    pub fn max_routes_per_service(mut self, routes: usize) -> Self {
+        self.max_routes_per_service = routes.max(1);
+        self
     }
 
     /// The most connections open at once.
@@ -112,6 +159,12 @@ impl PgConfig {
 pub struct Database {
     pool: Pool,
     accounts: std::sync::Arc<accounts::PgAccounts>,
+    data: std::sync::Arc<Data>,
+}
+
+/// What the data path shares between clones.
+struct Data {
+    max_routes_per_service: usize,
 }
 
 impl std::fmt::Debug for Database {
@@ -162,6 +215,9 @@ impl Database {
         Ok(Database {
             accounts: std::sync::Arc::new(accounts::PgAccounts::new(pool.clone())),
             pool,
+            data: std::sync::Arc::new(Data {
+                max_routes_per_service: config.max_routes_per_service,
+            }),
         })
     }
 
@@ -181,10 +237,19 @@ impl Database {
     pub fn accounts(&self) -> &dyn Accounts {
         &*self.accounts
     }
+
+    pub(crate) fn max_routes_per_service(&self) -> usize {
+        self.data.max_routes_per_service
+    }
+
+    /// A connection from the pool.
+    pub(crate) fn conn(&self) -> Result<Conn> {
+        conn(&self.pool)
+    }
 }
 
 /// A failure of the database or of the pool.
-fn database(e: impl std::error::Error + Send + Sync + 'static) -> Error {
+pub(crate) fn database(e: impl std::error::Error + Send + Sync + 'static) -> Error {
     Error::Storage(EngineError::database(e))
 }
 
@@ -195,12 +260,12 @@ fn conn(pool: &Pool) -> Result<Conn> {
 
 /// Stored nanoseconds: PostgreSQL's `bigint` is signed, so times after
 /// 2262 are refused rather than wrapped.
-fn ns_to_sql(ns: u64) -> Result<i64> {
+pub(crate) fn ns_to_sql(ns: u64) -> Result<i64> {
     i64::try_from(ns).map_err(|_| Error::Encode(format!("time {ns} ns is past the year 2262")))
 }
 
 /// Nanoseconds read back.
-fn ns_from_sql(table: &'static str, ns: i64) -> Result<u64> {
+pub(crate) fn ns_from_sql(table: &'static str, ns: i64) -> Result<u64> {
     u64::try_from(ns).map_err(|_| Error::corrupt(table, format!("negative time {ns}")))
 }
 
