@@ -138,6 +138,8 @@ impl Traces<'_> {
                 outcome
             }
             At::Pg(db) => {
+                let times = spans.iter().map(|(_, s)| s.start_ns);
+                db.prepare_days(times.chain(errors.iter().map(|(_, e)| e.time_ns)))?;
                 db.write(|w| stage_records(w, project, &resources, &spans, &errors, now))?
             }
         };

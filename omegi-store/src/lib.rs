@@ -51,7 +51,8 @@
 //! [`Database::stats`](postgres::Database::stats) and
 //! [`Database::accounts`](postgres::Database::accounts), with the same
 //! results (the rules are written once, for both backends; see
-//! [`postgres`]).
+//! [`postgres`]); its retention is
+//! [`Database::purge_before`](postgres::Database::purge_before).
 //!
 //! Every method returns the store's [`Error`]; the engines underneath
 //! (sled, tantivy) appear in no signature: their failures are an

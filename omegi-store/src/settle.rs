@@ -378,6 +378,10 @@ impl Traces<'_> {
             }
             At::Pg(db) => {
                 let max_routes = db.max_routes_per_service();
+                let spans = traces.iter().flat_map(|t| &t.spans).map(|s| s.start_ns);
+                let causes = traces.iter().flat_map(|t| &t.causes).map(|c| &c.error);
+                let errors = causes.chain(loose_errors).map(|e| e.time_ns);
+                db.prepare_days(spans.chain(errors))?;
                 db.write(|w| {
                     stage_settled(w, project, resources, traces, loose_errors, now, max_routes)
                 })?

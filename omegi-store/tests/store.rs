@@ -227,7 +227,7 @@ fn import_of_an_export_gives_the_same_store() {
 }
 
 #[test]
-fn retention_deletes_old_spans_and_occurrences_but_keeps_issues() {
+fn retention_by_age_deletes_whole_span_segments() {
     let dir = tempfile::tempdir().unwrap();
     let store =
         Store::open_with(Config::new(dir.path()).retention(Duration::from_secs(3600))).unwrap();
@@ -259,41 +259,12 @@ fn retention_deletes_old_spans_and_occurrences_but_keeps_issues() {
             ],
         )
         .unwrap();
+    // What retention keeps and deletes is checked on both backends by the
+    // conformance suite; here, the embedded store's own part: the age is
+    // the configured one, and span segments go.
     let report = store.run_retention(new + SEC).unwrap();
     assert_eq!((report.traces, report.spans, report.occurrences), (1, 3, 1));
     assert!(report.before.dir_bytes > 0);
-    assert!(store.traces().spans("p", TraceId(1)).unwrap().is_empty());
-    assert!(store.traces().get("p", TraceId(1)).unwrap().is_none());
-    assert_eq!(store.traces().spans("p", TraceId(2)).unwrap().len(), 1);
-    assert_eq!(
-        store
-            .traces()
-            .list(&TraceQuery::project("p"))
-            .unwrap()
-            .len(),
-        1
-    );
-    let fp = fingerprint(&error("a", "boom", 0, None));
-    let issue = store.issues().get("p", &fp).unwrap().unwrap();
-    assert_eq!(issue.count, 2, "issues keep their count");
-    // The histogram counts what is retained: the old hour is gone.
-    let hours = store
-        .issues()
-        .histogram("p", &fp, Bucket::Hour, 0, u64::MAX)
-        .unwrap();
-    assert_eq!(
-        hours
-            .iter()
-            .map(|b| (b.start_ns, b.count))
-            .collect::<Vec<_>>(),
-        [(Bucket::Hour.start_of(new), 1)]
-    );
-    let left = store
-        .issues()
-        .occurrences("p", &fp, 0, u64::MAX, 10)
-        .unwrap();
-    assert_eq!(left.len(), 1);
-    assert_eq!(left[0].time_ns, new);
     // A second pass finds nothing more.
     let again = store.run_retention(new + SEC).unwrap();
     assert_eq!((again.traces, again.occurrences), (0, 0));

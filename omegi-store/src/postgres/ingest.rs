@@ -52,7 +52,7 @@ pub(crate) fn bucket_to_sql(bucket: Bucket) -> i8 {
 
 /// The key of an advisory lock: the first 8 bytes of the SHA-256 of what
 /// it locks.
-fn lock_key(kind: &str, project: &str, key: &[u8]) -> i64 {
+pub(crate) fn lock_key(kind: &str, project: &str, key: &[u8]) -> i64 {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     for part in [kind.as_bytes(), project.as_bytes(), key] {
@@ -141,7 +141,12 @@ fn db(e: r2d2_postgres::postgres::Error) -> Error {
     database(e)
 }
 
-impl PgTx<'_> {
+impl<'c> PgTx<'c> {
+    /// The transaction, for statements of its own.
+    pub(crate) fn client(&mut self) -> &mut Transaction<'c> {
+        &mut self.tx
+    }
+
     fn lock(&mut self, mut keys: Vec<i64>) -> Result<()> {
         if keys.is_empty() {
             return Ok(());

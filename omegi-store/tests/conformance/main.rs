@@ -10,11 +10,12 @@ mod accounts;
 #[path = "../common/mod.rs"]
 mod common;
 mod issues;
+mod retention;
 mod stats;
 mod traces;
 
 use omegi_store::postgres::{Database, Throwaway};
-use omegi_store::{Accounts, Issues, Stats, Store, Traces};
+use omegi_store::{Accounts, Issues, RetentionReport, Stats, Store, Traces};
 
 /// A fresh, empty store on one backend. Clones share its data, as two
 /// handles of one process (sled) or two connections (PostgreSQL) do.
@@ -73,6 +74,13 @@ impl Backend {
         }
     }
 
+    pub(crate) fn purge_before(&self, cutoff_ns: u64) -> RetentionReport {
+        match self {
+            Backend::Sled(store) => store.purge_before(cutoff_ns).unwrap(),
+            Backend::Postgres(db, _) => db.purge_before(cutoff_ns).unwrap(),
+        }
+    }
+
     pub(crate) fn stats(&self) -> Stats<'_> {
         match self {
             Backend::Sled(store) => store.stats(),
@@ -123,6 +131,7 @@ conformance!(
     issues::errors_group_into_issues_that_resolve_regress_and_ignore,
     issues::latest_occurrences_come_newest_first_and_stop_at_the_limit,
     issues::summaries_carry_short_texts_whatever_was_stored,
+    retention::retention_deletes_old_spans_and_occurrences_but_keeps_issues,
     stats::statistics_count_errors_per_bucket_service_and_project,
     stats::clones_share_one_database_across_threads,
 );

@@ -73,14 +73,6 @@ CREATE TABLE occurrences (
 CREATE INDEX occurrences_by_time ON occurrences (project, time_ns);
 CREATE TABLE occurrences_default PARTITION OF occurrences DEFAULT;
 
--- The days that have partitions, so that a writer creates a missing one
--- once (under an advisory lock) and others find it.
-CREATE TABLE partitions (
-    parent text COLLATE "C" NOT NULL,
-    day bigint NOT NULL,
-    PRIMARY KEY (parent, day)
-);
-
 -- Occurrences per issue and bucket, kept with the occurrences.
 CREATE TABLE issue_counters (
     project text COLLATE "C" NOT NULL,
