@@ -134,7 +134,7 @@ pub(crate) struct PgTx<'c> {
 
 /// Maps a database error, noting whether the transaction should be run
 /// again.
-fn db(e: r2d2_postgres::postgres::Error) -> Error {
+pub(crate) fn db(e: r2d2_postgres::postgres::Error) -> Error {
     if retryable(&e) {
         RETRY.with(|r| r.set(true));
     }

@@ -21,8 +21,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use r2d2_postgres::postgres::GenericClient;
 
-use super::ingest::lock_key;
-use super::{database, ns_from_sql, ns_to_sql, Database};
+use super::ingest::{db, lock_key};
+use super::{ns_from_sql, ns_to_sql, Database};
 use crate::codec::decode;
 use crate::error::Result;
 use crate::issues::IssueCounts;
@@ -70,9 +70,9 @@ impl Database {
             return Ok(());
         }
         let mut conn = self.conn()?;
-        let mut tx = conn.transaction().map_err(database)?;
+        let mut tx = conn.transaction().map_err(db)?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&PARTITION_LOCK])
-            .map_err(database)?;
+            .map_err(db)?;
         for &day in &missing {
             let from = ns_to_sql(day * DAY_NS)?;
             let to = ns_to_sql((day + 1) * DAY_NS)?;
@@ -88,12 +88,11 @@ impl Database {
                      RELEASE SAVEPOINT p;"
                 );
                 if tx.batch_execute(&sql).is_err() {
-                    tx.batch_execute("ROLLBACK TO SAVEPOINT p")
-                        .map_err(database)?;
+                    tx.batch_execute("ROLLBACK TO SAVEPOINT p").map_err(db)?;
                 }
             }
         }
-        tx.commit().map_err(database)?;
+        tx.commit().map_err(db)?;
         self.known_days().extend(missing);
         Ok(())
     }
@@ -110,7 +109,7 @@ impl Database {
         let bytes: i64 = self
             .conn()?
             .query_one("SELECT pg_database_size(current_database())", &[])
-            .map_err(database)?
+            .map_err(db)?
             .get(0);
         Ok(DiskUsage {
             engine_bytes: u64::try_from(bytes).unwrap_or(0),
@@ -144,7 +143,7 @@ impl Database {
         report.occurrences += self.purge_occurrences(cutoff)?;
         self.conn()?
             .execute("DELETE FROM span_chunks WHERE latest_ns < $1", &[&cutoff])
-            .map_err(database)?;
+            .map_err(db)?;
         report.after = self.disk_usage()?;
         Ok(report)
     }
@@ -161,7 +160,7 @@ impl Database {
                         "SELECT project, trace_id FROM traces WHERE start_ns < $1 LIMIT $2",
                         &[&cutoff, &BATCH],
                     )
-                    .map_err(database)?;
+                    .map_err(db)?;
                 if found.is_empty() {
                     return Ok(None);
                 }
@@ -175,7 +174,7 @@ impl Database {
                          RETURNING t.project, t.trace_id, t.summary",
                         &[&projects, &ids, &cutoff],
                     )
-                    .map_err(database)?;
+                    .map_err(db)?;
                 let mut span_count = 0;
                 let (mut gone_projects, mut gone_ids) = (Vec::new(), Vec::new());
                 for row in &gone {
@@ -191,7 +190,7 @@ impl Database {
                      WHERE c.project = k.p AND c.trace_id = k.id",
                     &[&gone_projects, &gone_ids],
                 )
-                .map_err(database)?;
+                .map_err(db)?;
                 Ok(Some((gone.len() as u64, span_count)))
             })?;
             match deleted {
@@ -214,7 +213,7 @@ impl Database {
                         "SELECT project, trace_id FROM settled WHERE start_ns < $1 LIMIT $2",
                         &[&cutoff, &BATCH],
                     )
-                    .map_err(database)?;
+                    .map_err(db)?;
                 if found.is_empty() {
                     return Ok(false);
                 }
@@ -226,7 +225,7 @@ impl Database {
                      WHERE s.project = k.p AND s.trace_id = k.id AND s.start_ns < $3",
                     &[&projects, &ids, &cutoff],
                 )
-                .map_err(database)?;
+                .map_err(db)?;
                 Ok(true)
             })?;
             if !more {
@@ -245,7 +244,7 @@ impl Database {
         self.write(|w| {
             let tx = w.client();
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&PARTITION_LOCK])
-                .map_err(database)?;
+                .map_err(db)?;
             let mut occurrences = 0u64;
             for table in PARTITIONED {
                 let partitions = tx
@@ -256,7 +255,7 @@ impl Database {
                          WHERE p.relname = $1",
                         &[&table],
                     )
-                    .map_err(database)?;
+                    .map_err(db)?;
                 for row in partitions {
                     let name: String = row.get(0);
                     let Some(day) = name
@@ -279,22 +278,22 @@ impl Database {
                     if table == "occurrences" {
                         let n: i64 = tx
                             .query_one(&format!("SELECT count(*) FROM {name}"), &[])
-                            .map_err(database)?
+                            .map_err(db)?
                             .get(0);
                         occurrences += u64::try_from(n).unwrap_or(0);
                     }
                     tx.batch_execute(&format!("DROP TABLE {name}"))
-                        .map_err(database)?;
+                        .map_err(db)?;
                 }
             }
             occurrences += tx
                 .execute("DELETE FROM occurrences WHERE time_ns < $1", &[&day_start])
-                .map_err(database)?;
+                .map_err(db)?;
             tx.execute(
                 "DELETE FROM issue_counters WHERE start_ns < $1",
                 &[&day_start],
             )
-            .map_err(database)?;
+            .map_err(db)?;
             Ok(occurrences)
         })
         .inspect(|_| {
@@ -317,7 +316,7 @@ impl Database {
                          RETURNING project, fingerprint, time_ns",
                         &[&cutoff, &BATCH],
                     )
-                    .map_err(database)?;
+                    .map_err(db)?;
                 let mut counts: BTreeMap<String, IssueCounts> = BTreeMap::new();
                 for row in &gone {
                     let fp: &str = row.get(1);
@@ -355,6 +354,6 @@ fn lock_all(
         "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k ORDER BY k",
         &[&keys],
     )
-    .map_err(database)?;
+    .map_err(db)?;
     Ok(())
 }

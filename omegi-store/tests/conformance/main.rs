@@ -10,6 +10,7 @@ mod accounts;
 #[path = "../common/mod.rs"]
 mod common;
 mod issues;
+mod model;
 mod retention;
 mod stats;
 mod traces;
@@ -39,6 +40,14 @@ impl Backend {
         let db =
             Database::connect(&url).unwrap_or_else(|e| panic!("{}", omegi_core::ErrorChain(&e)));
         Backend::Postgres(db, url)
+    }
+
+    /// A new, empty store on the same backend.
+    pub(crate) fn fresh(&self) -> Self {
+        match self {
+            Backend::Sled(_) => Backend::sled(),
+            Backend::Postgres(..) => Backend::postgres(),
+        }
     }
 
     /// Another handle on the same data, as another node would have: a clone
@@ -131,6 +140,7 @@ conformance!(
     issues::errors_group_into_issues_that_resolve_regress_and_ignore,
     issues::latest_occurrences_come_newest_first_and_stop_at_the_limit,
     issues::summaries_carry_short_texts_whatever_was_stored,
+    model::store_agrees_with_a_model,
     retention::retention_deletes_old_spans_and_occurrences_but_keeps_issues,
     stats::statistics_count_errors_per_bucket_service_and_project,
     stats::clones_share_one_database_across_threads,
