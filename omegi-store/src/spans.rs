@@ -468,9 +468,9 @@ pub(crate) fn stage_spans(
     }
     let traces: Vec<TraceId> = by_trace.keys().copied().collect();
     w.lock_traces(project, &traces)?;
+    let olds = w.summary_rows(project, &traces)?;
     let mut changes: Vec<TraceChange<'_>> = Vec::with_capacity(by_trace.len());
-    for (trace, latest) in by_trace {
-        let old = w.summary_row(project, trace)?;
+    for ((trace, latest), old) in by_trace.into_iter().zip(olds) {
         let mut chosen: Vec<usize> = latest.into_values().collect();
         chosen.sort_unstable();
         let mut stored = None;
@@ -512,6 +512,8 @@ pub(crate) fn stage_spans(
     let groups: Vec<(TraceId, Vec<&SpanRecord>)> =
         changes.iter().map(|c| (c.trace, c.spans.clone())).collect();
     let chunks = w.append_spans(project, &groups)?;
+    let mut rows: Vec<(TraceId, Option<SummaryRow>, SummaryRow)> =
+        Vec::with_capacity(changes.len());
     for (change, chunk) in changes.into_iter().zip(chunks) {
         let trace = change.trace;
         let mut row = match change.stored {
@@ -550,8 +552,9 @@ pub(crate) fn stage_spans(
         if change.old.is_none() {
             outcome.new_traces += 1;
         }
-        w.put_summary_row(project, trace, change.old.as_ref(), &row)?;
+        rows.push((trace, change.old, row));
     }
+    w.put_summary_rows(project, &rows)?;
     Ok(outcome)
 }
 

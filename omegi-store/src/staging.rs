@@ -92,8 +92,12 @@ pub(crate) trait Staging {
     fn lock_routes(&mut self, project: &str, service: &str) -> Result<()>;
 
     // Spans and traces.
-    /// A trace's summary row.
-    fn summary_row(&mut self, project: &str, trace: TraceId) -> Result<Option<SummaryRow>>;
+    /// The summary rows of traces, in the order given.
+    fn summary_rows(
+        &mut self,
+        project: &str,
+        traces: &[TraceId],
+    ) -> Result<Vec<Option<SummaryRow>>>;
     /// The stored spans of a trace, by span id (the latest copy of each).
     fn stored_spans(
         &mut self,
@@ -108,13 +112,12 @@ pub(crate) trait Staging {
         project: &str,
         groups: &[(TraceId, Vec<&SpanRecord>)],
     ) -> Result<Vec<Option<ChunkRef>>>;
-    /// Writes a trace's summary (`old`: the one read, if any).
-    fn put_summary_row(
+    /// Writes traces' summaries: (trace, the summary read if any, the new
+    /// one).
+    fn put_summary_rows(
         &mut self,
         project: &str,
-        trace: TraceId,
-        old: Option<&SummaryRow>,
-        row: &SummaryRow,
+        rows: &[(TraceId, Option<SummaryRow>, SummaryRow)],
     ) -> Result<()>;
 
     // Settled traces.
@@ -284,8 +287,15 @@ mod sled_rows {
             Ok(())
         }
 
-        fn summary_row(&mut self, project: &str, trace: TraceId) -> Result<Option<SummaryRow>> {
-            read_summary_row(self, project, trace)
+        fn summary_rows(
+            &mut self,
+            project: &str,
+            traces: &[TraceId],
+        ) -> Result<Vec<Option<SummaryRow>>> {
+            traces
+                .iter()
+                .map(|trace| read_summary_row(self, project, *trace))
+                .collect()
         }
 
         fn stored_spans(
@@ -309,33 +319,36 @@ mod sled_rows {
                 .collect())
         }
 
-        fn put_summary_row(
+        fn put_summary_rows(
             &mut self,
             project: &str,
-            trace: TraceId,
-            old: Option<&SummaryRow>,
-            row: &SummaryRow,
+            rows: &[(TraceId, Option<SummaryRow>, SummaryRow)],
         ) -> Result<()> {
-            let new = &row.summary;
-            match old {
-                None => self.insert(
-                    TreeId::TraceIndex,
-                    index_key(project, new.start_ns, trace)?,
-                    encode(&new.services)?,
-                ),
-                Some(old) => {
-                    let old = &old.summary;
-                    if old.start_ns != new.start_ns || old.services != new.services {
-                        self.remove(TreeId::TraceIndex, index_key(project, old.start_ns, trace)?);
-                        self.insert(
-                            TreeId::TraceIndex,
-                            index_key(project, new.start_ns, trace)?,
-                            encode(&new.services)?,
-                        );
+            for (trace, old, row) in rows {
+                let (trace, new) = (*trace, &row.summary);
+                match old {
+                    None => self.insert(
+                        TreeId::TraceIndex,
+                        index_key(project, new.start_ns, trace)?,
+                        encode(&new.services)?,
+                    ),
+                    Some(old) => {
+                        let old = &old.summary;
+                        if old.start_ns != new.start_ns || old.services != new.services {
+                            self.remove(
+                                TreeId::TraceIndex,
+                                index_key(project, old.start_ns, trace)?,
+                            );
+                            self.insert(
+                                TreeId::TraceIndex,
+                                index_key(project, new.start_ns, trace)?,
+                                encode(&new.services)?,
+                            );
+                        }
                     }
                 }
+                self.insert(TreeId::Traces, trace_key(project, trace)?, encode(row)?);
             }
-            self.insert(TreeId::Traces, trace_key(project, trace)?, encode(row)?);
             Ok(())
         }
 

@@ -237,15 +237,24 @@ impl Staging for PgTx<'_> {
         self.lock(vec![lock_key("routes", project, service.as_bytes())])
     }
 
-    fn summary_row(&mut self, project: &str, trace: TraceId) -> Result<Option<SummaryRow>> {
-        self.tx
-            .query_opt(
-                "SELECT summary FROM traces WHERE project = $1 AND trace_id = $2",
-                &[&project, &trace_to_sql(trace)],
+    fn summary_rows(
+        &mut self,
+        project: &str,
+        traces: &[TraceId],
+    ) -> Result<Vec<Option<SummaryRow>>> {
+        let ids: Vec<Vec<u8>> = traces.iter().map(|t| trace_to_sql(*t)).collect();
+        let rows = self
+            .tx
+            .query(
+                "SELECT trace_id, summary FROM traces WHERE project = $1 AND trace_id = ANY($2)",
+                &[&project, &ids],
             )
-            .map_err(db)?
-            .map(|row| decode("traces", row.get::<_, &[u8]>(0)))
-            .transpose()
+            .map_err(db)?;
+        let mut found: BTreeMap<&[u8], SummaryRow> = BTreeMap::new();
+        for row in &rows {
+            found.insert(row.get(0), decode("traces", row.get::<_, &[u8]>(1))?);
+        }
+        Ok(ids.iter().map(|id| found.remove(id.as_slice())).collect())
     }
 
     fn stored_spans(
@@ -269,46 +278,60 @@ impl Staging for PgTx<'_> {
         project: &str,
         groups: &[(TraceId, Vec<&SpanRecord>)],
     ) -> Result<Vec<Option<ChunkRef>>> {
+        let mut ids = Vec::with_capacity(groups.len());
+        let mut latest = Vec::with_capacity(groups.len());
+        let mut chunks = Vec::with_capacity(groups.len());
         for (trace, spans) in groups {
-            let latest = spans.iter().map(|s| s.start_ns).max().unwrap_or(0);
-            self.tx
-                .execute(
-                    "INSERT INTO span_chunks (project, trace_id, latest_ns, spans)
-                     VALUES ($1, $2, $3, $4)",
-                    &[
-                        &project,
-                        &trace_to_sql(*trace),
-                        &ns_to_sql(latest)?,
-                        &encode_chunk(spans)?,
-                    ],
-                )
-                .map_err(db)?;
+            ids.push(trace_to_sql(*trace));
+            latest.push(ns_to_sql(
+                spans.iter().map(|s| s.start_ns).max().unwrap_or(0),
+            )?);
+            chunks.push(encode_chunk(spans)?);
         }
+        self.tx
+            .execute(
+                "INSERT INTO span_chunks (project, trace_id, latest_ns, spans)
+                 SELECT $1, * FROM unnest($2::bytea[], $3::bigint[], $4::bytea[])",
+                &[&project, &ids, &latest, &chunks],
+            )
+            .map_err(db)?;
         Ok(vec![None; groups.len()])
     }
 
-    fn put_summary_row(
+    fn put_summary_rows(
         &mut self,
         project: &str,
-        trace: TraceId,
-        _old: Option<&SummaryRow>,
-        row: &SummaryRow,
+        rows: &[(TraceId, Option<SummaryRow>, SummaryRow)],
     ) -> Result<()> {
-        self.tx
-            .execute(
-                "INSERT INTO traces (project, trace_id, start_ns, services, summary)
-                 VALUES ($1, $2, $3, $4, $5)
+        type Param = Box<dyn r2d2_postgres::postgres::types::ToSql + Sync>;
+        // Within the 65535 parameters of a statement.
+        for part in rows.chunks(8_000) {
+            let mut params: Vec<Param> = vec![Box::new(project.to_owned())];
+            let mut values = Vec::with_capacity(rows.len());
+            for (trace, _, row) in part {
+                let n = params.len();
+                values.push(format!(
+                    "($1, ${}, ${}, ${}, ${})",
+                    n + 1,
+                    n + 2,
+                    n + 3,
+                    n + 4
+                ));
+                params.push(Box::new(trace_to_sql(*trace)));
+                params.push(Box::new(ns_to_sql(row.summary.start_ns)?));
+                params.push(Box::new(row.summary.services.clone()));
+                params.push(Box::new(encode(row)?));
+            }
+            let sql = format!(
+                "INSERT INTO traces (project, trace_id, start_ns, services, summary) VALUES {}
                  ON CONFLICT (project, trace_id) DO UPDATE SET start_ns = excluded.start_ns,
                      services = excluded.services, summary = excluded.summary",
-                &[
-                    &project,
-                    &trace_to_sql(trace),
-                    &ns_to_sql(row.summary.start_ns)?,
-                    &row.summary.services,
-                    &encode(row)?,
-                ],
-            )
-            .map_err(db)?;
+                values.join(", ")
+            );
+            let refs: Vec<&(dyn r2d2_postgres::postgres::types::ToSql + Sync)> =
+                params.iter().map(|p| p.as_ref()).collect();
+            self.tx.execute(&sql, &refs).map_err(db)?;
+        }
         Ok(())
     }
 
@@ -456,39 +479,96 @@ impl Staging for PgTx<'_> {
         project: &str,
         counts: &BTreeMap<(String, Bucket, u64), i64>,
     ) -> Result<()> {
+        let (mut fps, mut buckets, mut starts, mut ns) = (vec![], vec![], vec![], vec![]);
         for ((fp, bucket, start), delta) in counts {
-            self.add_counter(
-                "issue_counters",
-                &["project", "fingerprint", "bucket", "start_ns"],
-                &[&project, fp, &bucket_to_sql(*bucket), &ns_to_sql(*start)?],
-                *delta,
-            )?;
+            if *delta > 0 {
+                key_text("fingerprint", fp)?;
+                fps.push(fp.as_str());
+                buckets.push(bucket_to_sql(*bucket));
+                starts.push(ns_to_sql(*start)?);
+                ns.push(*delta);
+            } else {
+                self.add_counter(
+                    "issue_counters",
+                    &["project", "fingerprint", "bucket", "start_ns"],
+                    &[&project, fp, &bucket_to_sql(*bucket), &ns_to_sql(*start)?],
+                    *delta,
+                )?;
+            }
+        }
+        if !ns.is_empty() {
+            self.tx
+                .execute(
+                    "INSERT INTO issue_counters (project, fingerprint, bucket, start_ns, n)
+                     SELECT $1, * FROM unnest($2::text[], $3::\"char\"[], $4::bigint[], $5::bigint[])
+                     ON CONFLICT (project, fingerprint, bucket, start_ns)
+                     DO UPDATE SET n = issue_counters.n + excluded.n",
+                    &[&project, &fps, &buckets, &starts, &ns],
+                )
+                .map_err(db)?;
         }
         Ok(())
     }
 
     fn add_error_counts(&mut self, project: &str, counts: &ErrorCounts) -> Result<()> {
+        let (mut buckets, mut starts, mut ns) = (vec![], vec![], vec![]);
         for ((bucket, start), delta) in &counts.project {
-            self.add_counter(
-                "error_counters",
-                &["project", "bucket", "start_ns"],
-                &[&project, &bucket_to_sql(*bucket), &ns_to_sql(*start)?],
-                *delta,
-            )?;
+            if *delta > 0 {
+                buckets.push(bucket_to_sql(*bucket));
+                starts.push(ns_to_sql(*start)?);
+                ns.push(*delta);
+            } else {
+                self.add_counter(
+                    "error_counters",
+                    &["project", "bucket", "start_ns"],
+                    &[&project, &bucket_to_sql(*bucket), &ns_to_sql(*start)?],
+                    *delta,
+                )?;
+            }
         }
+        if !ns.is_empty() {
+            self.tx
+                .execute(
+                    "INSERT INTO error_counters (project, bucket, start_ns, n)
+                     SELECT $1, * FROM unnest($2::\"char\"[], $3::bigint[], $4::bigint[])
+                     ON CONFLICT (project, bucket, start_ns)
+                     DO UPDATE SET n = error_counters.n + excluded.n",
+                    &[&project, &buckets, &starts, &ns],
+                )
+                .map_err(db)?;
+        }
+        let (mut services, mut buckets, mut starts, mut ns) = (vec![], vec![], vec![], vec![]);
         for ((service, bucket, start), delta) in &counts.service {
             key_text("service", service)?;
-            self.add_counter(
-                "service_error_counters",
-                &["project", "service", "bucket", "start_ns"],
-                &[
-                    &project,
-                    service,
-                    &bucket_to_sql(*bucket),
-                    &ns_to_sql(*start)?,
-                ],
-                *delta,
-            )?;
+            if *delta > 0 {
+                services.push(service.as_str());
+                buckets.push(bucket_to_sql(*bucket));
+                starts.push(ns_to_sql(*start)?);
+                ns.push(*delta);
+            } else {
+                self.add_counter(
+                    "service_error_counters",
+                    &["project", "service", "bucket", "start_ns"],
+                    &[
+                        &project,
+                        service,
+                        &bucket_to_sql(*bucket),
+                        &ns_to_sql(*start)?,
+                    ],
+                    *delta,
+                )?;
+            }
+        }
+        if !ns.is_empty() {
+            self.tx
+                .execute(
+                    "INSERT INTO service_error_counters (project, service, bucket, start_ns, n)
+                     SELECT $1, * FROM unnest($2::text[], $3::\"char\"[], $4::bigint[], $5::bigint[])
+                     ON CONFLICT (project, service, bucket, start_ns)
+                     DO UPDATE SET n = service_error_counters.n + excluded.n",
+                    &[&project, &services, &buckets, &starts, &ns],
+                )
+                .map_err(db)?;
         }
         Ok(())
     }
