@@ -7,12 +7,14 @@ use std::collections::BTreeSet;
 use omegi_core::{ErrorRecord, Fingerprint, Record, Resource, SpanRecord};
 
 use crate::error::Result;
-use crate::issues::{stage_errors, Issue};
-use crate::keys::{check_name, Key};
-use crate::spans::stage_spans;
+use crate::handles::At;
+use crate::issues::{stage_errors, ErrorOutcome, Issue};
+use crate::keys::check_name;
+use crate::spans::{stage_spans, SpanOutcome};
+use crate::staging::Staging;
 use crate::stats::{stage_stats, Totals};
-use crate::writes::{Lookup, TreeId, Writes};
-use crate::{codec::encode, now_ns, Project, Traces};
+use crate::writes::Writes;
+use crate::{now_ns, Issues, Traces};
 
 /// What one ingest did: alerts fire on `created` and `regressed`.
 ///
@@ -125,94 +127,119 @@ impl Traces<'_> {
                 }
             }
         }
-        let span_refs: Vec<&SpanRecord> = spans.iter().map(|(_, s)| s.as_ref()).collect();
-        let error_refs: Vec<&ErrorRecord> = errors.iter().map(|(_, e)| e.as_ref()).collect();
-
-        let core = self.core();
-        let (span_outcome, error_outcome) = {
-            let _guard = core.lock();
-            // Everything is staged first: a name or value that cannot be
-            // stored refuses the whole ingest before anything is written.
-            let mut w = Writes::new(core);
-            let project_key = Key::new().str("project", project)?.into_vec();
-            if w.lookup(TreeId::Projects, &project_key)?.is_none() {
-                w.insert(
-                    TreeId::Projects,
-                    project_key,
-                    encode(&Project::new(project))?,
-                );
+        let now = now_ns();
+        let (span_outcome, mut error_outcome) = match self.at {
+            At::Sled(store) => {
+                let core = store.core();
+                let _guard = core.lock();
+                let mut w = Writes::new(core);
+                let outcome = stage_records(&mut w, project, &resources, &spans, &errors, now)?;
+                w.commit()?;
+                outcome
             }
-            let span_outcome = stage_spans(&mut w, project, &span_refs)?;
-            let error_outcome = stage_errors(&mut w, project, &error_refs)?;
-            // Services (and the processes naming them) that sent something
-            // new: their last-seen time moves, nothing else's does.
-            let mut services: BTreeSet<&str> = BTreeSet::new();
-            let mut senders: BTreeSet<usize> = BTreeSet::new();
-            for ((from, span), _) in spans
-                .iter()
-                .zip(&span_outcome.written)
-                .filter(|(_, written)| **written)
-            {
-                services.insert(&span.service);
-                senders.insert(*from);
+            At::Pg(db) => {
+                let times = spans.iter().map(|(_, s)| s.start_ns);
+                db.prepare_days(times.chain(errors.iter().map(|(_, e)| e.time_ns)))?;
+                db.write(|w| stage_records(w, project, &resources, &spans, &errors, now))?
             }
-            let mut new_errors: Vec<&ErrorRecord> = Vec::new();
-            for ((from, error), _) in errors
-                .iter()
-                .zip(&error_outcome.new)
-                .filter(|(_, new)| **new)
-            {
-                services.insert(&error.service);
-                senders.insert(*from);
-                new_errors.push(error);
-            }
-            let senders: Vec<&Resource> = senders.into_iter().map(|i| resources[i]).collect();
-            services.extend(
-                senders
-                    .iter()
-                    .map(|r| r.service.as_str())
-                    .filter(|s| !s.is_empty()),
-            );
-            let services: Vec<&str> = services.into_iter().collect();
-            stage_stats(
-                &mut w,
-                project,
-                &senders,
-                &services,
-                &new_errors,
-                Totals {
-                    spans: span_outcome.new_spans,
-                    traces: span_outcome.new_traces,
-                    errors: new_errors.len() as u64,
-                },
-                now_ns(),
-            )?;
-            w.commit()?;
-            (span_outcome, error_outcome)
         };
         let mut report = IngestReport {
             spans: usize::try_from(span_outcome.new_spans).unwrap_or(usize::MAX),
             errors: error_outcome.new.iter().filter(|new| **new).count(),
             new_traces: span_outcome.new_traces,
-            occurrences: error_outcome
-                .per_issue
+            occurrences: std::mem::take(&mut error_outcome.per_issue)
                 .into_iter()
                 .map(|(fp, n)| (Fingerprint(fp), n))
                 .collect(),
             ..IngestReport::default()
         };
-        for fp in error_outcome.created {
-            if let Some(issue) = self.store.issues().get(project, &Fingerprint(fp))? {
+        self.report_issues(project, &mut report, error_outcome)?;
+        Ok(report)
+    }
+
+    /// Fills in the issues an ingest created and regressed, as they are
+    /// after it.
+    pub(crate) fn report_issues(
+        &self,
+        project: &str,
+        report: &mut IngestReport,
+        outcome: ErrorOutcome,
+    ) -> Result<()> {
+        let issues = Issues { at: self.at };
+        for fp in outcome.created {
+            if let Some(issue) = issues.get(project, &Fingerprint(fp))? {
                 report.created.push(issue);
             }
         }
-        for fp in error_outcome.regressed {
-            if let Some(issue) = self.store.issues().get(project, &Fingerprint(fp))? {
+        for fp in outcome.regressed {
+            if let Some(issue) = issues.get(project, &Fingerprint(fp))? {
                 report.regressed.push(issue);
             }
         }
-        Ok(report)
+        Ok(())
     }
+}
+
+/// Stages one ingest of records (see [`Traces::ingest_resources`]):
+/// everything is staged first, so that a name or value that cannot be
+/// stored refuses the whole ingest before anything is written.
+fn stage_records(
+    w: &mut impl Staging,
+    project: &str,
+    resources: &[&Resource],
+    spans: &[(usize, Cow<'_, SpanRecord>)],
+    errors: &[(usize, Cow<'_, ErrorRecord>)],
+    now: u64,
+) -> Result<(SpanOutcome, ErrorOutcome)> {
+    let span_refs: Vec<&SpanRecord> = spans.iter().map(|(_, s)| s.as_ref()).collect();
+    let error_refs: Vec<&ErrorRecord> = errors.iter().map(|(_, e)| e.as_ref()).collect();
+    w.ensure_project(project)?;
+    let span_outcome = stage_spans(w, project, &span_refs)?;
+    let error_outcome = stage_errors(w, project, &error_refs)?;
+    // Services (and the processes naming them) that sent something
+    // new: their last-seen time moves, nothing else's does.
+    let mut services: BTreeSet<&str> = BTreeSet::new();
+    let mut senders: BTreeSet<usize> = BTreeSet::new();
+    for ((from, span), _) in spans
+        .iter()
+        .zip(&span_outcome.written)
+        .filter(|(_, written)| **written)
+    {
+        services.insert(&span.service);
+        senders.insert(*from);
+    }
+    let mut new_errors: Vec<&ErrorRecord> = Vec::new();
+    for ((from, error), _) in errors
+        .iter()
+        .zip(&error_outcome.new)
+        .filter(|(_, new)| **new)
+    {
+        services.insert(&error.service);
+        senders.insert(*from);
+        new_errors.push(error);
+    }
+    let senders: Vec<&Resource> = senders.into_iter().map(|i| resources[i]).collect();
+    services.extend(
+        senders
+            .iter()
+            .map(|r| r.service.as_str())
+            .filter(|s| !s.is_empty()),
+    );
+    let services: Vec<&str> = services.into_iter().collect();
+    stage_stats(
+        w,
+        project,
+        &senders,
+        &services,
+        &new_errors,
+        Totals {
+            spans: span_outcome.new_spans,
+            traces: span_outcome.new_traces,
+            errors: new_errors.len() as u64,
+        },
+        now,
+    )?;
+    Ok((span_outcome, error_outcome))
 }
 
 #[cfg(test)]

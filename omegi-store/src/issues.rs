@@ -11,8 +11,10 @@ use sled::IVec;
 
 use crate::codec::{decode, encode, SConsequence, SError};
 use crate::error::{Error, Result};
+use crate::handles::At;
 use crate::keys::{Key, KeyReader};
 use crate::spans::insert_sorted;
+use crate::staging::Staging;
 use crate::stats::Bucket;
 use crate::writes::{Lookup, TreeId, Writes};
 use crate::{now_ns, Issues, Store};
@@ -38,7 +40,7 @@ impl IssueStatus {
         matches!(self, IssueStatus::Unresolved | IssueStatus::Regressed)
     }
 
-    fn code(self) -> u8 {
+    pub(crate) fn code(self) -> u8 {
         match self {
             IssueStatus::Unresolved => 0,
             IssueStatus::Resolved => 1,
@@ -47,7 +49,7 @@ impl IssueStatus {
         }
     }
 
-    fn from_code(c: u8) -> Result<Self> {
+    pub(crate) fn from_code(c: u8) -> Result<Self> {
         Ok(match c {
             0 => IssueStatus::Unresolved,
             1 => IssueStatus::Resolved,
@@ -87,15 +89,15 @@ pub struct Issue {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct IssueRow {
-    title: String,
-    status: u8,
-    count: u64,
-    first_seen_ns: u64,
-    last_seen_ns: u64,
-    services: Vec<String>,
-    latest_trace: Option<u128>,
-    latest_error: SError,
-    status_changed_ns: u64,
+    pub(crate) title: String,
+    pub(crate) status: u8,
+    pub(crate) count: u64,
+    pub(crate) first_seen_ns: u64,
+    pub(crate) last_seen_ns: u64,
+    pub(crate) services: Vec<String>,
+    pub(crate) latest_trace: Option<u128>,
+    pub(crate) latest_error: SError,
+    pub(crate) status_changed_ns: u64,
 }
 
 /// The leading fields of an [`IssueRow`], decoded without the rest.
@@ -108,7 +110,7 @@ struct IssueHead<'a> {
 }
 
 impl IssueRow {
-    fn into_issue(self, project: &str, fp: &str) -> Result<Issue> {
+    pub(crate) fn into_issue(self, project: &str, fp: &str) -> Result<Issue> {
         Ok(Issue {
             project: project.to_owned(),
             fingerprint: Fingerprint(fp.to_owned()),
@@ -164,7 +166,7 @@ pub struct Occurrence {
 }
 
 impl Occurrence {
-    fn new(error: ErrorRecord, seq: u64, consequences: Vec<Consequence>) -> Self {
+    pub(crate) fn new(error: ErrorRecord, seq: u64, consequences: Vec<Consequence>) -> Self {
         Occurrence {
             time_ns: error.time_ns,
             trace_id: error.trace_id,
@@ -207,6 +209,56 @@ struct OccurrenceHead<'a> {
     #[allow(dead_code)]
     kind: u8,
     message: &'a str,
+}
+
+/// An occurrence as a list shows it, from the leading fields of its stored
+/// error.
+pub(crate) fn occurrence_summary(
+    time_ns: u64,
+    seq: u64,
+    error: &[u8],
+) -> Result<OccurrenceSummary> {
+    let (head, _): (OccurrenceHead<'_>, _) = postcard::take_from_bytes(error)
+        .map_err(|e| Error::corrupt("occurrences", e.to_string()))?;
+    Ok(OccurrenceSummary {
+        time_ns,
+        seq,
+        trace_id: head.trace_id.map(TraceId),
+        span_id: head.span_id.map(SpanId),
+        service: short(head.service),
+        message: title_line(head.message),
+    })
+}
+
+/// Stages an issue's new status, set by hand now.
+fn stage_status(
+    w: &mut impl Staging,
+    project: &str,
+    fp: &str,
+    status: IssueStatus,
+    now: u64,
+) -> Result<IssueRow> {
+    w.lock_issues(project, &[fp])?;
+    let old = w
+        .issue_row(project, fp)?
+        .ok_or_else(|| Error::IssueNotFound {
+            project: project.to_owned(),
+            fingerprint: fp.to_owned(),
+        })?;
+    let mut row = old.clone();
+    row.status = status.code();
+    row.status_changed_ns = now;
+    w.put_issue_row(project, fp, Some(&old), &row)?;
+    Ok(row)
+}
+
+/// The key of the occurrence an issue's latest error is stored as.
+pub(crate) fn latest_occurrence(issue: &Issue) -> Result<OccurrenceRef> {
+    Ok(OccurrenceRef {
+        fingerprint: issue.fingerprint.0.clone(),
+        time_ns: issue.latest_error.time_ns,
+        id: SError::from_record(&issue.latest_error).occurrence_id()?,
+    })
 }
 
 /// Order of an issue list.
@@ -263,7 +315,7 @@ impl IssueQuery {
         self
     }
 
-    fn keeps(&self, status: IssueStatus) -> bool {
+    pub(crate) fn keeps(&self, status: IssueStatus) -> bool {
         self.statuses.is_empty() || self.statuses.contains(&status)
     }
 }
@@ -284,7 +336,7 @@ fn title(error: &ErrorRecord) -> String {
 
 /// `text` cut to [`TITLE_CHARS`] characters, the last one `…` when cut;
 /// costs `O(TITLE_CHARS)` whatever the length of `text`.
-fn short(text: &str) -> String {
+pub(crate) fn short(text: &str) -> String {
     match text.char_indices().nth(TITLE_CHARS) {
         None => text.to_owned(),
         Some(_) => {
@@ -372,24 +424,8 @@ impl IssueCounts {
 
     /// Stages the changed counters of `project`'s issues; a counter that
     /// reaches zero is removed.
-    pub(crate) fn stage(self, w: &mut Writes<'_>, project: &str) -> Result<()> {
-        for ((fp, bucket, start), delta) in self.0 {
-            if delta == 0 {
-                continue;
-            }
-            let key = issue_counter_key(project, &fp, bucket, start)?;
-            let old = match w.lookup(TreeId::IssueCounters, &key)? {
-                Some(v) => crate::keys::counter("issue_counters", &v)?,
-                None => 0,
-            };
-            let new = old.saturating_add_signed(delta);
-            if new == 0 {
-                w.remove(TreeId::IssueCounters, key);
-            } else {
-                w.insert(TreeId::IssueCounters, key, &new.to_be_bytes()[..]);
-            }
-        }
-        Ok(())
+    pub(crate) fn stage(self, w: &mut impl Staging, project: &str) -> Result<()> {
+        w.add_issue_counts(project, &self.0)
     }
 }
 
@@ -405,7 +441,7 @@ pub(crate) fn issue_counter_key(
         .into_vec())
 }
 
-fn read_row(r: &impl Lookup, project: &str, fp: &str) -> Result<Option<IssueRow>> {
+pub(crate) fn read_row(r: &impl Lookup, project: &str, fp: &str) -> Result<Option<IssueRow>> {
     match r.lookup(TreeId::Issues, issue_key(project, fp)?.as_ref())? {
         Some(bytes) => Ok(Some(decode("issues", &bytes)?)),
         None => Ok(None),
@@ -457,31 +493,21 @@ pub(crate) fn put_occurrence(
         counts.add(fp, occ.time_ns, 1);
         counts.stage(w, project)?;
     }
-    stage_consequences(w, main.clone(), &occ.consequences)?;
+    w.put_consequences(
+        project,
+        &OccurrenceRef {
+            fingerprint: fp.to_owned(),
+            time_ns: occ.time_ns,
+            id: occ.seq,
+        },
+        &occ.consequences,
+    )?;
     w.insert(
         TreeId::Occurrences,
         main,
         encode(&SError::from_record(&occ.error))?,
     );
     w.insert(TreeId::OccurrencesByTime, by_time, IVec::default());
-    Ok(())
-}
-
-/// Stages the consequences of the occurrence whose main key is `main`
-/// (none: removes what was there).
-pub(crate) fn stage_consequences(
-    w: &mut Writes<'_>,
-    main: Vec<u8>,
-    consequences: &[Consequence],
-) -> Result<()> {
-    if consequences.is_empty() {
-        if w.lookup(TreeId::Consequences, &main)?.is_some() {
-            w.remove(TreeId::Consequences, main);
-        }
-        return Ok(());
-    }
-    let stored: Vec<SConsequence> = consequences.iter().map(SConsequence::from_record).collect();
-    w.insert(TreeId::Consequences, main, encode(&stored)?);
     Ok(())
 }
 
@@ -518,45 +544,28 @@ pub(crate) struct Retracted {
 /// entry and its consequences go, its issue counts one less, and an issue
 /// left with no occurrence goes too. `None` when it is not stored.
 pub(crate) fn retract_occurrence(
-    w: &mut Writes<'_>,
+    w: &mut impl Staging,
     project: &str,
     occurrence: &OccurrenceRef,
 ) -> Result<Option<Retracted>> {
     let fp = &occurrence.fingerprint;
-    let (main, by_time) = occurrence_keys(project, fp, occurrence.time_ns, occurrence.id)?;
-    let Some(bytes) = w.lookup(TreeId::Occurrences, &main)? else {
+    w.lock_issues(project, &[fp])?;
+    let Some(error) = w.take_occurrence(project, occurrence)? else {
         return Ok(None);
     };
-    let error: SError = decode("occurrences", &bytes)?;
     let error = error.into_record("occurrences")?;
-    w.remove(TreeId::Occurrences, main.clone());
-    w.remove(TreeId::OccurrencesByTime, by_time);
     let mut counts = IssueCounts::default();
     counts.add(fp, occurrence.time_ns, -1);
     counts.stage(w, project)?;
-    if w.lookup(TreeId::Consequences, &main)?.is_some() {
-        w.remove(TreeId::Consequences, main);
-    }
     let mut issue_removed = false;
-    if let Some(mut row) = read_row(w, project, fp)? {
+    if let Some(old) = w.issue_row(project, fp)? {
+        let mut row = old.clone();
         row.count = row.count.saturating_sub(1);
         if row.count == 0 {
-            w.remove(TreeId::Issues, issue_key(project, fp)?.into_vec());
-            w.remove(
-                TreeId::IssuesByLastSeen,
-                last_seen_key(project, row.last_seen_ns, fp)?,
-            );
-            w.remove(
-                TreeId::IssuesByFirstSeen,
-                first_seen_key(project, row.first_seen_ns, fp)?,
-            );
+            w.remove_issue(project, fp, &old)?;
             issue_removed = true;
         } else {
-            w.insert(
-                TreeId::Issues,
-                issue_key(project, fp)?.into_vec(),
-                encode(&row)?,
-            );
+            w.put_issue_row(project, fp, Some(&old), &row)?;
         }
     }
     Ok(Some(Retracted {
@@ -586,7 +595,7 @@ pub(crate) struct ErrorOutcome {
 /// nothing: no count, no last seen, no regression. Call with the write lock
 /// held.
 pub(crate) fn stage_errors(
-    w: &mut Writes<'_>,
+    w: &mut impl Staging,
     project: &str,
     errors: &[&ErrorRecord],
 ) -> Result<ErrorOutcome> {
@@ -594,27 +603,30 @@ pub(crate) fn stage_errors(
         new: vec![false; errors.len()],
         ..ErrorOutcome::default()
     };
+    let fingerprints: Vec<String> = errors.iter().map(|e| fingerprint(e).0).collect();
+    let mut locked: Vec<&str> = fingerprints.iter().map(String::as_str).collect();
+    locked.sort_unstable();
+    locked.dedup();
+    w.lock_issues(project, &locked)?;
     // fingerprint -> (row before this ingest, row now)
     let mut touched: BTreeMap<String, (Option<IssueRow>, IssueRow)> = BTreeMap::new();
     let mut counts = IssueCounts::default();
-    for (index, error) in errors.iter().enumerate() {
-        let fp = fingerprint(error).0;
+    for ((index, error), fp) in errors.iter().enumerate().zip(fingerprints) {
         let stored = SError::from_record(error);
-        let id = stored.occurrence_id()?;
-        let (main, by_time) = occurrence_keys(project, &fp, error.time_ns, id)?;
-        outcome.keys.push(OccurrenceRef {
+        let key = OccurrenceRef {
             fingerprint: fp.clone(),
             time_ns: error.time_ns,
-            id,
-        });
-        if w.lookup(TreeId::Occurrences, &main)?.is_some() {
+            id: stored.occurrence_id()?,
+        };
+        outcome.keys.push(key.clone());
+        if !w.insert_occurrence(project, &key, &stored)? {
             continue;
         }
         outcome.new[index] = true;
         *outcome.per_issue.entry(fp.clone()).or_default() += 1;
         counts.add(&fp, error.time_ns, 1);
         if !touched.contains_key(&fp) {
-            let old = read_row(w, project, &fp)?;
+            let old = w.issue_row(project, &fp)?;
             let row = match &old {
                 Some(row) => row.clone(),
                 None => {
@@ -646,59 +658,15 @@ pub(crate) fn stage_errors(
         if error.time_ns >= row.last_seen_ns {
             row.last_seen_ns = error.time_ns;
             row.title = title(error);
-            row.latest_error = stored.clone();
+            row.latest_error = stored;
             if let Some(trace) = error.trace_id {
                 row.latest_trace = Some(trace.0);
             }
         }
         insert_sorted(&mut row.services, &error.service);
-        w.insert(TreeId::Occurrences, main, encode(&stored)?);
-        w.insert(TreeId::OccurrencesByTime, by_time, IVec::default());
     }
     for (fp, (old, row)) in &touched {
-        match old {
-            Some(old) => {
-                if old.last_seen_ns != row.last_seen_ns {
-                    w.remove(
-                        TreeId::IssuesByLastSeen,
-                        last_seen_key(project, old.last_seen_ns, fp)?,
-                    );
-                    w.insert(
-                        TreeId::IssuesByLastSeen,
-                        last_seen_key(project, row.last_seen_ns, fp)?,
-                        IVec::default(),
-                    );
-                }
-                if old.first_seen_ns != row.first_seen_ns {
-                    w.remove(
-                        TreeId::IssuesByFirstSeen,
-                        first_seen_key(project, old.first_seen_ns, fp)?,
-                    );
-                    w.insert(
-                        TreeId::IssuesByFirstSeen,
-                        first_seen_key(project, row.first_seen_ns, fp)?,
-                        IVec::default(),
-                    );
-                }
-            }
-            None => {
-                w.insert(
-                    TreeId::IssuesByLastSeen,
-                    last_seen_key(project, row.last_seen_ns, fp)?,
-                    IVec::default(),
-                );
-                w.insert(
-                    TreeId::IssuesByFirstSeen,
-                    first_seen_key(project, row.first_seen_ns, fp)?,
-                    IVec::default(),
-                );
-            }
-        }
-        w.insert(
-            TreeId::Issues,
-            issue_key(project, fp)?.into_vec(),
-            encode(row)?,
-        );
+        w.put_issue_row(project, fp, old.as_ref(), row)?;
     }
     counts.stage(w, project)?;
     Ok(outcome)
@@ -747,7 +715,11 @@ impl Store {
 impl Issues<'_> {
     /// One issue.
     pub fn get(&self, project: &str, fingerprint: &Fingerprint) -> Result<Option<Issue>> {
-        read_row(&self.core().t, project, &fingerprint.0)?
+        let store = match self.at {
+            At::Sled(store) => store,
+            At::Pg(db) => return crate::postgres::issues::get(db, project, fingerprint),
+        };
+        read_row(&store.core().t, project, &fingerprint.0)?
             .map(|row| row.into_issue(project, &fingerprint.0))
             .transpose()
     }
@@ -759,25 +731,29 @@ impl Issues<'_> {
         fingerprint: &Fingerprint,
         status: IssueStatus,
     ) -> Result<Issue> {
-        let core = self.core();
-        let _guard = core.lock();
         let fp = &fingerprint.0;
-        let mut row = read_row(&core.t, project, fp)?.ok_or_else(|| Error::IssueNotFound {
-            project: project.to_owned(),
-            fingerprint: fp.clone(),
-        })?;
-        row.status = status.code();
-        row.status_changed_ns = now_ns();
-        core.t
-            .issues
-            .insert(issue_key(project, fp)?, encode(&row)?)
-            .db()?;
+        let now = now_ns();
+        let row = match self.at {
+            At::Sled(store) => {
+                let core = store.core();
+                let _guard = core.lock();
+                let mut w = Writes::new(core);
+                let row = stage_status(&mut w, project, fp, status, now)?;
+                w.commit()?;
+                row
+            }
+            At::Pg(db) => db.write(|w| stage_status(w, project, fp, status, now))?,
+        };
         row.into_issue(project, fp)
     }
 
     /// A project's issues, filtered and sorted as the query says.
     pub fn list(&self, project: &str, query: &IssueQuery) -> Result<Vec<Issue>> {
-        let t = &self.core().t;
+        let store = match self.at {
+            At::Sled(store) => store,
+            At::Pg(db) => return crate::postgres::issues::list(db, project, query),
+        };
+        let t = &store.core().t;
         let limit = query.limit.unwrap_or(usize::MAX);
         let mut out = Vec::new();
         if limit == 0 {
@@ -844,7 +820,20 @@ impl Issues<'_> {
         to_ns: u64,
         limit: usize,
     ) -> Result<Vec<Occurrence>> {
-        let t = &self.core().t;
+        let store = match self.at {
+            At::Sled(store) => store,
+            At::Pg(db) => {
+                return crate::postgres::issues::occurrences(
+                    db,
+                    project,
+                    fingerprint,
+                    from_ns,
+                    to_ns,
+                    limit,
+                )
+            }
+        };
+        let t = &store.core().t;
         let prefix = issue_key(project, &fingerprint.0)?.into_vec();
         let mut out = Vec::new();
         if from_ns >= to_ns {
@@ -882,7 +871,19 @@ impl Issues<'_> {
         before: Option<(u64, u64)>,
         limit: usize,
     ) -> Result<Vec<OccurrenceSummary>> {
-        let t = &self.core().t;
+        let store = match self.at {
+            At::Sled(store) => store,
+            At::Pg(db) => {
+                return crate::postgres::issues::latest_occurrences(
+                    db,
+                    project,
+                    fingerprint,
+                    before,
+                    limit,
+                )
+            }
+        };
+        let t = &store.core().t;
         let prefix = issue_key(project, &fingerprint.0)?.into_vec();
         let mut out = Vec::new();
         if limit == 0 {
@@ -901,16 +902,7 @@ impl Issues<'_> {
             let time_ns = r.u64()?;
             let seq = r.u64()?;
             r.end()?;
-            let (head, _): (OccurrenceHead<'_>, _) = postcard::take_from_bytes(&value)
-                .map_err(|e| Error::corrupt("occurrences", e.to_string()))?;
-            out.push(OccurrenceSummary {
-                time_ns,
-                seq,
-                trace_id: head.trace_id.map(TraceId),
-                span_id: head.span_id.map(SpanId),
-                service: short(head.service),
-                message: title_line(head.message),
-            });
+            out.push(occurrence_summary(time_ns, seq, &value)?);
         }
         Ok(out)
     }
@@ -923,8 +915,14 @@ impl Issues<'_> {
         time_ns: u64,
         seq: u64,
     ) -> Result<Option<Occurrence>> {
+        let store = match self.at {
+            At::Sled(store) => store,
+            At::Pg(db) => {
+                return crate::postgres::issues::occurrence(db, project, fingerprint, time_ns, seq)
+            }
+        };
         let (key, _) = occurrence_keys(project, &fingerprint.0, time_ns, seq)?;
-        let t = &self.core().t;
+        let t = &store.core().t;
         match t.occurrences.get(&key).db()? {
             Some(value) => {
                 let error: SError = decode("occurrences", &value)?;
@@ -941,14 +939,13 @@ impl Issues<'_> {
     /// The consequences recorded for an issue's latest error (the failures
     /// it caused in its trace), if its occurrence is still retained.
     pub fn latest_consequences(&self, issue: &Issue) -> Result<Vec<Consequence>> {
-        let id = SError::from_record(&issue.latest_error).occurrence_id()?;
-        let (key, _) = occurrence_keys(
-            &issue.project,
-            &issue.fingerprint.0,
-            issue.latest_error.time_ns,
-            id,
-        )?;
-        read_consequences(&self.core().t, &key)
+        let store = match self.at {
+            At::Sled(store) => store,
+            At::Pg(db) => return crate::postgres::issues::latest_consequences(db, issue),
+        };
+        let o = latest_occurrence(issue)?;
+        let (key, _) = occurrence_keys(&issue.project, &o.fingerprint, o.time_ns, o.id)?;
+        read_consequences(&store.core().t, &key)
     }
 
     /// An issue's retained occurrences counted per bucket over
@@ -965,7 +962,20 @@ impl Issues<'_> {
         from_ns: u64,
         to_ns: u64,
     ) -> Result<Vec<crate::BucketCount>> {
-        let t = &self.core().t;
+        let store = match self.at {
+            At::Sled(store) => store,
+            At::Pg(db) => {
+                return crate::postgres::issues::histogram(
+                    db,
+                    project,
+                    fingerprint,
+                    bucket,
+                    from_ns,
+                    to_ns,
+                )
+            }
+        };
+        let t = &store.core().t;
         let prefix = issue_key(project, &fingerprint.0)?
             .u8(bucket.code())
             .into_vec();
@@ -999,7 +1009,15 @@ impl Issues<'_> {
         to_ns: u64,
         limit: usize,
     ) -> Result<(Vec<Issue>, u64)> {
-        let t = &self.core().t;
+        let store = match self.at {
+            At::Sled(store) => store,
+            At::Pg(db) => {
+                return crate::postgres::issues::latest_new_issues(
+                    db, project, from_ns, to_ns, limit,
+                )
+            }
+        };
+        let t = &store.core().t;
         let prefix = Key::new().str("project", project)?.into_vec();
         let mut out = Vec::new();
         if from_ns >= to_ns {
@@ -1030,7 +1048,11 @@ impl Issues<'_> {
 
     /// Issues first seen in `[from_ns, to_ns)`, oldest first.
     pub fn new_issues(&self, project: &str, from_ns: u64, to_ns: u64) -> Result<Vec<Issue>> {
-        let t = &self.core().t;
+        let store = match self.at {
+            At::Sled(store) => store,
+            At::Pg(db) => return crate::postgres::issues::new_issues(db, project, from_ns, to_ns),
+        };
+        let t = &store.core().t;
         let prefix = Key::new().str("project", project)?.into_vec();
         let mut out = Vec::new();
         if from_ns >= to_ns {

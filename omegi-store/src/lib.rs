@@ -47,6 +47,15 @@
 //!   [`Store::import_with`] as JSON lines (accounts only when
 //!   [`ImportOptions::accounts`] says so).
 //!
+//! The same handles reach a PostgreSQL database shared by several nodes:
+//! [`postgres::Database`] has [`Database::traces`](postgres::Database::traces),
+//! [`Database::issues`](postgres::Database::issues),
+//! [`Database::stats`](postgres::Database::stats) and
+//! [`Database::accounts`](postgres::Database::accounts), with the same
+//! results (the rules are written once, for both backends; see
+//! [`postgres`]); its retention is
+//! [`Database::purge_before`](postgres::Database::purge_before).
+//!
 //! Every method returns the store's [`Error`]; the engines underneath
 //! (sled, tantivy) appear in no signature: their failures are an
 //! [`Error::Storage`] whose [`EngineError`] keeps the engine's own error as
@@ -240,6 +249,7 @@ mod retention;
 mod search;
 mod settle;
 mod spans;
+mod staging;
 mod stats;
 mod traffic;
 mod vault;

@@ -28,20 +28,19 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use omegi_core::flow::{Call, Request, Verdict};
 use omegi_core::{Consequence, ErrorRecord, Resource, SpanId, SpanRecord, TraceId};
 use serde::{Deserialize, Serialize};
-use sled::IVec;
 
-use crate::codec::{decode, encode};
+use crate::codec::decode;
 use crate::error::Result;
+use crate::handles::At;
 use crate::ingest::IngestReport;
-use crate::issues::{
-    occurrence_keys, retract_occurrence, stage_consequences, stage_errors, OccurrenceRef,
-};
+use crate::issues::{retract_occurrence, stage_errors, ErrorOutcome, OccurrenceRef};
 use crate::keys::{check_name, Key};
 use crate::spans::{stage_spans, TraceRoot};
+use crate::staging::Staging;
 use crate::stats::{stage_stats, unstage_errors, Totals};
 use crate::traffic::TrafficChanges;
 use crate::writes::{Lookup, TreeId, Writes};
-use crate::{now_ns, Project, Traces};
+use crate::{now_ns, Issues, Traces};
 use omegi_core::Fingerprint;
 
 /// A span as the settled row remembers it.
@@ -124,7 +123,7 @@ impl SettledRow {
         self.start_ns
     }
 
-    fn summary(&self, project: &str, trace_id: TraceId) -> SettledSummary {
+    pub(crate) fn summary(&self, project: &str, trace_id: TraceId) -> SettledSummary {
         let mut services = self.services.clone();
         services.sort();
         SettledSummary {
@@ -287,14 +286,14 @@ impl Traces<'_> {
     /// causes' occurrences; a collector calls it only for traces it settles
     /// again.
     pub fn settled(&self, project: &str, trace: TraceId) -> Result<Option<PriorSettle>> {
-        let t = &self.core().t;
-        let Some(row) = read_settled(t, project, trace)? else {
+        let Some(row) = self.settled_row(project, trace)? else {
             return Ok(None);
         };
+        let issues = Issues { at: self.at };
         let mut cause_errors = Vec::new();
         for cause in &row.causes {
             let o = &cause.occurrence;
-            if let Some(occurrence) = self.store.issues().occurrence(
+            if let Some(occurrence) = issues.occurrence(
                 project,
                 &Fingerprint(o.fingerprint.clone()),
                 o.time_ns,
@@ -332,7 +331,17 @@ impl Traces<'_> {
     /// How a trace settled, kept or sampled out; `None` when it never did
     /// (or retention deleted what was known of it).
     pub fn settlement(&self, project: &str, trace: TraceId) -> Result<Option<SettledSummary>> {
-        Ok(read_settled(&self.core().t, project, trace)?.map(|row| row.summary(project, trace)))
+        Ok(self
+            .settled_row(project, trace)?
+            .map(|row| row.summary(project, trace)))
+    }
+
+    /// What is stored of a settled trace.
+    fn settled_row(&self, project: &str, trace: TraceId) -> Result<Option<SettledRow>> {
+        match self.at {
+            At::Sled(store) => read_settled(&store.core().t, project, trace),
+            At::Pg(db) => crate::postgres::traces::settled_row(db, project, trace),
+        }
     }
 
     /// Stores a batch of settled traces of `project` in one transaction
@@ -348,194 +357,41 @@ impl Traces<'_> {
         loose_errors: &[ErrorRecord],
     ) -> Result<IngestReport> {
         check_name("project", project)?;
-        let core = self.core();
         let now = now_ns();
-        let max_routes = core.config.max_routes_per_service;
-        let (error_outcome, new_traces, stored, (retracted, withdrawn)) = {
-            let _guard = core.lock();
-            let mut w = Writes::new(core);
-            let project_key = Key::new().str("project", project)?.into_vec();
-            if w.lookup(TreeId::Projects, &project_key)?.is_none() {
-                w.insert(
-                    TreeId::Projects,
-                    project_key,
-                    encode(&Project::new(project))?,
-                );
+        let (mut error_outcome, new_traces, stored, (retracted, withdrawn)) = match self.at {
+            At::Sled(store) => {
+                let core = store.core();
+                let _guard = core.lock();
+                let mut w = Writes::new(core);
+                let max_routes = core.config.max_routes_per_service;
+                let outcome = stage_settled(
+                    &mut w,
+                    project,
+                    resources,
+                    traces,
+                    loose_errors,
+                    now,
+                    max_routes,
+                )?;
+                w.commit()?;
+                outcome
             }
-            let mut traffic = TrafficChanges::default();
-            let mut kept_spans: Vec<&SpanRecord> = Vec::new();
-            let mut rows: BTreeMap<TraceId, (Option<u64>, SettledRow)> = BTreeMap::new();
-            let mut services: BTreeSet<&str> = BTreeSet::new();
-            let mut to_retract: Vec<OccurrenceRef> = Vec::new();
-            let mut new_traces = 0u64;
-            for t in traces {
-                let prior = match rows.remove(&t.trace_id) {
-                    Some((start, row)) => Some((start, row)),
-                    None => read_settled(&w, project, t.trace_id)?.map(|r| (Some(r.start_ns), r)),
-                };
-                let (old_start, mut row, late) = match prior {
-                    Some((start, row)) => (start, row, true),
-                    None => (None, SettledRow::default(), false),
-                };
-                let mut fresh: HashSet<u64> = HashSet::new();
-                let mut new_spans: Vec<&SpanRecord> = Vec::new();
-                for span in &t.spans {
-                    let id = span.span_id.0;
-                    if !row.has(id) && fresh.insert(id) {
-                        new_spans.push(span);
-                    }
-                }
-                let keep = t.verdict.keeps() || row.kept;
-                if !late {
-                    new_traces += 1;
-                    traffic.totals.traces += 1;
-                    if keep {
-                        traffic.totals.kept_traces += 1;
-                    } else {
-                        traffic.totals.sampled_out_traces += 1;
-                    }
-                } else if keep && !row.kept {
-                    traffic.totals.kept_traces += 1;
-                    traffic.now_kept += 1;
-                }
-                if late {
-                    traffic.totals.late_spans += new_spans.len() as u64;
-                }
-                traffic.totals.spans += new_spans.len() as u64;
-                if keep {
-                    traffic.totals.kept_spans += new_spans.len() as u64;
-                    kept_spans.extend(new_spans.iter().copied());
-                }
-                row.kept = keep;
-                let starts: HashSet<u64> = new_spans.iter().map(|s| s.span_id.0).collect();
-                for span in &new_spans {
-                    services.insert(&span.service);
-                    row.add(span);
-                }
-                for r in &t.requests {
-                    if starts.contains(&r.span_id.0) {
-                        traffic.request(&r.service, &r.route, r.start_ns, r.duration_ns, r.failed);
-                    }
-                }
-                for c in &t.calls {
-                    if starts.contains(&c.callee_span.0) || starts.contains(&c.caller_span.0) {
-                        traffic.call(&c.caller, &c.callee, c.start_ns, c.failed);
-                    }
-                }
-                for id in &t.failing {
-                    if let Err(at) = row.failing.binary_search(&id.0) {
-                        row.failing.insert(at, id.0);
-                    }
-                }
-                let retract: HashSet<u64> = t.retract.iter().map(|s| s.0).collect();
-                row.causes.retain(|c| {
-                    let gone = c.span.is_some_and(|s| retract.contains(&s));
-                    if gone {
-                        to_retract.push(c.occurrence.clone());
-                    }
-                    !gone
-                });
-                row.first_settled_ns = if row.first_settled_ns == 0 {
-                    now
-                } else {
-                    row.first_settled_ns
-                };
-                row.last_settled_ns = now;
-                rows.insert(t.trace_id, (old_start, row));
+            At::Pg(db) => {
+                let max_routes = db.max_routes_per_service();
+                let spans = traces.iter().flat_map(|t| &t.spans).map(|s| s.start_ns);
+                let causes = traces.iter().flat_map(|t| &t.causes).map(|c| &c.error);
+                let errors = causes.chain(loose_errors).map(|e| e.time_ns);
+                db.prepare_days(spans.chain(errors))?;
+                db.write(|w| {
+                    stage_settled(w, project, resources, traces, loose_errors, now, max_routes)
+                })?
             }
-            let span_outcome = stage_spans(&mut w, project, &kept_spans)?;
-            let mut retracted: Vec<ErrorRecord> = Vec::new();
-            let mut withdrawn: Vec<Fingerprint> = Vec::new();
-            for occurrence in &to_retract {
-                if let Some(gone) = retract_occurrence(&mut w, project, occurrence)? {
-                    if gone.issue_removed {
-                        withdrawn.push(Fingerprint(occurrence.fingerprint.clone()));
-                    }
-                    retracted.push(gone.error);
-                }
-            }
-            traffic.totals.retracted += retracted.len() as u64;
-            let cause_list: Vec<(Option<TraceId>, &ErrorRecord, &[Consequence])> = traces
-                .iter()
-                .flat_map(|t| {
-                    t.causes
-                        .iter()
-                        .map(move |c| (Some(t.trace_id), &c.error, c.consequences.as_slice()))
-                })
-                .chain(loose_errors.iter().map(|e| (None, e, &[][..])))
-                .collect();
-            let errors: Vec<&ErrorRecord> = cause_list.iter().map(|(_, e, _)| *e).collect();
-            let error_outcome = stage_errors(&mut w, project, &errors)?;
-            for ((trace, error, consequences), key) in cause_list.iter().zip(&error_outcome.keys) {
-                let (main, _) = occurrence_keys(project, &key.fingerprint, key.time_ns, key.id)?;
-                stage_consequences(&mut w, main, consequences)?;
-                if let Some((_, row)) = trace.and_then(|t| rows.get_mut(&t)) {
-                    let span = error.span_id.map(|s| s.0);
-                    if !row.causes.iter().any(|c| c.occurrence == *key) {
-                        row.causes.push(CauseRow {
-                            span,
-                            occurrence: key.clone(),
-                        });
-                    }
-                }
-            }
-            for (trace, (old_start, row)) in &rows {
-                if *old_start != Some(row.start_ns) {
-                    if let Some(old) = old_start {
-                        w.remove(
-                            TreeId::SettledByStart,
-                            settled_index_key(project, *old, *trace)?,
-                        );
-                    }
-                    w.insert(
-                        TreeId::SettledByStart,
-                        settled_index_key(project, row.start_ns, *trace)?,
-                        IVec::default(),
-                    );
-                }
-                w.insert(TreeId::Settled, settled_key(project, *trace)?, encode(row)?);
-            }
-            let mut new_errors: Vec<&ErrorRecord> = Vec::new();
-            for (error, new) in errors.iter().zip(&error_outcome.new) {
-                if *new {
-                    services.insert(&error.service);
-                    new_errors.push(error);
-                }
-            }
-            unstage_errors(&mut w, project, &retracted)?;
-            let senders: Vec<&Resource> = resources
-                .iter()
-                .filter(|r| services.contains(r.service.as_str()))
-                .collect();
-            let service_list: Vec<&str> = services.into_iter().collect();
-            stage_stats(
-                &mut w,
-                project,
-                &senders,
-                &service_list,
-                &new_errors,
-                Totals {
-                    spans: traffic.totals.spans,
-                    traces: new_traces,
-                    errors: new_errors.len() as u64,
-                },
-                now,
-            )?;
-            traffic.stage(&mut w, project, max_routes)?;
-            w.commit()?;
-            (
-                error_outcome,
-                new_traces,
-                span_outcome.new_spans,
-                (retracted.len(), withdrawn),
-            )
         };
         let mut report = IngestReport {
             spans: usize::try_from(stored).unwrap_or(usize::MAX),
             errors: error_outcome.new.iter().filter(|new| **new).count(),
             new_traces,
-            occurrences: error_outcome
-                .per_issue
+            occurrences: std::mem::take(&mut error_outcome.per_issue)
                 .into_iter()
                 .map(|(fp, n)| (Fingerprint(fp), n))
                 .collect(),
@@ -543,16 +399,181 @@ impl Traces<'_> {
             withdrawn,
             ..IngestReport::default()
         };
-        for fp in error_outcome.created {
-            if let Some(issue) = self.store.issues().get(project, &Fingerprint(fp))? {
-                report.created.push(issue);
-            }
-        }
-        for fp in error_outcome.regressed {
-            if let Some(issue) = self.store.issues().get(project, &Fingerprint(fp))? {
-                report.regressed.push(issue);
-            }
-        }
+        self.report_issues(project, &mut report, error_outcome)?;
         Ok(report)
     }
+}
+
+/// What staging a batch of settled traces did.
+type SettleOutcome = (ErrorOutcome, u64, u64, (usize, Vec<Fingerprint>));
+
+/// Stages a batch of settled traces (see [`Traces::ingest_settled`]).
+fn stage_settled(
+    w: &mut impl Staging,
+    project: &str,
+    resources: &[Resource],
+    traces: &[SettledTrace],
+    loose_errors: &[ErrorRecord],
+    now: u64,
+    max_routes: usize,
+) -> Result<SettleOutcome> {
+    w.ensure_project(project)?;
+    let mut locked: Vec<TraceId> = traces.iter().map(|t| t.trace_id).collect();
+    locked.sort_unstable();
+    locked.dedup();
+    w.lock_traces(project, &locked)?;
+    let mut traffic = TrafficChanges::default();
+    let mut kept_spans: Vec<&SpanRecord> = Vec::new();
+    let mut rows: BTreeMap<TraceId, (Option<u64>, SettledRow)> = BTreeMap::new();
+    let mut services: BTreeSet<&str> = BTreeSet::new();
+    let mut to_retract: Vec<OccurrenceRef> = Vec::new();
+    let mut new_traces = 0u64;
+    for t in traces {
+        let prior = match rows.remove(&t.trace_id) {
+            Some((start, row)) => Some((start, row)),
+            None => w
+                .settled_row(project, t.trace_id)?
+                .map(|r| (Some(r.start_ns), r)),
+        };
+        let (old_start, mut row, late) = match prior {
+            Some((start, row)) => (start, row, true),
+            None => (None, SettledRow::default(), false),
+        };
+        let mut fresh: HashSet<u64> = HashSet::new();
+        let mut new_spans: Vec<&SpanRecord> = Vec::new();
+        for span in &t.spans {
+            let id = span.span_id.0;
+            if !row.has(id) && fresh.insert(id) {
+                new_spans.push(span);
+            }
+        }
+        let keep = t.verdict.keeps() || row.kept;
+        if !late {
+            new_traces += 1;
+            traffic.totals.traces += 1;
+            if keep {
+                traffic.totals.kept_traces += 1;
+            } else {
+                traffic.totals.sampled_out_traces += 1;
+            }
+        } else if keep && !row.kept {
+            traffic.totals.kept_traces += 1;
+            traffic.now_kept += 1;
+        }
+        if late {
+            traffic.totals.late_spans += new_spans.len() as u64;
+        }
+        traffic.totals.spans += new_spans.len() as u64;
+        if keep {
+            traffic.totals.kept_spans += new_spans.len() as u64;
+            kept_spans.extend(new_spans.iter().copied());
+        }
+        row.kept = keep;
+        let starts: HashSet<u64> = new_spans.iter().map(|s| s.span_id.0).collect();
+        for span in &new_spans {
+            services.insert(&span.service);
+            row.add(span);
+        }
+        for r in &t.requests {
+            if starts.contains(&r.span_id.0) {
+                traffic.request(&r.service, &r.route, r.start_ns, r.duration_ns, r.failed);
+            }
+        }
+        for c in &t.calls {
+            if starts.contains(&c.callee_span.0) || starts.contains(&c.caller_span.0) {
+                traffic.call(&c.caller, &c.callee, c.start_ns, c.failed);
+            }
+        }
+        for id in &t.failing {
+            if let Err(at) = row.failing.binary_search(&id.0) {
+                row.failing.insert(at, id.0);
+            }
+        }
+        let retract: HashSet<u64> = t.retract.iter().map(|s| s.0).collect();
+        row.causes.retain(|c| {
+            let gone = c.span.is_some_and(|s| retract.contains(&s));
+            if gone {
+                to_retract.push(c.occurrence.clone());
+            }
+            !gone
+        });
+        row.first_settled_ns = if row.first_settled_ns == 0 {
+            now
+        } else {
+            row.first_settled_ns
+        };
+        row.last_settled_ns = now;
+        rows.insert(t.trace_id, (old_start, row));
+    }
+    let span_outcome = stage_spans(w, project, &kept_spans)?;
+    let mut retracted: Vec<ErrorRecord> = Vec::new();
+    let mut withdrawn: Vec<Fingerprint> = Vec::new();
+    for occurrence in &to_retract {
+        if let Some(gone) = retract_occurrence(w, project, occurrence)? {
+            if gone.issue_removed {
+                withdrawn.push(Fingerprint(occurrence.fingerprint.clone()));
+            }
+            retracted.push(gone.error);
+        }
+    }
+    traffic.totals.retracted += retracted.len() as u64;
+    let cause_list: Vec<(Option<TraceId>, &ErrorRecord, &[Consequence])> = traces
+        .iter()
+        .flat_map(|t| {
+            t.causes
+                .iter()
+                .map(move |c| (Some(t.trace_id), &c.error, c.consequences.as_slice()))
+        })
+        .chain(loose_errors.iter().map(|e| (None, e, &[][..])))
+        .collect();
+    let errors: Vec<&ErrorRecord> = cause_list.iter().map(|(_, e, _)| *e).collect();
+    let error_outcome = stage_errors(w, project, &errors)?;
+    for ((trace, error, consequences), key) in cause_list.iter().zip(&error_outcome.keys) {
+        w.put_consequences(project, key, consequences)?;
+        if let Some((_, row)) = trace.and_then(|t| rows.get_mut(&t)) {
+            let span = error.span_id.map(|s| s.0);
+            if !row.causes.iter().any(|c| c.occurrence == *key) {
+                row.causes.push(CauseRow {
+                    span,
+                    occurrence: key.clone(),
+                });
+            }
+        }
+    }
+    for (trace, (old_start, row)) in &rows {
+        w.put_settled_row(project, *trace, *old_start, row)?;
+    }
+    let mut new_errors: Vec<&ErrorRecord> = Vec::new();
+    for (error, new) in errors.iter().zip(&error_outcome.new) {
+        if *new {
+            services.insert(&error.service);
+            new_errors.push(error);
+        }
+    }
+    unstage_errors(w, project, &retracted)?;
+    let senders: Vec<&Resource> = resources
+        .iter()
+        .filter(|r| services.contains(r.service.as_str()))
+        .collect();
+    let service_list: Vec<&str> = services.into_iter().collect();
+    stage_stats(
+        w,
+        project,
+        &senders,
+        &service_list,
+        &new_errors,
+        Totals {
+            spans: traffic.totals.spans,
+            traces: new_traces,
+            errors: new_errors.len() as u64,
+        },
+        now,
+    )?;
+    traffic.stage(w, project, max_routes)?;
+    Ok((
+        error_outcome,
+        new_traces,
+        span_outcome.new_spans,
+        (retracted.len(), withdrawn),
+    ))
 }

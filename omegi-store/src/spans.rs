@@ -37,7 +37,9 @@ use sled::IVec;
 
 use crate::codec::{borrowed, decode, encode, SSpan};
 use crate::error::{Error, Result};
+use crate::handles::At;
 use crate::keys::{Key, KeyReader};
+use crate::staging::Staging;
 use crate::writes::{Lookup, TreeId, Writes};
 use crate::Traces;
 
@@ -53,6 +55,14 @@ struct ChunkRowRef<'a> {
     spans: Vec<borrowed::SSpan<'a>>,
 }
 
+/// The spans of one trace encoded as one chunk (a [`ChunkRow`]).
+pub(crate) fn encode_chunk(spans: &[&SpanRecord]) -> Result<Vec<u8>> {
+    let chunk = ChunkRowRef {
+        spans: spans.iter().map(|s| borrowed::SSpan::new(s)).collect(),
+    };
+    postcard::to_allocvec(&chunk).map_err(|e| Error::Encode(e.to_string()))
+}
+
 /// A stored summary with what incremental updates need.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct SummaryRow {
@@ -61,8 +71,9 @@ pub(crate) struct SummaryRow {
     root_start_ns: u64,
     /// Sorted ids of the spans stored, to recognise a span sent again.
     span_ids: Vec<u64>,
-    /// Where the trace's chunks are, oldest first.
-    chunks: Vec<ChunkRef>,
+    /// Where the trace's chunks are, oldest first (the embedded store; a
+    /// database finds them by the trace).
+    pub(crate) chunks: Vec<ChunkRef>,
 }
 
 /// Where one chunk is: a segment of the trace's project and a byte range
@@ -291,7 +302,7 @@ pub(crate) fn merged_spans(
 }
 
 /// The spans in `chunks`, merged by span id (later chunks win).
-fn chunks_spans(
+pub(crate) fn chunks_spans(
     r: &impl Lookup,
     project: &str,
     chunks: &[ChunkRef],
@@ -342,10 +353,10 @@ fn same_span(stored: &SSpan, span: &SpanRecord) -> Result<bool> {
 /// Encodes the groups of spans (one per trace) into segments and stages
 /// them; returns each group's chunk, in order. Call with the write lock
 /// held.
-fn stage_segments(
+pub(crate) fn stage_segments(
     w: &mut Writes<'_>,
     project: &str,
-    groups: &[Vec<&SpanRecord>],
+    groups: &[&[&SpanRecord]],
 ) -> Result<Vec<ChunkRef>> {
     let core = w.core();
     // One buffer for every ingest: allocating and freeing a large buffer
@@ -373,7 +384,7 @@ fn stage_segments(
         *buf = postcard::to_extend(&chunk, std::mem::take(&mut *buf))
             .map_err(|e| Error::Encode(e.to_string()))?;
         let latest = &mut segments.last_mut().expect("one segment at least").1;
-        for span in group {
+        for span in group.iter() {
             *latest = (*latest).max(span.start_ns);
         }
         let len = buf.len() - start - offset;
@@ -433,10 +444,10 @@ struct TraceChange<'s> {
     spans: Vec<&'s SpanRecord>,
 }
 
-/// Stages the spans of one ingest with their summaries and index entries.
-/// Call with the write lock held.
+/// Stages the spans of one ingest with their summaries (and, on the
+/// embedded store, index entries).
 pub(crate) fn stage_spans(
-    w: &mut Writes<'_>,
+    w: &mut impl Staging,
     project: &str,
     spans: &[&SpanRecord],
 ) -> Result<SpanOutcome> {
@@ -455,9 +466,11 @@ pub(crate) fn stage_spans(
             .or_default()
             .insert(span.span_id.0, i);
     }
+    let traces: Vec<TraceId> = by_trace.keys().copied().collect();
+    w.lock_traces(project, &traces)?;
+    let olds = w.summary_rows(project, &traces)?;
     let mut changes: Vec<TraceChange<'_>> = Vec::with_capacity(by_trace.len());
-    for (trace, latest) in by_trace {
-        let old = read_summary_row(w, project, trace)?;
+    for ((trace, latest), old) in by_trace.into_iter().zip(olds) {
         let mut chosen: Vec<usize> = latest.into_values().collect();
         chosen.sort_unstable();
         let mut stored = None;
@@ -465,7 +478,7 @@ pub(crate) fn stage_spans(
             if chosen.iter().any(|&i| row.has(spans[i].span_id)) {
                 // Rare: spans sent again. Keep only the copies that differ
                 // from what is stored.
-                let have = chunks_spans(w, project, &row.chunks)?;
+                let have = w.stored_spans(project, trace, row)?;
                 let mut differ = Vec::with_capacity(chosen.len());
                 for i in chosen {
                     match have.get(&spans[i].span_id.0) {
@@ -496,8 +509,11 @@ pub(crate) fn stage_spans(
     if changes.is_empty() {
         return Ok(outcome);
     }
-    let groups: Vec<Vec<&SpanRecord>> = changes.iter().map(|c| c.spans.clone()).collect();
-    let chunks = stage_segments(w, project, &groups)?;
+    let groups: Vec<(TraceId, Vec<&SpanRecord>)> =
+        changes.iter().map(|c| (c.trace, c.spans.clone())).collect();
+    let chunks = w.append_spans(project, &groups)?;
+    let mut rows: Vec<(TraceId, Option<SummaryRow>, SummaryRow)> =
+        Vec::with_capacity(changes.len());
     for (change, chunk) in changes.into_iter().zip(chunks) {
         let trace = change.trace;
         let mut row = match change.stored {
@@ -532,31 +548,13 @@ pub(crate) fn stage_spans(
                 row
             }
         };
-        row.chunks.push(chunk);
-        let new = &row.summary;
-        match &change.old {
-            None => {
-                outcome.new_traces += 1;
-                w.insert(
-                    TreeId::TraceIndex,
-                    index_key(project, new.start_ns, trace)?,
-                    encode(&new.services)?,
-                );
-            }
-            Some(old) => {
-                let old = &old.summary;
-                if old.start_ns != new.start_ns || old.services != new.services {
-                    w.remove(TreeId::TraceIndex, index_key(project, old.start_ns, trace)?);
-                    w.insert(
-                        TreeId::TraceIndex,
-                        index_key(project, new.start_ns, trace)?,
-                        encode(&new.services)?,
-                    );
-                }
-            }
+        row.chunks.extend(chunk);
+        if change.old.is_none() {
+            outcome.new_traces += 1;
         }
-        w.insert(TreeId::Traces, trace_key(project, trace)?, encode(&row)?);
+        rows.push((trace, change.old, row));
     }
+    w.put_summary_rows(project, &rows)?;
     Ok(outcome)
 }
 
@@ -589,7 +587,11 @@ impl Traces<'_> {
     /// One span of a project's trace (the latest copy if it was sent more
     /// than once).
     pub fn span(&self, project: &str, trace: TraceId, span: SpanId) -> Result<Option<SpanRecord>> {
-        merged_spans(&self.core().t, project, trace)?
+        let store = match self.at {
+            At::Sled(store) => store,
+            At::Pg(db) => return crate::postgres::traces::span(db, project, trace, span),
+        };
+        merged_spans(&store.core().t, project, trace)?
             .remove(&span.0)
             .map(|s| s.into_record("span_segments"))
             .transpose()
@@ -599,7 +601,11 @@ impl Traces<'_> {
     /// the input of flow reconstruction. Empty when the project has no such
     /// trace.
     pub fn spans(&self, project: &str, trace: TraceId) -> Result<Vec<SpanRecord>> {
-        let mut spans = merged_spans(&self.core().t, project, trace)?
+        let store = match self.at {
+            At::Sled(store) => store,
+            At::Pg(db) => return crate::postgres::traces::spans(db, project, trace),
+        };
+        let mut spans = merged_spans(&store.core().t, project, trace)?
             .into_values()
             .map(|s| s.into_record("span_segments"))
             .collect::<Result<Vec<_>>>()?;
@@ -609,13 +615,21 @@ impl Traces<'_> {
 
     /// The summary of a project's trace.
     pub fn get(&self, project: &str, trace: TraceId) -> Result<Option<TraceSummary>> {
-        read_summary(&self.core().t, project, trace)
+        let store = match self.at {
+            At::Sled(store) => store,
+            At::Pg(db) => return crate::postgres::traces::get(db, project, trace),
+        };
+        read_summary(&store.core().t, project, trace)
     }
 
     /// Traces of the query's projects started in its window, newest first
     /// (ties: higher trace id first, then the project first by name).
     pub fn list(&self, query: &TraceQuery) -> Result<Vec<TraceSummary>> {
-        let t = &self.core().t;
+        let store = match self.at {
+            At::Sled(store) => store,
+            At::Pg(db) => return crate::postgres::traces::list(db, query),
+        };
+        let t = &store.core().t;
         let limit = query.limit.unwrap_or(usize::MAX);
         let to = query.to_ns.unwrap_or(u64::MAX);
         let mut out = Vec::new();

@@ -9,8 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::codec::{attrs_in, attrs_out, decode, encode, SAttribute};
 use crate::error::Result;
+use crate::handles::At;
 use crate::issues::IssueStatus;
 use crate::keys::{counter, Key, KeyReader};
+use crate::staging::{ErrorCounts, Staging, TotalsDelta};
 use crate::writes::{Lookup, TreeId, Writes};
 use crate::{Stats, Store};
 
@@ -93,9 +95,9 @@ pub struct ServiceInfo {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct ServiceRow {
-    attributes: Vec<SAttribute>,
-    last_seen_ns: u64,
+pub(crate) struct ServiceRow {
+    pub(crate) attributes: Vec<SAttribute>,
+    pub(crate) last_seen_ns: u64,
 }
 
 /// Running totals of a project: what was ingested, not what is retained.
@@ -146,23 +148,6 @@ pub struct Summary {
     pub open_issues: u64,
 }
 
-/// Stages counters raised by `updates`.
-fn add_to(
-    w: &mut Writes<'_>,
-    tree: TreeId,
-    name: &'static str,
-    updates: BTreeMap<Vec<u8>, u64>,
-) -> Result<()> {
-    for (key, add) in updates {
-        let old = match w.lookup(tree, &key)? {
-            Some(v) => counter(name, &v)?,
-            None => 0,
-        };
-        w.insert(tree, key, &old.saturating_add(add).to_be_bytes()[..]);
-    }
-    Ok(())
-}
-
 pub(crate) fn counter_key(project: &str, bucket: Bucket, start: u64) -> Result<Vec<u8>> {
     Ok(Key::new()
         .str("project", project)?
@@ -202,12 +187,27 @@ pub(crate) fn put_totals(w: &mut Writes<'_>, project: &str, totals: &Totals) -> 
     Ok(())
 }
 
+/// The error counters that `errors` raise (`delta` 1) or lower (-1).
+fn error_counts(errors: &[&ErrorRecord], delta: i64) -> ErrorCounts {
+    let mut counts = ErrorCounts::default();
+    for error in errors {
+        for bucket in Bucket::ALL {
+            let start = bucket.start_of(error.time_ns);
+            *counts.project.entry((bucket, start)).or_default() += delta;
+            *counts
+                .service
+                .entry((error.service.clone(), bucket, start))
+                .or_default() += delta;
+        }
+    }
+    counts
+}
+
 /// Stages what an ingest adds to the statistics: the new errors in the
 /// counters, `add` in the totals, and `services` (those that sent something
-/// new) with the attributes of the `resources` that name them. Call with
-/// the write lock held.
+/// new) with the attributes of the `resources` that name them.
 pub(crate) fn stage_stats(
-    w: &mut Writes<'_>,
+    w: &mut impl Staging,
     project: &str,
     resources: &[&Resource],
     services: &[&str],
@@ -215,95 +215,88 @@ pub(crate) fn stage_stats(
     add: Totals,
     now: u64,
 ) -> Result<()> {
-    let mut per_project: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
-    let mut per_service: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
-    for error in new_errors {
-        for bucket in Bucket::ALL {
-            let start = bucket.start_of(error.time_ns);
-            *per_project
-                .entry(counter_key(project, bucket, start)?)
-                .or_default() += 1;
-            *per_service
-                .entry(service_counter_key(project, &error.service, bucket, start)?)
-                .or_default() += 1;
-        }
-    }
-    add_to(w, TreeId::Counters, "counters", per_project)?;
-    add_to(w, TreeId::ServiceCounters, "service_counters", per_service)?;
-    if add != Totals::default() {
-        let mut totals = read_totals(w, project)?;
-        totals.spans += add.spans;
-        totals.traces += add.traces;
-        totals.errors += add.errors;
-        put_totals(w, project, &totals)?;
-    }
+    w.add_error_counts(project, &error_counts(new_errors, 1))?;
+    w.add_totals(project, TotalsDelta::from_totals(add))?;
     for service in services {
-        let key = Key::new()
-            .str("project", project)?
-            .str("service", service)?
-            .into_vec();
-        let old: Option<ServiceRow> = match w.lookup(TreeId::Services, &key)? {
-            Some(v) => Some(decode("services", &v)?),
-            None => None,
-        };
         // The attributes of the process that names the service, if one
         // does; else the ones known.
-        let attributes = match resources.iter().find(|r| r.service == *service) {
-            Some(resource) => attrs_in(&resource.attributes),
-            None => old.map(|o| o.attributes).unwrap_or_default(),
-        };
-        let row = ServiceRow {
-            attributes,
-            last_seen_ns: now,
-        };
-        w.insert(TreeId::Services, key, encode(&row)?);
+        let attributes = resources
+            .iter()
+            .find(|r| r.service == *service)
+            .map(|resource| attrs_in(&resource.attributes));
+        w.touch_service(project, service, attributes, now)?;
     }
     Ok(())
 }
 
 /// Stages the take-back of errors counted before (occurrences retracted):
-/// each one less in its counters and in the project's error total. Call
-/// with the write lock held.
+/// each one less in its counters and in the project's error total.
 pub(crate) fn unstage_errors(
-    w: &mut Writes<'_>,
+    w: &mut impl Staging,
     project: &str,
     errors: &[ErrorRecord],
 ) -> Result<()> {
     if errors.is_empty() {
         return Ok(());
     }
-    let mut per_project: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
-    let mut per_service: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
-    for error in errors {
-        for bucket in Bucket::ALL {
-            let start = bucket.start_of(error.time_ns);
-            *per_project
-                .entry(counter_key(project, bucket, start)?)
-                .or_default() += 1;
-            *per_service
-                .entry(service_counter_key(project, &error.service, bucket, start)?)
-                .or_default() += 1;
+    let refs: Vec<&ErrorRecord> = errors.iter().collect();
+    w.add_error_counts(project, &error_counts(&refs, -1))?;
+    w.add_totals(
+        project,
+        TotalsDelta {
+            errors: -i64::try_from(errors.len()).unwrap_or(i64::MAX),
+            ..TotalsDelta::default()
+        },
+    )
+}
+
+/// The dashboard of `projects`, with their `totals` and their issues
+/// counted per status: (project, status) -> (issues, latest last seen).
+pub(crate) fn summary_of(
+    projects: Vec<crate::Project>,
+    totals: Vec<(String, Totals)>,
+    issues: BTreeMap<(String, IssueStatus), (u64, u64)>,
+) -> Summary {
+    let mut by_id: BTreeMap<String, ProjectSummary> = BTreeMap::new();
+    fn entry(by_id: &mut BTreeMap<String, ProjectSummary>, project: String) -> &mut ProjectSummary {
+        by_id
+            .entry(project.clone())
+            .or_insert_with(|| ProjectSummary {
+                project,
+                ..ProjectSummary::default()
+            })
+    }
+    for project in projects {
+        entry(&mut by_id, project.id);
+    }
+    for (project, totals) in totals {
+        let p = entry(&mut by_id, project);
+        p.spans = totals.spans;
+        p.traces = totals.traces;
+        p.errors = totals.errors;
+    }
+    for ((project, status), (count, last_seen)) in issues {
+        let p = entry(&mut by_id, project);
+        p.issues += count;
+        match status {
+            IssueStatus::Unresolved => p.unresolved += count,
+            IssueStatus::Regressed => p.regressed += count,
+            IssueStatus::Resolved => p.resolved += count,
+            IssueStatus::Ignored => p.ignored += count,
+        }
+        if count > 0 {
+            p.last_error_ns = Some(p.last_error_ns.unwrap_or(0).max(last_seen));
         }
     }
-    for (tree, name, updates) in [
-        (TreeId::Counters, "counters", per_project),
-        (TreeId::ServiceCounters, "service_counters", per_service),
-    ] {
-        for (key, sub) in updates {
-            let old = match w.lookup(tree, &key)? {
-                Some(v) => counter(name, &v)?,
-                None => continue,
-            };
-            match old.saturating_sub(sub) {
-                0 => w.remove(tree, key),
-                left => w.insert(tree, key, &left.to_be_bytes()[..]),
-            }
-        }
+    let mut summary = Summary::default();
+    for p in by_id.into_values() {
+        summary.spans += p.spans;
+        summary.errors += p.errors;
+        summary.issues += p.issues;
+        summary.open_issues += p.unresolved + p.regressed;
+        summary.projects.push(p);
     }
-    let mut totals = read_totals(w, project)?;
-    totals.errors = totals.errors.saturating_sub(errors.len() as u64);
-    put_totals(w, project, &totals)?;
-    Ok(())
+    summary
 }
 
 /// Stages a service of a project (import).
@@ -380,11 +373,17 @@ impl Stats<'_> {
         from_ns: u64,
         to_ns: u64,
     ) -> Result<Vec<BucketCount>> {
+        let store = match self.at {
+            At::Sled(store) => store,
+            At::Pg(db) => {
+                return crate::postgres::stats::error_counts(db, project, bucket, from_ns, to_ns)
+            }
+        };
         let prefix = Key::new()
             .str("project", project)?
             .u8(bucket.code())
             .into_vec();
-        sum_range(&self.core().t.counters, &prefix, from_ns, to_ns)
+        sum_range(&store.core().t.counters, &prefix, from_ns, to_ns)
     }
 
     /// Errors of a project per service, summed over the buckets whose start
@@ -396,7 +395,15 @@ impl Stats<'_> {
         from_ns: u64,
         to_ns: u64,
     ) -> Result<Vec<ServiceCount>> {
-        let t = &self.core().t;
+        let store = match self.at {
+            At::Sled(store) => store,
+            At::Pg(db) => {
+                return crate::postgres::stats::service_error_counts(
+                    db, project, bucket, from_ns, to_ns,
+                )
+            }
+        };
+        let t = &store.core().t;
         let mut out = Vec::new();
         for service in self.services(project)? {
             let prefix = Key::new()
@@ -425,9 +432,13 @@ impl Stats<'_> {
 
     /// The services that sent data to a project, by name.
     pub fn services(&self, project: &str) -> Result<Vec<ServiceInfo>> {
+        let store = match self.at {
+            At::Sled(store) => store,
+            At::Pg(db) => return crate::postgres::stats::services(db, project),
+        };
         let prefix = Key::new().str("project", project)?.into_vec();
         let mut out = Vec::new();
-        for item in self.core().t.services.scan_prefix(&prefix) {
+        for item in store.core().t.services.scan_prefix(&prefix) {
             let (key, value) = item.db()?;
             let mut r = KeyReader::new("services", &key[prefix.len()..]);
             let service = r.str()?.to_owned();
@@ -444,58 +455,26 @@ impl Stats<'_> {
 
     /// The all-projects dashboard: totals and issue counts per project.
     pub fn summary(&self) -> Result<Summary> {
-        let t = &self.core().t;
-        let mut projects: BTreeMap<String, ProjectSummary> = BTreeMap::new();
-        for project in self.store.accounts().projects()? {
-            projects.insert(
-                project.id.clone(),
-                ProjectSummary {
-                    project: project.id,
-                    ..ProjectSummary::default()
-                },
-            );
-        }
+        let store = match self.at {
+            At::Sled(store) => store,
+            At::Pg(db) => return crate::postgres::stats::summary(db),
+        };
+        let t = &store.core().t;
+        let mut totals = Vec::new();
         for item in t.totals.iter() {
             let (key, value) = item.db()?;
             let mut r = KeyReader::new("totals", &key);
             let project = r.str()?.to_owned();
             r.end()?;
-            let totals: Totals = decode("totals", &value)?;
-            let p = projects
-                .entry(project.clone())
-                .or_insert_with(|| ProjectSummary {
-                    project,
-                    ..ProjectSummary::default()
-                });
-            p.spans = totals.spans;
-            p.traces = totals.traces;
-            p.errors = totals.errors;
+            totals.push((project, decode("totals", &value)?));
         }
-        for issue in self.store.all_issues() {
+        let mut groups: BTreeMap<(String, IssueStatus), (u64, u64)> = BTreeMap::new();
+        for issue in store.all_issues() {
             let issue = issue?;
-            let p = projects
-                .entry(issue.project.clone())
-                .or_insert_with(|| ProjectSummary {
-                    project: issue.project.clone(),
-                    ..ProjectSummary::default()
-                });
-            p.issues += 1;
-            match issue.status {
-                IssueStatus::Unresolved => p.unresolved += 1,
-                IssueStatus::Regressed => p.regressed += 1,
-                IssueStatus::Resolved => p.resolved += 1,
-                IssueStatus::Ignored => p.ignored += 1,
-            }
-            p.last_error_ns = Some(p.last_error_ns.unwrap_or(0).max(issue.last_seen_ns));
+            let group = groups.entry((issue.project, issue.status)).or_default();
+            group.0 += 1;
+            group.1 = group.1.max(issue.last_seen_ns);
         }
-        let mut summary = Summary::default();
-        for p in projects.into_values() {
-            summary.spans += p.spans;
-            summary.errors += p.errors;
-            summary.issues += p.issues;
-            summary.open_issues += p.unresolved + p.regressed;
-            summary.projects.push(p);
-        }
-        Ok(summary)
+        Ok(summary_of(store.accounts().projects()?, totals, groups))
     }
 }

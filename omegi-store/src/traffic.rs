@@ -16,7 +16,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::codec::{decode, encode};
 use crate::error::Result;
-use crate::keys::{counter, Key, KeyReader};
+use crate::handles::At;
+use crate::keys::{Key, KeyReader};
+use crate::staging::Staging;
 use crate::stats::Bucket;
 use crate::writes::{Lookup, TreeId, Writes};
 use crate::Stats;
@@ -49,7 +51,8 @@ pub(crate) struct RouteCounts {
 }
 
 impl RouteCounts {
-    fn add(&mut self, other: &RouteCounts) {
+    /// Adds `other`'s requests to these.
+    pub(crate) fn add(&mut self, other: &RouteCounts) {
         self.requests += other.requests;
         self.errors += other.errors;
         self.duration_sum_ns = self.duration_sum_ns.saturating_add(other.duration_sum_ns);
@@ -206,12 +209,22 @@ impl TrafficChanges {
         }
     }
 
-    /// Stages the changes: each counter read, added to and written once;
-    /// routes past `max_routes` of a service are counted under
-    /// [`OTHER_ROUTE`]. Call with the write lock held.
-    pub(crate) fn stage(self, w: &mut Writes<'_>, project: &str, max_routes: usize) -> Result<()> {
+    /// Stages the changes: each counter added to once; routes past
+    /// `max_routes` of a service are counted under [`OTHER_ROUTE`].
+    pub(crate) fn stage(
+        self,
+        w: &mut impl Staging,
+        project: &str,
+        max_routes: usize,
+    ) -> Result<()> {
         let mut known: BTreeMap<(String, String), String> = BTreeMap::new();
-        let mut merged: BTreeMap<Vec<u8>, RouteCounts> = BTreeMap::new();
+        let mut merged: BTreeMap<(Bucket, u64, String, String), RouteCounts> = BTreeMap::new();
+        // Every service's route list, in name order, before any is read.
+        let services: std::collections::BTreeSet<&str> =
+            self.routes.keys().map(|(_, _, s, _)| s.as_str()).collect();
+        for service in services {
+            w.lock_routes(project, service)?;
+        }
         for ((bucket, start, service, route), counts) in self.routes {
             let route = match known.get(&(service.clone(), route.clone())) {
                 Some(r) => r.clone(),
@@ -221,33 +234,22 @@ impl TrafficChanges {
                     r
                 }
             };
-            let key = route_key(project, bucket, start, &service, &route)?;
-            merged.entry(key).or_default().add(&counts);
+            merged
+                .entry((bucket, start, service, route))
+                .or_default()
+                .add(&counts);
         }
         for (key, counts) in merged {
-            let mut stored: RouteCounts = match w.lookup(TreeId::Traffic, &key)? {
-                Some(v) => decode("traffic", &v)?,
-                None => RouteCounts::default(),
-            };
-            stored.add(&counts);
-            w.insert(TreeId::Traffic, key, encode(&stored)?);
+            w.add_route_counts(project, &key, &counts)?;
         }
-        for ((bucket, start, caller, callee), (calls, errors)) in self.edges {
-            let key = edge_key(project, bucket, start, &caller, &callee)?;
-            let (mut c, mut e): (u64, u64) = match w.lookup(TreeId::Traffic, &key)? {
-                Some(v) => decode("traffic", &v)?,
-                None => (0, 0),
-            };
-            c += calls;
-            e += errors;
-            w.insert(TreeId::Traffic, key, encode(&(c, e))?);
+        for (key, (calls, errors)) in self.edges {
+            w.add_edge_counts(project, &key, calls, errors)?;
         }
         if self.totals != SamplingTotals::default() || self.now_kept > 0 {
-            let key = totals_key(project)?;
-            let mut totals = read_totals(w, project)?;
+            let mut totals = w.sampling_totals(project)?;
             totals.add(&self.totals);
             totals.sampled_out_traces = totals.sampled_out_traces.saturating_sub(self.now_kept);
-            w.insert(TreeId::Traffic, key, encode(&totals)?);
+            w.put_sampling_totals(project, &totals)?;
         }
         Ok(())
     }
@@ -255,41 +257,42 @@ impl TrafficChanges {
 
 /// The route `route` of `service` is counted under: itself when known or
 /// when the service has fewer than `max` routes (then registered), else
-/// [`OTHER_ROUTE`].
+/// [`OTHER_ROUTE`]. Call with the service's routes locked.
 fn register_route(
-    w: &mut Writes<'_>,
+    w: &mut impl Staging,
     project: &str,
     service: &str,
     route: &str,
     max: usize,
 ) -> Result<String> {
-    let name = Key::new()
+    if w.route_known(project, service, route)? {
+        return Ok(route.to_owned());
+    }
+    if w.route_count(project, service)? >= max as u64 {
+        return Ok(OTHER_ROUTE.to_owned());
+    }
+    w.add_route_name(project, service, route)?;
+    Ok(route.to_owned())
+}
+
+pub(crate) fn route_name_key(project: &str, service: &str, route: &str) -> Result<Vec<u8>> {
+    Ok(Key::new()
         .str("project", project)?
         .u8(ROUTE_NAME)
         .str("service", service)?
         .str("route", route)?
-        .into_vec();
-    if w.lookup(TreeId::Traffic, &name)?.is_some() {
-        return Ok(route.to_owned());
-    }
-    let count_key = Key::new()
+        .into_vec())
+}
+
+pub(crate) fn route_count_key(project: &str, service: &str) -> Result<Vec<u8>> {
+    Ok(Key::new()
         .str("project", project)?
         .u8(ROUTE_COUNT)
         .str("service", service)?
-        .into_vec();
-    let count = match w.lookup(TreeId::Traffic, &count_key)? {
-        Some(v) => counter("traffic", &v)?,
-        None => 0,
-    };
-    if count >= max as u64 {
-        return Ok(OTHER_ROUTE.to_owned());
-    }
-    w.insert(TreeId::Traffic, name, sled::IVec::default());
-    w.insert(TreeId::Traffic, count_key, &(count + 1).to_be_bytes()[..]);
-    Ok(route.to_owned())
+        .into_vec())
 }
 
-fn route_key(
+pub(crate) fn route_key(
     project: &str,
     bucket: Bucket,
     start: u64,
@@ -306,7 +309,7 @@ fn route_key(
         .into_vec())
 }
 
-fn edge_key(
+pub(crate) fn edge_key(
     project: &str,
     bucket: Bucket,
     start: u64,
@@ -323,11 +326,11 @@ fn edge_key(
         .into_vec())
 }
 
-fn totals_key(project: &str) -> Result<Vec<u8>> {
+pub(crate) fn totals_key(project: &str) -> Result<Vec<u8>> {
     Ok(Key::new().str("project", project)?.u8(TOTALS).into_vec())
 }
 
-fn read_totals(r: &impl Lookup, project: &str) -> Result<SamplingTotals> {
+pub(crate) fn read_totals(r: &impl Lookup, project: &str) -> Result<SamplingTotals> {
     match r.lookup(TreeId::Traffic, &totals_key(project)?)? {
         Some(v) => decode("traffic", &v),
         None => Ok(SamplingTotals::default()),
@@ -474,6 +477,32 @@ fn window(
     Ok((prefix, lo, hi))
 }
 
+/// The traffic of each route from its counts summed over a window, most
+/// requests first (ties by service, then route).
+pub(crate) fn route_stats_of(sums: BTreeMap<(String, String), RouteCounts>) -> Vec<RouteStats> {
+    let mut out: Vec<RouteStats> = sums
+        .into_iter()
+        .map(|((service, route), c)| RouteStats {
+            mean_ns: c.duration_sum_ns.checked_div(c.requests).unwrap_or(0),
+            p50_ns: c.percentile(0.5),
+            p95_ns: c.percentile(0.95),
+            p99_ns: c.percentile(0.99),
+            max_ns: c.max_ns,
+            requests: c.requests,
+            errors: c.errors,
+            service,
+            route,
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        b.requests
+            .cmp(&a.requests)
+            .then_with(|| a.service.cmp(&b.service))
+            .then_with(|| a.route.cmp(&b.route))
+    });
+    out
+}
+
 impl Stats<'_> {
     /// The traffic of each route of a project summed over the buckets
     /// whose start is in `[from_ns, to_ns)`, most requests first (ties by
@@ -486,10 +515,16 @@ impl Stats<'_> {
         from_ns: u64,
         to_ns: u64,
     ) -> Result<Vec<RouteStats>> {
+        let store = match self.at {
+            At::Sled(store) => store,
+            At::Pg(db) => {
+                return crate::postgres::stats::route_stats(db, project, bucket, from_ns, to_ns)
+            }
+        };
         let mut sums: BTreeMap<(String, String), RouteCounts> = BTreeMap::new();
         if from_ns < to_ns {
             let (prefix, lo, hi) = window(project, ROUTE, bucket, from_ns, to_ns)?;
-            for item in self.core().t.traffic.range(lo..hi) {
+            for item in store.core().t.traffic.range(lo..hi) {
                 let (key, value) = item.db()?;
                 let mut r = KeyReader::new("traffic", &key[prefix.len()..]);
                 let _start = r.u64()?;
@@ -500,27 +535,7 @@ impl Stats<'_> {
                 sums.entry((service, route)).or_default().add(&counts);
             }
         }
-        let mut out: Vec<RouteStats> = sums
-            .into_iter()
-            .map(|((service, route), c)| RouteStats {
-                mean_ns: c.duration_sum_ns.checked_div(c.requests).unwrap_or(0),
-                p50_ns: c.percentile(0.5),
-                p95_ns: c.percentile(0.95),
-                p99_ns: c.percentile(0.99),
-                max_ns: c.max_ns,
-                requests: c.requests,
-                errors: c.errors,
-                service,
-                route,
-            })
-            .collect();
-        out.sort_by(|a, b| {
-            b.requests
-                .cmp(&a.requests)
-                .then_with(|| a.service.cmp(&b.service))
-                .then_with(|| a.route.cmp(&b.route))
-        });
-        Ok(out)
+        Ok(route_stats_of(sums))
     }
 
     /// The calls between the services of a project summed over the buckets
@@ -533,10 +548,16 @@ impl Stats<'_> {
         from_ns: u64,
         to_ns: u64,
     ) -> Result<Vec<ServiceEdge>> {
+        let store = match self.at {
+            At::Sled(store) => store,
+            At::Pg(db) => {
+                return crate::postgres::stats::service_edges(db, project, bucket, from_ns, to_ns)
+            }
+        };
         let mut sums: BTreeMap<(String, String), (u64, u64)> = BTreeMap::new();
         if from_ns < to_ns {
             let (prefix, lo, hi) = window(project, EDGE, bucket, from_ns, to_ns)?;
-            for item in self.core().t.traffic.range(lo..hi) {
+            for item in store.core().t.traffic.range(lo..hi) {
                 let (key, value) = item.db()?;
                 let mut r = KeyReader::new("traffic", &key[prefix.len()..]);
                 let _start = r.u64()?;
@@ -563,7 +584,11 @@ impl Stats<'_> {
     /// How many traces and spans of a project settled, and how many are
     /// stored.
     pub fn sampling_totals(&self, project: &str) -> Result<SamplingTotals> {
-        read_totals(&self.core().t, project)
+        let store = match self.at {
+            At::Sled(store) => store,
+            At::Pg(db) => return crate::postgres::stats::sampling_totals(db, project),
+        };
+        read_totals(&store.core().t, project)
     }
 }
 

@@ -1,6 +1,6 @@
 //! Notes written by other nodes reach this node's search index.
 //!
-//! A trigger (migration 3) announces every change of a note on the channel
+//! A trigger (migration 4) announces every change of a note on the channel
 //! `omegi_notes`, with the node that made it (the `omegi.node` setting of
 //! the writer's connection) and the note's id. Each [`Database`] keeps one
 //! connection that listens there, on a thread of its own: it reads the
@@ -26,7 +26,7 @@ use super::notes::PgNotes;
 use super::tls::MakeTls;
 use crate::error::Result;
 
-/// The channel the trigger of migration 3 notifies.
+/// The channel the trigger of migration 4 notifies.
 const CHANNEL: &str = "omegi_notes";
 
 /// How long the listener waits for a notification before it checks

@@ -22,6 +22,38 @@
 //! it, and by those of other nodes, which the database announces
 //! (LISTEN/NOTIFY; see `listen`).
 //!
+//! Spans and traces, issues and statistics are the same handles as the
+//! embedded store's ([`Database::traces`] → [`Traces`](crate::Traces),
+//! [`Database::issues`] → [`Issues`](crate::Issues), [`Database::stats`] →
+//! [`Stats`](crate::Stats)), with the same results: their rules (what is
+//! new, how an error joins its issue, when an issue regresses, what is
+//! counted once) are written once for both backends, and each backend only
+//! stores and fetches rows.
+//!
+//! Several nodes may write at once. An ingest is one transaction; a row
+//! that it reads and then rewrites (a trace's summary, an issue, the routes
+//! of a service) is read under a transaction-scoped advisory lock on its
+//! key, taken in key order, so that nodes wait for each other only on what
+//! they share: of two nodes that see the same new error at once, exactly
+//! one creates its issue and reports it in
+//! [`IngestReport::created`](crate::IngestReport::created) (and likewise
+//! for [`IngestReport::regressed`](crate::IngestReport::regressed)), which
+//! is what lets an alert fire once. Counters are raised with atomic
+//! upserts. A transaction the database breaks off to resolve a deadlock is
+//! run again; ingests are idempotent, so a retry changes nothing twice.
+//!
+//! Spans are stored as on the embedded store: the spans of a trace written
+//! by one ingest are one postcard-encoded chunk (`span_chunks.spans`, a
+//! `bytea`), beside the columns queries filter on; summaries, issues and
+//! occurrences are postcard values beside theirs (about 210 bytes per span
+//! on disk with its trace's summary, for spans of five attributes: see
+//! `tests/disk.rs`).
+//!
+//! Span chunks and occurrences are in tables partitioned by day, created
+//! as data of a day first arrives; [`Database::purge_before`] is retention:
+//! it drops the partitions of whole days before its cutoff instead of
+//! deleting their rows (see [`PARTITION_DAYS`]).
+//!
 //! # TLS
 //!
 //! Whenever the connection uses TLS, the server's certificate and name are
@@ -35,8 +67,9 @@
 //! it on blocking threads, as they run the embedded store.
 //!
 //! ```no_run
+//! use omegi_core::{ErrorRecord, Record, Resource};
 //! use omegi_store::postgres::Database;
-//! use omegi_store::{NewNote, Project};
+//! use omegi_store::{IssueQuery, NewNote, Project};
 //!
 //! # fn main() -> omegi_store::Result<()> {
 //! let db = Database::connect("postgres://omegi@127.0.0.1/omegi")?;
@@ -44,16 +77,29 @@
 //! assert_eq!(db.accounts().projects()?.len(), 1);
 //! let note = db.notes().create(NewNote::new("kim", "Runbook", "Restart it.").public())?;
 //! assert_eq!(db.notes().resolve_link("runbook", "lee")?, Some(note.id));
+//!
+//! // The same calls as on the embedded store.
+//! let error = ErrorRecord::new("card declined", 1_700_000_000_000_000_000);
+//! let report = db
+//!     .traces()
+//!     .ingest("shop", &Resource::new("payment"), &[Record::Error(error)])?;
+//! assert_eq!(report.created.len(), 1);
+//! assert_eq!(db.issues().list("shop", &IssueQuery::open())?.len(), 1);
 //! # Ok(())
 //! # }
 //! ```
 
 mod accounts;
+mod ingest;
+pub(crate) mod issues;
 mod listen;
 pub mod migrations;
 mod notes;
+mod retention;
+pub(crate) mod stats;
 mod throwaway;
 mod tls;
+pub(crate) mod traces;
 
 pub(crate) use notes::PgNotes;
 use std::time::Duration;
@@ -65,7 +111,8 @@ use crate::error::{EngineError, Error, Result};
 use crate::notes::NoteSettings;
 use crate::{Accounts, Notes, Search};
 
-pub use throwaway::{Throwaway, ThrowawayError};
+pub use retention::PARTITION_DAYS;
+pub use throwaway::{Throwaway, ThrowawayError, DATABASE_URL_VAR};
 
 type Pool = r2d2::Pool<PostgresConnectionManager<tls::MakeTls>>;
 type Conn = r2d2::PooledConnection<PostgresConnectionManager<tls::MakeTls>>;
@@ -79,6 +126,7 @@ pub struct PgConfig {
     statement_timeout: Duration,
     root_cert: Option<std::path::PathBuf>,
     notes: NoteSettings,
+    max_routes_per_service: usize,
 }
 
 impl PgConfig {
@@ -94,7 +142,15 @@ impl PgConfig {
             statement_timeout: Duration::from_secs(30),
             root_cert: None,
             notes: NoteSettings::default(),
+            max_routes_per_service: crate::Config::default().max_routes_per_service,
         }
+    }
+
+    /// How many routes per service the traffic statistics count by name
+    /// (as [`Config::max_routes_per_service`](crate::Config::max_routes_per_service)).
+    pub fn max_routes_per_service(mut self, routes: usize) -> Self {
+        self.max_routes_per_service = routes.max(1);
+        self
     }
 
     /// The most connections open at once.
@@ -152,6 +208,14 @@ pub struct Database {
     accounts: std::sync::Arc<accounts::PgAccounts>,
     notes: std::sync::Arc<notes::PgNotes>,
     note_settings: NoteSettings,
+    data: std::sync::Arc<Data>,
+}
+
+/// What the data path shares between clones.
+struct Data {
+    max_routes_per_service: usize,
+    /// Days known to have their partitions.
+    days: std::sync::Mutex<std::collections::BTreeSet<u64>>,
 }
 
 impl std::fmt::Debug for Database {
@@ -218,6 +282,10 @@ impl Database {
             notes,
             note_settings: config.notes,
             pool,
+            data: std::sync::Arc::new(Data {
+                max_routes_per_service: config.max_routes_per_service,
+                days: std::sync::Mutex::new(std::collections::BTreeSet::new()),
+            }),
         })
     }
 
@@ -258,10 +326,19 @@ impl Database {
     pub fn search(&self) -> Search<'_> {
         Search::postgres(&self.notes.search, self.notes(), &self.notes)
     }
+
+    pub(crate) fn max_routes_per_service(&self) -> usize {
+        self.data.max_routes_per_service
+    }
+
+    /// A connection from the pool.
+    pub(crate) fn conn(&self) -> Result<Conn> {
+        conn(&self.pool)
+    }
 }
 
 /// A failure of the database or of the pool.
-fn database(e: impl std::error::Error + Send + Sync + 'static) -> Error {
+pub(crate) fn database(e: impl std::error::Error + Send + Sync + 'static) -> Error {
     Error::Storage(EngineError::database(e))
 }
 
@@ -272,12 +349,12 @@ fn conn(pool: &Pool) -> Result<Conn> {
 
 /// Stored nanoseconds: PostgreSQL's `bigint` is signed, so times after
 /// 2262 are refused rather than wrapped.
-fn ns_to_sql(ns: u64) -> Result<i64> {
+pub(crate) fn ns_to_sql(ns: u64) -> Result<i64> {
     i64::try_from(ns).map_err(|_| Error::Encode(format!("time {ns} ns is past the year 2262")))
 }
 
 /// Nanoseconds read back.
-fn ns_from_sql(table: &'static str, ns: i64) -> Result<u64> {
+pub(crate) fn ns_from_sql(table: &'static str, ns: i64) -> Result<u64> {
     u64::try_from(ns).map_err(|_| Error::corrupt(table, format!("negative time {ns}")))
 }
 

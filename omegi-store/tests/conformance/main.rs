@@ -8,15 +8,22 @@
 
 mod accounts;
 mod attachments;
+#[path = "../common/mod.rs"]
+mod common;
 mod folders;
+mod issues;
+mod model;
 mod notes;
+mod retention;
 mod search;
+mod stats;
+mod traces;
 mod vault;
 mod writers;
 
 use omegi_core::note::AttachmentLimits;
 use omegi_store::postgres::{Database, PgConfig, Throwaway};
-use omegi_store::{Accounts, Config, Notes, Search, Store};
+use omegi_store::{Accounts, Config, Issues, Notes, RetentionReport, Search, Stats, Store, Traces};
 
 /// A fresh, empty store on one backend. Clones share its data, as two
 /// handles of one process (sled) or two connections (PostgreSQL) do.
@@ -98,6 +105,34 @@ impl Backend {
             Backend::Postgres(db, _) => db.search(),
         }
     }
+
+    pub(crate) fn traces(&self) -> Traces<'_> {
+        match self {
+            Backend::Sled(store) => store.traces(),
+            Backend::Postgres(db, _) => db.traces(),
+        }
+    }
+
+    pub(crate) fn issues(&self) -> Issues<'_> {
+        match self {
+            Backend::Sled(store) => store.issues(),
+            Backend::Postgres(db, _) => db.issues(),
+        }
+    }
+
+    pub(crate) fn purge_before(&self, cutoff_ns: u64) -> RetentionReport {
+        match self {
+            Backend::Sled(store) => store.purge_before(cutoff_ns).unwrap(),
+            Backend::Postgres(db, _) => db.purge_before(cutoff_ns).unwrap(),
+        }
+    }
+
+    pub(crate) fn stats(&self) -> Stats<'_> {
+        match self {
+            Backend::Sled(store) => store.stats(),
+            Backend::Postgres(db, _) => db.stats(),
+        }
+    }
 }
 
 /// One test per backend for each behaviour named: `sled::name` and
@@ -158,4 +193,21 @@ conformance!(
     writers::one_of_two_updates_of_a_revision_wins,
     writers::concurrent_issue_links_are_all_kept,
     writers::a_rename_sees_a_link_written_meanwhile,
+    traces::one_call_stores_the_records_of_several_processes,
+    traces::spans_are_kept_by_trace_and_listed_by_time_project_and_service,
+    traces::a_late_root_moves_the_trace_in_time_without_duplicating_it,
+    traces::the_same_request_three_times_is_stored_and_counted_once,
+    traces::a_changed_copy_of_a_span_replaces_it_without_counting_again,
+    traces::a_trace_id_sent_to_two_projects_is_two_traces,
+    traces::a_refused_ingest_stores_nothing_and_the_store_goes_on,
+    traces::settled_traces_are_stored_once_and_sampled_out_ones_keep_their_statistics,
+    traces::a_late_part_of_a_trace_takes_back_an_occurrence_that_became_a_consequence,
+    traces::a_new_error_seen_by_two_nodes_at_once_is_new_once,
+    issues::errors_group_into_issues_that_resolve_regress_and_ignore,
+    issues::latest_occurrences_come_newest_first_and_stop_at_the_limit,
+    issues::summaries_carry_short_texts_whatever_was_stored,
+    model::store_agrees_with_a_model,
+    retention::retention_deletes_old_spans_and_occurrences_but_keeps_issues,
+    stats::statistics_count_errors_per_bucket_service_and_project,
+    stats::clones_share_one_database_across_threads,
 );

@@ -3,14 +3,15 @@
 //! two projects share trace ids (each is its own trace), and a request is
 //! sometimes sent again (a client's retry), which must change nothing.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::*;
 use omegi_core::{fingerprint, ErrorRecord, Fingerprint, Record, SpanRecord, TraceId};
-use omegi_store::{Error, IssueQuery, IssueSort, IssueStatus, Store, TraceQuery};
+use omegi_store::{Error, IssueQuery, IssueSort, IssueStatus, TraceQuery};
 use proptest::prelude::*;
+use proptest::test_runner::{Config, FileFailurePersistence, TestRunner};
+
+use crate::common::*;
+use crate::Backend;
 
 const PROJECTS: [&str; 2] = ["shop", "blog"];
 const SERVICES: [&str; 3] = ["gateway", "payment", "stock"];
@@ -113,7 +114,7 @@ fn make_error(service: usize, message: usize, offset: u64, trace: Option<u128>) 
 }
 
 impl Model {
-    fn apply(&mut self, op: &Op, store: &Store) {
+    fn apply(&mut self, op: &Op, store: &Backend) {
         if matches!(op, Op::Spans { .. } | Op::Errors { .. }) {
             self.last_batch = Some(op.clone());
         }
@@ -222,7 +223,7 @@ impl Model {
         }
     }
 
-    fn check(&self, store: &Store) {
+    fn check(&self, store: &Backend) {
         // Spans per (project, trace), in (start, span id) order.
         let mut traces: BTreeMap<(&str, u128), Vec<&SpanRecord>> = BTreeMap::new();
         for ((p, t, _), s) in &self.spans {
@@ -387,16 +388,30 @@ impl Model {
     }
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
-
-    #[test]
-    fn store_agrees_with_a_model(ops in prop::collection::vec(op(), 1..24)) {
-        let store = Store::temporary().unwrap();
-        let mut model = Model::default();
-        for op in &ops {
-            model.apply(op, &store);
-            model.check(&store);
-        }
-    }
+/// Runs random operations on fresh stores of the backend of `store` (a
+/// new one per case) and on the model, comparing after each step. Fewer
+/// cases on PostgreSQL, where each read is a round trip.
+pub(crate) fn store_agrees_with_a_model(store: Backend) {
+    let cases = match store {
+        Backend::Sled(_) => 48,
+        Backend::Postgres(..) => 12,
+    };
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
+            "tests/conformance/model.proptest-regressions",
+        ))),
+        ..Config::default()
+    });
+    runner
+        .run(&prop::collection::vec(op(), 1..24), |ops| {
+            let store = store.another();
+            let mut model = Model::default();
+            for op in &ops {
+                model.apply(op, &store);
+                model.check(&store);
+            }
+            Ok(())
+        })
+        .unwrap();
 }
