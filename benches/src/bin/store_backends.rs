@@ -80,7 +80,7 @@ fn span(trace: u64, i: u64, failed: bool) -> SpanRecord {
 
 /// Trace `n` as the settle step would hand it to the store.
 fn settled(n: u64) -> SettledTrace {
-    let failing = n % 50 == 0;
+    let failing = n.is_multiple_of(50);
     let spans: Vec<SpanRecord> = (0..SPANS_PER_TRACE)
         .map(|i| span(n, i, failing && i == SPANS_PER_TRACE - 1))
         .collect();
