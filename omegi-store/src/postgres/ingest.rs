@@ -9,10 +9,11 @@
 //! so that nodes ingesting at once serialize on what they share and on
 //! nothing else; counters are raised with atomic upserts.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use omegi_core::{Consequence, SpanRecord, TraceId};
-use r2d2_postgres::postgres::{error::SqlState, Transaction};
+use r2d2_postgres::postgres::types::ToSql;
+use r2d2_postgres::postgres::{error::SqlState, Error as PgError, Row, Statement, Transaction};
 
 use super::{database, ns_to_sql, Database};
 use crate::codec::{decode, encode, SAttribute, SConsequence, SError, SSpan};
@@ -77,7 +78,10 @@ impl Database {
             let mut conn = self.conn()?;
             RETRY.with(|r| r.set(false));
             let tx = conn.transaction().map_err(db)?;
-            let mut w = PgTx { tx };
+            let mut w = PgTx {
+                tx,
+                statements: HashMap::new(),
+            };
             let outcome = f(&mut w).and_then(|value| {
                 let PgTx { tx, .. } = w;
                 tx.commit().map_err(db)?;
@@ -130,6 +134,9 @@ fn key_text(what: &'static str, text: &str) -> Result<()> {
 /// One transaction of the data path.
 pub(crate) struct PgTx<'c> {
     tx: Transaction<'c>,
+    /// Statements prepared in this transaction, by their text: one that
+    /// runs for every trace of a batch is parsed and planned once.
+    statements: HashMap<String, Statement>,
 }
 
 /// Maps a database error, noting whether the transaction should be run
@@ -147,18 +154,45 @@ impl<'c> PgTx<'c> {
         &mut self.tx
     }
 
+    /// `sql`, prepared the first time this transaction runs it.
+    fn statement(&mut self, sql: &str) -> Result<Statement, PgError> {
+        if let Some(statement) = self.statements.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.tx.prepare(sql)?;
+        self.statements.insert(sql.to_owned(), statement.clone());
+        Ok(statement)
+    }
+
+    fn cached_execute(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, PgError> {
+        let statement = self.statement(sql)?;
+        self.tx.execute(&statement, params)
+    }
+
+    fn cached_query_opt(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, PgError> {
+        let statement = self.statement(sql)?;
+        self.tx.query_opt(&statement, params)
+    }
+
     fn lock(&mut self, mut keys: Vec<i64>) -> Result<()> {
         if keys.is_empty() {
             return Ok(());
         }
         keys.sort_unstable();
         keys.dedup();
-        self.tx
-            .execute(
-                "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k ORDER BY k",
-                &[&keys],
-            )
-            .map_err(db)?;
+        self.cached_execute(
+            "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k ORDER BY k",
+            &[&keys],
+        )
+        .map_err(db)?;
         Ok(())
     }
 
@@ -186,7 +220,7 @@ impl<'c> PgTx<'c> {
                 cols = columns.join(", "),
                 ph = placeholders.join(", "),
             );
-            self.tx.execute(&sql, &params).map_err(db)?;
+            self.cached_execute(&sql, &params).map_err(db)?;
         } else {
             let cond: Vec<String> = columns
                 .iter()
@@ -195,10 +229,9 @@ impl<'c> PgTx<'c> {
                 .collect();
             let cond = cond.join(" AND ");
             let update = format!("UPDATE {table} SET n = greatest(n + ${n}, 0) WHERE {cond}");
-            self.tx.execute(&update, &params).map_err(db)?;
+            self.cached_execute(&update, &params).map_err(db)?;
             let delete = format!("DELETE FROM {table} WHERE {cond} AND n = 0");
-            self.tx
-                .execute(&delete, &params[..columns.len()])
+            self.cached_execute(&delete, &params[..columns.len()])
                 .map_err(db)?;
         }
         Ok(())
@@ -207,13 +240,12 @@ impl<'c> PgTx<'c> {
 
 impl Staging for PgTx<'_> {
     fn ensure_project(&mut self, project: &str) -> Result<()> {
-        self.tx
-            .execute(
-                "INSERT INTO projects (id, name, created_ns) VALUES ($1, $1, $2)
+        self.cached_execute(
+            "INSERT INTO projects (id, name, created_ns) VALUES ($1, $1, $2)
                  ON CONFLICT (id) DO NOTHING",
-                &[&project, &ns_to_sql(crate::now_ns())?],
-            )
-            .map_err(db)?;
+            &[&project, &ns_to_sql(crate::now_ns())?],
+        )
+        .map_err(db)?;
         Ok(())
     }
 
@@ -288,13 +320,12 @@ impl Staging for PgTx<'_> {
             )?);
             chunks.push(encode_chunk(spans)?);
         }
-        self.tx
-            .execute(
-                "INSERT INTO span_chunks (project, trace_id, latest_ns, spans)
+        self.cached_execute(
+            "INSERT INTO span_chunks (project, trace_id, latest_ns, spans)
                  SELECT $1, * FROM unnest($2::bytea[], $3::bigint[], $4::bytea[])",
-                &[&project, &ids, &latest, &chunks],
-            )
-            .map_err(db)?;
+            &[&project, &ids, &latest, &chunks],
+        )
+        .map_err(db)?;
         Ok(vec![None; groups.len()])
     }
 
@@ -330,20 +361,19 @@ impl Staging for PgTx<'_> {
             );
             let refs: Vec<&(dyn r2d2_postgres::postgres::types::ToSql + Sync)> =
                 params.iter().map(|p| p.as_ref()).collect();
-            self.tx.execute(&sql, &refs).map_err(db)?;
+            self.cached_execute(&sql, &refs).map_err(db)?;
         }
         Ok(())
     }
 
     fn settled_row(&mut self, project: &str, trace: TraceId) -> Result<Option<SettledRow>> {
-        self.tx
-            .query_opt(
-                "SELECT row_data FROM settled WHERE project = $1 AND trace_id = $2",
-                &[&project, &trace_to_sql(trace)],
-            )
-            .map_err(db)?
-            .map(|row| decode("settled", row.get::<_, &[u8]>(0)))
-            .transpose()
+        self.cached_query_opt(
+            "SELECT row_data FROM settled WHERE project = $1 AND trace_id = $2",
+            &[&project, &trace_to_sql(trace)],
+        )
+        .map_err(db)?
+        .map(|row| decode("settled", row.get::<_, &[u8]>(0)))
+        .transpose()
     }
 
     fn put_settled_row(
@@ -353,19 +383,18 @@ impl Staging for PgTx<'_> {
         _old_start: Option<u64>,
         row: &SettledRow,
     ) -> Result<()> {
-        self.tx
-            .execute(
-                "INSERT INTO settled (project, trace_id, start_ns, row_data) VALUES ($1, $2, $3, $4)
+        self.cached_execute(
+            "INSERT INTO settled (project, trace_id, start_ns, row_data) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (project, trace_id) DO UPDATE SET start_ns = excluded.start_ns,
                      row_data = excluded.row_data",
-                &[
-                    &project,
-                    &trace_to_sql(trace),
-                    &ns_to_sql(row.start_ns())?,
-                    &encode(row)?,
-                ],
-            )
-            .map_err(db)?;
+            &[
+                &project,
+                &trace_to_sql(trace),
+                &ns_to_sql(row.start_ns())?,
+                &encode(row)?,
+            ],
+        )
+        .map_err(db)?;
         Ok(())
     }
 
@@ -394,21 +423,20 @@ impl Staging for PgTx<'_> {
     }
 
     fn take_occurrence(&mut self, project: &str, key: &OccurrenceRef) -> Result<Option<SError>> {
-        self.tx
-            .query_opt(
-                "DELETE FROM occurrences
+        self.cached_query_opt(
+            "DELETE FROM occurrences
                  WHERE project = $1 AND fingerprint = $2 AND time_ns = $3 AND id = $4
                  RETURNING error",
-                &[
-                    &project,
-                    &key.fingerprint,
-                    &ns_to_sql(key.time_ns)?,
-                    &id_to_sql(key.id),
-                ],
-            )
-            .map_err(db)?
-            .map(|row| decode("occurrences", row.get::<_, &[u8]>(0)))
-            .transpose()
+            &[
+                &project,
+                &key.fingerprint,
+                &ns_to_sql(key.time_ns)?,
+                &id_to_sql(key.id),
+            ],
+        )
+        .map_err(db)?
+        .map(|row| decode("occurrences", row.get::<_, &[u8]>(0)))
+        .transpose()
     }
 
     fn put_consequences(
@@ -424,31 +452,29 @@ impl Staging for PgTx<'_> {
                 consequences.iter().map(SConsequence::from_record).collect();
             Some(encode(&stored)?)
         };
-        self.tx
-            .execute(
-                "UPDATE occurrences SET consequences = $5
+        self.cached_execute(
+            "UPDATE occurrences SET consequences = $5
                  WHERE project = $1 AND fingerprint = $2 AND time_ns = $3 AND id = $4",
-                &[
-                    &project,
-                    &key.fingerprint,
-                    &ns_to_sql(key.time_ns)?,
-                    &id_to_sql(key.id),
-                    &stored,
-                ],
-            )
-            .map_err(db)?;
+            &[
+                &project,
+                &key.fingerprint,
+                &ns_to_sql(key.time_ns)?,
+                &id_to_sql(key.id),
+                &stored,
+            ],
+        )
+        .map_err(db)?;
         Ok(())
     }
 
     fn issue_row(&mut self, project: &str, fingerprint: &str) -> Result<Option<IssueRow>> {
-        self.tx
-            .query_opt(
-                "SELECT row_data FROM issues WHERE project = $1 AND fingerprint = $2",
-                &[&project, &fingerprint],
-            )
-            .map_err(db)?
-            .map(|row| decode("issues", row.get::<_, &[u8]>(0)))
-            .transpose()
+        self.cached_query_opt(
+            "SELECT row_data FROM issues WHERE project = $1 AND fingerprint = $2",
+            &[&project, &fingerprint],
+        )
+        .map_err(db)?
+        .map(|row| decode("issues", row.get::<_, &[u8]>(0)))
+        .transpose()
     }
 
     fn put_issue_row(
@@ -465,12 +491,11 @@ impl Staging for PgTx<'_> {
     }
 
     fn remove_issue(&mut self, project: &str, fingerprint: &str, _old: &IssueRow) -> Result<()> {
-        self.tx
-            .execute(
-                "DELETE FROM issues WHERE project = $1 AND fingerprint = $2",
-                &[&project, &fingerprint],
-            )
-            .map_err(db)?;
+        self.cached_execute(
+            "DELETE FROM issues WHERE project = $1 AND fingerprint = $2",
+            &[&project, &fingerprint],
+        )
+        .map_err(db)?;
         Ok(())
     }
 
@@ -497,8 +522,8 @@ impl Staging for PgTx<'_> {
             }
         }
         if !ns.is_empty() {
-            self.tx
-                .execute(
+            self
+                .cached_execute(
                     "INSERT INTO issue_counters (project, fingerprint, bucket, start_ns, n)
                      SELECT $1, * FROM unnest($2::text[], $3::\"char\"[], $4::bigint[], $5::bigint[])
                      ON CONFLICT (project, fingerprint, bucket, start_ns)
@@ -527,15 +552,14 @@ impl Staging for PgTx<'_> {
             }
         }
         if !ns.is_empty() {
-            self.tx
-                .execute(
-                    "INSERT INTO error_counters (project, bucket, start_ns, n)
+            self.cached_execute(
+                "INSERT INTO error_counters (project, bucket, start_ns, n)
                      SELECT $1, * FROM unnest($2::\"char\"[], $3::bigint[], $4::bigint[])
                      ON CONFLICT (project, bucket, start_ns)
                      DO UPDATE SET n = error_counters.n + excluded.n",
-                    &[&project, &buckets, &starts, &ns],
-                )
-                .map_err(db)?;
+                &[&project, &buckets, &starts, &ns],
+            )
+            .map_err(db)?;
         }
         let (mut services, mut buckets, mut starts, mut ns) = (vec![], vec![], vec![], vec![]);
         for ((service, bucket, start), delta) in &counts.service {
@@ -560,8 +584,8 @@ impl Staging for PgTx<'_> {
             }
         }
         if !ns.is_empty() {
-            self.tx
-                .execute(
+            self
+                .cached_execute(
                     "INSERT INTO service_error_counters (project, service, bucket, start_ns, n)
                      SELECT $1, * FROM unnest($2::text[], $3::\"char\"[], $4::bigint[], $5::bigint[])
                      ON CONFLICT (project, service, bucket, start_ns)
@@ -577,8 +601,8 @@ impl Staging for PgTx<'_> {
         if delta.is_zero() {
             return Ok(());
         }
-        self.tx
-            .execute(
+        self
+            .cached_execute(
                 "INSERT INTO totals (project, spans, traces, errors)
                  VALUES ($1, greatest($2::bigint, 0), greatest($3::bigint, 0), greatest($4::bigint, 0))
                  ON CONFLICT (project) DO UPDATE SET
@@ -601,14 +625,14 @@ impl Staging for PgTx<'_> {
         key_text("service", service)?;
         let now = ns_to_sql(now)?;
         match attributes {
-            Some(attributes) => self.tx.execute(
+            Some(attributes) => self.cached_execute(
                 "INSERT INTO services (project, service, attributes, last_seen_ns)
                  VALUES ($1, $2, $3, $4)
                  ON CONFLICT (project, service) DO UPDATE SET attributes = excluded.attributes,
                      last_seen_ns = excluded.last_seen_ns",
                 &[&project, &service, &encode(&attributes)?, &now],
             ),
-            None => self.tx.execute(
+            None => self.cached_execute(
                 "INSERT INTO services (project, service, attributes, last_seen_ns)
                  VALUES ($1, $2, $3, $4)
                  ON CONFLICT (project, service) DO UPDATE SET last_seen_ns = excluded.last_seen_ns",
@@ -650,13 +674,12 @@ impl Staging for PgTx<'_> {
     }
 
     fn add_route_name(&mut self, project: &str, service: &str, route: &str) -> Result<()> {
-        self.tx
-            .execute(
-                "INSERT INTO route_names (project, service, route) VALUES ($1, $2, $3)
+        self.cached_execute(
+            "INSERT INTO route_names (project, service, route) VALUES ($1, $2, $3)
                  ON CONFLICT DO NOTHING",
-                &[&project, &service, &route],
-            )
-            .map_err(db)?;
+            &[&project, &service, &route],
+        )
+        .map_err(db)?;
         Ok(())
     }
 
@@ -688,13 +711,12 @@ impl Staging for PgTx<'_> {
             .map_err(db)?;
         let mut stored: RouteCounts = decode("traffic_routes", row.get::<_, &[u8]>(0))?;
         stored.add(counts);
-        self.tx
-            .execute(
-                "UPDATE traffic_routes SET counts = $6 WHERE project = $1 AND bucket = $2
+        self.cached_execute(
+            "UPDATE traffic_routes SET counts = $6 WHERE project = $1 AND bucket = $2
                  AND start_ns = $3 AND service = $4 AND route = $5",
-                &[&project, &bucket, &start, service, route, &encode(&stored)?],
-            )
-            .map_err(db)?;
+            &[&project, &bucket, &start, service, route, &encode(&stored)?],
+        )
+        .map_err(db)?;
         Ok(())
     }
 
@@ -708,24 +730,23 @@ impl Staging for PgTx<'_> {
         key_text("service", caller)?;
         key_text("service", callee)?;
         let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-        self.tx
-            .execute(
-                "INSERT INTO traffic_edges (project, bucket, start_ns, caller, callee, calls, errors)
+        self.cached_execute(
+            "INSERT INTO traffic_edges (project, bucket, start_ns, caller, callee, calls, errors)
                  VALUES ($1, $2, $3, $4, $5, $6, $7)
                  ON CONFLICT (project, bucket, start_ns, caller, callee) DO UPDATE SET
                      calls = traffic_edges.calls + excluded.calls,
                      errors = traffic_edges.errors + excluded.errors",
-                &[
-                    &project,
-                    &bucket_to_sql(*bucket),
-                    &ns_to_sql(*start)?,
-                    caller,
-                    callee,
-                    &count(calls),
-                    &count(errors),
-                ],
-            )
-            .map_err(db)?;
+            &[
+                &project,
+                &bucket_to_sql(*bucket),
+                &ns_to_sql(*start)?,
+                caller,
+                callee,
+                &count(calls),
+                &count(errors),
+            ],
+        )
+        .map_err(db)?;
         Ok(())
     }
 
@@ -744,12 +765,11 @@ impl Staging for PgTx<'_> {
     }
 
     fn put_sampling_totals(&mut self, project: &str, totals: &SamplingTotals) -> Result<()> {
-        self.tx
-            .execute(
-                "UPDATE sampling_totals SET totals = $2 WHERE project = $1",
-                &[&project, &encode(totals)?],
-            )
-            .map_err(db)?;
+        self.cached_execute(
+            "UPDATE sampling_totals SET totals = $2 WHERE project = $1",
+            &[&project, &encode(totals)?],
+        )
+        .map_err(db)?;
         Ok(())
     }
 }
