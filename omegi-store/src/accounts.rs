@@ -142,6 +142,44 @@ pub struct Token {
     pub last_used_ns: Option<u64>,
 }
 
+impl Token {
+    /// A new token of `owner` with this hash and label, created now, with a
+    /// new id; refused when the label is too long or holds a control
+    /// character, or the hash is empty. What every backend stores.
+    pub(crate) fn checked(owner: TokenOwner, hash: &str, label: &str) -> Result<Token> {
+        check_label(label)?;
+        if hash.is_empty() {
+            return Err(Error::InvalidName {
+                what: "token hash",
+                name: String::new(),
+                reason: "must not be empty",
+            });
+        }
+        Ok(Token {
+            id: new_token_id(),
+            hash: hash.to_owned(),
+            owner,
+            label: label.to_owned(),
+            created_ns: crate::now_ns(),
+            last_used_ns: None,
+        })
+    }
+
+    /// Whether a use at `now_ns` is to be recorded: not when the last one
+    /// recorded is less than `resolution_ns` before (see
+    /// [`Accounts::touch_token`]).
+    pub(crate) fn use_to_record(&self, now_ns: u64, resolution_ns: u64) -> bool {
+        self.last_used_ns
+            .is_none_or(|last| now_ns.saturating_sub(last) >= resolution_ns)
+    }
+}
+
+/// Tokens in the order [`Accounts::tokens`] lists them: by owner, then
+/// oldest first.
+pub(crate) fn sort_tokens(tokens: &mut [Token]) {
+    tokens.sort_by(|a, b| (&a.owner, a.created_ns, &a.id).cmp(&(&b.owner, b.created_ns, &b.id)));
+}
+
 /// The longest token label, in characters.
 pub const MAX_TOKEN_LABEL_CHARS: usize = 128;
 
@@ -289,26 +327,11 @@ impl SledAccounts {
         hash: &str,
         label: &str,
     ) -> Result<(Token, Option<Token>)> {
-        check_label(label)?;
-        if hash.is_empty() {
-            return Err(Error::InvalidName {
-                what: "token hash",
-                name: String::new(),
-                reason: "must not be empty",
-            });
-        }
+        let mut token = Token::checked(owner, hash, label)?;
         let t = &self.core().t;
-        let owner_key = match &owner {
+        let owner_key = match &token.owner {
             TokenOwner::Project(id) => project_key(id)?,
             TokenOwner::User(login) => user_key(login)?,
-        };
-        let mut token = Token {
-            id: new_token_id(),
-            hash: hash.to_owned(),
-            owner,
-            label: label.to_owned(),
-            created_ns: crate::now_ns(),
-            last_used_ns: None,
         };
         loop {
             let r = (&t.projects, &t.users, &t.tokens, &t.token_ids).transaction(
@@ -689,7 +712,7 @@ impl Accounts for SledAccounts {
             }
         }
         self.count_reads(out.len() as u64);
-        out.sort_by(|a, b| (&a.owner, a.created_ns, &a.id).cmp(&(&b.owner, b.created_ns, &b.id)));
+        sort_tokens(&mut out);
         Ok(out)
     }
 
@@ -708,10 +731,7 @@ impl Accounts for SledAccounts {
     }
 
     fn touch_token(&self, token: &Token, now_ns: u64, resolution_ns: u64) -> Result<()> {
-        if token
-            .last_used_ns
-            .is_some_and(|last| now_ns.saturating_sub(last) < resolution_ns)
-        {
+        if !token.use_to_record(now_ns, resolution_ns) {
             return Ok(());
         }
         let old = encode(token)?;

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use r2d2_postgres::postgres::{GenericClient, Row};
 
 use super::{conn, database, ns_from_sql, ns_to_sql, violated, Pool};
-use crate::accounts::{check_label, new_token_id};
+use crate::accounts::{new_token_id, sort_tokens};
 use crate::error::{Error, Result};
 use crate::keys::check_name;
 use crate::{Accounts, AccountsMigration, Project, Token, TokenOwner, User};
@@ -35,23 +35,8 @@ impl PgAccounts {
         hash: &str,
         label: &str,
     ) -> Result<(Token, Option<Token>)> {
-        check_label(label)?;
-        if hash.is_empty() {
-            return Err(Error::InvalidName {
-                what: "token hash",
-                name: String::new(),
-                reason: "must not be empty",
-            });
-        }
-        check_name(owner_what(&owner), owner.name())?;
-        let mut token = Token {
-            id: new_token_id(),
-            hash: hash.to_owned(),
-            owner,
-            label: label.to_owned(),
-            created_ns: crate::now_ns(),
-            last_used_ns: None,
-        };
+        let mut token = Token::checked(owner, hash, label)?;
+        check_name(owner_what(&token.owner), token.owner.name())?;
         let mut conn = conn(&self.pool)?;
         loop {
             let mut tx = conn.transaction().map_err(database)?;
@@ -237,7 +222,7 @@ fn read_tokens(client: &mut impl GenericClient, owner: Option<&TokenOwner>) -> R
     }
     .map_err(database)?;
     let mut out = rows.iter().map(token_of).collect::<Result<Vec<_>>>()?;
-    out.sort_by(|a, b| (&a.owner, a.created_ns, &a.id).cmp(&(&b.owner, b.created_ns, &b.id)));
+    sort_tokens(&mut out);
     Ok(out)
 }
 
@@ -467,10 +452,7 @@ impl Accounts for PgAccounts {
     }
 
     fn touch_token(&self, token: &Token, now_ns: u64, resolution_ns: u64) -> Result<()> {
-        if token
-            .last_used_ns
-            .is_some_and(|last| now_ns.saturating_sub(last) < resolution_ns)
-        {
+        if !token.use_to_record(now_ns, resolution_ns) {
             return Ok(());
         }
         let last = token.last_used_ns.map(ns_to_sql).transpose()?;
