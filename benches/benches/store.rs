@@ -15,8 +15,7 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use omegi_core::{
-    Attribute, CodeLocation, ErrorRecord, EventRecord, Level, Record, Resource, SpanFrame, SpanId,
-    SpanKind, SpanRecord, TraceId,
+    CodeLocation, ErrorRecord, Record, Resource, SpanFrame, SpanId, SpanRecord, TraceId,
 };
 use omegi_store::{Config, IssueQuery, IssueSort, Store};
 
@@ -29,37 +28,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const T0: u64 = 1_700_000_000_000_000_000;
 const SPANS_PER_TRACE: u64 = 10;
 const BATCH: u64 = 1_000;
-const SERVICES: [&str; 3] = ["gateway", "inventory-service", "payment-service"];
 
 fn span(trace: u64, i: u64) -> SpanRecord {
-    let start = T0 + trace * 1_000_000 + i * 1_000;
-    SpanRecord::new(
-        TraceId(u128::from(trace) << 64 | 0xabcd),
-        SpanId(trace << 8 | (i + 1)),
-        format!("GET /orders/{{id}} step {i}"),
-        start,
-        start + 800,
-    )
-    .with_parent((i > 0).then_some(SpanId(trace << 8 | 1)))
-    .with_service(SERVICES[(i % 3) as usize])
-    .with_target("shop::api")
-    .with_kind(SpanKind::Server)
-    .with_attributes(vec![
-        Attribute::new("http.method", "GET"),
-        Attribute::new("http.route", "/orders/{id}"),
-        Attribute::new("http.status_code", 200i64),
-        Attribute::new("order.id", (trace * 7) as i64),
-    ])
-    .with_events(
-        (0..2)
-            .map(|e| {
-                EventRecord::new(start + 100 * e, Level::Debug, "query done")
-                    .with_target("shop::db")
-                    .with_field("rows", e as i64)
-            })
-            .collect(),
-    )
-    .with_location(CodeLocation {
+    benches::shop_span(T0, trace, i, 200).with_location(CodeLocation {
         file: Some("src/api.rs".into()),
         line: Some(42),
         module: Some("shop::api".into()),

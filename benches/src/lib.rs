@@ -1,6 +1,45 @@
 //! Shared pieces of the benchmarks in `benches/` and the load generator in
 //! `src/bin`.
 
+use omegi_core::{Attribute, EventRecord, Level, SpanId, SpanKind, SpanRecord, TraceId};
+
+/// The services of the store benchmarks' traces.
+pub const SHOP_SERVICES: [&str; 3] = ["gateway", "inventory-service", "payment-service"];
+
+/// Span `i` of trace `trace` as the store benchmarks write it: starting at
+/// `t0` plus 1 ms per trace and 1 µs per span, the first span the root and
+/// the others its children, over [`SHOP_SERVICES`] in turn; 4 attributes
+/// (`http.status_code` is `status_code`) and 2 events.
+pub fn shop_span(t0: u64, trace: u64, i: u64, status_code: i64) -> SpanRecord {
+    let start = t0 + trace * 1_000_000 + i * 1_000;
+    SpanRecord::new(
+        TraceId(u128::from(trace) << 64 | 0xabcd),
+        SpanId(trace << 8 | (i + 1)),
+        format!("GET /orders/{{id}} step {i}"),
+        start,
+        start + 800,
+    )
+    .with_parent((i > 0).then_some(SpanId(trace << 8 | 1)))
+    .with_service(SHOP_SERVICES[(i % 3) as usize])
+    .with_target("shop::api")
+    .with_kind(SpanKind::Server)
+    .with_attributes(vec![
+        Attribute::new("http.method", "GET"),
+        Attribute::new("http.route", "/orders/{id}"),
+        Attribute::new("http.status_code", status_code),
+        Attribute::new("order.id", (trace * 7) as i64),
+    ])
+    .with_events(
+        (0..2)
+            .map(|e| {
+                EventRecord::new(start + 100 * e, Level::Debug, "query done")
+                    .with_target("shop::db")
+                    .with_field("rows", e as i64)
+            })
+            .collect(),
+    )
+}
+
 /// A deterministic pseudo-random generator (xorshift64*), so that every run
 /// of a bench builds the same input from the same seed.
 #[derive(Debug, Clone)]

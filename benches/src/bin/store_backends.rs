@@ -26,10 +26,7 @@
 use std::time::Instant;
 
 use omegi_core::flow::{Trace, Verdict};
-use omegi_core::{
-    Attribute, ErrorRecord, EventRecord, Level, Resource, SpanId, SpanKind, SpanRecord, Status,
-    TraceId,
-};
+use omegi_core::{ErrorRecord, Resource, SpanRecord, Status};
 use omegi_store::postgres::{Database, Throwaway};
 use omegi_store::{Config, SettledCause, SettledTrace, Store};
 
@@ -39,43 +36,16 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const T0: u64 = 1_790_000_000_000_000_000;
 const SPANS_PER_TRACE: u64 = 10;
-const SERVICES: [&str; 3] = ["gateway", "inventory-service", "payment-service"];
 const PROJECT: &str = "shop";
 
 fn span(trace: u64, i: u64, failed: bool) -> SpanRecord {
-    let start = T0 + trace * 1_000_000 + i * 1_000;
-    let mut span = SpanRecord::new(
-        TraceId(u128::from(trace) << 64 | 0xabcd),
-        SpanId(trace << 8 | (i + 1)),
-        format!("GET /orders/{{id}} step {i}"),
-        start,
-        start + 800,
-    )
-    .with_parent((i > 0).then_some(SpanId(trace << 8 | 1)))
-    .with_service(SERVICES[(i % 3) as usize])
-    .with_target("shop::api")
-    .with_kind(SpanKind::Server)
-    .with_attributes(vec![
-        Attribute::new("http.method", "GET"),
-        Attribute::new("http.route", "/orders/{id}"),
-        Attribute::new("http.status_code", if failed { 500i64 } else { 200 }),
-        Attribute::new("order.id", (trace * 7) as i64),
-    ])
-    .with_events(
-        (0..2)
-            .map(|e| {
-                EventRecord::new(start + 100 * e, Level::Debug, "query done")
-                    .with_target("shop::db")
-                    .with_field("rows", e as i64)
-            })
-            .collect(),
-    );
     if failed {
-        span = span
+        benches::shop_span(T0, trace, i, 500)
             .with_status(Status::Error)
-            .with_status_message("card declined");
+            .with_status_message("card declined")
+    } else {
+        benches::shop_span(T0, trace, i, 200)
     }
-    span
 }
 
 /// Trace `n` as the settle step would hand it to the store.
@@ -144,7 +114,10 @@ fn batches(options: &Options) -> Vec<Vec<SettledTrace>> {
 }
 
 fn resources() -> Vec<Resource> {
-    SERVICES.iter().map(|s| Resource::new(*s)).collect()
+    benches::SHOP_SERVICES
+        .iter()
+        .map(|s| Resource::new(*s))
+        .collect()
 }
 
 /// Spans per second and bytes per span of one arm's run.
