@@ -499,7 +499,7 @@ impl Constants {
             return &self.scratch;
         };
         let key = (std::ptr::from_ref(meta) as usize, kind);
-        if !self.encoded.contains_key(&key) && self.encoded.len() >= Self::MAX_CALLSITES {
+        if self.encoded.len() >= Self::MAX_CALLSITES && !self.encoded.contains_key(&key) {
             self.encoded.clear();
         }
         self.encoded.entry(key).or_insert_with(|| {
