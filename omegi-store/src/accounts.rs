@@ -32,7 +32,7 @@ use sled::Transactional;
 use crate::codec::{decode, encode};
 use crate::error::{Error, Result};
 use crate::keys::{check_name, Key};
-use crate::{Core, Store, Trees};
+use crate::{Core, Embedded, Trees};
 use std::sync::Arc;
 
 /// A project: a group of services whose errors are tracked together.
@@ -379,7 +379,7 @@ impl SledAccounts {
     }
 }
 
-impl Store {
+impl Embedded {
     /// Makes every user who is not an admin a member of every project,
     /// as accounts from before memberships need (see the module docs).
     pub(crate) fn grant_legacy_memberships(&self) -> Result<AccountsMigration> {

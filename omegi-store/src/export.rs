@@ -39,7 +39,7 @@ use crate::stats::{
 };
 use crate::traffic::{put_traffic, traffic_record, TrafficRecord};
 use crate::writes::{TreeId, Writes};
-use crate::Store;
+use crate::Embedded;
 
 /// Writes an import stages before it commits them.
 const IMPORT_WRITES: usize = 4096;
@@ -240,7 +240,7 @@ fn read_counter_key(
     Ok((project, service, bucket, start))
 }
 
-impl Store {
+impl Embedded {
     /// Writes the whole store as JSON lines. Writes made during the export
     /// may or may not be included.
     pub fn export(&self, mut out: impl Write) -> Result<TransferStats> {
@@ -381,12 +381,6 @@ impl Store {
         }
         out.flush()?;
         Ok(stats)
-    }
-
-    /// Reads a whole export into this store, accounts included (a restore):
-    /// [`Store::import_with`] and [`ImportOptions::everything`].
-    pub fn import(&self, input: impl BufRead) -> Result<TransferStats> {
-        self.import_with(input, ImportOptions::everything())
     }
 
     /// Reads an export into this store, meant to be empty: records with the

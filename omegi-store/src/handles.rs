@@ -13,6 +13,8 @@
 //! [`Search`](crate::Search) over either backend.
 
 use crate::postgres::Database;
+use crate::Embedded;
+#[cfg(doc)]
 use crate::Store;
 
 /// A handle on the data path: the same type whichever backend holds the
@@ -38,7 +40,7 @@ macro_rules! data_handle {
             }
         }
 
-        impl Store {
+        impl Embedded {
             #[doc = concat!("The store's ", $what, " (see [`", stringify!($name), "`]).")]
             pub fn $accessor(&self) -> $name<'_> {
                 $name { at: At::Sled(self) }
@@ -58,7 +60,7 @@ macro_rules! data_handle {
 #[derive(Clone, Copy)]
 pub(crate) enum At<'a> {
     /// The embedded store.
-    Sled(&'a Store),
+    Sled(&'a Embedded),
     /// A PostgreSQL database.
     Pg(&'a Database),
 }

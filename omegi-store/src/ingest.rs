@@ -402,7 +402,7 @@ mod tests {
                 let store = Store::temporary().unwrap();
                 earlier(&store);
                 let before = readable(&store, true);
-                store.core().failpoint.fail_write(n);
+                store.as_embedded().unwrap().core().failpoint.fail_write(n);
                 match ingest(&store, project) {
                     Err(e) => {
                         assert!(e.to_string().contains("injected failure"), "{e}");
@@ -417,7 +417,7 @@ mod tests {
                     "write {n} of {project} failed and left something"
                 );
                 // The store still works, and the retry stores everything.
-                store.core().failpoint.fail_write(0);
+                store.as_embedded().unwrap().core().failpoint.fail_write(0);
                 ingest(&store, project).unwrap();
                 assert_eq!(readable(&store, false), expected, "after write {n}");
             }

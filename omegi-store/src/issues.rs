@@ -17,7 +17,7 @@ use crate::spans::insert_sorted;
 use crate::staging::Staging;
 use crate::stats::Bucket;
 use crate::writes::{Lookup, TreeId, Writes};
-use crate::{now_ns, Issues, Store};
+use crate::{now_ns, Embedded, Issues};
 
 /// Where an issue stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -677,7 +677,7 @@ fn read_issue_key<'a>(r: &mut KeyReader<'a>) -> Result<(&'a str, &'a str)> {
     Ok((r.str()?, r.str()?))
 }
 
-impl Store {
+impl Embedded {
     /// Every issue of every project, in key order (export, summaries).
     pub(crate) fn all_issues(&self) -> impl Iterator<Item = Result<Issue>> + '_ {
         self.core().t.issues.iter().map(|item| {

@@ -1,9 +1,14 @@
-//! Omegi's embedded store: everything Omegi captures, kept in one data
-//! directory on [sled](https://docs.rs/sled/0.34).
+//! Omegi's store: everything Omegi captures, kept in one data directory on
+//! [sled](https://docs.rs/sled/0.34) (embedded, the default), or in a
+//! PostgreSQL database that several `omegi serve` nodes share
+//! ([`postgres`]).
 //!
 //! [`Store`] is the open store: cheap to clone, `Send + Sync`; every clone
-//! shares the same database. Open one with [`Store::open`],
-//! [`Store::open_with`] and a [`Config`], or [`Store::temporary`] in tests.
+//! shares the same database. Open the embedded one with [`Store::open`],
+//! [`Store::open_with`] and a [`Config`], or [`Store::temporary`] in tests;
+//! connect to PostgreSQL with [`Store::connect`] and a
+//! [`postgres::PgConfig`]. Everything below is the same on both, but for
+//! upkeep (durability, disk use, retention; see [`Store`]).
 //! What it keeps is reached through one handle per concern, a borrowed view
 //! that costs nothing to make (`store.issues().list(project, &query)`):
 //!
@@ -251,6 +256,7 @@ mod settle;
 mod spans;
 mod staging;
 mod stats;
+mod store;
 mod traffic;
 mod vault;
 pub mod wal;
@@ -279,6 +285,7 @@ pub use search::{NoteQuery, Search, SearchHit, Snippet, SuggestFor, SuggestReaso
 pub use settle::{PriorSettle, SettledCause, SettledSummary, SettledTrace, SpanSkeleton};
 pub use spans::{TraceQuery, TraceRoot, TraceSummary};
 pub use stats::{Bucket, BucketCount, ProjectSummary, ServiceCount, ServiceInfo, Summary};
+pub use store::Store;
 pub use traffic::{RouteStats, SamplingTotals, DURATION_BOUNDS_MS, OTHER_ROUTE};
 pub use vault::{
     attachment_files, markdown_files, vault_attachments, vault_folder, write_vault,
@@ -570,28 +577,29 @@ impl Core {
     }
 }
 
-struct Inner {
+pub(crate) struct Inner {
     core: Arc<Core>,
     accounts: accounts::SledAccounts,
     // Dropped with the last clone: stops and joins the retention thread.
     _worker: Option<retention::Worker>,
 }
 
-/// An open Omegi store. Clones share one database.
+/// The embedded store on sled, behind [`Store`]. Clones share one
+/// database.
 #[derive(Clone)]
-pub struct Store {
+pub(crate) struct Embedded {
     inner: Arc<Inner>,
 }
 
-impl std::fmt::Debug for Store {
+impl std::fmt::Debug for Embedded {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store")
+        f.debug_struct("Embedded")
             .field("path", &self.inner.core.path)
             .finish_non_exhaustive()
     }
 }
 
-impl Store {
+impl Embedded {
     /// Opens (or creates) the store in `path` with the default [`Config`].
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         Self::open_with(Config::new(path.as_ref()))
@@ -639,10 +647,10 @@ impl Store {
             failpoint: writes::Failpoint::default(),
         });
         let worker = match core.config.retention {
-            Some(_) => Some(retention::Worker::start(Arc::clone(&core))?),
+            Some(_) => Some(retention::Worker::embedded(Arc::clone(&core))?),
             None => None,
         };
-        let store = Store {
+        let store = Embedded {
             inner: Arc::new(Inner {
                 accounts: accounts::SledAccounts {
                     core: Arc::clone(&core),
@@ -697,11 +705,6 @@ impl Store {
     /// The data directory, unless the store is temporary without one.
     pub fn path(&self) -> Option<&Path> {
         self.core().path.as_deref()
-    }
-
-    /// The configuration the store was opened with.
-    pub fn config(&self) -> &Config {
-        &self.core().config
     }
 
     /// Whether the engine recovered existing data when it opened.
@@ -889,7 +892,7 @@ mod tests {
 
     /// A store in `dir` whose marker says `version`.
     fn store_with_schema(dir: &Path, version: u32) {
-        let store = Store::open(dir).unwrap();
+        let store = Embedded::open(dir).unwrap();
         store
             .core()
             .t

@@ -34,7 +34,9 @@ use crate::keys::{prefix_end, Key, KeyReader};
 use crate::settle::{read_settled, settled_key};
 use crate::spans::{read_summary, trace_key};
 use crate::writes::{TreeId, Writes};
-use crate::{now_ns, Core, Store};
+#[cfg(doc)]
+use crate::Store;
+use crate::{now_ns, Core, Embedded};
 
 /// Deletes per chunk, each under the write lock.
 const CHUNK: usize = 512;
@@ -96,7 +98,7 @@ fn dir_size(path: &Path) -> std::io::Result<u64> {
     Ok(total)
 }
 
-impl Store {
+impl Embedded {
     /// The store's disk use now.
     pub fn disk_usage(&self) -> Result<DiskUsage> {
         disk_usage(self.core())
@@ -325,21 +327,34 @@ pub(crate) struct Worker {
     handle: Option<JoinHandle<()>>,
 }
 
+/// Where a retention pass's outcome is kept for [`Store::last_retention`].
+pub(crate) type LastRetention =
+    std::sync::Mutex<Option<std::result::Result<RetentionReport, String>>>;
+
 impl Worker {
-    pub(crate) fn start(core: Arc<Core>) -> Result<Self> {
-        let (stop, stopped) = mpsc::channel::<()>();
+    /// The embedded store's retention thread.
+    pub(crate) fn embedded(core: Arc<Core>) -> Result<Self> {
         let every = core.config.retention_interval;
+        Self::start(every, move || {
+            let outcome = run(&core, now_ns()).map_err(|e| e.to_string());
+            *core
+                .last_retention
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Some(outcome);
+        })
+    }
+
+    /// A thread that runs `pass` every `every` until dropped.
+    pub(crate) fn start(
+        every: std::time::Duration,
+        mut pass: impl FnMut() + Send + 'static,
+    ) -> Result<Self> {
+        let (stop, stopped) = mpsc::channel::<()>();
         let handle = std::thread::Builder::new()
             .name("omegi-store-retention".into())
             .spawn(move || loop {
                 match stopped.recv_timeout(every) {
-                    Err(RecvTimeoutError::Timeout) => {
-                        let outcome = run(&core, now_ns()).map_err(|e| e.to_string());
-                        *core
-                            .last_retention
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner()) = Some(outcome);
-                    }
+                    Err(RecvTimeoutError::Timeout) => pass(),
                     Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
                 }
             })?;

@@ -54,7 +54,7 @@ use crate::error::{Error, Result};
 use crate::keys::KeyReader;
 use crate::notes::{self, tag_matches};
 use crate::postgres::PgNotes;
-use crate::{Notes, Store};
+use crate::{Embedded, Notes};
 
 /// The layout of the index; a different one is rebuilt.
 const LAYOUT: &str = "omegi-notes/2";
@@ -673,7 +673,7 @@ fn error_words(error: &ErrorRecord) -> String {
     text
 }
 
-impl Store {
+impl Embedded {
     /// Updates the search index after a committed change of the notes.
     pub(crate) fn index_notes(
         &self,
@@ -752,7 +752,7 @@ impl Store {
 #[derive(Clone, Copy)]
 enum Source<'a> {
     /// The embedded store: its index on disk, kept with its notes.
-    Sled(&'a Store),
+    Sled(&'a Embedded),
     /// PostgreSQL: this node's index, built from the database.
     Postgres(&'a PgNotes),
 }
@@ -777,7 +777,7 @@ impl std::fmt::Debug for Search<'_> {
     }
 }
 
-impl Store {
+impl Embedded {
     /// The store's full-text search (see [`Search`]).
     pub fn search(&self) -> Search<'_> {
         Search {

@@ -14,7 +14,7 @@ use crate::issues::IssueStatus;
 use crate::keys::{counter, Key, KeyReader};
 use crate::staging::{ErrorCounts, Staging, TotalsDelta};
 use crate::writes::{Lookup, TreeId, Writes};
-use crate::{Stats, Store};
+use crate::{Embedded, Stats};
 
 /// The width of a statistics bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -338,7 +338,7 @@ fn sum_range(
     Ok(out)
 }
 
-impl Store {
+impl Embedded {
     /// Every (project, service) pair (export).
     pub(crate) fn all_services(&self) -> Result<Vec<(String, ServiceInfo)>> {
         let mut out = Vec::new();

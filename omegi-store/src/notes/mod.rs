@@ -48,7 +48,7 @@ use omegi_core::{Fingerprint, Note, NoteId, Visibility};
 
 use crate::error::{Error, Result};
 use crate::keys::check_name;
-use crate::{now_ns, Config, Store};
+use crate::{now_ns, Config, Embedded};
 
 pub(crate) use self::sled::{all_notes, generation, migrate, NoteState};
 pub(crate) use storage::{Change, NoteReads, NoteStorage, NoteTx};
@@ -397,7 +397,7 @@ impl std::fmt::Debug for Notes<'_> {
     }
 }
 
-impl Store {
+impl Embedded {
     /// The store's notes (see [`Notes`]).
     pub fn notes(&self) -> Notes<'_> {
         Notes {

@@ -37,7 +37,7 @@ use crate::codec::{decode, encode};
 use crate::error::{Error, Result};
 use crate::keys::{Key, KeyReader};
 use crate::search::SearchIndex;
-use crate::{Store, Trees};
+use crate::{Embedded, Trees};
 
 /// Notes written per transaction by bulk writes.
 const BULK_CHUNK: usize = 512;
@@ -690,7 +690,7 @@ impl NoteTx for SledTx<'_> {
     }
 }
 
-impl NoteStorage for Store {
+impl NoteStorage for Embedded {
     fn read(&self, f: &mut dyn FnMut(&mut dyn NoteReads) -> Result<()>) -> Result<()> {
         f(&mut SledReads { t: &self.core().t })
     }
@@ -740,7 +740,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (linked, linking) = (NoteId::now_v7(), NoteId::now_v7());
         {
-            let store = Store::open(dir.path()).unwrap();
+            let store = Embedded::open(dir.path()).unwrap();
             let t = &store.core().t;
             let v1 = |title: &str, body: &str, created_ns| NoteRowV1 {
                 author: "kim".into(),
@@ -779,7 +779,7 @@ mod tests {
             t.notes_meta.remove(META_LAYOUT).unwrap();
             t.notes_meta.flush().unwrap();
         }
-        let store = Store::open(dir.path()).unwrap();
+        let store = Embedded::open(dir.path()).unwrap();
         let note = store.notes().get(linked, "lee").unwrap().unwrap();
         assert_eq!((note.title.as_str(), note.folder.as_str()), ("Setup", ""));
         assert_eq!(

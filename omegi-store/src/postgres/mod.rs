@@ -117,8 +117,9 @@ pub use throwaway::{Throwaway, ThrowawayError, DATABASE_URL_VAR};
 type Pool = r2d2::Pool<PostgresConnectionManager<tls::MakeTls>>;
 type Conn = r2d2::PooledConnection<PostgresConnectionManager<tls::MakeTls>>;
 
-/// How to connect to PostgreSQL.
-#[derive(Debug, Clone)]
+/// How to connect to PostgreSQL. Its `Debug` leaves out the URL, which
+/// may hold a password.
+#[derive(Clone)]
 pub struct PgConfig {
     url: String,
     pool_size: u32,
@@ -127,6 +128,20 @@ pub struct PgConfig {
     root_cert: Option<std::path::PathBuf>,
     notes: NoteSettings,
     max_routes_per_service: usize,
+    retention: Option<Duration>,
+    retention_interval: Duration,
+}
+
+impl std::fmt::Debug for PgConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgConfig")
+            .field("pool_size", &self.pool_size)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("statement_timeout", &self.statement_timeout)
+            .field("root_cert", &self.root_cert)
+            .field("retention", &self.retention)
+            .finish_non_exhaustive()
+    }
 }
 
 impl PgConfig {
@@ -143,7 +158,32 @@ impl PgConfig {
             root_cert: None,
             notes: NoteSettings::default(),
             max_routes_per_service: crate::Config::default().max_routes_per_service,
+            retention: None,
+            retention_interval: crate::Config::default().retention_interval,
         }
+    }
+
+    /// Keeps spans and occurrences this long: [`Database::run_retention`]
+    /// deletes what is older, and a [`Store`](crate::Store) opened with
+    /// [`Store::connect`](crate::Store::connect) runs it every
+    /// [`PgConfig::retention_interval`] (as
+    /// [`Config::retention`](crate::Config::retention) does for the
+    /// embedded store). `None` (the default) keeps everything.
+    pub fn retention(mut self, age: Option<Duration>) -> Self {
+        self.retention = age;
+        self
+    }
+
+    /// How often a [`Store`](crate::Store) runs retention in the
+    /// background (with [`PgConfig::retention`] set).
+    pub fn retention_interval(mut self, every: Duration) -> Self {
+        self.retention_interval = every;
+        self
+    }
+
+    /// The retention configured, and how often it runs.
+    pub(crate) fn upkeep(&self) -> (Option<Duration>, Duration) {
+        (self.retention, self.retention_interval)
     }
 
     /// How many routes per service the traffic statistics count by name
@@ -214,6 +254,8 @@ pub struct Database {
 /// What the data path shares between clones.
 struct Data {
     max_routes_per_service: usize,
+    /// How long spans and occurrences are kept.
+    retention: Option<Duration>,
     /// Days known to have their partitions.
     days: std::sync::Mutex<std::collections::BTreeSet<u64>>,
 }
@@ -284,8 +326,31 @@ impl Database {
             pool,
             data: std::sync::Arc::new(Data {
                 max_routes_per_service: config.max_routes_per_service,
+                retention: config.retention,
                 days: std::sync::Mutex::new(std::collections::BTreeSet::new()),
             }),
+        })
+    }
+
+    /// Writes the whole database as JSON lines, in the format of
+    /// [`Store::export`](crate::Store::export).
+    pub fn export(&self, _out: impl std::io::Write) -> Result<crate::TransferStats> {
+        Err(Error::Import {
+            line: 0,
+            reason: "export from PostgreSQL is not written yet".into(),
+        })
+    }
+
+    /// Reads an export into the database, as
+    /// [`Store::import_with`](crate::Store::import_with) does.
+    pub fn import_with(
+        &self,
+        _input: impl std::io::BufRead,
+        _options: crate::ImportOptions,
+    ) -> Result<crate::TransferStats> {
+        Err(Error::Import {
+            line: 0,
+            reason: "import into PostgreSQL is not written yet".into(),
         })
     }
 

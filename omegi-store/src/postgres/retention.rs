@@ -22,6 +22,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use r2d2_postgres::postgres::GenericClient;
 
 use super::ingest::{db, lock_key};
+#[cfg(doc)]
+use super::PgConfig;
 use super::{ns_from_sql, ns_to_sql, Database};
 use crate::codec::decode;
 use crate::error::Result;
@@ -115,6 +117,17 @@ impl Database {
             engine_bytes: u64::try_from(bytes).unwrap_or(0),
             ..DiskUsage::default()
         })
+    }
+
+    /// Deletes spans and occurrences older than [`PgConfig::retention`]
+    /// as of `now_ns` (see [`Database::purge_before`]). Does nothing (but
+    /// measure) without a configured retention.
+    pub fn run_retention(&self, now_ns: u64) -> Result<RetentionReport> {
+        let cutoff = match self.data.retention {
+            Some(age) => now_ns.saturating_sub(u64::try_from(age.as_nanos()).unwrap_or(u64::MAX)),
+            None => 0,
+        };
+        self.purge_before(cutoff)
     }
 
     /// Deletes traces started before `cutoff_ns` with their spans, what is
