@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use omegi_store::postgres::PgConfig;
 use omegi_store::{Config as StoreConfig, Store};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -110,6 +111,12 @@ pub struct ServeConfig {
     pub retention_interval: Duration,
     /// The store's page cache, in bytes.
     pub store_cache: u64,
+    /// Keep the data in this PostgreSQL database instead of the embedded
+    /// store in `<data>/store`, so that several nodes can share it (the
+    /// data directory still holds this node's write-ahead log and
+    /// `credentials.json`). The note limits and the retention of this
+    /// configuration are applied to it.
+    pub database: Option<PgConfig>,
     /// OTLP requests decoded and stored at once: this bounds the memory
     /// that decoding takes (bodies being read are bounded by
     /// [`ServeConfig::bodies_in_flight`]).
@@ -183,6 +190,7 @@ impl ServeConfig {
             retention: None,
             retention_interval: StoreConfig::default().retention_interval,
             store_cache: StoreConfig::default().cache_capacity,
+            database: None,
             ingest_concurrency,
             ingest_wait: Duration::from_secs(2),
             read_limits: ReadLimits::default(),
@@ -319,6 +327,13 @@ impl ServeConfig {
     /// Sets the size of the store's page cache, in bytes.
     pub fn store_cache(mut self, bytes: u64) -> Self {
         self.store_cache = bytes;
+        self
+    }
+
+    /// Keeps the data in PostgreSQL (see [`ServeConfig::database`]);
+    /// `None`: the embedded store.
+    pub fn database(mut self, database: Option<PgConfig>) -> Self {
+        self.database = database;
         self
     }
 
@@ -492,8 +507,18 @@ impl Server {
             context_bytes: config.limits.max_error_context_bytes,
             max_errors: config.limits.max_errors_per_request,
         };
+        let database = config.database.clone().map(|pg| {
+            pg.note_limits(config.note_limits.notes())
+                .attachment_limits(config.note_limits.attachments())
+                .embeds(config.note_limits.embeds())
+                .retention(config.retention)
+                .retention_interval(config.retention_interval)
+        });
         let (store, created, settler) = tokio::task::spawn_blocking(move || {
-            let store = Store::open_with(store_config)?;
+            let store = match database {
+                Some(pg) => Store::connect(pg)?,
+                None => Store::open_with(store_config)?,
+            };
             let created = bootstrap(&store, &data_dir)?;
             // The log is replayed before the first request is taken.
             let settler = Settler::open(

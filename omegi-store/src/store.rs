@@ -43,10 +43,37 @@ enum Backend {
 
 /// A PostgreSQL database with the upkeep a store runs on it.
 struct Postgres {
-    db: Database,
+    /// Always `Some` but while the store is dropped.
+    database: Option<Database>,
     last_retention: Arc<LastRetention>,
     // Dropped with the last clone: stops and joins the retention thread.
     _worker: Option<Worker>,
+}
+
+impl Postgres {
+    fn db(&self) -> &Database {
+        match &self.database {
+            Some(db) => db,
+            None => unreachable!("the database is taken only when the store is dropped"),
+        }
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        // The synchronous client closes a connection by blocking on a
+        // runtime of its own, which panics on a thread that drives async
+        // tasks (where a server may drop its last clone of the store): the
+        // connections are closed on a thread of their own.
+        if let Some(db) = self.database.take() {
+            if let Ok(closing) = std::thread::Builder::new()
+                .name("omegi-store-close".into())
+                .spawn(move || drop(db))
+            {
+                let _ = closing.join();
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -58,7 +85,7 @@ impl std::fmt::Debug for Store {
                 .finish_non_exhaustive(),
             Backend::Postgres(pg) => f
                 .debug_struct("Store")
-                .field("database", &pg.db)
+                .field("database", pg.db())
                 .finish_non_exhaustive(),
         }
     }
@@ -101,7 +128,7 @@ impl Store {
         };
         Ok(Store {
             backend: Backend::Postgres(Arc::new(Postgres {
-                db,
+                database: Some(db),
                 last_retention,
                 _worker: worker,
             })),
@@ -118,7 +145,7 @@ impl Store {
     pub fn database(&self) -> Option<&Database> {
         match &self.backend {
             Backend::Embedded(_) => None,
-            Backend::Postgres(pg) => Some(&pg.db),
+            Backend::Postgres(pg) => Some(pg.db()),
         }
     }
 
@@ -141,7 +168,7 @@ impl Store {
     pub fn accounts(&self) -> &dyn Accounts {
         match &self.backend {
             Backend::Embedded(e) => e.accounts(),
-            Backend::Postgres(pg) => pg.db.accounts(),
+            Backend::Postgres(pg) => pg.db().accounts(),
         }
     }
 
@@ -149,7 +176,7 @@ impl Store {
     pub fn traces(&self) -> Traces<'_> {
         match &self.backend {
             Backend::Embedded(e) => e.traces(),
-            Backend::Postgres(pg) => pg.db.traces(),
+            Backend::Postgres(pg) => pg.db().traces(),
         }
     }
 
@@ -157,7 +184,7 @@ impl Store {
     pub fn issues(&self) -> Issues<'_> {
         match &self.backend {
             Backend::Embedded(e) => e.issues(),
-            Backend::Postgres(pg) => pg.db.issues(),
+            Backend::Postgres(pg) => pg.db().issues(),
         }
     }
 
@@ -165,7 +192,7 @@ impl Store {
     pub fn stats(&self) -> Stats<'_> {
         match &self.backend {
             Backend::Embedded(e) => e.stats(),
-            Backend::Postgres(pg) => pg.db.stats(),
+            Backend::Postgres(pg) => pg.db().stats(),
         }
     }
 
@@ -173,7 +200,7 @@ impl Store {
     pub fn notes(&self) -> Notes<'_> {
         match &self.backend {
             Backend::Embedded(e) => e.notes(),
-            Backend::Postgres(pg) => pg.db.notes(),
+            Backend::Postgres(pg) => pg.db().notes(),
         }
     }
 
@@ -181,7 +208,7 @@ impl Store {
     pub fn search(&self) -> Search<'_> {
         match &self.backend {
             Backend::Embedded(e) => e.search(),
-            Backend::Postgres(pg) => pg.db.search(),
+            Backend::Postgres(pg) => pg.db().search(),
         }
     }
 
@@ -246,7 +273,7 @@ impl Store {
     pub fn disk_usage(&self) -> Result<DiskUsage> {
         match &self.backend {
             Backend::Embedded(e) => e.disk_usage(),
-            Backend::Postgres(pg) => pg.db.disk_usage(),
+            Backend::Postgres(pg) => pg.db().disk_usage(),
         }
     }
 
@@ -256,7 +283,7 @@ impl Store {
     pub fn run_retention(&self, now_ns: u64) -> Result<RetentionReport> {
         match &self.backend {
             Backend::Embedded(e) => e.run_retention(now_ns),
-            Backend::Postgres(pg) => pg.db.run_retention(now_ns),
+            Backend::Postgres(pg) => pg.db().run_retention(now_ns),
         }
     }
 
@@ -266,7 +293,7 @@ impl Store {
     pub fn purge_before(&self, cutoff_ns: u64) -> Result<RetentionReport> {
         match &self.backend {
             Backend::Embedded(e) => e.purge_before(cutoff_ns),
-            Backend::Postgres(pg) => pg.db.purge_before(cutoff_ns),
+            Backend::Postgres(pg) => pg.db().purge_before(cutoff_ns),
         }
     }
 
@@ -287,7 +314,7 @@ impl Store {
     pub fn export(&self, out: impl Write) -> Result<TransferStats> {
         match &self.backend {
             Backend::Embedded(e) => e.export(out),
-            Backend::Postgres(pg) => pg.db.export(out),
+            Backend::Postgres(pg) => pg.db().export(out),
         }
     }
 
@@ -309,7 +336,7 @@ impl Store {
     ) -> Result<TransferStats> {
         match &self.backend {
             Backend::Embedded(e) => e.import_with(input, options),
-            Backend::Postgres(pg) => pg.db.import_with(input, options),
+            Backend::Postgres(pg) => pg.db().import_with(input, options),
         }
     }
 }

@@ -8,14 +8,13 @@
 use std::io::Write;
 
 use clap::Subcommand;
-use omegi_store::{Store, TokenOwner};
+use omegi_store::TokenOwner;
 use serde::Serialize;
 
-use super::{blocking, print_json, render, store_error, Cli, CliError};
+use super::{blocking, print_json, render, Cli, CliError};
 use crate::api::now_ns;
 use crate::api::views::{IssuedToken, MemberView, TokenView};
 use crate::auth;
-use crate::server::STORE_DIR;
 
 /// `omegi token …`.
 #[derive(Debug, Subcommand)]
@@ -259,18 +258,12 @@ async fn add_token(
     let Some(owner) = owner else {
         return Err(CliError::NoToken);
     };
-    let store_path = cli.data.join(STORE_DIR);
+    let local = cli.local();
     let label = label.trim().to_owned();
     blocking(move || {
-        if !store_path.exists() {
-            return Err(CliError::Usage(format!(
-                "no server at the given address and no store in {}",
-                store_path.display()
-            )));
-        }
-        let store = Store::open(&store_path).map_err(store_error(&store_path))?;
+        let store = local.open_existing(" and no server at the given address")?;
         let (token, secret) = auth::issue_token(&store, owner, &label, auth::DEFAULT_MAX_TOKENS)?;
-        store.flush().map_err(store_error(&store_path))?;
+        store.flush().map_err(local.error())?;
         Ok(IssuedToken {
             view: token.into(),
             token: secret,

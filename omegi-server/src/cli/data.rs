@@ -1,7 +1,9 @@
 //! `omegi export` and `omegi import`: the whole store as JSON lines, for
 //! backups and for moving data to a new data directory (also across
-//! on-disk schema versions). Both open the data directory directly, so the
-//! server must not be running on it.
+//! on-disk schema versions), or between the embedded store and PostgreSQL
+//! (`--database`). Both open the data directory directly, so the server
+//! must not be running on it; an import into PostgreSQL takes an empty
+//! database.
 //!
 //! The export file holds the accounts with their token hashes: it is
 //! written readable by its owner only (0600). An import says what accounts
@@ -13,12 +15,12 @@ use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use clap::Args;
+use omegi_store::postgres::PgConfig;
 use omegi_store::{ImportOptions, Store, TransferStats};
 use serde::Serialize;
 
-use super::{blocking, print_json, store_error, Cli, CliError};
+use super::{blocking, print_json, Cli, CliError, Local};
 use crate::auth::credentials_path;
-use crate::server::STORE_DIR;
 
 /// `omegi export FILE`.
 #[derive(Debug, Args)]
@@ -70,21 +72,13 @@ fn file_error(action: &str, file: &Path, e: std::io::Error) -> CliError {
 
 /// `omegi export FILE`: writes the store of the data directory to `FILE`.
 pub async fn export(cli: &Cli, args: &DataFileArgs, out: &mut dyn Write) -> Result<(), CliError> {
-    let store_path = cli.data.join(STORE_DIR);
+    let local = cli.local();
     let file = args.file.clone();
     let moved = blocking(move || {
-        if !store_path.exists() {
-            return Err(CliError::Usage(format!(
-                "no store in {}: nothing to export",
-                store_path.display()
-            )));
-        }
-        let store = Store::open(&store_path).map_err(store_error(&store_path))?;
+        let store = local.open_existing(": nothing to export")?;
         let target = create_private(&file).map_err(|e| file_error("create", &file, e))?;
         let mut writer = BufWriter::new(target);
-        let stats = store
-            .export(&mut writer)
-            .map_err(store_error(&store_path))?;
+        let stats = store.export(&mut writer).map_err(local.error())?;
         writer
             .into_inner()
             .map_err(|e| file_error("write", &file, e.into_error()))?
@@ -99,18 +93,36 @@ pub async fn export(cli: &Cli, args: &DataFileArgs, out: &mut dyn Write) -> Resu
 /// `omegi import FILE`: reads an export into a new data directory, its
 /// accounts only with `--accounts`.
 pub async fn import(cli: &Cli, args: &ImportArgs, out: &mut dyn Write) -> Result<(), CliError> {
-    let store_path = cli.data.join(STORE_DIR);
+    let local = cli.local();
     let file = args.file.clone();
     let options = ImportOptions::data_only().accounts(args.accounts);
     let moved = blocking(move || {
-        if store_path.exists() {
-            return Err(CliError::Usage(format!(
-                "{} already holds a store: import into a new data directory (--data)",
-                store_path.display()
-            )));
-        }
-        let source = File::open(&file).map_err(|e| file_error("open", &file, e))?;
-        let store = Store::open(&store_path).map_err(store_error(&store_path))?;
+        let store = match &local {
+            Local::Dir(path) => {
+                if path.exists() {
+                    return Err(CliError::Usage(format!(
+                        "{} already holds a store: import into a new data directory (--data)",
+                        path.display()
+                    )));
+                }
+                let source = File::open(&file).map_err(|e| file_error("open", &file, e))?;
+                let store = Store::open(path).map_err(local.error())?;
+                (store, source)
+            }
+            Local::Database(url) => {
+                let source = File::open(&file).map_err(|e| file_error("open", &file, e))?;
+                let store = Store::connect(PgConfig::new(url.as_str())).map_err(local.error())?;
+                if !is_empty(&store).map_err(local.error())? {
+                    return Err(CliError::Usage(
+                        "the database (--database) already holds data: import into a new, \
+                         empty database"
+                            .into(),
+                    ));
+                }
+                (store, source)
+            }
+        };
+        let (store, source) = store;
         let imported = store
             .import_with(BufReader::new(source), options)
             .and_then(|stats| store.flush().map(|_| stats));
@@ -118,10 +130,12 @@ pub async fn import(cli: &Cli, args: &ImportArgs, out: &mut dyn Write) -> Result
             Ok(stats) => stats,
             Err(e) => {
                 // Leave no half-imported store behind to be mistaken for a
-                // whole one.
+                // whole one (a database is the operator's to drop).
                 drop(store);
-                let _ = std::fs::remove_dir_all(&store_path);
-                return Err(store_error(&store_path)(e));
+                if let Local::Dir(path) = &local {
+                    let _ = std::fs::remove_dir_all(path);
+                }
+                return Err(local.error()(e));
             }
         };
         Ok(Moved { file, stats })
@@ -189,4 +203,12 @@ fn report(
         moved.stats.notes
     )?;
     Ok(())
+}
+
+/// Whether a store holds nothing an import could collide with: no project,
+/// user or note.
+fn is_empty(store: &Store) -> omegi_store::Result<bool> {
+    Ok(store.accounts().projects()?.is_empty()
+        && store.accounts().users()?.is_empty()
+        && store.notes().count()? == 0)
 }

@@ -23,6 +23,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use omegi_core::flow::{Flow, Trace};
 use omegi_core::TraceId;
+use omegi_store::postgres::PgConfig;
 use omegi_store::Store;
 use serde::Serialize;
 
@@ -73,6 +74,19 @@ pub struct Cli {
     /// The data directory.
     #[arg(long, env = "OMEGI_DATA", default_value = DEFAULT_DATA_DIR, global = true)]
     pub data: PathBuf,
+    /// Keep the data in this PostgreSQL database
+    /// (`postgres://user:password@host:5432/omegi`) instead of the embedded
+    /// store in DATA/store, for `serve`, `export`, `import` and accounts
+    /// made without a server. The data directory still holds the node's
+    /// write-ahead log and credentials. Prefer the environment variable: a
+    /// password in an argument is visible to other users of the machine.
+    #[arg(
+        long,
+        env = "OMEGI_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    pub database: Option<String>,
     /// Print JSON instead of text.
     #[arg(long, global = true)]
     pub json: bool,
@@ -208,9 +222,78 @@ pub struct ServeArgs {
     /// (the store flushes every 500 ms: a crash can lose that much).
     #[arg(long, env = "OMEGI_SYNC", value_enum, default_value_t = SyncPolicy::Always)]
     pub sync: SyncPolicy,
+    /// With --database: the most connections to PostgreSQL this node
+    /// keeps open at once.
+    #[arg(long, env = "OMEGI_DATABASE_POOL", default_value_t = 16,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub database_pool: u32,
+    /// With --database: how long connecting to PostgreSQL, or waiting for
+    /// a free connection of the pool, may take.
+    #[arg(long, env = "OMEGI_DATABASE_CONNECT_TIMEOUT", default_value = "10s",
+          value_parser = parse_recheck)]
+    pub database_connect_timeout: std::time::Duration,
+    /// With --database: how long one statement may run before PostgreSQL
+    /// cancels it (and the request that made it fails).
+    #[arg(long, env = "OMEGI_DATABASE_STATEMENT_TIMEOUT", default_value = "30s",
+          value_parser = parse_recheck)]
+    pub database_statement_timeout: std::time::Duration,
     /// What one OTLP request may hold and cost.
     #[command(flatten)]
     pub limits: limits::LimitArgs,
+}
+
+/// Where the commands that work without a server find the store: the
+/// embedded store in DATA/store, or the PostgreSQL database of
+/// `--database`.
+#[derive(Debug, Clone)]
+pub(crate) enum Local {
+    /// The embedded store's directory.
+    Dir(PathBuf),
+    /// A PostgreSQL URL.
+    Database(String),
+}
+
+impl Cli {
+    /// Where the store of the commands that work without a server is.
+    pub(crate) fn local(&self) -> Local {
+        match &self.database {
+            Some(url) => Local::Database(url.clone()),
+            None => Local::Dir(self.data.join(STORE_DIR)),
+        }
+    }
+}
+
+impl Local {
+    /// Opens the store, which must exist: `missing` ends the message
+    /// given when the data directory holds none (a database is created by
+    /// connecting).
+    pub(crate) fn open_existing(&self, missing: &str) -> Result<Store, CliError> {
+        match self {
+            Local::Dir(path) => {
+                if !path.exists() {
+                    return Err(CliError::Usage(format!(
+                        "no store in {}{missing}",
+                        path.display()
+                    )));
+                }
+                Store::open(path).map_err(self.error())
+            }
+            Local::Database(url) => {
+                Store::connect(PgConfig::new(url.as_str())).map_err(self.error())
+            }
+        }
+    }
+
+    /// Maps a store error to the CLI's, naming the store.
+    pub(crate) fn error(&self) -> impl FnOnce(omegi_store::Error) -> CliError + '_ {
+        move |source| match self {
+            Local::Dir(path) => CliError::Store {
+                path: path.clone(),
+                source,
+            },
+            Local::Database(_) => CliError::Database { source },
+        }
+    }
 }
 
 /// A listener's address, or `off`.
@@ -413,6 +496,12 @@ pub enum CliError {
     Store {
         /// The store's directory.
         path: PathBuf,
+        /// What failed.
+        source: omegi_store::Error,
+    },
+    /// The PostgreSQL database of `--database` could not be used.
+    #[error("database (--database)")]
+    Database {
         /// What failed.
         source: omegi_store::Error,
     },
@@ -689,16 +778,11 @@ async fn add_account(cli: &Cli, kind: AccountKind, name: &str) -> Result<Created
             Err(other) => return Err(other),
         }
     }
-    let store_path = cli.data.join(STORE_DIR);
+    let local = cli.local();
     let name = name.to_owned();
     blocking(move || {
-        if !store_path.exists() {
-            return Err(CliError::Usage(format!(
-                "no server at the given address and no store in {}: start `omegi serve` first",
-                store_path.display()
-            )));
-        }
-        let store = Store::open(&store_path).map_err(store_error(&store_path))?;
+        let store = local
+            .open_existing(" and no server at the given address: start `omegi serve` first")?;
         let created = match kind {
             AccountKind::Project => {
                 let (p, token) = auth::create_project(&store, &name)?;
@@ -712,7 +796,7 @@ async fn add_account(cli: &Cli, kind: AccountKind, name: &str) -> Result<Created
                 }
             }
         };
-        store.flush().map_err(store_error(&store_path))?;
+        store.flush().map_err(local.error())?;
         Ok(created)
     })
     .await
@@ -743,14 +827,6 @@ fn parse_public_url(text: &str) -> Result<String, String> {
     Ok(text.trim_end_matches('/').to_owned())
 }
 
-/// Maps a store error to the CLI's, naming the store's directory.
-fn store_error(path: &std::path::Path) -> impl FnOnce(omegi_store::Error) -> CliError + '_ {
-    move |source| CliError::Store {
-        path: path.to_owned(),
-        source,
-    }
-}
-
 async fn serve(cli: &Cli, args: &ServeArgs, out: &mut (dyn Write + Send)) -> Result<(), CliError> {
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(TlsFiles::new(cert, key)),
@@ -772,15 +848,26 @@ async fn serve(cli: &Cli, args: &ServeArgs, out: &mut (dyn Write + Send)) -> Res
         .note_limits(args.note_limits)
         .max_tokens(args.max_tokens)
         .stream_recheck(args.stream_recheck)
-        .sync(args.sync);
+        .sync(args.sync)
+        .database(cli.database.as_ref().map(|url| {
+            PgConfig::new(url.as_str())
+                .pool_size(args.database_pool)
+                .connect_timeout(args.database_connect_timeout)
+                .statement_timeout(args.database_statement_timeout)
+        }));
     let config = args.limits.apply(config);
     let server = Server::start(config).await?;
     writeln!(
         out,
-        "omegi {} listening on {} (data: {})",
+        "omegi {} listening on {} (data: {}{})",
         env!("CARGO_PKG_VERSION"),
         server.url(),
-        cli.data.display()
+        cli.data.display(),
+        if cli.database.is_some() {
+            ", store: PostgreSQL (--database)"
+        } else {
+            ""
+        }
     )?;
     let scheme = if args.tls_cert.is_some() {
         "https"

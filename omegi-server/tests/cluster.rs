@@ -1,0 +1,521 @@
+//! Two `omegi serve` nodes on one PostgreSQL database (`--database`), as
+//! behind a load balancer: spans sent to either are read the same from
+//! either; a new issue that both nodes see at once raises one alert; a
+//! note written on one node is found by search on the other; and when one
+//! node is killed mid-load (SIGKILL), the other keeps serving, and once the
+//! killed node restarts on its data directory (its write-ahead log),
+//! nothing that either acknowledged is lost or counted twice.
+//!
+//! The database is a throwaway PostgreSQL cluster that the test starts
+//! (or the one `OMEGI_TEST_DATABASE_URL` names), a new database per test.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Json, Router};
+use omegi_core::flow::TailSampling;
+use omegi_server::auth::read_credentials;
+use omegi_server::server::{ServeConfig, Server};
+use omegi_server::settle::SettleConfig;
+use omegi_store::postgres::{PgConfig, Throwaway};
+use serde_json::{json, Value};
+
+/// Every test is bounded in time.
+const LIMIT: Duration = Duration::from_secs(240);
+const SPANS_PER_REQUEST: u64 = 12;
+
+/// A new, empty database on the test cluster (made on a blocking thread:
+/// the synchronous client runs its own runtime).
+async fn database() -> String {
+    tokio::task::spawn_blocking(|| {
+        Throwaway::shared()
+            .expect("a PostgreSQL cluster for the tests")
+            .create_database()
+            .expect("a new database")
+    })
+    .await
+    .expect("the cluster starts")
+}
+
+/// Request `n`: trace `n` with SPANS_PER_REQUEST spans of `service`; its
+/// last span fails with an `exception` of type `error_type`.
+fn request(n: u64, t0: u64, service: &str, error_type: &str) -> Vec<u8> {
+    let spans: Vec<Value> = (1..=SPANS_PER_REQUEST)
+        .map(|id| {
+            let start = t0 + id * 1_000;
+            let mut span = json!({
+                "traceId": format!("{n:032x}"),
+                "spanId": format!("{id:016x}"),
+                "parentSpanId": if id == 1 { String::new() } else { format!("{:016x}", 1) },
+                "name": format!("step {id}"),
+                "kind": 2,
+                "startTimeUnixNano": start.to_string(),
+                "endTimeUnixNano": (start + 500).to_string(),
+            });
+            if id == SPANS_PER_REQUEST {
+                span["status"] = json!({ "code": 2, "message": "card declined" });
+                span["events"] = json!([{
+                    "timeUnixNano": (start + 100).to_string(),
+                    "name": "exception",
+                    "attributes": [
+                        { "key": "exception.type", "value": { "stringValue": error_type } },
+                        { "key": "exception.message", "value": { "stringValue": "card declined" } },
+                    ],
+                }]);
+            }
+            span
+        })
+        .collect();
+    json!({ "resourceSpans": [{
+        "resource": { "attributes": [
+            { "key": "service.name", "value": { "stringValue": service } },
+        ] },
+        "scopeSpans": [{ "spans": spans }],
+    }] })
+    .to_string()
+    .into_bytes()
+}
+
+#[derive(Clone, Default)]
+struct Receiver {
+    bodies: Arc<tokio::sync::Mutex<Vec<Value>>>,
+}
+
+async fn receive(State(receiver): State<Receiver>, Json(body): Json<Value>) -> StatusCode {
+    receiver.bodies.lock().await.push(body);
+    StatusCode::OK
+}
+
+/// A webhook receiver on loopback: its URL and what it received.
+async fn webhook_receiver() -> (String, Receiver) {
+    let receiver = Receiver::default();
+    let app = Router::new()
+        .route("/hook", post(receive))
+        .with_state(receiver.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a port");
+    let url = format!("http://{}/hook", listener.local_addr().expect("an address"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, receiver)
+}
+
+/// A node in this process, on the database `url`, alerting `hook`.
+async fn node(dir: &Path, url: &str, hook: &str) -> Server {
+    let listen: SocketAddr = "127.0.0.1:0".parse().expect("an address");
+    let config = ServeConfig::new(dir, listen)
+        .settle(
+            SettleConfig::default()
+                .trace_wait(Duration::from_millis(100))
+                .sampling(TailSampling::keep_all()),
+        )
+        .webhooks([hook.to_owned()])
+        .database(Some(PgConfig::new(url)));
+    Server::start(config).await.expect("the node starts")
+}
+
+/// GET `path` from `base` as `token`: the answer's JSON.
+async fn get(http: &reqwest::Client, base: &str, token: &str, path: &str) -> Value {
+    let response = http
+        .get(format!("{base}{path}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("the API answers");
+    assert_eq!(response.status(), 200, "GET {path}");
+    response.json().await.expect("JSON")
+}
+
+/// Waits until `base`'s settle window is empty; returns how many entries
+/// of its write-ahead log it replayed when it started.
+async fn settled(http: &reqwest::Client, base: &str) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let health: Value = http
+            .get(format!("{base}/api/health"))
+            .send()
+            .await
+            .expect("the node answers")
+            .json()
+            .await
+            .expect("JSON");
+        if health["settle"]["waiting_traces"] == 0 {
+            return health["settle"]["wal"]["replayed"].as_u64().unwrap_or(0);
+        }
+        assert!(Instant::now() < deadline, "nothing settles: {health}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_nodes_agree_and_alert_once_per_new_issue() {
+    tokio::time::timeout(LIMIT, async {
+        let url = database().await;
+        let (hook, received) = webhook_receiver().await;
+        let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let a = node(dir_a.path(), &url, &hook).await;
+        let b = node(dir_b.path(), &url, &hook).await;
+        // The first node made the accounts; the second found them.
+        let created = a.created_credentials().cloned().expect("first start");
+        assert!(b.created_credentials().is_none(), "accounts made twice");
+        let ingest = created.project.expect("a project").token;
+        let user = created.user.expect("a user").token;
+        let http = reqwest::Client::new();
+        let (url_a, url_b) = (a.url(), b.url());
+
+        // Each new error reaches both nodes at once, in two traces.
+        const ERRORS: u64 = 6;
+        let t0 = omegi_server::api::now_ns() - 60_000_000_000;
+        for e in 0..ERRORS {
+            let error_type = format!("PaymentError{e}");
+            let send = |base: String, n: u64| {
+                let (http, ingest) = (http.clone(), ingest.clone());
+                let body = request(n, t0 + n * 1_000_000, "payment", &error_type);
+                async move {
+                    let response = http
+                        .post(format!("{base}/v1/traces"))
+                        .header("content-type", "application/json")
+                        .bearer_auth(&ingest)
+                        .body(body)
+                        .send()
+                        .await
+                        .expect("the node answers");
+                    assert_eq!(response.status(), 200);
+                }
+            };
+            tokio::join!(
+                send(url_a.clone(), 2 * e + 1),
+                send(url_b.clone(), 2 * e + 2)
+            );
+        }
+        settled(&http, &url_a).await;
+        settled(&http, &url_b).await;
+
+        // One new-issue alert per error, from one node or the other.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while (received.bodies.lock().await.len() as u64) < ERRORS {
+            assert!(Instant::now() < deadline, "the alerts did not arrive");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // A duplicate would be queued by now: give it time to arrive.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let bodies = received.bodies.lock().await.clone();
+        let new: Vec<&Value> = bodies.iter().filter(|b| b["kind"] == "new_issue").collect();
+        let fingerprints: BTreeSet<&str> = new
+            .iter()
+            .map(|b| b["fingerprint"].as_str().expect("a fingerprint"))
+            .collect();
+        assert_eq!(
+            new.len() as u64,
+            ERRORS,
+            "one alert per new issue: {bodies:#?}"
+        );
+        assert_eq!(fingerprints.len() as u64, ERRORS);
+
+        // Either node answers any read, the same.
+        for path in [
+            "/api/issues?project=default&status=all".to_owned(),
+            "/api/stats?project=default".to_owned(),
+            "/api/traces?project=default".to_owned(),
+            format!("/api/traces/{:032x}?project=default", 1),
+            format!("/api/traces/{:032x}?project=default", 2 * ERRORS),
+        ] {
+            let (mut from_a, mut from_b) = (
+                get(&http, &url_a, &user, &path).await,
+                get(&http, &url_b, &user, &path).await,
+            );
+            // The statistics' window starts a day before each answer.
+            for answer in [&mut from_a, &mut from_b] {
+                answer.as_object_mut().map(|o| o.remove("from_ns"));
+            }
+            assert_eq!(from_a, from_b, "{path}");
+        }
+        let issues = get(
+            &http,
+            &url_a,
+            &user,
+            "/api/issues?project=default&status=all",
+        )
+        .await;
+        let issues = issues.as_array().expect("a list");
+        assert_eq!(issues.len() as u64, ERRORS);
+        assert!(issues.iter().all(|i| i["count"] == 2), "{issues:#?}");
+
+        // A note written on one node is found on the other.
+        let response = http
+            .post(format!("{url_a}/api/notes"))
+            .bearer_auth(&user)
+            .json(
+                &json!({"title": "Declined cards", "body": "Retry with the backup acquirer.",
+                          "visibility": "public"}),
+            )
+            .send()
+            .await
+            .expect("the API answers");
+        assert!(response.status().is_success(), "{}", response.status());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let hits = get(&http, &url_b, &user, "/api/search?q=acquirer").await;
+            if hits.as_array().is_some_and(|h| h.len() == 1) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the note is not found on the other node: {hits}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        a.shutdown().await.expect("node a stops");
+        b.shutdown().await.expect("node b stops");
+    })
+    .await
+    .expect("the test finishes in time");
+}
+
+/// A node as its own process (the built binary), killed when dropped.
+struct Serve {
+    child: Child,
+    url: String,
+}
+
+impl Serve {
+    fn start(data: &Path, database: &str) -> Serve {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_omegi"))
+            .arg("--data")
+            .arg(data)
+            .args(["serve", "--listen", "127.0.0.1:0", "--sync", "always"])
+            .args(["--otlp-http-listen", "off", "--grpc-listen", "off"])
+            .args(["--trace-wait", "300ms", "--sample-rate", "0.5"])
+            .env("OMEGI_DATABASE_URL", database)
+            .env_remove("OMEGI_SYNC")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("omegi serve starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let (lines, first) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                let _ = lines.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let url = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = first
+                .recv_timeout(left)
+                .expect("omegi serve says where it listens within a minute");
+            if let Some((_, rest)) = line.split_once("listening on ") {
+                break rest.split_whitespace().next().expect("a URL").to_owned();
+            }
+        };
+        Serve { child, url }
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What the senders of one node did: requests sent, and those answered
+/// 200.
+#[derive(Default)]
+struct Sent {
+    sent: BTreeSet<u64>,
+    acknowledged: BTreeSet<u64>,
+}
+
+/// Sends requests `first, first + step, …` to `base` until it stops
+/// answering or `stop` is set.
+fn sender(
+    base: String,
+    token: String,
+    first: u64,
+    step: u64,
+    sent: Arc<Mutex<Sent>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<()> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    tokio::spawn(async move {
+        let t0 = omegi_server::api::now_ns() - 60_000_000_000;
+        let mut n = first;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            sent.lock().unwrap().sent.insert(n);
+            let answer = client
+                .post(format!("{base}/v1/traces"))
+                .header("content-type", "application/json")
+                .bearer_auth(&token)
+                .body(request(n, t0 + n * 1_000_000, "payment", "PaymentError"))
+                .send()
+                .await;
+            match answer {
+                Ok(response) if response.status() == 200 => {
+                    sent.lock().unwrap().acknowledged.insert(n);
+                }
+                Ok(response) => panic!("request {n} answered {}", response.status()),
+                // The node is gone.
+                Err(_) => return,
+            }
+            n += step;
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_under_load_loses_nothing_acknowledged() {
+    tokio::time::timeout(LIMIT, async {
+        let database = database().await;
+        let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let a = Serve::start(dir_a.path(), &database);
+        let credentials = read_credentials(dir_a.path())
+            .expect("readable credentials")
+            .expect("created on first start");
+        let b = Serve::start(dir_b.path(), &database);
+        let ingest = credentials.project.expect("a project").token;
+        let user = credentials.user.expect("a user").token;
+
+        // Two senders per node: node a's send 1, 2, 5, 6…, node b's 3, 4, 7, 8….
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (sent_a, sent_b) = (Arc::default(), Arc::default());
+        let mut senders = Vec::new();
+        for s in 0..2 {
+            senders.push(sender(
+                a.url.clone(),
+                ingest.clone(),
+                s + 1,
+                4,
+                Arc::clone(&sent_a),
+                stop.clone(),
+            ));
+            senders.push(sender(
+                b.url.clone(),
+                ingest.clone(),
+                s + 3,
+                4,
+                Arc::clone(&sent_b),
+                stop.clone(),
+            ));
+        }
+        let acknowledged = |sent: &Arc<Mutex<Sent>>| sent.lock().unwrap().acknowledged.len();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let kill_after = fastrand::usize(10..40);
+        while acknowledged(&sent_a) < kill_after {
+            assert!(Instant::now() < deadline, "node a acknowledged too little");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        tokio::time::sleep(Duration::from_micros(fastrand::u64(0..20_000))).await;
+        drop(a); // SIGKILL
+                 // Node b keeps serving: 30 more requests acknowledged after the kill.
+        let before = acknowledged(&sent_b);
+        while acknowledged(&sent_b) < before + 30 {
+            assert!(
+                Instant::now() < deadline,
+                "node b stopped serving when node a died"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for sender in senders {
+            tokio::time::timeout(Duration::from_secs(30), sender)
+                .await
+                .expect("every sender stops")
+                .expect("no sender panicked");
+        }
+
+        // Node a restarts on its data directory and settles what its log
+        // holds; then both nodes read everything either acknowledged.
+        let a = Serve::start(dir_a.path(), &database);
+        let http = reqwest::Client::new();
+        // Killed well within its window: its last acknowledged traces were
+        // only in its log.
+        let replayed = settled(&http, &a.url).await;
+        assert!(replayed > 0, "node a replayed nothing from its log");
+        settled(&http, &b.url).await;
+        let mut stored = 0;
+        for sent in [&sent_a, &sent_b] {
+            let (all, acknowledged) = {
+                let sent = sent.lock().unwrap();
+                (sent.sent.clone(), sent.acknowledged.clone())
+            };
+            for n in all {
+                let path = format!("/api/traces/{n:032x}?project=default");
+                let mut spans = Vec::new();
+                for base in [&a.url, &b.url] {
+                    let response = http
+                        .get(format!("{base}{path}"))
+                        .bearer_auth(&user)
+                        .send()
+                        .await
+                        .expect("the API answers");
+                    let status = response.status().as_u16();
+                    let trace: Value = response.json().await.expect("JSON");
+                    spans.push(match status {
+                        200 => trace["spans"].as_array().map_or(0, Vec::len) as u64,
+                        404 => 0,
+                        other => panic!("trace {n}: {other} {trace}"),
+                    });
+                }
+                assert_eq!(spans[0], spans[1], "the nodes disagree on trace {n}");
+                if acknowledged.contains(&n) {
+                    assert_eq!(
+                        spans[0], SPANS_PER_REQUEST,
+                        "request {n} was answered 200 and lost"
+                    );
+                }
+                assert!(
+                    spans[0] == 0 || spans[0] == SPANS_PER_REQUEST,
+                    "request {n} is partly stored: {} spans",
+                    spans[0]
+                );
+                stored += u64::from(spans[0] == SPANS_PER_REQUEST);
+            }
+        }
+        let issues_a = get(
+            &http,
+            &a.url,
+            &user,
+            "/api/issues?project=default&status=all",
+        )
+        .await;
+        let issues_b = get(
+            &http,
+            &b.url,
+            &user,
+            "/api/issues?project=default&status=all",
+        )
+        .await;
+        assert_eq!(issues_a, issues_b);
+        assert_eq!(issues_a.as_array().map(Vec::len), Some(1), "{issues_a:#}");
+        assert_eq!(
+            issues_a[0]["count"], stored,
+            "one occurrence per stored request"
+        );
+        let stats = get(&http, &b.url, &user, "/api/stats?project=default").await;
+        assert_eq!(stats["summary"]["spans"], stored * SPANS_PER_REQUEST);
+        eprintln!(
+            "killed node a after {kill_after} acknowledged; {stored} requests stored, \
+             {} and {} acknowledged by a and b, {replayed} replayed by a",
+            sent_a.lock().unwrap().acknowledged.len(),
+            sent_b.lock().unwrap().acknowledged.len()
+        );
+    })
+    .await
+    .expect("the test finishes in time");
+}
