@@ -251,6 +251,73 @@ async fn two_nodes_agree_and_alert_once_per_new_issue() {
         assert_eq!(issues.len() as u64, ERRORS);
         assert!(issues.iter().all(|i| i["count"] == 2), "{issues:#?}");
 
+        // A trace whose spans reach both nodes (a balancer that moved it):
+        // what reaches the second node after the first settled the trace
+        // settles there as late spans of the same trace, and its failure
+        // is an issue.
+        let late_trace = 1_000u64;
+        let root = json!({ "resourceSpans": [{
+            "resource": { "attributes": [
+                { "key": "service.name", "value": { "stringValue": "gateway" } }] },
+            "scopeSpans": [{ "spans": [{
+                "traceId": format!("{late_trace:032x}"), "spanId": format!("{:016x}", 1),
+                "name": "GET /checkout", "kind": 2,
+                "startTimeUnixNano": t0.to_string(), "endTimeUnixNano": (t0 + 9_000).to_string(),
+            }] }],
+        }] });
+        let mut child: Value =
+            serde_json::from_slice(&request(late_trace, t0, "billing", "LateError")).expect("JSON");
+        let spans = child["resourceSpans"][0]["scopeSpans"][0]["spans"]
+            .as_array_mut()
+            .expect("spans");
+        spans.retain(|s| s["spanId"] == format!("{SPANS_PER_REQUEST:016x}"));
+        spans[0]["spanId"] = json!(format!("{:016x}", 2));
+        spans[0]["parentSpanId"] = json!(format!("{:016x}", 1));
+        for (base, body) in [(&url_a, root), (&url_b, child)] {
+            let response = http
+                .post(format!("{base}/v1/traces"))
+                .bearer_auth(&ingest)
+                .json(&body)
+                .send()
+                .await
+                .expect("the node answers");
+            assert_eq!(response.status(), 200);
+            settled(&http, base).await;
+        }
+        let path = format!("/api/traces/{late_trace:032x}?project=default");
+        for base in [&url_a, &url_b] {
+            let trace = get(&http, base, &user, &path).await;
+            assert_eq!(
+                trace["spans"].as_array().map(Vec::len),
+                Some(2),
+                "{trace:#}"
+            );
+        }
+        let stats = get(&http, &url_a, &user, "/api/stats?project=default").await;
+        assert_eq!(
+            stats["projects"][0]["sampling"]["late_spans"], 1,
+            "{stats:#}"
+        );
+        let issues = get(
+            &http,
+            &url_b,
+            &user,
+            "/api/issues?project=default&status=all",
+        )
+        .await;
+        let late: Vec<&Value> = issues
+            .as_array()
+            .expect("a list")
+            .iter()
+            .filter(|i| {
+                i["title"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("LateError"))
+            })
+            .collect();
+        assert_eq!(late.len(), 1, "{issues:#}");
+        assert_eq!(late[0]["count"], 1);
+
         // A note written on one node is found on the other.
         let response = http
             .post(format!("{url_a}/api/notes"))
