@@ -24,10 +24,11 @@
 
 use std::time::{Duration, Instant};
 
+use omegi_core::Visibility;
 use omegi_core::{ErrorRecord, Record, Resource, SpanId, SpanRecord, Status, TraceId};
 use omegi_server::server::{ServeConfig, Server, STORE_DIR};
 use omegi_store::postgres::{PgConfig, Throwaway};
-use omegi_store::{NewNote, Store};
+use omegi_store::{Store, VaultImportOptions};
 
 #[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
@@ -37,6 +38,8 @@ const PROJECT: &str = "shop";
 const DAY_NS: u64 = 86_400_000_000_000;
 /// Errors per ingest call while filling.
 const BATCH: u64 = 2_000;
+/// Threads that fill the store at once.
+const FILLERS: usize = 4;
 /// The latest occurrences whose traces have spans.
 const WITH_SPANS: u64 = 200;
 
@@ -78,64 +81,93 @@ fn error_type(issue: u64) -> String {
     format!("CheckoutError{issue}")
 }
 
+/// Occurrences `n..end` (and the spans of the latest ones' traces).
+fn batch(n: u64, end: u64, o: &Options, start: u64, step: u64) -> Vec<Record> {
+    let mut records: Vec<Record> = Vec::with_capacity((end - n) as usize);
+    for i in n..end {
+        let time = start + i * step;
+        let issue = issue_of(i, o.issues);
+        let trace = TraceId(u128::from(i) + 1);
+        let span = SpanId(i + 1);
+        records.push(Record::Error(
+            ErrorRecord::new(format!("order {i} failed at checkout"), time)
+                .with_trace_id(trace)
+                .with_span_id(span)
+                .with_error_type(error_type(issue))
+                .with_target("payment::checkout"),
+        ));
+        if i + WITH_SPANS >= o.occurrences {
+            records.push(Record::Span(
+                SpanRecord::new(trace, span, "POST /checkout", time - 2_000_000, time)
+                    .with_service("payment")
+                    .with_status(Status::Error)
+                    .with_status_message("checkout failed"),
+            ));
+        }
+    }
+    records
+}
+
 /// Fills `store`: occurrences, the latest ones' spans, notes.
 fn fill(store: &Store, o: &Options, now: u64) {
     let resource = Resource::new("payment");
     let start = now - 7 * DAY_NS;
     let step = (7 * DAY_NS) / o.occurrences.max(1);
     let started = Instant::now();
-    let mut n = 0;
-    while n < o.occurrences {
-        let end = (n + BATCH).min(o.occurrences);
-        let mut records: Vec<Record> = Vec::with_capacity((end - n) as usize);
-        for i in n..end {
-            let time = start + i * step;
-            let issue = issue_of(i, o.issues);
-            let trace = TraceId(u128::from(i) + 1);
-            let span = SpanId(i + 1);
-            records.push(Record::Error(
-                ErrorRecord::new(format!("order {i} failed at checkout"), time)
-                    .with_trace_id(trace)
-                    .with_span_id(span)
-                    .with_error_type(error_type(issue))
-                    .with_target("payment::checkout"),
-            ));
-            if i + WITH_SPANS >= o.occurrences {
-                records.push(Record::Span(
-                    SpanRecord::new(trace, span, "POST /checkout", time - 2_000_000, time)
-                        .with_service("payment")
-                        .with_status(Status::Error)
-                        .with_status_message("checkout failed"),
-                ));
-            }
+    // Batches go in from FILLERS threads at once, as from several requests.
+    let batches: Vec<u64> = (0..o.occurrences).step_by(BATCH as usize).collect();
+    std::thread::scope(|scope| {
+        for filler in 0..FILLERS {
+            let (batches, resource) = (&batches, &resource);
+            scope.spawn(move || {
+                for &n in batches.iter().skip(filler).step_by(FILLERS) {
+                    let end = (n + BATCH).min(o.occurrences);
+                    let records = batch(n, end, o, start, step);
+                    store
+                        .traces()
+                        .ingest(PROJECT, resource, &records)
+                        .expect("ingest");
+                }
+            });
         }
-        store
-            .traces()
-            .ingest(PROJECT, &resource, &records)
-            .expect("ingest");
-        n = end;
-    }
+    });
     store.sync().expect("sync");
+    let occurrences_s = started.elapsed().as_secs_f64();
+    // The notes come as a team's vault: one Markdown file each, imported
+    // at once.
+    let vault = tempfile::tempdir().expect("a temporary directory");
     for i in 0..o.notes {
         let issue = i % o.issues;
-        let note = NewNote::new(
-            "kim",
-            format!("Runbook {i}: {}", error_type(issue)),
-            format!(
-                "When {} happens at checkout, retry the payment with the backup acquirer \
-                 (case {i}). See the dashboard of the payment service.",
-                error_type(issue)
-            ),
+        let text = format!(
+            "When {} happens at checkout, retry the payment with the backup acquirer \
+             (case {i}). See the dashboard of the payment service.\n",
+            error_type(issue)
+        );
+        std::fs::write(
+            vault
+                .path()
+                .join(format!("Runbook {i} {}.md", error_type(issue))),
+            text,
         )
-        .public();
-        store.notes().create(note).expect("a note");
+        .expect("a note file");
     }
+    let options = VaultImportOptions::default().visibility(Visibility::Public);
+    let imported = store
+        .notes()
+        .import_vault(vault.path(), "kim", &options)
+        .expect("the vault");
+    assert_eq!(
+        imported.created.len() as u64,
+        o.notes,
+        "{:?}",
+        imported.skipped
+    );
     store.sync().expect("sync");
     eprintln!(
-        "  filled: {} occurrences, {} notes in {:.0} s",
+        "  filled: {} occurrences in {occurrences_s:.0} s, {} notes in {:.0} s",
         o.occurrences,
         o.notes,
-        started.elapsed().as_secs_f64()
+        started.elapsed().as_secs_f64() - occurrences_s
     );
 }
 
@@ -196,7 +228,7 @@ async fn measure(server: &Server, token: &str, o: &Options) -> Measured {
             let started = Instant::now();
             let path = format!("/api/issues/{PROJECT}/{fp}");
             get(path.clone()).await;
-            get(format!("{path}/flow?occurrence=")).await;
+            get(format!("{path}/flow")).await;
             get(format!("{path}/suggestions")).await;
             started.elapsed()
         }
