@@ -54,7 +54,7 @@ use crate::error::{Error, Result};
 use crate::keys::KeyReader;
 use crate::notes::{self, tag_matches};
 use crate::postgres::PgNotes;
-use crate::{Embedded, Notes};
+use crate::{Embedded, Issues, Notes};
 
 /// The layout of the index; a different one is rebuilt.
 const LAYOUT: &str = "omegi-notes/2";
@@ -768,6 +768,8 @@ enum Source<'a> {
 pub struct Search<'a> {
     index: &'a SearchIndex,
     notes: Notes<'a>,
+    /// The issues, whose latest error a suggestion for an issue matches.
+    issues: Issues<'a>,
     source: Source<'a>,
 }
 
@@ -783,6 +785,7 @@ impl Embedded {
         Search {
             index: &self.core().notes.search,
             notes: self.notes(),
+            issues: self.issues(),
             source: Source::Sled(self),
         }
     }
@@ -790,10 +793,16 @@ impl Embedded {
 
 impl<'a> Search<'a> {
     /// Search over a PostgreSQL database's notes, with this node's index.
-    pub(crate) fn postgres(index: &'a SearchIndex, notes: Notes<'a>, pg: &'a PgNotes) -> Self {
+    pub(crate) fn postgres(
+        index: &'a SearchIndex,
+        notes: Notes<'a>,
+        issues: Issues<'a>,
+        pg: &'a PgNotes,
+    ) -> Self {
         Search {
             index,
             notes,
+            issues,
             source: Source::Postgres(pg),
         }
     }
@@ -956,12 +965,7 @@ impl Search<'_> {
         let (fp, record) = match error.into() {
             SuggestFor::Issue(fp) => (
                 fp.clone(),
-                match self.source {
-                    Source::Sled(store) => store.issues().get(project, fp)?.map(|i| i.latest_error),
-                    // The issues are not in the database yet: only the notes
-                    // linked to the issue are suggested.
-                    Source::Postgres(_) => None,
-                },
+                self.issues.get(project, fp)?.map(|i| i.latest_error),
             ),
             SuggestFor::Error(e) => (fingerprint(e), Some(e.clone())),
         };

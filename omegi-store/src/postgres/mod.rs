@@ -389,7 +389,7 @@ impl Database {
     /// give the notes linked to it; those for an error record also match
     /// its words.
     pub fn search(&self) -> Search<'_> {
-        Search::postgres(&self.notes.search, self.notes(), &self.notes)
+        Search::postgres(&self.notes.search, self.notes(), self.issues(), &self.notes)
     }
 
     pub(crate) fn max_routes_per_service(&self) -> usize {

@@ -160,6 +160,7 @@ macro_rules! conformance {
 }
 
 conformance!(
+    search::suggestions_put_linked_notes_first_then_matches,
     accounts::memberships_are_added_listed_and_removed,
     accounts::tokens_have_ids_labels_and_owners,
     accounts::last_use_is_recorded_coarsely_and_never_revives_a_revoked_token,

@@ -2,10 +2,10 @@
 //! its viewer may see (and its scores, snippets and suggestions count only
 //! that), and is rebuilt from the notes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::Backend;
-use omegi_core::ErrorRecord;
+use omegi_core::{ErrorRecord, NoteId, Record};
 use omegi_store::{NewNote, NoteQuery, NoteUpdate, SuggestFor, SuggestReason};
 
 fn titles(store: &Backend, viewer: &str, text: &str) -> Vec<String> {
@@ -268,4 +268,81 @@ pub(crate) fn deleted_and_private_notes_do_not_count_either(store: Backend) {
     for text in ["timeout", "zebra", "gateway"] {
         assert_eq!(answer(&a, text), answer(&b, text), "{text:?}");
     }
+}
+
+fn public_note(store: &Backend, author: &str, title: &str, body: &str) -> omegi_core::Note {
+    store
+        .notes()
+        .create(NewNote::new(author, title, body).public())
+        .unwrap()
+}
+
+pub(crate) fn suggestions_put_linked_notes_first_then_matches(store: Backend) {
+    let r = crate::common::resource("payment");
+    let mut e = crate::common::error(
+        "payment",
+        "card declined for order 1234",
+        crate::common::T0,
+        Some(1),
+    );
+    e.error_type = Some("PaymentError".into());
+    let report = store
+        .traces()
+        .ingest("shop", &r, &[Record::Error(e.clone())])
+        .unwrap();
+    let fp = report.created[0].fingerprint.clone();
+
+    let linked = store
+        .notes()
+        .create(
+            NewNote::new(
+                "kim",
+                "Stripe outage 2024",
+                "Nothing in common with the text.",
+            )
+            .issues([fp.clone()])
+            .public(),
+        )
+        .unwrap();
+    let matching = public_note(
+        &store,
+        "lee",
+        "Card declined",
+        "PaymentError card declined: ask for another card.",
+    );
+    let _other = public_note(&store, "lee", "Redis down", "connection refused");
+    // One telling word in common (`order`; `for` tells nothing): not enough.
+    let _one_word = public_note(
+        &store,
+        "lee",
+        "Order export",
+        "export for the order history",
+    );
+    let mine = store
+        .notes()
+        .create(NewNote::new(
+            "park",
+            "My card declined notes",
+            "card declined again",
+        ))
+        .unwrap();
+
+    let got = store.search().suggest("shop", &fp, "park", 10).unwrap();
+    assert_eq!(got[0].note.id, linked.id);
+    assert_eq!(got[0].reason, SuggestReason::Linked);
+    let rest: BTreeSet<NoteId> = got[1..].iter().map(|s| s.note.id).collect();
+    assert_eq!(rest, BTreeSet::from([matching.id, mine.id]));
+    assert!(matches!(got[1].reason, SuggestReason::Matches(s) if s > 0.0));
+
+    // The same from the error record, and for another viewer without
+    // park's private note; the limit holds.
+    let got = store.search().suggest("shop", &e, "kim", 10).unwrap();
+    assert_eq!(
+        got.iter().map(|s| s.note.id).collect::<Vec<_>>(),
+        [linked.id, matching.id]
+    );
+    assert_eq!(
+        store.search().suggest("shop", &e, "kim", 1).unwrap().len(),
+        1
+    );
 }
