@@ -201,6 +201,7 @@ conformance!(
     traces::a_trace_id_sent_to_two_projects_is_two_traces,
     traces::a_refused_ingest_stores_nothing_and_the_store_goes_on,
     traces::settled_traces_are_stored_once_and_sampled_out_ones_keep_their_statistics,
+    traces::settled_many_answers_as_settled_does_for_each_trace,
     traces::a_late_part_of_a_trace_takes_back_an_occurrence_that_became_a_consequence,
     traces::a_new_error_seen_by_two_nodes_at_once_is_new_once,
     issues::errors_group_into_issues_that_resolve_regress_and_ignore,

@@ -534,6 +534,33 @@ fn settled_view(store: &Backend) -> String {
     out
 }
 
+pub(crate) fn settled_many_answers_as_settled_does_for_each_trace(store: Backend) {
+    let resources = [resource("gateway"), resource("payment")];
+    store
+        .traces()
+        .ingest_settled("shop", &resources, &settled_batch(), &[])
+        .unwrap();
+    let one = |trace| store.traces().settled("shop", TraceId(trace)).unwrap();
+    let (kept, sampled_out) = (one(1), one(2));
+    assert!(kept
+        .as_ref()
+        .is_some_and(|p| p.kept && p.cause_errors.len() == 1));
+    assert!(sampled_out.as_ref().is_some_and(|p| !p.kept));
+    // In the order asked, a trace named twice answered twice, an unknown
+    // one with nothing.
+    let ids = [TraceId(3), TraceId(1), TraceId(2), TraceId(1)];
+    assert_eq!(
+        store.traces().settled_many("shop", &ids).unwrap(),
+        [None, kept.clone(), sampled_out, kept]
+    );
+    // Another project's traces are not this one's.
+    assert_eq!(
+        store.traces().settled_many("blog", &ids[1..2]).unwrap(),
+        [None]
+    );
+    assert!(store.traces().settled_many("shop", &[]).unwrap().is_empty());
+}
+
 pub(crate) fn settled_traces_are_stored_once_and_sampled_out_ones_keep_their_statistics(
     store: Backend,
 ) {
