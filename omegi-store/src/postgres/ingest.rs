@@ -125,6 +125,29 @@ fn retryable(e: &r2d2_postgres::postgres::Error) -> bool {
 /// them with its own.
 const KEY_BYTES: usize = 2000;
 
+/// A list of texts as PostgreSQL's text form of an array (`{"a","b"}`):
+/// every element quoted, with `"` and `\` escaped, so that any text
+/// (commas, braces, spaces, the word NULL) stays one element as it was.
+fn array_literal(items: &[String]) -> String {
+    let mut out = String::with_capacity(2 + items.iter().map(|i| i.len() + 3).sum::<usize>());
+    out.push('{');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('"');
+        for c in item.chars() {
+            if c == '"' || c == '\\' {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+        out.push('"');
+    }
+    out.push('}');
+    out
+}
+
 /// Refuses a text too long to be part of a key.
 fn key_text(what: &'static str, text: &str) -> Result<()> {
     if text.len() <= KEY_BYTES {
@@ -361,35 +384,28 @@ impl Staging for PgTx<'_> {
         project: &str,
         rows: &[(TraceId, Option<SummaryRow>, SummaryRow)],
     ) -> Result<()> {
-        type Param = Box<dyn r2d2_postgres::postgres::types::ToSql + Sync>;
-        // Within the 65535 parameters of a statement.
-        for part in rows.chunks(8_000) {
-            let mut params: Vec<Param> = vec![Box::new(project.to_owned())];
-            let mut values = Vec::with_capacity(rows.len());
-            for (trace, _, row) in part {
-                let n = params.len();
-                values.push(format!(
-                    "($1, ${}, ${}, ${}, ${})",
-                    n + 1,
-                    n + 2,
-                    n + 3,
-                    n + 4
-                ));
-                params.push(Box::new(trace_to_sql(*trace)));
-                params.push(Box::new(ns_to_sql(row.summary.start_ns)?));
-                params.push(Box::new(row.summary.services.clone()));
-                params.push(Box::new(encode(row)?));
-            }
-            let sql = format!(
-                "INSERT INTO traces (project, trace_id, start_ns, services, summary) VALUES {}
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let (mut ids, mut starts, mut services, mut data) = (vec![], vec![], vec![], vec![]);
+        for (trace, _, row) in rows {
+            ids.push(trace_to_sql(*trace));
+            starts.push(ns_to_sql(row.summary.start_ns)?);
+            services.push(array_literal(&row.summary.services));
+            data.push(encode(row)?);
+        }
+        // One statement whatever the batch's size (a `VALUES` list would
+        // be parsed and planned again for every batch); one row per trace,
+        // in trace order.
+        self.cached_execute(
+            "INSERT INTO traces (project, trace_id, start_ns, services, summary)
+                 SELECT $1, t, s, v::text[], d
+                     FROM unnest($2::bytea[], $3::bigint[], $4::text[], $5::bytea[]) AS u(t, s, v, d)
                  ON CONFLICT (project, trace_id) DO UPDATE SET start_ns = excluded.start_ns,
                      services = excluded.services, summary = excluded.summary",
-                values.join(", ")
-            );
-            let refs: Vec<&(dyn r2d2_postgres::postgres::types::ToSql + Sync)> =
-                params.iter().map(|p| p.as_ref()).collect();
-            self.cached_execute(&sql, &refs).map_err(db)?;
-        }
+            &[&project, &ids, &starts, &services, &data],
+        )
+        .map_err(db)?;
         Ok(())
     }
 

@@ -196,6 +196,7 @@ conformance!(
     traces::one_call_stores_the_records_of_several_processes,
     traces::spans_are_kept_by_trace_and_listed_by_time_project_and_service,
     traces::a_late_root_moves_the_trace_in_time_without_duplicating_it,
+    traces::a_trace_lists_under_services_of_any_name,
     traces::the_same_request_three_times_is_stored_and_counted_once,
     traces::a_changed_copy_of_a_span_replaces_it_without_counting_again,
     traces::a_trace_id_sent_to_two_projects_is_two_traces,

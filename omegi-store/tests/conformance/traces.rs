@@ -239,6 +239,39 @@ pub(crate) fn spans_are_kept_by_trace_and_listed_by_time_project_and_service(sto
     assert!(ids(&TraceQuery::project("nobody")).is_empty());
 }
 
+pub(crate) fn a_trace_lists_under_services_of_any_name(store: Backend) {
+    let names = ["say \"hi\", {x}", "back\\slash", "NULL", " spaced ", "{}"];
+    let batch: Vec<SpanRecord> = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let parent = (i > 0).then_some(10);
+            span(7, 10 + i as u64, parent, name, T0 + i as u64)
+        })
+        .collect();
+    store
+        .traces()
+        .ingest("shop", &resource(names[0]), &spans(batch))
+        .unwrap();
+    let mut sorted = names.map(str::to_owned).to_vec();
+    sorted.sort();
+    let summary = store.traces().get("shop", TraceId(7)).unwrap().unwrap();
+    assert_eq!(summary.services, sorted);
+    for name in names {
+        let listed = store
+            .traces()
+            .list(&TraceQuery::project("shop").service(name))
+            .unwrap();
+        assert_eq!(listed.len(), 1, "{name}");
+        assert_eq!(listed[0].services, sorted);
+    }
+    assert!(store
+        .traces()
+        .list(&TraceQuery::project("shop").service("say"))
+        .unwrap()
+        .is_empty());
+}
+
 pub(crate) fn a_late_root_moves_the_trace_in_time_without_duplicating_it(store: Backend) {
     let r = resource("a");
     store
