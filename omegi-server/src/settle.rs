@@ -49,7 +49,7 @@ use omegi_core::{
     ErrorRecord, Record, RecordLimits, Resource, SpanId, SpanRecord, Status, TraceId, Value,
 };
 use omegi_store::wal::{TraceChunk, Wal, WalConfig, WalStats};
-use omegi_store::{IngestReport, SettledCause, SettledTrace, Store};
+use omegi_store::{IngestReport, PriorSettle, SettledCause, SettledTrace, Store};
 use serde::Serialize;
 
 use crate::otlp::Decoded;
@@ -883,8 +883,11 @@ pub(crate) fn settle_traces(
 ) -> Result<(IngestReport, SettleCounts), omegi_store::Error> {
     let mut settled = Vec::with_capacity(inputs.len());
     let mut counts = SettleCounts::default();
-    for (trace_id, input) in inputs {
-        match settle_one(store, project, trace_id, input, sampling, limits, budget)? {
+    // What is known of every trace of the batch, in one read.
+    let ids: Vec<TraceId> = inputs.iter().map(|(trace_id, _)| *trace_id).collect();
+    let priors = store.traces().settled_many(project, &ids)?;
+    for ((trace_id, input), prior) in inputs.into_iter().zip(priors) {
+        match settle_one(trace_id, prior, input, sampling, limits, budget) {
             Ok((trace, not_derived)) => {
                 settled.push(trace);
                 counts.not_derived += not_derived;
@@ -908,18 +911,17 @@ pub(crate) struct SettleCounts {
     pub(crate) not_derived: usize,
 }
 
-/// Settles one trace: `Err` with its errors when it has no span at all
-/// (they are stored as errors outside a trace).
+/// Settles one trace with what the store knows of it (`prior`): `Err`
+/// with its errors when it has no span at all (they are stored as errors
+/// outside a trace).
 fn settle_one(
-    store: &Store,
-    project: &str,
     trace_id: TraceId,
+    prior: Option<PriorSettle>,
     input: TraceInput,
     sampling: &TailSampling,
     limits: &RecordLimits,
     budget: ErrorBudget,
-) -> Result<Result<(SettledTrace, usize), Vec<ErrorRecord>>, omegi_store::Error> {
-    let prior = store.traces().settled(project, trace_id)?;
+) -> Result<(SettledTrace, usize), Vec<ErrorRecord>> {
     let mut all: Vec<SpanRecord> = Vec::new();
     let mut known: HashSet<SpanId> = HashSet::new();
     let mut also: Vec<SpanId> = Vec::new();
@@ -954,7 +956,7 @@ fn settle_one(
         }
     }
     let Ok(trace) = Trace::from_spans(all) else {
-        return Ok(Err(errors));
+        return Err(errors);
     };
     let attribution = trace.attribute(&errors, &also);
     // Built only for a root cause that reports nothing but its status.
@@ -1007,5 +1009,5 @@ fn settle_one(
     settled.calls = trace.calls(&attribution.failing);
     settled.causes = causes;
     settled.retract = retract;
-    Ok(Ok((settled, not_derived)))
+    Ok((settled, not_derived))
 }

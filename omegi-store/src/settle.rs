@@ -286,9 +286,37 @@ impl Traces<'_> {
     /// causes' occurrences; a collector calls it only for traces it settles
     /// again.
     pub fn settled(&self, project: &str, trace: TraceId) -> Result<Option<PriorSettle>> {
-        let Some(row) = self.settled_row(project, trace)? else {
-            return Ok(None);
+        match self.settled_row(project, trace)? {
+            Some(row) => self.prior(project, trace, row).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// [`Traces::settled`] of several traces, in the order given: the
+    /// settled rows of all of them are read at once (one statement on
+    /// PostgreSQL), so that a collector settling a batch pays one lookup
+    /// for the batch, not one per trace.
+    pub fn settled_many(
+        &self,
+        project: &str,
+        traces: &[TraceId],
+    ) -> Result<Vec<Option<PriorSettle>>> {
+        let rows = match self.at {
+            At::Sled(store) => traces
+                .iter()
+                .map(|trace| read_settled(&store.core().t, project, *trace))
+                .collect::<Result<Vec<_>>>()?,
+            At::Pg(db) => crate::postgres::traces::settled_rows(db, project, traces)?,
         };
+        traces
+            .iter()
+            .zip(rows)
+            .map(|(trace, row)| row.map(|row| self.prior(project, *trace, row)).transpose())
+            .collect()
+    }
+
+    /// What a settle again needs of a trace's settled row.
+    fn prior(&self, project: &str, trace: TraceId, row: SettledRow) -> Result<PriorSettle> {
         let issues = Issues { at: self.at };
         let mut cause_errors = Vec::new();
         for cause in &row.causes {
@@ -307,7 +335,7 @@ impl Traces<'_> {
         } else {
             Vec::new()
         };
-        Ok(Some(PriorSettle {
+        Ok(PriorSettle {
             kept: row.kept,
             spans: row
                 .spans
@@ -325,7 +353,7 @@ impl Traces<'_> {
             failing: row.failing.iter().map(|&id| SpanId(id)).collect(),
             cause_errors,
             stored_spans,
-        }))
+        })
     }
 
     /// How a trace settled, kept or sampled out; `None` when it never did
@@ -422,6 +450,13 @@ fn stage_settled(
     locked.sort_unstable();
     locked.dedup();
     w.lock_traces(project, &locked)?;
+    // Every settled row the batch rewrites, in one read, with its lock held.
+    let mut stored: BTreeMap<TraceId, SettledRow> = BTreeMap::new();
+    for (trace, row) in locked.iter().zip(w.settled_rows(project, &locked)?) {
+        if let Some(row) = row {
+            stored.insert(*trace, row);
+        }
+    }
     let mut traffic = TrafficChanges::default();
     let mut kept_spans: Vec<&SpanRecord> = Vec::new();
     let mut rows: BTreeMap<TraceId, (Option<u64>, SettledRow)> = BTreeMap::new();
@@ -431,9 +466,7 @@ fn stage_settled(
     for t in traces {
         let prior = match rows.remove(&t.trace_id) {
             Some((start, row)) => Some((start, row)),
-            None => w
-                .settled_row(project, t.trace_id)?
-                .map(|r| (Some(r.start_ns), r)),
+            None => stored.remove(&t.trace_id).map(|r| (Some(r.start_ns), r)),
         };
         let (old_start, mut row, late) = match prior {
             Some((start, row)) => (start, row, true),
@@ -540,9 +573,11 @@ fn stage_settled(
             }
         }
     }
-    for (trace, (old_start, row)) in &rows {
-        w.put_settled_row(project, *trace, *old_start, row)?;
-    }
+    let settled: Vec<(TraceId, Option<u64>, &SettledRow)> = rows
+        .iter()
+        .map(|(trace, (old_start, row))| (*trace, *old_start, row))
+        .collect();
+    w.put_settled_rows(project, &settled)?;
     let mut new_errors: Vec<&ErrorRecord> = Vec::new();
     for (error, new) in errors.iter().zip(&error_outcome.new) {
         if *new {

@@ -121,15 +121,17 @@ pub(crate) trait Staging {
     ) -> Result<()>;
 
     // Settled traces.
-    /// What is known of a settled trace.
-    fn settled_row(&mut self, project: &str, trace: TraceId) -> Result<Option<SettledRow>>;
-    /// Writes it (`old_start`: its start when it was read).
-    fn put_settled_row(
+    /// What is known of settled traces, in the order given.
+    fn settled_rows(
         &mut self,
         project: &str,
-        trace: TraceId,
-        old_start: Option<u64>,
-        row: &SettledRow,
+        traces: &[TraceId],
+    ) -> Result<Vec<Option<SettledRow>>>;
+    /// Writes them: (trace, its start when it was read, the row).
+    fn put_settled_rows(
+        &mut self,
+        project: &str,
+        rows: &[(TraceId, Option<u64>, &SettledRow)],
     ) -> Result<()>;
 
     // Issues and occurrences.
@@ -193,20 +195,19 @@ pub(crate) trait Staging {
     fn route_count(&mut self, project: &str, service: &str) -> Result<u64>;
     /// Counts a route of a service by name from now on.
     fn add_route_name(&mut self, project: &str, service: &str, route: &str) -> Result<()>;
-    /// Adds requests of a route in a bucket.
+    /// Adds requests of routes: (bucket, start, service, route) -> what
+    /// to add, in key order.
     fn add_route_counts(
         &mut self,
         project: &str,
-        key: &(Bucket, u64, String, String),
-        counts: &RouteCounts,
+        counts: &BTreeMap<(Bucket, u64, String, String), RouteCounts>,
     ) -> Result<()>;
-    /// Adds calls between two services in a bucket.
+    /// Adds calls between services: (bucket, start, caller, callee) ->
+    /// (calls, errors) to add, in key order.
     fn add_edge_counts(
         &mut self,
         project: &str,
-        key: &(Bucket, u64, String, String),
-        calls: u64,
-        errors: u64,
+        counts: &BTreeMap<(Bucket, u64, String, String), (u64, u64)>,
     ) -> Result<()>;
     /// The project's sampling totals, locked until the commit.
     fn sampling_totals(&mut self, project: &str) -> Result<SamplingTotals>;
@@ -352,31 +353,38 @@ mod sled_rows {
             Ok(())
         }
 
-        fn settled_row(&mut self, project: &str, trace: TraceId) -> Result<Option<SettledRow>> {
-            read_settled(self, project, trace)
-        }
-
-        fn put_settled_row(
+        fn settled_rows(
             &mut self,
             project: &str,
-            trace: TraceId,
-            old_start: Option<u64>,
-            row: &SettledRow,
+            traces: &[TraceId],
+        ) -> Result<Vec<Option<SettledRow>>> {
+            traces
+                .iter()
+                .map(|trace| read_settled(self, project, *trace))
+                .collect()
+        }
+
+        fn put_settled_rows(
+            &mut self,
+            project: &str,
+            rows: &[(TraceId, Option<u64>, &SettledRow)],
         ) -> Result<()> {
-            if old_start != Some(row.start_ns()) {
-                if let Some(old) = old_start {
-                    self.remove(
+            for &(trace, old_start, row) in rows {
+                if old_start != Some(row.start_ns()) {
+                    if let Some(old) = old_start {
+                        self.remove(
+                            TreeId::SettledByStart,
+                            settled_index_key(project, old, trace)?,
+                        );
+                    }
+                    self.insert(
                         TreeId::SettledByStart,
-                        settled_index_key(project, old, trace)?,
+                        settled_index_key(project, row.start_ns(), trace)?,
+                        IVec::default(),
                     );
                 }
-                self.insert(
-                    TreeId::SettledByStart,
-                    settled_index_key(project, row.start_ns(), trace)?,
-                    IVec::default(),
-                );
+                self.insert(TreeId::Settled, settled_key(project, trace)?, encode(row)?);
             }
-            self.insert(TreeId::Settled, settled_key(project, trace)?, encode(row)?);
             Ok(())
         }
 
@@ -604,32 +612,33 @@ mod sled_rows {
         fn add_route_counts(
             &mut self,
             project: &str,
-            (bucket, start, service, route): &(Bucket, u64, String, String),
-            counts: &RouteCounts,
+            counts: &BTreeMap<(Bucket, u64, String, String), RouteCounts>,
         ) -> Result<()> {
-            let key = traffic::route_key(project, *bucket, *start, service, route)?;
-            let mut stored: RouteCounts = match self.lookup(TreeId::Traffic, &key)? {
-                Some(v) => decode("traffic", &v)?,
-                None => RouteCounts::default(),
-            };
-            stored.add(counts);
-            self.insert(TreeId::Traffic, key, encode(&stored)?);
+            for ((bucket, start, service, route), counts) in counts {
+                let key = traffic::route_key(project, *bucket, *start, service, route)?;
+                let mut stored: RouteCounts = match self.lookup(TreeId::Traffic, &key)? {
+                    Some(v) => decode("traffic", &v)?,
+                    None => RouteCounts::default(),
+                };
+                stored.add(counts);
+                self.insert(TreeId::Traffic, key, encode(&stored)?);
+            }
             Ok(())
         }
 
         fn add_edge_counts(
             &mut self,
             project: &str,
-            (bucket, start, caller, callee): &(Bucket, u64, String, String),
-            calls: u64,
-            errors: u64,
+            counts: &BTreeMap<(Bucket, u64, String, String), (u64, u64)>,
         ) -> Result<()> {
-            let key = traffic::edge_key(project, *bucket, *start, caller, callee)?;
-            let (c, e): (u64, u64) = match self.lookup(TreeId::Traffic, &key)? {
-                Some(v) => decode("traffic", &v)?,
-                None => (0, 0),
-            };
-            self.insert(TreeId::Traffic, key, encode(&(c + calls, e + errors))?);
+            for ((bucket, start, caller, callee), (calls, errors)) in counts {
+                let key = traffic::edge_key(project, *bucket, *start, caller, callee)?;
+                let (c, e): (u64, u64) = match self.lookup(TreeId::Traffic, &key)? {
+                    Some(v) => decode("traffic", &v)?,
+                    None => (0, 0),
+                };
+                self.insert(TreeId::Traffic, key, encode(&(c + calls, e + errors))?);
+            }
             Ok(())
         }
 

@@ -239,11 +239,11 @@ impl TrafficChanges {
                 .or_default()
                 .add(&counts);
         }
-        for (key, counts) in merged {
-            w.add_route_counts(project, &key, &counts)?;
+        if !merged.is_empty() {
+            w.add_route_counts(project, &merged)?;
         }
-        for (key, (calls, errors)) in self.edges {
-            w.add_edge_counts(project, &key, calls, errors)?;
+        if !self.edges.is_empty() {
+            w.add_edge_counts(project, &self.edges)?;
         }
         if self.totals != SamplingTotals::default() || self.now_kept > 0 {
             let mut totals = w.sampling_totals(project)?;

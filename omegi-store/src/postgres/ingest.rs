@@ -8,6 +8,16 @@
 //! (one per trace, issue, route list), taken in key order before the read,
 //! so that nodes ingesting at once serialize on what they share and on
 //! nothing else; counters are raised with atomic upserts.
+//!
+//! The cost of an ingest is per statement, not per row: what a batch reads
+//! (summaries, settled rows) is read with one statement per kind, and what
+//! it writes (span chunks, summaries, settled rows, counters, traffic) is
+//! written with one `unnest` statement per kind (rows in key order, so
+//! that two nodes lock shared rows in the same order), so that a batch of
+//! settled traces takes a few dozen round trips however many traces it
+//! holds. Rows are looked up by key one by one inside the statement (a
+//! lateral join on the primary key), so that a lookup stays an index probe
+//! whatever the planner believes of the table's size.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -115,6 +125,29 @@ fn retryable(e: &r2d2_postgres::postgres::Error) -> bool {
 /// them with its own.
 const KEY_BYTES: usize = 2000;
 
+/// A list of texts as PostgreSQL's text form of an array (`{"a","b"}`):
+/// every element quoted, with `"` and `\` escaped, so that any text
+/// (commas, braces, spaces, the word NULL) stays one element as it was.
+fn array_literal(items: &[String]) -> String {
+    let mut out = String::with_capacity(2 + items.iter().map(|i| i.len() + 3).sum::<usize>());
+    out.push('{');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('"');
+        for c in item.chars() {
+            if c == '"' || c == '\\' {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+        out.push('"');
+    }
+    out.push('}');
+    out
+}
+
 /// Refuses a text too long to be part of a key.
 fn key_text(what: &'static str, text: &str) -> Result<()> {
     if text.len() <= KEY_BYTES {
@@ -171,6 +204,24 @@ impl<'c> PgTx<'c> {
     ) -> Result<u64, PgError> {
         let statement = self.statement(sql)?;
         self.tx.execute(&statement, params)
+    }
+
+    fn cached_query(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, PgError> {
+        let statement = self.statement(sql)?;
+        self.tx.query(&statement, params)
+    }
+
+    fn cached_query_one(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row, PgError> {
+        let statement = self.statement(sql)?;
+        self.tx.query_one(&statement, params)
     }
 
     fn cached_query_opt(
@@ -276,9 +327,9 @@ impl Staging for PgTx<'_> {
     ) -> Result<Vec<Option<SummaryRow>>> {
         let ids: Vec<Vec<u8>> = traces.iter().map(|t| trace_to_sql(*t)).collect();
         let rows = self
-            .tx
-            .query(
-                "SELECT trace_id, summary FROM traces WHERE project = $1 AND trace_id = ANY($2)",
+            .cached_query(
+                "SELECT k.id, t.summary FROM unnest($2::bytea[]) AS k(id) CROSS JOIN LATERAL
+                     (SELECT summary FROM traces WHERE project = $1 AND trace_id = k.id LIMIT 1) AS t",
                 &[&project, &ids],
             )
             .map_err(db)?;
@@ -296,8 +347,7 @@ impl Staging for PgTx<'_> {
         _row: &SummaryRow,
     ) -> Result<BTreeMap<u64, SSpan>> {
         let rows = self
-            .tx
-            .query(
+            .cached_query(
                 "SELECT spans FROM span_chunks WHERE project = $1 AND trace_id = $2 ORDER BY seq",
                 &[&project, &trace_to_sql(trace)],
             )
@@ -334,65 +384,80 @@ impl Staging for PgTx<'_> {
         project: &str,
         rows: &[(TraceId, Option<SummaryRow>, SummaryRow)],
     ) -> Result<()> {
-        type Param = Box<dyn r2d2_postgres::postgres::types::ToSql + Sync>;
-        // Within the 65535 parameters of a statement.
-        for part in rows.chunks(8_000) {
-            let mut params: Vec<Param> = vec![Box::new(project.to_owned())];
-            let mut values = Vec::with_capacity(rows.len());
-            for (trace, _, row) in part {
-                let n = params.len();
-                values.push(format!(
-                    "($1, ${}, ${}, ${}, ${})",
-                    n + 1,
-                    n + 2,
-                    n + 3,
-                    n + 4
-                ));
-                params.push(Box::new(trace_to_sql(*trace)));
-                params.push(Box::new(ns_to_sql(row.summary.start_ns)?));
-                params.push(Box::new(row.summary.services.clone()));
-                params.push(Box::new(encode(row)?));
-            }
-            let sql = format!(
-                "INSERT INTO traces (project, trace_id, start_ns, services, summary) VALUES {}
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let (mut ids, mut starts, mut services, mut data) = (vec![], vec![], vec![], vec![]);
+        for (trace, _, row) in rows {
+            ids.push(trace_to_sql(*trace));
+            starts.push(ns_to_sql(row.summary.start_ns)?);
+            services.push(array_literal(&row.summary.services));
+            data.push(encode(row)?);
+        }
+        // One statement whatever the batch's size (a `VALUES` list would
+        // be parsed and planned again for every batch); one row per trace,
+        // in trace order.
+        self.cached_execute(
+            "INSERT INTO traces (project, trace_id, start_ns, services, summary)
+                 SELECT $1, t, s, v::text[], d
+                     FROM unnest($2::bytea[], $3::bigint[], $4::text[], $5::bytea[]) AS u(t, s, v, d)
                  ON CONFLICT (project, trace_id) DO UPDATE SET start_ns = excluded.start_ns,
                      services = excluded.services, summary = excluded.summary",
-                values.join(", ")
-            );
-            let refs: Vec<&(dyn r2d2_postgres::postgres::types::ToSql + Sync)> =
-                params.iter().map(|p| p.as_ref()).collect();
-            self.cached_execute(&sql, &refs).map_err(db)?;
-        }
+            &[&project, &ids, &starts, &services, &data],
+        )
+        .map_err(db)?;
         Ok(())
     }
 
-    fn settled_row(&mut self, project: &str, trace: TraceId) -> Result<Option<SettledRow>> {
-        self.cached_query_opt(
-            "SELECT row_data FROM settled WHERE project = $1 AND trace_id = $2",
-            &[&project, &trace_to_sql(trace)],
-        )
-        .map_err(db)?
-        .map(|row| decode("settled", row.get::<_, &[u8]>(0)))
-        .transpose()
-    }
-
-    fn put_settled_row(
+    fn settled_rows(
         &mut self,
         project: &str,
-        trace: TraceId,
-        _old_start: Option<u64>,
-        row: &SettledRow,
+        traces: &[TraceId],
+    ) -> Result<Vec<Option<SettledRow>>> {
+        if traces.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<Vec<u8>> = traces.iter().map(|t| trace_to_sql(*t)).collect();
+        let rows = self
+            .cached_query(
+                "SELECT k.id, s.row_data FROM unnest($2::bytea[]) AS k(id) CROSS JOIN LATERAL
+                     (SELECT row_data FROM settled WHERE project = $1 AND trace_id = k.id LIMIT 1) AS s",
+                &[&project, &ids],
+            )
+            .map_err(db)?;
+        let mut found: BTreeMap<&[u8], SettledRow> = BTreeMap::new();
+        for row in &rows {
+            found.insert(row.get(0), decode("settled", row.get::<_, &[u8]>(1))?);
+        }
+        // A trace named twice gets its row twice.
+        Ok(ids
+            .iter()
+            .map(|id| found.get(id.as_slice()).cloned())
+            .collect())
+    }
+
+    fn put_settled_rows(
+        &mut self,
+        project: &str,
+        rows: &[(TraceId, Option<u64>, &SettledRow)],
     ) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let (mut ids, mut starts, mut data) = (vec![], vec![], vec![]);
+        for (trace, _, row) in rows {
+            ids.push(trace_to_sql(*trace));
+            starts.push(ns_to_sql(row.start_ns())?);
+            data.push(encode(row)?);
+        }
+        // One row per trace (the rows come from a map), so no row is
+        // written twice by the statement.
         self.cached_execute(
-            "INSERT INTO settled (project, trace_id, start_ns, row_data) VALUES ($1, $2, $3, $4)
+            "INSERT INTO settled (project, trace_id, start_ns, row_data)
+                 SELECT $1, * FROM unnest($2::bytea[], $3::bigint[], $4::bytea[])
                  ON CONFLICT (project, trace_id) DO UPDATE SET start_ns = excluded.start_ns,
                      row_data = excluded.row_data",
-            &[
-                &project,
-                &trace_to_sql(trace),
-                &ns_to_sql(row.start_ns())?,
-                &encode(row)?,
-            ],
+            &[&project, &ids, &starts, &data],
         )
         .map_err(db)?;
         Ok(())
@@ -406,8 +471,7 @@ impl Staging for PgTx<'_> {
     ) -> Result<bool> {
         key_text("fingerprint", &key.fingerprint)?;
         let inserted = self
-            .tx
-            .execute(
+            .cached_execute(
                 "INSERT INTO occurrences (project, fingerprint, time_ns, id, error)
                  VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
                 &[
@@ -652,8 +716,7 @@ impl Staging for PgTx<'_> {
         key_text("service", service)?;
         key_text("route", route)?;
         Ok(self
-            .tx
-            .query_opt(
+            .cached_query_opt(
                 "SELECT 1 FROM route_names WHERE project = $1 AND service = $2 AND route = $3",
                 &[&project, &service, &route],
             )
@@ -663,8 +726,7 @@ impl Staging for PgTx<'_> {
 
     fn route_count(&mut self, project: &str, service: &str) -> Result<u64> {
         let n: i64 = self
-            .tx
-            .query_one(
+            .cached_query_one(
                 "SELECT count(*) FROM route_names WHERE project = $1 AND service = $2",
                 &[&project, &service],
             )
@@ -686,35 +748,62 @@ impl Staging for PgTx<'_> {
     fn add_route_counts(
         &mut self,
         project: &str,
-        (bucket, start, service, route): &(Bucket, u64, String, String),
-        counts: &RouteCounts,
+        counts: &BTreeMap<(Bucket, u64, String, String), RouteCounts>,
     ) -> Result<()> {
-        let (bucket, start) = (bucket_to_sql(*bucket), ns_to_sql(*start)?);
-        // Creates the row or locks the one there, and returns its counts.
-        let row = self
-            .tx
-            .query_one(
+        if counts.is_empty() {
+            return Ok(());
+        }
+        let (mut buckets, mut starts, mut services, mut routes) = (vec![], vec![], vec![], vec![]);
+        for (bucket, start, service, route) in counts.keys() {
+            buckets.push(bucket_to_sql(*bucket));
+            starts.push(ns_to_sql(*start)?);
+            services.push(service.as_str());
+            routes.push(route.as_str());
+        }
+        // Creates the rows or locks the ones there (in key order, as every
+        // node does), and returns their counts.
+        let stored = self
+            .cached_query(
                 "INSERT INTO traffic_routes (project, bucket, start_ns, service, route, counts)
-                 VALUES ($1, $2, $3, $4, $5, $6)
+                 SELECT $1, b, s, sv, r, $6
+                     FROM unnest($2::\"char\"[], $3::bigint[], $4::text[], $5::text[]) AS u(b, s, sv, r)
                  ON CONFLICT (project, bucket, start_ns, service, route)
                  DO UPDATE SET counts = traffic_routes.counts
-                 RETURNING counts",
+                 RETURNING bucket, start_ns, service, route, counts",
                 &[
                     &project,
-                    &bucket,
-                    &start,
-                    service,
-                    route,
+                    &buckets,
+                    &starts,
+                    &services,
+                    &routes,
                     &encode(&RouteCounts::default())?,
                 ],
             )
             .map_err(db)?;
-        let mut stored: RouteCounts = decode("traffic_routes", row.get::<_, &[u8]>(0))?;
-        stored.add(counts);
+        let mut sums: BTreeMap<(i8, i64, &str, &str), RouteCounts> = BTreeMap::new();
+        for row in &stored {
+            let key = (row.get(0), row.get(1), row.get(2), row.get(3));
+            sums.insert(key, decode("traffic_routes", row.get::<_, &[u8]>(4))?);
+        }
+        let mut data = Vec::with_capacity(counts.len());
+        for (i, add) in counts.values().enumerate() {
+            let key = (buckets[i], starts[i], services[i], routes[i]);
+            let Some(sum) = sums.get_mut(&key) else {
+                return Err(Error::corrupt(
+                    "traffic_routes",
+                    "a route counted was not returned by its upsert",
+                ));
+            };
+            sum.add(add);
+            data.push(encode(&*sum)?);
+        }
         self.cached_execute(
-            "UPDATE traffic_routes SET counts = $6 WHERE project = $1 AND bucket = $2
-                 AND start_ns = $3 AND service = $4 AND route = $5",
-            &[&project, &bucket, &start, service, route, &encode(&stored)?],
+            "UPDATE traffic_routes AS t SET counts = u.c
+                 FROM unnest($2::\"char\"[], $3::bigint[], $4::text[], $5::text[], $6::bytea[])
+                     AS u(b, s, sv, r, c)
+                 WHERE t.project = $1 AND t.bucket = u.b AND t.start_ns = u.s
+                     AND t.service = u.sv COLLATE \"C\" AND t.route = u.r COLLATE \"C\"",
+            &[&project, &buckets, &starts, &services, &routes, &data],
         )
         .map_err(db)?;
         Ok(())
@@ -723,27 +812,34 @@ impl Staging for PgTx<'_> {
     fn add_edge_counts(
         &mut self,
         project: &str,
-        (bucket, start, caller, callee): &(Bucket, u64, String, String),
-        calls: u64,
-        errors: u64,
+        counts: &BTreeMap<(Bucket, u64, String, String), (u64, u64)>,
     ) -> Result<()> {
-        key_text("service", caller)?;
-        key_text("service", callee)?;
+        if counts.is_empty() {
+            return Ok(());
+        }
         let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        let (mut buckets, mut starts, mut callers, mut callees) = (vec![], vec![], vec![], vec![]);
+        let (mut calls, mut errors) = (vec![], vec![]);
+        for ((bucket, start, caller, callee), (c, e)) in counts {
+            key_text("service", caller)?;
+            key_text("service", callee)?;
+            buckets.push(bucket_to_sql(*bucket));
+            starts.push(ns_to_sql(*start)?);
+            callers.push(caller.as_str());
+            callees.push(callee.as_str());
+            calls.push(count(*c));
+            errors.push(count(*e));
+        }
+        // One row per key (they come from a map), in key order.
         self.cached_execute(
             "INSERT INTO traffic_edges (project, bucket, start_ns, caller, callee, calls, errors)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 SELECT $1, * FROM unnest($2::\"char\"[], $3::bigint[], $4::text[], $5::text[],
+                     $6::bigint[], $7::bigint[])
                  ON CONFLICT (project, bucket, start_ns, caller, callee) DO UPDATE SET
                      calls = traffic_edges.calls + excluded.calls,
                      errors = traffic_edges.errors + excluded.errors",
             &[
-                &project,
-                &bucket_to_sql(*bucket),
-                &ns_to_sql(*start)?,
-                caller,
-                callee,
-                &count(calls),
-                &count(errors),
+                &project, &buckets, &starts, &callers, &callees, &calls, &errors,
             ],
         )
         .map_err(db)?;
@@ -753,8 +849,7 @@ impl Staging for PgTx<'_> {
     fn sampling_totals(&mut self, project: &str) -> Result<SamplingTotals> {
         // Creates the row or locks the one there.
         let row = self
-            .tx
-            .query_one(
+            .cached_query_one(
                 "INSERT INTO sampling_totals (project, totals) VALUES ($1, $2)
                  ON CONFLICT (project) DO UPDATE SET totals = sampling_totals.totals
                  RETURNING totals",

@@ -41,6 +41,11 @@
 //! is what lets an alert fire once. Counters are raised with atomic
 //! upserts. A transaction the database breaks off to resolve a deadlock is
 //! run again; ingests are idempotent, so a retry changes nothing twice.
+//! An ingest costs a few dozen statements however many traces it holds:
+//! each kind of row a batch reads or writes (summaries, settled rows, span
+//! chunks, counters, traffic) is one statement over arrays; a collector
+//! reads what it needs of a batch's traces with
+//! [`Traces::settled_many`](crate::Traces::settled_many).
 //!
 //! Spans are stored as on the embedded store: the spans of a trace written
 //! by one ingest are one postcard-encoded chunk (`span_chunks.spans`, a

@@ -103,6 +103,36 @@ pub(crate) fn settled_row(
         .transpose()
 }
 
+/// The settled rows of traces, in the order given, in one statement.
+pub(crate) fn settled_rows(
+    db: &Database,
+    project: &str,
+    traces: &[TraceId],
+) -> Result<Vec<Option<SettledRow>>> {
+    if traces.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<Vec<u8>> = traces.iter().map(|t| trace_to_sql(*t)).collect();
+    // A lateral probe per id: an index lookup whatever the planner
+    // believes of the table's size.
+    let rows = db
+        .conn()?
+        .query(
+            "SELECT k.id, s.row_data FROM unnest($2::bytea[]) AS k(id) CROSS JOIN LATERAL
+                 (SELECT row_data FROM settled WHERE project = $1 AND trace_id = k.id LIMIT 1) AS s",
+            &[&project, &ids],
+        )
+        .map_err(database)?;
+    let mut found: std::collections::BTreeMap<&[u8], SettledRow> = Default::default();
+    for row in &rows {
+        found.insert(row.get(0), decode("settled", row.get::<_, &[u8]>(1))?);
+    }
+    Ok(ids
+        .iter()
+        .map(|id| found.get(id.as_slice()).cloned())
+        .collect())
+}
+
 /// The time bound of a query, clamped to what the database stores.
 pub(crate) fn bound(ns: u64) -> i64 {
     ns_to_sql(ns).unwrap_or(i64::MAX)

@@ -239,6 +239,39 @@ pub(crate) fn spans_are_kept_by_trace_and_listed_by_time_project_and_service(sto
     assert!(ids(&TraceQuery::project("nobody")).is_empty());
 }
 
+pub(crate) fn a_trace_lists_under_services_of_any_name(store: Backend) {
+    let names = ["say \"hi\", {x}", "back\\slash", "NULL", " spaced ", "{}"];
+    let batch: Vec<SpanRecord> = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let parent = (i > 0).then_some(10);
+            span(7, 10 + i as u64, parent, name, T0 + i as u64)
+        })
+        .collect();
+    store
+        .traces()
+        .ingest("shop", &resource(names[0]), &spans(batch))
+        .unwrap();
+    let mut sorted = names.map(str::to_owned).to_vec();
+    sorted.sort();
+    let summary = store.traces().get("shop", TraceId(7)).unwrap().unwrap();
+    assert_eq!(summary.services, sorted);
+    for name in names {
+        let listed = store
+            .traces()
+            .list(&TraceQuery::project("shop").service(name))
+            .unwrap();
+        assert_eq!(listed.len(), 1, "{name}");
+        assert_eq!(listed[0].services, sorted);
+    }
+    assert!(store
+        .traces()
+        .list(&TraceQuery::project("shop").service("say"))
+        .unwrap()
+        .is_empty());
+}
+
 pub(crate) fn a_late_root_moves_the_trace_in_time_without_duplicating_it(store: Backend) {
     let r = resource("a");
     store
@@ -532,6 +565,33 @@ fn settled_view(store: &Backend) -> String {
         stats.sampling_totals("shop").unwrap()
     );
     out
+}
+
+pub(crate) fn settled_many_answers_as_settled_does_for_each_trace(store: Backend) {
+    let resources = [resource("gateway"), resource("payment")];
+    store
+        .traces()
+        .ingest_settled("shop", &resources, &settled_batch(), &[])
+        .unwrap();
+    let one = |trace| store.traces().settled("shop", TraceId(trace)).unwrap();
+    let (kept, sampled_out) = (one(1), one(2));
+    assert!(kept
+        .as_ref()
+        .is_some_and(|p| p.kept && p.cause_errors.len() == 1));
+    assert!(sampled_out.as_ref().is_some_and(|p| !p.kept));
+    // In the order asked, a trace named twice answered twice, an unknown
+    // one with nothing.
+    let ids = [TraceId(3), TraceId(1), TraceId(2), TraceId(1)];
+    assert_eq!(
+        store.traces().settled_many("shop", &ids).unwrap(),
+        [None, kept.clone(), sampled_out, kept]
+    );
+    // Another project's traces are not this one's.
+    assert_eq!(
+        store.traces().settled_many("blog", &ids[1..2]).unwrap(),
+        [None]
+    );
+    assert!(store.traces().settled_many("shop", &[]).unwrap().is_empty());
 }
 
 pub(crate) fn settled_traces_are_stored_once_and_sampled_out_ones_keep_their_statistics(
