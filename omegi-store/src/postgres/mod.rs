@@ -100,6 +100,7 @@ pub(crate) mod stats;
 mod throwaway;
 mod tls;
 pub(crate) mod traces;
+mod transfer;
 
 pub(crate) use notes::PgNotes;
 use std::time::Duration;
@@ -329,28 +330,6 @@ impl Database {
                 retention: config.retention,
                 days: std::sync::Mutex::new(std::collections::BTreeSet::new()),
             }),
-        })
-    }
-
-    /// Writes the whole database as JSON lines, in the format of
-    /// [`Store::export`](crate::Store::export).
-    pub fn export(&self, _out: impl std::io::Write) -> Result<crate::TransferStats> {
-        Err(Error::Import {
-            line: 0,
-            reason: "export from PostgreSQL is not written yet".into(),
-        })
-    }
-
-    /// Reads an export into the database, as
-    /// [`Store::import_with`](crate::Store::import_with) does.
-    pub fn import_with(
-        &self,
-        _input: impl std::io::BufRead,
-        _options: crate::ImportOptions,
-    ) -> Result<crate::TransferStats> {
-        Err(Error::Import {
-            line: 0,
-            reason: "import into PostgreSQL is not written yet".into(),
         })
     }
 
