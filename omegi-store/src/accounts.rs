@@ -274,7 +274,7 @@ pub(crate) fn check_label(label: &str) -> Result<()> {
     Ok(())
 }
 
-/// The embedded store's accounts (see [`Store::accounts`]).
+/// The embedded store's accounts (see [`Store::accounts`](crate::Store::accounts)).
 pub(crate) struct SledAccounts {
     pub(crate) core: Arc<Core>,
 }
@@ -399,7 +399,7 @@ pub(crate) fn grant_legacy_memberships(accounts: &dyn Accounts) -> Result<Accoun
 }
 
 /// Projects, users, memberships and API tokens: the same behaviour on every
-/// backend (the embedded store's [`Store::accounts`], and PostgreSQL's
+/// backend (the embedded store's [`Store::accounts`](crate::Store::accounts), and PostgreSQL's
 /// [`postgres::Database::accounts`](crate::postgres::Database::accounts)).
 pub trait Accounts: Send + Sync {
     /// Account records read since the store was opened: projects, users,

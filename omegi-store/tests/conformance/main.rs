@@ -235,4 +235,6 @@ conformance!(
     transfer::an_export_imported_into_an_empty_store_exports_the_same_text,
     transfer::an_export_moves_to_the_other_backend_and_back_unchanged,
     transfer::notes_of_an_import_reach_the_search_of_every_node,
+    transfer::exports_of_older_versions_are_read,
+    transfer::an_import_takes_accounts_only_when_asked_and_always_counts_them,
 );

@@ -5,8 +5,8 @@
 
 use omegi_core::{fingerprint, NoteId, Record, TraceId};
 use omegi_store::{
-    Bucket, Error, ImportOptions, IssueStatus, NewNote, NoteQuery, NoteUpdate, Project, TokenOwner,
-    TransferStats, User,
+    Bucket, Error, ImportOptions, IssueQuery, IssueStatus, NewNote, NoteQuery, NoteUpdate, Project,
+    TokenOwner, TransferStats, User,
 };
 
 use crate::common::*;
@@ -349,4 +349,200 @@ pub(crate) fn notes_of_an_import_reach_the_search_of_every_node(store: Backend) 
         .notes("kim", &NoteQuery::new("결제"))
         .unwrap();
     assert_eq!(hits.len(), 1);
+}
+
+/// An export of `version` (1 to 3) as an older Omegi wrote it
+/// (`tests/fixtures/exports`): projects `blog` and `shop`, users `kim` and
+/// `root` (an admin from version 2), an ingest token of `shop` and an API
+/// token of `kim`, a trace id sent to both projects, an issue with one
+/// occurrence, counters, totals and a note.
+fn old_export(version: u32) -> String {
+    let path = format!(
+        "{}/tests/fixtures/exports/v{version}.jsonl",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+pub(crate) fn exports_of_older_versions_are_read(store: Backend) {
+    for version in 1..=3 {
+        let file = old_export(version);
+        let counted = import(&store.another(), &file, ImportOptions::data_only());
+        assert_eq!(
+            (
+                counted.projects,
+                counted.users,
+                counted.admins,
+                counted.tokens,
+                counted.accounts
+            ),
+            (2, 2, u64::from(version >= 2), 2, false),
+            "version {version}"
+        );
+
+        let copy = store.another();
+        let stats = import(&copy, &file, ImportOptions::everything());
+        assert_eq!(
+            (stats.spans, stats.issues, stats.occurrences, stats.notes),
+            (3, 1, 1, 1),
+            "version {version}"
+        );
+        // Before memberships (versions 1 and 2) every user who is not an
+        // admin could read every project: still can, by membership.
+        let (members, kim_reads) = match version {
+            1 => (2, vec!["blog", "shop"]),
+            2 => (1, vec!["blog", "shop"]),
+            _ => (0, vec!["shop"]),
+        };
+        assert_eq!(stats.legacy_members, members, "version {version}");
+        assert_eq!(
+            copy.accounts().user("kim").unwrap().unwrap().projects,
+            kim_reads,
+            "version {version}"
+        );
+        assert_eq!(
+            copy.accounts().admins().unwrap().len(),
+            usize::from(version >= 2)
+        );
+        // Token hashes of versions 1 and 2 became tokens with ids.
+        let kim = copy
+            .accounts()
+            .token_by_hash("sha256:kim")
+            .unwrap()
+            .unwrap();
+        let shop = copy
+            .accounts()
+            .token_by_hash("sha256:shop")
+            .unwrap()
+            .unwrap();
+        assert_eq!(kim.owner, TokenOwner::User("kim".into()));
+        assert_eq!(shop.owner, TokenOwner::Project("shop".into()));
+        let labels = if version < 3 {
+            ("api", "ingest")
+        } else {
+            ("laptop", "gateway")
+        };
+        assert_eq!((kim.label.as_str(), shop.label.as_str()), labels);
+        assert_eq!(copy.accounts().tokens(None).unwrap().len(), 2);
+
+        // A trace id of two projects is two traces.
+        assert_eq!(copy.traces().spans("shop", TraceId(1)).unwrap().len(), 2);
+        assert_eq!(copy.traces().spans("blog", TraceId(1)).unwrap().len(), 1);
+        let issues = copy.issues().list("shop", &IssueQuery::all()).unwrap();
+        assert_eq!(issues.len(), 1);
+        let occurrences = copy
+            .issues()
+            .occurrences("shop", &issues[0].fingerprint, 0, u64::MAX, 10)
+            .unwrap();
+        assert_eq!(occurrences.len(), 1);
+        assert!(occurrences[0].consequences.is_empty());
+        let note = copy
+            .notes()
+            .resolve_link("Runbook", "lee")
+            .unwrap()
+            .unwrap();
+        assert_eq!(copy.notes().get(note, "lee").unwrap().unwrap().folder, "");
+        assert_eq!(
+            copy.notes()
+                .for_issue(&issues[0].fingerprint, "lee")
+                .unwrap()
+                .len(),
+            1
+        );
+
+        // What was read is written in the current version, and reads back
+        // the same.
+        let text = export(&copy);
+        assert!(text.starts_with(&header(omegi_store::EXPORT_VERSION)));
+        assert!(!text.contains("token_hash"));
+        let again = store.another();
+        import(&again, &text, ImportOptions::everything());
+        assert_eq!(export(&again), text, "version {version}");
+    }
+}
+
+/// `{"type":"header",…}` of an export of version `schema`.
+fn header(schema: u32) -> String {
+    format!("{{\"type\":\"header\",\"format\":\"omegi-store\",\"schema\":{schema}}}\n")
+}
+
+pub(crate) fn an_import_takes_accounts_only_when_asked_and_always_counts_them(store: Backend) {
+    for id in ["a", "b"] {
+        store.accounts().put_project(&Project::new(id)).unwrap();
+    }
+    for login in ["root", "kim"] {
+        store.accounts().put_user(&User::new(login)).unwrap();
+    }
+    store.accounts().set_admin("root", true).unwrap();
+    store.accounts().add_member("a", "kim").unwrap();
+    store
+        .accounts()
+        .add_token(TokenOwner::Project("a".into()), "sha256:1", "gateway")
+        .unwrap();
+    store
+        .accounts()
+        .add_token(TokenOwner::User("kim".into()), "sha256:2", "laptop")
+        .unwrap();
+    store
+        .traces()
+        .ingest("a", &omegi_core::Resource::default(), &[])
+        .unwrap();
+    let file = export(&store);
+    assert!(
+        file.starts_with(&header(omegi_store::EXPORT_VERSION)),
+        "{file}"
+    );
+    assert!(!file.contains("token_hash"), "{file}");
+
+    let data_only = store.another();
+    let stats = import(&data_only, &file, ImportOptions::data_only());
+    assert_eq!(
+        (
+            stats.projects,
+            stats.users,
+            stats.admins,
+            stats.tokens,
+            stats.accounts
+        ),
+        (2, 2, 1, 2, false)
+    );
+    assert!(data_only.accounts().projects().unwrap().is_empty());
+    assert!(data_only.accounts().users().unwrap().is_empty());
+    assert!(data_only.accounts().admins().unwrap().is_empty());
+    assert!(data_only.accounts().tokens(None).unwrap().is_empty());
+    assert_eq!(
+        data_only.accounts().token_by_hash("sha256:1").unwrap(),
+        None
+    );
+
+    let everything = store.another();
+    let stats = import(&everything, &file, ImportOptions::everything());
+    assert!(stats.accounts);
+    assert_eq!(stats.legacy_members, 0);
+    assert_eq!(
+        everything.accounts().tokens(None).unwrap(),
+        store.accounts().tokens(None).unwrap()
+    );
+    assert_eq!(everything.accounts().members("a").unwrap(), ["kim"]);
+    assert!(everything.accounts().members("b").unwrap().is_empty());
+    assert_eq!(everything.accounts().admins().unwrap(), ["root"]);
+
+    // A token whose owner the file does not hold is refused, and so is a
+    // token twice.
+    let orphan = format!(
+        "{}{}",
+        header(3),
+        "{\"type\":\"token\",\"token\":{\"id\":\"00000000000000aa\",\"hash\":\"sha256:x\",\
+         \"owner\":{\"user\":\"ghost\"},\"label\":\"\",\"created_ns\":1,\"last_used_ns\":null}}\n"
+    );
+    let err = store
+        .another()
+        .import_with(orphan.as_bytes(), ImportOptions::everything())
+        .unwrap_err();
+    assert!(matches!(err, Error::Import { line: 2, .. }), "{err}");
+    let err = everything
+        .import_with(file.as_bytes(), ImportOptions::everything())
+        .unwrap_err();
+    assert!(matches!(err, Error::Import { .. }), "{err}");
+    assert!(err.to_string().contains("twice"), "{err}");
 }
