@@ -1,6 +1,7 @@
 //! Export and import on PostgreSQL: each section read with one query whose
-//! rows are streamed (never the whole table in memory), in the byte order
-//! of the embedded store's keys, and each batch written in one transaction.
+//! rows are fetched a thousand at a time from a portal (never the whole
+//! table in memory), in the byte order of the embedded store's keys, and
+//! each batch written in one transaction.
 //! The format's rules are in the crate's `export` module.
 //!
 //! The embedded store's keys put a 2-byte length before each text, so a
@@ -9,7 +10,6 @@
 //! sorts as the ids do, and times are non-negative `bigint`s.
 
 use omegi_core::{Fingerprint, TraceId};
-use r2d2_postgres::postgres::fallible_iterator::FallibleIterator;
 use r2d2_postgres::postgres::Row;
 
 use super::ingest::{bucket_to_sql, db, id_from_sql, PgTx};
@@ -24,6 +24,9 @@ use crate::spans::ChunkRow;
 use crate::stats::{Bucket, ServiceInfo, Totals};
 use crate::traffic::{RouteCounts, TrafficRecord};
 use crate::{Accounts, ImportOptions, Notes, TransferStats};
+
+/// Rows an export fetches at a time.
+const EXPORT_ROWS: i32 = 1000;
 
 /// The kinds of traffic rows, in the order of the embedded store's keys.
 const EDGE: i16 = b'e' as i16;
@@ -54,16 +57,30 @@ impl Database {
         import(self, input, options)
     }
 
-    /// Runs `sql` and hands each row to `each` as it arrives.
+    /// Runs `sql` and hands each row to `each`, [`EXPORT_ROWS`] rows at a
+    /// time from a portal (a cursor the database keeps for the
+    /// transaction), so that a table is never in memory whole. An export
+    /// sorts whole tables: its statements have no time limit.
     fn stream(&self, sql: &str, mut each: impl FnMut(&Row) -> Result<()>) -> Result<()> {
         let mut conn = self.conn()?;
-        let mut rows = conn
-            .query_raw(sql, std::iter::empty::<i32>())
+        let mut tx = conn
+            .build_transaction()
+            .read_only(true)
+            .start()
             .map_err(database)?;
-        while let Some(row) = rows.next().map_err(database)? {
-            each(&row)?;
+        tx.batch_execute("SET LOCAL statement_timeout = 0")
+            .map_err(database)?;
+        let portal = tx.bind(sql, &[]).map_err(database)?;
+        loop {
+            let rows = tx.query_portal(&portal, EXPORT_ROWS).map_err(database)?;
+            for row in &rows {
+                each(row)?;
+            }
+            if rows.len() < EXPORT_ROWS as usize {
+                break;
+            }
         }
-        Ok(())
+        tx.commit().map_err(database)
     }
 }
 

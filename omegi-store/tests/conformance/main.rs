@@ -237,4 +237,5 @@ conformance!(
     transfer::notes_of_an_import_reach_the_search_of_every_node,
     transfer::exports_of_older_versions_are_read,
     transfer::an_import_takes_accounts_only_when_asked_and_always_counts_them,
+    transfer::an_export_larger_than_a_batch_reads_back_the_same,
 );

@@ -546,3 +546,55 @@ pub(crate) fn an_import_takes_accounts_only_when_asked_and_always_counts_them(st
     assert!(matches!(err, Error::Import { .. }), "{err}");
     assert!(err.to_string().contains("twice"), "{err}");
 }
+
+/// More records than an import writes in one transaction (4,096), with a
+/// trace whose spans fall on both sides of the boundary, and more notes
+/// than it restores at once (512): the copy exports the same text.
+pub(crate) fn an_export_larger_than_a_batch_reads_back_the_same(store: Backend) {
+    let mut records = Vec::new();
+    for trace in 1..=1_500u128 {
+        let start = T0 + trace as u64 * SEC;
+        records.push(span(trace, 1, None, "gateway", start));
+        records.push(span(trace, 2, Some(1), "payment", start + 1));
+        records.push(span(trace, 3, Some(2), "payment", start + 2));
+    }
+    for part in records.chunks(1_000) {
+        store
+            .traces()
+            .ingest("shop", &resource("gateway"), &spans(part.to_vec()))
+            .unwrap();
+    }
+    let notes: Vec<omegi_core::Note> = (0..600)
+        .map(|i| {
+            let mut note = omegi_core::Note::new(
+                NoteId::now_v7(),
+                "kim",
+                format!("Note {i}"),
+                format!("After [[Note {}]].", i + 1),
+                T0 + i,
+            );
+            note.visibility = omegi_core::note::Visibility::Public;
+            note
+        })
+        .collect();
+    assert_eq!(store.notes().restore(notes.clone()).unwrap(), 600);
+    let text = export(&store);
+    let copy = store.another();
+    let stats = import(&copy, &text, ImportOptions::everything());
+    assert_eq!((stats.spans, stats.notes), (4_500, 600));
+    assert_eq!(export(&copy), text);
+    let trace = TraceId(1_366);
+    assert_eq!(
+        copy.traces().spans("shop", trace).unwrap(),
+        store.traces().spans("shop", trace).unwrap()
+    );
+    assert_eq!(
+        copy.notes()
+            .backlinks(notes[1].id, "lee")
+            .unwrap()
+            .iter()
+            .map(|n| n.id)
+            .collect::<Vec<_>>(),
+        [notes[0].id]
+    );
+}
