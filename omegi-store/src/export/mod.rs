@@ -66,6 +66,11 @@ use crate::{Accounts, Notes};
 /// one each).
 const IMPORT_BATCH: usize = 4096;
 
+/// Items (records, or the spans of a trace) an import writes in one
+/// transaction: PostgreSQL holds a lock per trace until the commit, and its
+/// lock table is shared by every connection.
+const IMPORT_ITEMS: usize = 1024;
+
 /// Notes an import restores at once.
 const NOTE_BATCH: usize = 512;
 
@@ -663,7 +668,7 @@ pub(crate) fn import(
         if !matches!(parsed, Line::Span { .. }) {
             pending.end_trace();
         }
-        if pending.records >= IMPORT_BATCH {
+        if pending.records >= IMPORT_BATCH || pending.batch.len() >= IMPORT_ITEMS {
             pending.write(store)?;
         }
         match parsed {

@@ -547,16 +547,21 @@ pub(crate) fn an_import_takes_accounts_only_when_asked_and_always_counts_them(st
     assert!(err.to_string().contains("twice"), "{err}");
 }
 
-/// More records than an import writes in one transaction (4,096), with a
-/// trace whose spans fall on both sides of the boundary, and more notes
-/// than it restores at once (512): the copy exports the same text.
+/// More records than an import writes in one transaction (4,096 spans,
+/// or 1,024 records and traces), with a trace whose spans fall on both
+/// sides of a boundary, and more notes than it restores at once (512): the
+/// copy exports the same text.
 pub(crate) fn an_export_larger_than_a_batch_reads_back_the_same(store: Backend) {
     let mut records = Vec::new();
-    for trace in 1..=1_500u128 {
+    for trace in 1..=1_200u128 {
         let start = T0 + trace as u64 * SEC;
         records.push(span(trace, 1, None, "gateway", start));
         records.push(span(trace, 2, Some(1), "payment", start + 1));
-        records.push(span(trace, 3, Some(2), "payment", start + 2));
+    }
+    let big = 5_000u128;
+    records.push(span(big, 1, None, "gateway", T0));
+    for id in 2..=4_200u64 {
+        records.push(span(big, id, Some(1), "payment", T0 + id));
     }
     for part in records.chunks(1_000) {
         store
@@ -581,12 +586,17 @@ pub(crate) fn an_export_larger_than_a_batch_reads_back_the_same(store: Backend) 
     let text = export(&store);
     let copy = store.another();
     let stats = import(&copy, &text, ImportOptions::everything());
-    assert_eq!((stats.spans, stats.notes), (4_500, 600));
+    assert_eq!((stats.spans, stats.notes), (6_600, 600));
     assert_eq!(export(&copy), text);
-    let trace = TraceId(1_366);
+    for trace in [TraceId(1_100), TraceId(big)] {
+        assert_eq!(
+            copy.traces().get("shop", trace).unwrap(),
+            store.traces().get("shop", trace).unwrap()
+        );
+    }
     assert_eq!(
-        copy.traces().spans("shop", trace).unwrap(),
-        store.traces().spans("shop", trace).unwrap()
+        copy.traces().spans("shop", TraceId(big)).unwrap().len(),
+        4_200
     );
     assert_eq!(
         copy.notes()
