@@ -32,7 +32,7 @@ use sled::Transactional;
 use crate::codec::{decode, encode};
 use crate::error::{Error, Result};
 use crate::keys::{check_name, Key};
-use crate::{Core, Embedded, Trees};
+use crate::{Core, Trees};
 use std::sync::Arc;
 
 /// A project: a group of services whose errors are tracked together.
@@ -274,7 +274,7 @@ pub(crate) fn check_label(label: &str) -> Result<()> {
     Ok(())
 }
 
-/// The embedded store's accounts (see [`Store::accounts`]).
+/// The embedded store's accounts (see [`Store::accounts`](crate::Store::accounts)).
 pub(crate) struct SledAccounts {
     pub(crate) core: Arc<Core>,
 }
@@ -379,34 +379,27 @@ impl SledAccounts {
     }
 }
 
-impl Embedded {
-    /// Makes every user who is not an admin a member of every project,
-    /// as accounts from before memberships need (see the module docs).
-    pub(crate) fn grant_legacy_memberships(&self) -> Result<AccountsMigration> {
-        let projects: Vec<String> = self
-            .accounts()
-            .projects()?
-            .into_iter()
-            .map(|p| p.id)
-            .collect();
-        let mut report = AccountsMigration {
-            projects: projects.clone(),
-            ..AccountsMigration::default()
-        };
-        for mut user in self.accounts().users()? {
-            if self.accounts().is_admin(&user.login)? {
-                continue;
-            }
-            user.projects.extend(projects.iter().cloned());
-            self.accounts().put_user(&user)?;
-            report.members.push(user.login);
+/// Makes every user who is not an admin a member of every project, as
+/// accounts from before memberships need (see the module docs).
+pub(crate) fn grant_legacy_memberships(accounts: &dyn Accounts) -> Result<AccountsMigration> {
+    let projects: Vec<String> = accounts.projects()?.into_iter().map(|p| p.id).collect();
+    let mut report = AccountsMigration {
+        projects: projects.clone(),
+        ..AccountsMigration::default()
+    };
+    for mut user in accounts.users()? {
+        if accounts.is_admin(&user.login)? {
+            continue;
         }
-        Ok(report)
+        user.projects.extend(projects.iter().cloned());
+        accounts.put_user(&user)?;
+        report.members.push(user.login);
     }
+    Ok(report)
 }
 
 /// Projects, users, memberships and API tokens: the same behaviour on every
-/// backend (the embedded store's [`Store::accounts`], and PostgreSQL's
+/// backend (the embedded store's [`Store::accounts`](crate::Store::accounts), and PostgreSQL's
 /// [`postgres::Database::accounts`](crate::postgres::Database::accounts)).
 pub trait Accounts: Send + Sync {
     /// Account records read since the store was opened: projects, users,

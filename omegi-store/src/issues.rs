@@ -7,9 +7,7 @@ use std::collections::BTreeMap;
 use omegi_core::{fingerprint, Consequence, ErrorRecord, Fingerprint, SpanId, TraceId};
 use serde::{Deserialize, Serialize};
 
-use sled::IVec;
-
-use crate::codec::{decode, encode, SConsequence, SError};
+use crate::codec::{decode, SConsequence, SError};
 use crate::error::{Error, Result};
 use crate::handles::At;
 use crate::keys::{Key, KeyReader};
@@ -446,69 +444,6 @@ pub(crate) fn read_row(r: &impl Lookup, project: &str, fp: &str) -> Result<Optio
         Some(bytes) => Ok(Some(decode("issues", &bytes)?)),
         None => Ok(None),
     }
-}
-
-/// Stages a whole issue (import), with its indexes.
-pub(crate) fn put_issue(w: &mut Writes<'_>, issue: &Issue) -> Result<()> {
-    let fp = &issue.fingerprint.0;
-    let old = read_row(w, &issue.project, fp)?;
-    if let Some(old) = old {
-        w.remove(
-            TreeId::IssuesByLastSeen,
-            last_seen_key(&issue.project, old.last_seen_ns, fp)?,
-        );
-        w.remove(
-            TreeId::IssuesByFirstSeen,
-            first_seen_key(&issue.project, old.first_seen_ns, fp)?,
-        );
-    }
-    w.insert(
-        TreeId::Issues,
-        issue_key(&issue.project, fp)?.into_vec(),
-        encode(&IssueRow::from_issue(issue))?,
-    );
-    w.insert(
-        TreeId::IssuesByLastSeen,
-        last_seen_key(&issue.project, issue.last_seen_ns, fp)?,
-        IVec::default(),
-    );
-    w.insert(
-        TreeId::IssuesByFirstSeen,
-        first_seen_key(&issue.project, issue.first_seen_ns, fp)?,
-        IVec::default(),
-    );
-    Ok(())
-}
-
-/// Stages one occurrence (import) under the id it was exported with.
-pub(crate) fn put_occurrence(
-    w: &mut Writes<'_>,
-    project: &str,
-    fp: &str,
-    occ: &Occurrence,
-) -> Result<()> {
-    let (main, by_time) = occurrence_keys(project, fp, occ.time_ns, occ.seq)?;
-    if w.lookup(TreeId::Occurrences, &main)?.is_none() {
-        let mut counts = IssueCounts::default();
-        counts.add(fp, occ.time_ns, 1);
-        counts.stage(w, project)?;
-    }
-    w.put_consequences(
-        project,
-        &OccurrenceRef {
-            fingerprint: fp.to_owned(),
-            time_ns: occ.time_ns,
-            id: occ.seq,
-        },
-        &occ.consequences,
-    )?;
-    w.insert(
-        TreeId::Occurrences,
-        main,
-        encode(&SError::from_record(&occ.error))?,
-    );
-    w.insert(TreeId::OccurrencesByTime, by_time, IVec::default());
-    Ok(())
 }
 
 /// The consequences stored for the occurrence whose main key is `main`.

@@ -50,7 +50,8 @@
 //!   [`Store::run_retention`] (also run by a background thread when
 //!   [`Config::retention`] is set), [`Store::export`] and
 //!   [`Store::import_with`] as JSON lines (accounts only when
-//!   [`ImportOptions::accounts`] says so).
+//!   [`ImportOptions::accounts`] says so), the same text from either
+//!   backend, so that a file moves a store from one to the other.
 //!
 //! The same handles reach a PostgreSQL database shared by several nodes:
 //! [`postgres::Database`] has [`Database::traces`](postgres::Database::traces),
@@ -59,7 +60,9 @@
 //! [`Database::accounts`](postgres::Database::accounts), with the same
 //! results (the rules are written once, for both backends; see
 //! [`postgres`]); its retention is
-//! [`Database::purge_before`](postgres::Database::purge_before).
+//! [`Database::purge_before`](postgres::Database::purge_before), and its
+//! export and import [`Database::export`](postgres::Database::export) and
+//! [`Database::import_with`](postgres::Database::import_with).
 //!
 //! Every method returns the store's [`Error`]; the engines underneath
 //! (sled, tantivy) appear in no signature: their failures are an

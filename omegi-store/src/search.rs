@@ -761,7 +761,7 @@ enum Source<'a> {
 /// [`Search::suggest`] (the notes that help with an error) and
 /// [`Search::rebuild`].
 ///
-/// Returned by [`Store::search`] and
+/// Returned by [`Store::search`](crate::Store::search) and
 /// [`Database::search`](crate::postgres::Database::search); costs nothing
 /// to make.
 #[derive(Clone, Copy)]

@@ -14,13 +14,13 @@ use std::collections::BTreeMap;
 use omegi_core::flow::ServiceEdge;
 use serde::{Deserialize, Serialize};
 
-use crate::codec::{decode, encode};
+use crate::codec::decode;
 use crate::error::Result;
 use crate::handles::At;
 use crate::keys::{Key, KeyReader};
 use crate::staging::Staging;
 use crate::stats::Bucket;
-use crate::writes::{Lookup, TreeId, Writes};
+use crate::writes::{Lookup, TreeId};
 use crate::Stats;
 
 /// The upper bounds of the duration histogram, in ms; a last bucket holds
@@ -258,7 +258,7 @@ impl TrafficChanges {
 /// The route `route` of `service` is counted under: itself when known or
 /// when the service has fewer than `max` routes (then registered), else
 /// [`OTHER_ROUTE`]. Call with the service's routes locked.
-fn register_route(
+pub(crate) fn register_route(
     w: &mut impl Staging,
     project: &str,
     service: &str,
@@ -419,43 +419,6 @@ pub(crate) fn traffic_record(key: &[u8], value: &[u8]) -> Result<Option<TrafficR
     };
     r.end()?;
     Ok(Some(record))
-}
-
-/// Stages an imported record as it is (replacing what has its key); a
-/// route is registered as its service's route.
-pub(crate) fn put_traffic(w: &mut Writes<'_>, record: &TrafficRecord) -> Result<()> {
-    match record {
-        TrafficRecord::Route {
-            project,
-            bucket,
-            start_ns,
-            service,
-            route,
-            counts,
-        } => {
-            if route != OTHER_ROUTE {
-                register_route(w, project, service, route, usize::MAX)?;
-            }
-            let key = route_key(project, *bucket, *start_ns, service, route)?;
-            w.insert(TreeId::Traffic, key, encode(counts)?);
-        }
-        TrafficRecord::Call {
-            project,
-            bucket,
-            start_ns,
-            caller,
-            callee,
-            calls,
-            errors,
-        } => {
-            let key = edge_key(project, *bucket, *start_ns, caller, callee)?;
-            w.insert(TreeId::Traffic, key, encode(&(*calls, *errors))?);
-        }
-        TrafficRecord::Sampling { project, totals } => {
-            w.insert(TreeId::Traffic, totals_key(project)?, encode(totals)?);
-        }
-    }
-    Ok(())
 }
 
 /// The keys of one kind and bucket width of a project with a bucket start

@@ -5,10 +5,8 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use omegi_core::{fingerprint, Record, TraceId};
-use omegi_store::{
-    Bucket, Config, Error, IssueQuery, IssueStatus, Project, Store, TokenOwner, TraceQuery, User,
-};
+use omegi_core::{Record, TraceId};
+use omegi_store::{Config, Error, IssueQuery, Project, Store, TraceQuery, User};
 
 #[test]
 fn projects_and_users_are_records() {
@@ -124,106 +122,6 @@ fn garbage_in_a_tree_value_reads_as_an_error_not_a_panic() {
         Err(Error::Corrupt { tree: "traces", .. })
     ));
     assert!(store.traces().list(&TraceQuery::project("shop")).is_err());
-}
-
-fn export_string(store: &Store) -> String {
-    let mut out = Vec::new();
-    store.export(&mut out).unwrap();
-    String::from_utf8(out).unwrap()
-}
-
-#[test]
-fn import_of_an_export_gives_the_same_store() {
-    let a = Store::temporary().unwrap();
-    let r = resource("gateway");
-    let mut records = spans(vec![
-        span(1, 1, None, "gateway", T0),
-        span(1, 2, Some(1), "payment", T0 + 5),
-        span(2, 3, None, "gateway", T0 + SEC),
-    ]);
-    records.push(Record::Error(error("payment", "declined", T0 + 6, Some(1))));
-    records.push(Record::Error(error("payment", "declined", T0 + 7, Some(1))));
-    records.push(Record::Error(error(
-        "gateway",
-        "timeout",
-        T0 + SEC,
-        Some(2),
-    )));
-    a.traces().ingest("shop", &r, &records).unwrap();
-    a.traces()
-        .ingest(
-            "blog",
-            &resource("web"),
-            &spans(vec![span(9, 9, None, "web", T0)]),
-        )
-        .unwrap();
-    let fp = fingerprint(&error("payment", "declined", 0, None));
-    a.issues()
-        .set_status("shop", &fp, IssueStatus::Resolved)
-        .unwrap();
-    let mut user = User::new("ada");
-    user.projects = vec!["shop".into()];
-    a.accounts().put_user(&user).unwrap();
-    a.accounts().put_user(&User::new("bob")).unwrap();
-    a.accounts().set_admin("ada", true).unwrap();
-    a.accounts()
-        .add_token(TokenOwner::User("ada".into()), "h", "laptop")
-        .unwrap();
-    a.accounts()
-        .add_token(TokenOwner::Project("shop".into()), "i", "gateway")
-        .unwrap();
-
-    let exported = export_string(&a);
-    assert!(exported.starts_with("{\"type\":\"header\""));
-    let b = Store::temporary().unwrap();
-    let stats = b.import(exported.as_bytes()).unwrap();
-    assert_eq!((stats.spans, stats.issues, stats.occurrences), (4, 2, 3));
-    assert_eq!(export_string(&b), exported);
-    assert_eq!(b.accounts().admins().unwrap(), ["ada"]);
-    assert_eq!(
-        b.accounts().tokens(None).unwrap(),
-        a.accounts().tokens(None).unwrap()
-    );
-    assert_eq!(
-        (stats.projects, stats.users, stats.admins, stats.tokens),
-        (2, 2, 1, 2)
-    );
-    // Derived data is rebuilt too.
-    let both = TraceQuery::projects(["shop", "blog"]);
-    assert_eq!(
-        a.traces().list(&both).unwrap(),
-        b.traces().list(&both).unwrap()
-    );
-    assert_eq!(
-        a.issues().list("shop", &IssueQuery::all()).unwrap(),
-        b.issues().list("shop", &IssueQuery::all()).unwrap()
-    );
-    assert_eq!(a.stats().summary().unwrap(), b.stats().summary().unwrap());
-    for bucket in Bucket::ALL {
-        assert_eq!(
-            a.issues()
-                .histogram("shop", &fp, bucket, 0, u64::MAX)
-                .unwrap(),
-            b.issues()
-                .histogram("shop", &fp, bucket, 0, u64::MAX)
-                .unwrap()
-        );
-    }
-    assert_eq!(
-        b.traces().spans("shop", TraceId(1)).unwrap(),
-        a.traces().spans("shop", TraceId(1)).unwrap()
-    );
-
-    assert!(matches!(
-        Store::temporary()
-            .unwrap()
-            .import(&b"{\"type\":\"span\"}\n"[..]),
-        Err(Error::Import { line: 1, .. })
-    ));
-    assert!(matches!(
-        Store::temporary().unwrap().import(&b"not json"[..]),
-        Err(Error::Import { line: 1, .. })
-    ));
 }
 
 #[test]

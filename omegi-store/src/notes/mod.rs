@@ -380,7 +380,7 @@ impl NoteSettings {
 /// folder of Markdown files ([`Notes::import_vault`],
 /// [`Notes::export_vault`]).
 ///
-/// Returned by [`Store::notes`] and
+/// Returned by [`Store::notes`](crate::Store::notes) and
 /// [`Database::notes`](crate::postgres::Database::notes); costs nothing to
 /// make.
 #[derive(Clone, Copy)]

@@ -131,6 +131,31 @@ impl PgAccounts {
     }
 }
 
+impl PgAccounts {
+    /// Stores a token as it is (an import); `false` when a token with its
+    /// id or its hash is stored already.
+    pub(crate) fn insert_token(&self, token: &Token) -> Result<bool> {
+        let (project, login) = owner_columns(&token.owner);
+        let last_used = token.last_used_ns.map(ns_to_sql).transpose()?;
+        let inserted = conn(&self.pool)?
+            .execute(
+                "INSERT INTO tokens (id, hash, project, login, label, created_ns, last_used_ns)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+                &[
+                    &token.id,
+                    &token.hash,
+                    &project,
+                    &login,
+                    &token.label,
+                    &ns_to_sql(token.created_ns)?,
+                    &last_used,
+                ],
+            )
+            .map_err(database)?;
+        Ok(inserted == 1)
+    }
+}
+
 /// The columns a token is read with.
 const TOKEN_COLUMNS: &str = "id, hash, project, login, label, created_ns, last_used_ns";
 const TOKEN_RETURNING: &str = "RETURNING id, hash, project, login, label, created_ns, last_used_ns";

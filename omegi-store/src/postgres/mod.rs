@@ -54,6 +54,17 @@
 //! on disk with its trace's summary, for spans of five attributes: see
 //! `tests/disk.rs`).
 //!
+//! [`Database::export`] and [`Database::import_with`] read and write the
+//! JSON lines of [`Store::export`](crate::Store::export): the same data
+//! gives the same text on both backends, so `omegi export` from one and
+//! `omegi import` into the other moves everything. The format's rules are
+//! written once for both (see the crate's `export` module); here each
+//! section is one query whose rows are streamed in the order of the
+//! embedded store's keys, and an import writes a few thousand records per
+//! transaction, rebuilding the trace summaries, registered routes, issue
+//! counters and notes' links as it goes (and every node's search index,
+//! through the notes' change feed).
+//!
 //! Span chunks and occurrences are in tables partitioned by day, created
 //! as data of a day first arrives; [`Database::purge_before`] is retention:
 //! it drops the partitions of whole days before its cutoff instead of
@@ -105,6 +116,7 @@ pub(crate) mod stats;
 mod throwaway;
 mod tls;
 pub(crate) mod traces;
+mod transfer;
 
 pub(crate) use notes::PgNotes;
 use std::time::Duration;
@@ -334,28 +346,6 @@ impl Database {
                 retention: config.retention,
                 days: std::sync::Mutex::new(std::collections::BTreeSet::new()),
             }),
-        })
-    }
-
-    /// Writes the whole database as JSON lines, in the format of
-    /// [`Store::export`](crate::Store::export).
-    pub fn export(&self, _out: impl std::io::Write) -> Result<crate::TransferStats> {
-        Err(Error::Import {
-            line: 0,
-            reason: "export from PostgreSQL is not written yet".into(),
-        })
-    }
-
-    /// Reads an export into the database, as
-    /// [`Store::import_with`](crate::Store::import_with) does.
-    pub fn import_with(
-        &self,
-        _input: impl std::io::BufRead,
-        _options: crate::ImportOptions,
-    ) -> Result<crate::TransferStats> {
-        Err(Error::Import {
-            line: 0,
-            reason: "import into PostgreSQL is not written yet".into(),
         })
     }
 

@@ -38,10 +38,12 @@ use crate::search::SearchIndex;
 /// returned.
 const WRITE_ATTEMPTS: usize = 16;
 
-const NOTE_COLUMNS: &str = "t.id, t.author, t.title, t.folder, t.body, t.tags, t.aliases, \
+pub(crate) const NOTE_COLUMNS: &str =
+    "t.id, t.author, t.title, t.folder, t.body, t.tags, t.aliases, \
      t.public, t.issues, t.created_ns, t.updated_ns, t.revision";
 
-const ATTACHMENT_COLUMNS: &str = "note, name, content_type, inline_image, size, sha256, created_ns";
+pub(crate) const ATTACHMENT_COLUMNS: &str =
+    "note, name, content_type, inline_image, size, sha256, created_ns";
 
 /// The notes of a [`Database`](super::Database), and this node's search
 /// index over them.
@@ -149,7 +151,7 @@ fn i64_of(v: u64) -> Result<i64> {
     i64::try_from(v).map_err(|_| Error::Encode(format!("{v} does not fit a bigint")))
 }
 
-fn note_of(row: &Row) -> Result<Note> {
+pub(crate) fn note_of(row: &Row) -> Result<Note> {
     const T: &str = "notes";
     let issues: Vec<String> = get(T, row, 8)?;
     let public: bool = get(T, row, 7)?;
@@ -173,7 +175,7 @@ fn note_of(row: &Row) -> Result<Note> {
     })
 }
 
-fn attachment_of(row: &Row) -> Result<Attachment> {
+pub(crate) fn attachment_of(row: &Row) -> Result<Attachment> {
     const T: &str = "attachments";
     Ok(Attachment {
         note: NoteId(get::<Uuid>(T, row, 0)?),

@@ -18,12 +18,16 @@ mod retention;
 mod search;
 mod stats;
 mod traces;
+mod transfer;
 mod vault;
 mod writers;
 
 use omegi_core::note::AttachmentLimits;
 use omegi_store::postgres::{Database, PgConfig, Throwaway};
-use omegi_store::{Accounts, Config, Issues, Notes, RetentionReport, Search, Stats, Store, Traces};
+use omegi_store::{
+    Accounts, Config, ImportOptions, Issues, Notes, RetentionReport, Search, Stats, Store, Traces,
+    TransferStats,
+};
 
 /// A fresh, empty store on one backend. Clones share its data, as two
 /// handles of one process (sled) or two connections (PostgreSQL) do.
@@ -127,6 +131,24 @@ impl Backend {
         }
     }
 
+    pub(crate) fn export(&self, out: impl std::io::Write) -> omegi_store::Result<TransferStats> {
+        match self {
+            Backend::Sled(store) => store.export(out),
+            Backend::Postgres(db, _) => db.export(out),
+        }
+    }
+
+    pub(crate) fn import_with(
+        &self,
+        input: impl std::io::BufRead,
+        options: ImportOptions,
+    ) -> omegi_store::Result<TransferStats> {
+        match self {
+            Backend::Sled(store) => store.import_with(input, options),
+            Backend::Postgres(db, _) => db.import_with(input, options),
+        }
+    }
+
     pub(crate) fn stats(&self) -> Stats<'_> {
         match self {
             Backend::Sled(store) => store.stats(),
@@ -213,4 +235,10 @@ conformance!(
     retention::retention_deletes_old_spans_and_occurrences_but_keeps_issues,
     stats::statistics_count_errors_per_bucket_service_and_project,
     stats::clones_share_one_database_across_threads,
+    transfer::an_export_imported_into_an_empty_store_exports_the_same_text,
+    transfer::an_export_moves_to_the_other_backend_and_back_unchanged,
+    transfer::notes_of_an_import_reach_the_search_of_every_node,
+    transfer::exports_of_older_versions_are_read,
+    transfer::an_import_takes_accounts_only_when_asked_and_always_counts_them,
+    transfer::an_export_larger_than_a_batch_reads_back_the_same,
 );

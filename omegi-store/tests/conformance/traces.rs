@@ -513,7 +513,7 @@ fn call(caller: &SpanRecord, callee: &SpanRecord, failed: bool) -> omegi_core::f
 
 /// Two settled traces: 1 failed (gateway calls payment, payment fails and
 /// is the root cause), 2 healthy and sampled out.
-fn settled_batch() -> Vec<SettledTrace> {
+pub(crate) fn settled_batch() -> Vec<SettledTrace> {
     let root = span(1, 1, None, "gateway", T0);
     let mut failing = span(1, 2, Some(1), "payment", T0 + 10);
     failing.status = omegi_core::Status::Error;
