@@ -586,3 +586,164 @@ async fn a_node_killed_under_load_loses_nothing_acknowledged() {
     .await
     .expect("the test finishes in time");
 }
+
+/// Runs `omegi --data DATA <args>` in-process; the error as its message.
+async fn cli(data: &Path, args: &[&str]) -> Result<String, String> {
+    use clap::Parser;
+    let mut argv = vec![
+        "omegi".to_owned(),
+        "--data".into(),
+        data.display().to_string(),
+    ];
+    argv.extend(args.iter().map(|s| s.to_string()));
+    let cli = omegi_server::cli::Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    omegi_server::cli::run(cli, &mut out)
+        .await
+        .map_err(|e| omegi_core::ErrorChain(&e).to_string())?;
+    Ok(String::from_utf8(out).expect("UTF-8 output"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moving_to_postgresql_and_back_keeps_everything() {
+    tokio::time::timeout(LIMIT, async {
+        // An embedded store with spans, issues, a note and accounts.
+        let sled_dir = tempfile::tempdir().unwrap();
+        let listen: SocketAddr = "127.0.0.1:0".parse().expect("an address");
+        let settle = SettleConfig::default()
+            .trace_wait(Duration::ZERO)
+            .sampling(TailSampling::keep_all());
+        let server = Server::start(ServeConfig::new(sled_dir.path(), listen).settle(settle))
+            .await
+            .expect("the server starts");
+        let created = server.created_credentials().cloned().expect("first start");
+        let ingest = created.project.expect("a project").token;
+        let user = created.user.expect("a user").token;
+        let http = reqwest::Client::new();
+        let base = server.url();
+        let t0 = omegi_server::api::now_ns() - 60_000_000_000;
+        for n in 1..=3 {
+            let response = http
+                .post(format!("{base}/v1/traces"))
+                .header("content-type", "application/json")
+                .bearer_auth(&ingest)
+                .body(request(n, t0 + n * 1_000_000, "payment", "PaymentError"))
+                .send()
+                .await
+                .expect("the server answers");
+            assert_eq!(response.status(), 200);
+        }
+        let response = http
+            .post(format!("{base}/api/notes"))
+            .bearer_auth(&user)
+            .json(
+                &json!({"title": "Declined cards", "body": "Use the backup acquirer.",
+                          "visibility": "public"}),
+            )
+            .send()
+            .await
+            .expect("the API answers");
+        assert!(response.status().is_success());
+        let issues_before = get(
+            &http,
+            &base,
+            &user,
+            "/api/issues?project=default&status=all",
+        )
+        .await;
+        server.shutdown().await.expect("a clean shutdown");
+
+        // Embedded store → PostgreSQL.
+        let from_sled = sled_dir.path().join("from-sled.jsonl");
+        cli(
+            sled_dir.path(),
+            &["export", &from_sled.display().to_string()],
+        )
+        .await
+        .expect("export from the embedded store");
+        let url = database().await;
+        let node_dir = tempfile::tempdir().unwrap();
+        let said = cli(
+            node_dir.path(),
+            &[
+                "--database",
+                &url,
+                "import",
+                &from_sled.display().to_string(),
+                "--accounts",
+            ],
+        )
+        .await
+        .expect("import into PostgreSQL");
+        assert!(
+            said.contains("36 spans, 3 settled traces, 1 issues, 3 occurrences"),
+            "{said}"
+        );
+        // The database now holds data: a second import is refused.
+        let again = cli(
+            node_dir.path(),
+            &[
+                "--database",
+                &url,
+                "import",
+                &from_sled.display().to_string(),
+            ],
+        )
+        .await;
+        assert!(again.is_err_and(|e| e.contains("already holds data")));
+        let from_pg = node_dir.path().join("from-pg.jsonl");
+        cli(
+            node_dir.path(),
+            &["--database", &url, "export", &from_pg.display().to_string()],
+        )
+        .await
+        .expect("export from PostgreSQL");
+        assert_eq!(
+            std::fs::read_to_string(&from_sled).unwrap(),
+            std::fs::read_to_string(&from_pg).unwrap(),
+            "PostgreSQL holds what the embedded store held"
+        );
+
+        // A node on the database serves it, to the same tokens.
+        let listen: SocketAddr = "127.0.0.1:0".parse().expect("an address");
+        let node = Server::start(
+            ServeConfig::new(node_dir.path(), listen).database(Some(PgConfig::new(url.as_str()))),
+        )
+        .await
+        .expect("the node starts");
+        assert!(
+            node.created_credentials().is_none(),
+            "the imported accounts are used"
+        );
+        let issues_after = get(
+            &http,
+            &node.url(),
+            &user,
+            "/api/issues?project=default&status=all",
+        )
+        .await;
+        assert_eq!(issues_before, issues_after);
+        let hits = get(&http, &node.url(), &user, "/api/search?q=acquirer").await;
+        assert_eq!(hits.as_array().map(Vec::len), Some(1), "{hits}");
+        node.shutdown().await.expect("a clean shutdown");
+
+        // And back: PostgreSQL → a new embedded store.
+        let back = tempfile::tempdir().unwrap();
+        cli(
+            back.path(),
+            &["import", &from_pg.display().to_string(), "--accounts"],
+        )
+        .await
+        .expect("import into a new embedded store");
+        let round_trip = back.path().join("round-trip.jsonl");
+        cli(back.path(), &["export", &round_trip.display().to_string()])
+            .await
+            .expect("export of the copy");
+        assert_eq!(
+            std::fs::read_to_string(&from_sled).unwrap(),
+            std::fs::read_to_string(&round_trip).unwrap()
+        );
+    })
+    .await
+    .expect("the test finishes in time");
+}
