@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 mod common;
 
-use common::TestServer;
+use common::{offline_cli, TestServer};
 
 /// Every test is bounded in time.
 const LIMIT: Duration = Duration::from_secs(90);
@@ -797,26 +797,6 @@ async fn unknown_tokens_cost_one_read_each_and_never_a_reload() {
     })
     .await
     .expect("within the time limit");
-}
-
-/// Runs `omegi --data <data> <args>` with no server.
-async fn offline_cli(data: &std::path::Path, args: &[&str]) -> Result<String, String> {
-    use clap::Parser;
-    let mut argv = vec![
-        "omegi".to_owned(),
-        "--server".into(),
-        // Nothing listens here: commands that can work offline do.
-        "http://127.0.0.1:9".into(),
-        "--data".into(),
-        data.display().to_string(),
-    ];
-    argv.extend(args.iter().map(|s| s.to_string()));
-    let cli = omegi_server::cli::Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
-    let mut out = Vec::new();
-    omegi_server::cli::run(cli, &mut out)
-        .await
-        .map_err(|e| omegi_core::ErrorChain(&e).to_string())?;
-    Ok(String::from_utf8(out).expect("UTF-8 output"))
 }
 
 /// Opens a store that a command has just closed. The engine's background

@@ -3,20 +3,15 @@
 //! notes linked to the issue, the suggestions and the links back to the
 //! issue; never a private note.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::routing::post;
-use axum::{Json, Router};
 use omegi_server::alerts::{RetryPolicy, WebhookFormat, SLACK_SECTION_CHARS};
 use omegi_server::api::views::IssueView;
 use serde_json::{json, Value};
 
 mod common;
 
-use common::TestServer;
+use common::{webhook_receiver, TestServer};
 
 /// Every test is bounded in time.
 const LIMIT: Duration = Duration::from_secs(60);
@@ -47,32 +42,6 @@ fn declined_payment(trace: u128) -> Vec<u8> {
         }]}]
     }]}))
     .expect("JSON")
-}
-
-#[derive(Clone, Default)]
-struct Receiver {
-    bodies: Arc<tokio::sync::Mutex<Vec<Value>>>,
-}
-
-async fn receive(State(receiver): State<Receiver>, Json(body): Json<Value>) -> StatusCode {
-    receiver.bodies.lock().await.push(body);
-    StatusCode::OK
-}
-
-/// A webhook receiver on loopback: its URL and what it received.
-async fn webhook_receiver() -> (String, Receiver, tokio::task::JoinHandle<()>) {
-    let receiver = Receiver::default();
-    let app = Router::new()
-        .route("/hook", post(receive))
-        .with_state(receiver.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("a port");
-    let url = format!("http://{}/hook", listener.local_addr().expect("an address"));
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (url, receiver, task)
 }
 
 impl TestServer {

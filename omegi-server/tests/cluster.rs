@@ -10,23 +10,21 @@
 //! (or the one `OMEGI_TEST_DATABASE_URL` names), a new database per test.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::routing::post;
-use axum::{Json, Router};
 use omegi_core::flow::TailSampling;
 use omegi_server::auth::read_credentials;
 use omegi_server::server::{ServeConfig, Server};
 use omegi_server::settle::SettleConfig;
 use omegi_store::postgres::{PgConfig, Throwaway};
 use serde_json::{json, Value};
+
+mod common;
+
+use common::{offline_cli, webhook_receiver, ServeProcess};
 
 /// Every test is bounded in time.
 const LIMIT: Duration = Duration::from_secs(240);
@@ -84,32 +82,6 @@ fn request(n: u64, t0: u64, service: &str, error_type: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-#[derive(Clone, Default)]
-struct Receiver {
-    bodies: Arc<tokio::sync::Mutex<Vec<Value>>>,
-}
-
-async fn receive(State(receiver): State<Receiver>, Json(body): Json<Value>) -> StatusCode {
-    receiver.bodies.lock().await.push(body);
-    StatusCode::OK
-}
-
-/// A webhook receiver on loopback: its URL and what it received.
-async fn webhook_receiver() -> (String, Receiver) {
-    let receiver = Receiver::default();
-    let app = Router::new()
-        .route("/hook", post(receive))
-        .with_state(receiver.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("a port");
-    let url = format!("http://{}/hook", listener.local_addr().expect("an address"));
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (url, receiver)
-}
-
 /// A node in this process, on the database `url`, alerting `hook`.
 async fn node(dir: &Path, url: &str, hook: &str) -> Server {
     let listen: SocketAddr = "127.0.0.1:0".parse().expect("an address");
@@ -161,7 +133,7 @@ async fn settled(http: &reqwest::Client, base: &str) -> u64 {
 async fn two_nodes_agree_and_alert_once_per_new_issue() {
     tokio::time::timeout(LIMIT, async {
         let url = database().await;
-        let (hook, received) = webhook_receiver().await;
+        let (hook, received, _hook_task) = webhook_receiver().await;
         let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let a = node(dir_a.path(), &url, &hook).await;
         let b = node(dir_b.path(), &url, &hook).await;
@@ -349,53 +321,24 @@ async fn two_nodes_agree_and_alert_once_per_new_issue() {
     .expect("the test finishes in time");
 }
 
-/// A node as its own process (the built binary), killed when dropped.
-struct Serve {
-    child: Child,
-    url: String,
-}
-
-impl Serve {
-    fn start(data: &Path, database: &str) -> Serve {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_omegi"))
-            .arg("--data")
-            .arg(data)
-            .args(["serve", "--listen", "127.0.0.1:0", "--sync", "always"])
-            .args(["--otlp-http-listen", "off", "--grpc-listen", "off"])
-            .args(["--trace-wait", "300ms", "--sample-rate", "0.5"])
-            .env("OMEGI_DATABASE_URL", database)
-            .env_remove("OMEGI_SYNC")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("omegi serve starts");
-        let stdout = child.stdout.take().expect("stdout");
-        let (lines, first) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { return };
-                let _ = lines.send(line);
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let url = loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = first
-                .recv_timeout(left)
-                .expect("omegi serve says where it listens within a minute");
-            if let Some((_, rest)) = line.split_once("listening on ") {
-                break rest.split_whitespace().next().expect("a URL").to_owned();
-            }
-        };
-        Serve { child, url }
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A node as its own process (the built binary), on `database`.
+fn start(data: &Path, database: &str) -> ServeProcess {
+    ServeProcess::start(
+        data,
+        &[
+            "--sync",
+            "always",
+            "--otlp-http-listen",
+            "off",
+            "--grpc-listen",
+            "off",
+            "--trace-wait",
+            "300ms",
+            "--sample-rate",
+            "0.5",
+        ],
+        &[("OMEGI_DATABASE_URL", database)],
+    )
 }
 
 /// What the senders of one node did: requests sent, and those answered
@@ -450,11 +393,11 @@ async fn a_node_killed_under_load_loses_nothing_acknowledged() {
     tokio::time::timeout(LIMIT, async {
         let database = database().await;
         let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        let a = Serve::start(dir_a.path(), &database);
+        let a = start(dir_a.path(), &database);
         let credentials = read_credentials(dir_a.path())
             .expect("readable credentials")
             .expect("created on first start");
-        let b = Serve::start(dir_b.path(), &database);
+        let b = start(dir_b.path(), &database);
         let ingest = credentials.project.expect("a project").token;
         let user = credentials.user.expect("a user").token;
 
@@ -488,8 +431,8 @@ async fn a_node_killed_under_load_loses_nothing_acknowledged() {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         tokio::time::sleep(Duration::from_micros(fastrand::u64(0..20_000))).await;
-        drop(a); // SIGKILL
-                 // Node b keeps serving: 30 more requests acknowledged after the kill.
+        a.kill();
+        // Node b keeps serving: 30 more requests acknowledged after the kill.
         let before = acknowledged(&sent_b);
         while acknowledged(&sent_b) < before + 30 {
             assert!(
@@ -508,7 +451,7 @@ async fn a_node_killed_under_load_loses_nothing_acknowledged() {
 
         // Node a restarts on its data directory and settles what its log
         // holds; then both nodes read everything either acknowledged.
-        let a = Serve::start(dir_a.path(), &database);
+        let a = start(dir_a.path(), &database);
         let http = reqwest::Client::new();
         // Killed well within its window: its last acknowledged traces were
         // only in its log.
@@ -587,23 +530,6 @@ async fn a_node_killed_under_load_loses_nothing_acknowledged() {
     .expect("the test finishes in time");
 }
 
-/// Runs `omegi --data DATA <args>` in-process; the error as its message.
-async fn cli(data: &Path, args: &[&str]) -> Result<String, String> {
-    use clap::Parser;
-    let mut argv = vec![
-        "omegi".to_owned(),
-        "--data".into(),
-        data.display().to_string(),
-    ];
-    argv.extend(args.iter().map(|s| s.to_string()));
-    let cli = omegi_server::cli::Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
-    let mut out = Vec::new();
-    omegi_server::cli::run(cli, &mut out)
-        .await
-        .map_err(|e| omegi_core::ErrorChain(&e).to_string())?;
-    Ok(String::from_utf8(out).expect("UTF-8 output"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn moving_to_postgresql_and_back_keeps_everything() {
     tokio::time::timeout(LIMIT, async {
@@ -655,7 +581,7 @@ async fn moving_to_postgresql_and_back_keeps_everything() {
 
         // Embedded store → PostgreSQL.
         let from_sled = sled_dir.path().join("from-sled.jsonl");
-        cli(
+        offline_cli(
             sled_dir.path(),
             &["export", &from_sled.display().to_string()],
         )
@@ -663,7 +589,7 @@ async fn moving_to_postgresql_and_back_keeps_everything() {
         .expect("export from the embedded store");
         let url = database().await;
         let node_dir = tempfile::tempdir().unwrap();
-        let said = cli(
+        let said = offline_cli(
             node_dir.path(),
             &[
                 "--database",
@@ -680,7 +606,7 @@ async fn moving_to_postgresql_and_back_keeps_everything() {
             "{said}"
         );
         // The database now holds data: a second import is refused.
-        let again = cli(
+        let again = offline_cli(
             node_dir.path(),
             &[
                 "--database",
@@ -692,7 +618,7 @@ async fn moving_to_postgresql_and_back_keeps_everything() {
         .await;
         assert!(again.is_err_and(|e| e.contains("already holds data")));
         let from_pg = node_dir.path().join("from-pg.jsonl");
-        cli(
+        offline_cli(
             node_dir.path(),
             &["--database", &url, "export", &from_pg.display().to_string()],
         )
@@ -729,20 +655,45 @@ async fn moving_to_postgresql_and_back_keeps_everything() {
 
         // And back: PostgreSQL → a new embedded store.
         let back = tempfile::tempdir().unwrap();
-        cli(
+        offline_cli(
             back.path(),
             &["import", &from_pg.display().to_string(), "--accounts"],
         )
         .await
         .expect("import into a new embedded store");
         let round_trip = back.path().join("round-trip.jsonl");
-        cli(back.path(), &["export", &round_trip.display().to_string()])
+        offline_cli(back.path(), &["export", &round_trip.display().to_string()])
             .await
             .expect("export of the copy");
         assert_eq!(
             std::fs::read_to_string(&from_sled).unwrap(),
             std::fs::read_to_string(&round_trip).unwrap()
         );
+    })
+    .await
+    .expect("the test finishes in time");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_cannot_share_a_data_directory() {
+    tokio::time::timeout(LIMIT, async {
+        let url = database().await;
+        let dir = tempfile::tempdir().unwrap();
+        let listen: SocketAddr = "127.0.0.1:0".parse().expect("an address");
+        let config =
+            || ServeConfig::new(dir.path(), listen).database(Some(PgConfig::new(url.as_str())));
+        let first = Server::start(config())
+            .await
+            .expect("the first node starts");
+        let Err(refused) = Server::start(config()).await else {
+            panic!("a second node started on the same data directory");
+        };
+        let message = omegi_core::ErrorChain(&refused).to_string();
+        assert!(message.contains("in use by another process"), "{message}");
+        first.shutdown().await.expect("a clean shutdown");
+        // Once the first is gone, the directory is free again.
+        let again = Server::start(config()).await.expect("a node starts again");
+        again.shutdown().await.expect("a clean shutdown");
     })
     .await
     .expect("the test finishes in time");

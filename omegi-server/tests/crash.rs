@@ -11,79 +11,40 @@
 //! server must replay them and settle them, each once.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use omegi_server::auth::read_credentials;
 use serde_json::{json, Value};
 
+mod common;
+
+use common::ServeProcess as Serve;
+
 /// The whole test is bounded in time.
 const LIMIT: Duration = Duration::from_secs(240);
 const SENDERS: u64 = 3;
 const SPANS_PER_REQUEST: u64 = 20;
 
-/// A running `omegi serve`, killed when dropped.
-struct Serve {
-    child: Child,
-    url: String,
-}
-
-impl Serve {
-    fn start(data: &Path, trace_wait: &str) -> Serve {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_omegi"))
-            .arg("--data")
-            .arg(data)
-            .args(["serve", "--listen", "127.0.0.1:0", "--sync", "always"])
-            .args([
-                "--otlp-http-listen",
-                "127.0.0.1:0",
-                "--grpc-listen",
-                "127.0.0.1:0",
-            ])
-            .args(["--trace-wait", trace_wait, "--sample-rate", "0.5"])
-            .env_remove("OMEGI_SYNC")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("omegi serve starts");
-        // Its first line names the address; the rest is drained by the
-        // thread until the child is gone.
-        let stdout = child.stdout.take().expect("stdout");
-        let (lines, first) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { return };
-                let _ = lines.send(line);
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let url = loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = first
-                .recv_timeout(left)
-                .expect("omegi serve says where it listens within a minute");
-            if let Some((_, rest)) = line.split_once("listening on ") {
-                break rest.split_whitespace().next().expect("a URL").to_owned();
-            }
-        };
-        Serve { child, url }
-    }
-
-    fn kill(mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("the child is reaped");
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `omegi serve --sync always` with the settle window `trace_wait`.
+fn start(data: &Path, trace_wait: &str) -> Serve {
+    Serve::start(
+        data,
+        &[
+            "--sync",
+            "always",
+            "--otlp-http-listen",
+            "127.0.0.1:0",
+            "--grpc-listen",
+            "127.0.0.1:0",
+            "--trace-wait",
+            trace_wait,
+            "--sample-rate",
+            "0.5",
+        ],
+        &[],
+    )
 }
 
 /// Request `n`: trace `n` with SPANS_PER_REQUEST spans over two services,
@@ -286,7 +247,7 @@ async fn crash_twice(trace_wait: &str) {
         eprintln!("server crash test seed {seed}");
         let mut rng = fastrand::Rng::with_seed(seed);
         let dir = tempfile::tempdir().unwrap();
-        let serve = Serve::start(dir.path(), trace_wait);
+        let serve = start(dir.path(), trace_wait);
         let credentials = read_credentials(dir.path())
             .expect("readable credentials")
             .expect("created on first start");
@@ -303,7 +264,7 @@ async fn crash_twice(trace_wait: &str) {
             next = sent.sent.iter().max().copied().unwrap_or(next) + 1;
             all.sent.extend(&sent.sent);
             all.acknowledged.extend(&sent.acknowledged);
-            let restarted = Serve::start(dir.path(), trace_wait);
+            let restarted = start(dir.path(), trace_wait);
             let (stored, replayed) = check(&restarted, &user, &all).await;
             eprintln!(
                 "round {round}: {} sent, {} acknowledged, {stored} stored, {replayed} replayed",

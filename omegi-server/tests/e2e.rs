@@ -26,7 +26,7 @@ const SERVICES: [&str; 3] = ["user-service", "inventory-service", "payment-servi
 
 mod common;
 
-use common::{kv, TestServer};
+use common::{kv, offline_cli, TestServer};
 
 impl TestServer {
     fn url(&self, path: &str) -> String {
@@ -655,23 +655,6 @@ async fn graceful_shutdown_flushes_the_store() {
     })
     .await
     .expect("the test finishes in time");
-}
-
-/// Runs `omegi --data <data> <args>` with no server.
-async fn offline_cli(data: &std::path::Path, args: &[&str]) -> Result<String, String> {
-    use clap::Parser;
-    let mut argv = vec![
-        "omegi".to_owned(),
-        "--data".into(),
-        data.display().to_string(),
-    ];
-    argv.extend(args.iter().map(|s| s.to_string()));
-    let cli = omegi_server::cli::Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
-    let mut out = Vec::new();
-    omegi_server::cli::run(cli, &mut out)
-        .await
-        .map_err(|e| omegi_core::ErrorChain(&e).to_string())?;
-    Ok(String::from_utf8(out).expect("UTF-8 output"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -190,6 +190,16 @@ pub enum Error {
         /// The files, relative to the export folder.
         files: Vec<PathBuf>,
     },
+    /// Another process (or another log of this one) holds the
+    /// write-ahead log in this directory.
+    #[error(
+        "the write-ahead log in {path} is in use by another process: each node needs a data \
+         directory of its own"
+    )]
+    LogInUse {
+        /// The log's directory.
+        path: PathBuf,
+    },
     /// A symbolic link lies on the way to a file a note export would write.
     #[error("{path} is a symbolic link: a note export does not follow links")]
     SymlinkInExport {

@@ -337,6 +337,9 @@ pub struct Wal {
     group: GroupCommit,
     counters: Counters,
     replay: Replay,
+    /// The directory's lock file, locked while the log is open: two
+    /// processes never write one log.
+    _lock: File,
 }
 
 impl std::fmt::Debug for Wal {
@@ -473,6 +476,22 @@ impl Wal {
             builder.mode(0o700);
         }
         builder.create(dir).map_err(io(dir))?;
+        let lock_path = dir.join("lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io(&lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Error::LogInUse {
+                    path: dir.to_owned(),
+                })
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(&lock_path)(e)),
+        }
         let mut found: Vec<(u64, PathBuf)> = Vec::new();
         for entry in std::fs::read_dir(dir).map_err(io(dir))? {
             let entry = entry.map_err(io(dir))?;
@@ -553,6 +572,7 @@ impl Wal {
             group: GroupCommit::default(),
             counters: Counters::default(),
             replay: replay.clone(),
+            _lock: lock,
         };
         Ok((wal, replay))
     }
@@ -728,6 +748,19 @@ mod tests {
 
     fn resource() -> Resource {
         Resource::new("payment").with_attribute("host", "a")
+    }
+
+    #[test]
+    fn a_log_is_open_in_one_place_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let (wal, _, _) = reopen(dir.path());
+        let second = Wal::open(dir.path(), WalConfig::default(), |_, _| Ok(()));
+        assert!(
+            matches!(&second, Err(Error::LogInUse { path }) if path == dir.path()),
+            "{second:?}"
+        );
+        drop(wal);
+        reopen(dir.path());
     }
 
     /// Opens `dir` and collects what it replays.

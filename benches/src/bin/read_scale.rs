@@ -5,14 +5,16 @@
 //! cargo run --release -p benches --bin read_scale -- [--occurrences 1000000] [--issues 1000] [--notes 2000] [--requests 50]
 //! ```
 //!
-//! Each arm fills a new store with `--occurrences` error occurrences over
+//! The embedded store is filled with `--occurrences` error occurrences over
 //! `--issues` issues of one project, spread over the last 7 days: the first
 //! issue (the hot one) has a tenth of them, the others share the rest. The
 //! latest 200 occurrences have their trace's spans, so that the flow of the
 //! latest occurrence exists. `--notes` public notes name the issues'
-//! error types. Then `omegi serve` starts in-process on that store
-//! (`--database` for PostgreSQL: a throwaway cluster started by the bench,
-//! fsync on), and one client asks, `--requests` times each, one after
+//! error types; then the same data is moved to PostgreSQL (a throwaway
+//! cluster started by the bench, fsync on) with export and import, as
+//! `omegi export` and `omegi import` move it, and the time is reported. On
+//! each, `omegi serve` starts in-process (with `--database` on
+//! PostgreSQL), and one client asks, `--requests` times each, one after
 //! another:
 //! - the issue page of the hot issue and of a cold one, as the web UI
 //!   loads it: the issue (`GET /api/issues/{project}/{fingerprint}`), the
@@ -28,7 +30,7 @@ use omegi_core::Visibility;
 use omegi_core::{ErrorRecord, Record, Resource, SpanId, SpanRecord, Status, TraceId};
 use omegi_server::server::{ServeConfig, Server, STORE_DIR};
 use omegi_store::postgres::{PgConfig, Throwaway};
-use omegi_store::{Store, VaultImportOptions};
+use omegi_store::{ImportOptions, Store, VaultImportOptions};
 
 #[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
@@ -292,8 +294,26 @@ fn main() {
     let cluster = Throwaway::start_with(true).expect("a PostgreSQL cluster");
     let url = cluster.create_database().expect("a database");
     {
+        // The same data, moved as `omegi export` and `omegi import` move it
+        // (the accounts stay behind: the node makes its own).
+        let export = dir.path().join("export.jsonl");
+        let started = Instant::now();
+        let sled = Store::open(dir.path().join(STORE_DIR)).expect("the store");
+        let file = std::fs::File::create(&export).expect("an export file");
+        sled.export(std::io::BufWriter::new(file)).expect("export");
+        drop(sled);
+        let exported = started.elapsed().as_secs_f64();
         let store = Store::connect(PgConfig::new(url.as_str())).expect("the database");
-        fill(&store, &o, now);
+        let file = std::fs::File::open(&export).expect("the export file");
+        let stats = store
+            .import_with(std::io::BufReader::new(file), ImportOptions::data_only())
+            .expect("import");
+        eprintln!(
+            "  moved: exported in {exported:.0} s, imported {} occurrences, {} notes in {:.0} s",
+            stats.occurrences,
+            stats.notes,
+            started.elapsed().as_secs_f64() - exported
+        );
     }
     let dir = tempfile::tempdir().expect("a temporary directory");
     let config = ServeConfig::new(dir.path(), listen()).database(Some(PgConfig::new(url)));

@@ -90,3 +90,117 @@ pub fn kv(key: &str, value: &str) -> KeyValue {
         key_strindex: 0,
     }
 }
+
+/// Runs `omegi --data <data> <args>` in-process with no server (nothing
+/// listens at its `--server`: commands that can work offline do); the
+/// error as its message.
+pub async fn offline_cli(data: &std::path::Path, args: &[&str]) -> Result<String, String> {
+    let mut argv = vec![
+        "omegi".to_owned(),
+        "--server".into(),
+        "http://127.0.0.1:9".into(),
+        "--data".into(),
+        data.display().to_string(),
+    ];
+    argv.extend(args.iter().map(|s| s.to_string()));
+    let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    cli::run(cli, &mut out)
+        .await
+        .map_err(|e| omegi_core::ErrorChain(&e).to_string())?;
+    Ok(String::from_utf8(out).expect("UTF-8 output"))
+}
+
+/// What a webhook receiver got: each body as JSON.
+#[derive(Clone, Default)]
+pub struct Receiver {
+    pub bodies: std::sync::Arc<tokio::sync::Mutex<Vec<serde_json::Value>>>,
+}
+
+async fn receive(
+    axum::extract::State(receiver): axum::extract::State<Receiver>,
+    axum::Json(body): axum::Json<serde_json::Value>,
+) -> axum::http::StatusCode {
+    receiver.bodies.lock().await.push(body);
+    axum::http::StatusCode::OK
+}
+
+/// A webhook receiver on loopback: its URL, what it received and its task.
+pub async fn webhook_receiver() -> (String, Receiver, tokio::task::JoinHandle<()>) {
+    let receiver = Receiver::default();
+    let app = axum::Router::new()
+        .route("/hook", axum::routing::post(receive))
+        .with_state(receiver.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a port");
+    let url = format!("http://{}/hook", listener.local_addr().expect("an address"));
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, receiver, task)
+}
+
+/// `omegi serve` as a process of its own (the built binary), killed with
+/// SIGKILL when dropped.
+pub struct ServeProcess {
+    child: std::process::Child,
+    /// Where its API listens.
+    pub url: String,
+}
+
+impl ServeProcess {
+    /// `omegi --data <data> serve --listen 127.0.0.1:0 <args>` with the
+    /// environment variables `envs`; returns once it says where it
+    /// listens.
+    pub fn start(data: &std::path::Path, args: &[&str], envs: &[(&str, &str)]) -> ServeProcess {
+        use std::io::BufRead;
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_omegi"));
+        command
+            .arg("--data")
+            .arg(data)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .env_remove("OMEGI_SYNC")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null());
+        for (key, value) in envs {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("omegi serve starts");
+        // Its first line names the address; the rest is drained by the
+        // thread until the child is gone.
+        let stdout = child.stdout.take().expect("stdout");
+        let (lines, first) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                let _ = lines.send(line);
+            }
+        });
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let url = loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = first
+                .recv_timeout(left)
+                .expect("omegi serve says where it listens within a minute");
+            if let Some((_, rest)) = line.split_once("listening on ") {
+                break rest.split_whitespace().next().expect("a URL").to_owned();
+            }
+        };
+        ServeProcess { child, url }
+    }
+
+    /// SIGKILL, and waits until the process is gone.
+    pub fn kill(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("the child is reaped");
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
