@@ -1,5 +1,5 @@
-//! Two `omegi serve` nodes on one PostgreSQL database (`--database`), as
-//! behind a load balancer: spans sent to either are read the same from
+//! Two `omegi serve` processes on one PostgreSQL database (`--database`),
+//! as behind a load balancer: spans sent to either are read the same from
 //! either; a new issue that both nodes see at once raises one alert; a
 //! note written on one node is found by search on the other; and when one
 //! node is killed mid-load (SIGKILL), the other keeps serving, and once the
@@ -82,18 +82,25 @@ fn request(n: u64, t0: u64, service: &str, error_type: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-/// A node in this process, on the database `url`, alerting `hook`.
-async fn node(dir: &Path, url: &str, hook: &str) -> Server {
-    let listen: SocketAddr = "127.0.0.1:0".parse().expect("an address");
-    let config = ServeConfig::new(dir, listen)
-        .settle(
-            SettleConfig::default()
-                .trace_wait(Duration::from_millis(100))
-                .sampling(TailSampling::keep_all()),
-        )
-        .webhooks([hook.to_owned()])
-        .database(Some(PgConfig::new(url)));
-    Server::start(config).await.expect("the node starts")
+/// A node as its own process (the built binary), on the database `url`,
+/// alerting `hook`, keeping every trace.
+fn alerting_node(data: &Path, url: &str, hook: &str) -> ServeProcess {
+    ServeProcess::start(
+        data,
+        &[
+            "--otlp-http-listen",
+            "off",
+            "--grpc-listen",
+            "off",
+            "--trace-wait",
+            "100ms",
+            "--sample-rate",
+            "1",
+            "--webhook",
+            hook,
+        ],
+        &[("OMEGI_DATABASE_URL", url)],
+    )
 }
 
 /// GET `path` from `base` as `token`: the answer's JSON.
@@ -135,15 +142,20 @@ async fn two_nodes_agree_and_alert_once_per_new_issue() {
         let url = database().await;
         let (hook, received, _hook_task) = webhook_receiver().await;
         let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        let a = node(dir_a.path(), &url, &hook).await;
-        let b = node(dir_b.path(), &url, &hook).await;
+        let a = alerting_node(dir_a.path(), &url, &hook);
+        let b = alerting_node(dir_b.path(), &url, &hook);
         // The first node made the accounts; the second found them.
-        let created = a.created_credentials().cloned().expect("first start");
-        assert!(b.created_credentials().is_none(), "accounts made twice");
+        let created = read_credentials(dir_a.path())
+            .expect("readable credentials")
+            .expect("made on first start");
+        assert!(
+            read_credentials(dir_b.path()).expect("readable").is_none(),
+            "accounts made twice"
+        );
         let ingest = created.project.expect("a project").token;
         let user = created.user.expect("a user").token;
         let http = reqwest::Client::new();
-        let (url_a, url_b) = (a.url(), b.url());
+        let (url_a, url_b) = (a.url.clone(), b.url.clone());
 
         // Each new error reaches both nodes at once, in two traces.
         const ERRORS: u64 = 6;
@@ -314,8 +326,8 @@ async fn two_nodes_agree_and_alert_once_per_new_issue() {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        a.shutdown().await.expect("node a stops");
-        b.shutdown().await.expect("node b stops");
+        a.kill();
+        b.kill();
     })
     .await
     .expect("the test finishes in time");
