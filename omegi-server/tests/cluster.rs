@@ -46,40 +46,7 @@ async fn database() -> String {
 /// Request `n`: trace `n` with SPANS_PER_REQUEST spans of `service`; its
 /// last span fails with an `exception` of type `error_type`.
 fn request(n: u64, t0: u64, service: &str, error_type: &str) -> Vec<u8> {
-    let spans: Vec<Value> = (1..=SPANS_PER_REQUEST)
-        .map(|id| {
-            let start = t0 + id * 1_000;
-            let mut span = json!({
-                "traceId": format!("{n:032x}"),
-                "spanId": format!("{id:016x}"),
-                "parentSpanId": if id == 1 { String::new() } else { format!("{:016x}", 1) },
-                "name": format!("step {id}"),
-                "kind": 2,
-                "startTimeUnixNano": start.to_string(),
-                "endTimeUnixNano": (start + 500).to_string(),
-            });
-            if id == SPANS_PER_REQUEST {
-                span["status"] = json!({ "code": 2, "message": "card declined" });
-                span["events"] = json!([{
-                    "timeUnixNano": (start + 100).to_string(),
-                    "name": "exception",
-                    "attributes": [
-                        { "key": "exception.type", "value": { "stringValue": error_type } },
-                        { "key": "exception.message", "value": { "stringValue": "card declined" } },
-                    ],
-                }]);
-            }
-            span
-        })
-        .collect();
-    json!({ "resourceSpans": [{
-        "resource": { "attributes": [
-            { "key": "service.name", "value": { "stringValue": service } },
-        ] },
-        "scopeSpans": [{ "spans": spans }],
-    }] })
-    .to_string()
-    .into_bytes()
+    common::failing_trace(n, t0, SPANS_PER_REQUEST, service, error_type)
 }
 
 /// A node as its own process (the built binary), on the database `url`,

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use omegi_server::auth::read_credentials;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 mod common;
 
@@ -50,40 +50,7 @@ fn start(data: &Path, trace_wait: &str) -> Serve {
 /// Request `n`: trace `n` with SPANS_PER_REQUEST spans over two services,
 /// the last one failing with an `exception` event (one issue for all).
 fn request(n: u64, t0: u64) -> Vec<u8> {
-    let spans: Vec<Value> = (1..=SPANS_PER_REQUEST)
-        .map(|id| {
-            let start = t0 + id * 1_000;
-            let mut span = json!({
-                "traceId": format!("{n:032x}"),
-                "spanId": format!("{id:016x}"),
-                "parentSpanId": if id == 1 { String::new() } else { format!("{:016x}", 1) },
-                "name": format!("step {id}"),
-                "kind": 2,
-                "startTimeUnixNano": start.to_string(),
-                "endTimeUnixNano": (start + 500).to_string(),
-            });
-            if id == SPANS_PER_REQUEST {
-                span["status"] = json!({ "code": 2, "message": "card declined" });
-                span["events"] = json!([{
-                    "timeUnixNano": (start + 100).to_string(),
-                    "name": "exception",
-                    "attributes": [
-                        { "key": "exception.type", "value": { "stringValue": "PaymentError" } },
-                        { "key": "exception.message", "value": { "stringValue": "card declined" } },
-                    ],
-                }]);
-            }
-            span
-        })
-        .collect();
-    json!({ "resourceSpans": [{
-        "resource": { "attributes": [
-            { "key": "service.name", "value": { "stringValue": "payment" } },
-        ] },
-        "scopeSpans": [{ "spans": spans }],
-    }] })
-    .to_string()
-    .into_bytes()
+    common::failing_trace(n, t0, SPANS_PER_REQUEST, "payment", "PaymentError")
 }
 
 /// What the senders did: requests sent, and those answered 200.

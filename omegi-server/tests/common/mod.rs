@@ -204,3 +204,43 @@ impl Drop for ServeProcess {
         let _ = self.child.wait();
     }
 }
+
+/// OTLP/JSON of trace `n`: `spans` spans of `service` starting after `t0`,
+/// children of the first; the last fails with an `exception` event of type
+/// `error_type` (one issue for all such traces).
+pub fn failing_trace(n: u64, t0: u64, spans: u64, service: &str, error_type: &str) -> Vec<u8> {
+    let records: Vec<serde_json::Value> = (1..=spans)
+        .map(|id| {
+            let start = t0 + id * 1_000;
+            let mut span = serde_json::json!({
+                "traceId": format!("{n:032x}"),
+                "spanId": format!("{id:016x}"),
+                "parentSpanId": if id == 1 { String::new() } else { format!("{:016x}", 1) },
+                "name": format!("step {id}"),
+                "kind": 2,
+                "startTimeUnixNano": start.to_string(),
+                "endTimeUnixNano": (start + 500).to_string(),
+            });
+            if id == spans {
+                span["status"] = serde_json::json!({ "code": 2, "message": "card declined" });
+                span["events"] = serde_json::json!([{
+                    "timeUnixNano": (start + 100).to_string(),
+                    "name": "exception",
+                    "attributes": [
+                        { "key": "exception.type", "value": { "stringValue": error_type } },
+                        { "key": "exception.message", "value": { "stringValue": "card declined" } },
+                    ],
+                }]);
+            }
+            span
+        })
+        .collect();
+    serde_json::json!({ "resourceSpans": [{
+        "resource": { "attributes": [
+            { "key": "service.name", "value": { "stringValue": service } },
+        ] },
+        "scopeSpans": [{ "spans": records }],
+    }] })
+    .to_string()
+    .into_bytes()
+}
