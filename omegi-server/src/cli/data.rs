@@ -15,7 +15,6 @@ use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use omegi_store::postgres::PgConfig;
 use omegi_store::{ImportOptions, Store, TransferStats};
 use serde::Serialize;
 
@@ -97,32 +96,22 @@ pub async fn import(cli: &Cli, args: &ImportArgs, out: &mut dyn Write) -> Result
     let file = args.file.clone();
     let options = ImportOptions::data_only().accounts(args.accounts);
     let moved = blocking(move || {
-        let store = match &local {
-            Local::Dir(path) => {
-                if path.exists() {
-                    return Err(CliError::Usage(format!(
-                        "{} already holds a store: import into a new data directory (--data)",
-                        path.display()
-                    )));
-                }
-                let source = File::open(&file).map_err(|e| file_error("open", &file, e))?;
-                let store = Store::open(path).map_err(local.error())?;
-                (store, source)
+        if let Local::Dir(path) = &local {
+            if path.exists() {
+                return Err(CliError::Usage(format!(
+                    "{} already holds a store: import into a new data directory (--data)",
+                    path.display()
+                )));
             }
-            Local::Database(url) => {
-                let source = File::open(&file).map_err(|e| file_error("open", &file, e))?;
-                let store = Store::connect(PgConfig::new(url.as_str())).map_err(local.error())?;
-                if !is_empty(&store).map_err(local.error())? {
-                    return Err(CliError::Usage(
-                        "the database (--database) already holds data: import into a new, \
-                         empty database"
-                            .into(),
-                    ));
-                }
-                (store, source)
-            }
-        };
-        let (store, source) = store;
+        }
+        let source = File::open(&file).map_err(|e| file_error("open", &file, e))?;
+        let store = local.open()?;
+        if matches!(local, Local::Database(_)) && !is_empty(&store).map_err(local.error())? {
+            return Err(CliError::Usage(
+                "the database (--database) already holds data: import into a new, empty database"
+                    .into(),
+            ));
+        }
         let imported = store
             .import_with(BufReader::new(source), options)
             .and_then(|stats| store.flush().map(|_| stats));

@@ -268,20 +268,24 @@ impl Local {
     /// given when the data directory holds none (a database is created by
     /// connecting).
     pub(crate) fn open_existing(&self, missing: &str) -> Result<Store, CliError> {
-        match self {
-            Local::Dir(path) => {
-                if !path.exists() {
-                    return Err(CliError::Usage(format!(
-                        "no store in {}{missing}",
-                        path.display()
-                    )));
-                }
-                Store::open(path).map_err(self.error())
-            }
-            Local::Database(url) => {
-                Store::connect(PgConfig::new(url.as_str())).map_err(self.error())
+        if let Local::Dir(path) = self {
+            if !path.exists() {
+                return Err(CliError::Usage(format!(
+                    "no store in {}{missing}",
+                    path.display()
+                )));
             }
         }
+        self.open()
+    }
+
+    /// Opens the store, creating the embedded one when it is missing.
+    pub(crate) fn open(&self) -> Result<Store, CliError> {
+        match self {
+            Local::Dir(path) => Store::open(path),
+            Local::Database(url) => Store::connect(PgConfig::new(url.as_str())),
+        }
+        .map_err(self.error())
     }
 
     /// Maps a store error to the CLI's, naming the store.
