@@ -69,3 +69,16 @@ impl Rng {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 }
+
+/// The number after the command-line argument `name` (`--traces 20000`),
+/// or `default` when it is not given; a value that is not a number stops
+/// the bench with a message naming the argument.
+pub fn arg_u64(name: &str, default: u64) -> u64 {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map_or(default, |v| {
+            v.parse().unwrap_or_else(|_| panic!("{name} N"))
+        })
+}

@@ -53,15 +53,7 @@ struct Options {
 }
 
 fn options() -> Options {
-    let args: Vec<String> = std::env::args().collect();
-    let value = |name: &str, default: u64| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .map_or(default, |v| {
-                v.parse().unwrap_or_else(|_| panic!("{name} N"))
-            })
-    };
+    let value = benches::arg_u64;
     Options {
         occurrences: value("--occurrences", 1_000_000),
         issues: value("--issues", 1_000).max(2),

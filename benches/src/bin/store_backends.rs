@@ -88,15 +88,7 @@ struct Options {
 }
 
 fn options() -> Options {
-    let args: Vec<String> = std::env::args().collect();
-    let value = |name: &str, default: u64| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .map_or(default, |v| {
-                v.parse().unwrap_or_else(|_| panic!("{name} N"))
-            })
-    };
+    let value = benches::arg_u64;
     Options {
         traces: value("--traces", 20_000),
         batch: value("--batch", 200).max(1),
