@@ -71,8 +71,9 @@ pub struct SettleConfig {
     /// traces that waited longest settle early.
     pub max_spans: usize,
     /// Bytes (encoded) waiting in the window, all traces together: as
-    /// above. A request that would take the window past twice this is
-    /// answered `503` with `Retry-After` and stores nothing.
+    /// above. A request that would take the window past twice this, or
+    /// past twice `max_spans`, is answered `503` with `Retry-After` and
+    /// stores nothing.
     pub max_bytes: usize,
     /// Spans of one trace waiting: past it, the trace settles early.
     pub max_trace_spans: usize,
@@ -190,12 +191,19 @@ pub(crate) type Settled = IngestReport;
 #[derive(Debug, thiserror::Error)]
 pub enum AcceptError {
     /// The window is full: retry later.
-    #[error("the settle window is full ({waiting} bytes waiting, at most {max}): retry later")]
+    #[error(
+        "the settle window is full ({spans} spans and {bytes} bytes waiting; \
+         at most {max_spans} spans and {max_bytes} bytes): retry later"
+    )]
     Full {
+        /// Spans waiting.
+        spans: usize,
         /// Bytes waiting.
-        waiting: usize,
-        /// The hard limit (twice `max_bytes`).
-        max: usize,
+        bytes: usize,
+        /// The hard limit of spans (twice `max_spans`).
+        max_spans: usize,
+        /// The hard limit of bytes (twice `max_bytes`).
+        max_bytes: usize,
     },
     /// The log or the store failed.
     #[error(transparent)]
@@ -536,14 +544,19 @@ impl Settler {
             return Ok(None);
         }
         let bytes: usize = chunks.iter().map(|c| c.encoded_bytes() + 64).sum();
+        let spans: usize = chunks.iter().map(TraceChunk::spans).sum();
         {
             let window = self.lock();
-            let max = self.config.max_bytes.saturating_mul(2);
-            if window.bytes + bytes > max && window.bytes > 0 {
+            let max_bytes = self.config.max_bytes.saturating_mul(2);
+            let max_spans = self.config.max_spans.saturating_mul(2);
+            let over = window.bytes + bytes > max_bytes || window.spans + spans > max_spans;
+            if over && window.bytes > 0 {
                 self.refused.fetch_add(1, Ordering::Relaxed);
                 return Err(AcceptError::Full {
-                    waiting: window.bytes,
-                    max,
+                    spans: window.spans,
+                    bytes: window.bytes,
+                    max_spans,
+                    max_bytes,
                 });
             }
         }
@@ -1010,4 +1023,96 @@ fn settle_one(
     settled.causes = causes;
     settled.retract = retract;
     Ok((settled, not_derived))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::otlp::{decode_traces, Limits};
+
+    /// A request of one trace with `spans` healthy spans, as OTLP/JSON.
+    fn request(trace: u128, spans: u64) -> Decoded {
+        let start = crate::api::now_ns() - 1_000_000_000;
+        let spans: Vec<String> = (1..=spans)
+            .map(|id| {
+                format!(
+                    r#"{{"traceId":"{trace:032x}","spanId":"{id:016x}","name":"GET /","startTimeUnixNano":"{start}","endTimeUnixNano":"{}"}}"#,
+                    start + 1_000
+                )
+            })
+            .collect();
+        let body = format!(
+            r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"web"}}}}]}},"scopeSpans":[{{"spans":[{}]}}]}}]}}"#,
+            spans.join(",")
+        );
+        decode_traces(
+            body.as_bytes(),
+            "application/json",
+            None,
+            &Limits::default(),
+        )
+        .expect("a valid request")
+    }
+
+    /// A window whose settle threads are not started: nothing leaves it.
+    fn window(dir: &Path, max_spans: usize, max_bytes: usize) -> Settler {
+        let config = SettleConfig::default()
+            .trace_wait(Duration::from_secs(3_600))
+            .budget(max_spans, max_bytes, 10_000, 16 << 20);
+        let errors = ErrorBudget {
+            context_bytes: 1 << 20,
+            max_errors: 1_000,
+        };
+        let store = Store::temporary().expect("a store");
+        Settler::open(store, dir, config, RecordLimits::default(), errors).expect("a window")
+    }
+
+    #[test]
+    fn a_request_past_twice_the_span_budget_is_refused_and_nothing_of_it_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let settler = window(dir.path(), 4, 64 << 20);
+        // An empty window takes any request, however large.
+        assert!(settler.accept("default", &request(1, 6), false).is_ok());
+        // 6 + 2 = 8: at twice the budget, still taken.
+        assert!(settler.accept("default", &request(2, 2), false).is_ok());
+        let before = settler.stats();
+        assert_eq!(before.waiting_spans, 8);
+        let refused = settler.accept("default", &request(3, 1), false);
+        match refused {
+            Err(AcceptError::Full {
+                spans, max_spans, ..
+            }) => assert_eq!((spans, max_spans), (8, 8)),
+            other => panic!("not refused: {other:?}"),
+        }
+        let after = settler.stats();
+        assert_eq!(after.refused, 1);
+        assert_eq!(after.waiting_spans, 8, "nothing of it waits");
+        let log = |s: &SettleStats| s.wal.as_ref().map(|w| w.appended);
+        assert_eq!(log(&after), log(&before), "nothing of it is in the log");
+    }
+
+    #[test]
+    fn a_request_past_twice_the_byte_budget_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = request(1, 10);
+        let bytes: usize = group(&first)
+            .0
+            .iter()
+            .map(|(id, (spans, errors))| {
+                TraceChunk::encode(Some(*id), spans, errors)
+                    .unwrap()
+                    .encoded_bytes()
+                    + 64
+            })
+            .sum();
+        // Twice the budget holds the first request and not a second.
+        let settler = window(dir.path(), 250_000, bytes * 3 / 4);
+        assert!(settler.accept("default", &first, false).is_ok());
+        let refused = settler.accept("default", &request(2, 10), false);
+        assert!(
+            matches!(refused, Err(AcceptError::Full { .. })),
+            "{refused:?}"
+        );
+        assert_eq!(settler.stats().waiting_spans, 10);
+    }
 }
