@@ -316,7 +316,8 @@ fn otel_name_and_kind_fields_are_honoured() {
 #[test]
 fn a_span_shares_nothing_with_the_span_before_it() {
     // The exporter hands finished span data back for reuse: a new span must
-    // start empty, whatever the previous one held.
+    // start empty, whatever the previous one held, fields beyond those kept
+    // inline included.
     let sink = MemorySink::new();
     let (layer, guard) = omegi_layer::layer("svc").with_sink(sink.clone()).build();
     let subscriber = tracing_subscriber::registry().with(layer);
@@ -328,7 +329,12 @@ fn a_span_shares_nothing_with_the_span_before_it() {
                 otel.kind = "server",
                 otel.status_code = "error",
                 otel.status_message = "went wrong",
-                round
+                round,
+                // More fields than are kept inline: the reused data keeps
+                // the room it grew, and none of them.
+                sku = "A-1",
+                qty = 2u64,
+                price = 9.5
             )
             .in_scope(|| info!("inside first"));
             assert!(guard.flush(Duration::from_secs(5)));
@@ -355,4 +361,20 @@ fn a_span_shares_nothing_with_the_span_before_it() {
         assert!(second.parent_span_id.is_none());
         assert!(firsts.iter().all(|f| f.trace_id != second.trace_id));
     }
+}
+
+#[test]
+fn a_recorded_field_replaces_the_value_given_at_creation() {
+    let (sink, _guard) = capture(omegi_layer::layer("svc"), || {
+        let step = info_span!("step", attempt = 1u64, state = "new");
+        step.record("attempt", 2u64);
+        step.record("state", "done");
+        step.record("attempt", 3u64);
+    });
+    let spans = sink.spans();
+    let step = span(&spans, "step");
+    let attempts = step.attributes.iter().filter(|a| a.key == "attempt");
+    assert_eq!(attempts.count(), 1, "{:?}", step.attributes);
+    assert_eq!(step.attribute("attempt"), Some(&Value::I64(3)));
+    assert_eq!(step.attribute("state"), Some(&Value::from("done")));
 }

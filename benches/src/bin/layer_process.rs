@@ -15,6 +15,9 @@
 //!
 //! Arms:
 //! - `registry`: `tracing_subscriber::Registry` alone, the floor;
+//! - `registry-layer`: the Registry with a layer that does nothing
+//!   (`Identity`): the floor of any layer, since the Registry frees a closed
+//!   span's slot only when a layer drives the close (alone, it never does);
 //! - `omegi-otlp`: Registry + Omegi with the OTLP sink (HTTP/protobuf) to
 //!   the receiver;
 //! - `omegi-store`: Registry + Omegi with the store sink (embedded mode,
@@ -80,6 +83,7 @@ use omegi_layer::sink::{OtlpSink, StoreSink};
 use omegi_layer::{Environment, Sink, SinkError};
 use opentelemetry::trace::TracerProvider as _;
 use tracing::Dispatch;
+use tracing_subscriber::layer::Identity;
 use tracing_subscriber::prelude::*;
 
 /// Counts allocations (all threads, and the calling thread's own) and live
@@ -130,7 +134,13 @@ static ALLOCATOR: Counting = Counting;
 /// The pause between bursts of requests.
 const PAUSE: Duration = Duration::from_millis(20);
 
-const ARMS: [&str; 4] = ["registry", "omegi-otlp", "omegi-store", "otel-otlp"];
+const ARMS: [&str; 5] = [
+    "registry",
+    "registry-layer",
+    "omegi-otlp",
+    "omegi-store",
+    "otel-otlp",
+];
 const WORKLOADS: [&str; 2] = ["children", "request"];
 
 /// A root span and 10 children with two fields and one event each (never
@@ -275,6 +285,13 @@ fn arm(name: &str, receiver: SocketAddr, interval: Duration) -> (Dispatch, Progr
             Box::new(Exported::default),
             Box::new(String::new),
         ),
+        // Only a layer makes the Registry free a closed span's slot (its
+        // `Layered` drives the close): the floor of any layer.
+        "registry-layer" => (
+            Dispatch::new(tracing_subscriber::registry().with(Identity::new())),
+            Box::new(Exported::default),
+            Box::new(String::new),
+        ),
         "omegi-otlp" | "omegi-store" => {
             let sink: Box<dyn Sink> = if name == "omegi-otlp" {
                 Box::new(
@@ -407,7 +424,7 @@ fn child(arm_name: &str, workload: &str, pacing: Pacing, receiver: SocketAddr) {
     let requests = pacing.spans.div_ceil(per_request);
     let warm_up = requests / 10;
     let (dispatch, progress, finish) = arm(arm_name, receiver, pacing.interval);
-    let exports = arm_name != "registry";
+    let exports = !arm_name.starts_with("registry");
     let line = tracing::dispatcher::with_default(&dispatch, || {
         for _ in 0..warm_up {
             run_workload(workload);
@@ -638,12 +655,14 @@ fn parent(runs: usize, pacing: Pacing, with_buffered: bool) {
     };
     let _ = writeln!(
         out,
-        "| workload | arm | calling thread CPU ns/span | × floor | wall ns/span | process CPU ns/span | × floor | allocations/span (thread / process) | exported / dropped (all runs) |"
+        "| workload | arm | calling thread CPU ns/span | × floor | × layer floor | wall ns/span | process CPU ns/span | × floor | × layer floor | allocations/span (thread / process) | exported / dropped (all runs) |"
     );
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|");
     for workload in WORKLOADS {
         let floor_thread = metric("registry", workload, "thread_ns");
         let floor_process = metric("registry", workload, "process_ns");
+        let layer_thread = metric("registry-layer", workload, "thread_ns");
+        let layer_process = metric("registry-layer", workload, "process_ns");
         for arm in ARMS {
             let thread = metric(arm, workload, "thread_ns");
             let process = metric(arm, workload, "process_ns");
@@ -656,10 +675,12 @@ fn parent(runs: usize, pacing: Pacing, with_buffered: bool) {
             };
             let _ = writeln!(
                 out,
-                "| {workload} | {arm} | {thread:.0} | {:.2} | {:.0} | {process:.0} | {:.2} | {:.1} / {:.1} | {} |",
+                "| {workload} | {arm} | {thread:.0} | {:.2} | {:.2} | {:.0} | {process:.0} | {:.2} | {:.2} | {:.1} / {:.1} | {} |",
                 thread / floor_thread,
+                thread / layer_thread,
                 metric(arm, workload, "wall_ns"),
                 process / floor_process,
+                process / layer_process,
                 metric(arm, workload, "thread_allocs"),
                 metric(arm, workload, "process_allocs"),
                 exported,
@@ -669,7 +690,7 @@ fn parent(runs: usize, pacing: Pacing, with_buffered: bool) {
             / metric("omegi-otlp", workload, "process_ns");
         let _ = writeln!(
             out,
-            "| {workload} | otel-otlp ÷ omegi-otlp, process CPU | | | | {ratio:.2} | | | |"
+            "| {workload} | otel-otlp ÷ omegi-otlp, process CPU | | | | | {ratio:.2} | | | | |"
         );
     }
     if with_buffered {

@@ -16,7 +16,7 @@ use tracing_core::Metadata;
 
 use crate::limits::TextLimits;
 
-/// Nanoseconds since the Unix epoch.
+/// Nanoseconds since the Unix epoch (0 before it).
 pub(crate) fn now_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -112,6 +112,10 @@ impl fmt::Display for FieldValue {
 /// Fields kept inline: most spans and events have a handful, and an
 /// allocation per list would cost more than the copying.
 pub(crate) type Fields = SmallVec<[(&'static str, FieldValue); 2]>;
+
+/// Entries a reused span's lists keep room for (see [`SpanData::start`]):
+/// more than most spans have, and a bounded amount of memory per span.
+const KEPT_SLOTS: usize = 16;
 
 /// The larger of two sizes, in a constant.
 const fn larger(a: usize, b: usize) -> usize {
@@ -270,46 +274,87 @@ pub(crate) struct SpanData {
 impl SpanData {
     /// The data of a span that starts now, written over `recycled` (data the
     /// exporter has finished with) when there is one, so that a span costs
-    /// no allocation.
+    /// no allocation: its lists keep the room they had (up to
+    /// [`KEPT_SLOTS`] entries), so a span with more fields than fit inline
+    /// does not allocate again either.
     pub(crate) fn start(
         recycled: Option<Box<SpanData>>,
         trace_id: TraceId,
         parent: Option<SpanId>,
         local_trace: Arc<LocalTrace>,
     ) -> Box<SpanData> {
-        let data = SpanData {
-            trace_id,
-            span_id: new_span_id(),
-            parent,
-            remote_parent: false,
-            start_ns: now_ns(),
-            attributes: Fields::new(),
-            events: SmallVec::new(),
-            dropped_events: 0,
-            status: Status::Unset,
-            status_message: None,
-            kind: SpanKind::Internal,
-            name: None,
-            error_seen: false,
-            local_trace,
-            charged_bytes: 0,
+        let Some(mut data) = recycled else {
+            return Box::new(SpanData {
+                trace_id,
+                span_id: new_span_id(),
+                parent,
+                remote_parent: false,
+                start_ns: now_ns(),
+                attributes: Fields::new(),
+                events: SmallVec::new(),
+                dropped_events: 0,
+                status: Status::Unset,
+                status_message: None,
+                kind: SpanKind::Internal,
+                name: None,
+                error_seen: false,
+                local_trace,
+                charged_bytes: 0,
+            });
         };
-        match recycled {
-            Some(mut boxed) => {
-                *boxed = data;
-                boxed
-            }
-            None => Box::new(data),
+        if data.attributes.capacity() > KEPT_SLOTS {
+            data.attributes = Fields::new();
+        } else {
+            data.attributes.clear();
         }
+        if data.events.capacity() > KEPT_SLOTS {
+            data.events = SmallVec::new();
+        } else {
+            data.events.clear();
+        }
+        data.trace_id = trace_id;
+        data.span_id = new_span_id();
+        data.parent = parent;
+        data.remote_parent = false;
+        data.start_ns = now_ns();
+        data.dropped_events = 0;
+        data.status = Status::Unset;
+        data.status_message = None;
+        data.kind = SpanKind::Internal;
+        data.name = None;
+        data.error_seen = false;
+        data.local_trace = local_trace;
+        data.charged_bytes = 0;
+        data
     }
 
     /// Estimated bytes of this data, and of the span record the exporter
-    /// makes of it (see [`fields_bytes`]); cheap enough for the hot path.
+    /// makes of it (see [`fields_bytes`]), with the room its lists keep for
+    /// reuse; cheap enough for the hot path.
     #[inline]
     pub(crate) fn estimated_bytes(&self) -> usize {
         let text = |s: &Option<String>| s.as_ref().map_or(0, String::capacity);
+        let spare = |len: usize, capacity: usize, spilled: bool, entry: usize| {
+            if spilled {
+                (capacity - len) * entry
+            } else {
+                0
+            }
+        };
         size_of::<SpanData>()
             + fields_bytes(&self.attributes)
+            + spare(
+                self.attributes.len(),
+                self.attributes.capacity(),
+                self.attributes.spilled(),
+                FIELD_BYTES,
+            )
+            + spare(
+                self.events.len(),
+                self.events.capacity(),
+                self.events.spilled(),
+                size_of::<Arc<RawEvent>>(),
+            )
             + self
                 .events
                 .iter()
@@ -321,8 +366,18 @@ impl SpanData {
 
     /// Applies one field, honouring the `otel.*` conventions of
     /// tracing-opentelemetry (`otel.name`, `otel.kind`, `otel.status_code`,
-    /// `otel.status_message`).
-    pub(crate) fn set_field(&mut self, name: &'static str, value: FieldValue) {
+    /// `otel.status_message`). `recorded`: set by `Span::record`, which may
+    /// replace a field the span already has; at creation, every field of
+    /// the callsite is visited once.
+    pub(crate) fn set_field(&mut self, name: &'static str, value: FieldValue, recorded: bool) {
+        if !name.starts_with("otel.") {
+            if recorded {
+                self.put_attribute(name, value);
+            } else {
+                self.attributes.push((name, value));
+            }
+            return;
+        }
         if let Some(special) = name.strip_prefix("otel.") {
             let text = value.to_string();
             match special {
@@ -352,7 +407,10 @@ impl SpanData {
     }
 
     fn put_attribute(&mut self, name: &'static str, value: FieldValue) {
-        if let Some(slot) = self.attributes.iter_mut().find(|(k, _)| *k == name) {
+        // A span's fields all come from its callsite's field set, so the
+        // same field has the same name, at the same address: compared first.
+        let same = |k: &&'static str| std::ptr::eq(*k, name) || *k == name;
+        if let Some(slot) = self.attributes.iter_mut().find(|(k, _)| same(k)) {
             slot.1 = value;
         } else {
             self.attributes.push((name, value));
@@ -365,33 +423,41 @@ impl SpanData {
 pub(crate) struct SpanVisitor<'a> {
     pub(crate) data: &'a mut SpanData,
     pub(crate) limits: &'a TextLimits,
+    /// `Span::record` (a field may be replaced), not the span's creation.
+    pub(crate) recorded: bool,
+}
+
+impl SpanVisitor<'_> {
+    #[inline]
+    fn set(&mut self, field: &Field, value: FieldValue) {
+        self.data.set_field(field.name(), value, self.recorded);
+    }
 }
 
 impl Visit for SpanVisitor<'_> {
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.data.set_field(field.name(), FieldValue::F64(value));
+        self.set(field, FieldValue::F64(value));
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.data.set_field(field.name(), FieldValue::I64(value));
+        self.set(field, FieldValue::I64(value));
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.data
-            .set_field(field.name(), FieldValue::from_u64(value));
+        self.set(field, FieldValue::from_u64(value));
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.data.set_field(field.name(), FieldValue::Bool(value));
+        self.set(field, FieldValue::Bool(value));
     }
     fn record_str(&mut self, field: &Field, value: &str) {
         let text = self.limits.field_text(field.name(), value);
-        self.data.set_field(field.name(), FieldValue::Str(text));
+        self.set(field, FieldValue::Str(text));
     }
     fn record_error(&mut self, field: &Field, value: &(dyn StdError + 'static)) {
         let text = self.limits.display(&value);
-        self.data.set_field(field.name(), FieldValue::Str(text));
+        self.set(field, FieldValue::Str(text));
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         let text = self.limits.field_debug(field.name(), value);
-        self.data.set_field(field.name(), FieldValue::Str(text));
+        self.set(field, FieldValue::Str(text));
     }
 }
 

@@ -249,6 +249,7 @@ where
         attrs.record(&mut SpanVisitor {
             data: &mut data,
             limits: &self.limits.text,
+            recorded: false,
         });
         span.extensions_mut().insert(data);
     }
@@ -265,6 +266,7 @@ where
             values.record(&mut SpanVisitor {
                 data,
                 limits: &self.limits.text,
+                recorded: true,
             });
         }
     }
