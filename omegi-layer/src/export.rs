@@ -20,7 +20,7 @@ use crate::sink::Sink;
 /// A finished span as the layer captured it: its callsite, its data and
 /// when it closed.
 pub(crate) struct CapturedSpan {
-    pub(crate) meta: &'static Metadata<'static>,
+    /// Its callsite is `data.meta`.
     pub(crate) data: Box<SpanData>,
     pub(crate) end_ns: u64,
 }
@@ -28,14 +28,14 @@ pub(crate) struct CapturedSpan {
 impl CapturedSpan {
     /// The span as a record of the model, for sinks that take records.
     fn record(&self, service: &str) -> SpanRecord {
-        span_record(self.meta, &self.data, self.end_ns, service)
+        span_record(&self.data, self.end_ns, service)
     }
 }
 
 /// A finished span or an error, on its way to the exporter thread.
 ///
-/// A span's data stays in the box it was captured into, from the registry's
-/// extensions through the queue and the sink's batch and back, so that only
+/// A span's data stays in the box it was captured into, from the layer's
+/// span table through the queue and the sink's batch and back, so that only
 /// a pointer moves.
 pub(crate) enum Item {
     Span(CapturedSpan),
@@ -509,6 +509,7 @@ impl Exporter {
             return;
         }
         let n = self.batch.len() as u64;
+        warm(&self.batch.items);
         let counters = &self.shared.counters;
         counters.batches.fetch_add(1, Ordering::Relaxed);
         match self.sink.export_captured(&mut self.batch, &self.resource) {
@@ -529,6 +530,31 @@ impl Exporter {
             }
         }
     }
+}
+
+/// Reads a little of each span's data, in a loop of loads that do not
+/// wait on each other, before the sink reads all of it. The data was written
+/// on the application's threads, so it is in another core's cache or in
+/// memory: read here, the misses overlap, instead of stalling the sink once
+/// per span.
+#[inline(never)]
+fn warm(items: &[Captured]) {
+    let mut seen = 0u64;
+    for item in items {
+        if let Captured::Span(span) = item {
+            let data = &*span.data;
+            seen ^= data.start_ns ^ u64::from(data.dropped_events) ^ data.charged_bytes as u64;
+            // Fields past those kept inline, and events, live in boxes of
+            // their own.
+            for (key, _) in data.attributes.iter().step_by(2) {
+                seen ^= key.len() as u64;
+            }
+            for event in &data.events {
+                seen ^= event.time_ns ^ event.message.len() as u64;
+            }
+        }
+    }
+    std::hint::black_box(seen);
 }
 
 pub(crate) fn level(meta: &Metadata<'_>) -> Level {
@@ -566,12 +592,8 @@ pub(crate) fn event_record(event: &RawEvent) -> EventRecord {
         .with_location(location(event.meta))
 }
 
-pub(crate) fn span_record(
-    meta: &'static Metadata<'static>,
-    data: &SpanData,
-    end_ns: u64,
-    service: &str,
-) -> SpanRecord {
+pub(crate) fn span_record(data: &SpanData, end_ns: u64, service: &str) -> SpanRecord {
+    let meta = data.meta;
     let name = data
         .name
         .clone()
@@ -660,6 +682,9 @@ mod tests {
 
     fn span_data(id: u64) -> SpanData {
         SpanData {
+            meta: tracing::info_span!("work")
+                .metadata()
+                .expect("span metadata"),
             trace_id: TraceId(1),
             span_id: SpanId(id),
             parent: None,
@@ -680,9 +705,6 @@ mod tests {
 
     fn span(id: u64) -> Item {
         Item::Span(CapturedSpan {
-            meta: tracing::info_span!("work")
-                .metadata()
-                .expect("span metadata"),
             data: Box::new(span_data(id)),
             end_ns: 2,
         })

@@ -21,8 +21,8 @@
 //! ```
 //!
 //! Central types:
-//! - [`OmegiLayer`]: the layer. It keeps per-span state in the registry's
-//!   extensions and does no I/O on the application's thread.
+//! - [`OmegiLayer`]: the layer. It keeps per-span state in a table of its
+//!   own, by span id, and does no I/O on the application's thread.
 //! - [`OmegiBuilder`]: service name, resource, [`Sink`], queue and limits.
 //! - [`OmegiGuard`]: flushes on drop; [`ExportStats`] counts exported and
 //!   dropped records.

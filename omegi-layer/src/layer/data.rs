@@ -1,4 +1,4 @@
-//! Per-span state kept in the registry's extensions, and the field visitors
+//! Per-span state kept in the layer's span table, and the field visitors
 //! that fill it.
 
 use std::collections::VecDeque;
@@ -249,6 +249,8 @@ impl LocalTrace {
 /// What the layer keeps for one open span.
 #[derive(Debug)]
 pub(crate) struct SpanData {
+    /// The span's callsite.
+    pub(crate) meta: &'static Metadata<'static>,
     pub(crate) trace_id: TraceId,
     pub(crate) span_id: SpanId,
     pub(crate) parent: Option<SpanId>,
@@ -279,12 +281,14 @@ impl SpanData {
     /// does not allocate again either.
     pub(crate) fn start(
         recycled: Option<Box<SpanData>>,
+        meta: &'static Metadata<'static>,
         trace_id: TraceId,
         parent: Option<SpanId>,
         local_trace: Arc<LocalTrace>,
     ) -> Box<SpanData> {
         let Some(mut data) = recycled else {
             return Box::new(SpanData {
+                meta,
                 trace_id,
                 span_id: new_span_id(),
                 parent,
@@ -312,6 +316,7 @@ impl SpanData {
         } else {
             data.events.clear();
         }
+        data.meta = meta;
         data.trace_id = trace_id;
         data.span_id = new_span_id();
         data.parent = parent;
@@ -458,6 +463,42 @@ impl Visit for SpanVisitor<'_> {
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         let text = self.limits.field_debug(field.name(), value);
         self.set(field, FieldValue::Str(text));
+    }
+}
+
+/// Reads the fields of `Span::record` into a list, cutting text to its
+/// limit, before they are applied to the span's data (see
+/// [`SpanData::set_field`]).
+pub(crate) struct FieldCollector<'a> {
+    pub(crate) fields: &'a mut Fields,
+    pub(crate) limits: &'a TextLimits,
+}
+
+impl Visit for FieldCollector<'_> {
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.fields.push((field.name(), FieldValue::F64(value)));
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.fields.push((field.name(), FieldValue::I64(value)));
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.fields
+            .push((field.name(), FieldValue::from_u64(value)));
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.fields.push((field.name(), FieldValue::Bool(value)));
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        let text = self.limits.field_text(field.name(), value);
+        self.fields.push((field.name(), FieldValue::Str(text)));
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn StdError + 'static)) {
+        let text = self.limits.display(&value);
+        self.fields.push((field.name(), FieldValue::Str(text)));
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        let text = self.limits.field_debug(field.name(), value);
+        self.fields.push((field.name(), FieldValue::Str(text)));
     }
 }
 

@@ -1,6 +1,7 @@
 //! The `tracing_subscriber::Layer` that captures spans, events and errors.
 
 pub(crate) mod data;
+mod table;
 
 use std::any::TypeId;
 use std::marker::PhantomData;
@@ -8,7 +9,7 @@ use std::sync::Arc;
 
 use omegi_core::{Attribute, CodeLocation, ErrorKind, ErrorRecord, SpanFrame, SpanKind, Status};
 use tracing_core::span::{Attributes, Id, Record as SpanValues};
-use tracing_core::{Dispatch, Event, Metadata, Subscriber};
+use tracing_core::{Event, Metadata, Subscriber};
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 use tracing_subscriber::Layer;
@@ -16,9 +17,10 @@ use tracing_subscriber::Layer;
 use crate::export::{self, CapturedSpan, ExportStats, Item, Queue};
 use crate::limits::Limits;
 use data::{
-    fields_bytes, new_trace_id, now_ns, EventVisitor, FieldValue, LocalTrace, RawEvent, SpanData,
-    SpanVisitor,
+    fields_bytes, new_trace_id, now_ns, EventVisitor, FieldCollector, FieldValue, Fields,
+    LocalTrace, RawEvent, SpanData, SpanVisitor,
 };
+use table::SpanTable;
 
 /// The field of an error record that counts the span frames left out of its
 /// span stack (see [`Limits::max_span_frames`]).
@@ -30,8 +32,15 @@ pub(crate) const DROPPED_SPAN_FIELDS: &str = "omegi.dropped_span_fields";
 /// Lets code outside the layer (propagation) reach a span's [`SpanData`]
 /// through the `Dispatch`, whatever the subscriber's concrete type.
 pub(crate) struct WithContext {
-    #[allow(clippy::type_complexity)]
-    pub(crate) with: fn(&Dispatch, &Id, &mut dyn FnMut(&mut SpanData)),
+    spans: Arc<SpanTable>,
+}
+
+impl WithContext {
+    /// Runs `f` on the data of span `id`, if the layer records it; `f` runs
+    /// under a lock of the layer's span table (see [`SpanTable`]'s rule).
+    pub(crate) fn with(&self, id: &Id, f: &mut dyn FnMut(&mut SpanData)) {
+        self.spans.with(id, f);
+    }
 }
 
 /// Captures spans, events and errors and hands them to the exporter thread.
@@ -44,6 +53,8 @@ pub struct OmegiLayer<S> {
     active: bool,
     queue: Queue,
     limits: Limits,
+    /// The data of open spans; shared with propagation ([`WithContext`]).
+    spans: Arc<SpanTable>,
     with_context: WithContext,
     _subscriber: PhantomData<fn(S)>,
 }
@@ -53,27 +64,16 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     pub(crate) fn new(queue: Queue, limits: Limits, active: bool) -> Self {
+        let spans = Arc::new(SpanTable::default());
         OmegiLayer {
             active,
             queue,
             limits,
             with_context: WithContext {
-                with: Self::with_span_data,
+                spans: Arc::clone(&spans),
             },
+            spans,
             _subscriber: PhantomData,
-        }
-    }
-
-    fn with_span_data(dispatch: &Dispatch, id: &Id, f: &mut dyn FnMut(&mut SpanData)) {
-        let Some(subscriber) = dispatch.downcast_ref::<S>() else {
-            return;
-        };
-        let Some(span) = subscriber.span(id) else {
-            return;
-        };
-        let mut extensions = span.extensions_mut();
-        if let Some(data) = extensions.get_mut::<Box<SpanData>>() {
-            f(data);
         }
     }
 
@@ -112,29 +112,25 @@ where
         // the walk is over.
         let mut outermost: Option<SpanRef<'a, S>> = None;
         for span in scope {
-            let mut extensions = span.extensions_mut();
-            let Some(data) = extensions.get_mut::<Box<SpanData>>() else {
-                continue;
-            };
-            data.error_seen = true;
-            if record.span_id.is_none() {
-                record.trace_id = Some(data.trace_id);
-                record.span_id = Some(data.span_id);
-                local_trace = Some(data.local_trace.clone());
-            }
-            if stack.has_room() {
-                stack.push(data, span.metadata());
-            } else {
-                drop(extensions);
-                if outermost.replace(span).is_some() {
-                    stack.dropped_frames += 1;
+            let room = stack.has_room();
+            let found = self.spans.with(&span.id(), |data| {
+                data.error_seen = true;
+                if record.span_id.is_none() {
+                    record.trace_id = Some(data.trace_id);
+                    record.span_id = Some(data.span_id);
+                    local_trace = Some(data.local_trace.clone());
                 }
+                if room {
+                    stack.push(data, span.metadata());
+                }
+            });
+            if found.is_some() && !room && outermost.replace(span).is_some() {
+                stack.dropped_frames += 1;
             }
         }
         if let Some(root) = outermost {
-            if let Some(data) = root.extensions().get::<Box<SpanData>>() {
-                stack.push(data, root.metadata());
-            }
+            self.spans
+                .with(&root.id(), |data| stack.push(data, root.metadata()));
         }
         stack.finish(&mut record);
         if let Some(local) = local_trace {
@@ -145,6 +141,27 @@ where
                 .collect();
         }
         record
+    }
+    /// Reports span `data`, which failed (e.g. a 5xx response) without any
+    /// error being logged below it: the failure itself, with the span stack
+    /// of `parent` and above.
+    fn report_failed_span(&self, data: &SpanData, parent: Option<SpanRef<'_, S>>, end_ns: u64) {
+        let meta = data.meta;
+        let mut record = self.error_record(
+            Some((data, meta)),
+            parent.into_iter().flat_map(|p| p.scope()),
+            end_ns,
+        );
+        record.message = match &data.status_message {
+            Some(message) => message.clone(),
+            None => {
+                let name = data.name.as_deref().unwrap_or(meta.name());
+                format!("{name} failed")
+            }
+        };
+        record.target = meta.target().to_owned();
+        record.location = export::location(meta);
+        self.queue.push(Item::error(record));
     }
 }
 
@@ -236,39 +253,45 @@ where
             return;
         };
         let inherited = span.parent().and_then(|parent| {
-            parent
-                .extensions()
-                .get::<Box<SpanData>>()
-                .map(|p| (p.trace_id, p.span_id, p.local_trace.clone()))
+            self.spans.with(&parent.id(), |p| {
+                (p.trace_id, p.span_id, p.local_trace.clone())
+            })
         });
         let (trace_id, parent, local_trace) = match inherited {
             Some((trace_id, parent_id, local)) => (trace_id, Some(parent_id), local),
             None => (new_trace_id(), None, Arc::new(LocalTrace::default())),
         };
-        let mut data = SpanData::start(self.queue.recycled(), trace_id, parent, local_trace);
+        let mut data = SpanData::start(
+            self.queue.recycled(),
+            attrs.metadata(),
+            trace_id,
+            parent,
+            local_trace,
+        );
         attrs.record(&mut SpanVisitor {
             data: &mut data,
             limits: &self.limits.text,
             recorded: false,
         });
-        span.extensions_mut().insert(data);
+        self.spans.insert(id, data);
     }
 
-    fn on_record(&self, id: &Id, values: &SpanValues<'_>, ctx: Context<'_, S>) {
+    fn on_record(&self, id: &Id, values: &SpanValues<'_>, _ctx: Context<'_, S>) {
         if !self.active {
             return;
         }
-        let Some(span) = ctx.span(id) else {
-            return;
-        };
-        let mut extensions = span.extensions_mut();
-        if let Some(data) = extensions.get_mut::<Box<SpanData>>() {
-            values.record(&mut SpanVisitor {
-                data,
-                limits: &self.limits.text,
-                recorded: true,
-            });
-        }
+        // The values are read first: reading runs the application's code
+        // (`Debug`), which must not run under the table's lock.
+        let mut fields = Fields::new();
+        values.record(&mut FieldCollector {
+            fields: &mut fields,
+            limits: &self.limits.text,
+        });
+        self.spans.with(id, |data| {
+            for (name, value) in fields {
+                data.set_field(name, value, true);
+            }
+        });
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
@@ -301,8 +324,7 @@ where
                 std::mem::take(&mut visitor.message),
                 std::mem::take(&mut visitor.fields),
             );
-            let mut extensions = span.extensions_mut();
-            if let Some(data) = extensions.get_mut::<Box<SpanData>>() {
+            self.spans.with(&span.id(), |data| {
                 data.local_trace.push_breadcrumb(
                     raw.clone(),
                     self.limits.breadcrumbs,
@@ -319,7 +341,7 @@ where
                         data.status_message = Some(error.message.clone());
                     }
                 }
-            }
+            });
         }
 
         if let Some(error) = error {
@@ -331,47 +353,22 @@ where
         if !self.active {
             return;
         }
-        let Some(span) = ctx.span(&id) else {
+        let Some(data) = self.spans.remove(&id) else {
             return;
         };
         let end_ns = now_ns();
-        let Some(data) = span.extensions_mut().remove::<Box<SpanData>>() else {
-            return;
-        };
         if data.status == Status::Error || data.error_seen {
             // The parent learns that something below it failed, so that a
             // failure is reported once, where it happened.
-            if let Some(parent) = span.parent() {
-                if let Some(p) = parent.extensions_mut().get_mut::<Box<SpanData>>() {
-                    p.error_seen = true;
-                }
+            let parent = ctx.span(&id).and_then(|span| span.parent());
+            if let Some(parent) = &parent {
+                self.spans.with(&parent.id(), |p| p.error_seen = true);
+            }
+            if data.status == Status::Error && !data.error_seen && data.kind != SpanKind::Client {
+                self.report_failed_span(&data, parent, end_ns);
             }
         }
-        if data.status == Status::Error && !data.error_seen && data.kind != SpanKind::Client {
-            // The span failed (e.g. a 5xx response) without any error
-            // being logged below it: report the failure itself.
-            let meta = span.metadata();
-            let mut record = self.error_record(
-                Some((&data, meta)),
-                span.parent().into_iter().flat_map(|p| p.scope()),
-                end_ns,
-            );
-            record.message = match &data.status_message {
-                Some(message) => message.clone(),
-                None => {
-                    let name = data.name.as_deref().unwrap_or(meta.name());
-                    format!("{name} failed")
-                }
-            };
-            record.target = meta.target().to_owned();
-            record.location = export::location(meta);
-            self.queue.push(Item::error(record));
-        }
-        self.queue.push(Item::Span(CapturedSpan {
-            meta: span.metadata(),
-            data,
-            end_ns,
-        }));
+        self.queue.push(Item::Span(CapturedSpan { data, end_ns }));
     }
 
     // SAFETY: each pointer returned is to a value of exactly the type whose
@@ -440,5 +437,53 @@ fn fill_error(
                 module: None,
             };
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fmt;
+    use std::time::Duration;
+
+    use omegi_core::Value;
+    use tracing_subscriber::prelude::*;
+
+    use super::*;
+
+    /// A value whose `Debug` logs, as application code may.
+    struct Logs;
+
+    impl fmt::Debug for Logs {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            tracing::info!("formatting");
+            f.write_str("logged")
+        }
+    }
+
+    #[test]
+    fn closed_spans_leave_the_table_and_a_field_that_logs_is_recorded() {
+        let sink = crate::MemorySink::new();
+        let (layer, guard) = crate::layer("svc").with_sink(sink.clone()).build();
+        let table = Arc::clone(&layer.spans);
+        let subscriber = tracing_subscriber::registry().with(layer);
+        tracing::subscriber::with_default(subscriber, || {
+            let outer = tracing::info_span!("outer", later = tracing::field::Empty);
+            let entered = outer.enter();
+            let inner = tracing::info_span!("inner", a = 1);
+            assert_eq!(table.len(), 2);
+            // Its `Debug` runs before the span's data is locked: the event
+            // it logs lands in the same span.
+            outer.record("later", tracing::field::debug(Logs));
+            drop(inner);
+            assert_eq!(table.len(), 1);
+            drop(entered);
+        });
+        assert_eq!(table.len(), 0, "every span closed");
+        assert!(guard.flush(Duration::from_secs(5)));
+        let spans = sink.spans();
+        let outer = spans.iter().find(|s| s.name == "outer").expect("outer");
+        assert_eq!(outer.attribute("later"), Some(&Value::from("logged")));
+        assert_eq!(outer.events.len(), 1);
+        assert_eq!(outer.events[0].message, "formatting");
     }
 }

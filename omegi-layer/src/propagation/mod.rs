@@ -40,7 +40,7 @@ fn with_span_data<R>(span: &Span, f: impl FnOnce(&mut SpanData) -> R) -> Option<
     let mut out = None;
     span.with_subscriber(|(id, dispatch)| {
         if let Some(with_context) = dispatch.downcast_ref::<WithContext>() {
-            (with_context.with)(dispatch, id, &mut |data| {
+            with_context.with(id, &mut |data| {
                 if let Some(f) = f.take() {
                     out = Some(f(data));
                 }

@@ -187,10 +187,10 @@ impl WireSpan for CapturedSpan {
         self.data.remote_parent
     }
     fn name(&self) -> &str {
-        self.data.name.as_deref().unwrap_or(self.meta.name())
+        self.data.name.as_deref().unwrap_or(self.data.meta.name())
     }
     fn target(&self) -> &str {
-        self.meta.target()
+        self.data.meta.target()
     }
     fn kind(&self) -> SpanKind {
         self.data.kind
@@ -205,15 +205,15 @@ impl WireSpan for CapturedSpan {
         captured_fields(&self.data.attributes, f);
     }
     fn constant_attributes<'a>(&'a self, f: &mut impl FnMut(&'a str, Val<'a>)) {
-        f("omegi.target", Val::Str(self.meta.target()));
-        let level = level(self.meta);
+        f("omegi.target", Val::Str(self.data.meta.target()));
+        let level = level(self.data.meta);
         if level != Level::Info {
             f("omegi.level", Val::Str(level.as_str()));
         }
-        meta_location(self.meta, f);
+        meta_location(self.data.meta, f);
     }
     fn callsite(&self) -> Option<&'static Metadata<'static>> {
-        Some(self.meta)
+        Some(self.data.meta)
     }
     fn events(&self) -> &[Arc<RawEvent>] {
         &self.data.events
@@ -776,6 +776,7 @@ mod tests {
             )
         };
         let data = |id: u64| SpanData {
+            meta: span_meta,
             trace_id: TraceId(0xabc),
             span_id: SpanId(id),
             parent: Some(SpanId(1)),
@@ -801,6 +802,7 @@ mod tests {
         full.name = Some("GET /orders".into());
         full.kind = SpanKind::Server;
         let mut failed = data(3);
+        failed.meta = warn_meta;
         failed.status = Status::Error;
         failed.status_message = Some("declined".into());
         failed.remote_parent = true;
@@ -809,17 +811,14 @@ mod tests {
         root.status_message = Some("not sent".into());
         vec![
             CapturedSpan {
-                meta: span_meta,
                 data: Box::new(full),
                 end_ns: 20,
             },
             CapturedSpan {
-                meta: warn_meta,
                 data: Box::new(failed),
                 end_ns: 0,
             },
             CapturedSpan {
-                meta: span_meta,
                 data: Box::new(root),
                 end_ns: 30,
             },
@@ -834,7 +833,7 @@ mod tests {
         let spans = captured();
         let records: Vec<SpanRecord> = spans
             .iter()
-            .map(|span| crate::export::span_record(span.meta, &span.data, span.end_ns, "payment"))
+            .map(|span| crate::export::span_record(&span.data, span.end_ns, "payment"))
             .collect();
         let (mut lens, mut from_captured, mut from_records) =
             (Scratch::default(), Vec::new(), Vec::new());
