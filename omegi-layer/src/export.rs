@@ -674,33 +674,27 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use omegi_core::{Resource, SpanId, SpanKind, Status, TraceId};
+    use omegi_core::{Resource, SpanId, TraceId};
 
     use super::*;
-    use crate::layer::data::{Fields, LocalTrace, SpanData};
+    use crate::layer::data::{LocalTrace, SpanData};
     use crate::sink::NullSink;
 
     fn span_data(id: u64) -> SpanData {
-        SpanData {
-            meta: tracing::info_span!("work")
-                .metadata()
-                .expect("span metadata"),
-            trace_id: TraceId(1),
-            span_id: SpanId(id),
-            parent: None,
-            remote_parent: false,
-            start_ns: 1,
-            attributes: Fields::new(),
-            events: smallvec::SmallVec::new(),
-            dropped_events: 0,
-            status: Status::Unset,
-            status_message: None,
-            kind: SpanKind::Internal,
-            name: Some("work".into()),
-            error_seen: false,
-            local_trace: Arc::new(LocalTrace::default()),
-            charged_bytes: 0,
-        }
+        let meta = tracing::info_span!("work")
+            .metadata()
+            .expect("span metadata");
+        let mut data = *SpanData::start(
+            None,
+            meta,
+            TraceId(1),
+            None,
+            Arc::new(LocalTrace::default()),
+        );
+        data.span_id = SpanId(id);
+        data.start_ns = 1;
+        data.name = Some("work".into());
+        data
     }
 
     fn span(id: u64) -> Item {

@@ -99,6 +99,7 @@
 mod builder;
 mod env;
 mod export;
+mod hash;
 mod layer;
 mod limits;
 mod panic;

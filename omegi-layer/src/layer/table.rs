@@ -13,45 +13,17 @@
 //! that a span's data is never waited for by the thread that holds it.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use tracing_core::span::Id;
 
 use super::data::SpanData;
+use crate::hash::{mix, BuildWordHasher};
 
 /// Shards: enough that threads touching different spans rarely meet.
 const SHARDS: usize = 64;
 
-/// Hashes a span id (already unique) by mixing its bits, so that the
-/// shard and the map's slots and tags all vary.
-#[derive(Default)]
-struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for byte in bytes {
-            self.write_u64(u64::from(*byte) ^ self.0.rotate_left(8));
-        }
-    }
-
-    #[inline]
-    fn write_u64(&mut self, id: u64) {
-        self.0 = mix(id);
-    }
-}
-
-#[inline]
-fn mix(id: u64) -> u64 {
-    let product = u128::from(id) * 0x9e37_79b9_7f4a_7c15;
-    (product as u64) ^ ((product >> 64) as u64)
-}
-
-type Map = HashMap<u64, Box<SpanData>, BuildHasherDefault<IdHasher>>;
+type Map = HashMap<u64, Box<SpanData>, BuildWordHasher>;
 
 /// One shard, alone on its cache line.
 #[repr(align(64))]
@@ -76,7 +48,7 @@ impl SpanTable {
     fn shard(&self, id: &Id) -> MutexGuard<'_, Map> {
         // The map takes the low bits (its slot) and the top 7 (its tags):
         // the shard, bits from the middle.
-        let index = (mix(id.into_u64()) >> 32) as usize % SHARDS;
+        let index = (mix(0, id.into_u64()) >> 32) as usize % SHARDS;
         self.shards[index]
             .0
             .lock()

@@ -10,7 +10,7 @@
 //! callsite and copied from then on ([`Constants`]).
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+
 use std::sync::Arc;
 
 use omegi_core::{
@@ -472,7 +472,7 @@ fn attributes_len<'a>(tag: u32, visit: impl FnOnce(&mut dyn FnMut(&'a str, Val<'
 /// [`Constants::MAX_CALLSITES`] were seen, it starts again.
 #[derive(Default)]
 pub(crate) struct Constants {
-    encoded: HashMap<(usize, u8), Box<[u8]>, BuildHasherDefault<AddressHasher>>,
+    encoded: HashMap<(usize, u8), Box<[u8]>, crate::hash::BuildWordHasher>,
     /// The encoding of what has no callsite (records of the model), made
     /// anew each time.
     scratch: Vec<u8>,
@@ -524,31 +524,6 @@ impl Constants {
         self.get(event.callsite(), kind, |out| {
             event.constant_attributes(span_target, &mut |k, v| write_key_value(3, k, v, out));
         })
-    }
-}
-
-/// Hashes the address of a callsite's metadata: distinct static addresses,
-/// spread by one multiplication.
-#[derive(Default)]
-struct AddressHasher(u64);
-
-impl Hasher for AddressHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(u64::from(b));
-        }
-    }
-    fn write_u8(&mut self, kind: u8) {
-        self.write_u64(u64::from(kind));
-    }
-    fn write_usize(&mut self, address: usize) {
-        self.write_u64(address as u64);
-    }
-    fn write_u64(&mut self, value: u64) {
-        self.0 = (self.0.rotate_left(5) ^ value).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     }
 }
 
@@ -775,23 +750,17 @@ mod tests {
                 Fields::from_iter([("attempt", FieldValue::I64(1))]),
             )
         };
-        let data = |id: u64| SpanData {
-            meta: span_meta,
-            trace_id: TraceId(0xabc),
-            span_id: SpanId(id),
-            parent: Some(SpanId(1)),
-            remote_parent: false,
-            start_ns: 10,
-            attributes: Fields::new(),
-            events: smallvec::SmallVec::new(),
-            dropped_events: 0,
-            status: Status::Unset,
-            status_message: None,
-            kind: SpanKind::Internal,
-            name: None,
-            error_seen: false,
-            local_trace: Arc::new(LocalTrace::default()),
-            charged_bytes: 0,
+        let data = |id: u64| {
+            let mut data = *SpanData::start(
+                None,
+                span_meta,
+                TraceId(0xabc),
+                Some(SpanId(1)),
+                Arc::new(LocalTrace::default()),
+            );
+            data.span_id = SpanId(id);
+            data.start_ns = 10;
+            data
         };
         let mut full = data(2);
         full.attributes = fields;
