@@ -25,7 +25,7 @@ use omegi_core::{Consequence, SpanRecord, TraceId};
 use r2d2_postgres::postgres::types::ToSql;
 use r2d2_postgres::postgres::{error::SqlState, Error as PgError, Row, Statement, Transaction};
 
-use super::{database, ns_to_sql, Database};
+use super::{database, ns_to_sql, traces, Database};
 use crate::codec::{decode, encode, SAttribute, SConsequence, SError, SSpan};
 use crate::error::{Error, Result};
 use crate::issues::{IssueRow, OccurrenceRef};
@@ -419,21 +419,9 @@ impl Staging for PgTx<'_> {
         }
         let ids: Vec<Vec<u8>> = traces.iter().map(|t| trace_to_sql(*t)).collect();
         let rows = self
-            .cached_query(
-                "SELECT k.id, s.row_data FROM unnest($2::bytea[]) AS k(id) CROSS JOIN LATERAL
-                     (SELECT row_data FROM settled WHERE project = $1 AND trace_id = k.id LIMIT 1) AS s",
-                &[&project, &ids],
-            )
+            .cached_query(traces::SETTLED_ROWS_SQL, &[&project, &ids])
             .map_err(db)?;
-        let mut found: BTreeMap<&[u8], SettledRow> = BTreeMap::new();
-        for row in &rows {
-            found.insert(row.get(0), decode("settled", row.get::<_, &[u8]>(1))?);
-        }
-        // A trace named twice gets its row twice.
-        Ok(ids
-            .iter()
-            .map(|id| found.get(id.as_slice()).cloned())
-            .collect())
+        traces::settled_in_order(&ids, &rows)
     }
 
     fn put_settled_rows(

@@ -1,6 +1,7 @@
 //! [`Traces`](crate::Traces)' reads on PostgreSQL.
 
 use omegi_core::{SpanId, SpanRecord, TraceId};
+use r2d2_postgres::postgres::Row;
 
 use super::ingest::{chunks_of, trace_to_sql};
 use super::{database, ns_to_sql, Database};
@@ -103,6 +104,26 @@ pub(crate) fn settled_row(
         .transpose()
 }
 
+/// Reads the settled rows of the traces `$2` (ids as `bytea[]`) of project
+/// `$1`: a lateral probe per id, an index lookup whatever the planner
+/// believes of the table's size. Its rows go to [`settled_in_order`].
+pub(crate) const SETTLED_ROWS_SQL: &str =
+    "SELECT k.id, s.row_data FROM unnest($2::bytea[]) AS k(id) CROSS JOIN LATERAL
+         (SELECT row_data FROM settled WHERE project = $1 AND trace_id = k.id LIMIT 1) AS s";
+
+/// The rows of [`SETTLED_ROWS_SQL`] for `ids`, in the order of `ids`: a
+/// trace named twice gets its row twice.
+pub(crate) fn settled_in_order(ids: &[Vec<u8>], rows: &[Row]) -> Result<Vec<Option<SettledRow>>> {
+    let mut found: std::collections::BTreeMap<&[u8], SettledRow> = Default::default();
+    for row in rows {
+        found.insert(row.get(0), decode("settled", row.get::<_, &[u8]>(1))?);
+    }
+    Ok(ids
+        .iter()
+        .map(|id| found.get(id.as_slice()).cloned())
+        .collect())
+}
+
 /// The settled rows of traces, in the order given, in one statement.
 pub(crate) fn settled_rows(
     db: &Database,
@@ -113,24 +134,11 @@ pub(crate) fn settled_rows(
         return Ok(Vec::new());
     }
     let ids: Vec<Vec<u8>> = traces.iter().map(|t| trace_to_sql(*t)).collect();
-    // A lateral probe per id: an index lookup whatever the planner
-    // believes of the table's size.
     let rows = db
         .conn()?
-        .query(
-            "SELECT k.id, s.row_data FROM unnest($2::bytea[]) AS k(id) CROSS JOIN LATERAL
-                 (SELECT row_data FROM settled WHERE project = $1 AND trace_id = k.id LIMIT 1) AS s",
-            &[&project, &ids],
-        )
+        .query(SETTLED_ROWS_SQL, &[&project, &ids])
         .map_err(database)?;
-    let mut found: std::collections::BTreeMap<&[u8], SettledRow> = Default::default();
-    for row in &rows {
-        found.insert(row.get(0), decode("settled", row.get::<_, &[u8]>(1))?);
-    }
-    Ok(ids
-        .iter()
-        .map(|id| found.get(id.as_slice()).cloned())
-        .collect())
+    settled_in_order(&ids, &rows)
 }
 
 /// The time bound of a query, clamped to what the database stores.
