@@ -117,6 +117,26 @@ pub(crate) type Fields = SmallVec<[(&'static str, FieldValue); 2]>;
 /// more than most spans have, and a bounded amount of memory per span.
 const KEPT_SLOTS: usize = 16;
 
+/// Empties `list`, keeping its room when it is at most [`KEPT_SLOTS`].
+fn clear_keeping_room<A: smallvec::Array>(list: &mut SmallVec<A>) {
+    if list.capacity() > KEPT_SLOTS {
+        *list = SmallVec::new();
+    } else {
+        list.clear();
+    }
+}
+
+/// Bytes of the room `list` keeps beyond its entries on the heap, at
+/// `entry` bytes an entry (none while it is inline).
+#[inline]
+fn spare_bytes<A: smallvec::Array>(list: &SmallVec<A>, entry: usize) -> usize {
+    if list.spilled() {
+        (list.capacity() - list.len()) * entry
+    } else {
+        0
+    }
+}
+
 /// The larger of two sizes, in a constant.
 const fn larger(a: usize, b: usize) -> usize {
     if a > b {
@@ -306,16 +326,8 @@ impl SpanData {
                 charged_bytes: 0,
             });
         };
-        if data.attributes.capacity() > KEPT_SLOTS {
-            data.attributes = Fields::new();
-        } else {
-            data.attributes.clear();
-        }
-        if data.events.capacity() > KEPT_SLOTS {
-            data.events = SmallVec::new();
-        } else {
-            data.events.clear();
-        }
+        clear_keeping_room(&mut data.attributes);
+        clear_keeping_room(&mut data.events);
         data.meta = meta;
         data.trace_id = trace_id;
         data.span_id = new_span_id();
@@ -339,27 +351,10 @@ impl SpanData {
     #[inline]
     pub(crate) fn estimated_bytes(&self) -> usize {
         let text = |s: &Option<String>| s.as_ref().map_or(0, String::capacity);
-        let spare = |len: usize, capacity: usize, spilled: bool, entry: usize| {
-            if spilled {
-                (capacity - len) * entry
-            } else {
-                0
-            }
-        };
         size_of::<SpanData>()
             + fields_bytes(&self.attributes)
-            + spare(
-                self.attributes.len(),
-                self.attributes.capacity(),
-                self.attributes.spilled(),
-                FIELD_BYTES,
-            )
-            + spare(
-                self.events.len(),
-                self.events.capacity(),
-                self.events.spilled(),
-                size_of::<Arc<RawEvent>>(),
-            )
+            + spare_bytes(&self.attributes, FIELD_BYTES)
+            + spare_bytes(&self.events, size_of::<Arc<RawEvent>>())
             + self
                 .events
                 .iter()
@@ -375,40 +370,36 @@ impl SpanData {
     /// replace a field the span already has; at creation, every field of
     /// the callsite is visited once.
     pub(crate) fn set_field(&mut self, name: &'static str, value: FieldValue, recorded: bool) {
-        if !name.starts_with("otel.") {
+        let Some(special) = name.strip_prefix("otel.") else {
             if recorded {
                 self.put_attribute(name, value);
             } else {
                 self.attributes.push((name, value));
             }
             return;
-        }
-        if let Some(special) = name.strip_prefix("otel.") {
-            let text = value.to_string();
-            match special {
-                "name" => self.name = Some(text),
-                "kind" => {
-                    self.kind = match text.to_ascii_lowercase().as_str() {
-                        "server" => SpanKind::Server,
-                        "client" => SpanKind::Client,
-                        "producer" => SpanKind::Producer,
-                        "consumer" => SpanKind::Consumer,
-                        _ => SpanKind::Internal,
-                    }
+        };
+        let text = value.to_string();
+        match special {
+            "name" => self.name = Some(text),
+            "kind" => {
+                self.kind = match text.to_ascii_lowercase().as_str() {
+                    "server" => SpanKind::Server,
+                    "client" => SpanKind::Client,
+                    "producer" => SpanKind::Producer,
+                    "consumer" => SpanKind::Consumer,
+                    _ => SpanKind::Internal,
                 }
-                "status_code" => {
-                    self.status = match text.to_ascii_lowercase().as_str() {
-                        "error" => Status::Error,
-                        "ok" => Status::Ok,
-                        _ => Status::Unset,
-                    }
-                }
-                "status_message" => self.status_message = Some(text),
-                _ => self.put_attribute(name, value),
             }
-            return;
+            "status_code" => {
+                self.status = match text.to_ascii_lowercase().as_str() {
+                    "error" => Status::Error,
+                    "ok" => Status::Ok,
+                    _ => Status::Unset,
+                }
+            }
+            "status_message" => self.status_message = Some(text),
+            _ => self.put_attribute(name, value),
         }
-        self.put_attribute(name, value);
     }
 
     fn put_attribute(&mut self, name: &'static str, value: FieldValue) {
@@ -423,82 +414,38 @@ impl SpanData {
     }
 }
 
-/// Records span fields (`new_span` and `Span::record`) into a `SpanData`,
-/// cutting text to its limit.
-pub(crate) struct SpanVisitor<'a> {
-    pub(crate) data: &'a mut SpanData,
+/// Reads a span's fields (at `new_span` and `Span::record`), cutting text
+/// to its limit, and hands each to `put`: straight into the span's data at
+/// creation, into a list for `Span::record` (see [`SpanData::set_field`]).
+pub(crate) struct FieldReader<'a, F> {
     pub(crate) limits: &'a TextLimits,
-    /// `Span::record` (a field may be replaced), not the span's creation.
-    pub(crate) recorded: bool,
+    pub(crate) put: F,
 }
 
-impl SpanVisitor<'_> {
-    #[inline]
-    fn set(&mut self, field: &Field, value: FieldValue) {
-        self.data.set_field(field.name(), value, self.recorded);
-    }
-}
-
-impl Visit for SpanVisitor<'_> {
+impl<F: FnMut(&'static str, FieldValue)> Visit for FieldReader<'_, F> {
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.set(field, FieldValue::F64(value));
+        (self.put)(field.name(), FieldValue::F64(value));
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.set(field, FieldValue::I64(value));
+        (self.put)(field.name(), FieldValue::I64(value));
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.set(field, FieldValue::from_u64(value));
+        (self.put)(field.name(), FieldValue::from_u64(value));
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.set(field, FieldValue::Bool(value));
+        (self.put)(field.name(), FieldValue::Bool(value));
     }
     fn record_str(&mut self, field: &Field, value: &str) {
         let text = self.limits.field_text(field.name(), value);
-        self.set(field, FieldValue::Str(text));
+        (self.put)(field.name(), FieldValue::Str(text));
     }
     fn record_error(&mut self, field: &Field, value: &(dyn StdError + 'static)) {
         let text = self.limits.display(&value);
-        self.set(field, FieldValue::Str(text));
+        (self.put)(field.name(), FieldValue::Str(text));
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         let text = self.limits.field_debug(field.name(), value);
-        self.set(field, FieldValue::Str(text));
-    }
-}
-
-/// Reads the fields of `Span::record` into a list, cutting text to its
-/// limit, before they are applied to the span's data (see
-/// [`SpanData::set_field`]).
-pub(crate) struct FieldCollector<'a> {
-    pub(crate) fields: &'a mut Fields,
-    pub(crate) limits: &'a TextLimits,
-}
-
-impl Visit for FieldCollector<'_> {
-    fn record_f64(&mut self, field: &Field, value: f64) {
-        self.fields.push((field.name(), FieldValue::F64(value)));
-    }
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        self.fields.push((field.name(), FieldValue::I64(value)));
-    }
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        self.fields
-            .push((field.name(), FieldValue::from_u64(value)));
-    }
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        self.fields.push((field.name(), FieldValue::Bool(value)));
-    }
-    fn record_str(&mut self, field: &Field, value: &str) {
-        let text = self.limits.field_text(field.name(), value);
-        self.fields.push((field.name(), FieldValue::Str(text)));
-    }
-    fn record_error(&mut self, field: &Field, value: &(dyn StdError + 'static)) {
-        let text = self.limits.display(&value);
-        self.fields.push((field.name(), FieldValue::Str(text)));
-    }
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        let text = self.limits.field_debug(field.name(), value);
-        self.fields.push((field.name(), FieldValue::Str(text)));
+        (self.put)(field.name(), FieldValue::Str(text));
     }
 }
 

@@ -17,8 +17,8 @@ use tracing_subscriber::Layer;
 use crate::export::{self, CapturedSpan, ExportStats, Item, Queue};
 use crate::limits::Limits;
 use data::{
-    fields_bytes, new_trace_id, now_ns, EventVisitor, FieldCollector, FieldValue, Fields,
-    LocalTrace, RawEvent, SpanData, SpanVisitor,
+    fields_bytes, new_trace_id, now_ns, EventVisitor, FieldReader, FieldValue, Fields, LocalTrace,
+    RawEvent, SpanData,
 };
 use table::SpanTable;
 
@@ -268,10 +268,9 @@ where
             parent,
             local_trace,
         );
-        attrs.record(&mut SpanVisitor {
-            data: &mut data,
+        attrs.record(&mut FieldReader {
             limits: &self.limits.text,
-            recorded: false,
+            put: |name, value| data.set_field(name, value, false),
         });
         self.spans.insert(id, data);
     }
@@ -283,9 +282,9 @@ where
         // The values are read first: reading runs the application's code
         // (`Debug`), which must not run under the table's lock.
         let mut fields = Fields::new();
-        values.record(&mut FieldCollector {
-            fields: &mut fields,
+        values.record(&mut FieldReader {
             limits: &self.limits.text,
+            put: |name, value| fields.push((name, value)),
         });
         self.spans.with(id, |data| {
             for (name, value) in fields {
