@@ -218,9 +218,15 @@ struct Part {
     chunk: TraceChunk,
 }
 
+/// What a chunk counts against the window's bytes: its encoded records and
+/// a little for its entry.
+fn window_bytes(chunk: &TraceChunk) -> usize {
+    chunk.encoded_bytes() + 64
+}
+
 impl Part {
     fn bytes(&self) -> usize {
-        self.chunk.encoded_bytes() + 64
+        window_bytes(&self.chunk)
     }
 }
 
@@ -543,7 +549,7 @@ impl Settler {
         if chunks.is_empty() {
             return Ok(None);
         }
-        let bytes: usize = chunks.iter().map(|c| c.encoded_bytes() + 64).sum();
+        let bytes: usize = chunks.iter().map(window_bytes).sum();
         let spans: usize = chunks.iter().map(TraceChunk::spans).sum();
         {
             let window = self.lock();
@@ -1099,10 +1105,7 @@ mod tests {
             .0
             .iter()
             .map(|(id, (spans, errors))| {
-                TraceChunk::encode(Some(*id), spans, errors)
-                    .unwrap()
-                    .encoded_bytes()
-                    + 64
+                window_bytes(&TraceChunk::encode(Some(*id), spans, errors).unwrap())
             })
             .sum();
         // Twice the budget holds the first request and not a second.
