@@ -122,7 +122,7 @@ impl CapturedBatch {
     }
 
     /// The captured spans, in order.
-    pub(crate) fn spans(&self) -> impl Iterator<Item = &CapturedSpan> + Clone {
+    pub(crate) fn spans(&self) -> impl DoubleEndedIterator<Item = &CapturedSpan> {
         self.items.iter().filter_map(|item| match item {
             Captured::Span(span) => Some(span),
             Captured::Error(_) => None,

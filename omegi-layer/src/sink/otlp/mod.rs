@@ -142,6 +142,8 @@ pub struct OtlpSink {
     scope_bytes: Vec<u8>,
     /// The encoded request, reused from batch to batch.
     buffer: Vec<u8>,
+    /// Reused for the spans' requests over HTTP.
+    traces_buffer: wire::Backward,
     /// What the span encoder keeps from batch to batch.
     scratch: wire::Scratch,
 }
@@ -302,6 +304,7 @@ impl OtlpSinkBuilder {
             scope,
             resource: None,
             buffer: Vec::new(),
+            traces_buffer: wire::Backward::default(),
             scratch: wire::Scratch::default(),
         })
     }
@@ -529,10 +532,10 @@ impl OtlpSink {
                     &self.scope_bytes,
                     spans.iter(),
                     &mut self.scratch,
-                    &mut self.buffer,
+                    &mut self.traces_buffer,
                 );
                 drop(spans);
-                http.post(&self.traces, &self.buffer)
+                http.post(&self.traces, self.traces_buffer.as_slice())
             }
             #[cfg(feature = "grpc")]
             Transport::Grpc(grpc) => {
@@ -592,9 +595,9 @@ impl Sink for OtlpSink {
                 &self.scope_bytes,
                 batch.spans(),
                 &mut self.scratch,
-                &mut self.buffer,
+                &mut self.traces_buffer,
             );
-            http.post(&self.traces, &self.buffer)
+            http.post(&self.traces, self.traces_buffer.as_slice())
                 .map_err(|e| SinkError::new(format!("OTLP span export failed: {e}")))
         };
         let errors = batch.take_errors();

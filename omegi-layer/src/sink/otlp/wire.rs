@@ -1,7 +1,7 @@
 //! Spans encoded as an OTLP `ExportTraceServiceRequest` straight from the
 //! spans as captured (or from records of the model), by reference: no
-//! intermediate messages, no per-span allocation, into a buffer reused from
-//! batch to batch. The bytes are those prost writes for the messages of
+//! intermediate messages, no per-span allocation, in one pass, backward,
+//! into a buffer reused from batch to batch ([`Backward`]). The bytes are those prost writes for the messages of
 //! [`encode`](super::encode) (tests hold them equal), so either form may be
 //! sent.
 //!
@@ -38,8 +38,8 @@ pub(crate) trait WireSpan {
     fn kind(&self) -> SpanKind;
     fn start_ns(&self) -> u64;
     fn end_ns(&self) -> u64;
-    /// Calls `f` with each attribute of the span's own fields, in the order
-    /// sent (before the constant ones).
+    /// Calls `f` with each attribute of the span's own fields, last first
+    /// (they are written backward; they are sent before the constant ones).
     fn field_attributes<'a>(&'a self, f: &mut impl FnMut(&'a str, Val<'a>));
     /// Calls `f` with each attribute that depends only on the callsite, in
     /// the order sent.
@@ -63,7 +63,8 @@ pub(crate) trait WireEvent {
     /// on whether the span's target is the event's, in the order sent
     /// (before the fields).
     fn constant_attributes<'a>(&'a self, span_target: &str, f: &mut impl FnMut(&'a str, Val<'a>));
-    /// Calls `f` with each of the event's fields, in the order sent.
+    /// Calls `f` with each of the event's fields, last first (they are
+    /// written backward).
     fn field_attributes<'a>(&'a self, f: &mut impl FnMut(&'a str, Val<'a>));
     /// The callsite, when the constant attributes depend on nothing else
     /// (see [`WireEvent::constant_attributes`]).
@@ -163,11 +164,12 @@ fn meta_location<'a>(meta: &'static Metadata<'static>, f: &mut impl FnMut(&'a st
     }
 }
 
+/// Calls `f` with each of `fields`, last first.
 fn captured_fields<'a>(
     fields: &'a [(&'static str, FieldValue)],
     f: &mut impl FnMut(&'a str, Val<'a>),
 ) {
-    for (key, value) in fields {
+    for (key, value) in fields.iter().rev() {
         f(key, Val::of_field(value));
     }
 }
@@ -294,82 +296,181 @@ impl<'a> Val<'a> {
     }
 }
 
-/// Appends `value` as a protobuf varint, as `prost::encoding::encode_varint`
-/// writes it, without going through a generic buffer byte by byte: most
-/// values here (tags, lengths) take one byte, and this was the exporter
-/// thread's hottest function.
-#[inline]
-fn put_varint(mut value: u64, out: &mut Vec<u8>) {
-    while value >= 0x80 {
-        out.push((value as u8) | 0x80);
-        value >>= 7;
+/// A buffer written from its end toward its start. A protobuf message is
+/// preceded by its length, which is known once the message is written:
+/// written backward, last field first, every length is at hand when it is
+/// needed, and one pass encodes the request (forward, a first pass would
+/// have to size every message). Reused from batch to batch: its room stays.
+#[derive(Default)]
+pub(crate) struct Backward {
+    /// Written bytes are `buf[start..]`.
+    buf: Vec<u8>,
+    start: usize,
+}
+
+impl Backward {
+    /// Forgets what was written, keeping the room.
+    pub(crate) fn clear(&mut self) {
+        self.start = self.buf.len();
     }
-    out.push(value as u8);
-}
 
-/// Appends a field's key: its tag and wire type, as a varint.
-#[inline]
-fn put_key(tag: u32, wire_type: WireType, out: &mut Vec<u8>) {
-    put_varint(u64::from(tag << 3 | wire_type as u32), out);
-}
-
-fn key_len(tag: u32) -> usize {
-    encoded_len_varint(u64::from(tag << 3))
-}
-
-/// Length of a length-delimited field holding `len` bytes.
-fn delimited_len(tag: u32, len: usize) -> usize {
-    key_len(tag) + encoded_len_varint(len as u64) + len
-}
-
-/// A proto3 string or bytes field: left out when empty.
-fn bytes_field_len(tag: u32, len: usize) -> usize {
-    if len == 0 {
-        0
-    } else {
-        delimited_len(tag, len)
+    /// What was written.
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        &self.buf[self.start..]
     }
-}
 
-fn write_delimited(tag: u32, len: usize, out: &mut Vec<u8>) {
-    put_key(tag, WireType::LengthDelimited, out);
-    put_varint(len as u64, out);
-}
-
-fn write_bytes_field(tag: u32, bytes: &[u8], out: &mut Vec<u8>) {
-    if !bytes.is_empty() {
-        write_delimited(tag, bytes.len(), out);
-        out.extend_from_slice(bytes);
+    /// Bytes written since the last [`clear`](Self::clear).
+    #[inline]
+    fn written(&self) -> usize {
+        self.buf.len() - self.start
     }
-}
 
-fn write_varint_field(tag: u32, value: u64, out: &mut Vec<u8>) {
-    if value != 0 {
-        put_key(tag, WireType::Varint, out);
-        put_varint(value, out);
+    /// The `n` bytes before what was written, to be filled in.
+    #[inline]
+    fn room(&mut self, n: usize) -> &mut [u8] {
+        if self.start < n {
+            self.grow(n);
+        }
+        self.start -= n;
+        &mut self.buf[self.start..self.start + n]
     }
-}
 
-fn varint_field_len(tag: u32, value: u64) -> usize {
-    if value == 0 {
-        0
-    } else {
-        key_len(tag) + encoded_len_varint(value)
+    /// At least doubles the room, keeping what was written at the end.
+    #[cold]
+    fn grow(&mut self, n: usize) {
+        let used = self.written();
+        let size = (2 * self.buf.len()).max(used + n).max(4096);
+        let mut buf = vec![0; size];
+        buf[size - used..].copy_from_slice(self.as_slice());
+        self.buf = buf;
+        self.start = size - used;
     }
-}
 
-fn write_fixed64_field(tag: u32, value: u64, out: &mut Vec<u8>) {
-    if value != 0 {
-        put_key(tag, WireType::SixtyFourBit, out);
-        out.extend_from_slice(&value.to_le_bytes());
+    #[inline]
+    fn bytes(&mut self, bytes: &[u8]) {
+        self.room(bytes.len()).copy_from_slice(bytes);
     }
-}
 
-fn fixed64_field_len(tag: u32, value: u64) -> usize {
-    if value == 0 {
-        0
-    } else {
-        key_len(tag) + 8
+    /// One byte.
+    #[inline(always)]
+    fn byte(&mut self, byte: u8) {
+        if self.start == 0 {
+            self.grow(1);
+        }
+        self.start -= 1;
+        self.buf[self.start] = byte;
+    }
+
+    /// A protobuf varint, as `prost::encoding::encode_varint` writes it.
+    /// Most (keys, lengths, small numbers) take one byte.
+    #[inline(always)]
+    fn varint(&mut self, value: u64) {
+        if value < 0x80 {
+            self.byte(value as u8);
+        } else {
+            self.long_varint(value);
+        }
+    }
+
+    #[inline(never)]
+    fn long_varint(&mut self, mut value: u64) {
+        let room = self.room(encoded_len_varint(value));
+        if let Some((last, head)) = room.split_last_mut() {
+            for byte in head {
+                *byte = (value as u8) | 0x80;
+                value >>= 7;
+            }
+            *last = value as u8;
+        }
+    }
+
+    /// A field's key: its tag and wire type (one byte for the tags below
+    /// 16, once inlined).
+    #[inline(always)]
+    fn key(&mut self, tag: u32, wire_type: WireType) {
+        self.varint(u64::from(tag << 3 | wire_type as u32));
+    }
+
+    /// The length and key of a length-delimited field `tag` whose contents
+    /// are what was written since `mark` (a [`written`](Self::written)).
+    #[inline]
+    fn delimited(&mut self, tag: u32, mark: usize) {
+        self.varint((self.written() - mark) as u64);
+        self.key(tag, WireType::LengthDelimited);
+    }
+
+    /// A string or bytes field, always written (a oneof's, or a message's).
+    #[inline]
+    fn bytes_field(&mut self, tag: u32, bytes: &[u8]) {
+        self.bytes(bytes);
+        self.varint(bytes.len() as u64);
+        self.key(tag, WireType::LengthDelimited);
+    }
+
+    /// A proto3 string or bytes field: left out when empty.
+    #[inline]
+    fn optional_bytes_field(&mut self, tag: u32, bytes: &[u8]) {
+        if !bytes.is_empty() {
+            self.bytes_field(tag, bytes);
+        }
+    }
+
+    /// A proto3 varint field: left out when 0.
+    #[inline]
+    fn varint_field(&mut self, tag: u32, value: u64) {
+        if value != 0 {
+            self.varint(value);
+            self.key(tag, WireType::Varint);
+        }
+    }
+
+    /// A proto3 fixed64 field: left out when 0.
+    #[inline]
+    fn fixed64_field(&mut self, tag: u32, value: u64) {
+        if value != 0 {
+            self.bytes(&value.to_le_bytes());
+            self.key(tag, WireType::SixtyFourBit);
+        }
+    }
+
+    /// An `AnyValue` message's contents (a oneof: always written).
+    fn any_value(&mut self, value: Val<'_>) {
+        match value {
+            Val::Str(s) => self.bytes_field(1, s.as_bytes()),
+            Val::Bool(b) => {
+                self.varint(u64::from(b));
+                self.key(2, WireType::Varint);
+            }
+            Val::Int(i) => {
+                self.varint(i as u64);
+                self.key(3, WireType::Varint);
+            }
+            Val::Double(f) => {
+                self.bytes(&f.to_le_bytes());
+                self.key(4, WireType::SixtyFourBit);
+            }
+            Val::Big(u) => self.bytes_field(1, decimal(u, &mut [0; 20]).as_bytes()),
+        }
+    }
+
+    /// A `KeyValue` as field `tag` of its parent.
+    fn key_value(&mut self, tag: u32, key: &str, value: Val<'_>) {
+        let mark = self.written();
+        self.any_value(value);
+        self.delimited(2, mark);
+        self.optional_bytes_field(1, key.as_bytes());
+        self.delimited(tag, mark);
+    }
+
+    /// The `KeyValue`s `visit` yields in the order sent, as fields `tag`.
+    /// Only for what is encoded once ([`Constants`]): the attributes are
+    /// gathered first, to be written last first.
+    fn key_values<'a>(&mut self, tag: u32, visit: impl FnOnce(&mut dyn FnMut(&'a str, Val<'a>))) {
+        let mut attributes: smallvec::SmallVec<[(&str, Val<'_>); 8]> = smallvec::SmallVec::new();
+        visit(&mut |key, value| attributes.push((key, value)));
+        for (key, value) in attributes.into_iter().rev() {
+            self.key_value(tag, key, value);
+        }
     }
 }
 
@@ -388,57 +489,6 @@ fn decimal(u: u64, buf: &mut [u8; 20]) -> &str {
     std::str::from_utf8(&buf[i..]).unwrap_or_default()
 }
 
-/// Length of an `AnyValue` message (a oneof: always written).
-fn any_value_len(value: Val<'_>) -> usize {
-    match value {
-        Val::Str(s) => delimited_len(1, s.len()),
-        Val::Bool(_) => key_len(2) + 1,
-        Val::Int(i) => key_len(3) + encoded_len_varint(i as u64),
-        Val::Double(_) => key_len(4) + 8,
-        Val::Big(u) => delimited_len(1, decimal(u, &mut [0; 20]).len()),
-    }
-}
-
-fn write_any_value(value: Val<'_>, out: &mut Vec<u8>) {
-    match value {
-        Val::Str(s) => {
-            write_delimited(1, s.len(), out);
-            out.extend_from_slice(s.as_bytes());
-        }
-        Val::Bool(b) => {
-            put_key(2, WireType::Varint, out);
-            put_varint(u64::from(b), out);
-        }
-        Val::Int(i) => {
-            put_key(3, WireType::Varint, out);
-            put_varint(i as u64, out);
-        }
-        Val::Double(f) => {
-            put_key(4, WireType::SixtyFourBit, out);
-            out.extend_from_slice(&f.to_le_bytes());
-        }
-        Val::Big(u) => {
-            let mut buf = [0; 20];
-            let s = decimal(u, &mut buf);
-            write_delimited(1, s.len(), out);
-            out.extend_from_slice(s.as_bytes());
-        }
-    }
-}
-
-/// Length of a `KeyValue` message.
-fn key_value_len(key: &str, value: Val<'_>) -> usize {
-    bytes_field_len(1, key.len()) + delimited_len(2, any_value_len(value))
-}
-
-/// Writes a `KeyValue` as field `tag` of its parent.
-fn write_key_value(tag: u32, key: &str, value: Val<'_>, out: &mut Vec<u8>) {
-    write_delimited(tag, key_value_len(key, value), out);
-    write_bytes_field(1, key.as_bytes(), out);
-    write_delimited(2, any_value_len(value), out);
-    write_any_value(value, out);
-}
-
 /// Calls `f` with each attribute of `location`, in the order sent.
 fn location_attributes<'a>(location: &'a CodeLocation, f: &mut impl FnMut(&'a str, Val<'a>)) {
     if let Some(file) = &location.file {
@@ -452,17 +502,11 @@ fn location_attributes<'a>(location: &'a CodeLocation, f: &mut impl FnMut(&'a st
     }
 }
 
+/// Calls `f` with each of `fields`, last first.
 fn fields<'a>(fields: &'a [Attribute], f: &mut impl FnMut(&'a str, Val<'a>)) {
-    for field in fields {
+    for field in fields.iter().rev() {
         f(&field.key, Val::of(&field.value));
     }
-}
-
-/// Length of the attributes (field `tag`) `visit` yields.
-fn attributes_len<'a>(tag: u32, visit: impl FnOnce(&mut dyn FnMut(&'a str, Val<'a>))) -> usize {
-    let mut len = 0;
-    visit(&mut |key, value| len += delimited_len(tag, key_value_len(key, value)));
-    len
 }
 
 /// Attributes that depend only on the callsite, encoded once per callsite
@@ -473,9 +517,9 @@ fn attributes_len<'a>(tag: u32, visit: impl FnOnce(&mut dyn FnMut(&'a str, Val<'
 #[derive(Default)]
 pub(crate) struct Constants {
     encoded: HashMap<(usize, u8), Box<[u8]>, crate::hash::BuildWordHasher>,
-    /// The encoding of what has no callsite (records of the model), made
-    /// anew each time.
-    scratch: Vec<u8>,
+    /// Where they are encoded: for what has no callsite (records of the
+    /// model), anew each time.
+    scratch: Backward,
 }
 
 const SPAN: u8 = 0;
@@ -491,27 +535,27 @@ impl Constants {
         &mut self,
         callsite: Option<&'static Metadata<'static>>,
         kind: u8,
-        encode: impl FnOnce(&mut Vec<u8>),
+        encode: impl FnOnce(&mut Backward),
     ) -> &[u8] {
+        let scratch = &mut self.scratch;
+        let encoded = || {
+            scratch.clear();
+            encode(scratch);
+            scratch.as_slice()
+        };
         let Some(meta) = callsite else {
-            self.scratch.clear();
-            encode(&mut self.scratch);
-            return &self.scratch;
+            return encoded();
         };
         let key = (std::ptr::from_ref(meta) as usize, kind);
         if self.encoded.len() >= Self::MAX_CALLSITES && !self.encoded.contains_key(&key) {
             self.encoded.clear();
         }
-        self.encoded.entry(key).or_insert_with(|| {
-            let mut bytes = Vec::new();
-            encode(&mut bytes);
-            bytes.into_boxed_slice()
-        })
+        self.encoded.entry(key).or_insert_with(|| encoded().into())
     }
 
     fn span<S: WireSpan>(&mut self, span: &S) -> &[u8] {
         self.get(span.callsite(), SPAN, |out| {
-            span.constant_attributes(&mut |k, v| write_key_value(9, k, v, out));
+            out.key_values(9, |f| span.constant_attributes(&mut |k, v| f(k, v)));
         })
     }
 
@@ -522,29 +566,26 @@ impl Constants {
             EVENT
         };
         self.get(event.callsite(), kind, |out| {
-            event.constant_attributes(span_target, &mut |k, v| write_key_value(3, k, v, out));
+            out.key_values(3, |f| {
+                event.constant_attributes(span_target, &mut |k, v| f(k, v));
+            });
         })
     }
 }
 
-fn event_len<E: WireEvent>(event: &E, span_target: &str, constants: &mut Constants) -> usize {
-    fixed64_field_len(1, event.time_ns())
-        + bytes_field_len(2, event.message().len())
-        + constants.event(event, span_target).len()
-        + attributes_len(3, |f| event.field_attributes(&mut |k, v| f(k, v)))
-}
-
+/// An `Event` as field 11 of its span.
 fn write_event<E: WireEvent>(
     event: &E,
     span_target: &str,
     constants: &mut Constants,
-    out: &mut Vec<u8>,
+    out: &mut Backward,
 ) {
-    write_delimited(11, event_len(event, span_target, constants), out);
-    write_fixed64_field(1, event.time_ns(), out);
-    write_bytes_field(2, event.message().as_bytes(), out);
-    out.extend_from_slice(constants.event(event, span_target));
-    event.field_attributes(&mut |k, v| write_key_value(3, k, v, out));
+    let mark = out.written();
+    event.field_attributes(&mut |k, v| out.key_value(3, k, v));
+    out.bytes(constants.event(event, span_target));
+    out.optional_bytes_field(2, event.message().as_bytes());
+    out.fixed64_field(1, event.time_ns());
+    out.delimited(11, mark);
 }
 
 /// The status message sent: OTLP keeps one for status Error only.
@@ -563,98 +604,64 @@ fn status_code(status: Status) -> u64 {
     }
 }
 
-fn status_len<S: WireSpan>(span: &S) -> usize {
-    bytes_field_len(2, status_message(span).len()) + varint_field_len(3, status_code(span.status()))
-}
-
 fn span_flags<S: WireSpan>(span: &S) -> u32 {
     SAMPLED | HAS_IS_REMOTE | if span.remote_parent() { IS_REMOTE } else { 0 }
 }
 
-/// Length of a `Span` message.
-fn span_len<S: WireSpan>(span: &S, constants: &mut Constants) -> usize {
+/// A `Span` as field 2 of its `ScopeSpans`, last field first.
+fn write_span<S: WireSpan>(span: &S, constants: &mut Constants, out: &mut Backward) {
+    let mark = out.written();
+    out.bytes(&span_flags(span).to_le_bytes());
+    out.key(16, WireType::ThirtyTwoBit);
+    let status = out.written();
+    out.varint_field(3, status_code(span.status()));
+    out.optional_bytes_field(2, status_message(span).as_bytes());
+    out.delimited(15, status);
+    out.varint_field(12, u64::from(span.dropped_events()));
     let target = span.target();
-    delimited_len(1, 16)
-        + delimited_len(2, 8)
-        + span.parent_span_id().map_or(0, |_| delimited_len(4, 8))
-        + bytes_field_len(5, span.name().len())
-        + varint_field_len(6, span_kind(span.kind()) as u64)
-        + fixed64_field_len(7, span.start_ns())
-        + fixed64_field_len(8, span.end_ns())
-        + attributes_len(9, |f| span.field_attributes(&mut |k, v| f(k, v)))
-        + constants.span(span).len()
-        + span
-            .events()
-            .iter()
-            .map(|e| delimited_len(11, event_len(e, target, constants)))
-            .sum::<usize>()
-        + varint_field_len(12, u64::from(span.dropped_events()))
-        + delimited_len(15, status_len(span))
-        + key_len(16)
-        + 4
-}
-
-fn write_span<S: WireSpan>(span: &S, len: usize, constants: &mut Constants, out: &mut Vec<u8>) {
-    write_delimited(2, len, out);
-    write_bytes_field(1, &span.trace_id().0.to_be_bytes(), out);
-    write_bytes_field(2, &span.span_id().0.to_be_bytes(), out);
-    if let Some(parent) = span.parent_span_id() {
-        write_bytes_field(4, &parent.0.to_be_bytes(), out);
-    }
-    write_bytes_field(5, span.name().as_bytes(), out);
-    write_varint_field(6, span_kind(span.kind()) as u64, out);
-    write_fixed64_field(7, span.start_ns(), out);
-    write_fixed64_field(8, span.end_ns(), out);
-    span.field_attributes(&mut |k, v| write_key_value(9, k, v, out));
-    out.extend_from_slice(constants.span(span));
-    let target = span.target();
-    for event in span.events() {
+    for event in span.events().iter().rev() {
         write_event(event, target, constants, out);
     }
-    write_varint_field(12, u64::from(span.dropped_events()), out);
-    write_delimited(15, status_len(span), out);
-    write_bytes_field(2, status_message(span).as_bytes(), out);
-    write_varint_field(3, status_code(span.status()), out);
-    put_key(16, WireType::ThirtyTwoBit, out);
-    out.extend_from_slice(&span_flags(span).to_le_bytes());
+    out.bytes(constants.span(span));
+    span.field_attributes(&mut |k, v| out.key_value(9, k, v));
+    out.fixed64_field(8, span.end_ns());
+    out.fixed64_field(7, span.start_ns());
+    out.varint_field(6, span_kind(span.kind()) as u64);
+    out.optional_bytes_field(5, span.name().as_bytes());
+    if let Some(parent) = span.parent_span_id() {
+        out.bytes_field(4, &parent.0.to_be_bytes());
+    }
+    out.bytes_field(2, &span.span_id().0.to_be_bytes());
+    out.bytes_field(1, &span.trace_id().0.to_be_bytes());
+    out.delimited(2, mark);
 }
 
 /// Encodes one `ExportTraceServiceRequest` holding `spans` into `out`
 /// (cleared first): `resource` and `scope` are the encoded `Resource` and
 /// `InstrumentationScope` messages. `scratch` is kept by the caller from
-/// batch to batch, so that its allocations and the callsites' encoded
-/// constants are reused.
+/// batch to batch, so that the callsites' encoded constants are reused.
 pub(crate) fn traces_request<'s, S: WireSpan + 's>(
     resource: &[u8],
     scope: &[u8],
-    spans: impl Iterator<Item = &'s S> + Clone,
+    spans: impl DoubleEndedIterator<Item = &'s S>,
     scratch: &mut Scratch,
-    out: &mut Vec<u8>,
+    out: &mut Backward,
 ) {
     out.clear();
-    let Scratch { lens, constants } = scratch;
-    lens.clear();
-    lens.extend(spans.clone().map(|span| span_len(span, constants)));
-    let spans_len: usize = lens.iter().map(|&len| delimited_len(2, len)).sum();
-    let scope_spans_len = delimited_len(1, scope.len()) + spans_len;
-    let resource_spans_len = delimited_len(1, resource.len()) + delimited_len(2, scope_spans_len);
-    out.reserve(delimited_len(1, resource_spans_len));
-    write_delimited(1, resource_spans_len, out);
-    write_delimited(1, resource.len(), out);
-    out.extend_from_slice(resource);
-    write_delimited(2, scope_spans_len, out);
-    write_delimited(1, scope.len(), out);
-    out.extend_from_slice(scope);
-    for (span, &len) in spans.zip(lens.iter()) {
-        write_span(span, len, constants, out);
+    // One `ResourceSpans` holding one `ScopeSpans`, written from the last
+    // span back.
+    for span in spans.rev() {
+        write_span(span, &mut scratch.constants, out);
     }
+    out.bytes_field(1, scope);
+    out.delimited(2, 0);
+    out.bytes_field(1, resource);
+    out.delimited(1, 0);
 }
 
 /// What the span encoder keeps from batch to batch.
 #[derive(Default)]
 pub(crate) struct Scratch {
-    /// The length of each span of the batch.
-    lens: Vec<usize>,
     constants: Constants,
 }
 
@@ -706,8 +713,14 @@ mod tests {
         let otlp_resource = encode::resource(&resource);
         let scope = encode::scope();
         let (resource_bytes, scope_bytes) = (otlp_resource.encode_to_vec(), scope.encode_to_vec());
-        let (mut lens, mut out) = (Scratch::default(), Vec::new());
-        for batch in [spans(), spans()[..1].to_vec(), Vec::new()] {
+        let (mut lens, mut out) = (Scratch::default(), Backward::default());
+        // The last batch outgrows the buffer's first room while it is written.
+        for batch in [
+            spans(),
+            spans()[..1].to_vec(),
+            Vec::new(),
+            std::iter::repeat_n(spans(), 40).flatten().collect(),
+        ] {
             let expected = encode::traces_request(
                 otlp_resource.clone(),
                 scope.clone(),
@@ -721,7 +734,7 @@ mod tests {
                 &mut lens,
                 &mut out,
             );
-            assert_eq!(out, expected, "{} spans", batch.len());
+            assert_eq!(out.as_slice(), expected, "{} spans", batch.len());
         }
     }
 
@@ -805,7 +818,7 @@ mod tests {
             .map(|span| crate::export::span_record(&span.data, span.end_ns, "payment"))
             .collect();
         let (mut lens, mut from_captured, mut from_records) =
-            (Scratch::default(), Vec::new(), Vec::new());
+            (Scratch::default(), Backward::default(), Backward::default());
         traces_request(
             &resource_bytes,
             &scope_bytes,
@@ -820,12 +833,13 @@ mod tests {
             &mut lens,
             &mut from_records,
         );
-        assert!(from_captured.len() > 300, "{} bytes", from_captured.len());
-        assert_eq!(from_captured, from_records);
+        let len = from_captured.as_slice().len();
+        assert!(len > 300, "{len} bytes");
+        assert_eq!(from_captured.as_slice(), from_records.as_slice());
 
         // Again, and in another order, with every callsite's constants
         // already encoded: the same bytes as the records give.
-        let mut again = Vec::new();
+        let mut again = Backward::default();
         for order in [[0, 1, 2], [2, 1, 0]] {
             traces_request(
                 &resource_bytes,
@@ -841,7 +855,7 @@ mod tests {
                 &mut lens,
                 &mut from_records,
             );
-            assert_eq!(again, from_records, "{order:?}");
+            assert_eq!(again.as_slice(), from_records.as_slice(), "{order:?}");
         }
         assert_eq!(
             lens.constants.encoded.len(),
@@ -863,10 +877,13 @@ mod tests {
             u64::from(u32::MAX),
             u64::MAX,
         ] {
-            let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-            put_varint(value, &mut ours);
+            let (mut ours, mut theirs) = (Backward::default(), Vec::new());
+            // Written before what is there already.
+            ours.bytes(b"after");
+            ours.varint(value);
             prost::encoding::encode_varint(value, &mut theirs);
-            assert_eq!(ours, theirs, "{value}");
+            theirs.extend_from_slice(b"after");
+            assert_eq!(ours.as_slice(), theirs, "{value}");
         }
     }
 
