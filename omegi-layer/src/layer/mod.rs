@@ -249,12 +249,24 @@ where
         if !self.active {
             return;
         }
-        let Some(span) = ctx.span(id) else {
-            return;
+        // The parent is found as the registry finds it, and its data in the
+        // layer's own table: no lookup of the new span or of its parent in
+        // the registry. (A span filtered out for this layer never reaches
+        // this callback.)
+        let parent = if attrs.is_root() {
+            None
+        } else if attrs.is_contextual() {
+            ctx.current_span().id().cloned()
+        } else {
+            attrs.parent().cloned()
         };
-        let inherited = span.parent().and_then(|parent| {
-            self.spans.with(&parent.id(), |p| {
-                (p.trace_id, p.span_id, p.local_trace.clone())
+        let inherit = |p: &mut SpanData| (p.trace_id, p.span_id, p.local_trace.clone());
+        let inherited = parent.and_then(|parent| {
+            self.spans.with(&parent, inherit).or_else(|| {
+                // A parent this layer does not record (filtered out): its
+                // nearest ancestor that it does, as the registry tells.
+                let ancestor = ctx.span(id)?.parent()?;
+                self.spans.with(&ancestor.id(), inherit)
             })
         });
         let (trace_id, parent, local_trace) = match inherited {
@@ -298,7 +310,15 @@ where
             return;
         }
         let meta = event.metadata();
-        let span = ctx.event_span(event);
+        // The event's span as the registry finds it, without looking it up
+        // there (see `on_new_span`).
+        let span = if event.is_root() {
+            None
+        } else if event.is_contextual() {
+            ctx.current_span().id().cloned()
+        } else {
+            event.parent().cloned()
+        };
         let mut visitor = EventVisitor::new(&self.limits.text);
         event.record(&mut visitor);
         let is_error =
@@ -323,7 +343,12 @@ where
                 std::mem::take(&mut visitor.message),
                 std::mem::take(&mut visitor.fields),
             );
-            self.spans.with(&span.id(), |data| {
+            // Runs once at most: where the span is found.
+            let mut raw = Some(raw);
+            let mut attach = |data: &mut SpanData| {
+                let Some(raw) = raw.take() else {
+                    return;
+                };
                 data.local_trace.push_breadcrumb(
                     raw.clone(),
                     self.limits.breadcrumbs,
@@ -340,7 +365,14 @@ where
                         data.status_message = Some(error.message.clone());
                     }
                 }
-            });
+            };
+            if self.spans.with(&span, &mut attach).is_none() {
+                // A span this layer does not record (filtered out): the
+                // nearest one that it does, as the registry tells.
+                if let Some(span) = ctx.event_span(event) {
+                    self.spans.with(&span.id(), &mut attach);
+                }
+            }
         }
 
         if let Some(error) = error {
@@ -444,7 +476,7 @@ mod tests {
     use std::fmt;
     use std::time::Duration;
 
-    use omegi_core::Value;
+    use omegi_core::{SpanRecord, Value};
     use tracing_subscriber::prelude::*;
 
     use super::*;
@@ -484,5 +516,50 @@ mod tests {
         assert_eq!(outer.attribute("later"), Some(&Value::from("logged")));
         assert_eq!(outer.events.len(), 1);
         assert_eq!(outer.events[0].message, "formatting");
+    }
+    #[test]
+    fn a_span_filtered_out_for_the_layer_is_skipped_by_its_children_and_events() {
+        use tracing_subscriber::filter::filter_fn;
+        let sink = crate::MemorySink::new();
+        let (layer, guard) = crate::layer("svc").with_sink(sink.clone()).build();
+        let layer = layer.with_filter(filter_fn(|meta| meta.name() != "hidden"));
+        // Another layer records every span, so `hidden` exists, filtered out
+        // for Omegi's layer only.
+        let subscriber = tracing_subscriber::registry()
+            .with(layer)
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::sink));
+        tracing::subscriber::with_default(subscriber, || {
+            let outer = tracing::info_span!("outer");
+            let _outer = outer.enter();
+            let hidden = tracing::info_span!("hidden");
+            let _hidden = hidden.enter();
+            tracing::info!("in hidden");
+            let inner = tracing::info_span!("inner");
+            let _inner = inner.enter();
+            tracing::info!("in inner");
+            // An explicit parent that the layer does not record.
+            let explicit = tracing::info_span!(parent: &hidden, "explicit");
+            drop(explicit);
+        });
+        assert!(guard.flush(Duration::from_secs(5)));
+        let spans = sink.spans();
+        let by_name = |name: &str| {
+            spans
+                .iter()
+                .find(|s| s.name == name)
+                .unwrap_or_else(|| panic!("{name} recorded"))
+        };
+        assert!(spans.iter().all(|s| s.name != "hidden"));
+        let outer = by_name("outer");
+        for child in ["inner", "explicit"] {
+            let child = by_name(child);
+            assert_eq!(child.trace_id, outer.trace_id, "{}", child.name);
+            assert_eq!(child.parent_span_id, Some(outer.span_id), "{}", child.name);
+        }
+        let messages = |span: &SpanRecord| -> Vec<String> {
+            span.events.iter().map(|e| e.message.clone()).collect()
+        };
+        assert_eq!(messages(outer), ["in hidden"]);
+        assert_eq!(messages(by_name("inner")), ["in inner"]);
     }
 }
