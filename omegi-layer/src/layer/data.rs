@@ -6,6 +6,7 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::mem::size_of;
 use std::sync::{Arc, Mutex, PoisonError};
+#[cfg(not(unix))]
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use compact_str::CompactString;
@@ -17,6 +18,30 @@ use tracing_core::Metadata;
 use crate::limits::TextLimits;
 
 /// Nanoseconds since the Unix epoch (0 before it).
+///
+/// Read on every span's start and end and every event: `clock_gettime`
+/// directly, since `SystemTime::now` and `duration_since` cost more than
+/// the clock read itself (normalising and checking the two `timespec`s).
+#[cfg(unix)]
+#[inline]
+pub(crate) fn now_ns() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a `timespec` the call may write, and
+    // `CLOCK_REALTIME` is a clock every Unix has; on failure it is left
+    // at 0, read as the epoch.
+    #[allow(unsafe_code)]
+    let failed = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut now) } != 0;
+    match (u64::try_from(now.tv_sec), u64::try_from(now.tv_nsec)) {
+        (Ok(secs), Ok(nanos)) if !failed => secs.saturating_mul(1_000_000_000) + nanos,
+        _ => 0,
+    }
+}
+
+/// Nanoseconds since the Unix epoch (0 before it).
+#[cfg(not(unix))]
 pub(crate) fn now_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -589,5 +614,22 @@ impl Visit for EventVisitor<'_> {
         } else {
             self.put(field.name(), FieldValue::Str(text));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    #[test]
+    fn the_clock_reads_the_wall_clock_in_nanoseconds() {
+        let system = |t: SystemTime| t.duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64;
+        let before = system(SystemTime::now());
+        let now = super::now_ns();
+        let after = system(SystemTime::now());
+        assert!(
+            before <= now && now <= after,
+            "{before} <= {now} <= {after}"
+        );
     }
 }
