@@ -362,11 +362,15 @@ impl Backward {
     }
 
     /// A protobuf varint, as `prost::encoding::encode_varint` writes it.
-    /// Most (keys, lengths, small numbers) take one byte.
+    /// Most (keys, lengths, small numbers) take one or two bytes.
     #[inline(always)]
     fn varint(&mut self, value: u64) {
         if value < 0x80 {
             self.byte(value as u8);
+        } else if value < 0x4000 {
+            let room = self.room(2);
+            room[0] = (value as u8) | 0x80;
+            room[1] = (value >> 7) as u8;
         } else {
             self.long_varint(value);
         }
@@ -391,20 +395,42 @@ impl Backward {
         self.varint(u64::from(tag << 3 | wire_type as u32));
     }
 
+    /// The key and length of a length-delimited field `tag` holding `len`
+    /// bytes: one reservation of two bytes when both fit in one each (the
+    /// tags below 16 and all but the largest lengths).
+    #[inline(always)]
+    fn key_and_len(&mut self, tag: u32, len: usize) {
+        if tag < 16 && len < 0x80 {
+            let room = self.room(2);
+            room[0] = (tag << 3 | WireType::LengthDelimited as u32) as u8;
+            room[1] = len as u8;
+        } else {
+            self.varint(len as u64);
+            self.key(tag, WireType::LengthDelimited);
+        }
+    }
+
     /// The length and key of a length-delimited field `tag` whose contents
     /// are what was written since `mark` (a [`written`](Self::written)).
     #[inline]
     fn delimited(&mut self, tag: u32, mark: usize) {
-        self.varint((self.written() - mark) as u64);
-        self.key(tag, WireType::LengthDelimited);
+        self.key_and_len(tag, self.written() - mark);
     }
 
     /// A string or bytes field, always written (a oneof's, or a message's).
     #[inline]
     fn bytes_field(&mut self, tag: u32, bytes: &[u8]) {
-        self.bytes(bytes);
-        self.varint(bytes.len() as u64);
-        self.key(tag, WireType::LengthDelimited);
+        let len = bytes.len();
+        if tag < 16 && len < 0x80 {
+            // Key, length and bytes in one reservation.
+            let room = self.room(len + 2);
+            room[0] = (tag << 3 | WireType::LengthDelimited as u32) as u8;
+            room[1] = len as u8;
+            room[2..].copy_from_slice(bytes);
+        } else {
+            self.bytes(bytes);
+            self.key_and_len(tag, len);
+        }
     }
 
     /// A proto3 string or bytes field: left out when empty.
@@ -428,8 +454,14 @@ impl Backward {
     #[inline]
     fn fixed64_field(&mut self, tag: u32, value: u64) {
         if value != 0 {
-            self.bytes(&value.to_le_bytes());
-            self.key(tag, WireType::SixtyFourBit);
+            if tag < 16 {
+                let room = self.room(9);
+                room[0] = (tag << 3 | WireType::SixtyFourBit as u32) as u8;
+                room[1..].copy_from_slice(&value.to_le_bytes());
+            } else {
+                self.bytes(&value.to_le_bytes());
+                self.key(tag, WireType::SixtyFourBit);
+            }
         }
     }
 
