@@ -253,13 +253,7 @@ where
         // layer's own table: no lookup of the new span or of its parent in
         // the registry. (A span filtered out for this layer never reaches
         // this callback.)
-        let parent = if attrs.is_root() {
-            None
-        } else if attrs.is_contextual() {
-            ctx.current_span().id().cloned()
-        } else {
-            attrs.parent().cloned()
-        };
+        let parent = parent_id(&ctx, attrs.is_root(), attrs.is_contextual(), attrs.parent());
         let inherit = |p: &mut SpanData| (p.trace_id, p.span_id, p.local_trace.clone());
         let inherited = parent.and_then(|parent| {
             self.spans.with(&parent, inherit).or_else(|| {
@@ -312,13 +306,7 @@ where
         let meta = event.metadata();
         // The event's span as the registry finds it, without looking it up
         // there (see `on_new_span`).
-        let span = if event.is_root() {
-            None
-        } else if event.is_contextual() {
-            ctx.current_span().id().cloned()
-        } else {
-            event.parent().cloned()
-        };
+        let span = parent_id(&ctx, event.is_root(), event.is_contextual(), event.parent());
         let mut visitor = EventVisitor::new(&self.limits.text);
         event.record(&mut visitor);
         let is_error =
@@ -415,6 +403,24 @@ where
         } else {
             None
         }
+    }
+}
+
+/// The span a new span or an event belongs to, as the registry finds it:
+/// none for a root, the current span for a contextual one, else the
+/// explicit parent.
+fn parent_id<S: Subscriber>(
+    ctx: &Context<'_, S>,
+    root: bool,
+    contextual: bool,
+    explicit: Option<&Id>,
+) -> Option<Id> {
+    if root {
+        None
+    } else if contextual {
+        ctx.current_span().id().cloned()
+    } else {
+        explicit.cloned()
     }
 }
 
