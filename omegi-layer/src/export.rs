@@ -488,11 +488,8 @@ impl Exporter {
 
     fn add(&mut self, item: Item) {
         let captured = match item {
-            Item::Span(span) => {
-                // The record's share of the span's charge (see `Item::charge`).
-                self.batch_bytes += span.data.charged_bytes;
-                Captured::Span(span)
-            }
+            // The span's data is not read here (see `warm`).
+            Item::Span(span) => Captured::Span(span),
             Item::Error { mut record, bytes } => {
                 if record.service.is_empty() {
                     record.service.clone_from(&self.resource.service);
@@ -509,7 +506,8 @@ impl Exporter {
             return;
         }
         let n = self.batch.len() as u64;
-        warm(&self.batch.items);
+        // The records' share of the spans' charge (see `Item::charge`).
+        self.batch_bytes += warm(&self.batch.items);
         let counters = &self.shared.counters;
         counters.batches.fetch_add(1, Ordering::Relaxed);
         match self.sink.export_captured(&mut self.batch, &self.resource) {
@@ -533,17 +531,21 @@ impl Exporter {
 }
 
 /// Reads a little of each span's data, in a loop of loads that do not
-/// wait on each other, before the sink reads all of it. The data was written
-/// on the application's threads, so it is in another core's cache or in
-/// memory: read here, the misses overlap, instead of stalling the sink once
-/// per span.
+/// wait on each other, before the sink reads all of it, and returns what
+/// the spans are charged. The data was written on the application's
+/// threads, so it is in another core's cache or in memory: read here, the
+/// misses overlap, instead of stalling the sink once per span. (Read while
+/// the queue is drained, each miss would wait alone: every pop is an atomic
+/// read-modify-write, which later loads do not pass.)
 #[inline(never)]
-fn warm(items: &[Captured]) {
+fn warm(items: &[Captured]) -> usize {
     let mut seen = 0u64;
+    let mut charged = 0;
     for item in items {
         if let Captured::Span(span) = item {
             let data = &*span.data;
-            seen ^= data.start_ns ^ u64::from(data.dropped_events) ^ data.charged_bytes as u64;
+            charged += data.charged_bytes;
+            seen ^= data.start_ns ^ u64::from(data.dropped_events);
             // Fields past those kept inline, and events, live in boxes of
             // their own.
             for (key, _) in data.attributes.iter().step_by(2) {
@@ -555,6 +557,7 @@ fn warm(items: &[Captured]) {
         }
     }
     std::hint::black_box(seen);
+    charged
 }
 
 pub(crate) fn level(meta: &Metadata<'_>) -> Level {
