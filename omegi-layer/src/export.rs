@@ -333,12 +333,54 @@ impl Queue {
 
     /// A box of span data that the exporter has finished with, to be
     /// overwritten for a new span; what it held leaves the byte budget.
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn recycled(&self) -> Option<Box<SpanData>> {
+        self.returned().map(|data| self.reuse(data))
+    }
+
+    /// A box of span data that the exporter has finished with, not read
+    /// yet: its memory is asked for now (see [`prefetch`]), so that other
+    /// work can run while it arrives; [`Queue::reuse`] before it is
+    /// overwritten.
+    #[inline]
+    pub(crate) fn returned(&self) -> Option<Box<SpanData>> {
         let data = self.shared.returned.pop()?;
-        self.counters.release(data.charged_bytes);
+        prefetch(&data);
         Some(data)
     }
+
+    /// Takes what returned `data` held out of the byte budget, to be
+    /// overwritten for a new span.
+    #[inline]
+    pub(crate) fn reuse(&self, data: Box<SpanData>) -> Box<SpanData> {
+        self.counters.release(data.charged_bytes);
+        data
+    }
+}
+
+/// Asks for the memory of `data` ahead of its first read. The exporter
+/// read it last, on another core; read at once, every line would be a
+/// cache miss that the next atomic operation (the byte budget, a lock)
+/// waits for, since those wait for every earlier load. A prefetch is not
+/// waited for.
+#[inline]
+fn prefetch(data: &SpanData) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let start = std::ptr::from_ref(data).cast::<i8>();
+        for offset in (0..size_of::<SpanData>()).step_by(64) {
+            // SAFETY: a prefetch is a hint: it changes nothing the program
+            // can see and never faults, whatever the address; SSE, which it
+            // needs, is part of every x86_64 processor.
+            #[allow(unsafe_code)]
+            unsafe {
+                _mm_prefetch::<_MM_HINT_T0>(start.wrapping_add(offset));
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = data;
 }
 
 /// Settings of the exporter thread.

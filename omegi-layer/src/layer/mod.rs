@@ -249,6 +249,8 @@ where
         if !self.active {
             return;
         }
+        // Asked for first: its memory arrives while the parent is found.
+        let returned = self.queue.returned();
         // The parent is found as the registry finds it, and its data in the
         // layer's own table: no lookup of the new span or of its parent in
         // the registry. (A span filtered out for this layer never reaches
@@ -268,7 +270,7 @@ where
             None => (new_trace_id(), None, Arc::new(LocalTrace::default())),
         };
         let mut data = SpanData::start(
-            self.queue.recycled(),
+            returned.map(|data| self.queue.reuse(data)),
             attrs.metadata(),
             trace_id,
             parent,
