@@ -93,7 +93,8 @@
 //! | `tower` | on | [`propagation::ServerTraceLayer`]: trace context from incoming requests, server spans |
 //! | `store` | off | `sink::StoreSink`: embedded mode, records written into an omegi-store database |
 #![warn(missing_docs)]
-// The one `unsafe` item is `Layer::downcast_raw` (layer/mod.rs), allowed there alone.
+// `unsafe` is allowed in three places alone: `Layer::downcast_raw` (layer/mod.rs), the
+// clock read (`now_ns`, layer/data.rs) and the prefetch of returned span data (export.rs).
 #![deny(unsafe_code)]
 
 mod builder;
