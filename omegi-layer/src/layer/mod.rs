@@ -525,6 +525,7 @@ mod tests {
         assert_eq!(outer.events.len(), 1);
         assert_eq!(outer.events[0].message, "formatting");
     }
+
     #[test]
     fn a_span_filtered_out_for_the_layer_is_skipped_by_its_children_and_events() {
         use tracing_subscriber::filter::filter_fn;

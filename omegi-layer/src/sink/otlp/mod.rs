@@ -145,7 +145,7 @@ pub struct OtlpSink {
     /// Reused for the spans' requests over HTTP.
     traces_buffer: wire::Backward,
     /// What the span encoder keeps from batch to batch.
-    scratch: wire::Scratch,
+    constants: wire::Constants,
 }
 
 enum Transport {
@@ -305,7 +305,7 @@ impl OtlpSinkBuilder {
             resource: None,
             buffer: Vec::new(),
             traces_buffer: wire::Backward::default(),
-            scratch: wire::Scratch::default(),
+            constants: wire::Constants::default(),
         })
     }
 
@@ -531,7 +531,7 @@ impl OtlpSink {
                     resource,
                     &self.scope_bytes,
                     spans.iter(),
-                    &mut self.scratch,
+                    &mut self.constants,
                     &mut self.traces_buffer,
                 );
                 drop(spans);
@@ -594,7 +594,7 @@ impl Sink for OtlpSink {
                 resource,
                 &self.scope_bytes,
                 batch.spans(),
-                &mut self.scratch,
+                &mut self.constants,
                 &mut self.traces_buffer,
             );
             http.post(&self.traces, self.traces_buffer.as_slice())

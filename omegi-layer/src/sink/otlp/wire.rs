@@ -1,16 +1,15 @@
 //! Spans encoded as an OTLP `ExportTraceServiceRequest` straight from the
 //! spans as captured (or from records of the model), by reference: no
 //! intermediate messages, no per-span allocation, in one pass, backward,
-//! into a buffer reused from batch to batch ([`Backward`]). The bytes are those prost writes for the messages of
-//! [`encode`](super::encode) (tests hold them equal), so either form may be
-//! sent.
+//! into a buffer reused from batch to batch ([`Backward`]). The bytes are
+//! those prost writes for the messages of [`encode`](super::encode) (tests
+//! hold them equal), so either form may be sent.
 //!
 //! The attributes that are the same for every span or event of a callsite
 //! (`omegi.target`, `omegi.level`, `level`, `code.*`) are encoded once per
 //! callsite and copied from then on ([`Constants`]).
 
 use std::collections::HashMap;
-
 use std::sync::Arc;
 
 use omegi_core::{
@@ -395,6 +394,13 @@ impl Backward {
         self.varint(u64::from(tag << 3 | wire_type as u32));
     }
 
+    /// The one byte of a key whose tag is below 16 (see [`Backward::key`]).
+    #[inline(always)]
+    fn short_key(tag: u32, wire_type: WireType) -> u8 {
+        debug_assert!(tag < 16);
+        (tag << 3 | wire_type as u32) as u8
+    }
+
     /// The key and length of a length-delimited field `tag` holding `len`
     /// bytes: one reservation of two bytes when both fit in one each (the
     /// tags below 16 and all but the largest lengths).
@@ -402,7 +408,7 @@ impl Backward {
     fn key_and_len(&mut self, tag: u32, len: usize) {
         if tag < 16 && len < 0x80 {
             let room = self.room(2);
-            room[0] = (tag << 3 | WireType::LengthDelimited as u32) as u8;
+            room[0] = Self::short_key(tag, WireType::LengthDelimited);
             room[1] = len as u8;
         } else {
             self.varint(len as u64);
@@ -424,7 +430,7 @@ impl Backward {
         if tag < 16 && len < 0x80 {
             // Key, length and bytes in one reservation.
             let room = self.room(len + 2);
-            room[0] = (tag << 3 | WireType::LengthDelimited as u32) as u8;
+            room[0] = Self::short_key(tag, WireType::LengthDelimited);
             room[1] = len as u8;
             room[2..].copy_from_slice(bytes);
         } else {
@@ -456,7 +462,7 @@ impl Backward {
         if value != 0 {
             if tag < 16 {
                 let room = self.room(9);
-                room[0] = (tag << 3 | WireType::SixtyFourBit as u32) as u8;
+                room[0] = Self::short_key(tag, WireType::SixtyFourBit);
                 room[1..].copy_from_slice(&value.to_le_bytes());
             } else {
                 self.bytes(&value.to_le_bytes());
@@ -545,7 +551,8 @@ fn fields<'a>(fields: &'a [Attribute], f: &mut impl FnMut(&'a str, Val<'a>)) {
 /// (and per kind: a span's, an event's in a span of its own target, an
 /// event's in a span of another target) and copied from then on. Kept by
 /// the exporter from batch to batch; bounded: when more callsites than
-/// [`Constants::MAX_CALLSITES`] were seen, it starts again.
+/// [`Constants::MAX_CALLSITES`] were seen, it starts again. What the span
+/// encoder keeps from batch to batch.
 #[derive(Default)]
 pub(crate) struct Constants {
     encoded: HashMap<(usize, u8), Box<[u8]>, crate::hash::BuildWordHasher>,
@@ -670,31 +677,25 @@ fn write_span<S: WireSpan>(span: &S, constants: &mut Constants, out: &mut Backwa
 
 /// Encodes one `ExportTraceServiceRequest` holding `spans` into `out`
 /// (cleared first): `resource` and `scope` are the encoded `Resource` and
-/// `InstrumentationScope` messages. `scratch` is kept by the caller from
+/// `InstrumentationScope` messages. `constants` is kept by the caller from
 /// batch to batch, so that the callsites' encoded constants are reused.
 pub(crate) fn traces_request<'s, S: WireSpan + 's>(
     resource: &[u8],
     scope: &[u8],
     spans: impl DoubleEndedIterator<Item = &'s S>,
-    scratch: &mut Scratch,
+    constants: &mut Constants,
     out: &mut Backward,
 ) {
     out.clear();
     // One `ResourceSpans` holding one `ScopeSpans`, written from the last
     // span back.
     for span in spans.rev() {
-        write_span(span, &mut scratch.constants, out);
+        write_span(span, constants, out);
     }
     out.bytes_field(1, scope);
     out.delimited(2, 0);
     out.bytes_field(1, resource);
     out.delimited(1, 0);
-}
-
-/// What the span encoder keeps from batch to batch.
-#[derive(Default)]
-pub(crate) struct Scratch {
-    constants: Constants,
 }
 
 #[cfg(test)]
@@ -745,7 +746,7 @@ mod tests {
         let otlp_resource = encode::resource(&resource);
         let scope = encode::scope();
         let (resource_bytes, scope_bytes) = (otlp_resource.encode_to_vec(), scope.encode_to_vec());
-        let (mut lens, mut out) = (Scratch::default(), Backward::default());
+        let (mut constants, mut out) = (Constants::default(), Backward::default());
         // The last batch outgrows the buffer's first room while it is written.
         for batch in [
             spans(),
@@ -763,7 +764,7 @@ mod tests {
                 &resource_bytes,
                 &scope_bytes,
                 batch.iter(),
-                &mut lens,
+                &mut constants,
                 &mut out,
             );
             assert_eq!(out.as_slice(), expected, "{} spans", batch.len());
@@ -849,20 +850,23 @@ mod tests {
             .iter()
             .map(|span| crate::export::span_record(&span.data, span.end_ns, "payment"))
             .collect();
-        let (mut lens, mut from_captured, mut from_records) =
-            (Scratch::default(), Backward::default(), Backward::default());
+        let (mut constants, mut from_captured, mut from_records) = (
+            Constants::default(),
+            Backward::default(),
+            Backward::default(),
+        );
         traces_request(
             &resource_bytes,
             &scope_bytes,
             spans.iter(),
-            &mut lens,
+            &mut constants,
             &mut from_captured,
         );
         traces_request(
             &resource_bytes,
             &scope_bytes,
             records.iter(),
-            &mut lens,
+            &mut constants,
             &mut from_records,
         );
         let len = from_captured.as_slice().len();
@@ -877,20 +881,20 @@ mod tests {
                 &resource_bytes,
                 &scope_bytes,
                 order.iter().map(|&i| &spans[i]),
-                &mut lens,
+                &mut constants,
                 &mut again,
             );
             traces_request(
                 &resource_bytes,
                 &scope_bytes,
                 order.iter().map(|&i| &records[i]),
-                &mut lens,
+                &mut constants,
                 &mut from_records,
             );
             assert_eq!(again.as_slice(), from_records.as_slice(), "{order:?}");
         }
         assert_eq!(
-            lens.constants.encoded.len(),
+            constants.encoded.len(),
             4,
             "two span callsites, two event kinds"
         );
